@@ -1,0 +1,47 @@
+//! Errors the core reports to the runtime, each with a kind that the API maps to a status.
+
+use thiserror::Error;
+
+/// How an error should be reported to whoever caused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed input or input over a limit.
+    Invalid,
+    /// Refused by policy or by line membership.
+    Forbidden,
+    /// Refers to something that does not exist here.
+    NotFound,
+    /// Conflicts with the current state.
+    Conflict,
+}
+
+/// A refused command, with a stable machine-readable code and a human message.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct CoreError {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CoreError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        CoreError { kind, code, message: message.into() }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::new(ErrorKind::Invalid, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::new(ErrorKind::Forbidden, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::new(ErrorKind::NotFound, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::new(ErrorKind::Conflict, code, message)
+    }
+}

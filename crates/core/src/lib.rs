@@ -1,0 +1,23 @@
+//! The hotline, sans-IO.
+//!
+//! This crate owns the rules: the [`roster`] and its line policy, [`line`]s, [`message`]s and
+//! their precedence, and the [`hotline::Hotline`] state machine that turns operator commands and
+//! peer envelopes into records to commit. It never opens a socket, reads the clock, sleeps or runs
+//! SQL: time and randomness come in as arguments, and what must be stored comes out as a
+//! [`hotline::WriteBatch`] for the runtime to commit before it acknowledges anything.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod hotline;
+pub mod limits;
+pub mod line;
+pub mod message;
+pub mod roster;
+
+pub use error::{CoreError, ErrorKind};
+pub use hotline::{Content, Hotline, HotlineConfig, OwnHead, Record, Refusal, WriteBatch};
+pub use limits::Limits;
+pub use line::{Line, NewLine, Scope};
+pub use message::{Class, Draft, Message, Precedence};
+pub use roster::{Community, Member, MemberCode, Roster};

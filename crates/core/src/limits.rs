@@ -1,0 +1,46 @@
+//! Every limit the core enforces, with its default, gathered in one place.
+
+/// Limits on what the core accepts from operators and peers. Units are last in the names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded envelope accepted from a peer.
+    pub envelope_bytes_max: usize,
+    /// Largest payload inside an envelope.
+    pub payload_bytes_max: usize,
+    /// Most envelopes in one federation batch.
+    pub batch_len_max: usize,
+    /// Largest message body, in bytes of UTF-8.
+    pub body_bytes_max: usize,
+    /// Most words in a FLASH or IMMEDIATE body.
+    pub urgent_body_words_max: usize,
+    /// Longest subject, in characters.
+    pub subject_chars_max: usize,
+    /// Longest caveat (classification and handling marking), in characters.
+    pub caveat_chars_max: usize,
+    /// Longest line title, in characters.
+    pub title_chars_max: usize,
+    /// Most members on a conference.
+    pub line_members_max: usize,
+    /// Most lines a node holds.
+    pub lines_max: usize,
+    /// How far ahead of the highest sequence number seen from a sender an envelope may be.
+    pub seq_ahead_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            envelope_bytes_max: 256 * 1024,
+            payload_bytes_max: 192 * 1024,
+            batch_len_max: 256,
+            body_bytes_max: 64 * 1024,
+            urgent_body_words_max: 200,
+            subject_chars_max: 200,
+            caveat_chars_max: 64,
+            title_chars_max: 200,
+            line_members_max: 64,
+            lines_max: 10_000,
+            seq_ahead_max: 1_000_000,
+        }
+    }
+}

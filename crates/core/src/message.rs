@@ -1,0 +1,203 @@
+//! Messages: precedence, class, caveat, subject and body, and the checks a draft must pass.
+
+use adi_wire::envelope::{PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY, PRIORITY_ROUTINE};
+
+use crate::error::CoreError;
+use crate::limits::Limits;
+
+/// ACP 121 precedence, most urgent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Precedence {
+    Flash,
+    Immediate,
+    Priority,
+    Routine,
+}
+
+impl Precedence {
+    pub const ALL: [Precedence; 4] =
+        [Precedence::Flash, Precedence::Immediate, Precedence::Priority, Precedence::Routine];
+
+    pub fn parse(s: &str) -> Option<Precedence> {
+        match s {
+            "FLASH" | "Z" => Some(Precedence::Flash),
+            "IMMEDIATE" | "O" => Some(Precedence::Immediate),
+            "PRIORITY" | "P" => Some(Precedence::Priority),
+            "ROUTINE" | "R" => Some(Precedence::Routine),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Precedence::Flash => "FLASH",
+            Precedence::Immediate => "IMMEDIATE",
+            Precedence::Priority => "PRIORITY",
+            Precedence::Routine => "ROUTINE",
+        }
+    }
+
+    /// The queue priority carried on the envelope.
+    pub fn priority(&self) -> u8 {
+        match self {
+            Precedence::Flash => PRIORITY_FLASH,
+            Precedence::Immediate => PRIORITY_IMMEDIATE,
+            Precedence::Priority => PRIORITY_PRIORITY,
+            Precedence::Routine => PRIORITY_ROUTINE,
+        }
+    }
+
+    /// Whether the body is limited to a number of words.
+    pub fn is_urgent(&self) -> bool {
+        matches!(self, Precedence::Flash | Precedence::Immediate)
+    }
+}
+
+/// What kind of traffic a message is; test and service traffic never looks like crisis traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    Operational,
+    Service,
+    Test,
+}
+
+impl Class {
+    pub fn parse(s: &str) -> Option<Class> {
+        match s {
+            "OPERATIONAL" => Some(Class::Operational),
+            "SERVICE" => Some(Class::Service),
+            "TEST" => Some(Class::Test),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Class::Operational => "OPERATIONAL",
+            Class::Service => "SERVICE",
+            Class::Test => "TEST",
+        }
+    }
+}
+
+/// A message as drafted by an operator, before checks.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Draft {
+    pub precedence: String,
+    pub class: Option<String>,
+    pub caveat: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub ack_required: Option<bool>,
+}
+
+/// A checked message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub precedence: Precedence,
+    pub class: Class,
+    pub caveat: String,
+    pub subject: String,
+    pub body: String,
+    pub ack_required: bool,
+}
+
+impl Message {
+    /// Checks a draft; `default_caveat` applies when the draft names none.
+    pub fn from_draft(draft: Draft, default_caveat: &str, limits: &Limits) -> Result<Message, CoreError> {
+        let precedence = Precedence::parse(&draft.precedence).ok_or_else(|| {
+            CoreError::invalid(
+                "bad_precedence",
+                format!("unknown precedence '{}', expected FLASH, IMMEDIATE, PRIORITY or ROUTINE", draft.precedence),
+            )
+        })?;
+        let class = match draft.class.as_deref() {
+            None => Class::Operational,
+            Some(c) => Class::parse(c).ok_or_else(|| {
+                CoreError::invalid("bad_class", format!("unknown class '{c}', expected OPERATIONAL, SERVICE or TEST"))
+            })?,
+        };
+        let caveat = draft.caveat.unwrap_or_else(|| default_caveat.to_string());
+        let ack_required = draft.ack_required.unwrap_or(class == Class::Operational);
+        let message = Message { precedence, class, caveat, subject: draft.subject, body: draft.body, ack_required };
+        message.check(limits)?;
+        Ok(message)
+    }
+
+    /// Checks the limits; applied to drafts and to messages arriving from peers alike.
+    pub fn check(&self, limits: &Limits) -> Result<(), CoreError> {
+        if self.caveat.trim().is_empty() || self.caveat.chars().count() > limits.caveat_chars_max {
+            return Err(CoreError::invalid(
+                "bad_caveat",
+                format!("a caveat is 1 to {} characters", limits.caveat_chars_max),
+            ));
+        }
+        if self.subject.trim().is_empty() {
+            return Err(CoreError::invalid("empty_subject", "a message needs a subject"));
+        }
+        if self.subject.chars().count() > limits.subject_chars_max {
+            return Err(CoreError::invalid(
+                "subject_too_long",
+                format!("a subject is at most {} characters", limits.subject_chars_max),
+            ));
+        }
+        if self.body.len() > limits.body_bytes_max {
+            return Err(CoreError::invalid(
+                "body_too_long",
+                format!("a body is at most {} bytes", limits.body_bytes_max),
+            ));
+        }
+        let words = self.body.split_whitespace().count();
+        if self.precedence.is_urgent() && words > limits.urgent_body_words_max {
+            return Err(CoreError::invalid(
+                "too_many_words",
+                format!(
+                    "a {} body is at most {} words; this one has {words}",
+                    self.precedence.as_str(),
+                    limits.urgent_body_words_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(precedence: &str, body: &str) -> Draft {
+        Draft { precedence: precedence.into(), subject: "s".into(), body: body.into(), ..Draft::default() }
+    }
+
+    #[test]
+    fn urgent_bodies_are_limited_to_200_words() {
+        let limits = Limits::default();
+        let words = |n: usize| vec!["word"; n].join(" ");
+        for p in ["FLASH", "IMMEDIATE"] {
+            assert!(Message::from_draft(draft(p, &words(200)), "C", &limits).is_ok());
+            let e = Message::from_draft(draft(p, &words(201)), "C", &limits).unwrap_err();
+            assert_eq!(e.code, "too_many_words");
+        }
+        for p in ["PRIORITY", "ROUTINE"] {
+            assert!(Message::from_draft(draft(p, &words(201)), "C", &limits).is_ok());
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_class() {
+        let limits = Limits::default();
+        let m = Message::from_draft(draft("Z", "x"), "UNCLASSIFIED", &limits).unwrap();
+        assert_eq!(
+            (m.precedence, m.class, m.ack_required, m.caveat.as_str()),
+            (Precedence::Flash, Class::Operational, true, "UNCLASSIFIED")
+        );
+        let mut d = draft("ROUTINE", "x");
+        d.class = Some("TEST".into());
+        let m = Message::from_draft(d, "C", &limits).unwrap();
+        assert!(!m.ack_required);
+        let mut d = draft("ROUTINE", "x");
+        d.class = Some("CRISIS".into());
+        assert_eq!(Message::from_draft(d, "C", &limits).unwrap_err().code, "bad_class");
+    }
+}

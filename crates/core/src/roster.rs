@@ -1,0 +1,327 @@
+//! The roster: who the members are, how to reach and authenticate them, and the line policy.
+//!
+//! A [`Roster`] is built only from a [`RosterFile`] that passes every check; each refusal names
+//! the field that is wrong (`members[3].signing_key`). Nothing about a particular member is known
+//! to the code: communities and policy are data.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use adi_wire::envelope::check_member_code;
+use adi_wire::files::{MemberEntry, PolicyFile, RosterFile, ScopeEntry, ROSTER_VERSION};
+use ed25519_dalek::VerifyingKey;
+
+use crate::line::Scope;
+
+/// A member code, such as an ISO 3166-1 alpha-2 country code.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberCode(String);
+
+impl MemberCode {
+    pub fn parse(s: &str) -> Result<MemberCode, String> {
+        check_member_code(s).map_err(|e| format!("'{s}': {e}"))?;
+        Ok(MemberCode(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MemberCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MemberCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The community a member belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Community {
+    Asean,
+    Plus,
+    Observer,
+}
+
+impl Community {
+    pub fn parse(s: &str) -> Option<Community> {
+        match s {
+            "ASEAN" => Some(Community::Asean),
+            "PLUS" => Some(Community::Plus),
+            "OBSERVER" => Some(Community::Observer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Community::Asean => "ASEAN",
+            Community::Plus => "PLUS",
+            Community::Observer => "OBSERVER",
+        }
+    }
+}
+
+/// One member establishment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub code: MemberCode,
+    pub name: String,
+    pub community: Community,
+    pub signing_key: VerifyingKey,
+    /// SHA-256 of the node TLS certificate's SubjectPublicKeyInfo.
+    pub tls_pin: [u8; 32],
+    /// Federation endpoints (`host:port`) in order of preference.
+    pub endpoints: Vec<String>,
+}
+
+/// A checked roster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roster {
+    name: String,
+    members: BTreeMap<MemberCode, Member>,
+    /// For each scope, the communities it admits.
+    policy: BTreeMap<Scope, Vec<Community>>,
+}
+
+/// A roster field that failed its check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for RosterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for RosterError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> RosterError {
+    RosterError { field: field.into(), message: message.into() }
+}
+
+impl Roster {
+    /// Checks a roster file and builds the roster from it.
+    pub fn from_file(file: &RosterFile) -> Result<Roster, RosterError> {
+        if file.version != ROSTER_VERSION {
+            return Err(err(
+                "version",
+                format!("unsupported roster version {}, expected {ROSTER_VERSION}", file.version),
+            ));
+        }
+        let mut policy = BTreeMap::new();
+        for (i, scope) in file.policy.scopes.iter().enumerate() {
+            let at = format!("policy.scopes[{i}]");
+            let name = Scope::parse(&scope.name).ok_or_else(|| {
+                err(format!("{at}.name"), format!("unknown scope '{}', expected ADMM or ADMM-Plus", scope.name))
+            })?;
+            let mut communities = Vec::new();
+            for (j, c) in scope.communities.iter().enumerate() {
+                let c = Community::parse(c).ok_or_else(|| {
+                    err(
+                        format!("{at}.communities[{j}]"),
+                        format!("unknown community '{c}', expected ASEAN, PLUS or OBSERVER"),
+                    )
+                })?;
+                communities.push(c);
+            }
+            if policy.insert(name, communities).is_some() {
+                return Err(err(format!("{at}.name"), format!("scope {} is listed twice", scope.name)));
+            }
+        }
+        for scope in [Scope::Admm, Scope::AdmmPlus] {
+            if !policy.contains_key(&scope) {
+                return Err(err("policy.scopes", format!("no policy for scope {}", scope.as_str())));
+            }
+        }
+        let mut members = BTreeMap::new();
+        let mut pins = std::collections::BTreeSet::new();
+        for (i, m) in file.members.iter().enumerate() {
+            let member = member_from_entry(m).map_err(|e| err(format!("members[{i}].{}", e.field), e.message))?;
+            if !pins.insert(member.tls_pin) {
+                return Err(err(format!("members[{i}].tls_pin"), "the same TLS pin is listed for two members"));
+            }
+            if members.insert(member.code.clone(), member).is_some() {
+                return Err(err(format!("members[{i}].code"), format!("member {} is listed twice", m.code)));
+            }
+        }
+        if members.is_empty() {
+            return Err(err("members", "the roster lists no members"));
+        }
+        Ok(Roster { name: file.name.clone(), members, policy })
+    }
+
+    /// The file form of this roster.
+    pub fn to_file(&self) -> RosterFile {
+        RosterFile {
+            version: ROSTER_VERSION,
+            name: self.name.clone(),
+            policy: PolicyFile {
+                scopes: self
+                    .policy
+                    .iter()
+                    .map(|(s, cs)| ScopeEntry {
+                        name: s.as_str().to_string(),
+                        communities: cs.iter().map(|c| c.as_str().to_string()).collect(),
+                    })
+                    .collect(),
+            },
+            members: self.members.values().map(member_to_entry).collect(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn member(&self, code: &MemberCode) -> Option<&Member> {
+        self.members.get(code)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// The member whose node TLS key has this pin.
+    pub fn member_by_pin(&self, pin: &[u8; 32]) -> Option<&Member> {
+        self.members.values().find(|m| &m.tls_pin == pin)
+    }
+
+    /// Whether a scope admits a member.
+    pub fn admits(&self, scope: Scope, member: &Member) -> bool {
+        self.policy.get(&scope).is_some_and(|cs| cs.contains(&member.community))
+    }
+
+    /// The communities a scope admits.
+    pub fn scope_communities(&self, scope: Scope) -> &[Community] {
+        self.policy.get(&scope).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// The default line policy: ADMM lines admit ASEAN members only; ADMM-Plus lines admit all.
+pub fn default_policy() -> PolicyFile {
+    PolicyFile {
+        scopes: vec![
+            ScopeEntry { name: "ADMM".into(), communities: vec!["ASEAN".into()] },
+            ScopeEntry {
+                name: "ADMM-Plus".into(),
+                communities: vec!["ASEAN".into(), "PLUS".into(), "OBSERVER".into()],
+            },
+        ],
+    }
+}
+
+/// Checks one member entry (a roster row or a card).
+pub fn member_from_entry(m: &MemberEntry) -> Result<Member, RosterError> {
+    let code = MemberCode::parse(&m.code).map_err(|e| err("code", e))?;
+    if m.name.trim().is_empty() || m.name.chars().count() > 200 {
+        return Err(err("name", "a name is 1 to 200 characters"));
+    }
+    let community = Community::parse(&m.community).ok_or_else(|| {
+        err("community", format!("unknown community '{}', expected ASEAN, PLUS or OBSERVER", m.community))
+    })?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&m.signing_key, &mut key).map_err(|_| err("signing_key", "expected 32 bytes in hex"))?;
+    let signing_key =
+        VerifyingKey::from_bytes(&key).map_err(|_| err("signing_key", "not a valid Ed25519 public key"))?;
+    let mut tls_pin = [0u8; 32];
+    hex::decode_to_slice(&m.tls_pin, &mut tls_pin)
+        .map_err(|_| err("tls_pin", "expected a SHA-256 hash (32 bytes) in hex"))?;
+    if m.endpoints.is_empty() {
+        return Err(err("endpoints", "at least one federation endpoint is needed"));
+    }
+    for (i, e) in m.endpoints.iter().enumerate() {
+        check_endpoint(e).map_err(|msg| err(format!("endpoints[{i}]"), msg))?;
+    }
+    Ok(Member { code, name: m.name.clone(), community, signing_key, tls_pin, endpoints: m.endpoints.clone() })
+}
+
+pub fn member_to_entry(m: &Member) -> MemberEntry {
+    MemberEntry {
+        code: m.code.to_string(),
+        name: m.name.clone(),
+        community: m.community.as_str().to_string(),
+        signing_key: hex::encode(m.signing_key.as_bytes()),
+        tls_pin: hex::encode(m.tls_pin),
+        endpoints: m.endpoints.clone(),
+    }
+}
+
+/// An endpoint is `host:port` with a port from 1 to 65535.
+fn check_endpoint(e: &str) -> Result<(), String> {
+    let (host, port) = e.rsplit_once(':').ok_or_else(|| format!("'{e}' is not host:port"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("'{e}' has no valid host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("'{e}' has no valid port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(code: &str, community: &str, seed: u8) -> MemberEntry {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        MemberEntry {
+            code: code.into(),
+            name: format!("Member {code}"),
+            community: community.into(),
+            signing_key: hex::encode(key.verifying_key().as_bytes()),
+            tls_pin: hex::encode([seed; 32]),
+            endpoints: vec![format!("127.0.0.1:{}", 7000 + seed as u16)],
+        }
+    }
+
+    fn file(members: Vec<MemberEntry>) -> RosterFile {
+        RosterFile { version: 1, name: "test".into(), policy: default_policy(), members }
+    }
+
+    /// Each bad roster is refused with the field that is wrong.
+    #[test]
+    fn bad_rosters_name_the_field() {
+        let check = |f: RosterFile, field: &str| {
+            let e = Roster::from_file(&f).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        };
+        let mut bad_key = entry("PH", "ASEAN", 1);
+        bad_key.signing_key = "zz".into();
+        check(file(vec![entry("CN", "PLUS", 2), bad_key]), "members[1].signing_key");
+        check(file(vec![entry("PH", "ASEAN", 1), entry("PH", "ASEAN", 2)]), "members[1].code");
+        check(file(vec![entry("PH", "ASEAN", 1), entry("CN", "ASEAN", 1)]), "members[1].tls_pin");
+        check(file(vec![entry("PH", "NATO", 1)]), "members[0].community");
+        check(file(vec![entry("p h", "ASEAN", 1)]), "members[0].code");
+        let mut no_port = entry("PH", "ASEAN", 1);
+        no_port.endpoints = vec!["127.0.0.1".into()];
+        check(file(vec![no_port]), "members[0].endpoints[0]");
+        let mut f = file(vec![entry("PH", "ASEAN", 1)]);
+        f.policy.scopes[0].name = "NATO".into();
+        check(f, "policy.scopes[0].name");
+        let mut f = file(vec![entry("PH", "ASEAN", 1)]);
+        f.version = 9;
+        check(f, "version");
+    }
+
+    #[test]
+    fn policy_is_data() {
+        let f = file(vec![entry("PH", "ASEAN", 1), entry("CN", "PLUS", 2), entry("TL", "OBSERVER", 3)]);
+        let r = Roster::from_file(&f).unwrap();
+        let m = |c: &str| r.member(&MemberCode::parse(c).unwrap()).unwrap().clone();
+        assert!(r.admits(Scope::Admm, &m("PH")));
+        assert!(!r.admits(Scope::Admm, &m("CN")));
+        assert!(!r.admits(Scope::Admm, &m("TL")));
+        assert!(r.admits(Scope::AdmmPlus, &m("CN")));
+        assert!(r.admits(Scope::AdmmPlus, &m("TL")));
+        assert_eq!(Roster::from_file(&r.to_file()).unwrap(), r);
+    }
+}

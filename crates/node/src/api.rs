@@ -1,0 +1,543 @@
+//! The operator API: JSON over HTTP with a bearer token per operator.
+//!
+//! Every error leaves as `{"error": code, "message": text}` with the status of its kind
+//! ([`ApiError`]); internals are logged, never sent. The OpenAPI document at
+//! `/api/v1/openapi.json` is generated from the handlers and types below.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use adi_core::{CoreError, Draft, ErrorKind, Line, NewLine, WriteBatch};
+use adi_store::{MessageQuery, MessageRow, Operator, RecipientRow, StoreError};
+use adi_wire::{EnvelopeHash, LineId};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::node::{now_ms, NodeState};
+
+/// An error as the API reports it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, such as `too_many_words`.
+    pub error: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            "the node cannot commit writes; it must be restarted",
+        )
+    }
+
+    pub fn from_body_rejection(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is over the size limit")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
+        }
+    }
+
+    fn internal(e: StoreError) -> Self {
+        tracing::error!(error = %e, "request failed on storage");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node could not complete the request")
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let status = match e.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+        };
+        ApiError { status, code: e.code, message: e.message }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: self.code.to_string(), message: self.message };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose refusals are [`ApiError`]s: 413 over the size limit, 400 when malformed.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(ApiError::from_body_rejection)?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
+    }
+}
+
+/// The operator behind a request's bearer token.
+pub struct Auth(pub Operator);
+
+/// Roles that may create lines and send.
+const SENDER_ROLES: [&str; 3] = ["duty", "principal", "admin"];
+/// Every operator role.
+pub const ROLES: [&str; 5] = ["duty", "principal", "translator", "auditor", "admin"];
+
+/// SHA-256 of a token: the only form in which tokens are stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl FromRequestParts<Arc<NodeState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<NodeState>) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        match state.store.operator_by_token(&token_hash(token.trim()))? {
+            Some(op) => Ok(Auth(op)),
+            None => Err(ApiError::unauthorized("the token is not valid")),
+        }
+    }
+}
+
+impl Auth {
+    fn require_sender(&self) -> Result<(), ApiError> {
+        if SENDER_ROLES.contains(&self.0.role.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "role", format!("the {} role may read but not send", self.0.role)))
+        }
+    }
+}
+
+/// A request for a new line.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLineRequest {
+    /// Member codes, this node's member among them.
+    pub members: Vec<String>,
+    /// `ADMM` or `ADMM-Plus`.
+    pub scope: String,
+    pub title: Option<String>,
+}
+
+/// A line.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LineView {
+    pub id: String,
+    pub scope: String,
+    pub title: String,
+    pub home: String,
+    pub members: Vec<String>,
+    pub direct: bool,
+    pub created_ms: u64,
+}
+
+impl From<&Line> for LineView {
+    fn from(l: &Line) -> Self {
+        LineView {
+            id: l.id.to_hex(),
+            scope: l.scope.as_str().to_string(),
+            title: l.title.clone(),
+            home: l.home.to_string(),
+            members: l.members.iter().map(|m| m.to_string()).collect(),
+            direct: l.is_direct(),
+            created_ms: l.created_ms,
+        }
+    }
+}
+
+/// A message to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessageRequest {
+    /// `FLASH`, `IMMEDIATE`, `PRIORITY` or `ROUTINE` (or `Z`, `O`, `P`, `R`).
+    pub precedence: String,
+    /// `OPERATIONAL` (default), `SERVICE` or `TEST`.
+    pub class: Option<String>,
+    /// Classification and handling marking; the node's default when absent.
+    pub caveat: Option<String>,
+    pub subject: String,
+    pub body: String,
+    /// Whether the recipients must acknowledge; true by default for OPERATIONAL.
+    pub ack_required: Option<bool>,
+}
+
+/// One recipient's state of a message.
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+pub struct RecipientView {
+    pub member: String,
+    /// `sent` (committed here and queued), `delivered` (committed at the recipient's node) or
+    /// `refused` (the recipient's node refused it, with `detail`).
+    pub state: String,
+    pub sent_ms: u64,
+    pub delivered_ms: Option<u64>,
+    pub detail: Option<String>,
+}
+
+impl From<RecipientRow> for RecipientView {
+    fn from(r: RecipientRow) -> Self {
+        RecipientView {
+            member: r.member.to_string(),
+            state: r.state,
+            sent_ms: r.sent_ms,
+            delivered_ms: r.delivered_ms,
+            detail: r.detail,
+        }
+    }
+}
+
+/// A message with, for this node's own messages, each recipient's state.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    /// The envelope hash, the same on every node.
+    pub id: String,
+    pub line: String,
+    pub sender: String,
+    /// The sender's sequence number on the line.
+    pub seq: u64,
+    /// The order in which this node accepted it.
+    pub arrival: u64,
+    pub precedence: String,
+    pub class: String,
+    pub caveat: String,
+    pub subject: String,
+    pub body: String,
+    pub ack_required: bool,
+    pub created_ms: u64,
+    pub received_ms: u64,
+    pub recipients: Vec<RecipientView>,
+}
+
+fn message_view(r: MessageRow, recipients: Vec<RecipientRow>) -> MessageView {
+    MessageView {
+        id: r.hash.to_hex(),
+        line: r.line.to_hex(),
+        sender: r.sender.to_string(),
+        seq: r.seq,
+        arrival: r.arrival,
+        precedence: r.precedence.unwrap_or_default(),
+        class: r.class.unwrap_or_default(),
+        caveat: r.caveat.unwrap_or_default(),
+        subject: r.subject.unwrap_or_default(),
+        body: r.body.unwrap_or_default(),
+        ack_required: r.ack_required,
+        created_ms: r.created_ms,
+        received_ms: r.received_ms,
+        recipients: recipients.into_iter().map(RecipientView::from).collect(),
+    }
+}
+
+/// Paging of message lists.
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Most messages to return (default 100).
+    pub limit: Option<usize>,
+}
+
+/// A peer link's state and backlog.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PeerView {
+    pub member: String,
+    pub queue_len: u64,
+    pub oldest_queued_age_ms: Option<u64>,
+    pub endpoint: Option<String>,
+    pub last_error: Option<String>,
+    pub last_delivery_ms: Option<u64>,
+    pub failures: u32,
+}
+
+/// Liveness.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub member: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ADI node API", description = "Operator API of one ADI member node"),
+    paths(healthz, create_line, list_lines, get_line, send_message, line_messages, inbox, get_message, peers),
+    components(schemas(
+        ErrorBody,
+        NewLineRequest,
+        LineView,
+        NewMessageRequest,
+        MessageView,
+        RecipientView,
+        PeerView,
+        Health
+    ))
+)]
+pub struct ApiDoc;
+
+/// The operator API router.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let body_max = state.runtime_limits.api_body_bytes_max;
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/healthz") }))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/lines", get(list_lines).post(create_line))
+        .route("/api/v1/lines/{line}", get(get_line))
+        .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
+        .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/peers", get(peers))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
+    let status = if node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
+    Json(Health { status: status.into(), member: node.member.to_string() })
+}
+
+fn check_writable(node: &NodeState) -> Result<(), ApiError> {
+    if node.storage_failed.load(Ordering::SeqCst) {
+        Err(ApiError::unavailable())
+    } else {
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/lines", request_body = NewLineRequest,
+    responses((status = 201, body = LineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn create_line(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<NewLineRequest>,
+) -> Result<(StatusCode, Json<LineView>), ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let id = LineId(rand::random());
+    let (view, recipients, pending) = {
+        let mut core = node.core();
+        let record =
+            core.create_line(now_ms(), id, NewLine { members: req.members, scope: req.scope, title: req.title })?;
+        let view = LineView::from(&record.line);
+        let recipients = record.recipients.clone();
+        (view, recipients, node.store.commit(WriteBatch { records: vec![record] }))
+    };
+    if let Err(e) = pending.wait().await {
+        node.fail_storage(&e);
+        return Err(ApiError::unavailable());
+    }
+    node.wake(&recipients);
+    tracing::info!(operator = %auth.0.name, line = %view.id, "line created");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/api/v1/lines", responses((status = 200, body = Vec<LineView>), (status = 401, body = ErrorBody)))]
+async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec<LineView>> {
+    let core = node.core();
+    let mut lines: Vec<LineView> = core.lines().map(LineView::from).collect();
+    lines.sort_by_key(|l| (l.created_ms, l.id.clone()));
+    Json(lines)
+}
+
+fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
+    LineId::from_hex(id)
+        .and_then(|id| node.core().line(&id).cloned())
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_line", format!("no line {id} here")))
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView), (status = 404, body = ErrorBody)))]
+async fn get_line(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    Ok(Json(LineView::from(&find_line(&node, &line)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/messages", request_body = NewMessageRequest,
+    params(("line" = String, Path, description = "line id")),
+    responses((status = 201, body = MessageView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn send_message(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+    ApiJson(req): ApiJson<NewMessageRequest>,
+) -> Result<(StatusCode, Json<MessageView>), ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let draft = Draft {
+        precedence: req.precedence,
+        class: req.class,
+        caveat: req.caveat,
+        subject: req.subject,
+        body: req.body,
+        ack_required: req.ack_required,
+    };
+    let (hash, recipients, pending) = {
+        let mut core = node.core();
+        let record = core.send(now_ms(), line.id, draft)?;
+        let hash = record.envelope.hash();
+        let recipients = record.recipients.clone();
+        (hash, recipients, node.store.commit(WriteBatch { records: vec![record] }))
+    };
+    if let Err(e) = pending.wait().await {
+        node.fail_storage(&e);
+        return Err(ApiError::unavailable());
+    }
+    node.wake(&recipients);
+    let view = load_message(&node, &hash)?;
+    tracing::info!(operator = %auth.0.name, message = %view.id, precedence = %view.precedence, "message sent");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<MessageView, ApiError> {
+    let row = node
+        .store
+        .message(hash)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {hash} here")))?;
+    let recipients = node.store.recipients(hash)?;
+    Ok(message_view(row, recipients))
+}
+
+fn list_limit(node: &NodeState, params: Result<Query<ListParams>, QueryRejection>) -> Result<usize, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let max = node.runtime_limits.list_len_max;
+    match params.limit {
+        None => Ok(100.min(max)),
+        Some(n) if n >= 1 && n <= max => Ok(n),
+        Some(n) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_limit", format!("limit {n} is not within 1 to {max}")))
+        }
+    }
+}
+
+fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, ApiError> {
+    rows.into_iter()
+        .map(|r| {
+            let recipients = if r.sender == node.member { node.store.recipients(&r.hash)? } else { Vec::new() };
+            Ok(message_view(r, recipients))
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}/messages", params(("line" = String, Path, description = "line id"), ListParams),
+    responses((status = 200, body = Vec<MessageView>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn line_messages(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let line = find_line(&node, &line)?;
+    let limit = list_limit(&node, params)?;
+    let rows =
+        node.store.messages(&MessageQuery { line: Some(line.id), not_from: None, limit, by_precedence: false })?;
+    Ok(Json(views(&node, rows)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/inbox", params(ListParams),
+    responses((status = 200, body = Vec<MessageView>, description = "messages from other members, by precedence then time"),
+               (status = 401, body = ErrorBody)))]
+async fn inbox(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let limit = list_limit(&node, params)?;
+    let rows = node.store.messages(&MessageQuery {
+        line: None,
+        not_from: Some(node.member.clone()),
+        limit,
+        by_precedence: true,
+    })?;
+    Ok(Json(views(&node, rows)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/messages/{id}", params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = MessageView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_message(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, ApiError> {
+    let hash = EnvelopeHash::from_hex(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    Ok(Json(load_message(&node, &hash)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = Vec<PeerView>), (status = 401, body = ErrorBody)))]
+async fn peers(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<PeerView>>, ApiError> {
+    let stats = node.store.queue_stats()?;
+    let now = now_ms();
+    let out = node
+        .links
+        .values()
+        .map(|link| {
+            let s = link.status();
+            let q = stats.iter().find(|q| q.peer == link.peer);
+            PeerView {
+                member: link.peer.to_string(),
+                queue_len: q.map(|q| q.len).unwrap_or(0),
+                oldest_queued_age_ms: q.and_then(|q| q.oldest_enqueued_ms).map(|t| now.saturating_sub(t)),
+                endpoint: s.endpoint,
+                last_error: s.last_error,
+                last_delivery_ms: s.last_delivery_ms,
+                failures: s.failures,
+            }
+        })
+        .collect();
+    Ok(Json(out))
+}

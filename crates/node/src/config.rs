@@ -1,0 +1,251 @@
+//! The node configuration file (TOML) and the files it points to.
+//!
+//! Paths in the file are relative to the file's own folder. Every error names the file and the
+//! field, and a node whose configuration does not load does not start.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use adi_core::roster::RosterError;
+use adi_core::{Limits, MemberCode, Roster};
+use adi_wire::files::RosterFile;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The file form of a node's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub version: u32,
+    /// This node's member code.
+    pub member: String,
+    /// The roster file.
+    pub roster: String,
+    /// The SQLite database file.
+    pub database: String,
+    /// The member's Ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub signing_key: String,
+    /// The node's TLS certificate and key (PEM; the key mode 0600).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// The caveat applied to messages that name none.
+    #[serde(default = "default_caveat")]
+    pub default_caveat: String,
+    pub api: ApiSection,
+    pub federation: FederationSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+fn default_caveat() -> String {
+    "ADMM-PLUS RESTRICTED".to_string()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Where the operator API listens.
+    pub listen: String,
+    /// Serve the API over TLS with the node certificate. Required unless `listen` is loopback.
+    #[serde(default)]
+    pub tls: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// Addresses the federation listener binds, one per bearer path.
+    pub listen: Vec<String>,
+}
+
+/// Optional overrides of the limits; anything left out keeps its default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub envelope_bytes_max: Option<usize>,
+    pub batch_len_max: Option<usize>,
+    pub body_bytes_max: Option<usize>,
+    pub urgent_body_words_max: Option<usize>,
+    pub line_members_max: Option<usize>,
+    pub api_body_bytes_max: Option<usize>,
+    pub retry_delay_ms_min: Option<u64>,
+    pub retry_delay_ms_max: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// Limits of the runtime, beside the core's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeLimits {
+    /// Largest operator API request body.
+    pub api_body_bytes_max: usize,
+    /// Largest federation request body.
+    pub batch_bytes_max: usize,
+    /// First delay before retrying a peer, doubled per failure up to the maximum.
+    pub retry_delay_ms_min: u64,
+    pub retry_delay_ms_max: u64,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    /// Most messages one list request returns.
+    pub list_len_max: usize,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            api_body_bytes_max: 128 * 1024,
+            batch_bytes_max: 8 * 1024 * 1024,
+            retry_delay_ms_min: 100,
+            retry_delay_ms_max: 30_000,
+            connect_timeout_ms: 3_000,
+            request_timeout_ms: 15_000,
+            list_len_max: 10_000,
+        }
+    }
+}
+
+/// A loaded, checked configuration.
+pub struct NodeConfig {
+    pub path: PathBuf,
+    pub member: MemberCode,
+    pub roster: Roster,
+    pub database: PathBuf,
+    pub signing_key: SigningKey,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub default_caveat: String,
+    pub api_listen: SocketAddr,
+    pub api_tls: bool,
+    pub federation_listen: Vec<SocketAddr>,
+    pub limits: Limits,
+    pub runtime_limits: RuntimeLimits,
+}
+
+/// A configuration error, naming the file and the field.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: field `{}`: {}", self.file.display(), self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn cerr(file: &Path, field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { file: file.to_path_buf(), field: field.to_string(), message: message.into() }
+}
+
+/// Reads and checks a roster file.
+pub fn load_roster(path: &Path) -> Result<Roster, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
+    let file = RosterFile::from_toml(&text).map_err(|e| cerr(path, "", format!("not a valid roster: {e}")))?;
+    Roster::from_file(&file).map_err(|RosterError { field, message }| cerr(path, &field, message))
+}
+
+/// Reads a PKCS#8 PEM signing key.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|_| cerr(path, "", "not an Ed25519 PKCS#8 PEM private key"))
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| cerr(path, "", format!("not a valid config: {e}")))?;
+        if file.version != CONFIG_VERSION {
+            return Err(cerr(
+                path,
+                "version",
+                format!("unsupported version {}, expected {CONFIG_VERSION}", file.version),
+            ));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &str| dir.join(p);
+        let member = MemberCode::parse(&file.member).map_err(|e| cerr(path, "member", e))?;
+        let roster = load_roster(&rel(&file.roster))?;
+        let me = roster
+            .member(&member)
+            .ok_or_else(|| cerr(path, "member", format!("{member} is not in the roster {}", file.roster)))?
+            .clone();
+        let signing_key = load_signing_key(&rel(&file.signing_key))?;
+        if signing_key.verifying_key() != me.signing_key {
+            return Err(cerr(path, "signing_key", "the key does not match this member's signing key in the roster"));
+        }
+        let api_listen: SocketAddr = file
+            .api
+            .listen
+            .parse()
+            .map_err(|_| cerr(path, "api.listen", "expected an address such as 127.0.0.1:7300"))?;
+        if !file.api.tls && !api_listen.ip().is_loopback() {
+            return Err(cerr(path, "api.tls", "the API may be served without TLS only on a loopback address"));
+        }
+        if file.federation.listen.is_empty() {
+            return Err(cerr(path, "federation.listen", "at least one address is needed"));
+        }
+        let mut federation_listen = Vec::new();
+        for (i, a) in file.federation.listen.iter().enumerate() {
+            let addr = a.parse().map_err(|_| {
+                cerr(path, &format!("federation.listen[{i}]"), "expected an address such as 127.0.0.1:7100")
+            })?;
+            federation_listen.push(addr);
+        }
+        if file.default_caveat.trim().is_empty() {
+            return Err(cerr(path, "default_caveat", "must not be empty"));
+        }
+        let mut limits = Limits::default();
+        let mut runtime_limits = RuntimeLimits::default();
+        let l = &file.limits;
+        let set = |v: Option<usize>, d: &mut usize| {
+            if let Some(v) = v {
+                *d = v;
+            }
+        };
+        set(l.envelope_bytes_max, &mut limits.envelope_bytes_max);
+        set(l.batch_len_max, &mut limits.batch_len_max);
+        set(l.body_bytes_max, &mut limits.body_bytes_max);
+        set(l.urgent_body_words_max, &mut limits.urgent_body_words_max);
+        set(l.line_members_max, &mut limits.line_members_max);
+        set(l.api_body_bytes_max, &mut runtime_limits.api_body_bytes_max);
+        if let Some(v) = l.retry_delay_ms_min {
+            runtime_limits.retry_delay_ms_min = v.max(1);
+        }
+        if let Some(v) = l.retry_delay_ms_max {
+            runtime_limits.retry_delay_ms_max = v.max(runtime_limits.retry_delay_ms_min);
+        }
+        if let Some(v) = l.connect_timeout_ms {
+            runtime_limits.connect_timeout_ms = v;
+        }
+        if let Some(v) = l.request_timeout_ms {
+            runtime_limits.request_timeout_ms = v;
+        }
+        Ok(NodeConfig {
+            path: path.to_path_buf(),
+            member,
+            roster,
+            database: rel(&file.database),
+            signing_key,
+            tls_cert: rel(&file.tls_cert),
+            tls_key: rel(&file.tls_key),
+            default_caveat: file.default_caveat,
+            api_listen,
+            api_tls: file.api.tls,
+            federation_listen,
+            limits,
+            runtime_limits,
+        })
+    }
+}

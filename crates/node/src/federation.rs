@@ -1,0 +1,433 @@
+//! Federation: the pinned mutual-TLS listener that takes batches from peers, and the per-peer
+//! links that drain the durable outbox towards them.
+//!
+//! The listener identifies the peer from its certificate pin during the handshake; an unpinned
+//! client never gets to send a byte of HTTP. A batch's envelopes go through the core one by one,
+//! the accepted ones are committed together, and only then does the reply say `accepted`.
+//!
+//! A [`Link`] keeps one HTTP/1.1 connection open to its peer, tries the peer's endpoints in the
+//! roster's order, sends the most urgent envelopes first in batches, and backs off exponentially
+//! with jitter when the peer cannot be reached.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adi_core::{MemberCode, WriteBatch};
+use adi_store::{Outcome, Settlement};
+use adi_wire::batch::{decode_batch, encode_batch, BatchReply, Verdict};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tower::ServiceExt;
+
+use crate::api::ApiError;
+use crate::node::{now_ms, NodeState};
+use crate::tls::spki_pin;
+
+/// The federation path for envelope batches.
+pub const BATCH_PATH: &str = "/fed/v1/envelopes";
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Largest reply to a batch that a link reads.
+const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The member authenticated by a federation connection's client certificate.
+#[derive(Clone, Debug)]
+pub struct Peer(pub MemberCode);
+
+/// The federation router. Requests reach it only through [`serve_tls`] with a [`Peer`] attached.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let body_max = state.runtime_limits.batch_bytes_max;
+    Router::new().route(BATCH_PATH, post(receive_batch)).layer(DefaultBodyLimit::max(body_max)).with_state(state)
+}
+
+async fn receive_batch(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e, "batch refused");
+            return ApiError::from_body_rejection(e).into_response();
+        }
+    };
+    let limits = node.limits.clone();
+    let envelopes = match decode_batch(&body, limits.batch_len_max, limits.envelope_bytes_max) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e, "malformed batch refused");
+            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
+        }
+    };
+    if node.storage_failed.load(Ordering::SeqCst) {
+        return ApiError::unavailable().into_response();
+    }
+    let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
+    let mut batch = WriteBatch::default();
+    let mut slots = Vec::new();
+    let pending = {
+        let mut core = node.core();
+        let now = now_ms();
+        for bytes in &envelopes {
+            match core.receive(now, &peer, bytes) {
+                Ok(record) => {
+                    slots.push((verdicts.len(), record.envelope.hash()));
+                    verdicts.push(None);
+                    batch.records.push(record);
+                }
+                Err(refusal) => {
+                    tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
+                    verdicts.push(Some(if refusal.retry {
+                        Verdict::Deferred { reason: refusal.reason }
+                    } else {
+                        Verdict::Rejected { reason: refusal.reason }
+                    }));
+                }
+            }
+        }
+        // Submitted under the core lock so that the store commits in the order the core decided.
+        (!batch.records.is_empty()).then(|| node.store.commit(batch))
+    };
+    if let Some(pending) = pending {
+        match pending.wait().await {
+            Ok(outcomes) => {
+                for ((slot, hash), outcome) in slots.into_iter().zip(outcomes) {
+                    verdicts[slot] = Some(match outcome {
+                        Outcome::Inserted => Verdict::Accepted,
+                        Outcome::Duplicate => Verdict::Duplicate,
+                        Outcome::Conflict { existing } => {
+                            tracing::warn!(peer = %peer, envelope = %hash, existing = %existing,
+                                "refused: another envelope holds the same line, sender and sequence number");
+                            Verdict::Rejected {
+                                reason: format!(
+                                    "conflicts with stored envelope {existing} for the same line, sender and sequence"
+                                ),
+                            }
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                node.fail_storage(&e);
+                return ApiError::unavailable().into_response();
+            }
+        }
+    }
+    let verdicts =
+        verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
+    Json(BatchReply::new(verdicts)).into_response()
+}
+
+/// Accepts TLS connections and serves `router` on each, until `shutdown` changes. When `roster_pins`
+/// is given, the client's certificate pin is resolved to a member and attached as a [`Peer`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    state: Option<Arc<NodeState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        while conns.try_join_next().is_some() {}
+        let (tcp, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let state = state.clone();
+        conns.spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = %addr, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(remote = %addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let peer = match &state {
+                None => None,
+                Some(node) => {
+                    let pin = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(spki_pin);
+                    match pin.and_then(|p| node.roster_member_by_pin(&p)) {
+                        Some(code) => Some(Peer(code)),
+                        None => {
+                            tracing::warn!(remote = %addr, "peer certificate matches no roster member");
+                            return;
+                        }
+                    }
+                }
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                if let Some(p) = &peer {
+                    req.extensions_mut().insert(p.clone());
+                }
+                router.clone().oneshot(req)
+            });
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await
+            {
+                tracing::debug!(remote = %addr, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// What a link knows about its peer, for operators.
+#[derive(Clone, Debug, Default)]
+pub struct LinkStatus {
+    /// The endpoint of the open connection, if any.
+    pub endpoint: Option<String>,
+    pub last_error: Option<String>,
+    pub last_delivery_ms: Option<u64>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+}
+
+/// The sending side towards one peer.
+pub struct Link {
+    pub peer: MemberCode,
+    pub wake: Notify,
+    pub status: Mutex<LinkStatus>,
+}
+
+impl Link {
+    pub fn new(peer: MemberCode) -> Arc<Link> {
+        Arc::new(Link { peer, wake: Notify::new(), status: Mutex::new(LinkStatus::default()) })
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LinkStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Delay before the next attempt after `failures` failures: doubling from the minimum, capped,
+/// with jitter in the upper half so that many nodes do not retry in step.
+pub fn backoff_ms(failures: u32, min_ms: u64, max_ms: u64) -> u64 {
+    let exp = min_ms.saturating_mul(1u64 << failures.min(30)).min(max_ms);
+    rand::thread_rng().gen_range(exp / 2..=exp.max(1))
+}
+
+/// Runs the link until `shutdown` changes.
+pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch::Receiver<bool>) {
+    let limits = node.runtime_limits.clone();
+    let batch_len = node.limits.batch_len_max;
+    let Some(member) = node.roster_member(&link.peer) else { return };
+    let endpoints = member.endpoints.clone();
+    let tls =
+        match crate::tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), member.tls_pin) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                tracing::error!(peer = %link.peer, error = %e, "cannot build the TLS client");
+                return;
+            }
+        };
+    let mut conn_tasks = JoinSet::new();
+    let mut sender: Option<Sender> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = now_ms();
+        let items = match node.store.outbox(&link.peer, now, batch_len) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(peer = %link.peer, error = %e, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        if items.is_empty() {
+            let next_due = node.store.outbox_next_due(&link.peer).ok().flatten();
+            let wait = next_due.map(|t| t.saturating_sub(now)).unwrap_or(60_000).clamp(1, 60_000);
+            tokio::select! {
+                _ = link.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        }
+        let result = async {
+            if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                sender = Some(connect(&endpoints, &tls, &limits, &link, &mut conn_tasks).await?);
+            }
+            let s = sender.as_mut().ok_or_else(|| "no connection".to_string())?;
+            let body = encode_batch(items.iter().map(|i| i.bytes.as_slice()));
+            send_batch(s, body, limits.request_timeout_ms).await
+        }
+        .await;
+        match result {
+            Ok(reply) if reply.verdicts.len() == items.len() => {
+                let now = now_ms();
+                let results = items
+                    .iter()
+                    .zip(reply.verdicts)
+                    .map(|(item, v)| {
+                        let s = match v {
+                            Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
+                            Verdict::Rejected { reason } => {
+                                tracing::warn!(peer = %link.peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
+                                Settlement::Refused { reason }
+                            }
+                            Verdict::Deferred { reason } => Settlement::Retry {
+                                at_ms: now + backoff_ms(item.attempts, limits.retry_delay_ms_min, limits.retry_delay_ms_max),
+                                reason,
+                            },
+                        };
+                        (item.hash, s)
+                    })
+                    .collect();
+                if let Err(e) = node.store.settle(&link.peer, results, now).wait().await {
+                    node.fail_storage(&e);
+                    break;
+                }
+                failures = 0;
+                link.update(|s| {
+                    s.failures = 0;
+                    s.last_error = None;
+                    s.last_delivery_ms = Some(now);
+                });
+            }
+            other => {
+                let why = match other {
+                    Ok(r) => format!("peer answered {} verdicts for {} envelopes", r.verdicts.len(), items.len()),
+                    Err(e) => e,
+                };
+                sender = None;
+                failures = failures.saturating_add(1);
+                let delay = backoff_ms(failures, limits.retry_delay_ms_min, limits.retry_delay_ms_max);
+                tracing::info!(peer = %link.peer, error = %why, retry_in_ms = delay, "delivery failed");
+                link.update(|s| {
+                    s.failures = failures;
+                    s.last_error = Some(why);
+                    s.endpoint = None;
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+    }
+}
+
+/// Connects to the first endpoint that answers, in the roster's order of preference.
+async fn connect(
+    endpoints: &[String],
+    tls: &Arc<rustls::ClientConfig>,
+    limits: &crate::config::RuntimeLimits,
+    link: &Link,
+    tasks: &mut JoinSet<()>,
+) -> Result<Sender, String> {
+    let mut errors = Vec::new();
+    for endpoint in endpoints {
+        match connect_one(endpoint, tls, limits.connect_timeout_ms, &link.peer).await {
+            Ok((sender, conn)) => {
+                tasks.spawn(async move {
+                    let _ = conn.await;
+                });
+                link.update(|s| s.endpoint = Some(endpoint.clone()));
+                tracing::info!(peer = %link.peer, endpoint = %endpoint, "connected");
+                return Ok(sender);
+            }
+            Err(e) => errors.push(format!("{endpoint}: {e}")),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+type Conn = hyper::client::conn::http1::Connection<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>, Full<Bytes>>;
+
+async fn connect_one(
+    endpoint: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    timeout_ms: u64,
+    peer: &MemberCode,
+) -> Result<(Sender, Conn), String> {
+    let timeout = Duration::from_millis(timeout_ms);
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let name =
+        ServerName::try_from(format!("{}.node.adi", peer.as_str().to_ascii_lowercase())).map_err(|e| e.to_string())?;
+    let stream = tokio::time::timeout(timeout, TlsConnector::from(tls.clone()).connect(name, tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS: {e}"))?;
+    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())
+}
+
+async fn send_batch(sender: &mut Sender, body: Vec<u8>, timeout_ms: u64) -> Result<BatchReply, String> {
+    let request = hyper::Request::post(BATCH_PATH)
+        .header(hyper::header::HOST, "peer")
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let work = async {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes =
+            Limited::new(response.into_body(), REPLY_BYTES_MAX).collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("peer answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
+        }
+        serde_json::from_slice::<BatchReply>(&bytes).map_err(|e| format!("bad reply: {e}"))
+    };
+    tokio::time::timeout(Duration::from_millis(timeout_ms), work).await.map_err(|_| "request timed out".to_string())?
+}
+
+/// Binds every federation address.
+pub async fn bind_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot bind federation address {a}: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// The set of pins the federation listener admits: every roster member's.
+pub fn roster_pins(node: &NodeState) -> HashSet<[u8; 32]> {
+    node.roster_pins()
+}

@@ -1,0 +1,19 @@
+//! The node runtime.
+//!
+//! A tokio process around the sans-IO core: the operator [`api`] (JSON over HTTP), the
+//! [`federation`] listener and links over pinned mutual [`tls`], the node [`config`], and the
+//! [`node`] that wires them to the store. Local [`setup`] (keys, cards, rosters, configs) and the
+//! API [`client`] serve the `adi` command.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod federation;
+pub mod node;
+pub mod setup;
+pub mod tls;
+
+pub use config::NodeConfig;
+pub use node::{Node, NodeState};

@@ -1,0 +1,200 @@
+//! The node: one member establishment's process, wiring the core, the store, the operator API,
+//! the federation listener and one link per peer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use adi_core::{Hotline, HotlineConfig, Limits, Member, MemberCode, Roster};
+use adi_store::{SqliteStore, Store, StoreConfig, StoreError};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{NodeConfig, RuntimeLimits};
+use crate::federation::{self, Link};
+use crate::{api, tls};
+
+/// Milliseconds since the Unix epoch: the runtime's clock, handed to the core as an input.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What every task of a running node shares.
+pub struct NodeState {
+    pub member: MemberCode,
+    core: Mutex<Hotline>,
+    pub store: Arc<dyn Store>,
+    pub links: BTreeMap<MemberCode, Arc<Link>>,
+    pub limits: Limits,
+    pub runtime_limits: RuntimeLimits,
+    roster: Roster,
+    pub tls_cert: CertificateDer<'static>,
+    pub tls_key: PrivateKeyDer<'static>,
+    /// Set when a commit failed: the node then refuses writes until it is restarted, so that
+    /// nothing is acknowledged on top of state that may not be on disk.
+    pub storage_failed: AtomicBool,
+    pub started_ms: u64,
+}
+
+impl NodeState {
+    /// The core, locked. The lock is never held across an await.
+    pub fn core(&self) -> MutexGuard<'_, Hotline> {
+        self.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    pub fn roster_member(&self, code: &MemberCode) -> Option<Member> {
+        self.roster.member(code).cloned()
+    }
+
+    pub fn roster_member_by_pin(&self, pin: &[u8; 32]) -> Option<MemberCode> {
+        self.roster.member_by_pin(pin).map(|m| m.code.clone())
+    }
+
+    pub fn roster_pins(&self) -> HashSet<[u8; 32]> {
+        self.roster.members().filter(|m| m.code != self.member).map(|m| m.tls_pin).collect()
+    }
+
+    pub fn fail_storage(&self, e: &StoreError) {
+        tracing::error!(error = %e, "a commit failed; refusing writes until restart");
+        self.storage_failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Wakes the links towards these peers after their outboxes grew.
+    pub fn wake(&self, peers: &[MemberCode]) {
+        for p in peers {
+            if let Some(link) = self.links.get(p) {
+                link.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    pub state: Arc<NodeState>,
+    pub api_addr: SocketAddr,
+    pub federation_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the store, binds every listener and starts every task.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        let store = SqliteStore::open(StoreConfig::new(&config.database))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+        let loaded = store.load()?;
+        let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
+        let me =
+            config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
+        if tls::spki_pin(&cert) != Some(me.tls_pin) {
+            anyhow::bail!(
+                "{}: field `tls_cert`: the certificate's key does not match this member's TLS pin in the roster",
+                config.path.display()
+            );
+        }
+        let core = Hotline::new(
+            HotlineConfig {
+                me: config.member.clone(),
+                signing_key: config.signing_key.clone(),
+                roster: config.roster.clone(),
+                limits: config.limits.clone(),
+                default_caveat: config.default_caveat.clone(),
+            },
+            loaded.lines,
+            loaded.heads,
+        );
+        let links = config
+            .roster
+            .members()
+            .filter(|m| m.code != config.member)
+            .map(|m| (m.code.clone(), Link::new(m.code.clone())))
+            .collect();
+        let state = Arc::new(NodeState {
+            member: config.member.clone(),
+            core: Mutex::new(core),
+            store: Arc::new(store),
+            links,
+            limits: config.limits.clone(),
+            runtime_limits: config.runtime_limits.clone(),
+            roster: config.roster.clone(),
+            tls_cert: cert.clone(),
+            tls_key: key.clone_key(),
+            storage_failed: AtomicBool::new(false),
+            started_ms: now_ms(),
+        });
+        let api_listener = TcpListener::bind(config.api_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
+        let api_addr = api_listener.local_addr()?;
+        let fed_listeners = federation::bind_all(&config.federation_listen).await?;
+        let federation_addrs = fed_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let api_router = api::router(state.clone());
+        if config.api_tls {
+            let acceptor = TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?));
+            tasks.push(tokio::spawn(federation::serve_tls(
+                api_listener,
+                acceptor,
+                api_router,
+                None,
+                shutdown_rx.clone(),
+            )));
+        } else {
+            let mut rx = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(api_listener, api_router).with_graceful_shutdown(async move {
+                    let _ = rx.changed().await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }));
+        }
+        let fed_config = Arc::new(tls::federation_server_config(cert, key, state.roster_pins())?);
+        for listener in fed_listeners {
+            let acceptor = TlsAcceptor::from(fed_config.clone());
+            let router = federation::router(state.clone());
+            tasks.push(tokio::spawn(federation::serve_tls(
+                listener,
+                acceptor,
+                router,
+                Some(state.clone()),
+                shutdown_rx.clone(),
+            )));
+        }
+        for link in state.links.values() {
+            tasks.push(tokio::spawn(federation::run_link(state.clone(), link.clone(), shutdown_rx.clone())));
+        }
+        tracing::info!(member = %config.member, api = %api_addr, federation = ?federation_addrs, "node ready");
+        Ok(Node { state, api_addr, federation_addrs, shutdown, tasks })
+    }
+
+    /// Stops every task and closes the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens a node's store from its configuration, for operator commands run beside the node.
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(StoreConfig::new(&config.database))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
+}

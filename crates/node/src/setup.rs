@@ -1,0 +1,289 @@
+//! Local set-up: a member's keys, certificate, configuration and card; rosters from cards; and a
+//! whole demo network's state.
+//!
+//! Private keys are written with mode 0600 and never printed or logged. Known members' names and
+//! communities come from `data/members.json`, embedded as data: no member is named in logic.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use adi_core::roster::{default_policy, member_from_entry};
+use adi_core::Roster;
+use adi_store::{Operator, Store};
+use adi_wire::files::{MemberCard, MemberEntry, RosterFile, CARD_VERSION, ROSTER_VERSION};
+use anyhow::{anyhow, bail, Context};
+use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+use ed25519_dalek::SigningKey;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{token_hash, ROLES};
+use crate::config::{ApiSection, ConfigFile, FederationSection, LimitsSection, CONFIG_VERSION};
+use crate::node::now_ms;
+use crate::tls;
+
+/// The members data shipped with ADI.
+const MEMBERS_JSON: &str = include_str!("../../../data/members.json");
+
+#[derive(Deserialize)]
+struct MembersData {
+    roster_2022: Vec<KnownMember>,
+    admitted_later: Vec<KnownMember>,
+}
+
+/// A member as the shipped data lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct KnownMember {
+    pub code: String,
+    pub name: String,
+    pub community: String,
+}
+
+fn members_data() -> MembersData {
+    // The file is part of the source tree and checked by a test; a parse failure is a build defect.
+    serde_json::from_str(MEMBERS_JSON).expect("data/members.json is valid")
+}
+
+/// The 18 members of the 2022 ADMM-Plus, the default of generated networks.
+pub fn members_2022() -> Vec<KnownMember> {
+    members_data().roster_2022
+}
+
+/// Every member the shipped data knows, including those admitted later.
+pub fn known_members() -> Vec<KnownMember> {
+    let d = members_data();
+    d.roster_2022.into_iter().chain(d.admitted_later).collect()
+}
+
+/// Options of `adi init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub member: String,
+    pub dir: PathBuf,
+    pub name: Option<String>,
+    pub community: Option<String>,
+    /// Federation endpoints for the card, in order of preference.
+    pub endpoints: Vec<String>,
+    pub federation_listen: Vec<String>,
+    pub api_listen: String,
+}
+
+/// What `adi init` wrote.
+pub struct InitOutput {
+    pub config: PathBuf,
+    pub card: PathBuf,
+    pub entry: MemberEntry,
+}
+
+/// Writes a file, creating it with mode 0600 (owner read and write only).
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Creates a member's keys, certificate, configuration, card and a roster of itself alone.
+pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
+    let code = adi_core::MemberCode::parse(&opts.member).map_err(|e| anyhow!("--member: {e}"))?;
+    let known = known_members().into_iter().find(|m| m.code == code.as_str());
+    let name = opts
+        .name
+        .clone()
+        .or_else(|| known.as_ref().map(|k| k.name.clone()))
+        .ok_or_else(|| anyhow!("{code} is not in the shipped members data; give --name and --community"))?;
+    let community = opts
+        .community
+        .clone()
+        .or_else(|| known.as_ref().map(|k| k.community.clone()))
+        .ok_or_else(|| anyhow!("{code} is not in the shipped members data; give --community"))?;
+    if opts.dir.join("config.toml").exists() {
+        bail!("{} already holds a node configuration; refusing to overwrite its keys", opts.dir.display());
+    }
+    fs::create_dir_all(opts.dir.join("keys")).with_context(|| format!("cannot create {}", opts.dir.display()))?;
+
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let signing_key = SigningKey::from_bytes(&seed);
+    let pem = signing_key.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow!("cannot encode the signing key: {e}"))?;
+    write_private(&opts.dir.join("keys/signing.pem"), pem.as_bytes())?;
+
+    let identity = tls::generate_identity(code.as_str())?;
+    fs::write(opts.dir.join("keys/node.crt"), &identity.cert_pem)?;
+    write_private(&opts.dir.join("keys/node.key"), identity.key_pem.as_bytes())?;
+    let (cert, _) = tls::load_identity(&opts.dir.join("keys/node.crt"), &opts.dir.join("keys/node.key"))?;
+    let pin = tls::spki_pin(&cert).ok_or_else(|| anyhow!("cannot read the generated certificate"))?;
+
+    let entry = MemberEntry {
+        code: code.to_string(),
+        name,
+        community,
+        signing_key: hex::encode(signing_key.verifying_key().as_bytes()),
+        tls_pin: hex::encode(pin),
+        endpoints: opts.endpoints.clone(),
+    };
+    member_from_entry(&entry).map_err(|e| anyhow!("{e}"))?;
+    let card = MemberCard { version: CARD_VERSION, member: entry.clone() };
+    let card_path = opts.dir.join("card.json");
+    fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
+
+    let roster = assemble_roster("ADI roster", vec![entry.clone()])?;
+    fs::write(opts.dir.join("roster.toml"), roster.to_toml())?;
+
+    let config = ConfigFile {
+        version: CONFIG_VERSION,
+        member: code.to_string(),
+        roster: "roster.toml".into(),
+        database: "node.db".into(),
+        signing_key: "keys/signing.pem".into(),
+        tls_cert: "keys/node.crt".into(),
+        tls_key: "keys/node.key".into(),
+        default_caveat: "ADMM-PLUS RESTRICTED".into(),
+        api: ApiSection { listen: opts.api_listen.clone(), tls: false },
+        federation: FederationSection { listen: opts.federation_listen.clone() },
+        limits: LimitsSection::default(),
+    };
+    let config_path = opts.dir.join("config.toml");
+    fs::write(&config_path, toml::to_string_pretty(&config)?)?;
+    Ok(InitOutput { config: config_path, card: card_path, entry })
+}
+
+/// Reads member cards.
+pub fn read_cards(paths: &[PathBuf]) -> anyhow::Result<Vec<MemberEntry>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text = fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let card: MemberCard =
+                serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a member card: {e}", p.display()))?;
+            if card.version != CARD_VERSION {
+                bail!("{}: field `version`: unsupported card version {}", p.display(), card.version);
+            }
+            member_from_entry(&card.member)
+                .map_err(|e| anyhow!("{}: field `member.{}`: {}", p.display(), e.field, e.message))?;
+            Ok(card.member)
+        })
+        .collect()
+}
+
+/// A roster of these members with the default line policy, checked.
+pub fn assemble_roster(name: &str, members: Vec<MemberEntry>) -> anyhow::Result<RosterFile> {
+    let file = RosterFile { version: ROSTER_VERSION, name: name.to_string(), policy: default_policy(), members };
+    Roster::from_file(&file).map_err(|e| anyhow!("roster: {e}"))?;
+    Ok(file)
+}
+
+/// Makes a fresh operator token: 32 random bytes, base64url.
+pub fn new_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("adi_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Adds (or replaces) an operator in a node's store and returns the token, shown once.
+pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result<String> {
+    if !ROLES.contains(&role) {
+        bail!("unknown role '{role}', expected one of {}", ROLES.join(", "));
+    }
+    if name.trim().is_empty() || name.len() > 100 {
+        bail!("an operator name is 1 to 100 characters");
+    }
+    let token = new_token();
+    let op = Operator { name: name.to_string(), role: role.to_string(), created_ms: now_ms() };
+    store.add_operator(&op, token_hash(&token))?;
+    Ok(token)
+}
+
+/// One member of a demo network.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemoMember {
+    pub code: String,
+    pub api_url: String,
+    pub token: String,
+    pub config: String,
+}
+
+/// `demo.json`: what a demo network's operators need.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemoState {
+    pub members: Vec<DemoMember>,
+}
+
+/// Ports of a demo member: federation at `base + 2i`, API at `base + 2i + 1`.
+pub fn demo_ports(base_port: u16, index: usize) -> anyhow::Result<(u16, u16)> {
+    let fed = base_port as usize + 2 * index;
+    if fed + 1 > u16::MAX as usize {
+        bail!("--base-port {base_port} leaves no room for {} members", index + 1);
+    }
+    Ok((fed as u16, fed as u16 + 1))
+}
+
+/// Writes a demo network's state: for each member, keys, config and card; one roster shared by
+/// all; a duty-officer token per member; and `demo.json`. Calls `progress` after each member.
+pub fn demo_init(
+    state: &Path,
+    members: &[String],
+    base_port: u16,
+    mut progress: impl FnMut(usize, &str),
+) -> anyhow::Result<DemoState> {
+    if state.join("demo.json").exists() {
+        bail!("{} already holds a demo network; remove it or choose another --state", state.display());
+    }
+    let mut outputs = Vec::new();
+    for (i, code) in members.iter().enumerate() {
+        let (fed, api) = demo_ports(base_port, i)?;
+        let out = init_member(&InitOptions {
+            member: code.clone(),
+            dir: state.join(code),
+            name: None,
+            community: None,
+            endpoints: vec![format!("127.0.0.1:{fed}")],
+            federation_listen: vec![format!("127.0.0.1:{fed}")],
+            api_listen: format!("127.0.0.1:{api}"),
+        })?;
+        outputs.push((out, api));
+        progress(i + 1, code);
+    }
+    let roster = assemble_roster("ADI demo network", outputs.iter().map(|(o, _)| o.entry.clone()).collect())?;
+    let text = roster.to_toml();
+    fs::write(state.join("roster.toml"), &text)?;
+    let mut demo = DemoState { members: Vec::new() };
+    for (out, api) in &outputs {
+        let dir = out.config.parent().unwrap_or(state);
+        fs::write(dir.join("roster.toml"), &text)?;
+        let config = crate::config::NodeConfig::load(&out.config).map_err(|e| anyhow!("{e}"))?;
+        let store = crate::node::open_store(&config)?;
+        let token = add_operator(&store, &format!("duty-{}", out.entry.code), "duty")?;
+        demo.members.push(DemoMember {
+            code: out.entry.code.clone(),
+            api_url: format!("http://127.0.0.1:{api}"),
+            token,
+            config: fs::canonicalize(&out.config)?.display().to_string(),
+        });
+    }
+    write_private(&state.join("demo.json"), (serde_json::to_string_pretty(&demo)? + "\n").as_bytes())?;
+    Ok(demo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_members_data_has_the_2022_roster() {
+        let m = members_2022();
+        assert_eq!(m.len(), 18);
+        assert_eq!(m.iter().filter(|m| m.community == "ASEAN").count(), 10);
+        assert_eq!(m.iter().filter(|m| m.community == "PLUS").count(), 8);
+        assert!(known_members().iter().any(|m| m.code == "TL"));
+    }
+}

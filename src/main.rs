@@ -1,0 +1,480 @@
+//! `adi`: the one binary. It parses the command line and calls into the crates; the logic lives
+//! there.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use adi_node::setup::{self, InitOptions};
+use adi_node::{Node, NodeConfig};
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "adi", version, about = "ADI: the Direct Communications Infrastructure of the ADMM-Plus")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a member's signing key, node TLS certificate, config and public card.
+    Init {
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member's name; known members' names come from the shipped data.
+        #[arg(long)]
+        name: Option<String>,
+        /// ASEAN, PLUS or OBSERVER; known members' communities come from the shipped data.
+        #[arg(long)]
+        community: Option<String>,
+        /// Federation endpoint published on the card (repeat for more, in order of preference).
+        #[arg(long = "endpoint", default_value = "127.0.0.1:7100")]
+        endpoints: Vec<String>,
+        /// Federation listen address (repeat for more).
+        #[arg(long = "federation-listen", default_value = "127.0.0.1:7100")]
+        federation_listen: Vec<String>,
+        #[arg(long, default_value = "127.0.0.1:7300")]
+        api_listen: String,
+    },
+    /// Assemble a roster from member cards.
+    Roster {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "ADI roster")]
+        name: String,
+        #[arg(required = true)]
+        cards: Vec<PathBuf>,
+    },
+    /// Run a member's node.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage operators.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// List lines.
+    Lines(ClientArgs),
+    /// Open a line (a direct line of two members or a conference).
+    NewLine {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Member codes, comma-separated, this node's member among them.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+        /// ADMM or ADMM-Plus.
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Send a message on a line.
+    Send {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        line: String,
+        /// FLASH, IMMEDIATE, PRIORITY or ROUTINE.
+        #[arg(long, default_value = "ROUTINE")]
+        precedence: String,
+        /// OPERATIONAL, SERVICE or TEST.
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        caveat: Option<String>,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long)]
+        ack_required: Option<bool>,
+    },
+    /// Messages from other members, most urgent first.
+    Inbox {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One message with each recipient's state.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Peer links and their backlogs.
+    Peers(ClientArgs),
+    /// Build and run a whole local network.
+    Demo {
+        /// Member codes, comma-separated (default: the 18 members of 2022).
+        #[arg(long, value_delimiter = ',')]
+        members: Option<Vec<String>>,
+        /// Folder for the network's state (default: a new folder under the system's temp dir).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, default_value_t = 7400)]
+        base_port: u16,
+        /// Only write the state; run each node with `adi serve --config <config>`.
+        #[arg(long)]
+        init_only: bool,
+        /// Do not play the scenario.
+        #[arg(long)]
+        no_scenario: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Add an operator (or replace its token) and print the token once.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// duty, principal, translator, auditor or admin.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The node's API URL.
+    #[arg(long, env = "ADI_URL", default_value = "http://127.0.0.1:7300")]
+    url: String,
+    /// The operator's token.
+    #[arg(long, env = "ADI_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The node's key pin, for https URLs.
+    #[arg(long, env = "ADI_PIN")]
+    pin: Option<String>,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ClientArgs {
+    fn client(&self) -> anyhow::Result<Client> {
+        if self.token.is_none() {
+            anyhow::bail!("an operator token is needed: --token or ADI_TOKEN");
+        }
+        Client::new(&self.url, self.token.clone(), self.pin.as_deref())
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { member, dir, name, community, endpoints, federation_listen, api_listen } => {
+            let out = setup::init_member(&InitOptions {
+                member,
+                dir,
+                name,
+                community,
+                endpoints,
+                federation_listen,
+                api_listen,
+            })?;
+            println!("created {} (config) and {} (public card)", out.config.display(), out.card.display());
+            println!("member {} ({}), TLS pin {}", out.entry.code, out.entry.community, out.entry.tls_pin);
+            println!("next: assemble a roster from every member's card with `adi roster --out roster.toml CARD...`");
+            Ok(())
+        }
+        Command::Roster { out, name, cards } => {
+            let members = setup::read_cards(&cards)?;
+            let roster = setup::assemble_roster(&name, members)?;
+            std::fs::write(&out, roster.to_toml()).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {} with {} members", out.display(), roster.members.len());
+            Ok(())
+        }
+        Command::Serve { config } => {
+            init_logging("info");
+            let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+            let node = Node::start(config).await?;
+            println!("node {} ready: API http://{}", node.state.member, node.api_addr);
+            tokio::signal::ctrl_c().await?;
+            node.stop().await;
+            Ok(())
+        }
+        Command::Operator { command: OperatorCommand::Add { config, name, role } } => {
+            let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+            let store = adi_node::node::open_store(&config)?;
+            let token = setup::add_operator(&store, &name, &role)?;
+            eprintln!("operator {name} ({role}) added; the token is shown once:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Lines(args) => {
+            let v = args.client()?.call(Method::GET, "/api/v1/lines", None).await?;
+            print_out(args.json, &v, |v| {
+                for l in v.as_array().into_iter().flatten() {
+                    println!("{}  {:<9}  {:<24}  {}", s(l, "id"), s(l, "scope"), join(l.get("members")), s(l, "title"));
+                }
+            });
+            Ok(())
+        }
+        Command::NewLine { client, members, scope, title } => {
+            let body = json!({"members": members, "scope": scope, "title": title});
+            let v = client.client()?.call(Method::POST, "/api/v1/lines", Some(&body)).await?;
+            print_out(client.json, &v, |v| {
+                println!("line {} opened ({}, {})", s(v, "id"), s(v, "scope"), join(v.get("members")))
+            });
+            Ok(())
+        }
+        Command::Send { client, line, precedence, class, caveat, subject, body, ack_required } => {
+            let req = json!({"precedence": precedence, "class": class, "caveat": caveat, "subject": subject,
+                             "body": body, "ack_required": ack_required});
+            let v = client.client()?.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req)).await?;
+            print_out(client.json, &v, print_message);
+            Ok(())
+        }
+        Command::Inbox { client, limit } => {
+            let v = client.client()?.call(Method::GET, &format!("/api/v1/inbox?limit={limit}"), None).await?;
+            print_out(client.json, &v, |v| {
+                for m in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<9}  {:<11}  from {:<4}  {}  {}",
+                        s(m, "precedence"),
+                        s(m, "class"),
+                        s(m, "sender"),
+                        s(m, "subject"),
+                        s(m, "id")
+                    );
+                }
+            });
+            Ok(())
+        }
+        Command::Show { client, id } => {
+            let v = client.client()?.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
+            print_out(client.json, &v, print_message);
+            Ok(())
+        }
+        Command::Peers(args) => {
+            let v = args.client()?.call(Method::GET, "/api/v1/peers", None).await?;
+            print_out(args.json, &v, |v| {
+                for p in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<4}  queue {:>6}  endpoint {:<22}  {}",
+                        s(p, "member"),
+                        p.get("queue_len").and_then(Value::as_u64).unwrap_or(0),
+                        p.get("endpoint").and_then(Value::as_str).unwrap_or("-"),
+                        p.get("last_error").and_then(Value::as_str).unwrap_or("")
+                    );
+                }
+            });
+            Ok(())
+        }
+        Command::Demo { members, state, base_port, init_only, no_scenario } => {
+            demo(members, state, base_port, init_only, no_scenario).await
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn join(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+fn print_out(as_json: bool, v: &Value, human: impl FnOnce(&Value)) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        human(v);
+    }
+}
+
+fn print_message(m: &Value) {
+    println!("id:         {}", s(m, "id"));
+    println!(
+        "line:       {}  from {} (#{})",
+        s(m, "line"),
+        s(m, "sender"),
+        m.get("seq").and_then(Value::as_u64).unwrap_or(0)
+    );
+    println!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
+    println!("subject:    {}", s(m, "subject"));
+    println!("{}", s(m, "body"));
+    for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
+        println!(
+            "  {:<4} {:<9} {}",
+            s(r, "member"),
+            s(r, "state"),
+            r.get("detail").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+}
+
+async fn demo(
+    members: Option<Vec<String>>,
+    state: Option<PathBuf>,
+    base_port: u16,
+    init_only: bool,
+    no_scenario: bool,
+) -> anyhow::Result<()> {
+    init_logging("warn");
+    let codes: Vec<String> = match members {
+        Some(m) => m.into_iter().map(|c| c.trim().to_ascii_uppercase()).collect(),
+        None => setup::members_2022().into_iter().map(|m| m.code).collect(),
+    };
+    let state = state.unwrap_or_else(|| std::env::temp_dir().join(format!("adi-demo-{}", std::process::id())));
+    let demo = if state.join("demo.json").exists() {
+        println!("using the existing network in {}", state.display());
+        let text = std::fs::read_to_string(state.join("demo.json"))?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", state.join("demo.json").display()))?
+    } else {
+        println!("generating keys, cards, roster and configs for {} members in {}", codes.len(), state.display());
+        let total = codes.len();
+        setup::demo_init(&state, &codes, base_port, |i, code| println!("  [{i:>2}/{total}] {code}: keys and card"))?
+    };
+    if init_only {
+        print_demo_table(&demo);
+        println!(
+            "state written to {}; run each node with `adi serve --config <config>`",
+            state.join("demo.json").display()
+        );
+        return Ok(());
+    }
+    let total = demo.members.len();
+    let mut nodes = Vec::new();
+    for (i, m) in demo.members.iter().enumerate() {
+        let config = NodeConfig::load(Path::new(&m.config)).map_err(|e| anyhow!("{e}"))?;
+        let node = Node::start(config).await.with_context(|| format!("starting {}", m.code))?;
+        println!("  [{:>2}/{total}] {} node ready at {}", i + 1, m.code, m.api_url);
+        nodes.push(node);
+    }
+    print_demo_table(&demo);
+    println!("state: {}", state.join("demo.json").display());
+    if !no_scenario {
+        if let Err(e) = scenario(&demo).await {
+            eprintln!("scenario failed: {e:#}");
+        }
+    }
+    println!("network running; press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping {} nodes", nodes.len());
+    for n in nodes {
+        n.stop().await;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+fn print_demo_table(demo: &setup::DemoState) {
+    println!("{:<6} {:<24} token", "member", "API URL");
+    for m in &demo.members {
+        println!("{:<6} {:<24} {}", m.code, m.api_url, m.token);
+    }
+}
+
+/// A FLASH about an unplanned encounter at sea between an ASEAN member and a Plus member.
+async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
+    let communities: std::collections::HashMap<String, String> =
+        setup::known_members().into_iter().map(|m| (m.code, m.community)).collect();
+    let pick = |preferred: &str, community: &str| {
+        demo.members
+            .iter()
+            .find(|m| m.code == preferred)
+            .or_else(|| demo.members.iter().find(|m| communities.get(&m.code).map(String::as_str) == Some(community)))
+    };
+    let (Some(from), Some(to)) = (pick("PH", "ASEAN"), pick("CN", "PLUS")) else {
+        println!("scenario skipped: it needs one ASEAN and one Plus member");
+        return Ok(());
+    };
+    let client = Client::new(&from.api_url, Some(from.token.clone()), None)?;
+    let line = client
+        .call(
+            Method::POST,
+            "/api/v1/lines",
+            Some(&json!({"members": [from.code, to.code], "scope": "ADMM-Plus",
+                        "title": format!("{}–{} direct line", from.code, to.code)})),
+        )
+        .await?;
+    let line_id = s(&line, "id").to_string();
+    println!("scenario: {} opened an ADMM-Plus direct line to {}: {line_id}", from.code, to.code);
+    let started = Instant::now();
+    let msg = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/lines/{line_id}/messages"),
+            Some(&json!({
+                "precedence": "FLASH",
+                "subject": "Unplanned encounter at sea",
+                "body": "Our patrol vessel reports a close-quarters situation with one of your units. \
+                         Request you contact your unit to keep safe distance in accordance with CUES and COLREGs.",
+            })),
+        )
+        .await?;
+    let id = s(&msg, "id").to_string();
+    println!("scenario: {} sent FLASH {id}", from.code);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = client.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
+        let delivered = m
+            .get("recipients")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().all(|r| s(r, "state") == "delivered"));
+        if delivered {
+            println!(
+                "scenario: FLASH delivered to {} in {} ms (committed at both nodes)",
+                to.code,
+                started.elapsed().as_millis()
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            println!("scenario: FLASH not yet delivered after 30 s; see `adi peers`");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let to_client = Client::new(&to.api_url, Some(to.token.clone()), None)?;
+    let inbox = to_client.call(Method::GET, "/api/v1/inbox?limit=5", None).await?;
+    if let Some(first) = inbox.as_array().and_then(|a| a.first()) {
+        println!(
+            "scenario: {}'s inbox shows {} from {}: {}",
+            to.code,
+            s(first, "precedence"),
+            s(first, "sender"),
+            s(first, "subject")
+        );
+    }
+    Ok(())
+}
