@@ -431,3 +431,19 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> 
 pub fn roster_pins(node: &NodeState) -> HashSet<[u8; 32]> {
     node.roster_pins()
 }
+
+/// Sends one batch to one endpoint over a fresh connection and returns the peer's verdicts.
+/// Used by diagnostics and tests; nodes send through their [`Link`]s.
+pub async fn post_batch_once(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    peer: &MemberCode,
+    envelopes: &[&[u8]],
+    timeout_ms: u64,
+) -> Result<BatchReply, String> {
+    let (mut sender, conn) = connect_one(endpoint, &tls, timeout_ms, peer).await?;
+    let task = tokio::spawn(conn);
+    let reply = send_batch(&mut sender, encode_batch(envelopes.iter().copied()), timeout_ms).await;
+    task.abort();
+    reply
+}

@@ -1,0 +1,152 @@
+//! A network of real nodes in this test process: real mutual TLS on loopback, real SQLite files.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use adi_node::setup::{self, DemoState};
+use adi_node::{Node, NodeConfig};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Finds `n` consecutive free ports on loopback and returns the first.
+pub fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind probe");
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base as u32 + n as u32 >= 65_000 {
+            continue;
+        }
+        let all_free = (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports found");
+}
+
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub state: DemoState,
+    pub nodes: Vec<Option<Node>>,
+}
+
+impl Net {
+    /// Writes a network's state for these members without starting it.
+    pub fn init(codes: &[&str]) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let base = free_ports(2 * codes.len() as u16);
+        let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+        let state = setup::demo_init(dir.path(), &codes, base, |_, _| {}).unwrap();
+        let nodes = codes.iter().map(|_| None).collect();
+        Net { dir, state, nodes }
+    }
+
+    /// Writes and starts a network.
+    pub async fn start(codes: &[&str]) -> Net {
+        let mut net = Net::init(codes);
+        for i in 0..codes.len() {
+            net.start_node(i).await;
+        }
+        net
+    }
+
+    pub fn index(&self, code: &str) -> usize {
+        self.state.members.iter().position(|m| m.code == code).unwrap_or_else(|| panic!("no member {code}"))
+    }
+
+    pub fn config_path(&self, code: &str) -> PathBuf {
+        PathBuf::from(&self.state.members[self.index(code)].config)
+    }
+
+    pub fn member_dir(&self, code: &str) -> PathBuf {
+        self.dir.path().join(code)
+    }
+
+    pub async fn start_node(&mut self, i: usize) {
+        let config = NodeConfig::load(Path::new(&self.state.members[i].config)).unwrap();
+        self.nodes[i] = Some(Node::start(config).await.unwrap());
+    }
+
+    pub async fn start_code(&mut self, code: &str) {
+        self.start_node(self.index(code)).await;
+    }
+
+    pub async fn stop_code(&mut self, code: &str) {
+        let i = self.index(code);
+        if let Some(n) = self.nodes[i].take() {
+            n.stop().await;
+        }
+    }
+
+    pub fn node(&self, code: &str) -> &Node {
+        self.nodes[self.index(code)].as_ref().expect("node running")
+    }
+
+    pub fn client(&self, code: &str) -> Client {
+        let m = &self.state.members[self.index(code)];
+        Client::new(&m.api_url, Some(m.token.clone()), None).unwrap()
+    }
+
+    pub async fn stop_all(mut self) {
+        for n in self.nodes.iter_mut() {
+            if let Some(n) = n.take() {
+                n.stop().await;
+            }
+        }
+    }
+}
+
+/// Opens a line from `from`'s node and returns its id.
+pub async fn open_line(c: &Client, members: &[&str], scope: &str) -> String {
+    let v = c.call(Method::POST, "/api/v1/lines", Some(&json!({"members": members, "scope": scope}))).await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Sends a message and returns its id.
+pub async fn send(c: &Client, line: &str, precedence: &str, subject: &str) -> String {
+    let body = json!({"precedence": precedence, "subject": subject, "body": format!("body of {subject}")});
+    let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until every recipient of a message is `delivered`; returns the message.
+pub async fn wait_delivered(c: &Client, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = c.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+        let all = m["recipients"].as_array().unwrap().iter().all(|r| r["state"] == "delivered");
+        if all {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "message {id} not delivered in {within:?}: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// GET a JSON list and return it.
+pub async fn get_list(c: &Client, path: &str) -> Vec<Value> {
+    let (status, v) = c.request(Method::GET, path, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{path}: {v}");
+    v.as_array().cloned().unwrap_or_default()
+}

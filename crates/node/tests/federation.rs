@@ -1,0 +1,391 @@
+//! Federation between real nodes over real mutual TLS on loopback: delivery, queues, failover,
+//! precedence, and every refusal the federation listener must make.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adi_core::MemberCode;
+use adi_node::config::load_signing_key;
+use adi_node::federation::post_batch_once;
+use adi_node::tls;
+use adi_wire::batch::Verdict;
+use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE};
+use adi_wire::payload::PayloadV1;
+use adi_wire::{EnvelopeHash, LineId};
+use common::{eventually, get_list, open_line, send, wait_delivered, Net};
+use ed25519_dalek::SigningKey;
+use hyper::Method;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn code(s: &str) -> MemberCode {
+    MemberCode::parse(s).unwrap()
+}
+
+/// Messages on a line as the given member's node records them.
+async fn line_messages(net: &Net, at: &str, line: &str) -> Vec<Value> {
+    get_list(&net.client(at), &format!("/api/v1/lines/{line}/messages?limit=10000")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_and_three_nodes_deliver_every_precedence_on_lines_of_both_scopes() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let ph = net.client("PH");
+    let direct_plus = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let direct_admm = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    let conference = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+
+    let mut sent = Vec::new();
+    for (line, from) in [(&direct_plus, "PH"), (&direct_admm, "PH"), (&conference, "PH")] {
+        for p in ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"] {
+            let id = send(&net.client(from), line, p, &format!("{p} from {from}")).await;
+            sent.push((line.clone(), from, p, id));
+        }
+    }
+    // Members other than the home member send too, once the line has reached them.
+    for (line, from) in [(&direct_plus, "CN"), (&conference, "VN"), (&conference, "CN")] {
+        let c = net.client(from);
+        eventually(WAIT, "the line to reach its members", || {
+            let c = c.clone();
+            let line = line.clone();
+            async move { c.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok() }
+        })
+        .await;
+        for p in ["FLASH", "ROUTINE"] {
+            let id = send(&c, line, p, &format!("{p} from {from}")).await;
+            sent.push((line.clone(), from, p, id));
+        }
+    }
+
+    for (line, from, p, id) in &sent {
+        let m = wait_delivered(&net.client(from), id, WAIT).await;
+        assert_eq!(m["precedence"], *p);
+        let recipients = m["recipients"].as_array().unwrap();
+        let expected = if line == &conference { 2 } else { 1 };
+        assert_eq!(recipients.len(), expected, "{m}");
+        for r in recipients {
+            assert_eq!(r["state"], "delivered");
+            assert!(r["delivered_ms"].as_u64().unwrap() >= r["sent_ms"].as_u64().unwrap());
+            // Delivered means committed at the recipient's node: it is there, with the same id.
+            let at = r["member"].as_str().unwrap();
+            let there = net.client(at).call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+            assert_eq!(there["sender"], *from);
+            assert_eq!(there["precedence"], *p);
+            assert_eq!(there["line"], line.as_str());
+        }
+    }
+    // Line identifiers and membership are the same on every member's node.
+    for at in ["VN", "CN"] {
+        let conf = net.client(at).call(Method::GET, &format!("/api/v1/lines/{conference}"), None).await.unwrap();
+        assert_eq!(conf["members"], serde_json::json!(["CN", "PH", "VN"]));
+        assert_eq!(conf["home"], "PH");
+    }
+    // The ADMM line never reached the Plus member.
+    let (status, _) =
+        net.client("CN").request(Method::GET, &format!("/api/v1/lines/{direct_admm}"), None).await.unwrap();
+    assert_eq!(status, 404);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_down_peer_queue_and_all_arrive_in_order_when_it_returns() {
+    let mut net = Net::start(&["PH", "CN"]).await;
+    net.stop_code("CN").await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let p = ["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"][i % 4];
+        ids.push(send(&ph, &line, p, &format!("queued {i}")).await);
+    }
+    // While CN is down everything waits in PH's outbox, marked sent.
+    let cn = eventually(WAIT, "the link to report CN unreachable", || {
+        let ph = ph.clone();
+        async move {
+            let peers = get_list(&ph, "/api/v1/peers").await;
+            peers.into_iter().find(|p| p["member"] == "CN" && p["last_error"].is_string())
+        }
+    })
+    .await;
+    assert_eq!(cn["queue_len"], 41, "{cn}");
+    assert!(cn["failures"].as_u64().unwrap() >= 1, "{cn}");
+    assert!(cn["oldest_queued_age_ms"].is_u64(), "{cn}");
+    let m = ph.call(Method::GET, &format!("/api/v1/messages/{}", ids[0]), None).await.unwrap();
+    assert_eq!(m["recipients"][0]["state"], "sent");
+
+    net.start_code("CN").await;
+    for id in &ids {
+        wait_delivered(&ph, id, WAIT).await;
+    }
+    let at_cn = line_messages(&net, "CN", &line).await;
+    assert_eq!(at_cn.len(), 40);
+    let seqs: Vec<u64> = at_cn.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (2..=41).collect::<Vec<u64>>(), "the record keeps the sender's order");
+    let peers = get_list(&ph, "/api/v1/peers").await;
+    assert_eq!(peers.iter().find(|p| p["member"] == "CN").unwrap()["queue_len"], 0);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_fails_over_to_the_second_listed_endpoint() {
+    let net = Net::init(&["PH", "CN"]);
+    // CN's roster entry lists first an endpoint where nothing listens, then its real one.
+    let dead = common::free_ports(1);
+    let roster_path = net.dir.path().join("roster.toml");
+    let mut roster = adi_wire::files::RosterFile::from_toml(&std::fs::read_to_string(&roster_path).unwrap()).unwrap();
+    let cn = roster.members.iter_mut().find(|m| m.code == "CN").unwrap();
+    let live = cn.endpoints[0].clone();
+    cn.endpoints.insert(0, format!("127.0.0.1:{dead}"));
+    for code in ["PH", "CN"] {
+        std::fs::write(net.member_dir(code).join("roster.toml"), roster.to_toml()).unwrap();
+    }
+    let mut net = net;
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "FLASH", "over the second bearer").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let peers = get_list(&ph, "/api/v1/peers").await;
+    let cn = peers.iter().find(|p| p["member"] == "CN").unwrap();
+    assert_eq!(cn["endpoint"].as_str(), Some(live.as_str()), "{cn}");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_enqueued_behind_500_routine_messages_arrives_first() {
+    let mut net = Net::start(&["PH", "CN"]).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "line check").await;
+    wait_delivered(&ph, &first, WAIT).await;
+
+    net.stop_code("CN").await;
+    let mut routine = Vec::new();
+    for i in 0..500 {
+        routine.push(send(&ph, &line, "ROUTINE", &format!("routine {i}")).await);
+    }
+    let flash = send(&ph, &line, "FLASH", "the one that matters").await;
+    net.start_code("CN").await;
+    wait_delivered(&ph, &flash, WAIT).await;
+    for id in &routine {
+        wait_delivered(&ph, id, WAIT).await;
+    }
+
+    let at_cn = line_messages(&net, "CN", &line).await;
+    assert_eq!(at_cn.len(), 502);
+    let arrival = |id: &str| at_cn.iter().find(|m| m["id"] == id).unwrap()["arrival"].as_u64().unwrap();
+    let flash_arrival = arrival(&flash);
+    for id in &routine {
+        assert!(flash_arrival < arrival(id), "the FLASH arrived after a ROUTINE message");
+    }
+    // The record still keeps the sender's order: the FLASH is last by sequence number.
+    assert_eq!(at_cn.last().unwrap()["id"], flash.as_str());
+    // The inbox shows it first.
+    let inbox = get_list(&net.client("CN"), "/api/v1/inbox?limit=5").await;
+    assert_eq!(inbox[0]["id"], flash.as_str());
+    net.stop_all().await;
+}
+
+/// A member's real keys, loaded from its node's files.
+struct Keys {
+    signing: SigningKey,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+fn keys_towards(net: &Net, from: &str, to: &str) -> Keys {
+    let dir = net.member_dir(from);
+    let signing = load_signing_key(&dir.join("keys/signing.pem")).unwrap();
+    let (cert, key) = tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
+    let to_pin = pin_of(net, to);
+    Keys { signing, tls: Arc::new(tls::federation_client_config(cert, key, to_pin).unwrap()) }
+}
+
+fn pin_of(net: &Net, code: &str) -> [u8; 32] {
+    let (cert, _) =
+        tls::load_identity(&net.member_dir(code).join("keys/node.crt"), &net.member_dir(code).join("keys/node.key"))
+            .unwrap();
+    tls::spki_pin(&cert).unwrap()
+}
+
+fn endpoint(net: &Net, code: &str) -> String {
+    net.node(code).federation_addrs[0].to_string()
+}
+
+fn setup_envelope(key: &SigningKey, sender: &str, line: LineId, scope: &str, members: &[&str]) -> Vec<u8> {
+    let payload = PayloadV1::LineSetup {
+        v: 1,
+        scope: scope.into(),
+        title: String::new(),
+        home: sender.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    EnvelopeBody {
+        line,
+        sender: sender.into(),
+        seq: 1,
+        prev: EnvelopeHash::NONE,
+        epoch: 0,
+        created_ms: 1,
+        priority: PRIORITY_CONTROL,
+        content_type: CONTENT_PLAIN_V1,
+        payload: payload.encode(),
+    }
+    .sign(key)
+    .bytes()
+    .to_vec()
+}
+
+fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subject: &str, flash: bool) -> Vec<u8> {
+    let payload = PayloadV1::Message {
+        v: 1,
+        precedence: if flash { "FLASH" } else { "ROUTINE" }.into(),
+        class: "OPERATIONAL".into(),
+        caveat: "C".into(),
+        subject: subject.into(),
+        body: "b".into(),
+        ack_required: true,
+    };
+    EnvelopeBody {
+        line,
+        sender: sender.into(),
+        seq,
+        prev: EnvelopeHash::NONE,
+        epoch: 0,
+        created_ms: 2,
+        priority: if flash { PRIORITY_FLASH } else { PRIORITY_ROUTINE },
+        content_type: CONTENT_PLAIN_V1,
+        payload: payload.encode(),
+    }
+    .sign(key)
+    .bytes()
+    .to_vec()
+}
+
+async fn lines_at(net: &Net, code: &str) -> Vec<Value> {
+    get_list(&net.client(code), "/api/v1/lines").await
+}
+
+fn rejected(v: &Verdict, needle: &str) -> bool {
+    matches!(v, Verdict::Rejected { reason } if reason.contains(needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_an_unpinned_tls_key_is_refused_at_the_handshake() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let real = keys_towards(&net, "PH", "CN");
+    // A stranger holds a certificate for the same name but a key that no roster pins; it even
+    // carries an envelope validly signed with PH's member key.
+    let stranger = tls::generate_identity("PH").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.pem"), &stranger.cert_pem).unwrap();
+    std::fs::write(dir.path().join("k.pem"), &stranger.key_pem).unwrap();
+    let (cert, key) = tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
+    let config = Arc::new(tls::federation_client_config(cert, key, pin_of(&net, "CN")).unwrap());
+    let envelope = setup_envelope(&real.signing, "PH", LineId([9; 16]), "ADMM-Plus", &["PH", "CN"]);
+    let result = post_batch_once(&endpoint(&net, "CN"), config, &code("CN"), &[&envelope], 5_000).await;
+    assert!(result.is_err(), "an unpinned client got an answer: {result:?}");
+    // The same envelope over PH's pinned identity is accepted, which shows the key was the reason.
+    assert!(lines_at(&net, "CN").await.is_empty(), "nothing is stored from the stranger");
+    let ok = post_batch_once(&endpoint(&net, "CN"), real.tls, &code("CN"), &[&envelope], 5_000).await.unwrap();
+    assert_eq!(ok.verdicts, vec![Verdict::Accepted]);
+    assert_eq!(lines_at(&net, "CN").await.len(), 1);
+
+    // A client that expects another member's pin refuses to talk to CN.
+    let wrong = keys_towards(&net, "PH", "PH");
+    assert!(post_batch_once(&endpoint(&net, "CN"), wrong.tls, &code("CN"), &[&envelope], 5_000).await.is_err());
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_with_a_bad_signature_is_refused_and_nothing_is_stored() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let ph = keys_towards(&net, "PH", "CN");
+    let forger = SigningKey::from_bytes(&[42; 32]);
+    let forged = setup_envelope(&forger, "PH", LineId([1; 16]), "ADMM-Plus", &["PH", "CN"]);
+    let mut flipped = setup_envelope(&ph.signing, "PH", LineId([2; 16]), "ADMM-Plus", &["PH", "CN"]);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls, &code("CN"), &[&forged, &flipped], 5_000).await.unwrap();
+    assert!(rejected(&reply.verdicts[0], "signature"), "{reply:?}");
+    assert!(rejected(&reply.verdicts[1], "signature"), "{reply:?}");
+    assert!(lines_at(&net, "CN").await.is_empty());
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_altered_content_is_refused_and_an_exact_replay_is_a_duplicate() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let ph = keys_towards(&net, "PH", "CN");
+    let line = LineId([3; 16]);
+    let setup = setup_envelope(&ph.signing, "PH", line, "ADMM-Plus", &["PH", "CN"]);
+    let original = message_envelope(&ph.signing, "PH", line, 2, "original", false);
+    let reply =
+        post_batch_once(&endpoint(&net, "CN"), ph.tls.clone(), &code("CN"), &[&setup, &original], 5_000).await.unwrap();
+    assert_eq!(reply.verdicts, vec![Verdict::Accepted, Verdict::Accepted]);
+
+    // Same line, sender and sequence number, different content, properly signed.
+    let altered = message_envelope(&ph.signing, "PH", line, 2, "altered", false);
+    let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls.clone(), &code("CN"), &[&altered, &original], 5_000)
+        .await
+        .unwrap();
+    assert!(rejected(&reply.verdicts[0], "conflicts"), "{reply:?}");
+    assert_eq!(reply.verdicts[1], Verdict::Duplicate);
+
+    let at_cn = line_messages(&net, "CN", &line.to_hex()).await;
+    assert_eq!(at_cn.len(), 1);
+    assert_eq!(at_cn[0]["subject"], "original");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_from_a_member_not_on_the_line_or_relayed_are_refused() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "between PH and CN").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let line_id = LineId::from_hex(&line).unwrap();
+
+    // VN is in the roster and pinned, but not on the line.
+    let vn = keys_towards(&net, "VN", "CN");
+    let intruding = message_envelope(&vn.signing, "VN", line_id, 1, "intrusion", true);
+    let reply =
+        post_batch_once(&endpoint(&net, "CN"), vn.tls.clone(), &code("CN"), &[&intruding], 5_000).await.unwrap();
+    assert!(rejected(&reply.verdicts[0], "not a member"), "{reply:?}");
+
+    // An envelope signed by PH but carried over VN's connection: relaying is refused.
+    let ph_keys = keys_towards(&net, "PH", "CN");
+    let carried = message_envelope(&ph_keys.signing, "PH", line_id, 9, "carried", false);
+    let reply = post_batch_once(&endpoint(&net, "CN"), vn.tls, &code("CN"), &[&carried], 5_000).await.unwrap();
+    assert!(rejected(&reply.verdicts[0], "relaying"), "{reply:?}");
+
+    let at_cn = line_messages(&net, "CN", &line).await;
+    assert_eq!(at_cn.len(), 1, "only PH's message is on the line at CN");
+    assert_eq!(at_cn[0]["sender"], "PH");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plus_member_on_an_admm_line_is_refused_by_the_receiving_node() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    // CN announces an ADMM line with itself on it: PH's node refuses it.
+    let cn = keys_towards(&net, "CN", "PH");
+    let setup = setup_envelope(&cn.signing, "CN", LineId([5; 16]), "ADMM", &["CN", "PH"]);
+    let reply = post_batch_once(&endpoint(&net, "PH"), cn.tls, &code("PH"), &[&setup], 5_000).await.unwrap();
+    assert!(rejected(&reply.verdicts[0], "may not be on a line of scope ADMM"), "{reply:?}");
+    // VN announces an ADMM line that includes CN: PH refuses it too.
+    let vn = keys_towards(&net, "VN", "PH");
+    let setup = setup_envelope(&vn.signing, "VN", LineId([6; 16]), "ADMM", &["VN", "PH", "CN"]);
+    let reply = post_batch_once(&endpoint(&net, "PH"), vn.tls.clone(), &code("PH"), &[&setup], 5_000).await.unwrap();
+    assert!(rejected(&reply.verdicts[0], "may not be on a line of scope ADMM"), "{reply:?}");
+    // A message for a line PH never accepted is deferred, not stored.
+    let orphan = message_envelope(&vn.signing, "VN", LineId([6; 16]), 2, "orphan", false);
+    let reply = post_batch_once(&endpoint(&net, "PH"), vn.tls, &code("PH"), &[&orphan], 5_000).await.unwrap();
+    assert!(matches!(reply.verdicts[0], Verdict::Deferred { .. }), "{reply:?}");
+    assert!(lines_at(&net, "PH").await.is_empty());
+    net.stop_all().await;
+}

@@ -1,0 +1,261 @@
+//! Crashes of real node processes in the middle of a stream: every message the sender's node
+//! accepted arrives exactly once, in the sender's order.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use hyper::Method;
+use serde_json::{json, Value};
+
+const MESSAGES: usize = 1000;
+const SENDERS: usize = 4;
+
+/// A node process, killed when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base as u32 + n as u32 >= 65_000 {
+            continue;
+        }
+        if (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+fn serve(config: &str, log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_adi"))
+        .args(["serve", "--config", config])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc { child }
+}
+
+/// SIGKILL: no shutdown path runs, as when the process dies with the power.
+fn kill_9(p: Proc) {
+    let pid = p.child.id().to_string();
+    let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(status.success());
+    drop(p);
+}
+
+async fn wait_healthy(url: &str) {
+    let c = Client::new(url, None, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((status, _)) = c.request(Method::GET, "/healthz", None).await {
+            if status == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Member {
+    url: String,
+    token: String,
+    config: String,
+}
+
+fn init(state: &Path, members: &str) -> Vec<Member> {
+    let base = free_ports(6);
+    let out = Command::new(env!("CARGO_BIN_EXE_adi"))
+        .args(["demo", "--init-only", "--members", members, "--base-port", &base.to_string(), "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo: Value = serde_json::from_str(&std::fs::read_to_string(state.join("demo.json")).unwrap()).unwrap();
+    demo["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Member {
+            url: m["api_url"].as_str().unwrap().into(),
+            token: m["token"].as_str().unwrap().into(),
+            config: m["config"].as_str().unwrap().into(),
+        })
+        .collect()
+}
+
+/// Sends `MESSAGES` messages from several concurrent senders, recording the ids the node
+/// accepted (answered 201 Created) and counting them as they come.
+async fn stream(client: Client, line: String, accepted: Arc<Mutex<Vec<String>>>, counter: Arc<AtomicUsize>) {
+    let mut tasks = Vec::new();
+    for s in 0..SENDERS {
+        let client = client.clone();
+        let line = line.clone();
+        let accepted = accepted.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..MESSAGES / SENDERS {
+                let body = json!({"precedence": "ROUTINE", "subject": format!("sender {s} message {i}"), "body": "x"});
+                // A send may fail while the sender's node is down; it is then not accepted, and
+                // the operator sends it again as a new message.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let path = format!("/api/v1/lines/{line}/messages");
+                    match client.request(Method::POST, &path, Some(&body)).await {
+                        Ok((status, v)) if status == 201 => {
+                            accepted.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        _ => {
+                            assert!(Instant::now() < deadline, "the node did not accept a send for 120 s");
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn wait_for(counter: &AtomicUsize, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "stream stalled at {}", counter.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn messages(c: &Client, line: &str) -> Vec<Value> {
+    c.call(Method::GET, &format!("/api/v1/lines/{line}/messages?limit=10000"), None)
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Checks that every accepted id reached the receiver exactly once and in the sender's order.
+async fn check_exactly_once_in_order(sender: &Client, receiver: &Client, line: &str, accepted: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let at_sender = messages(sender, line).await;
+        let pending = at_sender
+            .iter()
+            .filter(|m| m["recipients"].as_array().unwrap().iter().any(|r| r["state"] != "delivered"))
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} messages still undelivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_receiver = messages(receiver, line).await;
+    let ids: Vec<&str> = at_receiver.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a message arrived twice");
+    for id in accepted {
+        assert!(unique.contains(id.as_str()), "accepted message {id} never arrived");
+    }
+    let seqs: Vec<u64> = at_receiver.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (2..2 + seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "the receiver's record breaks the sender's order or has a gap");
+    // The receiver holds exactly what the sender's record holds.
+    let at_sender: HashSet<String> =
+        messages(sender, line).await.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(at_sender.len(), ids.len());
+    assert!(ids.iter().all(|id| at_sender.contains(*id)));
+}
+
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("net");
+    (dir, state)
+}
+
+async fn open_line(c: &Client) -> String {
+    let v = c
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_killed_mid_stream_of_1000_messages_loses_and_duplicates_nothing() {
+    let (_dir, state) = state_dir();
+    let m = init(&state, "PH,CN");
+    let log = state.join("nodes.log");
+    let _ph = serve(&m[0].config, &log);
+    let cn = serve(&m[1].config, &log);
+    wait_healthy(&m[0].url).await;
+    wait_healthy(&m[1].url).await;
+    let ph_client = Client::new(&m[0].url, Some(m[0].token.clone()), None).unwrap();
+    let cn_client = Client::new(&m[1].url, Some(m[1].token.clone()), None).unwrap();
+    let line = open_line(&ph_client).await;
+
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let streaming = tokio::spawn(stream(ph_client.clone(), line.clone(), accepted.clone(), counter.clone()));
+    let mut cn = Some(cn);
+    for at in [250, 600] {
+        wait_for(&counter, at).await;
+        kill_9(cn.take().unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cn = Some(serve(&m[1].config, &log));
+        wait_healthy(&m[1].url).await;
+    }
+    streaming.await.unwrap();
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), MESSAGES);
+    check_exactly_once_in_order(&ph_client, &cn_client, &line, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_killed_mid_stream_keeps_every_message_it_accepted() {
+    let (_dir, state) = state_dir();
+    let m = init(&state, "PH,CN");
+    let log = state.join("nodes.log");
+    let ph = serve(&m[0].config, &log);
+    let _cn = serve(&m[1].config, &log);
+    wait_healthy(&m[0].url).await;
+    wait_healthy(&m[1].url).await;
+    let ph_client = Client::new(&m[0].url, Some(m[0].token.clone()), None).unwrap();
+    let cn_client = Client::new(&m[1].url, Some(m[1].token.clone()), None).unwrap();
+    let line = open_line(&ph_client).await;
+
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let streaming = tokio::spawn(stream(ph_client.clone(), line.clone(), accepted.clone(), counter.clone()));
+    wait_for(&counter, 400).await;
+    kill_9(ph);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ph = serve(&m[0].config, &log);
+    wait_healthy(&m[0].url).await;
+    streaming.await.unwrap();
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), MESSAGES);
+    check_exactly_once_in_order(&ph_client, &cn_client, &line, &accepted).await;
+}
