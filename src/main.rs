@@ -223,9 +223,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => {
             init_logging("info");
             let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+            let stop = StopSignal::listen()?;
             let node = Node::start(config).await?;
             println!("node {} ready: API http://{}", node.state.member, node.api_addr);
-            tokio::signal::ctrl_c().await?;
+            stop.wait().await;
             node.stop().await;
             Ok(())
         }
@@ -299,6 +300,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { members, state, base_port, init_only, no_scenario } => {
             demo(members, state, base_port, init_only, no_scenario).await
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from the moment this is made, so that a signal that arrives
+/// just after a prompt is not lost.
+struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn listen() -> anyhow::Result<StopSignal> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignal { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }
@@ -387,8 +409,9 @@ async fn demo(
             eprintln!("scenario failed: {e:#}");
         }
     }
+    let stop = StopSignal::listen()?;
     println!("network running; press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
+    stop.wait().await;
     println!("stopping {} nodes", nodes.len());
     for n in nodes {
         n.stop().await;

@@ -1,0 +1,277 @@
+//! The hotline state machine, driven without I/O: several members' cores exchange envelopes by
+//! hand. Each test renders outcomes as text and compares them with an expectation through one
+//! `check` helper, so a change of behaviour shows as a readable diff.
+
+use adi_core::roster::default_policy;
+use adi_core::{Content, Draft, Hotline, HotlineConfig, Limits, MemberCode, NewLine, Record, Roster};
+use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_FLASH, PRIORITY_ROUTINE};
+use adi_wire::files::{MemberEntry, RosterFile};
+use adi_wire::payload::PayloadV1;
+use adi_wire::{EnvelopeHash, LineId};
+use ed25519_dalek::SigningKey;
+use expect_test::{expect, Expect};
+
+/// Members of the test world: code, community, key seed.
+const MEMBERS: [(&str, &str, u8); 4] =
+    [("PH", "ASEAN", 1), ("VN", "ASEAN", 2), ("CN", "PLUS", 3), ("TL", "OBSERVER", 4)];
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn roster() -> Roster {
+    let members = MEMBERS
+        .iter()
+        .map(|(code, community, seed)| MemberEntry {
+            code: code.to_string(),
+            name: format!("Member {code}"),
+            community: community.to_string(),
+            signing_key: hex::encode(key(*seed).verifying_key().as_bytes()),
+            tls_pin: hex::encode([*seed; 32]),
+            endpoints: vec![format!("127.0.0.1:{}", 7000 + *seed as u16)],
+        })
+        .collect();
+    Roster::from_file(&RosterFile { version: 1, name: "test".into(), policy: default_policy(), members }).unwrap()
+}
+
+fn code(s: &str) -> MemberCode {
+    MemberCode::parse(s).unwrap()
+}
+
+fn hotline(me: &str) -> Hotline {
+    let seed = MEMBERS.iter().find(|m| m.0 == me).unwrap().2;
+    Hotline::new(
+        HotlineConfig {
+            me: code(me),
+            signing_key: key(seed),
+            roster: roster(),
+            limits: Limits::default(),
+            default_caveat: "TEST CAVEAT".into(),
+        },
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+fn check(actual: String, expect: Expect) {
+    expect.assert_eq(&actual);
+}
+
+fn new_line(members: &str, scope: &str) -> NewLine {
+    NewLine { members: members.split(',').map(String::from).collect(), scope: scope.into(), title: None }
+}
+
+fn draft(precedence: &str, subject: &str) -> Draft {
+    Draft { precedence: precedence.into(), subject: subject.into(), body: "body".into(), ..Draft::default() }
+}
+
+fn render_record(r: &Record) -> String {
+    let b = r.envelope.body();
+    let what = match &r.content {
+        Content::LineSetup => "line_setup".to_string(),
+        Content::Message(m) => format!("{} {} '{}'", m.precedence.as_str(), m.class.as_str(), m.subject),
+    };
+    let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();
+    format!("{} #{} priority {} {what} to [{}]", r.sender, b.seq, b.priority, to.join(","))
+}
+
+#[test]
+fn line_policy_on_creation() {
+    let cases = [
+        ("PH,CN", "ADMM-Plus"),
+        ("PH,VN", "ADMM"),
+        ("PH,CN", "ADMM"),
+        ("PH,TL", "ADMM"),
+        ("PH,TL", "ADMM-Plus"),
+        ("PH,VN,CN", "ADMM-Plus"),
+        ("VN,CN", "ADMM-Plus"),
+        ("PH", "ADMM-Plus"),
+        ("PH,PH", "ADMM-Plus"),
+        ("PH,XX", "ADMM-Plus"),
+        ("PH,cn", "ADMM-Plus"),
+        ("PH,CN", "NATO"),
+    ];
+    let mut out = String::new();
+    for (i, (members, scope)) in cases.iter().enumerate() {
+        let mut ph = hotline("PH");
+        let result = ph.create_line(1_000, LineId([i as u8; 16]), new_line(members, scope));
+        let line = match result {
+            Ok(r) => format!("ok, {}", render_record(&r)),
+            Err(e) => format!("{:?} {}: {}", e.kind, e.code, e.message),
+        };
+        out.push_str(&format!("{members:<9} {scope:<9} -> {line}\n"));
+    }
+    check(
+        out,
+        expect![[r#"
+            PH,CN     ADMM-Plus -> ok, PH #1 priority 0 line_setup to [CN]
+            PH,VN     ADMM      -> ok, PH #1 priority 0 line_setup to [VN]
+            PH,CN     ADMM      -> Forbidden scope_policy: CN (PLUS) may not be on a line of scope ADMM
+            PH,TL     ADMM      -> Forbidden scope_policy: TL (OBSERVER) may not be on a line of scope ADMM
+            PH,TL     ADMM-Plus -> ok, PH #1 priority 0 line_setup to [TL]
+            PH,VN,CN  ADMM-Plus -> ok, PH #1 priority 0 line_setup to [CN,VN]
+            VN,CN     ADMM-Plus -> Forbidden not_a_member: PH is not among the line's members
+            PH        ADMM-Plus -> Invalid too_few_members: a line has at least two members
+            PH,PH     ADMM-Plus -> Invalid repeated_member: a member is listed twice
+            PH,XX     ADMM-Plus -> Invalid unknown_member: XX is not in the roster
+            PH,cn     ADMM-Plus -> Invalid bad_member_code: 'cn': a member code is 2 to 8 characters of A-Z, 0-9 and '-'
+            PH,CN     NATO      -> Invalid bad_scope: unknown scope 'NATO', expected ADMM or ADMM-Plus
+        "#]],
+    );
+}
+
+#[test]
+fn a_second_direct_line_of_the_same_scope_conflicts() {
+    let mut ph = hotline("PH");
+    ph.create_line(1, LineId([1; 16]), new_line("PH,VN", "ADMM")).unwrap();
+    let e = ph.create_line(2, LineId([2; 16]), new_line("VN,PH", "ADMM")).unwrap_err();
+    check(format!("{:?} {}", e.kind, e.code), expect![[r#"Conflict line_exists"#]]);
+    assert!(ph.create_line(3, LineId([3; 16]), new_line("PH,VN", "ADMM-Plus")).is_ok());
+}
+
+#[test]
+fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
+    let mut ph = hotline("PH");
+    let mut cn = hotline("CN");
+    let line = LineId([7; 16]);
+    let setup = ph.create_line(10, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let routine = ph.send(11, line, draft("ROUTINE", "first")).unwrap();
+    let flash = ph.send(12, line, draft("FLASH", "second")).unwrap();
+    assert_eq!(routine.envelope.body().prev, setup.envelope.hash());
+    assert_eq!(flash.envelope.body().prev, routine.envelope.hash());
+
+    // CN takes the setup, then the FLASH before the ROUTINE that precedes it.
+    let mut out = String::new();
+    for r in [&setup, &flash, &routine] {
+        let got = cn.receive(100, &code("PH"), r.envelope.bytes());
+        out.push_str(&match got {
+            Ok(rec) => format!("accepted {}\n", render_record(&rec)),
+            Err(refusal) => format!("refused (retry {}) {}\n", refusal.retry, refusal.reason),
+        });
+    }
+    check(
+        out,
+        expect![[r#"
+            accepted PH #1 priority 0 line_setup to []
+            accepted PH #3 priority 1 FLASH OPERATIONAL 'second' to []
+            accepted PH #2 priority 4 ROUTINE OPERATIONAL 'first' to []
+        "#]],
+    );
+    // CN can now send on the line; its own sequence starts at 1.
+    let reply = cn.send(200, line, draft("IMMEDIATE", "reply")).unwrap();
+    check(render_record(&reply), expect![[r#"CN #1 priority 2 IMMEDIATE OPERATIONAL 'reply' to [PH]"#]]);
+}
+
+fn message_payload(precedence: &str, body: &str) -> Vec<u8> {
+    PayloadV1::Message {
+        v: 1,
+        precedence: precedence.into(),
+        class: "OPERATIONAL".into(),
+        caveat: "C".into(),
+        subject: "s".into(),
+        body: body.into(),
+        ack_required: true,
+    }
+    .encode()
+}
+
+fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payload: Vec<u8>) -> Vec<u8> {
+    EnvelopeBody {
+        line,
+        sender: sender.into(),
+        seq,
+        prev: EnvelopeHash::NONE,
+        epoch: 0,
+        created_ms: 5,
+        priority,
+        content_type: CONTENT_PLAIN_V1,
+        payload,
+    }
+    .sign(&key(seed))
+    .bytes()
+    .to_vec()
+}
+
+#[test]
+fn refusals_of_envelopes_from_peers() {
+    let line = LineId([9; 16]);
+    let mut cn = hotline("CN");
+    let mut ph = hotline("PH");
+    let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    let long_flash = vec!["w"; 201].join(" ");
+    let admm_setup = PayloadV1::LineSetup {
+        v: 1,
+        scope: "ADMM".into(),
+        title: String::new(),
+        home: "PH".into(),
+        members: vec!["PH".into(), "CN".into()],
+    }
+    .encode();
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("garbage", "PH", b"not an envelope".to_vec()),
+        ("signed by another key", "PH", envelope("PH", 9, line, 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        ("sender is not the peer", "VN", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        ("member not on line", "VN", envelope("VN", 2, line, 1, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        (
+            "unknown line",
+            "PH",
+            envelope("PH", 1, LineId([8; 16]), 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b")),
+        ),
+        (
+            "FLASH over 200 words",
+            "PH",
+            envelope("PH", 1, line, 2, PRIORITY_FLASH, message_payload("FLASH", &long_flash)),
+        ),
+        ("priority mismatch", "PH", envelope("PH", 1, line, 2, PRIORITY_FLASH, message_payload("ROUTINE", "b"))),
+        ("bad payload", "PH", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, b"{}".to_vec())),
+        ("Plus member on ADMM line", "PH", envelope("PH", 1, LineId([6; 16]), 1, 0, admm_setup)),
+        ("far ahead", "PH", envelope("PH", 1, line, 5_000_000, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+    ];
+    let mut out = String::new();
+    for (what, peer, bytes) in cases {
+        let line = match cn.receive(3, &code(peer), &bytes) {
+            Ok(r) => format!("accepted {}", render_record(&r)),
+            Err(refusal) => format!("{} {}", if refusal.retry { "deferred" } else { "rejected" }, refusal.reason),
+        };
+        out.push_str(&format!("{what}: {line}\n"));
+    }
+    check(
+        out,
+        expect![[r#"
+            garbage: rejected malformed envelope: bad magic: expected ADIE
+            signed by another key: rejected the envelope's signature does not verify under the sender's roster key
+            sender is not the peer: rejected envelope from PH arrived over VN's connection; relaying is not supported
+            member not on line: rejected VN is not a member of line 09090909090909090909090909090909
+            unknown line: deferred line 08080808080808080808080808080808 is not known here yet
+            FLASH over 200 words: rejected a FLASH body is at most 200 words; this one has 201
+            priority mismatch: rejected the envelope's priority does not match the message's precedence
+            bad payload: rejected bad payload: missing field `type` at line 1 column 2
+            Plus member on ADMM line: rejected line refused: CN (PLUS) may not be on a line of scope ADMM
+            far ahead: rejected sequence number 5000000 is too far ahead of 1 (limit seq_ahead_max = 1000000)
+        "#]],
+    );
+}
+
+#[test]
+fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
+    let line = LineId([4; 16]);
+    let mut ph = hotline("PH");
+    let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let second = ph.send(2, line, draft("ROUTINE", "before restart")).unwrap();
+    let seed = MEMBERS[0].2;
+    let mut again = Hotline::new(
+        HotlineConfig {
+            me: code("PH"),
+            signing_key: key(seed),
+            roster: roster(),
+            limits: Limits::default(),
+            default_caveat: "TEST CAVEAT".into(),
+        },
+        vec![setup.line.clone()],
+        vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
+    );
+    let third = again.send(3, line, draft("ROUTINE", "after restart")).unwrap();
+    assert_eq!(third.envelope.body().seq, 3);
+    assert_eq!(third.envelope.body().prev, second.envelope.hash());
+}

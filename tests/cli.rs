@@ -1,0 +1,553 @@
+//! The `adi` command as an operator uses it: set-up files and their modes, refusals that name the
+//! file and the field, and a two-member network run as real node processes.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// How long a short command (init, roster, a client call) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `adi` binary with a clean environment for its own variables.
+fn adi() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adi"));
+    for var in ["ADI_URL", "ADI_TOKEN", "ADI_PIN", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// A finished command's exit status and output.
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn both(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    fn ok(self) -> Outcome {
+        assert!(
+            self.status.success(),
+            "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn fails(self) -> Outcome {
+        assert!(
+            !self.status.success(),
+            "command succeeded but should fail:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A child process that is killed when the guard is dropped, also when a test fails.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn spawn(cmd: &mut Command) -> ChildGuard {
+        ChildGuard(cmd.spawn().expect("cannot start adi"))
+    }
+
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits for the process to exit, at most `limit`; `None` if it still runs.
+    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("cannot wait for adi") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn read_pipe(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Runs a command to its end, killing it if it takes longer than `limit`.
+#[track_caller]
+fn run_within(cmd: &mut Command, limit: Duration) -> Outcome {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(cmd);
+    let out = read_pipe(child.0.stdout.take());
+    let err = read_pipe(child.0.stderr.take());
+    let status = child.wait_for(limit);
+    drop(child);
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+    let status = status.unwrap_or_else(|| panic!("command did not finish within {limit:?}:\n{stdout}\n{stderr}"));
+    Outcome { status, stdout, stderr }
+}
+
+#[track_caller]
+fn run(cmd: &mut Command) -> Outcome {
+    run_within(cmd, COMMAND_TIMEOUT)
+}
+
+fn init(dir: &Path, member: &str, extra: &[&str]) -> Outcome {
+    run(adi().args(["init", "--member", member, "--dir"]).arg(dir).args(extra))
+}
+
+/// Base ports handed out in this process, so that tests running side by side do not collide.
+static RESERVED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port P such that P..=P+4 on 127.0.0.1 are all free now.
+fn free_base_port() -> u16 {
+    for _ in 0..200 {
+        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if p > u16::MAX - 5 {
+            continue;
+        }
+        let mut reserved = RESERVED.lock().unwrap();
+        if reserved.iter().any(|&r| r.abs_diff(p) <= 5) {
+            continue;
+        }
+        let all_free = (p..=p + 4).all(|q| TcpListener::bind(("127.0.0.1", q)).is_ok());
+        if all_free {
+            reserved.insert(p);
+            return p;
+        }
+    }
+    panic!("no run of 5 free ports found");
+}
+
+/// One member of `demo.json`.
+struct DemoMember {
+    code: String,
+    api_url: String,
+    token: String,
+    config: PathBuf,
+}
+
+fn read_demo(state: &Path) -> Vec<DemoMember> {
+    let text = fs::read_to_string(state.join("demo.json")).expect("demo.json");
+    let v: Value = serde_json::from_str(&text).expect("demo.json is JSON");
+    v["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| DemoMember {
+            code: m["code"].as_str().unwrap().to_string(),
+            api_url: m["api_url"].as_str().unwrap().to_string(),
+            token: m["token"].as_str().unwrap().to_string(),
+            config: PathBuf::from(m["config"].as_str().unwrap()),
+        })
+        .collect()
+}
+
+/// A client command against a node, its URL and token passed in the environment.
+fn client(url: &str, token: &str, args: &[&str]) -> Outcome {
+    run(adi().env("ADI_URL", url).env("ADI_TOKEN", token).args(args))
+}
+
+/// The base64 body of a PEM file, and its lines.
+fn pem_secrets(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains("PRIVATE KEY"), "{} is not a private key PEM", path.display());
+    let lines: Vec<String> =
+        text.lines().filter(|l| !l.starts_with("-----") && !l.trim().is_empty()).map(str::to_string).collect();
+    assert!(!lines.is_empty());
+    let mut secrets = lines.clone();
+    secrets.push(lines.concat());
+    secrets
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn init_writes_private_keys_0600_and_never_prints_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ph");
+    let out = init(&dir, "PH", &[]).ok();
+
+    for f in ["config.toml", "card.json", "roster.toml", "keys/signing.pem", "keys/node.crt", "keys/node.key"] {
+        assert!(dir.join(f).is_file(), "{f} was not written");
+    }
+    assert_eq!(mode(&dir.join("keys/signing.pem")), 0o600);
+    assert_eq!(mode(&dir.join("keys/node.key")), 0o600);
+
+    let card: Value = serde_json::from_str(&fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["member"]["code"], "PH");
+    assert_eq!(card["member"]["community"], "ASEAN");
+    assert_eq!(card["member"]["signing_key"].as_str().unwrap().len(), 64);
+
+    let printed = out.both();
+    assert!(!printed.contains("PRIVATE KEY"), "init printed a private key:\n{printed}");
+    for key in ["keys/signing.pem", "keys/node.key"] {
+        for secret in pem_secrets(&dir.join(key)) {
+            assert!(!printed.contains(&secret), "init printed the contents of {key}");
+        }
+    }
+
+    let before: Vec<Vec<u8>> = ["keys/signing.pem", "keys/node.key", "card.json", "config.toml"]
+        .iter()
+        .map(|f| fs::read(dir.join(f)).unwrap())
+        .collect();
+    let again = init(&dir, "PH", &[]).fails();
+    assert!(again.stderr.contains("refusing to overwrite"), "{}", again.stderr);
+    let after: Vec<Vec<u8>> = ["keys/signing.pem", "keys/node.key", "card.json", "config.toml"]
+        .iter()
+        .map(|f| fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert!(before == after, "a second init changed the member's keys or files");
+    assert_eq!(mode(&dir.join("keys/signing.pem")), 0o600);
+}
+
+#[test]
+fn init_of_an_unknown_member_needs_a_name_and_community() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("xq");
+    let out = init(&dir, "XQ", &[]).fails();
+    assert!(out.stderr.contains("XQ") && out.stderr.contains("--name"), "unclear message: {}", out.stderr);
+    assert!(!dir.join("keys/signing.pem").exists(), "a refused init wrote a key");
+
+    let out = init(&dir, "XQ", &["--name", "Example Land"]).fails();
+    assert!(out.stderr.contains("--community"), "unclear message: {}", out.stderr);
+
+    init(&dir, "XQ", &["--name", "Example Land", "--community", "OBSERVER"]).ok();
+    let card: Value = serde_json::from_str(&fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["member"]["code"], "XQ");
+    assert_eq!(card["member"]["name"], "Example Land");
+    assert_eq!(card["member"]["community"], "OBSERVER");
+}
+
+#[test]
+fn roster_from_cards_and_a_broken_card_is_refused_by_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p1 = free_base_port();
+    let endpoint = format!("127.0.0.1:{p1}");
+    init(&tmp.path().join("ph"), "PH", &["--endpoint", &endpoint]).ok();
+    init(&tmp.path().join("cn"), "CN", &[]).ok();
+    let ph_card = tmp.path().join("ph/card.json");
+    let cn_card = tmp.path().join("cn/card.json");
+
+    let roster_path = tmp.path().join("roster.toml");
+    let out = run(adi().arg("roster").arg("--out").arg(&roster_path).arg(&ph_card).arg(&cn_card)).ok();
+    assert!(out.stdout.contains("2 members"), "{}", out.stdout);
+    let roster: toml::Value = toml::from_str(&fs::read_to_string(&roster_path).unwrap()).unwrap();
+    let members = roster["members"].as_array().expect("members");
+    assert_eq!(members.len(), 2);
+    let codes: BTreeSet<&str> = members.iter().map(|m| m["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, BTreeSet::from(["CN", "PH"]));
+    let ph = members.iter().find(|m| m["code"].as_str() == Some("PH")).unwrap();
+    assert_eq!(ph["endpoints"].as_array().unwrap()[0].as_str(), Some(endpoint.as_str()));
+
+    let mut card: Value = serde_json::from_str(&fs::read_to_string(&ph_card).unwrap()).unwrap();
+    card["member"]["signing_key"] = Value::from("not-a-key");
+    let broken = tmp.path().join("broken-card.json");
+    fs::write(&broken, serde_json::to_string_pretty(&card).unwrap()).unwrap();
+    let refused_path = tmp.path().join("refused.toml");
+    let out = run(adi().arg("roster").arg("--out").arg(&refused_path).arg(&cn_card).arg(&broken)).fails();
+    assert!(out.stderr.contains(&broken.display().to_string()), "the card file is not named: {}", out.stderr);
+    assert!(out.stderr.contains("signing_key"), "the field is not named: {}", out.stderr);
+    assert!(!refused_path.exists(), "a roster was written from a broken card");
+}
+
+/// `adi serve` on this config must exit non-zero soon, naming `file` and `field`, and start nothing.
+#[track_caller]
+fn serve_refuses(config: &Path, file: &Path, field: &str) {
+    let out = run_within(adi().arg("serve").arg("--config").arg(config), Duration::from_secs(20)).fails();
+    assert!(out.stderr.contains(&file.display().to_string()), "{} is not named:\n{}", file.display(), out.stderr);
+    assert!(out.stderr.contains(&format!("`{field}`")), "field {field} is not named:\n{}", out.stderr);
+    assert!(!out.stdout.contains("ready"), "the node started:\n{}", out.stdout);
+    let db = config.parent().unwrap().join("node.db");
+    assert!(!db.exists(), "the node opened its database despite the bad configuration");
+}
+
+/// A fresh member folder and its config path.
+fn member_dir(root: &Path, name: &str, code: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let dir = root.join(name);
+    init(&dir, code, extra).ok();
+    let config = dir.join("config.toml");
+    (dir, config)
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} does not contain {from:?}:\n{text}", path.display());
+    fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn malformed_configs_are_reported_by_file_and_field_and_the_node_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let port = free_base_port();
+    let (api, federation) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", port + 1));
+    let listen = ["--api-listen", api.as_str(), "--federation-listen", federation.as_str()];
+    let listen_line = format!("listen = \"127.0.0.1:{port}\"");
+
+    let (_, config) = member_dir(&root, "listen", "PH", &listen);
+    replace_in(&config, &listen_line, "listen = \"not an address\"");
+    serve_refuses(&config, &config, "api.listen");
+
+    let (_, config) = member_dir(&root, "member", "PH", &listen);
+    replace_in(&config, "member = \"PH\"", "member = \"XX\"");
+    serve_refuses(&config, &config, "member");
+
+    let (dir, config) = member_dir(&root, "roster", "PH", &listen);
+    let roster = dir.join("roster.toml");
+    let card: Value = serde_json::from_str(&fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    let key = card["member"]["signing_key"].as_str().unwrap();
+    replace_in(&roster, &format!("signing_key = \"{key}\""), "signing_key = \"zz\"");
+    serve_refuses(&config, &roster, "members[0].signing_key");
+
+    let (_, config) = member_dir(&root, "exposed", "PH", &listen);
+    replace_in(&config, &listen_line, &format!("listen = \"0.0.0.0:{port}\""));
+    serve_refuses(&config, &config, "api.tls");
+    assert!(TcpListener::bind(("0.0.0.0", port)).is_ok(), "the refused node holds its port");
+
+    // The same config with a loopback address does start: the refusals above are the config's.
+    let (dir, config) = member_dir(&root, "good", "PH", &listen);
+    let log = fs::File::create(root.join("good.log")).unwrap();
+    let mut node =
+        ChildGuard::spawn(adi().arg("serve").arg("--config").arg(&config).stdout(log.try_clone().unwrap()).stderr(log));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(node.wait_for(Duration::ZERO).is_none(), "a good config did not start");
+        assert!(Instant::now() < deadline, "a good config did not start within 30 s");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.join("node.db").exists());
+}
+
+/// Waits until a node answers an authenticated `adi lines`.
+fn wait_ready(node: &mut ChildGuard, m: &DemoMember, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = node.wait_for(Duration::ZERO) {
+            panic!("node {} exited ({status}):\n{}", m.code, fs::read_to_string(log).unwrap_or_default());
+        }
+        let host = m.api_url.trim_start_matches("http://");
+        if TcpStream::connect(host).is_ok() && client(&m.api_url, &m.token, &["lines", "--json"]).status.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {} not ready within 30 s", m.code);
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The bytes of a node's database and its write-ahead log.
+fn db_bytes(db: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(db).expect("node.db");
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(w) = fs::read(PathBuf::from(wal)) {
+        bytes.extend_from_slice(&w);
+    }
+    bytes
+}
+
+#[test]
+fn two_node_processes_driven_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("net");
+    let base = free_base_port();
+    let out = run(adi()
+        .args(["demo", "--init-only", "--members", "PH,CN", "--base-port", &base.to_string(), "--state"])
+        .arg(&state))
+    .ok();
+    assert!(out.stdout.contains("demo.json"), "{}", out.stdout);
+    let members = read_demo(&state);
+    assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), ["PH", "CN"]);
+    assert_eq!(members[0].api_url, format!("http://127.0.0.1:{}", base + 1));
+    assert_eq!(members[1].api_url, format!("http://127.0.0.1:{}", base + 3));
+    let (ph, cn) = (&members[0], &members[1]);
+
+    let mut nodes = Vec::new();
+    for m in &members {
+        let log_path = tmp.path().join(format!("{}.log", m.code));
+        let log = fs::File::create(&log_path).unwrap();
+        let mut node = ChildGuard::spawn(
+            adi().arg("serve").arg("--config").arg(&m.config).stdout(log.try_clone().unwrap()).stderr(log),
+        );
+        wait_ready(&mut node, m, &log_path);
+        nodes.push(node);
+    }
+
+    let line = client(&ph.api_url, &ph.token, &["new-line", "--members", "PH,CN", "--scope", "ADMM-Plus", "--json"])
+        .ok()
+        .json();
+    let line_id = line["id"].as_str().expect("line id").to_string();
+    assert_eq!(line["scope"], "ADMM-Plus");
+    assert_eq!(line["members"], serde_json::json!(["CN", "PH"]));
+
+    let subject = "Unplanned encounter at sea";
+    let body = "Request you contact your unit to keep safe distance.";
+    let sent = client(
+        &ph.api_url,
+        &ph.token,
+        &["send", "--line", &line_id, "--precedence", "FLASH", "--subject", subject, "--body", body, "--json"],
+    )
+    .ok()
+    .json();
+    let msg_id = sent["id"].as_str().expect("message id").to_string();
+    assert_eq!(sent["precedence"], "FLASH");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = client(&ph.api_url, &ph.token, &["show", &msg_id, "--json"]).ok().json();
+        assert_eq!(shown["recipients"][0]["member"], "CN");
+        if shown["recipients"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered within 30 s: {shown}");
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    let inbox = client(&cn.api_url, &cn.token, &["inbox", "--json"]).ok().json();
+    let received = inbox
+        .as_array()
+        .expect("inbox is a list")
+        .iter()
+        .find(|m| m["id"] == msg_id.as_str())
+        .unwrap_or_else(|| panic!("the message is not in CN's inbox: {inbox}"));
+    assert_eq!(received["precedence"], "FLASH");
+    assert_eq!(received["sender"], "PH");
+    assert_eq!(received["subject"], subject);
+
+    let lines = client(&cn.api_url, &cn.token, &["lines"]).ok();
+    assert!(lines.stdout.contains(&line_id), "CN's lines do not list {line_id}:\n{}", lines.stdout);
+
+    // An auditor: its token is printed once, reads, and may not send.
+    let added =
+        run(adi().args(["operator", "add", "--name", "alice", "--role", "auditor", "--config"]).arg(&ph.config)).ok();
+    let printed: Vec<&str> = added.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(printed.len(), 1, "expected the token alone on stdout:\n{}", added.stdout);
+    let token = printed[0].trim().to_string();
+    assert!(token.len() >= 32, "a short token: {token}");
+    assert_eq!(added.both().matches(&token).count(), 1, "the token is printed more than once");
+
+    let read = client(&ph.api_url, &token, &["lines"]).ok();
+    assert!(read.stdout.contains(&line_id), "{}", read.stdout);
+    let denied = client(
+        &ph.api_url,
+        &token,
+        &["send", "--line", &line_id, "--precedence", "ROUTINE", "--subject", "x", "--body", "y"],
+    )
+    .fails();
+    assert!(denied.stderr.contains("403"), "{}", denied.stderr);
+    let bad = client(&ph.api_url, &format!("{token}x"), &["lines"]).fails();
+    assert!(bad.stderr.contains("401"), "{}", bad.stderr);
+
+    let stored = db_bytes(&state.join("PH/node.db"));
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    assert!(contains(&stored, &hash), "the token's hash is not in PH's database");
+    assert!(!contains(&stored, token.as_bytes()), "the auditor's token is stored in the clear");
+    assert!(!contains(&stored, ph.token.as_bytes()), "the duty token is stored in the clear");
+
+    let king =
+        run(adi().args(["operator", "add", "--name", "bob", "--role", "king", "--config"]).arg(&ph.config)).fails();
+    assert!(king.stderr.contains("king"), "{}", king.stderr);
+    assert!(king.stdout.trim().is_empty(), "a token was printed for a refused role: {}", king.stdout);
+
+    drop(nodes);
+}
+
+#[test]
+fn demo_plays_the_scenario_and_stops_on_sigint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("net");
+    let base = free_base_port();
+    let out_path = tmp.path().join("demo.out");
+    let err_path = tmp.path().join("demo.err");
+    let mut demo = ChildGuard::spawn(
+        adi()
+            .args(["demo", "--members", "PH,CN", "--base-port", &base.to_string(), "--state"])
+            .arg(&state)
+            .stdout(fs::File::create(&out_path).unwrap())
+            .stderr(fs::File::create(&err_path).unwrap()),
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let stdout = loop {
+        let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+        if stdout.contains("press Ctrl-C") {
+            break stdout;
+        }
+        if let Some(status) = demo.wait_for(Duration::ZERO) {
+            panic!("demo exited early ({status}):\n{stdout}\n{}", fs::read_to_string(&err_path).unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "demo not running within 90 s:\n{stdout}");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(stdout.contains("[ 1/2] PH: keys and card") && stdout.contains("[ 2/2] CN: keys and card"), "{stdout}");
+    assert!(stdout.contains("PH node ready") && stdout.contains("CN node ready"), "{stdout}");
+    let header = stdout.lines().find(|l| l.starts_with("member")).unwrap_or_else(|| panic!("no table:\n{stdout}"));
+    assert!(header.contains("API URL") && header.contains("token"), "{header}");
+    assert!(stdout.lines().any(|l| l.starts_with("PH") && l.contains(&format!("http://127.0.0.1:{}", base + 1))));
+    assert!(stdout.lines().any(|l| l.starts_with("CN") && l.contains(&format!("http://127.0.0.1:{}", base + 3))));
+    assert!(
+        stdout.lines().any(|l| l.contains("FLASH delivered to CN")),
+        "the scenario's FLASH was not delivered:\n{stdout}\n{}",
+        fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    assert!(stdout.contains("inbox shows FLASH from PH"), "{stdout}");
+    assert!(state.join("demo.json").is_file());
+
+    // The Ctrl-C handler is installed right after the prompt is printed.
+    thread::sleep(Duration::from_millis(500));
+    let kill = Command::new("kill").args(["-INT", &demo.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    let status = demo.wait_for(Duration::from_secs(20)).expect("demo did not stop within 20 s of SIGINT");
+    let stdout = fs::read_to_string(&out_path).unwrap();
+    assert!(status.success(), "demo exited with {status}:\n{stdout}");
+    assert!(stdout.lines().any(|l| l.trim() == "stopped"), "{stdout}");
+}
