@@ -8,7 +8,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -139,27 +138,10 @@ fn init(dir: &Path, member: &str, extra: &[&str]) -> Outcome {
     run(adi().args(["init", "--member", member, "--dir"]).arg(dir).args(extra))
 }
 
-/// Base ports handed out in this process, so that tests running side by side do not collide.
-static RESERVED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-
-/// A port P such that P..=P+4 on 127.0.0.1 are all free now.
+/// A port P such that P..=P+4 on 127.0.0.1 are all free now, never handed out twice in this
+/// process and outside the ephemeral range.
 fn free_base_port() -> u16 {
-    for _ in 0..200 {
-        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if p > u16::MAX - 5 {
-            continue;
-        }
-        let mut reserved = RESERVED.lock().unwrap();
-        if reserved.iter().any(|&r| r.abs_diff(p) <= 5) {
-            continue;
-        }
-        let all_free = (p..=p + 4).all(|q| TcpListener::bind(("127.0.0.1", q)).is_ok());
-        if all_free {
-            reserved.insert(p);
-            return p;
-        }
-    }
-    panic!("no run of 5 free ports found");
+    adi_node::setup::free_port_run(5).expect("free loopback ports")
 }
 
 /// One member of `demo.json`.

@@ -28,18 +28,7 @@ impl Drop for Proc {
 }
 
 fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base as u32 + n as u32 >= 65_000 {
-            continue;
-        }
-        if (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free ports");
+    adi_node::setup::free_port_run(n).expect("free loopback ports")
 }
 
 fn serve(config: &str, log: &Path) -> Proc {

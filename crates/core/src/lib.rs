@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod fixtures;
 pub mod hotline;
 pub mod limits;
 pub mod line;

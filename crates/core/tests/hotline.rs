@@ -2,55 +2,16 @@
 //! hand. Each test renders outcomes as text and compares them with an expectation through one
 //! `check` helper, so a change of behaviour shows as a readable diff.
 
-use adi_core::roster::default_policy;
-use adi_core::{Content, Draft, Hotline, HotlineConfig, Limits, MemberCode, NewLine, Record, Roster};
+use adi_core::{Content, Draft, Hotline, MemberCode, NewLine, Record};
 use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_FLASH, PRIORITY_ROUTINE};
-use adi_wire::files::{MemberEntry, RosterFile};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
-use ed25519_dalek::SigningKey;
 use expect_test::{expect, Expect};
 
-/// Members of the test world: code, community, key seed.
-const MEMBERS: [(&str, &str, u8); 4] =
-    [("PH", "ASEAN", 1), ("VN", "ASEAN", 2), ("CN", "PLUS", 3), ("TL", "OBSERVER", 4)];
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-fn roster() -> Roster {
-    let members = MEMBERS
-        .iter()
-        .map(|(code, community, seed)| MemberEntry {
-            code: code.to_string(),
-            name: format!("Member {code}"),
-            community: community.to_string(),
-            signing_key: hex::encode(key(*seed).verifying_key().as_bytes()),
-            tls_pin: hex::encode([*seed; 32]),
-            endpoints: vec![format!("127.0.0.1:{}", 7000 + *seed as u16)],
-        })
-        .collect();
-    Roster::from_file(&RosterFile { version: 1, name: "test".into(), policy: default_policy(), members }).unwrap()
-}
+use adi_core::fixtures::{config, hotline, key, WORLD};
 
 fn code(s: &str) -> MemberCode {
     MemberCode::parse(s).unwrap()
-}
-
-fn hotline(me: &str) -> Hotline {
-    let seed = MEMBERS.iter().find(|m| m.0 == me).unwrap().2;
-    Hotline::new(
-        HotlineConfig {
-            me: code(me),
-            signing_key: key(seed),
-            roster: roster(),
-            limits: Limits::default(),
-            default_caveat: "TEST CAVEAT".into(),
-        },
-        Vec::new(),
-        Vec::new(),
-    )
 }
 
 fn check(actual: String, expect: Expect) {
@@ -259,15 +220,8 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
     let mut ph = hotline("PH");
     let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
     let second = ph.send(2, line, draft("ROUTINE", "before restart")).unwrap();
-    let seed = MEMBERS[0].2;
     let mut again = Hotline::new(
-        HotlineConfig {
-            me: code("PH"),
-            signing_key: key(seed),
-            roster: roster(),
-            limits: Limits::default(),
-            default_caveat: "TEST CAVEAT".into(),
-        },
+        config("PH", WORLD[0].2),
         vec![setup.line.clone()],
         vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
     );

@@ -331,6 +331,13 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/peers", get(peers))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the endpoint does not take this method",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
 }

@@ -203,6 +203,33 @@ pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result
     Ok(token)
 }
 
+/// Lowest and highest ports [`free_port_run`] hands out: below Linux's default ephemeral range
+/// (32768 and up), so that outgoing connections cannot take a port between choice and bind.
+const PORT_RUN_FIRST: u16 = 20_000;
+const PORT_RUN_LAST: u16 = 32_000;
+
+/// Finds `n` consecutive free loopback ports for a local network and returns the first. Within
+/// one process no run is handed out twice, so concurrent callers (tests) never collide; the
+/// starting point depends on the process id, so concurrent processes rarely do.
+pub fn free_port_run(n: u16) -> Option<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORT_RUN_LAST - PORT_RUN_FIRST);
+    let _ = NEXT.compare_exchange(0, 1 + (std::process::id() * 97) % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..(span / u32::from(n.max(1))) {
+        let offset = NEXT.fetch_add(u32::from(n), Ordering::SeqCst) % span;
+        let first = PORT_RUN_FIRST as u32 + offset;
+        if first + u32::from(n) > u32::from(PORT_RUN_LAST) {
+            continue;
+        }
+        let first = first as u16;
+        if (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return Some(first);
+        }
+    }
+    None
+}
+
 /// One member of a demo network.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DemoMember {

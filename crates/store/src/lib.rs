@@ -14,7 +14,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sqlite::{SqliteStore, StoreConfig};
+pub use sqlite::{CommitStats, SqliteStore, StoreConfig};
 
 /// A storage failure. The runtime treats a failed commit as fatal for the request that caused it
 /// and reports it without internals.

@@ -7,6 +7,7 @@
 //! the data is on disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -98,6 +99,20 @@ CREATE TABLE IF NOT EXISTS operators (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 "#;
 
+/// Counters of the writer thread.
+#[derive(Default)]
+struct Stats {
+    transactions: AtomicU64,
+    jobs: AtomicU64,
+}
+
+/// How many jobs the writer has committed in how many transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitStats {
+    pub transactions: u64,
+    pub jobs: u64,
+}
+
 enum Job {
     Commit(WriteBatch, oneshot::Sender<Result<Vec<Outcome>, StoreError>>),
     Settle(MemberCode, Vec<(EnvelopeHash, Settlement)>, u64, oneshot::Sender<Result<(), StoreError>>),
@@ -111,6 +126,7 @@ pub struct SqliteStore {
 
 struct Inner {
     config: StoreConfig,
+    stats: Arc<Stats>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
@@ -149,18 +165,30 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(db)?;
         let (tx, rx) = mpsc::channel();
         let group_len_max = config.group_len_max;
+        let stats = Arc::new(Stats::default());
+        let writer_stats = stats.clone();
         let writer = thread::Builder::new()
             .name("adi-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, group_len_max))
+            .spawn(move || writer_loop(conn, rx, group_len_max, &writer_stats))
             .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 config,
+                stats,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(Some(writer)),
             }),
         })
+    }
+
+    /// Jobs and transactions committed so far: with concurrent writers, fewer transactions than
+    /// jobs shows that commits were grouped.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            transactions: self.inner.stats.transactions.load(Ordering::Relaxed),
+            jobs: self.inner.stats.jobs.load(Ordering::Relaxed),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -194,7 +222,7 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, group_len_max: usize) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, group_len_max: usize, stats: &Stats) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < group_len_max {
@@ -203,7 +231,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, group_len_max: usi
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, jobs);
+        let n = jobs.len() as u64;
+        if run_group(&mut conn, jobs) {
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
+            stats.jobs.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
@@ -213,7 +245,8 @@ enum Done {
     Settle(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
 }
 
-fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
+/// Runs jobs in one transaction and answers them; returns whether the transaction committed.
+fn run_group(conn: &mut Connection, jobs: Vec<Job>) -> bool {
     let mut done = Vec::with_capacity(jobs.len());
     let tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -225,7 +258,7 @@ fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
                 }),
                 &e.to_string(),
             );
-            return;
+            return false;
         }
     };
     let mut tx = tx;
@@ -253,10 +286,12 @@ fn run_group(conn: &mut Connection, jobs: Vec<Job>) {
                     }
                 }
             }
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             fail_all(done.into_iter(), &e.to_string());
+            false
         }
     }
 }

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,19 +13,7 @@ use serde_json::{json, Value};
 
 /// Finds `n` consecutive free ports on loopback and returns the first.
 pub fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind probe");
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base as u32 + n as u32 >= 65_000 {
-            continue;
-        }
-        let all_free = (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports found");
+    setup::free_port_run(n).expect("free loopback ports")
 }
 
 pub struct Net {
