@@ -264,12 +264,16 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
     let mut conn_tasks = JoinSet::new();
     let mut sender: Option<Sender> = None;
     let mut failures: u32 = 0;
+    // After the peer refused a whole batch, that many envelopes go one by one, so that the one it
+    // refuses is found and marked refused instead of blocking the queue.
+    let mut one_by_one: usize = 0;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = now_ms();
-        let items = match node.store.outbox(&link.peer, now, batch_len) {
+        let limit = if one_by_one > 0 { 1 } else { batch_len };
+        let items = match node.store.outbox(&link.peer, now, limit) {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(peer = %link.peer, error = %e, "cannot read the outbox");
@@ -288,9 +292,10 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         }
         let result = async {
             if sender.as_ref().is_none_or(|s| s.is_closed()) {
-                sender = Some(connect(&endpoints, &tls, &limits, &link, &mut conn_tasks).await?);
+                let connected = connect(&endpoints, &tls, &limits, &link, &mut conn_tasks).await;
+                sender = Some(connected.map_err(SendError::Transport)?);
             }
-            let s = sender.as_mut().ok_or_else(|| "no connection".to_string())?;
+            let s = sender.as_mut().ok_or_else(|| SendError::Transport("no connection".to_string()))?;
             let body = encode_batch(items.iter().map(|i| i.bytes.as_slice()));
             send_batch(s, body, limits.request_timeout_ms).await
         }
@@ -320,6 +325,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                     node.fail_storage(&e);
                     break;
                 }
+                one_by_one = one_by_one.saturating_sub(1);
                 failures = 0;
                 link.update(|s| {
                     s.failures = 0;
@@ -327,10 +333,23 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                     s.last_delivery_ms = Some(now);
                 });
             }
+            Err(SendError::Refused(why)) if items.len() > 1 => {
+                tracing::warn!(peer = %link.peer, error = %why, "peer refused a batch; sending one by one");
+                one_by_one = items.len();
+            }
+            Err(SendError::Refused(why)) => {
+                tracing::warn!(peer = %link.peer, envelope = %items[0].hash, reason = %why, "peer refused an envelope");
+                let refused = vec![(items[0].hash, Settlement::Refused { reason: why })];
+                if let Err(e) = node.store.settle(&link.peer, refused, now_ms()).wait().await {
+                    node.fail_storage(&e);
+                    break;
+                }
+                one_by_one = one_by_one.saturating_sub(1);
+            }
             other => {
                 let why = match other {
                     Ok(r) => format!("peer answered {} verdicts for {} envelopes", r.verdicts.len(), items.len()),
-                    Err(e) => e,
+                    Err(SendError::Transport(e) | SendError::Refused(e)) => e,
                 };
                 sender = None;
                 failures = failures.saturating_add(1);
@@ -398,24 +417,38 @@ async fn connect_one(
     hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())
 }
 
-async fn send_batch(sender: &mut Sender, body: Vec<u8>, timeout_ms: u64) -> Result<BatchReply, String> {
+/// Why a batch did not get verdicts.
+#[derive(Debug)]
+enum SendError {
+    /// The connection or the peer failed; the same batch may be tried again.
+    Transport(String),
+    /// The peer refused the batch as a whole (400 or 413): something in it is unacceptable to it.
+    Refused(String),
+}
+
+async fn send_batch(sender: &mut Sender, body: Vec<u8>, timeout_ms: u64) -> Result<BatchReply, SendError> {
     let request = hyper::Request::post(BATCH_PATH)
         .header(hyper::header::HOST, "peer")
         .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SendError::Transport(e.to_string()))?;
+    let transport = |e: &dyn std::fmt::Display| SendError::Transport(e.to_string());
     let work = async {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        sender.ready().await.map_err(|e| transport(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| transport(&e))?;
         let status = response.status();
         let bytes =
-            Limited::new(response.into_body(), REPLY_BYTES_MAX).collect().await.map_err(|e| e.to_string())?.to_bytes();
+            Limited::new(response.into_body(), REPLY_BYTES_MAX).collect().await.map_err(|e| transport(&e))?.to_bytes();
         if !status.is_success() {
-            return Err(format!("peer answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
+            let why = format!("peer answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+            let refused = status == hyper::StatusCode::BAD_REQUEST || status == hyper::StatusCode::PAYLOAD_TOO_LARGE;
+            return Err(if refused { SendError::Refused(why) } else { SendError::Transport(why) });
         }
-        serde_json::from_slice::<BatchReply>(&bytes).map_err(|e| format!("bad reply: {e}"))
+        serde_json::from_slice::<BatchReply>(&bytes).map_err(|e| SendError::Transport(format!("bad reply: {e}")))
     };
-    tokio::time::timeout(Duration::from_millis(timeout_ms), work).await.map_err(|_| "request timed out".to_string())?
+    tokio::time::timeout(Duration::from_millis(timeout_ms), work)
+        .await
+        .map_err(|_| SendError::Transport("request timed out".to_string()))?
 }
 
 /// Binds every federation address.
@@ -445,5 +478,7 @@ pub async fn post_batch_once(
     let task = tokio::spawn(conn);
     let reply = send_batch(&mut sender, encode_batch(envelopes.iter().copied()), timeout_ms).await;
     task.abort();
-    reply
+    reply.map_err(|e| match e {
+        SendError::Transport(e) | SendError::Refused(e) => e,
+    })
 }

@@ -389,3 +389,81 @@ async fn a_plus_member_on_an_admm_line_is_refused_by_the_receiving_node() {
     assert!(lines_at(&net, "PH").await.is_empty());
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_envelope_is_refused_before_anything_is_stored() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let ph = keys_towards(&net, "PH", "CN");
+    let line = LineId([11; 16]);
+    let setup = setup_envelope(&ph.signing, "PH", line, "ADMM-Plus", &["PH", "CN"]);
+    let big_body = "x".repeat(300 * 1024);
+    let big = envelope_with_body(&ph.signing, line, &big_body);
+    let result = post_batch_once(&endpoint(&net, "CN"), ph.tls, &code("CN"), &[&setup, &big], 5_000).await;
+    let err = result.unwrap_err();
+    assert!(err.contains("400") && err.contains("over the limit"), "{err}");
+    assert!(lines_at(&net, "CN").await.is_empty(), "the whole batch was refused");
+    net.stop_all().await;
+}
+
+fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
+    let payload = PayloadV1::Message {
+        v: 1,
+        precedence: "ROUTINE".into(),
+        class: "OPERATIONAL".into(),
+        caveat: "C".into(),
+        subject: "big".into(),
+        body: body.into(),
+        ack_required: true,
+    };
+    EnvelopeBody {
+        line,
+        sender: "PH".into(),
+        seq: 2,
+        prev: EnvelopeHash::NONE,
+        epoch: 0,
+        created_ms: 2,
+        priority: PRIORITY_ROUTINE,
+        content_type: CONTENT_PLAIN_V1,
+        payload: payload.encode(),
+    }
+    .sign(key)
+    .bytes()
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_a_peer_refuses_as_too_large_is_marked_refused_and_does_not_block_the_queue() {
+    let net = Net::init(&["PH", "CN"]);
+    // CN takes smaller envelopes than PH sends.
+    let config = net.config_path("CN");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[limits]"), "{text}");
+    std::fs::write(&config, text.replace("[limits]", "[limits]\nenvelope_bytes_max = 4096")).unwrap();
+    let mut net = net;
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let before = send(&ph, &line, "ROUTINE", "before").await;
+    let body = serde_json::json!({"precedence": "ROUTINE", "subject": "large", "body": "y".repeat(8_000)});
+    let large = ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let large = large["id"].as_str().unwrap().to_string();
+    let after = send(&ph, &line, "ROUTINE", "after").await;
+    wait_delivered(&ph, &before, WAIT).await;
+    wait_delivered(&ph, &after, WAIT).await;
+    let refused = eventually(WAIT, "the large envelope to be marked refused", || {
+        let ph = ph.clone();
+        let large = large.clone();
+        async move {
+            let m = ph.call(Method::GET, &format!("/api/v1/messages/{large}"), None).await.ok()?;
+            (m["recipients"][0]["state"] == "refused").then_some(m)
+        }
+    })
+    .await;
+    let detail = refused["recipients"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("400"), "{detail}");
+    let subjects: Vec<String> =
+        line_messages(&net, "CN", &line).await.iter().map(|m| m["subject"].as_str().unwrap().to_string()).collect();
+    assert_eq!(subjects, vec!["before", "after"]);
+    net.stop_all().await;
+}
