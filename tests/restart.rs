@@ -192,59 +192,71 @@ async fn open_line(c: &Client) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
+/// Two member processes, PH and CN, with a line between them and a stream running from PH.
+struct Pair {
+    _dir: tempfile::TempDir,
+    members: Vec<Member>,
+    log: PathBuf,
+    procs: Vec<Option<Proc>>,
+    clients: Vec<Client>,
+    line: String,
+    accepted: Arc<Mutex<Vec<String>>>,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let (dir, state) = state_dir();
+        let members = init(&state, "PH,CN");
+        let log = state.join("nodes.log");
+        let procs = members.iter().map(|m| Some(serve(&m.config, &log))).collect();
+        for m in &members {
+            wait_healthy(&m.url).await;
+        }
+        let clients: Vec<Client> =
+            members.iter().map(|m| Client::new(&m.url, Some(m.token.clone()), None).unwrap()).collect();
+        let line = open_line(&clients[0]).await;
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let counter = Arc::new(AtomicUsize::new(0));
+        Pair { _dir: dir, members, log, procs, clients, line, accepted, counter }
+    }
+
+    /// Kills member `i` with SIGKILL once `after` messages were accepted, and starts it again.
+    async fn crash_and_restart(&mut self, i: usize, after: usize) {
+        wait_for(&self.counter, after).await;
+        kill_9(self.procs[i].take().unwrap());
+        let at_kill = self.counter.load(Ordering::SeqCst);
+        assert!(at_kill < MESSAGES, "the stream had ended ({at_kill} accepted) before the crash");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.procs[i] = Some(serve(&self.members[i].config, &self.log));
+        wait_healthy(&self.members[i].url).await;
+    }
+
+    /// Streams `MESSAGES` messages from PH while `crashes` (member, after how many) happen, then
+    /// checks that CN holds every accepted message exactly once, in PH's order.
+    async fn run(mut self, crashes: &[(usize, usize)]) {
+        let streaming = tokio::spawn(stream(
+            self.clients[0].clone(),
+            self.line.clone(),
+            self.accepted.clone(),
+            self.counter.clone(),
+        ));
+        for &(i, after) in crashes {
+            self.crash_and_restart(i, after).await;
+        }
+        streaming.await.unwrap();
+        let accepted = self.accepted.lock().unwrap().clone();
+        assert_eq!(accepted.len(), MESSAGES);
+        check_exactly_once_in_order(&self.clients[0], &self.clients[1], &self.line, &accepted).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_killed_mid_stream_of_1000_messages_loses_and_duplicates_nothing() {
-    let (_dir, state) = state_dir();
-    let m = init(&state, "PH,CN");
-    let log = state.join("nodes.log");
-    let _ph = serve(&m[0].config, &log);
-    let cn = serve(&m[1].config, &log);
-    wait_healthy(&m[0].url).await;
-    wait_healthy(&m[1].url).await;
-    let ph_client = Client::new(&m[0].url, Some(m[0].token.clone()), None).unwrap();
-    let cn_client = Client::new(&m[1].url, Some(m[1].token.clone()), None).unwrap();
-    let line = open_line(&ph_client).await;
-
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let counter = Arc::new(AtomicUsize::new(0));
-    let streaming = tokio::spawn(stream(ph_client.clone(), line.clone(), accepted.clone(), counter.clone()));
-    let mut cn = Some(cn);
-    for at in [250, 600] {
-        wait_for(&counter, at).await;
-        kill_9(cn.take().unwrap());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        cn = Some(serve(&m[1].config, &log));
-        wait_healthy(&m[1].url).await;
-    }
-    streaming.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), MESSAGES);
-    check_exactly_once_in_order(&ph_client, &cn_client, &line, &accepted).await;
+    Pair::start().await.run(&[(1, 250), (1, 600)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_killed_mid_stream_keeps_every_message_it_accepted() {
-    let (_dir, state) = state_dir();
-    let m = init(&state, "PH,CN");
-    let log = state.join("nodes.log");
-    let ph = serve(&m[0].config, &log);
-    let _cn = serve(&m[1].config, &log);
-    wait_healthy(&m[0].url).await;
-    wait_healthy(&m[1].url).await;
-    let ph_client = Client::new(&m[0].url, Some(m[0].token.clone()), None).unwrap();
-    let cn_client = Client::new(&m[1].url, Some(m[1].token.clone()), None).unwrap();
-    let line = open_line(&ph_client).await;
-
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let counter = Arc::new(AtomicUsize::new(0));
-    let streaming = tokio::spawn(stream(ph_client.clone(), line.clone(), accepted.clone(), counter.clone()));
-    wait_for(&counter, 400).await;
-    kill_9(ph);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ph = serve(&m[0].config, &log);
-    wait_healthy(&m[0].url).await;
-    streaming.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), MESSAGES);
-    check_exactly_once_in_order(&ph_client, &cn_client, &line, &accepted).await;
+    Pair::start().await.run(&[(0, 400)]).await;
 }
