@@ -14,6 +14,19 @@ use clap::{Args, Parser, Subcommand};
 use hyper::Method;
 use serde_json::{json, Value};
 
+/// Prints a line to stdout; a closed pipe (as with `adi inbox | head`) ends the command quietly
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "adi", version, about = "ADI: the Direct Communications Infrastructure of the ADMM-Plus")]
 struct Cli {
@@ -208,16 +221,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 federation_listen,
                 api_listen,
             })?;
-            println!("created {} (config) and {} (public card)", out.config.display(), out.card.display());
-            println!("member {} ({}), TLS pin {}", out.entry.code, out.entry.community, out.entry.tls_pin);
-            println!("next: assemble a roster from every member's card with `adi roster --out roster.toml CARD...`");
+            out!("created {} (config) and {} (public card)", out.config.display(), out.card.display());
+            out!("member {} ({}), TLS pin {}", out.entry.code, out.entry.community, out.entry.tls_pin);
+            out!("next: assemble a roster from every member's card with `adi roster --out roster.toml CARD...`");
             Ok(())
         }
         Command::Roster { out, name, cards } => {
             let members = setup::read_cards(&cards)?;
             let roster = setup::assemble_roster(&name, members)?;
             std::fs::write(&out, roster.to_toml()).with_context(|| format!("cannot write {}", out.display()))?;
-            println!("wrote {} with {} members", out.display(), roster.members.len());
+            out!("wrote {} with {} members", out.display(), roster.members.len());
             Ok(())
         }
         Command::Serve { config } => {
@@ -225,7 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
             let stop = StopSignal::listen()?;
             let node = Node::start(config).await?;
-            println!("node {} ready: API http://{}", node.state.member, node.api_addr);
+            out!("node {} ready: API http://{}", node.state.member, node.api_addr);
             stop.wait().await;
             node.stop().await;
             Ok(())
@@ -235,14 +248,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = adi_node::node::open_store(&config)?;
             let token = setup::add_operator(&store, &name, &role)?;
             eprintln!("operator {name} ({role}) added; the token is shown once:");
-            println!("{token}");
+            out!("{token}");
             Ok(())
         }
         Command::Lines(args) => {
             let v = args.client()?.call(Method::GET, "/api/v1/lines", None).await?;
             print_out(args.json, &v, |v| {
                 for l in v.as_array().into_iter().flatten() {
-                    println!("{}  {:<9}  {:<24}  {}", s(l, "id"), s(l, "scope"), join(l.get("members")), s(l, "title"));
+                    out!("{}  {:<9}  {:<24}  {}", s(l, "id"), s(l, "scope"), join(l.get("members")), s(l, "title"));
                 }
             });
             Ok(())
@@ -251,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let body = json!({"members": members, "scope": scope, "title": title});
             let v = client.client()?.call(Method::POST, "/api/v1/lines", Some(&body)).await?;
             print_out(client.json, &v, |v| {
-                println!("line {} opened ({}, {})", s(v, "id"), s(v, "scope"), join(v.get("members")))
+                out!("line {} opened ({}, {})", s(v, "id"), s(v, "scope"), join(v.get("members")))
             });
             Ok(())
         }
@@ -266,7 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let v = client.client()?.call(Method::GET, &format!("/api/v1/inbox?limit={limit}"), None).await?;
             print_out(client.json, &v, |v| {
                 for m in v.as_array().into_iter().flatten() {
-                    println!(
+                    out!(
                         "{:<9}  {:<11}  from {:<4}  {}  {}",
                         s(m, "precedence"),
                         s(m, "class"),
@@ -287,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let v = args.client()?.call(Method::GET, "/api/v1/peers", None).await?;
             print_out(args.json, &v, |v| {
                 for p in v.as_array().into_iter().flatten() {
-                    println!(
+                    out!(
                         "{:<4}  queue {:>6}  endpoint {:<22}  {}",
                         s(p, "member"),
                         p.get("queue_len").and_then(Value::as_u64).unwrap_or(0),
@@ -337,30 +350,25 @@ fn join(v: Option<&Value>) -> String {
 
 fn print_out(as_json: bool, v: &Value, human: impl FnOnce(&Value)) {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
         human(v);
     }
 }
 
 fn print_message(m: &Value) {
-    println!("id:         {}", s(m, "id"));
-    println!(
+    out!("id:         {}", s(m, "id"));
+    out!(
         "line:       {}  from {} (#{})",
         s(m, "line"),
         s(m, "sender"),
         m.get("seq").and_then(Value::as_u64).unwrap_or(0)
     );
-    println!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
-    println!("subject:    {}", s(m, "subject"));
-    println!("{}", s(m, "body"));
+    out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
+    out!("subject:    {}", s(m, "subject"));
+    out!("{}", s(m, "body"));
     for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
-        println!(
-            "  {:<4} {:<9} {}",
-            s(r, "member"),
-            s(r, "state"),
-            r.get("detail").and_then(Value::as_str).unwrap_or("")
-        );
+        out!("  {:<4} {:<9} {}", s(r, "member"), s(r, "state"), r.get("detail").and_then(Value::as_str).unwrap_or(""));
     }
 }
 
@@ -378,17 +386,17 @@ async fn demo(
     };
     let state = state.unwrap_or_else(|| std::env::temp_dir().join(format!("adi-demo-{}", std::process::id())));
     let demo = if state.join("demo.json").exists() {
-        println!("using the existing network in {}", state.display());
+        out!("using the existing network in {}", state.display());
         let text = std::fs::read_to_string(state.join("demo.json"))?;
         serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", state.join("demo.json").display()))?
     } else {
-        println!("generating keys, cards, roster and configs for {} members in {}", codes.len(), state.display());
+        out!("generating keys, cards, roster and configs for {} members in {}", codes.len(), state.display());
         let total = codes.len();
-        setup::demo_init(&state, &codes, base_port, |i, code| println!("  [{i:>2}/{total}] {code}: keys and card"))?
+        setup::demo_init(&state, &codes, base_port, |i, code| out!("  [{i:>2}/{total}] {code}: keys and card"))?
     };
     if init_only {
         print_demo_table(&demo);
-        println!(
+        out!(
             "state written to {}; run each node with `adi serve --config <config>`",
             state.join("demo.json").display()
         );
@@ -399,31 +407,31 @@ async fn demo(
     for (i, m) in demo.members.iter().enumerate() {
         let config = NodeConfig::load(Path::new(&m.config)).map_err(|e| anyhow!("{e}"))?;
         let node = Node::start(config).await.with_context(|| format!("starting {}", m.code))?;
-        println!("  [{:>2}/{total}] {} node ready at {}", i + 1, m.code, m.api_url);
+        out!("  [{:>2}/{total}] {} node ready at {}", i + 1, m.code, m.api_url);
         nodes.push(node);
     }
     print_demo_table(&demo);
-    println!("state: {}", state.join("demo.json").display());
+    out!("state: {}", state.join("demo.json").display());
     if !no_scenario {
         if let Err(e) = scenario(&demo).await {
             eprintln!("scenario failed: {e:#}");
         }
     }
     let stop = StopSignal::listen()?;
-    println!("network running; press Ctrl-C to stop");
+    out!("network running; press Ctrl-C to stop");
     stop.wait().await;
-    println!("stopping {} nodes", nodes.len());
+    out!("stopping {} nodes", nodes.len());
     for n in nodes {
         n.stop().await;
     }
-    println!("stopped");
+    out!("stopped");
     Ok(())
 }
 
 fn print_demo_table(demo: &setup::DemoState) {
-    println!("{:<6} {:<24} token", "member", "API URL");
+    out!("{:<6} {:<24} token", "member", "API URL");
     for m in &demo.members {
-        println!("{:<6} {:<24} {}", m.code, m.api_url, m.token);
+        out!("{:<6} {:<24} {}", m.code, m.api_url, m.token);
     }
 }
 
@@ -438,7 +446,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             .or_else(|| demo.members.iter().find(|m| communities.get(&m.code).map(String::as_str) == Some(community)))
     };
     let (Some(from), Some(to)) = (pick("PH", "ASEAN"), pick("CN", "PLUS")) else {
-        println!("scenario skipped: it needs one ASEAN and one Plus member");
+        out!("scenario skipped: it needs one ASEAN and one Plus member");
         return Ok(());
     };
     let client = Client::new(&from.api_url, Some(from.token.clone()), None)?;
@@ -451,7 +459,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
         )
         .await?;
     let line_id = s(&line, "id").to_string();
-    println!("scenario: {} opened an ADMM-Plus direct line to {}: {line_id}", from.code, to.code);
+    out!("scenario: {} opened an ADMM-Plus direct line to {}: {line_id}", from.code, to.code);
     let started = Instant::now();
     let msg = client
         .call(
@@ -466,7 +474,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
         )
         .await?;
     let id = s(&msg, "id").to_string();
-    println!("scenario: {} sent FLASH {id}", from.code);
+    out!("scenario: {} sent FLASH {id}", from.code);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let m = client.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
@@ -475,7 +483,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             .and_then(Value::as_array)
             .is_some_and(|r| r.iter().all(|r| s(r, "state") == "delivered"));
         if delivered {
-            println!(
+            out!(
                 "scenario: FLASH delivered to {} in {} ms (committed at both nodes)",
                 to.code,
                 started.elapsed().as_millis()
@@ -483,7 +491,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            println!("scenario: FLASH not yet delivered after 30 s; see `adi peers`");
+            out!("scenario: FLASH not yet delivered after 30 s; see `adi peers`");
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -491,7 +499,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
     let to_client = Client::new(&to.api_url, Some(to.token.clone()), None)?;
     let inbox = to_client.call(Method::GET, "/api/v1/inbox?limit=5", None).await?;
     if let Some(first) = inbox.as_array().and_then(|a| a.first()) {
-        println!(
+        out!(
             "scenario: {}'s inbox shows {} from {}: {}",
             to.code,
             s(first, "precedence"),
