@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 
 const MESSAGES: usize = 1000;
 const SENDERS: usize = 4;
+/// How far the stream may run past a crash point before it waits for the crashed node to be back,
+/// so that every crash falls inside the stream however fast the machine is.
+const HEADROOM: usize = 150;
 
 /// A node process, killed when dropped.
 struct Proc {
@@ -94,19 +97,30 @@ fn init(state: &Path, members: &str) -> Vec<Member> {
 
 /// Sends `MESSAGES` messages from several concurrent senders, recording the ids the node
 /// accepted (answered 201 Created) and counting them as they come.
-async fn stream(client: Client, line: String, accepted: Arc<Mutex<Vec<String>>>, counter: Arc<AtomicUsize>) {
+async fn stream(
+    client: Client,
+    line: String,
+    accepted: Arc<Mutex<Vec<String>>>,
+    counter: Arc<AtomicUsize>,
+    allowed: Arc<AtomicUsize>,
+) {
     let mut tasks = Vec::new();
     for s in 0..SENDERS {
         let client = client.clone();
         let line = line.clone();
         let accepted = accepted.clone();
         let counter = counter.clone();
+        let allowed = allowed.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..MESSAGES / SENDERS {
                 let body = json!({"precedence": "ROUTINE", "subject": format!("sender {s} message {i}"), "body": "x"});
                 // A send may fail while the sender's node is down; it is then not accepted, and
                 // the operator sends it again as a new message.
                 let deadline = Instant::now() + Duration::from_secs(120);
+                while counter.load(Ordering::SeqCst) >= allowed.load(Ordering::SeqCst) {
+                    assert!(Instant::now() < deadline, "the stream was held for 120 s");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
                 loop {
                     let path = format!("/api/v1/lines/{line}/messages");
                     match client.request(Method::POST, &path, Some(&body)).await {
@@ -202,6 +216,7 @@ struct Pair {
     line: String,
     accepted: Arc<Mutex<Vec<String>>>,
     counter: Arc<AtomicUsize>,
+    allowed: Arc<AtomicUsize>,
 }
 
 impl Pair {
@@ -218,7 +233,8 @@ impl Pair {
         let line = open_line(&clients[0]).await;
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicUsize::new(0));
-        Pair { _dir: dir, members, log, procs, clients, line, accepted, counter }
+        let allowed = Arc::new(AtomicUsize::new(MESSAGES));
+        Pair { _dir: dir, members, log, procs, clients, line, accepted, counter, allowed }
     }
 
     /// Kills member `i` with SIGKILL once `after` messages were accepted, and starts it again.
@@ -235,14 +251,18 @@ impl Pair {
     /// Streams `MESSAGES` messages from PH while `crashes` (member, after how many) happen, then
     /// checks that CN holds every accepted message exactly once, in PH's order.
     async fn run(mut self, crashes: &[(usize, usize)]) {
+        let hold = |k: usize| crashes.get(k).map_or(MESSAGES, |&(_, after)| after + HEADROOM);
+        self.allowed.store(hold(0), Ordering::SeqCst);
         let streaming = tokio::spawn(stream(
             self.clients[0].clone(),
             self.line.clone(),
             self.accepted.clone(),
             self.counter.clone(),
+            self.allowed.clone(),
         ));
-        for &(i, after) in crashes {
+        for (k, &(i, after)) in crashes.iter().enumerate() {
             self.crash_and_restart(i, after).await;
+            self.allowed.store(hold(k + 1), Ordering::SeqCst);
         }
         streaming.await.unwrap();
         let accepted = self.accepted.lock().unwrap().clone();

@@ -15,7 +15,7 @@ use std::thread;
 use adi_core::line::Scope;
 use adi_core::{Content, Line, MemberCode, OwnHead, Record, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::{
@@ -231,11 +231,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, group_len_max: usi
                 Err(_) => break,
             }
         }
-        let n = jobs.len() as u64;
-        if run_group(&mut conn, jobs) {
-            stats.transactions.fetch_add(1, Ordering::Relaxed);
-            stats.jobs.fetch_add(n, Ordering::Relaxed);
-        }
+        run_group(&mut conn, jobs, stats);
     }
 }
 
@@ -246,9 +242,12 @@ enum Done {
 }
 
 /// Runs jobs in one transaction and answers them; returns whether the transaction committed.
-fn run_group(conn: &mut Connection, jobs: Vec<Job>) -> bool {
+fn run_group(conn: &mut Connection, jobs: Vec<Job>, stats: &Stats) -> bool {
     let mut done = Vec::with_capacity(jobs.len());
-    let tx = match conn.transaction() {
+    // IMMEDIATE takes the write lock up front, waiting for it under the busy timeout: a deferred
+    // transaction that has read cannot wait for a lock held by another connection and fails at
+    // its first write instead.
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             fail_all(
@@ -276,6 +275,9 @@ fn run_group(conn: &mut Connection, jobs: Vec<Job>) -> bool {
     }
     match tx.commit() {
         Ok(()) => {
+            // Counted before anyone hears "done", so the statistics include every answered job.
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
+            stats.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
             for d in done {
                 match d {
                     Done::Commit(reply, r) => {
@@ -606,9 +608,18 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let line = q.line.map(|l| l.0.to_vec());
             let not_from = q.not_from.as_ref().map(|m| m.to_string());
+            // The record order is only known once every row is read (a sender's clock may have
+            // stepped back), so the limit applies after it; -1 is no limit to SQLite.
+            let sql_limit = if q.by_precedence { q.limit as i64 } else { -1 };
             let rows =
-                stmt.query_map(params![line, not_from, q.limit as i64], message_row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(if q.by_precedence { rows } else { keep_sender_order(rows) })
+                stmt.query_map(params![line, not_from, sql_limit], message_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(if q.by_precedence {
+                rows
+            } else {
+                let mut rows = keep_sender_order(rows);
+                rows.truncate(q.limit);
+                rows
+            })
         })
     }
 

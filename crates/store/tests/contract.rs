@@ -1,0 +1,622 @@
+//! The storage contract: what every [`Store`] backend must do.
+//!
+//! Each contract is written once against the trait and takes the backend as a function that makes
+//! a fresh, empty store (and, for durability, one that reopens it). The entries at the bottom run
+//! every contract on SQLite; another backend adds one line per contract. A few checks that only
+//! make sense for SQLite (group commit, the writer waiting for a lock) sit with its entries.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Barrier;
+use std::thread;
+use std::time::Duration;
+
+use adi_core::{fixtures, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, Record, Scope, WriteBatch};
+use adi_store::{
+    MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
+};
+use adi_wire::envelope::{
+    EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY,
+    PRIORITY_ROUTINE,
+};
+use adi_wire::payload::PayloadV1;
+use adi_wire::{EnvelopeHash, LineId, VerifiedEnvelope};
+use tempfile::TempDir;
+
+/// A fixed point in time, so that every run builds the same envelopes.
+const T0: u64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn code(s: &str) -> MemberCode {
+    MemberCode::parse(s).expect("valid member code")
+}
+
+fn line_id(n: u8) -> LineId {
+    LineId([n; 16])
+}
+
+fn create(core: &mut Hotline, at: u64, id: LineId, members: &[&str], scope: &str) -> Record {
+    let req = NewLine {
+        members: members.iter().map(|m| m.to_string()).collect(),
+        scope: scope.into(),
+        title: Some(format!("line {}", id.0[0])),
+    };
+    core.create_line(at, id, req).expect("the core creates the line")
+}
+
+fn send(core: &mut Hotline, at: u64, line: LineId, precedence: &str, subject: &str) -> Record {
+    let draft = Draft {
+        precedence: precedence.into(),
+        subject: subject.into(),
+        body: format!("body of {subject}"),
+        ..Draft::default()
+    };
+    core.send(at, line, draft).expect("the core sends the message")
+}
+
+/// What `core` makes of an envelope another member's core produced.
+fn receive(core: &mut Hotline, at: u64, record: &Record) -> Record {
+    core.receive(at, &record.sender, record.envelope.bytes()).expect("the core accepts the envelope")
+}
+
+/// A message envelope with explicit fields, signed with the fixture key of `sender`.
+fn crafted(
+    sender: &str,
+    line: LineId,
+    seq: u64,
+    prev: EnvelopeHash,
+    created_ms: u64,
+    precedence: &str,
+    subject: &str,
+) -> VerifiedEnvelope {
+    let seed = fixtures::WORLD.iter().find(|m| m.0 == sender).map(|m| m.2).expect("a fixture member");
+    let payload = PayloadV1::Message {
+        v: 1,
+        precedence: precedence.into(),
+        class: "OPERATIONAL".into(),
+        caveat: "TEST CAVEAT".into(),
+        subject: subject.into(),
+        body: format!("body of {subject}"),
+        ack_required: true,
+    };
+    EnvelopeBody {
+        line,
+        sender: sender.into(),
+        seq,
+        prev,
+        epoch: 0,
+        created_ms,
+        priority: Precedence::parse(precedence).expect("a precedence").priority(),
+        content_type: CONTENT_PLAIN_V1,
+        payload: payload.encode(),
+    }
+    .sign(&fixtures::key(seed))
+}
+
+fn hash(r: &Record) -> EnvelopeHash {
+    r.envelope.hash()
+}
+
+fn commit(store: &dyn Store, records: &[&Record]) -> Vec<Outcome> {
+    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect() };
+    store.commit(batch).wait_blocking().expect("the batch commits")
+}
+
+fn inserted(n: usize) -> Vec<Outcome> {
+    vec![Outcome::Inserted; n]
+}
+
+fn line_messages(store: &dyn Store, line: LineId, limit: usize) -> Vec<MessageRow> {
+    store.messages(&MessageQuery { line: Some(line), not_from: None, limit, by_precedence: false }).expect("messages")
+}
+
+fn all_messages(store: &dyn Store) -> Vec<MessageRow> {
+    store.messages(&MessageQuery { line: None, not_from: None, limit: 10_000, by_precedence: false }).expect("messages")
+}
+
+fn hashes(rows: &[MessageRow]) -> Vec<EnvelopeHash> {
+    rows.iter().map(|r| r.hash).collect()
+}
+
+fn outbox_hashes(store: &dyn Store, peer: &MemberCode, now_ms: u64) -> Vec<EnvelopeHash> {
+    store.outbox(peer, now_ms, 100).expect("outbox").iter().map(|i| i.hash).collect()
+}
+
+fn sorted_heads(mut heads: Vec<OwnHead>) -> Vec<OwnHead> {
+    heads.sort_by(|a, b| (a.line, &a.sender).cmp(&(b.line, &b.sender)));
+    heads
+}
+
+fn head(line: LineId, sender: &str, record: &Record) -> OwnHead {
+    OwnHead { line, sender: code(sender), seq: record.envelope.body().seq, hash: hash(record) }
+}
+
+/// Each sender's sequence numbers, in the order the rows list them.
+fn seqs_of(rows: &[MessageRow], sender: &str) -> Vec<u64> {
+    rows.iter().filter(|r| r.sender.as_str() == sender).map(|r| r.seq).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+// ---------------------------------------------------------------------------------------------
+
+/// New records are inserted; the same records again change nothing; another envelope in the
+/// place of a stored one is refused and the stored one stays.
+fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let line = line_id(1);
+    let mut ph = fixtures::hotline("PH");
+    let setup = create(&mut ph, T0, line, &["PH", "CN"], "ADMM-Plus");
+    let m1 = send(&mut ph, T0 + 1, line, "ROUTINE", "first");
+    let m2 = send(&mut ph, T0 + 2, line, "PRIORITY", "second");
+
+    // At PH, the sender.
+    let (_ph_place, ph_store) = fresh();
+    assert_eq!(commit(&ph_store, &[&setup, &m1, &m2]), inserted(3));
+    let rows = line_messages(&ph_store, line, 100);
+    assert_eq!(hashes(&rows), vec![hash(&m1), hash(&m2)]);
+    let queue = vec![QueueStat { peer: code("CN"), len: 3, oldest_enqueued_ms: Some(T0) }];
+    assert_eq!(ph_store.queue_stats().unwrap(), queue);
+    let heads = sorted_heads(ph_store.load().unwrap().heads);
+    assert_eq!(heads, vec![head(line, "PH", &m2)]);
+
+    assert_eq!(commit(&ph_store, &[&setup, &m1, &m2]), vec![Outcome::Duplicate; 3]);
+    let again = line_messages(&ph_store, line, 100);
+    assert_eq!(format!("{again:?}"), format!("{rows:?}"), "a duplicate changes no stored message");
+    assert_eq!(ph_store.queue_stats().unwrap(), queue, "a duplicate is not queued again");
+    assert_eq!(sorted_heads(ph_store.load().unwrap().heads), heads);
+    assert_eq!(ph_store.load().unwrap().lines, vec![setup.line.clone()]);
+
+    // One outcome per record, in order, when a batch mixes old and new.
+    let m3 = send(&mut ph, T0 + 3, line, "FLASH", "third");
+    assert_eq!(commit(&ph_store, &[&m2, &m3]), vec![Outcome::Duplicate, Outcome::Inserted]);
+    assert_eq!(hashes(&line_messages(&ph_store, line, 100)), vec![hash(&m1), hash(&m2), hash(&m3)]);
+    assert_eq!(ph_store.queue_stats().unwrap()[0].len, 4);
+
+    // At CN, the receiver.
+    let mut cn = fixtures::hotline("CN");
+    let got_setup = receive(&mut cn, T0 + 10, &setup);
+    let got_m1 = receive(&mut cn, T0 + 11, &m1);
+    let (_cn_place, cn_store) = fresh();
+    assert_eq!(commit(&cn_store, &[&got_setup, &got_m1]), inserted(2));
+    assert!(cn_store.queue_stats().unwrap().is_empty(), "envelopes from peers are not forwarded");
+
+    let forged = crafted("PH", line, m1.envelope.body().seq, hash(&setup), T0 + 1, "FLASH", "forged");
+    assert_ne!(forged.hash(), hash(&m1));
+    let forged = cn
+        .receive(T0 + 12, &code("PH"), forged.bytes())
+        .expect("the core leaves (line, sender, seq) uniqueness to the store");
+    assert_eq!(forged.envelope.body().seq, m1.envelope.body().seq);
+    assert_eq!(commit(&cn_store, &[&forged]), vec![Outcome::Conflict { existing: hash(&m1) }]);
+
+    let stored = cn_store.message(&hash(&m1)).unwrap().expect("the original stays");
+    assert_eq!(stored.subject.as_deref(), Some("first"));
+    assert_eq!(stored.precedence.as_deref(), Some("ROUTINE"));
+    assert!(cn_store.message(&hash(&forged)).unwrap().is_none(), "the conflicting envelope is not stored");
+    assert_eq!(hashes(&line_messages(&cn_store, line, 100)), vec![hash(&m1)]);
+    assert_eq!(sorted_heads(cn_store.load().unwrap().heads), vec![head(line, "PH", &m1)]);
+    // The sender's stored envelope is still a duplicate, not a conflict, after the refusal.
+    assert_eq!(commit(&cn_store, &[&got_m1]), vec![Outcome::Duplicate]);
+}
+
+/// The outbox gives the most urgent envelope first, then the oldest; settlements take envelopes
+/// out of it, record what the peer said, or defer them.
+fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let cn = code("CN");
+    let line = line_id(2);
+    let mut ph = fixtures::hotline("PH");
+    let setup = create(&mut ph, T0, line, &["PH", "CN"], "ADMM-Plus");
+    let routine1 = send(&mut ph, T0 + 1, line, "ROUTINE", "routine one");
+    let routine2 = send(&mut ph, T0 + 2, line, "ROUTINE", "routine two");
+    let flash = send(&mut ph, T0 + 3, line, "FLASH", "flash");
+    let priority = send(&mut ph, T0 + 4, line, "PRIORITY", "priority");
+    let immediate = send(&mut ph, T0 + 5, line, "IMMEDIATE", "immediate");
+    let sent = [&setup, &routine1, &routine2, &flash, &priority, &immediate];
+    for r in sent {
+        assert_eq!(commit(&store, &[r]), inserted(1));
+    }
+
+    let now = T0 + 100;
+    let items = store.outbox(&cn, now, 100).unwrap();
+    let order: Vec<(EnvelopeHash, u8)> = items.iter().map(|i| (i.hash, i.priority)).collect();
+    assert_eq!(
+        order,
+        vec![
+            (hash(&setup), PRIORITY_CONTROL),
+            (hash(&flash), PRIORITY_FLASH),
+            (hash(&immediate), PRIORITY_IMMEDIATE),
+            (hash(&priority), PRIORITY_PRIORITY),
+            (hash(&routine1), PRIORITY_ROUTINE),
+            (hash(&routine2), PRIORITY_ROUTINE),
+        ]
+    );
+    for item in &items {
+        let record = sent.iter().find(|r| hash(r) == item.hash).expect("a sent record");
+        assert_eq!(item.bytes, record.envelope.bytes(), "the outbox holds the exact signed bytes");
+        assert_eq!(item.attempts, 0);
+    }
+    assert_eq!(outbox_hashes(&store, &cn, now)[..2], [hash(&setup), hash(&flash)]);
+    let limited: Vec<EnvelopeHash> = store.outbox(&cn, now, 2).unwrap().iter().map(|i| i.hash).collect();
+    assert_eq!(limited, vec![hash(&setup), hash(&flash)]);
+    assert!(store.outbox(&code("VN"), now, 100).unwrap().is_empty(), "VN is not on the line");
+    assert_eq!(
+        store.queue_stats().unwrap(),
+        vec![QueueStat { peer: cn.clone(), len: 6, oldest_enqueued_ms: Some(T0) }]
+    );
+    let sent_row = |r: &Record| RecipientRow {
+        member: cn.clone(),
+        state: "sent".into(),
+        sent_ms: r.received_ms,
+        delivered_ms: None,
+        detail: None,
+    };
+    assert_eq!(store.recipients(&hash(&flash)).unwrap(), vec![sent_row(&flash)]);
+
+    let results = vec![
+        (hash(&flash), Settlement::Delivered),
+        (hash(&priority), Settlement::Refused { reason: "line refused at CN".into() }),
+        (hash(&immediate), Settlement::Retry { at_ms: now + 10_000, reason: "CN is busy".into() }),
+    ];
+    store.settle(&cn, results, now).wait_blocking().expect("settled");
+
+    assert_eq!(outbox_hashes(&store, &cn, now), vec![hash(&setup), hash(&routine1), hash(&routine2)]);
+    assert_eq!(
+        store.recipients(&hash(&flash)).unwrap(),
+        vec![RecipientRow { state: "delivered".into(), delivered_ms: Some(now), ..sent_row(&flash) }]
+    );
+    assert_eq!(
+        store.recipients(&hash(&priority)).unwrap(),
+        vec![RecipientRow {
+            state: "refused".into(),
+            detail: Some("line refused at CN".into()),
+            ..sent_row(&priority)
+        }]
+    );
+    let deferred = store.recipients(&hash(&immediate)).unwrap();
+    assert_eq!(deferred.len(), 1);
+    assert_eq!((deferred[0].state.as_str(), deferred[0].delivered_ms), ("sent", None));
+    assert_eq!(deferred[0].detail.as_deref(), Some("CN is busy"));
+    assert_eq!(store.queue_stats().unwrap()[0].len, 4, "the deferred envelope is still queued");
+
+    // The deferred envelope comes back when it is due, in its place by priority.
+    assert!(!outbox_hashes(&store, &cn, now + 9_999).contains(&hash(&immediate)));
+    let due = store.outbox(&cn, now + 10_000, 100).unwrap();
+    let due_order: Vec<EnvelopeHash> = due.iter().map(|i| i.hash).collect();
+    assert_eq!(due_order, vec![hash(&setup), hash(&immediate), hash(&routine1), hash(&routine2)]);
+    assert_eq!(due[1].attempts, 1);
+
+    // A delivery reported twice keeps the first delivery time.
+    store.settle(&cn, vec![(hash(&flash), Settlement::Delivered)], now + 50).wait_blocking().unwrap();
+    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].delivered_ms, Some(now));
+
+    let rest = [&setup, &routine1, &routine2].iter().map(|r| (hash(r), Settlement::Delivered)).collect();
+    store.settle(&cn, rest, now + 1).wait_blocking().expect("settled");
+    assert!(store.outbox(&cn, now + 1, 100).unwrap().is_empty());
+    assert_eq!(store.outbox_next_due(&cn).unwrap(), Some(now + 10_000));
+    assert_eq!(store.outbox_next_due(&code("VN")).unwrap(), None);
+    assert_eq!(
+        store.queue_stats().unwrap(),
+        vec![QueueStat { peer: cn.clone(), len: 1, oldest_enqueued_ms: Some(immediate.received_ms) }]
+    );
+
+    store.settle(&cn, vec![(hash(&immediate), Settlement::Delivered)], now + 10_000).wait_blocking().unwrap();
+    assert!(store.queue_stats().unwrap().is_empty());
+    assert_eq!(store.outbox_next_due(&cn).unwrap(), None);
+    let delivered = &store.recipients(&hash(&immediate)).unwrap()[0];
+    assert_eq!((delivered.state.as_str(), delivered.delivered_ms), ("delivered", Some(now + 10_000)));
+}
+
+/// What was committed is there after the store is closed and opened again: lines, chain heads,
+/// messages and the outbox, enough for a core built from it to continue every chain.
+fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
+    let (place, store) = fresh();
+    let conf = line_id(3);
+    let direct = line_id(4);
+    let mut ph = fixtures::hotline("PH");
+    let mut vn = fixtures::hotline("VN");
+    let conf_setup = create(&mut ph, T0, conf, &["PH", "VN", "CN"], "ADMM-Plus");
+    let direct_setup = create(&mut ph, T0 + 1, direct, &["PH", "VN"], "ADMM");
+    let a = send(&mut ph, T0 + 2, conf, "FLASH", "conference one");
+    let b = send(&mut ph, T0 + 3, conf, "ROUTINE", "conference two");
+    let c = send(&mut ph, T0 + 4, direct, "PRIORITY", "direct one");
+    receive(&mut vn, T0 + 5, &conf_setup);
+    let from_vn = send(&mut vn, T0 + 6, conf, "IMMEDIATE", "from VN");
+    let from_vn = receive(&mut ph, T0 + 7, &from_vn);
+
+    let writer = store.clone();
+    assert_eq!(commit(&writer, &[&conf_setup, &direct_setup, &a]), inserted(3));
+    assert_eq!(commit(&store, &[&b, &c, &from_vn]), inserted(3));
+    let rows = all_messages(&store);
+    assert_eq!(rows.len(), 4);
+    let queues = store.queue_stats().unwrap();
+    assert_eq!(queues.iter().map(|q| (q.peer.as_str(), q.len)).collect::<Vec<_>>(), vec![("CN", 3), ("VN", 5)]);
+    let to_vn = outbox_hashes(&store, &code("VN"), T0 + 100);
+    drop(writer);
+    drop(store);
+
+    let store = reopen(&place);
+    let loaded = store.load().unwrap();
+    let mut lines = loaded.lines;
+    lines.sort_by_key(|l| l.id);
+    assert_eq!(lines, vec![conf_setup.line.clone(), direct_setup.line.clone()]);
+    assert_eq!(lines[0].scope, Scope::AdmmPlus);
+    assert_eq!(lines[0].home, code("PH"));
+    assert_eq!(lines[0].members, vec![code("CN"), code("PH"), code("VN")]);
+    assert_eq!(lines[1].scope, Scope::Admm);
+    assert_eq!(lines[1].members, vec![code("PH"), code("VN")]);
+    let heads = sorted_heads(loaded.heads);
+    assert_eq!(heads, vec![head(conf, "PH", &b), head(conf, "VN", &from_vn), head(direct, "PH", &c)]);
+
+    assert_eq!(format!("{:?}", all_messages(&store)), format!("{rows:?}"));
+    assert_eq!(store.queue_stats().unwrap(), queues);
+    assert_eq!(outbox_hashes(&store, &code("VN"), T0 + 100), to_vn);
+
+    // A core rebuilt from what was loaded continues the chains instead of restarting them.
+    let mut restarted = Hotline::new(fixtures::config("PH", 1), lines, heads);
+    let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");
+    assert_eq!((next.envelope.body().seq, next.envelope.body().prev), (4, hash(&b)));
+    assert_eq!(commit(&store, &[&next]), inserted(1));
+}
+
+/// A line lists each sender's messages in sequence order whatever the order of arrival, and a
+/// sender's clock stepping back does not reorder them; the inbox lists by precedence.
+fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let conf = line_id(5);
+    let mut ph = fixtures::hotline("PH");
+    let mut vn = fixtures::hotline("VN");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, T0, conf, &["PH", "VN", "CN"], "ADMM-Plus");
+    receive(&mut vn, T0 + 1, &setup);
+    let p2 = send(&mut ph, T0 + 2_000, conf, "ROUTINE", "PH routine");
+    let p3 = send(&mut ph, T0 + 3_000, conf, "FLASH", "PH flash");
+    let v1 = send(&mut vn, T0 + 2_500, conf, "ROUTINE", "VN routine");
+    let v2 = send(&mut vn, T0 + 3_500, conf, "PRIORITY", "VN priority");
+    assert_eq!((p2.envelope.body().seq, p3.envelope.body().seq), (2, 3));
+
+    // Arrival at CN: the setup, then each sender's later message before its earlier one.
+    for (n, r) in [&setup, &v2, &p3, &v1, &p2].into_iter().enumerate() {
+        let got = receive(&mut cn, T0 + 4_000 + n as u64, r);
+        assert_eq!(commit(&store, &[&got]), inserted(1));
+    }
+    let own = send(&mut cn, T0 + 4_500, conf, "FLASH", "CN flash");
+    assert_eq!(commit(&store, &[&own]), inserted(1));
+
+    let rows = line_messages(&store, conf, 100);
+    assert_eq!(seqs_of(&rows, "PH"), vec![2, 3]);
+    assert_eq!(seqs_of(&rows, "VN"), vec![1, 2]);
+    assert_eq!(hashes(&rows), vec![hash(&p2), hash(&v1), hash(&p3), hash(&v2), hash(&own)]);
+    let arrival = |h: EnvelopeHash| rows.iter().find(|r| r.hash == h).map(|r| r.arrival).expect("listed");
+    assert!(arrival(hash(&p3)) < arrival(hash(&p2)), "PH's seq 3 arrived first and is still listed second");
+    assert!(arrival(hash(&v2)) < arrival(hash(&v1)));
+
+    let inbox = |limit| {
+        store.messages(&MessageQuery { line: None, not_from: Some(code("CN")), limit, by_precedence: true }).unwrap()
+    };
+    assert_eq!(hashes(&inbox(100)), vec![hash(&p3), hash(&v2), hash(&p2), hash(&v1)]);
+    assert_eq!(hashes(&inbox(2)), vec![hash(&p3), hash(&v2)]);
+
+    // PH's clock steps back between its seq 2 and seq 3 on a direct line.
+    let direct = line_id(6);
+    let d_setup = create(&mut ph, T0 + 5_000, direct, &["PH", "CN"], "ADMM-Plus");
+    let d2 = crafted("PH", direct, 2, hash(&d_setup), T0 + 9_000, "ROUTINE", "before the clock step");
+    let d3 = crafted("PH", direct, 3, d2.hash(), T0 + 7_000, "ROUTINE", "after the clock step");
+    assert_eq!(commit(&store, &[&receive(&mut cn, T0 + 9_100, &d_setup)]), inserted(1));
+    for (n, envelope) in [&d2, &d3].into_iter().enumerate() {
+        let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted");
+        assert_eq!(commit(&store, &[&got]), inserted(1));
+    }
+    let c1 = send(&mut cn, T0 + 8_000, direct, "ROUTINE", "CN on the direct line");
+    assert_eq!(commit(&store, &[&c1]), inserted(1));
+
+    let rows = line_messages(&store, direct, 100);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(seqs_of(&rows, "PH"), vec![2, 3], "seq 2 before seq 3 though seq 3 was created earlier");
+    assert_eq!(seqs_of(&rows, "CN"), vec![1]);
+    // A limit keeps the first messages of that same order.
+    for limit in 1..=rows.len() {
+        let first = line_messages(&store, direct, limit);
+        assert_eq!(hashes(&first), hashes(&rows)[..limit], "limit {limit}");
+    }
+}
+
+/// Operators are found by the hash of their token; adding a name again replaces its token.
+fn operators<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let duty = Operator { name: "duty-ph".into(), role: "duty".into(), created_ms: T0 };
+    let admin = Operator { name: "admin-ph".into(), role: "admin".into(), created_ms: T0 + 1 };
+    store.add_operator(&duty, [1; 32]).unwrap();
+    store.add_operator(&admin, [2; 32]).unwrap();
+    assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), Some(duty.clone()));
+    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some(admin.clone()));
+    assert_eq!(store.operator_by_token(&[9; 32]).unwrap(), None);
+
+    store.add_operator(&duty, [3; 32]).unwrap();
+    assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), None, "the old token no longer works");
+    assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some(duty.clone()));
+    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some(admin), "other operators keep theirs");
+
+    // A token belongs to one operator only.
+    let other = Operator { name: "other".into(), role: "duty".into(), created_ms: T0 + 2 };
+    assert!(store.add_operator(&other, [3; 32]).is_err());
+    assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some(duty));
+}
+
+/// A job that fails (a message on a line the store does not hold) fails alone: jobs submitted
+/// with it commit, and its own batch leaves nothing behind. `hold_writes` may keep the backend
+/// from writing while the jobs are submitted (so that they share a transaction) until the value
+/// it returns is dropped.
+fn failed_job_does_not_poison_its_group<P, S: Store, H>(
+    fresh: impl Fn() -> (P, S),
+    hold_writes: impl FnOnce(&S) -> H,
+) -> (P, S) {
+    let (place, store) = fresh();
+    let known = line_id(7);
+    let unknown = line_id(8);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let known_setup = create(&mut ph, T0, known, &["PH", "CN"], "ADMM-Plus");
+    let unknown_setup = create(&mut ph, T0 + 1, unknown, &["PH", "VN", "CN"], "ADMM-Plus");
+    let k1 = send(&mut ph, T0 + 2, known, "ROUTINE", "known one");
+    let u1 = send(&mut ph, T0 + 3, unknown, "FLASH", "unknown one");
+    let k2 = send(&mut ph, T0 + 4, known, "ROUTINE", "known two");
+    let k3 = send(&mut ph, T0 + 5, known, "ROUTINE", "known three");
+    let [known_setup, _, k1, u1, k2, k3] =
+        [&known_setup, &unknown_setup, &k1, &u1, &k2, &k3].map(|r| receive(&mut cn, T0 + 10, r));
+    assert_eq!(commit(&store, &[&known_setup]), inserted(1));
+
+    let held = hold_writes(&store);
+    let first = store.commit(WriteBatch { records: vec![k1.clone()] });
+    let orphan = store.commit(WriteBatch { records: vec![u1.clone()] });
+    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()] });
+    let last = store.commit(WriteBatch { records: vec![k3.clone()] });
+    drop(held);
+
+    assert_eq!(first.wait_blocking().expect("the job before the failed one commits"), inserted(1));
+    assert!(orphan.wait_blocking().is_err(), "a message on an unknown line is refused");
+    assert!(mixed.wait_blocking().is_err(), "a batch fails as a whole");
+    assert_eq!(last.wait_blocking().expect("the job after the failed one commits"), inserted(1));
+
+    assert_eq!(hashes(&line_messages(&store, known, 100)), vec![hash(&k1), hash(&k3)]);
+    assert!(store.message(&hash(&u1)).unwrap().is_none());
+    assert!(store.message(&hash(&k2)).unwrap().is_none(), "the failed batch left nothing behind");
+    assert_eq!(store.load().unwrap().lines, vec![known_setup.line.clone()]);
+    assert_eq!(commit(&store, &[&k2]), inserted(1), "the record of the failed batch can be committed later");
+    assert_eq!(hashes(&line_messages(&store, known, 100)), vec![hash(&k1), hash(&k2), hash(&k3)]);
+    (place, store)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+// ---------------------------------------------------------------------------------------------
+
+fn sqlite() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = sqlite_reopen(&dir);
+    (dir, store)
+}
+
+fn sqlite_reopen(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"))).expect("the store opens")
+}
+
+#[test]
+fn sqlite_commit_outcomes_and_idempotence() {
+    commit_outcomes_and_idempotence(sqlite);
+}
+
+#[test]
+fn sqlite_outbox_order_and_settlement() {
+    outbox_order_and_settlement(sqlite);
+}
+
+#[test]
+fn sqlite_durable_across_reopen() {
+    durable_across_reopen(sqlite, sqlite_reopen);
+}
+
+#[test]
+fn sqlite_record_order_and_inbox_order() {
+    record_order_and_inbox_order(sqlite);
+}
+
+#[test]
+fn sqlite_operators() {
+    operators(sqlite);
+}
+
+#[test]
+fn sqlite_failed_job_does_not_poison_its_group() {
+    failed_job_does_not_poison_its_group(sqlite, |_| ());
+}
+
+/// Another connection holding the write lock, as an operator command beside the node does.
+struct WriteLock(rusqlite::Connection);
+
+impl WriteLock {
+    fn hold(path: &Path) -> WriteLock {
+        let conn = rusqlite::Connection::open(path).expect("a second connection");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("the write lock");
+        WriteLock(conn)
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        // Long enough for the writer to meet the lock, far below its busy timeout.
+        thread::sleep(Duration::from_millis(300));
+        self.0.execute_batch("ROLLBACK").expect("the write lock is released");
+    }
+}
+
+/// The failing job shares its transaction with others: the writer waits for the lock held by
+/// another connection, and every job submitted meanwhile is committed in at most two transactions
+/// (the one that met the lock and the one after), so the failed job, second of four, shared one.
+#[test]
+fn sqlite_failed_job_shares_a_transaction_without_poisoning_it() {
+    let before = Cell::new(None);
+    let (_dir, store) = failed_job_does_not_poison_its_group(sqlite, |store| {
+        before.set(Some(store.commit_stats()));
+        WriteLock::hold(store.path())
+    });
+    let before = before.get().expect("stats before");
+    let after = store.commit_stats();
+    // The four jobs, then the one committing the failed batch's record alone.
+    assert_eq!(after.jobs - before.jobs, 5);
+    assert!(after.transactions - before.transactions <= 3, "{before:?} -> {after:?}");
+}
+
+/// Concurrent writers share transactions, and each hears "done" only once its write is readable.
+#[test]
+fn sqlite_group_commit() {
+    const LINES: u8 = 8;
+    const PER_LINE: u64 = 50;
+    let (_dir, store) = sqlite();
+    let mut ph = fixtures::hotline("PH");
+    let setups: Vec<Record> = (0..LINES)
+        .map(|i| create(&mut ph, T0 + i as u64, line_id(100 + i), &["PH", "VN", "CN"], "ADMM-Plus"))
+        .collect();
+    let per_line: Vec<Vec<Record>> = (0..LINES)
+        .map(|i| {
+            (0..PER_LINE)
+                .map(|n| {
+                    let at = T0 + 1_000 + i as u64 * PER_LINE + n;
+                    send(&mut ph, at, line_id(100 + i), "ROUTINE", &format!("line {i} message {n}"))
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(commit(&store, &setups.iter().collect::<Vec<_>>()), inserted(setups.len()));
+
+    let before = store.commit_stats();
+    let start = Barrier::new(LINES as usize);
+    thread::scope(|s| {
+        for records in &per_line {
+            let (store, start) = (&store, &start);
+            s.spawn(move || {
+                start.wait();
+                for r in records {
+                    let outcome = store.commit(WriteBatch { records: vec![r.clone()] }).wait_blocking();
+                    assert_eq!(outcome.expect("committed"), inserted(1));
+                    assert!(store.message(&hash(r)).unwrap().is_some(), "readable once committed");
+                }
+            });
+        }
+    });
+    let after = store.commit_stats();
+    let jobs = after.jobs - before.jobs;
+    let transactions = after.transactions - before.transactions;
+    assert_eq!(jobs, LINES as u64 * PER_LINE);
+    assert!(transactions < jobs, "{jobs} jobs in {transactions} transactions: none grouped");
+
+    let other = SqliteStore::open(StoreConfig::new(store.path())).expect("a second store on the same file");
+    assert_eq!(all_messages(&other).len(), LINES as usize * PER_LINE as usize);
+    let loaded = other.load().unwrap();
+    assert_eq!(loaded.lines.len(), setups.len());
+    let expected: Vec<OwnHead> =
+        per_line.iter().map(|records| records.last().expect("records")).map(|r| head(r.line.id, "PH", r)).collect();
+    assert_eq!(sorted_heads(loaded.heads), sorted_heads(expected));
+}
