@@ -220,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 endpoints,
                 federation_listen,
                 api_listen,
+                discipline: adi_node::config::DisciplineSection::default(),
             })?;
             out!("created {} (config) and {} (public card)", out.config.display(), out.card.display());
             out!("member {} ({}), TLS pin {}", out.entry.code, out.entry.community, out.entry.tls_pin);

@@ -4,7 +4,8 @@
 use adi_wire::files::{MemberEntry, RosterFile, ROSTER_VERSION};
 use ed25519_dalek::SigningKey;
 
-use crate::hotline::{Hotline, HotlineConfig};
+use crate::discipline::DisciplineConfig;
+use crate::hotline::{Hotline, HotlineConfig, Restored};
 use crate::limits::Limits;
 use crate::roster::{default_policy, MemberCode, Roster};
 
@@ -30,7 +31,13 @@ pub fn roster(members: &[(&str, &str, u8)]) -> Roster {
             endpoints: vec![format!("127.0.0.1:{}", 7000 + *seed as u16)],
         })
         .collect();
-    let file = RosterFile { version: ROSTER_VERSION, name: "fixture".into(), policy: default_policy(), members };
+    let file = RosterFile {
+        version: ROSTER_VERSION,
+        name: "fixture".into(),
+        policy: default_policy(),
+        deadlines: None,
+        members,
+    };
     // The fixture members are valid by construction.
     Roster::from_file(&file).expect("fixture roster is valid")
 }
@@ -38,7 +45,7 @@ pub fn roster(members: &[(&str, &str, u8)]) -> Roster {
 /// A fresh core for member `me` of [`WORLD`].
 pub fn hotline(me: &str) -> Hotline {
     let seed = WORLD.iter().find(|m| m.0 == me).map(|m| m.2).expect("a member of the fixture world");
-    Hotline::new(config(me, seed), Vec::new(), Vec::new())
+    Hotline::new(config(me, seed), Restored::default(), 0)
 }
 
 /// The configuration of member `me` of [`WORLD`].
@@ -49,5 +56,6 @@ pub fn config(me: &str, seed: u8) -> HotlineConfig {
         roster: roster(&WORLD),
         limits: Limits::default(),
         default_caveat: "TEST CAVEAT".into(),
+        discipline: DisciplineConfig::default(),
     }
 }

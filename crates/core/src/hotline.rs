@@ -1,22 +1,29 @@
 //! The hotline state machine of one member's node.
 //!
 //! [`Hotline`] holds what the node must know to decide without I/O: the roster, the lines this
-//! member is on, and for each line and sender the highest sequence number and chain head. Its
-//! inputs are operator commands ([`Hotline::create_line`], [`Hotline::send`]) and envelope bytes
-//! from an authenticated peer ([`Hotline::receive`]); its output is a [`Record`] for the runtime to
-//! commit before it acknowledges anything. Time comes in as `now_ms`, randomness as a line id.
+//! member is on, for each line and sender the highest sequence number and chain head, the
+//! acknowledgements it waits for and the health of its direct lines. Its inputs are operator
+//! commands ([`Hotline::create_line`], [`Hotline::send`], [`Hotline::answer`]), envelope bytes from
+//! an authenticated peer ([`Hotline::receive`]) and the passing of time ([`Hotline::tick`]); its
+//! outputs are [`Record`]s and alarm changes for the runtime to commit before it acknowledges
+//! anything, and the time it next needs waking ([`Hotline::next_wake`]). Time comes in as
+//! `now_ms`, randomness as a line id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
 use ed25519_dalek::SigningKey;
 
+use crate::discipline::{
+    human_ms, AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, LinkHealth, LinkState, PendingAck, Side, Timer,
+};
 use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::line::{check_line, Line, NewLine, Scope};
 use crate::message::{Class, Draft, Message, Precedence};
+use crate::receipt::{Answered, Receipt, ReceiptKind};
 use crate::roster::{MemberCode, Roster};
 
 /// What a node is configured with.
@@ -27,6 +34,7 @@ pub struct HotlineConfig {
     pub limits: Limits,
     /// The caveat applied to a message that names none.
     pub default_caveat: String,
+    pub discipline: DisciplineConfig,
 }
 
 /// The last envelope the store holds from one sender on one line.
@@ -38,11 +46,34 @@ pub struct OwnHead {
     pub hash: EnvelopeHash,
 }
 
+/// What the store gives back at start.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub lines: Vec<Line>,
+    pub heads: Vec<OwnHead>,
+    /// Acknowledgements still awaited, with whether their alarm is open.
+    pub pending: Vec<PendingAck>,
+}
+
 /// What an envelope carries, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     LineSetup,
     Message(Message),
+    Receipt(Receipt),
+    LinkTest,
+}
+
+impl Content {
+    /// The kind stored beside the envelope.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Content::LineSetup => "line_setup",
+            Content::Message(_) => "message",
+            Content::Receipt(_) => "receipt",
+            Content::LinkTest => "link_test",
+        }
+    }
 }
 
 /// One envelope to commit, with what the store needs to index it.
@@ -57,12 +88,28 @@ pub struct Record {
     /// Members to forward this envelope to: the other members for this node's own envelopes,
     /// none for envelopes received from peers.
     pub recipients: Vec<MemberCode>,
+    /// Alarm changes that this envelope causes, applied only if the envelope is newly stored.
+    pub alarms: Vec<AlarmChange>,
 }
 
-/// Records to commit together.
+impl Record {
+    pub fn is_own(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+}
+
+/// Records and alarm changes to commit together.
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
     pub records: Vec<Record>,
+    /// Alarm changes not tied to a record (deadlines passing, links going silent).
+    pub alarms: Vec<AlarmChange>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.alarms.is_empty()
+    }
 }
 
 /// Why an envelope from a peer was not accepted.
@@ -89,14 +136,34 @@ pub struct Hotline {
     lines: HashMap<LineId, Line>,
     /// Highest sequence number and its hash, per line and sender.
     heads: HashMap<(LineId, MemberCode), (u64, EnvelopeHash)>,
+    /// Acknowledgements awaited, with the time each next needs attention.
+    pending: HashMap<(EnvelopeHash, MemberCode), (PendingAck, u64)>,
+    /// Link tests of direct lines.
+    links: HashMap<LineId, LinkHealth>,
+    /// Timers by time; an entry is stale when its subject moved on, and is then skipped.
+    timers: BTreeSet<(u64, Timer)>,
 }
 
 impl Hotline {
-    /// Builds the state machine from configuration and what the store holds.
-    pub fn new(config: HotlineConfig, lines: Vec<Line>, heads: Vec<OwnHead>) -> Hotline {
-        let lines = lines.into_iter().map(|l| (l.id, l)).collect();
-        let heads = heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect();
-        Hotline { config, lines, heads }
+    /// Builds the state machine from configuration and what the store holds, at `now_ms`.
+    pub fn new(config: HotlineConfig, restored: Restored, now_ms: u64) -> Hotline {
+        let mut h = Hotline {
+            config,
+            lines: HashMap::new(),
+            heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
+            pending: HashMap::new(),
+            links: HashMap::new(),
+            timers: BTreeSet::new(),
+        };
+        for line in restored.lines {
+            h.add_line(line, now_ms);
+        }
+        for p in restored.pending {
+            // A deadline that passed while the node was down fires at the first tick.
+            let wake = if p.alarmed { now_ms } else { p.due_ms };
+            h.await_ack(p, wake);
+        }
+        h
     }
 
     pub fn me(&self) -> &MemberCode {
@@ -111,12 +178,62 @@ impl Hotline {
         &self.config.limits
     }
 
+    pub fn discipline(&self) -> &DisciplineConfig {
+        &self.config.discipline
+    }
+
     pub fn line(&self, id: &LineId) -> Option<&Line> {
         self.lines.get(id)
     }
 
     pub fn lines(&self) -> impl Iterator<Item = &Line> {
         self.lines.values()
+    }
+
+    /// Acknowledgements this node waits for.
+    pub fn pending(&self) -> impl Iterator<Item = &PendingAck> {
+        self.pending.values().map(|(p, _)| p)
+    }
+
+    /// Each direct line's link health and state at `now_ms`, by peer.
+    pub fn links(&self, now_ms: u64) -> Vec<(LinkHealth, LinkState)> {
+        let interval = self.config.discipline.link_test_interval_s * 1000;
+        let mut out: Vec<_> = self.links.values().map(|l| (l.clone(), l.state(now_ms, interval))).collect();
+        out.sort_by(|a, b| a.0.peer.cmp(&b.0.peer));
+        out
+    }
+
+    /// When the core next needs [`Hotline::tick`].
+    pub fn next_wake(&self) -> Option<u64> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    fn add_line(&mut self, line: Line, now_ms: u64) {
+        let interval = self.config.discipline.link_test_interval_s;
+        if line.is_direct() && interval > 0 {
+            if let Some(peer) = line.members.iter().find(|m| **m != self.config.me).cloned() {
+                self.links.insert(
+                    line.id,
+                    LinkHealth {
+                        line: line.id,
+                        peer,
+                        outstanding: None,
+                        last_ok_ms: None,
+                        last_rtt_ms: None,
+                        alarmed: false,
+                        next_test_ms: now_ms,
+                    },
+                );
+                self.timers.insert((now_ms, Timer::LinkTest(line.id)));
+            }
+        }
+        self.lines.insert(line.id, line);
+    }
+
+    fn await_ack(&mut self, p: PendingAck, wake_ms: u64) {
+        let key = (p.message, p.member.clone());
+        self.timers.insert((wake_ms, Timer::Ack(p.message, p.member.clone())));
+        self.pending.insert(key, (p, wake_ms));
     }
 
     /// Creates a line with this member as its home, announcing it to the other members.
@@ -159,18 +276,28 @@ impl Hotline {
             home: me.to_string(),
             members: line.members.iter().map(|m| m.to_string()).collect(),
         };
-        self.lines.insert(id, line.clone());
+        self.add_line(line.clone(), now_ms);
         Ok(self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::LineSetup))
     }
 
-    /// Sends an operator's message on a line.
-    pub fn send(&mut self, now_ms: u64, line: LineId, draft: Draft) -> Result<Record, CoreError> {
+    /// Sends an operator's message on a line. `released_by` names the principal who released it.
+    pub fn send(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        draft: Draft,
+        released_by: Option<String>,
+    ) -> Result<Record, CoreError> {
         let line = self
             .lines
             .get(&line)
             .cloned()
             .ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {line} here")))?;
-        let message = Message::from_draft(draft, &self.config.default_caveat, &self.config.limits)?;
+        let mut message = Message::from_draft(draft, &self.config.default_caveat, &self.config.limits)?;
+        message.released_by = released_by;
+        if message.class == Class::Operational && message.ack_required {
+            message.deadline_s = Some(self.config.discipline.deadlines.for_precedence(message.precedence));
+        }
         let payload = message_to_payload(&message);
         if payload.encode().len() > self.config.limits.payload_bytes_max {
             return Err(CoreError::invalid(
@@ -179,7 +306,75 @@ impl Hotline {
             ));
         }
         let priority = message.precedence.priority();
-        Ok(self.seal(now_ms, line, priority, payload, Content::Message(message)))
+        let record = self.seal(now_ms, line, priority, payload, Content::Message(message.clone()));
+        if let Some(deadline_s) = message.deadline_s.filter(|_| message.has_deadline()) {
+            for member in record.recipients.clone() {
+                let p = PendingAck {
+                    line: record.line.id,
+                    message: record.envelope.hash(),
+                    member,
+                    side: Side::Sender,
+                    due_ms: now_ms + deadline_s * 1000,
+                    precedence: message.precedence,
+                    subject: message.subject.clone(),
+                    alarmed: false,
+                };
+                let due = p.due_ms;
+                self.await_ack(p, due);
+            }
+        }
+        Ok(record)
+    }
+
+    /// Answers an envelope on a line with this member's receipt. `priority` is the queue priority
+    /// of the envelope answered, so that the answer to a FLASH travels as fast as the FLASH.
+    pub fn answer(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        answered: Answered,
+        kind: ReceiptKind,
+        reason: Option<String>,
+        priority: u8,
+    ) -> Result<Record, CoreError> {
+        let line = self
+            .lines
+            .get(&line)
+            .cloned()
+            .ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {line} here")))?;
+        if answered.sender == self.config.me {
+            return Err(CoreError::forbidden("own_message", "a member does not answer its own messages"));
+        }
+        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        if kind == ReceiptKind::Declined && reason.is_none() {
+            return Err(CoreError::invalid("reason_required", "declining needs a reason"));
+        }
+        if reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5) {
+            return Err(CoreError::invalid(
+                "reason_too_long",
+                format!("a reason is at most {} characters", self.config.limits.subject_chars_max * 5),
+            ));
+        }
+        let receipt = Receipt { kind, answers: answered, reason };
+        let payload = receipt_to_payload(&receipt);
+        let mut alarms = Vec::new();
+        if kind.settles() {
+            let me = self.config.me.clone();
+            if let Some((p, _)) = self.pending.remove(&(receipt.answers.hash, me.clone())) {
+                if p.alarmed {
+                    alarms.push(self.alarm(
+                        AlarmKind::Escalation,
+                        AlarmOp::Clear,
+                        &p,
+                        now_ms,
+                        format!("{} by {me}", kind.as_str()),
+                    ));
+                }
+            }
+        }
+        let mut record = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt));
+        record.alarms = alarms;
+        Ok(record)
     }
 
     /// Signs this member's next envelope on a line and advances the chain head.
@@ -200,14 +395,30 @@ impl Hotline {
         let envelope = body.sign(&self.config.signing_key);
         self.heads.insert((line.id, me.clone()), (seq + 1, envelope.hash()));
         let recipients = line.members.iter().filter(|m| **m != me).cloned().collect();
-        Record { envelope, sender: me, line, content, received_ms: now_ms, recipients }
+        Record { envelope, sender: me, line, content, received_ms: now_ms, recipients, alarms: Vec::new() }
+    }
+
+    fn alarm(&self, kind: AlarmKind, op: AlarmOp, p: &PendingAck, now_ms: u64, detail: String) -> AlarmChange {
+        let addressed_to =
+            if kind == AlarmKind::Escalation { self.config.discipline.alternates.clone() } else { Vec::new() };
+        AlarmChange {
+            kind,
+            op,
+            line: p.line,
+            member: p.member.clone(),
+            message: Some(p.message),
+            at_ms: now_ms,
+            detail,
+            addressed_to,
+        }
     }
 
     /// Decides on one envelope from `peer`, the member authenticated by the TLS connection.
     ///
+    /// Returns the record to commit and, for a link test, this node's automatic answer after it.
     /// Idempotence on (line, sender, sequence) is the store's to enforce when it commits: this
     /// decides whether the envelope is acceptable at all.
-    pub fn receive(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Record, Refusal> {
+    pub fn receive(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Vec<Record>, Refusal> {
         let limits = &self.config.limits;
         let envelope = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max)
             .map_err(|e| Refusal::reject(format!("malformed envelope: {e}")))?;
@@ -230,27 +441,253 @@ impl Hotline {
             return Err(Refusal::reject(format!("unsupported content type {}", body.content_type)));
         }
         let payload = PayloadV1::decode(&body.payload).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
-        let (line, content) = match payload {
-            PayloadV1::LineSetup { scope, title, home, members, .. } => {
-                let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
-                (line, Content::LineSetup)
+        if let PayloadV1::LineSetup { scope, title, home, members, .. } = payload {
+            let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
+            self.check_seq(&line, &sender, &envelope)?;
+            if !self.lines.contains_key(&line.id) {
+                self.add_line(line.clone(), now_ms);
             }
+            return Ok(vec![Record {
+                envelope,
+                sender,
+                line,
+                content: Content::LineSetup,
+                received_ms: now_ms,
+                recipients: Vec::new(),
+                alarms: Vec::new(),
+            }]);
+        }
+        let line = match self.lines.get(&body.line) {
+            Some(l) => l.clone(),
+            None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
+        };
+        if !line.has_member(&sender) {
+            return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
+        }
+        let content = match payload {
+            PayloadV1::LineSetup { .. } => unreachable!("handled above"),
             PayloadV1::Message { .. } => {
-                let line = match self.lines.get(&body.line) {
-                    Some(l) => l.clone(),
-                    None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
-                };
-                if !line.has_member(&sender) {
-                    return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
-                }
                 let message = message_from_payload(payload).map_err(Refusal::reject)?;
                 message.check(&self.config.limits).map_err(|e| Refusal::reject(e.message))?;
                 if message.precedence.priority() != body.priority {
                     return Err(Refusal::reject("the envelope's priority does not match the message's precedence"));
                 }
-                (line, Content::Message(message))
+                Content::Message(message)
+            }
+            PayloadV1::Receipt { .. } => {
+                let receipt = receipt_from_payload(payload).map_err(Refusal::reject)?;
+                if receipt.answers.sender == sender {
+                    return Err(Refusal::reject(format!(
+                        "{sender} answered its own envelope; only its recipients may answer it"
+                    )));
+                }
+                if !line.has_member(&receipt.answers.sender) {
+                    return Err(Refusal::reject("the answered envelope's sender is not on this line"));
+                }
+                if receipt.kind == ReceiptKind::Declined && receipt.reason.is_none() {
+                    return Err(Refusal::reject("a decline carries a reason"));
+                }
+                Content::Receipt(receipt)
+            }
+            PayloadV1::LinkTest { .. } => {
+                if !line.is_direct() {
+                    return Err(Refusal::reject("link tests run on direct lines only"));
+                }
+                Content::LinkTest
             }
         };
+        self.check_seq(&line, &sender, &envelope)?;
+        let mut record = Record {
+            envelope,
+            sender: sender.clone(),
+            line: line.clone(),
+            content,
+            received_ms: now_ms,
+            recipients: Vec::new(),
+            alarms: Vec::new(),
+        };
+        let mut out = Vec::new();
+        match &record.content {
+            Content::Message(m) if m.has_deadline() => {
+                let deadline_s = m.deadline_s.unwrap_or(0);
+                let created = record.envelope.body().created_ms;
+                let p = PendingAck {
+                    line: line.id,
+                    message: record.envelope.hash(),
+                    member: self.config.me.clone(),
+                    side: Side::Recipient,
+                    due_ms: created.saturating_add(deadline_s.saturating_mul(1000)),
+                    precedence: m.precedence,
+                    subject: m.subject.clone(),
+                    alarmed: false,
+                };
+                if !self.pending.contains_key(&(p.message, p.member.clone())) {
+                    let due = p.due_ms;
+                    self.await_ack(p, due);
+                }
+            }
+            Content::Receipt(r) => record.alarms = self.on_receipt(now_ms, &sender, r),
+            Content::LinkTest => {
+                let answered =
+                    Answered { hash: record.envelope.hash(), sender: sender.clone(), seq: record.envelope.body().seq };
+                let receipt = Receipt { kind: ReceiptKind::LinkTestAnswer, answers: answered, reason: None };
+                let payload = receipt_to_payload(&receipt);
+                let answer = self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::Receipt(receipt));
+                out.push(record);
+                out.push(answer);
+                return Ok(out);
+            }
+            _ => {}
+        }
+        out.push(record);
+        Ok(out)
+    }
+
+    /// What a receipt from `from` settles here: an awaited acknowledgement or a link test.
+    fn on_receipt(&mut self, now_ms: u64, from: &MemberCode, r: &Receipt) -> Vec<AlarmChange> {
+        let mut alarms = Vec::new();
+        if r.kind.settles() {
+            if let Some((p, _)) = self.pending.remove(&(r.answers.hash, from.clone())) {
+                if p.alarmed {
+                    let why = match &r.reason {
+                        Some(reason) => format!("{} by {from}: {reason}", r.kind.as_str()),
+                        None => format!("{} by {from}", r.kind.as_str()),
+                    };
+                    alarms.push(self.alarm(AlarmKind::Unacknowledged, AlarmOp::Clear, &p, now_ms, why));
+                }
+            }
+        }
+        if r.kind == ReceiptKind::LinkTestAnswer {
+            let line = self
+                .links
+                .values_mut()
+                .find(|l| l.peer == *from && l.outstanding.is_some_and(|o| o.0 == r.answers.hash));
+            if let Some(l) = line {
+                let sent = l.outstanding.map(|o| o.1).unwrap_or(now_ms);
+                l.outstanding = None;
+                l.last_ok_ms = Some(now_ms);
+                l.last_rtt_ms = Some(now_ms.saturating_sub(sent));
+                if l.alarmed {
+                    l.alarmed = false;
+                    alarms.push(AlarmChange {
+                        kind: AlarmKind::LinkNoAnswer,
+                        op: AlarmOp::Clear,
+                        line: l.line,
+                        member: l.peer.clone(),
+                        message: None,
+                        at_ms: now_ms,
+                        detail: format!("{from} answers again (round trip {} ms)", now_ms.saturating_sub(sent)),
+                        addressed_to: Vec::new(),
+                    });
+                }
+            }
+        }
+        alarms
+    }
+
+    /// Lets time pass: fires deadlines, repeats escalations, sends due link tests and raises the
+    /// alarm of a test left unanswered.
+    pub fn tick(&mut self, now_ms: u64) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        let repeat_ms = self.config.discipline.escalation_repeat_s.max(1) * 1000;
+        let interval_ms = self.config.discipline.link_test_interval_s * 1000;
+        while let Some((t, timer)) = self.timers.first().cloned() {
+            if t > now_ms {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::Ack(hash, member) => {
+                    let Some((p, wake)) = self.pending.get(&(hash, member.clone())).cloned() else { continue };
+                    if wake != t {
+                        continue;
+                    }
+                    let overdue = human_ms(now_ms.saturating_sub(p.due_ms));
+                    match p.side {
+                        Side::Sender => {
+                            if !p.alarmed {
+                                let detail = format!(
+                                    "no acknowledgement from {member} for {} '{}': overdue by {overdue}",
+                                    p.precedence.as_str(),
+                                    p.subject
+                                );
+                                batch.alarms.push(self.alarm(
+                                    AlarmKind::Unacknowledged,
+                                    AlarmOp::Raise,
+                                    &p,
+                                    now_ms,
+                                    detail,
+                                ));
+                                self.pending.insert((hash, member), (PendingAck { alarmed: true, ..p }, t));
+                            }
+                        }
+                        Side::Recipient => {
+                            let op = if p.alarmed { AlarmOp::Repeat } else { AlarmOp::Raise };
+                            let detail = format!(
+                                "{} '{}' from {} awaits this member's acknowledgement: overdue by {overdue}",
+                                p.precedence.as_str(),
+                                p.subject,
+                                self.lines.get(&p.line).map(|l| l.home.to_string()).unwrap_or_default()
+                            );
+                            batch.alarms.push(self.alarm(AlarmKind::Escalation, op, &p, now_ms, detail));
+                            let next = now_ms + repeat_ms;
+                            self.timers.insert((next, Timer::Ack(hash, member.clone())));
+                            self.pending.insert((hash, member), (PendingAck { alarmed: true, ..p }, next));
+                        }
+                    }
+                }
+                Timer::LinkTest(line_id) => {
+                    let Some(l) = self.links.get(&line_id) else { continue };
+                    if l.next_test_ms != t || interval_ms == 0 {
+                        continue;
+                    }
+                    let outstanding = l.outstanding.is_some();
+                    let next = now_ms + interval_ms;
+                    if !outstanding {
+                        if let Some(line) = self.lines.get(&line_id).cloned() {
+                            let payload = PayloadV1::LinkTest { v: 1 };
+                            let record = self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::LinkTest);
+                            if let Some(l) = self.links.get_mut(&line_id) {
+                                l.outstanding = Some((record.envelope.hash(), now_ms));
+                            }
+                            self.timers.insert((next, Timer::LinkDeadline(line_id)));
+                            batch.records.push(record);
+                        }
+                    }
+                    if let Some(l) = self.links.get_mut(&line_id) {
+                        l.next_test_ms = next;
+                    }
+                    self.timers.insert((next, Timer::LinkTest(line_id)));
+                }
+                Timer::LinkDeadline(line_id) => {
+                    let Some(l) = self.links.get_mut(&line_id) else { continue };
+                    let Some((_, sent)) = l.outstanding else { continue };
+                    if l.alarmed || now_ms.saturating_sub(sent) < interval_ms {
+                        continue;
+                    }
+                    l.alarmed = true;
+                    batch.alarms.push(AlarmChange {
+                        kind: AlarmKind::LinkNoAnswer,
+                        op: AlarmOp::Raise,
+                        line: line_id,
+                        member: l.peer.clone(),
+                        message: None,
+                        at_ms: now_ms,
+                        detail: format!(
+                            "no answer from {} to the link test sent {} ago: fault or severance?",
+                            l.peer,
+                            human_ms(now_ms.saturating_sub(sent))
+                        ),
+                        addressed_to: Vec::new(),
+                    });
+                }
+            }
+        }
+        batch
+    }
+
+    fn check_seq(&mut self, line: &Line, sender: &MemberCode, envelope: &VerifiedEnvelope) -> Result<(), Refusal> {
+        let body = envelope.body();
         let key = (line.id, sender.clone());
         let (seen, _) = self.heads.get(&key).copied().unwrap_or((0, EnvelopeHash::NONE));
         if body.seq > seen.saturating_add(self.config.limits.seq_ahead_max) {
@@ -262,10 +699,7 @@ impl Hotline {
         if body.seq > seen {
             self.heads.insert(key, (body.seq, envelope.hash()));
         }
-        if matches!(content, Content::LineSetup) {
-            self.lines.entry(line.id).or_insert_with(|| line.clone());
-        }
-        Ok(Record { envelope, sender, line, content, received_ms: now_ms, recipients: Vec::new() })
+        Ok(())
     }
 
     fn check_setup(
@@ -314,21 +748,67 @@ fn message_to_payload(m: &Message) -> PayloadV1 {
         subject: m.subject.clone(),
         body: m.body.clone(),
         ack_required: m.ack_required,
+        crisis: m.crisis,
+        deadline_s: m.deadline_s,
+        released_by: m.released_by.clone(),
     }
 }
 
 /// Reads a message payload; the caller checks the limits.
 pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
     match p {
-        PayloadV1::Message { precedence, class, caveat, subject, body, ack_required, .. } => Ok(Message {
+        PayloadV1::Message {
+            precedence,
+            class,
+            caveat,
+            subject,
+            body,
+            ack_required,
+            crisis,
+            deadline_s,
+            released_by,
+            ..
+        } => Ok(Message {
             precedence: Precedence::parse(&precedence).ok_or_else(|| format!("unknown precedence '{precedence}'"))?,
             class: Class::parse(&class).ok_or_else(|| format!("unknown class '{class}'"))?,
             caveat,
             subject,
             body,
             ack_required,
+            crisis,
+            deadline_s,
+            released_by,
         }),
-        PayloadV1::LineSetup { .. } => Err("not a message".into()),
+        _ => Err("not a message".into()),
+    }
+}
+
+fn receipt_to_payload(r: &Receipt) -> PayloadV1 {
+    PayloadV1::Receipt {
+        v: 1,
+        kind: r.kind.as_str().to_string(),
+        answers: r.answers.hash.to_hex(),
+        answers_sender: r.answers.sender.to_string(),
+        answers_seq: r.answers.seq,
+        reason: r.reason.clone(),
+    }
+}
+
+fn receipt_from_payload(p: PayloadV1) -> Result<Receipt, String> {
+    match p {
+        PayloadV1::Receipt { kind, answers, answers_sender, answers_seq, reason, .. } => {
+            let kind = ReceiptKind::parse(&kind).ok_or_else(|| format!("unknown receipt kind '{kind}'"))?;
+            let hash = EnvelopeHash::from_hex(&answers).ok_or("the answered hash is not 32 bytes of hex")?;
+            let sender = MemberCode::parse(&answers_sender)?;
+            if answers_seq == 0 {
+                return Err("the answered sequence number is 0".into());
+            }
+            if reason.as_ref().is_some_and(|r| r.chars().count() > 1_000) {
+                return Err("a reason is at most 1000 characters".into());
+            }
+            Ok(Receipt { kind, answers: Answered { hash, sender, seq: answers_seq }, reason })
+        }
+        _ => Err("not a receipt".into()),
     }
 }
 
@@ -336,6 +816,8 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
 pub fn content_of(envelope: &VerifiedEnvelope) -> Result<Content, String> {
     match PayloadV1::decode(&envelope.body().payload)? {
         PayloadV1::LineSetup { .. } => Ok(Content::LineSetup),
+        PayloadV1::LinkTest { .. } => Ok(Content::LinkTest),
+        p @ PayloadV1::Receipt { .. } => receipt_from_payload(p).map(Content::Receipt),
         p => message_from_payload(p).map(Content::Message),
     }
 }

@@ -8,17 +8,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod discipline;
 pub mod error;
 pub mod fixtures;
 pub mod hotline;
 pub mod limits;
 pub mod line;
 pub mod message;
+pub mod receipt;
 pub mod roster;
 
+pub use discipline::{AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkState, PendingAck, Side};
 pub use error::{CoreError, ErrorKind};
-pub use hotline::{Content, Hotline, HotlineConfig, OwnHead, Record, Refusal, WriteBatch};
+pub use hotline::{Content, Hotline, HotlineConfig, OwnHead, Record, Refusal, Restored, WriteBatch};
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};
 pub use message::{Class, Draft, Message, Precedence};
+pub use receipt::{Answered, Receipt, ReceiptKind};
 pub use roster::{Community, Member, MemberCode, Roster};

@@ -89,6 +89,8 @@ pub struct Draft {
     pub subject: String,
     pub body: String,
     pub ack_required: Option<bool>,
+    /// Declared a crisis use (released by a principal where the establishment requires it).
+    pub crisis: Option<bool>,
 }
 
 /// A checked message.
@@ -100,6 +102,12 @@ pub struct Message {
     pub subject: String,
     pub body: String,
     pub ack_required: bool,
+    pub crisis: bool,
+    /// Seconds after creation by which each recipient must acknowledge, when acknowledgement is
+    /// required of an OPERATIONAL message.
+    pub deadline_s: Option<u64>,
+    /// The principal who released the message.
+    pub released_by: Option<String>,
 }
 
 impl Message {
@@ -119,9 +127,25 @@ impl Message {
         };
         let caveat = draft.caveat.unwrap_or_else(|| default_caveat.to_string());
         let ack_required = draft.ack_required.unwrap_or(class == Class::Operational);
-        let message = Message { precedence, class, caveat, subject: draft.subject, body: draft.body, ack_required };
+        let message = Message {
+            precedence,
+            class,
+            caveat,
+            subject: draft.subject,
+            body: draft.body,
+            ack_required,
+            crisis: draft.crisis.unwrap_or(false),
+            deadline_s: None,
+            released_by: None,
+        };
         message.check(limits)?;
         Ok(message)
+    }
+
+    /// Whether this message runs against an acknowledgement deadline: only OPERATIONAL messages
+    /// do, so that test and service traffic never raises operational alarms.
+    pub fn has_deadline(&self) -> bool {
+        self.class == Class::Operational && self.ack_required && self.deadline_s.is_some()
     }
 
     /// Checks the limits; applied to drafts and to messages arriving from peers alike.

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use adi_wire::envelope::check_member_code;
-use adi_wire::files::{MemberEntry, PolicyFile, RosterFile, ScopeEntry, ROSTER_VERSION};
+use adi_wire::files::{DeadlinesFile, MemberEntry, PolicyFile, RosterFile, ScopeEntry, ROSTER_VERSION};
 use ed25519_dalek::VerifyingKey;
 
+use crate::discipline::Deadlines;
 use crate::line::Scope;
 
 /// A member code, such as an ISO 3166-1 alpha-2 country code.
@@ -87,6 +88,8 @@ pub struct Roster {
     members: BTreeMap<MemberCode, Member>,
     /// For each scope, the communities it admits.
     policy: BTreeMap<Scope, Vec<Community>>,
+    /// Acknowledgement deadlines agreed for the network, if the roster sets them.
+    deadlines: Option<Deadlines>,
 }
 
 /// A roster field that failed its check.
@@ -156,7 +159,11 @@ impl Roster {
         if members.is_empty() {
             return Err(err("members", "the roster lists no members"));
         }
-        Ok(Roster { name: file.name.clone(), members, policy })
+        let deadlines = match &file.deadlines {
+            None => None,
+            Some(d) => Some(deadlines_from_file(d).map_err(|(field, m)| err(format!("deadlines.{field}"), m))?),
+        };
+        Ok(Roster { name: file.name.clone(), members, policy, deadlines })
     }
 
     /// The file form of this roster.
@@ -174,8 +181,19 @@ impl Roster {
                     })
                     .collect(),
             },
+            deadlines: self.deadlines.as_ref().map(|d| DeadlinesFile {
+                flash_s: d.flash_s,
+                immediate_s: d.immediate_s,
+                priority_s: d.priority_s,
+                routine_s: d.routine_s,
+            }),
             members: self.members.values().map(member_to_entry).collect(),
         }
+    }
+
+    /// Acknowledgement deadlines agreed in the roster, if any.
+    pub fn deadlines(&self) -> Option<&Deadlines> {
+        self.deadlines.as_ref()
     }
 
     pub fn name(&self) -> &str {
@@ -204,6 +222,21 @@ impl Roster {
     pub fn scope_communities(&self, scope: Scope) -> &[Community] {
         self.policy.get(&scope).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// Checks deadlines: each from 1 second to 7 days. Errors name the field.
+pub fn deadlines_from_file(d: &DeadlinesFile) -> Result<Deadlines, (&'static str, String)> {
+    for (field, v) in [
+        ("flash_s", d.flash_s),
+        ("immediate_s", d.immediate_s),
+        ("priority_s", d.priority_s),
+        ("routine_s", d.routine_s),
+    ] {
+        if !(1..=7 * 24 * 3600).contains(&v) {
+            return Err((field, format!("{v} is not a deadline from 1 second to 7 days")));
+        }
+    }
+    Ok(Deadlines { flash_s: d.flash_s, immediate_s: d.immediate_s, priority_s: d.priority_s, routine_s: d.routine_s })
 }
 
 /// The default line policy: ADMM lines admit ASEAN members only; ADMM-Plus lines admit all.
@@ -284,7 +317,7 @@ mod tests {
     }
 
     fn file(members: Vec<MemberEntry>) -> RosterFile {
-        RosterFile { version: 1, name: "test".into(), policy: default_policy(), members }
+        RosterFile { version: 1, name: "test".into(), policy: default_policy(), deadlines: None, members }
     }
 
     /// Each bad roster is refused with the field that is wrong.

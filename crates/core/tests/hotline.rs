@@ -31,6 +31,8 @@ fn render_record(r: &Record) -> String {
     let what = match &r.content {
         Content::LineSetup => "line_setup".to_string(),
         Content::Message(m) => format!("{} {} '{}'", m.precedence.as_str(), m.class.as_str(), m.subject),
+        Content::Receipt(x) => format!("receipt {} of #{}", x.kind.as_str(), x.answers.seq),
+        Content::LinkTest => "link_test".to_string(),
     };
     let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();
     format!("{} #{} priority {} {what} to [{}]", r.sender, b.seq, b.priority, to.join(","))
@@ -96,8 +98,8 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
     let mut cn = hotline("CN");
     let line = LineId([7; 16]);
     let setup = ph.create_line(10, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
-    let routine = ph.send(11, line, draft("ROUTINE", "first")).unwrap();
-    let flash = ph.send(12, line, draft("FLASH", "second")).unwrap();
+    let routine = ph.send(11, line, draft("ROUTINE", "first"), None).unwrap();
+    let flash = ph.send(12, line, draft("FLASH", "second"), None).unwrap();
     assert_eq!(routine.envelope.body().prev, setup.envelope.hash());
     assert_eq!(flash.envelope.body().prev, routine.envelope.hash());
 
@@ -106,7 +108,7 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
     for r in [&setup, &flash, &routine] {
         let got = cn.receive(100, &code("PH"), r.envelope.bytes());
         out.push_str(&match got {
-            Ok(rec) => format!("accepted {}\n", render_record(&rec)),
+            Ok(recs) => format!("accepted {}\n", render_record(&recs[0])),
             Err(refusal) => format!("refused (retry {}) {}\n", refusal.retry, refusal.reason),
         });
     }
@@ -119,7 +121,7 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
         "#]],
     );
     // CN can now send on the line; its own sequence starts at 1.
-    let reply = cn.send(200, line, draft("IMMEDIATE", "reply")).unwrap();
+    let reply = cn.send(200, line, draft("IMMEDIATE", "reply"), None).unwrap();
     check(render_record(&reply), expect![[r#"CN #1 priority 2 IMMEDIATE OPERATIONAL 'reply' to [PH]"#]]);
 }
 
@@ -132,6 +134,9 @@ fn message_payload(precedence: &str, body: &str) -> Vec<u8> {
         subject: "s".into(),
         body: body.into(),
         ack_required: true,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
     }
     .encode()
 }
@@ -192,7 +197,7 @@ fn refusals_of_envelopes_from_peers() {
     let mut out = String::new();
     for (what, peer, bytes) in cases {
         let line = match cn.receive(3, &code(peer), &bytes) {
-            Ok(r) => format!("accepted {}", render_record(&r)),
+            Ok(r) => format!("accepted {}", render_record(&r[0])),
             Err(refusal) => format!("{} {}", if refusal.retry { "deferred" } else { "rejected" }, refusal.reason),
         };
         out.push_str(&format!("{what}: {line}\n"));
@@ -219,13 +224,17 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
     let line = LineId([4; 16]);
     let mut ph = hotline("PH");
     let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
-    let second = ph.send(2, line, draft("ROUTINE", "before restart")).unwrap();
+    let second = ph.send(2, line, draft("ROUTINE", "before restart"), None).unwrap();
     let mut again = Hotline::new(
         config("PH", WORLD[0].2),
-        vec![setup.line.clone()],
-        vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
+        adi_core::Restored {
+            lines: vec![setup.line.clone()],
+            heads: vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
+            pending: Vec::new(),
+        },
+        3,
     );
-    let third = again.send(3, line, draft("ROUTINE", "after restart")).unwrap();
+    let third = again.send(3, line, draft("ROUTINE", "after restart"), None).unwrap();
     assert_eq!(third.envelope.body().seq, 3);
     assert_eq!(third.envelope.body().prev, second.envelope.hash());
 }
@@ -239,7 +248,7 @@ fn random_and_mutated_bytes_never_panic_the_core() {
     let line = LineId([1; 16]);
     let mut ph = hotline("PH");
     let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
-    let message = ph.send(2, line, draft("FLASH", "seed")).unwrap();
+    let message = ph.send(2, line, draft("FLASH", "seed"), None).unwrap();
     let mut cn = hotline("CN");
     for valid in [setup.envelope.bytes().to_vec(), message.envelope.bytes().to_vec()] {
         for i in 0..valid.len() {

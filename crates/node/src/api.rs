@@ -7,8 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use adi_core::{CoreError, Draft, ErrorKind, Line, NewLine, WriteBatch};
-use adi_store::{MessageQuery, MessageRow, Operator, RecipientRow, StoreError};
+use adi_core::{CoreError, Draft, ErrorKind, Line, Message, NewLine, Precedence, WriteBatch};
+use adi_store::{MessageQuery, MessageRow, Operator, ReceiptRow, RecipientRow, StoreError};
 use adi_wire::{EnvelopeHash, LineId};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -16,13 +16,14 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::discipline_api::{self, DraftView};
 use crate::node::{now_ms, NodeState};
 
 /// An error as the API reports it.
@@ -146,7 +147,7 @@ impl FromRequestParts<Arc<NodeState>> for Auth {
 }
 
 impl Auth {
-    fn require_sender(&self) -> Result<(), ApiError> {
+    pub(crate) fn require_sender(&self) -> Result<(), ApiError> {
         if SENDER_ROLES.contains(&self.0.role.as_str()) {
             Ok(())
         } else {
@@ -193,7 +194,7 @@ impl From<&Line> for LineView {
 }
 
 /// A message to send.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessageRequest {
     /// `FLASH`, `IMMEDIATE`, `PRIORITY` or `ROUTINE` (or `Z`, `O`, `P`, `R`).
@@ -206,6 +207,22 @@ pub struct NewMessageRequest {
     pub body: String,
     /// Whether the recipients must acknowledge; true by default for OPERATIONAL.
     pub ack_required: Option<bool>,
+    /// Declares a crisis use: where the establishment requires it, a principal releases it.
+    pub crisis: Option<bool>,
+}
+
+impl NewMessageRequest {
+    pub fn to_draft(&self) -> Draft {
+        Draft {
+            precedence: self.precedence.clone(),
+            class: self.class.clone(),
+            caveat: self.caveat.clone(),
+            subject: self.subject.clone(),
+            body: self.body.clone(),
+            ack_required: self.ack_required,
+            crisis: self.crisis,
+        }
+    }
 }
 
 /// One recipient's state of a message.
@@ -217,17 +234,53 @@ pub struct RecipientView {
     pub state: String,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
+    pub seen_ms: Option<u64>,
+    pub acknowledged_ms: Option<u64>,
+    pub declined_ms: Option<u64>,
+    /// Why the recipient's node refused it, why delivery waits, or why it was declined.
     pub detail: Option<String>,
+    /// When the acknowledgement is due, if it is awaited.
+    pub deadline_ms: Option<u64>,
 }
 
-impl From<RecipientRow> for RecipientView {
-    fn from(r: RecipientRow) -> Self {
+impl RecipientView {
+    fn from_row(r: RecipientRow, deadline_ms: Option<u64>) -> Self {
+        let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some();
         RecipientView {
             member: r.member.to_string(),
             state: r.state,
             sent_ms: r.sent_ms,
             delivered_ms: r.delivered_ms,
+            seen_ms: r.seen_ms,
+            acknowledged_ms: r.acknowledged_ms,
+            declined_ms: r.declined_ms,
             detail: r.detail,
+            deadline_ms: deadline_ms.filter(|_| !settled),
+        }
+    }
+}
+
+/// A signed receipt answering a message.
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+pub struct ReceiptView {
+    /// The receipt's own envelope hash.
+    pub id: String,
+    pub member: String,
+    /// `seen`, `acknowledged` or `declined`.
+    pub kind: String,
+    pub reason: Option<String>,
+    /// When the answering member's node signed it.
+    pub signed_ms: u64,
+}
+
+impl From<ReceiptRow> for ReceiptView {
+    fn from(r: ReceiptRow) -> Self {
+        ReceiptView {
+            id: r.hash.to_hex(),
+            member: r.member.to_string(),
+            kind: r.kind,
+            reason: r.reason,
+            signed_ms: r.signed_ms,
         }
     }
 }
@@ -249,12 +302,21 @@ pub struct MessageView {
     pub subject: String,
     pub body: String,
     pub ack_required: bool,
+    pub crisis: bool,
+    /// When each recipient's acknowledgement is due, for OPERATIONAL messages that require it.
+    pub deadline_ms: Option<u64>,
+    /// The principal who released it.
+    pub released_by: Option<String>,
     pub created_ms: u64,
     pub received_ms: u64,
+    /// Each recipient's state, on the sender's node.
     pub recipients: Vec<RecipientView>,
+    /// Every signed receipt that answers it, on any member's node.
+    pub receipts: Vec<ReceiptView>,
 }
 
-fn message_view(r: MessageRow, recipients: Vec<RecipientRow>) -> MessageView {
+pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipts: Vec<ReceiptRow>) -> MessageView {
+    let deadline_ms = r.deadline_ms;
     MessageView {
         id: r.hash.to_hex(),
         line: r.line.to_hex(),
@@ -267,9 +329,13 @@ fn message_view(r: MessageRow, recipients: Vec<RecipientRow>) -> MessageView {
         subject: r.subject.unwrap_or_default(),
         body: r.body.unwrap_or_default(),
         ack_required: r.ack_required,
+        crisis: r.crisis,
+        deadline_ms,
+        released_by: r.released_by,
         created_ms: r.created_ms,
         received_ms: r.received_ms,
-        recipients: recipients.into_iter().map(RecipientView::from).collect(),
+        recipients: recipients.into_iter().map(|x| RecipientView::from_row(x, deadline_ms)).collect(),
+        receipts: receipts.into_iter().map(ReceiptView::from).collect(),
     }
 }
 
@@ -329,6 +395,15 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/messages/{id}/seen", post(discipline_api::seen))
+        .route("/api/v1/messages/{id}/ack", post(discipline_api::ack))
+        .route("/api/v1/messages/{id}/decline", post(discipline_api::decline))
+        .route("/api/v1/drafts", get(discipline_api::drafts))
+        .route("/api/v1/drafts/{id}/release", post(discipline_api::release))
+        .route("/api/v1/alarms", get(discipline_api::alarms))
+        .route("/api/v1/alarms/{id}/ack", post(discipline_api::ack_alarm))
+        .route("/api/v1/links", get(discipline_api::links))
+        .route("/api/v1/events", get(discipline_api::events))
         .route("/api/v1/peers", get(peers))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -371,19 +446,9 @@ async fn create_line(
     auth.require_sender()?;
     check_writable(&node)?;
     let id = LineId(rand::random());
-    let (view, recipients, pending) = {
-        let mut core = node.core();
-        let record =
-            core.create_line(now_ms(), id, NewLine { members: req.members, scope: req.scope, title: req.title })?;
-        let view = LineView::from(&record.line);
-        let recipients = record.recipients.clone();
-        (view, recipients, node.store.commit(WriteBatch { records: vec![record] }))
-    };
-    if let Err(e) = pending.wait().await {
-        node.fail_storage(&e);
-        return Err(ApiError::unavailable());
-    }
-    node.wake(&recipients);
+    let new_line = NewLine { members: req.members, scope: req.scope, title: req.title };
+    commit_own(&node, |core| core.create_line(now_ms(), id, new_line)).await?;
+    let view = LineView::from(&find_line(&node, &id.to_hex())?);
     tracing::info!(operator = %auth.0.name, line = %view.id, "line created");
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -414,49 +479,72 @@ async fn get_line(
 
 #[utoipa::path(post, path = "/api/v1/lines/{line}/messages", request_body = NewMessageRequest,
     params(("line" = String, Path, description = "line id")),
-    responses((status = 201, body = MessageView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = MessageView, description = "sent: committed here and queued for each recipient"),
+               (status = 202, body = DraftView, description = "held for a principal's release"),
+               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
                (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn send_message(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
     Path(line): Path<String>,
     ApiJson(req): ApiJson<NewMessageRequest>,
-) -> Result<(StatusCode, Json<MessageView>), ApiError> {
+) -> Result<Response, ApiError> {
     auth.require_sender()?;
     check_writable(&node)?;
     let line = find_line(&node, &line)?;
-    let draft = Draft {
-        precedence: req.precedence,
-        class: req.class,
-        caveat: req.caveat,
-        subject: req.subject,
-        body: req.body,
-        ack_required: req.ack_required,
-    };
+    let draft = req.to_draft();
+    // Checked now, so that a draft held for release is already known to be sendable.
+    let message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
+    let needs_principal = node.release_required && (message.precedence == Precedence::Flash || message.crisis);
+    if needs_principal && auth.0.role != "principal" {
+        let json = serde_json::to_string(&req)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
+        let id = node.store.add_draft(line.id, json, auth.0.name.clone(), now_ms()).wait().await.map_err(|e| {
+            node.fail_storage(&e);
+            ApiError::unavailable()
+        })?;
+        node.committed(&[]);
+        let draft =
+            node.store.draft(id)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_draft", "gone"))?;
+        tracing::info!(operator = %auth.0.name, draft = id, "message held for a principal's release");
+        return Ok((StatusCode::ACCEPTED, Json(DraftView::from(draft))).into_response());
+    }
+    let released_by = needs_principal.then(|| auth.0.name.clone());
+    let hash = commit_own(&node, |core| core.send(now_ms(), line.id, draft, released_by)).await?;
+    let view = load_message(&node, &hash)?;
+    tracing::info!(operator = %auth.0.name, message = %view.id, precedence = %view.precedence, "message sent");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Has the core seal one of this node's envelopes, commits it, and returns its hash once durable.
+/// The record is handed to the store under the core's lock, so commits keep the core's order.
+pub(crate) async fn commit_own(
+    node: &NodeState,
+    seal: impl FnOnce(&mut adi_core::Hotline) -> Result<adi_core::Record, CoreError>,
+) -> Result<EnvelopeHash, ApiError> {
     let (hash, recipients, pending) = {
         let mut core = node.core();
-        let record = core.send(now_ms(), line.id, draft)?;
+        let record = seal(&mut core)?;
         let hash = record.envelope.hash();
         let recipients = record.recipients.clone();
-        (hash, recipients, node.store.commit(WriteBatch { records: vec![record] }))
+        (hash, recipients, node.store.commit(WriteBatch { records: vec![record], alarms: Vec::new() }))
     };
     if let Err(e) = pending.wait().await {
         node.fail_storage(&e);
         return Err(ApiError::unavailable());
     }
-    node.wake(&recipients);
-    let view = load_message(&node, &hash)?;
-    tracing::info!(operator = %auth.0.name, message = %view.id, precedence = %view.precedence, "message sent");
-    Ok((StatusCode::CREATED, Json(view)))
+    node.committed(&recipients);
+    Ok(hash)
 }
 
-fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<MessageView, ApiError> {
+pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<MessageView, ApiError> {
     let row = node
         .store
         .message(hash)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {hash} here")))?;
     let recipients = node.store.recipients(hash)?;
-    Ok(message_view(row, recipients))
+    let receipts = node.store.receipts(hash)?;
+    Ok(message_view(row, recipients, receipts))
 }
 
 fn list_limit(node: &NodeState, params: Result<Query<ListParams>, QueryRejection>) -> Result<usize, ApiError> {
@@ -475,7 +563,8 @@ fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, Ap
     rows.into_iter()
         .map(|r| {
             let recipients = if r.sender == node.member { node.store.recipients(&r.hash)? } else { Vec::new() };
-            Ok(message_view(r, recipients))
+            let receipts = node.store.receipts(&r.hash)?;
+            Ok(message_view(r, recipients, receipts))
         })
         .collect()
 }

@@ -7,8 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use adi_core::roster::RosterError;
-use adi_core::{Limits, MemberCode, Roster};
+use adi_core::roster::{deadlines_from_file, RosterError};
+use adi_core::{DisciplineConfig, Limits, MemberCode, Roster};
 use adi_wire::files::RosterFile;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::SigningKey;
@@ -38,7 +38,55 @@ pub struct ConfigFile {
     pub api: ApiSection,
     pub federation: FederationSection,
     #[serde(default)]
+    pub discipline: DisciplineSection,
+    #[serde(default)]
     pub limits: LimitsSection,
+}
+
+/// Acknowledgement, escalation, release and link tests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisciplineSection {
+    /// Deadlines for this establishment; when absent, the roster's, else the defaults
+    /// (10 min, 30 min, 3 h, 6 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<adi_wire::files::DeadlinesFile>,
+    /// How often an overdue acknowledgement is escalated again.
+    #[serde(default = "default_escalation_repeat_s")]
+    pub escalation_repeat_s: u64,
+    /// Operators (names or roles) an escalation is addressed to besides the watch.
+    #[serde(default)]
+    pub alternates: Vec<String>,
+    /// How often each direct line is tested, in seconds; 0 turns tests off.
+    #[serde(default = "default_link_test_interval_s")]
+    pub link_test_interval_s: u64,
+    /// Whether a FLASH or crisis message drafted by a duty officer waits for a principal's release.
+    #[serde(default = "default_true")]
+    pub release_required: bool,
+}
+
+fn default_escalation_repeat_s() -> u64 {
+    DisciplineConfig::default().escalation_repeat_s
+}
+
+fn default_link_test_interval_s() -> u64 {
+    DisciplineConfig::default().link_test_interval_s
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for DisciplineSection {
+    fn default() -> Self {
+        DisciplineSection {
+            deadlines: None,
+            escalation_repeat_s: default_escalation_repeat_s(),
+            alternates: Vec::new(),
+            link_test_interval_s: default_link_test_interval_s(),
+            release_required: true,
+        }
+    }
 }
 
 fn default_caveat() -> String {
@@ -123,6 +171,9 @@ pub struct NodeConfig {
     pub federation_listen: Vec<SocketAddr>,
     pub limits: Limits,
     pub runtime_limits: RuntimeLimits,
+    pub discipline: DisciplineConfig,
+    /// Whether a FLASH or crisis message drafted by a duty officer waits for a principal.
+    pub release_required: bool,
 }
 
 /// A configuration error, naming the file and the field.
@@ -206,6 +257,22 @@ impl NodeConfig {
         if file.default_caveat.trim().is_empty() {
             return Err(cerr(path, "default_caveat", "must not be empty"));
         }
+        let d = &file.discipline;
+        let deadlines = match &d.deadlines {
+            Some(f) => {
+                deadlines_from_file(f).map_err(|(field, m)| cerr(path, &format!("discipline.deadlines.{field}"), m))?
+            }
+            None => roster.deadlines().cloned().unwrap_or_default(),
+        };
+        if d.escalation_repeat_s == 0 {
+            return Err(cerr(path, "discipline.escalation_repeat_s", "must be at least 1 second"));
+        }
+        let discipline = DisciplineConfig {
+            deadlines,
+            escalation_repeat_s: d.escalation_repeat_s,
+            alternates: d.alternates.clone(),
+            link_test_interval_s: d.link_test_interval_s,
+        };
         let mut limits = Limits::default();
         let mut runtime_limits = RuntimeLimits::default();
         let l = &file.limits;
@@ -246,6 +313,8 @@ impl NodeConfig {
             federation_listen,
             limits,
             runtime_limits,
+            discipline,
+            release_required: file.discipline.release_required,
         })
     }
 }

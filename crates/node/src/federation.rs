@@ -81,16 +81,17 @@ async fn receive_batch(
     }
     let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
     let mut batch = WriteBatch::default();
+    // For each envelope accepted by the core: its verdict slot and its index in the batch.
     let mut slots = Vec::new();
     let pending = {
         let mut core = node.core();
         let now = now_ms();
         for bytes in &envelopes {
             match core.receive(now, &peer, bytes) {
-                Ok(record) => {
-                    slots.push((verdicts.len(), record.envelope.hash()));
+                Ok(records) => {
+                    slots.push((verdicts.len(), batch.records.len()));
                     verdicts.push(None);
-                    batch.records.push(record);
+                    batch.records.extend(records);
                 }
                 Err(refusal) => {
                     tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
@@ -103,13 +104,16 @@ async fn receive_batch(
             }
         }
         // Submitted under the core lock so that the store commits in the order the core decided.
-        (!batch.records.is_empty()).then(|| node.store.commit(batch))
+        let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
+        let hashes: Vec<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
+        (!batch.records.is_empty()).then(|| (peers, hashes, node.store.commit(batch)))
     };
-    if let Some(pending) = pending {
+    if let Some((peers, hashes, pending)) = pending {
         match pending.wait().await {
             Ok(outcomes) => {
-                for ((slot, hash), outcome) in slots.into_iter().zip(outcomes) {
-                    verdicts[slot] = Some(match outcome {
+                for (slot, index) in slots {
+                    let hash = hashes[index];
+                    verdicts[slot] = Some(match &outcomes[index] {
                         Outcome::Inserted => Verdict::Accepted,
                         Outcome::Duplicate => Verdict::Duplicate,
                         Outcome::Conflict { existing } => {
@@ -121,8 +125,16 @@ async fn receive_batch(
                                 ),
                             }
                         }
+                        Outcome::Dangling => {
+                            Verdict::Deferred { reason: "the envelope it answers is not here yet".into() }
+                        }
+                        Outcome::Mismatch { reason } => {
+                            tracing::warn!(peer = %peer, envelope = %hash, reason = %reason, "receipt refused");
+                            Verdict::Rejected { reason: reason.clone() }
+                        }
                     });
                 }
+                node.committed(&peers);
             }
             Err(e) => {
                 node.fail_storage(&e);

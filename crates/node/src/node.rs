@@ -11,7 +11,7 @@ use adi_core::{Hotline, HotlineConfig, Limits, Member, MemberCode, Roster};
 use adi_store::{SqliteStore, Store, StoreConfig, StoreError};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -39,6 +39,13 @@ pub struct NodeState {
     /// nothing is acknowledged on top of state that may not be on disk.
     pub storage_failed: AtomicBool,
     pub started_ms: u64,
+    /// Woken when the core may want an earlier tick.
+    pub clock: Notify,
+    /// Woken after commits that may have added events.
+    pub events: Notify,
+    /// Serialises this node's own receipts, so that "acknowledged twice" is decided on committed state.
+    pub receipts: tokio::sync::Mutex<()>,
+    pub release_required: bool,
 }
 
 impl NodeState {
@@ -68,13 +75,16 @@ impl NodeState {
         self.storage_failed.store(true, Ordering::SeqCst);
     }
 
-    /// Wakes the links towards these peers after their outboxes grew.
-    pub fn wake(&self, peers: &[MemberCode]) {
+    /// After a commit: wakes the links towards these peers (their outboxes grew), the clock (the
+    /// core may have a new timer) and the event streams.
+    pub fn committed(&self, peers: &[MemberCode]) {
         for p in peers {
             if let Some(link) = self.links.get(p) {
                 link.wake.notify_one();
             }
         }
+        self.clock.notify_one();
+        self.events.notify_waiters();
     }
 }
 
@@ -92,7 +102,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = SqliteStore::open(StoreConfig::new(&config.database))
             .map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
-        let loaded = store.load()?;
+        let restored = store.load(&config.member)?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -109,9 +119,10 @@ impl Node {
                 roster: config.roster.clone(),
                 limits: config.limits.clone(),
                 default_caveat: config.default_caveat.clone(),
+                discipline: config.discipline.clone(),
             },
-            loaded.lines,
-            loaded.heads,
+            restored,
+            now_ms(),
         );
         let links = config
             .roster
@@ -131,6 +142,10 @@ impl Node {
             tls_key: key.clone_key(),
             storage_failed: AtomicBool::new(false),
             started_ms: now_ms(),
+            clock: Notify::new(),
+            events: Notify::new(),
+            receipts: tokio::sync::Mutex::new(()),
+            release_required: config.release_required,
         });
         let api_listener = TcpListener::bind(config.api_listen)
             .await
@@ -177,6 +192,7 @@ impl Node {
         for link in state.links.values() {
             tasks.push(tokio::spawn(federation::run_link(state.clone(), link.clone(), shutdown_rx.clone())));
         }
+        tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
         tracing::info!(member = %config.member, api = %api_addr, federation = ?federation_addrs, "node ready");
         Ok(Node { state, api_addr, federation_addrs, shutdown, tasks })
     }
@@ -189,6 +205,45 @@ impl Node {
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// Honours the core's timers: deadlines, escalations and link tests. A deadline that passed while
+/// the node was down fires at the first tick after start.
+async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    /// The longest the clock sleeps without looking again.
+    const CLOCK_SLEEP_MS_MAX: u64 = 60_000;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = now_ms();
+        let wake = node.core().next_wake();
+        if wake.is_some_and(|w| w <= now) {
+            if node.storage_failed.load(Ordering::SeqCst) {
+                break;
+            }
+            let (peers, pending) = {
+                let mut core = node.core();
+                let batch = core.tick(now_ms());
+                if batch.is_empty() {
+                    continue;
+                }
+                let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
+                (peers, node.store.commit(batch))
+            };
+            match pending.wait().await {
+                Ok(_) => node.committed(&peers),
+                Err(e) => node.fail_storage(&e),
+            }
+            continue;
+        }
+        let wait = wake.map(|w| w - now).unwrap_or(CLOCK_SLEEP_MS_MAX).min(CLOCK_SLEEP_MS_MAX);
+        tokio::select! {
+            _ = node.clock.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = shutdown.changed() => break,
         }
     }
 }

@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{token_hash, ROLES};
-use crate::config::{ApiSection, ConfigFile, FederationSection, LimitsSection, CONFIG_VERSION};
+use crate::config::{ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, CONFIG_VERSION};
 use crate::node::now_ms;
 use crate::tls;
 
@@ -67,6 +67,7 @@ pub struct InitOptions {
     pub endpoints: Vec<String>,
     pub federation_listen: Vec<String>,
     pub api_listen: String,
+    pub discipline: DisciplineSection,
 }
 
 /// What `adi init` wrote.
@@ -149,6 +150,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         default_caveat: "ADMM-PLUS RESTRICTED".into(),
         api: ApiSection { listen: opts.api_listen.clone(), tls: false },
         federation: FederationSection { listen: opts.federation_listen.clone() },
+        discipline: opts.discipline.clone(),
         limits: LimitsSection::default(),
     };
     let config_path = opts.dir.join("config.toml");
@@ -176,7 +178,13 @@ pub fn read_cards(paths: &[PathBuf]) -> anyhow::Result<Vec<MemberEntry>> {
 
 /// A roster of these members with the default line policy, checked.
 pub fn assemble_roster(name: &str, members: Vec<MemberEntry>) -> anyhow::Result<RosterFile> {
-    let file = RosterFile { version: ROSTER_VERSION, name: name.to_string(), policy: default_policy(), members };
+    let file = RosterFile {
+        version: ROSTER_VERSION,
+        name: name.to_string(),
+        policy: default_policy(),
+        deadlines: None,
+        members,
+    };
     Roster::from_file(&file).map_err(|e| anyhow!("roster: {e}"))?;
     Ok(file)
 }
@@ -245,6 +253,23 @@ pub struct DemoState {
     pub members: Vec<DemoMember>,
 }
 
+/// The demo's discipline: no release step, so that the demo flows; short deadlines and frequent
+/// link tests, so that escalation and the link matrix show within a minute.
+pub fn demo_discipline() -> DisciplineSection {
+    DisciplineSection {
+        deadlines: Some(adi_wire::files::DeadlinesFile {
+            flash_s: 60,
+            immediate_s: 15,
+            priority_s: 300,
+            routine_s: 600,
+        }),
+        escalation_repeat_s: 30,
+        alternates: vec!["principal".into()],
+        link_test_interval_s: 30,
+        release_required: false,
+    }
+}
+
 /// Ports of a demo member: federation at `base + 2i`, API at `base + 2i + 1`.
 pub fn demo_ports(base_port: u16, index: usize) -> anyhow::Result<(u16, u16)> {
     let fed = base_port as usize + 2 * index;
@@ -276,6 +301,7 @@ pub fn demo_init(
             endpoints: vec![format!("127.0.0.1:{fed}")],
             federation_listen: vec![format!("127.0.0.1:{fed}")],
             api_listen: format!("127.0.0.1:{api}"),
+            discipline: demo_discipline(),
         })?;
         outputs.push((out, api));
         progress(i + 1, code);

@@ -248,6 +248,9 @@ fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subj
         subject: subject.into(),
         body: "b".into(),
         ack_required: true,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
     };
     EnvelopeBody {
         line,
@@ -414,6 +417,9 @@ fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
         subject: "big".into(),
         body: body.into(),
         ack_required: true,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
     };
     EnvelopeBody {
         line,

@@ -9,7 +9,7 @@
 
 mod sqlite;
 
-use adi_core::{Line, MemberCode, OwnHead, WriteBatch};
+use adi_core::{MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -50,6 +50,10 @@ pub enum Outcome {
     Duplicate,
     /// Another envelope holds the same (line, sender, sequence); nothing changed.
     Conflict { existing: EnvelopeHash },
+    /// A receipt answers an envelope this store does not hold (yet); nothing changed.
+    Dangling,
+    /// A receipt answers an envelope that does not match what it claims; nothing changed.
+    Mismatch { reason: String },
 }
 
 /// What a peer said about one envelope sent to it.
@@ -98,17 +102,98 @@ pub struct MessageRow {
     pub subject: Option<String>,
     pub body: Option<String>,
     pub ack_required: bool,
+    pub crisis: bool,
+    /// When each recipient's acknowledgement is due, for messages with a deadline.
+    pub deadline_ms: Option<u64>,
+    pub released_by: Option<String>,
 }
 
 /// One recipient's state of one of this node's envelopes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientRow {
     pub member: MemberCode,
-    /// `sent`, `delivered` or `refused`.
+    /// `sent`, `delivered`, `refused`, `seen`, `acknowledged` or `declined`.
     pub state: String,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
+    pub seen_ms: Option<u64>,
+    pub acknowledged_ms: Option<u64>,
+    pub declined_ms: Option<u64>,
+    /// Why the recipient's node refused it, why delivery is waiting, or why it was declined.
     pub detail: Option<String>,
+}
+
+/// A stored receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptRow {
+    /// The receipt's own envelope hash.
+    pub hash: EnvelopeHash,
+    pub answers: EnvelopeHash,
+    pub member: MemberCode,
+    pub kind: String,
+    pub reason: Option<String>,
+    /// When the answering member's node signed it.
+    pub signed_ms: u64,
+}
+
+/// An alarm, open or closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmRow {
+    pub id: u64,
+    pub kind: String,
+    pub line: LineId,
+    pub member: MemberCode,
+    pub message: Option<EnvelopeHash>,
+    pub raised_ms: u64,
+    pub detail: String,
+    pub addressed_to: Vec<String>,
+    pub repeats: u64,
+    pub last_raised_ms: u64,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<u64>,
+    pub cleared_ms: Option<u64>,
+    pub clear_reason: Option<String>,
+}
+
+/// What an operator's acknowledgement of an alarm did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlarmAck {
+    Acked(AlarmRow),
+    AlreadyAcked(AlarmRow),
+    NotFound,
+}
+
+/// An event for the live stream, in the order committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: u64,
+    pub at_ms: u64,
+    /// `message`, `state`, `alarm`, `link` or `draft`.
+    pub kind: String,
+    pub line: Option<LineId>,
+    pub message: Option<EnvelopeHash>,
+    pub member: Option<MemberCode>,
+    /// The new state: a recipient state, `raised`/`repeated`/`cleared`/`acknowledged` for
+    /// alarms, a link state, or a precedence for arriving messages.
+    pub state: Option<String>,
+    pub alarm: Option<u64>,
+    pub detail: Option<String>,
+}
+
+/// A message held for a principal's release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DraftRow {
+    pub id: u64,
+    pub line: LineId,
+    /// The draft as the operator sent it (JSON of the API request).
+    pub draft_json: String,
+    pub drafter: String,
+    pub created_ms: u64,
+    /// `awaiting_release` or `released`.
+    pub state: String,
+    pub released_by: Option<String>,
+    pub released_ms: Option<u64>,
+    pub message: Option<EnvelopeHash>,
 }
 
 /// An operator of this node.
@@ -130,18 +215,29 @@ pub struct MessageQuery {
     pub by_precedence: bool,
 }
 
-/// What the core needs at start.
-pub struct Loaded {
-    pub lines: Vec<Line>,
-    pub heads: Vec<OwnHead>,
-}
-
 /// The storage a node runs on.
 pub trait Store: Send + Sync + 'static {
-    /// Lines and chain heads, to build the core at start.
-    fn load(&self) -> Result<Loaded, StoreError>;
-    /// Commits a batch of records in one transaction; one outcome per record, in order.
+    /// Lines, chain heads and awaited acknowledgements, to build member `me`'s core at start.
+    fn load(&self, me: &MemberCode) -> Result<Restored, StoreError>;
+    /// Commits a batch of records and alarm changes in one transaction; one outcome per record,
+    /// in order. A record's own alarm changes apply only if it is newly stored.
     fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>>;
+    /// Commits a released draft's message and marks the draft released by `principal`, together.
+    fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>>;
+    /// Holds a draft for release; returns its id.
+    fn add_draft(&self, line: LineId, draft_json: String, drafter: String, now_ms: u64) -> Pending<u64>;
+    fn drafts(&self, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, StoreError>;
+    fn draft(&self, id: u64) -> Result<Option<DraftRow>, StoreError>;
+    /// Receipts answering an envelope, oldest first.
+    fn receipts(&self, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, StoreError>;
+    /// Alarms, newest first: only open ones, or all.
+    fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError>;
+    /// Records an operator's acknowledgement of an alarm.
+    fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck>;
+    /// Events after `after`, oldest first.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError>;
+    /// The oldest and newest event ids kept (0, 0 when none).
+    fn event_bounds(&self) -> Result<(u64, u64), StoreError>;
     /// Records what a peer said about envelopes sent to it.
     fn settle(&self, peer: &MemberCode, results: Vec<(EnvelopeHash, Settlement)>, now_ms: u64) -> Pending<()>;
     /// Envelopes due for a peer at `now_ms`, most urgent first, then oldest first.

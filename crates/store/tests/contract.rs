@@ -54,12 +54,12 @@ fn send(core: &mut Hotline, at: u64, line: LineId, precedence: &str, subject: &s
         body: format!("body of {subject}"),
         ..Draft::default()
     };
-    core.send(at, line, draft).expect("the core sends the message")
+    core.send(at, line, draft, None).expect("the core sends the message")
 }
 
 /// What `core` makes of an envelope another member's core produced.
 fn receive(core: &mut Hotline, at: u64, record: &Record) -> Record {
-    core.receive(at, &record.sender, record.envelope.bytes()).expect("the core accepts the envelope")
+    core.receive(at, &record.sender, record.envelope.bytes()).expect("the core accepts the envelope").remove(0)
 }
 
 /// A message envelope with explicit fields, signed with the fixture key of `sender`.
@@ -81,6 +81,9 @@ fn crafted(
         subject: subject.into(),
         body: format!("body of {subject}"),
         ack_required: true,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
     };
     EnvelopeBody {
         line,
@@ -101,7 +104,7 @@ fn hash(r: &Record) -> EnvelopeHash {
 }
 
 fn commit(store: &dyn Store, records: &[&Record]) -> Vec<Outcome> {
-    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect() };
+    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), alarms: Vec::new() };
     store.commit(batch).wait_blocking().expect("the batch commits")
 }
 
@@ -159,15 +162,15 @@ fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(hashes(&rows), vec![hash(&m1), hash(&m2)]);
     let queue = vec![QueueStat { peer: code("CN"), len: 3, oldest_enqueued_ms: Some(T0) }];
     assert_eq!(ph_store.queue_stats().unwrap(), queue);
-    let heads = sorted_heads(ph_store.load().unwrap().heads);
+    let heads = sorted_heads(ph_store.load(&code("PH")).unwrap().heads);
     assert_eq!(heads, vec![head(line, "PH", &m2)]);
 
     assert_eq!(commit(&ph_store, &[&setup, &m1, &m2]), vec![Outcome::Duplicate; 3]);
     let again = line_messages(&ph_store, line, 100);
     assert_eq!(format!("{again:?}"), format!("{rows:?}"), "a duplicate changes no stored message");
     assert_eq!(ph_store.queue_stats().unwrap(), queue, "a duplicate is not queued again");
-    assert_eq!(sorted_heads(ph_store.load().unwrap().heads), heads);
-    assert_eq!(ph_store.load().unwrap().lines, vec![setup.line.clone()]);
+    assert_eq!(sorted_heads(ph_store.load(&code("PH")).unwrap().heads), heads);
+    assert_eq!(ph_store.load(&code("PH")).unwrap().lines, vec![setup.line.clone()]);
 
     // One outcome per record, in order, when a batch mixes old and new.
     let m3 = send(&mut ph, T0 + 3, line, "FLASH", "third");
@@ -187,7 +190,8 @@ fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_ne!(forged.hash(), hash(&m1));
     let forged = cn
         .receive(T0 + 12, &code("PH"), forged.bytes())
-        .expect("the core leaves (line, sender, seq) uniqueness to the store");
+        .expect("the core leaves (line, sender, seq) uniqueness to the store")
+        .remove(0);
     assert_eq!(forged.envelope.body().seq, m1.envelope.body().seq);
     assert_eq!(commit(&cn_store, &[&forged]), vec![Outcome::Conflict { existing: hash(&m1) }]);
 
@@ -196,7 +200,7 @@ fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(stored.precedence.as_deref(), Some("ROUTINE"));
     assert!(cn_store.message(&hash(&forged)).unwrap().is_none(), "the conflicting envelope is not stored");
     assert_eq!(hashes(&line_messages(&cn_store, line, 100)), vec![hash(&m1)]);
-    assert_eq!(sorted_heads(cn_store.load().unwrap().heads), vec![head(line, "PH", &m1)]);
+    assert_eq!(sorted_heads(cn_store.load(&code("CN")).unwrap().heads), vec![head(line, "PH", &m1)]);
     // The sender's stored envelope is still a duplicate, not a conflict, after the refusal.
     assert_eq!(commit(&cn_store, &[&got_m1]), vec![Outcome::Duplicate]);
 }
@@ -251,6 +255,9 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
         state: "sent".into(),
         sent_ms: r.received_ms,
         delivered_ms: None,
+        seen_ms: None,
+        acknowledged_ms: None,
+        declined_ms: None,
         detail: None,
     };
     assert_eq!(store.recipients(&hash(&flash)).unwrap(), vec![sent_row(&flash)]);
@@ -338,7 +345,7 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
     drop(store);
 
     let store = reopen(&place);
-    let loaded = store.load().unwrap();
+    let loaded = store.load(&code("PH")).unwrap();
     let mut lines = loaded.lines;
     lines.sort_by_key(|l| l.id);
     assert_eq!(lines, vec![conf_setup.line.clone(), direct_setup.line.clone()]);
@@ -355,7 +362,8 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
     assert_eq!(outbox_hashes(&store, &code("VN"), T0 + 100), to_vn);
 
     // A core rebuilt from what was loaded continues the chains instead of restarting them.
-    let mut restarted = Hotline::new(fixtures::config("PH", 1), lines, heads);
+    let restored = adi_core::Restored { lines, heads, pending: Vec::new() };
+    let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20);
     let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");
     assert_eq!((next.envelope.body().seq, next.envelope.body().prev), (4, hash(&b)));
     assert_eq!(commit(&store, &[&next]), inserted(1));
@@ -406,7 +414,7 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let d3 = crafted("PH", direct, 3, d2.hash(), T0 + 7_000, "ROUTINE", "after the clock step");
     assert_eq!(commit(&store, &[&receive(&mut cn, T0 + 9_100, &d_setup)]), inserted(1));
     for (n, envelope) in [&d2, &d3].into_iter().enumerate() {
-        let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted");
+        let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted").remove(0);
         assert_eq!(commit(&store, &[&got]), inserted(1));
     }
     let c1 = send(&mut cn, T0 + 8_000, direct, "ROUTINE", "CN on the direct line");
@@ -469,10 +477,10 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     assert_eq!(commit(&store, &[&known_setup]), inserted(1));
 
     let held = hold_writes(&store);
-    let first = store.commit(WriteBatch { records: vec![k1.clone()] });
-    let orphan = store.commit(WriteBatch { records: vec![u1.clone()] });
-    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()] });
-    let last = store.commit(WriteBatch { records: vec![k3.clone()] });
+    let first = store.commit(WriteBatch { records: vec![k1.clone()], alarms: Vec::new() });
+    let orphan = store.commit(WriteBatch { records: vec![u1.clone()], alarms: Vec::new() });
+    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()], alarms: Vec::new() });
+    let last = store.commit(WriteBatch { records: vec![k3.clone()], alarms: Vec::new() });
     drop(held);
 
     assert_eq!(first.wait_blocking().expect("the job before the failed one commits"), inserted(1));
@@ -483,7 +491,7 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     assert_eq!(hashes(&line_messages(&store, known, 100)), vec![hash(&k1), hash(&k3)]);
     assert!(store.message(&hash(&u1)).unwrap().is_none());
     assert!(store.message(&hash(&k2)).unwrap().is_none(), "the failed batch left nothing behind");
-    assert_eq!(store.load().unwrap().lines, vec![known_setup.line.clone()]);
+    assert_eq!(store.load(&code("PH")).unwrap().lines, vec![known_setup.line.clone()]);
     assert_eq!(commit(&store, &[&k2]), inserted(1), "the record of the failed batch can be committed later");
     assert_eq!(hashes(&line_messages(&store, known, 100)), vec![hash(&k1), hash(&k2), hash(&k3)]);
     (place, store)
@@ -599,7 +607,8 @@ fn sqlite_group_commit() {
             s.spawn(move || {
                 start.wait();
                 for r in records {
-                    let outcome = store.commit(WriteBatch { records: vec![r.clone()] }).wait_blocking();
+                    let outcome =
+                        store.commit(WriteBatch { records: vec![r.clone()], alarms: Vec::new() }).wait_blocking();
                     assert_eq!(outcome.expect("committed"), inserted(1));
                     assert!(store.message(&hash(r)).unwrap().is_some(), "readable once committed");
                 }
@@ -614,7 +623,7 @@ fn sqlite_group_commit() {
 
     let other = SqliteStore::open(StoreConfig::new(store.path())).expect("a second store on the same file");
     assert_eq!(all_messages(&other).len(), LINES as usize * PER_LINE as usize);
-    let loaded = other.load().unwrap();
+    let loaded = other.load(&code("PH")).unwrap();
     assert_eq!(loaded.lines.len(), setups.len());
     let expected: Vec<OwnHead> =
         per_line.iter().map(|records| records.last().expect("records")).map(|r| head(r.line.id, "PH", r)).collect();

@@ -15,7 +15,20 @@ pub struct RosterFile {
     pub version: u32,
     pub name: String,
     pub policy: PolicyFile,
+    /// Acknowledgement deadlines agreed for the network; an establishment may override them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<DeadlinesFile>,
     pub members: Vec<MemberEntry>,
+}
+
+/// Acknowledgement deadlines in seconds, per precedence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesFile {
+    pub flash_s: u64,
+    pub immediate_s: u64,
+    pub priority_s: u64,
+    pub routine_s: u64,
 }
 
 /// Line policy: which communities each scope admits.

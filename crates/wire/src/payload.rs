@@ -21,7 +21,31 @@ pub enum PayloadV1 {
         subject: String,
         body: String,
         ack_required: bool,
+        /// Declared a crisis use by the drafter.
+        #[serde(default)]
+        crisis: bool,
+        /// Seconds after `created_ms` by which each recipient must acknowledge, when required.
+        #[serde(default)]
+        deadline_s: Option<u64>,
+        /// The principal who released the message, when release was required.
+        #[serde(default)]
+        released_by: Option<String>,
     },
+    /// A recipient's signed answer to one envelope: `seen`, `acknowledged`, `declined` (with a
+    /// reason) or `link_test_answer`.
+    Receipt {
+        v: u8,
+        kind: String,
+        /// Hash of the envelope answered, in hex.
+        answers: String,
+        /// Sender and sequence number of the envelope answered.
+        answers_sender: String,
+        answers_seq: u64,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// An automatic link test, answered by the peer's node with a `link_test_answer` receipt.
+    LinkTest { v: u8 },
 }
 
 impl PayloadV1 {
@@ -33,7 +57,10 @@ impl PayloadV1 {
     pub fn decode(bytes: &[u8]) -> Result<PayloadV1, String> {
         let p: PayloadV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         let v = match &p {
-            PayloadV1::LineSetup { v, .. } | PayloadV1::Message { v, .. } => *v,
+            PayloadV1::LineSetup { v, .. }
+            | PayloadV1::Message { v, .. }
+            | PayloadV1::Receipt { v, .. }
+            | PayloadV1::LinkTest { v } => *v,
         };
         if v != 1 {
             return Err(format!("unsupported payload version {v}"));

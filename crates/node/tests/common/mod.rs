@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use adi_node::client::Client;
+use adi_node::config::{ConfigFile, DisciplineSection};
 use adi_node::setup::{self, DemoState};
 use adi_node::{Node, NodeConfig};
 use hyper::{Method, StatusCode};
@@ -23,14 +24,34 @@ pub struct Net {
 }
 
 impl Net {
-    /// Writes a network's state for these members without starting it.
+    /// Writes a network's state for these members without starting it, with the demo's
+    /// discipline but no link tests, so that only the test's own traffic flows.
     pub fn init(codes: &[&str]) -> Net {
+        Net::init_with(codes, |d| d.link_test_interval_s = 0)
+    }
+
+    /// Like [`Net::init`], with each member's discipline set by `discipline`.
+    pub fn init_with(codes: &[&str], discipline: impl Fn(&mut DisciplineSection)) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let base = free_ports(2 * codes.len() as u16);
         let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
         let state = setup::demo_init(dir.path(), &codes, base, |_, _| {}).unwrap();
+        for m in &state.members {
+            let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&m.config).unwrap()).unwrap();
+            discipline(&mut file.discipline);
+            std::fs::write(&m.config, toml::to_string_pretty(&file).unwrap()).unwrap();
+        }
         let nodes = codes.iter().map(|_| None).collect();
         Net { dir, state, nodes }
+    }
+
+    /// Writes and starts a network with each member's discipline set by `discipline`.
+    pub async fn start_with(codes: &[&str], discipline: impl Fn(&mut DisciplineSection)) -> Net {
+        let mut net = Net::init_with(codes, discipline);
+        for i in 0..codes.len() {
+            net.start_node(i).await;
+        }
+        net
     }
 
     /// Writes and starts a network.

@@ -1,0 +1,62 @@
+//! Receipts: a recipient's signed answer to one envelope.
+//!
+//! A receipt travels as an envelope on the line, signed by the answering member's key like any
+//! other, and names the exact envelope it answers by hash, sender and sequence number.
+
+use adi_wire::EnvelopeHash;
+
+use crate::roster::MemberCode;
+
+/// What a receipt says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReceiptKind {
+    /// An operator opened the message.
+    Seen,
+    Acknowledged,
+    /// Declined, with a reason.
+    Declined,
+    /// The peer's node answered a link test.
+    LinkTestAnswer,
+}
+
+impl ReceiptKind {
+    pub fn parse(s: &str) -> Option<ReceiptKind> {
+        match s {
+            "seen" => Some(ReceiptKind::Seen),
+            "acknowledged" => Some(ReceiptKind::Acknowledged),
+            "declined" => Some(ReceiptKind::Declined),
+            "link_test_answer" => Some(ReceiptKind::LinkTestAnswer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReceiptKind::Seen => "seen",
+            ReceiptKind::Acknowledged => "acknowledged",
+            ReceiptKind::Declined => "declined",
+            ReceiptKind::LinkTestAnswer => "link_test_answer",
+        }
+    }
+
+    /// Whether this answer settles an acknowledgement deadline.
+    pub fn settles(&self) -> bool {
+        matches!(self, ReceiptKind::Acknowledged | ReceiptKind::Declined)
+    }
+}
+
+/// The envelope a receipt answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub hash: EnvelopeHash,
+    pub sender: MemberCode,
+    pub seq: u64,
+}
+
+/// A checked receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub kind: ReceiptKind,
+    pub answers: Answered,
+    pub reason: Option<String>,
+}

@@ -1,0 +1,370 @@
+//! Queries of the SQLite backend, each on a reader connection (or inside the writer's
+//! transaction, for the few that writes need).
+
+use adi_core::line::Scope;
+use adi_core::{Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
+use adi_wire::{EnvelopeHash, LineId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{
+    AlarmRow, DraftRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow,
+};
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnName(format!("corrupt stored value: {what}"))
+}
+
+fn hash_of(v: Vec<u8>) -> Result<EnvelopeHash, rusqlite::Error> {
+    v.as_slice().try_into().map(EnvelopeHash).map_err(|_| corrupt("envelope hash"))
+}
+
+fn opt_hash_of(v: Option<Vec<u8>>) -> Result<Option<EnvelopeHash>, rusqlite::Error> {
+    v.map(hash_of).transpose()
+}
+
+fn line_id_of(v: Vec<u8>) -> Result<LineId, rusqlite::Error> {
+    v.as_slice().try_into().map(LineId).map_err(|_| corrupt("line id"))
+}
+
+fn code_of(s: String) -> Result<MemberCode, rusqlite::Error> {
+    MemberCode::parse(&s).map_err(|_| corrupt("member code"))
+}
+
+fn u(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn opt_u(v: Option<i64>) -> Option<u64> {
+    v.map(u)
+}
+
+pub(super) fn load(c: &Connection, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
+    let mut stmt = c.prepare("SELECT id, scope, title, home, members, created_ms FROM lines")?;
+    let lines = stmt
+        .query_map([], |row| {
+            let members: String = row.get(4)?;
+            let members = members.split(',').map(|m| code_of(m.to_string())).collect::<Result<Vec<_>, _>>()?;
+            let scope: String = row.get(1)?;
+            Ok(Line {
+                id: line_id_of(row.get(0)?)?,
+                scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
+                title: row.get(2)?,
+                home: code_of(row.get(3)?)?,
+                members,
+                created_ms: u(row.get(5)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = c.prepare(
+        "SELECT e.line, e.sender, e.seq, e.hash FROM envelopes e
+         JOIN (SELECT line, sender, MAX(seq) AS seq FROM envelopes GROUP BY line, sender) m
+           ON e.line = m.line AND e.sender = m.sender AND e.seq = m.seq",
+    )?;
+    let heads = stmt
+        .query_map([], |row| {
+            Ok(OwnHead {
+                line: line_id_of(row.get(0)?)?,
+                sender: code_of(row.get(1)?)?,
+                seq: u(row.get(2)?),
+                hash: hash_of(row.get(3)?)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Awaited at this node as sender: recipients that neither acknowledged nor declined.
+    let mut stmt = c.prepare(
+        "SELECT e.line, e.hash, r.member, e.deadline_ms, e.precedence, e.subject,
+                EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'unacknowledged' AND a.message = e.hash
+                        AND a.member = r.member AND a.cleared_ms IS NULL)
+         FROM recipients r JOIN envelopes e ON e.hash = r.hash
+         WHERE e.deadline_ms IS NOT NULL AND r.acknowledged_ms IS NULL AND r.declined_ms IS NULL",
+    )?;
+    let mut pending = stmt.query_map([], |row| pending_row(row, Side::Sender))?.collect::<Result<Vec<_>, _>>()?;
+    // Awaited at this node as recipient: messages this member has neither acknowledged nor declined.
+    let mut stmt = c.prepare(
+        "SELECT e.line, e.hash, ?1, e.deadline_ms, e.precedence, e.subject,
+                EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'escalation' AND a.message = e.hash
+                        AND a.member = ?1 AND a.cleared_ms IS NULL)
+         FROM envelopes e
+         WHERE e.kind = 'message' AND e.sender <> ?1 AND e.deadline_ms IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.answers = e.hash AND x.member = ?1
+                           AND x.kind IN ('acknowledged', 'declined'))",
+    )?;
+    let recipient = stmt
+        .query_map(params![me.as_str()], |row| pending_row(row, Side::Recipient))?
+        .collect::<Result<Vec<_>, _>>()?;
+    pending.extend(recipient);
+    Ok(Restored { lines, heads, pending })
+}
+
+fn pending_row(row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
+    let precedence: String = row.get(4)?;
+    Ok(PendingAck {
+        line: line_id_of(row.get(0)?)?,
+        message: hash_of(row.get(1)?)?,
+        member: code_of(row.get(2)?)?,
+        side,
+        due_ms: u(row.get(3)?),
+        precedence: Precedence::parse(&precedence).ok_or_else(|| corrupt("precedence"))?,
+        subject: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        alarmed: row.get(6)?,
+    })
+}
+
+pub(super) fn outbox(
+    c: &Connection,
+    peer: &MemberCode,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<OutboxItem>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT o.hash, o.priority, e.bytes, o.attempts FROM outbox o JOIN envelopes e ON e.hash = o.hash
+         WHERE o.peer = ?1 AND o.next_try_ms <= ?2 ORDER BY o.priority, o.id LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![peer.as_str(), now_ms as i64, limit as i64], |row| {
+            Ok(OutboxItem {
+                hash: hash_of(row.get(0)?)?,
+                priority: row.get(1)?,
+                bytes: row.get(2)?,
+                attempts: row.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn outbox_next_due(c: &Connection, peer: &MemberCode) -> Result<Option<u64>, rusqlite::Error> {
+    c.query_row("SELECT MIN(next_try_ms) FROM outbox WHERE peer = ?1", params![peer.as_str()], |row| {
+        row.get::<_, Option<i64>>(0)
+    })
+    .map(opt_u)
+}
+
+pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Error> {
+    let mut stmt = c.prepare("SELECT peer, COUNT(*), MIN(enqueued_ms) FROM outbox GROUP BY peer ORDER BY peer")?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(QueueStat { peer: code_of(row.get(0)?)?, len: u(row.get(1)?), oldest_enqueued_ms: opt_u(row.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
+    caveat, subject, body, ack_required, crisis, deadline_ms, released_by";
+
+fn message_row(row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
+    Ok(MessageRow {
+        hash: hash_of(row.get(0)?)?,
+        line: line_id_of(row.get(1)?)?,
+        sender: code_of(row.get(2)?)?,
+        seq: u(row.get(3)?),
+        arrival: u(row.get(4)?),
+        created_ms: u(row.get(5)?),
+        received_ms: u(row.get(6)?),
+        kind: row.get(7)?,
+        precedence: row.get(8)?,
+        class: row.get(9)?,
+        caveat: row.get(10)?,
+        subject: row.get(11)?,
+        body: row.get(12)?,
+        ack_required: row.get(13)?,
+        crisis: row.get(14)?,
+        deadline_ms: opt_u(row.get(15)?),
+        released_by: row.get(16)?,
+    })
+}
+
+/// Interleaves messages by creation time while keeping each sender's sequence order exactly, even
+/// when a sender's clock stepped back: a sender's next message is always its next sequence number.
+fn keep_sender_order(rows: Vec<MessageRow>) -> Vec<MessageRow> {
+    use std::collections::{BTreeMap, VecDeque};
+    let mut by_sender: BTreeMap<(LineId, MemberCode), VecDeque<MessageRow>> = BTreeMap::new();
+    for r in rows {
+        by_sender.entry((r.line, r.sender.clone())).or_default().push_back(r);
+    }
+    for q in by_sender.values_mut() {
+        q.make_contiguous().sort_by_key(|r| r.seq);
+    }
+    let mut out = Vec::new();
+    loop {
+        let next = by_sender.iter().filter_map(|(k, q)| q.front().map(|r| (r.created_ms, k.clone()))).min();
+        match next {
+            Some((_, k)) => out.extend(by_sender.get_mut(&k).and_then(|q| q.pop_front())),
+            None => return out,
+        }
+    }
+}
+
+pub(super) fn messages(c: &Connection, q: &MessageQuery) -> Result<Vec<MessageRow>, rusqlite::Error> {
+    // The record keeps each sender's order (sequence numbers); the inbox puts urgency first.
+    let order = if q.by_precedence { "priority, created_ms, arrival" } else { "created_ms, sender, seq" };
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE kind = 'message'
+           AND (?1 IS NULL OR line = ?1) AND (?2 IS NULL OR sender <> ?2)
+         ORDER BY {order} LIMIT ?3"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let line = q.line.map(|l| l.0.to_vec());
+    let not_from = q.not_from.as_ref().map(|m| m.to_string());
+    // The record order is only known once every row is read (a sender's clock may have stepped
+    // back), so the limit applies after it; -1 is no limit to SQLite.
+    let sql_limit = if q.by_precedence { q.limit as i64 } else { -1 };
+    let rows = stmt.query_map(params![line, not_from, sql_limit], message_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(if q.by_precedence {
+        rows
+    } else {
+        let mut rows = keep_sender_order(rows);
+        rows.truncate(q.limit);
+        rows
+    })
+}
+
+pub(super) fn message(c: &Connection, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
+    c.query_row(&sql, params![&hash.0[..]], message_row).optional()
+}
+
+pub(super) fn recipients(c: &Connection, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT member, state, sent_ms, delivered_ms, seen_ms, acknowledged_ms, declined_ms, detail
+         FROM recipients WHERE hash = ?1 ORDER BY member",
+    )?;
+    let rows = stmt
+        .query_map(params![&hash.0[..]], |row| {
+            Ok(RecipientRow {
+                member: code_of(row.get(0)?)?,
+                state: row.get(1)?,
+                sent_ms: u(row.get(2)?),
+                delivered_ms: opt_u(row.get(3)?),
+                seen_ms: opt_u(row.get(4)?),
+                acknowledged_ms: opt_u(row.get(5)?),
+                declined_ms: opt_u(row.get(6)?),
+                detail: row.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn receipts(c: &Connection, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT hash, answers, member, kind, reason, signed_ms FROM receipts WHERE answers = ?1
+         ORDER BY signed_ms, hash",
+    )?;
+    let rows = stmt
+        .query_map(params![&answers.0[..]], |row| {
+            Ok(ReceiptRow {
+                hash: hash_of(row.get(0)?)?,
+                answers: hash_of(row.get(1)?)?,
+                member: code_of(row.get(2)?)?,
+                kind: row.get(3)?,
+                reason: row.get(4)?,
+                signed_ms: u(row.get(5)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+const ALARM_COLUMNS: &str = "id, kind, line, member, message, raised_ms, detail, addressed_to, repeats, last_raised_ms,
+    acked_by, acked_ms, cleared_ms, clear_reason";
+
+fn alarm_row(row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
+    let addressed: String = row.get(7)?;
+    Ok(AlarmRow {
+        id: u(row.get(0)?),
+        kind: row.get(1)?,
+        line: line_id_of(row.get(2)?)?,
+        member: code_of(row.get(3)?)?,
+        message: opt_hash_of(row.get(4)?)?,
+        raised_ms: u(row.get(5)?),
+        detail: row.get(6)?,
+        addressed_to: addressed.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        repeats: u(row.get(8)?),
+        last_raised_ms: u(row.get(9)?),
+        acked_by: row.get(10)?,
+        acked_ms: opt_u(row.get(11)?),
+        cleared_ms: opt_u(row.get(12)?),
+        clear_reason: row.get(13)?,
+    })
+}
+
+pub(super) fn alarms(c: &Connection, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, rusqlite::Error> {
+    let sql =
+        format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) ORDER BY id DESC LIMIT ?2");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![open_only, limit as i64], alarm_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn alarm_by_id(c: &Connection, id: u64) -> Result<Option<AlarmRow>, rusqlite::Error> {
+    let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = ?1");
+    c.query_row(&sql, params![id as i64], alarm_row).optional()
+}
+
+pub(super) fn events_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<EventRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, at_ms, kind, line, message, member, state, alarm, detail FROM events
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after as i64, limit as i64], |row| {
+            Ok(EventRow {
+                id: u(row.get(0)?),
+                at_ms: u(row.get(1)?),
+                kind: row.get(2)?,
+                line: row.get::<_, Option<Vec<u8>>>(3)?.map(line_id_of).transpose()?,
+                message: opt_hash_of(row.get(4)?)?,
+                member: row.get::<_, Option<String>>(5)?.map(code_of).transpose()?,
+                state: row.get(6)?,
+                alarm: opt_u(row.get(7)?),
+                detail: row.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn event_bounds(c: &Connection) -> Result<(u64, u64), rusqlite::Error> {
+    c.query_row("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events", [], |row| {
+        Ok((u(row.get(0)?), u(row.get(1)?)))
+    })
+}
+
+const DRAFT_COLUMNS: &str = "id, line, draft, drafter, created_ms, state, released_by, released_ms, message";
+
+fn draft_row(row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
+    Ok(DraftRow {
+        id: u(row.get(0)?),
+        line: line_id_of(row.get(1)?)?,
+        draft_json: row.get(2)?,
+        drafter: row.get(3)?,
+        created_ms: u(row.get(4)?),
+        state: row.get(5)?,
+        released_by: row.get(6)?,
+        released_ms: opt_u(row.get(7)?),
+        message: opt_hash_of(row.get(8)?)?,
+    })
+}
+
+pub(super) fn drafts(c: &Connection, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, rusqlite::Error> {
+    let sql = format!(
+        "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') ORDER BY id DESC LIMIT ?2"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![awaiting_only, limit as i64], draft_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn draft(c: &Connection, id: u64) -> Result<Option<DraftRow>, rusqlite::Error> {
+    let sql = format!("SELECT {DRAFT_COLUMNS} FROM drafts WHERE id = ?1");
+    c.query_row(&sql, params![id as i64], draft_row).optional()
+}
+
+pub(super) fn operator_by_token(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<Operator>, rusqlite::Error> {
+    c.query_row("SELECT name, role, created_ms FROM operators WHERE token_hash = ?1", params![&token_hash[..]], |row| {
+        Ok(Operator { name: row.get(0)?, role: row.get(1)?, created_ms: u(row.get(2)?) })
+    })
+    .optional()
+}

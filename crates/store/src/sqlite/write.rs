@@ -1,0 +1,461 @@
+//! What the writer thread runs inside a transaction: records, receipts, settlements, alarms,
+//! drafts and the events they cause.
+
+use adi_core::{AlarmChange, AlarmOp, Content, MemberCode, ReceiptKind, Record, WriteBatch};
+use adi_wire::{EnvelopeHash, LineId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::read::alarm_by_id;
+use crate::{AlarmAck, Outcome, Settlement};
+
+/// An event to append to the live stream, in the same transaction as its cause.
+#[derive(Default)]
+pub(super) struct Event<'a> {
+    pub kind: &'a str,
+    pub at_ms: u64,
+    pub line: Option<LineId>,
+    pub message: Option<EnvelopeHash>,
+    pub member: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub alarm: Option<u64>,
+    pub detail: Option<&'a str>,
+}
+
+pub(super) fn event(c: &Connection, e: Event<'_>) -> Result<(), rusqlite::Error> {
+    c.execute(
+        "INSERT INTO events (at_ms, kind, line, message, member, state, alarm, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            e.at_ms as i64,
+            e.kind,
+            e.line.map(|l| l.0.to_vec()),
+            e.message.map(|m| m.0.to_vec()),
+            e.member,
+            e.state,
+            e.alarm.map(|a| a as i64),
+            e.detail,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Keeps the newest `keep` events.
+pub(super) fn prune_events(c: &Connection, keep: u64) -> Result<(), rusqlite::Error> {
+    c.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", params![keep as i64])?;
+    Ok(())
+}
+
+pub(super) fn commit_batch(c: &Connection, batch: &WriteBatch) -> Result<Vec<Outcome>, rusqlite::Error> {
+    let mut outcomes = Vec::with_capacity(batch.records.len());
+    for record in &batch.records {
+        let outcome = commit_record(c, record)?;
+        if outcome == Outcome::Inserted {
+            for a in &record.alarms {
+                apply_alarm(c, a)?;
+            }
+        }
+        outcomes.push(outcome);
+    }
+    for a in &batch.alarms {
+        apply_alarm(c, a)?;
+    }
+    Ok(outcomes)
+}
+
+fn commit_record(c: &Connection, r: &Record) -> Result<Outcome, rusqlite::Error> {
+    let body = r.envelope.body();
+    let hash = r.envelope.hash();
+    let existing: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND seq = ?3",
+            params![&body.line.0[..], body.sender, body.seq as i64],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(h) = existing {
+        let existing = EnvelopeHash(h.as_slice().try_into().unwrap_or([0; 32]));
+        return Ok(if existing == hash { Outcome::Duplicate } else { Outcome::Conflict { existing } });
+    }
+    if let Content::Receipt(receipt) = &r.content {
+        if let Some(refusal) = check_answered(c, r, receipt)? {
+            return Ok(refusal);
+        }
+    }
+    if matches!(r.content, Content::LineSetup) {
+        let l = &r.line;
+        let members: Vec<&str> = l.members.iter().map(|m| m.as_str()).collect();
+        c.execute(
+            "INSERT OR IGNORE INTO lines (id, scope, title, home, members, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&l.id.0[..], l.scope.as_str(), l.title, l.home.as_str(), members.join(","), l.created_ms as i64],
+        )?;
+    }
+    let m = match &r.content {
+        Content::Message(m) => Some(m),
+        _ => None,
+    };
+    let deadline_ms = m
+        .filter(|m| m.has_deadline())
+        .and_then(|m| m.deadline_s)
+        .map(|s| body.created_ms.saturating_add(s.saturating_mul(1000)) as i64);
+    c.execute(
+        "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
+             precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            &hash.0[..],
+            &body.line.0[..],
+            body.sender,
+            body.seq as i64,
+            body.priority,
+            body.created_ms as i64,
+            r.received_ms as i64,
+            r.envelope.bytes(),
+            r.content.kind(),
+            m.map(|m| m.precedence.as_str()),
+            m.map(|m| m.class.as_str()),
+            m.map(|m| m.caveat.as_str()),
+            m.map(|m| m.subject.as_str()),
+            m.map(|m| m.body.as_str()),
+            m.is_some_and(|m| m.ack_required),
+            m.is_some_and(|m| m.crisis),
+            deadline_ms,
+            m.and_then(|m| m.released_by.as_deref()),
+        ],
+    )?;
+    for peer in &r.recipients {
+        c.execute(
+            "INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)",
+            params![&hash.0[..], peer.as_str(), r.received_ms as i64],
+        )?;
+        c.execute(
+            "INSERT INTO outbox (peer, hash, priority, enqueued_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![peer.as_str(), &hash.0[..], body.priority, r.received_ms as i64],
+        )?;
+    }
+    match &r.content {
+        Content::Message(m) if !r.is_own() => event(
+            c,
+            Event {
+                kind: "message",
+                at_ms: r.received_ms,
+                line: Some(r.line.id),
+                message: Some(hash),
+                member: Some(r.sender.as_str()),
+                state: Some(m.precedence.as_str()),
+                detail: Some(&m.subject),
+                ..Event::default()
+            },
+        )?,
+        Content::Receipt(receipt) => record_receipt(c, r, receipt)?,
+        _ => {}
+    }
+    Ok(Outcome::Inserted)
+}
+
+/// Checks that a receipt answers an envelope held here, on its line, as it claims.
+fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Result<Option<Outcome>, rusqlite::Error> {
+    let answered: Option<(Vec<u8>, String, i64, String)> = c
+        .query_row(
+            "SELECT line, sender, seq, kind FROM envelopes WHERE hash = ?1",
+            params![&receipt.answers.hash.0[..]],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let Some((line, sender, seq, kind)) = answered else { return Ok(Some(Outcome::Dangling)) };
+    let expected_kind = if receipt.kind == ReceiptKind::LinkTestAnswer { "link_test" } else { "message" };
+    let reason = if line != r.line.id.0 {
+        Some("the answered envelope is on another line")
+    } else if sender != receipt.answers.sender.as_str() || seq as u64 != receipt.answers.seq {
+        Some("the answered envelope has another sender or sequence number")
+    } else if kind != expected_kind {
+        Some("a receipt of this kind cannot answer that envelope")
+    } else {
+        None
+    };
+    Ok(reason.map(|reason| Outcome::Mismatch { reason: reason.to_string() }))
+}
+
+/// Stores a receipt and, at the answered message's sender, moves the recipient's state.
+fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
+    let signed_ms = r.envelope.body().created_ms;
+    let answers = &receipt.answers.hash.0[..];
+    c.execute(
+        "INSERT INTO receipts (hash, answers, member, kind, reason, signed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            &r.envelope.hash().0[..],
+            answers,
+            r.sender.as_str(),
+            receipt.kind.as_str(),
+            receipt.reason,
+            signed_ms as i64
+        ],
+    )?;
+    let member = r.sender.as_str();
+    let at = signed_ms as i64;
+    let changed = match receipt.kind {
+        ReceiptKind::Seen => c.execute(
+            "UPDATE recipients SET seen_ms = COALESCE(seen_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
+                 state = CASE WHEN state IN ('sent', 'delivered') THEN 'seen' ELSE state END
+             WHERE hash = ?1 AND member = ?2",
+            params![answers, member, at],
+        )?,
+        ReceiptKind::Acknowledged => c.execute(
+            "UPDATE recipients SET acknowledged_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
+                 state = 'acknowledged'
+             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL",
+            params![answers, member, at],
+        )?,
+        ReceiptKind::Declined => c.execute(
+            "UPDATE recipients SET declined_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
+                 state = 'declined', detail = ?4
+             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL",
+            params![answers, member, at, receipt.reason],
+        )?,
+        ReceiptKind::LinkTestAnswer => {
+            c.execute(
+                "UPDATE recipients SET delivered_ms = COALESCE(delivered_ms, ?3), state = 'answered'
+                 WHERE hash = ?1 AND member = ?2",
+                params![answers, member, r.received_ms as i64],
+            )?;
+            let sent: Option<i64> = c
+                .query_row("SELECT created_ms FROM envelopes WHERE hash = ?1", params![answers], |row| row.get(0))
+                .optional()?;
+            let rtt = sent.map(|s| format!("round trip {} ms", (r.received_ms as i64 - s).max(0)));
+            return event(
+                c,
+                Event {
+                    kind: "link",
+                    at_ms: r.received_ms,
+                    line: Some(r.line.id),
+                    member: Some(member),
+                    state: Some("healthy"),
+                    detail: rtt.as_deref(),
+                    ..Event::default()
+                },
+            );
+        }
+    };
+    if changed > 0 {
+        event(
+            c,
+            Event {
+                kind: "state",
+                at_ms: r.received_ms,
+                line: Some(r.line.id),
+                message: Some(receipt.answers.hash),
+                member: Some(member),
+                state: Some(receipt.kind.as_str()),
+                detail: receipt.reason.as_deref(),
+                ..Event::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::Error> {
+    c.query_row(
+        "SELECT id FROM alarms WHERE kind = ?1 AND line = ?2 AND member = ?3 AND message IS ?4 AND cleared_ms IS NULL",
+        params![a.kind.as_str(), &a.line.0[..], a.member.as_str(), a.message.map(|m| m.0.to_vec())],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
+    let open = open_alarm(c, a)?;
+    let (id, state) = match (&a.op, open) {
+        (AlarmOp::Raise, Some(_)) => return Ok(()),
+        (AlarmOp::Raise, None) | (AlarmOp::Repeat, None) => {
+            c.execute(
+                "INSERT INTO alarms (kind, line, member, message, raised_ms, detail, addressed_to, last_raised_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                params![
+                    a.kind.as_str(),
+                    &a.line.0[..],
+                    a.member.as_str(),
+                    a.message.map(|m| m.0.to_vec()),
+                    a.at_ms as i64,
+                    a.detail,
+                    a.addressed_to.join(","),
+                ],
+            )?;
+            (c.last_insert_rowid(), "raised")
+        }
+        (AlarmOp::Repeat, Some(id)) => {
+            c.execute(
+                "UPDATE alarms SET repeats = repeats + 1, last_raised_ms = ?2, detail = ?3 WHERE id = ?1",
+                params![id, a.at_ms as i64, a.detail],
+            )?;
+            (id, "repeated")
+        }
+        (AlarmOp::Clear, None) => return Ok(()),
+        (AlarmOp::Clear, Some(id)) => {
+            c.execute(
+                "UPDATE alarms SET cleared_ms = ?2, clear_reason = ?3 WHERE id = ?1",
+                params![id, a.at_ms as i64, a.detail],
+            )?;
+            (id, "cleared")
+        }
+    };
+    event(
+        c,
+        Event {
+            kind: "alarm",
+            at_ms: a.at_ms,
+            line: Some(a.line),
+            message: a.message,
+            member: Some(a.member.as_str()),
+            state: Some(state),
+            alarm: Some(id as u64),
+            detail: Some(&a.detail),
+        },
+    )?;
+    if a.kind == adi_core::AlarmKind::LinkNoAnswer && state == "raised" {
+        event(
+            c,
+            Event {
+                kind: "link",
+                at_ms: a.at_ms,
+                line: Some(a.line),
+                member: Some(a.member.as_str()),
+                state: Some("failing"),
+                detail: Some(&a.detail),
+                ..Event::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn settle(
+    c: &Connection,
+    peer: &MemberCode,
+    results: &[(EnvelopeHash, Settlement)],
+    now_ms: u64,
+) -> Result<(), rusqlite::Error> {
+    for (hash, s) in results {
+        let (changed, state, detail) = match s {
+            Settlement::Delivered => {
+                c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
+                let n = c.execute(
+                    "UPDATE recipients SET state = 'delivered', delivered_ms = ?3, detail = NULL
+                     WHERE hash = ?1 AND member = ?2 AND state = 'sent'",
+                    params![&hash.0[..], peer.as_str(), now_ms as i64],
+                )?;
+                (n, "delivered", None)
+            }
+            Settlement::Refused { reason } => {
+                c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
+                let n = c.execute(
+                    "UPDATE recipients SET state = 'refused', detail = ?3 WHERE hash = ?1 AND member = ?2",
+                    params![&hash.0[..], peer.as_str(), reason],
+                )?;
+                (n, "refused", Some(reason.as_str()))
+            }
+            Settlement::Retry { at_ms, reason } => {
+                c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_try_ms = ?3 WHERE peer = ?1 AND hash = ?2",
+                    params![peer.as_str(), &hash.0[..], *at_ms as i64],
+                )?;
+                c.execute(
+                    "UPDATE recipients SET detail = ?3 WHERE hash = ?1 AND member = ?2",
+                    params![&hash.0[..], peer.as_str(), reason],
+                )?;
+                (0, "", None)
+            }
+        };
+        let is_message: bool = c
+            .query_row("SELECT kind = 'message' FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| row.get(0))
+            .optional()?
+            .unwrap_or(false);
+        if changed > 0 && is_message {
+            event(
+                c,
+                Event {
+                    kind: "state",
+                    at_ms: now_ms,
+                    message: Some(*hash),
+                    member: Some(peer.as_str()),
+                    state: Some(state),
+                    detail,
+                    ..Event::default()
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn add_draft(
+    c: &Connection,
+    line: LineId,
+    draft: &str,
+    drafter: &str,
+    now_ms: u64,
+) -> Result<u64, rusqlite::Error> {
+    c.execute(
+        "INSERT INTO drafts (line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, 'awaiting_release')",
+        params![&line.0[..], draft, drafter, now_ms as i64],
+    )?;
+    let id = c.last_insert_rowid() as u64;
+    event(
+        c,
+        Event {
+            kind: "draft",
+            at_ms: now_ms,
+            line: Some(line),
+            state: Some("awaiting_release"),
+            detail: Some(drafter),
+            alarm: None,
+            ..Event::default()
+        },
+    )?;
+    Ok(id)
+}
+
+/// Marks a draft released by `principal` as the message `message`. Fails if it is not awaiting
+/// release, which rolls back the message committed with it.
+pub(super) fn release_draft(
+    c: &Connection,
+    id: u64,
+    principal: &str,
+    message: EnvelopeHash,
+    now_ms: u64,
+) -> Result<(), rusqlite::Error> {
+    let n = c.execute(
+        "UPDATE drafts SET state = 'released', released_by = ?2, released_ms = ?3, message = ?4
+         WHERE id = ?1 AND state = 'awaiting_release'",
+        params![id as i64, principal, now_ms as i64, &message.0[..]],
+    )?;
+    if n != 1 {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    Ok(())
+}
+
+pub(super) fn ack_alarm(c: &Connection, id: u64, operator: &str, now_ms: u64) -> Result<AlarmAck, rusqlite::Error> {
+    let Some(alarm) = alarm_by_id(c, id)? else { return Ok(AlarmAck::NotFound) };
+    if alarm.acked_ms.is_some() {
+        return Ok(AlarmAck::AlreadyAcked(alarm));
+    }
+    c.execute(
+        "UPDATE alarms SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1",
+        params![id as i64, operator, now_ms as i64],
+    )?;
+    event(
+        c,
+        Event {
+            kind: "alarm",
+            at_ms: now_ms,
+            line: Some(alarm.line),
+            message: alarm.message,
+            member: Some(alarm.member.as_str()),
+            state: Some("acknowledged"),
+            alarm: Some(id),
+            detail: Some(operator),
+        },
+    )?;
+    let alarm = alarm_by_id(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(AlarmAck::Acked(alarm))
+}
