@@ -68,7 +68,7 @@ impl ApiError {
         }
     }
 
-    fn internal(e: StoreError) -> Self {
+    pub(crate) fn internal(e: StoreError) -> Self {
         tracing::error!(error = %e, "request failed on storage");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node could not complete the request")
     }
@@ -395,6 +395,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/envelopes/{id}", get(get_envelope))
         .route("/api/v1/messages/{id}/seen", post(discipline_api::seen))
         .route("/api/v1/messages/{id}/ack", post(discipline_api::ack))
         .route("/api/v1/messages/{id}/decline", post(discipline_api::decline))
@@ -612,6 +613,50 @@ async fn get_message(
     let hash = EnvelopeHash::from_hex(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
     Ok(Json(load_message(&node, &hash)?))
+}
+
+/// A stored envelope exactly as it travelled, for audit and offline verification.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EnvelopeView {
+    pub id: String,
+    pub line: String,
+    pub sender: String,
+    pub seq: u64,
+    /// Hash of the sender's previous envelope on the line.
+    pub prev: String,
+    pub created_ms: u64,
+    pub received_ms: u64,
+    /// `line_setup`, `message`, `receipt` or `link_test`.
+    pub kind: String,
+    /// The signed bytes, base64 (standard alphabet, padded); `docs/WIRE.md` specifies them.
+    pub bytes_base64: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}", params(("id" = String, Path, description = "envelope hash")),
+    responses((status = 200, body = EnvelopeView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_envelope(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<EnvelopeView>, ApiError> {
+    use base64::Engine;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "unknown_envelope", format!("no envelope {id} here"));
+    let hash = EnvelopeHash::from_hex(&id).ok_or_else(not_found)?;
+    let row = node.store.envelope(&hash)?.ok_or_else(not_found)?;
+    let envelope = adi_wire::VerifiedEnvelope::from_trusted_storage(&row.bytes)
+        .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?;
+    let b = envelope.body();
+    Ok(Json(EnvelopeView {
+        id: row.hash.to_hex(),
+        line: b.line.to_hex(),
+        sender: b.sender.clone(),
+        seq: b.seq,
+        prev: b.prev.to_hex(),
+        created_ms: b.created_ms,
+        received_ms: row.received_ms,
+        kind: row.kind,
+        bytes_base64: base64::engine::general_purpose::STANDARD.encode(&row.bytes),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = Vec<PeerView>), (status = 401, body = ErrorBody)))]

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adi_core::MemberCode;
-use adi_node::config::load_signing_key;
 use adi_node::federation::post_batch_once;
 use adi_node::tls;
 use adi_wire::batch::Verdict;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
-use common::{eventually, get_list, open_line, send, wait_delivered, Net};
+use common::{endpoint, eventually, get_list, keys_towards, open_line, pin_of, send, wait_delivered, Net};
 use ed25519_dalek::SigningKey;
 use hyper::Method;
 use serde_json::Value;
@@ -188,31 +187,6 @@ async fn a_flash_enqueued_behind_500_routine_messages_arrives_first() {
     let inbox = get_list(&net.client("CN"), "/api/v1/inbox?limit=5").await;
     assert_eq!(inbox[0]["id"], flash.as_str());
     net.stop_all().await;
-}
-
-/// A member's real keys, loaded from its node's files.
-struct Keys {
-    signing: SigningKey,
-    tls: Arc<rustls::ClientConfig>,
-}
-
-fn keys_towards(net: &Net, from: &str, to: &str) -> Keys {
-    let dir = net.member_dir(from);
-    let signing = load_signing_key(&dir.join("keys/signing.pem")).unwrap();
-    let (cert, key) = tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
-    let to_pin = pin_of(net, to);
-    Keys { signing, tls: Arc::new(tls::federation_client_config(cert, key, to_pin).unwrap()) }
-}
-
-fn pin_of(net: &Net, code: &str) -> [u8; 32] {
-    let (cert, _) =
-        tls::load_identity(&net.member_dir(code).join("keys/node.crt"), &net.member_dir(code).join("keys/node.key"))
-            .unwrap();
-    tls::spki_pin(&cert).unwrap()
-}
-
-fn endpoint(net: &Net, code: &str) -> String {
-    net.node(code).federation_addrs[0].to_string()
 }
 
 fn setup_envelope(key: &SigningKey, sender: &str, line: LineId, scope: &str, members: &[&str]) -> Vec<u8> {

@@ -123,6 +123,17 @@ pub struct RecipientRow {
     pub detail: Option<String>,
 }
 
+/// A stored envelope, as it travelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeRow {
+    pub hash: EnvelopeHash,
+    /// `line_setup`, `message`, `receipt` or `link_test`.
+    pub kind: String,
+    pub received_ms: u64,
+    /// The exact signed bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// A stored receipt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptRow {
@@ -248,6 +259,8 @@ pub trait Store: Send + Sync + 'static {
     fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>, StoreError>;
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError>;
+    /// Any stored envelope, with its exact bytes.
+    fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;
     fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError>;
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError>;

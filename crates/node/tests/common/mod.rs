@@ -158,3 +158,30 @@ pub async fn get_list(c: &Client, path: &str) -> Vec<Value> {
     assert_eq!(status, StatusCode::OK, "{path}: {v}");
     v.as_array().cloned().unwrap_or_default()
 }
+
+/// A member's real keys, loaded from its node's files: its signing key, and a TLS client that
+/// presents its node certificate to `to`.
+pub struct Keys {
+    pub signing: ed25519_dalek::SigningKey,
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+pub fn keys_towards(net: &Net, from: &str, to: &str) -> Keys {
+    let dir = net.member_dir(from);
+    let signing = adi_node::config::load_signing_key(&dir.join("keys/signing.pem")).unwrap();
+    let (cert, key) = adi_node::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
+    let tls = adi_node::tls::federation_client_config(cert, key, pin_of(net, to)).unwrap();
+    Keys { signing, tls: std::sync::Arc::new(tls) }
+}
+
+/// The roster pin of a member's node key.
+pub fn pin_of(net: &Net, code: &str) -> [u8; 32] {
+    let dir = net.member_dir(code);
+    let (cert, _) = adi_node::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
+    adi_node::tls::spki_pin(&cert).unwrap()
+}
+
+/// A running member's first federation address.
+pub fn endpoint(net: &Net, code: &str) -> String {
+    net.node(code).federation_addrs[0].to_string()
+}

@@ -21,8 +21,8 @@ use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::{
-    AlarmAck, AlarmRow, DraftRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, Outcome, Pending,
-    QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
+    AlarmAck, AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, Outcome,
+    Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
 };
 
 /// Settings of the SQLite backend.
@@ -437,6 +437,10 @@ impl Store for SqliteStore {
 
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError> {
         self.read(|c| read::message(c, hash))
+    }
+
+    fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {
+        self.read(|c| read::envelope(c, hash))
     }
 
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError> {

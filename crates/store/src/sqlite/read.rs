@@ -7,7 +7,8 @@ use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    AlarmRow, DraftRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow,
+    AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow,
+    RecipientRow,
 };
 
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -223,6 +224,18 @@ pub(super) fn messages(c: &Connection, q: &MessageQuery) -> Result<Vec<MessageRo
 pub(super) fn message(c: &Connection, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
     c.query_row(&sql, params![&hash.0[..]], message_row).optional()
+}
+
+pub(super) fn envelope(c: &Connection, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
+    c.query_row("SELECT hash, kind, received_ms, bytes FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| {
+        Ok(EnvelopeRow {
+            hash: hash_of(row.get(0)?)?,
+            kind: row.get(1)?,
+            received_ms: u(row.get(2)?),
+            bytes: row.get(3)?,
+        })
+    })
+    .optional()
 }
 
 pub(super) fn recipients(c: &Connection, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, rusqlite::Error> {
