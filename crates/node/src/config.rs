@@ -120,6 +120,7 @@ pub struct LimitsSection {
     pub urgent_body_words_max: Option<usize>,
     pub line_members_max: Option<usize>,
     pub api_body_bytes_max: Option<usize>,
+    pub events_retained_max: Option<u64>,
     pub retry_delay_ms_min: Option<u64>,
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -140,6 +141,8 @@ pub struct RuntimeLimits {
     pub request_timeout_ms: u64,
     /// Most messages one list request returns.
     pub list_len_max: usize,
+    /// How many of the newest events the live stream keeps for clients that reconnect.
+    pub events_retained_max: u64,
 }
 
 impl Default for RuntimeLimits {
@@ -152,6 +155,7 @@ impl Default for RuntimeLimits {
             connect_timeout_ms: 3_000,
             request_timeout_ms: 15_000,
             list_len_max: 10_000,
+            events_retained_max: 100_000,
         }
     }
 }
@@ -292,6 +296,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.retry_delay_ms_max {
             runtime_limits.retry_delay_ms_max = v.max(runtime_limits.retry_delay_ms_min);
+        }
+        if let Some(v) = l.events_retained_max {
+            runtime_limits.events_retained_max = v.max(1);
         }
         if let Some(v) = l.connect_timeout_ms {
             runtime_limits.connect_timeout_ms = v;

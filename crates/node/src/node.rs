@@ -100,8 +100,7 @@ pub struct Node {
 impl Node {
     /// Opens the store, binds every listener and starts every task.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
-        let store = SqliteStore::open(StoreConfig::new(&config.database))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+        let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let restored = store.load(&config.member)?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
@@ -250,6 +249,7 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
 
 /// Opens a node's store from its configuration, for operator commands run beside the node.
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(StoreConfig::new(&config.database))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
+    let mut store_config = StoreConfig::new(&config.database);
+    store_config.events_retained_max = config.runtime_limits.events_retained_max;
+    SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
 }

@@ -444,3 +444,61 @@ async fn an_event_stream_client_that_reconnects_with_last_event_id_gets_exactly_
     assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > last);
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_fell_too_far_behind_gets_a_gap_marker_then_what_is_kept() {
+    let net = Net::init_with(&["PH", "CN"], no_link_tests);
+    let config = net.config_path("CN");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[limits]", "[limits]\nevents_retained_max = 2")).unwrap();
+    let mut net = net;
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = send(&net.client("PH"), &line, "ROUTINE", &format!("m{i}")).await;
+        wait_delivered(&net.client("PH"), &id, WAIT).await;
+        ids.push(id);
+    }
+    let events = read_events(&net, "CN", Some(1), 3, Duration::from_millis(500)).await;
+    assert_eq!(events[0]["kind"], "gap", "{events:?}");
+    assert!(events[0]["detail"].as_str().unwrap().contains("no longer kept"), "{events:?}");
+    let kept: Vec<&str> = events[1..].iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(kept, vec![ids[3].as_str(), ids[4].as_str()]);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_come_from_the_roster_unless_the_establishment_sets_its_own() {
+    let net = Net::init_with(&["PH", "CN"], |d| {
+        d.link_test_interval_s = 0;
+        d.deadlines = None;
+    });
+    // The roster agrees FLASH in 7 minutes; CN's establishment sets its own 5 minutes.
+    let roster_deadlines =
+        "[deadlines]\nflash_s = 420\nimmediate_s = 1800\npriority_s = 10800\nroutine_s = 21600\n\n[[members]]";
+    for code in ["PH", "CN"] {
+        let path = net.member_dir(code).join("roster.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("[[members]]", roster_deadlines, 1)).unwrap();
+    }
+    let cn_config = net.config_path("CN");
+    let text = std::fs::read_to_string(&cn_config).unwrap();
+    let own =
+        "[discipline.deadlines]\nflash_s = 300\nimmediate_s = 1800\npriority_s = 10800\nroutine_s = 21600\n\n[limits]";
+    std::fs::write(&cn_config, text.replace("[limits]", own)).unwrap();
+    let mut net = net;
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let from_ph = message(&net, "PH", &send(&net.client("PH"), &line, "FLASH", "roster").await).await;
+    assert_eq!(from_ph["deadline_ms"].as_u64().unwrap() - from_ph["created_ms"].as_u64().unwrap(), 420_000);
+    eventually(WAIT, "the line at CN", || async {
+        net.client("CN").call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+    let from_cn = message(&net, "CN", &send(&net.client("CN"), &line, "FLASH", "own").await).await;
+    assert_eq!(from_cn["deadline_ms"].as_u64().unwrap() - from_cn["created_ms"].as_u64().unwrap(), 300_000);
+    net.stop_all().await;
+}
