@@ -585,6 +585,12 @@ impl Hotline {
         alarms
     }
 
+    /// Stops waiting for `member`'s acknowledgement of `message`: the store holds its answer
+    /// already. Used when a message arrives again after this member answered it.
+    pub fn forget_ack(&mut self, message: &EnvelopeHash, member: &MemberCode) {
+        self.pending.remove(&(*message, member.clone()));
+    }
+
     /// Lets time pass: fires deadlines, repeats escalations, sends due link tests and raises the
     /// alarm of a test left unanswered.
     pub fn tick(&mut self, now_ms: u64) -> WriteBatch {

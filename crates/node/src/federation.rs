@@ -115,7 +115,10 @@ async fn receive_batch(
                     let hash = hashes[index];
                     verdicts[slot] = Some(match &outcomes[index] {
                         Outcome::Inserted => Verdict::Accepted,
-                        Outcome::Duplicate => Verdict::Duplicate,
+                        Outcome::Duplicate => {
+                            node.forget_if_answered(&hash);
+                            Verdict::Duplicate
+                        }
                         Outcome::Conflict { existing } => {
                             tracing::warn!(peer = %peer, envelope = %hash, existing = %existing,
                                 "refused: another envelope holds the same line, sender and sequence number");

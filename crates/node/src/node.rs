@@ -75,6 +75,18 @@ impl NodeState {
         self.storage_failed.store(true, Ordering::SeqCst);
     }
 
+    /// A message that arrived again after this member had answered it must not wait for an
+    /// answer again: the core is told to forget it.
+    pub fn forget_if_answered(&self, message: &adi_wire::EnvelopeHash) {
+        let answered = self
+            .store
+            .receipts(message)
+            .map(|rs| rs.iter().any(|r| r.member == self.member && (r.kind == "acknowledged" || r.kind == "declined")));
+        if answered.unwrap_or(false) {
+            self.core().forget_ack(message, &self.member);
+        }
+    }
+
     /// After a commit: wakes the links towards these peers (their outboxes grew), the clock (the
     /// core may have a new timer) and the event streams.
     pub fn committed(&self, peers: &[MemberCode]) {

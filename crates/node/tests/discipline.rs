@@ -502,3 +502,24 @@ async fn deadlines_come_from_the_roster_unless_the_establishment_sets_its_own() 
     assert_eq!(from_cn["deadline_ms"].as_u64().unwrap() - from_cn["created_ms"].as_u64().unwrap(), 300_000);
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_delivered_again_after_it_was_acknowledged_does_not_escalate() {
+    let net = Net::start_with(&["PH", "CN"], fast).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&net.client("PH"), &line, "FLASH", "answered at once").await;
+    wait_delivered(&net.client("PH"), &id, WAIT).await;
+    let (status, _) = post(&net, "CN", &format!("/api/v1/messages/{id}/ack"), json!({})).await;
+    assert_eq!(status, 200);
+    // The same envelope arrives again, as after a reply lost on the way back.
+    let e = net.client("PH").call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let ph = keys_towards(&net, "PH", "CN");
+    let cn = MemberCode::parse("CN").unwrap();
+    let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls, &cn, &[&bytes], 5_000).await.unwrap();
+    assert_eq!(reply.verdicts, vec![adi_wire::batch::Verdict::Duplicate]);
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let all = get_list(&net.client("CN"), "/api/v1/alarms?all=true").await;
+    assert!(all.is_empty(), "{all:?}");
+    net.stop_all().await;
+}
