@@ -4,15 +4,20 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use adi_node::client::Client;
+use adi_node::client::{ApiFailure, Client};
 use adi_node::setup::{self, InitOptions};
 use adi_node::{Node, NodeConfig};
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
-use hyper::Method;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
+
+/// How many times in a row `adi watch` reconnects a dropped event stream before it gives up.
+const WATCH_RETRIES: u32 = 5;
+/// How long `adi watch` waits before reconnecting, times the attempt's number.
+const WATCH_RETRY_DELAY_MS: u64 = 1_000;
 
 /// Prints a line to stdout; a closed pipe (as with `adi inbox | head`) ends the command quietly
 /// instead of panicking.
@@ -127,6 +132,64 @@ enum Command {
     },
     /// Peer links and their backlogs.
     Peers(ClientArgs),
+    /// Mark a message from another member as seen.
+    Seen {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Acknowledge a message from another member.
+    Ack {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Decline a message from another member, saying why.
+    Decline {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        /// Why the message is declined; the sender sees it.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Messages held for a principal's release.
+    Drafts(ClientArgs),
+    /// Release a held message and send it (principals only).
+    Release {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The draft's number, as `adi drafts` lists it.
+        id: u64,
+    },
+    /// Open alarms, newest first.
+    Alarms {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Also list cleared alarms.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an alarm: record that an operator has taken it in hand.
+    AlarmAck {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The alarm's number, as `adi alarms` lists it.
+        id: u64,
+    },
+    /// Each direct line's link: health from link tests, round trip and backlog.
+    Links(ClientArgs),
+    /// Follow the node's events as they happen, one line each.
+    Watch {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Start after this event id instead of now (replays what the node still keeps).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Exit after this many events.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+    },
     /// Build and run a whole local network.
     Demo {
         /// Member codes, comma-separated (default: the 18 members of 2022).
@@ -272,8 +335,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send { client, line, precedence, class, caveat, subject, body, ack_required } => {
             let req = json!({"precedence": precedence, "class": class, "caveat": caveat, "subject": subject,
                              "body": body, "ack_required": ack_required});
-            let v = client.client()?.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req)).await?;
-            print_out(client.json, &v, print_message);
+            let (status, v) = client
+                .client()?
+                .call_with_status(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req))
+                .await?;
+            if status == StatusCode::ACCEPTED {
+                print_out(client.json, &v, print_held_draft);
+            } else {
+                print_out(client.json, &v, print_message);
+            }
             Ok(())
         }
         Command::Inbox { client, limit } => {
@@ -312,6 +382,121 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
+        Command::Seen { client, id } => answer(&client, &id, "seen", None).await,
+        Command::Ack { client, id } => answer(&client, &id, "ack", None).await,
+        Command::Decline { client, id, reason } => {
+            answer(&client, &id, "decline", Some(json!({"reason": reason}))).await
+        }
+        Command::Drafts(args) => {
+            let v = args.client()?.call(Method::GET, "/api/v1/drafts", None).await?;
+            print_out(args.json, &v, |v| {
+                let drafts = v.as_array().map(Vec::as_slice).unwrap_or_default();
+                if drafts.is_empty() {
+                    out!("no messages await release");
+                    return;
+                }
+                out!("{:>5}  {:<10}  {:<16}  {:<10}  subject", "draft", "precedence", "drafter", "drafted");
+                let now = now_ms();
+                for d in drafts {
+                    out!(
+                        "{:>5}  {:<10}  {:<16}  {:<10}  {}",
+                        d.get("id").and_then(Value::as_u64).unwrap_or(0),
+                        d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?"),
+                        s(d, "drafter"),
+                        age(now, d.get("created_ms")),
+                        d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or("")
+                    );
+                }
+            });
+            Ok(())
+        }
+        Command::Release { client, id } => {
+            let v = client.client()?.call(Method::POST, &format!("/api/v1/drafts/{id}/release"), None).await?;
+            print_out(client.json, &v, |m| {
+                out!("draft {id} released by {} and sent", s(m, "released_by"));
+                print_message(m);
+            });
+            Ok(())
+        }
+        Command::Alarms { client, all } => {
+            let path = if all { "/api/v1/alarms?all=true" } else { "/api/v1/alarms" };
+            let v = client.client()?.call(Method::GET, path, None).await?;
+            print_out(client.json, &v, |v| {
+                let alarms = v.as_array().map(Vec::as_slice).unwrap_or_default();
+                if alarms.is_empty() {
+                    out!("{}", if all { "no alarms" } else { "no open alarms" });
+                    return;
+                }
+                out!("{:>5}  {:<14}  {:<6}  {:<10}  {:<20}  detail", "alarm", "kind", "member", "raised", "status");
+                let now = now_ms();
+                for a in alarms {
+                    let status = if a.get("cleared_ms").is_some_and(|c| !c.is_null()) {
+                        "cleared".to_string()
+                    } else if let Some(by) = a.get("acked_by").and_then(Value::as_str) {
+                        format!("acked by {by}")
+                    } else {
+                        "open".to_string()
+                    };
+                    let repeats = a.get("repeats").and_then(Value::as_u64).unwrap_or(0);
+                    let repeats = if repeats > 0 { format!(" (repeated {repeats}x)") } else { String::new() };
+                    out!(
+                        "{:>5}  {:<14}  {:<6}  {:<10}  {:<20}  {}{repeats}",
+                        a.get("id").and_then(Value::as_u64).unwrap_or(0),
+                        s(a, "kind"),
+                        s(a, "member"),
+                        age(now, a.get("raised_ms")),
+                        status,
+                        s(a, "detail")
+                    );
+                }
+            });
+            Ok(())
+        }
+        Command::AlarmAck { client, id } => {
+            let v = client.client()?.call(Method::POST, &format!("/api/v1/alarms/{id}/ack"), None).await?;
+            print_out(client.json, &v, |a| {
+                out!("alarm {id} ({}, {}) acknowledged by {}", s(a, "kind"), s(a, "member"), s(a, "acked_by"));
+                out!("{}", s(a, "detail"));
+            });
+            Ok(())
+        }
+        Command::Links(args) => {
+            let v = args.client()?.call(Method::GET, "/api/v1/links", None).await?;
+            print_out(args.json, &v, |v| {
+                let links = v.as_array().map(Vec::as_slice).unwrap_or_default();
+                if links.is_empty() {
+                    out!("no direct lines with link tests");
+                    return;
+                }
+                out!(
+                    "{:<6}  {:<12}  {:>8}  {:>10}  {:>5}  {:>13}  error",
+                    "member",
+                    "state",
+                    "last RTT",
+                    "last ok",
+                    "queue",
+                    "oldest queued"
+                );
+                let now = now_ms();
+                for l in links {
+                    let rtt = l.get("last_rtt_ms").and_then(Value::as_u64).map(|r| format!("{r} ms"));
+                    let oldest =
+                        l.get("oldest_queued_age_ms").and_then(Value::as_u64).map(|a| format!("{} s", a / 1000));
+                    out!(
+                        "{:<6}  {:<12}  {:>8}  {:>10}  {:>5}  {:>13}  {}",
+                        s(l, "member"),
+                        s(l, "state"),
+                        rtt.as_deref().unwrap_or("-"),
+                        age(now, l.get("last_ok_ms")),
+                        l.get("queue_len").and_then(Value::as_u64).unwrap_or(0),
+                        oldest.as_deref().unwrap_or("-"),
+                        s(l, "last_error")
+                    );
+                }
+            });
+            Ok(())
+        }
+        Command::Watch { client, after, count } => watch(&client, after, count).await,
         Command::Demo { members, state, base_port, init_only, no_scenario } => {
             demo(members, state, base_port, init_only, no_scenario).await
         }
@@ -354,6 +539,199 @@ fn print_out(as_json: bool, v: &Value, human: impl FnOnce(&Value)) {
         out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
         human(v);
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// How long ago a time in milliseconds was, in seconds: `12 s ago`, or `-` when there is none.
+fn age(now: u64, at_ms: Option<&Value>) -> String {
+    match at_ms.and_then(Value::as_u64) {
+        Some(t) => format!("{} s ago", now.saturating_sub(t) / 1000),
+        None => "-".into(),
+    }
+}
+
+/// A time in milliseconds since the epoch, in UTC: `2024-05-01 12:34:56Z`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Answers a message from another member: `verb` is `seen`, `ack` or `decline`.
+async fn answer(args: &ClientArgs, id: &str, verb: &str, body: Option<Value>) -> anyhow::Result<()> {
+    let v = args.client()?.call(Method::POST, &format!("/api/v1/messages/{id}/{verb}"), body.as_ref()).await?;
+    print_out(args.json, &v, |m| {
+        let done = match verb {
+            "seen" => "seen",
+            "ack" => "acknowledged",
+            _ => "declined",
+        };
+        out!(
+            "{done}: {} from {} (#{}): {}",
+            s(m, "precedence"),
+            s(m, "sender"),
+            m.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            s(m, "subject")
+        );
+        out!("id: {}", s(m, "id"));
+    });
+    Ok(())
+}
+
+fn print_held_draft(d: &Value) {
+    let id = d.get("id").and_then(Value::as_u64).unwrap_or(0);
+    out!(
+        "held for a principal's release: draft {id} ({} '{}' on line {}, drafted by {})",
+        d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?"),
+        d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or(""),
+        s(d, "line"),
+        s(d, "drafter")
+    );
+    out!("a principal sends it with `adi release {id}`");
+}
+
+/// One event of the stream as its fields arrive: `id:`, `event:` and `data:` lines up to a blank
+/// line.
+#[derive(Default)]
+struct SseEvent {
+    id: Option<u64>,
+    kind: String,
+    data: Vec<String>,
+}
+
+impl SseEvent {
+    /// Takes one line of the stream; returns the event a blank line completes.
+    fn line(&mut self, line: &str) -> Option<SseEvent> {
+        if line.is_empty() {
+            let event = std::mem::take(self);
+            return (!event.data.is_empty()).then_some(event);
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "id" => self.id = value.trim().parse().ok(),
+            "event" => self.kind = value.to_string(),
+            "data" => self.data.push(value.to_string()),
+            _ => {}
+        }
+        None
+    }
+}
+
+fn print_event(as_json: bool, e: &SseEvent) {
+    let data = e.data.join("\n");
+    let v: Value = match serde_json::from_str(&data) {
+        Ok(v) => v,
+        Err(_) => {
+            out!("{data}");
+            return;
+        }
+    };
+    if as_json {
+        out!("{}", serde_json::to_string(&v).unwrap_or(data));
+    } else {
+        let kind = if e.kind.is_empty() { s(&v, "kind") } else { e.kind.as_str() };
+        let mut detail = s(&v, "detail").to_string();
+        if let Some(m) = v.get("message").and_then(Value::as_str) {
+            detail = format!("{detail}  message {m}");
+        }
+        if let Some(a) = v.get("alarm").and_then(Value::as_u64) {
+            detail = format!("{detail}  alarm {a}");
+        }
+        out!(
+            "{}  {:<7}  {:<4}  {:<16}  {}",
+            utc(v.get("at_ms").and_then(Value::as_u64).unwrap_or(0)),
+            kind,
+            s(&v, "member"),
+            s(&v, "state"),
+            detail.trim_start()
+        );
+    }
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().flush() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Prints the event stream as it arrives; reconnects a dropped stream from the last event printed.
+async fn watch(args: &ClientArgs, after: Option<u64>, count: Option<u64>) -> anyhow::Result<()> {
+    let client = args.client()?;
+    let mut last_id = after;
+    let mut printed = 0u64;
+    let mut failures = 0u32;
+    let mut connected_before = false;
+    loop {
+        let resume = last_id.map(|id| id.to_string());
+        let mut headers = vec![("Accept", "text/event-stream")];
+        headers.extend(resume.iter().map(|id| ("Last-Event-ID", id.as_str())));
+        let dropped = match client.stream_lines("/api/v1/events", &headers).await {
+            Err(e) if e.downcast_ref::<ApiFailure>().is_some_and(|f| f.status.is_client_error()) => return Err(e),
+            Err(e) => format!("{e:#}"),
+            Ok(mut stream) => {
+                let from = match last_id {
+                    Some(id) => format!("after event {id}"),
+                    None => "from now".to_string(),
+                };
+                if connected_before {
+                    eprintln!("note: reconnected to {}; events {from}", args.url);
+                } else {
+                    eprintln!("watching the events of {} {from}", args.url);
+                }
+                connected_before = true;
+                let mut event = SseEvent::default();
+                loop {
+                    match stream.next_line().await {
+                        Ok(Some(line)) => {
+                            // The connection carries data: a later drop starts a fresh count.
+                            failures = 0;
+                            let Some(e) = event.line(&line) else { continue };
+                            print_event(args.json, &e);
+                            if e.kind != "gap" {
+                                last_id = e.id.or(last_id);
+                            }
+                            printed += 1;
+                            if count.is_some_and(|c| printed >= c) {
+                                return Ok(());
+                            }
+                        }
+                        Ok(None) => break "the node ended the stream".to_string(),
+                        Err(e) => break format!("{e:#}"),
+                    }
+                }
+            }
+        };
+        failures += 1;
+        if failures > WATCH_RETRIES {
+            anyhow::bail!("the event stream dropped and {WATCH_RETRIES} reconnections failed: {dropped}");
+        }
+        let delay = WATCH_RETRY_DELAY_MS * u64::from(failures);
+        let resume = last_id.map(|id| format!(" after event {id}")).unwrap_or_default();
+        eprintln!(
+            "note: the event stream dropped ({dropped}); reconnecting{resume} in {} s (attempt {failures} of {WATCH_RETRIES})",
+            delay / 1000
+        );
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
 }
 
@@ -509,4 +887,32 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_dates_and_leap_days() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(1_700_000_000_999), "2023-11-14 22:13:20Z");
+    }
+
+    #[test]
+    fn stream_lines_make_events() {
+        let mut e = SseEvent::default();
+        let mut events = Vec::new();
+        for line in [": keep-alive", "", "id: 7", "event: message", "data: {\"kind\":\"message\"}", "", "data:x", ""] {
+            events.extend(e.line(line));
+        }
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].id, events[0].kind.as_str()), (Some(7), "message"));
+        assert_eq!(events[0].data, ["{\"kind\":\"message\"}"]);
+        assert_eq!(
+            (events[1].id, events[1].kind.as_str(), events[1].data.as_slice()),
+            (None, "", &["x".to_string()][..])
+        );
+    }
 }

@@ -533,3 +533,526 @@ fn demo_plays_the_scenario_and_stops_on_sigint() {
     assert!(status.success(), "demo exited with {status}:\n{stdout}");
     assert!(stdout.lines().any(|l| l.trim() == "stopped"), "{stdout}");
 }
+
+/// A two-member demo network, PH and CN, run as `adi serve` processes.
+struct Net {
+    /// Declared first so that the nodes stop before their folder is removed.
+    nodes: Vec<ChildGuard>,
+    members: Vec<DemoMember>,
+    tmp: tempfile::TempDir,
+}
+
+impl Net {
+    /// Writes the demo state, lets `edit` change each member's config (its code and path) and
+    /// starts both nodes.
+    fn start(edit: impl Fn(&str, &Path)) -> Net {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("net");
+        let base = free_base_port();
+        run(adi()
+            .args(["demo", "--init-only", "--members", "PH,CN", "--base-port", &base.to_string(), "--state"])
+            .arg(&state))
+        .ok();
+        let members = read_demo(&state);
+        assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), ["PH", "CN"]);
+        for m in &members {
+            edit(&m.code, &m.config);
+        }
+        let mut net = Net { nodes: Vec::new(), members, tmp };
+        for i in 0..net.members.len() {
+            let node = net.serve(i);
+            net.nodes.push(node);
+        }
+        net
+    }
+
+    /// Starts member `i`'s node and waits until it answers.
+    fn serve(&self, i: usize) -> ChildGuard {
+        let m = &self.members[i];
+        let log_path = self.tmp.path().join(format!("{}.log", m.code));
+        let log = fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        let mut node = ChildGuard::spawn(
+            adi().arg("serve").arg("--config").arg(&m.config).stdout(log.try_clone().unwrap()).stderr(log),
+        );
+        wait_ready(&mut node, m, &log_path);
+        node
+    }
+
+    fn ph(&self) -> &DemoMember {
+        &self.members[0]
+    }
+
+    fn cn(&self) -> &DemoMember {
+        &self.members[1]
+    }
+
+    /// Opens the PH–CN direct line at PH and returns its id.
+    fn open_line(&self) -> String {
+        let ph = self.ph();
+        let line =
+            client(&ph.api_url, &ph.token, &["new-line", "--members", "PH,CN", "--scope", "ADMM-Plus", "--json"])
+                .ok()
+                .json();
+        line["id"].as_str().expect("line id").to_string()
+    }
+}
+
+/// A client command of a member's duty officer.
+fn duty(m: &DemoMember, args: &[&str]) -> Outcome {
+    client(&m.api_url, &m.token, args)
+}
+
+/// Sends a message from `m` on `line` and returns the answer's JSON.
+fn send_json(m: &DemoMember, line: &str, precedence: &str, subject: &str) -> Value {
+    duty(m, &["send", "--line", line, "--precedence", precedence, "--subject", subject, "--body", "Text.", "--json"])
+        .ok()
+        .json()
+}
+
+/// Calls `probe` every 100 ms until it returns a value, for at most `limit`.
+#[track_caller]
+fn poll<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < deadline, "{what} not within {limit:?}; last seen: {last}"),
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the message `id` is held at member `m`'s node.
+fn wait_for_message(m: &DemoMember, id: &str) -> Value {
+    poll(&format!("message {id} at {}", m.code), Duration::from_secs(30), || {
+        let shown = duty(m, &["show", id, "--json"]);
+        if shown.status.success() {
+            Ok(shown.json())
+        } else {
+            Err(shown.stderr)
+        }
+    })
+}
+
+/// Waits until the sender's node shows the first recipient of message `id` in `state`.
+fn wait_for_recipient_state(sender: &DemoMember, id: &str, state: &str) -> Value {
+    poll(&format!("recipient state {state} of {id}"), Duration::from_secs(30), || {
+        let shown = duty(sender, &["show", id, "--json"]).ok().json();
+        if shown["recipients"][0]["state"] == state {
+            Ok(shown)
+        } else {
+            Err(shown.to_string())
+        }
+    })
+}
+
+#[test]
+fn seen_ack_and_decline_through_the_cli() {
+    let net = Net::start(|_, _| {});
+    let (ph, cn) = (net.ph(), net.cn());
+    let line = net.open_line();
+
+    let id = send_json(ph, &line, "FLASH", "Close quarters")["id"].as_str().expect("message id").to_string();
+    wait_for_message(cn, &id);
+    let seen = duty(cn, &["seen", &id, "--json"]).ok().json();
+    assert_eq!(seen["id"], id.as_str());
+    assert!(
+        seen["receipts"].as_array().unwrap().iter().any(|r| r["member"] == "CN" && r["kind"] == "seen"),
+        "no seen receipt: {seen}"
+    );
+    let acked = duty(cn, &["ack", &id]).ok();
+    assert!(acked.stdout.contains("acknowledged: FLASH from PH"), "{}", acked.stdout);
+    assert!(acked.stdout.contains(&id), "{}", acked.stdout);
+
+    let shown = wait_for_recipient_state(ph, &id, "acknowledged");
+    let cn_state = &shown["recipients"][0];
+    assert_eq!(cn_state["member"], "CN");
+    assert!(cn_state["acknowledged_ms"].is_u64(), "acknowledged_ms not set: {shown}");
+    assert!(cn_state["seen_ms"].is_u64(), "seen_ms not set: {shown}");
+    assert!(cn_state["declined_ms"].is_null(), "{shown}");
+
+    let again = duty(cn, &["ack", &id]).fails();
+    assert!(again.stderr.contains("409"), "{}", again.stderr);
+    let late = duty(cn, &["decline", &id, "--reason", "x"]).fails();
+    assert!(late.stderr.contains("409"), "{}", late.stderr);
+
+    let id2 = send_json(ph, &line, "PRIORITY", "Not our unit")["id"].as_str().expect("message id").to_string();
+    wait_for_message(cn, &id2);
+    let usage = duty(cn, &["decline", &id2]).fails();
+    assert_eq!(usage.status.code(), Some(2), "not a usage error: {}", usage.stderr);
+    assert!(usage.stderr.contains("--reason"), "{}", usage.stderr);
+    let declined = duty(cn, &["decline", &id2, "--reason", "not ours", "--json"]).ok().json();
+    assert!(
+        declined["receipts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["member"] == "CN" && r["kind"] == "declined" && r["reason"] == "not ours"),
+        "no decline receipt: {declined}"
+    );
+    let shown = wait_for_recipient_state(ph, &id2, "declined");
+    assert_eq!(shown["recipients"][0]["detail"], "not ours", "{shown}");
+    assert!(shown["recipients"][0]["declined_ms"].is_u64(), "{shown}");
+    assert!(shown["recipients"][0]["acknowledged_ms"].is_null(), "{shown}");
+    let after_decline = duty(cn, &["ack", &id2]).fails();
+    assert!(after_decline.stderr.contains("409"), "{}", after_decline.stderr);
+}
+
+/// Sets `[discipline] link_test_interval_s` in a demo config.
+fn set_link_test_interval(config: &Path, seconds: u64) {
+    replace_in(config, "link_test_interval_s = 30", &format!("link_test_interval_s = {seconds}"));
+}
+
+/// A running `adi watch` whose output goes to files.
+struct Watch {
+    child: ChildGuard,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Watch {
+    fn start(m: &DemoMember, dir: &Path, name: &str, args: &[&str]) -> Watch {
+        let (out, err) = (dir.join(format!("{name}.out")), dir.join(format!("{name}.err")));
+        let child = ChildGuard::spawn(
+            adi()
+                .env("ADI_URL", &m.api_url)
+                .env("ADI_TOKEN", &m.token)
+                .arg("watch")
+                .args(args)
+                .stdout(fs::File::create(&out).unwrap())
+                .stderr(fs::File::create(&err).unwrap()),
+        );
+        Watch { child, out, err }
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// The events printed so far, one JSON object a line.
+    fn events(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    }
+
+    /// Waits until `text` is on stderr, and fails if the command exits first.
+    fn wait_stderr(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.stderr().contains(text) {
+            if let Some(status) = self.child.wait_for(Duration::ZERO) {
+                panic!("adi watch exited ({status}):\n{}\n{}", self.stdout(), self.stderr());
+            }
+            assert!(Instant::now() < deadline, "adi watch printed no {text:?} within 30 s:\n{}", self.stderr());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `n` events are printed while the command still runs.
+    fn wait_events(&mut self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let events = self.events();
+            if events.len() >= n {
+                return events;
+            }
+            if let Some(status) = self.child.wait_for(Duration::ZERO) {
+                panic!("adi watch exited ({status}):\n{}\n{}", self.stdout(), self.stderr());
+            }
+            assert!(Instant::now() < deadline, "{n} events not printed within 30 s:\n{}", self.stdout());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the command to exit, at most 30 s, and returns its status.
+    fn finish(&mut self) -> ExitStatus {
+        self.child
+            .wait_for(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("adi watch did not exit within 30 s:\n{}\n{}", self.stdout(), self.stderr()))
+    }
+}
+
+#[track_caller]
+fn assert_message_event(e: &Value, id: &str, subject: &str) {
+    assert_eq!(e["kind"], "message", "{e}");
+    assert_eq!(e["message"], id, "{e}");
+    assert_eq!(e["member"], "PH", "{e}");
+    assert_eq!(e["state"], "ROUTINE", "{e}");
+    assert_eq!(e["detail"], subject, "{e}");
+    assert!(e["id"].is_u64(), "{e}");
+}
+
+#[test]
+fn watch_streams_events_as_they_arrive_and_resumes_after_an_event() {
+    let net = Net::start(|_, config| set_link_test_interval(config, 0));
+    let (ph, cn) = (net.ph(), net.cn());
+    let line = net.open_line();
+
+    let mut watch = Watch::start(cn, net.tmp.path(), "watch", &["--count", "3", "--json"]);
+    watch.wait_stderr("watching");
+    let subjects = ["First", "Second", "Third"];
+    let mut ids = Vec::new();
+    ids.push(send_json(ph, &line, "ROUTINE", subjects[0])["id"].as_str().unwrap().to_string());
+    // The first event is printed while the stream is still open: it streams.
+    let first = watch.wait_events(1);
+    assert_eq!(first.len(), 1, "{}", watch.stdout());
+    assert_message_event(&first[0], &ids[0], subjects[0]);
+    for subject in &subjects[1..] {
+        ids.push(send_json(ph, &line, "ROUTINE", subject)["id"].as_str().unwrap().to_string());
+    }
+    let status = watch.finish();
+    assert!(status.success(), "adi watch failed ({status}):\n{}", watch.stderr());
+    let events = watch.events();
+    assert_eq!(events.len(), 3, "expected exactly three events:\n{}", watch.stdout());
+    for (i, e) in events.iter().enumerate() {
+        assert_message_event(e, &ids[i], subjects[i]);
+    }
+    let event_ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(event_ids.windows(2).all(|w| w[0] < w[1]), "event ids not increasing: {event_ids:?}");
+
+    // From an event id, the node replays what came after it.
+    let after = event_ids[0].to_string();
+    let mut replay = Watch::start(cn, net.tmp.path(), "replay", &["--after", &after, "--count", "2", "--json"]);
+    let status = replay.finish();
+    assert!(status.success(), "adi watch --after failed ({status}):\n{}", replay.stderr());
+    let replayed = replay.events();
+    assert_eq!(replayed.len(), 2, "{}", replay.stdout());
+    assert_message_event(&replayed[0], &ids[1], subjects[1]);
+    assert_message_event(&replayed[1], &ids[2], subjects[2]);
+
+    // Human output: one line per event with its time, kind, member, state and detail.
+    let mut human = Watch::start(cn, net.tmp.path(), "human", &["--after", &after, "--count", "1"]);
+    assert!(human.finish().success(), "{}", human.stderr());
+    let printed = human.stdout();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    let words: Vec<&str> = lines[0].split_whitespace().collect();
+    assert!(words.len() >= 6, "{printed}");
+    assert!(words[0].len() == 10 && words[0].starts_with("20") && words[1].ends_with('Z'), "no time: {printed}");
+    assert_eq!(&words[2..6], ["message", "PH", "ROUTINE", "Second"], "{printed}");
+    assert!(printed.contains(&ids[1]), "{printed}");
+
+    let zero = client(&cn.api_url, &cn.token, &["watch", "--count", "0"]).fails();
+    assert_eq!(zero.status.code(), Some(2), "{}", zero.stderr);
+    let bad = client(&cn.api_url, &format!("{}x", cn.token), &["watch", "--count", "1"]).fails();
+    assert!(bad.stderr.contains("401"), "{}", bad.stderr);
+}
+
+#[test]
+fn watch_reconnects_after_its_node_restarts_without_repeating_events() {
+    let mut net = Net::start(|_, config| set_link_test_interval(config, 0));
+    let line = net.open_line();
+    let (ph, cn) = (net.ph(), net.cn());
+
+    let mut watch = Watch::start(cn, net.tmp.path(), "watch", &["--count", "3", "--json"]);
+    watch.wait_stderr("watching");
+    let first = send_json(ph, &line, "ROUTINE", "First")["id"].as_str().unwrap().to_string();
+    assert_message_event(&watch.wait_events(1)[0], &first, "First");
+
+    // CN's node goes away under the stream; a message sent meanwhile waits at PH; CN's node comes
+    // back on the same port. Whichever comes first, the delivery or the reconnection, the stream
+    // resumes after the last event printed, so nothing is lost or repeated.
+    drop(net.nodes.remove(1));
+    watch.wait_stderr("dropped");
+    let second = send_json(net.ph(), &line, "ROUTINE", "Second")["id"].as_str().unwrap().to_string();
+    let restarted = net.serve(1);
+    net.nodes.push(restarted);
+    let (ph, cn) = (net.ph(), net.cn());
+    watch.wait_stderr("reconnected");
+    let resumed = format!("reconnected to {}; events after event {}", cn.api_url, watch.events()[0]["id"]);
+    assert!(watch.stderr().contains(&resumed), "{}", watch.stderr());
+    let third = send_json(ph, &line, "ROUTINE", "Third")["id"].as_str().unwrap().to_string();
+    let status = watch.finish();
+    assert!(status.success(), "adi watch failed ({status}):\n{}", watch.stderr());
+    let events = watch.events();
+    assert_eq!(events.len(), 3, "{}", watch.stdout());
+    assert_message_event(&events[0], &first, "First");
+    assert_message_event(&events[1], &second, "Second");
+    assert_message_event(&events[2], &third, "Third");
+}
+
+#[test]
+fn a_held_flash_is_listed_and_released_by_a_principal_only() {
+    let net = Net::start(|code, config| {
+        if code == "PH" {
+            replace_in(config, "release_required = false", "release_required = true");
+        }
+    });
+    let (ph, cn) = (net.ph(), net.cn());
+    let line = net.open_line();
+
+    let subject = "Request hotline call";
+    let held =
+        duty(ph, &["send", "--line", &line, "--precedence", "FLASH", "--subject", subject, "--body", "Text."]).ok();
+    assert!(held.stdout.contains("held for a principal's release"), "{}", held.stdout);
+    let draft_id: u64 = held
+        .stdout
+        .split("draft ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no draft id in:\n{}", held.stdout));
+
+    let drafts = duty(ph, &["drafts", "--json"]).ok().json();
+    let listed = drafts.as_array().expect("drafts is a list");
+    assert_eq!(listed.len(), 1, "{drafts}");
+    assert_eq!(listed[0]["id"], draft_id, "{drafts}");
+    assert_eq!(listed[0]["state"], "awaiting_release", "{drafts}");
+    assert_eq!(listed[0]["drafter"], "duty-PH", "{drafts}");
+    assert_eq!(listed[0]["draft"]["precedence"], "FLASH", "{drafts}");
+    assert_eq!(listed[0]["draft"]["subject"], subject, "{drafts}");
+    let table = duty(ph, &["drafts"]).ok();
+    assert!(
+        table.stdout.lines().any(|l| l.trim_start().starts_with(&draft_id.to_string()) && l.contains(subject)),
+        "{}",
+        table.stdout
+    );
+    assert!(duty(cn, &["inbox", "--json"]).ok().json().as_array().unwrap().is_empty(), "a held FLASH reached CN");
+
+    let refused = duty(ph, &["release", &draft_id.to_string()]).fails();
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
+    let added =
+        run(adi().args(["operator", "add", "--name", "p1", "--role", "principal", "--config"]).arg(&ph.config)).ok();
+    let principal = added.stdout.trim().to_string();
+    let released = client(&ph.api_url, &principal, &["release", &draft_id.to_string(), "--json"]).ok().json();
+    assert_eq!(released["released_by"], "p1", "{released}");
+    assert_eq!(released["precedence"], "FLASH", "{released}");
+    let id = released["id"].as_str().expect("message id").to_string();
+
+    let shown = wait_for_recipient_state(ph, &id, "delivered");
+    assert_eq!(shown["released_by"], "p1", "{shown}");
+    let at_cn = wait_for_message(cn, &id);
+    assert_eq!(at_cn["released_by"], "p1", "{at_cn}");
+    assert_eq!(at_cn["subject"], subject, "{at_cn}");
+
+    assert!(duty(ph, &["drafts", "--json"]).ok().json().as_array().unwrap().is_empty(), "the draft is still held");
+    let twice = client(&ph.api_url, &principal, &["release", &draft_id.to_string()]).fails();
+    assert!(twice.stderr.contains("409"), "{}", twice.stderr);
+
+    // A principal's own FLASH needs no release.
+    let sent = client(
+        &ph.api_url,
+        &principal,
+        &["send", "--line", &line, "--precedence", "FLASH", "--subject", "Direct", "--body", "Text.", "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(sent["released_by"], "p1", "{sent}");
+    assert!(sent["id"].is_string(), "{sent}");
+}
+
+#[test]
+fn links_show_a_tested_peer_healthy_with_its_round_trip() {
+    let net = Net::start(|code, config| {
+        if code == "PH" {
+            set_link_test_interval(config, 1);
+        }
+    });
+    let ph = net.ph();
+    net.open_line();
+
+    let link = poll("CN's link healthy at PH", Duration::from_secs(20), || {
+        let links = duty(ph, &["links", "--json"]).ok().json();
+        let cn = links.as_array().expect("links is a list").iter().find(|l| l["member"] == "CN").cloned();
+        match cn {
+            Some(l) if l["state"] == "healthy" && l["last_rtt_ms"].is_u64() => Ok(l),
+            _ => Err(links.to_string()),
+        }
+    });
+    assert!(link["last_ok_ms"].is_u64(), "{link}");
+    assert!(link["queue_len"].is_u64(), "{link}");
+    assert_eq!(link["test_interval_s"], 1, "{link}");
+
+    let table = duty(ph, &["links"]).ok();
+    let header = table.stdout.lines().next().unwrap_or_default();
+    for column in ["member", "state", "last RTT", "last ok", "queue", "oldest queued"] {
+        assert!(header.contains(column), "no {column} column:\n{}", table.stdout);
+    }
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("CN"))
+        .unwrap_or_else(|| panic!("no row for CN:\n{}", table.stdout));
+    assert!(row.contains("healthy") && row.contains(" ms") && row.contains(" s ago"), "{row}");
+}
+
+#[test]
+fn an_overdue_immediate_raises_an_escalation_that_is_acked_and_cleared_by_the_answer() {
+    let net = Net::start(|_, config| {
+        for (from, to) in [
+            ("flash_s = 60", "flash_s = 2"),
+            ("immediate_s = 15", "immediate_s = 2"),
+            ("priority_s = 300", "priority_s = 2"),
+        ] {
+            replace_in(config, from, to);
+        }
+        replace_in(config, "routine_s = 600", "routine_s = 2");
+    });
+    let (ph, cn) = (net.ph(), net.cn());
+    let line = net.open_line();
+
+    let id = send_json(ph, &line, "IMMEDIATE", "Vessel adrift")["id"].as_str().expect("message id").to_string();
+    let alarm = poll("an escalation at CN", Duration::from_secs(30), || {
+        let alarms = duty(cn, &["alarms", "--json"]).ok().json();
+        let found = alarms
+            .as_array()
+            .expect("alarms is a list")
+            .iter()
+            .find(|a| a["kind"] == "escalation" && a["message"] == id.as_str())
+            .cloned();
+        found.ok_or_else(|| alarms.to_string())
+    });
+    assert_eq!(alarm["member"], "CN", "{alarm}");
+    assert!(alarm["acked_by"].is_null() && alarm["cleared_ms"].is_null(), "{alarm}");
+    let alarm_id = alarm["id"].as_u64().expect("alarm id");
+    let table = duty(cn, &["alarms"]).ok();
+    assert!(
+        table.stdout.lines().any(|l| l.trim_start().starts_with(&alarm_id.to_string()) && l.contains("escalation")),
+        "{}",
+        table.stdout
+    );
+
+    let acked = duty(cn, &["alarm-ack", &alarm_id.to_string(), "--json"]).ok().json();
+    assert_eq!(acked["id"], alarm_id, "{acked}");
+    assert_eq!(acked["acked_by"], "duty-CN", "{acked}");
+    assert!(acked["acked_ms"].is_u64(), "{acked}");
+    let again = duty(cn, &["alarm-ack", &alarm_id.to_string()]).fails();
+    assert!(again.stderr.contains("409"), "{}", again.stderr);
+
+    duty(cn, &["ack", &id]).ok();
+    let open = duty(cn, &["alarms", "--json"]).ok().json();
+    assert!(
+        !open.as_array().unwrap().iter().any(|a| a["id"] == alarm_id),
+        "the escalation is still open after the acknowledgement: {open}"
+    );
+    let all = duty(cn, &["alarms", "--all", "--json"]).ok().json();
+    let cleared = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == alarm_id)
+        .unwrap_or_else(|| panic!("the cleared escalation is not listed with --all: {all}"));
+    assert!(cleared["cleared_ms"].is_u64(), "{cleared}");
+    assert_eq!(cleared["acked_by"], "duty-CN", "{cleared}");
+
+    // At PH, the unacknowledged alarm of the same message clears once CN's receipt arrives.
+    poll("PH's unacknowledged alarm cleared", Duration::from_secs(30), || {
+        let all = duty(ph, &["alarms", "--all", "--json"]).ok().json();
+        let cleared = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "unacknowledged" && a["message"] == id.as_str() && a["cleared_ms"].is_u64());
+        if cleared {
+            Ok(())
+        } else {
+            Err(all.to_string())
+        }
+    });
+}

@@ -3,12 +3,14 @@
 //! Plain HTTP for loopback; for `https://` URLs the node's certificate is checked against a pin
 //! (the SHA-256 of its key, as in the roster), since nodes use self-signed certificates.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, StatusCode};
+use hyper::body::Incoming;
+use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
@@ -16,8 +18,39 @@ use tokio::net::TcpStream;
 
 /// Largest answer the client reads.
 const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// How long one request may take.
+/// How long one request may take; for a stream, how long until its response headers arrive.
 const REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// Longest line of a streamed answer.
+const STREAM_LINE_BYTES_MAX: usize = 1024 * 1024;
+/// How long a stream may stay silent before it counts as dropped; the event stream sends a
+/// keep-alive comment every 15 s.
+const STREAM_IDLE_MS: u64 = 60_000;
+
+/// A non-2xx answer of the node: its status and the code and message of its error body.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiFailure {
+    fn from_answer(status: StatusCode, value: &Value) -> ApiFailure {
+        ApiFailure {
+            status,
+            code: value.get("error").and_then(Value::as_str).unwrap_or("error").to_string(),
+            message: value.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
 
 /// An API client bound to one node and one operator token.
 #[derive(Clone)]
@@ -72,33 +105,7 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
         let work = async {
-            let tcp = TcpStream::connect(&self.host_port)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", self.host_port))?;
-            let _ = tcp.set_nodelay(true);
-            let mut builder = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, &self.host_port)
-                .header(hyper::header::CONTENT_TYPE, "application/json");
-            if let Some(t) = &self.token {
-                builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-            }
-            let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-            let response = match &self.tls {
-                None => {
-                    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-                    tokio::spawn(conn);
-                    sender.send_request(request).await?
-                }
-                Some(config) => {
-                    let name = ServerName::try_from("node.adi")?;
-                    let stream = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await?;
-                    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-                    tokio::spawn(conn);
-                    sender.send_request(request).await?
-                }
-            };
+            let response = self.send(method, path, &[], body).await?;
             let status = response.status();
             let bytes = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
                 .collect()
@@ -112,15 +119,174 @@ impl Client {
             .map_err(|_| anyhow::anyhow!("the node did not answer within {REQUEST_TIMEOUT_MS} ms"))?
     }
 
+    /// Connects, sends one request and returns the response once its headers have arrived; the
+    /// body is read by the caller.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Response<Incoming>> {
+        let tcp = TcpStream::connect(&self.host_port)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", self.host_port))?;
+        let _ = tcp.set_nodelay(true);
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.host_port)
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(t) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let response = match &self.tls {
+            None => {
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+                tokio::spawn(conn);
+                sender.send_request(request).await?
+            }
+            Some(config) => {
+                let name = ServerName::try_from("node.adi")?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await?;
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(conn);
+                sender.send_request(request).await?
+            }
+        };
+        Ok(response)
+    }
+
+    /// Sends a GET whose answer is a long-lived stream of lines, such as the event stream, and
+    /// returns once the response headers have arrived; [`LineStream::next_line`] then yields each
+    /// complete line as it arrives.
+    ///
+    /// The request timeout covers connecting and the response headers only: once open, the
+    /// stream lasts as long as the node keeps it, though a minute of silence counts as a dropped
+    /// connection. A non-2xx answer is an [`ApiFailure`].
+    pub async fn stream_lines(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<LineStream> {
+        let response = tokio::time::timeout(
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+            self.send(Method::GET, path, headers, None),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the node did not answer within {REQUEST_TIMEOUT_MS} ms"))??;
+        let status = response.status();
+        let body = response.into_body();
+        if !status.is_success() {
+            let bytes = tokio::time::timeout(
+                Duration::from_millis(REQUEST_TIMEOUT_MS),
+                Limited::new(body, RESPONSE_BYTES_MAX).collect(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+            let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(ApiFailure::from_answer(status, &value).into());
+        }
+        Ok(LineStream { body, lines: LineSplitter::default(), ready: VecDeque::new() })
+    }
+
     /// Like [`Client::request`], but a non-2xx answer becomes an error carrying the node's message.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        self.call_with_status(method, path, body).await.map(|(_, value)| value)
+    }
+
+    /// Like [`Client::call`], and also returns the success status (a send answers 201 when sent,
+    /// 202 when held for release). A non-2xx answer is an [`ApiFailure`].
+    pub async fn call_with_status(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let (status, value) = self.request(method, path, body).await?;
         if status.is_success() {
-            Ok(value)
+            Ok((status, value))
         } else {
-            let code = value.get("error").and_then(Value::as_str).unwrap_or("error");
-            let message = value.get("message").and_then(Value::as_str).unwrap_or("");
-            anyhow::bail!("{status} {code}: {message}")
+            Err(ApiFailure::from_answer(status, &value).into())
         }
+    }
+}
+
+/// An open streamed answer, read line by line.
+pub struct LineStream {
+    body: Incoming,
+    lines: LineSplitter,
+    ready: VecDeque<String>,
+}
+
+impl LineStream {
+    /// The next complete line, without its end, as soon as it has arrived; `None` when the node
+    /// ended the stream; an error when the connection broke or stayed silent for a minute.
+    pub async fn next_line(&mut self) -> anyhow::Result<Option<String>> {
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                return Ok(Some(line));
+            }
+            let frame = tokio::time::timeout(Duration::from_millis(STREAM_IDLE_MS), self.body.frame())
+                .await
+                .map_err(|_| anyhow::anyhow!("the stream was silent for {STREAM_IDLE_MS} ms"))?;
+            let Some(frame) = frame else { return Ok(None) };
+            let frame = frame.map_err(|e| anyhow::anyhow!("the stream broke: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                self.ready.extend(self.lines.push(&data)?);
+            }
+        }
+    }
+}
+
+/// Splits a byte stream into lines ended by LF, CRLF or CR (as Server-Sent Events allow), also
+/// when a line or its end is split across chunks.
+#[derive(Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+    /// The last chunk ended with CR, so an LF that starts the next one ends nothing.
+    after_cr: bool,
+}
+
+impl LineSplitter {
+    fn push(&mut self, chunk: &[u8]) -> anyhow::Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for &b in chunk {
+            let after_cr = std::mem::take(&mut self.after_cr);
+            match b {
+                b'\n' if after_cr => {}
+                b'\n' | b'\r' => {
+                    lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+                    self.partial.clear();
+                    self.after_cr = b == b'\r';
+                }
+                _ => {
+                    if self.partial.len() >= STREAM_LINE_BYTES_MAX {
+                        anyhow::bail!("a line of the stream is over {STREAM_LINE_BYTES_MAX} bytes");
+                    }
+                    self.partial.push(b);
+                }
+            }
+        }
+        Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineSplitter;
+
+    #[test]
+    fn lines_split_on_any_end_and_across_chunks() {
+        let mut s = LineSplitter::default();
+        let mut lines = Vec::new();
+        for chunk in ["id: 1\nev", "ent: message\r", "\ndata: {}\r", "\r", "\n: keep", "-alive\r\n\nid: 2"] {
+            lines.extend(s.push(chunk.as_bytes()).unwrap());
+        }
+        assert_eq!(lines, ["id: 1", "event: message", "data: {}", "", ": keep-alive", ""]);
+        assert_eq!(s.push(b"\n").unwrap(), ["id: 2"]);
     }
 }
