@@ -886,7 +886,110 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             s(first, "subject")
         );
     }
+
+    // The duty officer at the other desk acknowledges; the acknowledgement is a signed receipt.
+    let acked_at = Instant::now();
+    to_client.call(Method::POST, &format!("/api/v1/messages/{id}/ack"), None).await?;
+    let state = wait_recipient_state(&client, &id, "acknowledged", Duration::from_secs(30)).await?;
+    out!(
+        "scenario: {} acknowledged the FLASH; {}'s node shows it signed and recorded in {} ms ({state})",
+        to.code,
+        from.code,
+        acked_at.elapsed().as_millis()
+    );
+
+    // A second message is left unanswered: its deadline passes and both ends raise the alarm.
+    let immediate = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/lines/{line_id}/messages"),
+            Some(&json!({
+                "precedence": "IMMEDIATE",
+                "subject": "Request for a call between defence ministers",
+                "body": "Proposing a call at 0900 UTC tomorrow to discuss the incident.",
+            })),
+        )
+        .await?;
+    let immediate_id = s(&immediate, "id").to_string();
+    let deadline_s = immediate
+        .get("deadline_ms")
+        .and_then(Value::as_u64)
+        .zip(immediate.get("created_ms").and_then(Value::as_u64))
+        .map(|(d, c)| d.saturating_sub(c) / 1000)
+        .unwrap_or(0);
+    out!("scenario: {} sent an IMMEDIATE that nobody will acknowledge; its deadline is {deadline_s} s", from.code);
+    let (watch_from, watch_to) = (client.clone(), to_client.clone());
+    let (from_code, to_code) = (from.code.clone(), to.code.clone());
+    tokio::spawn(async move {
+        let escalation = wait_alarm(&watch_to, "escalation", &immediate_id, Duration::from_secs(deadline_s + 60)).await;
+        let unacked = wait_alarm(&watch_from, "unacknowledged", &immediate_id, Duration::from_secs(30)).await;
+        if let (Some(e), Some(u)) = (escalation, unacked) {
+            out!("scenario: {to_code}'s node escalates: {}", s(&e, "detail"));
+            out!("scenario: {from_code}'s node raises: {}", s(&u, "detail"));
+            out!("scenario: acknowledge with `adi ack {immediate_id}` at {to_code} to clear both");
+        }
+    });
+
+    // Direct lines from the sender to every other member, tested automatically.
+    let others: Vec<&setup::DemoMember> =
+        demo.members.iter().filter(|m| m.code != from.code && m.code != to.code).collect();
+    for m in &others {
+        let body = json!({"members": [from.code, m.code], "scope": "ADMM-Plus"});
+        client.call(Method::POST, "/api/v1/lines", Some(&body)).await?;
+    }
+    let expected = others.len() + 1;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let links = client.call(Method::GET, "/api/v1/links", None).await?;
+        let links = links.as_array().cloned().unwrap_or_default();
+        let healthy = links.iter().filter(|l| s(l, "state") == "healthy").count();
+        if healthy >= expected || Instant::now() > deadline {
+            let rtt_max = links.iter().filter_map(|l| l.get("last_rtt_ms").and_then(Value::as_u64)).max().unwrap_or(0);
+            out!(
+                "scenario: link tests from {}: {healthy} of {expected} direct lines healthy (slowest round trip {rtt_max} ms); see `adi links`",
+                from.code
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
+}
+
+/// Waits until every recipient of a message is in `state`.
+async fn wait_recipient_state(client: &Client, id: &str, state: &str, within: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = client.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
+        let recipients = m.get("recipients").and_then(Value::as_array).cloned().unwrap_or_default();
+        if !recipients.is_empty() && recipients.iter().all(|r| s(r, "state") == state) {
+            return Ok(recipients
+                .iter()
+                .map(|r| format!("{} {}", s(r, "member"), s(r, "state")))
+                .collect::<Vec<_>>()
+                .join(", "));
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("message {id} did not reach {state} within {} s", within.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for an open alarm of `kind` about `message`.
+async fn wait_alarm(client: &Client, kind: &str, message: &str, within: Duration) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(alarms) = client.call(Method::GET, "/api/v1/alarms", None).await {
+            let found =
+                alarms.as_array().into_iter().flatten().find(|a| s(a, "kind") == kind && s(a, "message") == message);
+            if let Some(a) = found {
+                return Some(a.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
 }
 
 #[cfg(test)]

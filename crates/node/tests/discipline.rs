@@ -366,6 +366,11 @@ async fn link_tests_show_health_and_a_cut_peer_raises_fault_or_severance_until_i
     eventually(WAIT, "the link alarm to clear", || async { open_alarms(&net, "PH").await.is_empty().then_some(()) })
         .await;
     assert_eq!(link_to(&net, "PH", "CN").await["state"], "healthy");
+    // The stream tells of the peer's link only, not of this node's own answers to its tests.
+    let events = read_stream(&net, "PH", Some(0), None, Duration::from_millis(500)).await;
+    let link_events: Vec<&Value> = events.iter().filter(|e| e["kind"] == "link").collect();
+    assert!(link_events.iter().any(|e| e["state"] == "failing"), "{link_events:?}");
+    assert!(link_events.iter().all(|e| e["member"] == "CN"), "{link_events:?}");
     let all = get_list(&net.client("PH"), "/api/v1/alarms?all=true").await;
     assert!(all[0]["clear_reason"].as_str().unwrap().contains("answers again"), "{all:?}");
     let inbox = get_list(&net.client("CN"), "/api/v1/inbox").await;
@@ -376,6 +381,13 @@ async fn link_tests_show_health_and_a_cut_peer_raises_fault_or_severance_until_i
 /// Reads `n` events from a node's stream, starting after `last`, and then checks that no other
 /// event follows within `quiet`.
 async fn read_events(net: &Net, at: &str, last: Option<u64>, n: usize, quiet: Duration) -> Vec<Value> {
+    read_stream(net, at, last, Some(n), quiet).await
+}
+
+/// Reads a node's stream after `last` until it has been quiet for `quiet`; with `expect`, exactly
+/// that many events must come.
+async fn read_stream(net: &Net, at: &str, last: Option<u64>, expect: Option<usize>, quiet: Duration) -> Vec<Value> {
+    let n = expect.unwrap_or(usize::MAX);
     let m = &net.state.members[net.index(at)];
     let host = m.api_url.trim_start_matches("http://").to_string();
     let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
@@ -400,7 +412,7 @@ async fn read_events(net: &Net, at: &str, last: Option<u64>, n: usize, quiet: Du
                 events.push(serde_json::from_str::<Value>(data).unwrap());
             }
         }
-        if events.len() == n {
+        if events.len() == n || (expect.is_none() && !events.is_empty()) {
             deadline = tokio::time::Instant::now() + quiet;
         }
         assert!(events.len() <= n, "more events than expected: {events:?}");
@@ -411,7 +423,7 @@ async fn read_events(net: &Net, at: &str, last: Option<u64>, n: usize, quiet: Du
                 }
             }
             Ok(other) => panic!("the stream ended: {:?}", other.map(|r| r.map(|_| ()))),
-            Err(_) if events.len() == n => break,
+            Err(_) if events.len() == n || expect.is_none() => break,
             Err(_) => panic!("only {} of {n} events arrived: {events:?}", events.len()),
         }
     }
