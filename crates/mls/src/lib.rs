@@ -1,0 +1,523 @@
+//! ADI's MLS profile (RFC 9420), on openmls.
+//!
+//! One MLS group per line, identified by the line id. The ciphersuite is fixed
+//! ([`CIPHERSUITE`]). A member's credential is a basic credential holding its member code, and its
+//! MLS signature key is its roster signing key: [`check_credential`] refuses any KeyPackage,
+//! Welcome or commit whose credential does not match the roster. Only a line's home member commits
+//! ([`LineMember::create_line`], [`LineMember::add`], [`LineMember::remove`],
+//! [`LineMember::commit_proposals`]); the others send proposals ([`LineMember::propose_update`]).
+//! Both the create and the join configuration keep [`MlsConfig::past_epochs_max`] past epochs, so
+//! a message that crosses a commit still decrypts; a message from a future epoch is buffered, up to
+//! [`MlsConfig::future_buffer_len_max`], until its commit arrives.
+//!
+//! The whole state of a member (every group, its own KeyPackages) lives in one in-memory
+//! provider; [`LineMember::snapshot`] serialises it for the node to seal and store, and
+//! [`LineMember::restore`] takes it back.
+
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls::treesync::LeafNodeParameters;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use thiserror::Error;
+
+/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the only ciphersuite ADI speaks.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// Limits and windows of the MLS profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MlsConfig {
+    /// Past epochs whose secrets are kept so that messages crossing a commit still decrypt. Set
+    /// in both the create and the join configuration.
+    pub past_epochs_max: usize,
+    /// Messages from future epochs held per line until their commit arrives.
+    pub future_buffer_len_max: usize,
+    /// How far out of order a sender's messages may arrive within one epoch.
+    pub out_of_order_tolerance: u32,
+    /// How many messages of one sender may be skipped within one epoch.
+    pub forward_distance_max: u32,
+}
+
+impl Default for MlsConfig {
+    fn default() -> Self {
+        MlsConfig {
+            past_epochs_max: 4,
+            future_buffer_len_max: 256,
+            out_of_order_tolerance: 128,
+            forward_distance_max: 10_000,
+        }
+    }
+}
+
+/// Why an MLS operation failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum MlsError {
+    #[error("malformed MLS message: {0}")]
+    Malformed(String),
+    #[error("credential refused: {0}")]
+    Credential(String),
+    #[error("this member holds no group for line {0}")]
+    NoGroup(String),
+    #[error("only the line's home member commits")]
+    NotHome,
+    #[error("KeyPackage refused: {0}")]
+    KeyPackage(String),
+    #[error("the message is from epoch {epoch}, older than the {window} past epochs kept (current {current})")]
+    TooOld { epoch: u64, current: u64, window: usize },
+    #[error("the future-epoch buffer of this line is full ({0} messages)")]
+    BufferFull(usize),
+    #[error("cannot decrypt: {0}")]
+    Decrypt(String),
+    #[error("MLS failure: {0}")]
+    Library(String),
+}
+
+fn lib<E: std::fmt::Display>(e: E) -> MlsError {
+    MlsError::Library(e.to_string())
+}
+
+/// Looks up a member's roster signing key (Ed25519, 32 bytes) by member code.
+pub trait RosterKeys {
+    fn signing_key(&self, member: &str) -> Option<[u8; 32]>;
+}
+
+impl<F: Fn(&str) -> Option<[u8; 32]>> RosterKeys for F {
+    fn signing_key(&self, member: &str) -> Option<[u8; 32]> {
+        self(member)
+    }
+}
+
+/// Checks that a credential names a roster member and carries that member's roster key; returns
+/// the member code.
+pub fn check_credential(
+    credential: &Credential,
+    signature_key: &[u8],
+    roster: &impl RosterKeys,
+) -> Result<String, MlsError> {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| MlsError::Credential("not a basic credential".into()))?;
+    let code = std::str::from_utf8(basic.identity())
+        .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
+        .to_string();
+    let key = roster.signing_key(&code).ok_or_else(|| MlsError::Credential(format!("{code} is not in the roster")))?;
+    if key.as_slice() != signature_key {
+        return Err(MlsError::Credential(format!("the signature key is not {code}'s roster key")));
+    }
+    Ok(code)
+}
+
+/// What decrypting or processing a line's MLS message gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// An application message and the member who sent it.
+    Application { sender: String, epoch: u64, plaintext: Vec<u8> },
+    /// A commit was merged; the line is now at `epoch`. Buffered messages that became readable
+    /// follow in `released`.
+    Commit { epoch: u64, released: Vec<Processed> },
+    /// A proposal was stored for the home member's next commit.
+    Proposal { sender: String },
+    /// The message is from a future epoch and waits for its commit.
+    Buffered { epoch: u64 },
+}
+
+/// The outcome of a commit made by the home member.
+#[derive(Debug, Clone)]
+pub struct CommitOut {
+    pub commit: Vec<u8>,
+    /// The Welcome for added members, to send once the commit is accepted.
+    pub welcome: Option<Vec<u8>>,
+    pub epoch: u64,
+}
+
+/// One member's MLS state across all its lines.
+pub struct LineMember {
+    code: String,
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    config: MlsConfig,
+    groups: HashMap<[u8; 16], MlsGroup>,
+    /// Messages from future epochs, per line, in arrival order.
+    future: HashMap<[u8; 16], VecDeque<Vec<u8>>>,
+}
+
+fn group_id(line: &[u8; 16]) -> GroupId {
+    GroupId::from_slice(line)
+}
+
+impl LineMember {
+    /// A member with no lines, signing with its roster key (the 32-byte Ed25519 seed).
+    pub fn new(code: &str, seed: [u8; 32], config: MlsConfig) -> Result<LineMember, MlsError> {
+        LineMember::with_provider(code, seed, config, OpenMlsRustCrypto::default())
+    }
+
+    fn with_provider(
+        code: &str,
+        seed: [u8; 32],
+        config: MlsConfig,
+        provider: OpenMlsRustCrypto,
+    ) -> Result<LineMember, MlsError> {
+        let public = derive_public(&seed)?;
+        let signer = SignatureKeyPair::from_raw(CIPHERSUITE.signature_algorithm(), seed.to_vec(), public.to_vec());
+        signer.store(provider.storage()).map_err(lib)?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(code.as_bytes().to_vec()).into(),
+            signature_key: public.to_vec().into(),
+        };
+        Ok(LineMember {
+            code: code.to_string(),
+            provider,
+            signer,
+            credential,
+            config,
+            groups: HashMap::new(),
+            future: HashMap::new(),
+        })
+    }
+
+    /// Rebuilds a member from [`LineMember::snapshot`] and the ids of its lines.
+    pub fn restore(
+        code: &str,
+        seed: [u8; 32],
+        config: MlsConfig,
+        snapshot: &[u8],
+        lines: &[[u8; 16]],
+    ) -> Result<LineMember, MlsError> {
+        let restored = decode_state(snapshot)?;
+        let provider = OpenMlsRustCrypto::default();
+        provider.storage().values.write().map_err(lib)?.extend(restored);
+        let mut member = LineMember::with_provider(code, seed, config, provider)?;
+        for line in lines {
+            if let Some(group) = MlsGroup::load(member.provider.storage(), &group_id(line)).map_err(lib)? {
+                member.groups.insert(*line, group);
+            }
+        }
+        Ok(member)
+    }
+
+    /// Everything this member's MLS state holds, serialised: secrets included, so the caller
+    /// seals it before it touches a disk.
+    pub fn snapshot(&self) -> Result<Vec<u8>, MlsError> {
+        let values = self.provider.storage().values.read().map_err(lib)?;
+        Ok(encode_state(&values))
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Whether this member holds the line's group.
+    pub fn has_line(&self, line: &[u8; 16]) -> bool {
+        self.groups.contains_key(line)
+    }
+
+    pub fn epoch(&self, line: &[u8; 16]) -> Option<u64> {
+        self.groups.get(line).map(|g| g.epoch().as_u64())
+    }
+
+    /// The member codes of a line's group, in leaf order.
+    pub fn members(&self, line: &[u8; 16]) -> Vec<String> {
+        self.groups
+            .get(line)
+            .map(|g| {
+                g.members()
+                    .filter_map(|m| BasicCredential::try_from(m.credential).ok())
+                    .map(|c| String::from_utf8_lossy(c.identity()).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Makes `n` one-time KeyPackages to publish.
+    pub fn key_packages(&mut self, n: usize) -> Result<Vec<Vec<u8>>, MlsError> {
+        (0..n)
+            .map(|_| {
+                let bundle = KeyPackage::builder()
+                    .build(CIPHERSUITE, &self.provider, &self.signer, self.credential.clone())
+                    .map_err(lib)?;
+                bundle.key_package().tls_serialize_detached().map_err(lib)
+            })
+            .collect()
+    }
+
+    fn create_config(&self) -> MlsGroupCreateConfig {
+        MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .max_past_epochs(self.config.past_epochs_max)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(
+                self.config.out_of_order_tolerance,
+                self.config.forward_distance_max,
+            ))
+            .use_ratchet_tree_extension(true)
+            .build()
+    }
+
+    fn join_config(&self) -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .max_past_epochs(self.config.past_epochs_max)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(
+                self.config.out_of_order_tolerance,
+                self.config.forward_distance_max,
+            ))
+            .use_ratchet_tree_extension(true)
+            .build()
+    }
+
+    /// Creates a line's group as its home member, adding the members whose KeyPackages are given
+    /// (already checked with [`check_key_package`]).
+    pub fn create_line(&mut self, line: [u8; 16], key_packages: Vec<KeyPackage>) -> Result<CommitOut, MlsError> {
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            &self.signer,
+            &self.create_config(),
+            group_id(&line),
+            self.credential.clone(),
+        )
+        .map_err(lib)?;
+        self.groups.insert(line, group);
+        self.add(&line, key_packages)
+    }
+
+    /// Adds members to a line (home member only); the Welcome goes out once the commit is
+    /// accepted.
+    pub fn add(&mut self, line: &[u8; 16], key_packages: Vec<KeyPackage>) -> Result<CommitOut, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let (commit, welcome, _) = group.add_members(&self.provider, &self.signer, &key_packages).map_err(lib)?;
+        group.merge_pending_commit(&self.provider).map_err(lib)?;
+        Ok(CommitOut {
+            commit: commit.tls_serialize_detached().map_err(lib)?,
+            welcome: Some(welcome.tls_serialize_detached().map_err(lib)?),
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Removes members from a line (home member only).
+    pub fn remove(&mut self, line: &[u8; 16], members: &[&str]) -> Result<CommitOut, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let leaves: Vec<LeafNodeIndex> = group
+            .members()
+            .filter(|m| {
+                BasicCredential::try_from(m.credential.clone())
+                    .is_ok_and(|c| members.iter().any(|code| code.as_bytes() == c.identity()))
+            })
+            .map(|m| m.index)
+            .collect();
+        if leaves.len() != members.len() {
+            return Err(MlsError::Library("a member to remove is not in the group".into()));
+        }
+        let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &leaves).map_err(lib)?;
+        group.merge_pending_commit(&self.provider).map_err(lib)?;
+        Ok(CommitOut {
+            commit: commit.tls_serialize_detached().map_err(lib)?,
+            welcome: None,
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Proposes a fresh leaf key for post-compromise security; the home member commits it.
+    pub fn propose_update(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let (proposal, _) =
+            group.propose_self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
+        proposal.tls_serialize_detached().map_err(lib)
+    }
+
+    /// Updates the home member's own leaf and commits every pending proposal (home member only).
+    pub fn commit_proposals(&mut self, line: &[u8; 16]) -> Result<CommitOut, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let bundle = group.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
+        let (commit, welcome, _) = bundle.into_contents();
+        group.merge_pending_commit(&self.provider).map_err(lib)?;
+        Ok(CommitOut {
+            commit: commit.tls_serialize_detached().map_err(lib)?,
+            welcome: welcome.map(|w| w.tls_serialize_detached()).transpose().map_err(lib)?,
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Joins a line from a Welcome whose sender and members all hold roster credentials.
+    pub fn join(&mut self, welcome: &[u8], roster: &impl RosterKeys) -> Result<[u8; 16], MlsError> {
+        let message = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| MlsError::Malformed(e.to_string()))?;
+        let welcome = match message.extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => return Err(MlsError::Malformed("not a Welcome".into())),
+        };
+        let staged =
+            StagedWelcome::new_from_welcome(&self.provider, &self.join_config(), welcome, None).map_err(lib)?;
+        for m in staged.members() {
+            check_credential(&m.credential, &m.signature_key, roster)?;
+        }
+        let group = staged.into_group(&self.provider).map_err(lib)?;
+        let id = group.group_id().as_slice();
+        let line: [u8; 16] = id.try_into().map_err(|_| MlsError::Malformed("the group id is not a line id".into()))?;
+        self.groups.insert(line, group);
+        Ok(line)
+    }
+
+    /// Encrypts an application message on a line.
+    pub fn encrypt(&mut self, line: &[u8; 16], plaintext: &[u8]) -> Result<(u64, Vec<u8>), MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let out = group.create_message(&self.provider, &self.signer, plaintext).map_err(lib)?;
+        Ok((group.epoch().as_u64(), out.tls_serialize_detached().map_err(lib)?))
+    }
+
+    /// Processes a line's MLS message: decrypts an application message, merges a commit from
+    /// the home member, stores a proposal, or buffers a message from a future epoch.
+    pub fn process(
+        &mut self,
+        line: &[u8; 16],
+        home: &str,
+        bytes: &[u8],
+        roster: &impl RosterKeys,
+    ) -> Result<Processed, MlsError> {
+        let group = self.groups.get(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let current = group.epoch().as_u64();
+        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| MlsError::Malformed(e.to_string()))?;
+        let protocol = message.try_into_protocol_message().map_err(|e| MlsError::Malformed(e.to_string()))?;
+        let epoch = protocol.epoch().as_u64();
+        if epoch > current {
+            let buffer = self.future.entry(*line).or_default();
+            if buffer.len() >= self.config.future_buffer_len_max {
+                return Err(MlsError::BufferFull(buffer.len()));
+            }
+            buffer.push_back(bytes.to_vec());
+            return Ok(Processed::Buffered { epoch });
+        }
+        if epoch + (self.config.past_epochs_max as u64) < current {
+            return Err(MlsError::TooOld { epoch, current, window: self.config.past_epochs_max });
+        }
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let processed =
+            group.process_message(&self.provider, protocol).map_err(|e| MlsError::Decrypt(e.to_string()))?;
+        let sender_code = |c: &Credential| {
+            BasicCredential::try_from(c.clone())
+                .map(|b| String::from_utf8_lossy(b.identity()).into_owned())
+                .unwrap_or_default()
+        };
+        let sender = sender_code(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(m) => {
+                Ok(Processed::Application { sender, epoch, plaintext: m.into_bytes() })
+            }
+            ProcessedMessageContent::ProposalMessage(p) => {
+                group.store_pending_proposal(self.provider.storage(), *p).map_err(lib)?;
+                Ok(Processed::Proposal { sender })
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                if sender != home {
+                    return Err(MlsError::NotHome);
+                }
+                for add in staged.add_proposals() {
+                    let leaf = add.add_proposal().key_package().leaf_node();
+                    check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)?;
+                }
+                group.merge_staged_commit(&self.provider, *staged).map_err(lib)?;
+                let epoch = group.epoch().as_u64();
+                let released = self.release_buffered(line, home, roster);
+                Ok(Processed::Commit { epoch, released })
+            }
+            ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+                Err(MlsError::Decrypt("external joins are not part of ADI's profile".into()))
+            }
+            _ => Err(MlsError::Decrypt("a member's own message came back".into())),
+        }
+    }
+
+    /// Processes buffered messages that the current epoch can now read.
+    fn release_buffered(&mut self, line: &[u8; 16], home: &str, roster: &impl RosterKeys) -> Vec<Processed> {
+        let pending: Vec<Vec<u8>> = self.future.remove(line).map(Vec::from).unwrap_or_default();
+        let mut out = Vec::new();
+        for bytes in pending {
+            match self.process(line, home, &bytes, roster) {
+                Ok(Processed::Buffered { .. }) => {}
+                Ok(p) => out.push(p),
+                Err(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Messages waiting for a future epoch on a line.
+    pub fn buffered(&self, line: &[u8; 16]) -> usize {
+        self.future.get(line).map_or(0, VecDeque::len)
+    }
+}
+
+/// Checks a KeyPackage from a peer: well formed, of ADI's ciphersuite, validly signed, with a
+/// roster credential, and not seen before (`seen` holds the references of KeyPackages already
+/// used). Returns the member code and the KeyPackage.
+pub fn check_key_package(
+    bytes: &[u8],
+    roster: &impl RosterKeys,
+    seen: &mut HashSet<Vec<u8>>,
+) -> Result<(String, KeyPackage), MlsError> {
+    let provider = OpenMlsRustCrypto::default();
+    let kp_in = KeyPackageIn::tls_deserialize_exact(bytes).map_err(|e| MlsError::KeyPackage(e.to_string()))?;
+    let kp =
+        kp_in.validate(provider.crypto(), ProtocolVersion::Mls10).map_err(|e| MlsError::KeyPackage(e.to_string()))?;
+    if kp.ciphersuite() != CIPHERSUITE {
+        return Err(MlsError::KeyPackage("another ciphersuite".into()));
+    }
+    let leaf = kp.leaf_node();
+    let code = check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)
+        .map_err(|e| MlsError::KeyPackage(e.to_string()))?;
+    let reference = kp.hash_ref(provider.crypto()).map_err(lib)?.as_slice().to_vec();
+    if !seen.insert(reference) {
+        return Err(MlsError::KeyPackage("this KeyPackage was used already".into()));
+    }
+    Ok((code, kp))
+}
+
+/// The Ed25519 public key of a seed.
+fn derive_public(seed: &[u8; 32]) -> Result<[u8; 32], MlsError> {
+    Ok(ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes())
+}
+
+/// The provider's key-value state as `count (u64) || (len (u32) key len (u32) value)*`, keys sorted
+/// so that equal states encode equally.
+fn encode_state(values: &HashMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    let mut keys: Vec<&Vec<u8>> = values.keys().collect();
+    keys.sort();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(keys.len() as u64).to_be_bytes());
+    for k in keys {
+        let v = &values[k];
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+fn decode_state(mut bytes: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u8>>, MlsError> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], MlsError> {
+        if bytes.len() < n {
+            return Err(MlsError::Malformed("the MLS state ends early".into()));
+        }
+        let (head, tail) = bytes.split_at(n);
+        *bytes = tail;
+        Ok(head)
+    }
+    let count = u64::from_be_bytes(take(&mut bytes, 8)?.try_into().map_err(lib)?);
+    let mut out = HashMap::new();
+    for _ in 0..count {
+        let n = u32::from_be_bytes(take(&mut bytes, 4)?.try_into().map_err(lib)?) as usize;
+        let k = take(&mut bytes, n)?.to_vec();
+        let n = u32::from_be_bytes(take(&mut bytes, 4)?.try_into().map_err(lib)?) as usize;
+        let v = take(&mut bytes, n)?.to_vec();
+        out.insert(k, v);
+    }
+    if !bytes.is_empty() {
+        return Err(MlsError::Malformed("trailing bytes after the MLS state".into()));
+    }
+    Ok(out)
+}
+
+fn hex(line: &[u8; 16]) -> String {
+    line.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,211 @@
+//! The MLS profile, member against member, without a network: who can read what, across
+//! commits, removals, additions, key updates and restarts.
+
+use std::collections::HashSet;
+
+use adi_mls::{check_key_package, LineMember, MlsConfig, MlsError, Processed};
+
+const LINE: [u8; 16] = [7; 16];
+
+fn seed(code: &str) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..code.len()].copy_from_slice(code.as_bytes());
+    s
+}
+
+/// The roster: every member's key derives from its code.
+fn roster(code: &str) -> Option<[u8; 32]> {
+    ["PH", "VN", "CN", "TL"]
+        .contains(&code)
+        .then(|| ed25519_dalek::SigningKey::from_bytes(&seed(code)).verifying_key().to_bytes())
+}
+
+fn member(code: &str) -> LineMember {
+    LineMember::new(code, seed(code), MlsConfig::default()).unwrap()
+}
+
+fn key_package(m: &mut LineMember, seen: &mut HashSet<Vec<u8>>) -> openmls::prelude::KeyPackage {
+    let bytes = m.key_packages(1).unwrap().remove(0);
+    check_key_package(&bytes, &roster, seen).unwrap().1
+}
+
+/// PH, the home member, creates a line with the given members, who join from the Welcome.
+fn line(members: &mut [&mut LineMember]) -> LineMember {
+    let mut ph = member("PH");
+    let mut seen = HashSet::new();
+    let kps = members.iter_mut().map(|m| key_package(m, &mut seen)).collect();
+    let out = ph.create_line(LINE, kps).unwrap();
+    for m in members.iter_mut() {
+        assert_eq!(m.join(out.welcome.as_ref().unwrap(), &roster).unwrap(), LINE);
+    }
+    ph
+}
+
+fn read(m: &mut LineMember, bytes: &[u8]) -> Result<Processed, MlsError> {
+    m.process(&LINE, "PH", bytes, &roster)
+}
+
+fn plaintext(p: Result<Processed, MlsError>) -> Vec<u8> {
+    match p {
+        Ok(Processed::Application { plaintext, .. }) => plaintext,
+        other => panic!("not an application message: {other:?}"),
+    }
+}
+
+#[test]
+fn a_member_not_on_the_line_reads_nothing_of_it() {
+    let mut cn = member("CN");
+    let mut ph = line(&mut [&mut cn]);
+    let mut vn = member("VN");
+    let (_, secret) = ph.encrypt(&LINE, b"for CN only").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &secret)), b"for CN only");
+    assert!(matches!(read(&mut vn, &secret), Err(MlsError::NoGroup(_))));
+    // Handed the Welcome too, VN cannot open it: it was sealed to CN's KeyPackage.
+    let mut cn2 = member("CN");
+    let mut seen = HashSet::new();
+    let kp = key_package(&mut cn2, &mut seen);
+    let mut ph2 = member("PH");
+    let created = ph2.create_line([9; 16], vec![kp]).unwrap();
+    assert!(vn.join(created.welcome.as_ref().unwrap(), &roster).is_err());
+    // And the plaintext is nowhere in what travelled.
+    assert!(!secret.windows(b"for CN only".len()).any(|w| w == b"for CN only"));
+}
+
+#[test]
+fn a_removed_member_reads_nothing_new_and_an_added_member_nothing_old() {
+    let (mut vn, mut cn) = (member("VN"), member("CN"));
+    let mut ph = line(&mut [&mut vn, &mut cn]);
+    let (_, before) = ph.encrypt(&LINE, b"before the changes").unwrap();
+    assert_eq!(plaintext(read(&mut vn, &before)), b"before the changes");
+
+    let removal = ph.remove(&LINE, &["VN"]).unwrap();
+    assert!(matches!(read(&mut cn, &removal.commit), Ok(Processed::Commit { .. })));
+    let _ = read(&mut vn, &removal.commit);
+    let (_, after) = ph.encrypt(&LINE, b"after VN left").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &after)), b"after VN left");
+    assert!(!matches!(read(&mut vn, &after), Ok(Processed::Application { .. })), "a removed member decrypted");
+
+    let mut tl = member("TL");
+    let mut seen = HashSet::new();
+    let addition = ph.add(&LINE, vec![key_package(&mut tl, &mut seen)]).unwrap();
+    assert!(matches!(read(&mut cn, &addition.commit), Ok(Processed::Commit { .. })));
+    tl.join(addition.welcome.as_ref().unwrap(), &roster).unwrap();
+    assert!(!matches!(read(&mut tl, &before), Ok(Processed::Application { .. })), "a joiner decrypted the past");
+    assert!(!matches!(read(&mut tl, &after), Ok(Processed::Application { .. })));
+    let (_, welcome_to_tl) = ph.encrypt(&LINE, b"welcome TL").unwrap();
+    assert_eq!(plaintext(read(&mut tl, &welcome_to_tl)), b"welcome TL");
+    assert_eq!(ph.members(&LINE), vec!["PH", "TL", "CN"].into_iter().map(String::from).collect::<Vec<_>>());
+}
+
+#[test]
+fn after_a_key_update_the_previous_state_does_not_decrypt_new_messages() {
+    let mut cn = member("CN");
+    let mut ph = line(&mut [&mut cn]);
+    let old_state = cn.snapshot().unwrap();
+    let proposal = cn.propose_update(&LINE).unwrap();
+    assert!(matches!(read(&mut ph, &proposal), Ok(Processed::Proposal { .. })));
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { .. })));
+    let (epoch, fresh) = ph.encrypt(&LINE, b"after the update").unwrap();
+    assert_eq!(epoch, commit.epoch);
+    assert_eq!(plaintext(read(&mut cn, &fresh)), b"after the update");
+
+    // A copy of CN's state taken before the update cannot follow the commit nor read what follows.
+    let mut stolen = LineMember::restore("CN", seed("CN"), MlsConfig::default(), &old_state, &[LINE]).unwrap();
+    assert!(read(&mut stolen, &commit.commit).is_err(), "the old state processed the update's commit");
+    assert!(!matches!(read(&mut stolen, &fresh), Ok(Processed::Application { .. })));
+}
+
+#[test]
+fn messages_across_a_commit_in_the_wrong_order_decrypt_within_the_window_and_not_beyond() {
+    let (mut vn, mut cn) = (member("VN"), member("CN"));
+    let mut ph = line(&mut [&mut vn, &mut cn]);
+    let (e1, old) = cn.encrypt(&LINE, b"sent before the commit").unwrap();
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { .. })));
+    let (e2, new) = cn.encrypt(&LINE, b"sent after the commit").unwrap();
+    assert_eq!(e2, e1 + 1);
+
+    // VN gets the new message first (buffered), then the commit (which releases it), then the old.
+    assert_eq!(read(&mut vn, &new), Ok(Processed::Buffered { epoch: e2 }));
+    assert_eq!(vn.buffered(&LINE), 1);
+    match read(&mut vn, &commit.commit) {
+        Ok(Processed::Commit { released, .. }) => {
+            assert_eq!(released.len(), 1);
+            assert!(
+                matches!(&released[0], Processed::Application { plaintext, .. } if plaintext == b"sent after the commit")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(plaintext(read(&mut vn, &old)), b"sent before the commit");
+
+    // Beyond the window of past epochs, an old message is refused with the reason.
+    let (_, stale) = cn.encrypt(&LINE, b"stale").unwrap();
+    for _ in 0..=MlsConfig::default().past_epochs_max {
+        let c = ph.commit_proposals(&LINE).unwrap();
+        read(&mut vn, &c.commit).unwrap();
+        read(&mut cn, &c.commit).unwrap();
+    }
+    assert!(matches!(read(&mut vn, &stale), Err(MlsError::TooOld { .. })), "{:?}", read(&mut vn, &stale));
+}
+
+#[test]
+fn a_future_epoch_buffer_is_bounded() {
+    let config = MlsConfig { future_buffer_len_max: 2, ..MlsConfig::default() };
+    let mut cn = LineMember::new("CN", seed("CN"), config).unwrap();
+    let mut vn = member("VN");
+    let mut ph = line(&mut [&mut cn, &mut vn]);
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    read(&mut vn, &commit.commit).unwrap();
+    let future: Vec<Vec<u8>> = (0..3).map(|i| vn.encrypt(&LINE, &[i]).unwrap().1).collect();
+    assert!(matches!(read(&mut cn, &future[0]), Ok(Processed::Buffered { .. })));
+    assert!(matches!(read(&mut cn, &future[1]), Ok(Processed::Buffered { .. })));
+    assert_eq!(read(&mut cn, &future[2]), Err(MlsError::BufferFull(2)));
+}
+
+#[test]
+fn key_packages_with_a_foreign_key_or_used_before_are_refused() {
+    let mut seen = HashSet::new();
+    // CN's code with a key that is not CN's roster key.
+    let mut impostor = LineMember::new("CN", [42; 32], MlsConfig::default()).unwrap();
+    let bytes = impostor.key_packages(1).unwrap().remove(0);
+    let e = check_key_package(&bytes, &roster, &mut seen).unwrap_err();
+    assert!(e.to_string().contains("not CN's roster key"), "{e}");
+    // A member the roster does not know.
+    let mut stranger = LineMember::new("XX", seed("XX"), MlsConfig::default()).unwrap();
+    let bytes = stranger.key_packages(1).unwrap().remove(0);
+    assert!(check_key_package(&bytes, &roster, &mut seen).unwrap_err().to_string().contains("not in the roster"));
+    // A genuine KeyPackage is taken once; its replay is refused.
+    let mut cn = member("CN");
+    let bytes = cn.key_packages(1).unwrap().remove(0);
+    assert_eq!(check_key_package(&bytes, &roster, &mut seen).unwrap().0, "CN");
+    assert!(check_key_package(&bytes, &roster, &mut seen).unwrap_err().to_string().contains("used already"));
+    // Tampered bytes fail the signature.
+    let mut tampered = cn.key_packages(1).unwrap().remove(0);
+    let n = tampered.len();
+    tampered[n - 10] ^= 1;
+    assert!(check_key_package(&tampered, &roster, &mut seen).is_err());
+}
+
+#[test]
+fn a_restored_member_keeps_its_lines() {
+    let mut cn = member("CN");
+    let mut ph = line(&mut [&mut cn]);
+    let state = cn.snapshot().unwrap();
+    drop(cn);
+    let mut cn = LineMember::restore("CN", seed("CN"), MlsConfig::default(), &state, &[LINE]).unwrap();
+    let (_, m) = ph.encrypt(&LINE, b"after the restart").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &m)), b"after the restart");
+    let (_, back) = cn.encrypt(&LINE, b"and back").unwrap();
+    assert_eq!(plaintext(ph.process(&LINE, "PH", &back, &roster)), b"and back");
+    assert!(LineMember::restore("CN", seed("CN"), MlsConfig::default(), &state[..state.len() - 1], &[LINE]).is_err());
+}
+
+#[test]
+fn only_the_home_member_commits() {
+    let (mut vn, mut cn) = (member("VN"), member("CN"));
+    let _ph = line(&mut [&mut vn, &mut cn]);
+    let rogue = cn.commit_proposals(&LINE).unwrap();
+    assert_eq!(read(&mut vn, &rogue.commit), Err(MlsError::NotHome));
+}
