@@ -32,6 +32,10 @@ pub struct ConfigFile {
     /// The node's TLS certificate and key (PEM; the key mode 0600).
     pub tls_cert: String,
     pub tls_key: String,
+    /// The node master key (32 bytes in hex, mode 0600) under which message contents are sealed
+    /// at rest; the environment variable `ADI_MASTER_KEY` (hex) takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
     /// The caveat applied to messages that name none.
     #[serde(default = "default_caveat")]
     pub default_caveat: String,
@@ -169,6 +173,8 @@ pub struct NodeConfig {
     pub signing_key: SigningKey,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// Seals message contents at rest; never stored in the database.
+    pub master_key: [u8; 32],
     pub default_caveat: String,
     pub api_listen: SocketAddr,
     pub api_tls: bool,
@@ -217,6 +223,36 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
     SigningKey::from_pkcs8_pem(&pem).map_err(|_| cerr(path, "", "not an Ed25519 PKCS#8 PEM private key"))
 }
 
+/// The environment variable that may hold the master key, in hex.
+pub const MASTER_KEY_ENV: &str = "ADI_MASTER_KEY";
+
+/// Reads the master key from `ADI_MASTER_KEY`, or else from the file the config names, which must
+/// be readable by its owner only.
+fn load_master_key(config: &Path, file: Option<&Path>) -> Result<[u8; 32], ConfigError> {
+    let parse = |text: &str, field: &str, at: &Path| {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key)
+            .map_err(|_| cerr(at, field, "the master key is 32 bytes in hex"))?;
+        Ok(key)
+    };
+    if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+        return parse(&text, MASTER_KEY_ENV, config);
+    }
+    let Some(file) = file else {
+        return Err(cerr(config, "master_key", format!("a master key file, or {MASTER_KEY_ENV}, is required")));
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(file).map_err(|e| cerr(file, "", format!("cannot read: {e}")))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(cerr(file, "", "the master key file must be readable by its owner only (mode 0600)"));
+        }
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| cerr(file, "", format!("cannot read: {e}")))?;
+    parse(&text, "", file)
+}
+
 impl NodeConfig {
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
@@ -240,6 +276,7 @@ impl NodeConfig {
         if signing_key.verifying_key() != me.signing_key {
             return Err(cerr(path, "signing_key", "the key does not match this member's signing key in the roster"));
         }
+        let master_key = load_master_key(path, file.master_key.as_deref().map(rel).as_deref())?;
         let api_listen: SocketAddr = file
             .api
             .listen
@@ -314,6 +351,7 @@ impl NodeConfig {
             signing_key,
             tls_cert: rel(&file.tls_cert),
             tls_key: rel(&file.tls_key),
+            master_key,
             default_caveat: file.default_caveat,
             api_listen,
             api_tls: file.api.tls,

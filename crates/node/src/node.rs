@@ -261,7 +261,7 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
 
 /// Opens a node's store from its configuration, for operator commands run beside the node.
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
-    let mut store_config = StoreConfig::new(&config.database);
+    let mut store_config = StoreConfig::new(&config.database, config.master_key);
     store_config.events_retained_max = config.runtime_limits.events_retained_max;
     SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
 }

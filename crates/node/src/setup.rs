@@ -117,6 +117,10 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
     let pem = signing_key.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow!("cannot encode the signing key: {e}"))?;
     write_private(&opts.dir.join("keys/signing.pem"), pem.as_bytes())?;
 
+    let mut master = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut master);
+    write_private(&opts.dir.join("keys/master.key"), format!("{}\n", hex::encode(master)).as_bytes())?;
+
     let identity = tls::generate_identity(code.as_str())?;
     fs::write(opts.dir.join("keys/node.crt"), &identity.cert_pem)?;
     write_private(&opts.dir.join("keys/node.key"), identity.key_pem.as_bytes())?;
@@ -147,6 +151,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         signing_key: "keys/signing.pem".into(),
         tls_cert: "keys/node.crt".into(),
         tls_key: "keys/node.key".into(),
+        master_key: Some("keys/master.key".into()),
         default_caveat: "ADMM-PLUS RESTRICTED".into(),
         api: ApiSection { listen: opts.api_listen.clone(), tls: false },
         federation: FederationSection { listen: opts.federation_listen.clone() },

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod seal;
 mod sqlite;
 
 use adi_core::{MemberCode, Restored, WriteBatch};

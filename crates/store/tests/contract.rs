@@ -11,6 +11,9 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
+/// The master key the test stores seal their contents under.
+const MASTER_KEY: [u8; 32] = [7; 32];
+
 use adi_core::{fixtures, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, Record, Scope, WriteBatch};
 use adi_store::{
     MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
@@ -508,7 +511,7 @@ fn sqlite() -> (TempDir, SqliteStore) {
 }
 
 fn sqlite_reopen(dir: &TempDir) -> SqliteStore {
-    SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"))).expect("the store opens")
+    SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).expect("the store opens")
 }
 
 #[test]
@@ -621,7 +624,7 @@ fn sqlite_group_commit() {
     assert_eq!(jobs, LINES as u64 * PER_LINE);
     assert!(transactions < jobs, "{jobs} jobs in {transactions} transactions: none grouped");
 
-    let other = SqliteStore::open(StoreConfig::new(store.path())).expect("a second store on the same file");
+    let other = SqliteStore::open(StoreConfig::new(store.path(), MASTER_KEY)).expect("a second store on the same file");
     assert_eq!(all_messages(&other).len(), LINES as usize * PER_LINE as usize);
     let loaded = other.load(&code("PH")).unwrap();
     assert_eq!(loaded.lines.len(), setups.len());

@@ -20,6 +20,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::seal::Sealer;
 use crate::{
     AlarmAck, AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, Outcome,
     Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
@@ -37,11 +38,14 @@ pub struct StoreConfig {
     pub busy_timeout_ms: u64,
     /// How many of the newest events the live stream keeps for clients that reconnect.
     pub events_retained_max: u64,
+    /// The node's master key, under which message contents are sealed at rest.
+    pub master_key: [u8; 32],
 }
 
 impl StoreConfig {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub fn new(path: impl Into<PathBuf>, master_key: [u8; 32]) -> Self {
         StoreConfig {
+            master_key,
             path: path.into(),
             group_len_max: 512,
             readers_max: 8,
@@ -51,7 +55,7 @@ impl StoreConfig {
     }
 }
 
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "3";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,9 +80,9 @@ CREATE TABLE IF NOT EXISTS envelopes (
     kind TEXT NOT NULL,
     precedence TEXT,
     class TEXT,
-    caveat TEXT,
-    subject TEXT,
-    body TEXT,
+    caveat BLOB,
+    subject BLOB,
+    body BLOB,
     ack_required INTEGER NOT NULL DEFAULT 0,
     crisis INTEGER NOT NULL DEFAULT 0,
     deadline_ms INTEGER,
@@ -94,7 +98,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     seen_ms INTEGER,
     acknowledged_ms INTEGER,
     declined_ms INTEGER,
-    detail TEXT,
+    detail BLOB,
     PRIMARY KEY (hash, member)
 );
 CREATE TABLE IF NOT EXISTS receipts (
@@ -102,7 +106,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     answers BLOB NOT NULL,
     member TEXT NOT NULL,
     kind TEXT NOT NULL,
-    reason TEXT,
+    reason BLOB,
     signed_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipts_answers ON receipts (answers, member);
@@ -124,14 +128,14 @@ CREATE TABLE IF NOT EXISTS alarms (
     member TEXT NOT NULL,
     message BLOB,
     raised_ms INTEGER NOT NULL,
-    detail TEXT NOT NULL,
+    detail BLOB NOT NULL,
     addressed_to TEXT NOT NULL,
     repeats INTEGER NOT NULL DEFAULT 0,
     last_raised_ms INTEGER NOT NULL,
     acked_by TEXT,
     acked_ms INTEGER,
     cleared_ms INTEGER,
-    clear_reason TEXT
+    clear_reason BLOB
 );
 CREATE INDEX IF NOT EXISTS alarms_open ON alarms (kind, line, member) WHERE cleared_ms IS NULL;
 CREATE TABLE IF NOT EXISTS events (
@@ -143,12 +147,12 @@ CREATE TABLE IF NOT EXISTS events (
     member TEXT,
     state TEXT,
     alarm INTEGER,
-    detail TEXT
+    detail BLOB
 );
 CREATE TABLE IF NOT EXISTS drafts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     line BLOB NOT NULL,
-    draft TEXT NOT NULL,
+    draft BLOB NOT NULL,
     drafter TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     state TEXT NOT NULL,
@@ -162,7 +166,7 @@ CREATE TABLE IF NOT EXISTS operators (
     token_hash BLOB NOT NULL UNIQUE,
     created_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '3');
 "#;
 
 /// Counters of the writer thread.
@@ -192,6 +196,7 @@ pub struct SqliteStore {
 
 struct Inner {
     config: StoreConfig,
+    sealer: Sealer,
     stats: Arc<Stats>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
@@ -247,6 +252,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                sealer: Sealer::new(&config.master_key),
                 config,
                 stats,
                 jobs: Mutex::new(Some(tx)),
@@ -381,21 +387,23 @@ fn in_savepoint<T>(
 impl Store for SqliteStore {
     fn load(&self, me: &MemberCode) -> Result<Restored, StoreError> {
         let me = me.clone();
-        self.read(move |c| read::load(c, &me))
+        self.read(move |c| read::load(c, &self.inner.sealer, &me))
     }
 
     fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>> {
         let keep = self.inner.config.events_retained_max;
+        let s = self.inner.sealer.clone();
         self.submit(move |c| {
-            let out = write::commit_batch(c, &batch)?;
+            let out = write::commit_batch(c, &s, &batch)?;
             write::prune_events(c, keep)?;
             Ok(out)
         })
     }
 
     fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>> {
+        let s = self.inner.sealer.clone();
         self.submit(move |c| {
-            let out = write::commit_batch(c, &batch)?;
+            let out = write::commit_batch(c, &s, &batch)?;
             let message = batch.records.first().map(|r| r.envelope.hash()).unwrap_or_default();
             write::release_draft(c, draft, &principal, message, now_ms)?;
             Ok(out)
@@ -403,24 +411,26 @@ impl Store for SqliteStore {
     }
 
     fn add_draft(&self, line: LineId, draft_json: String, drafter: String, now_ms: u64) -> Pending<u64> {
-        self.submit(move |c| write::add_draft(c, line, &draft_json, &drafter, now_ms))
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::add_draft(c, &s, line, &draft_json, &drafter, now_ms))
     }
 
     fn drafts(&self, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, StoreError> {
-        self.read(|c| read::drafts(c, awaiting_only, limit))
+        self.read(|c| read::drafts(c, &self.inner.sealer, awaiting_only, limit))
     }
 
     fn draft(&self, id: u64) -> Result<Option<DraftRow>, StoreError> {
-        self.read(|c| read::draft(c, id))
+        self.read(|c| read::draft(c, &self.inner.sealer, id))
     }
 
     fn settle(&self, peer: &MemberCode, results: Vec<(EnvelopeHash, Settlement)>, now_ms: u64) -> Pending<()> {
         let peer = peer.clone();
-        self.submit(move |c| write::settle(c, &peer, &results, now_ms))
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::settle(c, &s, &peer, &results, now_ms))
     }
 
     fn outbox(&self, peer: &MemberCode, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.read(|c| read::outbox(c, peer, now_ms, limit))
+        self.read(|c| read::outbox(c, &self.inner.sealer, peer, now_ms, limit))
     }
 
     fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError> {
@@ -432,35 +442,36 @@ impl Store for SqliteStore {
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRow>, StoreError> {
-        self.read(|c| read::messages(c, q))
+        self.read(|c| read::messages(c, &self.inner.sealer, q))
     }
 
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError> {
-        self.read(|c| read::message(c, hash))
+        self.read(|c| read::message(c, &self.inner.sealer, hash))
     }
 
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {
-        self.read(|c| read::envelope(c, hash))
+        self.read(|c| read::envelope(c, &self.inner.sealer, hash))
     }
 
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError> {
-        self.read(|c| read::recipients(c, hash))
+        self.read(|c| read::recipients(c, &self.inner.sealer, hash))
     }
 
     fn receipts(&self, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, StoreError> {
-        self.read(|c| read::receipts(c, answers))
+        self.read(|c| read::receipts(c, &self.inner.sealer, answers))
     }
 
     fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError> {
-        self.read(|c| read::alarms(c, open_only, limit))
+        self.read(|c| read::alarms(c, &self.inner.sealer, open_only, limit))
     }
 
     fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck> {
-        self.submit(move |c| write::ack_alarm(c, id, &operator, now_ms))
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::ack_alarm(c, &s, id, &operator, now_ms))
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
-        self.read(|c| read::events_after(c, after, limit))
+        self.read(|c| read::events_after(c, &self.inner.sealer, after, limit))
     }
 
     fn event_bounds(&self) -> Result<(u64, u64), StoreError> {

@@ -6,6 +6,8 @@ use adi_core::{Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::seal::Sealer;
+
 use crate::{
     AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow,
     RecipientRow,
@@ -31,6 +33,15 @@ fn code_of(s: String) -> Result<MemberCode, rusqlite::Error> {
     MemberCode::parse(&s).map_err(|_| corrupt("member code"))
 }
 
+/// Opens a sealed column value inside a row mapper.
+fn open(s: &Sealer, label: &str, v: Option<Vec<u8>>) -> Result<Option<String>, rusqlite::Error> {
+    v.map(|v| s.open_str(label, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))).transpose()
+}
+
+fn open_bytes(s: &Sealer, label: &str, v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
+    s.open(label, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
+}
+
 fn u(v: i64) -> u64 {
     v.max(0) as u64
 }
@@ -39,7 +50,7 @@ fn opt_u(v: Option<i64>) -> Option<u64> {
     v.map(u)
 }
 
-pub(super) fn load(c: &Connection, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
+pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
     let mut stmt = c.prepare("SELECT id, scope, title, home, members, created_ms FROM lines")?;
     let lines = stmt
         .query_map([], |row| {
@@ -79,7 +90,7 @@ pub(super) fn load(c: &Connection, me: &MemberCode) -> Result<Restored, rusqlite
          FROM recipients r JOIN envelopes e ON e.hash = r.hash
          WHERE e.deadline_ms IS NOT NULL AND r.acknowledged_ms IS NULL AND r.declined_ms IS NULL",
     )?;
-    let mut pending = stmt.query_map([], |row| pending_row(row, Side::Sender))?.collect::<Result<Vec<_>, _>>()?;
+    let mut pending = stmt.query_map([], |row| pending_row(s, row, Side::Sender))?.collect::<Result<Vec<_>, _>>()?;
     // Awaited at this node as recipient: messages this member has neither acknowledged nor declined.
     let mut stmt = c.prepare(
         "SELECT e.line, e.hash, ?1, e.deadline_ms, e.precedence, e.subject,
@@ -91,13 +102,13 @@ pub(super) fn load(c: &Connection, me: &MemberCode) -> Result<Restored, rusqlite
                            AND x.kind IN ('acknowledged', 'declined'))",
     )?;
     let recipient = stmt
-        .query_map(params![me.as_str()], |row| pending_row(row, Side::Recipient))?
+        .query_map(params![me.as_str()], |row| pending_row(s, row, Side::Recipient))?
         .collect::<Result<Vec<_>, _>>()?;
     pending.extend(recipient);
     Ok(Restored { lines, heads, pending })
 }
 
-fn pending_row(row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
+fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
     let precedence: String = row.get(4)?;
     Ok(PendingAck {
         line: line_id_of(row.get(0)?)?,
@@ -106,13 +117,14 @@ fn pending_row(row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqli
         side,
         due_ms: u(row.get(3)?),
         precedence: Precedence::parse(&precedence).ok_or_else(|| corrupt("precedence"))?,
-        subject: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        subject: open(s, "envelopes.subject", row.get(5)?)?.unwrap_or_default(),
         alarmed: row.get(6)?,
     })
 }
 
 pub(super) fn outbox(
     c: &Connection,
+    s: &Sealer,
     peer: &MemberCode,
     now_ms: u64,
     limit: usize,
@@ -126,7 +138,7 @@ pub(super) fn outbox(
             Ok(OutboxItem {
                 hash: hash_of(row.get(0)?)?,
                 priority: row.get(1)?,
-                bytes: row.get(2)?,
+                bytes: open_bytes(s, "envelopes.bytes", row.get(2)?)?,
                 attempts: row.get(3)?,
             })
         })?
@@ -154,7 +166,7 @@ pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Er
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
     caveat, subject, body, ack_required, crisis, deadline_ms, released_by";
 
-fn message_row(row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
+fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
     Ok(MessageRow {
         hash: hash_of(row.get(0)?)?,
         line: line_id_of(row.get(1)?)?,
@@ -166,9 +178,9 @@ fn message_row(row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
         kind: row.get(7)?,
         precedence: row.get(8)?,
         class: row.get(9)?,
-        caveat: row.get(10)?,
-        subject: row.get(11)?,
-        body: row.get(12)?,
+        caveat: open(s, "envelopes.caveat", row.get(10)?)?,
+        subject: open(s, "envelopes.subject", row.get(11)?)?,
+        body: open(s, "envelopes.body", row.get(12)?)?,
         ack_required: row.get(13)?,
         crisis: row.get(14)?,
         deadline_ms: opt_u(row.get(15)?),
@@ -197,7 +209,7 @@ fn keep_sender_order(rows: Vec<MessageRow>) -> Vec<MessageRow> {
     }
 }
 
-pub(super) fn messages(c: &Connection, q: &MessageQuery) -> Result<Vec<MessageRow>, rusqlite::Error> {
+pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<Vec<MessageRow>, rusqlite::Error> {
     // The record keeps each sender's order (sequence numbers); the inbox puts urgency first.
     let order = if q.by_precedence { "priority, created_ms, arrival" } else { "created_ms, sender, seq" };
     let sql = format!(
@@ -211,7 +223,8 @@ pub(super) fn messages(c: &Connection, q: &MessageQuery) -> Result<Vec<MessageRo
     // The record order is only known once every row is read (a sender's clock may have stepped
     // back), so the limit applies after it; -1 is no limit to SQLite.
     let sql_limit = if q.by_precedence { q.limit as i64 } else { -1 };
-    let rows = stmt.query_map(params![line, not_from, sql_limit], message_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows =
+        stmt.query_map(params![line, not_from, sql_limit], |r| message_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(if q.by_precedence {
         rows
     } else {
@@ -221,24 +234,32 @@ pub(super) fn messages(c: &Connection, q: &MessageQuery) -> Result<Vec<MessageRo
     })
 }
 
-pub(super) fn message(c: &Connection, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
+pub(super) fn message(c: &Connection, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
-    c.query_row(&sql, params![&hash.0[..]], message_row).optional()
+    c.query_row(&sql, params![&hash.0[..]], |r| message_row(s, r)).optional()
 }
 
-pub(super) fn envelope(c: &Connection, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
+pub(super) fn envelope(
+    c: &Connection,
+    s: &Sealer,
+    hash: &EnvelopeHash,
+) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
     c.query_row("SELECT hash, kind, received_ms, bytes FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| {
         Ok(EnvelopeRow {
             hash: hash_of(row.get(0)?)?,
             kind: row.get(1)?,
             received_ms: u(row.get(2)?),
-            bytes: row.get(3)?,
+            bytes: open_bytes(s, "envelopes.bytes", row.get(3)?)?,
         })
     })
     .optional()
 }
 
-pub(super) fn recipients(c: &Connection, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, rusqlite::Error> {
+pub(super) fn recipients(
+    c: &Connection,
+    s: &Sealer,
+    hash: &EnvelopeHash,
+) -> Result<Vec<RecipientRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT member, state, sent_ms, delivered_ms, seen_ms, acknowledged_ms, declined_ms, detail
          FROM recipients WHERE hash = ?1 ORDER BY member",
@@ -253,14 +274,14 @@ pub(super) fn recipients(c: &Connection, hash: &EnvelopeHash) -> Result<Vec<Reci
                 seen_ms: opt_u(row.get(4)?),
                 acknowledged_ms: opt_u(row.get(5)?),
                 declined_ms: opt_u(row.get(6)?),
-                detail: row.get(7)?,
+                detail: open(s, "recipients.detail", row.get(7)?)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
-pub(super) fn receipts(c: &Connection, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, rusqlite::Error> {
+pub(super) fn receipts(c: &Connection, s: &Sealer, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT hash, answers, member, kind, reason, signed_ms FROM receipts WHERE answers = ?1
          ORDER BY signed_ms, hash",
@@ -272,7 +293,7 @@ pub(super) fn receipts(c: &Connection, answers: &EnvelopeHash) -> Result<Vec<Rec
                 answers: hash_of(row.get(1)?)?,
                 member: code_of(row.get(2)?)?,
                 kind: row.get(3)?,
-                reason: row.get(4)?,
+                reason: open(s, "receipts.reason", row.get(4)?)?,
                 signed_ms: u(row.get(5)?),
             })
         })?
@@ -283,7 +304,7 @@ pub(super) fn receipts(c: &Connection, answers: &EnvelopeHash) -> Result<Vec<Rec
 const ALARM_COLUMNS: &str = "id, kind, line, member, message, raised_ms, detail, addressed_to, repeats, last_raised_ms,
     acked_by, acked_ms, cleared_ms, clear_reason";
 
-fn alarm_row(row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
+fn alarm_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
     let addressed: String = row.get(7)?;
     Ok(AlarmRow {
         id: u(row.get(0)?),
@@ -292,31 +313,41 @@ fn alarm_row(row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
         member: code_of(row.get(3)?)?,
         message: opt_hash_of(row.get(4)?)?,
         raised_ms: u(row.get(5)?),
-        detail: row.get(6)?,
+        detail: open(s, "alarms.detail", row.get(6)?)?.unwrap_or_default(),
         addressed_to: addressed.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         repeats: u(row.get(8)?),
         last_raised_ms: u(row.get(9)?),
         acked_by: row.get(10)?,
         acked_ms: opt_u(row.get(11)?),
         cleared_ms: opt_u(row.get(12)?),
-        clear_reason: row.get(13)?,
+        clear_reason: open(s, "alarms.clear_reason", row.get(13)?)?,
     })
 }
 
-pub(super) fn alarms(c: &Connection, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, rusqlite::Error> {
+pub(super) fn alarms(
+    c: &Connection,
+    s: &Sealer,
+    open_only: bool,
+    limit: usize,
+) -> Result<Vec<AlarmRow>, rusqlite::Error> {
     let sql =
         format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) ORDER BY id DESC LIMIT ?2");
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![open_only, limit as i64], alarm_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt.query_map(params![open_only, limit as i64], |r| alarm_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
-pub(super) fn alarm_by_id(c: &Connection, id: u64) -> Result<Option<AlarmRow>, rusqlite::Error> {
+pub(super) fn alarm_by_id(c: &Connection, s: &Sealer, id: u64) -> Result<Option<AlarmRow>, rusqlite::Error> {
     let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = ?1");
-    c.query_row(&sql, params![id as i64], alarm_row).optional()
+    c.query_row(&sql, params![id as i64], |r| alarm_row(s, r)).optional()
 }
 
-pub(super) fn events_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<EventRow>, rusqlite::Error> {
+pub(super) fn events_after(
+    c: &Connection,
+    s: &Sealer,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<EventRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT id, at_ms, kind, line, message, member, state, alarm, detail FROM events
          WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -332,7 +363,7 @@ pub(super) fn events_after(c: &Connection, after: u64, limit: usize) -> Result<V
                 member: row.get::<_, Option<String>>(5)?.map(code_of).transpose()?,
                 state: row.get(6)?,
                 alarm: opt_u(row.get(7)?),
-                detail: row.get(8)?,
+                detail: open(s, "events.detail", row.get(8)?)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -347,11 +378,11 @@ pub(super) fn event_bounds(c: &Connection) -> Result<(u64, u64), rusqlite::Error
 
 const DRAFT_COLUMNS: &str = "id, line, draft, drafter, created_ms, state, released_by, released_ms, message";
 
-fn draft_row(row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
+fn draft_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
     Ok(DraftRow {
         id: u(row.get(0)?),
         line: line_id_of(row.get(1)?)?,
-        draft_json: row.get(2)?,
+        draft_json: open(s, "drafts.draft", row.get(2)?)?.unwrap_or_default(),
         drafter: row.get(3)?,
         created_ms: u(row.get(4)?),
         state: row.get(5)?,
@@ -361,18 +392,24 @@ fn draft_row(row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
     })
 }
 
-pub(super) fn drafts(c: &Connection, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, rusqlite::Error> {
+pub(super) fn drafts(
+    c: &Connection,
+    s: &Sealer,
+    awaiting_only: bool,
+    limit: usize,
+) -> Result<Vec<DraftRow>, rusqlite::Error> {
     let sql = format!(
         "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') ORDER BY id DESC LIMIT ?2"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![awaiting_only, limit as i64], draft_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows =
+        stmt.query_map(params![awaiting_only, limit as i64], |r| draft_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
-pub(super) fn draft(c: &Connection, id: u64) -> Result<Option<DraftRow>, rusqlite::Error> {
+pub(super) fn draft(c: &Connection, s: &Sealer, id: u64) -> Result<Option<DraftRow>, rusqlite::Error> {
     let sql = format!("SELECT {DRAFT_COLUMNS} FROM drafts WHERE id = ?1");
-    c.query_row(&sql, params![id as i64], draft_row).optional()
+    c.query_row(&sql, params![id as i64], |r| draft_row(s, r)).optional()
 }
 
 pub(super) fn operator_by_token(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<Operator>, rusqlite::Error> {

@@ -6,6 +6,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::read::alarm_by_id;
+use crate::seal::Sealer;
 use crate::{AlarmAck, Outcome, Settlement};
 
 /// An event to append to the live stream, in the same transaction as its cause.
@@ -21,7 +22,7 @@ pub(super) struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub(super) fn event(c: &Connection, e: Event<'_>) -> Result<(), rusqlite::Error> {
+pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusqlite::Error> {
     c.execute(
         "INSERT INTO events (at_ms, kind, line, message, member, state, alarm, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -33,7 +34,7 @@ pub(super) fn event(c: &Connection, e: Event<'_>) -> Result<(), rusqlite::Error>
             e.member,
             e.state,
             e.alarm.map(|a| a as i64),
-            e.detail,
+            e.detail.map(|d| s.seal_str("events.detail", d)),
         ],
     )?;
     Ok(())
@@ -45,24 +46,24 @@ pub(super) fn prune_events(c: &Connection, keep: u64) -> Result<(), rusqlite::Er
     Ok(())
 }
 
-pub(super) fn commit_batch(c: &Connection, batch: &WriteBatch) -> Result<Vec<Outcome>, rusqlite::Error> {
+pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Result<Vec<Outcome>, rusqlite::Error> {
     let mut outcomes = Vec::with_capacity(batch.records.len());
     for record in &batch.records {
-        let outcome = commit_record(c, record)?;
+        let outcome = commit_record(c, s, record)?;
         if outcome == Outcome::Inserted {
             for a in &record.alarms {
-                apply_alarm(c, a)?;
+                apply_alarm(c, s, a)?;
             }
         }
         outcomes.push(outcome);
     }
     for a in &batch.alarms {
-        apply_alarm(c, a)?;
+        apply_alarm(c, s, a)?;
     }
     Ok(outcomes)
 }
 
-fn commit_record(c: &Connection, r: &Record) -> Result<Outcome, rusqlite::Error> {
+fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusqlite::Error> {
     let body = r.envelope.body();
     let hash = r.envelope.hash();
     let existing: Option<Vec<u8>> = c
@@ -109,13 +110,13 @@ fn commit_record(c: &Connection, r: &Record) -> Result<Outcome, rusqlite::Error>
             body.priority,
             body.created_ms as i64,
             r.received_ms as i64,
-            r.envelope.bytes(),
+            s.seal("envelopes.bytes", r.envelope.bytes()),
             r.content.kind(),
             m.map(|m| m.precedence.as_str()),
             m.map(|m| m.class.as_str()),
-            m.map(|m| m.caveat.as_str()),
-            m.map(|m| m.subject.as_str()),
-            m.map(|m| m.body.as_str()),
+            m.map(|m| s.seal_str("envelopes.caveat", &m.caveat)),
+            m.map(|m| s.seal_str("envelopes.subject", &m.subject)),
+            m.map(|m| s.seal_str("envelopes.body", &m.body)),
             m.is_some_and(|m| m.ack_required),
             m.is_some_and(|m| m.crisis),
             deadline_ms,
@@ -135,6 +136,7 @@ fn commit_record(c: &Connection, r: &Record) -> Result<Outcome, rusqlite::Error>
     match &r.content {
         Content::Message(m) if !r.is_own() => event(
             c,
+            s,
             Event {
                 kind: "message",
                 at_ms: r.received_ms,
@@ -146,7 +148,7 @@ fn commit_record(c: &Connection, r: &Record) -> Result<Outcome, rusqlite::Error>
                 ..Event::default()
             },
         )?,
-        Content::Receipt(receipt) => record_receipt(c, r, receipt)?,
+        Content::Receipt(receipt) => record_receipt(c, s, r, receipt)?,
         _ => {}
     }
     Ok(Outcome::Inserted)
@@ -176,7 +178,7 @@ fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
 }
 
 /// Stores a receipt and, at the answered message's sender, moves the recipient's state.
-fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
+fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
     let signed_ms = r.envelope.body().created_ms;
     let answers = &receipt.answers.hash.0[..];
     c.execute(
@@ -186,7 +188,7 @@ fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
             answers,
             r.sender.as_str(),
             receipt.kind.as_str(),
-            receipt.reason,
+            receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", r)),
             signed_ms as i64
         ],
     )?;
@@ -209,7 +211,7 @@ fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
             "UPDATE recipients SET declined_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
                  state = 'declined', detail = ?4
              WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL",
-            params![answers, member, at, receipt.reason],
+            params![answers, member, at, receipt.reason.as_deref().map(|r| s.seal_str("recipients.detail", r))],
         )?,
         ReceiptKind::LinkTestAnswer => {
             c.execute(
@@ -227,6 +229,7 @@ fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
             }
             return event(
                 c,
+                s,
                 Event {
                     kind: "link",
                     at_ms: r.received_ms,
@@ -242,6 +245,7 @@ fn record_receipt(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
     if changed > 0 {
         event(
             c,
+            s,
             Event {
                 kind: "state",
                 at_ms: r.received_ms,
@@ -266,7 +270,7 @@ fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::
     .optional()
 }
 
-fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
+fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result<(), rusqlite::Error> {
     let open = open_alarm(c, a)?;
     let (id, state) = match (&a.op, open) {
         (AlarmOp::Raise, Some(_)) => return Ok(()),
@@ -280,7 +284,7 @@ fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
                     a.member.as_str(),
                     a.message.map(|m| m.0.to_vec()),
                     a.at_ms as i64,
-                    a.detail,
+                    s.seal_str("alarms.detail", &a.detail),
                     a.addressed_to.join(","),
                 ],
             )?;
@@ -289,7 +293,7 @@ fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
         (AlarmOp::Repeat, Some(id)) => {
             c.execute(
                 "UPDATE alarms SET repeats = repeats + 1, last_raised_ms = ?2, detail = ?3 WHERE id = ?1",
-                params![id, a.at_ms as i64, a.detail],
+                params![id, a.at_ms as i64, s.seal_str("alarms.detail", &a.detail)],
             )?;
             (id, "repeated")
         }
@@ -297,13 +301,14 @@ fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
         (AlarmOp::Clear, Some(id)) => {
             c.execute(
                 "UPDATE alarms SET cleared_ms = ?2, clear_reason = ?3 WHERE id = ?1",
-                params![id, a.at_ms as i64, a.detail],
+                params![id, a.at_ms as i64, s.seal_str("alarms.clear_reason", &a.detail)],
             )?;
             (id, "cleared")
         }
     };
     event(
         c,
+        s,
         Event {
             kind: "alarm",
             at_ms: a.at_ms,
@@ -318,6 +323,7 @@ fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
     if a.kind == adi_core::AlarmKind::LinkNoAnswer && state == "raised" {
         event(
             c,
+            s,
             Event {
                 kind: "link",
                 at_ms: a.at_ms,
@@ -334,12 +340,13 @@ fn apply_alarm(c: &Connection, a: &AlarmChange) -> Result<(), rusqlite::Error> {
 
 pub(super) fn settle(
     c: &Connection,
+    s: &Sealer,
     peer: &MemberCode,
     results: &[(EnvelopeHash, Settlement)],
     now_ms: u64,
 ) -> Result<(), rusqlite::Error> {
-    for (hash, s) in results {
-        let (changed, state, detail) = match s {
+    for (hash, settlement) in results {
+        let (changed, state, detail) = match settlement {
             Settlement::Delivered => {
                 c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
                 let n = c.execute(
@@ -353,7 +360,7 @@ pub(super) fn settle(
                 c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
                 let n = c.execute(
                     "UPDATE recipients SET state = 'refused', detail = ?3 WHERE hash = ?1 AND member = ?2",
-                    params![&hash.0[..], peer.as_str(), reason],
+                    params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)],
                 )?;
                 (n, "refused", Some(reason.as_str()))
             }
@@ -364,7 +371,7 @@ pub(super) fn settle(
                 )?;
                 c.execute(
                     "UPDATE recipients SET detail = ?3 WHERE hash = ?1 AND member = ?2",
-                    params![&hash.0[..], peer.as_str(), reason],
+                    params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)],
                 )?;
                 (0, "", None)
             }
@@ -376,6 +383,7 @@ pub(super) fn settle(
         if changed > 0 && is_message {
             event(
                 c,
+                s,
                 Event {
                     kind: "state",
                     at_ms: now_ms,
@@ -393,6 +401,7 @@ pub(super) fn settle(
 
 pub(super) fn add_draft(
     c: &Connection,
+    s: &Sealer,
     line: LineId,
     draft: &str,
     drafter: &str,
@@ -400,11 +409,12 @@ pub(super) fn add_draft(
 ) -> Result<u64, rusqlite::Error> {
     c.execute(
         "INSERT INTO drafts (line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, 'awaiting_release')",
-        params![&line.0[..], draft, drafter, now_ms as i64],
+        params![&line.0[..], s.seal_str("drafts.draft", draft), drafter, now_ms as i64],
     )?;
     let id = c.last_insert_rowid() as u64;
     event(
         c,
+        s,
         Event {
             kind: "draft",
             at_ms: now_ms,
@@ -438,8 +448,14 @@ pub(super) fn release_draft(
     Ok(())
 }
 
-pub(super) fn ack_alarm(c: &Connection, id: u64, operator: &str, now_ms: u64) -> Result<AlarmAck, rusqlite::Error> {
-    let Some(alarm) = alarm_by_id(c, id)? else { return Ok(AlarmAck::NotFound) };
+pub(super) fn ack_alarm(
+    c: &Connection,
+    s: &Sealer,
+    id: u64,
+    operator: &str,
+    now_ms: u64,
+) -> Result<AlarmAck, rusqlite::Error> {
+    let Some(alarm) = alarm_by_id(c, s, id)? else { return Ok(AlarmAck::NotFound) };
     if alarm.acked_ms.is_some() {
         return Ok(AlarmAck::AlreadyAcked(alarm));
     }
@@ -449,6 +465,7 @@ pub(super) fn ack_alarm(c: &Connection, id: u64, operator: &str, now_ms: u64) ->
     )?;
     event(
         c,
+        s,
         Event {
             kind: "alarm",
             at_ms: now_ms,
@@ -460,6 +477,6 @@ pub(super) fn ack_alarm(c: &Connection, id: u64, operator: &str, now_ms: u64) ->
             detail: Some(operator),
         },
     )?;
-    let alarm = alarm_by_id(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let alarm = alarm_by_id(c, s, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok(AlarmAck::Acked(alarm))
 }

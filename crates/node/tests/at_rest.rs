@@ -1,0 +1,125 @@
+//! Message contents are sealed at rest under the node's master key: the database file, read
+//! without that key, holds no subject, body, caveat, reason, alarm text or held draft.
+
+mod common;
+
+use std::time::Duration;
+
+use adi_node::config::DisciplineSection;
+use adi_store::{MessageQuery, SqliteStore, Store, StoreConfig};
+use adi_wire::files::DeadlinesFile;
+use common::{eventually, get_list, open_line, wait_delivered, Net};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const MARKERS: [&str; 6] =
+    ["SUBJECT-7f3a9c", "BODY-91c2e4", "CAVEAT-5d0b", "REASON-c81f77", "FLASH-SUBJECT-2be6", "DRAFT-SUBJECT-e04d"];
+
+fn discipline(d: &mut DisciplineSection) {
+    d.link_test_interval_s = 0;
+    d.deadlines = Some(DeadlinesFile { flash_s: 1, immediate_s: 1, priority_s: 1, routine_s: 1 });
+}
+
+fn files_of(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["node.db", "node.db-wal", "node.db-shm"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_without_the_master_key_holds_no_message_content() {
+    let net = Net::init_with(&["PH", "CN"], discipline);
+    // PH holds a FLASH for release, so that a draft is stored too.
+    let config = net.config_path("PH");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("release_required = false", "release_required = true")).unwrap();
+    let mut net = net;
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let path = format!("/api/v1/lines/{line}/messages");
+    let body = json!({"precedence": "IMMEDIATE", "subject": MARKERS[0], "body": MARKERS[1], "caveat": MARKERS[2]});
+    let sent = ph.call(Method::POST, &path, Some(&body)).await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    wait_delivered(&ph, &id, WAIT).await;
+    let (status, _) = ph
+        .request(Method::POST, &path, Some(&json!({"precedence": "FLASH", "subject": MARKERS[5], "body": "b"})))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // An unanswered message raises alarms whose text names its subject.
+    let routine = ph
+        .call(Method::POST, &path, Some(&json!({"precedence": "ROUTINE", "subject": MARKERS[4], "body": "b"})))
+        .await
+        .unwrap();
+    wait_delivered(&ph, routine["id"].as_str().unwrap(), WAIT).await;
+    eventually(WAIT, "alarms at both ends", || async {
+        let a = get_list(&ph, "/api/v1/alarms").await.len() + get_list(&cn, "/api/v1/alarms").await.len();
+        (a >= 2).then_some(())
+    })
+    .await;
+    let (status, _) = cn
+        .request(Method::POST, &format!("/api/v1/messages/{id}/decline"), Some(&json!({"reason": MARKERS[3]})))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let m = eventually(WAIT, "the decline at PH", || async {
+        let m = ph.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+        (m["recipients"][0]["state"] == "declined").then_some(m)
+    })
+    .await;
+    // Through the API, operators read everything as written.
+    assert_eq!(
+        (m["subject"].as_str(), m["body"].as_str(), m["caveat"].as_str()),
+        (Some(MARKERS[0]), Some(MARKERS[1]), Some(MARKERS[2]))
+    );
+    assert_eq!(m["recipients"][0]["detail"], MARKERS[3]);
+
+    let cn_store_path = net.member_dir("CN").join("node.db");
+    net.stop_code("PH").await;
+    net.stop_code("CN").await;
+    for code in ["PH", "CN"] {
+        let dir = net.member_dir(code);
+        let bytes = files_of(&dir);
+        assert!(bytes.len() > 10_000, "{code}'s database was read");
+        for marker in MARKERS {
+            assert!(!contains(&bytes, marker.as_bytes()), "{code}'s database holds '{marker}' in the clear");
+        }
+        let key_hex = std::fs::read_to_string(dir.join("keys/master.key")).unwrap();
+        let key = hex::decode(key_hex.trim()).unwrap();
+        assert!(!contains(&bytes, &key), "{code}'s database holds its master key");
+    }
+
+    // The same file opened with another key cannot read the contents.
+    let store = SqliteStore::open(StoreConfig::new(&cn_store_path, [9; 32])).unwrap();
+    let q = MessageQuery { line: None, not_from: None, limit: 10, by_precedence: true };
+    let err = store.messages(&q).unwrap_err();
+    assert!(err.to_string().contains("master key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_to_start_with_a_master_key_others_can_read() {
+    let net = Net::init_with(&["PH", "CN"], discipline);
+    let key = net.member_dir("PH").join("keys/master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let err = match adi_node::NodeConfig::load(&net.config_path("PH")) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a world-readable master key was accepted"),
+    };
+    assert!(err.contains("master.key") && err.contains("0600"), "{err}");
+}
