@@ -518,6 +518,16 @@ fn decode_state(mut bytes: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u8>>, MlsError>
     Ok(out)
 }
 
+/// The reference (hash) of a well-formed, validly signed KeyPackage.
+pub fn key_package_reference(bytes: &[u8]) -> Result<Vec<u8>, MlsError> {
+    let provider = OpenMlsRustCrypto::default();
+    let kp = KeyPackageIn::tls_deserialize_exact(bytes)
+        .map_err(|e| MlsError::KeyPackage(e.to_string()))?
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .map_err(|e| MlsError::KeyPackage(e.to_string()))?;
+    Ok(kp.hash_ref(provider.crypto()).map_err(lib)?.as_slice().to_vec())
+}
+
 fn hex(line: &[u8; 16]) -> String {
     line.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -147,6 +147,8 @@ pub struct RuntimeLimits {
     pub list_len_max: usize,
     /// How many of the newest events the live stream keeps for clients that reconnect.
     pub events_retained_max: u64,
+    /// How many unclaimed one-time KeyPackages the node keeps for its peers.
+    pub key_package_pool_len: u64,
 }
 
 impl Default for RuntimeLimits {
@@ -160,6 +162,7 @@ impl Default for RuntimeLimits {
             request_timeout_ms: 15_000,
             list_len_max: 10_000,
             events_retained_max: 100_000,
+            key_package_pool_len: 32,
         }
     }
 }

@@ -41,6 +41,8 @@ use crate::tls::spki_pin;
 
 /// The federation path for envelope batches.
 pub const BATCH_PATH: &str = "/fed/v1/envelopes";
+/// The federation path where a peer claims one of this node's one-time KeyPackages.
+pub const KEY_PACKAGE_PATH: &str = "/fed/v1/key-packages/claim";
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Largest reply to a batch that a link reads.
@@ -53,7 +55,11 @@ pub struct Peer(pub MemberCode);
 /// The federation router. Requests reach it only through [`serve_tls`] with a [`Peer`] attached.
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.batch_bytes_max;
-    Router::new().route(BATCH_PATH, post(receive_batch)).layer(DefaultBodyLimit::max(body_max)).with_state(state)
+    Router::new()
+        .route(BATCH_PATH, post(receive_batch))
+        .route(KEY_PACKAGE_PATH, post(claim_key_package))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
 }
 
 async fn receive_batch(
@@ -148,6 +154,70 @@ async fn receive_batch(
     let verdicts =
         verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
     Json(BatchReply::new(verdicts)).into_response()
+}
+
+/// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool
+/// when it runs low.
+async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
+    if node.storage_failed.load(Ordering::SeqCst) {
+        return ApiError::unavailable().into_response();
+    }
+    let claimed = match node.store.claim_key_package(&peer, now_ms()).wait().await {
+        Ok(c) => c,
+        Err(e) => {
+            node.fail_storage(&e);
+            return ApiError::unavailable().into_response();
+        }
+    };
+    let low = node.store.key_packages_available().map(|n| n * 2 < node.runtime_limits.key_package_pool_len);
+    if claimed.is_none() || low.unwrap_or(true) {
+        let refill = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = refill.refill_key_packages().await {
+                tracing::error!(error = %e, "cannot refill the KeyPackage pool");
+            }
+        });
+    }
+    match claimed {
+        Some(bytes) => {
+            tracing::info!(peer = %peer, "KeyPackage handed out");
+            ([(hyper::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        None => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_key_package", "no KeyPackage is available; try again")
+                .into_response()
+        }
+    }
+}
+
+/// Claims one KeyPackage from a peer over a fresh pinned connection.
+pub async fn claim_key_package_from(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    peer: &MemberCode,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, String> {
+    let (mut sender, conn) = connect_one(endpoint, &tls, timeout_ms, peer).await?;
+    let task = tokio::spawn(conn);
+    let request = hyper::Request::post(KEY_PACKAGE_PATH)
+        .header(hyper::header::HOST, "peer")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let work = async {
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes =
+            Limited::new(response.into_body(), REPLY_BYTES_MAX).collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("peer answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
+        }
+        Ok(bytes.to_vec())
+    };
+    let out = tokio::time::timeout(Duration::from_millis(timeout_ms), work)
+        .await
+        .map_err(|_| "request timed out".to_string())?;
+    task.abort();
+    out
 }
 
 /// Accepts TLS connections and serves `router` on each, until `shutdown` changes. When `roster_pins`

@@ -46,6 +46,10 @@ pub struct NodeState {
     /// Serialises this node's own receipts, so that "acknowledged twice" is decided on committed state.
     pub receipts: tokio::sync::Mutex<()>,
     pub release_required: bool,
+    /// This member's MLS state: its groups and the KeyPackages it published.
+    pub mls: Mutex<adi_mls::LineMember>,
+    /// Serialises refills of the KeyPackage pool.
+    pub key_package_refill: tokio::sync::Mutex<()>,
 }
 
 impl NodeState {
@@ -87,6 +91,35 @@ impl NodeState {
         }
     }
 
+    pub fn mls(&self) -> MutexGuard<'_, adi_mls::LineMember> {
+        self.mls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tops the pool of unclaimed KeyPackages up to `key_package_pool_len`, storing them with
+    /// the MLS state that holds their private keys.
+    pub async fn refill_key_packages(&self) -> anyhow::Result<u64> {
+        let _one_at_a_time = self.key_package_refill.lock().await;
+        let available = self.store.key_packages_available()?;
+        let wanted = self.runtime_limits.key_package_pool_len.saturating_sub(available);
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let (state, key_packages) = {
+            let mut mls = self.mls();
+            let made = mls.key_packages(wanted as usize)?;
+            (mls.snapshot()?, made)
+        };
+        let with_refs = key_packages
+            .into_iter()
+            .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Err(e) = self.store.add_key_packages(state, with_refs, now_ms()).wait().await {
+            self.fail_storage(&e);
+            return Err(e.into());
+        }
+        Ok(wanted)
+    }
+
     /// After a commit: wakes the links towards these peers (their outboxes grew), the clock (the
     /// core may have a new timer) and the event streams.
     pub fn committed(&self, peers: &[MemberCode]) {
@@ -114,6 +147,18 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let restored = store.load(&config.member)?;
+        let seed = config.signing_key.to_bytes();
+        let mls = match store.mls_state()? {
+            Some(snapshot) => adi_mls::LineMember::restore(
+                config.member.as_str(),
+                seed,
+                adi_mls::MlsConfig::default(),
+                &snapshot,
+                &[],
+            ),
+            None => adi_mls::LineMember::new(config.member.as_str(), seed, adi_mls::MlsConfig::default()),
+        }
+        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", config.database.display()))?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -157,7 +202,10 @@ impl Node {
             events: Notify::new(),
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
+            mls: Mutex::new(mls),
+            key_package_refill: tokio::sync::Mutex::new(()),
         });
+        state.refill_key_packages().await?;
         let api_listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;

@@ -17,7 +17,7 @@ use std::thread;
 
 use adi_core::{MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::seal::Sealer;
@@ -160,6 +160,17 @@ CREATE TABLE IF NOT EXISTS drafts (
     released_ms INTEGER,
     message BLOB
 );
+CREATE TABLE IF NOT EXISTS mls_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_packages (
+    reference BLOB PRIMARY KEY,
+    bytes BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    claimed_by TEXT,
+    claimed_ms INTEGER
+);
 CREATE TABLE IF NOT EXISTS operators (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -226,6 +237,8 @@ fn open_connection(config: &StoreConfig) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    // Deleted rows (spent secrets, settled outbox entries) are overwritten, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON").map_err(db)?;
     Ok(conn)
 }
 
@@ -487,6 +500,53 @@ impl Store for SqliteStore {
         )
         .map_err(db)?;
         Ok(())
+    }
+
+    fn mls_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed = self.read(|c| {
+            c.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get::<_, Vec<u8>>(0)).optional()
+        })?;
+        sealed.map(|s| self.inner.sealer.open("mls_state.snapshot", &s)).transpose()
+    }
+
+    fn add_key_packages(&self, state: Vec<u8>, key_packages: Vec<(Vec<u8>, Vec<u8>)>, now_ms: u64) -> Pending<()> {
+        let sealed = self.inner.sealer.seal("mls_state.snapshot", &state);
+        self.submit(move |c| {
+            write::mls_state(c, &sealed)?;
+            for (reference, bytes) in &key_packages {
+                c.execute(
+                    "INSERT INTO key_packages (reference, bytes, created_ms) VALUES (?1, ?2, ?3)",
+                    params![reference, bytes, now_ms as i64],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn key_packages_available(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM key_packages WHERE claimed_by IS NULL", [], |row| row.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+        })
+    }
+
+    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>> {
+        let peer = peer.to_string();
+        self.submit(move |c| {
+            let next: Option<(Vec<u8>, Vec<u8>)> = c
+                .query_row(
+                    "SELECT reference, bytes FROM key_packages WHERE claimed_by IS NULL ORDER BY created_ms, reference LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((reference, bytes)) = next else { return Ok(None) };
+            c.execute(
+                "UPDATE key_packages SET claimed_by = ?2, claimed_ms = ?3 WHERE reference = ?1",
+                params![reference, peer, now_ms as i64],
+            )?;
+            Ok(Some(bytes))
+        })
     }
 
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError> {

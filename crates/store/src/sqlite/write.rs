@@ -480,3 +480,12 @@ pub(super) fn ack_alarm(
     let alarm = alarm_by_id(c, s, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok(AlarmAck::Acked(alarm))
 }
+
+/// Replaces the stored MLS state (already sealed).
+pub(super) fn mls_state(c: &Connection, sealed: &[u8]) -> Result<(), rusqlite::Error> {
+    c.execute(
+        "INSERT INTO mls_state (id, snapshot) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
+        params![sealed],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! KeyPackages over federation: each node publishes a pool of one-time KeyPackages bound to its
+//! roster key, hands each out at most once, refills the pool, and keeps their private keys across
+//! restarts (sealed with the rest of its MLS state).
+
+mod common;
+
+use std::collections::HashSet;
+
+use adi_core::MemberCode;
+use adi_mls::{check_key_package, LineMember, MlsConfig, Processed};
+use adi_node::federation::claim_key_package_from;
+use adi_wire::files::RosterFile;
+use common::{endpoint, keys_towards, Net};
+
+fn roster_keys(net: &Net) -> impl Fn(&str) -> Option<[u8; 32]> {
+    let text = std::fs::read_to_string(net.dir.path().join("roster.toml")).unwrap();
+    let roster = RosterFile::from_toml(&text).unwrap();
+    move |code: &str| {
+        let m = roster.members.iter().find(|m| m.code == code)?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&m.signing_key, &mut key).ok()?;
+        Some(key)
+    }
+}
+
+async fn claim(net: &Net, from: &str, by: &str) -> Result<Vec<u8>, String> {
+    let keys = keys_towards(net, by, from);
+    claim_key_package_from(&endpoint(net, from), keys.tls, &MemberCode::parse(from).unwrap(), 5_000).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hands_out_each_key_package_once_and_refills_its_pool() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let pool = net.node("CN").state.runtime_limits.key_package_pool_len;
+    assert_eq!(net.node("CN").state.store.key_packages_available().unwrap(), pool);
+    let roster = roster_keys(&net);
+    let mut seen = HashSet::new();
+    let mut claimed = Vec::new();
+    for _ in 0..pool + 3 {
+        let bytes = claim(&net, "CN", "PH").await.unwrap();
+        let (member, _) = check_key_package(&bytes, &roster, &mut seen).expect("a valid KeyPackage of CN");
+        assert_eq!(member, "CN");
+        claimed.push(bytes);
+    }
+    // Every claim got a different KeyPackage; a replay of one is refused by the claimer.
+    assert_eq!(claimed.iter().collect::<HashSet<_>>().len(), claimed.len());
+    assert!(check_key_package(&claimed[0], &roster, &mut seen).is_err());
+    // The pool was refilled while it was being drained.
+    common::eventually(std::time::Duration::from_secs(10), "the pool to refill", || async {
+        (net.node("CN").state.store.key_packages_available().unwrap() == pool).then_some(())
+    })
+    .await;
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts() {
+    let mut net = Net::start(&["PH", "CN"]).await;
+    let roster = roster_keys(&net);
+    let bytes = claim(&net, "CN", "PH").await.unwrap();
+    let (_, key_package) = check_key_package(&bytes, &roster, &mut HashSet::new()).unwrap();
+    net.stop_code("CN").await;
+    net.start_code("CN").await;
+
+    // PH's side of the line, made with PH's roster key, adds CN from the claimed KeyPackage.
+    let seed = adi_node::config::load_signing_key(&net.member_dir("PH").join("keys/signing.pem")).unwrap().to_bytes();
+    let mut ph = LineMember::new("PH", seed, MlsConfig::default()).unwrap();
+    let line = [5u8; 16];
+    let created = ph.create_line(line, vec![key_package]).unwrap();
+    let cn_state = net.node("CN").state.clone();
+    let mut cn = cn_state.mls();
+    assert_eq!(cn.join(created.welcome.as_ref().unwrap(), &roster).unwrap(), line);
+    let (_, secret) = ph.encrypt(&line, b"after the restart").unwrap();
+    match cn.process(&line, "PH", &secret, &roster).unwrap() {
+        Processed::Application { plaintext, sender, .. } => {
+            assert_eq!((plaintext.as_slice(), sender.as_str()), (&b"after the restart"[..], "PH"));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(cn);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpinned_client_gets_no_key_package() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let stranger = adi_node::tls::generate_identity("PH").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.pem"), &stranger.cert_pem).unwrap();
+    std::fs::write(dir.path().join("k.pem"), &stranger.key_pem).unwrap();
+    let (cert, key) = adi_node::tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
+    let tls = adi_node::tls::federation_client_config(cert, key, common::pin_of(&net, "CN")).unwrap();
+    let before = net.node("CN").state.store.key_packages_available().unwrap();
+    let result = claim_key_package_from(
+        &endpoint(&net, "CN"),
+        std::sync::Arc::new(tls),
+        &MemberCode::parse("CN").unwrap(),
+        5_000,
+    )
+    .await;
+    assert!(result.is_err());
+    assert_eq!(net.node("CN").state.store.key_packages_available().unwrap(), before);
+    net.stop_all().await;
+}
