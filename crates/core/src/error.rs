@@ -13,6 +13,8 @@ pub enum ErrorKind {
     NotFound,
     /// Conflicts with the current state.
     Conflict,
+    /// The node failed at something that should not fail (its MLS state, for instance).
+    Internal,
 }
 
 /// A refused command, with a stable machine-readable code and a human message.

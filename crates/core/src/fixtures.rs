@@ -45,7 +45,7 @@ pub fn roster(members: &[(&str, &str, u8)]) -> Roster {
 /// A fresh core for member `me` of [`WORLD`].
 pub fn hotline(me: &str) -> Hotline {
     let seed = WORLD.iter().find(|m| m.0 == me).map(|m| m.2).expect("a member of the fixture world");
-    Hotline::new(config(me, seed), Restored::default(), 0)
+    Hotline::new(config(me, seed), Restored::default(), 0).expect("a fresh core")
 }
 
 /// The configuration of member `me` of [`WORLD`].
@@ -58,4 +58,20 @@ pub fn config(me: &str, seed: u8) -> HotlineConfig {
         default_caveat: "TEST CAVEAT".into(),
         discipline: DisciplineConfig::default(),
     }
+}
+
+/// One checked KeyPackage from each of these cores, as a home member's node claims them.
+pub fn key_packages_of(members: &mut [&mut Hotline]) -> Vec<(MemberCode, adi_mls::KeyPackage)> {
+    let roster = roster(&WORLD);
+    let keys =
+        |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes());
+    let mut seen = std::collections::HashSet::new();
+    members
+        .iter_mut()
+        .map(|h| {
+            let bytes = h.key_packages(1).expect("a KeyPackage").remove(0);
+            let (code, kp) = adi_mls::check_key_package(&bytes, &keys, &mut seen).expect("a valid KeyPackage");
+            (MemberCode::parse(&code).expect("a member code"), kp)
+        })
+        .collect()
 }

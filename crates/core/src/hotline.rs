@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL};
+use adi_mls::{KeyPackage, LineMember, MlsConfig, Processed};
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
 use ed25519_dalek::SigningKey;
@@ -53,6 +54,8 @@ pub struct Restored {
     pub heads: Vec<OwnHead>,
     /// Acknowledgements still awaited, with whether their alarm is open.
     pub pending: Vec<PendingAck>,
+    /// This member's MLS state, as last committed.
+    pub mls_state: Option<Vec<u8>>,
 }
 
 /// What an envelope carries, decoded.
@@ -104,6 +107,8 @@ pub struct WriteBatch {
     pub records: Vec<Record>,
     /// Alarm changes not tied to a record (deadlines passing, links going silent).
     pub alarms: Vec<AlarmChange>,
+    /// This member's MLS state after the records, to store with them (secrets: sealed at rest).
+    pub mls_state: Option<Vec<u8>>,
 }
 
 impl WriteBatch {
@@ -142,12 +147,31 @@ pub struct Hotline {
     links: HashMap<LineId, LinkHealth>,
     /// Timers by time; an entry is stale when its subject moved on, and is then skipped.
     timers: BTreeSet<(u64, Timer)>,
+    /// The MLS groups of this member's lines, and its KeyPackages.
+    mls: LineMember,
+}
+
+/// The roster's signing keys, as MLS checks credentials against them.
+fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
+    |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
+}
+
+fn internal(e: impl std::fmt::Display) -> CoreError {
+    CoreError::new(crate::ErrorKind::Internal, "mls", e.to_string())
 }
 
 impl Hotline {
     /// Builds the state machine from configuration and what the store holds, at `now_ms`.
-    pub fn new(config: HotlineConfig, restored: Restored, now_ms: u64) -> Hotline {
+    pub fn new(config: HotlineConfig, restored: Restored, now_ms: u64) -> Result<Hotline, CoreError> {
+        let seed = config.signing_key.to_bytes();
+        let line_ids: Vec<[u8; 16]> = restored.lines.iter().map(|l| l.id.0).collect();
+        let mls = match &restored.mls_state {
+            Some(state) => LineMember::restore(config.me.as_str(), seed, MlsConfig::default(), state, &line_ids),
+            None => LineMember::new(config.me.as_str(), seed, MlsConfig::default()),
+        }
+        .map_err(internal)?;
         let mut h = Hotline {
+            mls,
             config,
             lines: HashMap::new(),
             heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
@@ -163,7 +187,17 @@ impl Hotline {
             let wake = if p.alarmed { now_ms } else { p.due_ms };
             h.await_ack(p, wake);
         }
-        h
+        Ok(h)
+    }
+
+    /// Makes `n` one-time KeyPackages for peers to claim.
+    pub fn key_packages(&mut self, n: usize) -> Result<Vec<Vec<u8>>, CoreError> {
+        self.mls.key_packages(n).map_err(internal)
+    }
+
+    /// This member's whole MLS state, to store (sealed) with the records that changed it.
+    pub fn mls_snapshot(&self) -> Result<Vec<u8>, CoreError> {
+        self.mls.snapshot().map_err(internal)
     }
 
     pub fn me(&self) -> &MemberCode {
@@ -236,8 +270,14 @@ impl Hotline {
         self.pending.insert(key, (p, wake_ms));
     }
 
-    /// Creates a line with this member as its home, announcing it to the other members.
-    pub fn create_line(&mut self, now_ms: u64, id: LineId, req: NewLine) -> Result<Record, CoreError> {
+    /// Checks a request for a new line and returns the other members, whose KeyPackages the
+    /// runtime must claim before [`Hotline::create_line`].
+    pub fn check_new_line(&self, req: &NewLine) -> Result<Vec<MemberCode>, CoreError> {
+        let (_, members, _) = self.plan_line(req)?;
+        Ok(members.into_iter().filter(|m| *m != self.config.me).collect())
+    }
+
+    fn plan_line(&self, req: &NewLine) -> Result<(Scope, Vec<MemberCode>, String), CoreError> {
         let scope = Scope::parse(&req.scope).ok_or_else(|| {
             CoreError::invalid("bad_scope", format!("unknown scope '{}', expected ADMM or ADMM-Plus", req.scope))
         })?;
@@ -247,7 +287,7 @@ impl Hotline {
                 format!("this node holds the most lines it may ({})", self.config.limits.lines_max),
             ));
         }
-        let title = req.title.unwrap_or_default();
+        let title = req.title.clone().unwrap_or_default();
         let me = self.config.me.clone();
         let members = check_line(&self.config.roster, &self.config.limits, scope, &me, &req.members, &title)?;
         if members.len() == 2 {
@@ -265,9 +305,33 @@ impl Hotline {
                 ));
             }
         }
-        if self.lines.contains_key(&id) {
+        Ok((scope, members, title))
+    }
+
+    /// Creates a line with this member as its home: makes the line's MLS group with the other
+    /// members' KeyPackages (one each, claimed and checked by the runtime) and announces the line
+    /// with the group's Welcome.
+    pub fn create_line(
+        &mut self,
+        now_ms: u64,
+        id: LineId,
+        req: NewLine,
+        key_packages: Vec<(MemberCode, KeyPackage)>,
+    ) -> Result<Record, CoreError> {
+        let (scope, members, title) = self.plan_line(&req)?;
+        if self.lines.contains_key(&id) || self.mls.has_line(&id.0) {
             return Err(CoreError::conflict("line_exists", format!("line {id} exists")));
         }
+        let me = self.config.me.clone();
+        let mut expected: Vec<&MemberCode> = members.iter().filter(|m| **m != me).collect();
+        let mut given: Vec<&MemberCode> = key_packages.iter().map(|(m, _)| m).collect();
+        expected.sort();
+        given.sort();
+        if expected != given {
+            return Err(internal("the KeyPackages do not match the line's members"));
+        }
+        let created =
+            self.mls.create_line(id.0, key_packages.into_iter().map(|(_, kp)| kp).collect()).map_err(internal)?;
         let line = Line { id, scope, title, home: me.clone(), members, created_ms: now_ms };
         let payload = PayloadV1::LineSetup {
             v: 1,
@@ -275,9 +339,10 @@ impl Hotline {
             title: line.title.clone(),
             home: me.to_string(),
             members: line.members.iter().map(|m| m.to_string()).collect(),
+            welcome: created.welcome.map(hex::encode),
         };
         self.add_line(line.clone(), now_ms);
-        Ok(self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::LineSetup))
+        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS_SETUP, 0, payload.encode(), Content::LineSetup))
     }
 
     /// Sends an operator's message on a line. `released_by` names the principal who released it.
@@ -306,7 +371,7 @@ impl Hotline {
             ));
         }
         let priority = message.precedence.priority();
-        let record = self.seal(now_ms, line, priority, payload, Content::Message(message.clone()));
+        let record = self.seal(now_ms, line, priority, payload, Content::Message(message.clone()))?;
         if let Some(deadline_s) = message.deadline_s.filter(|_| message.has_deadline()) {
             for member in record.recipients.clone() {
                 let p = PendingAck {
@@ -324,6 +389,21 @@ impl Hotline {
             }
         }
         Ok(record)
+    }
+
+    /// Encrypts and signs any payload on a line, without the checks an operator's draft gets.
+    /// Tests use it to play a member that breaks the rules; the node never calls it.
+    #[doc(hidden)]
+    pub fn seal_unchecked(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        priority: u8,
+        payload: PayloadV1,
+    ) -> Result<Record, CoreError> {
+        let line =
+            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        self.seal(now_ms, line, priority, payload, Content::LinkTest)
     }
 
     /// Answers an envelope on a line with this member's receipt. `priority` is the queue priority
@@ -372,13 +452,36 @@ impl Hotline {
                 }
             }
         }
-        let mut record = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt));
+        let mut record = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt))?;
         record.alarms = alarms;
         Ok(record)
     }
 
+    /// Encrypts a payload for the line's group and signs it as this member's next envelope.
+    fn seal(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        payload: PayloadV1,
+        content: Content,
+    ) -> Result<Record, CoreError> {
+        let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &payload.encode()).map_err(internal)?;
+        Ok(self.sign(now_ms, line, priority, CONTENT_MLS, epoch, ciphertext, content))
+    }
+
     /// Signs this member's next envelope on a line and advances the chain head.
-    fn seal(&mut self, now_ms: u64, line: Line, priority: u8, payload: PayloadV1, content: Content) -> Record {
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        content_type: u8,
+        epoch: u64,
+        payload: Vec<u8>,
+        content: Content,
+    ) -> Record {
         let me = self.config.me.clone();
         let (seq, prev) = self.heads.get(&(line.id, me.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
         let body = EnvelopeBody {
@@ -386,11 +489,11 @@ impl Hotline {
             sender: me.to_string(),
             seq: seq + 1,
             prev,
-            epoch: 0,
+            epoch,
             created_ms: now_ms,
             priority,
-            content_type: CONTENT_PLAIN_V1,
-            payload: payload.encode(),
+            content_type,
+            payload,
         };
         let envelope = body.sign(&self.config.signing_key);
         self.heads.insert((line.id, me.clone()), (seq + 1, envelope.hash()));
@@ -437,12 +540,28 @@ impl Hotline {
             .ok_or_else(|| Refusal::reject(format!("{sender} is not in the roster")))?;
         let envelope = envelope.verify(&member.signing_key).map_err(|e| Refusal::reject(e.to_string()))?;
         let body = envelope.body();
-        if body.content_type != CONTENT_PLAIN_V1 || body.epoch != 0 {
-            return Err(Refusal::reject(format!("unsupported content type {}", body.content_type)));
-        }
-        let payload = PayloadV1::decode(&body.payload).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
-        if let PayloadV1::LineSetup { scope, title, home, members, .. } = payload {
+        if body.content_type == CONTENT_MLS_SETUP {
+            let payload =
+                PayloadV1::decode(&body.payload).map_err(|e| Refusal::reject(format!("bad line setup: {e}")))?;
+            let PayloadV1::LineSetup { scope, title, home, members, welcome, .. } = payload else {
+                return Err(Refusal::reject("a set-up envelope carries a line set-up"));
+            };
             let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
+            if !self.mls.has_line(&line.id.0) {
+                let welcome = welcome
+                    .and_then(|w| hex::decode(w).ok())
+                    .ok_or_else(|| Refusal::reject("the line set-up carries no Welcome"))?;
+                let joined = self
+                    .mls
+                    .join(&welcome, &roster_keys(&self.config.roster))
+                    .map_err(|e| Refusal::reject(format!("cannot join the line's group: {e}")))?;
+                let mut in_group = self.mls.members(&joined);
+                in_group.sort();
+                let listed: Vec<String> = line.members.iter().map(|m| m.to_string()).collect();
+                if joined != line.id.0 || in_group != listed {
+                    return Err(Refusal::reject("the Welcome does not match the line set-up"));
+                }
+            }
             self.check_seq(&line, &sender, &envelope)?;
             if !self.lines.contains_key(&line.id) {
                 self.add_line(line.clone(), now_ms);
@@ -457,6 +576,12 @@ impl Hotline {
                 alarms: Vec::new(),
             }]);
         }
+        if body.content_type != CONTENT_MLS {
+            return Err(Refusal::reject(format!(
+                "content type {} is not accepted: lines carry MLS messages only",
+                body.content_type
+            )));
+        }
         let line = match self.lines.get(&body.line) {
             Some(l) => l.clone(),
             None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
@@ -464,8 +589,29 @@ impl Hotline {
         if !line.has_member(&sender) {
             return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
         }
+        let current = self.mls.epoch(&line.id.0).unwrap_or(0);
+        if body.epoch > current {
+            return Err(Refusal::defer(format!("epoch {} is ahead of this member's {current}", body.epoch)));
+        }
+        let processed = self
+            .mls
+            .process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster))
+            .map_err(|e| Refusal::reject(format!("cannot decrypt: {e}")))?;
+        let plaintext = match processed {
+            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => plaintext,
+            Processed::Application { sender: author, .. } => {
+                return Err(Refusal::reject(format!("the MLS sender {author} is not the envelope's sender {sender}")));
+            }
+            Processed::Buffered { epoch } => {
+                return Err(Refusal::defer(format!("epoch {epoch} is ahead of this member's")));
+            }
+            Processed::Commit { .. } | Processed::Proposal { .. } => {
+                return Err(Refusal::reject("membership changes and key updates are not yet taken on lines"));
+            }
+        };
+        let payload = PayloadV1::decode(&plaintext).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
         let content = match payload {
-            PayloadV1::LineSetup { .. } => unreachable!("handled above"),
+            PayloadV1::LineSetup { .. } => return Err(Refusal::reject("a line set-up inside a line's messages")),
             PayloadV1::Message { .. } => {
                 let message = message_from_payload(payload).map_err(Refusal::reject)?;
                 message.check(&self.config.limits).map_err(|e| Refusal::reject(e.message))?;
@@ -532,7 +678,9 @@ impl Hotline {
                     Answered { hash: record.envelope.hash(), sender: sender.clone(), seq: record.envelope.body().seq };
                 let receipt = Receipt { kind: ReceiptKind::LinkTestAnswer, answers: answered, reason: None };
                 let payload = receipt_to_payload(&receipt);
-                let answer = self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::Receipt(receipt));
+                let answer = self
+                    .seal(now_ms, line, PRIORITY_CONTROL, payload, Content::Receipt(receipt))
+                    .map_err(|e| Refusal::defer(format!("cannot answer the link test now: {e}")))?;
                 out.push(record);
                 out.push(answer);
                 return Ok(out);
@@ -652,7 +800,10 @@ impl Hotline {
                     if !outstanding {
                         if let Some(line) = self.lines.get(&line_id).cloned() {
                             let payload = PayloadV1::LinkTest { v: 1 };
-                            let record = self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::LinkTest);
+                            let Ok(record) = self.seal(now_ms, line, PRIORITY_CONTROL, payload, Content::LinkTest)
+                            else {
+                                continue;
+                            };
                             if let Some(l) = self.links.get_mut(&line_id) {
                                 l.outstanding = Some((record.envelope.hash(), now_ms));
                             }

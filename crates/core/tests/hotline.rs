@@ -3,12 +3,14 @@
 //! `check` helper, so a change of behaviour shows as a readable diff.
 
 use adi_core::{Content, Draft, Hotline, MemberCode, NewLine, Record};
-use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_FLASH, PRIORITY_ROUTINE};
+use adi_wire::envelope::{
+    EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, CONTENT_PLAIN_V1, PRIORITY_FLASH, PRIORITY_ROUTINE,
+};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
 use expect_test::{expect, Expect};
 
-use adi_core::fixtures::{config, hotline, key, WORLD};
+use adi_core::fixtures::{config, hotline, key, key_packages_of, WORLD};
 
 fn code(s: &str) -> MemberCode {
     MemberCode::parse(s).unwrap()
@@ -20,6 +22,12 @@ fn check(actual: String, expect: Expect) {
 
 fn new_line(members: &str, scope: &str) -> NewLine {
     NewLine { members: members.split(',').map(String::from).collect(), scope: scope.into(), title: None }
+}
+
+/// `home` creates a line with the members whose cores are given, from their KeyPackages.
+fn create(home: &mut Hotline, members: &mut [&mut Hotline], id: LineId, list: &str, scope: &str) -> Record {
+    let kps = key_packages_of(members);
+    home.create_line(1, id, new_line(list, scope), kps).unwrap()
 }
 
 fn draft(precedence: &str, subject: &str) -> Draft {
@@ -57,7 +65,12 @@ fn line_policy_on_creation() {
     let mut out = String::new();
     for (i, (members, scope)) in cases.iter().enumerate() {
         let mut ph = hotline("PH");
-        let result = ph.create_line(1_000, LineId([i as u8; 16]), new_line(members, scope));
+        let req = new_line(members, scope);
+        let result = ph.check_new_line(&req).and_then(|others| {
+            let mut cores: Vec<Hotline> = others.iter().map(|m| hotline(m.as_str())).collect();
+            let kps = key_packages_of(&mut cores.iter_mut().collect::<Vec<_>>());
+            ph.create_line(1_000, LineId([i as u8; 16]), req, kps)
+        });
         let line = match result {
             Ok(r) => format!("ok, {}", render_record(&r)),
             Err(e) => format!("{:?} {}: {}", e.kind, e.code, e.message),
@@ -85,11 +98,12 @@ fn line_policy_on_creation() {
 
 #[test]
 fn a_second_direct_line_of_the_same_scope_conflicts() {
-    let mut ph = hotline("PH");
-    ph.create_line(1, LineId([1; 16]), new_line("PH,VN", "ADMM")).unwrap();
-    let e = ph.create_line(2, LineId([2; 16]), new_line("VN,PH", "ADMM")).unwrap_err();
+    let (mut ph, mut vn) = (hotline("PH"), hotline("VN"));
+    create(&mut ph, &mut [&mut vn], LineId([1; 16]), "PH,VN", "ADMM");
+    let e = ph.check_new_line(&new_line("VN,PH", "ADMM")).unwrap_err();
     check(format!("{:?} {}", e.kind, e.code), expect![[r#"Conflict line_exists"#]]);
-    assert!(ph.create_line(3, LineId([3; 16]), new_line("PH,VN", "ADMM-Plus")).is_ok());
+    assert!(ph.check_new_line(&new_line("PH,VN", "ADMM-Plus")).is_ok());
+    create(&mut ph, &mut [&mut vn], LineId([3; 16]), "PH,VN", "ADMM-Plus");
 }
 
 #[test]
@@ -97,7 +111,7 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
     let mut ph = hotline("PH");
     let mut cn = hotline("CN");
     let line = LineId([7; 16]);
-    let setup = ph.create_line(10, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
     let routine = ph.send(11, line, draft("ROUTINE", "first"), None).unwrap();
     let flash = ph.send(12, line, draft("FLASH", "second"), None).unwrap();
     assert_eq!(routine.envelope.body().prev, setup.envelope.hash());
@@ -142,6 +156,18 @@ fn message_payload(precedence: &str, body: &str) -> Vec<u8> {
 }
 
 fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payload: Vec<u8>) -> Vec<u8> {
+    envelope_of(sender, seed, line, seq, priority, CONTENT_MLS, payload)
+}
+
+fn envelope_of(
+    sender: &str,
+    seed: u8,
+    line: LineId,
+    seq: u64,
+    priority: u8,
+    content_type: u8,
+    payload: Vec<u8>,
+) -> Vec<u8> {
     EnvelopeBody {
         line,
         sender: sender.into(),
@@ -150,7 +176,7 @@ fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payloa
         epoch: 0,
         created_ms: 5,
         priority,
-        content_type: CONTENT_PLAIN_V1,
+        content_type,
         payload,
     }
     .sign(&key(seed))
@@ -158,12 +184,16 @@ fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payloa
     .to_vec()
 }
 
+fn message(precedence: &str, body: &str) -> PayloadV1 {
+    PayloadV1::decode(&message_payload(precedence, body)).unwrap()
+}
+
 #[test]
 fn refusals_of_envelopes_from_peers() {
     let line = LineId([9; 16]);
     let mut cn = hotline("CN");
     let mut ph = hotline("PH");
-    let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
     cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
     let long_flash = vec!["w"; 201].join(" ");
     let admm_setup = PayloadV1::LineSetup {
@@ -172,27 +202,32 @@ fn refusals_of_envelopes_from_peers() {
         title: String::new(),
         home: "PH".into(),
         members: vec!["PH".into(), "CN".into()],
+        welcome: None,
     }
     .encode();
+    // PH plays a member that breaks the rules inside correctly encrypted envelopes.
+    let mut rogue =
+        |priority, payload| ph.seal_unchecked(4, line, priority, payload).unwrap().envelope.bytes().to_vec();
+    let too_long = rogue(PRIORITY_FLASH, message("FLASH", &long_flash));
+    let mismatch = rogue(PRIORITY_FLASH, message("ROUTINE", "b"));
+    let valid = rogue(PRIORITY_ROUTINE, message("ROUTINE", "b"));
+    let ciphertext = adi_wire::Envelope::decode(&valid, 1 << 20, 1 << 20).unwrap().body().payload.clone();
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
         ("garbage", "PH", b"not an envelope".to_vec()),
-        ("signed by another key", "PH", envelope("PH", 9, line, 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
-        ("sender is not the peer", "VN", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
-        ("member not on line", "VN", envelope("VN", 2, line, 1, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        ("signed by another key", "PH", envelope("PH", 9, line, 2, PRIORITY_ROUTINE, vec![1, 2, 3])),
+        ("sender is not the peer", "VN", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, vec![1, 2, 3])),
+        ("member not on line", "VN", envelope("VN", 2, line, 1, PRIORITY_ROUTINE, vec![1, 2, 3])),
+        ("unknown line", "PH", envelope("PH", 1, LineId([8; 16]), 2, PRIORITY_ROUTINE, vec![1, 2, 3])),
         (
-            "unknown line",
+            "plain payload",
             "PH",
-            envelope("PH", 1, LineId([8; 16]), 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b")),
+            envelope_of("PH", 1, line, 2, PRIORITY_ROUTINE, CONTENT_PLAIN_V1, message_payload("ROUTINE", "b")),
         ),
-        (
-            "FLASH over 200 words",
-            "PH",
-            envelope("PH", 1, line, 2, PRIORITY_FLASH, message_payload("FLASH", &long_flash)),
-        ),
-        ("priority mismatch", "PH", envelope("PH", 1, line, 2, PRIORITY_FLASH, message_payload("ROUTINE", "b"))),
-        ("bad payload", "PH", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, b"{}".to_vec())),
-        ("Plus member on ADMM line", "PH", envelope("PH", 1, LineId([6; 16]), 1, 0, admm_setup)),
-        ("far ahead", "PH", envelope("PH", 1, line, 5_000_000, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        ("not MLS", "PH", envelope("PH", 1, line, 2, PRIORITY_ROUTINE, message_payload("ROUTINE", "b"))),
+        ("FLASH over 200 words", "PH", too_long),
+        ("priority mismatch", "PH", mismatch),
+        ("Plus member on ADMM line", "PH", envelope_of("PH", 1, LineId([6; 16]), 1, 0, CONTENT_MLS_SETUP, admm_setup)),
+        ("far ahead", "PH", envelope("PH", 1, line, 5_000_000, PRIORITY_ROUTINE, ciphertext)),
     ];
     let mut out = String::new();
     for (what, peer, bytes) in cases {
@@ -205,35 +240,39 @@ fn refusals_of_envelopes_from_peers() {
     check(
         out,
         expect![[r#"
-            garbage: rejected malformed envelope: bad magic: expected ADIE
-            signed by another key: rejected the envelope's signature does not verify under the sender's roster key
-            sender is not the peer: rejected envelope from PH arrived over VN's connection; relaying is not supported
-            member not on line: rejected VN is not a member of line 09090909090909090909090909090909
-            unknown line: deferred line 08080808080808080808080808080808 is not known here yet
-            FLASH over 200 words: rejected a FLASH body is at most 200 words; this one has 201
-            priority mismatch: rejected the envelope's priority does not match the message's precedence
-            bad payload: rejected bad payload: missing field `type` at line 1 column 2
-            Plus member on ADMM line: rejected line refused: CN (PLUS) may not be on a line of scope ADMM
-            far ahead: rejected sequence number 5000000 is too far ahead of 1 (limit seq_ahead_max = 1000000)
-        "#]],
+        garbage: rejected malformed envelope: bad magic: expected ADIE
+        signed by another key: rejected the envelope's signature does not verify under the sender's roster key
+        sender is not the peer: rejected envelope from PH arrived over VN's connection; relaying is not supported
+        member not on line: rejected VN is not a member of line 09090909090909090909090909090909
+        unknown line: deferred line 08080808080808080808080808080808 is not known here yet
+        plain payload: rejected content type 1 is not accepted: lines carry MLS messages only
+        not MLS: rejected cannot decrypt: malformed MLS message: UnknownValue(29817)
+        FLASH over 200 words: rejected a FLASH body is at most 200 words; this one has 201
+        priority mismatch: rejected the envelope's priority does not match the message's precedence
+        Plus member on ADMM line: rejected line refused: CN (PLUS) may not be on a line of scope ADMM
+        far ahead: rejected sequence number 5000000 is too far ahead of 1 (limit seq_ahead_max = 1000000)
+    "#]],
     );
 }
 
 #[test]
 fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
     let line = LineId([4; 16]);
-    let mut ph = hotline("PH");
-    let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let (mut ph, mut cn) = (hotline("PH"), hotline("CN"));
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
     let second = ph.send(2, line, draft("ROUTINE", "before restart"), None).unwrap();
+    let mls_state = Some(ph.mls_snapshot().unwrap());
     let mut again = Hotline::new(
         config("PH", WORLD[0].2),
         adi_core::Restored {
             lines: vec![setup.line.clone()],
             heads: vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
             pending: Vec::new(),
+            mls_state,
         },
         3,
-    );
+    )
+    .unwrap();
     let third = again.send(3, line, draft("ROUTINE", "after restart"), None).unwrap();
     assert_eq!(third.envelope.body().seq, 3);
     assert_eq!(third.envelope.body().prev, second.envelope.hash());
@@ -246,10 +285,9 @@ fn random_and_mutated_bytes_never_panic_the_core() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xAD1);
     let line = LineId([1; 16]);
-    let mut ph = hotline("PH");
-    let setup = ph.create_line(1, line, new_line("PH,CN", "ADMM-Plus")).unwrap();
+    let (mut ph, mut cn) = (hotline("PH"), hotline("CN"));
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
     let message = ph.send(2, line, draft("FLASH", "seed"), None).unwrap();
-    let mut cn = hotline("CN");
     for valid in [setup.envelope.bytes().to_vec(), message.envelope.bytes().to_vec()] {
         for i in 0..valid.len() {
             let mut m = valid.clone();

@@ -25,6 +25,9 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use thiserror::Error;
 
+/// A checked KeyPackage, as [`check_key_package`] returns it.
+pub use openmls::prelude::KeyPackage;
+
 /// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the only ciphersuite ADI speaks.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
@@ -44,11 +47,13 @@ pub struct MlsConfig {
 
 impl Default for MlsConfig {
     fn default() -> Self {
+        // Precedence reorders a sender's envelopes (a FLASH overtakes a queued backlog), so the
+        // out-of-order window must cover the longest backlog a link is expected to hold.
         MlsConfig {
             past_epochs_max: 4,
             future_buffer_len_max: 256,
-            out_of_order_tolerance: 128,
-            forward_distance_max: 10_000,
+            out_of_order_tolerance: 10_000,
+            forward_distance_max: 100_000,
         }
     }
 }
@@ -439,6 +444,11 @@ impl LineMember {
             }
         }
         out
+    }
+
+    /// The out-of-order window a line's group applies.
+    pub fn out_of_order_tolerance(&self, line: &[u8; 16]) -> Option<u32> {
+        self.groups.get(line).map(|g| g.configuration().sender_ratchet_configuration().out_of_order_tolerance())
     }
 
     /// Messages waiting for a future epoch on a line.

@@ -209,3 +209,16 @@ fn only_the_home_member_commits() {
     let rogue = cn.commit_proposals(&LINE).unwrap();
     assert_eq!(read(&mut vn, &rogue.commit), Err(MlsError::NotHome));
 }
+
+#[test]
+fn a_message_overtaking_a_long_backlog_leaves_the_backlog_readable() {
+    let mut cn = member("CN");
+    let mut ph = line(&mut [&mut cn]);
+    assert_eq!(cn.out_of_order_tolerance(&LINE), Some(MlsConfig::default().out_of_order_tolerance));
+    let backlog: Vec<Vec<u8>> = (0..600u32).map(|i| ph.encrypt(&LINE, &i.to_be_bytes()).unwrap().1).collect();
+    let (_, flash) = ph.encrypt(&LINE, b"FLASH").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &flash)), b"FLASH");
+    for (i, m) in backlog.iter().enumerate() {
+        assert_eq!(plaintext(read(&mut cn, m)), (i as u32).to_be_bytes(), "message {i}");
+    }
+}

@@ -81,6 +81,7 @@ impl From<CoreError> for ApiError {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError { status, code: e.code, message: e.message }
     }
@@ -448,7 +449,19 @@ async fn create_line(
     check_writable(&node)?;
     let id = LineId(rand::random());
     let new_line = NewLine { members: req.members, scope: req.scope, title: req.title };
-    commit_own(&node, |core| core.create_line(now_ms(), id, new_line)).await?;
+    let others = node.core().check_new_line(&new_line)?;
+    let mut key_packages = Vec::with_capacity(others.len());
+    for member in others {
+        let kp = crate::federation::claim_checked_key_package(&node, &member).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "member_unreachable",
+                format!("cannot open the line: no KeyPackage from {member}'s node: {e}"),
+            )
+        })?;
+        key_packages.push((member, kp));
+    }
+    commit_own(&node, |core| core.create_line(now_ms(), id, new_line, key_packages)).await?;
     let view = LineView::from(&find_line(&node, &id.to_hex())?);
     tracing::info!(operator = %auth.0.name, line = %view.id, "line created");
     Ok((StatusCode::CREATED, Json(view)))
@@ -528,7 +541,8 @@ pub(crate) async fn commit_own(
         let record = seal(&mut core)?;
         let hash = record.envelope.hash();
         let recipients = record.recipients.clone();
-        (hash, recipients, node.store.commit(WriteBatch { records: vec![record], alarms: Vec::new() }))
+        let mls_state = Some(core.mls_snapshot()?);
+        (hash, recipients, node.store.commit(WriteBatch { records: vec![record], alarms: Vec::new(), mls_state }))
     };
     if let Err(e) = pending.wait().await {
         node.fail_storage(&e);

@@ -195,7 +195,8 @@ pub async fn release(
         let record = core.send(now_ms(), d.line, req.to_draft(), Some(principal.clone()))?;
         let hash = record.envelope.hash();
         let recipients = record.recipients.clone();
-        let batch = adi_core::WriteBatch { records: vec![record], alarms: Vec::new() };
+        let mls_state = Some(core.mls_snapshot()?);
+        let batch = adi_core::WriteBatch { records: vec![record], alarms: Vec::new(), mls_state };
         (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
     };
     if let Err(e) = pending.wait().await {

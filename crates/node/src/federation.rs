@@ -18,6 +18,7 @@ use std::time::Duration;
 use adi_core::{MemberCode, WriteBatch};
 use adi_store::{Outcome, Settlement};
 use adi_wire::batch::{decode_batch, encode_batch, BatchReply, Verdict};
+use adi_wire::Envelope;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -89,10 +90,48 @@ async fn receive_batch(
     let mut batch = WriteBatch::default();
     // For each envelope accepted by the core: its verdict slot and its index in the batch.
     let mut slots = Vec::new();
+    let mut keys = Vec::new();
     let pending = {
         let mut core = node.core();
+        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms();
         for bytes in &envelopes {
+            // A copy of an envelope stored or being stored is answered without decrypting it
+            // again: its MLS keys are spent. The hash covers the signature, so equal is identical.
+            if let Ok(e) = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max) {
+                let b = e.body();
+                let key = (b.line, b.sender.clone(), b.seq);
+                let stored = match node.store.envelope_at(&b.line, &b.sender, b.seq) {
+                    Ok(h) => h,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the store");
+                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        continue;
+                    }
+                };
+                let known = stored.map(|h| (h, true)).or_else(|| in_flight.get(&key).map(|h| (*h, false)));
+                if let Some((existing, committed)) = known {
+                    verdicts.push(Some(if existing != e.hash() {
+                        tracing::warn!(peer = %peer, envelope = %e.hash(), existing = %existing,
+                            "refused: another envelope holds the same line, sender and sequence number");
+                        Verdict::Rejected {
+                            reason: format!(
+                                "conflicts with stored envelope {existing} for the same line, sender and sequence"
+                            ),
+                        }
+                    } else if committed {
+                        // The core's lock is held here: tell it directly.
+                        if node.answered_by_me(&existing) {
+                            core.forget_ack(&existing, &node.member);
+                        }
+                        Verdict::Duplicate
+                    } else {
+                        Verdict::Deferred { reason: "the same envelope is being committed".into() }
+                    }));
+                    continue;
+                }
+                keys.push((key, e.hash()));
+            }
             match core.receive(now, &peer, bytes) {
                 Ok(records) => {
                     slots.push((verdicts.len(), batch.records.len()));
@@ -109,13 +148,36 @@ async fn receive_batch(
                 }
             }
         }
-        // Submitted under the core lock so that the store commits in the order the core decided.
-        let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
-        let hashes: Vec<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
-        (!batch.records.is_empty()).then(|| (peers, hashes, node.store.commit(batch)))
+        if batch.records.is_empty() {
+            None
+        } else {
+            match core.mls_snapshot() {
+                Ok(state) => batch.mls_state = Some(state),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot snapshot the MLS state");
+                    return ApiError::unavailable().into_response();
+                }
+            }
+            let accepted: std::collections::HashSet<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
+            keys.retain(|(_, h)| accepted.contains(h));
+            for (key, hash) in &keys {
+                in_flight.insert(key.clone(), *hash);
+            }
+            // Submitted under the core lock so that the store commits in the order the core decided.
+            let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
+            let hashes: Vec<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
+            Some((peers, hashes, node.store.commit(batch)))
+        }
     };
     if let Some((peers, hashes, pending)) = pending {
-        match pending.wait().await {
+        let result = pending.wait().await;
+        {
+            let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, _) in &keys {
+                in_flight.remove(key);
+            }
+        }
+        match result {
             Ok(outcomes) => {
                 for (slot, index) in slots {
                     let hash = hashes[index];
@@ -133,9 +195,6 @@ async fn receive_batch(
                                     "conflicts with stored envelope {existing} for the same line, sender and sequence"
                                 ),
                             }
-                        }
-                        Outcome::Dangling => {
-                            Verdict::Deferred { reason: "the envelope it answers is not here yet".into() }
                         }
                         Outcome::Mismatch { reason } => {
                             tracing::warn!(peer = %peer, envelope = %hash, reason = %reason, "receipt refused");
@@ -188,6 +247,35 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
                 .into_response()
         }
     }
+}
+
+/// Claims a KeyPackage from a member's node, trying its endpoints in order, and checks it: a
+/// roster credential of that member, validly signed, never seen before.
+pub async fn claim_checked_key_package(node: &NodeState, member: &MemberCode) -> Result<adi_mls::KeyPackage, String> {
+    let peer = node.roster_member(member).ok_or_else(|| format!("{member} is not in the roster"))?;
+    let tls = Arc::new(
+        crate::tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), peer.tls_pin)
+            .map_err(|e| e.to_string())?,
+    );
+    let mut errors = Vec::new();
+    for endpoint in &peer.endpoints {
+        match claim_key_package_from(endpoint, tls.clone(), member, node.runtime_limits.connect_timeout_ms).await {
+            Ok(bytes) => {
+                let roster = node.roster();
+                let keys = |code: &str| {
+                    MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
+                };
+                let mut seen = node.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner());
+                let (code, kp) = adi_mls::check_key_package(&bytes, &keys, &mut seen).map_err(|e| e.to_string())?;
+                if code != member.as_str() {
+                    return Err(format!("the KeyPackage is {code}'s, not {member}'s"));
+                }
+                return Ok(kp);
+            }
+            Err(e) => errors.push(format!("{endpoint}: {e}")),
+        }
+    }
+    Err(errors.join("; "))
 }
 
 /// Claims one KeyPackage from a peer over a fresh pinned connection.

@@ -46,8 +46,11 @@ pub struct NodeState {
     /// Serialises this node's own receipts, so that "acknowledged twice" is decided on committed state.
     pub receipts: tokio::sync::Mutex<()>,
     pub release_required: bool,
-    /// This member's MLS state: its groups and the KeyPackages it published.
-    pub mls: Mutex<adi_mls::LineMember>,
+    /// Envelopes from peers handed to the store but not yet committed, by (line, sender,
+    /// sequence): a copy arriving meanwhile is deferred rather than decrypted twice.
+    pub in_flight: Mutex<std::collections::HashMap<(adi_wire::LineId, String, u64), adi_wire::EnvelopeHash>>,
+    /// References of peers' KeyPackages this node has used: one offered again is refused.
+    pub key_packages_seen: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Serialises refills of the KeyPackage pool.
     pub key_package_refill: tokio::sync::Mutex<()>,
 }
@@ -82,17 +85,17 @@ impl NodeState {
     /// A message that arrived again after this member had answered it must not wait for an
     /// answer again: the core is told to forget it.
     pub fn forget_if_answered(&self, message: &adi_wire::EnvelopeHash) {
-        let answered = self
-            .store
-            .receipts(message)
-            .map(|rs| rs.iter().any(|r| r.member == self.member && (r.kind == "acknowledged" || r.kind == "declined")));
-        if answered.unwrap_or(false) {
+        if self.answered_by_me(message) {
             self.core().forget_ack(message, &self.member);
         }
     }
 
-    pub fn mls(&self) -> MutexGuard<'_, adi_mls::LineMember> {
-        self.mls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Whether this member acknowledged or declined a message.
+    pub fn answered_by_me(&self, message: &adi_wire::EnvelopeHash) -> bool {
+        self.store
+            .receipts(message)
+            .map(|rs| rs.iter().any(|r| r.member == self.member && (r.kind == "acknowledged" || r.kind == "declined")))
+            .unwrap_or(false)
     }
 
     /// Tops the pool of unclaimed KeyPackages up to `key_package_pool_len`, storing them with
@@ -104,16 +107,19 @@ impl NodeState {
         if wanted == 0 {
             return Ok(0);
         }
-        let (state, key_packages) = {
-            let mut mls = self.mls();
-            let made = mls.key_packages(wanted as usize)?;
-            (mls.snapshot()?, made)
+        // Made, snapshotted and handed to the store under the core's lock, so that the stored MLS
+        // state is never older than one stored before it.
+        let pending = {
+            let mut core = self.core();
+            let made = core.key_packages(wanted as usize)?;
+            let state = core.mls_snapshot()?;
+            let with_refs = made
+                .into_iter()
+                .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.store.add_key_packages(state, with_refs, now_ms())
         };
-        let with_refs = key_packages
-            .into_iter()
-            .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Err(e) = self.store.add_key_packages(state, with_refs, now_ms()).wait().await {
+        if let Err(e) = pending.wait().await {
             self.fail_storage(&e);
             return Err(e.into());
         }
@@ -147,18 +153,6 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let restored = store.load(&config.member)?;
-        let seed = config.signing_key.to_bytes();
-        let mls = match store.mls_state()? {
-            Some(snapshot) => adi_mls::LineMember::restore(
-                config.member.as_str(),
-                seed,
-                adi_mls::MlsConfig::default(),
-                &snapshot,
-                &[],
-            ),
-            None => adi_mls::LineMember::new(config.member.as_str(), seed, adi_mls::MlsConfig::default()),
-        }
-        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", config.database.display()))?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -179,7 +173,8 @@ impl Node {
             },
             restored,
             now_ms(),
-        );
+        )
+        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", config.database.display()))?;
         let links = config
             .roster
             .members()
@@ -202,7 +197,8 @@ impl Node {
             events: Notify::new(),
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
-            mls: Mutex::new(mls),
+            in_flight: Mutex::new(std::collections::HashMap::new()),
+            key_packages_seen: Mutex::new(std::collections::HashSet::new()),
             key_package_refill: tokio::sync::Mutex::new(()),
         });
         state.refill_key_packages().await?;
@@ -285,9 +281,15 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             }
             let (peers, pending) = {
                 let mut core = node.core();
-                let batch = core.tick(now_ms());
+                let mut batch = core.tick(now_ms());
                 if batch.is_empty() {
                     continue;
+                }
+                if !batch.records.is_empty() {
+                    match core.mls_snapshot() {
+                        Ok(state) => batch.mls_state = Some(state),
+                        Err(e) => tracing::error!(error = %e, "cannot snapshot the MLS state"),
+                    }
                 }
                 let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
                 (peers, node.store.commit(batch))

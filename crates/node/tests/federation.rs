@@ -10,7 +10,9 @@ use adi_core::MemberCode;
 use adi_node::federation::post_batch_once;
 use adi_node::tls;
 use adi_wire::batch::Verdict;
-use adi_wire::envelope::{EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE};
+use adi_wire::envelope::{
+    EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE,
+};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
 use common::{endpoint, eventually, get_list, keys_towards, open_line, pin_of, send, wait_delivered, Net};
@@ -92,9 +94,21 @@ async fn two_and_three_nodes_deliver_every_precedence_on_lines_of_both_scopes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_a_down_peer_queue_and_all_arrive_in_order_when_it_returns() {
     let mut net = Net::start(&["PH", "CN"]).await;
-    net.stop_code("CN").await;
     let ph = net.client("PH");
+    // Opening a line needs a KeyPackage from each member's node, so it is opened first.
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    eventually(WAIT, "the line set-up to be delivered", || {
+        let ph = ph.clone();
+        async move {
+            let peers = get_list(&ph, "/api/v1/peers").await;
+            peers
+                .iter()
+                .any(|p| p["member"] == "CN" && p["queue_len"] == 0 && p["last_delivery_ms"].is_u64())
+                .then_some(())
+        }
+    })
+    .await;
+    net.stop_code("CN").await;
     let mut ids = Vec::new();
     for i in 0..40 {
         let p = ["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"][i % 4];
@@ -109,7 +123,7 @@ async fn messages_to_a_down_peer_queue_and_all_arrive_in_order_when_it_returns()
         }
     })
     .await;
-    assert_eq!(cn["queue_len"], 41, "{cn}");
+    assert_eq!(cn["queue_len"], 40, "{cn}");
     assert!(cn["failures"].as_u64().unwrap() >= 1, "{cn}");
     assert!(cn["oldest_queued_age_ms"].is_u64(), "{cn}");
     let m = ph.call(Method::GET, &format!("/api/v1/messages/{}", ids[0]), None).await.unwrap();
@@ -190,12 +204,24 @@ async fn a_flash_enqueued_behind_500_routine_messages_arrives_first() {
 }
 
 fn setup_envelope(key: &SigningKey, sender: &str, line: LineId, scope: &str, members: &[&str]) -> Vec<u8> {
+    setup_with_welcome(key, sender, line, scope, members, None)
+}
+
+fn setup_with_welcome(
+    key: &SigningKey,
+    sender: &str,
+    line: LineId,
+    scope: &str,
+    members: &[&str],
+    welcome: Option<Vec<u8>>,
+) -> Vec<u8> {
     let payload = PayloadV1::LineSetup {
         v: 1,
         scope: scope.into(),
         title: String::new(),
         home: sender.into(),
         members: members.iter().map(|m| m.to_string()).collect(),
+        welcome: welcome.map(hex::encode),
     };
     EnvelopeBody {
         line,
@@ -205,7 +231,7 @@ fn setup_envelope(key: &SigningKey, sender: &str, line: LineId, scope: &str, mem
         epoch: 0,
         created_ms: 1,
         priority: PRIORITY_CONTROL,
-        content_type: CONTENT_PLAIN_V1,
+        content_type: CONTENT_MLS_SETUP,
         payload: payload.encode(),
     }
     .sign(key)
@@ -234,7 +260,8 @@ fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subj
         epoch: 0,
         created_ms: 2,
         priority: if flash { PRIORITY_FLASH } else { PRIORITY_ROUTINE },
-        content_type: CONTENT_PLAIN_V1,
+        // Not real MLS ciphertext: these envelopes test the checks made before decryption.
+        content_type: CONTENT_MLS,
         payload: payload.encode(),
     }
     .sign(key)
@@ -262,7 +289,17 @@ async fn a_node_with_an_unpinned_tls_key_is_refused_at_the_handshake() {
     std::fs::write(dir.path().join("k.pem"), &stranger.key_pem).unwrap();
     let (cert, key) = tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
     let config = Arc::new(tls::federation_client_config(cert, key, pin_of(&net, "CN")).unwrap());
-    let envelope = setup_envelope(&real.signing, "PH", LineId([9; 16]), "ADMM-Plus", &["PH", "CN"]);
+    // A genuine line set-up: PH's MLS group with a KeyPackage claimed from CN, signed by PH.
+    let cn_kp =
+        adi_node::federation::claim_key_package_from(&endpoint(&net, "CN"), real.tls.clone(), &code("CN"), 5_000)
+            .await
+            .unwrap();
+    let keys = |c: &str| net.node("CN").state.roster_member(&code(c)).map(|m| m.signing_key.to_bytes());
+    let (_, kp) = adi_mls::check_key_package(&cn_kp, &keys, &mut Default::default()).unwrap();
+    let mut ph_mls = adi_mls::LineMember::new("PH", real.signing.to_bytes(), adi_mls::MlsConfig::default()).unwrap();
+    let created = ph_mls.create_line([9; 16], vec![kp]).unwrap();
+    let envelope =
+        setup_with_welcome(&real.signing, "PH", LineId([9; 16]), "ADMM-Plus", &["PH", "CN"], created.welcome);
     let result = post_batch_once(&endpoint(&net, "CN"), config, &code("CN"), &[&envelope], 5_000).await;
     assert!(result.is_err(), "an unpinned client got an answer: {result:?}");
     // The same envelope over PH's pinned identity is accepted, which shows the key was the reason.
@@ -297,22 +334,24 @@ async fn an_envelope_with_a_bad_signature_is_refused_and_nothing_is_stored() {
 async fn a_replay_with_altered_content_is_refused_and_an_exact_replay_is_a_duplicate() {
     let net = Net::start(&["PH", "CN"]).await;
     let ph = keys_towards(&net, "PH", "CN");
-    let line = LineId([3; 16]);
-    let setup = setup_envelope(&ph.signing, "PH", line, "ADMM-Plus", &["PH", "CN"]);
-    let original = message_envelope(&ph.signing, "PH", line, 2, "original", false);
-    let reply =
-        post_batch_once(&endpoint(&net, "CN"), ph.tls.clone(), &code("CN"), &[&setup, &original], 5_000).await.unwrap();
-    assert_eq!(reply.verdicts, vec![Verdict::Accepted, Verdict::Accepted]);
+    let client = net.client("PH");
+    let line = open_line(&client, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&client, &line, "ROUTINE", "original").await;
+    wait_delivered(&client, &id, WAIT).await;
+    let e = client.call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
+    use base64::Engine;
+    let original = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
 
-    // Same line, sender and sequence number, different content, properly signed.
-    let altered = message_envelope(&ph.signing, "PH", line, 2, "altered", false);
+    // Same line, sender and sequence number, different content, properly signed by PH.
+    let seq = e["seq"].as_u64().unwrap();
+    let altered = message_envelope(&ph.signing, "PH", LineId::from_hex(&line).unwrap(), seq, "altered", false);
     let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls.clone(), &code("CN"), &[&altered, &original], 5_000)
         .await
         .unwrap();
     assert!(rejected(&reply.verdicts[0], "conflicts"), "{reply:?}");
     assert_eq!(reply.verdicts[1], Verdict::Duplicate);
 
-    let at_cn = line_messages(&net, "CN", &line.to_hex()).await;
+    let at_cn = line_messages(&net, "CN", &line).await;
     assert_eq!(at_cn.len(), 1);
     assert_eq!(at_cn[0]["subject"], "original");
     net.stop_all().await;
@@ -403,7 +442,7 @@ fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
         epoch: 0,
         created_ms: 2,
         priority: PRIORITY_ROUTINE,
-        content_type: CONTENT_PLAIN_V1,
+        content_type: CONTENT_MLS,
         payload: payload.encode(),
     }
     .sign(key)

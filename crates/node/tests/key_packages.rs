@@ -7,9 +7,13 @@ mod common;
 use std::collections::HashSet;
 
 use adi_core::MemberCode;
-use adi_mls::{check_key_package, LineMember, MlsConfig, Processed};
-use adi_node::federation::claim_key_package_from;
+use adi_mls::{check_key_package, LineMember, MlsConfig};
+use adi_node::federation::{claim_key_package_from, post_batch_once};
+use adi_wire::batch::Verdict;
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::files::RosterFile;
+use adi_wire::payload::PayloadV1;
+use adi_wire::{EnvelopeHash, LineId};
 use common::{endpoint, keys_towards, Net};
 
 fn roster_keys(net: &Net) -> impl Fn(&str) -> Option<[u8; 32]> {
@@ -21,6 +25,22 @@ fn roster_keys(net: &Net) -> impl Fn(&str) -> Option<[u8; 32]> {
         hex::decode_to_slice(&m.signing_key, &mut key).ok()?;
         Some(key)
     }
+}
+
+fn envelope(
+    key: &ed25519_dalek::SigningKey,
+    line: LineId,
+    seq: u64,
+    prev: EnvelopeHash,
+    epoch: u64,
+    content_type: u8,
+    payload: Vec<u8>,
+) -> Vec<u8> {
+    let priority = if content_type == CONTENT_MLS_SETUP { PRIORITY_CONTROL } else { 4 };
+    EnvelopeBody { line, sender: "PH".into(), seq, prev, epoch, created_ms: 1, priority, content_type, payload }
+        .sign(key)
+        .bytes()
+        .to_vec()
 }
 
 async fn claim(net: &Net, from: &str, by: &str) -> Result<Vec<u8>, String> {
@@ -62,22 +82,44 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
     net.stop_code("CN").await;
     net.start_code("CN").await;
 
-    // PH's side of the line, made with PH's roster key, adds CN from the claimed KeyPackage.
-    let seed = adi_node::config::load_signing_key(&net.member_dir("PH").join("keys/signing.pem")).unwrap().to_bytes();
-    let mut ph = LineMember::new("PH", seed, MlsConfig::default()).unwrap();
-    let line = [5u8; 16];
-    let created = ph.create_line(line, vec![key_package]).unwrap();
-    let cn_state = net.node("CN").state.clone();
-    let mut cn = cn_state.mls();
-    assert_eq!(cn.join(created.welcome.as_ref().unwrap(), &roster).unwrap(), line);
-    let (_, secret) = ph.encrypt(&line, b"after the restart").unwrap();
-    match cn.process(&line, "PH", &secret, &roster).unwrap() {
-        Processed::Application { plaintext, sender, .. } => {
-            assert_eq!((plaintext.as_slice(), sender.as_str()), (&b"after the restart"[..], "PH"));
-        }
-        other => panic!("{other:?}"),
-    }
-    drop(cn);
+    // PH's side of the line, made with PH's roster key, adds CN from the claimed KeyPackage and
+    // sends CN the set-up with its Welcome, then a message on the line.
+    let signing = adi_node::config::load_signing_key(&net.member_dir("PH").join("keys/signing.pem")).unwrap();
+    let mut ph = LineMember::new("PH", signing.to_bytes(), MlsConfig::default()).unwrap();
+    let line = LineId([5u8; 16]);
+    let created = ph.create_line(line.0, vec![key_package]).unwrap();
+    let setup = PayloadV1::LineSetup {
+        v: 1,
+        scope: "ADMM-Plus".into(),
+        title: "restarted".into(),
+        home: "PH".into(),
+        members: vec!["CN".into(), "PH".into()],
+        welcome: created.welcome.map(hex::encode),
+    };
+    let setup = envelope(&signing, line, 1, EnvelopeHash::NONE, 0, CONTENT_MLS_SETUP, setup.encode());
+    let message = PayloadV1::Message {
+        v: 1,
+        precedence: "ROUTINE".into(),
+        class: "OPERATIONAL".into(),
+        caveat: "C".into(),
+        subject: "after the restart".into(),
+        body: "b".into(),
+        ack_required: false,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
+    };
+    let (epoch, ciphertext) = ph.encrypt(&line.0, &message.encode()).unwrap();
+    let setup_hash = adi_wire::Envelope::decode(&setup, 1 << 20, 1 << 20).unwrap().hash();
+    let message = envelope(&signing, line, 2, setup_hash, epoch, CONTENT_MLS, ciphertext);
+    let keys = keys_towards(&net, "PH", "CN");
+    let reply =
+        post_batch_once(&endpoint(&net, "CN"), keys.tls, &MemberCode::parse("CN").unwrap(), &[&setup, &message], 5_000)
+            .await
+            .unwrap();
+    assert_eq!(reply.verdicts, vec![Verdict::Accepted, Verdict::Accepted]);
+    let at_cn = common::get_list(&net.client("CN"), &format!("/api/v1/lines/{}/messages", line.to_hex())).await;
+    assert_eq!(at_cn[0]["subject"], "after the restart");
     net.stop_all().await;
 }
 

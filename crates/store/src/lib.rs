@@ -51,8 +51,6 @@ pub enum Outcome {
     Duplicate,
     /// Another envelope holds the same (line, sender, sequence); nothing changed.
     Conflict { existing: EnvelopeHash },
-    /// A receipt answers an envelope this store does not hold (yet); nothing changed.
-    Dangling,
     /// A receipt answers an envelope that does not match what it claims; nothing changed.
     Mismatch { reason: String },
 }
@@ -260,6 +258,8 @@ pub trait Store: Send + Sync + 'static {
     fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>, StoreError>;
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError>;
+    /// The hash of the envelope stored for (line, sender, sequence), if any.
+    fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;

@@ -14,12 +14,14 @@ use std::time::Duration;
 /// The master key the test stores seal their contents under.
 const MASTER_KEY: [u8; 32] = [7; 32];
 
-use adi_core::{fixtures, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, Record, Scope, WriteBatch};
+use adi_core::{
+    fixtures, Content, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, Record, Scope, WriteBatch,
+};
 use adi_store::{
     MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
 };
 use adi_wire::envelope::{
-    EnvelopeBody, CONTENT_PLAIN_V1, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY,
+    EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY,
     PRIORITY_ROUTINE,
 };
 use adi_wire::payload::PayloadV1;
@@ -41,13 +43,14 @@ fn line_id(n: u8) -> LineId {
     LineId([n; 16])
 }
 
-fn create(core: &mut Hotline, at: u64, id: LineId, members: &[&str], scope: &str) -> Record {
-    let req = NewLine {
-        members: members.iter().map(|m| m.to_string()).collect(),
-        scope: scope.into(),
-        title: Some(format!("line {}", id.0[0])),
-    };
-    core.create_line(at, id, req).expect("the core creates the line")
+/// `home` creates a line of itself and the members whose cores are given, with one KeyPackage
+/// from each of those cores: only they can join the line's group and read what is sent on it.
+fn create(home: &mut Hotline, members: &mut [&mut Hotline], at: u64, id: LineId, scope: &str) -> Record {
+    let mut list = vec![home.me().to_string()];
+    list.extend(members.iter().map(|m| m.me().to_string()));
+    let req = NewLine { members: list, scope: scope.into(), title: Some(format!("line {}", id.0[0])) };
+    let key_packages = fixtures::key_packages_of(members);
+    home.create_line(at, id, req, key_packages).expect("the core creates the line")
 }
 
 fn send(core: &mut Hotline, at: u64, line: LineId, precedence: &str, subject: &str) -> Record {
@@ -65,9 +68,11 @@ fn receive(core: &mut Hotline, at: u64, record: &Record) -> Record {
     core.receive(at, &record.sender, record.envelope.bytes()).expect("the core accepts the envelope").remove(0)
 }
 
-/// A message envelope with explicit fields, signed with the fixture key of `sender`.
+/// A message envelope from `sender` with explicit chain fields, signed with its fixture key. Its
+/// ciphertext is real: `sender`'s core encrypts the message as its next one on the line, so a
+/// member that has not decrypted that ciphertext before takes it.
 fn crafted(
-    sender: &str,
+    sender: &mut Hotline,
     line: LineId,
     seq: u64,
     prev: EnvelopeHash,
@@ -75,7 +80,8 @@ fn crafted(
     precedence: &str,
     subject: &str,
 ) -> VerifiedEnvelope {
-    let seed = fixtures::WORLD.iter().find(|m| m.0 == sender).map(|m| m.2).expect("a fixture member");
+    let me = sender.me().to_string();
+    let seed = fixtures::WORLD.iter().find(|m| m.0 == me).map(|m| m.2).expect("a fixture member");
     let payload = PayloadV1::Message {
         v: 1,
         precedence: precedence.into(),
@@ -88,16 +94,19 @@ fn crafted(
         deadline_s: None,
         released_by: None,
     };
+    let priority = Precedence::parse(precedence).expect("a precedence").priority();
+    let sealed = sender.seal_unchecked(created_ms, line, priority, payload).expect("the core encrypts the message");
+    let sealed = sealed.envelope.body();
     EnvelopeBody {
         line,
-        sender: sender.into(),
+        sender: me,
         seq,
         prev,
-        epoch: 0,
+        epoch: sealed.epoch,
         created_ms,
-        priority: Precedence::parse(precedence).expect("a precedence").priority(),
-        content_type: CONTENT_PLAIN_V1,
-        payload: payload.encode(),
+        priority,
+        content_type: CONTENT_MLS,
+        payload: sealed.payload.clone(),
     }
     .sign(&fixtures::key(seed))
 }
@@ -107,8 +116,17 @@ fn hash(r: &Record) -> EnvelopeHash {
 }
 
 fn commit(store: &dyn Store, records: &[&Record]) -> Vec<Outcome> {
-    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), alarms: Vec::new() };
+    commit_with_mls(store, records, None)
+}
+
+/// Commits records together with a member's MLS state.
+fn commit_with_mls(store: &dyn Store, records: &[&Record], mls_state: Option<Vec<u8>>) -> Vec<Outcome> {
+    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), alarms: Vec::new(), mls_state };
     store.commit(batch).wait_blocking().expect("the batch commits")
+}
+
+fn batch_of(record: &Record) -> WriteBatch {
+    WriteBatch { records: vec![record.clone()], alarms: Vec::new(), mls_state: None }
 }
 
 fn inserted(n: usize) -> Vec<Outcome> {
@@ -154,7 +172,8 @@ fn seqs_of(rows: &[MessageRow], sender: &str) -> Vec<u64> {
 fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let line = line_id(1);
     let mut ph = fixtures::hotline("PH");
-    let setup = create(&mut ph, T0, line, &["PH", "CN"], "ADMM-Plus");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
     let m1 = send(&mut ph, T0 + 1, line, "ROUTINE", "first");
     let m2 = send(&mut ph, T0 + 2, line, "PRIORITY", "second");
 
@@ -182,14 +201,13 @@ fn commit_outcomes_and_idempotence<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(ph_store.queue_stats().unwrap()[0].len, 4);
 
     // At CN, the receiver.
-    let mut cn = fixtures::hotline("CN");
     let got_setup = receive(&mut cn, T0 + 10, &setup);
     let got_m1 = receive(&mut cn, T0 + 11, &m1);
     let (_cn_place, cn_store) = fresh();
     assert_eq!(commit(&cn_store, &[&got_setup, &got_m1]), inserted(2));
     assert!(cn_store.queue_stats().unwrap().is_empty(), "envelopes from peers are not forwarded");
 
-    let forged = crafted("PH", line, m1.envelope.body().seq, hash(&setup), T0 + 1, "FLASH", "forged");
+    let forged = crafted(&mut ph, line, m1.envelope.body().seq, hash(&setup), T0 + 1, "FLASH", "forged");
     assert_ne!(forged.hash(), hash(&m1));
     let forged = cn
         .receive(T0 + 12, &code("PH"), forged.bytes())
@@ -215,7 +233,9 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let cn = code("CN");
     let line = line_id(2);
     let mut ph = fixtures::hotline("PH");
-    let setup = create(&mut ph, T0, line, &["PH", "CN"], "ADMM-Plus");
+    // CN never receives here: its core only gives the KeyPackage the line is made with.
+    let mut cn_core = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn_core], T0, line, "ADMM-Plus");
     let routine1 = send(&mut ph, T0 + 1, line, "ROUTINE", "routine one");
     let routine2 = send(&mut ph, T0 + 2, line, "ROUTINE", "routine two");
     let flash = send(&mut ph, T0 + 3, line, "FLASH", "flash");
@@ -327,8 +347,10 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
     let direct = line_id(4);
     let mut ph = fixtures::hotline("PH");
     let mut vn = fixtures::hotline("VN");
-    let conf_setup = create(&mut ph, T0, conf, &["PH", "VN", "CN"], "ADMM-Plus");
-    let direct_setup = create(&mut ph, T0 + 1, direct, &["PH", "VN"], "ADMM");
+    // CN never receives here: its core only gives the KeyPackage the conference is made with.
+    let mut cn = fixtures::hotline("CN");
+    let conf_setup = create(&mut ph, &mut [&mut vn, &mut cn], T0, conf, "ADMM-Plus");
+    let direct_setup = create(&mut ph, &mut [&mut vn], T0 + 1, direct, "ADMM");
     let a = send(&mut ph, T0 + 2, conf, "FLASH", "conference one");
     let b = send(&mut ph, T0 + 3, conf, "ROUTINE", "conference two");
     let c = send(&mut ph, T0 + 4, direct, "PRIORITY", "direct one");
@@ -338,7 +360,8 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     let writer = store.clone();
     assert_eq!(commit(&writer, &[&conf_setup, &direct_setup, &a]), inserted(3));
-    assert_eq!(commit(&store, &[&b, &c, &from_vn]), inserted(3));
+    let mls_state = ph.mls_snapshot().expect("PH's MLS state");
+    assert_eq!(commit_with_mls(&store, &[&b, &c, &from_vn], Some(mls_state.clone())), inserted(3));
     let rows = all_messages(&store);
     assert_eq!(rows.len(), 4);
     let queues = store.queue_stats().unwrap();
@@ -349,6 +372,8 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     let store = reopen(&place);
     let loaded = store.load(&code("PH")).unwrap();
+    assert_eq!(loaded.mls_state.as_deref(), Some(&mls_state[..]), "the MLS state comes back as committed");
+    assert_eq!(store.mls_state().unwrap().as_deref(), Some(&mls_state[..]));
     let mut lines = loaded.lines;
     lines.sort_by_key(|l| l.id);
     assert_eq!(lines, vec![conf_setup.line.clone(), direct_setup.line.clone()]);
@@ -365,11 +390,18 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
     assert_eq!(outbox_hashes(&store, &code("VN"), T0 + 100), to_vn);
 
     // A core rebuilt from what was loaded continues the chains instead of restarting them.
-    let restored = adi_core::Restored { lines, heads, pending: Vec::new() };
-    let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20);
+    // Its MLS state is the one loaded, so the other members still read what it sends.
+    let restored = adi_core::Restored { lines, heads, pending: Vec::new(), mls_state: loaded.mls_state };
+    let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20).expect("the core restarts");
     let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");
     assert_eq!((next.envelope.body().seq, next.envelope.body().prev), (4, hash(&b)));
     assert_eq!(commit(&store, &[&next]), inserted(1));
+    let heard = receive(&mut vn, T0 + 21, &next);
+    assert!(
+        matches!(&heard.content, Content::Message(m) if m.subject == "after the restart"),
+        "VN decrypts the message: {:?}",
+        heard.content
+    );
 }
 
 /// A line lists each sender's messages in sequence order whatever the order of arrival, and a
@@ -380,7 +412,7 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let mut ph = fixtures::hotline("PH");
     let mut vn = fixtures::hotline("VN");
     let mut cn = fixtures::hotline("CN");
-    let setup = create(&mut ph, T0, conf, &["PH", "VN", "CN"], "ADMM-Plus");
+    let setup = create(&mut ph, &mut [&mut vn, &mut cn], T0, conf, "ADMM-Plus");
     receive(&mut vn, T0 + 1, &setup);
     let p2 = send(&mut ph, T0 + 2_000, conf, "ROUTINE", "PH routine");
     let p3 = send(&mut ph, T0 + 3_000, conf, "FLASH", "PH flash");
@@ -412,9 +444,9 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
 
     // PH's clock steps back between its seq 2 and seq 3 on a direct line.
     let direct = line_id(6);
-    let d_setup = create(&mut ph, T0 + 5_000, direct, &["PH", "CN"], "ADMM-Plus");
-    let d2 = crafted("PH", direct, 2, hash(&d_setup), T0 + 9_000, "ROUTINE", "before the clock step");
-    let d3 = crafted("PH", direct, 3, d2.hash(), T0 + 7_000, "ROUTINE", "after the clock step");
+    let d_setup = create(&mut ph, &mut [&mut cn], T0 + 5_000, direct, "ADMM-Plus");
+    let d2 = crafted(&mut ph, direct, 2, hash(&d_setup), T0 + 9_000, "ROUTINE", "before the clock step");
+    let d3 = crafted(&mut ph, direct, 3, d2.hash(), T0 + 7_000, "ROUTINE", "after the clock step");
     assert_eq!(commit(&store, &[&receive(&mut cn, T0 + 9_100, &d_setup)]), inserted(1));
     for (n, envelope) in [&d2, &d3].into_iter().enumerate() {
         let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted").remove(0);
@@ -469,8 +501,10 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     let unknown = line_id(8);
     let mut ph = fixtures::hotline("PH");
     let mut cn = fixtures::hotline("CN");
-    let known_setup = create(&mut ph, T0, known, &["PH", "CN"], "ADMM-Plus");
-    let unknown_setup = create(&mut ph, T0 + 1, unknown, &["PH", "VN", "CN"], "ADMM-Plus");
+    // VN never receives here: its core only gives the KeyPackage the second line is made with.
+    let mut vn = fixtures::hotline("VN");
+    let known_setup = create(&mut ph, &mut [&mut cn], T0, known, "ADMM-Plus");
+    let unknown_setup = create(&mut ph, &mut [&mut vn, &mut cn], T0 + 1, unknown, "ADMM-Plus");
     let k1 = send(&mut ph, T0 + 2, known, "ROUTINE", "known one");
     let u1 = send(&mut ph, T0 + 3, unknown, "FLASH", "unknown one");
     let k2 = send(&mut ph, T0 + 4, known, "ROUTINE", "known two");
@@ -480,10 +514,10 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     assert_eq!(commit(&store, &[&known_setup]), inserted(1));
 
     let held = hold_writes(&store);
-    let first = store.commit(WriteBatch { records: vec![k1.clone()], alarms: Vec::new() });
-    let orphan = store.commit(WriteBatch { records: vec![u1.clone()], alarms: Vec::new() });
-    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()], alarms: Vec::new() });
-    let last = store.commit(WriteBatch { records: vec![k3.clone()], alarms: Vec::new() });
+    let first = store.commit(batch_of(&k1));
+    let orphan = store.commit(batch_of(&u1));
+    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()], alarms: Vec::new(), mls_state: None });
+    let last = store.commit(batch_of(&k3));
     drop(held);
 
     assert_eq!(first.wait_blocking().expect("the job before the failed one commits"), inserted(1));
@@ -587,8 +621,10 @@ fn sqlite_group_commit() {
     const PER_LINE: u64 = 50;
     let (_dir, store) = sqlite();
     let mut ph = fixtures::hotline("PH");
+    // VN and CN never receive here: their cores only give the KeyPackages the lines are made with.
+    let (mut vn, mut cn) = (fixtures::hotline("VN"), fixtures::hotline("CN"));
     let setups: Vec<Record> = (0..LINES)
-        .map(|i| create(&mut ph, T0 + i as u64, line_id(100 + i), &["PH", "VN", "CN"], "ADMM-Plus"))
+        .map(|i| create(&mut ph, &mut [&mut vn, &mut cn], T0 + i as u64, line_id(100 + i), "ADMM-Plus"))
         .collect();
     let per_line: Vec<Vec<Record>> = (0..LINES)
         .map(|i| {
@@ -610,8 +646,7 @@ fn sqlite_group_commit() {
             s.spawn(move || {
                 start.wait();
                 for r in records {
-                    let outcome =
-                        store.commit(WriteBatch { records: vec![r.clone()], alarms: Vec::new() }).wait_blocking();
+                    let outcome = store.commit(batch_of(r)).wait_blocking();
                     assert_eq!(outcome.expect("committed"), inserted(1));
                     assert!(store.message(&hash(r)).unwrap().is_some(), "readable once committed");
                 }

@@ -19,9 +19,13 @@ const VERSION: u8 = 1;
 /// Domain separation for envelope signatures, so that no other signed object can pass as one.
 const SIGNING_CONTEXT: &[u8] = b"ADI-ENVELOPE-V1\0";
 
-/// Content type of a payload that travels as plain bytes inside the signed envelope (before
-/// end-to-end encryption is applied to lines).
+/// Content type of a payload that travels as plain bytes inside the signed envelope. Nodes no
+/// longer accept it on lines; it remains for tests of the layers before decryption.
 pub const CONTENT_PLAIN_V1: u8 = 1;
+/// A line set-up: the line's metadata as JSON with the MLS Welcome for the members.
+pub const CONTENT_MLS_SETUP: u8 = 2;
+/// An MLS message of the line's group (application message, proposal or commit).
+pub const CONTENT_MLS: u8 = 3;
 
 /// Queue priorities carried on the envelope so that relays and outboxes can order traffic
 /// without reading the payload. Lower is more urgent.

@@ -10,8 +10,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PayloadV1 {
-    /// The home member announces a new line to its members.
-    LineSetup { v: u8, scope: String, title: String, home: String, members: Vec<String> },
+    /// The home member announces a new line to its members, with the MLS Welcome (hex) that
+    /// lets them join its group.
+    LineSetup {
+        v: u8,
+        scope: String,
+        title: String,
+        home: String,
+        members: Vec<String>,
+        #[serde(default)]
+        welcome: Option<String>,
+    },
     /// An operator's message.
     Message {
         v: u8,

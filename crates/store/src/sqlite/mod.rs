@@ -462,6 +462,10 @@ impl Store for SqliteStore {
         self.read(|c| read::message(c, &self.inner.sealer, hash))
     }
 
+    fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError> {
+        self.read(|c| read::envelope_at(c, line, sender, seq))
+    }
+
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {
         self.read(|c| read::envelope(c, &self.inner.sealer, hash))
     }

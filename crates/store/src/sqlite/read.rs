@@ -105,7 +105,12 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         .query_map(params![me.as_str()], |row| pending_row(s, row, Side::Recipient))?
         .collect::<Result<Vec<_>, _>>()?;
     pending.extend(recipient);
-    Ok(Restored { lines, heads, pending })
+    let mls_state = c
+        .query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get::<_, Vec<u8>>(0))
+        .optional()?
+        .map(|sealed| open_bytes(s, "mls_state.snapshot", sealed))
+        .transpose()?;
+    Ok(Restored { lines, heads, pending, mls_state })
 }
 
 fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
@@ -237,6 +242,20 @@ pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<V
 pub(super) fn message(c: &Connection, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
     c.query_row(&sql, params![&hash.0[..]], |r| message_row(s, r)).optional()
+}
+
+pub(super) fn envelope_at(
+    c: &Connection,
+    line: &LineId,
+    sender: &str,
+    seq: u64,
+) -> Result<Option<EnvelopeHash>, rusqlite::Error> {
+    c.query_row(
+        "SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND seq = ?3",
+        params![&line.0[..], sender, seq as i64],
+        |row| hash_of(row.get(0)?),
+    )
+    .optional()
 }
 
 pub(super) fn envelope(

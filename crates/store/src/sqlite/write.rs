@@ -60,6 +60,9 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     for a in &batch.alarms {
         apply_alarm(c, s, a)?;
     }
+    if let Some(state) = &batch.mls_state {
+        mls_state(c, &s.seal("mls_state.snapshot", state))?;
+    }
     Ok(outcomes)
 }
 
@@ -163,7 +166,8 @@ fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )
         .optional()?;
-    let Some((line, sender, seq, kind)) = answered else { return Ok(Some(Outcome::Dangling)) };
+    // A member of a conference may hear an answer before the message it answers: it is kept.
+    let Some((line, sender, seq, kind)) = answered else { return Ok(None) };
     let expected_kind = if receipt.kind == ReceiptKind::LinkTestAnswer { "link_test" } else { "message" };
     let reason = if line != r.line.id.0 {
         Some("the answered envelope is on another line")
