@@ -486,3 +486,53 @@ async fn an_envelope_a_peer_refuses_as_too_large_is_marked_refused_and_does_not_
     assert_eq!(subjects, vec!["before", "after"]);
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_node_handed_every_envelope_of_a_line_reads_none() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let mut ids = Vec::new();
+    for p in ["FLASH", "ROUTINE"] {
+        let id = send(&ph, &line, p, &format!("for CN only: {p}")).await;
+        wait_delivered(&ph, &id, WAIT).await;
+        ids.push(id);
+    }
+    // Every envelope PH holds for the line, exactly as it travelled, handed to VN over PH's
+    // pinned connection: the set-up (the first message's predecessor) and each message.
+    use base64::Engine;
+    let fetch = |id: String| {
+        let ph = ph.clone();
+        async move {
+            let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+            (e, bytes)
+        }
+    };
+    let (first, first_bytes) = fetch(ids[0].clone()).await;
+    let (setup, setup_bytes) = fetch(first["prev"].as_str().unwrap().to_string()).await;
+    assert_eq!(setup["kind"], "line_setup");
+    let (_, second_bytes) = fetch(ids[1].clone()).await;
+    let envelopes = vec![setup_bytes, first_bytes, second_bytes];
+    for bytes in &envelopes {
+        assert!(!contains(bytes, b"for CN only"), "a message travelled in the clear");
+    }
+    let keys = keys_towards(&net, "PH", "VN");
+    let reply = post_batch_once(
+        &endpoint(&net, "VN"),
+        keys.tls,
+        &code("VN"),
+        &envelopes.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        5_000,
+    )
+    .await
+    .unwrap();
+    assert!(reply.verdicts.iter().all(|v| !matches!(v, Verdict::Accepted | Verdict::Duplicate)), "{reply:?}");
+    assert!(lines_at(&net, "VN").await.is_empty());
+    assert!(get_list(&net.client("VN"), "/api/v1/inbox").await.is_empty());
+    net.stop_all().await;
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
