@@ -67,6 +67,8 @@ pub enum AlarmKind {
     Unacknowledged,
     /// A link test went unanswered: fault or severance?
     LinkNoAnswer,
+    /// An envelope could not be decrypted: raised at the recipient and at the sender.
+    Undecryptable,
 }
 
 impl AlarmKind {
@@ -75,6 +77,7 @@ impl AlarmKind {
             AlarmKind::Escalation => "escalation",
             AlarmKind::Unacknowledged => "unacknowledged",
             AlarmKind::LinkNoAnswer => "link_no_answer",
+            AlarmKind::Undecryptable => "undecryptable",
         }
     }
 
@@ -83,6 +86,7 @@ impl AlarmKind {
             "escalation" => Some(AlarmKind::Escalation),
             "unacknowledged" => Some(AlarmKind::Unacknowledged),
             "link_no_answer" => Some(AlarmKind::LinkNoAnswer),
+            "undecryptable" => Some(AlarmKind::Undecryptable),
             _ => None,
         }
     }

@@ -123,15 +123,17 @@ pub struct Refusal {
     /// Whether the sender should try again later (the line may not be known here yet).
     pub retry: bool,
     pub reason: String,
+    /// An alarm to raise here: an envelope that cannot be decrypted is never dropped silently.
+    pub alarm: Option<Box<AlarmChange>>,
 }
 
 impl Refusal {
     fn reject(reason: impl Into<String>) -> Self {
-        Refusal { retry: false, reason: reason.into() }
+        Refusal { retry: false, reason: reason.into(), alarm: None }
     }
 
     fn defer(reason: impl Into<String>) -> Self {
-        Refusal { retry: true, reason: reason.into() }
+        Refusal { retry: true, reason: reason.into(), alarm: None }
     }
 }
 
@@ -593,10 +595,24 @@ impl Hotline {
         if body.epoch > current {
             return Err(Refusal::defer(format!("epoch {} is ahead of this member's {current}", body.epoch)));
         }
-        let processed = self
-            .mls
-            .process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster))
-            .map_err(|e| Refusal::reject(format!("cannot decrypt: {e}")))?;
+        let processed =
+            match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
+                Ok(p) => p,
+                Err(e) => {
+                    let reason = format!("cannot decrypt: {e}");
+                    let alarm = AlarmChange {
+                        kind: AlarmKind::Undecryptable,
+                        op: AlarmOp::Raise,
+                        line: line.id,
+                        member: sender.clone(),
+                        message: Some(envelope.hash()),
+                        at_ms: now_ms,
+                        detail: format!("envelope #{} from {sender} cannot be decrypted: {e}", body.seq),
+                        addressed_to: Vec::new(),
+                    };
+                    return Err(Refusal { retry: false, reason, alarm: Some(Box::new(alarm)) });
+                }
+            };
         let plaintext = match processed {
             Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => plaintext,
             Processed::Application { sender: author, .. } => {

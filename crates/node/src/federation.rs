@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adi_core::{MemberCode, WriteBatch};
-use adi_store::{Outcome, Settlement};
+use adi_core::{AlarmChange, AlarmKind, AlarmOp, MemberCode, WriteBatch};
+use adi_store::{OutboxItem, Outcome, Settlement};
 use adi_wire::batch::{decode_batch, encode_batch, BatchReply, Verdict};
 use adi_wire::Envelope;
 use axum::body::Bytes;
@@ -140,6 +140,7 @@ async fn receive_batch(
                 }
                 Err(refusal) => {
                     tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
+                    batch.alarms.extend(refusal.alarm.map(|a| *a));
                     verdicts.push(Some(if refusal.retry {
                         Verdict::Deferred { reason: refusal.reason }
                     } else {
@@ -148,8 +149,10 @@ async fn receive_batch(
                 }
             }
         }
-        if batch.records.is_empty() {
+        if batch.records.is_empty() && batch.alarms.is_empty() {
             None
+        } else if batch.records.is_empty() {
+            Some((Vec::new(), Vec::new(), node.store.commit(batch)))
         } else {
             match core.mls_snapshot() {
                 Ok(state) => batch.mls_state = Some(state),
@@ -420,6 +423,22 @@ pub fn backoff_ms(failures: u32, min_ms: u64, max_ms: u64) -> u64 {
     rand::thread_rng().gen_range(exp / 2..=exp.max(1))
 }
 
+/// The alarm this node raises when its peer could not decrypt one of its envelopes.
+fn undecryptable_at_peer(peer: &MemberCode, item: &OutboxItem, reason: &str, now_ms: u64) -> Option<AlarmChange> {
+    let envelope = adi_wire::VerifiedEnvelope::from_trusted_storage(&item.bytes).ok()?;
+    let body = envelope.body();
+    Some(AlarmChange {
+        kind: AlarmKind::Undecryptable,
+        op: AlarmOp::Raise,
+        line: body.line,
+        member: peer.clone(),
+        message: Some(item.hash),
+        at_ms: now_ms,
+        detail: format!("{peer} could not decrypt this node's envelope #{}: {reason}", body.seq),
+        addressed_to: Vec::new(),
+    })
+}
+
 /// Runs the link until `shutdown` changes.
 pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch::Receiver<bool>) {
     let limits = node.runtime_limits.clone();
@@ -476,6 +495,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         match result {
             Ok(reply) if reply.verdicts.len() == items.len() => {
                 let now = now_ms();
+                let mut alarms = Vec::new();
                 let results = items
                     .iter()
                     .zip(reply.verdicts)
@@ -484,6 +504,9 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                             Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
                             Verdict::Rejected { reason } => {
                                 tracing::warn!(peer = %link.peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
+                                if reason.starts_with("cannot decrypt") {
+                                    alarms.extend(undecryptable_at_peer(&link.peer, item, &reason, now));
+                                }
                                 Settlement::Refused { reason }
                             }
                             Verdict::Deferred { reason } => Settlement::Retry {
@@ -497,6 +520,14 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                 if let Err(e) = node.store.settle(&link.peer, results, now).wait().await {
                     node.fail_storage(&e);
                     break;
+                }
+                if !alarms.is_empty() {
+                    let batch = WriteBatch { alarms, ..WriteBatch::default() };
+                    if let Err(e) = node.store.commit(batch).wait().await {
+                        node.fail_storage(&e);
+                        break;
+                    }
+                    node.committed(&[]);
                 }
                 one_by_one = one_by_one.saturating_sub(1);
                 failures = 0;

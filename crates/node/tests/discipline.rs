@@ -538,3 +538,43 @@ async fn a_message_delivered_again_after_it_was_acknowledged_does_not_escalate()
     assert!(all.is_empty(), "{all:?}");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_that_cannot_be_decrypted_raises_an_alarm_at_both_ends() {
+    let net = Net::start_with(&["PH", "CN"], no_link_tests).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "readable").await;
+    wait_delivered(&ph, &first, WAIT).await;
+
+    // PH's node holds an envelope whose ciphertext was damaged before it was signed, as a
+    // faulty node would send it: validly signed, on the right line, and unreadable.
+    let line_id = LineId::from_hex(&line).unwrap();
+    let state = net.node("PH").state.clone();
+    let (record, mls_state) = {
+        let mut core = state.core();
+        let payload = PayloadV1::decode(&serde_json::to_vec(&json!({"type": "link_test", "v": 1})).unwrap()).unwrap();
+        let good = core.seal_unchecked(adi_node::node::now_ms(), line_id, 4, payload).unwrap();
+        let mut body = good.envelope.body().clone();
+        let n = body.payload.len();
+        body.payload[n - 5] ^= 0x55;
+        let signing = adi_node::config::load_signing_key(&net.member_dir("PH").join("keys/signing.pem")).unwrap();
+        let damaged = adi_core::Record { envelope: body.sign(&signing), ..good };
+        (damaged, core.mls_snapshot().unwrap())
+    };
+    let hash = record.envelope.hash().to_hex();
+    let batch = adi_core::WriteBatch { records: vec![record], alarms: Vec::new(), mls_state: Some(mls_state) };
+    state.store.commit(batch).wait().await.unwrap();
+    state.committed(&[MemberCode::parse("CN").unwrap()]);
+
+    let at_cn = wait_alarm(&net, "CN", "undecryptable", Some(&hash)).await;
+    assert!(at_cn["detail"].as_str().unwrap().contains("cannot be decrypted"), "{at_cn}");
+    assert_eq!(at_cn["member"], "PH");
+    let at_ph = wait_alarm(&net, "PH", "undecryptable", Some(&hash)).await;
+    assert!(at_ph["detail"].as_str().unwrap().contains("CN could not decrypt"), "{at_ph}");
+    // The line goes on: the next message is read.
+    let next = send(&ph, &line, "ROUTINE", "still readable").await;
+    wait_delivered(&ph, &next, WAIT).await;
+    assert_eq!(message(&net, "CN", &next).await["subject"], "still readable");
+    net.stop_all().await;
+}
