@@ -32,6 +32,11 @@ fn files_of(dir: &std::path::Path) -> Vec<u8> {
     all
 }
 
+/// How the MLS state encodes a secret key: a JSON list of its byte values.
+fn seed_as_stored(seed: &[u8]) -> Vec<u8> {
+    seed.iter().map(u8::to_string).collect::<Vec<_>>().join(",").into_bytes()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -86,6 +91,13 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     );
     assert_eq!(m["recipients"][0]["detail"], MARKERS[3]);
 
+    let snapshot = net.node("CN").state.core().mls_snapshot().unwrap();
+    let cn_seed =
+        adi_node::config::load_signing_key(&net.member_dir("CN").join("keys/signing.pem")).unwrap().to_bytes();
+    assert!(
+        contains(&snapshot, &seed_as_stored(&cn_seed)),
+        "the MLS state holds the signing key, so the search below means something"
+    );
     let cn_store_path = net.member_dir("CN").join("node.db");
     net.stop_code("PH").await;
     net.stop_code("CN").await;
@@ -99,6 +111,10 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
         let key_hex = std::fs::read_to_string(dir.join("keys/master.key")).unwrap();
         let key = hex::decode(key_hex.trim()).unwrap();
         assert!(!contains(&bytes, &key), "{code}'s database holds its master key");
+        // The MLS state holds the member's signing key (MLS signs with the roster key): sealed.
+        let seed = adi_node::config::load_signing_key(&dir.join("keys/signing.pem")).unwrap().to_bytes();
+        assert!(!contains(&bytes, &seed), "{code}'s database holds its signing key in the clear");
+        assert!(!contains(&bytes, &seed_as_stored(&seed)), "{code}'s database holds its MLS signing key in the clear");
     }
 
     // The same file opened with another key cannot read the contents.
