@@ -45,6 +45,11 @@ pub struct DisciplineConfig {
     pub alternates: Vec<String>,
     /// How often each direct line is tested; also how long an answer may take. 0 turns tests off.
     pub link_test_interval_s: u64,
+    /// How often a member refreshes its keys on each line (post-compromise security); 0: never
+    /// by time.
+    pub key_update_interval_s: u64,
+    /// After how many envelopes sealed on a line a member refreshes its keys there.
+    pub key_update_messages: u64,
 }
 
 impl Default for DisciplineConfig {
@@ -54,6 +59,8 @@ impl Default for DisciplineConfig {
             escalation_repeat_s: 300,
             alternates: Vec::new(),
             link_test_interval_s: 3_600,
+            key_update_interval_s: 86_400,
+            key_update_messages: 1_000,
         }
     }
 }
@@ -206,6 +213,7 @@ pub(crate) enum Timer {
     Ack(EnvelopeHash, MemberCode),
     LinkTest(LineId),
     LinkDeadline(LineId),
+    KeyUpdate(LineId),
 }
 
 /// Formats a duration for people: `2 h 5 min`, `4 min 10 s`, `12 s`.

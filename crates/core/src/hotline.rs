@@ -65,6 +65,8 @@ pub enum Content {
     Message(Message),
     Receipt(Receipt),
     LinkTest,
+    /// An MLS proposal or commit of the line's group (a key update).
+    Handshake,
 }
 
 impl Content {
@@ -75,6 +77,7 @@ impl Content {
             Content::Message(_) => "message",
             Content::Receipt(_) => "receipt",
             Content::LinkTest => "link_test",
+            Content::Handshake => "handshake",
         }
     }
 }
@@ -151,6 +154,8 @@ pub struct Hotline {
     timers: BTreeSet<(u64, Timer)>,
     /// The MLS groups of this member's lines, and its KeyPackages.
     mls: LineMember,
+    /// Per line: when this member last refreshed its keys, and envelopes sealed since.
+    key_updates: HashMap<LineId, (u64, u64)>,
 }
 
 /// The roster's signing keys, as MLS checks credentials against them.
@@ -174,6 +179,7 @@ impl Hotline {
         .map_err(internal)?;
         let mut h = Hotline {
             mls,
+            key_updates: HashMap::new(),
             config,
             lines: HashMap::new(),
             heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
@@ -245,6 +251,11 @@ impl Hotline {
     }
 
     fn add_line(&mut self, line: Line, now_ms: u64) {
+        let update_s = self.config.discipline.key_update_interval_s;
+        if update_s > 0 {
+            self.key_updates.insert(line.id, (now_ms, 0));
+            self.timers.insert((now_ms + update_s * 1000, Timer::KeyUpdate(line.id)));
+        }
         let interval = self.config.discipline.link_test_interval_s;
         if line.is_direct() && interval > 0 {
             if let Some(peer) = line.members.iter().find(|m| **m != self.config.me).cloned() {
@@ -393,6 +404,34 @@ impl Hotline {
         Ok(record)
     }
 
+    /// The MLS epoch of a line's group.
+    pub fn epoch(&self, line: &LineId) -> Option<u64> {
+        self.mls.epoch(&line.0)
+    }
+
+    /// Refreshes this member's keys on a line for post-compromise security: the home member
+    /// commits (its own new leaf and every pending proposal); another member proposes its update
+    /// for the home member to commit.
+    pub fn update_keys(&mut self, now_ms: u64, line: LineId) -> Result<Record, CoreError> {
+        let line =
+            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        self.key_updates.insert(line.id, (now_ms, 0));
+        if line.home == self.config.me {
+            return self.commit_line(now_ms, &line);
+        }
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        let proposal = self.mls.propose_update(&line.id.0).map_err(internal)?;
+        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
+    }
+
+    /// The home member's commit of its own new leaf and every pending proposal.
+    fn commit_line(&mut self, now_ms: u64, line: &Line) -> Result<Record, CoreError> {
+        let out = self.mls.commit_proposals(&line.id.0).map_err(internal)?;
+        self.key_updates.insert(line.id, (now_ms, 0));
+        let made_in = out.epoch.saturating_sub(1);
+        Ok(self.sign(now_ms, line.clone(), PRIORITY_CONTROL, CONTENT_MLS, made_in, out.commit, Content::Handshake))
+    }
+
     /// Encrypts and signs any payload on a line, without the checks an operator's draft gets.
     /// Tests use it to play a member that breaks the rules; the node never calls it.
     #[doc(hidden)]
@@ -469,6 +508,11 @@ impl Hotline {
         content: Content,
     ) -> Result<Record, CoreError> {
         let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &payload.encode()).map_err(internal)?;
+        let entry = self.key_updates.entry(line.id).or_insert((now_ms, 0));
+        entry.1 += 1;
+        if entry.1 >= self.config.discipline.key_update_messages.max(1) {
+            self.timers.insert((now_ms, Timer::KeyUpdate(line.id)));
+        }
         Ok(self.sign(now_ms, line, priority, CONTENT_MLS, epoch, ciphertext, content))
     }
 
@@ -622,7 +666,24 @@ impl Hotline {
                 return Err(Refusal::defer(format!("epoch {epoch} is ahead of this member's")));
             }
             Processed::Commit { .. } | Processed::Proposal { .. } => {
-                return Err(Refusal::reject("membership changes and key updates are not yet taken on lines"));
+                self.check_seq(&line, &sender, &envelope)?;
+                let proposal = matches!(processed, Processed::Proposal { .. });
+                let mut out = vec![Record {
+                    envelope,
+                    sender,
+                    line: line.clone(),
+                    content: Content::Handshake,
+                    received_ms: now_ms,
+                    recipients: Vec::new(),
+                    alarms: Vec::new(),
+                }];
+                // The home member commits a member's key update at once.
+                if proposal && line.home == self.config.me {
+                    if let Ok(commit) = self.commit_line(now_ms, &line) {
+                        out.push(commit);
+                    }
+                }
+                return Ok(out);
             }
         };
         let payload = PayloadV1::decode(&plaintext).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
@@ -831,6 +892,21 @@ impl Hotline {
                         l.next_test_ms = next;
                     }
                     self.timers.insert((next, Timer::LinkTest(line_id)));
+                }
+                Timer::KeyUpdate(line_id) => {
+                    let update_ms = self.config.discipline.key_update_interval_s * 1000;
+                    let Some(&(last, sent)) = self.key_updates.get(&line_id) else { continue };
+                    let due = (update_ms > 0 && now_ms >= last + update_ms)
+                        || sent >= self.config.discipline.key_update_messages.max(1);
+                    if due && self.lines.contains_key(&line_id) {
+                        if let Ok(record) = self.update_keys(now_ms, line_id) {
+                            batch.records.push(record);
+                        }
+                    }
+                    if update_ms > 0 {
+                        let last = self.key_updates.get(&line_id).map_or(now_ms, |u| u.0);
+                        self.timers.insert((last + update_ms, Timer::KeyUpdate(line_id)));
+                    }
                 }
                 Timer::LinkDeadline(line_id) => {
                     let Some(l) = self.links.get_mut(&line_id) else { continue };

@@ -41,6 +41,7 @@ fn render_record(r: &Record) -> String {
         Content::Message(m) => format!("{} {} '{}'", m.precedence.as_str(), m.class.as_str(), m.subject),
         Content::Receipt(x) => format!("receipt {} of #{}", x.kind.as_str(), x.answers.seq),
         Content::LinkTest => "link_test".to_string(),
+        Content::Handshake => "handshake".to_string(),
     };
     let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();
     format!("{} #{} priority {} {what} to [{}]", r.sender, b.seq, b.priority, to.join(","))

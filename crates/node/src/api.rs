@@ -178,6 +178,8 @@ pub struct LineView {
     pub members: Vec<String>,
     pub direct: bool,
     pub created_ms: u64,
+    /// The MLS epoch of the line's group at this node.
+    pub epoch: Option<u64>,
 }
 
 impl From<&Line> for LineView {
@@ -190,6 +192,7 @@ impl From<&Line> for LineView {
             members: l.members.iter().map(|m| m.to_string()).collect(),
             direct: l.is_direct(),
             created_ms: l.created_ms,
+            epoch: None,
         }
     }
 }
@@ -370,7 +373,18 @@ pub struct Health {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ADI node API", description = "Operator API of one ADI member node"),
-    paths(healthz, create_line, list_lines, get_line, send_message, line_messages, inbox, get_message, peers),
+    paths(
+        healthz,
+        create_line,
+        list_lines,
+        get_line,
+        update_keys,
+        send_message,
+        line_messages,
+        inbox,
+        get_message,
+        peers
+    ),
     components(schemas(
         ErrorBody,
         NewLineRequest,
@@ -394,6 +408,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines", get(list_lines).post(create_line))
         .route("/api/v1/lines/{line}", get(get_line))
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
+        .route("/api/v1/lines/{line}/update-keys", post(update_keys))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/envelopes/{id}", get(get_envelope))
@@ -470,7 +485,8 @@ async fn create_line(
 #[utoipa::path(get, path = "/api/v1/lines", responses((status = 200, body = Vec<LineView>), (status = 401, body = ErrorBody)))]
 async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec<LineView>> {
     let core = node.core();
-    let mut lines: Vec<LineView> = core.lines().map(LineView::from).collect();
+    let mut lines: Vec<LineView> =
+        core.lines().map(|l| LineView { epoch: core.epoch(&l.id), ..LineView::from(l) }).collect();
     lines.sort_by_key(|l| (l.created_ms, l.id.clone()));
     Json(lines)
 }
@@ -481,6 +497,23 @@ fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_line", format!("no line {id} here")))
 }
 
+#[utoipa::path(post, path = "/api/v1/lines/{line}/update-keys", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the home member committed a key update, or another member proposed one"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_keys(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    commit_own(&node, |core| core.update_keys(now_ms(), line.id)).await?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, "key update");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
 #[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),
     responses((status = 200, body = LineView), (status = 404, body = ErrorBody)))]
 async fn get_line(
@@ -488,7 +521,9 @@ async fn get_line(
     _auth: Auth,
     Path(line): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {
-    Ok(Json(LineView::from(&find_line(&node, &line)?)))
+    let line = find_line(&node, &line)?;
+    let epoch = node.core().epoch(&line.id);
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 
 #[utoipa::path(post, path = "/api/v1/lines/{line}/messages", request_body = NewMessageRequest,

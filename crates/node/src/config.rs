@@ -67,6 +67,20 @@ pub struct DisciplineSection {
     /// Whether a FLASH or crisis message drafted by a duty officer waits for a principal's release.
     #[serde(default = "default_true")]
     pub release_required: bool,
+    /// How often this member refreshes its MLS keys on each line, in seconds; 0: never by time.
+    #[serde(default = "default_key_update_interval_s")]
+    pub key_update_interval_s: u64,
+    /// After how many envelopes sent on a line this member refreshes its keys there.
+    #[serde(default = "default_key_update_messages")]
+    pub key_update_messages: u64,
+}
+
+fn default_key_update_interval_s() -> u64 {
+    DisciplineConfig::default().key_update_interval_s
+}
+
+fn default_key_update_messages() -> u64 {
+    DisciplineConfig::default().key_update_messages
 }
 
 fn default_escalation_repeat_s() -> u64 {
@@ -89,6 +103,8 @@ impl Default for DisciplineSection {
             alternates: Vec::new(),
             link_test_interval_s: default_link_test_interval_s(),
             release_required: true,
+            key_update_interval_s: default_key_update_interval_s(),
+            key_update_messages: default_key_update_messages(),
         }
     }
 }
@@ -316,6 +332,8 @@ impl NodeConfig {
             escalation_repeat_s: d.escalation_repeat_s,
             alternates: d.alternates.clone(),
             link_test_interval_s: d.link_test_interval_s,
+            key_update_interval_s: d.key_update_interval_s,
+            key_update_messages: d.key_update_messages.max(1),
         };
         let mut limits = Limits::default();
         let mut runtime_limits = RuntimeLimits::default();

@@ -272,6 +272,7 @@ pub fn demo_discipline() -> DisciplineSection {
         alternates: vec!["principal".into()],
         link_test_interval_s: 30,
         release_required: false,
+        ..DisciplineSection::default()
     }
 }
 

@@ -1,0 +1,79 @@
+//! Key updates on lines, for post-compromise security: a member proposes, the home member
+//! commits, every member moves to the new epoch, and messages keep flowing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, open_line, send, wait_delivered, Net};
+use hyper::Method;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn epoch(net: &Net, at: &str, line: &str) -> u64 {
+    let v = net.client(at).call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.unwrap();
+    v["epoch"].as_u64().unwrap()
+}
+
+async fn wait_epoch(net: &Net, at: &str, line: &str, at_least: u64) -> u64 {
+    eventually(WAIT, &format!("{at} at epoch {at_least}"), || async {
+        let e = epoch(net, at, line).await;
+        (e >= at_least).then_some(e)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_update_is_committed_by_the_home_member_and_both_move_on() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "before any update").await;
+    wait_delivered(&ph, &first, WAIT).await;
+    let start = epoch(&net, "PH", &line).await;
+    assert_eq!(epoch(&net, "CN", &line).await, start);
+
+    // CN proposes a fresh leaf; PH, the home member, commits it; both reach the next epoch.
+    cn.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
+    wait_epoch(&net, "PH", &line, start + 1).await;
+    wait_epoch(&net, "CN", &line, start + 1).await;
+    // PH updates its own keys by committing at once.
+    let v = ph.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
+    assert_eq!(v["epoch"].as_u64(), Some(start + 2));
+    wait_epoch(&net, "CN", &line, start + 2).await;
+
+    // Messages keep flowing both ways in the new epoch.
+    let from_ph = send(&ph, &line, "FLASH", "after the updates").await;
+    wait_delivered(&ph, &from_ph, WAIT).await;
+    let from_cn = send(&cn, &line, "IMMEDIATE", "answer after the updates").await;
+    wait_delivered(&cn, &from_cn, WAIT).await;
+    let at_ph = ph.call(Method::GET, &format!("/api/v1/messages/{from_cn}"), None).await.unwrap();
+    assert_eq!(at_ph["subject"], "answer after the updates");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_refreshed_after_the_configured_number_of_messages() {
+    let net = Net::start_with(&["PH", "CN"], |d| {
+        d.link_test_interval_s = 0;
+        d.key_update_messages = 3;
+    })
+    .await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    eventually(WAIT, "the line at CN", || async {
+        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+    let start = epoch(&net, "CN", &line).await;
+    for i in 0..4 {
+        let id = send(&cn, &line, "ROUTINE", &format!("from CN {i}")).await;
+        wait_delivered(&cn, &id, WAIT).await;
+    }
+    // Without any operator asking, CN proposed and PH committed.
+    wait_epoch(&net, "CN", &line, start + 1).await;
+    wait_epoch(&net, "PH", &line, start + 1).await;
+    let last = send(&ph, &line, "ROUTINE", "still readable").await;
+    wait_delivered(&ph, &last, WAIT).await;
+    net.stop_all().await;
+}
