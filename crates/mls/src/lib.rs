@@ -249,14 +249,17 @@ impl LineMember {
             .collect()
     }
 
+    fn ratchet(&self) -> SenderRatchetConfiguration {
+        SenderRatchetConfiguration::new(self.config.out_of_order_tolerance, self.config.forward_distance_max)
+    }
+
+    /// The configuration a line's group is created with; the window of past epochs and the
+    /// out-of-order window are the same as in [`LineMember::join_config`].
     fn create_config(&self) -> MlsGroupCreateConfig {
         MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
             .max_past_epochs(self.config.past_epochs_max)
-            .sender_ratchet_configuration(SenderRatchetConfiguration::new(
-                self.config.out_of_order_tolerance,
-                self.config.forward_distance_max,
-            ))
+            .sender_ratchet_configuration(self.ratchet())
             .use_ratchet_tree_extension(true)
             .build()
     }
@@ -264,10 +267,7 @@ impl LineMember {
     fn join_config(&self) -> MlsGroupJoinConfig {
         MlsGroupJoinConfig::builder()
             .max_past_epochs(self.config.past_epochs_max)
-            .sender_ratchet_configuration(SenderRatchetConfiguration::new(
-                self.config.out_of_order_tolerance,
-                self.config.forward_distance_max,
-            ))
+            .sender_ratchet_configuration(self.ratchet())
             .use_ratchet_tree_extension(true)
             .build()
     }
