@@ -77,3 +77,38 @@ async fn keys_are_refreshed_after_the_configured_number_of_messages() {
     wait_delivered(&ph, &last, WAIT).await;
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let before = send(&ph, &line, "ROUTINE", "before the update").await;
+    wait_delivered(&ph, &before, WAIT).await;
+    // Someone copies CN's MLS state (as from a stolen database with its master key).
+    let stolen = net.node("CN").state.core().mls_snapshot().unwrap();
+    let start = epoch(&net, "CN", &line).await;
+    cn.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
+    wait_epoch(&net, "CN", &line, start + 1).await;
+    let after = send(&ph, &line, "ROUTINE", "after the update").await;
+    wait_delivered(&ph, &after, WAIT).await;
+
+    use base64::Engine;
+    let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{after}"), None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let envelope = adi_wire::Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
+    let seed = adi_node::config::load_signing_key(&net.member_dir("CN").join("keys/signing.pem")).unwrap().to_bytes();
+    let line_id = adi_wire::LineId::from_hex(&line).unwrap();
+    let mut copy =
+        adi_mls::LineMember::restore("CN", seed, adi_mls::MlsConfig::default(), &stolen, &[line_id.0]).unwrap();
+    let roster = |code: &str| {
+        let m = net.node("CN").state.roster_member(&adi_core::MemberCode::parse(code).ok()?)?;
+        Some(m.signing_key.to_bytes())
+    };
+    let got = copy.process(&line_id.0, "PH", &envelope.body().payload, &roster);
+    assert!(!matches!(got, Ok(adi_mls::Processed::Application { .. })), "the old state read a new message: {got:?}");
+    // CN itself, with the current state, read it.
+    let at_cn = cn.call(Method::GET, &format!("/api/v1/messages/{after}"), None).await.unwrap();
+    assert_eq!(at_cn["subject"], "after the update");
+    net.stop_all().await;
+}
