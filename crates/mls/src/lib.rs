@@ -48,9 +48,11 @@ pub struct MlsConfig {
 impl Default for MlsConfig {
     fn default() -> Self {
         // Precedence reorders a sender's envelopes (a FLASH overtakes a queued backlog), so the
-        // out-of-order window must cover the longest backlog a link is expected to hold.
+        // out-of-order window must cover the longest backlog a link is expected to hold; and
+        // with a key update every 1,000 envelopes, 16 past epochs keep a backlog of about
+        // 16,000 messages readable after the commits that overtook it.
         MlsConfig {
-            past_epochs_max: 4,
+            past_epochs_max: 16,
             future_buffer_len_max: 256,
             out_of_order_tolerance: 10_000,
             forward_distance_max: 100_000,
