@@ -371,6 +371,12 @@ impl Hotline {
             .get(&line)
             .cloned()
             .ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {line} here")))?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden(
+                "removed",
+                format!("{} was removed from line {}", self.config.me, line.id),
+            ));
+        }
         let mut message = Message::from_draft(draft, &self.config.default_caveat, &self.config.limits)?;
         message.released_by = released_by;
         if message.class == Class::Operational && message.ack_required {
@@ -422,6 +428,49 @@ impl Hotline {
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
         let proposal = self.mls.propose_update(&line.id.0).map_err(internal)?;
         Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
+    }
+
+    /// Removes a member from a conference (home member only): commits the removal, after which
+    /// the member reads nothing sent on the line.
+    pub fn remove_member(&mut self, now_ms: u64, line: LineId, member: &MemberCode) -> Result<Record, CoreError> {
+        let line =
+            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        if line.home != self.config.me {
+            return Err(CoreError::forbidden(
+                "not_home",
+                format!("only {}, the line's home member, changes its members", line.home),
+            ));
+        }
+        if !line.has_member(member) {
+            return Err(CoreError::not_found("not_on_line", format!("{member} is not on line {}", line.id)));
+        }
+        if *member == self.config.me || line.members.len() <= 2 {
+            return Err(CoreError::conflict(
+                "cannot_remove",
+                "a line keeps its home member and at least two members; close a direct line instead",
+            ));
+        }
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        let out = self.mls.remove(&line.id.0, &[member.as_str()]).map_err(internal)?;
+        let recipients: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+        let line = self.follow_membership(&line);
+        let mut record = self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, out.commit, Content::Handshake);
+        // The removed member receives the commit too, so that its node knows it is off the line.
+        record.recipients = recipients;
+        Ok(record)
+    }
+
+    /// Brings a line's member list in line with its MLS group after a commit.
+    fn follow_membership(&mut self, line: &Line) -> Line {
+        let mut members: Vec<MemberCode> =
+            self.mls.members(&line.id.0).iter().filter_map(|m| MemberCode::parse(m).ok()).collect();
+        members.sort();
+        if members.is_empty() || members == line.members {
+            return line.clone();
+        }
+        let updated = Line { members, ..line.clone() };
+        self.lines.insert(updated.id, updated.clone());
+        updated
     }
 
     /// The home member's commit of its own new leaf and every pending proposal.
@@ -668,6 +717,8 @@ impl Hotline {
             Processed::Commit { .. } | Processed::Proposal { .. } => {
                 self.check_seq(&line, &sender, &envelope)?;
                 let proposal = matches!(processed, Processed::Proposal { .. });
+                // A commit may have changed who is on the line: the group's members are the truth.
+                let line = if proposal { line } else { self.follow_membership(&line) };
                 let mut out = vec![Record {
                     envelope,
                     sender,

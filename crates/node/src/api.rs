@@ -409,6 +409,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}", get(get_line))
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/lines/{line}/update-keys", post(update_keys))
+        .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/envelopes/{id}", get(get_envelope))
@@ -511,6 +512,28 @@ async fn update_keys(
     commit_own(&node, |core| core.update_keys(now_ms(), line.id)).await?;
     let epoch = node.core().epoch(&line.id);
     tracing::info!(operator = %auth.0.name, line = %line.id, "key update");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/lines/{line}/members/{member}",
+    params(("line" = String, Path, description = "line id"), ("member" = String, Path, description = "member code")),
+    responses((status = 200, body = LineView, description = "the removal is committed; the member reads nothing sent after it"),
+              (status = 403, body = ErrorBody, description = "not the line's home member"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the home member, or a line of two")))]
+async fn remove_member(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path((line, member)): Path<(String, String)>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let member =
+        adi_core::MemberCode::parse(&member).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "not_on_line", e))?;
+    commit_own(&node, |core| core.remove_member(now_ms(), line.id, &member)).await?;
+    let line = find_line(&node, &line.id.to_hex())?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member removed from the line");
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 

@@ -112,3 +112,63 @@ async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() 
     assert_eq!(at_cn["subject"], "after the update");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_from_a_conference_reads_nothing_sent_after() {
+    let net = Net::start_with(&["PH", "VN", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, vn, cn) = (net.client("PH"), net.client("VN"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+    let before = send(&ph, &line, "ROUTINE", "all three read this").await;
+    wait_delivered(&ph, &before, WAIT).await;
+    let start = epoch(&net, "PH", &line).await;
+
+    // Only the home member removes, never itself, and a direct line keeps its two members.
+    let (status, _) = vn.request(Method::DELETE, &format!("/api/v1/lines/{line}/members/CN"), None).await.unwrap();
+    assert_eq!(status, 403);
+    let (status, _) = ph.request(Method::DELETE, &format!("/api/v1/lines/{line}/members/PH"), None).await.unwrap();
+    assert_eq!(status, 409);
+    let v = ph.call(Method::DELETE, &format!("/api/v1/lines/{line}/members/VN"), None).await.unwrap();
+    assert_eq!(v["members"], serde_json::json!(["CN", "PH"]));
+    assert_eq!(v["epoch"].as_u64(), Some(start + 1));
+    wait_epoch(&net, "CN", &line, start + 1).await;
+    let at_cn = cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.unwrap();
+    assert_eq!(at_cn["members"], serde_json::json!(["CN", "PH"]));
+
+    let after = send(&ph, &line, "FLASH", "VN must not read this").await;
+    let m = wait_delivered(&ph, &after, WAIT).await;
+    let recipients: Vec<&str> =
+        m["recipients"].as_array().unwrap().iter().map(|r| r["member"].as_str().unwrap()).collect();
+    assert_eq!(recipients, vec!["CN"], "nothing new goes to VN");
+    // VN's node, even handed the envelope, cannot read it.
+    use base64::Engine;
+    let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{after}"), None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let keys = common::keys_towards(&net, "PH", "VN");
+    let vn_code = adi_core::MemberCode::parse("VN").unwrap();
+    let reply =
+        adi_node::federation::post_batch_once(&common::endpoint(&net, "VN"), keys.tls, &vn_code, &[&bytes], 5_000)
+            .await
+            .unwrap();
+    assert!(!matches!(reply.verdicts[0], adi_wire::batch::Verdict::Accepted), "{reply:?}");
+    let (status, _) = vn.request(Method::GET, &format!("/api/v1/messages/{after}"), None).await.unwrap();
+    assert_eq!(status, 404);
+    // VN's node knows it is off the line and sends nothing on it.
+    eventually(WAIT, "VN to learn of its removal", || async {
+        let l = vn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+        (l["members"] == serde_json::json!(["CN", "PH"])).then_some(())
+    })
+    .await;
+    let (status, v) = vn
+        .request(
+            Method::POST,
+            &format!("/api/v1/lines/{line}/messages"),
+            Some(&serde_json::json!({"precedence": "ROUTINE", "subject": "s", "body": "b"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("removed")));
+    // CN and PH go on.
+    let reply = send(&cn, &line, "ROUTINE", "CN goes on").await;
+    wait_delivered(&cn, &reply, WAIT).await;
+    net.stop_all().await;
+}

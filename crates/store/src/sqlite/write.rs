@@ -85,6 +85,11 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             return Ok(refusal);
         }
     }
+    if matches!(r.content, Content::Handshake) {
+        // A commit may change who is on the line; the record carries the line as it now stands.
+        let members: Vec<&str> = r.line.members.iter().map(|m| m.as_str()).collect();
+        c.execute("UPDATE lines SET members = ?2 WHERE id = ?1", params![&r.line.id.0[..], members.join(",")])?;
+    }
     if matches!(r.content, Content::LineSetup) {
         let l = &r.line;
         let members: Vec<&str> = l.members.iter().map(|m| m.as_str()).collect();
