@@ -460,6 +460,57 @@ impl Hotline {
         Ok(record)
     }
 
+    /// Checks that a member may be added to a line (home member only, scope policy, limits).
+    pub fn check_new_member(&self, line: LineId, member: &MemberCode) -> Result<Line, CoreError> {
+        let line =
+            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        if line.home != self.config.me {
+            return Err(CoreError::forbidden(
+                "not_home",
+                format!("only {}, the line's home member, changes its members", line.home),
+            ));
+        }
+        if line.has_member(member) {
+            return Err(CoreError::conflict("already_on_line", format!("{member} is on line {} already", line.id)));
+        }
+        let mut members: Vec<String> = line.members.iter().map(|m| m.to_string()).collect();
+        members.push(member.to_string());
+        check_line(&self.config.roster, &self.config.limits, line.scope, &self.config.me, &members, &line.title)?;
+        Ok(line)
+    }
+
+    /// Adds a member to a line (home member only) from its KeyPackage: commits the addition to the
+    /// members, and brings the new member in with a set-up carrying the Welcome. The new member
+    /// reads nothing sent before.
+    pub fn add_member(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        member: &MemberCode,
+        key_package: KeyPackage,
+    ) -> Result<Vec<Record>, CoreError> {
+        let line = self.check_new_member(line, member)?;
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        let out = self.mls.add(&line.id.0, vec![key_package]).map_err(internal)?;
+        let others: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+        let line = self.follow_membership(&line);
+        let mut commit =
+            self.sign(now_ms, line.clone(), PRIORITY_CONTROL, CONTENT_MLS, epoch, out.commit, Content::Handshake);
+        commit.recipients = others;
+        let payload = PayloadV1::LineSetup {
+            v: 1,
+            scope: line.scope.as_str().to_string(),
+            title: line.title.clone(),
+            home: line.home.to_string(),
+            members: line.members.iter().map(|m| m.to_string()).collect(),
+            welcome: out.welcome.map(hex::encode),
+        };
+        let mut setup =
+            self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS_SETUP, 0, payload.encode(), Content::LineSetup);
+        setup.recipients = vec![member.clone()];
+        Ok(vec![commit, setup])
+    }
+
     /// Brings a line's member list in line with its MLS group after a commit.
     fn follow_membership(&mut self, line: &Line) -> Line {
         let mut members: Vec<MemberCode> =
@@ -1015,8 +1066,13 @@ impl Hotline {
         if home != sender.as_str() {
             return Err(Refusal::reject("only a line's home member may set it up"));
         }
-        if body.seq != 1 || body.prev != EnvelopeHash::NONE {
-            return Err(Refusal::reject("a line setup is the home member's first envelope on the line"));
+        // A line's first envelope sets it up; a later one brings a member added to a running line
+        // in, and only a node that does not hold the line yet takes it.
+        let joining = body.seq > 1;
+        if (!joining && body.prev != EnvelopeHash::NONE) || (joining && self.lines.contains_key(&body.line)) {
+            return Err(Refusal::reject(
+                "a line set-up is the home member's first envelope, or brings in a new member",
+            ));
         }
         let scope = Scope::parse(scope).ok_or_else(|| Refusal::reject(format!("unknown scope '{scope}'")))?;
         let members = check_line(&self.config.roster, &self.config.limits, scope, sender, members, &title)

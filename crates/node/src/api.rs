@@ -409,6 +409,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}", get(get_line))
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/lines/{line}/update-keys", post(update_keys))
+        .route("/api/v1/lines/{line}/members", post(add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/messages/{id}", get(get_message))
@@ -512,6 +513,56 @@ async fn update_keys(
     commit_own(&node, |core| core.update_keys(now_ms(), line.id)).await?;
     let epoch = node.core().epoch(&line.id);
     tracing::info!(operator = %auth.0.name, line = %line.id, "key update");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
+/// A member to add to a line.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMemberRequest {
+    pub member: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/members", request_body = NewMemberRequest,
+    params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the addition is committed and the member brought in"),
+              (status = 403, body = ErrorBody, description = "not the home member, or the scope does not admit the member"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "on the line already"),
+              (status = 503, body = ErrorBody, description = "the member's node gave no KeyPackage")))]
+async fn add_member(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+    ApiJson(req): ApiJson<NewMemberRequest>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let member = adi_core::MemberCode::parse(&req.member)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_member_code", e))?;
+    node.core().check_new_member(line.id, &member)?;
+    let kp = crate::federation::claim_checked_key_package(&node, &member).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "member_unreachable",
+            format!("cannot add {member}: no KeyPackage from its node: {e}"),
+        )
+    })?;
+    let (recipients, pending) = {
+        let mut core = node.core();
+        let records = core.add_member(now_ms(), line.id, &member, kp)?;
+        let recipients: Vec<adi_core::MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
+        let mls_state = Some(core.mls_snapshot()?);
+        (recipients, node.store.commit(WriteBatch { records, alarms: Vec::new(), mls_state }))
+    };
+    if let Err(e) = pending.wait().await {
+        node.fail_storage(&e);
+        return Err(ApiError::unavailable());
+    }
+    node.committed(&recipients);
+    let line = find_line(&node, &line.id.to_hex())?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member added to the line");
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 

@@ -172,3 +172,53 @@ async fn a_member_removed_from_a_conference_reads_nothing_sent_after() {
     wait_delivered(&cn, &reply, WAIT).await;
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_to_a_conference_reads_from_then_on_and_nothing_before() {
+    let net = Net::start_with(&["PH", "VN", "CN", "TL"], |d| d.link_test_interval_s = 0).await;
+    let (ph, tl) = (net.client("PH"), net.client("TL"));
+    let line = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+    let before = send(&ph, &line, "ROUTINE", "before TL joined").await;
+    wait_delivered(&ph, &before, WAIT).await;
+    let start = epoch(&net, "PH", &line).await;
+
+    // Only the home member adds, and the scope's policy holds for additions too.
+    let admm = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    let (status, v) = ph
+        .request(Method::POST, &format!("/api/v1/lines/{admm}/members"), Some(&serde_json::json!({"member": "CN"})))
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("scope_policy")));
+    let (status, v) = net
+        .client("VN")
+        .request(Method::POST, &format!("/api/v1/lines/{line}/members"), Some(&serde_json::json!({"member": "TL"})))
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("not_home")));
+
+    let v = ph
+        .call(Method::POST, &format!("/api/v1/lines/{line}/members"), Some(&serde_json::json!({"member": "TL"})))
+        .await
+        .unwrap();
+    assert_eq!(v["members"], serde_json::json!(["CN", "PH", "TL", "VN"]));
+    assert_eq!(v["epoch"].as_u64(), Some(start + 1));
+    for at in ["VN", "CN", "TL"] {
+        wait_epoch(&net, at, &line, start + 1).await;
+    }
+    let (status, _) = tl.request(Method::GET, &format!("/api/v1/messages/{before}"), None).await.unwrap();
+    assert_eq!(status, 404, "the new member holds nothing sent before it joined");
+
+    let after = send(&ph, &line, "IMMEDIATE", "welcome TL").await;
+    wait_delivered(&ph, &after, WAIT).await;
+    assert_eq!(
+        tl.call(Method::GET, &format!("/api/v1/messages/{after}"), None).await.unwrap()["subject"],
+        "welcome TL"
+    );
+    let from_tl = send(&tl, &line, "ROUTINE", "TL speaks").await;
+    wait_delivered(&tl, &from_tl, WAIT).await;
+    for at in ["PH", "VN", "CN"] {
+        let m = net.client(at).call(Method::GET, &format!("/api/v1/messages/{from_tl}"), None).await.unwrap();
+        assert_eq!(m["subject"], "TL speaks");
+    }
+    net.stop_all().await;
+}
