@@ -366,11 +366,7 @@ impl Hotline {
         draft: Draft,
         released_by: Option<String>,
     ) -> Result<Record, CoreError> {
-        let line = self
-            .lines
-            .get(&line)
-            .cloned()
-            .ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {line} here")))?;
+        let line = self.line_here(&line)?;
         if !line.has_member(&self.config.me) {
             return Err(CoreError::forbidden(
                 "removed",
@@ -419,8 +415,7 @@ impl Hotline {
     /// commits (its own new leaf and every pending proposal); another member proposes its update
     /// for the home member to commit.
     pub fn update_keys(&mut self, now_ms: u64, line: LineId) -> Result<Record, CoreError> {
-        let line =
-            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        let line = self.line_here(&line)?;
         self.key_updates.insert(line.id, (now_ms, 0));
         if line.home == self.config.me {
             return self.commit_line(now_ms, &line);
@@ -430,17 +425,27 @@ impl Hotline {
         Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
     }
 
-    /// Removes a member from a conference (home member only): commits the removal, after which
-    /// the member reads nothing sent on the line.
-    pub fn remove_member(&mut self, now_ms: u64, line: LineId, member: &MemberCode) -> Result<Record, CoreError> {
-        let line =
-            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+    /// A line this node holds.
+    fn line_here(&self, id: &LineId) -> Result<Line, CoreError> {
+        self.lines.get(id).cloned().ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {id} here")))
+    }
+
+    /// A line whose members this node may change: it is the line's home member.
+    fn home_line(&self, id: &LineId) -> Result<Line, CoreError> {
+        let line = self.line_here(id)?;
         if line.home != self.config.me {
             return Err(CoreError::forbidden(
                 "not_home",
                 format!("only {}, the line's home member, changes its members", line.home),
             ));
         }
+        Ok(line)
+    }
+
+    /// Removes a member from a conference (home member only): commits the removal, after which
+    /// the member reads nothing sent on the line.
+    pub fn remove_member(&mut self, now_ms: u64, line: LineId, member: &MemberCode) -> Result<Record, CoreError> {
+        let line = self.home_line(&line)?;
         if !line.has_member(member) {
             return Err(CoreError::not_found("not_on_line", format!("{member} is not on line {}", line.id)));
         }
@@ -462,14 +467,7 @@ impl Hotline {
 
     /// Checks that a member may be added to a line (home member only, scope policy, limits).
     pub fn check_new_member(&self, line: LineId, member: &MemberCode) -> Result<Line, CoreError> {
-        let line =
-            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
-        if line.home != self.config.me {
-            return Err(CoreError::forbidden(
-                "not_home",
-                format!("only {}, the line's home member, changes its members", line.home),
-            ));
-        }
+        let line = self.home_line(&line)?;
         if line.has_member(member) {
             return Err(CoreError::conflict("already_on_line", format!("{member} is on line {} already", line.id)));
         }
@@ -542,8 +540,7 @@ impl Hotline {
         priority: u8,
         payload: PayloadV1,
     ) -> Result<Record, CoreError> {
-        let line =
-            self.lines.get(&line).cloned().ok_or_else(|| CoreError::not_found("unknown_line", "no such line"))?;
+        let line = self.line_here(&line)?;
         self.seal(now_ms, line, priority, payload, Content::LinkTest)
     }
 
@@ -558,11 +555,7 @@ impl Hotline {
         reason: Option<String>,
         priority: u8,
     ) -> Result<Record, CoreError> {
-        let line = self
-            .lines
-            .get(&line)
-            .cloned()
-            .ok_or_else(|| CoreError::not_found("unknown_line", format!("no line {line} here")))?;
+        let line = self.line_here(&line)?;
         if answered.sender == self.config.me {
             return Err(CoreError::forbidden("own_message", "a member does not answer its own messages"));
         }

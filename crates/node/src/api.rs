@@ -548,18 +548,7 @@ async fn add_member(
             format!("cannot add {member}: no KeyPackage from its node: {e}"),
         )
     })?;
-    let (recipients, pending) = {
-        let mut core = node.core();
-        let records = core.add_member(now_ms(), line.id, &member, kp)?;
-        let recipients: Vec<adi_core::MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
-        let mls_state = Some(core.mls_snapshot()?);
-        (recipients, node.store.commit(WriteBatch { records, alarms: Vec::new(), mls_state }))
-    };
-    if let Err(e) = pending.wait().await {
-        node.fail_storage(&e);
-        return Err(ApiError::unavailable());
-    }
-    node.committed(&recipients);
+    commit_own_records(&node, |core| core.add_member(now_ms(), line.id, &member, kp)).await?;
     let line = find_line(&node, &line.id.to_hex())?;
     let epoch = node.core().epoch(&line.id);
     tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member added to the line");
@@ -645,20 +634,29 @@ pub(crate) async fn commit_own(
     node: &NodeState,
     seal: impl FnOnce(&mut adi_core::Hotline) -> Result<adi_core::Record, CoreError>,
 ) -> Result<EnvelopeHash, ApiError> {
-    let (hash, recipients, pending) = {
+    let hashes = commit_own_records(node, |core| seal(core).map(|r| vec![r])).await?;
+    Ok(hashes[0])
+}
+
+/// Like [`commit_own`], for an operation that seals several envelopes together.
+pub(crate) async fn commit_own_records(
+    node: &NodeState,
+    seal: impl FnOnce(&mut adi_core::Hotline) -> Result<Vec<adi_core::Record>, CoreError>,
+) -> Result<Vec<EnvelopeHash>, ApiError> {
+    let (hashes, recipients, pending) = {
         let mut core = node.core();
-        let record = seal(&mut core)?;
-        let hash = record.envelope.hash();
-        let recipients = record.recipients.clone();
+        let records = seal(&mut core)?;
+        let hashes: Vec<EnvelopeHash> = records.iter().map(|r| r.envelope.hash()).collect();
+        let recipients: Vec<adi_core::MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
         let mls_state = Some(core.mls_snapshot()?);
-        (hash, recipients, node.store.commit(WriteBatch { records: vec![record], alarms: Vec::new(), mls_state }))
+        (hashes, recipients, node.store.commit(WriteBatch { records, alarms: Vec::new(), mls_state }))
     };
     if let Err(e) = pending.wait().await {
         node.fail_storage(&e);
         return Err(ApiError::unavailable());
     }
     node.committed(&recipients);
-    Ok(hash)
+    Ok(hashes)
 }
 
 pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<MessageView, ApiError> {

@@ -12,7 +12,6 @@ use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_FLASH};
 use adi_wire::files::{DeadlinesFile, RosterFile};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
-use base64::Engine;
 use common::{endpoint, eventually, get_list, keys_towards, open_line, send, wait_delivered, Net};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use http_body_util::BodyExt;
@@ -115,10 +114,8 @@ async fn seen_acknowledged_and_declined_reach_the_sender_signed_by_each_recipien
         assert!(kinds.contains(&expected), "{kinds:?}");
     }
     for r in receipts {
-        let path = format!("/api/v1/envelopes/{}", r["id"].as_str().unwrap());
-        let e = net.client("PH").call(Method::GET, &path, None).await.unwrap();
+        let (e, bytes) = common::envelope(&net.client("PH"), r["id"].as_str().unwrap()).await;
         assert_eq!(e["kind"], "receipt");
-        let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
         let member = r["member"].as_str().unwrap();
         let envelope = Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
         assert_eq!(envelope.body().sender, member);
@@ -527,8 +524,7 @@ async fn a_message_delivered_again_after_it_was_acknowledged_does_not_escalate()
     let (status, _) = post(&net, "CN", &format!("/api/v1/messages/{id}/ack"), json!({})).await;
     assert_eq!(status, 200);
     // The same envelope arrives again, as after a reply lost on the way back.
-    let e = net.client("PH").call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let (_, bytes) = common::envelope(&net.client("PH"), &id).await;
     let ph = keys_towards(&net, "PH", "CN");
     let cn = MemberCode::parse("CN").unwrap();
     let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls, &cn, &[&bytes], 5_000).await.unwrap();

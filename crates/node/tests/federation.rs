@@ -338,9 +338,7 @@ async fn a_replay_with_altered_content_is_refused_and_an_exact_replay_is_a_dupli
     let line = open_line(&client, &["PH", "CN"], "ADMM-Plus").await;
     let id = send(&client, &line, "ROUTINE", "original").await;
     wait_delivered(&client, &id, WAIT).await;
-    let e = client.call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
-    use base64::Engine;
-    let original = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let (e, original) = common::envelope(&client, &id).await;
 
     // Same line, sender and sequence number, different content, properly signed by PH.
     let seq = e["seq"].as_u64().unwrap();
@@ -500,19 +498,10 @@ async fn a_third_node_handed_every_envelope_of_a_line_reads_none() {
     }
     // Every envelope PH holds for the line, exactly as it travelled, handed to VN over PH's
     // pinned connection: the set-up (the first message's predecessor) and each message.
-    use base64::Engine;
-    let fetch = |id: String| {
-        let ph = ph.clone();
-        async move {
-            let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
-            let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
-            (e, bytes)
-        }
-    };
-    let (first, first_bytes) = fetch(ids[0].clone()).await;
-    let (setup, setup_bytes) = fetch(first["prev"].as_str().unwrap().to_string()).await;
+    let (first, first_bytes) = common::envelope(&ph, &ids[0]).await;
+    let (setup, setup_bytes) = common::envelope(&ph, first["prev"].as_str().unwrap()).await;
     assert_eq!(setup["kind"], "line_setup");
-    let (_, second_bytes) = fetch(ids[1].clone()).await;
+    let (_, second_bytes) = common::envelope(&ph, &ids[1]).await;
     let envelopes = vec![setup_bytes, first_bytes, second_bytes];
     for bytes in &envelopes {
         assert!(!contains(bytes, b"for CN only"), "a message travelled in the clear");

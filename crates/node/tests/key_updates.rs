@@ -93,9 +93,7 @@ async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() 
     let after = send(&ph, &line, "ROUTINE", "after the update").await;
     wait_delivered(&ph, &after, WAIT).await;
 
-    use base64::Engine;
-    let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{after}"), None).await.unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let (_, bytes) = common::envelope(&ph, &after).await;
     let envelope = adi_wire::Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
     let seed = adi_node::config::load_signing_key(&net.member_dir("CN").join("keys/signing.pem")).unwrap().to_bytes();
     let line_id = adi_wire::LineId::from_hex(&line).unwrap();
@@ -140,9 +138,7 @@ async fn a_member_removed_from_a_conference_reads_nothing_sent_after() {
         m["recipients"].as_array().unwrap().iter().map(|r| r["member"].as_str().unwrap()).collect();
     assert_eq!(recipients, vec!["CN"], "nothing new goes to VN");
     // VN's node, even handed the envelope, cannot read it.
-    use base64::Engine;
-    let e = ph.call(Method::GET, &format!("/api/v1/envelopes/{after}"), None).await.unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    let (_, bytes) = common::envelope(&ph, &after).await;
     let keys = common::keys_towards(&net, "PH", "VN");
     let vn_code = adi_core::MemberCode::parse("VN").unwrap();
     let reply =

@@ -185,3 +185,11 @@ pub fn pin_of(net: &Net, code: &str) -> [u8; 32] {
 pub fn endpoint(net: &Net, code: &str) -> String {
     net.node(code).federation_addrs[0].to_string()
 }
+
+/// A stored envelope from a node's API: its JSON view and its exact signed bytes.
+pub async fn envelope(c: &Client, id: &str) -> (Value, Vec<u8>) {
+    use base64::Engine;
+    let e = c.call(Method::GET, &format!("/api/v1/envelopes/{id}"), None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
+    (e, bytes)
+}
