@@ -747,7 +747,9 @@ fn print_message(m: &Value) {
     out!("subject:    {}", s(m, "subject"));
     out!("{}", s(m, "body"));
     for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
-        out!("  {:<4} {:<9} {}", s(r, "member"), s(r, "state"), r.get("detail").and_then(Value::as_str).unwrap_or(""));
+        let decrypted = if r.get("decrypted_ms").is_some_and(Value::is_u64) { "decrypted" } else { "" };
+        let detail = r.get("detail").and_then(Value::as_str).unwrap_or("");
+        out!("  {:<4} {:<12} {:<9} {detail}", s(r, "member"), s(r, "state"), decrypted);
     }
 }
 

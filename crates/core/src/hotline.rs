@@ -844,22 +844,30 @@ impl Hotline {
                     self.await_ack(p, due);
                 }
             }
-            Content::Receipt(r) => record.alarms = self.on_receipt(now_ms, &sender, r),
-            Content::LinkTest => {
-                let answered =
-                    Answered { hash: record.envelope.hash(), sender: sender.clone(), seq: record.envelope.body().seq };
-                let receipt = Receipt { kind: ReceiptKind::LinkTestAnswer, answers: answered, reason: None };
-                let payload = receipt_to_payload(&receipt);
-                let answer = self
-                    .seal(now_ms, line, PRIORITY_CONTROL, payload, Content::Receipt(receipt))
-                    .map_err(|e| Refusal::defer(format!("cannot answer the link test now: {e}")))?;
-                out.push(record);
-                out.push(answer);
-                return Ok(out);
-            }
             _ => {}
         }
+        // The node answers some envelopes itself: a message with its signed word that it was
+        // decrypted, a link test with its answer.
+        let auto = match &record.content {
+            Content::Message(m) => Some((ReceiptKind::Decrypted, m.precedence.priority())),
+            Content::LinkTest => Some((ReceiptKind::LinkTestAnswer, PRIORITY_CONTROL)),
+            Content::Receipt(r) => {
+                record.alarms = self.on_receipt(now_ms, &sender, r);
+                None
+            }
+            _ => None,
+        };
+        let answered = Answered { hash: record.envelope.hash(), sender, seq: record.envelope.body().seq };
         out.push(record);
+        if let Some((kind, priority)) = auto {
+            let receipt = Receipt { kind, answers: answered, reason: None };
+            let payload = receipt_to_payload(&receipt);
+            // The message is decrypted and its keys spent: it is kept even if the answer cannot be
+            // sealed, which only a broken group state could cause.
+            if let Ok(answer) = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt)) {
+                out.push(answer);
+            }
+        }
         Ok(out)
     }
 

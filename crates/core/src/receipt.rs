@@ -10,6 +10,8 @@ use crate::roster::MemberCode;
 /// What a receipt says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReceiptKind {
+    /// The recipient's node decrypted the message and committed it: sent by the node itself.
+    Decrypted,
     /// An operator opened the message.
     Seen,
     Acknowledged,
@@ -22,6 +24,7 @@ pub enum ReceiptKind {
 impl ReceiptKind {
     pub fn parse(s: &str) -> Option<ReceiptKind> {
         match s {
+            "decrypted" => Some(ReceiptKind::Decrypted),
             "seen" => Some(ReceiptKind::Seen),
             "acknowledged" => Some(ReceiptKind::Acknowledged),
             "declined" => Some(ReceiptKind::Declined),
@@ -32,6 +35,7 @@ impl ReceiptKind {
 
     pub fn as_str(&self) -> &'static str {
         match self {
+            ReceiptKind::Decrypted => "decrypted",
             ReceiptKind::Seen => "seen",
             ReceiptKind::Acknowledged => "acknowledged",
             ReceiptKind::Declined => "declined",

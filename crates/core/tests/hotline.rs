@@ -123,7 +123,7 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
     for r in [&setup, &flash, &routine] {
         let got = cn.receive(100, &code("PH"), r.envelope.bytes());
         out.push_str(&match got {
-            Ok(recs) => format!("accepted {}\n", render_record(&recs[0])),
+            Ok(recs) => recs.iter().map(|r| format!("accepted {}\n", render_record(r))).collect::<String>(),
             Err(refusal) => format!("refused (retry {}) {}\n", refusal.retry, refusal.reason),
         });
     }
@@ -132,12 +132,15 @@ fn sends_chain_each_senders_envelopes_and_peers_accept_them_in_any_order() {
         expect![[r#"
             accepted PH #1 priority 0 line_setup to []
             accepted PH #3 priority 1 FLASH OPERATIONAL 'second' to []
+            accepted CN #1 priority 1 receipt decrypted of #3 to [PH]
             accepted PH #2 priority 4 ROUTINE OPERATIONAL 'first' to []
+            accepted CN #2 priority 4 receipt decrypted of #2 to [PH]
         "#]],
     );
-    // CN can now send on the line; its own sequence starts at 1.
+    // CN's node answered each message with its signed `decrypted` receipt, at the message's
+    // precedence; CN's own sequence goes on from there.
     let reply = cn.send(200, line, draft("IMMEDIATE", "reply"), None).unwrap();
-    check(render_record(&reply), expect![[r#"CN #1 priority 2 IMMEDIATE OPERATIONAL 'reply' to [PH]"#]]);
+    check(render_record(&reply), expect![[r#"CN #3 priority 2 IMMEDIATE OPERATIONAL 'reply' to [PH]"#]]);
 }
 
 fn message_payload(precedence: &str, body: &str) -> Vec<u8> {

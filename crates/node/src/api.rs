@@ -238,6 +238,8 @@ pub struct RecipientView {
     pub state: String,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
+    /// When the recipient's node signed its `decrypted` receipt for this message.
+    pub decrypted_ms: Option<u64>,
     pub seen_ms: Option<u64>,
     pub acknowledged_ms: Option<u64>,
     pub declined_ms: Option<u64>,
@@ -255,6 +257,7 @@ impl RecipientView {
             state: r.state,
             sent_ms: r.sent_ms,
             delivered_ms: r.delivered_ms,
+            decrypted_ms: r.decrypted_ms,
             seen_ms: r.seen_ms,
             acknowledged_ms: r.acknowledged_ms,
             declined_ms: r.declined_ms,

@@ -95,7 +95,8 @@ async fn seen_acknowledged_and_declined_reach_the_sender_signed_by_each_recipien
         let m = message(&net, "PH", &id).await;
         let states: Vec<&str> =
             m["recipients"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
-        (states == ["acknowledged", "declined"]).then_some(m)
+        let decrypted = m["recipients"].as_array().unwrap().iter().all(|r| r["decrypted_ms"].is_u64());
+        (states == ["acknowledged", "declined"] && decrypted).then_some(m)
     })
     .await;
     let cn = &m["recipients"][0];
@@ -109,8 +110,11 @@ async fn seen_acknowledged_and_declined_reach_the_sender_signed_by_each_recipien
     let receipts = m["receipts"].as_array().unwrap();
     let kinds: Vec<(&str, &str)> =
         receipts.iter().map(|r| (r["member"].as_str().unwrap(), r["kind"].as_str().unwrap())).collect();
-    assert_eq!(kinds.len(), 3);
-    for expected in [("CN", "seen"), ("CN", "acknowledged"), ("VN", "declined")] {
+    // Each recipient's node said it decrypted the message before any operator answered.
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    for expected in
+        [("CN", "decrypted"), ("VN", "decrypted"), ("CN", "seen"), ("CN", "acknowledged"), ("VN", "declined")]
+    {
         assert!(kinds.contains(&expected), "{kinds:?}");
     }
     for r in receipts {
@@ -184,24 +188,31 @@ async fn receipts_with_a_bad_signature_or_from_a_non_recipient_are_refused() {
     let ph = MemberCode::parse("PH").unwrap();
 
     let cn = keys_towards(&net, "CN", "PH");
-    let forged = receipt_envelope(&SigningKey::from_bytes(&[9; 32]), "CN", line_id, 1, &id, "PH");
+    let forged = receipt_envelope(&SigningKey::from_bytes(&[9; 32]), "CN", line_id, 100, &id, "PH");
     let reply = post_batch_once(&endpoint(&net, "PH"), cn.tls.clone(), &ph, &[&forged], 5_000).await.unwrap();
     assert!(format!("{:?}", reply.verdicts[0]).contains("signature"), "{reply:?}");
 
     // VN is pinned and in the roster, but neither on the line nor a recipient.
     let vn = keys_towards(&net, "VN", "PH");
-    let intruder = receipt_envelope(&vn.signing, "VN", line_id, 1, &id, "PH");
+    let intruder = receipt_envelope(&vn.signing, "VN", line_id, 100, &id, "PH");
     let reply = post_batch_once(&endpoint(&net, "PH"), vn.tls, &ph, &[&intruder], 5_000).await.unwrap();
     assert!(format!("{:?}", reply.verdicts[0]).contains("not a member"), "{reply:?}");
 
     // The sender itself is not a recipient of its own message.
-    let own = receipt_envelope(&cn.signing, "CN", line_id, 1, &id, "CN");
+    let own = receipt_envelope(&cn.signing, "CN", line_id, 100, &id, "CN");
     let reply = post_batch_once(&endpoint(&net, "PH"), cn.tls, &ph, &[&own], 5_000).await.unwrap();
     assert!(format!("{:?}", reply.verdicts[0]).contains("Rejected"), "{reply:?}");
 
     let m = message(&net, "PH", &id).await;
     assert_eq!(m["recipients"][0]["state"], "delivered");
-    assert!(m["receipts"].as_array().unwrap().is_empty());
+    // The one receipt held is CN's node's own `decrypted`, sent when the message arrived.
+    let kinds: Vec<(&str, &str)> = m["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["member"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("CN", "decrypted")]);
     net.stop_all().await;
 }
 

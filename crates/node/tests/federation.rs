@@ -78,6 +78,14 @@ async fn two_and_three_nodes_deliver_every_precedence_on_lines_of_both_scopes() 
             assert_eq!(there["line"], line.as_str());
         }
     }
+    // Each recipient's node said, signed, that it decrypted each message.
+    for (_, from, _, id) in &sent {
+        eventually(WAIT, "every recipient's decrypted receipt", || async {
+            let m = net.client(from).call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+            m["recipients"].as_array()?.iter().all(|r| r["decrypted_ms"].is_u64()).then_some(())
+        })
+        .await;
+    }
     // Line identifiers and membership are the same on every member's node.
     for at in ["VN", "CN"] {
         let conf = net.client(at).call(Method::GET, &format!("/api/v1/lines/{conference}"), None).await.unwrap();

@@ -115,6 +115,8 @@ pub struct RecipientRow {
     pub state: String,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
+    /// When the recipient's node signed its receipt saying it decrypted the message.
+    pub decrypted_ms: Option<u64>,
     pub seen_ms: Option<u64>,
     pub acknowledged_ms: Option<u64>,
     pub declined_ms: Option<u64>,

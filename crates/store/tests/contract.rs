@@ -15,7 +15,7 @@ use std::time::Duration;
 const MASTER_KEY: [u8; 32] = [7; 32];
 
 use adi_core::{
-    fixtures, Content, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, Record, Scope, WriteBatch,
+    fixtures, Content, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, ReceiptKind, Record, Scope, WriteBatch,
 };
 use adi_store::{
     MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
@@ -278,6 +278,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
         state: "sent".into(),
         sent_ms: r.received_ms,
         delivered_ms: None,
+        decrypted_ms: None,
         seen_ms: None,
         acknowledged_ms: None,
         declined_ms: None,
@@ -337,6 +338,24 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(store.outbox_next_due(&cn).unwrap(), None);
     let delivered = &store.recipients(&hash(&immediate)).unwrap()[0];
     assert_eq!((delivered.state.as_str(), delivered.delivered_ms), ("delivered", Some(now + 10_000)));
+
+    // CN's node decrypts the FLASH and answers with its signed `decrypted` receipt: stored at PH,
+    // it sets the decryption time and leaves the later states to the operators.
+    cn_core.receive(now, &code("PH"), setup.envelope.bytes()).expect("CN joins");
+    let got = cn_core.receive(now + 20_000, &code("PH"), flash.envelope.bytes()).expect("CN decrypts the FLASH");
+    let receipt = got.into_iter().nth(1).expect("CN's node answers the FLASH");
+    assert!(matches!(&receipt.content, Content::Receipt(r) if r.kind == ReceiptKind::Decrypted));
+    let at_ph = ph.receive(now + 20_001, &cn, receipt.envelope.bytes()).expect("PH takes the receipt");
+    assert_eq!(commit(&store, &at_ph.iter().collect::<Vec<_>>()), inserted(1));
+    assert_eq!(
+        store.recipients(&hash(&flash)).unwrap(),
+        vec![RecipientRow {
+            state: "delivered".into(),
+            delivered_ms: Some(now),
+            decrypted_ms: Some(now + 20_000),
+            ..sent_row(&flash)
+        }]
+    );
 }
 
 /// What was committed is there after the store is closed and opened again: lines, chain heads,
@@ -449,8 +468,9 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let d3 = crafted(&mut ph, direct, 3, d2.hash(), T0 + 7_000, "ROUTINE", "after the clock step");
     assert_eq!(commit(&store, &[&receive(&mut cn, T0 + 9_100, &d_setup)]), inserted(1));
     for (n, envelope) in [&d2, &d3].into_iter().enumerate() {
-        let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted").remove(0);
-        assert_eq!(commit(&store, &[&got]), inserted(1));
+        // The message and CN's own `decrypted` receipt for it, which takes CN's next seq.
+        let got = cn.receive(T0 + 9_200 + n as u64, &code("PH"), envelope.bytes()).expect("accepted");
+        assert_eq!(commit(&store, &got.iter().collect::<Vec<_>>()), inserted(2));
     }
     let c1 = send(&mut cn, T0 + 8_000, direct, "ROUTINE", "CN on the direct line");
     assert_eq!(commit(&store, &[&c1]), inserted(1));
@@ -458,7 +478,7 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let rows = line_messages(&store, direct, 100);
     assert_eq!(rows.len(), 3);
     assert_eq!(seqs_of(&rows, "PH"), vec![2, 3], "seq 2 before seq 3 though seq 3 was created earlier");
-    assert_eq!(seqs_of(&rows, "CN"), vec![1]);
+    assert_eq!(seqs_of(&rows, "CN"), vec![3], "CN's seq 1 and 2 are its receipts");
     // A limit keeps the first messages of that same order.
     for limit in 1..=rows.len() {
         let first = line_messages(&store, direct, limit);

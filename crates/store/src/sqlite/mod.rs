@@ -55,7 +55,7 @@ impl StoreConfig {
     }
 }
 
-const SCHEMA_VERSION: &str = "3";
+const SCHEMA_VERSION: &str = "4";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     state TEXT NOT NULL,
     sent_ms INTEGER NOT NULL,
     delivered_ms INTEGER,
+    decrypted_ms INTEGER,
     seen_ms INTEGER,
     acknowledged_ms INTEGER,
     declined_ms INTEGER,
@@ -177,7 +178,7 @@ CREATE TABLE IF NOT EXISTS operators (
     token_hash BLOB NOT NULL UNIQUE,
     created_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '3');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4');
 "#;
 
 /// Counters of the writer thread.

@@ -280,7 +280,7 @@ pub(super) fn recipients(
     hash: &EnvelopeHash,
 ) -> Result<Vec<RecipientRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT member, state, sent_ms, delivered_ms, seen_ms, acknowledged_ms, declined_ms, detail
+        "SELECT member, state, sent_ms, delivered_ms, seen_ms, acknowledged_ms, declined_ms, detail, decrypted_ms
          FROM recipients WHERE hash = ?1 ORDER BY member",
     )?;
     let rows = stmt
@@ -290,6 +290,7 @@ pub(super) fn recipients(
                 state: row.get(1)?,
                 sent_ms: u(row.get(2)?),
                 delivered_ms: opt_u(row.get(3)?),
+                decrypted_ms: opt_u(row.get(8)?),
                 seen_ms: opt_u(row.get(4)?),
                 acknowledged_ms: opt_u(row.get(5)?),
                 declined_ms: opt_u(row.get(6)?),

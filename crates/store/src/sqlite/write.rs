@@ -204,6 +204,12 @@ fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Re
     let member = r.sender.as_str();
     let at = signed_ms as i64;
     let changed = match receipt.kind {
+        ReceiptKind::Decrypted => c.execute(
+            "UPDATE recipients SET decrypted_ms = COALESCE(decrypted_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
+                 state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END
+             WHERE hash = ?1 AND member = ?2",
+            params![answers, member, at],
+        )?,
         ReceiptKind::Seen => c.execute(
             "UPDATE recipients SET seen_ms = COALESCE(seen_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
                  state = CASE WHEN state IN ('sent', 'delivered') THEN 'seen' ELSE state END
