@@ -112,12 +112,30 @@ pub struct WriteBatch {
     pub alarms: Vec<AlarmChange>,
     /// This member's MLS state after the records, to store with them (secrets: sealed at rest).
     pub mls_state: Option<Vec<u8>>,
+    /// Envelopes from an epoch this member has not reached, to keep until the commit arrives.
+    pub hold: Vec<HeldEnvelope>,
+    /// Held envelopes that were decided (taken or refused), to forget.
+    pub release: Vec<EnvelopeHash>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.alarms.is_empty()
+        self.records.is_empty() && self.alarms.is_empty() && self.hold.is_empty() && self.release.is_empty()
     }
+}
+
+/// An envelope from a peer, signed and on a line of this member, whose epoch this member's group
+/// has not reached yet: the store keeps it until the commit that reaches that epoch arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldEnvelope {
+    pub line: LineId,
+    pub sender: MemberCode,
+    pub seq: u64,
+    pub epoch: u64,
+    pub hash: EnvelopeHash,
+    /// The exact signed bytes, MLS ciphertext inside.
+    pub bytes: Vec<u8>,
+    pub received_ms: u64,
 }
 
 /// Why an envelope from a peer was not accepted.
@@ -128,15 +146,18 @@ pub struct Refusal {
     pub reason: String,
     /// An alarm to raise here: an envelope that cannot be decrypted is never dropped silently.
     pub alarm: Option<Box<AlarmChange>>,
+    /// The envelope is valid so far but from an epoch this member has not reached: the runtime
+    /// may hold it (bounded) and hand it back after the commit arrives.
+    pub hold: Option<Box<HeldEnvelope>>,
 }
 
 impl Refusal {
     fn reject(reason: impl Into<String>) -> Self {
-        Refusal { retry: false, reason: reason.into(), alarm: None }
+        Refusal { retry: false, reason: reason.into(), alarm: None, hold: None }
     }
 
     fn defer(reason: impl Into<String>) -> Self {
-        Refusal { retry: true, reason: reason.into(), alarm: None }
+        Refusal { retry: true, reason: reason.into(), alarm: None, hold: None }
     }
 }
 
@@ -730,7 +751,19 @@ impl Hotline {
         }
         let current = self.mls.epoch(&line.id.0).unwrap_or(0);
         if body.epoch > current {
-            return Err(Refusal::defer(format!("epoch {} is ahead of this member's {current}", body.epoch)));
+            let held = HeldEnvelope {
+                line: line.id,
+                sender: sender.clone(),
+                seq: body.seq,
+                epoch: body.epoch,
+                hash: envelope.hash(),
+                bytes: envelope.bytes().to_vec(),
+                received_ms: now_ms,
+            };
+            return Err(Refusal {
+                hold: Some(Box::new(held)),
+                ..Refusal::defer(format!("epoch {} is ahead of this member's {current}", body.epoch))
+            });
         }
         let processed =
             match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
@@ -747,7 +780,7 @@ impl Hotline {
                         detail: format!("envelope #{} from {sender} cannot be decrypted: {e}", body.seq),
                         addressed_to: Vec::new(),
                     };
-                    return Err(Refusal { retry: false, reason, alarm: Some(Box::new(alarm)) });
+                    return Err(Refusal { retry: false, reason, alarm: Some(Box::new(alarm)), hold: None });
                 }
             };
         let plaintext = match processed {

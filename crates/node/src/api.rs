@@ -652,7 +652,7 @@ pub(crate) async fn commit_own_records(
         let hashes: Vec<EnvelopeHash> = records.iter().map(|r| r.envelope.hash()).collect();
         let recipients: Vec<adi_core::MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
         let mls_state = Some(core.mls_snapshot()?);
-        (hashes, recipients, node.store.commit(WriteBatch { records, alarms: Vec::new(), mls_state }))
+        (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, ..WriteBatch::default() }))
     };
     if let Err(e) = pending.wait().await {
         node.fail_storage(&e);

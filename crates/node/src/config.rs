@@ -141,6 +141,7 @@ pub struct LimitsSection {
     pub line_members_max: Option<usize>,
     pub api_body_bytes_max: Option<usize>,
     pub events_retained_max: Option<u64>,
+    pub held_envelopes_max: Option<u64>,
     pub retry_delay_ms_min: Option<u64>,
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -165,6 +166,9 @@ pub struct RuntimeLimits {
     pub events_retained_max: u64,
     /// How many unclaimed one-time KeyPackages the node keeps for its peers.
     pub key_package_pool_len: u64,
+    /// How many envelopes from an epoch not reached yet a node holds per line until the commit
+    /// arrives; beyond it the sender keeps them queued.
+    pub held_envelopes_max: u64,
 }
 
 impl Default for RuntimeLimits {
@@ -179,6 +183,7 @@ impl Default for RuntimeLimits {
             list_len_max: 10_000,
             events_retained_max: 100_000,
             key_package_pool_len: 32,
+            held_envelopes_max: 256,
         }
     }
 }
@@ -357,6 +362,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.events_retained_max {
             runtime_limits.events_retained_max = v.max(1);
+        }
+        if let Some(v) = l.held_envelopes_max {
+            runtime_limits.held_envelopes_max = v;
         }
         if let Some(v) = l.connect_timeout_ms {
             runtime_limits.connect_timeout_ms = v;

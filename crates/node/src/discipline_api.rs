@@ -196,7 +196,7 @@ pub async fn release(
         let hash = record.envelope.hash();
         let recipients = record.recipients.clone();
         let mls_state = Some(core.mls_snapshot()?);
-        let batch = adi_core::WriteBatch { records: vec![record], alarms: Vec::new(), mls_state };
+        let batch = adi_core::WriteBatch { records: vec![record], mls_state, ..Default::default() };
         (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
     };
     if let Err(e) = pending.wait().await {

@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adi_core::{AlarmChange, AlarmKind, AlarmOp, MemberCode, WriteBatch};
+use adi_core::{AlarmChange, AlarmKind, AlarmOp, Content, MemberCode, WriteBatch};
 use adi_store::{OutboxItem, Outcome, Settlement};
 use adi_wire::batch::{decode_batch, encode_batch, BatchReply, Verdict};
-use adi_wire::Envelope;
+use adi_wire::{Envelope, LineId};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -91,6 +91,8 @@ async fn receive_batch(
     // For each envelope accepted by the core: its verdict slot and its index in the batch.
     let mut slots = Vec::new();
     let mut keys = Vec::new();
+    let mut held_here = std::collections::HashMap::new();
+    let commits: Vec<LineId>;
     let pending = {
         let mut core = node.core();
         let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,7 +140,29 @@ async fn receive_batch(
                     verdicts.push(None);
                     batch.records.extend(records);
                 }
-                Err(refusal) => {
+                Err(mut refusal) => {
+                    if let Some(held) = refusal.hold.take() {
+                        // Kept (bounded) until the commit that reaches its epoch arrives; the
+                        // sender keeps it queued too, and is answered `duplicate` once it is taken.
+                        let line = held.line;
+                        let count = held_here.entry(line).or_insert_with(|| {
+                            node.store
+                                .held_counts()
+                                .ok()
+                                .and_then(|c| c.into_iter().find(|(l, _)| *l == line))
+                                .map_or(0, |c| c.1)
+                        });
+                        if *count < node.runtime_limits.held_envelopes_max {
+                            *count += 1;
+                            refusal.reason = format!("{}; held here until its commit arrives", refusal.reason);
+                            batch.hold.push(*held);
+                        } else {
+                            refusal.reason = format!(
+                                "{}; this node holds the most envelopes it may for the line (held_envelopes_max = {})",
+                                refusal.reason, node.runtime_limits.held_envelopes_max
+                            );
+                        }
+                    }
                     tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
                     batch.alarms.extend(refusal.alarm.map(|a| *a));
                     verdicts.push(Some(if refusal.retry {
@@ -149,7 +173,8 @@ async fn receive_batch(
                 }
             }
         }
-        if batch.records.is_empty() && batch.alarms.is_empty() {
+        commits = batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
+        if batch.is_empty() {
             None
         } else if batch.records.is_empty() {
             Some((Vec::new(), Vec::new(), node.store.commit(batch)))
@@ -212,10 +237,106 @@ async fn receive_batch(
                 return ApiError::unavailable().into_response();
             }
         }
+        if !commits.is_empty() {
+            release_held(&node, commits).await;
+        }
     }
     let verdicts =
         verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
     Json(BatchReply::new(verdicts)).into_response()
+}
+
+/// Hands the core the envelopes held for `lines` whose epoch its group has now reached, and
+/// commits what it makes of them (records, receipts, alarms) together with their release; again
+/// while a held envelope taken was itself a commit.
+pub(crate) async fn release_held(node: &NodeState, mut lines: Vec<LineId>) {
+    // Each round releases at least one held envelope or ends, so the rounds are bounded.
+    while !lines.is_empty() {
+        lines = release_held_once(node, lines).await;
+    }
+}
+
+async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<LineId> {
+    lines.sort();
+    lines.dedup();
+    let mut keys = Vec::new();
+    let commits: Vec<LineId>;
+    let (peers, pending) = {
+        let mut core = node.core();
+        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let mut batch = WriteBatch::default();
+        for line in lines {
+            let Some(epoch) = core.epoch(&line) else { continue };
+            let held = match node.store.held(&line, epoch) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the held envelopes");
+                    return Vec::new();
+                }
+            };
+            for h in held {
+                let key = (h.line, h.sender.to_string(), h.seq);
+                if in_flight.contains_key(&key) {
+                    continue;
+                }
+                batch.release.push(h.hash);
+                // Taken already: the sender sent it again after the commit.
+                if !matches!(node.store.envelope_at(&h.line, h.sender.as_str(), h.seq), Ok(None)) {
+                    continue;
+                }
+                match core.receive(now, &h.sender, &h.bytes) {
+                    Ok(records) => {
+                        tracing::info!(line = %h.line, sender = %h.sender, seq = h.seq, "held envelope taken");
+                        in_flight.insert(key.clone(), h.hash);
+                        keys.push(key);
+                        batch.records.extend(records);
+                    }
+                    Err(refusal) if refusal.hold.is_some() => {
+                        batch.release.pop();
+                    }
+                    Err(refusal) => {
+                        // The sender hears the reason when it sends the envelope again.
+                        tracing::warn!(line = %h.line, sender = %h.sender, seq = h.seq, reason = %refusal.reason,
+                            "held envelope refused");
+                        batch.alarms.extend(refusal.alarm.map(|a| *a));
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        if !batch.records.is_empty() {
+            match core.mls_snapshot() {
+                Ok(state) => batch.mls_state = Some(state),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot snapshot the MLS state");
+                    return Vec::new();
+                }
+            }
+        }
+        let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
+        commits = batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
+        (peers, node.store.commit(batch))
+    };
+    let result = pending.wait().await;
+    {
+        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &keys {
+            in_flight.remove(key);
+        }
+    }
+    match result {
+        Ok(_) => {
+            node.committed(&peers);
+            commits
+        }
+        Err(e) => {
+            node.fail_storage(&e);
+            Vec::new()
+        }
+    }
 }
 
 /// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool

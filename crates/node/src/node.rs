@@ -202,6 +202,9 @@ impl Node {
             key_package_refill: tokio::sync::Mutex::new(()),
         });
         state.refill_key_packages().await?;
+        // Envelopes held for a commit that was committed just before a crash are taken now.
+        let held: Vec<adi_wire::LineId> = state.store.held_counts()?.into_iter().map(|(line, _)| line).collect();
+        crate::federation::release_held(&state, held).await;
         let api_listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;

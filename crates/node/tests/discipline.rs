@@ -570,7 +570,7 @@ async fn an_envelope_that_cannot_be_decrypted_raises_an_alarm_at_both_ends() {
         (damaged, core.mls_snapshot().unwrap())
     };
     let hash = record.envelope.hash().to_hex();
-    let batch = adi_core::WriteBatch { records: vec![record], alarms: Vec::new(), mls_state: Some(mls_state) };
+    let batch = adi_core::WriteBatch { records: vec![record], mls_state: Some(mls_state), ..Default::default() };
     state.store.commit(batch).wait().await.unwrap();
     state.committed(&[MemberCode::parse("CN").unwrap()]);
 

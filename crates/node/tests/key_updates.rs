@@ -5,6 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use adi_core::MemberCode;
+use adi_node::federation::post_batch_once;
+use adi_wire::batch::Verdict;
 use common::{eventually, open_line, send, wait_delivered, Net};
 use hyper::Method;
 
@@ -216,5 +219,87 @@ async fn a_member_added_to_a_conference_reads_from_then_on_and_nothing_before() 
         let m = net.client(at).call(Method::GET, &format!("/api/v1/messages/{from_tl}"), None).await.unwrap();
         assert_eq!(m["subject"], "TL speaks");
     }
+    net.stop_all().await;
+}
+
+/// The exact bytes of `sender`'s latest envelope of a kind on a line, from a stopped node's store.
+fn latest_envelope(net: &Net, at: &str, line: &str, sender: &str, kind: &str) -> Vec<u8> {
+    let config = adi_node::config::NodeConfig::load(&net.config_path(at)).unwrap();
+    let c = rusqlite::Connection::open(&config.database).unwrap();
+    let hash: Vec<u8> = c
+        .query_row(
+            "SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND kind = ?3 ORDER BY seq DESC LIMIT 1",
+            rusqlite::params![hex::decode(line).unwrap(), sender, kind],
+            |row| row.get(0),
+        )
+        .unwrap();
+    drop(c);
+    let store = adi_node::node::open_store(&config).unwrap();
+    let hash = adi_wire::EnvelopeHash(hash.try_into().unwrap());
+    adi_store::Store::envelope(&store, &hash).unwrap().expect("stored").bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its_commit_arrives() {
+    let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "before the update").await;
+    wait_delivered(&ph, &first, WAIT).await;
+    let start = epoch(&net, "CN", &line).await;
+
+    // While CN is down, PH commits a key update and sends a FLASH in the new epoch.
+    net.stop_code("CN").await;
+    ph.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
+    let flash = send(&ph, &line, "FLASH", "sent in the new epoch").await;
+    let (_, flash_bytes) = common::envelope(&ph, &flash).await;
+    let decoded = adi_wire::Envelope::decode(&flash_bytes, 1 << 20, 1 << 20).unwrap();
+    assert_eq!(decoded.body().epoch, start + 1);
+    net.stop_code("PH").await;
+    let commit = latest_envelope(&net, "PH", &line, "PH", "handshake");
+
+    // The FLASH reaches CN before the commit: CN holds it, durably, and says so.
+    net.start_code("CN").await;
+    let cn_code = MemberCode::parse("CN").unwrap();
+    let keys = common::keys_towards(&net, "PH", "CN");
+    let reply = post_batch_once(&common::endpoint(&net, "CN"), keys.tls.clone(), &cn_code, &[&flash_bytes], 5_000)
+        .await
+        .unwrap();
+    let verdict = format!("{:?}", reply.verdicts[0]);
+    assert!(verdict.contains("Deferred") && verdict.contains("held here"), "{verdict}");
+    let inbox = |net: &Net| {
+        let cn = net.client("CN");
+        async move { common::get_list(&cn, "/api/v1/inbox").await }
+    };
+    assert!(!inbox(&net).await.iter().any(|m| m["id"] == flash.as_str()), "not readable before its commit");
+
+    // CN's node stops and starts again with the FLASH held; then the commit arrives (PH is still
+    // down, so the FLASH can only come from what CN held).
+    net.stop_code("CN").await;
+    net.start_code("CN").await;
+    let reply =
+        post_batch_once(&common::endpoint(&net, "CN"), keys.tls.clone(), &cn_code, &[&commit], 5_000).await.unwrap();
+    assert!(matches!(reply.verdicts[0], Verdict::Accepted), "{reply:?}");
+    assert_eq!(epoch(&net, "CN", &line).await, start + 1);
+    let held = eventually(WAIT, "CN to read the held FLASH", || async {
+        inbox(&net).await.into_iter().find(|m| m["id"] == flash.as_str())
+    })
+    .await;
+    assert_eq!(held["subject"], "sent in the new epoch");
+
+    // PH comes back: its queued copies are duplicates now, and CN's node has said, signed, that it
+    // decrypted the FLASH. The line works both ways in the new epoch.
+    net.start_code("PH").await;
+    let m = wait_delivered(&ph, &flash, WAIT).await;
+    assert_eq!(m["recipients"][0]["member"], "CN");
+    eventually(WAIT, "CN's decrypted receipt at PH", || async {
+        let m = ph.call(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.ok()?;
+        m["recipients"][0]["decrypted_ms"].as_u64()
+    })
+    .await;
+    let reply = send(&net.client("CN"), &line, "IMMEDIATE", "answer in the new epoch").await;
+    wait_delivered(&net.client("CN"), &reply, WAIT).await;
+    let at_ph = ph.call(Method::GET, &format!("/api/v1/messages/{reply}"), None).await.unwrap();
+    assert_eq!(at_ph["subject"], "answer in the new epoch");
     net.stop_all().await;
 }

@@ -10,7 +10,7 @@
 pub mod seal;
 mod sqlite;
 
-use adi_core::{MemberCode, Restored, WriteBatch};
+use adi_core::{HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -262,6 +262,10 @@ pub trait Store: Send + Sync + 'static {
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError>;
     /// The hash of the envelope stored for (line, sender, sequence), if any.
     fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError>;
+    /// Envelopes held for a line from epochs up to `epoch`, in arrival order.
+    fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError>;
+    /// How many envelopes each line holds for a later epoch, for lines that hold any.
+    fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;

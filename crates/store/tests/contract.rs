@@ -121,12 +121,13 @@ fn commit(store: &dyn Store, records: &[&Record]) -> Vec<Outcome> {
 
 /// Commits records together with a member's MLS state.
 fn commit_with_mls(store: &dyn Store, records: &[&Record], mls_state: Option<Vec<u8>>) -> Vec<Outcome> {
-    let batch = WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), alarms: Vec::new(), mls_state };
+    let batch =
+        WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), mls_state, ..WriteBatch::default() };
     store.commit(batch).wait_blocking().expect("the batch commits")
 }
 
 fn batch_of(record: &Record) -> WriteBatch {
-    WriteBatch { records: vec![record.clone()], alarms: Vec::new(), mls_state: None }
+    WriteBatch { records: vec![record.clone()], ..WriteBatch::default() }
 }
 
 fn inserted(n: usize) -> Vec<Outcome> {
@@ -536,7 +537,7 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     let held = hold_writes(&store);
     let first = store.commit(batch_of(&k1));
     let orphan = store.commit(batch_of(&u1));
-    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()], alarms: Vec::new(), mls_state: None });
+    let mixed = store.commit(WriteBatch { records: vec![k2.clone(), u1.clone()], ..WriteBatch::default() });
     let last = store.commit(batch_of(&k3));
     drop(held);
 

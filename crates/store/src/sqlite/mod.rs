@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use adi_core::{MemberCode, Restored, WriteBatch};
+use adi_core::{HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -165,6 +165,16 @@ CREATE TABLE IF NOT EXISTS mls_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     snapshot BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held (
+    hash BLOB PRIMARY KEY,
+    line BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_line ON held (line, epoch);
 CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
     bytes BLOB NOT NULL,
@@ -465,6 +475,14 @@ impl Store for SqliteStore {
 
     fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError> {
         self.read(|c| read::envelope_at(c, line, sender, seq))
+    }
+
+    fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError> {
+        self.read(|c| read::held(c, &self.inner.sealer, line, epoch))
+    }
+
+    fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError> {
+        self.read(read::held_counts)
     }
 
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {

@@ -2,7 +2,7 @@
 //! transaction, for the few that writes need).
 
 use adi_core::line::Scope;
-use adi_core::{Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
+use adi_core::{HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -256,6 +256,41 @@ pub(super) fn envelope_at(
         |row| hash_of(row.get(0)?),
     )
     .optional()
+}
+
+/// Held envelopes of a line from epochs up to `epoch`, in the order they arrived.
+pub(super) fn held(
+    c: &Connection,
+    s: &Sealer,
+    line: &LineId,
+    epoch: u64,
+) -> Result<Vec<HeldEnvelope>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT hash, sender, seq, epoch, bytes, received_ms FROM held
+         WHERE line = ?1 AND epoch <= ?2 ORDER BY received_ms, sender, seq",
+    )?;
+    let rows = stmt
+        .query_map(params![&line.0[..], epoch as i64], |row| {
+            Ok(HeldEnvelope {
+                line: *line,
+                hash: hash_of(row.get(0)?)?,
+                sender: code_of(row.get(1)?)?,
+                seq: u(row.get(2)?),
+                epoch: u(row.get(3)?),
+                bytes: open_bytes(s, "held.bytes", row.get(4)?)?,
+                received_ms: u(row.get(5)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How many envelopes are held per line, for lines that hold any.
+pub(super) fn held_counts(c: &Connection) -> Result<Vec<(LineId, u64)>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached("SELECT line, COUNT(*) FROM held GROUP BY line ORDER BY line")?;
+    let rows =
+        stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, u(row.get(1)?))))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub(super) fn envelope(

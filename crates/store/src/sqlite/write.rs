@@ -60,6 +60,24 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     for a in &batch.alarms {
         apply_alarm(c, s, a)?;
     }
+    for h in &batch.hold {
+        c.execute(
+            "INSERT OR IGNORE INTO held (hash, line, sender, seq, epoch, bytes, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                &h.hash.0[..],
+                &h.line.0[..],
+                h.sender.as_str(),
+                h.seq as i64,
+                h.epoch as i64,
+                s.seal("held.bytes", &h.bytes),
+                h.received_ms as i64
+            ],
+        )?;
+    }
+    for hash in &batch.release {
+        c.execute("DELETE FROM held WHERE hash = ?1", params![&hash.0[..]])?;
+    }
     if let Some(state) = &batch.mls_state {
         mls_state(c, &s.seal("mls_state.snapshot", state))?;
     }
