@@ -373,8 +373,37 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
     }
 }
 
-/// Claims a KeyPackage from a member's node, trying its endpoints in order, and checks it: a
-/// roster credential of that member, validly signed, never seen before.
+/// Checks a KeyPackage claimed from `member`'s node: a roster credential of that member, validly
+/// signed, never taken here before, this node's record of used KeyPackages surviving restarts.
+/// It is recorded as used, durably, before it is returned.
+pub async fn check_claimed_key_package(
+    node: &NodeState,
+    member: &MemberCode,
+    bytes: &[u8],
+) -> Result<adi_mls::KeyPackage, String> {
+    let (code, kp) = {
+        let roster = node.roster();
+        let keys =
+            |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes());
+        let mut seen = node.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner());
+        adi_mls::check_key_package(bytes, &keys, &mut seen).map_err(|e| e.to_string())?
+    };
+    if code != member.as_str() {
+        return Err(format!("the KeyPackage is {code}'s, not {member}'s"));
+    }
+    let reference = adi_mls::key_package_reference(bytes).map_err(|e| e.to_string())?;
+    match node.store.use_key_package(reference, member, now_ms()).wait().await {
+        Ok(true) => Ok(kp),
+        Ok(false) => Err("KeyPackage refused: this KeyPackage was used already".into()),
+        Err(e) => {
+            node.fail_storage(&e);
+            Err(format!("cannot record the KeyPackage as used: {e}"))
+        }
+    }
+}
+
+/// Claims a KeyPackage from a member's node, trying its endpoints in order, and checks it with
+/// [`check_claimed_key_package`].
 pub async fn claim_checked_key_package(node: &NodeState, member: &MemberCode) -> Result<adi_mls::KeyPackage, String> {
     let peer = node.roster_member(member).ok_or_else(|| format!("{member} is not in the roster"))?;
     let tls = Arc::new(
@@ -384,18 +413,7 @@ pub async fn claim_checked_key_package(node: &NodeState, member: &MemberCode) ->
     let mut errors = Vec::new();
     for endpoint in &peer.endpoints {
         match claim_key_package_from(endpoint, tls.clone(), member, node.runtime_limits.connect_timeout_ms).await {
-            Ok(bytes) => {
-                let roster = node.roster();
-                let keys = |code: &str| {
-                    MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
-                };
-                let mut seen = node.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner());
-                let (code, kp) = adi_mls::check_key_package(&bytes, &keys, &mut seen).map_err(|e| e.to_string())?;
-                if code != member.as_str() {
-                    return Err(format!("the KeyPackage is {code}'s, not {member}'s"));
-                }
-                return Ok(kp);
-            }
+            Ok(bytes) => return check_claimed_key_package(node, member, &bytes).await,
             Err(e) => errors.push(format!("{endpoint}: {e}")),
         }
     }

@@ -153,6 +153,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let restored = store.load(&config.member)?;
+        let used_key_packages = store.used_key_packages()?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -198,7 +199,7 @@ impl Node {
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
             in_flight: Mutex::new(std::collections::HashMap::new()),
-            key_packages_seen: Mutex::new(std::collections::HashSet::new()),
+            key_packages_seen: Mutex::new(used_key_packages.into_iter().collect()),
             key_package_refill: tokio::sync::Mutex::new(()),
         });
         state.refill_key_packages().await?;

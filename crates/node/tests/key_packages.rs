@@ -1,6 +1,7 @@
 //! KeyPackages over federation: each node publishes a pool of one-time KeyPackages bound to its
 //! roster key, hands each out at most once, refills the pool, and keeps their private keys across
-//! restarts (sealed with the rest of its MLS state).
+//! restarts (sealed with the rest of its MLS state); a node takes a peer's KeyPackage into a
+//! group once, and remembers that across restarts.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 
 use adi_core::MemberCode;
 use adi_mls::{check_key_package, LineMember, MlsConfig};
-use adi_node::federation::{claim_key_package_from, post_batch_once};
+use adi_node::federation::{check_claimed_key_package, claim_key_package_from, post_batch_once};
 use adi_wire::batch::Verdict;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::files::RosterFile;
@@ -155,5 +156,29 @@ async fn an_unpinned_client_gets_no_key_package() {
     .await;
     assert!(result.is_err());
     assert_eq!(net.node("CN").state.store.key_packages_available().unwrap(), before);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_key_package_is_refused_also_after_the_claimer_restarts() {
+    let mut net = Net::start(&["PH", "CN", "VN"]).await;
+    let cn = MemberCode::parse("CN").unwrap();
+    let bytes = claim(&net, "CN", "PH").await.unwrap();
+    check_claimed_key_package(&net.node("PH").state, &cn, &bytes).await.expect("a fresh KeyPackage of CN");
+    let again = check_claimed_key_package(&net.node("PH").state, &cn, &bytes).await.unwrap_err();
+    assert!(again.contains("used already"), "{again}");
+    // One member's KeyPackage offered as another's is refused.
+    let other = claim(&net, "CN", "PH").await.unwrap();
+    let vn = MemberCode::parse("VN").unwrap();
+    let wrong = check_claimed_key_package(&net.node("PH").state, &vn, &other).await.unwrap_err();
+    assert!(wrong.contains("not VN's"), "{wrong}");
+
+    // PH's record of used KeyPackages is in its database: a restart does not forget it.
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    let after = check_claimed_key_package(&net.node("PH").state, &cn, &bytes).await.unwrap_err();
+    assert!(after.contains("used already"), "{after}");
+    let fresh = claim(&net, "CN", "PH").await.unwrap();
+    check_claimed_key_package(&net.node("PH").state, &cn, &fresh).await.expect("a fresh KeyPackage of CN");
     net.stop_all().await;
 }

@@ -18,10 +18,11 @@ async fn epoch(net: &Net, at: &str, line: &str) -> u64 {
     v["epoch"].as_u64().unwrap()
 }
 
+/// Waits for a node to reach an epoch of a line, which a member being added may not hold yet.
 async fn wait_epoch(net: &Net, at: &str, line: &str, at_least: u64) -> u64 {
     eventually(WAIT, &format!("{at} at epoch {at_least}"), || async {
-        let e = epoch(net, at, line).await;
-        (e >= at_least).then_some(e)
+        let v = net.client(at).call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+        v["epoch"].as_u64().filter(|e| *e >= at_least)
     })
     .await
 }

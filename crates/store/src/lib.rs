@@ -280,4 +280,9 @@ pub trait Store: Send + Sync + 'static {
     /// Hands the oldest unclaimed KeyPackage to `peer`, once; `None` when the pool is empty.
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>>;
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError>;
+    /// Records that a peer's KeyPackage (by reference) was taken into a group here; `false` if it
+    /// was recorded before, which makes it a replay.
+    fn use_key_package(&self, reference: Vec<u8>, member: &MemberCode, now_ms: u64) -> Pending<bool>;
+    /// The references of every peer KeyPackage taken into a group here.
+    fn used_key_packages(&self) -> Result<Vec<Vec<u8>>, StoreError>;
 }

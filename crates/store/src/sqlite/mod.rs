@@ -182,6 +182,11 @@ CREATE TABLE IF NOT EXISTS key_packages (
     claimed_by TEXT,
     claimed_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS used_key_packages (
+    reference BLOB PRIMARY KEY,
+    member TEXT NOT NULL,
+    used_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS operators (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -574,5 +579,24 @@ impl Store for SqliteStore {
 
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError> {
         self.read(|c| read::operator_by_token(c, token_hash))
+    }
+
+    fn use_key_package(&self, reference: Vec<u8>, member: &MemberCode, now_ms: u64) -> Pending<bool> {
+        let member = member.to_string();
+        self.submit(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO used_key_packages (reference, member, used_ms) VALUES (?1, ?2, ?3)",
+                params![reference, member, now_ms as i64],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn used_key_packages(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT reference FROM used_key_packages")?;
+            let rows = stmt.query_map([], |row| row.get(0))?.collect::<Result<Vec<Vec<u8>>, _>>()?;
+            Ok(rows)
+        })
     }
 }
