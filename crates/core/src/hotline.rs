@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use adi_mls::{KeyPackage, LineMember, MlsConfig, Processed};
+use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
@@ -768,6 +768,10 @@ impl Hotline {
         let processed =
             match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
                 Ok(p) => p,
+                // A member's key update that crossed the home member's commit is outdated, not
+                // undecryptable: it is refused without an alarm, and its member proposes again
+                // when the commit reaches it.
+                Err(e @ MlsError::StaleProposal { .. }) => return Err(Refusal::reject(format!("outdated: {e}"))),
                 Err(e) => {
                     let reason = format!("cannot decrypt: {e}");
                     let alarm = AlarmChange {
@@ -793,6 +797,12 @@ impl Hotline {
             }
             Processed::Commit { .. } | Processed::Proposal { .. } => {
                 self.check_seq(&line, &sender, &envelope)?;
+                if let Processed::Commit { update_dropped: true, .. } = processed {
+                    // This member's update crossed the commit: it proposes again at the next tick.
+                    self.timers.insert((now_ms, Timer::KeyUpdate(line.id)));
+                    let due = self.config.discipline.key_update_messages.max(1);
+                    self.key_updates.entry(line.id).or_insert((now_ms, 0)).1 = due;
+                }
                 let proposal = matches!(processed, Processed::Proposal { .. });
                 // A commit may have changed who is on the line: the group's members are the truth.
                 let line = if proposal { line } else { self.follow_membership(&line) };

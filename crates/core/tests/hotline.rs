@@ -310,3 +310,36 @@ fn random_and_mutated_bytes_never_panic_the_core() {
     assert!(cn.receive(3, &code("PH"), setup.envelope.bytes()).is_ok());
     assert!(cn.receive(3, &code("PH"), message.envelope.bytes()).is_ok());
 }
+
+#[test]
+fn a_key_update_crossing_the_home_commit_raises_no_alarm_and_is_proposed_again() {
+    let (mut ph, mut cn) = (hotline("PH"), hotline("CN"));
+    let line = LineId([9; 16]);
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    let proposal = cn.update_keys(10, line).unwrap();
+    let commit = ph.update_keys(10, line).unwrap();
+
+    let refusal = ph.receive(11, &code("CN"), proposal.envelope.bytes()).unwrap_err();
+    check(
+        format!("retry {} alarm {} {}", refusal.retry, refusal.alarm.is_some(), refusal.reason),
+        expect![[
+            r#"retry false alarm false outdated: a proposal from epoch 1 crossed a commit (current 2): a proposal is valid only in its epoch"#
+        ]],
+    );
+    // The commit reaches CN, which proposes again at its next tick; PH commits that at once.
+    cn.receive(12, &code("PH"), commit.envelope.bytes()).unwrap();
+    let handshakes = |records: Vec<Record>| -> Vec<Record> {
+        records.into_iter().filter(|r| r.content == Content::Handshake).collect()
+    };
+    let again = handshakes(cn.tick(13).records);
+    assert_eq!(again.len(), 1);
+    let at_ph = ph.receive(14, &code("CN"), again[0].envelope.bytes()).unwrap();
+    let kinds: Vec<&str> = at_ph.iter().map(|r| r.content.kind()).collect();
+    assert_eq!(kinds, ["handshake", "handshake"], "the proposal and PH's commit of it");
+    assert_eq!(ph.epoch(&line), Some(3));
+    assert!(handshakes(cn.tick(15).records).is_empty(), "no further proposal before the commit");
+    cn.receive(16, &code("PH"), at_ph[1].envelope.bytes()).unwrap();
+    assert_eq!(cn.epoch(&line), Some(3));
+    assert!(handshakes(cn.tick(17).records).is_empty(), "none once the update is committed");
+}

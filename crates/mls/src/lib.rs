@@ -75,6 +75,10 @@ pub enum MlsError {
     KeyPackage(String),
     #[error("the message is from epoch {epoch}, older than the {window} past epochs kept (current {current})")]
     TooOld { epoch: u64, current: u64, window: usize },
+    #[error(
+        "a proposal from epoch {epoch} crossed a commit (current {current}): a proposal is valid only in its epoch"
+    )]
+    StaleProposal { epoch: u64, current: u64 },
     #[error("the future-epoch buffer of this line is full ({0} messages)")]
     BufferFull(usize),
     #[error("cannot decrypt: {0}")]
@@ -123,8 +127,9 @@ pub enum Processed {
     /// An application message and the member who sent it.
     Application { sender: String, epoch: u64, plaintext: Vec<u8> },
     /// A commit was merged; the line is now at `epoch`. Buffered messages that became readable
-    /// follow in `released`.
-    Commit { epoch: u64, released: Vec<Processed> },
+    /// follow in `released`. `update_dropped`: this member had proposed a key update that the
+    /// commit did not include (it crossed the commit), so it should propose again.
+    Commit { epoch: u64, released: Vec<Processed>, update_dropped: bool },
     /// A proposal was stored for the home member's next commit.
     Proposal { sender: String },
     /// The message is from a future epoch and waits for its commit.
@@ -150,6 +155,8 @@ pub struct LineMember {
     groups: HashMap<[u8; 16], MlsGroup>,
     /// Messages from future epochs, per line, in arrival order.
     future: HashMap<[u8; 16], VecDeque<Vec<u8>>>,
+    /// Lines where this member proposed a key update not committed yet.
+    proposed: HashSet<[u8; 16]>,
 }
 
 fn group_id(line: &[u8; 16]) -> GroupId {
@@ -183,6 +190,7 @@ impl LineMember {
             config,
             groups: HashMap::new(),
             future: HashMap::new(),
+            proposed: HashSet::new(),
         })
     }
 
@@ -330,6 +338,7 @@ impl LineMember {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         let (proposal, _) =
             group.propose_self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
+        self.proposed.insert(*line);
         proposal.tls_serialize_detached().map_err(lib)
     }
 
@@ -397,6 +406,9 @@ impl LineMember {
         if epoch + (self.config.past_epochs_max as u64) < current {
             return Err(MlsError::TooOld { epoch, current, window: self.config.past_epochs_max });
         }
+        if epoch < current && protocol.content_type() == ContentType::Proposal {
+            return Err(MlsError::StaleProposal { epoch, current });
+        }
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         let processed =
             group.process_message(&self.provider, protocol).map_err(|e| MlsError::Decrypt(e.to_string()))?;
@@ -422,10 +434,13 @@ impl LineMember {
                     let leaf = add.add_proposal().key_package().leaf_node();
                     check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)?;
                 }
+                let own = group.own_leaf_index();
+                let included = staged.update_proposals().any(|u| matches!(u.sender(), Sender::Member(i) if *i == own));
                 group.merge_staged_commit(&self.provider, *staged).map_err(lib)?;
                 let epoch = group.epoch().as_u64();
+                let update_dropped = self.proposed.remove(line) && !included;
                 let released = self.release_buffered(line, home, roster);
-                Ok(Processed::Commit { epoch, released })
+                Ok(Processed::Commit { epoch, released, update_dropped })
             }
             ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
                 Err(MlsError::Decrypt("external joins are not part of ADI's profile".into()))

@@ -222,3 +222,28 @@ fn a_message_overtaking_a_long_backlog_leaves_the_backlog_readable() {
         assert_eq!(plaintext(read(&mut cn, m)), (i as u32).to_be_bytes(), "message {i}");
     }
 }
+
+#[test]
+fn a_key_update_that_crosses_a_commit_is_outdated_not_undecryptable_and_is_proposed_again() {
+    let mut cn = member("CN");
+    let mut ph = line(&mut [&mut cn]);
+    // CN proposes while PH commits its own update: the two cross.
+    let crossing = cn.propose_update(&LINE).unwrap();
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    match read(&mut ph, &crossing) {
+        Err(MlsError::StaleProposal { epoch, current }) => {
+            assert_eq!((epoch + 1, current), (commit.epoch, commit.epoch))
+        }
+        other => panic!("{other:?}"),
+    }
+    // CN learns from the commit that its update was left out.
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { update_dropped: true, .. })));
+
+    // Proposed again in the new epoch, it is committed, and CN learns that too.
+    let again = cn.propose_update(&LINE).unwrap();
+    assert!(matches!(read(&mut ph, &again), Ok(Processed::Proposal { .. })));
+    let included = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &included.commit), Ok(Processed::Commit { update_dropped: false, .. })));
+    let (_, fresh) = ph.encrypt(&LINE, b"after both updates").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &fresh)), b"after both updates");
+}
