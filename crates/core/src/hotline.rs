@@ -45,6 +45,8 @@ pub struct OwnHead {
     pub sender: MemberCode,
     pub seq: u64,
     pub hash: EnvelopeHash,
+    /// The latest MLS epoch of the sender's envelopes on the line.
+    pub epoch: u64,
 }
 
 /// What the store gives back at start.
@@ -177,7 +179,15 @@ pub struct Hotline {
     mls: LineMember,
     /// Per line: when this member last refreshed its keys, and envelopes sealed since.
     key_updates: HashMap<LineId, (u64, u64)>,
+    /// Per line and member: the latest MLS epoch this member's envelopes showed that member at,
+    /// or the epoch it was seen joining at. The home member commits a key update only while every
+    /// member is close enough that what is queued for or by it stays within the past epochs kept.
+    heard: HashMap<(LineId, MemberCode), u64>,
 }
+
+/// How many epochs the home member keeps in hand below the past-epoch window when it decides
+/// whether a key update may leave a silent member behind: commits already in flight.
+const EPOCH_MARGIN: u64 = 2;
 
 /// The roster's signing keys, as MLS checks credentials against them.
 fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
@@ -198,8 +208,10 @@ impl Hotline {
             None => LineMember::new(config.me.as_str(), seed, MlsConfig::default()),
         }
         .map_err(internal)?;
+        let heard = restored.heads.iter().map(|h| ((h.line, h.sender.clone()), h.epoch)).collect();
         let mut h = Hotline {
             mls,
+            heard,
             key_updates: HashMap::new(),
             config,
             lines: HashMap::new(),
@@ -376,6 +388,7 @@ impl Hotline {
             welcome: created.welcome.map(hex::encode),
         };
         self.add_line(line.clone(), now_ms);
+        self.hear_joined(&line);
         Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS_SETUP, 0, payload.encode(), Content::LineSetup))
     }
 
@@ -540,11 +553,51 @@ impl Hotline {
         }
         let updated = Line { members, ..line.clone() };
         self.lines.insert(updated.id, updated.clone());
+        self.hear_joined(&updated);
         updated
     }
 
-    /// The home member's commit of its own new leaf and every pending proposal.
+    /// A member of the line the home member has not heard from for so many epochs that one more
+    /// commit could leave envelopes queued for it, or by it, beyond the past epochs kept.
+    pub fn member_behind(&self, line: &Line) -> Option<(MemberCode, u64)> {
+        let current = self.mls.epoch(&line.id.0)?;
+        let window = MlsConfig::default().past_epochs_max as u64;
+        line.members
+            .iter()
+            .filter(|m| **m != self.config.me)
+            .map(|m| (m.clone(), self.heard.get(&(line.id, m.clone())).copied().unwrap_or(0)))
+            .filter(|(_, heard)| current + 1 > heard + window.saturating_sub(EPOCH_MARGIN))
+            .min_by_key(|(_, heard)| *heard)
+    }
+
+    /// Notes that `member` showed itself at `epoch` of a line.
+    fn hear(&mut self, line: LineId, member: &MemberCode, epoch: u64) {
+        let e = self.heard.entry((line, member.clone())).or_insert(epoch);
+        *e = (*e).max(epoch);
+    }
+
+    /// Notes every member of a line not heard from yet as being at the line's current epoch: a
+    /// member that joins is there.
+    fn hear_joined(&mut self, line: &Line) {
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        for m in &line.members {
+            self.heard.entry((line.id, m.clone())).or_insert(epoch);
+        }
+    }
+
+    /// The home member's commit of its own new leaf and every pending proposal, unless a member
+    /// has fallen so far behind that it would lose what is queued ([`Hotline::member_behind`]).
     fn commit_line(&mut self, now_ms: u64, line: &Line) -> Result<Record, CoreError> {
+        if let Some((member, heard)) = self.member_behind(line) {
+            return Err(CoreError::conflict(
+                "member_behind",
+                format!(
+                    "{member} was last heard from at epoch {heard}; another key update now could leave envelopes \
+                     queued for it beyond the {} past epochs kept, so key updates wait until it is heard from",
+                    MlsConfig::default().past_epochs_max
+                ),
+            ));
+        }
         let out = self.mls.commit_proposals(&line.id.0).map_err(internal)?;
         self.key_updates.insert(line.id, (now_ms, 0));
         let made_in = out.epoch.saturating_sub(1);
@@ -725,6 +778,7 @@ impl Hotline {
             self.check_seq(&line, &sender, &envelope)?;
             if !self.lines.contains_key(&line.id) {
                 self.add_line(line.clone(), now_ms);
+                self.hear_joined(&line);
             }
             return Ok(vec![Record {
                 envelope,
@@ -1094,6 +1148,7 @@ impl Hotline {
         if body.seq > seen {
             self.heads.insert(key, (body.seq, envelope.hash()));
         }
+        self.hear(line.id, sender, body.epoch);
         Ok(())
     }
 

@@ -270,7 +270,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
         config("PH", WORLD[0].2),
         adi_core::Restored {
             lines: vec![setup.line.clone()],
-            heads: vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash() }],
+            heads: vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash(), epoch: 1 }],
             pending: Vec::new(),
             mls_state,
         },
@@ -342,4 +342,41 @@ fn a_key_update_crossing_the_home_commit_raises_no_alarm_and_is_proposed_again()
     cn.receive(16, &code("PH"), at_ph[1].envelope.bytes()).unwrap();
     assert_eq!(cn.epoch(&line), Some(3));
     assert!(handshakes(cn.tick(17).records).is_empty(), "none once the update is committed");
+}
+
+#[test]
+fn key_updates_wait_for_a_silent_member_before_its_queued_envelopes_would_fall_out_of_the_window() {
+    let (mut ph, mut cn) = (hotline("PH"), hotline("CN"));
+    let line = LineId([10; 16]);
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    // Envelopes each side sealed at the first epoch, queued while CN's node is cut off.
+    let from_cn = cn.send(3, line, draft("ROUTINE", "queued at CN"), None).unwrap();
+    let from_ph = ph.send(3, line, draft("ROUTINE", "queued for CN"), None).unwrap();
+
+    // PH keeps updating its keys while it hears nothing from CN, until one more commit could
+    // push those envelopes beyond the past epochs kept; then updates wait.
+    let mut commits = Vec::new();
+    let refused = loop {
+        match ph.update_keys(10 + commits.len() as u64, line) {
+            Ok(r) => commits.push(r),
+            Err(e) => break e,
+        }
+        assert!(commits.len() < 100, "key updates never waited");
+    };
+    check(
+        format!("{} commits, then {:?} {}: {}", commits.len(), refused.kind, refused.code, refused.message),
+        expect!["14 commits, then Conflict member_behind: CN was last heard from at epoch 1; another key update now could leave envelopes queued for it beyond the 16 past epochs kept, so key updates wait until it is heard from"],
+    );
+    // Everything queued still decrypts on both sides once CN is back.
+    let got = ph.receive(200, &code("CN"), from_cn.envelope.bytes()).expect("PH reads CN's queued message");
+    assert!(matches!(&got[0].content, Content::Message(m) if m.subject == "queued at CN"));
+    for c in &commits {
+        cn.receive(201, &code("PH"), c.envelope.bytes()).expect("CN follows each commit");
+    }
+    let got = cn.receive(202, &code("PH"), from_ph.envelope.bytes()).expect("CN reads PH's queued message");
+    assert!(matches!(&got[0].content, Content::Message(m) if m.subject == "queued for CN"));
+    // CN's receipt shows it at the latest epoch: updates resume.
+    ph.receive(203, &code("CN"), got[1].envelope.bytes()).expect("PH takes CN's receipt");
+    assert!(ph.update_keys(204, line).is_ok());
 }

@@ -156,7 +156,8 @@ fn sorted_heads(mut heads: Vec<OwnHead>) -> Vec<OwnHead> {
 }
 
 fn head(line: LineId, sender: &str, record: &Record) -> OwnHead {
-    OwnHead { line, sender: code(sender), seq: record.envelope.body().seq, hash: hash(record) }
+    let body = record.envelope.body();
+    OwnHead { line, sender: code(sender), seq: body.seq, hash: hash(record), epoch: body.epoch }
 }
 
 /// Each sender's sequence numbers, in the order the rows list them.

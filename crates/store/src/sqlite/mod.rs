@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     created_ms INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
     bytes BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
     kind TEXT NOT NULL,
     precedence TEXT,
     class TEXT,

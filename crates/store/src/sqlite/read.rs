@@ -68,8 +68,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = c.prepare(
-        "SELECT e.line, e.sender, e.seq, e.hash FROM envelopes e
-         JOIN (SELECT line, sender, MAX(seq) AS seq FROM envelopes GROUP BY line, sender) m
+        "SELECT e.line, e.sender, e.seq, e.hash, m.epoch FROM envelopes e
+         JOIN (SELECT line, sender, MAX(seq) AS seq, MAX(epoch) AS epoch FROM envelopes GROUP BY line, sender) m
            ON e.line = m.line AND e.sender = m.sender AND e.seq = m.seq",
     )?;
     let heads = stmt
@@ -79,6 +79,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
                 sender: code_of(row.get(1)?)?,
                 seq: u(row.get(2)?),
                 hash: hash_of(row.get(3)?)?,
+                epoch: u(row.get(4)?),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
