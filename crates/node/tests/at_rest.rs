@@ -1,5 +1,6 @@
 //! Message contents are sealed at rest under the node's master key: the database file, read
-//! without that key, holds no subject, body, caveat, reason, alarm text or held draft.
+//! without that key, holds no subject, body, caveat, reason, alarm text or held draft, and none of
+//! the MLS secrets (signing key, epoch and message secrets) the unsealed state holds.
 
 mod common;
 
@@ -35,6 +36,44 @@ fn files_of(dir: &std::path::Path) -> Vec<u8> {
 /// How the MLS state encodes a secret key: a JSON list of its byte values.
 fn seed_as_stored(seed: &[u8]) -> Vec<u8> {
     seed.iter().map(u8::to_string).collect::<Vec<_>>().join(",").into_bytes()
+}
+
+/// The byte strings (16 bytes or more) in the entries of an MLS state snapshot whose storage key
+/// carries one of `labels`: the snapshot is `count u64, then (len u32, key, len u32, value)*`, and
+/// the values are JSON in which byte strings are lists of numbers.
+fn secrets_in(snapshot: &[u8], labels: &[&[u8]]) -> Vec<Vec<u8>> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<Vec<u8>>) {
+        match v {
+            serde_json::Value::Array(items) => {
+                let bytes: Option<Vec<u8>> =
+                    items.iter().map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok())).collect();
+                match bytes {
+                    Some(b) if b.len() >= 16 => out.push(b),
+                    _ => items.iter().for_each(|i| walk(i, out)),
+                }
+            }
+            serde_json::Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut at = 8;
+    let mut take = |at: &mut usize| {
+        let len = u32::from_be_bytes(snapshot[*at..*at + 4].try_into().unwrap()) as usize;
+        *at += 4 + len;
+        &snapshot[*at - len..*at]
+    };
+    let count = u64::from_be_bytes(snapshot[..8].try_into().unwrap());
+    for _ in 0..count {
+        let key = take(&mut at);
+        let value = take(&mut at);
+        if labels.iter().any(|l| contains(key, l)) {
+            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(value) {
+                walk(&json, &mut out);
+            }
+        }
+    }
+    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -92,6 +131,11 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     assert_eq!(m["recipients"][0]["detail"], MARKERS[3]);
 
     let snapshot = net.node("CN").state.core().mls_snapshot().unwrap();
+    // CN's epoch secrets and message secrets (the keys that decrypt the line), as they are in
+    // its MLS state; the search below must not find them.
+    let secrets = secrets_in(&snapshot, &[b"EpochSecrets", b"MessageSecrets"]);
+    assert!(secrets.len() >= 4, "the MLS state holds the line's secrets ({} found)", secrets.len());
+    assert!(secrets.iter().all(|s| contains(&snapshot, &seed_as_stored(s))), "in the form the state stores them");
     let cn_seed =
         adi_node::config::load_signing_key(&net.member_dir("CN").join("keys/signing.pem")).unwrap().to_bytes();
     assert!(
@@ -115,6 +159,12 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
         let seed = adi_node::config::load_signing_key(&dir.join("keys/signing.pem")).unwrap().to_bytes();
         assert!(!contains(&bytes, &seed), "{code}'s database holds its signing key in the clear");
         assert!(!contains(&bytes, &seed_as_stored(&seed)), "{code}'s database holds its MLS signing key in the clear");
+        if code == "CN" {
+            for secret in &secrets {
+                assert!(!contains(&bytes, secret), "CN's database holds an MLS secret in the clear");
+                assert!(!contains(&bytes, &seed_as_stored(secret)), "CN's database holds an MLS secret in the clear");
+            }
+        }
     }
 
     // The same file opened with another key cannot read the contents.
