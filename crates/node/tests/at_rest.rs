@@ -189,3 +189,37 @@ async fn a_node_refuses_to_start_with_a_master_key_others_can_read() {
     };
     assert!(err.contains("master.key") && err.contains("0600"), "{err}");
 }
+
+/// CN's MLS state as its database holds it now: sealed.
+fn sealed_mls_state(net: &Net) -> Vec<u8> {
+    let config = adi_node::NodeConfig::load(&net.config_path("CN")).unwrap();
+    let c = rusqlite::Connection::open(&config.database).unwrap();
+    c.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_mls_state_does_not_live_on_in_the_database_files() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let first = common::send(&ph, &line, "ROUTINE", "first").await;
+    wait_delivered(&ph, &first, WAIT).await;
+    // A piece of CN's sealed state from this epoch, found in its files now.
+    let old = sealed_mls_state(&net);
+    let piece = old[old.len() / 2..old.len() / 2 + 64].to_vec();
+    assert!(contains(&files_of(&net.member_dir("CN")), &piece), "the search finds the state while it is current");
+
+    // The line moves on: key updates and messages replace CN's state several times.
+    for n in 0..3 {
+        ph.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
+        let id = common::send(&ph, &line, "ROUTINE", &format!("after update {n}")).await;
+        wait_delivered(&ph, &id, WAIT).await;
+    }
+    assert_ne!(sealed_mls_state(&net), old);
+    // Within the wipe interval, the old state is gone from the database and its log.
+    eventually(WAIT, "CN's spent MLS state to leave its files", || async {
+        (!contains(&files_of(&net.member_dir("CN")), &piece)).then_some(())
+    })
+    .await;
+    net.stop_all().await;
+}

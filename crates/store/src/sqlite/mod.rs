@@ -40,6 +40,10 @@ pub struct StoreConfig {
     pub events_retained_max: u64,
     /// The node's master key, under which message contents are sealed at rest.
     pub master_key: [u8; 32],
+    /// How long after a write the write-ahead log is checkpointed and truncated, so that spent
+    /// state (old MLS epoch secrets, settled rows) overwritten in the database does not live on
+    /// in the log.
+    pub wal_wipe_ms: u64,
 }
 
 impl StoreConfig {
@@ -51,6 +55,7 @@ impl StoreConfig {
             readers_max: 8,
             busy_timeout_ms: 5_000,
             events_retained_max: 100_000,
+            wal_wipe_ms: 1_000,
         }
     }
 }
@@ -274,11 +279,12 @@ impl SqliteStore {
         }
         let (tx, rx) = mpsc::channel();
         let group_len_max = config.group_len_max;
+        let wipe = std::time::Duration::from_millis(config.wal_wipe_ms.max(1));
         let stats = Arc::new(Stats::default());
         let writer_stats = stats.clone();
         let writer = thread::Builder::new()
             .name("adi-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, group_len_max, &writer_stats))
+            .spawn(move || writer_loop(conn, rx, group_len_max, wipe, &writer_stats))
             .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -347,16 +353,54 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, group_len_max: usize, stats: &Stats) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < group_len_max {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    group_len_max: usize,
+    wipe: std::time::Duration,
+    stats: &Stats,
+) {
+    // When the log holds writes not yet wiped from it.
+    let mut dirty: Option<std::time::Instant> = None;
+    loop {
+        let first = match dirty {
+            Some(since) => match rx.recv_timeout(wipe.saturating_sub(since.elapsed())) {
+                Ok(j) => Some(j),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(j) => Some(j),
+                Err(_) => return,
+            },
+        };
+        if let Some(first) = first {
+            let mut jobs = vec![first];
+            while jobs.len() < group_len_max {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            if run_group(&mut conn, jobs, stats) && dirty.is_none() {
+                dirty = Some(std::time::Instant::now());
             }
         }
-        run_group(&mut conn, jobs, stats);
+        if dirty.is_some_and(|since| since.elapsed() >= wipe) && wipe_log(&conn) {
+            dirty = None;
+        }
+    }
+}
+
+/// Copies the write-ahead log into the database and truncates it to nothing; `false` when a
+/// reader kept part of it (tried again later).
+fn wipe_log(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+        Ok(busy) => busy == 0,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot checkpoint the write-ahead log");
+            false
+        }
     }
 }
 
