@@ -452,10 +452,31 @@ impl Hotline {
         let line = self.line_here(&line)?;
         self.key_updates.insert(line.id, (now_ms, 0));
         if line.home == self.config.me {
-            return self.commit_line(now_ms, &line);
+            return self.commit_line(now_ms, &line, true);
         }
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
         let proposal = self.mls.propose_update(&line.id.0).map_err(internal)?;
+        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
+    }
+
+    /// Leaves a conference (any member but the home member): proposes this member's removal,
+    /// which the home member commits; from that commit on this member reads nothing sent.
+    pub fn leave(&mut self, now_ms: u64, line: LineId) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        if line.home == self.config.me {
+            return Err(CoreError::forbidden(
+                "home_stays",
+                "the home member stays on its line; it removes the other members instead",
+            ));
+        }
+        if line.members.len() <= 2 {
+            return Err(CoreError::conflict("cannot_leave", "a direct line keeps both its members"));
+        }
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        let proposal = self.mls.propose_leave(&line.id.0).map_err(internal)?;
         Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
     }
 
@@ -587,8 +608,10 @@ impl Hotline {
 
     /// The home member's commit of its own new leaf and every pending proposal, unless a member
     /// has fallen so far behind that it would lose what is queued ([`Hotline::member_behind`]).
-    fn commit_line(&mut self, now_ms: u64, line: &Line) -> Result<Record, CoreError> {
-        if let Some((member, heard)) = self.member_behind(line) {
+    /// A commit that carries a member's leaving is not held back (`wait_for_members` false).
+    fn commit_line(&mut self, now_ms: u64, line: &Line, wait_for_members: bool) -> Result<Record, CoreError> {
+        let behind = if wait_for_members { self.member_behind(line) } else { None };
+        if let Some((member, heard)) = behind {
             return Err(CoreError::conflict(
                 "member_behind",
                 format!(
@@ -601,7 +624,13 @@ impl Hotline {
         let out = self.mls.commit_proposals(&line.id.0).map_err(internal)?;
         self.key_updates.insert(line.id, (now_ms, 0));
         let made_in = out.epoch.saturating_sub(1);
-        Ok(self.sign(now_ms, line.clone(), PRIORITY_CONTROL, CONTENT_MLS, made_in, out.commit, Content::Handshake))
+        // A pending leaving changes the members: the one leaving still receives the commit.
+        let recipients: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+        let line = self.follow_membership(line);
+        let mut record =
+            self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, made_in, out.commit, Content::Handshake);
+        record.recipients = recipients;
+        Ok(record)
     }
 
     /// Encrypts and signs any payload on a line, without the checks an operator's draft gets.
@@ -826,6 +855,7 @@ impl Hotline {
                 // undecryptable: it is refused without an alarm, and its member proposes again
                 // when the commit reaches it.
                 Err(e @ MlsError::StaleProposal { .. }) => return Err(Refusal::reject(format!("outdated: {e}"))),
+                Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(e.to_string())),
                 Err(e) => {
                     let reason = format!("cannot decrypt: {e}");
                     let alarm = AlarmChange {
@@ -858,6 +888,7 @@ impl Hotline {
                     self.key_updates.entry(line.id).or_insert((now_ms, 0)).1 = due;
                 }
                 let proposal = matches!(processed, Processed::Proposal { .. });
+                let leaving = matches!(processed, Processed::Proposal { leaving: true, .. });
                 // A commit may have changed who is on the line: the group's members are the truth.
                 let line = if proposal { line } else { self.follow_membership(&line) };
                 let mut out = vec![Record {
@@ -871,7 +902,7 @@ impl Hotline {
                 }];
                 // The home member commits a member's key update at once.
                 if proposal && line.home == self.config.me {
-                    if let Ok(commit) = self.commit_line(now_ms, &line) {
+                    if let Ok(commit) = self.commit_line(now_ms, &line, !leaving) {
                         out.push(commit);
                     }
                 }

@@ -71,6 +71,8 @@ pub enum MlsError {
     NoGroup(String),
     #[error("only the line's home member commits")]
     NotHome,
+    #[error("proposal refused: {0}")]
+    Proposal(String),
     #[error("KeyPackage refused: {0}")]
     KeyPackage(String),
     #[error("the message is from epoch {epoch}, older than the {window} past epochs kept (current {current})")]
@@ -130,8 +132,9 @@ pub enum Processed {
     /// follow in `released`. `update_dropped`: this member had proposed a key update that the
     /// commit did not include (it crossed the commit), so it should propose again.
     Commit { epoch: u64, released: Vec<Processed>, update_dropped: bool },
-    /// A proposal was stored for the home member's next commit.
-    Proposal { sender: String },
+    /// A proposal was stored for the home member's next commit: the sender's key update, or
+    /// (`leaving`) its removal of itself.
+    Proposal { sender: String, leaving: bool },
     /// The message is from a future epoch and waits for its commit.
     Buffered { epoch: u64 },
 }
@@ -342,6 +345,27 @@ impl LineMember {
         proposal.tls_serialize_detached().map_err(lib)
     }
 
+    /// Proposes removing another member, which ADI's profile does not allow a member to do.
+    /// Tests use it to play a member that breaks the rules; nodes never call it.
+    #[doc(hidden)]
+    pub fn propose_remove_unchecked(&mut self, line: &[u8; 16], member: &str) -> Result<Vec<u8>, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let leaf = group
+            .members()
+            .find(|m| BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == member.as_bytes()))
+            .map(|m| m.index)
+            .ok_or_else(|| MlsError::Library(format!("{member} is not in the group")))?;
+        let (proposal, _) = group.propose_remove_member(&self.provider, &self.signer, leaf).map_err(lib)?;
+        proposal.tls_serialize_detached().map_err(lib)
+    }
+
+    /// Proposes this member's leaving the line's group, for the home member to commit.
+    pub fn propose_leave(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let proposal = group.leave_group(&self.provider, &self.signer).map_err(lib)?;
+        proposal.tls_serialize_detached().map_err(lib)
+    }
+
     /// Updates the home member's own leaf and commits every pending proposal (home member only).
     pub fn commit_proposals(&mut self, line: &[u8; 16]) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
@@ -423,8 +447,15 @@ impl LineMember {
                 Ok(Processed::Application { sender, epoch, plaintext: m.into_bytes() })
             }
             ProcessedMessageContent::ProposalMessage(p) => {
+                // A member proposes only for itself: a fresh leaf, or leaving. Adding and removing
+                // others is the home member's, by commit.
+                let leaving = match (p.proposal(), p.sender()) {
+                    (Proposal::Update(_), Sender::Member(_)) => false,
+                    (Proposal::Remove(r), Sender::Member(by)) if r.removed() == *by => true,
+                    _ => return Err(MlsError::Proposal("a member proposes only its own update or leaving".into())),
+                };
                 group.store_pending_proposal(self.provider.storage(), *p).map_err(lib)?;
-                Ok(Processed::Proposal { sender })
+                Ok(Processed::Proposal { sender, leaving })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 if sender != home {

@@ -247,3 +247,23 @@ fn a_key_update_that_crosses_a_commit_is_outdated_not_undecryptable_and_is_propo
     let (_, fresh) = ph.encrypt(&LINE, b"after both updates").unwrap();
     assert_eq!(plaintext(read(&mut cn, &fresh)), b"after both updates");
 }
+
+#[test]
+fn a_member_proposes_its_own_leaving_and_nothing_about_others() {
+    let (mut vn, mut cn) = (member("VN"), member("CN"));
+    let mut ph = line(&mut [&mut vn, &mut cn]);
+    // CN may not propose VN's removal; only the home member removes others, by commit.
+    let ousting = cn.propose_remove_unchecked(&LINE, "VN").unwrap();
+    assert!(matches!(read(&mut ph, &ousting), Err(MlsError::Proposal(_))));
+    // VN proposes its own leaving; PH commits it; VN reads nothing after.
+    let leaving = vn.propose_leave(&LINE).unwrap();
+    assert!(matches!(read(&mut ph, &leaving), Ok(Processed::Proposal { leaving: true, .. })));
+    assert!(matches!(read(&mut cn, &leaving), Ok(Processed::Proposal { leaving: true, .. })));
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { .. })));
+    let _ = read(&mut vn, &commit.commit);
+    assert_eq!(ph.members(&LINE), ["PH", "CN"]);
+    let (_, after) = ph.encrypt(&LINE, b"after VN left").unwrap();
+    assert_eq!(plaintext(read(&mut cn, &after)), b"after VN left");
+    assert!(!matches!(read(&mut vn, &after), Ok(Processed::Application { .. })));
+}

@@ -382,6 +382,7 @@ pub struct Health {
         list_lines,
         get_line,
         update_keys,
+        leave_line,
         send_message,
         line_messages,
         inbox,
@@ -412,6 +413,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}", get(get_line))
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/lines/{line}/update-keys", post(update_keys))
+        .route("/api/v1/lines/{line}/leave", post(leave_line))
         .route("/api/v1/lines/{line}/members", post(add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
@@ -577,6 +579,24 @@ async fn remove_member(
     let line = find_line(&node, &line.id.to_hex())?;
     let epoch = node.core().epoch(&line.id);
     tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member removed from the line");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/leave", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the leaving is proposed; the home member commits it"),
+              (status = 403, body = ErrorBody, description = "the home member, or not on the line"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a direct line")))]
+async fn leave_line(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    commit_own(&node, |core| core.leave(now_ms(), line.id)).await?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, "leaving the line proposed");
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 

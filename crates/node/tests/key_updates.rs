@@ -304,3 +304,47 @@ async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its
     assert_eq!(at_ph["subject"], "answer in the new epoch");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_leaves_a_conference_by_proposal_and_the_home_member_commits_it() {
+    let net = Net::start_with(&["PH", "VN", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, vn) = (net.client("PH"), net.client("VN"));
+    let line = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+    let before = send(&ph, &line, "ROUTINE", "before VN left").await;
+    wait_delivered(&ph, &before, WAIT).await;
+    let start = epoch(&net, "PH", &line).await;
+
+    // The home member does not leave, and a direct line keeps both members.
+    let leave = format!("/api/v1/lines/{line}/leave");
+    let (status, v) = ph.request(Method::POST, &leave, None).await.unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("home_stays")));
+    let direct = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    let (status, v) = vn.request(Method::POST, &format!("/api/v1/lines/{direct}/leave"), None).await.unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (409, Some("cannot_leave")));
+
+    // VN proposes its leaving; PH commits it; every node, VN's included, follows.
+    vn.call(Method::POST, &leave, None).await.unwrap();
+    for at in ["PH", "CN", "VN"] {
+        eventually(WAIT, &format!("{at} to see VN gone"), || async {
+            let v = net.client(at).call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+            (v["members"] == serde_json::json!(["CN", "PH"]) && v["epoch"].as_u64() > Some(start)).then_some(())
+        })
+        .await;
+    }
+    let (status, v) = vn
+        .request(
+            Method::POST,
+            &format!("/api/v1/lines/{line}/messages"),
+            Some(&serde_json::json!({"precedence": "ROUTINE", "subject": "s", "body": "b"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("removed")));
+    let after = send(&ph, &line, "FLASH", "after VN left").await;
+    let m = wait_delivered(&ph, &after, WAIT).await;
+    let to: Vec<&str> = m["recipients"].as_array().unwrap().iter().map(|r| r["member"].as_str().unwrap()).collect();
+    assert_eq!(to, ["CN"]);
+    let (status, _) = vn.request(Method::GET, &format!("/api/v1/messages/{after}"), None).await.unwrap();
+    assert_eq!(status, 404, "VN reads nothing sent after it left");
+    net.stop_all().await;
+}
