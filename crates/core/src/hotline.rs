@@ -789,6 +789,10 @@ impl Hotline {
                 return Err(Refusal::reject("a set-up envelope carries a line set-up"));
             };
             let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
+            let rejoining = self.lines.get(&line.id).is_some_and(|l| !l.has_member(&self.config.me));
+            if rejoining && !self.mls.is_active(&line.id.0) {
+                self.mls.forget(&line.id.0).map_err(|e| Refusal::defer(format!("cannot rejoin yet: {e}")))?;
+            }
             if !self.mls.has_line(&line.id.0) {
                 let welcome = welcome
                     .and_then(|w| hex::decode(w).ok())
@@ -805,7 +809,10 @@ impl Hotline {
                 }
             }
             self.check_seq(&line, &sender, &envelope)?;
-            if !self.lines.contains_key(&line.id) {
+            if rejoining {
+                self.lines.insert(line.id, line.clone());
+                self.hear_joined(&line);
+            } else if !self.lines.contains_key(&line.id) {
                 self.add_line(line.clone(), now_ms);
                 self.hear_joined(&line);
             }
@@ -1199,7 +1206,10 @@ impl Hotline {
         // A line's first envelope sets it up; a later one brings a member added to a running line
         // in, and only a node that does not hold the line yet takes it.
         let joining = body.seq > 1;
-        if (!joining && body.prev != EnvelopeHash::NONE) || (joining && self.lines.contains_key(&body.line)) {
+        // A member removed earlier, or that left, holds the line without being on it, and may be
+        // brought in again.
+        let on_line = self.lines.get(&body.line).is_some_and(|l| l.has_member(&self.config.me));
+        if (!joining && body.prev != EnvelopeHash::NONE) || (joining && on_line) {
             return Err(Refusal::reject(
                 "a line set-up is the home member's first envelope, or brings in a new member",
             ));
@@ -1211,7 +1221,7 @@ impl Hotline {
             return Err(Refusal::reject(format!("{} is not a member of this line", self.config.me)));
         }
         let line = Line { id: body.line, scope, title, home: sender.clone(), members, created_ms: body.created_ms };
-        if let Some(existing) = self.lines.get(&line.id) {
+        if let Some(existing) = self.lines.get(&line.id).filter(|l| l.has_member(&self.config.me)) {
             let same = existing.scope == line.scope && existing.members == line.members && existing.home == line.home;
             if !same {
                 return Err(Refusal::reject(format!("line {} exists here with another definition", line.id)));

@@ -228,6 +228,24 @@ impl LineMember {
         &self.code
     }
 
+    /// Whether this member is still in the line's group (not removed from it, nor left).
+    pub fn is_active(&self, line: &[u8; 16]) -> bool {
+        self.groups.get(line).is_some_and(MlsGroup::is_active)
+    }
+
+    /// Deletes a line's group this member is no longer in, so that it can join the line again.
+    pub fn forget(&mut self, line: &[u8; 16]) -> Result<(), MlsError> {
+        if let Some(mut group) = self.groups.remove(line) {
+            if group.is_active() {
+                self.groups.insert(*line, group);
+                return Err(MlsError::Library("this member is still in the line's group".into()));
+            }
+            group.delete(self.provider.storage()).map_err(lib)?;
+        }
+        self.future.remove(line);
+        Ok(())
+    }
+
     /// Whether this member holds the line's group.
     pub fn has_line(&self, line: &[u8; 16]) -> bool {
         self.groups.contains_key(line)

@@ -348,3 +348,37 @@ async fn a_member_leaves_a_conference_by_proposal_and_the_home_member_commits_it
     assert_eq!(status, 404, "VN reads nothing sent after it left");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_from_a_conference_can_be_added_again_and_reads_from_then_on() {
+    let mut net = Net::start_with(&["PH", "VN", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, vn) = (net.client("PH"), net.client("VN"));
+    let line = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+    let members = format!("/api/v1/lines/{line}/members");
+    ph.call(Method::DELETE, &format!("{members}/VN"), None).await.unwrap();
+    let start = wait_epoch(&net, "VN", &line, 2).await;
+    let while_out = send(&ph, &line, "ROUTINE", "while VN was out").await;
+    wait_delivered(&ph, &while_out, WAIT).await;
+
+    // Added again, across a restart of its node: VN joins the line's group anew.
+    net.stop_code("VN").await;
+    net.start_code("VN").await;
+    let v = ph.call(Method::POST, &members, Some(&serde_json::json!({"member": "VN"}))).await.unwrap();
+    assert_eq!(v["members"], serde_json::json!(["CN", "PH", "VN"]));
+    eventually(WAIT, "VN back on the line", || async {
+        let v = vn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+        (v["members"] == serde_json::json!(["CN", "PH", "VN"]) && v["epoch"].as_u64() > Some(start)).then_some(())
+    })
+    .await;
+    let back = send(&ph, &line, "IMMEDIATE", "welcome back VN").await;
+    wait_delivered(&ph, &back, WAIT).await;
+    assert_eq!(
+        vn.call(Method::GET, &format!("/api/v1/messages/{back}"), None).await.unwrap()["subject"],
+        "welcome back VN"
+    );
+    let (status, _) = vn.request(Method::GET, &format!("/api/v1/messages/{while_out}"), None).await.unwrap();
+    assert_eq!(status, 404, "nothing sent while VN was out");
+    let from_vn = send(&vn, &line, "ROUTINE", "VN is back").await;
+    wait_delivered(&vn, &from_vn, WAIT).await;
+    net.stop_all().await;
+}

@@ -112,7 +112,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         let l = &r.line;
         let members: Vec<&str> = l.members.iter().map(|m| m.as_str()).collect();
         c.execute(
-            "INSERT OR IGNORE INTO lines (id, scope, title, home, members, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            // A set-up that brings a member in (again) carries the members as they now stand.
+            "INSERT INTO lines (id, scope, title, home, members, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET members = excluded.members",
             params![&l.id.0[..], l.scope.as_str(), l.title, l.home.as_str(), members.join(","), l.created_ms as i64],
         )?;
     }
