@@ -251,7 +251,8 @@ pub struct RecipientView {
 
 impl RecipientView {
     fn from_row(r: RecipientRow, deadline_ms: Option<u64>) -> Self {
-        let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some();
+        // A refused message will not be acknowledged either: no deadline runs for it.
+        let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some() || r.state == "refused";
         RecipientView {
             member: r.member.to_string(),
             state: r.state,

@@ -643,6 +643,8 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                             Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
                             Verdict::Rejected { reason } => {
                                 tracing::warn!(peer = %link.peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
+                                // A refused message will not be acknowledged: its deadline no longer runs.
+                                node.core().forget_ack(&item.hash, &link.peer);
                                 if reason.starts_with("cannot decrypt") {
                                     alarms.extend(undecryptable_at_peer(&link.peer, item, &reason, now));
                                 }
@@ -682,6 +684,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             }
             Err(SendError::Refused(why)) => {
                 tracing::warn!(peer = %link.peer, envelope = %items[0].hash, reason = %why, "peer refused an envelope");
+                node.core().forget_ack(&items[0].hash, &link.peer);
                 let refused = vec![(items[0].hash, Settlement::Refused { reason: why })];
                 if let Err(e) = node.store.settle(&link.peer, refused, now_ms()).wait().await {
                     node.fail_storage(&e);

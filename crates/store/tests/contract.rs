@@ -308,6 +308,11 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
             ..sent_row(&priority)
         }]
     );
+    // A message the recipient refused will not be acknowledged: a restarted core awaits nothing
+    // for it, while the delivered one is still awaited.
+    let awaited: Vec<EnvelopeHash> = store.load(&code("PH")).unwrap().pending.iter().map(|p| p.message).collect();
+    assert!(awaited.contains(&hash(&flash)), "{awaited:?}");
+    assert!(!awaited.contains(&hash(&priority)), "{awaited:?}");
     let deferred = store.recipients(&hash(&immediate)).unwrap();
     assert_eq!(deferred.len(), 1);
     assert_eq!((deferred[0].state.as_str(), deferred[0].delivered_ms), ("sent", None));

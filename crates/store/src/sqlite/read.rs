@@ -89,7 +89,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
                 EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'unacknowledged' AND a.message = e.hash
                         AND a.member = r.member AND a.cleared_ms IS NULL)
          FROM recipients r JOIN envelopes e ON e.hash = r.hash
-         WHERE e.deadline_ms IS NOT NULL AND r.acknowledged_ms IS NULL AND r.declined_ms IS NULL",
+         WHERE e.deadline_ms IS NOT NULL AND r.acknowledged_ms IS NULL AND r.declined_ms IS NULL
+           AND r.state <> 'refused'",
     )?;
     let mut pending = stmt.query_map([], |row| pending_row(s, row, Side::Sender))?.collect::<Result<Vec<_>, _>>()?;
     // Awaited at this node as recipient: messages this member has neither acknowledged nor declined.

@@ -2,6 +2,7 @@
 //! drafts and the events they cause.
 
 use adi_core::{AlarmChange, AlarmOp, Content, MemberCode, ReceiptKind, Record, WriteBatch};
+use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -157,9 +158,13 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             "INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)",
             params![&hash.0[..], peer.as_str(), r.received_ms as i64],
         )?;
+        // The commit that takes a member off the line goes to it after everything queued for it
+        // before: once out of the group, it could read none of that.
+        let leaving = matches!(r.content, Content::Handshake) && !r.line.has_member(peer);
+        let priority = if leaving { PRIORITY_ROUTINE } else { body.priority };
         c.execute(
             "INSERT INTO outbox (peer, hash, priority, enqueued_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![peer.as_str(), &hash.0[..], body.priority, r.received_ms as i64],
+            params![peer.as_str(), &hash.0[..], priority, r.received_ms as i64],
         )?;
     }
     match &r.content {
