@@ -1,9 +1,10 @@
 //! Crashes of real node processes in the middle of a stream: every message the sender's node
 //! accepted arrives exactly once, in the sender's order.
 
+mod support;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,89 +12,13 @@ use std::time::{Duration, Instant};
 use adi_node::client::Client;
 use hyper::Method;
 use serde_json::{json, Value};
+use support::{init, kill_9, serve, wait_healthy, Member, Proc};
 
 const MESSAGES: usize = 1000;
 const SENDERS: usize = 4;
 /// How far the stream may run past a crash point before it waits for the crashed node to be back,
 /// so that every crash falls inside the stream however fast the machine is.
 const HEADROOM: usize = 150;
-
-/// A node process, killed when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_ports(n: u16) -> u16 {
-    adi_node::setup::free_port_run(n).expect("free loopback ports")
-}
-
-fn serve(config: &str, log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_adi"))
-        .args(["serve", "--config", config])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc { child }
-}
-
-/// SIGKILL: no shutdown path runs, as when the process dies with the power.
-fn kill_9(p: Proc) {
-    let pid = p.child.id().to_string();
-    let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
-    assert!(status.success());
-    drop(p);
-}
-
-async fn wait_healthy(url: &str) {
-    let c = Client::new(url, None, None).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((status, _)) = c.request(Method::GET, "/healthz", None).await {
-            if status == 200 {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct Member {
-    url: String,
-    token: String,
-    config: String,
-}
-
-fn init(state: &Path, members: &str) -> Vec<Member> {
-    let base = free_ports(6);
-    let out = Command::new(env!("CARGO_BIN_EXE_adi"))
-        .args(["demo", "--init-only", "--members", members, "--base-port", &base.to_string(), "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let demo: Value = serde_json::from_str(&std::fs::read_to_string(state.join("demo.json")).unwrap()).unwrap();
-    demo["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| Member {
-            url: m["api_url"].as_str().unwrap().into(),
-            token: m["token"].as_str().unwrap().into(),
-            config: m["config"].as_str().unwrap().into(),
-        })
-        .collect()
-}
 
 /// Sends `MESSAGES` messages from several concurrent senders, recording the ids the node
 /// accepted (answered 201 Created) and counting them as they come.
@@ -225,12 +150,11 @@ impl Pair {
         let (dir, state) = state_dir();
         let members = init(&state, "PH,CN");
         let log = state.join("nodes.log");
-        let procs = members.iter().map(|m| Some(serve(&m.config, &log))).collect();
+        let procs = members.iter().map(|m| Some(serve(&m.config, &log, "warn"))).collect();
         for m in &members {
             wait_healthy(&m.url).await;
         }
-        let clients: Vec<Client> =
-            members.iter().map(|m| Client::new(&m.url, Some(m.token.clone()), None).unwrap()).collect();
+        let clients: Vec<Client> = members.iter().map(Member::client).collect();
         let line = open_line(&clients[0]).await;
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicUsize::new(0));
@@ -245,7 +169,7 @@ impl Pair {
         let at_kill = self.counter.load(Ordering::SeqCst);
         assert!(at_kill < MESSAGES, "the stream had ended ({at_kill} accepted) before the crash");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        self.procs[i] = Some(serve(&self.members[i].config, &self.log));
+        self.procs[i] = Some(serve(&self.members[i].config, &self.log, "warn"));
         wait_healthy(&self.members[i].url).await;
     }
 

@@ -7,9 +7,10 @@
 //! so the Welcome is committed at PH but cannot leave before PH is killed with SIGKILL. TLS stays
 //! end to end: the relay sees only ciphertext.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,58 +18,12 @@ use std::time::{Duration, Instant};
 use adi_node::client::Client;
 use adi_wire::files::RosterFile;
 use hyper::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::{init, kill_9, serve, wait_healthy, Member, Proc};
 use tokio::net::{TcpListener, TcpStream};
 
 const CODES: [&str; 4] = ["PH", "CN", "VN", "ID"];
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A node process, killed when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &str, log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_adi"))
-        .args(["serve", "--config", config])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc { child }
-}
-
-/// SIGKILL: no shutdown path runs, as when the process dies with the power.
-fn kill_9(p: Proc) {
-    let pid = p.child.id().to_string();
-    let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
-    assert!(status.success());
-    drop(p);
-}
-
-async fn wait_healthy(url: &str) {
-    let c = Client::new(url, None, None).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((status, _)) = c.request(Method::GET, "/healthz", None).await {
-            if status == 200 {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Polls `f` until it returns `Some`, or fails after [`WAIT`].
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
@@ -130,13 +85,6 @@ impl Relay {
     }
 }
 
-struct Member {
-    code: String,
-    url: String,
-    token: String,
-    config: String,
-}
-
 /// The four nodes; on a failure, their logs are printed.
 struct Net {
     _dir: tempfile::TempDir,
@@ -161,25 +109,7 @@ impl Net {
     fn init() -> Net {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("net");
-        let base = adi_node::setup::free_port_run(2 * CODES.len() as u16).expect("free loopback ports");
-        let out = Command::new(env!("CARGO_BIN_EXE_adi"))
-            .args(["demo", "--init-only", "--members", &CODES.join(","), "--base-port", &base.to_string(), "--state"])
-            .arg(&state)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let demo: Value = serde_json::from_str(&std::fs::read_to_string(state.join("demo.json")).unwrap()).unwrap();
-        let members: Vec<Member> = demo["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| Member {
-                code: m["code"].as_str().unwrap().into(),
-                url: m["api_url"].as_str().unwrap().into(),
-                token: m["token"].as_str().unwrap().into(),
-                config: m["config"].as_str().unwrap().into(),
-            })
-            .collect();
+        let members = init(&state, &CODES.join(","));
         assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), CODES);
         let procs = members.iter().map(|_| None).collect();
         let logs = dir.path().join("logs");
@@ -204,7 +134,7 @@ impl Net {
 
     fn start(&mut self, code: &str) {
         let i = self.index(code);
-        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code)));
+        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code), "info"));
     }
 
     fn kill(&mut self, code: &str) {
@@ -213,8 +143,7 @@ impl Net {
     }
 
     fn client(&self, code: &str) -> Client {
-        let m = &self.members[self.index(code)];
-        Client::new(&m.url, Some(m.token.clone()), None).unwrap()
+        self.members[self.index(code)].client()
     }
 }
 

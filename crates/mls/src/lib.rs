@@ -419,7 +419,17 @@ impl LineMember {
     /// Encrypts an application message on a line.
     pub fn encrypt(&mut self, line: &[u8; 16], plaintext: &[u8]) -> Result<(u64, Vec<u8>), MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
-        let out = group.create_message(&self.provider, &self.signer, plaintext).map_err(lib)?;
+        // openmls sends nothing while proposals wait for a commit. A hotline cannot go quiet until
+        // the home member commits (its node may be down, or holding updates back), so pending
+        // proposals are set aside for the message and put back, in order, after it: the message
+        // is of the current epoch and is read within the window like any other.
+        let pending: Vec<QueuedProposal> = group.pending_proposals().cloned().collect();
+        group.clear_pending_proposals(self.provider.storage()).map_err(lib)?;
+        let out = group.create_message(&self.provider, &self.signer, plaintext);
+        for p in pending {
+            group.store_pending_proposal(self.provider.storage(), p).map_err(lib)?;
+        }
+        let out = out.map_err(lib)?;
         Ok((group.epoch().as_u64(), out.tls_serialize_detached().map_err(lib)?))
     }
 

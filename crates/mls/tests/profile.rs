@@ -267,3 +267,26 @@ fn a_member_proposes_its_own_leaving_and_nothing_about_others() {
     assert_eq!(plaintext(read(&mut cn, &after)), b"after VN left");
     assert!(!matches!(read(&mut vn, &after), Ok(Processed::Application { .. })));
 }
+
+#[test]
+fn members_keep_sending_while_a_proposal_waits_for_the_home_members_commit() {
+    let (mut vn, mut cn) = (member("VN"), member("CN"));
+    let mut ph = line(&mut [&mut vn, &mut cn]);
+    let proposal = cn.propose_update(&LINE).unwrap();
+    assert!(matches!(read(&mut vn, &proposal), Ok(Processed::Proposal { .. })));
+    assert!(matches!(read(&mut ph, &proposal), Ok(Processed::Proposal { .. })));
+    // The proposer, a member holding it, and the home member that has not committed it yet all
+    // still send, and everyone reads.
+    let (_, from_cn) = cn.encrypt(&LINE, b"CN while its update waits").unwrap();
+    let (_, from_vn) = vn.encrypt(&LINE, b"VN while CN's update waits").unwrap();
+    let (_, from_ph) = ph.encrypt(&LINE, b"PH before committing").unwrap();
+    assert_eq!(plaintext(read(&mut ph, &from_cn)), b"CN while its update waits");
+    assert_eq!(plaintext(read(&mut cn, &from_vn)), b"VN while CN's update waits");
+    assert_eq!(plaintext(read(&mut vn, &from_ph)), b"PH before committing");
+    // The proposal is still there for the commit, which every member processes.
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { update_dropped: false, .. })));
+    assert!(matches!(read(&mut vn, &commit.commit), Ok(Processed::Commit { .. })));
+    let (_, after) = cn.encrypt(&LINE, b"after the commit").unwrap();
+    assert_eq!(plaintext(read(&mut vn, &after)), b"after the commit");
+}

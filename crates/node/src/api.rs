@@ -513,12 +513,25 @@ async fn update_keys(
     auth: Auth,
     Path(line): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {
+    change_line(&node, &auth, &line, "key update", |core, line| core.update_keys(now_ms(), line)).await
+}
+
+/// Has the core seal one of this node's envelopes that changes a line (a key update, a leaving, a
+/// removal), commits it, and answers the line as it now stands.
+async fn change_line(
+    node: &NodeState,
+    auth: &Auth,
+    line: &str,
+    what: &str,
+    seal: impl FnOnce(&mut adi_core::Hotline, LineId) -> Result<adi_core::Record, CoreError>,
+) -> Result<Json<LineView>, ApiError> {
     auth.require_sender()?;
-    check_writable(&node)?;
-    let line = find_line(&node, &line)?;
-    commit_own(&node, |core| core.update_keys(now_ms(), line.id)).await?;
+    check_writable(node)?;
+    let id = find_line(node, line)?.id;
+    commit_own(node, |core| seal(core, id)).await?;
+    let line = find_line(node, &id.to_hex())?;
     let epoch = node.core().epoch(&line.id);
-    tracing::info!(operator = %auth.0.name, line = %line.id, "key update");
+    tracing::info!(operator = %auth.0.name, line = %line.id, "{what}");
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 
@@ -571,16 +584,12 @@ async fn remove_member(
     auth: Auth,
     Path((line, member)): Path<(String, String)>,
 ) -> Result<Json<LineView>, ApiError> {
-    auth.require_sender()?;
-    check_writable(&node)?;
-    let line = find_line(&node, &line)?;
-    let member =
-        adi_core::MemberCode::parse(&member).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "not_on_line", e))?;
-    commit_own(&node, |core| core.remove_member(now_ms(), line.id, &member)).await?;
-    let line = find_line(&node, &line.id.to_hex())?;
-    let epoch = node.core().epoch(&line.id);
-    tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member removed from the line");
-    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+    let what = format!("{member} removed from the line");
+    change_line(&node, &auth, &line, &what, |core, line| {
+        let member = adi_core::MemberCode::parse(&member).map_err(|e| CoreError::not_found("not_on_line", e))?;
+        core.remove_member(now_ms(), line, &member)
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/lines/{line}/leave", params(("line" = String, Path, description = "line id")),
@@ -592,13 +601,7 @@ async fn leave_line(
     auth: Auth,
     Path(line): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {
-    auth.require_sender()?;
-    check_writable(&node)?;
-    let line = find_line(&node, &line)?;
-    commit_own(&node, |core| core.leave(now_ms(), line.id)).await?;
-    let epoch = node.core().epoch(&line.id);
-    tracing::info!(operator = %auth.0.name, line = %line.id, "leaving the line proposed");
-    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+    change_line(&node, &auth, &line, "leaving the line proposed", |core, line| core.leave(now_ms(), line)).await
 }
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),

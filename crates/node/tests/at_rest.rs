@@ -58,7 +58,7 @@ fn secrets_in(snapshot: &[u8], labels: &[&[u8]]) -> Vec<Vec<u8>> {
     }
     let mut out = Vec::new();
     let mut at = 8;
-    let mut take = |at: &mut usize| {
+    let take = |at: &mut usize| {
         let len = u32::from_be_bytes(snapshot[*at..*at + 4].try_into().unwrap()) as usize;
         *at += 4 + len;
         &snapshot[*at - len..*at]

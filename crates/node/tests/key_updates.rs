@@ -18,6 +18,13 @@ async fn epoch(net: &Net, at: &str, line: &str) -> u64 {
     v["epoch"].as_u64().unwrap()
 }
 
+/// Tries to send on a line; the status and error code of the refusal.
+async fn send_refused(c: &adi_node::client::Client, line: &str) -> (u16, Option<String>) {
+    let body = serde_json::json!({"precedence": "ROUTINE", "subject": "s", "body": "b"});
+    let (status, v) = c.request(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    (status.as_u16(), v["error"].as_str().map(str::to_string))
+}
+
 /// Waits for a node to reach an epoch of a line, which a member being added may not hold yet.
 async fn wait_epoch(net: &Net, at: &str, line: &str, at_least: u64) -> u64 {
     eventually(WAIT, &format!("{at} at epoch {at_least}"), || async {
@@ -158,15 +165,7 @@ async fn a_member_removed_from_a_conference_reads_nothing_sent_after() {
         (l["members"] == serde_json::json!(["CN", "PH"])).then_some(())
     })
     .await;
-    let (status, v) = vn
-        .request(
-            Method::POST,
-            &format!("/api/v1/lines/{line}/messages"),
-            Some(&serde_json::json!({"precedence": "ROUTINE", "subject": "s", "body": "b"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("removed")));
+    assert_eq!(send_refused(&vn, &line).await, (403, Some("removed".to_string())));
     // CN and PH go on.
     let reply = send(&cn, &line, "ROUTINE", "CN goes on").await;
     wait_delivered(&cn, &reply, WAIT).await;
@@ -331,15 +330,7 @@ async fn a_member_leaves_a_conference_by_proposal_and_the_home_member_commits_it
         })
         .await;
     }
-    let (status, v) = vn
-        .request(
-            Method::POST,
-            &format!("/api/v1/lines/{line}/messages"),
-            Some(&serde_json::json!({"precedence": "ROUTINE", "subject": "s", "body": "b"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("removed")));
+    assert_eq!(send_refused(&vn, &line).await, (403, Some("removed".to_string())));
     let after = send(&ph, &line, "FLASH", "after VN left").await;
     let m = wait_delivered(&ph, &after, WAIT).await;
     let to: Vec<&str> = m["recipients"].as_array().unwrap().iter().map(|r| r["member"].as_str().unwrap()).collect();

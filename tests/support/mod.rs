@@ -1,0 +1,100 @@
+//! Real node processes for the tests of this package: start, kill with SIGKILL, wait for health,
+//! and a demo network's configuration made by `adi demo --init-only`.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use hyper::Method;
+use serde_json::Value;
+
+/// A node process, killed when dropped.
+pub struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `adi serve` with a config, its log (at `level`) appended to a file.
+pub fn serve(config: &str, log: &Path, level: &str) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_adi"))
+        .args(["serve", "--config", config])
+        .env("RUST_LOG", level)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc { child }
+}
+
+/// SIGKILL: no shutdown path runs, as when the process dies with the power.
+pub fn kill_9(p: Proc) {
+    let pid = p.child.id().to_string();
+    let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(status.success());
+    drop(p);
+}
+
+/// Waits until a node's API answers its health check, for 30 s at most.
+pub async fn wait_healthy(url: &str) {
+    let c = Client::new(url, None, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((status, _)) = c.request(Method::GET, "/healthz", None).await {
+            if status == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One member of a demo network, as `demo.json` lists it.
+pub struct Member {
+    pub code: String,
+    pub url: String,
+    pub token: String,
+    pub config: String,
+}
+
+impl Member {
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, Some(self.token.clone()), None).unwrap()
+    }
+}
+
+/// Writes the configuration of a demo network of `members` (comma-separated codes) into `state`
+/// on free loopback ports, and lists its members.
+pub fn init(state: &Path, members: &str) -> Vec<Member> {
+    let count = members.split(',').count() as u16;
+    let base = adi_node::setup::free_port_run(2 * count).expect("free loopback ports");
+    let out = Command::new(env!("CARGO_BIN_EXE_adi"))
+        .args(["demo", "--init-only", "--members", members, "--base-port", &base.to_string(), "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo: Value = serde_json::from_str(&std::fs::read_to_string(state.join("demo.json")).unwrap()).unwrap();
+    demo["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Member {
+            code: m["code"].as_str().unwrap().into(),
+            url: m["api_url"].as_str().unwrap().into(),
+            token: m["token"].as_str().unwrap().into(),
+            config: m["config"].as_str().unwrap().into(),
+        })
+        .collect()
+}
