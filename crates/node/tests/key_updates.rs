@@ -241,7 +241,13 @@ fn latest_envelope(net: &Net, at: &str, line: &str, sender: &str, kind: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its_commit_arrives() {
-    let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let mut net = Net::init_with(&["PH", "CN"], |d| d.link_test_interval_s = 0);
+    // CN holds at most one envelope per line for a later epoch.
+    let config = net.config_path("CN");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[limits]\n", "[limits]\nheld_envelopes_max = 1\n")).unwrap();
+    net.start_code("PH").await;
+    net.start_code("CN").await;
     let ph = net.client("PH");
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
     let first = send(&ph, &line, "ROUTINE", "before the update").await;
@@ -253,6 +259,8 @@ async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its
     ph.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
     let flash = send(&ph, &line, "FLASH", "sent in the new epoch").await;
     let (_, flash_bytes) = common::envelope(&ph, &flash).await;
+    let second = send(&ph, &line, "IMMEDIATE", "also in the new epoch").await;
+    let (_, second_bytes) = common::envelope(&ph, &second).await;
     let decoded = adi_wire::Envelope::decode(&flash_bytes, 1 << 20, 1 << 20).unwrap();
     assert_eq!(decoded.body().epoch, start + 1);
     net.stop_code("PH").await;
@@ -267,6 +275,12 @@ async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its
         .unwrap();
     let verdict = format!("{:?}", reply.verdicts[0]);
     assert!(verdict.contains("Deferred") && verdict.contains("held here"), "{verdict}");
+    // The buffer is bounded: a second one is only deferred, and waits in PH's queue.
+    let reply = post_batch_once(&common::endpoint(&net, "CN"), keys.tls.clone(), &cn_code, &[&second_bytes], 5_000)
+        .await
+        .unwrap();
+    let verdict = format!("{:?}", reply.verdicts[0]);
+    assert!(verdict.contains("Deferred") && verdict.contains("held_envelopes_max = 1"), "{verdict}");
     let inbox = |net: &Net| {
         let cn = net.client("CN");
         async move { common::get_list(&cn, "/api/v1/inbox").await }
@@ -286,12 +300,14 @@ async fn a_message_from_a_later_epoch_is_held_across_a_restart_and_read_when_its
     })
     .await;
     assert_eq!(held["subject"], "sent in the new epoch");
+    assert!(!inbox(&net).await.iter().any(|m| m["id"] == second.as_str()), "the one not held waits at PH");
 
     // PH comes back: its queued copies are duplicates now, and CN's node has said, signed, that it
     // decrypted the FLASH. The line works both ways in the new epoch.
     net.start_code("PH").await;
     let m = wait_delivered(&ph, &flash, WAIT).await;
     assert_eq!(m["recipients"][0]["member"], "CN");
+    wait_delivered(&ph, &second, WAIT).await;
     eventually(WAIT, "CN's decrypted receipt at PH", || async {
         let m = ph.call(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.ok()?;
         m["recipients"][0]["decrypted_ms"].as_u64()
