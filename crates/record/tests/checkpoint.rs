@@ -1,0 +1,52 @@
+//! Signed checkpoints and countersignatures: exact bytes, verification under the right key only,
+//! and equivocation.
+
+use adi_record::{Checkpoint, CheckpointError, SignedCheckpoint};
+use ed25519_dalek::SigningKey;
+
+fn checkpoint(size: u64, root: u8) -> Checkpoint {
+    Checkpoint { line: [7; 16], signer: "PH".into(), size, root: [root; 32], time_ms: 1_796_000_000_000 }
+}
+
+#[test]
+fn a_signed_checkpoint_verifies_under_its_signers_key_only_and_travels_as_exact_bytes() {
+    let (ph, cn) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+    let signed = checkpoint(5, 9).sign(&ph).unwrap();
+    signed.verify(&ph.verifying_key()).unwrap();
+    assert_eq!(signed.verify(&cn.verifying_key()), Err(CheckpointError::BadSignature("PH".into())));
+
+    let bytes = signed.to_bytes().unwrap();
+    assert_eq!(bytes.len(), 16 + 1 + 2 + 8 + 32 + 8 + 64);
+    assert_eq!(&bytes[..16], &[7; 16]);
+    assert_eq!(&bytes[16..19], b"\x02PH");
+    assert_eq!(&bytes[19..27], &5u64.to_be_bytes());
+    assert_eq!(SignedCheckpoint::from_bytes(&bytes).unwrap(), signed);
+    // Any changed byte breaks the signature or the encoding.
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x40;
+        let ok = SignedCheckpoint::from_bytes(&bad).is_ok_and(|c| c.verify(&ph.verifying_key()).is_ok());
+        assert!(!ok, "byte {i} changed and the checkpoint still verified");
+    }
+    assert!(SignedCheckpoint::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+}
+
+#[test]
+fn a_countersignature_binds_the_peer_to_the_exact_signed_checkpoint() {
+    let (ph, cn) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+    let signed = checkpoint(5, 9).sign(&ph).unwrap();
+    let counter = signed.countersign(&cn).unwrap();
+    signed.verify_countersignature("CN", &cn.verifying_key(), &counter).unwrap();
+    assert!(signed.verify_countersignature("PH", &ph.verifying_key(), &counter).is_err());
+    let other = checkpoint(5, 8).sign(&ph).unwrap();
+    assert!(other.verify_countersignature("CN", &cn.verifying_key(), &counter).is_err());
+}
+
+#[test]
+fn two_roots_for_one_size_are_equivocation() {
+    let ph = SigningKey::from_bytes(&[1; 32]);
+    let a = checkpoint(5, 9).sign(&ph).unwrap();
+    assert!(a.equivocates_with(&checkpoint(5, 8).sign(&ph).unwrap()));
+    assert!(!a.equivocates_with(&checkpoint(6, 8).sign(&ph).unwrap()), "another size is another tree");
+    assert!(!a.equivocates_with(&a.clone()));
+}
