@@ -76,6 +76,9 @@ pub enum AlarmKind {
     LinkNoAnswer,
     /// An envelope could not be decrypted: raised at the recipient and at the sender.
     Undecryptable,
+    /// A member signed something that contradicts the record: two envelopes for one place in
+    /// its chain, or a chain link that does not match. The evidence is kept.
+    Tamper,
 }
 
 impl AlarmKind {
@@ -85,6 +88,7 @@ impl AlarmKind {
             AlarmKind::Unacknowledged => "unacknowledged",
             AlarmKind::LinkNoAnswer => "link_no_answer",
             AlarmKind::Undecryptable => "undecryptable",
+            AlarmKind::Tamper => "tamper",
         }
     }
 
@@ -94,6 +98,7 @@ impl AlarmKind {
             "unacknowledged" => Some(AlarmKind::Unacknowledged),
             "link_no_answer" => Some(AlarmKind::LinkNoAnswer),
             "undecryptable" => Some(AlarmKind::Undecryptable),
+            "tamper" => Some(AlarmKind::Tamper),
             _ => None,
         }
     }

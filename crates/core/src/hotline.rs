@@ -118,11 +118,32 @@ pub struct WriteBatch {
     pub hold: Vec<HeldEnvelope>,
     /// Held envelopes that were decided (taken or refused), to forget.
     pub release: Vec<EnvelopeHash>,
+    /// Signed items that contradict each other, kept as evidence of tampering.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Two signed items by one member that cannot both be true, kept as they arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub line: LineId,
+    /// The member whose signatures contradict each other.
+    pub member: MemberCode,
+    pub at_ms: u64,
+    /// What contradicts what, for operators.
+    pub detail: String,
+    /// The item this node held, exactly as stored.
+    pub held: Vec<u8>,
+    /// The item that contradicts it, exactly as it arrived.
+    pub offered: Vec<u8>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.alarms.is_empty() && self.hold.is_empty() && self.release.is_empty()
+        self.records.is_empty()
+            && self.alarms.is_empty()
+            && self.hold.is_empty()
+            && self.release.is_empty()
+            && self.evidence.is_empty()
     }
 }
 

@@ -20,7 +20,9 @@ pub mod roster;
 
 pub use discipline::{AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkState, PendingAck, Side};
 pub use error::{CoreError, ErrorKind};
-pub use hotline::{Content, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Restored, WriteBatch};
+pub use hotline::{
+    Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Restored, WriteBatch,
+};
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};
 pub use message::{Class, Draft, Message, Precedence};

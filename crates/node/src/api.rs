@@ -426,6 +426,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/drafts", get(discipline_api::drafts))
         .route("/api/v1/drafts/{id}/release", post(discipline_api::release))
         .route("/api/v1/alarms", get(discipline_api::alarms))
+        .route("/api/v1/evidence", get(discipline_api::evidence))
         .route("/api/v1/alarms/{id}/ack", post(discipline_api::ack_alarm))
         .route("/api/v1/links", get(discipline_api::links))
         .route("/api/v1/events", get(discipline_api::events))

@@ -274,6 +274,55 @@ pub async fn alarms(
     Ok(Json(rows.into_iter().map(AlarmView::from).collect()))
 }
 
+/// Two signed items by one member that contradict each other, as this node received them.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EvidenceView {
+    pub id: u64,
+    pub line: String,
+    /// The member whose signatures contradict each other.
+    pub member: String,
+    pub at_ms: u64,
+    pub detail: String,
+    /// The item held here (SHA-256 of its bytes, and the bytes).
+    pub held_id: String,
+    pub held_base64: String,
+    /// The item that contradicts it.
+    pub offered_id: String,
+    pub offered_base64: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence", params(AlarmParams),
+    responses((status = 200, body = Vec<EvidenceView>, description = "evidence of tampering, newest first"),
+              (status = 401, body = ErrorBody)))]
+pub async fn evidence(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    params: Result<Query<AlarmParams>, QueryRejection>,
+) -> Result<Json<Vec<EvidenceView>>, ApiError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let id_of = |bytes: &[u8]| hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(bytes)));
+    let rows = node.store.evidence(limit)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, e)| EvidenceView {
+                id,
+                line: e.line.to_hex(),
+                member: e.member.to_string(),
+                at_ms: e.at_ms,
+                detail: e.detail,
+                held_id: id_of(&e.held),
+                held_base64: b64.encode(&e.held),
+                offered_id: id_of(&e.offered),
+                offered_base64: b64.encode(&e.offered),
+            })
+            .collect(),
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", params(("id" = u64, Path, description = "alarm id")),
     responses((status = 200, body = AlarmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "acknowledged already")))]

@@ -112,6 +112,27 @@ async fn receive_batch(
                     }
                 };
                 let known = stored.map(|h| (h, true)).or_else(|| in_flight.get(&key).map(|h| (*h, false)));
+                // A contradiction of the sender's chain that it signed is refused and kept.
+                let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
+                    Ok(None)
+                } else {
+                    crate::record::chain_break(&node, &peer, &e, bytes, now)
+                };
+                match chain {
+                    Ok(Some(b)) => {
+                        tracing::warn!(peer = %peer, envelope = %e.hash(), reason = %b.reason, "tamper: envelope refused");
+                        batch.alarms.push(b.alarm);
+                        batch.evidence.push(b.evidence);
+                        verdicts.push(Some(Verdict::Rejected { reason: b.reason }));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the store");
+                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        continue;
+                    }
+                }
                 if let Some((existing, committed)) = known {
                     verdicts.push(Some(if existing != e.hash() {
                         tracing::warn!(peer = %peer, envelope = %e.hash(), existing = %existing,
@@ -141,6 +162,7 @@ async fn receive_batch(
                     batch.records.extend(records);
                 }
                 Err(mut refusal) => {
+                    let mut kept = false;
                     if let Some(held) = refusal.hold.take() {
                         // Kept (bounded) until the commit that reaches its epoch arrives; the
                         // sender keeps it queued too, and is answered `duplicate` once it is taken.
@@ -156,6 +178,7 @@ async fn receive_batch(
                             *count += 1;
                             refusal.reason = format!("{}; held here until its commit arrives", refusal.reason);
                             batch.hold.push(*held);
+                            kept = true;
                         } else {
                             refusal.reason = format!(
                                 "{}; this node holds the most envelopes it may for the line (held_envelopes_max = {})",
@@ -163,7 +186,11 @@ async fn receive_batch(
                             );
                         }
                     }
-                    tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
+                    if kept {
+                        tracing::info!(peer = %peer, reason = %refusal.reason, "envelope held for its commit");
+                    } else {
+                        tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
+                    }
                     batch.alarms.extend(refusal.alarm.map(|a| *a));
                     verdicts.push(Some(if refusal.retry {
                         Verdict::Deferred { reason: refusal.reason }

@@ -354,8 +354,10 @@ async fn a_replay_with_altered_content_is_refused_and_an_exact_replay_is_a_dupli
     let reply = post_batch_once(&endpoint(&net, "CN"), ph.tls.clone(), &code("CN"), &[&altered, &original], 5_000)
         .await
         .unwrap();
-    assert!(rejected(&reply.verdicts[0], "conflicts"), "{reply:?}");
+    // PH signed two envelopes for one place in its chain: refused as tampering, and kept.
+    assert!(rejected(&reply.verdicts[0], "tamper: PH signed two envelopes"), "{reply:?}");
     assert_eq!(reply.verdicts[1], Verdict::Duplicate);
+    assert_eq!(get_list(&net.client("CN"), "/api/v1/evidence").await.len(), 1);
 
     let at_cn = line_messages(&net, "CN", &line).await;
     assert_eq!(at_cn.len(), 1);

@@ -10,7 +10,7 @@
 pub mod seal;
 mod sqlite;
 
-use adi_core::{HeldEnvelope, MemberCode, Restored, WriteBatch};
+use adi_core::{Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -266,6 +266,8 @@ pub trait Store: Send + Sync + 'static {
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError>;
     /// How many envelopes each line holds for a later epoch, for lines that hold any.
     fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError>;
+    /// Evidence of tampering, newest first, with its id.
+    fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use adi_core::{HeldEnvelope, MemberCode, Restored, WriteBatch};
+use adi_core::{Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -181,6 +181,15 @@ CREATE TABLE IF NOT EXISTS held (
     received_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS held_line ON held (line, epoch);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    detail BLOB NOT NULL,
+    held BLOB NOT NULL,
+    offered BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
     bytes BLOB NOT NULL,
@@ -529,6 +538,10 @@ impl Store for SqliteStore {
 
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError> {
         self.read(|c| read::held(c, &self.inner.sealer, line, epoch))
+    }
+
+    fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {
+        self.read(|c| read::evidence(c, &self.inner.sealer, limit))
     }
 
     fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError> {

@@ -2,7 +2,7 @@
 //! transaction, for the few that writes need).
 
 use adi_core::line::Scope;
-use adi_core::{HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
+use adi_core::{Evidence, HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -282,6 +282,29 @@ pub(super) fn held(
                 bytes: open_bytes(s, "held.bytes", row.get(4)?)?,
                 received_ms: u(row.get(5)?),
             })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Evidence of tampering, newest first.
+pub(super) fn evidence(c: &Connection, s: &Sealer, limit: usize) -> Result<Vec<(u64, Evidence)>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, line, member, at_ms, detail, held, offered FROM evidence ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map(params![limit as i64], |row| {
+            Ok((
+                u(row.get(0)?),
+                Evidence {
+                    line: line_id_of(row.get(1)?)?,
+                    member: code_of(row.get(2)?)?,
+                    at_ms: u(row.get(3)?),
+                    detail: open(s, "evidence.detail", Some(row.get(4)?))?.unwrap_or_default(),
+                    held: open_bytes(s, "evidence.held", row.get(5)?)?,
+                    offered: open_bytes(s, "evidence.offered", row.get(6)?)?,
+                },
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

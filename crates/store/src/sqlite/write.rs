@@ -76,6 +76,19 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
             ],
         )?;
     }
+    for e in &batch.evidence {
+        c.execute(
+            "INSERT INTO evidence (line, member, at_ms, detail, held, offered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                &e.line.0[..],
+                e.member.as_str(),
+                e.at_ms as i64,
+                s.seal_str("evidence.detail", &e.detail),
+                s.seal("evidence.held", &e.held),
+                s.seal("evidence.offered", &e.offered)
+            ],
+        )?;
+    }
     for hash in &batch.release {
         c.execute("DELETE FROM held WHERE hash = ?1", params![&hash.0[..]])?;
     }
