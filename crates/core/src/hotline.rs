@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
+use adi_record::{Checkpoint, Hash, SignedCheckpoint};
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
@@ -120,6 +121,10 @@ pub struct WriteBatch {
     pub release: Vec<EnvelopeHash>,
     /// Signed items that contradict each other, kept as evidence of tampering.
     pub evidence: Vec<Evidence>,
+    /// Signed checkpoints of line logs, this member's or its peers', to keep.
+    pub checkpoints: Vec<SignedCheckpoint>,
+    /// Countersignatures of checkpoints: (the checkpoint, the countersigning member, signature).
+    pub countersignatures: Vec<(SignedCheckpoint, MemberCode, [u8; 64])>,
 }
 
 /// Two signed items by one member that cannot both be true, kept as they arrived.
@@ -144,6 +149,8 @@ impl WriteBatch {
             && self.hold.is_empty()
             && self.release.is_empty()
             && self.evidence.is_empty()
+            && self.checkpoints.is_empty()
+            && self.countersignatures.is_empty()
     }
 }
 
@@ -255,6 +262,23 @@ impl Hotline {
     /// Makes `n` one-time KeyPackages for peers to claim.
     pub fn key_packages(&mut self, n: usize) -> Result<Vec<Vec<u8>>, CoreError> {
         self.mls.key_packages(n).map_err(internal)
+    }
+
+    /// Signs a checkpoint of this member's log of a line: `size` entries with `root`.
+    pub fn sign_checkpoint(
+        &self,
+        line: LineId,
+        size: u64,
+        root: Hash,
+        now_ms: u64,
+    ) -> Result<SignedCheckpoint, CoreError> {
+        let checkpoint = Checkpoint { line: line.0, signer: self.config.me.to_string(), size, root, time_ms: now_ms };
+        checkpoint.sign(&self.config.signing_key).map_err(internal)
+    }
+
+    /// This member's countersignature of a peer's checkpoint it checked.
+    pub fn countersign(&self, checkpoint: &SignedCheckpoint) -> Result<[u8; 64], CoreError> {
+        checkpoint.countersign(&self.config.signing_key).map_err(internal)
     }
 
     /// This member's whole MLS state, to store (sealed) with the records that changed it.

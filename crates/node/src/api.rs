@@ -415,6 +415,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
         .route("/api/v1/lines/{line}/update-keys", post(update_keys))
         .route("/api/v1/lines/{line}/leave", post(leave_line))
+        .route("/api/v1/lines/{line}/checkpoints", get(line_checkpoints).post(new_checkpoint))
         .route("/api/v1/lines/{line}/members", post(add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
@@ -603,6 +604,87 @@ async fn leave_line(
     Path(line): Path<String>,
 ) -> Result<Json<LineView>, ApiError> {
     change_line(&node, &auth, &line, "leaving the line proposed", |core, line| core.leave(now_ms(), line)).await
+}
+
+/// A signed checkpoint of a member's log of a line, with its countersignatures.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    pub signer: String,
+    pub size: u64,
+    /// Merkle root of the signer's log, hex.
+    pub root: String,
+    pub time_ms: u64,
+    /// The signed checkpoint bytes (`docs/RECORD.md`), hex.
+    pub signed: String,
+    pub countersignatures: Vec<CountersignatureView>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CountersignatureView {
+    pub member: String,
+    /// Ed25519 signature, hex.
+    pub signature: String,
+}
+
+impl From<adi_store::CheckpointRow> for CheckpointView {
+    fn from(r: adi_store::CheckpointRow) -> Self {
+        let c = &r.checkpoint.checkpoint;
+        CheckpointView {
+            signer: c.signer.clone(),
+            size: c.size,
+            root: hex::encode(c.root),
+            time_ms: c.time_ms,
+            signed: r.checkpoint.to_bytes().map(hex::encode).unwrap_or_default(),
+            countersignatures: r
+                .countersignatures
+                .into_iter()
+                .map(|(m, s)| CountersignatureView { member: m.to_string(), signature: hex::encode(s) })
+                .collect(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}/checkpoints", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = Vec<CheckpointView>, description = "every checkpoint held of the line, oldest first"),
+              (status = 404, body = ErrorBody)))]
+async fn line_checkpoints(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<Vec<CheckpointView>>, ApiError> {
+    let line = find_line(&node, &line)?;
+    Ok(Json(node.store.checkpoints(&line.id, None)?.into_iter().map(CheckpointView::from).collect()))
+}
+
+/// A new checkpoint and what each member answered to it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct NewCheckpointView {
+    pub checkpoint: CheckpointView,
+    pub exchanges: Vec<crate::record::Exchange>,
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/checkpoints", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = NewCheckpointView, description = "signed, kept, and offered to every other member"),
+              (status = 404, body = ErrorBody)))]
+async fn new_checkpoint(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<NewCheckpointView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let (cp, exchanges) = crate::record::checkpoint_and_exchange(&node, line.id)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "checkpoint_failed", e))?;
+    let row = node
+        .store
+        .checkpoints(&line.id, Some(node.member.as_str()))?
+        .into_iter()
+        .find(|r| r.checkpoint == cp)
+        .unwrap_or(adi_store::CheckpointRow { checkpoint: cp, countersignatures: Vec::new() });
+    tracing::info!(operator = %auth.0.name, line = %line.id, size = row.checkpoint.checkpoint.size, "checkpoint");
+    Ok(Json(NewCheckpointView { checkpoint: CheckpointView::from(row), exchanges }))
 }
 
 #[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),

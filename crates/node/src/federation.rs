@@ -59,6 +59,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()
         .route(BATCH_PATH, post(receive_batch))
         .route(KEY_PACKAGE_PATH, post(claim_key_package))
+        .route(crate::record::CHECKPOINT_PATH, post(checkpoint_offer))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
 }
@@ -366,6 +367,29 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
     }
 }
 
+/// Checks a peer's checkpoint of a line and answers with this member's countersignature or the
+/// reason it refused.
+async fn checkpoint_offer(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Bytes,
+) -> Response {
+    if node.storage_failed.load(Ordering::SeqCst) {
+        return ApiError::unavailable().into_response();
+    }
+    let offer: crate::record::CheckpointOffer = match serde_json::from_slice(&body) {
+        Ok(o) => o,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "malformed_offer", e.to_string()).into_response(),
+    };
+    match crate::record::answer_offer(&node, &peer, offer).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(why) => {
+            tracing::warn!(peer = %peer, reason = %why, "checkpoint offer refused");
+            ApiError::new(StatusCode::FORBIDDEN, "offer_refused", why).into_response()
+        }
+    }
+}
+
 /// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool
 /// when it runs low.
 async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
@@ -454,11 +478,24 @@ pub async fn claim_key_package_from(
     peer: &MemberCode,
     timeout_ms: u64,
 ) -> Result<Vec<u8>, String> {
+    post_once(endpoint, tls, peer, KEY_PACKAGE_PATH, Vec::new(), timeout_ms).await
+}
+
+/// One request to a peer's federation listener over a fresh pinned connection; the reply's body
+/// when the peer answers with success.
+pub async fn post_once(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    peer: &MemberCode,
+    path: &str,
+    body: Vec<u8>,
+    timeout_ms: u64,
+) -> Result<Vec<u8>, String> {
     let (mut sender, conn) = connect_one(endpoint, &tls, timeout_ms, peer).await?;
     let task = tokio::spawn(conn);
-    let request = hyper::Request::post(KEY_PACKAGE_PATH)
+    let request = hyper::Request::post(path)
         .header(hyper::header::HOST, "peer")
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let work = async {
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;

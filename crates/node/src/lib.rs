@@ -13,7 +13,7 @@ pub mod config;
 pub mod discipline_api;
 pub mod federation;
 pub mod node;
-mod record;
+pub mod record;
 pub mod setup;
 pub mod tls;
 

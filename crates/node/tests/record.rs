@@ -105,3 +105,132 @@ async fn a_contradiction_of_a_senders_chain_is_refused_alarmed_and_kept_as_evide
     wait_delivered(&ph, &fourth, WAIT).await;
     net.stop_all().await;
 }
+
+/// A member's roster key, as `adi verify` would take it from the roster.
+fn roster_key(net: &Net, code: &str) -> VerifyingKey {
+    common::keys_towards(net, code, if code == "PH" { "CN" } else { "PH" }).signing.verifying_key()
+}
+
+async fn checkpoint(net: &Net, at: &str, line: &str) -> serde_json::Value {
+    net.client(at).call(hyper::Method::POST, &format!("/api/v1/lines/{line}/checkpoints"), None).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_countersigned_by_every_member_and_verify_offline() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "first").await;
+    wait_delivered(&ph, &first, WAIT).await;
+
+    let v = checkpoint(&net, "PH", &line).await;
+    let exchanges = v["exchanges"].as_array().unwrap();
+    assert!(exchanges.iter().all(|x| x["countersigned"] == true), "{v}");
+    let size = v["checkpoint"]["size"].as_u64().unwrap();
+    assert!(size >= 2, "the set-up and the message at least: {v}");
+
+    // More traffic, a second checkpoint: each member checks it extends the one it countersigned.
+    for n in 0..3 {
+        let id = send(&net.client("CN"), &line, "PRIORITY", &format!("from CN {n}")).await;
+        wait_delivered(&net.client("CN"), &id, WAIT).await;
+    }
+    let v = checkpoint(&net, "PH", &line).await;
+    assert!(v["exchanges"].as_array().unwrap().iter().all(|x| x["countersigned"] == true), "{v}");
+    assert!(v["checkpoint"]["size"].as_u64().unwrap() > size);
+
+    // Offline: each signed checkpoint and countersignature verifies under the roster keys, and
+    // the two checkpoints are consistent (the second extends the first).
+    let list = get_list(&ph, &format!("/api/v1/lines/{line}/checkpoints")).await;
+    let own: Vec<_> = list.iter().filter(|c| c["signer"] == "PH").collect();
+    assert_eq!(own.len(), 2);
+    for c in &own {
+        let signed =
+            adi_record::SignedCheckpoint::from_bytes(&hex::decode(c["signed"].as_str().unwrap()).unwrap()).unwrap();
+        signed.verify(&roster_key(&net, "PH")).unwrap();
+        let members: Vec<&str> =
+            c["countersignatures"].as_array().unwrap().iter().map(|s| s["member"].as_str().unwrap()).collect();
+        assert_eq!(members, ["CN", "VN"]);
+        for s in c["countersignatures"].as_array().unwrap() {
+            let member = s["member"].as_str().unwrap();
+            let sig: [u8; 64] = hex::decode(s["signature"].as_str().unwrap()).unwrap().try_into().unwrap();
+            signed.verify_countersignature(member, &roster_key(&net, member), &sig).unwrap();
+        }
+    }
+    // The members hold PH's checkpoints too, with their own countersignatures.
+    let at_cn = get_list(&net.client("CN"), &format!("/api/v1/lines/{line}/checkpoints")).await;
+    assert_eq!(at_cn.iter().filter(|c| c["signer"] == "PH").count(), 2, "{at_cn:?}");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_showing_two_histories_of_a_line_is_caught_by_the_exchange() {
+    let mut net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let first = send(&ph, &line, "ROUTINE", "first").await;
+    wait_delivered(&ph, &first, WAIT).await;
+
+    // PH shows CN its real log; VN is away.
+    net.stop_code("VN").await;
+    let real = checkpoint(&net, "PH", &line).await;
+    let real_size = real["checkpoint"]["size"].as_u64().unwrap();
+    net.start_code("VN").await;
+    // PH (its key, its connection) shows VN another history of the same size.
+    let ph_key = common::keys_towards(&net, "PH", "VN");
+    let other = adi_record::Checkpoint {
+        line: LineId::from_hex(&line).unwrap().0,
+        signer: "PH".into(),
+        size: real_size,
+        root: [7; 32],
+        time_ms: 1_796_000_000_000,
+    }
+    .sign(&ph_key.signing)
+    .unwrap();
+    let offer = adi_node::record::CheckpointOffer {
+        v: 1,
+        checkpoint: hex::encode(other.to_bytes().unwrap()),
+        from_size: 0,
+        consistency: Vec::new(),
+        others: Vec::new(),
+    };
+    let vn = MemberCode::parse("VN").unwrap();
+    let body = serde_json::to_vec(&offer).unwrap();
+    let reply = adi_node::federation::post_once(
+        &common::endpoint(&net, "VN"),
+        ph_key.tls,
+        &vn,
+        "/fed/v1/checkpoints",
+        body,
+        5_000,
+    )
+    .await
+    .unwrap();
+    let answer: adi_node::record::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+    assert!(answer.countersignature.is_some(), "VN has nothing to compare it with yet: {answer:?}");
+
+    // CN's next checkpoint exchange passes PH's real checkpoint to VN, and VN's answer passes the
+    // other one to CN: both catch PH.
+    checkpoint(&net, "CN", &line).await;
+    for at in ["VN", "CN"] {
+        let c = net.client(at);
+        let alarm = eventually(WAIT, &format!("a tamper alarm at {at}"), || async {
+            get_list(&c, "/api/v1/alarms").await.into_iter().find(|a| a["kind"] == "tamper")
+        })
+        .await;
+        assert_eq!(alarm["member"], "PH", "{alarm}");
+        assert!(alarm["detail"].as_str().unwrap().contains("two different roots"), "{alarm}");
+        // The evidence: two checkpoints PH signed, one size, two roots. It stands offline.
+        let evidence = get_list(&c, "/api/v1/evidence").await;
+        let e = evidence.iter().find(|e| e["member"] == "PH").expect("evidence kept");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let held =
+            adi_record::SignedCheckpoint::from_bytes(&b64.decode(e["held_base64"].as_str().unwrap()).unwrap()).unwrap();
+        let offered =
+            adi_record::SignedCheckpoint::from_bytes(&b64.decode(e["offered_base64"].as_str().unwrap()).unwrap())
+                .unwrap();
+        held.verify(&roster_key(&net, "PH")).unwrap();
+        offered.verify(&roster_key(&net, "PH")).unwrap();
+        assert!(held.equivocates_with(&offered));
+    }
+    net.stop_all().await;
+}

@@ -124,6 +124,13 @@ pub struct RecipientRow {
     pub detail: Option<String>,
 }
 
+/// A signed checkpoint with the countersignatures it gathered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub checkpoint: adi_record::SignedCheckpoint,
+    pub countersignatures: Vec<(MemberCode, [u8; 64])>,
+}
+
 /// A stored envelope, as it travelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvelopeRow {
@@ -266,6 +273,12 @@ pub trait Store: Send + Sync + 'static {
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError>;
     /// How many envelopes each line holds for a later epoch, for lines that hold any.
     fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError>;
+    /// The hashes of the envelopes this node accepted on a line, in the order it accepted them:
+    /// the entries of its log of the line.
+    fn line_log(&self, line: &LineId) -> Result<Vec<EnvelopeHash>, StoreError>;
+    /// Signed checkpoints kept of a line (of one signer, or all), oldest first, each with its
+    /// countersignatures (member, signature).
+    fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError>;
     /// Evidence of tampering, newest first, with its id.
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.

@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::seal::Sealer;
 use crate::{
-    AlarmAck, AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, Outcome,
-    Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
+    AlarmAck, AlarmRow, CheckpointRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem,
+    Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
 };
 
 /// Settings of the SQLite backend.
@@ -189,6 +189,24 @@ CREATE TABLE IF NOT EXISTS evidence (
     detail BLOB NOT NULL,
     held BLOB NOT NULL,
     offered BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    line BLOB NOT NULL,
+    signer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    time_ms INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    PRIMARY KEY (line, signer, size, root)
+);
+CREATE TABLE IF NOT EXISTS countersignatures (
+    line BLOB NOT NULL,
+    signer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    member TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (line, signer, size, root, member)
 );
 CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
@@ -538,6 +556,14 @@ impl Store for SqliteStore {
 
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError> {
         self.read(|c| read::held(c, &self.inner.sealer, line, epoch))
+    }
+
+    fn line_log(&self, line: &LineId) -> Result<Vec<EnvelopeHash>, StoreError> {
+        self.read(|c| read::line_log(c, line))
+    }
+
+    fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.read(|c| read::checkpoints(c, line, signer))
     }
 
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {

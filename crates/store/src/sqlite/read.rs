@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::seal::Sealer;
 
 use crate::{
-    AlarmRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow,
-    RecipientRow,
+    AlarmRow, CheckpointRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem,
+    QueueStat, ReceiptRow, RecipientRow,
 };
 
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -285,6 +285,43 @@ pub(super) fn held(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// The envelope hashes of a line in the order this node accepted them.
+pub(super) fn line_log(c: &Connection, line: &LineId) -> Result<Vec<EnvelopeHash>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached("SELECT hash FROM envelopes WHERE line = ?1 ORDER BY arrival")?;
+    let rows = stmt.query_map(params![&line.0[..]], |row| hash_of(row.get(0)?))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Signed checkpoints of a line, oldest first, with their countersignatures.
+pub(super) fn checkpoints(
+    c: &Connection,
+    line: &LineId,
+    signer: Option<&str>,
+) -> Result<Vec<CheckpointRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT signed FROM checkpoints WHERE line = ?1 AND (?2 IS NULL OR signer = ?2) ORDER BY time_ms, size, signer",
+    )?;
+    let signed: Vec<Vec<u8>> =
+        stmt.query_map(params![&line.0[..], signer], |row| row.get(0))?.collect::<Result<Vec<_>, _>>()?;
+    let mut counter = c.prepare_cached(
+        "SELECT member, signature FROM countersignatures WHERE line = ?1 AND signer = ?2 AND size = ?3 AND root = ?4
+         ORDER BY member",
+    )?;
+    let mut out = Vec::with_capacity(signed.len());
+    for bytes in signed {
+        let checkpoint = adi_record::SignedCheckpoint::from_bytes(&bytes).map_err(|_| corrupt("checkpoint"))?;
+        let k = &checkpoint.checkpoint;
+        let countersignatures = counter
+            .query_map(params![&line.0[..], k.signer, k.size as i64, &k.root[..]], |row| {
+                let sig: Vec<u8> = row.get(1)?;
+                Ok((code_of(row.get(0)?)?, sig.as_slice().try_into().map_err(|_| corrupt("countersignature"))?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(CheckpointRow { checkpoint, countersignatures });
+    }
+    Ok(out)
 }
 
 /// Evidence of tampering, newest first.

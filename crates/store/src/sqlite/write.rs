@@ -89,6 +89,18 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
             ],
         )?;
     }
+    for cp in &batch.checkpoints {
+        checkpoint(c, cp)?;
+    }
+    for (cp, member, signature) in &batch.countersignatures {
+        checkpoint(c, cp)?;
+        let k = &cp.checkpoint;
+        c.execute(
+            "INSERT OR IGNORE INTO countersignatures (line, signer, size, root, member, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&k.line[..], k.signer, k.size as i64, &k.root[..], member.as_str(), &signature[..]],
+        )?;
+    }
     for hash in &batch.release {
         c.execute("DELETE FROM held WHERE hash = ?1", params![&hash.0[..]])?;
     }
@@ -199,6 +211,17 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         _ => {}
     }
     Ok(Outcome::Inserted)
+}
+
+/// Keeps a signed checkpoint (once).
+fn checkpoint(c: &Connection, cp: &adi_record::SignedCheckpoint) -> Result<(), rusqlite::Error> {
+    let k = &cp.checkpoint;
+    let signed = cp.to_bytes().map_err(|e| rusqlite::Error::InvalidParameterName(e.to_string()))?;
+    c.execute(
+        "INSERT OR IGNORE INTO checkpoints (line, signer, size, root, time_ms, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![&k.line[..], k.signer, k.size as i64, &k.root[..], k.time_ms as i64, signed],
+    )?;
+    Ok(())
 }
 
 /// Checks that a receipt answers an envelope held here, on its line, as it claims.
