@@ -73,6 +73,14 @@ pub struct DisciplineSection {
     /// After how many envelopes sent on a line this member refreshes its keys there.
     #[serde(default = "default_key_update_messages")]
     pub key_update_messages: u64,
+    /// How often this node signs a checkpoint of each line whose log grew and offers it to the
+    /// line's other members for countersigning, in seconds; 0: only on demand.
+    #[serde(default = "default_checkpoint_interval_s")]
+    pub checkpoint_interval_s: u64,
+}
+
+fn default_checkpoint_interval_s() -> u64 {
+    600
 }
 
 fn default_key_update_interval_s() -> u64 {
@@ -105,6 +113,7 @@ impl Default for DisciplineSection {
             release_required: true,
             key_update_interval_s: default_key_update_interval_s(),
             key_update_messages: default_key_update_messages(),
+            checkpoint_interval_s: default_checkpoint_interval_s(),
         }
     }
 }
@@ -208,6 +217,8 @@ pub struct NodeConfig {
     pub discipline: DisciplineConfig,
     /// Whether a FLASH or crisis message drafted by a duty officer waits for a principal.
     pub release_required: bool,
+    /// How often the node checkpoints lines whose log grew, in seconds; 0: only on demand.
+    pub checkpoint_interval_s: u64,
 }
 
 /// A configuration error, naming the file and the field.
@@ -389,6 +400,7 @@ impl NodeConfig {
             runtime_limits,
             discipline,
             release_required: file.discipline.release_required,
+            checkpoint_interval_s: file.discipline.checkpoint_interval_s,
         })
     }
 }

@@ -252,6 +252,10 @@ impl Node {
             tasks.push(tokio::spawn(federation::run_link(state.clone(), link.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
+        if config.checkpoint_interval_s > 0 {
+            let every = std::time::Duration::from_secs(config.checkpoint_interval_s);
+            tasks.push(tokio::spawn(crate::record::run_checkpoints(state.clone(), every, shutdown_rx.clone())));
+        }
         tracing::info!(member = %config.member, api = %api_addr, federation = ?federation_addrs, "node ready");
         Ok(Node { state, api_addr, federation_addrs, shutdown, tasks })
     }

@@ -416,3 +416,35 @@ async fn settle_answer(
     }
     out
 }
+
+/// Every `every`, checkpoints each line whose log grew since this node's last checkpoint of it,
+/// and offers the checkpoint to the line's other members; until `shutdown` changes.
+pub(crate) async fn run_checkpoints(
+    node: std::sync::Arc<NodeState>,
+    every: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let lines: Vec<LineId> = node.core().lines().filter(|l| l.has_member(&node.member)).map(|l| l.id).collect();
+        for line in lines {
+            let grew = node.store.line_log(&line).map(|log| log.len() as u64).and_then(|size| {
+                let last = node.store.checkpoints(&line, Some(node.member.as_str()))?;
+                Ok(last.iter().map(|r| r.checkpoint.checkpoint.size).max().is_none_or(|s| s < size))
+            });
+            if !matches!(grew, Ok(true)) {
+                continue;
+            }
+            match checkpoint_and_exchange(&node, line).await {
+                Ok((cp, exchanges)) => {
+                    let countersigned = exchanges.iter().filter(|x| x.countersigned).count();
+                    tracing::info!(line = %line, size = cp.checkpoint.size, countersigned, "checkpoint");
+                }
+                Err(e) => tracing::warn!(line = %line, error = %e, "cannot checkpoint the line"),
+            }
+        }
+    }
+}

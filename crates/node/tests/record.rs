@@ -234,3 +234,31 @@ async fn a_member_showing_two_histories_of_a_line_is_caught_by_the_exchange() {
     }
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_whose_log_grew_is_checkpointed_and_countersigned_regularly() {
+    let net = Net::start_with(&["PH", "CN"], |d| {
+        d.link_test_interval_s = 0;
+        d.checkpoint_interval_s = 1;
+    })
+    .await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "to be checkpointed").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    // Without anyone asking, each side signs a checkpoint and the other countersigns it.
+    for (at, other) in [("PH", "CN"), ("CN", "PH")] {
+        let c = net.client(at);
+        eventually(WAIT, &format!("{at}'s checkpoint countersigned by {other}"), || async {
+            let list = get_list(&c, &format!("/api/v1/lines/{line}/checkpoints")).await;
+            list.iter()
+                .any(|cp| {
+                    cp["signer"] == at
+                        && cp["countersignatures"].as_array().unwrap().iter().any(|s| s["member"] == other)
+                })
+                .then_some(())
+        })
+        .await;
+    }
+    net.stop_all().await;
+}
