@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
 use adi_record::{Checkpoint, Hash, SignedCheckpoint};
+use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
@@ -85,6 +86,14 @@ impl Content {
     }
 }
 
+/// An envelope's payload as sealed: its MLS epoch, the bytes, and the hash of the signed content
+/// inside (zeros when there is none).
+struct Sealed {
+    epoch: u64,
+    ciphertext: Vec<u8>,
+    content_hash: [u8; 32],
+}
+
 /// One envelope to commit, with what the store needs to index it.
 #[derive(Clone, Debug)]
 pub struct Record {
@@ -99,6 +108,9 @@ pub struct Record {
     pub recipients: Vec<MemberCode>,
     /// Alarm changes that this envelope causes, applied only if the envelope is newly stored.
     pub alarms: Vec<AlarmChange>,
+    /// For an MLS application message: its signed content as decrypted (`adi_wire::content`),
+    /// kept so that the plaintext can be exported with its author's signature.
+    pub signed_content: Option<Vec<u8>>,
 }
 
 impl Record {
@@ -692,6 +704,13 @@ impl Hotline {
         self.seal(now_ms, line, priority, payload, Content::LinkTest)
     }
 
+    /// Encrypts any bytes as an application message of a line's group. Tests use it to craft
+    /// envelopes with chain fields of their choosing; the node never calls it.
+    #[doc(hidden)]
+    pub fn encrypt_unchecked(&mut self, line: LineId, plaintext: &[u8]) -> Result<(u64, Vec<u8>), CoreError> {
+        self.mls.encrypt(&line.0, plaintext).map_err(internal)
+    }
+
     /// Answers an envelope on a line with this member's receipt. `priority` is the queue priority
     /// of the envelope answered, so that the answer to a FLASH travels as fast as the FLASH.
     pub fn answer(
@@ -748,16 +767,27 @@ impl Hotline {
         payload: PayloadV1,
         content: Content,
     ) -> Result<Record, CoreError> {
-        let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &payload.encode()).map_err(internal)?;
+        // The content is signed for its place in the line before it is encrypted, so that its
+        // plaintext proves itself later without any MLS key.
+        let me = self.config.me.clone();
+        let seq = self.heads.get(&(line.id, me.clone())).map_or(0, |h| h.0) + 1;
+        let signed = SignedContent::sign(&self.config.signing_key, &line.id, me.as_str(), seq, payload.encode());
+        let content_hash = signed.hash(&line.id, me.as_str(), seq);
+        let encoded = signed.encode();
+        let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &encoded).map_err(internal)?;
         let entry = self.key_updates.entry(line.id).or_insert((now_ms, 0));
         entry.1 += 1;
         if entry.1 >= self.config.discipline.key_update_messages.max(1) {
             self.timers.insert((now_ms, Timer::KeyUpdate(line.id)));
         }
-        Ok(self.sign(now_ms, line, priority, CONTENT_MLS, epoch, ciphertext, content))
+        let sealed = Sealed { epoch, ciphertext, content_hash };
+        let record = self.sign_with(now_ms, line, priority, CONTENT_MLS, sealed, content);
+        debug_assert_eq!(record.envelope.body().seq, seq);
+        Ok(Record { signed_content: Some(encoded), ..record })
     }
 
-    /// Signs this member's next envelope on a line and advances the chain head.
+    /// Signs this member's next envelope on a line (no signed content inside) and advances the
+    /// chain head.
     #[allow(clippy::too_many_arguments)]
     fn sign(
         &mut self,
@@ -769,6 +799,20 @@ impl Hotline {
         payload: Vec<u8>,
         content: Content,
     ) -> Record {
+        let sealed = Sealed { epoch, ciphertext: payload, content_hash: [0; 32] };
+        self.sign_with(now_ms, line, priority, content_type, sealed, content)
+    }
+
+    fn sign_with(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        content_type: u8,
+        sealed: Sealed,
+        content: Content,
+    ) -> Record {
+        let Sealed { epoch, ciphertext: payload, content_hash } = sealed;
         let me = self.config.me.clone();
         let (seq, prev) = self.heads.get(&(line.id, me.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
         let body = EnvelopeBody {
@@ -780,12 +824,22 @@ impl Hotline {
             created_ms: now_ms,
             priority,
             content_type,
+            content_hash,
             payload,
         };
         let envelope = body.sign(&self.config.signing_key);
         self.heads.insert((line.id, me.clone()), (seq + 1, envelope.hash()));
         let recipients = line.members.iter().filter(|m| **m != me).cloned().collect();
-        Record { envelope, sender: me, line, content, received_ms: now_ms, recipients, alarms: Vec::new() }
+        Record {
+            envelope,
+            sender: me,
+            line,
+            content,
+            received_ms: now_ms,
+            recipients,
+            alarms: Vec::new(),
+            signed_content: None,
+        }
     }
 
     fn alarm(&self, kind: AlarmKind, op: AlarmOp, p: &PendingAck, now_ms: u64, detail: String) -> AlarmChange {
@@ -869,6 +923,7 @@ impl Hotline {
                 received_ms: now_ms,
                 recipients: Vec::new(),
                 alarms: Vec::new(),
+                signed_content: None,
             }]);
         }
         if body.content_type != CONTENT_MLS {
@@ -884,6 +939,7 @@ impl Hotline {
         if !line.has_member(&sender) {
             return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
         }
+        self.check_seq_ahead(&line.id, &sender, body.seq)?;
         let current = self.mls.epoch(&line.id.0).unwrap_or(0);
         if body.epoch > current {
             let held = HeldEnvelope {
@@ -951,6 +1007,7 @@ impl Hotline {
                     received_ms: now_ms,
                     recipients: Vec::new(),
                     alarms: Vec::new(),
+                    signed_content: None,
                 }];
                 // The home member commits a member's key update at once.
                 if proposal && line.home == self.config.me {
@@ -961,7 +1018,15 @@ impl Hotline {
                 return Ok(out);
             }
         };
-        let payload = PayloadV1::decode(&plaintext).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
+        // The content carries its author's signature for this place in the line, and is the one
+        // the envelope names.
+        let signed = SignedContent::decode(&plaintext).map_err(|e| Refusal::reject(format!("bad content: {e}")))?;
+        let author_key = self.config.roster.member(&sender).map(|m| m.signing_key);
+        let checked = author_key.ok_or_else(|| Refusal::reject(format!("{sender} is not in the roster")))?;
+        signed
+            .verify(&checked, &body.line, body.sender.as_str(), body.seq, &body.content_hash)
+            .map_err(|e| Refusal::reject(format!("content refused: {e}")))?;
+        let payload = PayloadV1::decode(&signed.content).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
         let content = match payload {
             PayloadV1::LineSetup { .. } => return Err(Refusal::reject("a line set-up inside a line's messages")),
             PayloadV1::Message { .. } => {
@@ -1003,6 +1068,7 @@ impl Hotline {
             received_ms: now_ms,
             recipients: Vec::new(),
             alarms: Vec::new(),
+            signed_content: Some(plaintext),
         };
         let mut out = Vec::new();
         match &record.content {
@@ -1218,16 +1284,23 @@ impl Hotline {
         batch
     }
 
+    /// Refuses a sequence number too far ahead of the sender's last one here (before any MLS key
+    /// is spent on it).
+    fn check_seq_ahead(&self, line: &LineId, sender: &MemberCode, seq: u64) -> Result<u64, Refusal> {
+        let (seen, _) = self.heads.get(&(*line, sender.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
+        if seq > seen.saturating_add(self.config.limits.seq_ahead_max) {
+            return Err(Refusal::reject(format!(
+                "sequence number {seq} is too far ahead of {seen} (limit seq_ahead_max = {})",
+                self.config.limits.seq_ahead_max
+            )));
+        }
+        Ok(seen)
+    }
+
     fn check_seq(&mut self, line: &Line, sender: &MemberCode, envelope: &VerifiedEnvelope) -> Result<(), Refusal> {
         let body = envelope.body();
         let key = (line.id, sender.clone());
-        let (seen, _) = self.heads.get(&key).copied().unwrap_or((0, EnvelopeHash::NONE));
-        if body.seq > seen.saturating_add(self.config.limits.seq_ahead_max) {
-            return Err(Refusal::reject(format!(
-                "sequence number {} is too far ahead of {seen} (limit seq_ahead_max = {})",
-                body.seq, self.config.limits.seq_ahead_max
-            )));
-        }
+        let seen = self.check_seq_ahead(&line.id, sender, body.seq)?;
         if body.seq > seen {
             self.heads.insert(key, (body.seq, envelope.hash()));
         }
@@ -1350,15 +1423,5 @@ fn receipt_from_payload(p: PayloadV1) -> Result<Receipt, String> {
             Ok(Receipt { kind, answers: Answered { hash, sender, seq: answers_seq }, reason })
         }
         _ => Err("not a receipt".into()),
-    }
-}
-
-/// Decodes the content of an envelope this node stored after accepting it.
-pub fn content_of(envelope: &VerifiedEnvelope) -> Result<Content, String> {
-    match PayloadV1::decode(&envelope.body().payload)? {
-        PayloadV1::LineSetup { .. } => Ok(Content::LineSetup),
-        PayloadV1::LinkTest { .. } => Ok(Content::LinkTest),
-        p @ PayloadV1::Receipt { .. } => receipt_from_payload(p).map(Content::Receipt),
-        p => message_from_payload(p).map(Content::Message),
     }
 }

@@ -181,6 +181,7 @@ fn envelope_of(
         created_ms: 5,
         priority,
         content_type,
+        content_hash: [0; 32],
         payload,
     }
     .sign(&key(seed))

@@ -861,6 +861,12 @@ pub struct EnvelopeView {
     pub kind: String,
     /// The signed bytes, base64 (standard alphabet, padded); `docs/WIRE.md` specifies them.
     pub bytes_base64: String,
+    /// For an MLS application message: the content as its author signed it, decrypted, base64
+    /// (`docs/RECORD.md`, "Signed content"); it verifies under the author's roster key and
+    /// matches the envelope's `content_hash` without any MLS key.
+    pub content_base64: Option<String>,
+    /// The hash of the signed content the envelope names, hex (zeros when it carries none).
+    pub content_hash: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/envelopes/{id}", params(("id" = String, Path, description = "envelope hash")),
@@ -887,6 +893,8 @@ async fn get_envelope(
         received_ms: row.received_ms,
         kind: row.kind,
         bytes_base64: base64::engine::general_purpose::STANDARD.encode(&row.bytes),
+        content_base64: row.signed_content.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+        content_hash: hex::encode(b.content_hash),
     }))
 }
 

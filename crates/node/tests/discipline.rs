@@ -171,6 +171,7 @@ fn receipt_envelope(
         priority: PRIORITY_FLASH,
         // Not real MLS ciphertext: these envelopes test the checks made before decryption.
         content_type: CONTENT_MLS,
+        content_hash: [0; 32],
         payload: payload.encode(),
     }
     .sign(key)

@@ -240,6 +240,7 @@ fn setup_with_welcome(
         created_ms: 1,
         priority: PRIORITY_CONTROL,
         content_type: CONTENT_MLS_SETUP,
+        content_hash: [0; 32],
         payload: payload.encode(),
     }
     .sign(key)
@@ -270,6 +271,7 @@ fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subj
         priority: if flash { PRIORITY_FLASH } else { PRIORITY_ROUTINE },
         // Not real MLS ciphertext: these envelopes test the checks made before decryption.
         content_type: CONTENT_MLS,
+        content_hash: [0; 32],
         payload: payload.encode(),
     }
     .sign(key)
@@ -451,6 +453,7 @@ fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
         created_ms: 2,
         priority: PRIORITY_ROUTINE,
         content_type: CONTENT_MLS,
+        content_hash: [0; 32],
         payload: payload.encode(),
     }
     .sign(key)

@@ -28,6 +28,7 @@ fn roster_keys(net: &Net) -> impl Fn(&str) -> Option<[u8; 32]> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn envelope(
     key: &ed25519_dalek::SigningKey,
     line: LineId,
@@ -35,13 +36,25 @@ fn envelope(
     prev: EnvelopeHash,
     epoch: u64,
     content_type: u8,
+    content_hash: [u8; 32],
     payload: Vec<u8>,
 ) -> Vec<u8> {
     let priority = if content_type == CONTENT_MLS_SETUP { PRIORITY_CONTROL } else { 4 };
-    EnvelopeBody { line, sender: "PH".into(), seq, prev, epoch, created_ms: 1, priority, content_type, payload }
-        .sign(key)
-        .bytes()
-        .to_vec()
+    EnvelopeBody {
+        line,
+        sender: "PH".into(),
+        seq,
+        prev,
+        epoch,
+        created_ms: 1,
+        priority,
+        content_type,
+        content_hash,
+        payload,
+    }
+    .sign(key)
+    .bytes()
+    .to_vec()
 }
 
 async fn claim(net: &Net, from: &str, by: &str) -> Result<Vec<u8>, String> {
@@ -110,7 +123,7 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
         members: vec!["CN".into(), "PH".into()],
         welcome: created.welcome.map(hex::encode),
     };
-    let setup = envelope(&signing, line, 1, EnvelopeHash::NONE, 0, CONTENT_MLS_SETUP, setup.encode());
+    let setup = envelope(&signing, line, 1, EnvelopeHash::NONE, 0, CONTENT_MLS_SETUP, [0; 32], setup.encode());
     let message = PayloadV1::Message {
         v: 1,
         precedence: "ROUTINE".into(),
@@ -123,9 +136,12 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
         deadline_s: None,
         released_by: None,
     };
-    let (epoch, ciphertext) = ph.encrypt(&line.0, &message.encode()).unwrap();
+    // Signed for its place in the line (PH's #2), then encrypted.
+    let signed = adi_wire::content::SignedContent::sign(&signing, &line, "PH", 2, message.encode());
+    let (epoch, ciphertext) = ph.encrypt(&line.0, &signed.encode()).unwrap();
     let setup_hash = adi_wire::Envelope::decode(&setup, 1 << 20, 1 << 20).unwrap().hash();
-    let message = envelope(&signing, line, 2, setup_hash, epoch, CONTENT_MLS, ciphertext);
+    let content_hash = signed.hash(&line, "PH", 2);
+    let message = envelope(&signing, line, 2, setup_hash, epoch, CONTENT_MLS, content_hash, ciphertext);
     let keys = keys_towards(&net, "PH", "CN");
     let reply =
         post_batch_once(&endpoint(&net, "CN"), keys.tls, &MemberCode::parse("CN").unwrap(), &[&setup, &message], 5_000)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use adi_core::MemberCode;
 use adi_node::federation::post_batch_once;
 use adi_wire::batch::Verdict;
+use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_ROUTINE};
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 use base64::Engine;
@@ -29,6 +30,7 @@ fn signed_as_ph(key: &SigningKey, line: LineId, seq: u64, prev: EnvelopeHash, pa
         created_ms: 1_796_000_000_000,
         priority: PRIORITY_ROUTINE,
         content_type: CONTENT_MLS,
+        content_hash: [0; 32],
         payload: payload.to_vec(),
     }
     .sign(key)
@@ -259,6 +261,38 @@ async fn a_line_whose_log_grew_is_checkpointed_and_countersigned_regularly() {
                 .then_some(())
         })
         .await;
+    }
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_plaintext_proves_itself_without_any_mls_key() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "IMMEDIATE", "what PH wrote").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // At the recipient and at the sender alike: the signed content, the signed envelope, and the
+    // roster key are all it takes.
+    for at in ["CN", "PH"] {
+        let (view, bytes) = common::envelope(&net.client(at), &id).await;
+        let envelope = Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap().verify(&roster_key(&net, "PH")).unwrap();
+        let body = envelope.body();
+        assert_eq!(view["content_hash"], hex::encode(body.content_hash));
+        let signed = SignedContent::decode(&b64.decode(view["content_base64"].as_str().unwrap()).unwrap()).unwrap();
+        signed.verify(&roster_key(&net, "PH"), &body.line, "PH", body.seq, &body.content_hash).unwrap();
+        let payload = adi_wire::payload::PayloadV1::decode(&signed.content).unwrap();
+        assert!(
+            matches!(payload, adi_wire::payload::PayloadV1::Message { ref subject, .. } if subject == "what PH wrote")
+        );
+        // One changed character, or the content moved to another place in the line, proves nothing.
+        let mut altered = signed.clone();
+        let at_subject = altered.content.windows(4).position(|w| w == b"what").unwrap();
+        altered.content[at_subject] = b'W';
+        assert!(altered.verify(&roster_key(&net, "PH"), &body.line, "PH", body.seq, &body.content_hash).is_err());
+        assert!(signed.verify(&roster_key(&net, "PH"), &body.line, "PH", body.seq + 1, &body.content_hash).is_err());
+        assert!(signed.verify(&roster_key(&net, "CN"), &body.line, "PH", body.seq, &body.content_hash).is_err());
     }
     net.stop_all().await;
 }

@@ -140,6 +140,9 @@ pub struct EnvelopeRow {
     pub received_ms: u64,
     /// The exact signed bytes.
     pub bytes: Vec<u8>,
+    /// For an MLS application message: its content as its author signed it, decrypted
+    /// (`adi_wire::content::SignedContent`).
+    pub signed_content: Option<Vec<u8>>,
 }
 
 /// A stored receipt.

@@ -20,6 +20,7 @@ use adi_core::{
 use adi_store::{
     MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
 };
+use adi_wire::content::SignedContent;
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY,
     PRIORITY_ROUTINE,
@@ -95,20 +96,23 @@ fn crafted(
         released_by: None,
     };
     let priority = Precedence::parse(precedence).expect("a precedence").priority();
-    let sealed = sender.seal_unchecked(created_ms, line, priority, payload).expect("the core encrypts the message");
-    let sealed = sealed.envelope.body();
+    let key = fixtures::key(seed);
+    let signed = SignedContent::sign(&key, &line, &me, seq, payload.encode());
+    let content_hash = signed.hash(&line, &me, seq);
+    let (epoch, ciphertext) = sender.encrypt_unchecked(line, &signed.encode()).expect("the core encrypts the message");
     EnvelopeBody {
         line,
         sender: me,
         seq,
         prev,
-        epoch: sealed.epoch,
+        epoch,
         created_ms,
         priority,
         content_type: CONTENT_MLS,
-        payload: sealed.payload.clone(),
+        content_hash,
+        payload: ciphertext,
     }
-    .sign(&fixtures::key(seed))
+    .sign(&key)
 }
 
 fn hash(r: &Record) -> EnvelopeHash {

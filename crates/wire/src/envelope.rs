@@ -15,9 +15,9 @@ use thiserror::Error;
 use crate::codec::{DecodeError, Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"ADIE";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Domain separation for envelope signatures, so that no other signed object can pass as one.
-const SIGNING_CONTEXT: &[u8] = b"ADI-ENVELOPE-V1\0";
+const SIGNING_CONTEXT: &[u8] = b"ADI-ENVELOPE-V2\0";
 
 /// Content type of a payload that travels as plain bytes inside the signed envelope. Nodes no
 /// longer accept it on lines; it remains for tests of the layers before decryption.
@@ -122,6 +122,9 @@ pub struct EnvelopeBody {
     pub created_ms: u64,
     pub priority: u8,
     pub content_type: u8,
+    /// For an MLS application message: the hash of the signed content inside the encryption
+    /// ([`crate::content::SignedContent::hash`]); 32 zero bytes otherwise.
+    pub content_hash: [u8; 32],
     pub payload: Vec<u8>,
 }
 
@@ -138,6 +141,7 @@ impl EnvelopeBody {
         w.u64(self.created_ms);
         w.u8(self.priority);
         w.u8(self.content_type);
+        w.raw(&self.content_hash);
         w.bytes32(&self.payload);
         w.into_bytes()
     }
@@ -208,11 +212,13 @@ impl Envelope {
             return Err(DecodeError::Invalid("priority"));
         }
         let content_type = r.u8("content_type")?;
+        let content_hash = r.array("content_hash")?;
         let payload = r.bytes32("payload", payload_max)?.to_vec();
         let body_len = r.position();
         r.take(64, "signature")?;
         r.finish()?;
-        let body = EnvelopeBody { line, sender, seq, prev, epoch, created_ms, priority, content_type, payload };
+        let body =
+            EnvelopeBody { line, sender, seq, prev, epoch, created_ms, priority, content_type, content_hash, payload };
         Ok(Envelope { body, bytes: bytes.to_vec(), body_len, hash: EnvelopeHash::of(bytes) })
     }
 
@@ -272,6 +278,7 @@ mod tests {
             created_ms: 1_700_000_000_000,
             priority: PRIORITY_FLASH,
             content_type: CONTENT_PLAIN_V1,
+            content_hash: [3; 32],
             payload: b"hello".to_vec(),
         }
     }

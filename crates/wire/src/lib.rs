@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod content;
 pub mod envelope;
 pub mod files;
 pub mod payload;

@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     received_ms INTEGER NOT NULL,
     bytes BLOB NOT NULL,
     epoch INTEGER NOT NULL,
+    content BLOB,
     kind TEXT NOT NULL,
     precedence TEXT,
     class TEXT,

@@ -360,12 +360,17 @@ pub(super) fn envelope(
     s: &Sealer,
     hash: &EnvelopeHash,
 ) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
-    c.query_row("SELECT hash, kind, received_ms, bytes FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| {
+    let sql = "SELECT hash, kind, received_ms, bytes, content FROM envelopes WHERE hash = ?1";
+    c.query_row(sql, params![&hash.0[..]], |row| {
         Ok(EnvelopeRow {
             hash: hash_of(row.get(0)?)?,
             kind: row.get(1)?,
             received_ms: u(row.get(2)?),
             bytes: open_bytes(s, "envelopes.bytes", row.get(3)?)?,
+            signed_content: row
+                .get::<_, Option<Vec<u8>>>(4)?
+                .map(|c| open_bytes(s, "envelopes.content", c))
+                .transpose()?,
         })
     })
     .optional()

@@ -154,8 +154,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         .map(|s| body.created_ms.saturating_add(s.saturating_mul(1000)) as i64);
     c.execute(
         "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
-             precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         params![
             &hash.0[..],
             &body.line.0[..],
@@ -176,6 +176,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             deadline_ms,
             m.and_then(|m| m.released_by.as_deref()),
             body.epoch as i64,
+            r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
         ],
     )?;
     for peer in &r.recipients {
