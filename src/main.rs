@@ -190,6 +190,29 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
+    /// Write a self-contained, offline-verifiable bundle of a line's record.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        line: String,
+        /// Start of the window: milliseconds since 1970-01-01T00:00Z, by the time this node
+        /// accepted each envelope.
+        #[arg(long)]
+        from: Option<u64>,
+        /// End of the window, as `--from`.
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle offline: every signature, chain link, proof, receipt and checkpoint.
+    Verify {
+        file: PathBuf,
+        /// Print only the result and the first failure.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Build and run a whole local network.
     Demo {
         /// Member codes, comma-separated (default: the 18 members of 2022).
@@ -362,6 +385,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
+        Command::Export { client, line, from, to, out } => {
+            let mut query = Vec::new();
+            query.extend(from.map(|f| format!("from_ms={f}")));
+            query.extend(to.map(|t| format!("to_ms={t}")));
+            let path = format!("/api/v1/lines/{line}/export?{}", query.join("&"));
+            let v = client.client()?.call(Method::GET, &path, None).await?;
+            let text = serde_json::to_string_pretty(&v)?;
+            std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            let count = v.get("envelopes").and_then(Value::as_array).map_or(0, Vec::len);
+            out!("wrote {} ({count} envelopes of line {line})", out.display());
+            Ok(())
+        }
+        Command::Verify { file, quiet } => verify_bundle(&file, quiet),
         Command::Show { client, id } => {
             let v = client.client()?.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
             print_out(client.json, &v, print_message);
@@ -992,6 +1028,40 @@ async fn wait_alarm(client: &Client, kind: &str, message: &str, within: Duration
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     None
+}
+
+/// Checks a bundle offline and prints each check; fails naming the first broken item.
+fn verify_bundle(file: &Path, quiet: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let bundle: adi_record::bundle::Bundle =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a bundle: {e}", file.display()))?;
+    let report = adi_record::bundle::verify(&bundle);
+    if !quiet {
+        for c in &report.checks {
+            match &c.failure {
+                None => out!("ok    {}", c.item),
+                Some(why) => out!("FAIL  {}: {why}", c.item),
+            }
+        }
+    }
+    let failed = report.checks.iter().filter(|c| c.failure.is_some()).count();
+    match report.first_failure() {
+        None => {
+            out!(
+                "verified: {} checks passed ({} envelopes, line {})",
+                report.checks.len(),
+                bundle.envelopes.len(),
+                bundle.line.id
+            );
+            Ok(())
+        }
+        Some(first) => anyhow::bail!(
+            "{failed} of {} checks failed; the first: {}: {}",
+            report.checks.len(),
+            first.item,
+            first.failure.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -416,6 +416,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/update-keys", post(update_keys))
         .route("/api/v1/lines/{line}/leave", post(leave_line))
         .route("/api/v1/lines/{line}/checkpoints", get(line_checkpoints).post(new_checkpoint))
+        .route("/api/v1/lines/{line}/export", get(export_line))
         .route("/api/v1/lines/{line}/members", post(add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
@@ -654,6 +655,32 @@ async fn line_checkpoints(
 ) -> Result<Json<Vec<CheckpointView>>, ApiError> {
     let line = find_line(&node, &line)?;
     Ok(Json(node.store.checkpoints(&line.id, None)?.into_iter().map(CheckpointView::from).collect()))
+}
+
+/// The window of a line to export, by the time this node accepted each envelope.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ExportParams {
+    /// Milliseconds since 1970-01-01T00:00Z: the first envelope accepted at or after it.
+    pub from_ms: Option<u64>,
+    /// The last envelope accepted at or before it.
+    pub to_ms: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}/export", params(("line" = String, Path, description = "line id"), ExportParams),
+    responses((status = 200, description = "a self-contained bundle of the line (docs/RECORD.md, \"Bundles\")"),
+              (status = 404, body = ErrorBody)))]
+async fn export_line(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+    params: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<Json<adi_record::bundle::Bundle>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let line = find_line(&node, &line)?;
+    let bundle = crate::record::export(&node, line.id, p.from_ms, p.to_ms)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e))?;
+    Ok(Json(bundle))
 }
 
 /// A new checkpoint and what each member answered to it.

@@ -448,3 +448,122 @@ pub(crate) async fn run_checkpoints(
         }
     }
 }
+
+/// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
+async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<SignedCheckpoint, String> {
+    let cp = node
+        .core()
+        .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), now_ms())
+        .map_err(|e| e.message)?;
+    node.store.commit(WriteBatch { checkpoints: vec![cp.clone()], ..WriteBatch::default() }).wait().await.map_err(
+        |e| {
+            node.fail_storage(&e);
+            e.to_string()
+        },
+    )?;
+    Ok(cp)
+}
+
+/// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
+/// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
+/// proofs against a checkpoint of the whole log (signed now if the log grew), every checkpoint
+/// and countersignature held, and the roster keys needed to check them.
+pub async fn export(
+    node: &NodeState,
+    line: LineId,
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+) -> Result<adi_record::bundle::Bundle, String> {
+    use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
+    let e = |e: StoreError| e.to_string();
+    let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
+    let log = node.store.line_log(&line).map_err(e)?;
+    let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
+    let own_size = node
+        .store
+        .checkpoints(&line, Some(node.member.as_str()))
+        .map_err(e)?
+        .iter()
+        .map(|r| r.checkpoint.checkpoint.size)
+        .max();
+    if own_size != Some(leaves.len() as u64) {
+        checkpoint_now(node, line, &leaves).await?;
+    }
+    let rows = node.store.checkpoints(&line, None).map_err(e)?;
+    let mut signers: std::collections::BTreeSet<String> = info.members.iter().map(|m| m.to_string()).collect();
+    let mut own: Vec<SignedCheckpoint> = Vec::new();
+    let mut checkpoints = Vec::new();
+    for r in &rows {
+        signers.insert(r.checkpoint.checkpoint.signer.clone());
+        signers.extend(r.countersignatures.iter().map(|(m, _)| m.to_string()));
+        if r.checkpoint.checkpoint.signer == node.member.as_str() {
+            own.push(r.checkpoint.clone());
+        }
+        checkpoints.push(BundleCheckpoint {
+            signed: hex::encode(r.checkpoint.to_bytes().map_err(|e| e.to_string())?),
+            countersignatures: r.countersignatures.iter().map(|(m, s)| (m.to_string(), hex::encode(s))).collect(),
+        });
+    }
+    own.sort_by_key(|c| c.checkpoint.size);
+    own.dedup_by_key(|c| c.checkpoint.size);
+    let consistency = own
+        .windows(2)
+        .map(|p| {
+            let (a, b) = (p[0].checkpoint.size, p[1].checkpoint.size);
+            let proof = merkle::consistency_proof(&leaves[..b as usize], a as usize);
+            BundleConsistency { from_size: a, to_size: b, proof: proof.iter().map(hex::encode).collect() }
+        })
+        .collect();
+    let size = own.last().map_or(0, |c| c.checkpoint.size as usize);
+    let mut rows = Vec::with_capacity(log.len());
+    for hash in &log {
+        rows.push(node.store.envelope(hash).map_err(e)?.ok_or_else(|| format!("envelope {hash} is missing"))?);
+    }
+    // The window is the contiguous stretch of the log from the first entry accepted at or after
+    // `from_ms` to the last accepted at or before `to_ms`.
+    let inside = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|to| t <= to);
+    let from_index = rows.iter().position(|r| inside(r.received_ms)).unwrap_or(rows.len());
+    let to_index = rows.iter().rposition(|r| inside(r.received_ms)).map_or(from_index, |i| i + 1);
+    let mut envelopes = Vec::new();
+    for (index, row) in rows.iter().enumerate().take(to_index).skip(from_index) {
+        if let Ok(env) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) {
+            signers.insert(env.body().sender.clone());
+        }
+        let inclusion = if index < size { merkle::inclusion_proof(&leaves[..size], index) } else { Vec::new() };
+        envelopes.push(BundleEnvelope {
+            index: index as u64,
+            bytes: hex::encode(&row.bytes),
+            content: row.signed_content.as_ref().map(hex::encode),
+            inclusion: inclusion.iter().map(hex::encode).collect(),
+        });
+    }
+    let (from_index, to_index) = (from_index as u64, to_index as u64);
+    let roster = signers
+        .into_iter()
+        .filter_map(|code| {
+            let m = MemberCode::parse(&code).ok()?;
+            let key = node.roster().member(&m)?.signing_key;
+            Some((code, hex::encode(key.to_bytes())))
+        })
+        .collect();
+    Ok(Bundle {
+        format: FORMAT.to_string(),
+        v: 1,
+        exported_by: node.member.to_string(),
+        exported_ms: now_ms(),
+        line: BundleLine {
+            id: line.to_hex(),
+            scope: info.scope.as_str().to_string(),
+            title: info.title.clone(),
+            home: info.home.to_string(),
+            members: info.members.iter().map(|m| m.to_string()).collect(),
+        },
+        roster,
+        log: log.iter().map(|h| h.to_hex()).collect(),
+        from_index,
+        to_index,
+        envelopes,
+        checkpoints,
+        consistency,
+    })
+}

@@ -296,3 +296,116 @@ async fn a_messages_plaintext_proves_itself_without_any_mls_key() {
     }
     net.stop_all().await;
 }
+
+async fn bundle(net: &Net, at: &str, line: &str) -> adi_record::bundle::Bundle {
+    let v = net.client(at).call(hyper::Method::GET, &format!("/api/v1/lines/{line}/export"), None).await.unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+fn first_failure(b: &adi_record::bundle::Bundle) -> Option<String> {
+    adi_record::bundle::verify(b)
+        .first_failure()
+        .map(|c| format!("{}: {}", c.item, c.failure.clone().unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_line_verifies_offline_and_any_change_is_named() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = send(&ph, &line, "IMMEDIATE", &format!("PH {n}")).await;
+        wait_delivered(&ph, &id, WAIT).await;
+        ids.push(id);
+        checkpoint(&net, "PH", &line).await;
+    }
+    let (status, _) = net
+        .client("CN")
+        .request(hyper::Method::POST, &format!("/api/v1/messages/{}/ack", ids[0]), Some(&serde_json::json!({})))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    // Every receipt has arrived at PH before it exports.
+    eventually(WAIT, "CN's acknowledgement and every decrypted receipt at PH", || async {
+        let m = ph.call(hyper::Method::GET, &format!("/api/v1/messages/{}", ids[0]), None).await.ok()?;
+        let acked = m["recipients"].as_array()?.iter().any(|r| r["state"] == "acknowledged");
+        let all = ids.len() * 2 + 1;
+        let receipts = bundle(&net, "PH", &line).await.envelopes.iter().filter(|e| e.content.is_some()).count();
+        (acked && receipts >= ids.len() + all).then_some(())
+    })
+    .await;
+    let good = bundle(&net, "PH", &line).await;
+    assert_eq!(first_failure(&good), None);
+    let report = adi_record::bundle::verify(&good);
+    assert!(
+        report.checks.iter().any(|c| c.item.contains("acknowledged receipt answers PH")),
+        "the receipts are checked"
+    );
+    assert!(report.checks.iter().any(|c| c.item.contains("consistency of PH's log")), "checkpoints are chained");
+    assert!(report.checks.iter().any(|c| c.item.contains("countersignature by CN")));
+
+    // One changed byte in any envelope: its signature fails, and the report names it.
+    let mut changed = good.clone();
+    let target = changed.envelopes.len() / 2;
+    let mut bytes = hex::decode(&changed.envelopes[target].bytes).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    changed.envelopes[target].bytes = hex::encode(bytes);
+    let why = first_failure(&changed).expect("a changed byte is caught");
+    assert!(why.starts_with(&format!("envelope at log index {}", changed.envelopes[target].index)), "{why}");
+
+    // A record removed from the export, or from the log with it.
+    let mut removed = good.clone();
+    let gone = removed.envelopes.remove(2).index;
+    let why = first_failure(&removed).expect("a removed record is caught");
+    assert!(why.contains(&format!("log entry {gone} has no envelope")), "{why}");
+    let mut erased = good.clone();
+    erased.envelopes.remove(2);
+    erased.log.remove(2);
+    for e in erased.envelopes.iter_mut().filter(|e| e.index > 2) {
+        e.index -= 1;
+    }
+    erased.to_index -= 1;
+    let why = first_failure(&erased).expect("an entry erased from the log is caught");
+    assert!(why.contains("root of the exported log"), "{why}");
+
+    // Two records reordered.
+    let mut reordered = good.clone();
+    let (a, b) = (reordered.envelopes[1].index, reordered.envelopes[3].index);
+    reordered.envelopes.swap(1, 3);
+    reordered.envelopes[1].index = a;
+    reordered.envelopes[3].index = b;
+    let why = first_failure(&reordered).expect("reordered records are caught");
+    assert!(why.contains("place in the log"), "{why}");
+    let mut relogged = good.clone();
+    relogged.log.swap(1, 3);
+    let why = first_failure(&relogged).expect("a reordered log is caught");
+    assert!(why.contains("root of the exported log") || why.contains("place in the log"), "{why}");
+
+    // A receipt swapped between messages: the content of one receipt put in another's envelope.
+    let mut swapped = good.clone();
+    let receipts: Vec<usize> = swapped
+        .envelopes
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.content.as_ref().is_some_and(|c| {
+                let sc = SignedContent::decode(&hex::decode(c).unwrap()).unwrap();
+                matches!(
+                    adi_wire::payload::PayloadV1::decode(&sc.content),
+                    Ok(adi_wire::payload::PayloadV1::Receipt { .. })
+                )
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(receipts.len() >= 2);
+    let (x, y) = (receipts[0], receipts[1]);
+    let content_x = swapped.envelopes[x].content.clone();
+    swapped.envelopes[x].content = swapped.envelopes[y].content.clone();
+    swapped.envelopes[y].content = content_x;
+    let why = first_failure(&swapped).expect("a swapped receipt is caught");
+    assert!(why.contains("signed content"), "{why}");
+    net.stop_all().await;
+}

@@ -4,6 +4,7 @@
 //! hashed as an RFC 9162 Merkle tree ([`merkle`]); it signs checkpoints of that log and peers
 //! countersign them ([`checkpoint`]). `docs/RECORD.md` specifies every byte hashed or signed.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod merkle;
 

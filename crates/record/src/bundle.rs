@@ -1,0 +1,323 @@
+//! The export bundle of a line and its offline verification.
+//!
+//! A bundle is JSON (`docs/RECORD.md`, "Bundles"): the line, the roster keys needed, the
+//! exporting member's whole log of the line (entry hashes, in order), the envelopes of the
+//! exported window with their signed content where the exporter could read it, inclusion proofs
+//! of those envelopes against the exporter's latest checkpoint, the checkpoints with their
+//! countersignatures, and consistency proofs between the exporter's successive checkpoints.
+//! [`verify`] needs nothing else.
+
+use std::collections::{BTreeMap, HashMap};
+
+use adi_wire::content::SignedContent;
+use adi_wire::payload::PayloadV1;
+use adi_wire::{Envelope, EnvelopeHash, LineId};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::SignedCheckpoint;
+use crate::merkle::{self, Hash};
+
+/// The format name a bundle carries.
+pub const FORMAT: &str = "adi-bundle";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub format: String,
+    pub v: u8,
+    /// The member whose node exported the bundle; its log and checkpoints are the spine.
+    pub exported_by: String,
+    pub exported_ms: u64,
+    pub line: BundleLine,
+    /// Roster signing keys (hex) of every member whose signature the bundle holds.
+    pub roster: BTreeMap<String, String>,
+    /// Every entry of the exporter's log of the line, in order (envelope hashes, hex).
+    pub log: Vec<String>,
+    /// The exported window of the log: every entry from `from_index` up to (not including)
+    /// `to_index` is in `envelopes`.
+    pub from_index: u64,
+    pub to_index: u64,
+    /// The exported envelopes, each with its position in the log.
+    pub envelopes: Vec<BundleEnvelope>,
+    /// Checkpoints of the line held by the exporter (its own and its peers'), oldest first.
+    pub checkpoints: Vec<BundleCheckpoint>,
+    /// Consistency proofs between the exporter's successive checkpoints: (from size, to size,
+    /// proof hashes, hex).
+    pub consistency: Vec<BundleConsistency>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleLine {
+    pub id: String,
+    pub scope: String,
+    pub title: String,
+    pub home: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleEnvelope {
+    /// Position in the exporter's log.
+    pub index: u64,
+    /// The signed envelope, hex.
+    pub bytes: String,
+    /// Its signed content, hex, for an application message the exporter could read.
+    pub content: Option<String>,
+    /// Inclusion proof of the envelope in the tree of the exporter's latest checkpoint, hex.
+    pub inclusion: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleCheckpoint {
+    /// Signed checkpoint bytes, hex.
+    pub signed: String,
+    /// (member, Ed25519 countersignature hex).
+    pub countersignatures: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleConsistency {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub proof: Vec<String>,
+}
+
+/// One check `verify` made, for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked, naming the item.
+    pub item: String,
+    /// `None` when it holds; otherwise why not.
+    pub failure: Option<String>,
+}
+
+/// Everything `verify` checked, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn check(&mut self, item: impl Into<String>, result: Result<(), String>) -> bool {
+        let ok = result.is_ok();
+        self.checks.push(Check { item: item.into(), failure: result.err() });
+        ok
+    }
+
+    /// The first check that failed.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| c.failure.is_some())
+    }
+}
+
+fn hex_hash(s: &str) -> Result<Hash, String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| format!("'{s}' is not a 32-byte hex hash"))?;
+    Ok(out)
+}
+
+fn hashes(list: &[String]) -> Result<Vec<Hash>, String> {
+    list.iter().map(|h| hex_hash(h)).collect()
+}
+
+/// Checks a bundle offline: every signature, chain link, inclusion and consistency proof,
+/// checkpoint, countersignature, signed content and receipt. Every check is reported; the bundle
+/// holds when none failed.
+pub fn verify(bundle: &Bundle) -> Report {
+    let mut r = Report::default();
+    let format_ok = bundle.format == FORMAT && bundle.v == 1;
+    if !r.check("bundle format", if format_ok { Ok(()) } else { Err("not an adi-bundle of version 1".into()) }) {
+        return r;
+    }
+    // Roster keys.
+    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
+    for (code, key) in &bundle.roster {
+        let parsed = hex_hash(key).and_then(|k| VerifyingKey::from_bytes(&k).map_err(|e| e.to_string()));
+        if let Ok(k) = &parsed {
+            keys.insert(code.clone(), *k);
+        }
+        r.check(format!("roster key of {code}"), parsed.map(|_| ()));
+    }
+    let Some(line) = LineId::from_hex(&bundle.line.id) else {
+        r.check("line id", Err(format!("'{}' is not a line id", bundle.line.id)));
+        return r;
+    };
+    let log = match hashes(&bundle.log) {
+        Ok(l) => l,
+        Err(e) => {
+            r.check("log entries", Err(e));
+            return r;
+        }
+    };
+    let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(h)).collect();
+
+    // Checkpoints and countersignatures; the exporter's checkpoints must match its log.
+    let mut own: Vec<SignedCheckpoint> = Vec::new();
+    for (i, c) in bundle.checkpoints.iter().enumerate() {
+        let name = format!("checkpoint {i}");
+        let parsed = hex::decode(&c.signed)
+            .map_err(|e| e.to_string())
+            .and_then(|b| SignedCheckpoint::from_bytes(&b).map_err(|e| e.to_string()));
+        let cp = match parsed {
+            Ok(cp) => cp,
+            Err(e) => {
+                r.check(&name, Err(e));
+                continue;
+            }
+        };
+        let k = &cp.checkpoint;
+        let name = format!("checkpoint {i} ({} at size {})", k.signer, k.size);
+        let signed = match keys.get(&k.signer) {
+            Some(key) => cp.verify(key).map_err(|e| e.to_string()),
+            None => Err(format!("{} is not in the bundle's roster", k.signer)),
+        };
+        let signed = signed.and_then(|_| if k.line != line.0 { Err("it is of another line".into()) } else { Ok(()) });
+        r.check(format!("{name}: signature"), signed);
+        for (member, sig) in &c.countersignatures {
+            let ok = match (keys.get(member), hex::decode(sig).ok().and_then(|s| <[u8; 64]>::try_from(s).ok())) {
+                (Some(key), Some(sig)) => cp.verify_countersignature(member, key, &sig).map_err(|e| e.to_string()),
+                (None, _) => Err(format!("{member} is not in the bundle's roster")),
+                (_, None) => Err("the countersignature is not 64 bytes of hex".into()),
+            };
+            r.check(format!("{name}: countersignature by {member}"), ok);
+        }
+        if k.signer == bundle.exported_by {
+            let matches = if (k.size as usize) > leaves.len() {
+                Err(format!("it covers {} entries; the log has {}", k.size, leaves.len()))
+            } else if merkle::root(&leaves[..k.size as usize]) != k.root {
+                Err("its root is not the root of the log's first entries: the log was changed".into())
+            } else {
+                Ok(())
+            };
+            r.check(format!("{name}: root of the exported log"), matches);
+            own.push(cp);
+        }
+    }
+    // Equivocation among the checkpoints held.
+    for (i, a) in bundle.checkpoints.iter().enumerate() {
+        for b in bundle.checkpoints.iter().skip(i + 1) {
+            let parse =
+                |c: &BundleCheckpoint| hex::decode(&c.signed).ok().and_then(|b| SignedCheckpoint::from_bytes(&b).ok());
+            if let (Some(x), Some(y)) = (parse(a), parse(b)) {
+                if x.equivocates_with(&y) {
+                    r.check(
+                        format!("checkpoints of {} at size {}", x.checkpoint.signer, x.checkpoint.size),
+                        Err("two different roots for one size: equivocation".into()),
+                    );
+                }
+            }
+        }
+    }
+    // Consistency between the exporter's successive checkpoints.
+    own.sort_by_key(|c| c.checkpoint.size);
+    for pair in own.windows(2) {
+        let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
+        let name = format!("consistency of {}'s log from {} to {} entries", bundle.exported_by, a.size, b.size);
+        let proof = bundle.consistency.iter().find(|c| c.from_size == a.size && c.to_size == b.size);
+        let ok = match proof {
+            None => Err("no consistency proof in the bundle".to_string()),
+            Some(p) => hashes(&p.proof).and_then(|p| {
+                merkle::verify_consistency(a.size, b.size, &a.root, &b.root, &p).map_err(|e| e.to_string())
+            }),
+        };
+        r.check(name, ok);
+    }
+    let latest = own.last().map(|c| c.checkpoint.clone());
+
+    // Envelopes: signature, place in the log, inclusion, signed content, chain links.
+    let mut by_sender: BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>> = BTreeMap::new();
+    let mut known: HashMap<EnvelopeHash, (String, u64)> = HashMap::new();
+    let mut receipts: Vec<(String, PayloadV1)> = Vec::new();
+    for e in &bundle.envelopes {
+        let name = format!("envelope at log index {}", e.index);
+        let decoded = hex::decode(&e.bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Envelope::decode(&b, usize::MAX, usize::MAX).map_err(|e| e.to_string()));
+        let envelope = match decoded {
+            Ok(x) => x,
+            Err(err) => {
+                r.check(&name, Err(format!("cannot be decoded: {err}")));
+                continue;
+            }
+        };
+        let hash = envelope.hash();
+        let body = envelope.body().clone();
+        let name = format!("{name} ({} #{}, {hash})", body.sender, body.seq);
+        let signed = match keys.get(&body.sender) {
+            Some(key) => envelope.clone().verify(key).map(|_| ()).map_err(|e| e.to_string()),
+            None => Err(format!("{} is not in the bundle's roster", body.sender)),
+        };
+        let on_line = if body.line == line { Ok(()) } else { Err("it is of another line".to_string()) };
+        r.check(format!("{name}: signature"), signed.and(on_line));
+        let at = log.get(e.index as usize).copied();
+        r.check(
+            format!("{name}: place in the log"),
+            if at == Some(hash.0) { Ok(()) } else { Err("the log holds another entry at its index".into()) },
+        );
+        if let Some(cp) = &latest {
+            if e.index < cp.size {
+                let ok = hashes(&e.inclusion).and_then(|p| {
+                    merkle::verify_inclusion(e.index, cp.size, &merkle::leaf_hash(&hash.0), &p, &cp.root)
+                        .map_err(|x| x.to_string())
+                });
+                r.check(format!("{name}: inclusion in {}'s checkpoint of {} entries", cp.signer, cp.size), ok);
+            }
+        }
+        if let Some(content) = &e.content {
+            let ok = hex::decode(content).map_err(|x| x.to_string()).and_then(|b| {
+                let sc = SignedContent::decode(&b).map_err(|x| x.to_string())?;
+                let key = keys.get(&body.sender).ok_or("the author is not in the roster")?;
+                sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash).map_err(|x| x.to_string())?;
+                if let Ok(p @ PayloadV1::Receipt { .. }) = PayloadV1::decode(&sc.content) {
+                    receipts.push((name.clone(), p));
+                }
+                Ok(())
+            });
+            r.check(format!("{name}: signed content"), ok);
+        }
+        by_sender.entry(body.sender.clone()).or_default().insert(body.seq, (hash, body.prev));
+        known.insert(hash, (body.sender.clone(), body.seq));
+    }
+    let present: std::collections::HashSet<u64> = bundle.envelopes.iter().map(|e| e.index).collect();
+    let window = bundle.from_index..bundle.to_index.min(log.len() as u64);
+    let missing: Vec<u64> = window.filter(|i| !present.contains(i)).collect();
+    r.check(
+        format!("envelopes of log entries {} to {}", bundle.from_index, bundle.to_index),
+        match missing.first() {
+            None => Ok(()),
+            Some(i) => Err(format!("log entry {i} has no envelope in the bundle ({} missing)", missing.len())),
+        },
+    );
+    for (sender, chain) in &by_sender {
+        for (seq, (_, prev)) in chain {
+            if let Some((before, _)) = seq.checked_sub(1).and_then(|s| chain.get(&s)) {
+                r.check(
+                    format!("chain link of {sender} #{seq}"),
+                    if prev == before { Ok(()) } else { Err(format!("it names {prev}, but #{} is {before}", seq - 1)) },
+                );
+            }
+        }
+    }
+    // Receipts name the exact envelope they answer.
+    for (name, p) in receipts {
+        if let PayloadV1::Receipt { kind, answers, answers_sender, answers_seq, .. } = p {
+            let ok = match EnvelopeHash::from_hex(&answers) {
+                None => Err("the answered hash is not hex".to_string()),
+                Some(h) => match known.get(&h) {
+                    Some((s, q)) if *s == answers_sender && *q == answers_seq => Ok(()),
+                    Some((s, q)) => Err(format!("it names {answers_sender} #{answers_seq}, but {h} is {s} #{q}")),
+                    // Outside the exported window: it must at least be in the log.
+                    None if log.contains(&h.0) => Ok(()),
+                    None => Err(format!("the answered envelope {h} is not in the log")),
+                },
+            };
+            r.check(format!("{name}: {kind} receipt answers {answers_sender} #{answers_seq}"), ok);
+        }
+    }
+    r
+}
