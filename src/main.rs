@@ -190,6 +190,11 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
+    /// Mutual decisions: propose an exact text, concur, decline, show.
+    Decision {
+        #[command(subcommand)]
+        command: DecisionCommand,
+    },
     /// Write a self-contained, offline-verifiable bundle of a line's record.
     Export {
         #[command(flatten)]
@@ -229,6 +234,48 @@ enum Command {
         /// Do not play the scenario.
         #[arg(long)]
         no_scenario: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DecisionCommand {
+    /// Propose a decision on a line (every member of the line is a party unless named).
+    Propose {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        line: String,
+        /// The exact text.
+        #[arg(long)]
+        text: String,
+        /// Member codes whose concurrence makes it final, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        parties: Option<Vec<String>>,
+        #[arg(long)]
+        deadline_s: Option<u64>,
+        /// The decision this version replaces.
+        #[arg(long)]
+        supersedes: Option<String>,
+    },
+    /// Concur with a decision's exact text.
+    Concur {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Decline a decision, with a reason.
+    Decline {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// A decision, its state and each party's answer.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
     },
 }
 
@@ -398,6 +445,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify { file, quiet } => verify_bundle(&file, quiet),
+        Command::Decision { command } => {
+            let (client, v) = match command {
+                DecisionCommand::Propose { client, line, text, parties, deadline_s, supersedes } => {
+                    let body =
+                        json!({"text": text, "parties": parties, "deadline_s": deadline_s, "supersedes": supersedes});
+                    let path = format!("/api/v1/lines/{line}/decisions");
+                    let v = client.client()?.call(Method::POST, &path, Some(&body)).await?;
+                    (client, v)
+                }
+                DecisionCommand::Concur { client, id } => {
+                    let path = format!("/api/v1/decisions/{id}/concur");
+                    let v = client.client()?.call(Method::POST, &path, Some(&json!({}))).await?;
+                    (client, v)
+                }
+                DecisionCommand::Decline { client, id, reason } => {
+                    let path = format!("/api/v1/decisions/{id}/decline");
+                    let v = client.client()?.call(Method::POST, &path, Some(&json!({"reason": reason}))).await?;
+                    (client, v)
+                }
+                DecisionCommand::Show { client, id } => {
+                    let v = client.client()?.call(Method::GET, &format!("/api/v1/decisions/{id}"), None).await?;
+                    (client, v)
+                }
+            };
+            print_out(client.json, &v, print_decision);
+            Ok(())
+        }
         Command::Show { client, id } => {
             let v = client.client()?.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
             print_out(client.json, &v, print_message);
@@ -1028,6 +1102,31 @@ async fn wait_alarm(client: &Client, kind: &str, message: &str, within: Duration
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     None
+}
+
+fn print_decision(d: &Value) {
+    out!("decision {}  on line {}  by {}", s(d, "id"), s(d, "line"), s(d, "proposer"));
+    out!("state:    {}", s(d, "state"));
+    let list = |k: &str| {
+        d.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+    };
+    out!("parties:  {}", list("parties").unwrap_or_default());
+    if let Some(missing) = list("missing").filter(|m| !m.is_empty()) {
+        out!("missing:  {missing}");
+    }
+    if let Some(old) = d.get("supersedes").and_then(Value::as_str) {
+        out!("replaces: {old}");
+    }
+    if let Some(new) = d.get("superseded_by").and_then(Value::as_str) {
+        out!("replaced by: {new}");
+    }
+    out!("text (SHA-256 {}):\n{}", s(d, "text_sha256"), s(d, "text"));
+    for a in d.get("answers").and_then(Value::as_array).into_iter().flatten() {
+        let verb = if a.get("concur").and_then(Value::as_bool) == Some(true) { "concurred" } else { "declined" };
+        let other = if a.get("over_this_text").and_then(Value::as_bool) == Some(true) { "" } else { " (another text)" };
+        let reason = a.get("reason").and_then(Value::as_str).map(|r| format!(": {r}")).unwrap_or_default();
+        out!("  {:<4} {verb}{other}{reason}", s(a, "member"));
+    }
 }
 
 /// Checks a bundle offline and prints each check; fails naming the first broken item.

@@ -14,11 +14,12 @@ use std::collections::{BTreeSet, HashMap};
 use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
 use adi_record::{Checkpoint, Hash, SignedCheckpoint};
 use adi_wire::content::SignedContent;
-use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_IMMEDIATE};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
 use ed25519_dalek::SigningKey;
 
+use crate::decision::{Concurrence, Decision};
 use crate::discipline::{
     human_ms, AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, LinkHealth, LinkState, PendingAck, Side, Timer,
 };
@@ -71,6 +72,8 @@ pub enum Content {
     LinkTest,
     /// An MLS proposal or commit of the line's group (a key update).
     Handshake,
+    Decision(Decision),
+    Concurrence(Concurrence),
 }
 
 impl Content {
@@ -82,6 +85,8 @@ impl Content {
             Content::Receipt(_) => "receipt",
             Content::LinkTest => "link_test",
             Content::Handshake => "handshake",
+            Content::Decision(_) => "decision",
+            Content::Concurrence(_) => "concurrence",
         }
     }
 }
@@ -704,6 +709,41 @@ impl Hotline {
         self.seal(now_ms, line, priority, payload, Content::LinkTest)
     }
 
+    /// Proposes a decision on a line: its exact text, the parties whose concurrence makes it final
+    /// (all members of the line when none are named), and the version it replaces, if any.
+    pub fn propose_decision(&mut self, now_ms: u64, line: LineId, decision: Decision) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        let decision =
+            if decision.parties.is_empty() { Decision { parties: line.members.clone(), ..decision } } else { decision };
+        decision.check(&line, &self.config.limits)?;
+        let payload = decision_to_payload(&decision);
+        self.seal(now_ms, line, PRIORITY_IMMEDIATE, payload, Content::Decision(decision))
+    }
+
+    /// Answers a decision: concurs with, or declines, the text whose SHA-256 is given.
+    pub fn answer_decision(&mut self, now_ms: u64, line: LineId, answer: Concurrence) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        let reason = answer.reason.as_ref().map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        if !answer.concur && reason.is_none() {
+            return Err(CoreError::invalid("reason_required", "declining a decision needs a reason"));
+        }
+        let answer = Concurrence { reason, ..answer };
+        let payload = PayloadV1::Concurrence {
+            v: 1,
+            decision: answer.decision.to_hex(),
+            text_sha256: hex::encode(answer.text_sha256),
+            concur: answer.concur,
+            reason: answer.reason.clone(),
+        };
+        self.seal(now_ms, line, PRIORITY_IMMEDIATE, payload, Content::Concurrence(answer))
+    }
+
     /// Encrypts any bytes as an application message of a line's group. Tests use it to craft
     /// envelopes with chain fields of their choosing; the node never calls it.
     #[doc(hidden)]
@@ -1058,6 +1098,19 @@ impl Hotline {
                 }
                 Content::LinkTest
             }
+            p @ PayloadV1::Decision { .. } => {
+                let decision = decision_from_payload(p).map_err(Refusal::reject)?;
+                decision.check(&line, &self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                Content::Decision(decision)
+            }
+            p @ PayloadV1::Concurrence { .. } => {
+                let answer = concurrence_from_payload(p).map_err(Refusal::reject)?;
+                if answer.reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5)
+                {
+                    return Err(Refusal::reject("the reason is too long"));
+                }
+                Content::Concurrence(answer)
+            }
         };
         self.check_seq(&line, &sender, &envelope)?;
         let mut record = Record {
@@ -1394,6 +1447,44 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
             released_by,
         }),
         _ => Err("not a message".into()),
+    }
+}
+
+fn decision_to_payload(d: &Decision) -> PayloadV1 {
+    PayloadV1::Decision {
+        v: 1,
+        text: d.text.clone(),
+        parties: d.parties.iter().map(|p| p.to_string()).collect(),
+        deadline_s: d.deadline_s,
+        supersedes: d.supersedes.map(|h| h.to_hex()),
+    }
+}
+
+fn decision_from_payload(p: PayloadV1) -> Result<Decision, String> {
+    match p {
+        PayloadV1::Decision { text, parties, deadline_s, supersedes, .. } => Ok(Decision {
+            text,
+            parties: parties.iter().map(|p| MemberCode::parse(p)).collect::<Result<_, _>>()?,
+            deadline_s,
+            supersedes: supersedes
+                .map(|s| EnvelopeHash::from_hex(&s).ok_or("the replaced decision is not a 32-byte hex hash"))
+                .transpose()?,
+        }),
+        _ => Err("not a decision".into()),
+    }
+}
+
+fn concurrence_from_payload(p: PayloadV1) -> Result<Concurrence, String> {
+    match p {
+        PayloadV1::Concurrence { decision, text_sha256, concur, reason, .. } => {
+            let decision = EnvelopeHash::from_hex(&decision).ok_or("the decision is not a 32-byte hex hash")?;
+            let text = EnvelopeHash::from_hex(&text_sha256).ok_or("the text hash is not 32 bytes of hex")?;
+            if !concur && reason.is_none() {
+                return Err("declining a decision needs a reason".into());
+            }
+            Ok(Concurrence { decision, text_sha256: text.0, concur, reason })
+        }
+        _ => Err("not an answer to a decision".into()),
     }
 }
 

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod decision;
 pub mod discipline;
 pub mod error;
 pub mod fixtures;
@@ -18,6 +19,7 @@ pub mod message;
 pub mod receipt;
 pub mod roster;
 
+pub use decision::{Concurrence, Decision};
 pub use discipline::{AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkState, PendingAck, Side};
 pub use error::{CoreError, ErrorKind};
 pub use hotline::{

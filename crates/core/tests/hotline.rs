@@ -42,6 +42,8 @@ fn render_record(r: &Record) -> String {
         Content::Receipt(x) => format!("receipt {} of #{}", x.kind.as_str(), x.answers.seq),
         Content::LinkTest => "link_test".to_string(),
         Content::Handshake => "handshake".to_string(),
+        Content::Decision(d) => format!("decision '{}'", d.text),
+        Content::Concurrence(a) => format!("{} {}", if a.concur { "concurs with" } else { "declines" }, a.decision),
     };
     let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();
     format!("{} #{} priority {} {what} to [{}]", r.sender, b.seq, b.priority, to.join(","))

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::decisions_api;
 use crate::discipline_api::{self, DraftView};
 use crate::node::{now_ms, NodeState};
 
@@ -417,6 +418,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/leave", post(leave_line))
         .route("/api/v1/lines/{line}/checkpoints", get(line_checkpoints).post(new_checkpoint))
         .route("/api/v1/lines/{line}/export", get(export_line))
+        .route("/api/v1/lines/{line}/decisions", get(decisions_api::list).post(decisions_api::propose))
+        .route("/api/v1/decisions/{id}", get(decisions_api::get_one))
+        .route("/api/v1/decisions/{id}/concur", post(decisions_api::concur))
+        .route("/api/v1/decisions/{id}/decline", post(decisions_api::decline))
         .route("/api/v1/lines/{line}/members", post(add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/inbox", get(inbox))
@@ -455,7 +460,7 @@ async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
     Json(Health { status: status.into(), member: node.member.to_string() })
 }
 
-fn check_writable(node: &NodeState) -> Result<(), ApiError> {
+pub(crate) fn check_writable(node: &NodeState) -> Result<(), ApiError> {
     if node.storage_failed.load(Ordering::SeqCst) {
         Err(ApiError::unavailable())
     } else {
@@ -502,7 +507,7 @@ async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec
     Json(lines)
 }
 
-fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
+pub(crate) fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
     LineId::from_hex(id)
         .and_then(|id| node.core().line(&id).cloned())
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_line", format!("no line {id} here")))

@@ -14,6 +14,7 @@ use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::checkpoint::SignedCheckpoint;
 use crate::merkle::{self, Hash};
@@ -233,6 +234,9 @@ pub fn verify(bundle: &Bundle) -> Report {
     let mut by_sender: BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>> = BTreeMap::new();
     let mut known: HashMap<EnvelopeHash, (String, u64)> = HashMap::new();
     let mut receipts: Vec<(String, PayloadV1)> = Vec::new();
+    // Decisions by id: (text SHA-256, parties), and answers (decision, member, text SHA-256, concur).
+    let mut decisions: BTreeMap<String, (Hash, Vec<String>)> = BTreeMap::new();
+    let mut answers: Vec<(String, String, String, bool)> = Vec::new();
     for e in &bundle.envelopes {
         let name = format!("envelope at log index {}", e.index);
         let decoded = hex::decode(&e.bytes)
@@ -273,8 +277,18 @@ pub fn verify(bundle: &Bundle) -> Report {
                 let sc = SignedContent::decode(&b).map_err(|x| x.to_string())?;
                 let key = keys.get(&body.sender).ok_or("the author is not in the roster")?;
                 sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash).map_err(|x| x.to_string())?;
-                if let Ok(p @ PayloadV1::Receipt { .. }) = PayloadV1::decode(&sc.content) {
-                    receipts.push((name.clone(), p));
+                match PayloadV1::decode(&sc.content) {
+                    Ok(p @ PayloadV1::Receipt { .. }) => receipts.push((name.clone(), p)),
+                    Ok(PayloadV1::Decision { text, parties, .. }) => {
+                        let sha: Hash = sha2::Sha256::digest(text.as_bytes()).into();
+                        // Proposing is the proposer's concurrence.
+                        answers.push((hash.to_hex(), body.sender.clone(), hex::encode(sha), true));
+                        decisions.insert(hash.to_hex(), (sha, parties));
+                    }
+                    Ok(PayloadV1::Concurrence { decision, text_sha256, concur, .. }) => {
+                        answers.push((decision, body.sender.clone(), text_sha256, concur));
+                    }
+                    _ => {}
                 }
                 Ok(())
             });
@@ -301,6 +315,31 @@ pub fn verify(bundle: &Bundle) -> Report {
                     if prev == before { Ok(()) } else { Err(format!("it names {prev}, but #{} is {before}", seq - 1)) },
                 );
             }
+        }
+    }
+    // Decisions: an answer counts only from a party and over the decision's exact text; a
+    // decision is final when every party concurred.
+    for (id, (sha, parties)) in &decisions {
+        let mut state: BTreeMap<&str, bool> = BTreeMap::new();
+        for (d, member, text, concur) in &answers {
+            if d == id && *text == hex::encode(sha) && parties.contains(member) {
+                state.insert(member, *concur);
+            }
+        }
+        let missing: Vec<&str> = parties.iter().map(String::as_str).filter(|p| state.get(p) != Some(&true)).collect();
+        let status = if state.values().any(|c| !c) {
+            "declined".to_string()
+        } else if missing.is_empty() {
+            "final".to_string()
+        } else {
+            format!("not final, missing {}", missing.join(", "))
+        };
+        r.check(format!("decision {id}: {status}"), Ok(()));
+    }
+    for (d, member, _, _) in &answers {
+        if let Some((_, parties)) = decisions.get(d) {
+            let ok = if parties.contains(member) { Ok(()) } else { Err(format!("{member} is not a party to it")) };
+            r.check(format!("answer by {member} to decision {d}"), ok);
         }
     }
     // Receipts name the exact envelope they answer.

@@ -124,6 +124,74 @@ pub struct RecipientRow {
     pub detail: Option<String>,
 }
 
+/// A decision with every answer to it held here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRow {
+    /// The decision's envelope hash.
+    pub id: EnvelopeHash,
+    pub line: LineId,
+    pub proposer: MemberCode,
+    pub text: String,
+    pub text_sha256: [u8; 32],
+    pub parties: Vec<MemberCode>,
+    pub deadline_ms: Option<u64>,
+    pub supersedes: Option<EnvelopeHash>,
+    /// A later version that names this one.
+    pub superseded_by: Option<EnvelopeHash>,
+    pub created_ms: u64,
+    /// Answers, oldest first.
+    pub answers: Vec<AnswerRow>,
+}
+
+/// One party's signed answer to a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerRow {
+    pub hash: EnvelopeHash,
+    pub member: MemberCode,
+    pub text_sha256: [u8; 32],
+    pub concur: bool,
+    pub reason: Option<String>,
+    pub signed_ms: u64,
+}
+
+impl DecisionRow {
+    /// Each party's answer that counts: its latest over this decision's exact text. Proposing
+    /// counts as the proposer's concurrence.
+    pub fn counted(&self) -> Vec<(MemberCode, bool)> {
+        self.parties
+            .iter()
+            .filter_map(|p| {
+                let answer = self
+                    .answers
+                    .iter()
+                    .rev()
+                    .find(|a| a.member == *p && a.text_sha256 == self.text_sha256)
+                    .map(|a| a.concur);
+                answer.or((*p == self.proposer).then_some(true)).map(|c| (p.clone(), c))
+            })
+            .collect()
+    }
+
+    /// The parties whose concurrence is still missing.
+    pub fn missing(&self) -> Vec<MemberCode> {
+        let counted = self.counted();
+        self.parties.iter().filter(|p| !counted.iter().any(|(m, c)| m == *p && *c)).cloned().collect()
+    }
+
+    /// `superseded`, `declined`, `final` (every party concurred over the exact text) or `open`.
+    pub fn state(&self) -> &'static str {
+        if self.superseded_by.is_some() {
+            "superseded"
+        } else if self.counted().iter().any(|(_, c)| !c) {
+            "declined"
+        } else if self.missing().is_empty() {
+            "final"
+        } else {
+            "open"
+        }
+    }
+}
+
 /// A signed checkpoint with the countersignatures it gathered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointRow {
@@ -282,6 +350,8 @@ pub trait Store: Send + Sync + 'static {
     /// Signed checkpoints kept of a line (of one signer, or all), oldest first, each with its
     /// countersignatures (member, signature).
     fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError>;
+    /// Decisions of a line (or the one with `id`), oldest first, with their answers.
+    fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError>;
     /// Evidence of tampering, newest first, with its id.
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.

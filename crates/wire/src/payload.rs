@@ -55,6 +55,31 @@ pub enum PayloadV1 {
     },
     /// An automatic link test, answered by the peer's node with a `link_test_answer` receipt.
     LinkTest { v: u8 },
+    /// A decision proposed on a line: its exact text, the members whose concurrence makes it
+    /// final, an optional deadline, and the earlier version it replaces.
+    Decision {
+        v: u8,
+        text: String,
+        parties: Vec<String>,
+        /// Seconds after `created_ms` by which the parties are asked to answer.
+        #[serde(default)]
+        deadline_s: Option<u64>,
+        /// The decision (envelope hash, hex) this version replaces.
+        #[serde(default)]
+        supersedes: Option<String>,
+    },
+    /// A party's answer to a decision: it concurs with, or declines, the exact text whose
+    /// SHA-256 it names.
+    Concurrence {
+        v: u8,
+        /// The decision answered (envelope hash, hex).
+        decision: String,
+        /// SHA-256 of the decision's exact text (UTF-8), hex.
+        text_sha256: String,
+        concur: bool,
+        #[serde(default)]
+        reason: Option<String>,
+    },
 }
 
 impl PayloadV1 {
@@ -69,7 +94,9 @@ impl PayloadV1 {
             PayloadV1::LineSetup { v, .. }
             | PayloadV1::Message { v, .. }
             | PayloadV1::Receipt { v, .. }
-            | PayloadV1::LinkTest { v } => *v,
+            | PayloadV1::LinkTest { v }
+            | PayloadV1::Decision { v, .. }
+            | PayloadV1::Concurrence { v, .. } => *v,
         };
         if v != 1 {
             return Err(format!("unsupported payload version {v}"));

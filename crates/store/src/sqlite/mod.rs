@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::seal::Sealer;
 use crate::{
-    AlarmAck, AlarmRow, CheckpointRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem,
-    Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
+    AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
+    Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
 };
 
 /// Settings of the SQLite backend.
@@ -209,6 +209,28 @@ CREATE TABLE IF NOT EXISTS countersignatures (
     signature BLOB NOT NULL,
     PRIMARY KEY (line, signer, size, root, member)
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    id BLOB PRIMARY KEY,
+    line BLOB NOT NULL,
+    proposer TEXT NOT NULL,
+    text BLOB NOT NULL,
+    text_sha256 BLOB NOT NULL,
+    parties TEXT NOT NULL,
+    deadline_ms INTEGER,
+    supersedes BLOB,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_line ON decisions (line, created_ms);
+CREATE TABLE IF NOT EXISTS concurrences (
+    hash BLOB PRIMARY KEY,
+    decision BLOB NOT NULL,
+    member TEXT NOT NULL,
+    text_sha256 BLOB NOT NULL,
+    concur INTEGER NOT NULL,
+    reason BLOB,
+    signed_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS concurrences_decision ON concurrences (decision, member);
 CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
     bytes BLOB NOT NULL,
@@ -565,6 +587,10 @@ impl Store for SqliteStore {
 
     fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError> {
         self.read(|c| read::checkpoints(c, line, signer))
+    }
+
+    fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError> {
+        self.read(|c| read::decisions(c, &self.inner.sealer, line, id))
     }
 
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::seal::Sealer;
 
 use crate::{
-    AlarmRow, CheckpointRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow, Operator, OutboxItem,
-    QueueStat, ReceiptRow, RecipientRow,
+    AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
+    Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow,
 };
 
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -322,6 +322,59 @@ pub(super) fn checkpoints(
         out.push(CheckpointRow { checkpoint, countersignatures });
     }
     Ok(out)
+}
+
+/// Decisions of a line, or one decision, with their answers.
+pub(super) fn decisions(
+    c: &Connection,
+    s: &Sealer,
+    line: Option<&LineId>,
+    id: Option<&EnvelopeHash>,
+) -> Result<Vec<DecisionRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT d.id, d.line, d.proposer, d.text, d.text_sha256, d.parties, d.deadline_ms, d.supersedes, d.created_ms,
+                (SELECT n.id FROM decisions n WHERE n.supersedes = d.id ORDER BY n.created_ms LIMIT 1)
+         FROM decisions d WHERE (?1 IS NULL OR d.line = ?1) AND (?2 IS NULL OR d.id = ?2) ORDER BY d.created_ms, d.id",
+    )?;
+    let mut rows = stmt
+        .query_map(params![line.map(|l| l.0.to_vec()), id.map(|h| h.0.to_vec())], |row| {
+            let parties: String = row.get(5)?;
+            let sha: Vec<u8> = row.get(4)?;
+            Ok(DecisionRow {
+                id: hash_of(row.get(0)?)?,
+                line: line_id_of(row.get(1)?)?,
+                proposer: code_of(row.get(2)?)?,
+                text: open(s, "decisions.text", Some(row.get(3)?))?.unwrap_or_default(),
+                text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
+                parties: parties.split(',').map(|p| code_of(p.to_string())).collect::<Result<_, _>>()?,
+                deadline_ms: opt_u(row.get(6)?),
+                supersedes: opt_hash_of(row.get(7)?)?,
+                created_ms: u(row.get(8)?),
+                superseded_by: opt_hash_of(row.get(9)?)?,
+                answers: Vec::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut answers = c.prepare_cached(
+        "SELECT hash, member, text_sha256, concur, reason, signed_ms FROM concurrences WHERE decision = ?1
+         ORDER BY signed_ms, hash",
+    )?;
+    for d in &mut rows {
+        d.answers = answers
+            .query_map(params![&d.id.0[..]], |row| {
+                let sha: Vec<u8> = row.get(2)?;
+                Ok(AnswerRow {
+                    hash: hash_of(row.get(0)?)?,
+                    member: code_of(row.get(1)?)?,
+                    text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
+                    concur: row.get(3)?,
+                    reason: open(s, "concurrences.reason", row.get(4)?)?,
+                    signed_ms: u(row.get(5)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    Ok(rows)
 }
 
 /// Evidence of tampering, newest first.

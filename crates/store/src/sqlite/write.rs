@@ -129,6 +129,27 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             return Ok(refusal);
         }
     }
+    if let Content::Concurrence(a) = &r.content {
+        // An answer to a decision held here must come from one of its parties, on its line. One
+        // that arrives before its decision is kept.
+        let decided: Option<(Vec<u8>, String)> = c
+            .query_row("SELECT line, parties FROM decisions WHERE id = ?1", params![&a.decision.0[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        if let Some((line, parties)) = decided {
+            let reason = if line != r.line.id.0 {
+                Some("the decision answered is on another line".to_string())
+            } else if !parties.split(',').any(|p| p == r.sender.as_str()) {
+                Some(format!("{} is not a party to the decision", r.sender))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Ok(Outcome::Mismatch { reason });
+            }
+        }
+    }
     if matches!(r.content, Content::Handshake) {
         // A commit may change who is on the line; the record carries the line as it now stands.
         let members: Vec<&str> = r.line.members.iter().map(|m| m.as_str()).collect();
@@ -209,6 +230,65 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             },
         )?,
         Content::Receipt(receipt) => record_receipt(c, s, r, receipt)?,
+        Content::Decision(d) => {
+            let parties: Vec<&str> = d.parties.iter().map(|p| p.as_str()).collect();
+            c.execute(
+                "INSERT INTO decisions (id, line, proposer, text, text_sha256, parties, deadline_ms, supersedes, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    &hash.0[..],
+                    &r.line.id.0[..],
+                    r.sender.as_str(),
+                    s.seal_str("decisions.text", &d.text),
+                    &d.text_sha256()[..],
+                    parties.join(","),
+                    d.deadline_s.map(|x| (body.created_ms + x * 1000) as i64),
+                    d.supersedes.map(|h| h.0.to_vec()),
+                    body.created_ms as i64
+                ],
+            )?;
+            event(
+                c,
+                s,
+                Event {
+                    kind: "decision",
+                    at_ms: r.received_ms,
+                    line: Some(r.line.id),
+                    message: Some(hash),
+                    member: Some(r.sender.as_str()),
+                    state: Some("proposed"),
+                    ..Event::default()
+                },
+            )?;
+        }
+        Content::Concurrence(a) => {
+            c.execute(
+                "INSERT INTO concurrences (hash, decision, member, text_sha256, concur, reason, signed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    &hash.0[..],
+                    &a.decision.0[..],
+                    r.sender.as_str(),
+                    &a.text_sha256[..],
+                    a.concur,
+                    a.reason.as_deref().map(|x| s.seal_str("concurrences.reason", x)),
+                    body.created_ms as i64
+                ],
+            )?;
+            event(
+                c,
+                s,
+                Event {
+                    kind: "decision",
+                    at_ms: r.received_ms,
+                    line: Some(r.line.id),
+                    message: Some(a.decision),
+                    member: Some(r.sender.as_str()),
+                    state: Some(if a.concur { "concurred" } else { "declined" }),
+                    ..Event::default()
+                },
+            )?;
+        }
         _ => {}
     }
     Ok(Outcome::Inserted)

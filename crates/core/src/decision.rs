@@ -1,0 +1,74 @@
+//! Mutual decisions: an exact text proposed on a line, and each required party's signed
+//! concurrence with, or refusal of, that exact text.
+//!
+//! A decision is final only when every required party has concurred over the SHA-256 of its
+//! exact text; a changed text is a new decision that names the one it replaces, and needs
+//! concurrence again. Every decision and answer travels as signed content inside the line's
+//! encryption, so each is its author's signature.
+
+use adi_wire::EnvelopeHash;
+use sha2::{Digest, Sha256};
+
+use crate::error::CoreError;
+use crate::limits::Limits;
+use crate::line::Line;
+use crate::roster::MemberCode;
+
+/// A decision as proposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub text: String,
+    /// The members whose concurrence makes it final.
+    pub parties: Vec<MemberCode>,
+    pub deadline_s: Option<u64>,
+    /// The decision this version replaces.
+    pub supersedes: Option<EnvelopeHash>,
+}
+
+impl Decision {
+    /// SHA-256 of the exact text (UTF-8): what each party's answer names.
+    pub fn text_sha256(&self) -> [u8; 32] {
+        text_sha256(&self.text)
+    }
+
+    /// Checks a decision against its line and the limits.
+    pub fn check(&self, line: &Line, limits: &Limits) -> Result<(), CoreError> {
+        if self.text.trim().is_empty() {
+            return Err(CoreError::invalid("empty_text", "a decision has a text"));
+        }
+        if self.text.len() > limits.body_bytes_max {
+            return Err(CoreError::invalid(
+                "text_too_long",
+                format!("a decision's text is at most {} bytes", limits.body_bytes_max),
+            ));
+        }
+        if self.parties.is_empty() {
+            return Err(CoreError::invalid("no_parties", "a decision needs at least one party"));
+        }
+        if let Some(p) = self.parties.iter().find(|p| !line.has_member(p)) {
+            return Err(CoreError::invalid("party_not_on_line", format!("{p} is not a member of line {}", line.id)));
+        }
+        let mut sorted = self.parties.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.parties.len() {
+            return Err(CoreError::invalid("repeated_party", "a party is listed twice"));
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a text's UTF-8 bytes.
+pub fn text_sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// A party's answer to a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Concurrence {
+    pub decision: EnvelopeHash,
+    /// The text the party answered, by SHA-256; an answer over another text does not count.
+    pub text_sha256: [u8; 32],
+    pub concur: bool,
+    pub reason: Option<String>,
+}

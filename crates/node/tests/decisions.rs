@@ -1,0 +1,132 @@
+//! Mutual decisions between real nodes: a decision is final only when every required party has
+//! concurred over its exact text; a changed text is a new version that needs concurrence again;
+//! and a final decision exports and verifies offline.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, open_line, Net};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn post(net: &Net, at: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    net.client(at).request(Method::POST, path, Some(&body)).await.unwrap()
+}
+
+/// Waits until `at` sees the decision in `state` with `missing`.
+async fn wait_state(net: &Net, at: &str, id: &str, state: &str, missing: &[&str]) -> Value {
+    let c = net.client(at);
+    eventually(WAIT, &format!("decision {id} {state} at {at}"), || async {
+        let d = c.call(Method::GET, &format!("/api/v1/decisions/{id}"), None).await.ok()?;
+        (d["state"] == state && d["missing"] == json!(missing)).then_some(d)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_is_final_only_when_every_party_concurred_over_its_exact_text() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let decisions = format!("/api/v1/lines/{line}/decisions");
+
+    // Bad input changes nothing.
+    let (status, v) = post(&net, "PH", &decisions, json!({"text": "  "})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("empty_text")));
+    let (status, v) = post(&net, "PH", &decisions, json!({"text": "t", "parties": ["PH", "ID"]})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("party_not_on_line")));
+
+    let text = "Both navies keep 5 nautical miles apart in the area until 1 December.";
+    let (status, first) = post(&net, "PH", &decisions, json!({"text": text})).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first_id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["parties"], json!(["CN", "PH", "VN"]));
+    assert_eq!((first["state"].as_str(), &first["missing"]), (Some("open"), &json!(["CN", "VN"])));
+
+    // CN concurs; one concurrence is still missing, so it is not final anywhere.
+    wait_state(&net, "CN", &first_id, "open", &["CN", "VN"]).await;
+    let (status, v) = post(&net, "CN", &format!("/api/v1/decisions/{first_id}/concur"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = post(&net, "CN", &format!("/api/v1/decisions/{first_id}/concur"), json!({})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("already_answered")));
+    wait_state(&net, "PH", &first_id, "open", &["VN"]).await;
+    // VN read another text: its concurrence is refused, and nothing is sent.
+    let (status, v) =
+        post(&net, "VN", &format!("/api/v1/decisions/{first_id}/concur"), json!({"text_sha256": "00".repeat(32)}))
+            .await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("text_changed")));
+    let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{first_id}/decline"), json!({})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("reason_required")));
+
+    // PH changes the text: a new version naming the old one. CN's concurrence was over the old
+    // text and does not count for the new one.
+    let changed = "Both navies keep 3 nautical miles apart in the area until 1 December.";
+    let (status, second) = post(&net, "PH", &decisions, json!({"text": changed, "supersedes": first_id})).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second_id = second["id"].as_str().unwrap().to_string();
+    assert_eq!(second["supersedes"], first_id.as_str());
+    assert_eq!(second["missing"], json!(["CN", "VN"]));
+    wait_state(&net, "VN", &first_id, "superseded", &["VN"]).await;
+    let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{first_id}/concur"), json!({})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("superseded")));
+
+    for at in ["CN", "VN"] {
+        let c = net.client(at);
+        eventually(WAIT, &format!("the new version at {at}"), || async {
+            c.call(Method::GET, &format!("/api/v1/decisions/{second_id}"), None).await.ok()
+        })
+        .await;
+        let read = hex::encode(sha2_of(changed));
+        let (status, v) =
+            post(&net, at, &format!("/api/v1/decisions/{second_id}/concur"), json!({"text_sha256": read})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    for at in ["PH", "CN", "VN"] {
+        let d = wait_state(&net, at, &second_id, "final", &[]).await;
+        assert_eq!(d["text"], changed);
+        assert!(d["answers"].as_array().unwrap().iter().all(|a| a["over_this_text"] == true));
+    }
+    let listed = common::get_list(&net.client("VN"), &decisions).await;
+    let states: Vec<&str> = listed.iter().map(|d| d["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["superseded", "final"]);
+
+    // The final decision exports and verifies offline, with its parties' signed answers.
+    let v = net.client("CN").call(Method::GET, &format!("/api/v1/lines/{line}/export"), None).await.unwrap();
+    let bundle: adi_record::bundle::Bundle = serde_json::from_value(v).unwrap();
+    let report = adi_record::bundle::verify(&bundle);
+    assert!(report.first_failure().is_none(), "{:?}", report.first_failure());
+    let items: Vec<&str> = report.checks.iter().map(|c| c.item.as_str()).collect();
+    assert!(items.contains(&format!("decision {second_id}: final").as_str()), "{items:?}");
+    assert!(items.contains(&format!("decision {first_id}: not final, missing VN").as_str()), "{items:?}");
+    net.stop_all().await;
+}
+
+fn sha2_of(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_party_answers_and_a_decline_makes_it_declined() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let (_, d) = post(
+        &net,
+        "PH",
+        &format!("/api/v1/lines/{line}/decisions"),
+        json!({"text": "Joint statement", "parties": ["PH", "CN"]}),
+    )
+    .await;
+    let id = d["id"].as_str().unwrap().to_string();
+    wait_state(&net, "VN", &id, "open", &["CN"]).await;
+    let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{id}/concur"), json!({})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_party")));
+    let (status, _) =
+        post(&net, "CN", &format!("/api/v1/decisions/{id}/decline"), json!({"reason": "wording not agreed"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let d = wait_state(&net, "PH", &id, "declined", &["CN"]).await;
+    assert_eq!(d["answers"][0]["reason"], "wording not agreed");
+    net.stop_all().await;
+}

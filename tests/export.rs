@@ -1,0 +1,335 @@
+//! `adi export` and `adi verify` as an operator uses them, against real node processes: a line's
+//! record is exported through the CLI, every node is stopped, and the bundle still verifies
+//! offline; one changed hex digit is named; and every line of the full 18-member network of 2022
+//! verifies the same way.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use hyper::Method;
+use serde_json::{json, Value};
+use support::{init, kill_9, serve, wait_healthy, Member, Proc};
+
+/// How long any one wait (delivery, acknowledgement, a command) may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A finished `adi` command.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    #[track_caller]
+    fn ok(self) -> Outcome {
+        assert!(self.success(), "adi failed ({:?}):\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn fails(self) -> Outcome {
+        assert!(
+            !self.success() && self.code.is_some(),
+            "adi should exit non-zero ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs the `adi` binary with `args`, as the operator of `member` when given (its `ADI_URL` and
+/// `ADI_TOKEN`), and kills it if it takes longer than `WAIT`.
+async fn adi(args: &[&str], member: Option<&Member>) -> Outcome {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_adi"));
+    for var in ["ADI_URL", "ADI_TOKEN", "ADI_PIN", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    if let Some(m) = member {
+        cmd.env("ADI_URL", &m.url).env("ADI_TOKEN", &m.token);
+    }
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("adi {args:?} did not finish within {WAIT:?}"))
+        .expect("cannot run adi");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Real node processes of a demo network, their log shown only when the test fails.
+struct Network {
+    members: Vec<Member>,
+    procs: Vec<Proc>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Network {
+    /// Writes the network's configuration, starts every node at once, and waits for all of them.
+    async fn start(codes: &str) -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("net");
+        let members = init(&state, codes);
+        let log = dir.path().join("nodes.log");
+        let procs = members.iter().map(|m| serve(&m.config, &log, "warn")).collect();
+        let net = Network { members, procs, log, _dir: dir };
+        for m in &net.members {
+            wait_healthy(&m.url).await;
+        }
+        net
+    }
+
+    fn member(&self, code: &str) -> &Member {
+        self.members.iter().find(|m| m.code == code).unwrap_or_else(|| panic!("no member {code}"))
+    }
+
+    fn client(&self, code: &str) -> Client {
+        self.member(code).client()
+    }
+
+    /// A file in the test's directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+
+    /// Stops every node with SIGKILL.
+    fn kill_all(&mut self) {
+        for p in self.procs.drain(..) {
+            kill_9(p);
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- node log ({}) ----\n{log}---- end of node log ----", self.log.display());
+        }
+    }
+}
+
+async fn open_line(c: &Client, members: &[&str]) -> String {
+    let v = c.call(Method::POST, "/api/v1/lines", Some(&json!({"members": members, "scope": "ADMM-Plus"}))).await;
+    let v = v.unwrap_or_else(|e| panic!("opening a line of {members:?}: {e}"));
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Sends a message and returns its id.
+async fn send(c: &Client, line: &str, precedence: &str, subject: &str) -> String {
+    let body = json!({"precedence": precedence, "subject": subject, "body": format!("body of {subject}")});
+    let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Polls `f` until it returns `Some`, or fails after `WAIT`.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until every recipient of a message is in `state`, at its sender's node; returns it.
+async fn wait_state(c: &Client, id: &str, state: &str) -> Value {
+    eventually(&format!("message {id} {state} to every recipient"), || async {
+        let m = c.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+        let all = m["recipients"].as_array()?.iter().all(|r| r["state"] == state);
+        all.then_some(m)
+    })
+    .await
+}
+
+/// Makes a checkpoint of a line and checks that every other member countersigned it.
+async fn checkpoint(c: &Client, line: &str) -> Value {
+    let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/checkpoints"), None).await.unwrap();
+    let exchanges = v["exchanges"].as_array().unwrap_or_else(|| panic!("no exchanges: {v}"));
+    assert!(!exchanges.is_empty() && exchanges.iter().all(|x| x["countersigned"] == true), "{v}");
+    v
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Changes one hex digit in the middle of a hex string to another hex digit.
+fn flip_hex_digit(hex: &str) -> String {
+    let at = hex.len() / 2;
+    let mut chars: Vec<char> = hex.chars().collect();
+    assert!(chars[at].is_ascii_hexdigit(), "{hex}");
+    chars[at] = if chars[at] == '0' { '1' } else { '0' };
+    chars.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_verify_through_the_cli() {
+    let started = Instant::now();
+    let mut net = Network::start("PH,CN,VN").await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN", "VN"]).await;
+    let mut ids = Vec::new();
+    for (n, precedence) in ["IMMEDIATE", "ROUTINE", "PRIORITY"].iter().enumerate() {
+        let id = send(&ph, &line, precedence, &format!("PH's message {n}")).await;
+        wait_state(&ph, &id, "delivered").await;
+        ids.push(id);
+    }
+    let (status, v) =
+        cn.request(Method::POST, &format!("/api/v1/messages/{}/ack", ids[0]), Some(&json!({}))).await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    // The acknowledgement has reached PH before PH signs its checkpoint.
+    eventually("CN's acknowledgement at PH", || async {
+        let m = ph.call(Method::GET, &format!("/api/v1/messages/{}", ids[0]), None).await.ok()?;
+        m["recipients"].as_array()?.iter().any(|r| r["member"] == "CN" && r["state"] == "acknowledged").then_some(())
+    })
+    .await;
+    checkpoint(&ph, &line).await;
+    // The window starts at PH's last message: the line's set-up and the first messages are before it.
+    let last = ph.call(Method::GET, &format!("/api/v1/messages/{}", ids[2]), None).await.unwrap();
+    let from_ms = last["received_ms"].as_u64().unwrap();
+
+    let whole = net.path("whole.json");
+    let window = net.path("window.json");
+    let ph_member = net.member("PH");
+    let out = adi(&["export", "--line", &line, "--out", arg(&whole)], Some(ph_member)).await.ok();
+    assert!(out.stdout.contains("wrote"), "{}", out.stdout);
+    let from = from_ms.to_string();
+    adi(&["export", "--line", &line, "--from", &from, "--out", arg(&window)], Some(ph_member)).await.ok();
+
+    // Nothing runs any more: the bundles stand on their own.
+    net.kill_all();
+
+    let out = adi(&["verify", arg(&whole)], None).await.ok();
+    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("countersignature by CN")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("signed content")), "{}", out.stdout);
+    assert!(out.stdout.contains("acknowledged receipt answers PH"), "{}", out.stdout);
+
+    // One hex digit changed in the middle of one envelope: that envelope is named.
+    let mut bundle = read_json(&whole);
+    let envelopes = bundle["envelopes"].as_array_mut().unwrap();
+    // The set-up, three messages, a delivered receipt of each from CN and VN, CN's acknowledgement.
+    let least = 1 + 3 + 3 * 2 + 1;
+    assert!(envelopes.len() >= least, "set-up, messages and receipts: {}", envelopes.len());
+    let middle = envelopes.len() / 2;
+    let target = &mut envelopes[middle];
+    let index = target["index"].as_u64().unwrap();
+    let changed = flip_hex_digit(target["bytes"].as_str().unwrap());
+    target["bytes"] = Value::String(changed);
+    let tampered = net.path("tampered.json");
+    std::fs::write(&tampered, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
+    let out = adi(&["verify", arg(&tampered)], None).await.fails();
+    let named = format!("envelope at log index {index}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("FAIL") && l.contains(&named)), "{}", out.stdout);
+    assert!(!out.stdout.contains("verified:"), "{}", out.stdout);
+    assert!(out.stderr.contains(&format!("the first: {named}")), "{}", out.stderr);
+
+    // Not a bundle at all.
+    let junk = net.path("junk.json");
+    std::fs::write(&junk, "this is not JSON\n").unwrap();
+    let out = adi(&["verify", arg(&junk)], None).await.fails();
+    assert!(out.stderr.contains("junk.json") && out.stderr.contains("not a bundle"), "{}", out.stderr);
+
+    // The window: from PH's last message on, with the whole log to prove it in place.
+    let bundle = read_json(&window);
+    let from_index = bundle["from_index"].as_u64().unwrap();
+    assert!(from_index > 0, "the window starts after the first entries: {from_index}");
+    assert_eq!(bundle["log"], read_json(&whole)["log"]);
+    let indexes: Vec<u64> =
+        bundle["envelopes"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    assert!(!indexes.is_empty() && indexes.iter().all(|i| *i >= from_index), "{indexes:?}");
+    let out = adi(&["verify", arg(&window)], None).await.ok();
+    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    eprintln!("export_and_verify_through_the_cli took {:?}", started.elapsed());
+}
+
+/// The member codes of the 2022 roster, from the shipped data.
+fn members_2022() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/members.json");
+    let data = read_json(&path);
+    let codes: Vec<String> =
+        data["roster_2022"].as_array().unwrap().iter().map(|m| m["code"].as_str().unwrap().to_string()).collect();
+    assert_eq!(codes.len(), 18, "{codes:?}");
+    codes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_from_the_18_member_demo_network_verifies_offline_after_the_nodes_are_stopped() {
+    let started = Instant::now();
+    let codes = members_2022();
+    let mut net = Network::start(&codes.join(",")).await;
+    let up = started.elapsed();
+    let ph = net.client("PH");
+    // PH opens a direct line to every other member, sends a FLASH on it and checkpoints it.
+    let mut tasks = Vec::new();
+    for other in codes.iter().filter(|c| *c != "PH").cloned() {
+        let ph = ph.clone();
+        tasks.push(tokio::spawn(async move {
+            let line = open_line(&ph, &["PH", &other]).await;
+            let id = send(&ph, &line, "FLASH", &format!("FLASH to {other}")).await;
+            wait_state(&ph, &id, "delivered").await;
+            checkpoint(&ph, &line).await;
+            (other, line)
+        }));
+    }
+    let mut lines = Vec::new();
+    for t in tasks {
+        lines.push(t.await.unwrap());
+    }
+    assert_eq!(lines.len(), 17);
+    let traffic = started.elapsed();
+    let mut files = Vec::new();
+    for (other, line) in &lines {
+        let file = net.path(&format!("PH-{other}.json"));
+        adi(&["export", "--line", line, "--out", arg(&file)], Some(net.member("PH"))).await.ok();
+        files.push((other.clone(), file));
+    }
+    let exported = started.elapsed();
+    net.kill_all();
+
+    for (other, file) in &files {
+        let out = adi(&["verify", arg(file)], None).await.ok();
+        assert!(out.stdout.contains("verified:"), "{other}: {}", out.stdout);
+        let countersigned = format!("countersignature by {other}");
+        assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains(&countersigned)), "{}", out.stdout);
+    }
+    eprintln!(
+        "18 members: up in {up:?}, 17 lines with traffic and checkpoints by {traffic:?}, exported by {exported:?}, \
+         verified by {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_bundle_in_the_docs_verifies() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/example-bundle.json");
+    let out = adi(&["verify", arg(&path)], None).await.ok();
+    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+}
