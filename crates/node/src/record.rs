@@ -318,6 +318,7 @@ pub async fn checkpoint_and_exchange(
     let now = now_ms();
     let e = |e: StoreError| e.to_string();
     let leaves = log_leaves(node, &line).map_err(e)?;
+    check_own_log(node, line, &leaves).await?;
     let (cp, members) = {
         let core = node.core();
         let members: Vec<MemberCode> = core
@@ -449,8 +450,44 @@ pub(crate) async fn run_checkpoints(
     }
 }
 
+/// Checks this node's stored log of a line against its own latest checkpoint: the log must still
+/// begin with the entries that checkpoint covered. A store changed behind the node's back (an
+/// entry altered, removed or reordered) fails, raises a `tamper` alarm, and no checkpoint is
+/// signed over it.
+async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<(), String> {
+    let latest = node
+        .store
+        .checkpoints(&line, Some(node.member.as_str()))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.checkpoint)
+        .max_by_key(|c| c.checkpoint.size);
+    let Some(latest) = latest else { return Ok(()) };
+    let size = latest.checkpoint.size as usize;
+    let root = (size <= leaves.len()).then(|| merkle::root(&leaves[..size]));
+    if root == Some(latest.checkpoint.root) {
+        return Ok(());
+    }
+    let detail = format!(
+        "this node's stored log of the line no longer begins with the {size} entries its checkpoint of {} signed",
+        latest.checkpoint.time_ms
+    );
+    let held = latest.to_bytes().unwrap_or_default();
+    let current_root = merkle::root(leaves).to_vec();
+    let b = tamper(line, &node.member, detail, held, current_root, now_ms());
+    let reason = b.reason.clone();
+    tracing::error!(line = %line, reason = %reason, "tamper: the stored log changed");
+    let batch = WriteBatch { alarms: vec![b.alarm], evidence: vec![b.evidence], ..WriteBatch::default() };
+    if let Err(e) = node.store.commit(batch).wait().await {
+        node.fail_storage(&e);
+    }
+    node.committed(&[]);
+    Err(reason)
+}
+
 /// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
 async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<SignedCheckpoint, String> {
+    check_own_log(node, line, leaves).await?;
     let cp = node
         .core()
         .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), now_ms())
@@ -487,7 +524,11 @@ pub async fn export(
         .map(|r| r.checkpoint.checkpoint.size)
         .max();
     if own_size != Some(leaves.len() as u64) {
-        checkpoint_now(node, line, &leaves).await?;
+        // A log changed behind the node's back is exported as it is, against the checkpoints
+        // signed before: the verifier then names what no longer matches.
+        if let Err(why) = checkpoint_now(node, line, &leaves).await {
+            tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
+        }
     }
     let rows = node.store.checkpoints(&line, None).map_err(e)?;
     let mut signers: std::collections::BTreeSet<String> = info.members.iter().map(|m| m.to_string()).collect();

@@ -409,3 +409,48 @@ async fn an_exported_line_verifies_offline_and_any_change_is_named() {
     assert!(why.contains("signed content"), "{why}");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_changed_behind_the_nodes_back_is_caught_when_next_used() {
+    let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    for n in 0..3 {
+        let id = send(&ph, &line, "ROUTINE", &format!("PH {n}")).await;
+        wait_delivered(&ph, &id, WAIT).await;
+    }
+    let signed = checkpoint(&net, "PH", &line).await;
+    assert!(signed["exchanges"][0]["countersigned"] == true, "{signed}");
+
+    // Someone with the database file swaps the order of two records while the node is down.
+    net.stop_code("PH").await;
+    let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
+    {
+        let c = rusqlite::Connection::open(&config.database).unwrap();
+        let arrivals: Vec<i64> = c
+            .prepare("SELECT arrival FROM envelopes WHERE line = ?1 ORDER BY arrival")
+            .unwrap()
+            .query_map(rusqlite::params![hex::decode(&line).unwrap()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let (a, b) = (arrivals[1], arrivals[2]);
+        c.execute("UPDATE envelopes SET arrival = -1 WHERE arrival = ?1", rusqlite::params![a]).unwrap();
+        c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = ?2", rusqlite::params![a, b]).unwrap();
+        c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = -1", rusqlite::params![b]).unwrap();
+    }
+    net.start_code("PH").await;
+    let ph = net.client("PH");
+
+    // The next checkpoint is refused, and the node raises the alarm with the evidence.
+    let (status, v) =
+        ph.request(hyper::Method::POST, &format!("/api/v1/lines/{line}/checkpoints"), None).await.unwrap();
+    assert_eq!((status.as_u16(), v["error"].as_str()), (409, Some("tamper")), "{v}");
+    let alarms = get_list(&ph, "/api/v1/alarms").await;
+    let alarm = alarms.iter().find(|a| a["kind"] == "tamper").expect("a tamper alarm at PH");
+    assert!(alarm["detail"].as_str().unwrap().contains("no longer begins with"), "{alarm}");
+    // An export of the changed store does not verify, and names what broke.
+    let why = first_failure(&bundle(&net, "PH", &line).await).expect("the reordered log is caught offline");
+    assert!(why.contains("root of the exported log"), "{why}");
+    net.stop_all().await;
+}
