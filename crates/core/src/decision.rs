@@ -72,3 +72,41 @@ pub struct Concurrence {
     pub concur: bool,
     pub reason: Option<String>,
 }
+
+/// A translation of a message: a record of its own naming the original, which stays the
+/// authoritative text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub original: EnvelopeHash,
+    pub language: String,
+    pub text: String,
+    pub translator: String,
+    /// The operator who reviewed it; `None` while unreviewed.
+    pub reviewed_by: Option<String>,
+    /// The translation this one revises.
+    pub revises: Option<EnvelopeHash>,
+}
+
+impl Translation {
+    pub fn check(&self, limits: &Limits) -> Result<(), CoreError> {
+        let tag_ok = (2..=35).contains(&self.language.len())
+            && self.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !tag_ok {
+            return Err(CoreError::invalid("bad_language", "a language is a BCP 47 tag such as 'en' or 'zh-Hans'"));
+        }
+        if self.text.trim().is_empty() {
+            return Err(CoreError::invalid("empty_text", "a translation has a text"));
+        }
+        if self.text.len() > limits.body_bytes_max {
+            return Err(CoreError::invalid(
+                "text_too_long",
+                format!("a translation is at most {} bytes", limits.body_bytes_max),
+            ));
+        }
+        let name_ok = |n: &str| !n.trim().is_empty() && n.chars().count() <= 64;
+        if !name_ok(&self.translator) || self.reviewed_by.as_deref().is_some_and(|r| !name_ok(r)) {
+            return Err(CoreError::invalid("bad_name", "an operator's name is 1 to 64 characters"));
+        }
+        Ok(())
+    }
+}

@@ -19,7 +19,7 @@ use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
 use ed25519_dalek::SigningKey;
 
-use crate::decision::{Concurrence, Decision};
+use crate::decision::{Concurrence, Decision, Translation};
 use crate::discipline::{
     human_ms, AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, LinkHealth, LinkState, PendingAck, Side, Timer,
 };
@@ -74,6 +74,7 @@ pub enum Content {
     Handshake,
     Decision(Decision),
     Concurrence(Concurrence),
+    Translation(Translation),
 }
 
 impl Content {
@@ -87,6 +88,7 @@ impl Content {
             Content::Handshake => "handshake",
             Content::Decision(_) => "decision",
             Content::Concurrence(_) => "concurrence",
+            Content::Translation(_) => "translation",
         }
     }
 }
@@ -744,6 +746,25 @@ impl Hotline {
         self.seal(now_ms, line, PRIORITY_IMMEDIATE, payload, Content::Concurrence(answer))
     }
 
+    /// Attaches a translation to a message on a line (or revises one, or records its review).
+    pub fn translate(&mut self, now_ms: u64, line: LineId, t: Translation) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        t.check(&self.config.limits)?;
+        let payload = PayloadV1::Translation {
+            v: 1,
+            original: t.original.to_hex(),
+            language: t.language.clone(),
+            text: t.text.clone(),
+            translator: t.translator.clone(),
+            reviewed_by: t.reviewed_by.clone(),
+            revises: t.revises.map(|h| h.to_hex()),
+        };
+        self.seal(now_ms, line, adi_wire::envelope::PRIORITY_ROUTINE, payload, Content::Translation(t))
+    }
+
     /// Encrypts any bytes as an application message of a line's group. Tests use it to craft
     /// envelopes with chain fields of their choosing; the node never calls it.
     #[doc(hidden)]
@@ -1102,6 +1123,20 @@ impl Hotline {
                 let decision = decision_from_payload(p).map_err(Refusal::reject)?;
                 decision.check(&line, &self.config.limits).map_err(|e| Refusal::reject(e.message))?;
                 Content::Decision(decision)
+            }
+            PayloadV1::Translation { original, language, text, translator, reviewed_by, revises, .. } => {
+                let hash =
+                    |s: &str| EnvelopeHash::from_hex(s).ok_or_else(|| Refusal::reject("a hash is not 32 bytes of hex"));
+                let t = Translation {
+                    original: hash(&original)?,
+                    language,
+                    text,
+                    translator,
+                    reviewed_by,
+                    revises: revises.as_deref().map(hash).transpose()?,
+                };
+                t.check(&self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                Content::Translation(t)
             }
             p @ PayloadV1::Concurrence { .. } => {
                 let answer = concurrence_from_payload(p).map_err(Refusal::reject)?;

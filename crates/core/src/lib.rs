@@ -19,7 +19,7 @@ pub mod message;
 pub mod receipt;
 pub mod roster;
 
-pub use decision::{Concurrence, Decision};
+pub use decision::{Concurrence, Decision, Translation};
 pub use discipline::{AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkState, PendingAck, Side};
 pub use error::{CoreError, ErrorKind};
 pub use hotline::{

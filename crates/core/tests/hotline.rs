@@ -43,6 +43,7 @@ fn render_record(r: &Record) -> String {
         Content::LinkTest => "link_test".to_string(),
         Content::Handshake => "handshake".to_string(),
         Content::Decision(d) => format!("decision '{}'", d.text),
+        Content::Translation(t) => format!("translation {} of {}", t.language, t.original),
         Content::Concurrence(a) => format!("{} {}", if a.concur { "concurs with" } else { "declines" }, a.decision),
     };
     let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();

@@ -26,6 +26,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::decisions_api;
 use crate::discipline_api::{self, DraftView};
 use crate::node::{now_ms, NodeState};
+use crate::translations_api;
 
 /// An error as the API reports it.
 #[derive(Debug)]
@@ -420,6 +421,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/export", get(export_line))
         .route("/api/v1/lines/{line}/decisions", get(decisions_api::list).post(decisions_api::propose))
         .route("/api/v1/decisions/{id}", get(decisions_api::get_one))
+        .route("/api/v1/messages/{id}/translations", get(translations_api::list).post(translations_api::translate))
+        .route("/api/v1/translations/{id}/review", post(translations_api::review))
         .route("/api/v1/decisions/{id}/concur", post(decisions_api::concur))
         .route("/api/v1/decisions/{id}/decline", post(decisions_api::decline))
         .route("/api/v1/lines/{line}/members", post(add_member))

@@ -17,6 +17,7 @@ pub mod node;
 pub mod record;
 pub mod setup;
 pub mod tls;
+pub mod translations_api;
 
 pub use config::NodeConfig;
 pub use node::{Node, NodeState};

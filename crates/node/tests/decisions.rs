@@ -1,6 +1,6 @@
 //! Mutual decisions between real nodes: a decision is final only when every required party has
 //! concurred over its exact text; a changed text is a new version that needs concurrence again;
-//! and a final decision exports and verifies offline.
+//! and a final decision exports and verifies offline. Translations are records of their own.
 
 mod common;
 
@@ -128,5 +128,54 @@ async fn only_a_party_answers_and_a_decline_makes_it_declined() {
     assert_eq!(status, StatusCode::OK);
     let d = wait_state(&net, "PH", &id, "declined", &["CN"]).await;
     assert_eq!(d["answers"][0]["reason"], "wording not agreed");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_translation_is_a_record_of_its_own_and_its_review_another() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = common::send(&ph, &line, "IMMEDIATE", "Vessels in close quarters").await;
+    common::wait_delivered(&ph, &id, WAIT).await;
+
+    // At CN, a translator attaches a translation; a duty officer may not, and nobody reviews
+    // their own.
+    let store = &*net.node("CN").state.store;
+    let api = net.client("CN");
+    let translator = adi_node::setup::add_operator(store, "li-translator", "translator").unwrap();
+    let principal = adi_node::setup::add_operator(store, "wang-principal", "principal").unwrap();
+    let base = net.node("CN").api_addr;
+    let as_op =
+        |token: &str| adi_node::client::Client::new(&format!("http://{base}"), Some(token.to_string()), None).unwrap();
+    let path = format!("/api/v1/messages/{id}/translations");
+    let body = json!({"language": "zh-Hans", "text": "船只近距离相遇"});
+    let (status, v) = api.request(Method::POST, &path, Some(&body)).await.unwrap();
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("role")));
+    let (status, v) =
+        as_op(&translator).request(Method::POST, &path, Some(&json!({"language": "??", "text": "x"}))).await.unwrap();
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_language")));
+    let (status, t) = as_op(&translator).request(Method::POST, &path, Some(&body)).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    assert_eq!((t["state"].as_str(), t["translator"].as_str()), (Some("unreviewed"), Some("li-translator")));
+    let review = format!("/api/v1/translations/{}/review", t["id"].as_str().unwrap());
+    let (status, v) = as_op(&translator).request(Method::POST, &review, None).await.unwrap();
+    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("own_translation")));
+    let (status, r) = as_op(&principal).request(Method::POST, &review, None).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!((r["state"].as_str(), r["reviewed_by"].as_str()), (Some("reviewed"), Some("wang-principal")));
+    assert_eq!(r["revises"], t["id"]);
+
+    // Both travel to PH as records of their own; the original is unchanged.
+    let at_ph = eventually(WAIT, "both translations at PH", || async {
+        let list = common::get_list(&ph, &path).await;
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    assert_eq!(at_ph[0]["state"], "unreviewed");
+    assert_eq!(at_ph[1]["state"], "reviewed");
+    assert!(at_ph.iter().all(|t| t["original"] == id.as_str() && t["member"] == "CN" && t["text"] == "船只近距离相遇"));
+    let original = ph.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+    assert_eq!(original["subject"], "Vessels in close quarters");
     net.stop_all().await;
 }

@@ -124,6 +124,21 @@ pub struct RecipientRow {
     pub detail: Option<String>,
 }
 
+/// A translation of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslationRow {
+    pub hash: EnvelopeHash,
+    pub original: EnvelopeHash,
+    /// The member whose node sent it.
+    pub member: MemberCode,
+    pub language: String,
+    pub text: String,
+    pub translator: String,
+    pub reviewed_by: Option<String>,
+    pub revises: Option<EnvelopeHash>,
+    pub created_ms: u64,
+}
+
 /// A decision with every answer to it held here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecisionRow {
@@ -352,6 +367,12 @@ pub trait Store: Send + Sync + 'static {
     fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError>;
     /// Decisions of a line (or the one with `id`), oldest first, with their answers.
     fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError>;
+    /// Translations of a message (or the one with hash `id`), oldest first.
+    fn translations(
+        &self,
+        original: Option<&EnvelopeHash>,
+        id: Option<&EnvelopeHash>,
+    ) -> Result<Vec<TranslationRow>, StoreError>;
     /// Evidence of tampering, newest first, with its id.
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.

@@ -68,6 +68,24 @@ pub enum PayloadV1 {
         #[serde(default)]
         supersedes: Option<String>,
     },
+    /// A translation of a message, a record of its own that names the original; the original
+    /// stays the authoritative record.
+    Translation {
+        v: u8,
+        /// The message translated (envelope hash, hex).
+        original: String,
+        /// The language of the translation (a BCP 47 tag such as `en` or `zh-Hans`).
+        language: String,
+        text: String,
+        /// The operator who translated.
+        translator: String,
+        /// The operator who reviewed the translation, when reviewed.
+        #[serde(default)]
+        reviewed_by: Option<String>,
+        /// The earlier translation (envelope hash, hex) this one revises.
+        #[serde(default)]
+        revises: Option<String>,
+    },
     /// A party's answer to a decision: it concurs with, or declines, the exact text whose
     /// SHA-256 it names.
     Concurrence {
@@ -96,6 +114,7 @@ impl PayloadV1 {
             | PayloadV1::Receipt { v, .. }
             | PayloadV1::LinkTest { v }
             | PayloadV1::Decision { v, .. }
+            | PayloadV1::Translation { v, .. }
             | PayloadV1::Concurrence { v, .. } => *v,
         };
         if v != 1 {

@@ -24,6 +24,7 @@ use crate::seal::Sealer;
 use crate::{
     AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
     Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
+    TranslationRow,
 };
 
 /// Settings of the SQLite backend.
@@ -231,6 +232,18 @@ CREATE TABLE IF NOT EXISTS concurrences (
     signed_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS concurrences_decision ON concurrences (decision, member);
+CREATE TABLE IF NOT EXISTS translations (
+    hash BLOB PRIMARY KEY,
+    original BLOB NOT NULL,
+    member TEXT NOT NULL,
+    language TEXT NOT NULL,
+    text BLOB NOT NULL,
+    translator TEXT NOT NULL,
+    reviewed_by TEXT,
+    revises BLOB,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS translations_original ON translations (original, created_ms);
 CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
     bytes BLOB NOT NULL,
@@ -591,6 +604,14 @@ impl Store for SqliteStore {
 
     fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError> {
         self.read(|c| read::decisions(c, &self.inner.sealer, line, id))
+    }
+
+    fn translations(
+        &self,
+        original: Option<&EnvelopeHash>,
+        id: Option<&EnvelopeHash>,
+    ) -> Result<Vec<TranslationRow>, StoreError> {
+        self.read(|c| read::translations(c, &self.inner.sealer, original, id))
     }
 
     fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {

@@ -10,7 +10,7 @@ use crate::seal::Sealer;
 
 use crate::{
     AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
-    Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow,
+    Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow, TranslationRow,
 };
 
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -374,6 +374,35 @@ pub(super) fn decisions(
             })?
             .collect::<Result<Vec<_>, _>>()?;
     }
+    Ok(rows)
+}
+
+/// Translations of a message, or one translation, oldest first.
+pub(super) fn translations(
+    c: &Connection,
+    s: &Sealer,
+    original: Option<&EnvelopeHash>,
+    id: Option<&EnvelopeHash>,
+) -> Result<Vec<TranslationRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT hash, original, member, language, text, translator, reviewed_by, revises, created_ms FROM translations
+         WHERE (?1 IS NULL OR original = ?1) AND (?2 IS NULL OR hash = ?2) ORDER BY created_ms, hash",
+    )?;
+    let rows = stmt
+        .query_map(params![original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec())], |row| {
+            Ok(TranslationRow {
+                hash: hash_of(row.get(0)?)?,
+                original: hash_of(row.get(1)?)?,
+                member: code_of(row.get(2)?)?,
+                language: row.get(3)?,
+                text: open(s, "translations.text", Some(row.get(4)?))?.unwrap_or_default(),
+                translator: row.get(5)?,
+                reviewed_by: row.get(6)?,
+                revises: opt_hash_of(row.get(7)?)?,
+                created_ms: u(row.get(8)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 

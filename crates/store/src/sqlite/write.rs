@@ -129,6 +129,19 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             return Ok(refusal);
         }
     }
+    if let Content::Translation(t) = &r.content {
+        // A translation names a message of the same line (kept if the message has not arrived).
+        let original: Option<(Vec<u8>, String)> = c
+            .query_row("SELECT line, kind FROM envelopes WHERE hash = ?1", params![&t.original.0[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        if let Some((line, kind)) = original {
+            if line != r.line.id.0 || kind != "message" {
+                return Ok(Outcome::Mismatch { reason: "a translation names a message of its own line".into() });
+            }
+        }
+    }
     if let Content::Concurrence(a) = &r.content {
         // An answer to a decision held here must come from one of its parties, on its line. One
         // that arrives before its decision is kept.
@@ -259,6 +272,23 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     state: Some("proposed"),
                     ..Event::default()
                 },
+            )?;
+        }
+        Content::Translation(t) => {
+            c.execute(
+                "INSERT INTO translations (hash, original, member, language, text, translator, reviewed_by, revises, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    &hash.0[..],
+                    &t.original.0[..],
+                    r.sender.as_str(),
+                    t.language,
+                    s.seal_str("translations.text", &t.text),
+                    t.translator,
+                    t.reviewed_by,
+                    t.revises.map(|h| h.0.to_vec()),
+                    body.created_ms as i64
+                ],
             )?;
         }
         Content::Concurrence(a) => {
