@@ -333,3 +333,30 @@ async fn the_example_bundle_in_the_docs_verifies() {
     let out = adi(&["verify", arg(&path)], None).await.ok();
     assert!(out.stdout.contains("verified:"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_through_the_cli() {
+    let net = Network::start("PH,CN").await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"]).await;
+    let (ph, cn) = (net.member("PH"), net.member("CN"));
+    let text = "Hold all exercises in the area for 48 hours.";
+    let out = adi(&["decision", "propose", "--line", &line, "--text", text, "--json"], Some(ph)).await.ok();
+    let proposed: Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = proposed["id"].as_str().unwrap().to_string();
+    assert_eq!((proposed["state"].as_str(), &proposed["missing"]), (Some("open"), &json!(["CN"])));
+    // Once CN's node holds it, CN's operator concurs; the decision is final at both nodes.
+    eventually("the decision at CN", || async {
+        net.client("CN").call(Method::GET, &format!("/api/v1/decisions/{id}"), None).await.ok()
+    })
+    .await;
+    let out = adi(&["decision", "decline", &id, "--reason", ""], Some(cn)).await.fails();
+    assert!(out.stderr.contains("reason"), "{}", out.stderr);
+    adi(&["decision", "concur", &id], Some(cn)).await.ok();
+    eventually("the decision final at PH", || async {
+        let out = adi(&["decision", "show", &id], Some(ph)).await;
+        (out.success() && out.stdout.contains("state:    final")).then_some(())
+    })
+    .await;
+    let shown = adi(&["decision", "show", &id], Some(cn)).await.ok();
+    assert!(shown.stdout.contains(text) && shown.stdout.contains("CN   concurred"), "{}", shown.stdout);
+}

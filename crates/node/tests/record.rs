@@ -410,8 +410,38 @@ async fn an_exported_line_verifies_offline_and_any_change_is_named() {
     net.stop_all().await;
 }
 
+/// How someone holding the database file changes PH's record of a line: given the connection
+/// and the line's arrival numbers in order.
+type Alteration = fn(&rusqlite::Connection, &[i64]);
+
+fn reorder(c: &rusqlite::Connection, arrivals: &[i64]) {
+    let (a, b) = (arrivals[1], arrivals[2]);
+    c.execute("UPDATE envelopes SET arrival = -1 WHERE arrival = ?1", rusqlite::params![a]).unwrap();
+    c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = ?2", rusqlite::params![a, b]).unwrap();
+    c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = -1", rusqlite::params![b]).unwrap();
+}
+
+fn remove(c: &rusqlite::Connection, arrivals: &[i64]) {
+    c.execute("DELETE FROM envelopes WHERE arrival = ?1", rusqlite::params![arrivals[2]]).unwrap();
+}
+
+fn change_a_byte(c: &rusqlite::Connection, arrivals: &[i64]) {
+    let hash: Vec<u8> = c
+        .query_row("SELECT hash FROM envelopes WHERE arrival = ?1", rusqlite::params![arrivals[2]], |r| r.get(0))
+        .unwrap();
+    let mut changed = hash.clone();
+    changed[7] ^= 1;
+    c.execute("UPDATE envelopes SET hash = ?1 WHERE arrival = ?2", rusqlite::params![changed, arrivals[2]]).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_changed_behind_the_nodes_back_is_caught_when_next_used() {
+    for (what, alteration) in [("reordered", reorder as Alteration), ("removed", remove), ("changed", change_a_byte)] {
+        store_altered(what, alteration).await;
+    }
+}
+
+async fn store_altered(what: &str, alteration: Alteration) {
     let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
     let ph = net.client("PH");
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
@@ -422,7 +452,7 @@ async fn a_store_changed_behind_the_nodes_back_is_caught_when_next_used() {
     let signed = checkpoint(&net, "PH", &line).await;
     assert!(signed["exchanges"][0]["countersigned"] == true, "{signed}");
 
-    // Someone with the database file swaps the order of two records while the node is down.
+    // Someone with the database file alters PH's record of the line while the node is down.
     net.stop_code("PH").await;
     let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
     {
@@ -434,10 +464,7 @@ async fn a_store_changed_behind_the_nodes_back_is_caught_when_next_used() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let (a, b) = (arrivals[1], arrivals[2]);
-        c.execute("UPDATE envelopes SET arrival = -1 WHERE arrival = ?1", rusqlite::params![a]).unwrap();
-        c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = ?2", rusqlite::params![a, b]).unwrap();
-        c.execute("UPDATE envelopes SET arrival = ?1 WHERE arrival = -1", rusqlite::params![b]).unwrap();
+        alteration(&c, &arrivals);
     }
     net.start_code("PH").await;
     let ph = net.client("PH");
@@ -445,12 +472,67 @@ async fn a_store_changed_behind_the_nodes_back_is_caught_when_next_used() {
     // The next checkpoint is refused, and the node raises the alarm with the evidence.
     let (status, v) =
         ph.request(hyper::Method::POST, &format!("/api/v1/lines/{line}/checkpoints"), None).await.unwrap();
-    assert_eq!((status.as_u16(), v["error"].as_str()), (409, Some("tamper")), "{v}");
+    assert_eq!((status.as_u16(), v["error"].as_str()), (409, Some("tamper")), "{what}: {v}");
     let alarms = get_list(&ph, "/api/v1/alarms").await;
     let alarm = alarms.iter().find(|a| a["kind"] == "tamper").expect("a tamper alarm at PH");
     assert!(alarm["detail"].as_str().unwrap().contains("no longer begins with"), "{alarm}");
     // An export of the changed store does not verify, and names what broke.
-    let why = first_failure(&bundle(&net, "PH", &line).await).expect("the reordered log is caught offline");
-    assert!(why.contains("root of the exported log"), "{why}");
+    let why = first_failure(&bundle(&net, "PH", &line).await).expect("the altered log is caught offline");
+    assert!(why.contains("root of the exported log") || why.contains("place in the log"), "{what}: {why}");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_does_not_extend_the_one_countersigned_is_refused_as_tampering() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "first").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let real = checkpoint(&net, "PH", &line).await;
+    let size = real["checkpoint"]["size"].as_u64().unwrap();
+    let root = hex::decode(real["checkpoint"]["root"].as_str().unwrap()).unwrap();
+
+    // PH's key signs a longer log that does not begin with the one CN countersigned.
+    let ph_key = common::keys_towards(&net, "PH", "CN");
+    let rewritten = adi_record::Checkpoint {
+        line: LineId::from_hex(&line).unwrap().0,
+        signer: "PH".into(),
+        size: size + 1,
+        root: [5; 32],
+        time_ms: 1_796_000_000_000,
+    }
+    .sign(&ph_key.signing)
+    .unwrap();
+    let offer = adi_node::record::CheckpointOffer {
+        v: 1,
+        checkpoint: hex::encode(rewritten.to_bytes().unwrap()),
+        from_size: size,
+        consistency: vec![hex::encode(&root)],
+        others: Vec::new(),
+    };
+    let cn = MemberCode::parse("CN").unwrap();
+    let body = serde_json::to_vec(&offer).unwrap();
+    let reply = adi_node::federation::post_once(
+        &common::endpoint(&net, "CN"),
+        ph_key.tls,
+        &cn,
+        "/fed/v1/checkpoints",
+        body,
+        5_000,
+    )
+    .await
+    .unwrap();
+    let answer: adi_node::record::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+    assert!(answer.countersignature.is_none(), "{answer:?}");
+    assert!(answer.refused.as_deref().unwrap().contains("does not extend"), "{answer:?}");
+    let c = net.client("CN");
+    let alarm = eventually(WAIT, "a tamper alarm at CN", || async {
+        get_list(&c, "/api/v1/alarms").await.into_iter().find(|a| a["kind"] == "tamper")
+    })
+    .await;
+    assert_eq!(alarm["member"], "PH");
+    let evidence = get_list(&c, "/api/v1/evidence").await;
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
     net.stop_all().await;
 }
