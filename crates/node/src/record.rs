@@ -501,6 +501,39 @@ async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Resu
     Ok(cp)
 }
 
+/// Checks each stored signed content against its envelope (the author's signature and the hash the
+/// envelope names): a content moved or altered in the store raises a `tamper` alarm naming this
+/// node, with the evidence. The export goes on, and its verification names the item too.
+async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store::EnvelopeRow]) {
+    let mut batch = WriteBatch::default();
+    for row in rows {
+        let Some(content) = &row.signed_content else { continue };
+        let Ok(envelope) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) else { continue };
+        let b = envelope.body();
+        let key = MemberCode::parse(&b.sender).ok().and_then(|m| node.roster().member(&m).map(|m| m.signing_key));
+        let holds = adi_wire::content::SignedContent::decode(content)
+            .ok()
+            .zip(key)
+            .is_some_and(|(sc, key)| sc.verify(&key, &b.line, &b.sender, b.seq, &b.content_hash).is_ok());
+        if !holds {
+            let detail = format!(
+                "the content stored with {}'s #{} ({}) is not the one its envelope names",
+                b.sender, b.seq, row.hash
+            );
+            let t = tamper(line, &node.member, detail, row.bytes.clone(), content.clone(), now_ms());
+            tracing::error!(line = %line, reason = %t.reason, "tamper: a stored content changed");
+            batch.alarms.push(t.alarm);
+            batch.evidence.push(t.evidence);
+        }
+    }
+    if !batch.is_empty() {
+        if let Err(e) = node.store.commit(batch).wait().await {
+            node.fail_storage(&e);
+        }
+        node.committed(&[]);
+    }
+}
+
 /// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
 /// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
 /// proofs against a checkpoint of the whole log (signed now if the log grew), every checkpoint
@@ -562,6 +595,7 @@ pub async fn export(
     for hash in &log {
         rows.push(node.store.envelope(hash).map_err(e)?.ok_or_else(|| format!("envelope {hash} is missing"))?);
     }
+    check_stored_contents(node, line, &rows).await;
     // The window is the contiguous stretch of the log from the first entry accepted at or after
     // `from_ms` to the last accepted at or before `to_ms`.
     let inside = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|to| t <= to);

@@ -536,3 +536,48 @@ async fn a_checkpoint_that_does_not_extend_the_one_countersigned_is_refused_as_t
     assert_eq!(evidence.len(), 1, "{evidence:?}");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_swapped_between_messages_in_the_store_is_caught_when_exported() {
+    let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    for n in 0..2 {
+        let id = send(&ph, &line, "ROUTINE", &format!("PH {n}")).await;
+        wait_delivered(&ph, &id, WAIT).await;
+        eventually(WAIT, "CN's decrypted receipt at PH", || async {
+            let m = ph.call(hyper::Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+            m["recipients"][0]["decrypted_ms"].as_u64()
+        })
+        .await;
+    }
+    net.stop_code("PH").await;
+    let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
+    {
+        // The two receipts' stored contents change places.
+        let c = rusqlite::Connection::open(&config.database).unwrap();
+        let rows: Vec<(i64, Vec<u8>)> = c
+            .prepare("SELECT arrival, content FROM envelopes WHERE kind = 'receipt' AND sender = 'CN' ORDER BY arrival")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(rows.len() >= 2);
+        let (a, b) = (&rows[0], &rows[1]);
+        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![b.1, a.0]).unwrap();
+        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![a.1, b.0]).unwrap();
+    }
+    net.start_code("PH").await;
+    let why = first_failure(&bundle(&net, "PH", &line).await).expect("the swapped receipts are caught offline");
+    assert!(why.contains("signed content"), "{why}");
+    let ph = net.client("PH");
+    let alarm = get_list(&ph, "/api/v1/alarms")
+        .await
+        .into_iter()
+        .find(|a| a["kind"] == "tamper")
+        .expect("a tamper alarm at PH");
+    assert!(alarm["detail"].as_str().unwrap().contains("is not the one its envelope names"), "{alarm}");
+    assert_eq!(get_list(&ph, "/api/v1/evidence").await.len(), 2);
+    net.stop_all().await;
+}
