@@ -591,18 +591,41 @@ pub async fn export(
         })
         .collect();
     let size = own.last().map_or(0, |c| c.checkpoint.size as usize);
+    // An envelope whose sealed bytes no longer open was altered in the store: it is left out of
+    // the bundle (the verifier names the gap) and raises a `tamper` alarm here.
     let mut rows = Vec::with_capacity(log.len());
+    let mut unreadable = WriteBatch::default();
     for hash in &log {
-        rows.push(node.store.envelope(hash).map_err(e)?.ok_or_else(|| format!("envelope {hash} is missing"))?);
+        match node.store.envelope(hash) {
+            Ok(Some(row)) => rows.push(Some(row)),
+            Ok(None) => return Err(format!("envelope {hash} is missing")),
+            Err(err) => {
+                let detail = format!("the stored envelope {hash} no longer opens under the master key: {err}");
+                let t = tamper(line, &node.member, detail, hash.0.to_vec(), Vec::new(), now_ms());
+                tracing::error!(line = %line, reason = %t.reason, "tamper: a stored envelope changed");
+                unreadable.alarms.push(t.alarm);
+                unreadable.evidence.push(t.evidence);
+                rows.push(None);
+            }
+        }
     }
-    check_stored_contents(node, line, &rows).await;
+    if !unreadable.is_empty() {
+        if let Err(e) = node.store.commit(unreadable).wait().await {
+            node.fail_storage(&e);
+        }
+        node.committed(&[]);
+    }
+    let readable: Vec<adi_store::EnvelopeRow> = rows.iter().flatten().cloned().collect();
+    check_stored_contents(node, line, &readable).await;
     // The window is the contiguous stretch of the log from the first entry accepted at or after
     // `from_ms` to the last accepted at or before `to_ms`.
     let inside = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|to| t <= to);
-    let from_index = rows.iter().position(|r| inside(r.received_ms)).unwrap_or(rows.len());
-    let to_index = rows.iter().rposition(|r| inside(r.received_ms)).map_or(from_index, |i| i + 1);
+    let inside = |r: &Option<adi_store::EnvelopeRow>| r.as_ref().is_none_or(|r| inside(r.received_ms));
+    let from_index = rows.iter().position(inside).unwrap_or(rows.len());
+    let to_index = rows.iter().rposition(inside).map_or(from_index, |i| i + 1);
     let mut envelopes = Vec::new();
     for (index, row) in rows.iter().enumerate().take(to_index).skip(from_index) {
+        let Some(row) = row else { continue };
         if let Ok(env) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) {
             signers.insert(env.body().sender.clone());
         }

@@ -538,7 +538,7 @@ async fn a_checkpoint_that_does_not_extend_the_one_countersigned_is_refused_as_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receipt_swapped_between_messages_in_the_store_is_caught_when_exported() {
+async fn a_receipt_swapped_or_a_byte_changed_in_the_store_is_caught_when_exported() {
     let mut net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
     let ph = net.client("PH");
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
@@ -554,7 +554,7 @@ async fn a_receipt_swapped_between_messages_in_the_store_is_caught_when_exported
     net.stop_code("PH").await;
     let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
     {
-        // The two receipts' stored contents change places.
+        // The two receipts' stored contents change places, and one byte of a sealed envelope changes.
         let c = rusqlite::Connection::open(&config.database).unwrap();
         let rows: Vec<(i64, Vec<u8>)> = c
             .prepare("SELECT arrival, content FROM envelopes WHERE kind = 'receipt' AND sender = 'CN' ORDER BY arrival")
@@ -567,17 +567,29 @@ async fn a_receipt_swapped_between_messages_in_the_store_is_caught_when_exported
         let (a, b) = (&rows[0], &rows[1]);
         c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![b.1, a.0]).unwrap();
         c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![a.1, b.0]).unwrap();
+        let (arrival, mut sealed): (i64, Vec<u8>) = c
+            .query_row(
+                "SELECT arrival, bytes FROM envelopes WHERE kind = 'message' ORDER BY arrival LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let middle = sealed.len() / 2;
+        sealed[middle] ^= 1;
+        c.execute("UPDATE envelopes SET bytes = ?1 WHERE arrival = ?2", rusqlite::params![sealed, arrival]).unwrap();
     }
     net.start_code("PH").await;
-    let why = first_failure(&bundle(&net, "PH", &line).await).expect("the swapped receipts are caught offline");
-    assert!(why.contains("signed content"), "{why}");
+    let exported = bundle(&net, "PH", &line).await;
+    let report = adi_record::bundle::verify(&exported);
+    let failures: Vec<String> =
+        report.checks.iter().filter_map(|c| c.failure.as_ref().map(|f| format!("{}: {f}", c.item))).collect();
+    assert!(failures.iter().any(|f| f.contains("signed content")), "the swapped receipts: {failures:?}");
+    assert!(failures.iter().any(|f| f.contains("has no envelope in the bundle")), "the changed byte: {failures:?}");
     let ph = net.client("PH");
-    let alarm = get_list(&ph, "/api/v1/alarms")
-        .await
-        .into_iter()
-        .find(|a| a["kind"] == "tamper")
-        .expect("a tamper alarm at PH");
-    assert!(alarm["detail"].as_str().unwrap().contains("is not the one its envelope names"), "{alarm}");
-    assert_eq!(get_list(&ph, "/api/v1/evidence").await.len(), 2);
+    let evidence = get_list(&ph, "/api/v1/evidence").await;
+    let details: Vec<&str> = evidence.iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(details.iter().filter(|d| d.contains("is not the one its envelope names")).count(), 2, "{details:?}");
+    assert_eq!(details.iter().filter(|d| d.contains("no longer opens under the master key")).count(), 1, "{details:?}");
+    assert!(get_list(&ph, "/api/v1/alarms").await.iter().any(|a| a["kind"] == "tamper"));
     net.stop_all().await;
 }
