@@ -290,6 +290,10 @@ enum OperatorCommand {
         /// duty, principal, translator, auditor or admin.
         #[arg(long)]
         role: String,
+        /// Read the operator's console password from standard input (one line, 12 characters or
+        /// more); without it the operator uses the API token only.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -377,11 +381,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             node.stop().await;
             Ok(())
         }
-        Command::Operator { command: OperatorCommand::Add { config, name, role } } => {
+        Command::Operator { command: OperatorCommand::Add { config, name, role, password_stdin } } => {
             let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
             let store = adi_node::node::open_store(&config)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                None
+            };
+            if let Some(p) = &password {
+                setup::check_password(p)?;
+            }
             let token = setup::add_operator(&store, &name, &role)?;
-            eprintln!("operator {name} ({role}) added; the token is shown once:");
+            if let Some(p) = &password {
+                setup::set_password(&store, &name, p)?;
+            }
+            let console = if password.is_some() { "; the console password is set" } else { "" };
+            eprintln!("operator {name} ({role}) added{console}; the API token is shown once:");
             out!("{token}");
             Ok(())
         }

@@ -133,6 +133,22 @@ impl FromRequestParts<Arc<NodeState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<NodeState>) -> Result<Self, Self::Rejection> {
+        // The console's requests carry a session cookie instead of a token: a state-changing one
+        // must also carry the session's CSRF token.
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && crate::console::session_cookie(&parts.headers).is_some()
+        {
+            let (id, row) = crate::console::current(state, &parts.headers)?;
+            if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+                crate::console::check_csrf(&parts.headers, &row)?;
+            }
+            let now = now_ms();
+            if now.saturating_sub(row.last_seen_ms) > 30_000 {
+                // Recorded without waiting: a lost touch only shortens the idle timeout.
+                drop(state.store.touch_session(crate::console::session_hash(&id), now));
+            }
+            return Ok(Auth(row.operator));
+        }
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -409,7 +425,11 @@ pub struct ApiDoc;
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.api_body_bytes_max;
     Router::new()
-        .route("/", get(|| async { Redirect::temporary("/healthz") }))
+        .route("/", get(|| async { Redirect::temporary("/console") }))
+        .route("/console", get(crate::console::page))
+        .route("/console/sign-in", post(crate::console::sign_in))
+        .route("/console/session", get(crate::console::session))
+        .route("/console/sign-out", post(crate::console::sign_out))
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/lines", get(list_lines).post(create_line))

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod decisions_api;
 pub mod discipline_api;
 pub mod federation;

@@ -53,6 +53,10 @@ pub struct NodeState {
     pub key_packages_seen: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Serialises refills of the KeyPackage pool.
     pub key_package_refill: tokio::sync::Mutex<()>,
+    /// Recent failed console sign-ins, by operator name.
+    pub sign_in_failures: Mutex<std::collections::HashMap<String, Vec<u64>>>,
+    /// Whether the API (and the console) is served over TLS: session cookies are then Secure.
+    pub api_tls: bool,
 }
 
 impl NodeState {
@@ -200,6 +204,8 @@ impl Node {
             release_required: config.release_required,
             in_flight: Mutex::new(std::collections::HashMap::new()),
             key_packages_seen: Mutex::new(used_key_packages.into_iter().collect()),
+            sign_in_failures: Mutex::new(std::collections::HashMap::new()),
+            api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
         });
         state.refill_key_packages().await?;

@@ -216,6 +216,24 @@ pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result
     Ok(token)
 }
 
+/// Refuses a console password shorter than 12 characters.
+pub fn check_password(password: &str) -> anyhow::Result<()> {
+    if password.chars().count() < 12 {
+        bail!("a console password is at least 12 characters");
+    }
+    Ok(())
+}
+
+/// Sets an operator's console password (argon2id); at least 12 characters.
+pub fn set_password(store: &dyn Store, name: &str, password: &str) -> anyhow::Result<()> {
+    check_password(password)?;
+    let phc = crate::console::hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    if !store.set_password(name, &phc)? {
+        bail!("no operator {name}");
+    }
+    Ok(())
+}
+
 /// Lowest and highest ports [`free_port_run`] hands out: below Linux's default ephemeral range
 /// (32768 and up), so that outgoing connections cannot take a port between choice and bind.
 const PORT_RUN_FIRST: u16 = 20_000;

@@ -309,6 +309,16 @@ pub struct Operator {
     pub created_ms: u64,
 }
 
+/// A console session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub operator: Operator,
+    /// The token every state-changing request of the session must carry.
+    pub csrf: String,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+}
+
 /// Which messages to list.
 #[derive(Clone, Debug, Default)]
 pub struct MessageQuery {
@@ -389,6 +399,16 @@ pub trait Store: Send + Sync + 'static {
     /// Hands the oldest unclaimed KeyPackage to `peer`, once; `None` when the pool is empty.
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>>;
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError>;
+    /// Sets an operator's password hash (a PHC string); `false` if there is no such operator.
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// An operator and its password hash, by name.
+    fn operator_password(&self, name: &str) -> Result<Option<(Operator, Option<String>)>, StoreError>;
+    /// Starts a console session, known by the SHA-256 of its id.
+    fn start_session(&self, id_hash: [u8; 32], operator: String, csrf: String, now_ms: u64) -> Pending<()>;
+    fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError>;
+    /// Records that a session was used.
+    fn touch_session(&self, id_hash: [u8; 32], now_ms: u64) -> Pending<()>;
+    fn end_session(&self, id_hash: [u8; 32]) -> Pending<()>;
     /// Records that a peer's KeyPackage (by reference) was taken into a group here; `false` if it
     /// was recorded before, which makes it a replay.
     fn use_key_package(&self, reference: Vec<u8>, member: &MemberCode, now_ms: u64) -> Pending<bool>;

@@ -23,8 +23,8 @@ use tokio::sync::oneshot;
 use crate::seal::Sealer;
 use crate::{
     AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
-    Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, Settlement, Store, StoreError,
-    TranslationRow,
+    Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store,
+    StoreError, TranslationRow,
 };
 
 /// Settings of the SQLite backend.
@@ -260,7 +260,15 @@ CREATE TABLE IF NOT EXISTS operators (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
     token_hash BLOB NOT NULL UNIQUE,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash BLOB PRIMARY KEY,
+    operator TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4');
 "#;
@@ -660,6 +668,80 @@ impl Store for SqliteStore {
         )
         .map_err(db)?;
         Ok(())
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let conn = open_connection(&self.inner.config)?;
+        let n = conn
+            .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn operator_password(&self, name: &str) -> Result<Option<(Operator, Option<String>)>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT name, role, created_ms, password_hash FROM operators WHERE name = ?1",
+                params![name],
+                |row| {
+                    Ok((
+                        Operator {
+                            name: row.get(0)?,
+                            role: row.get(1)?,
+                            created_ms: row.get::<_, i64>(2)?.max(0) as u64,
+                        },
+                        row.get(3)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn start_session(&self, id_hash: [u8; 32], operator: String, csrf: String, now_ms: u64) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id_hash, operator, csrf, created_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![&id_hash[..], operator, csrf, now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT s.operator, o.role, s.csrf, s.created_ms, s.last_seen_ms FROM sessions s
+                 JOIN operators o ON o.name = s.operator WHERE s.id_hash = ?1",
+                params![&id_hash[..]],
+                |row| {
+                    Ok(SessionRow {
+                        operator: Operator { name: row.get(0)?, role: row.get(1)?, created_ms: 0 },
+                        csrf: row.get(2)?,
+                        created_ms: row.get::<_, i64>(3)?.max(0) as u64,
+                        last_seen_ms: row.get::<_, i64>(4)?.max(0) as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn touch_session(&self, id_hash: [u8; 32], now_ms: u64) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute(
+                "UPDATE sessions SET last_seen_ms = ?2 WHERE id_hash = ?1",
+                params![&id_hash[..], now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn end_session(&self, id_hash: [u8; 32]) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute("DELETE FROM sessions WHERE id_hash = ?1", params![&id_hash[..]])?;
+            Ok(())
+        })
     }
 
     fn mls_state(&self) -> Result<Option<Vec<u8>>, StoreError> {

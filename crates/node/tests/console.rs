@@ -1,0 +1,158 @@
+//! The console's sign-in and sessions, through the node's router without a socket: wrong
+//! passwords, rate limiting, expired sessions, missing CSRF tokens, fixation, and roles.
+
+mod common;
+
+use adi_node::setup::{add_operator, set_password};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use common::{open_line, Net};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn call(
+    app: &Router,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    if let Some(t) = csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    let req = req.body(Body::from(body.map(|b| b.to_string()).unwrap_or_default())).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_string());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value, set_cookie)
+}
+
+/// Signs in and returns the session cookie (name=value) and the CSRF token.
+async fn sign_in(app: &Router, name: &str, password: &str, cookie: Option<&str>) -> (String, String) {
+    let (status, v, set) =
+        call(app, Method::POST, "/console/sign-in", cookie, None, Some(json!({"name": name, "password": password})))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let set = set.expect("a session cookie");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"), "{set}");
+    (set.split(';').next().unwrap().to_string(), v["csrf"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_sessions_and_csrf() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    add_operator(store, "duty-ph", "duty").unwrap();
+    set_password(store, "duty-ph", PASSWORD).unwrap();
+    add_operator(store, "auditor-ph", "auditor").unwrap();
+    set_password(store, "auditor-ph", PASSWORD).unwrap();
+    assert!(set_password(store, "duty-ph", "short").is_err(), "a short password is refused");
+    let app = adi_node::api::router(net.node("PH").state.clone());
+
+    // The page is served by the node; `/` leads to it.
+    let (status, page, _) = call(&app, Method::GET, "/console", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("ADI duty console"));
+    let res = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.headers()[header::LOCATION], "/console");
+
+    // A wrong password, or an unknown name, is refused alike; nothing is signed in.
+    let (status, v, set) = call(
+        &app,
+        Method::POST,
+        "/console/sign-in",
+        None,
+        None,
+        Some(json!({"name": "duty-ph", "password": "wrong password!"})),
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str(), set), (StatusCode::UNAUTHORIZED, Some("sign_in_refused"), None));
+    let (status, v, _) =
+        call(&app, Method::POST, "/console/sign-in", None, None, Some(json!({"name": "nobody", "password": PASSWORD})))
+            .await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("sign_in_refused")));
+
+    // Signed in: the session reads; a state-changing request without the CSRF token is refused
+    // and changes nothing; with it, it goes through.
+    let (cookie, csrf) = sign_in(&app, "duty-ph", PASSWORD, None).await;
+    let (status, v, _) = call(&app, Method::GET, "/console/session", Some(&cookie), None, None).await;
+    assert_eq!((status, v["name"].as_str(), v["role"].as_str()), (StatusCode::OK, Some("duty-ph"), Some("duty")));
+    let (status, _, _) = call(&app, Method::GET, "/api/v1/lines", Some(&cookie), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let send = format!("/api/v1/lines/{line}/messages");
+    let msg = json!({"precedence": "ROUTINE", "subject": "from the console", "body": "b"});
+    let (status, v, _) = call(&app, Method::POST, &send, Some(&cookie), None, Some(msg.clone())).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let (status, v, _) = call(&app, Method::POST, &send, Some(&cookie), Some("not-the-token"), Some(msg.clone())).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let (status, lines, _) = call(&app, Method::GET, &format!("{send}?limit=10"), Some(&cookie), None, None).await;
+    assert_eq!((status, lines.as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "nothing was sent");
+    let (status, v, _) = call(&app, Method::POST, &send, Some(&cookie), Some(&csrf), Some(msg.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // No fixation: signing in with a cookie already set makes a new session.
+    let (again, _) = sign_in(&app, "duty-ph", PASSWORD, Some(&cookie)).await;
+    assert_ne!(again, cookie);
+    // The auditor reads but may not send, even with its CSRF token.
+    let (auditor, auditor_csrf) = sign_in(&app, "auditor-ph", PASSWORD, None).await;
+    let (status, v, _) = call(&app, Method::POST, &send, Some(&auditor), Some(&auditor_csrf), Some(msg.clone())).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("role")));
+
+    // Signing out ends the session (CSRF token required); the cookie no longer works.
+    let (status, v, _) = call(&app, Method::POST, "/console/sign-out", Some(&cookie), None, None).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")));
+    let (status, _, set) = call(&app, Method::POST, "/console/sign-out", Some(&cookie), Some(&csrf), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(set.unwrap().contains("Max-Age=0"));
+    let (status, _, _) = call(&app, Method::GET, "/api/v1/lines", Some(&cookie), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // An expired session is refused: idle past the timeout.
+    let (old, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
+    let id = old.split_once('=').unwrap().1;
+    let stale = adi_node::node::now_ms() - adi_node::console::SESSION_IDLE_MS - 1_000;
+    store.touch_session(adi_node::console::session_hash(id), stale).wait().await.unwrap();
+    let (status, v, _) = call(&app, Method::GET, "/api/v1/lines", Some(&old), None, None).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_expired")));
+
+    // Repeated wrong passwords lock the name out for a while, even with the right one next.
+    for _ in 0..adi_node::console::SIGN_IN_FAILURES_MAX {
+        call(
+            &app,
+            Method::POST,
+            "/console/sign-in",
+            None,
+            None,
+            Some(json!({"name": "auditor-ph", "password": "wrong password!"})),
+        )
+        .await;
+    }
+    let (status, v, _) = call(
+        &app,
+        Method::POST,
+        "/console/sign-in",
+        None,
+        None,
+        Some(json!({"name": "auditor-ph", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    net.stop_all().await;
+}
