@@ -1,0 +1,176 @@
+//! The console in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`; `.ci/run` installs them): an operator signs in on PH's node, a FLASH sent
+//! from CN's node rings on PH's page without a reload, and the operator acknowledges it there.
+//! Screenshots are saved under `target/console-screenshots/`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use common::{open_line, send, Net};
+use hyper::Method;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const PASSWORD: &str = "watch keeper of the night";
+
+/// A chromedriver process, killed when dropped.
+struct Driver {
+    child: Child,
+    client: Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser session.
+struct Browser {
+    driver: Driver,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    async fn start() -> Browser {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
+        );
+        let port = common::free_ports(1);
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None, None).unwrap();
+        let driver = Driver { child, client };
+        let deadline = Instant::now() + WAIT;
+        while driver.client.call(Method::GET, "/status", None).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1366,768"]
+        }}}});
+        let v = driver.client.call(Method::POST, "/session", Some(&caps)).await.expect("a browser session");
+        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
+        Browser { driver, session }
+    }
+
+    async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let v = self.driver.client.call(method, &path, body.as_ref()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd(Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self.cmd(Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(Method::POST, &format!("/element/{el}/clear"), Some(json!({}))).await;
+        self.cmd(Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd(Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.cmd(Method::GET, &format!("/element/{el}/text"), None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits until the text of `css` contains `want`.
+    async fn wait_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let t = self.text(css).await;
+            if t.contains(want) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "'{css}' never showed '{want}' (shows '{t}')");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let v = self.cmd(Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn quit(self) {
+        let _ = self.driver.client.call(Method::DELETE, &format!("/session/{}", self.session), None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+
+    let browser = Browser::start().await;
+    browser.go(&console).await;
+    // A wrong password is refused, with a clear message on the page.
+    browser.type_into("input[name=name]", "watch-ph").await;
+    browser.type_into("input[name=password]", "not the password").await;
+    browser.click("form#sign-in button").await;
+    browser.wait_text("#sign-in-error", "wrong name or password").await;
+    // Signed in, the watch screen shows.
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser.click("form#sign-in button").await;
+    browser.wait_text("#who", "watch-ph (duty)").await;
+
+    // CN sends a FLASH: it rings on PH's page without a reload.
+    let flash = send(&net.client("CN"), &line, "FLASH", "Vessels in close quarters").await;
+    browser.wait_text("#banner-text", "FLASH from CN: Vessels in close quarters").await;
+    browser.wait_text("#inbox", "Vessels in close quarters").await;
+    browser.screenshot("watch-flash").await;
+
+    // The operator acknowledges it in the page; CN's node holds the acknowledgement.
+    browser.click("#banner-ack").await;
+    let cn = net.client("CN");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = cn.call(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.unwrap();
+        if m["recipients"][0]["state"] == "acknowledged" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the acknowledgement did not reach CN: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while browser.text("#banner").await.contains("FLASH from CN") {
+        assert!(Instant::now() < deadline, "the banner stayed after the acknowledgement");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.screenshot("watch-acknowledged").await;
+    browser.quit().await;
+    net.stop_all().await;
+}
