@@ -112,6 +112,21 @@ impl Browser {
         }
     }
 
+    /// How many elements match `css`.
+    async fn count(&self, css: &str) -> usize {
+        let v = self.cmd(Method::POST, "/elements", Some(json!({"using": "css selector", "value": css}))).await;
+        v.as_array().map_or(0, Vec::len)
+    }
+
+    /// Signs in on the page at `url`.
+    async fn sign_in(&self, url: &str, name: &str, password: &str) {
+        self.go(url).await;
+        self.type_into("input[name=name]", name).await;
+        self.type_into("input[name=password]", password).await;
+        self.click("form#sign-in button").await;
+        self.wait_text("#who", name).await;
+    }
+
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
         let v = self.cmd(Method::GET, "/screenshot", None).await;
@@ -171,6 +186,47 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.screenshot("watch-acknowledged").await;
+    browser.quit().await;
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_controls() {
+    let mut net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 1).await;
+    let to_cn = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    open_line(&net.client("PH"), &["PH", "VN"], "ADMM").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "audit-ph", "auditor").unwrap();
+    adi_node::setup::set_password(store, "audit-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "audit-ph", PASSWORD).await;
+    // The link matrix shows both direct lines, healthy once their tests come back.
+    let deadline = Instant::now() + WAIT;
+    while browser.count(".link.healthy[aria-label^='PH to']").await < 2 {
+        assert!(Instant::now() < deadline, "the links never showed healthy: {}", browser.text("#links").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.screenshot("link-matrix").await;
+
+    // A message that asks for acknowledgement: the auditor sees it and has nothing to press.
+    send(&net.client("CN"), &to_cn, "IMMEDIATE", "Typhoon track update").await;
+    browser.wait_text("#inbox", "Typhoon track update").await;
+    assert_eq!(browser.count("#inbox button").await, 0, "an auditor's page has no acknowledge control");
+
+    // PH's node restarts while CN sends: the page reconnects by itself and shows what arrived.
+    net.stop_code("PH").await;
+    let queued = send(&net.client("CN"), &to_cn, "PRIORITY", "Sent while PH was down").await;
+    net.start_code("PH").await;
+    browser.wait_text("#inbox", "Sent while PH was down").await;
+    assert!(!queued.is_empty());
+
+    // VN's node goes silent: the missed link test rings, and the auditor still has no control.
+    net.stop_code("VN").await;
+    browser.wait_text("#banner-text", "link_no_answer").await;
+    assert_eq!(browser.count("#banner-ack:not([hidden])").await, 0);
+    browser.screenshot("alarm").await;
     browser.quit().await;
     net.stop_all().await;
 }
