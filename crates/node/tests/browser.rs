@@ -230,3 +230,64 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
     browser.quit().await;
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_is_sent_to_sign_in() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+
+    // The word limit of urgent precedences shows as the operator types.
+    let precedence = browser.find("form#compose select[name=precedence]").await;
+    browser.cmd(Method::POST, &format!("/element/{precedence}/value"), Some(json!({"text": "FLASH"}))).await;
+    let long = vec!["word"; 201].join(" ");
+    browser.type_into("form#compose textarea[name=body]", &long).await;
+    browser.wait_text("#words", "201 words (at most 200 for FLASH)").await;
+    assert_eq!(browser.count("#words.over").await, 1);
+    // Sent from the page, in Thai; the line view shows CN's node decrypted it.
+    browser.type_into("form#compose textarea[name=body]", "ขอให้ทุกฝ่ายรักษาระยะห่าง").await;
+    browser.type_into("form#compose input[name=subject]", "การเผชิญหน้าในทะเล").await;
+    browser.click("form#compose button").await;
+    browser.wait_text("#conversation", "CN: delivered (decrypted)").await;
+    browser.wait_text("#conversation", "การเผชิญหน้าในทะเล").await;
+    // A decision proposed from the page waits for CN.
+    browser.type_into("form#propose textarea[name=text]", "Both sides keep 5 nautical miles apart.").await;
+    browser.click("form#propose button").await;
+    browser.wait_text("#decisions", "open: Both sides keep 5 nautical miles apart. (waiting for CN)").await;
+    browser.screenshot("compose-and-decide").await;
+
+    // The session goes idle past its timeout: the next action is refused, the page says so and
+    // returns to sign-in, and nothing is sent.
+    let sessions: Vec<[u8; 32]> = {
+        let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
+        let c = rusqlite::Connection::open(&config.database).unwrap();
+        let rows: Vec<Vec<u8>> = c
+            .prepare("SELECT id_hash FROM sessions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.into_iter().map(|r| r.try_into().unwrap()).collect()
+    };
+    let stale = adi_node::node::now_ms() - adi_node::console::SESSION_IDLE_MS - 1_000;
+    for s in sessions {
+        store.touch_session(s, stale).wait().await.unwrap();
+    }
+    let before = common::get_list(&net.client("PH"), "/api/v1/lines").await.len();
+    browser.type_into("form#compose input[name=subject]", "after expiry").await;
+    browser.type_into("form#compose textarea[name=body]", "should not be sent").await;
+    browser.click("form#compose button").await;
+    browser.wait_text("#sign-in-error", "the session has expired; sign in again").await;
+    assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1);
+    let inbox_at_cn = common::get_list(&net.client("CN"), "/api/v1/inbox").await;
+    assert!(inbox_at_cn.iter().all(|m| m["subject"] != "after expiry"), "nothing was sent after expiry");
+    assert_eq!(common::get_list(&net.client("PH"), "/api/v1/lines").await.len(), before);
+    browser.quit().await;
+    net.stop_all().await;
+}
