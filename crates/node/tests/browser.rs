@@ -107,7 +107,13 @@ impl Browser {
             if t.contains(want) {
                 return t;
             }
-            assert!(Instant::now() < deadline, "'{css}' never showed '{want}' (shows '{t}')");
+            if Instant::now() >= deadline {
+                let errors = self.text("#action-error").await;
+                let inbox = self.text("#inbox").await;
+                let script = json!({"script": "return [typeof events, events && events.readyState, session && session.name, me];", "args": []});
+                let state = self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+                panic!("'{css}' never showed '{want}' (shows '{t}'; page error '{errors}'; inbox '{inbox}'; page state {state})");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
