@@ -220,6 +220,20 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
     send(&net.client("CN"), &to_cn, "IMMEDIATE", "Typhoon track update").await;
     browser.wait_text("#inbox", "Typhoon track update").await;
     assert_eq!(browser.count("#inbox button").await, 0, "an auditor's page has no acknowledge control");
+    assert_eq!(browser.count("form#compose:not([hidden])").await, 0, "nor a compose form");
+    // Even with the form forced into view, the node refuses an auditor's send, and the page says so.
+    browser
+        .cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "$('compose').hidden = false; return 1;", "args": []})),
+        )
+        .await;
+    browser.type_into("form#compose input[name=subject]", "auditor send").await;
+    browser.type_into("form#compose textarea[name=body]", "x").await;
+    browser.click("form#compose button").await;
+    browser.wait_text("#action-error", "the auditor role may read but not send").await;
+    assert!(common::get_list(&net.client("CN"), "/api/v1/inbox").await.iter().all(|m| m["subject"] != "auditor send"));
 
     // PH's node restarts while CN sends: the page reconnects by itself and shows what arrived.
     net.stop_code("PH").await;
@@ -267,6 +281,18 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
     browser.wait_text("#decisions", "open: Both sides keep 5 nautical miles apart. (waiting for CN)").await;
     browser.screenshot("compose-and-decide").await;
 
+    // A page that lost its CSRF token (a stale tab) is refused, says so, and sends nothing.
+    browser
+        .cmd(Method::POST, "/execute/sync", Some(json!({"script": "session.csrf = ''; return 1;", "args": []})))
+        .await;
+    browser.type_into("form#compose input[name=subject]", "without the token").await;
+    browser.type_into("form#compose textarea[name=body]", "should not be sent").await;
+    browser.click("form#compose button").await;
+    browser.wait_text("#action-error", "lacks this session's CSRF token").await;
+    // The page gets its token back by reading its session again.
+    browser.go(&console).await;
+    browser.wait_text("#who", "watch-ph").await;
+
     // The session goes idle past its timeout: the next action is refused, the page says so and
     // returns to sign-in, and nothing is sent.
     let sessions: Vec<[u8; 32]> = {
@@ -292,7 +318,8 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
     browser.wait_text("#sign-in-error", "the session has expired; sign in again").await;
     assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1);
     let inbox_at_cn = common::get_list(&net.client("CN"), "/api/v1/inbox").await;
-    assert!(inbox_at_cn.iter().all(|m| m["subject"] != "after expiry"), "nothing was sent after expiry");
+    let subjects: Vec<&str> = inbox_at_cn.iter().map(|m| m["subject"].as_str().unwrap_or_default()).collect();
+    assert!(!subjects.contains(&"after expiry") && !subjects.contains(&"without the token"), "{subjects:?}");
     assert_eq!(common::get_list(&net.client("PH"), "/api/v1/lines").await.len(), before);
     browser.quit().await;
     net.stop_all().await;
