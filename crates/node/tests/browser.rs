@@ -155,6 +155,10 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
     adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
     adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
     let console = format!("http://{}/console", net.node("PH").api_addr);
+    let cn_store = &*net.node("CN").state.store;
+    adi_node::setup::add_operator(cn_store, "watch-cn", "duty").unwrap();
+    adi_node::setup::set_password(cn_store, "watch-cn", PASSWORD).unwrap();
+    let cn_console = format!("http://{}/console", net.node("CN").api_addr);
 
     let browser = Browser::start().await;
     browser.go(&console).await;
@@ -192,6 +196,12 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.screenshot("watch-acknowledged").await;
+    // CN's operator sees PH's acknowledgement on CN's own page.
+    let at_cn = Browser::start().await;
+    at_cn.sign_in(&cn_console, "watch-cn", PASSWORD).await;
+    at_cn.wait_text("#conversation", "PH: acknowledged").await;
+    at_cn.screenshot("sender-sees-acknowledgement").await;
+    at_cn.quit().await;
     browser.quit().await;
     net.stop_all().await;
 }

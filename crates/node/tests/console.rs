@@ -156,3 +156,56 @@ async fn sign_in_sessions_and_csrf() {
     assert_eq!((status, v["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_changing_endpoint_needs_the_csrf_token_and_the_role() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let message = common::send(&net.client("CN"), &line, "ROUTINE", "to answer").await;
+    common::wait_delivered(&net.client("CN"), &message, std::time::Duration::from_secs(30)).await;
+    let store = &*net.node("PH").state.store;
+    for (name, role) in [("duty-ph", "duty"), ("auditor-ph", "auditor")] {
+        add_operator(store, name, role).unwrap();
+        set_password(store, name, PASSWORD).unwrap();
+    }
+    let app = adi_node::api::router(net.node("PH").state.clone());
+    let (duty, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
+    let (auditor, auditor_csrf) = sign_in(&app, "auditor-ph", PASSWORD, None).await;
+    let endpoints: Vec<(String, Value)> = vec![
+        ("/api/v1/lines".into(), json!({"members": ["PH", "CN"], "scope": "ADMM"})),
+        (format!("/api/v1/lines/{line}/messages"), json!({"precedence": "ROUTINE", "subject": "s", "body": "b"})),
+        (format!("/api/v1/messages/{message}/seen"), json!({})),
+        (format!("/api/v1/messages/{message}/ack"), json!({})),
+        (format!("/api/v1/messages/{message}/decline"), json!({"reason": "r"})),
+        (format!("/api/v1/lines/{line}/update-keys"), json!({})),
+        (format!("/api/v1/lines/{line}/checkpoints"), json!({})),
+        (format!("/api/v1/lines/{line}/decisions"), json!({"text": "t"})),
+        (format!("/api/v1/lines/{line}/members"), json!({"member": "VN"})),
+        ("/console/sign-out".into(), json!({})),
+    ];
+    for (path, body) in &endpoints {
+        // A session without its CSRF token changes nothing, whatever its role.
+        let (status, v, _) = call(&app, Method::POST, path, Some(&duty), None, Some(body.clone())).await;
+        assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("csrf")), "{path}");
+        // An auditor with its token may still not act.
+        if path != "/console/sign-out" {
+            let (status, v, _) =
+                call(&app, Method::POST, path, Some(&auditor), Some(&auditor_csrf), Some(body.clone())).await;
+            assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("role")), "{path}: {v}");
+        }
+        // Without a session or token at all: unauthorised.
+        let (status, _, _) = call(&app, Method::POST, path, None, None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // Reading needs a session too, but no token.
+    for path in ["/console/session", "/api/v1/inbox", "/api/v1/alarms", "/api/v1/links", "/api/v1/evidence"] {
+        let (status, _, _) = call(&app, Method::GET, path, None, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _, _) = call(&app, Method::GET, path, Some(&auditor), None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    // Nothing above changed the record.
+    let (_, lines, _) = call(&app, Method::GET, "/api/v1/lines", Some(&auditor), None, None).await;
+    assert_eq!(lines.as_array().map(Vec::len), Some(1));
+    net.stop_all().await;
+}
