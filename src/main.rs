@@ -921,6 +921,13 @@ async fn demo(
     }
     print_demo_table(&demo);
     out!("state: {}", state.join("demo.json").display());
+    if let Some(first) = demo.members.first() {
+        out!(
+            "console: {}/console, operator duty-{} (each member's duty officer; passwords in demo.json)",
+            first.api_url,
+            first.code
+        );
+    }
     if !no_scenario {
         if let Err(e) = scenario(&demo).await {
             eprintln!("scenario failed: {e:#}");

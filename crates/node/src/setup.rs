@@ -268,6 +268,9 @@ pub struct DemoMember {
     pub api_url: String,
     pub token: String,
     pub config: String,
+    /// The duty officer's console password (operator `duty-<code>`).
+    #[serde(default)]
+    pub console_password: String,
 }
 
 /// `demo.json`: what a demo network's operators need.
@@ -339,12 +342,16 @@ pub fn demo_init(
         fs::write(dir.join("roster.toml"), &text)?;
         let config = crate::config::NodeConfig::load(&out.config).map_err(|e| anyhow!("{e}"))?;
         let store = crate::node::open_store(&config)?;
-        let token = add_operator(&store, &format!("duty-{}", out.entry.code), "duty")?;
+        let operator = format!("duty-{}", out.entry.code);
+        let token = add_operator(&store, &operator, "duty")?;
+        let console_password = new_token();
+        set_password(&store, &operator, &console_password)?;
         demo.members.push(DemoMember {
             code: out.entry.code.clone(),
             api_url: format!("http://127.0.0.1:{api}"),
             token,
             config: fs::canonicalize(&out.config)?.display().to_string(),
+            console_password,
         });
     }
     write_private(&state.join("demo.json"), (serde_json::to_string_pretty(&demo)? + "\n").as_bytes())?;

@@ -161,6 +161,11 @@ async fn sign_in_sessions_and_csrf() {
 async fn every_state_changing_endpoint_needs_the_csrf_token_and_the_role() {
     let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
     let line = open_line(&net.client("PH"), &["PH", "CN"], "ADMM-Plus").await;
+    let cn = net.client("CN");
+    common::eventually(std::time::Duration::from_secs(30), "CN to hold the line", || async {
+        cn.call(hyper::Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
     let message = common::send(&net.client("CN"), &line, "ROUTINE", "to answer").await;
     common::wait_delivered(&net.client("CN"), &message, std::time::Duration::from_secs(30)).await;
     let store = &*net.node("PH").state.store;
