@@ -137,19 +137,12 @@ async fn send(c: &Client, line: &str, precedence: &str, subject: &str) -> String
 }
 
 /// Polls `f` until it returns `Some`, or fails after `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    support::eventually(WAIT, what, f).await
 }
 
 /// Waits until every recipient of a message is in `state`, at its sender's node; returns it.

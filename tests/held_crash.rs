@@ -9,9 +9,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adi_node::client::Client;
 use adi_node::config::NodeConfig;
@@ -20,103 +20,45 @@ use adi_wire::batch::Verdict;
 use adi_wire::{Envelope, EnvelopeHash};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{init, kill_9, serve, wait_healthy, Member, Proc};
+use support::{wait_healthy, Procs};
 
 const CODES: [&str; 2] = ["PH", "CN"];
 const WAIT: Duration = Duration::from_secs(60);
 const ENVELOPE_MAX: usize = 1 << 20;
 
-/// Polls `f` until it returns `Some`, or fails after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+/// The two nodes as processes, with link tests off.
+fn network() -> Procs {
+    let net = Procs::init(&CODES);
+    for m in &net.members {
+        let text = std::fs::read_to_string(&m.config).unwrap();
+        assert!(text.contains("link_test_interval_s = 30\n"), "{text}");
+        std::fs::write(&m.config, text.replace("link_test_interval_s = 30\n", "link_test_interval_s = 0\n")).unwrap();
+    }
+    net
+}
+
+fn config(net: &Procs, code: &str) -> NodeConfig {
+    NodeConfig::load(Path::new(&net.member(code).config)).unwrap()
+}
+
+/// Starts a member's node and waits until it answers.
+async fn start_node(net: &mut Procs, code: &str) {
+    net.start(code);
+    wait_healthy(&net.member(code).url).await;
+}
+
+async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// The two nodes; on a failure, their logs are printed.
-struct Net {
-    _dir: tempfile::TempDir,
-    members: Vec<Member>,
-    procs: Vec<Option<Proc>>,
-    logs: PathBuf,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.procs.iter_mut().for_each(|p| drop(p.take()));
-            for m in &self.members {
-                let log = std::fs::read_to_string(self.log(&m.code)).unwrap_or_default();
-                eprintln!("----- {} node log -----\n{log}", m.code);
-            }
-        }
-    }
-}
-
-impl Net {
-    /// The network's configuration, with link tests off.
-    fn init() -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let members = init(&dir.path().join("net"), &CODES.join(","));
-        assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), CODES);
-        for m in &members {
-            let text = std::fs::read_to_string(&m.config).unwrap();
-            assert!(text.contains("link_test_interval_s = 30\n"), "{text}");
-            std::fs::write(&m.config, text.replace("link_test_interval_s = 30\n", "link_test_interval_s = 0\n"))
-                .unwrap();
-        }
-        let procs = members.iter().map(|_| None).collect();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir(&logs).unwrap();
-        Net { _dir: dir, members, procs, logs }
-    }
-
-    fn member(&self, code: &str) -> &Member {
-        self.members.iter().find(|m| m.code == code).unwrap()
-    }
-
-    fn index(&self, code: &str) -> usize {
-        self.members.iter().position(|m| m.code == code).unwrap()
-    }
-
-    fn log(&self, code: &str) -> PathBuf {
-        self.logs.join(format!("{code}.log"))
-    }
-
-    fn config(&self, code: &str) -> NodeConfig {
-        NodeConfig::load(Path::new(&self.member(code).config)).unwrap()
-    }
-
-    async fn start(&mut self, code: &str) {
-        let i = self.index(code);
-        assert!(self.procs[i].is_none(), "{code} is running");
-        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code), "info"));
-        wait_healthy(&self.members[i].url).await;
-    }
-
-    fn kill(&mut self, code: &str) {
-        let i = self.index(code);
-        kill_9(self.procs[i].take().expect("running"));
-    }
-
-    fn client(&self, code: &str) -> Client {
-        self.member(code).client()
-    }
+    support::eventually(WAIT, what, f).await
 }
 
 /// Hands envelopes to `to`'s node over its federation endpoint, as `from`'s node: `from`'s node
 /// certificate, `to`'s pinned key. One verdict per envelope.
-async fn post_as(net: &Net, from: &str, to: &str, envelopes: &[&[u8]]) -> Vec<Verdict> {
-    let (from, to_config) = (net.config(from), net.config(to));
+async fn post_as(net: &Procs, from: &str, to: &str, envelopes: &[&[u8]]) -> Vec<Verdict> {
+    let (from, to_config) = (config(net, from), config(net, to));
     let (cert, key) = adi_node::tls::load_identity(&from.tls_cert, &from.tls_key).unwrap();
     let (to_cert, _) = adi_node::tls::load_identity(&to_config.tls_cert, &to_config.tls_key).unwrap();
     let pin = adi_node::tls::spki_pin(&to_cert).unwrap();
@@ -183,9 +125,9 @@ fn held_reason(v: &Verdict) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_holding_a_message_from_a_later_epoch_reads_it_when_the_commit_arrives() {
-    let mut net = Net::init();
-    net.start("PH").await;
-    net.start("CN").await;
+    let mut net = network();
+    start_node(&mut net, "PH").await;
+    start_node(&mut net, "CN").await;
     let (ph, cn) = (net.client("PH"), net.client("CN"));
 
     // A direct line, working.
@@ -206,18 +148,18 @@ async fn a_node_killed_holding_a_message_from_a_later_epoch_reads_it_when_the_co
     let flash_bytes = envelope_bytes(&ph, &flash).await;
     assert_eq!(Envelope::decode(&flash_bytes, ENVELOPE_MAX, ENVELOPE_MAX).unwrap().body().epoch, start + 1);
     net.kill("PH");
-    let commit = commit_before(&net.config("PH"), &flash_bytes);
+    let commit = commit_before(&config(&net, "PH"), &flash_bytes);
     let body = Envelope::decode(&commit, ENVELOPE_MAX, ENVELOPE_MAX).unwrap().body().clone();
     assert_eq!((body.sender.as_str(), body.epoch), ("PH", start), "the commit is sent in the old epoch");
 
     // The FLASH reaches CN before its commit: CN holds it, and says so.
-    net.start("CN").await;
+    start_node(&mut net, "CN").await;
     let verdicts = post_as(&net, "PH", "CN", &[&flash_bytes]).await;
     assert!(held_reason(&verdicts[0]), "{verdicts:?}");
 
     // CN dies at once, without any shutdown, and comes back: the FLASH is not readable yet.
     net.kill("CN");
-    net.start("CN").await;
+    start_node(&mut net, "CN").await;
     assert_eq!(epoch(&cn, &line).await, start, "CN moved on without the commit");
     assert!(!inbox(&cn).await.iter().any(|m| m["id"] == flash.as_str()), "readable before its commit");
     let (status, _) = cn.request(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.unwrap();
@@ -240,7 +182,7 @@ async fn a_node_killed_holding_a_message_from_a_later_epoch_reads_it_when_the_co
 
     // PH comes back: its queued copies are duplicates now, and CN's node says, signed, that it
     // decrypted the FLASH.
-    net.start("PH").await;
+    start_node(&mut net, "PH").await;
     let m = wait_delivered(&ph, &flash).await;
     let to: Vec<&str> = m["recipients"].as_array().unwrap().iter().map(|r| r["member"].as_str().unwrap()).collect();
     assert_eq!(to, ["CN"]);

@@ -13,32 +13,24 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adi_node::client::Client;
 use adi_wire::files::RosterFile;
 use hyper::{Method, StatusCode};
 use serde_json::json;
-use support::{init, kill_9, serve, wait_healthy, Member, Proc};
+use support::{wait_healthy, Procs};
 use tokio::net::{TcpListener, TcpStream};
 
 const CODES: [&str; 4] = ["PH", "CN", "VN", "ID"];
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Polls `f` until it returns `Some`, or fails after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    support::eventually(WAIT, what, f).await
 }
 
 /// A TCP relay towards one federation endpoint. It forwards the first connection it accepts and
@@ -85,71 +77,16 @@ impl Relay {
     }
 }
 
-/// The four nodes; on a failure, their logs are printed.
-struct Net {
-    _dir: tempfile::TempDir,
-    members: Vec<Member>,
-    procs: Vec<Option<Proc>>,
-    logs: PathBuf,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.procs.iter_mut().for_each(|p| drop(p.take()));
-            for m in &self.members {
-                let log = std::fs::read_to_string(self.log(&m.code)).unwrap_or_default();
-                eprintln!("----- {} node log -----\n{log}", m.code);
-            }
-        }
-    }
-}
-
-impl Net {
-    fn init() -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("net");
-        let members = init(&state, &CODES.join(","));
-        assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), CODES);
-        let procs = members.iter().map(|_| None).collect();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir(&logs).unwrap();
-        Net { _dir: dir, members, procs, logs }
-    }
-
-    fn index(&self, code: &str) -> usize {
-        self.members.iter().position(|m| m.code == code).unwrap()
-    }
-
-    fn log(&self, code: &str) -> PathBuf {
-        self.logs.join(format!("{code}.log"))
-    }
-
-    /// The roster file a member's node reads: each node has its own copy.
-    fn roster_path(&self, code: &str) -> PathBuf {
-        let config = PathBuf::from(&self.members[self.index(code)].config);
-        let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-        config.parent().unwrap().join(file.roster)
-    }
-
-    fn start(&mut self, code: &str) {
-        let i = self.index(code);
-        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code), "info"));
-    }
-
-    fn kill(&mut self, code: &str) {
-        let i = self.index(code);
-        kill_9(self.procs[i].take().expect("running"));
-    }
-
-    fn client(&self, code: &str) -> Client {
-        self.members[self.index(code)].client()
-    }
+/// The roster file a member's node reads: each node has its own copy.
+fn roster_path(net: &Procs, code: &str) -> PathBuf {
+    let config = PathBuf::from(&net.member(code).config);
+    let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    config.parent().unwrap().join(file.roster)
 }
 
 /// Points every endpoint of `member` in `at`'s roster at a relay towards its first real endpoint.
-async fn relay_in_roster(net: &Net, at: &str, member: &str) -> Relay {
-    let path = net.roster_path(at);
+async fn relay_in_roster(net: &Procs, at: &str, member: &str) -> Relay {
+    let path = roster_path(net, at);
     let mut roster = RosterFile::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let entry = roster.members.iter_mut().find(|m| m.code == member).unwrap();
     let relay = Relay::start(entry.endpoints[0].clone()).await;
@@ -197,7 +134,7 @@ async fn inbox_ids(c: &Client) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_node_killed_between_commit_and_welcome_brings_the_new_member_in_after_restart() {
     let all = ["CN", "ID", "PH", "VN"];
-    let mut net = Net::init();
+    let mut net = Procs::init(&CODES);
     let relay = relay_in_roster(&net, "PH", "ID").await;
     for code in CODES {
         net.start(code);

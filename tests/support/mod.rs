@@ -98,3 +98,82 @@ pub fn init(state: &Path, members: &str) -> Vec<Member> {
         })
         .collect()
 }
+
+/// Polls `f` until it returns `Some`, or fails after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A demo network's nodes as processes, started and killed one by one; on a failure, each
+/// node's log is printed.
+pub struct Procs {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<Member>,
+    procs: Vec<Option<Proc>>,
+    logs: std::path::PathBuf,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.procs.iter_mut().for_each(|p| drop(p.take()));
+            for m in &self.members {
+                let log = std::fs::read_to_string(self.log(&m.code)).unwrap_or_default();
+                eprintln!("----- {} node log -----\n{log}", m.code);
+            }
+        }
+    }
+}
+
+impl Procs {
+    /// The configuration of a network of `codes`, in that order; no node runs yet.
+    pub fn init(codes: &[&str]) -> Procs {
+        let dir = tempfile::tempdir().unwrap();
+        let members = init(&dir.path().join("net"), &codes.join(","));
+        assert_eq!(members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), codes);
+        let procs = members.iter().map(|_| None).collect();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        Procs { dir, members, procs, logs }
+    }
+
+    pub fn index(&self, code: &str) -> usize {
+        self.members.iter().position(|m| m.code == code).unwrap_or_else(|| panic!("no member {code}"))
+    }
+
+    pub fn member(&self, code: &str) -> &Member {
+        &self.members[self.index(code)]
+    }
+
+    pub fn log(&self, code: &str) -> std::path::PathBuf {
+        self.logs.join(format!("{code}.log"))
+    }
+
+    /// Starts a member's node (logging at `info`) without waiting for it.
+    pub fn start(&mut self, code: &str) {
+        let i = self.index(code);
+        assert!(self.procs[i].is_none(), "{code} is running");
+        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code), "info"));
+    }
+
+    /// SIGKILLs a member's node.
+    pub fn kill(&mut self, code: &str) {
+        let i = self.index(code);
+        kill_9(self.procs[i].take().expect("running"));
+    }
+
+    pub fn client(&self, code: &str) -> Client {
+        self.member(code).client()
+    }
+}

@@ -164,6 +164,41 @@ async fn checkpoints_are_countersigned_by_every_member_and_verify_offline() {
     net.stop_all().await;
 }
 
+/// PH's key signs a checkpoint of `line` with `size` entries and `root`, and PH's connection
+/// offers it to `to` for countersigning, claiming to extend `from_size` with `consistency`.
+async fn offer_as_ph(
+    net: &Net,
+    to: &str,
+    line: &str,
+    (size, root): (u64, [u8; 32]),
+    (from_size, consistency): (u64, Vec<String>),
+) -> adi_node::record::CheckpointAnswer {
+    let ph_key = common::keys_towards(net, "PH", to);
+    let signed = adi_record::Checkpoint {
+        line: LineId::from_hex(line).unwrap().0,
+        signer: "PH".into(),
+        size,
+        root,
+        time_ms: 1_796_000_000_000,
+    }
+    .sign(&ph_key.signing)
+    .unwrap();
+    let offer = adi_node::record::CheckpointOffer {
+        v: 1,
+        checkpoint: hex::encode(signed.to_bytes().unwrap()),
+        from_size,
+        consistency,
+        others: Vec::new(),
+    };
+    let peer = MemberCode::parse(to).unwrap();
+    let body = serde_json::to_vec(&offer).unwrap();
+    let endpoint = common::endpoint(net, to);
+    let reply = adi_node::federation::post_once(&endpoint, ph_key.tls, &peer, "/fed/v1/checkpoints", body, 5_000)
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_showing_two_histories_of_a_line_is_caught_by_the_exchange() {
     let mut net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
@@ -178,36 +213,7 @@ async fn a_member_showing_two_histories_of_a_line_is_caught_by_the_exchange() {
     let real_size = real["checkpoint"]["size"].as_u64().unwrap();
     net.start_code("VN").await;
     // PH (its key, its connection) shows VN another history of the same size.
-    let ph_key = common::keys_towards(&net, "PH", "VN");
-    let other = adi_record::Checkpoint {
-        line: LineId::from_hex(&line).unwrap().0,
-        signer: "PH".into(),
-        size: real_size,
-        root: [7; 32],
-        time_ms: 1_796_000_000_000,
-    }
-    .sign(&ph_key.signing)
-    .unwrap();
-    let offer = adi_node::record::CheckpointOffer {
-        v: 1,
-        checkpoint: hex::encode(other.to_bytes().unwrap()),
-        from_size: 0,
-        consistency: Vec::new(),
-        others: Vec::new(),
-    };
-    let vn = MemberCode::parse("VN").unwrap();
-    let body = serde_json::to_vec(&offer).unwrap();
-    let reply = adi_node::federation::post_once(
-        &common::endpoint(&net, "VN"),
-        ph_key.tls,
-        &vn,
-        "/fed/v1/checkpoints",
-        body,
-        5_000,
-    )
-    .await
-    .unwrap();
-    let answer: adi_node::record::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+    let answer = offer_as_ph(&net, "VN", &line, (real_size, [7; 32]), (0, Vec::new())).await;
     assert!(answer.countersignature.is_some(), "VN has nothing to compare it with yet: {answer:?}");
 
     // CN's next checkpoint exchange passes PH's real checkpoint to VN, and VN's answer passes the
@@ -494,36 +500,7 @@ async fn a_checkpoint_that_does_not_extend_the_one_countersigned_is_refused_as_t
     let root = hex::decode(real["checkpoint"]["root"].as_str().unwrap()).unwrap();
 
     // PH's key signs a longer log that does not begin with the one CN countersigned.
-    let ph_key = common::keys_towards(&net, "PH", "CN");
-    let rewritten = adi_record::Checkpoint {
-        line: LineId::from_hex(&line).unwrap().0,
-        signer: "PH".into(),
-        size: size + 1,
-        root: [5; 32],
-        time_ms: 1_796_000_000_000,
-    }
-    .sign(&ph_key.signing)
-    .unwrap();
-    let offer = adi_node::record::CheckpointOffer {
-        v: 1,
-        checkpoint: hex::encode(rewritten.to_bytes().unwrap()),
-        from_size: size,
-        consistency: vec![hex::encode(&root)],
-        others: Vec::new(),
-    };
-    let cn = MemberCode::parse("CN").unwrap();
-    let body = serde_json::to_vec(&offer).unwrap();
-    let reply = adi_node::federation::post_once(
-        &common::endpoint(&net, "CN"),
-        ph_key.tls,
-        &cn,
-        "/fed/v1/checkpoints",
-        body,
-        5_000,
-    )
-    .await
-    .unwrap();
-    let answer: adi_node::record::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+    let answer = offer_as_ph(&net, "CN", &line, (size + 1, [5; 32]), (size, vec![hex::encode(&root)])).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
     assert!(answer.refused.as_deref().unwrap().contains("does not extend"), "{answer:?}");
     let c = net.client("CN");
