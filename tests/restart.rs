@@ -1,5 +1,6 @@
 //! Crashes of real node processes in the middle of a stream: every message the sender's node
-//! accepted arrives exactly once, in the sender's order.
+//! accepted arrives exactly once, in the sender's order, and after each SIGKILL the dead node's
+//! database passes SQLite's `PRAGMA integrity_check`.
 
 mod support;
 
@@ -168,6 +169,12 @@ impl Pair {
         kill_9(self.procs[i].take().unwrap());
         let at_kill = self.counter.load(Ordering::SeqCst);
         assert!(at_kill < MESSAGES, "the stream had ended ({at_kill} accepted) before the crash");
+        // The database the dead process left is sound.
+        let config = adi_node::NodeConfig::load(std::path::Path::new(&self.members[i].config)).unwrap();
+        let c = rusqlite::Connection::open(&config.database).unwrap();
+        let check: String = c.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
+        assert_eq!(check, "ok", "{} after a kill", config.database.display());
+        drop(c);
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.procs[i] = Some(serve(&self.members[i].config, &self.log, "warn"));
         wait_healthy(&self.members[i].url).await;
@@ -199,6 +206,13 @@ impl Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_killed_mid_stream_of_1000_messages_loses_and_duplicates_nothing() {
     Pair::start().await.run(&[(1, 250), (1, 600)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kills_of_either_node_mid_stream_lose_and_duplicate_nothing() {
+    // Every 40 accepted messages one node or the other dies with SIGKILL and comes back.
+    let crashes: Vec<(usize, usize)> = (1..=20).map(|k| (k % 2, k * 40)).collect();
+    Pair::start().await.run(&crashes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
