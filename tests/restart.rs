@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use adi_node::client::Client;
 use hyper::Method;
-use serde_json::{json, Value};
-use support::{init, kill_9, serve, wait_healthy, Member, Proc};
+use serde_json::json;
+use support::{check_exactly_once_in_order, init, kill_9, serve, wait_healthy, Member, Proc};
 
 const MESSAGES: usize = 1000;
 const SENDERS: usize = 4;
@@ -75,48 +74,6 @@ async fn wait_for(counter: &AtomicUsize, n: usize) {
         assert!(Instant::now() < deadline, "stream stalled at {}", counter.load(Ordering::SeqCst));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-async fn messages(c: &Client, line: &str) -> Vec<Value> {
-    c.call(Method::GET, &format!("/api/v1/lines/{line}/messages?limit=10000"), None)
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Checks that every accepted id reached the receiver exactly once and in the sender's order.
-async fn check_exactly_once_in_order(sender: &Client, receiver: &Client, line: &str, accepted: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let at_sender = messages(sender, line).await;
-        let pending = at_sender
-            .iter()
-            .filter(|m| m["recipients"].as_array().unwrap().iter().any(|r| r["state"] != "delivered"))
-            .count();
-        if pending == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{pending} messages still undelivered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let at_receiver = messages(receiver, line).await;
-    let ids: Vec<&str> = at_receiver.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    let unique: HashSet<&str> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "a message arrived twice");
-    for id in accepted {
-        assert!(unique.contains(id.as_str()), "accepted message {id} never arrived");
-    }
-    let seqs: Vec<u64> = at_receiver.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    // Link tests share the sender's sequence, so messages need not be consecutive; they must rise.
-    let broken = seqs.windows(2).position(|w| w[0] >= w[1]);
-    assert!(broken.is_none(), "the receiver's record breaks the sender's order at {broken:?}");
-    // The receiver holds exactly what the sender's record holds.
-    let at_sender: HashSet<String> =
-        messages(sender, line).await.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(at_sender.len(), ids.len());
-    assert!(ids.iter().all(|id| at_sender.contains(*id)));
 }
 
 fn state_dir() -> (tempfile::TempDir, PathBuf) {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -176,4 +177,108 @@ impl Procs {
     pub fn client(&self, code: &str) -> Client {
         self.member(code).client()
     }
+}
+
+/// A line's messages as a node lists them, in the record's order.
+pub async fn messages(c: &Client, line: &str) -> Vec<Value> {
+    c.call(Method::GET, &format!("/api/v1/lines/{line}/messages?limit=10000"), None)
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Checks that every accepted id reached the receiver exactly once and in the sender's order.
+pub async fn check_exactly_once_in_order(sender: &Client, receiver: &Client, line: &str, accepted: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let at_sender = messages(sender, line).await;
+        let pending = at_sender
+            .iter()
+            .filter(|m| m["recipients"].as_array().unwrap().iter().any(|r| r["state"] != "delivered"))
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} messages still undelivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_receiver = messages(receiver, line).await;
+    let ids: Vec<&str> = at_receiver.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a message arrived twice");
+    for id in accepted {
+        assert!(unique.contains(id.as_str()), "accepted message {id} never arrived");
+    }
+    let seqs: Vec<u64> = at_receiver.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    // Link tests share the sender's sequence, so messages need not be consecutive; they must rise.
+    let broken = seqs.windows(2).position(|w| w[0] >= w[1]);
+    assert!(broken.is_none(), "the receiver's record breaks the sender's order at {broken:?}");
+    // The receiver holds exactly what the sender's record holds.
+    let at_sender: HashSet<String> =
+        messages(sender, line).await.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(at_sender.len(), ids.len());
+    assert!(ids.iter().all(|id| at_sender.contains(*id)));
+}
+
+/// A TCP relay in front of one endpoint that the test can cut (dropping every connection and
+/// refusing new ones) and heal: a severed link between two real nodes.
+pub struct Severable {
+    pub addr: String,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Severable {
+    pub async fn start(target: String) -> Severable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if !*watch.borrow() {
+                    continue;
+                }
+                let (target, mut watch) = (target.clone(), watch.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Severable { addr, up }
+    }
+
+    pub fn cut(&self) {
+        let _ = self.up.send(false);
+    }
+
+    pub fn heal(&self) {
+        let _ = self.up.send(true);
+    }
+}
+
+/// Points every endpoint of `member` in `at`'s roster at `addr` (each node has its own copy of
+/// the roster).
+pub fn reroute(procs: &Procs, at: &str, member: &str, addr: &str) {
+    let config = std::path::PathBuf::from(&procs.member(at).config);
+    let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let path = config.parent().unwrap().join(file.roster);
+    let mut roster = adi_wire::files::RosterFile::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let entry = roster.members.iter_mut().find(|m| m.code == member).unwrap();
+    entry.endpoints = vec![addr.to_string()];
+    std::fs::write(&path, roster.to_toml()).unwrap();
+}
+
+/// The first federation endpoint of `member` in `at`'s roster.
+pub fn endpoint_of(procs: &Procs, at: &str, member: &str) -> String {
+    let config = std::path::PathBuf::from(&procs.member(at).config);
+    let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let path = config.parent().unwrap().join(file.roster);
+    let roster = adi_wire::files::RosterFile::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    roster.members.iter().find(|m| m.code == member).unwrap().endpoints[0].clone()
 }
