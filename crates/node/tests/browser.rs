@@ -69,9 +69,28 @@ impl Browser {
     }
 
     async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body).await.unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn try_cmd(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
         let path = format!("/session/{}{path}", self.session);
-        let v = self.driver.client.call(method, &path, body.as_ref()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        v["value"].clone()
+        let v = self.driver.client.call(method, &path, body.as_ref()).await.map_err(|e| e.to_string())?;
+        Ok(v["value"].clone())
+    }
+
+    /// Runs an interaction with an element again while the page is re-rendering around it (the
+    /// element moved under another, or was replaced), a bounded number of times.
+    async fn on_element(&self, css: &str, action: &str, body: Value) {
+        let mut last = String::new();
+        for _ in 0..20 {
+            let el = self.find(css).await;
+            match self.try_cmd(Method::POST, &format!("/element/{el}/{action}"), Some(body.clone())).await {
+                Ok(_) => return,
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{action} on '{css}' kept failing: {last}");
     }
 
     async fn go(&self, url: &str) {
@@ -84,14 +103,12 @@ impl Browser {
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.cmd(Method::POST, &format!("/element/{el}/clear"), Some(json!({}))).await;
-        self.cmd(Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text}))).await;
+        self.on_element(css, "clear", json!({})).await;
+        self.on_element(css, "value", json!({"text": text})).await;
     }
 
     async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.cmd(Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+        self.on_element(css, "click", json!({})).await;
     }
 
     async fn text(&self, css: &str) -> String {
