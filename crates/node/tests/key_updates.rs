@@ -334,6 +334,10 @@ async fn a_member_leaves_a_conference_by_proposal_and_the_home_member_commits_it
     let (status, v) = ph.request(Method::POST, &leave, None).await.unwrap();
     assert_eq!((status.as_u16(), v["error"].as_str()), (403, Some("home_stays")));
     let direct = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    eventually(WAIT, "VN to hold the direct line", || async {
+        vn.call(Method::GET, &format!("/api/v1/lines/{direct}"), None).await.ok()
+    })
+    .await;
     let (status, v) = vn.request(Method::POST, &format!("/api/v1/lines/{direct}/leave"), None).await.unwrap();
     assert_eq!((status.as_u16(), v["error"].as_str()), (409, Some("cannot_leave")));
 
