@@ -117,7 +117,7 @@ async fn receive_batch(
                 let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
                     Ok(None)
                 } else {
-                    crate::record::chain_break(&node, &peer, &e, bytes, now)
+                    crate::record::chain_break(&node, &peer, &e, bytes, stored, now)
                 };
                 match chain {
                     Ok(Some(b)) => {

@@ -21,29 +21,32 @@ pub(crate) struct ChainBreak {
 /// store holds on the line: the one at the same sequence number must be the same envelope, the
 /// one before must be what `prev` names, and the one after must name this one. Only a
 /// contradiction carrying the sender's valid signature is evidence; anything else is left to the
-/// core's checks.
+/// core's checks. `at_seq` is what the caller already read at the envelope's own sequence number.
+/// Stored bytes are read only for a contradiction: the common case costs two index lookups.
 pub(crate) fn chain_break(
     node: &NodeState,
     sender: &MemberCode,
     offered: &Envelope,
     offered_bytes: &[u8],
+    at_seq: Option<EnvelopeHash>,
     now_ms: u64,
 ) -> Result<Option<ChainBreak>, StoreError> {
     let body = offered.body();
     let hash = offered.hash();
-    let stored = |seq: u64| -> Result<Option<(EnvelopeHash, Vec<u8>)>, StoreError> {
-        let Some(h) = node.store.envelope_at(&body.line, &body.sender, seq)? else { return Ok(None) };
-        Ok(node.store.envelope(&h)?.map(|row| (h, row.bytes)))
+    let hash_at = |seq: u64| node.store.envelope_at(&body.line, &body.sender, seq);
+    let bytes_of = |h: &EnvelopeHash| -> Result<Vec<u8>, StoreError> {
+        Ok(node.store.envelope(h)?.map(|row| row.bytes).unwrap_or_default())
     };
     let mut found = None;
-    if let Some((held, bytes)) = stored(body.seq)?.filter(|(h, _)| *h != hash) {
+    if let Some(held) = at_seq.filter(|h| *h != hash) {
         found = Some((
             format!("{sender} signed two envelopes as its #{} on the line: {held} held, {hash} offered", body.seq),
-            bytes,
+            bytes_of(&held)?,
         ));
     }
     if found.is_none() && body.seq > 1 {
-        if let Some((held, bytes)) = stored(body.seq - 1)?.filter(|(h, _)| *h != body.prev) {
+        if let Some(held) = hash_at(body.seq - 1)?.filter(|h| *h != body.prev) {
+            let bytes = bytes_of(&held)?;
             found = Some((
                 format!(
                     "{sender}'s #{} names {} as its previous envelope, but #{} held here is {held}",
@@ -56,7 +59,8 @@ pub(crate) fn chain_break(
         }
     }
     if found.is_none() {
-        if let Some((held, bytes)) = stored(body.seq + 1)? {
+        if let Some(held) = hash_at(body.seq + 1)? {
+            let bytes = bytes_of(&held)?;
             let names = Envelope::decode(&bytes, usize::MAX, usize::MAX).map(|e| e.body().prev);
             if names.is_ok_and(|prev| prev != hash) {
                 found = Some((
@@ -339,6 +343,8 @@ pub async fn checkpoint_and_exchange(
         },
     )?;
     let mine = node.store.checkpoints(&line, Some(node.member.as_str())).map_err(e)?;
+    let others = latest_of_others(node, &line, &node.member).map_err(e)?;
+    let signed = hex::encode(cp.to_bytes().map_err(|e| e.to_string())?);
     let mut exchanges = Vec::new();
     for member in members {
         // The consistency proof starts where this member last countersigned.
@@ -351,10 +357,10 @@ pub async fn checkpoint_and_exchange(
             .min(cp.checkpoint.size);
         let offer = CheckpointOffer {
             v: 1,
-            checkpoint: hex::encode(cp.to_bytes().map_err(|e| e.to_string())?),
+            checkpoint: signed.clone(),
             from_size: from,
             consistency: merkle::consistency_proof(&leaves, from as usize).iter().map(hex::encode).collect(),
-            others: latest_of_others(node, &line, &node.member).map_err(e)?,
+            others: others.clone(),
         };
         let outcome = offer_to(node, &member, &offer).await;
         exchanges.push(match outcome {
@@ -408,12 +414,8 @@ async fn settle_answer(
     if let Err(e) = take_others(node, line, &answer.checkpoints, &mut batch, now_ms) {
         out.detail = Some(e.to_string());
     }
-    if !batch.is_empty() {
-        if let Err(e) = node.store.commit(batch).wait().await {
-            node.fail_storage(&e);
-            out.detail = Some(e.to_string());
-        }
-        node.committed(&[]);
+    if let Err(e) = commit_findings(node, batch).await {
+        out.detail = Some(e.to_string());
     }
     out
 }
@@ -478,11 +480,22 @@ async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Resul
     let reason = b.reason.clone();
     tracing::error!(line = %line, reason = %reason, "tamper: the stored log changed");
     let batch = WriteBatch { alarms: vec![b.alarm], evidence: vec![b.evidence], ..WriteBatch::default() };
-    if let Err(e) = node.store.commit(batch).wait().await {
-        node.fail_storage(&e);
+    let _ = commit_findings(node, batch).await;
+    Err(reason)
+}
+
+/// Commits alarms, evidence and checkpoints found along the way (nothing when the batch is
+/// empty); a failed commit puts the node in refuse-writes mode.
+async fn commit_findings(node: &NodeState, batch: WriteBatch) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let result = node.store.commit(batch).wait().await.map(|_| ());
+    if let Err(e) = &result {
+        node.fail_storage(e);
     }
     node.committed(&[]);
-    Err(reason)
+    result
 }
 
 /// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
@@ -526,12 +539,7 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
             batch.evidence.push(t.evidence);
         }
     }
-    if !batch.is_empty() {
-        if let Err(e) = node.store.commit(batch).wait().await {
-            node.fail_storage(&e);
-        }
-        node.committed(&[]);
-    }
+    let _ = commit_findings(node, batch).await;
 }
 
 /// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
@@ -609,12 +617,7 @@ pub async fn export(
             }
         }
     }
-    if !unreadable.is_empty() {
-        if let Err(e) = node.store.commit(unreadable).wait().await {
-            node.fail_storage(&e);
-        }
-        node.committed(&[]);
-    }
+    let _ = commit_findings(node, unreadable).await;
     let readable: Vec<adi_store::EnvelopeRow> = rows.iter().flatten().cloned().collect();
     check_stored_contents(node, line, &readable).await;
     // The window is the contiguous stretch of the log from the first entry accepted at or after

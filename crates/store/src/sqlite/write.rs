@@ -260,19 +260,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     body.created_ms as i64
                 ],
             )?;
-            event(
-                c,
-                s,
-                Event {
-                    kind: "decision",
-                    at_ms: r.received_ms,
-                    line: Some(r.line.id),
-                    message: Some(hash),
-                    member: Some(r.sender.as_str()),
-                    state: Some("proposed"),
-                    ..Event::default()
-                },
-            )?;
+            decision_event(c, s, r, hash, "proposed")?;
         }
         Content::Translation(t) => {
             c.execute(
@@ -305,23 +293,31 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     body.created_ms as i64
                 ],
             )?;
-            event(
-                c,
-                s,
-                Event {
-                    kind: "decision",
-                    at_ms: r.received_ms,
-                    line: Some(r.line.id),
-                    message: Some(a.decision),
-                    member: Some(r.sender.as_str()),
-                    state: Some(if a.concur { "concurred" } else { "declined" }),
-                    ..Event::default()
-                },
-            )?;
+            decision_event(c, s, r, a.decision, if a.concur { "concurred" } else { "declined" })?;
         }
         _ => {}
     }
     Ok(Outcome::Inserted)
+}
+
+/// The live-stream event of a decision proposed or answered by a record's sender.
+fn decision_event(
+    c: &Connection,
+    s: &Sealer,
+    r: &Record,
+    decision: EnvelopeHash,
+    state: &str,
+) -> Result<(), rusqlite::Error> {
+    let e = Event {
+        kind: "decision",
+        at_ms: r.received_ms,
+        line: Some(r.line.id),
+        message: Some(decision),
+        member: Some(r.sender.as_str()),
+        state: Some(state),
+        ..Event::default()
+    };
+    event(c, s, e)
 }
 
 /// Keeps a signed checkpoint (once).
