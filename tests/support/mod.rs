@@ -191,6 +191,26 @@ pub async fn messages(c: &Client, line: &str) -> Vec<Value> {
 
 /// Checks that every accepted id reached the receiver exactly once and in the sender's order.
 pub async fn check_exactly_once_in_order(sender: &Client, receiver: &Client, line: &str, accepted: &[String]) {
+    wait_delivered(sender, line).await;
+    check_record(sender, receiver, line, accepted, None).await;
+}
+
+/// Like [`check_exactly_once_in_order`] for a line that carries messages both ways: each node's
+/// accepted messages (`a` and `b`: its member code, client and accepted ids) reached the other
+/// exactly once and in its order.
+pub async fn check_exactly_once_in_order_both_ways(
+    a: (&str, &Client, &[String]),
+    b: (&str, &Client, &[String]),
+    line: &str,
+) {
+    wait_delivered(a.1, line).await;
+    wait_delivered(b.1, line).await;
+    check_record(a.1, b.1, line, a.2, Some(a.0)).await;
+    check_record(b.1, a.1, line, b.2, Some(b.0)).await;
+}
+
+/// Waits until every message the node sent on the line is delivered to each recipient.
+async fn wait_delivered(sender: &Client, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let at_sender = messages(sender, line).await;
@@ -204,20 +224,26 @@ pub async fn check_exactly_once_in_order(sender: &Client, receiver: &Client, lin
         assert!(Instant::now() < deadline, "{pending} messages still undelivered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Checks the receiver's record of the sender's messages (those of member `from`, or every message
+/// on the line when `None`) against what the sender accepted and holds.
+async fn check_record(sender: &Client, receiver: &Client, line: &str, accepted: &[String], from: Option<&str>) {
+    let of_sender = |m: &&Value| from.is_none_or(|code| m["sender"] == code);
     let at_receiver = messages(receiver, line).await;
-    let ids: Vec<&str> = at_receiver.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = at_receiver.iter().filter(of_sender).map(|m| m["id"].as_str().unwrap()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "a message arrived twice");
     for id in accepted {
         assert!(unique.contains(id.as_str()), "accepted message {id} never arrived");
     }
-    let seqs: Vec<u64> = at_receiver.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = at_receiver.iter().filter(of_sender).map(|m| m["seq"].as_u64().unwrap()).collect();
     // Link tests share the sender's sequence, so messages need not be consecutive; they must rise.
     let broken = seqs.windows(2).position(|w| w[0] >= w[1]);
     assert!(broken.is_none(), "the receiver's record breaks the sender's order at {broken:?}");
     // The receiver holds exactly what the sender's record holds.
     let at_sender: HashSet<String> =
-        messages(sender, line).await.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+        messages(sender, line).await.iter().filter(of_sender).map(|m| m["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(at_sender.len(), ids.len());
     assert!(ids.iter().all(|id| at_sender.contains(*id)));
 }

@@ -79,6 +79,9 @@ pub enum AlarmKind {
     /// A member signed something that contradicts the record: two envelopes for one place in
     /// its chain, or a chain link that does not match. The evidence is kept.
     Tamper,
+    /// This node's database cannot be written (its disk is full, it is read-only, its I/O
+    /// fails): the node refuses writes until it can commit again. Raised by the runtime only.
+    Storage,
 }
 
 impl AlarmKind {
@@ -89,6 +92,7 @@ impl AlarmKind {
             AlarmKind::LinkNoAnswer => "link_no_answer",
             AlarmKind::Undecryptable => "undecryptable",
             AlarmKind::Tamper => "tamper",
+            AlarmKind::Storage => "storage",
         }
     }
 
@@ -99,6 +103,7 @@ impl AlarmKind {
             "link_no_answer" => Some(AlarmKind::LinkNoAnswer),
             "undecryptable" => Some(AlarmKind::Undecryptable),
             "tamper" => Some(AlarmKind::Tamper),
+            "storage" => Some(AlarmKind::Storage),
             _ => None,
         }
     }

@@ -997,11 +997,19 @@ impl Hotline {
             Some(l) => l.clone(),
             None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
         };
-        if !line.has_member(&sender) {
+        if !line.has_member(&self.config.me) {
+            return Err(Refusal::reject(format!("{} is no longer on line {}", self.config.me, line.id)));
+        }
+        let current = self.mls.epoch(&line.id.0).unwrap_or(0);
+        // Membership is judged at the envelope's epoch: a member removed since may have sent it
+        // from an earlier epoch while on the line (MLS reads it only if its sender was a member
+        // at that epoch), and a member added by a commit not read here yet sends from that
+        // commit's epoch (held below until the commit arrives).
+        let was_member = self.heard.contains_key(&(line.id, sender.clone()));
+        if !line.has_member(&sender) && (body.epoch == current || (body.epoch < current && !was_member)) {
             return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
         }
         self.check_seq_ahead(&line.id, &sender, body.seq)?;
-        let current = self.mls.epoch(&line.id.0).unwrap_or(0);
         if body.epoch > current {
             let held = HeldEnvelope {
                 line: line.id,
@@ -1025,6 +1033,9 @@ impl Hotline {
                 // when the commit reaches it.
                 Err(e @ MlsError::StaleProposal { .. }) => return Err(Refusal::reject(format!("outdated: {e}"))),
                 Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(e.to_string())),
+                // The proposal travels from its member on another link and may arrive after the
+                // home member's commit: the sender tries the commit again later.
+                Err(e @ MlsError::MissingProposal) => return Err(Refusal::defer(e.to_string())),
                 Err(e) => {
                     let reason = format!("cannot decrypt: {e}");
                     let alarm = AlarmChange {
@@ -1105,8 +1116,10 @@ impl Hotline {
                         "{sender} answered its own envelope; only its recipients may answer it"
                     )));
                 }
-                if !line.has_member(&receipt.answers.sender) {
-                    return Err(Refusal::reject("the answered envelope's sender is not on this line"));
+                // The answered message's sender may have left the line since it sent it; the store
+                // checks the answer against the envelope it names when it holds it.
+                if self.config.roster.member(&receipt.answers.sender).is_none() {
+                    return Err(Refusal::reject("the answered envelope's sender is not in the roster"));
                 }
                 if receipt.kind == ReceiptKind::Declined && receipt.reason.is_none() {
                     return Err(Refusal::reject("a decline carries a reason"));
@@ -1121,7 +1134,16 @@ impl Hotline {
             }
             p @ PayloadV1::Decision { .. } => {
                 let decision = decision_from_payload(p).map_err(Refusal::reject)?;
-                decision.check(&line, &self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                // The proposer named the parties on the line as it knew it; one of them may have
+                // been taken off since, as this node knows it: a party this node has known on the
+                // line counts.
+                let mut known = line.clone();
+                known.members.extend(
+                    self.heard.keys().filter(|(l, m)| *l == line.id && !line.has_member(m)).map(|(_, m)| m.clone()),
+                );
+                known.members.sort();
+                known.members.dedup();
+                decision.check(&known, &self.config.limits).map_err(|e| Refusal::reject(e.message))?;
                 Content::Decision(decision)
             }
             PayloadV1::Translation { original, language, text, translator, reviewed_by, revises, .. } => {

@@ -384,3 +384,82 @@ fn key_updates_wait_for_a_silent_member_before_its_queued_envelopes_would_fall_o
     ph.receive(203, &code("CN"), got[1].envelope.bytes()).expect("PH takes CN's receipt");
     assert!(ph.update_keys(204, line).is_ok());
 }
+
+/// A conference of PH (home), VN and CN, every member joined.
+fn conference(ph: &mut Hotline, vn: &mut Hotline, cn: &mut Hotline, line: LineId) {
+    let setup = create(ph, &mut [vn, cn], line, "PH,VN,CN", "ADMM-Plus");
+    vn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+}
+
+#[test]
+fn a_commit_that_overtakes_the_proposal_it_names_waits_for_it() {
+    let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
+    let line = LineId([11; 16]);
+    conference(&mut ph, &mut vn, &mut cn, line);
+    // VN proposes a fresh leaf; PH commits it at once. CN hears the commit first.
+    let proposal = vn.update_keys(10, line).unwrap();
+    let at_ph = ph.receive(11, &code("VN"), proposal.envelope.bytes()).unwrap();
+    let commit = at_ph.iter().find(|r| r.sender == code("PH")).expect("PH's commit").clone();
+    let refusal = cn.receive(12, &code("PH"), commit.envelope.bytes()).unwrap_err();
+    check(
+        format!("retry {} alarm {} {}", refusal.retry, refusal.alarm.is_some(), refusal.reason),
+        expect![[r#"retry true alarm false the commit names a proposal that has not arrived here yet"#]],
+    );
+    // Once the proposal arrives, the same commit is read: nothing was spent by the first try.
+    cn.receive(13, &code("VN"), proposal.envelope.bytes()).unwrap();
+    cn.receive(14, &code("PH"), commit.envelope.bytes()).unwrap();
+    assert_eq!(cn.epoch(&line), ph.epoch(&line));
+    let hello = ph.send(15, line, draft("ROUTINE", "after the update"), None).unwrap();
+    let read = cn.receive(16, &code("PH"), hello.envelope.bytes()).unwrap();
+    assert!(matches!(&read[0].content, Content::Message(m) if m.subject == "after the update"));
+}
+
+#[test]
+fn an_answer_to_a_member_who_left_the_line_since_is_accepted() {
+    use adi_core::{Answered, ReceiptKind};
+    let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
+    let line = LineId([12; 16]);
+    conference(&mut ph, &mut vn, &mut cn, line);
+    let mut d = draft("FLASH", "hold position");
+    d.ack_required = Some(true);
+    let flash = vn.send(10, line, d, None).unwrap();
+    cn.receive(11, &code("VN"), flash.envelope.bytes()).unwrap();
+    ph.receive(11, &code("VN"), flash.envelope.bytes()).unwrap();
+    // PH takes VN off the line; CN then acknowledges VN's FLASH.
+    let removal = ph.remove_member(12, line, &code("VN")).unwrap();
+    cn.receive(13, &code("PH"), removal.envelope.bytes()).unwrap();
+    let answered = Answered { hash: flash.envelope.hash(), sender: code("VN"), seq: flash.envelope.body().seq };
+    let ack = cn.answer(14, line, answered, ReceiptKind::Acknowledged, None, PRIORITY_FLASH).unwrap();
+    let at_ph = ph.receive(15, &code("CN"), ack.envelope.bytes()).unwrap();
+    check(render_record(&at_ph[0]), expect![[r#"CN #2 priority 1 receipt acknowledged of #1 to []"#]]);
+}
+
+#[test]
+fn what_a_member_sent_before_its_removal_reached_a_peer_is_still_read_there() {
+    let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
+    let line = LineId([13; 16]);
+    conference(&mut ph, &mut vn, &mut cn, line);
+    // VN speaks and PH proposes a decision naming VN, both before PH takes VN off the line; the
+    // removal reaches CN first.
+    let last_word = vn.send(10, line, draft("IMMEDIATE", "last word"), None).unwrap();
+    let decision = adi_core::Decision {
+        text: "Both ships keep 5 nautical miles apart.".into(),
+        parties: vec![code("CN"), code("PH"), code("VN")],
+        deadline_s: None,
+        supersedes: None,
+    };
+    let proposed = ph.propose_decision(11, line, decision).unwrap();
+    let removal = ph.remove_member(12, line, &code("VN")).unwrap();
+    cn.receive(13, &code("PH"), removal.envelope.bytes()).unwrap();
+    let read = cn.receive(14, &code("VN"), last_word.envelope.bytes()).unwrap();
+    check(render_record(&read[0]), expect![[r#"VN #1 priority 2 IMMEDIATE OPERATIONAL 'last word' to []"#]]);
+    let read = cn.receive(15, &code("PH"), proposed.envelope.bytes()).unwrap();
+    check(
+        render_record(&read[0]),
+        expect![[r#"PH #2 priority 2 decision 'Both ships keep 5 nautical miles apart.' to []"#]],
+    );
+    // Once the removal reaches VN, it sends nothing more there.
+    vn.receive(16, &code("PH"), removal.envelope.bytes()).unwrap();
+    assert!(vn.send(17, line, draft("ROUTINE", "still here?"), None).is_err());
+}

@@ -81,6 +81,10 @@ pub enum MlsError {
         "a proposal from epoch {epoch} crossed a commit (current {current}): a proposal is valid only in its epoch"
     )]
     StaleProposal { epoch: u64, current: u64 },
+    /// A commit names a proposal this member has not received yet (it travels on another
+    /// member's link): the commit is read once the proposal arrives; nothing was consumed.
+    #[error("the commit names a proposal that has not arrived here yet")]
+    MissingProposal,
     #[error("the future-epoch buffer of this line is full ({0} messages)")]
     BufferFull(usize),
     #[error("cannot decrypt: {0}")]
@@ -462,8 +466,10 @@ impl LineMember {
             return Err(MlsError::StaleProposal { epoch, current });
         }
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
-        let processed =
-            group.process_message(&self.provider, protocol).map_err(|e| MlsError::Decrypt(e.to_string()))?;
+        let processed = group.process_message(&self.provider, protocol).map_err(|e| match e {
+            ProcessMessageError::InvalidCommit(StageCommitError::MissingProposal) => MlsError::MissingProposal,
+            e => MlsError::Decrypt(e.to_string()),
+        })?;
         let sender_code = |c: &Credential| {
             BasicCredential::try_from(c.clone())
                 .map(|b| String::from_utf8_lossy(b.identity()).into_owned())

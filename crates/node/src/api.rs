@@ -54,11 +54,12 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// The node cannot complete the write now; the client may try again later.
     pub fn unavailable() -> Self {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "storage_failed",
-            "the node cannot commit writes; it must be restarted",
+            "unavailable",
+            "the node cannot complete the write now; try again later",
         )
     }
 
@@ -388,8 +389,36 @@ pub struct PeerView {
 /// Liveness.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `storage_failed` while the node refuses writes because its database cannot be
+    /// written.
     pub status: String,
     pub member: String,
+    /// Why writes are refused, while they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageView>,
+}
+
+/// Why the node refuses writes: its database cannot be written. Reads go on, and the node takes
+/// writes again by itself once its database does.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StorageView {
+    /// `storage_full`, `storage_read_only` or `storage_failed`.
+    pub error: String,
+    pub message: String,
+    /// When the first write failed.
+    pub since_ms: u64,
+}
+
+/// The answer to a write refused because the database cannot be written: 503, naming the cause.
+pub fn storage_refusal(fault: &adi_store::WriteFault) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::node::fault_code(fault),
+        format!(
+            "{}; the node refuses writes until its database can be written again, and then takes them by itself",
+            crate::node::fault_text(fault)
+        ),
+    )
 }
 
 #[derive(OpenApi)]
@@ -416,7 +445,8 @@ pub struct Health {
         MessageView,
         RecipientView,
         PeerView,
-        Health
+        Health,
+        StorageView
     ))
 )]
 pub struct ApiDoc;
@@ -479,15 +509,20 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
-    let status = if node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
-    Json(Health { status: status.into(), member: node.member.to_string() })
+    let storage = node.storage_failure().map(|f| StorageView {
+        error: crate::node::fault_code(&f.fault).to_string(),
+        message: crate::node::fault_text(&f.fault),
+        since_ms: f.since_ms,
+    });
+    let status = if storage.is_some() || node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
+    Json(Health { status: status.into(), member: node.member.to_string(), storage })
 }
 
+/// Refuses a write while the node's database cannot be written.
 pub(crate) fn check_writable(node: &NodeState) -> Result<(), ApiError> {
-    if node.storage_failed.load(Ordering::SeqCst) {
-        Err(ApiError::unavailable())
-    } else {
-        Ok(())
+    match node.storage_failure() {
+        Some(f) => Err(storage_refusal(&f.fault)),
+        None => Ok(()),
     }
 }
 
@@ -780,10 +815,12 @@ async fn send_message(
     if needs_principal && auth.0.role != "principal" {
         let json = serde_json::to_string(&req)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
-        let id = node.store.add_draft(line.id, json, auth.0.name.clone(), now_ms()).wait().await.map_err(|e| {
-            node.fail_storage(&e);
-            ApiError::unavailable()
-        })?;
+        let id = node
+            .store
+            .add_draft(line.id, json, auth.0.name.clone(), now_ms())
+            .wait()
+            .await
+            .map_err(|e| node.fail_storage(&e))?;
         node.committed(&[]);
         let draft =
             node.store.draft(id)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_draft", "gone"))?;
@@ -821,8 +858,7 @@ pub(crate) async fn commit_own_records(
         (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, ..WriteBatch::default() }))
     };
     if let Err(e) = pending.wait().await {
-        node.fail_storage(&e);
-        return Err(ApiError::unavailable());
+        return Err(node.fail_storage(&e));
     }
     node.committed(&recipients);
     Ok(hashes)

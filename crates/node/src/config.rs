@@ -155,6 +155,7 @@ pub struct LimitsSection {
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub storage_probe_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -178,6 +179,9 @@ pub struct RuntimeLimits {
     /// How many envelopes from an epoch not reached yet a node holds per line until the commit
     /// arrives; beyond it the sender keeps them queued.
     pub held_envelopes_max: u64,
+    /// While a failed commit makes the node refuse writes (a full disk, a read-only database), how
+    /// often it tries a small durable write to find out whether it can take writes again.
+    pub storage_probe_ms: u64,
 }
 
 impl Default for RuntimeLimits {
@@ -193,6 +197,7 @@ impl Default for RuntimeLimits {
             events_retained_max: 100_000,
             key_package_pool_len: 32,
             held_envelopes_max: 256,
+            storage_probe_ms: 1_000,
         }
     }
 }
@@ -382,6 +387,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.request_timeout_ms {
             runtime_limits.request_timeout_ms = v;
+        }
+        if let Some(v) = l.storage_probe_ms {
+            runtime_limits.storage_probe_ms = v.max(1);
         }
         Ok(NodeConfig {
             path: path.to_path_buf(),

@@ -124,12 +124,11 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
     node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&req.name);
     let id = random_hex();
     let csrf = random_hex();
-    node.store.start_session(session_hash(&id), operator.name.clone(), csrf.clone(), now).wait().await.map_err(
-        |e| {
-            node.fail_storage(&e);
-            ApiError::unavailable()
-        },
-    )?;
+    node.store
+        .start_session(session_hash(&id), operator.name.clone(), csrf.clone(), now)
+        .wait()
+        .await
+        .map_err(|e| node.fail_storage(&e))?;
     tracing::info!(operator = %operator.name, "console sign-in");
     let secure = if node.api_tls { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
@@ -174,10 +173,7 @@ pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> 
 pub async fn sign_out(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (id, row) = current(&node, &headers)?;
     check_csrf(&headers, &row)?;
-    node.store.end_session(session_hash(&id)).wait().await.map_err(|e| {
-        node.fail_storage(&e);
-        ApiError::unavailable()
-    })?;
+    node.store.end_session(session_hash(&id)).wait().await.map_err(|e| node.fail_storage(&e))?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     if let Ok(v) = HeaderValue::from_str(&cookie) {

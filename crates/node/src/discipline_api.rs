@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adi_core::{Answered, MemberCode, Precedence, ReceiptKind};
+use adi_core::{AlarmKind, AlarmOp, Answered, MemberCode, Precedence, ReceiptKind};
 use adi_store::{AlarmAck, AlarmRow, DraftRow, EventRow};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::EnvelopeHash;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{commit_own, load_message, ApiError, Auth, ErrorBody, MessageView, NewMessageRequest};
-use crate::node::{now_ms, NodeState};
+use crate::node::{fault_text, now_ms, NodeState, StorageFailure};
 
 /// Most events sent to a stream client in one read of the store.
 const EVENTS_READ_LEN_MAX: usize = 500;
@@ -172,9 +172,7 @@ pub async fn release(
     if auth.0.role != "principal" {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "role", "only a principal releases a held message"));
     }
-    if node.storage_failed.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ApiError::unavailable());
-    }
+    crate::api::check_writable(&node)?;
     let _serial = node.receipts.lock().await;
     let d = node
         .store
@@ -200,8 +198,7 @@ pub async fn release(
         (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
     };
     if let Err(e) = pending.wait().await {
-        node.fail_storage(&e);
-        return Err(ApiError::unavailable());
+        return Err(node.fail_storage(&e));
     }
     node.committed(&recipients);
     tracing::info!(operator = %auth.0.name, draft = id, message = %hash, "held message released");
@@ -211,11 +208,14 @@ pub async fn release(
 /// An alarm.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AlarmView {
+    /// 0 for the storage alarm while the database cannot take it: it is then held in memory, and
+    /// recorded (raised and cleared) once the database takes writes again.
     pub id: u64,
-    /// `escalation`, `unacknowledged` or `link_no_answer`.
+    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper` or `storage`.
     pub kind: String,
+    /// The line (all zeros for `storage`, which concerns no line).
     pub line: String,
-    /// The member who has not answered, or the link's peer.
+    /// The member who has not answered, the link's peer, or this member for `storage`.
     pub member: String,
     pub message: Option<String>,
     pub raised_ms: u64,
@@ -271,7 +271,37 @@ pub async fn alarms(
     let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
     let rows = node.store.alarms(!p.all.unwrap_or(false), limit)?;
-    Ok(Json(rows.into_iter().map(AlarmView::from).collect()))
+    let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
+    // The database cannot be written: the open storage alarm is shown from memory, unless the
+    // probe already committed it.
+    let recorded = rows.iter().any(|a| a.kind == AlarmKind::Storage.as_str() && a.cleared_ms.is_none());
+    if let Some(failure) = node.storage_failure().filter(|_| !recorded) {
+        views.push(storage_alarm_view(&node, &failure));
+    }
+    views.extend(rows.into_iter().map(AlarmView::from));
+    views.truncate(limit);
+    Ok(Json(views))
+}
+
+/// The open storage alarm while it is held in memory.
+fn storage_alarm_view(node: &NodeState, failure: &StorageFailure) -> AlarmView {
+    let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+    AlarmView {
+        id: 0,
+        kind: a.kind.as_str().to_string(),
+        line: a.line.to_hex(),
+        member: a.member.to_string(),
+        message: None,
+        raised_ms: a.at_ms,
+        detail: a.detail,
+        addressed_to: a.addressed_to,
+        repeats: 0,
+        last_raised_ms: a.at_ms,
+        acked_by: None,
+        acked_ms: None,
+        cleared_ms: None,
+        clear_reason: None,
+    }
 }
 
 /// Two signed items by one member that contradict each other, as this node received them.
@@ -332,10 +362,8 @@ pub async fn ack_alarm(
     Path(id): Path<u64>,
 ) -> Result<Json<AlarmView>, ApiError> {
     auth.require_sender()?;
-    let result = node.store.ack_alarm(id, auth.0.name.clone(), now_ms()).wait().await.map_err(|e| {
-        node.fail_storage(&e);
-        ApiError::unavailable()
-    })?;
+    let result =
+        node.store.ack_alarm(id, auth.0.name.clone(), now_ms()).wait().await.map_err(|e| node.fail_storage(&e))?;
     node.committed(&[]);
     match result {
         AlarmAck::Acked(a) => Ok(Json(a.into())),
@@ -482,8 +510,10 @@ pub async fn events(
             id
         }
     };
-    let state = (node, after, first);
-    let stream = futures_util::stream::unfold(state, |(node, mut after, mut queue)| async move {
+    // The storage failure last told to this client, by when it began.
+    let announced: Option<u64> = None;
+    let state = (node, after, first, announced);
+    let stream = futures_util::stream::unfold(state, |(node, mut after, mut queue, mut announced)| async move {
         loop {
             if !queue.is_empty() {
                 let e: EventView = queue.remove(0);
@@ -491,11 +521,29 @@ pub async fn events(
                 if e.kind != "gap" {
                     after = e.id;
                 }
-                return Some((Ok(out), (node, after, queue)));
+                return Some((Ok(out), (node, after, queue, announced)));
             }
             let notified = node.events.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // While the database cannot be written, its alarm cannot be an event row: it is told
+            // from memory, under the id of the last event sent, so that a client resumes where it was.
+            if let Some(failure) = node.storage_failure().filter(|f| announced != Some(f.since_ms)) {
+                announced = Some(failure.since_ms);
+                let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+                queue.push(EventView {
+                    id: after,
+                    at_ms: a.at_ms,
+                    kind: "alarm".into(),
+                    line: Some(a.line.to_hex()),
+                    message: None,
+                    member: Some(a.member.to_string()),
+                    state: Some("raised".into()),
+                    alarm: None,
+                    detail: Some(a.detail),
+                });
+                continue;
+            }
             match node.store.events_after(after, EVENTS_READ_LEN_MAX) {
                 Ok(rows) if !rows.is_empty() => {
                     queue = rows.into_iter().map(EventView::from).collect();

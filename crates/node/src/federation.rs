@@ -84,8 +84,9 @@ async fn receive_batch(
             return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
         }
     };
-    if node.storage_failed.load(Ordering::SeqCst) {
-        return ApiError::unavailable().into_response();
+    // A peer answered 503 keeps the batch queued and tries again later.
+    if let Some(f) = node.storage_failure() {
+        return crate::api::storage_refusal(&f.fault).into_response();
     }
     let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
     let mut batch = WriteBatch::default();
@@ -94,9 +95,11 @@ async fn receive_batch(
     let mut keys = Vec::new();
     let mut held_here = std::collections::HashMap::new();
     let commits: Vec<LineId>;
+    let generation: u64;
     let pending = {
         let mut core = node.core();
         let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        generation = node.generation();
         let now = now_ms();
         for bytes in &envelopes {
             // A copy of an envelope stored or being stored is answered without decrypting it
@@ -112,7 +115,7 @@ async fn receive_batch(
                         continue;
                     }
                 };
-                let known = stored.map(|h| (h, true)).or_else(|| in_flight.get(&key).map(|h| (*h, false)));
+                let known = stored.map(|h| (h, true)).or_else(|| in_flight.get(&key).map(|(h, _)| (*h, false)));
                 // A contradiction of the sender's chain that it signed is refused and kept.
                 let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
                     Ok(None)
@@ -217,7 +220,7 @@ async fn receive_batch(
             let accepted: std::collections::HashSet<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
             keys.retain(|(_, h)| accepted.contains(h));
             for (key, hash) in &keys {
-                in_flight.insert(key.clone(), *hash);
+                in_flight.insert(key.clone(), (*hash, generation));
             }
             // Submitted under the core lock so that the store commits in the order the core decided.
             let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
@@ -227,12 +230,7 @@ async fn receive_batch(
     };
     if let Some((peers, hashes, pending)) = pending {
         let result = pending.wait().await;
-        {
-            let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            for (key, _) in &keys {
-                in_flight.remove(key);
-            }
-        }
+        forget_in_flight(&node, keys.iter().map(|(key, _)| key), generation);
         match result {
             Ok(outcomes) => {
                 for (slot, index) in slots {
@@ -260,10 +258,7 @@ async fn receive_batch(
                 }
                 node.committed(&peers);
             }
-            Err(e) => {
-                node.fail_storage(&e);
-                return ApiError::unavailable().into_response();
-            }
+            Err(e) => return node.fail_storage(&e).into_response(),
         }
         if !commits.is_empty() {
             release_held(&node, commits).await;
@@ -289,9 +284,11 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
     lines.dedup();
     let mut keys = Vec::new();
     let commits: Vec<LineId>;
+    let generation: u64;
     let (peers, pending) = {
         let mut core = node.core();
         let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        generation = node.generation();
         let now = now_ms();
         let mut batch = WriteBatch::default();
         for line in lines {
@@ -316,7 +313,7 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
                 match core.receive(now, &h.sender, &h.bytes) {
                     Ok(records) => {
                         tracing::info!(line = %h.line, sender = %h.sender, seq = h.seq, "held envelope taken");
-                        in_flight.insert(key.clone(), h.hash);
+                        in_flight.insert(key.clone(), (h.hash, generation));
                         keys.push(key);
                         batch.records.extend(records);
                     }
@@ -349,12 +346,7 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
         (peers, node.store.commit(batch))
     };
     let result = pending.wait().await;
-    {
-        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        for key in &keys {
-            in_flight.remove(key);
-        }
-    }
+    forget_in_flight(node, keys.iter(), generation);
     match result {
         Ok(_) => {
             node.committed(&peers);
@@ -367,6 +359,18 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
     }
 }
 
+/// Forgets envelopes handed to the store in `generation` once their commit is settled. An entry
+/// of a later generation (the core was built again from the store meanwhile) is another
+/// envelope's attempt and stays.
+fn forget_in_flight<'a>(node: &NodeState, keys: impl Iterator<Item = &'a (LineId, String, u64)>, generation: u64) {
+    let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    for key in keys {
+        if in_flight.get(key).is_some_and(|(_, g)| *g == generation) {
+            in_flight.remove(key);
+        }
+    }
+}
+
 /// Checks a peer's checkpoint of a line and answers with this member's countersignature or the
 /// reason it refused.
 async fn checkpoint_offer(
@@ -374,8 +378,8 @@ async fn checkpoint_offer(
     Extension(Peer(peer)): Extension<Peer>,
     body: Bytes,
 ) -> Response {
-    if node.storage_failed.load(Ordering::SeqCst) {
-        return ApiError::unavailable().into_response();
+    if let Some(f) = node.storage_failure() {
+        return crate::api::storage_refusal(&f.fault).into_response();
     }
     let offer: crate::record::CheckpointOffer = match serde_json::from_slice(&body) {
         Ok(o) => o,
@@ -393,15 +397,12 @@ async fn checkpoint_offer(
 /// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool
 /// when it runs low.
 async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
-    if node.storage_failed.load(Ordering::SeqCst) {
-        return ApiError::unavailable().into_response();
+    if let Some(f) = node.storage_failure() {
+        return crate::api::storage_refusal(&f.fault).into_response();
     }
     let claimed = match node.store.claim_key_package(&peer, now_ms()).wait().await {
         Ok(c) => c,
-        Err(e) => {
-            node.fail_storage(&e);
-            return ApiError::unavailable().into_response();
-        }
+        Err(e) => return node.fail_storage(&e).into_response(),
     };
     let low = node.store.key_packages_available().map(|n| n * 2 < node.runtime_limits.key_package_pool_len);
     if claimed.is_none() || low.unwrap_or(true) {
@@ -666,6 +667,15 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         if *shutdown.borrow() {
             break;
         }
+        if node.storage_failed.load(Ordering::SeqCst) {
+            // What the peer answers could not be recorded: the link waits until the node takes
+            // writes again (the outbox keeps everything queued meanwhile).
+            tokio::select! {
+                _ = node.writable() => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        }
         let now = now_ms();
         let limit = if one_by_one > 0 { 1 } else { batch_len };
         let items = match node.store.outbox(&link.peer, now, limit) {
@@ -723,14 +733,15 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                     })
                     .collect();
                 if let Err(e) = node.store.settle(&link.peer, results, now).wait().await {
+                    // Not recorded: sent again once the node takes writes, and answered `duplicate`.
                     node.fail_storage(&e);
-                    break;
+                    continue;
                 }
                 if !alarms.is_empty() {
                     let batch = WriteBatch { alarms, ..WriteBatch::default() };
                     if let Err(e) = node.store.commit(batch).wait().await {
                         node.fail_storage(&e);
-                        break;
+                        continue;
                     }
                     node.committed(&[]);
                 }
@@ -752,7 +763,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                 let refused = vec![(items[0].hash, Settlement::Refused { reason: why })];
                 if let Err(e) = node.store.settle(&link.peer, refused, now_ms()).wait().await {
                     node.fail_storage(&e);
-                    break;
+                    continue;
                 }
                 one_by_one = one_by_one.saturating_sub(1);
             }

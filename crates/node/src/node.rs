@@ -1,20 +1,31 @@
 //! The node: one member establishment's process, wiring the core, the store, the operator API,
 //! the federation listener and one link per peer.
+//!
+//! A commit that fails (a full disk, a read-only database) puts the node in a refuse-writes state:
+//! the core may then be ahead of what the store holds. A probe tries a small durable write every
+//! `storage_probe_ms`; once one commits, the core is built again from the store exactly as at
+//! start, and the node takes writes again without a restart.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use adi_core::{Hotline, HotlineConfig, Limits, Member, MemberCode, Roster};
-use adi_store::{SqliteStore, Store, StoreConfig, StoreError};
+use adi_core::{
+    AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
+    WriteBatch,
+};
+use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
+use ed25519_dalek::SigningKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::ApiError;
 use crate::config::{NodeConfig, RuntimeLimits};
 use crate::federation::{self, Link};
 use crate::{api, tls};
@@ -23,6 +34,80 @@ use crate::{api, tls};
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+/// Why, and since when, the node cannot commit writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageFailure {
+    pub fault: WriteFault,
+    pub since_ms: u64,
+    /// The store generation in which the first write failed.
+    pub generation: u64,
+}
+
+/// The stable code of a storage fault, as the API reports it.
+pub fn fault_code(fault: &WriteFault) -> &'static str {
+    match fault {
+        WriteFault::DiskFull => "storage_full",
+        WriteFault::ReadOnly => "storage_read_only",
+        WriteFault::Failed(_) => "storage_failed",
+    }
+}
+
+/// A storage fault in a sentence for operators.
+pub fn fault_text(fault: &WriteFault) -> String {
+    match fault {
+        WriteFault::DiskFull => "the node's database disk is full".into(),
+        WriteFault::ReadOnly => "the node's database is read-only".into(),
+        WriteFault::Failed(why) => format!("the node's database cannot be written: {why}"),
+    }
+}
+
+/// What the core is built from besides the store, kept to build it again after a storage failure.
+struct CoreSeed {
+    me: MemberCode,
+    signing_key: SigningKey,
+    roster: Roster,
+    limits: Limits,
+    default_caveat: String,
+    discipline: DisciplineConfig,
+    database: PathBuf,
+}
+
+impl CoreSeed {
+    fn of(config: &NodeConfig) -> CoreSeed {
+        CoreSeed {
+            me: config.member.clone(),
+            signing_key: config.signing_key.clone(),
+            roster: config.roster.clone(),
+            limits: config.limits.clone(),
+            default_caveat: config.default_caveat.clone(),
+            discipline: config.discipline.clone(),
+            database: config.database.clone(),
+        }
+    }
+}
+
+/// Builds the core from what the store holds (lines, chain heads, awaited acknowledgements and
+/// the MLS state, as last committed) and reads the references of the peers' KeyPackages used here.
+fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(Hotline, HashSet<Vec<u8>>)> {
+    let restored = store.load(&seed.me)?;
+    let used_key_packages = store.used_key_packages()?.into_iter().collect();
+    let config = HotlineConfig {
+        me: seed.me.clone(),
+        signing_key: seed.signing_key.clone(),
+        roster: seed.roster.clone(),
+        limits: seed.limits.clone(),
+        default_caveat: seed.default_caveat.clone(),
+        discipline: seed.discipline.clone(),
+    };
+    let core = Hotline::new(config, restored, now_ms())
+        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", seed.database.display()))?;
+    Ok((core, used_key_packages))
+}
+
+/// Envelopes from peers being committed: by (line, sender, sequence), the envelope's hash and the
+/// store generation it was handed to the store in.
+pub type InFlight = std::collections::HashMap<(adi_wire::LineId, String, u64), (adi_wire::EnvelopeHash, u64)>;
 
 /// What every task of a running node shares.
 pub struct NodeState {
@@ -35,9 +120,16 @@ pub struct NodeState {
     roster: Roster,
     pub tls_cert: CertificateDer<'static>,
     pub tls_key: PrivateKeyDer<'static>,
-    /// Set when a commit failed: the node then refuses writes until it is restarted, so that
-    /// nothing is acknowledged on top of state that may not be on disk.
+    /// Set while the node refuses writes after a failed commit, so that nothing is acknowledged on
+    /// top of state that may not be on disk; cleared once the core was rebuilt from the store.
     pub storage_failed: AtomicBool,
+    /// Why writes are refused, while they are (the open storage alarm, kept in memory until the
+    /// database takes it).
+    storage: watch::Sender<Option<StorageFailure>>,
+    /// The store's generation ([`Store::resume`]): a write refused for an older one belongs to a
+    /// failure the node has recovered from since.
+    generation: AtomicU64,
+    seed: CoreSeed,
     pub started_ms: u64,
     /// Woken when the core may want an earlier tick.
     pub clock: Notify,
@@ -47,8 +139,9 @@ pub struct NodeState {
     pub receipts: tokio::sync::Mutex<()>,
     pub release_required: bool,
     /// Envelopes from peers handed to the store but not yet committed, by (line, sender,
-    /// sequence): a copy arriving meanwhile is deferred rather than decrypted twice.
-    pub in_flight: Mutex<std::collections::HashMap<(adi_wire::LineId, String, u64), adi_wire::EnvelopeHash>>,
+    /// sequence), with the store generation they were handed in: a copy arriving meanwhile is
+    /// deferred rather than decrypted twice.
+    pub in_flight: Mutex<InFlight>,
     /// References of peers' KeyPackages this node has used: one offered again is refused.
     pub key_packages_seen: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Serialises refills of the KeyPackage pool.
@@ -81,9 +174,145 @@ impl NodeState {
         self.roster.members().filter(|m| m.code != self.member).map(|m| m.tls_pin).collect()
     }
 
-    pub fn fail_storage(&self, e: &StoreError) {
-        tracing::error!(error = %e, "a commit failed; refusing writes until restart");
-        self.storage_failed.store(true, Ordering::SeqCst);
+    /// Takes note of a write that was not committed: the node refuses writes until the database
+    /// takes them again. Returns the refusal to answer with.
+    pub fn fail_storage(&self, e: &StoreError) -> ApiError {
+        let current = self.generation();
+        let (fault, generation) = match e {
+            StoreError::Unwritable { fault, generation } => (fault.clone(), *generation),
+            other => (WriteFault::Failed(other.to_string()), current),
+        };
+        // A write refused for a failure the node has recovered from since: nothing new failed.
+        if generation >= current {
+            self.storage_fault(&fault, generation);
+        }
+        api::storage_refusal(&fault)
+    }
+
+    /// Enters (or stays in) the refuse-writes state, naming the cause as it now stands.
+    fn storage_fault(&self, fault: &WriteFault, generation: u64) {
+        let mut raised = false;
+        self.storage.send_if_modified(|s| {
+            self.storage_failed.store(true, Ordering::SeqCst);
+            match s {
+                Some(f) if f.generation >= generation && f.fault == *fault => false,
+                Some(f) if f.generation >= generation => {
+                    f.fault = fault.clone();
+                    true
+                }
+                // None, or a failure recovered from whose state is not cleared yet.
+                _ => {
+                    *s = Some(StorageFailure { fault: fault.clone(), since_ms: now_ms(), generation });
+                    raised = true;
+                    true
+                }
+            }
+        });
+        if raised {
+            tracing::error!(%fault, "a commit failed; writes are refused until the database takes them again");
+            self.events.notify_waiters();
+        }
+    }
+
+    /// Why the node refuses writes, if it does.
+    pub fn storage_failure(&self) -> Option<StorageFailure> {
+        self.storage.borrow().clone()
+    }
+
+    /// Resolves once the node takes writes (at once if it does).
+    pub async fn writable(&self) {
+        let mut storage = self.storage.subscribe();
+        let _ = storage.wait_for(Option::is_none).await;
+    }
+
+    /// The store generation the node's core was last built for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The storage alarm, which concerns this node and no line.
+    pub fn storage_alarm(&self, op: AlarmOp, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange {
+            kind: AlarmKind::Storage,
+            op,
+            line: adi_wire::LineId([0; 16]),
+            member: self.member.clone(),
+            message: None,
+            at_ms,
+            detail,
+            addressed_to: Vec::new(),
+        }
+    }
+
+    /// Tries to take writes again: a probe (the storage alarm, committed durably), then the core
+    /// built again from the store, as at start, in place of one that may be ahead of it. Returns
+    /// whether the node takes writes.
+    async fn recover_storage(&self) -> bool {
+        let Some(failure) = self.storage_failure() else { return true };
+        let raise = self.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+        if let Err(e) = self.store.probe(vec![raise]).wait().await {
+            if let StoreError::Unwritable { fault, .. } = &e {
+                self.storage_fault(fault, failure.generation);
+            }
+            tracing::debug!(error = %e, "the database still refuses writes");
+            return false;
+        }
+        let (core, used_key_packages) = match load_core(&self.seed, self.store.as_ref()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(error = %e, "the database takes writes again, but the core cannot be built from it");
+                return false;
+            }
+        };
+        let generation = {
+            // Under the core's lock, as every write computed from the core is handed to the store:
+            // the writes of the old core are all older than the store's new generation.
+            let mut current = self.core();
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            *current = core;
+            in_flight.clear();
+            *self.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner()) = used_key_packages;
+            let generation = self.store.resume();
+            self.generation.store(generation, Ordering::SeqCst);
+            generation
+        };
+        // Unless a write of the new generation failed already, which is a new failure.
+        let recovered = self.storage.send_if_modified(|s| {
+            if s.as_ref().is_some_and(|f| f.generation < generation) {
+                *s = None;
+                self.storage_failed.store(false, Ordering::SeqCst);
+                true
+            } else {
+                false
+            }
+        });
+        if !recovered {
+            return false;
+        }
+        let now = now_ms();
+        let down_ms = now.saturating_sub(failure.since_ms);
+        tracing::info!(down_ms, "the database takes writes again; the core was built again from it");
+        let cleared = format!("the database takes writes again, {down_ms} ms after the first failed commit");
+        let clear = self.storage_alarm(AlarmOp::Clear, now, cleared);
+        if let Err(e) = self.store.commit(WriteBatch { alarms: vec![clear], ..WriteBatch::default() }).wait().await {
+            self.fail_storage(&e);
+            return false;
+        }
+        let peers: Vec<MemberCode> = self.links.keys().cloned().collect();
+        self.committed(&peers);
+        if let Err(e) = self.after_load().await {
+            tracing::error!(error = %e, "cannot finish loading after the database took writes again");
+        }
+        true
+    }
+
+    /// What follows building the core from the store: the KeyPackage pool topped up, and the
+    /// envelopes held for a commit that is now stored taken.
+    async fn after_load(&self) -> anyhow::Result<()> {
+        self.refill_key_packages().await?;
+        let held: Vec<adi_wire::LineId> = self.store.held_counts()?.into_iter().map(|(line, _)| line).collect();
+        crate::federation::release_held(self, held).await;
+        Ok(())
     }
 
     /// A message that arrived again after this member had answered it must not wait for an
@@ -156,8 +385,8 @@ impl Node {
     /// Opens the store, binds every listener and starts every task.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
-        let restored = store.load(&config.member)?;
-        let used_key_packages = store.used_key_packages()?;
+        let seed = CoreSeed::of(&config);
+        let (core, used_key_packages) = load_core(&seed, &store)?;
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -167,19 +396,6 @@ impl Node {
                 config.path.display()
             );
         }
-        let core = Hotline::new(
-            HotlineConfig {
-                me: config.member.clone(),
-                signing_key: config.signing_key.clone(),
-                roster: config.roster.clone(),
-                limits: config.limits.clone(),
-                default_caveat: config.default_caveat.clone(),
-                discipline: config.discipline.clone(),
-            },
-            restored,
-            now_ms(),
-        )
-        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", config.database.display()))?;
         let links = config
             .roster
             .members()
@@ -197,21 +413,22 @@ impl Node {
             tls_cert: cert.clone(),
             tls_key: key.clone_key(),
             storage_failed: AtomicBool::new(false),
+            storage: watch::channel(None).0,
+            generation: AtomicU64::new(0),
+            seed,
             started_ms: now_ms(),
             clock: Notify::new(),
             events: Notify::new(),
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
             in_flight: Mutex::new(std::collections::HashMap::new()),
-            key_packages_seen: Mutex::new(used_key_packages.into_iter().collect()),
+            key_packages_seen: Mutex::new(used_key_packages),
             sign_in_failures: Mutex::new(std::collections::HashMap::new()),
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
         });
-        state.refill_key_packages().await?;
         // Envelopes held for a commit that was committed just before a crash are taken now.
-        let held: Vec<adi_wire::LineId> = state.store.held_counts()?.into_iter().map(|(line, _)| line).collect();
-        crate::federation::release_held(&state, held).await;
+        state.after_load().await?;
         let api_listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
@@ -258,6 +475,7 @@ impl Node {
             tasks.push(tokio::spawn(federation::run_link(state.clone(), link.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(run_storage_probe(state.clone(), shutdown_rx.clone())));
         if config.checkpoint_interval_s > 0 {
             let every = std::time::Duration::from_secs(config.checkpoint_interval_s);
             tasks.push(tokio::spawn(crate::record::run_checkpoints(state.clone(), every, shutdown_rx.clone())));
@@ -287,12 +505,18 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
+        if node.storage_failed.load(Ordering::SeqCst) {
+            // Nothing the core's timers cause could be committed; they run again, from the core
+            // built again from the store, once the node takes writes.
+            tokio::select! {
+                _ = node.writable() => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        }
         let now = now_ms();
         let wake = node.core().next_wake();
         if wake.is_some_and(|w| w <= now) {
-            if node.storage_failed.load(Ordering::SeqCst) {
-                break;
-            }
             let (peers, pending) = {
                 let mut core = node.core();
                 let mut batch = core.tick(now_ms());
@@ -310,7 +534,9 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             };
             match pending.wait().await {
                 Ok(_) => node.committed(&peers),
-                Err(e) => node.fail_storage(&e),
+                Err(e) => {
+                    node.fail_storage(&e);
+                }
             }
             continue;
         }
@@ -319,6 +545,28 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             _ = node.clock.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
             _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// While the node refuses writes, tries every `storage_probe_ms` to take them again.
+async fn run_storage_probe(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(node.runtime_limits.storage_probe_ms);
+    let mut storage = node.storage.subscribe();
+    loop {
+        let failed = async { storage.wait_for(Option::is_some).await.is_ok() };
+        tokio::select! {
+            ok = failed => if !ok { break },
+            _ = shutdown.changed() => break,
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if node.recover_storage().await {
+                break;
+            }
         }
     }
 }

@@ -432,6 +432,10 @@ pub(crate) async fn run_checkpoints(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
+        if node.storage_failure().is_some() {
+            // Nothing could be kept; the next period tries again.
+            continue;
+        }
         let lines: Vec<LineId> = node.core().lines().filter(|l| l.has_member(&node.member)).map(|l| l.id).collect();
         for line in lines {
             let grew = node.store.line_log(&line).map(|log| log.len() as u64).and_then(|size| {

@@ -3,14 +3,16 @@
 //! The trait speaks the core's language ([`adi_core::WriteBatch`], lines, envelope hashes); no
 //! SQL type crosses it, so another backend (PostgreSQL for an active/standby pair) can be added
 //! without touching the core or the runtime. Every write resolves only once it is durable; the
-//! SQLite backend groups concurrent writes into one transaction (group commit).
+//! SQLite backend groups concurrent writes into one transaction (group commit). After a commit
+//! fails for want of a writable database, the store refuses every write ([`WriteFault`]) but the
+//! runtime's probe ([`Store::probe`]) until the runtime resumes it ([`Store::resume`]).
 
 #![forbid(unsafe_code)]
 
 pub mod seal;
 mod sqlite;
 
-use adi_core::{Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
+use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -23,10 +25,36 @@ pub use sqlite::{CommitStats, SqliteStore, StoreConfig};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
+    /// A write that was not committed because the database cannot take writes: its transaction
+    /// failed, or an earlier one did and the store has not been resumed since
+    /// ([`Store::resume`]). `generation` is the store's generation when the write was submitted.
+    #[error("not committed: {fault}")]
+    Unwritable { fault: WriteFault, generation: u64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+}
+
+/// Why the database cannot take writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The disk that holds the database or its write-ahead log is full.
+    DiskFull,
+    /// The database or its filesystem is read-only.
+    ReadOnly,
+    /// Any other failure to commit, as the database or the system reported it.
+    Failed(String),
+}
+
+impl std::fmt::Display for WriteFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteFault::DiskFull => f.write_str("the database disk is full"),
+            WriteFault::ReadOnly => f.write_str("the database is read-only"),
+            WriteFault::Failed(text) => write!(f, "the database cannot be written: {text}"),
+        }
+    }
 }
 
 /// A write in flight: resolves once committed durably, or with the reason it failed.
@@ -337,6 +365,14 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a batch of records and alarm changes in one transaction; one outcome per record,
     /// in order. A record's own alarm changes apply only if it is newly stored.
     fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>>;
+    /// Commits alarm changes even while the store refuses writes after a failure: the runtime's
+    /// probe of whether the database takes writes again (a backend may also ask its disk for some
+    /// free space). Resolves once durable, like any write.
+    fn probe(&self, alarms: Vec<AlarmChange>) -> Pending<()>;
+    /// Takes writes again after a failed commit. Writes submitted before the call are still
+    /// refused, so that nothing computed from state the failure left behind (state ahead of what
+    /// was committed) is committed after it. Returns the store's new generation.
+    fn resume(&self) -> u64;
     /// Commits a released draft's message and marks the draft released by `principal`, together.
     fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>>;
     /// Holds a draft for release; returns its id.
@@ -349,7 +385,7 @@ pub trait Store: Send + Sync + 'static {
     fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError>;
     /// Records an operator's acknowledgement of an alarm.
     fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck>;
-    /// Events after `after`, oldest first.
+    /// Events after `after`, oldest first: only those whose transaction the store saw commit.
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError>;
     /// The oldest and newest event ids kept (0, 0 when none).
     fn event_bounds(&self) -> Result<(u64, u64), StoreError>;

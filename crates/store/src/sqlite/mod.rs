@@ -5,26 +5,32 @@
 //! `group_len_max`), runs each in its own savepoint inside one transaction, commits, and only then
 //! answers each job. So many concurrent writers share one fsync, and nobody hears "done" before
 //! the data is on disk.
+//!
+//! A job refused for its content (a constraint) fails alone. A transaction that cannot be written
+//! (a full disk, a read-only database, an I/O error) fails as a whole and is rolled back, and the
+//! writer then refuses every write submitted until the runtime resumes the store, except the
+//! runtime's probe; it keeps serving, and opens the database again if it had to close it.
 
 mod read;
 mod write;
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
-use adi_core::{Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
+use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::seal::Sealer;
 use crate::{
     AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
     Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store,
-    StoreError, TranslationRow,
+    StoreError, TranslationRow, WriteFault,
 };
 
 /// Settings of the SQLite backend.
@@ -45,6 +51,11 @@ pub struct StoreConfig {
     /// state (old MLS epoch secrets, settled rows) overwritten in the database does not live on
     /// in the log.
     pub wal_wipe_ms: u64,
+    /// Free space the runtime's probe asks of the database's disk, beside its own write, before
+    /// the store takes writes again after a failure: several transactions' worth, so that a disk
+    /// with room for the probe alone (in the space a failed write left allocated) does not take
+    /// writes only to fail again at once.
+    pub probe_headroom_bytes: usize,
 }
 
 impl StoreConfig {
@@ -57,6 +68,7 @@ impl StoreConfig {
             busy_timeout_ms: 5_000,
             events_retained_max: 100_000,
             wal_wipe_ms: 1_000,
+            probe_headroom_bytes: 1 << 20,
         }
     }
 }
@@ -271,6 +283,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen_ms INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
 /// Counters of the writer thread.
@@ -287,10 +300,62 @@ pub struct CommitStats {
     pub jobs: u64,
 }
 
-/// A unit of work for the writer: it runs in its own savepoint and returns how to answer once
-/// the group's transaction has committed (or failed to).
-type Job = Box<dyn FnOnce(Option<&mut Transaction<'_>>) -> Reply + Send>;
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A unit of work for the writer, with the way to answer it.
+trait Work: Send {
+    /// Runs in the group's transaction, in a savepoint of its own. An error returned is a storage
+    /// fault that fails the whole group; a refusal of this job alone (a constraint, a missing row)
+    /// is kept for its answer, and its savepoint is rolled back.
+    fn run(&mut self, tx: &mut Transaction<'_>) -> Result<(), rusqlite::Error>;
+    /// Answers once the group's transaction has committed, or with the reason it did not.
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+/// A job's work, its result once run, and where its answer goes.
+struct Task<T, F> {
+    work: Option<F>,
+    output: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Work for Task<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send,
+{
+    fn run(&mut self, tx: &mut Transaction<'_>) -> Result<(), rusqlite::Error> {
+        let Some(work) = self.work.take() else { return Ok(()) };
+        let sp = tx.savepoint()?;
+        match work(&sp) {
+            Ok(v) => {
+                sp.commit()?;
+                self.output = Some(Ok(v));
+                Ok(())
+            }
+            // Dropping the savepoint rolls it back; the group fails with the fault.
+            Err(e) if is_fault(&e) => Err(e),
+            Err(e) => {
+                // Dropping the savepoint rolls this job back alone.
+                drop(sp);
+                self.output = Some(Err(db(e)));
+                Ok(())
+            }
+        }
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let output = self.output;
+        let _ = self.reply.send(committed.and_then(|()| output.unwrap_or(Err(StoreError::Closed))));
+    }
+}
+
+/// A write submitted to the writer.
+struct Job {
+    /// The store's generation when the write was submitted.
+    generation: u64,
+    /// Whether it runs even while writes are refused: the runtime's probe.
+    probe: bool,
+    work: Box<dyn Work>,
+}
 
 /// The SQLite store. Cloning shares the writer thread and the reader pool.
 #[derive(Clone)]
@@ -299,23 +364,60 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    config: StoreConfig,
+    shared: Arc<Shared>,
     sealer: Sealer,
-    stats: Arc<Stats>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+/// What the writer thread shares with the store's handles.
+struct Shared {
+    config: StoreConfig,
+    /// The database's identity (`meta.database_id`), checked whenever it is opened again.
+    database_id: String,
+    stats: Stats,
+    /// The newest event the writer saw committed. Readers show no event beyond it: a connection
+    /// opened while the database's filesystem fails may read a transaction whose commit failed
+    /// from the write-ahead log, and a client must not take such an event's id, which a later
+    /// event may reuse.
+    events_committed: AtomicU64,
+    readers: Mutex<Vec<Connection>>,
+    fence: Mutex<Fence>,
+}
+
+/// Which writes the writer refuses.
+#[derive(Default)]
+struct Fence {
+    /// Counts resumptions after failures; every write carries the generation it was submitted in.
+    generation: u64,
+    /// After a failed commit: writes submitted in this generation or before are refused, with
+    /// this fault. The runtime's state may be ahead of the database by the failed commit, and a
+    /// write computed from it must not be committed after it.
+    refused: Option<(u64, WriteFault)>,
+    /// Whether connections are closed after use, leaving the database's files free while their
+    /// filesystem cannot be written: it can then be repaired and mounted again under the node.
+    /// The writer closes its own at the runtime's first probe, once the runtime knows of the
+    /// failure: a connection opened after every one was closed reads the write-ahead log from the
+    /// file, which may hold the failed transaction whole, as if committed.
+    release: bool,
+}
+
+impl Fence {
+    /// Whether writes submitted now are refused.
+    fn refusing(&self) -> bool {
+        self.refused.as_ref().is_some_and(|(through, _)| *through >= self.generation)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
-        if let Ok(mut writer) = self.writer.lock() {
-            if let Some(handle) = writer.take() {
-                let _ = handle.join();
-            }
+        lock(&self.jobs).take();
+        if let Some(handle) = lock(&self.writer).take() {
+            let _ = handle.join();
         }
     }
 }
@@ -324,21 +426,103 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
-fn open_connection(config: &StoreConfig) -> Result<Connection, StoreError> {
-    let conn = Connection::open(&config.path).map_err(db)?;
-    conn.busy_timeout(std::time::Duration::from_millis(config.busy_timeout_ms)).map_err(db)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+/// Whether an error means the database could not be written (which fails a whole group), rather
+/// than a refusal of one job's content.
+fn is_fault(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DiskFull
+                | ReadOnly
+                | SystemIoFailure
+                | CannotOpen
+                | DatabaseCorrupt
+                | NotADatabase
+                | DatabaseBusy
+                | DatabaseLocked
+                | OutOfMemory
+                | FileLockingProtocolFailed
+        )
+    )
+}
+
+/// Names the cause of a failed write. SQLite reports a full disk and a read-only database by
+/// code, but a filesystem turned read-only under an open connection, or a disk found full only
+/// at fsync, as an I/O error or a locking failure: the system is then asked directly.
+fn fault_of(e: &rusqlite::Error, path: &Path) -> WriteFault {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => WriteFault::DiskFull,
+        Some(rusqlite::ErrorCode::ReadOnly) => WriteFault::ReadOnly,
+        _ => system_fault(path).unwrap_or_else(|| WriteFault::Failed(e.to_string())),
+    }
+}
+
+/// Writes and syncs one small file beside the database, and removes it: a full disk or a
+/// read-only filesystem, if that is what the system answers.
+fn system_fault(path: &Path) -> Option<WriteFault> {
+    write_beside(path, 4096).err().as_ref().and_then(io_fault)
+}
+
+/// Whether the database's disk has `bytes` free and takes writes.
+fn headroom(path: &Path, bytes: usize) -> Result<(), WriteFault> {
+    write_beside(path, bytes).map_err(|e| {
+        io_fault(&e).unwrap_or_else(|| WriteFault::Failed(format!("cannot write beside the database: {e}")))
+    })
+}
+
+/// Writes `len` bytes to a file beside the database, syncs it and removes it.
+fn write_beside(path: &Path, len: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut name = path.as_os_str().to_owned();
+    name.push("-probe");
+    let probe = PathBuf::from(name);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .and_then(|mut f| f.write_all(&vec![0; len]).and_then(|()| f.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    written
+}
+
+fn io_fault(e: &std::io::Error) -> Option<WriteFault> {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(WriteFault::DiskFull),
+        std::io::ErrorKind::ReadOnlyFilesystem => Some(WriteFault::ReadOnly),
+        _ => None,
+    }
+}
+
+/// Opens a connection with the node's settings; only [`SqliteStore::open`] may create the file.
+fn connect(config: &StoreConfig, create: bool) -> Result<Connection, rusqlite::Error> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(&config.path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_millis(config.busy_timeout_ms))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     // Deleted rows (spent secrets, settled outbox entries) are overwritten, not left in free pages.
-    conn.pragma_update(None, "secure_delete", "ON").map_err(db)?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
+}
+
+fn newest_event(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| row.get::<_, i64>(0)).map(|id| id.max(0) as u64)
+}
+
+fn database_id(conn: &Connection) -> Result<String, rusqlite::Error> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'database_id'", [], |row| row.get(0))
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts its writer thread.
     pub fn open(config: StoreConfig) -> Result<SqliteStore, StoreError> {
-        let conn = open_connection(&config)?;
+        let conn = connect(&config, true).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let version: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0)).map_err(db)?;
@@ -348,38 +532,42 @@ impl SqliteStore {
                 config.path.display()
             )));
         }
+        let database_id = database_id(&conn).map_err(db)?;
+        let events_committed = newest_event(&conn).map_err(db)?;
         let (tx, rx) = mpsc::channel();
         let group_len_max = config.group_len_max;
         let wipe = std::time::Duration::from_millis(config.wal_wipe_ms.max(1));
-        let stats = Arc::new(Stats::default());
-        let writer_stats = stats.clone();
+        let sealer = Sealer::new(&config.master_key);
+        let shared = Arc::new(Shared {
+            config,
+            database_id,
+            stats: Stats::default(),
+            events_committed: AtomicU64::new(events_committed),
+            readers: Mutex::new(Vec::new()),
+            fence: Mutex::new(Fence::default()),
+        });
+        let writer = Writer { shared: shared.clone(), conn: Some(conn) };
         let writer = thread::Builder::new()
             .name("adi-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, group_len_max, wipe, &writer_stats))
+            .spawn(move || writer_loop(writer, rx, group_len_max, wipe))
             .map_err(|e| StoreError::Db(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                sealer: Sealer::new(&config.master_key),
-                config,
-                stats,
-                jobs: Mutex::new(Some(tx)),
-                readers: Mutex::new(Vec::new()),
-                writer: Mutex::new(Some(writer)),
-            }),
+            inner: Arc::new(Inner { shared, sealer, jobs: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }),
         })
     }
 
     /// Jobs and transactions committed so far: with concurrent writers, fewer transactions than
     /// jobs shows that commits were grouped.
     pub fn commit_stats(&self) -> CommitStats {
+        let stats = &self.inner.shared.stats;
         CommitStats {
-            transactions: self.inner.stats.transactions.load(Ordering::Relaxed),
-            jobs: self.inner.stats.jobs.load(Ordering::Relaxed),
+            transactions: stats.transactions.load(Ordering::Relaxed),
+            jobs: stats.jobs.load(Ordering::Relaxed),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.config.path
+        &self.inner.shared.config.path
     }
 
     /// Queues `work` for the writer; the answer comes once the transaction holding it committed.
@@ -387,50 +575,50 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Pending<T> {
+        self.submit_job(false, work)
+    }
+
+    fn submit_job<T: Send + 'static>(
+        &self,
+        probe: bool,
+        work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Pending<T> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |t: Option<&mut Transaction<'_>>| {
-            let result = match t {
-                Some(t) => in_savepoint(t, work),
-                None => Err(StoreError::Db("no transaction could be started".into())),
-            };
-            Box::new(move |committed: Result<(), String>| {
-                let _ = tx.send(match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::Db(e)),
-                });
-            })
-        });
-        if let Ok(guard) = self.inner.jobs.lock() {
-            if let Some(sender) = guard.as_ref() {
-                // A send fails only once the writer is gone; the dropped reply then reads `Closed`.
-                let _ = sender.send(job);
-            }
+        let generation = lock(&self.inner.shared.fence).generation;
+        let job = Job { generation, probe, work: Box::new(Task { work: Some(work), output: None, reply: tx }) };
+        if let Some(sender) = lock(&self.inner.jobs).as_ref() {
+            // A send fails only once the writer is gone; the dropped reply then reads `Closed`.
+            let _ = sender.send(job);
         }
         Pending(rx)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
-        let conn = match self.inner.readers.lock().ok().and_then(|mut r| r.pop()) {
+        let shared = &self.inner.shared;
+        let pooled = lock(&shared.readers).pop();
+        let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.inner.config)?,
+            None => connect(&shared.config, false).map_err(db)?,
         };
         let out = f(&conn).map_err(db);
-        if let Ok(mut r) = self.inner.readers.lock() {
-            if r.len() < self.inner.config.readers_max {
-                r.push(conn);
+        if !lock(&shared.fence).release {
+            let mut readers = lock(&shared.readers);
+            if readers.len() < shared.config.readers_max {
+                readers.push(conn);
             }
         }
         out
     }
 }
 
-fn writer_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Job>,
-    group_len_max: usize,
-    wipe: std::time::Duration,
-    stats: &Stats,
-) {
+/// The writer thread's state. Its connection is closed while the database's files are let go of
+/// ([`Fence::release`]), and opened again for the next write.
+struct Writer {
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+}
+
+fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<Job>, group_len_max: usize, wipe: std::time::Duration) {
     // When the log holds writes not yet wiped from it.
     let mut dirty: Option<std::time::Instant> = None;
     loop {
@@ -453,80 +641,162 @@ fn writer_loop(
                     Err(_) => break,
                 }
             }
-            if run_group(&mut conn, jobs, stats) && dirty.is_none() {
+            if writer.run_group(jobs) && dirty.is_none() {
                 dirty = Some(std::time::Instant::now());
             }
         }
-        if dirty.is_some_and(|since| since.elapsed() >= wipe) && wipe_log(&conn) {
-            dirty = None;
+        if dirty.is_some_and(|since| since.elapsed() >= wipe) {
+            // A log that cannot be wiped now (a reader holds part of it, or the disk refuses the
+            // checkpoint) is tried again one period later rather than at once, over and over.
+            // While writes are refused it is not tried at all: the disk would refuse it, and a
+            // checkpoint waiting for readers to leave the log holds them off meanwhile.
+            let refusing = lock(&writer.shared.fence).refusing();
+            dirty = if !refusing && writer.wipe_log() { None } else { Some(std::time::Instant::now()) };
         }
     }
 }
 
-/// Copies the write-ahead log into the database and truncates it to nothing; `false` when a
-/// reader kept part of it (tried again later).
-fn wipe_log(conn: &Connection) -> bool {
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
-        Ok(busy) => busy == 0,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot checkpoint the write-ahead log");
-            false
-        }
-    }
-}
-
-/// Runs jobs in one transaction and answers them; returns whether the transaction committed.
-fn run_group(conn: &mut Connection, jobs: Vec<Job>, stats: &Stats) -> bool {
-    // IMMEDIATE takes the write lock up front, waiting for it under the busy timeout: a deferred
-    // transaction that has read cannot wait for a lock held by another connection and fails at
-    // its first write instead.
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot begin a transaction");
-            for job in jobs {
-                job(None)(Err(e.to_string()));
+impl Writer {
+    /// Runs the jobs that may run in one transaction and answers every job; returns whether a
+    /// transaction committed.
+    fn run_group(&mut self, jobs: Vec<Job>) -> bool {
+        let refused = lock(&self.shared.fence).refused.clone();
+        let mut run = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match &refused {
+                Some((through, fault)) if !job.probe && job.generation <= *through => {
+                    let generation = job.generation;
+                    job.work.answer(Err(StoreError::Unwritable { fault: fault.clone(), generation }));
+                }
+                _ => run.push(job),
             }
+        }
+        if run.is_empty() {
             return false;
         }
-    };
-    let replies: Vec<Reply> = jobs.into_iter().map(|job| job(Some(&mut tx))).collect();
-    match tx.commit() {
-        Ok(()) => {
-            // Counted before anyone hears "done", so the statistics include every answered job.
-            stats.transactions.fetch_add(1, Ordering::Relaxed);
-            stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
-            for reply in replies {
-                reply(Ok(()));
-            }
-            true
+        // While the files are let go of, the probe opens the database afresh and holds it only
+        // while it runs.
+        let probing = run.iter().any(|job| job.probe) && lock(&self.shared.fence).release;
+        if probing {
+            self.release_files();
         }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed");
-            for reply in replies {
-                reply(Err(e.to_string()));
+        let committed = if run.iter().any(|job| job.probe) {
+            let config = &self.shared.config;
+            headroom(&config.path, config.probe_headroom_bytes).and_then(|()| self.transact(&mut run))
+        } else {
+            self.transact(&mut run)
+        };
+        if probing && lock(&self.shared.fence).release {
+            self.release_files();
+        }
+        match committed {
+            Ok(()) => {
+                // Counted before anyone hears "done", so the statistics include every answered job.
+                self.shared.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.jobs.fetch_add(run.len() as u64, Ordering::Relaxed);
+                for job in run {
+                    job.work.answer(Ok(()));
+                }
+                true
             }
-            false
+            Err(fault) => {
+                if run.iter().all(|job| job.probe) {
+                    tracing::debug!(%fault, "the probe failed; writes stay refused");
+                } else {
+                    tracing::error!(%fault, jobs = run.len(), "a group commit failed; writes are refused until resumed");
+                }
+                self.fail(&fault);
+                for job in run {
+                    let generation = job.generation;
+                    job.work.answer(Err(StoreError::Unwritable { fault: fault.clone(), generation }));
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs jobs in one transaction and commits it. Any error leaves nothing of the group behind:
+    /// dropping the transaction rolls it back.
+    fn transact(&mut self, jobs: &mut [Job]) -> Result<(), WriteFault> {
+        let path = self.shared.config.path.clone();
+        let fault = |e: rusqlite::Error| fault_of(&e, &path);
+        let conn = self.connection()?;
+        // IMMEDIATE takes the write lock up front, waiting for it under the busy timeout: a deferred
+        // transaction that has read cannot wait for a lock held by another connection and fails at
+        // its first write instead.
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fault)?;
+        for job in jobs.iter_mut() {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| job.work.run(&mut tx))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(fault(e)),
+                Err(_) => return Err(WriteFault::Failed("a write failed unexpectedly".into())),
+            }
+            // A statement that met a storage fault may have rolled the whole transaction back:
+            // nothing more may run outside it.
+            if tx.is_autocommit() {
+                return Err(WriteFault::Failed("the transaction was rolled back".into()));
+            }
+        }
+        let newest = newest_event(&tx).map_err(fault)?;
+        tx.commit().map_err(fault)?;
+        self.shared.events_committed.fetch_max(newest, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The writer's connection, opened again if a failure closed it.
+    fn connection(&mut self) -> Result<&mut Connection, WriteFault> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => reopen(&self.shared)?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Refuses every write submitted so far until the store is resumed. A full disk keeps the
+    /// files open, so that reads go on; any other fault may need the filesystem repaired and
+    /// mounted again, which open files would prevent, so connections are closed after use from
+    /// now on (the writer's at the next probe).
+    fn fail(&mut self, fault: &WriteFault) {
+        let mut fence = lock(&self.shared.fence);
+        fence.refused = Some((fence.generation, fault.clone()));
+        if *fault != WriteFault::DiskFull {
+            fence.release = true;
+        }
+    }
+
+    /// Closes every connection: the writer's and the idle readers'.
+    fn release_files(&mut self) {
+        self.conn = None;
+        lock(&self.shared.readers).clear();
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to nothing; `false` when a
+    /// reader kept part of it or the checkpoint failed (tried again later).
+    fn wipe_log(&self) -> bool {
+        let Some(conn) = &self.conn else {
+            // Closed after a failure: the next write opens it again and wipes after itself.
+            return true;
+        };
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+            Ok(busy) => busy == 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot checkpoint the write-ahead log");
+                false
+            }
         }
     }
 }
 
-fn in_savepoint<T>(
-    tx: &mut Transaction<'_>,
-    f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
-) -> Result<T, StoreError> {
-    let sp = tx.savepoint().map_err(db)?;
-    match f(&sp) {
-        Ok(v) => {
-            sp.commit().map_err(db)?;
-            Ok(v)
-        }
-        Err(e) => {
-            // Dropping the savepoint rolls it back.
-            drop(sp);
-            Err(db(e))
-        }
+/// Opens the database again after a failure closed its connection: never creating it (a missing
+/// file is a failure, not a new empty database), and only if it is the database first opened.
+fn reopen(shared: &Shared) -> Result<Connection, WriteFault> {
+    let path = &shared.config.path;
+    let conn = connect(&shared.config, false).map_err(|e| fault_of(&e, path))?;
+    let id = database_id(&conn).map_err(|e| fault_of(&e, path))?;
+    if id != shared.database_id {
+        return Err(WriteFault::Failed(format!("{} is no longer the database this node opened", path.display())));
     }
+    Ok(conn)
 }
 
 impl Store for SqliteStore {
@@ -536,13 +806,35 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>> {
-        let keep = self.inner.config.events_retained_max;
+        let keep = self.inner.shared.config.events_retained_max;
         let s = self.inner.sealer.clone();
         self.submit(move |c| {
             let out = write::commit_batch(c, &s, &batch)?;
             write::prune_events(c, keep)?;
             Ok(out)
         })
+    }
+
+    fn probe(&self, alarms: Vec<AlarmChange>) -> Pending<()> {
+        let s = self.inner.sealer.clone();
+        self.submit_job(true, move |c| {
+            alarms.iter().try_for_each(|a| write::apply_alarm(c, &s, a))?;
+            // Counted, so that the probe always writes a page: an alarm raised already writes
+            // nothing, and a transaction that writes nothing commits on a full disk too.
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('storage_probes', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn resume(&self) -> u64 {
+        let mut fence = lock(&self.inner.shared.fence);
+        fence.generation += 1;
+        fence.release = false;
+        fence.generation
     }
 
     fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>> {
@@ -652,15 +944,18 @@ impl Store for SqliteStore {
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
-        self.read(|c| read::events_after(c, &self.inner.sealer, after, limit))
+        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        self.read(|c| read::events_after(c, &self.inner.sealer, after, through, limit))
     }
 
     fn event_bounds(&self) -> Result<(u64, u64), StoreError> {
-        self.read(read::event_bounds)
+        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        let (oldest, newest) = self.read(read::event_bounds)?;
+        Ok((oldest.min(through), newest.min(through)))
     }
 
     fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError> {
-        let conn = open_connection(&self.inner.config)?;
+        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
         conn.execute(
             "INSERT INTO operators (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
@@ -671,7 +966,7 @@ impl Store for SqliteStore {
     }
 
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
-        let conn = open_connection(&self.inner.config)?;
+        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
         let n = conn
             .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
             .map_err(db)?;
@@ -812,5 +1107,177 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([], |row| row.get(0))?.collect::<Result<Vec<Vec<u8>>, _>>()?;
             Ok(rows)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use adi_core::{AlarmKind, AlarmOp};
+
+    use super::*;
+
+    const MASTER_KEY: [u8; 32] = [7; 32];
+
+    fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store =
+            SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).expect("the store opens");
+        (dir, store)
+    }
+
+    /// A write of `bytes` random bytes to the `meta` table.
+    fn fill(store: &SqliteStore, key: &str, bytes: usize) -> Pending<()> {
+        let key = key.to_string();
+        store.submit(move |c| {
+            c.execute("INSERT INTO meta (key, value) VALUES (?1, hex(randomblob(?2)))", params![key, bytes as i64])?;
+            Ok(())
+        })
+    }
+
+    /// Runs `sql` on the writer's connection, even while writes are refused.
+    fn on_writer(store: &SqliteStore, sql: impl Into<String>) {
+        let sql = sql.into();
+        store.submit_job(true, move |c| c.execute_batch(&sql)).wait_blocking().expect("run on the writer");
+    }
+
+    fn storage_alarm(op: AlarmOp, at_ms: u64) -> AlarmChange {
+        alarm_of(op, at_ms, "the database disk is full".into())
+    }
+
+    fn alarm_of(op: AlarmOp, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange {
+            kind: AlarmKind::Storage,
+            op,
+            line: LineId([0; 16]),
+            member: MemberCode::parse("PH").expect("a member code"),
+            message: None,
+            at_ms,
+            detail,
+            addressed_to: Vec::new(),
+        }
+    }
+
+    fn refused(result: Result<(), StoreError>) -> (WriteFault, u64) {
+        match result {
+            Err(StoreError::Unwritable { fault, generation }) => (fault, generation),
+            other => panic!("expected a refused write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_write_and_every_later_one_until_resumed() {
+        let (_dir, store) = fresh();
+        fill(&store, "before", 10).wait_blocking().expect("a write before the disk fills");
+        // The database may not grow: the disk is full.
+        let pages: i64 = store.read(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0))).expect("pages");
+        on_writer(&store, format!("PRAGMA max_page_count = {pages}"));
+        assert_eq!(refused(fill(&store, "big", 200_000).wait_blocking()), (WriteFault::DiskFull, 0));
+        // A small write that would fit is refused too: the runtime may be ahead of the database.
+        assert_eq!(refused(fill(&store, "small", 1).wait_blocking()), (WriteFault::DiskFull, 0));
+        // The probe fails while the disk is full, and succeeds once there is space again.
+        let too_big = alarm_of(AlarmOp::Raise, 1, "x".repeat(200_000));
+        assert_eq!(refused(store.probe(vec![too_big]).wait_blocking()).0, WriteFault::DiskFull);
+        on_writer(&store, "PRAGMA max_page_count = 1073741823");
+        store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking().expect("the probe commits");
+        // With the alarm recorded, raising it again writes nothing; the probe still writes (a
+        // transaction that writes nothing would commit on a full disk too).
+        store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking().expect("the probe commits");
+        let probes: String = store
+            .read(|c| c.query_row("SELECT value FROM meta WHERE key = 'storage_probes'", [], |row| row.get(0)))
+            .expect("the probes are counted");
+        assert_eq!(probes, "2");
+        assert_eq!(refused(fill(&store, "small", 1).wait_blocking()).0, WriteFault::DiskFull, "not resumed yet");
+
+        // A write submitted before the store resumes is refused even when it is run after.
+        let slow = store.submit_job(true, |_| {
+            thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let stale = fill(&store, "stale", 1);
+        assert_eq!(store.resume(), 1);
+        let fresh = fill(&store, "fresh", 1);
+        slow.wait_blocking().expect("the slow probe");
+        assert_eq!(refused(stale.wait_blocking()), (WriteFault::DiskFull, 0));
+        fresh.wait_blocking().expect("a write after the store resumed commits");
+
+        let keys: Vec<String> = store
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT key FROM meta WHERE key NOT IN ('schema_version', 'database_id', 'storage_probes')",
+                )?;
+                let keys = stmt.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(keys)
+            })
+            .expect("keys");
+        assert_eq!(keys, vec!["before".to_string(), "fresh".to_string()], "nothing refused was written");
+        let alarms = store.alarms(true, 10).expect("alarms");
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert_eq!((alarms[0].kind.as_str(), alarms[0].raised_ms), ("storage", 1));
+        store
+            .commit(WriteBatch { alarms: vec![storage_alarm(AlarmOp::Clear, 2)], ..WriteBatch::default() })
+            .wait_blocking()
+            .expect("the alarm is cleared");
+        assert!(store.alarms(true, 10).expect("alarms").is_empty());
+    }
+
+    #[test]
+    fn a_read_only_database_is_closed_and_opened_again_never_created() {
+        let (dir, store) = fresh();
+        let path = store.path().to_path_buf();
+        let count = |store: &SqliteStore| {
+            store.read(|c| c.query_row("SELECT COUNT(*) FROM meta", [], |row| row.get::<_, i64>(0))).expect("a read")
+        };
+        fill(&store, "before", 10).wait_blocking().expect("a write");
+        let before = count(&store);
+        // The writer's connection turns read-only: the write fails as such.
+        on_writer(&store, "PRAGMA query_only = ON");
+        assert_eq!(refused(fill(&store, "refused", 1).wait_blocking()), (WriteFault::ReadOnly, 0));
+        assert_eq!(count(&store), before, "reads go on");
+        // The files are let go of: by the readers after use, by the writer at the probe, which
+        // opens the database afresh (the connection that was read-only is gone).
+        assert!(lock(&store.inner.shared.readers).is_empty(), "no reader connection is kept");
+        store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking().expect("the probe commits");
+        assert_eq!(refused(fill(&store, "refused", 1).wait_blocking()).0, WriteFault::ReadOnly, "not resumed");
+
+        // The files gone (their filesystem unmounted): the probe fails, and creates nothing.
+        let away = dir.path().join("away");
+        std::fs::create_dir(&away).expect("a folder");
+        let moved = |from: &Path, to: &Path| {
+            for suffix in ["", "-wal", "-shm"] {
+                let name = |p: &Path| PathBuf::from(format!("{}{suffix}", p.display()));
+                if name(from).exists() {
+                    std::fs::rename(name(from), name(to)).expect("moved");
+                }
+            }
+        };
+        moved(&path, &away.join("adi.db"));
+        let probe = store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking();
+        assert!(matches!(refused(probe).0, WriteFault::Failed(_)));
+        assert!(!path.exists(), "no new database was created in place of the missing one");
+
+        // Another database in its place is not taken for it.
+        let (_other_dir, other) = fresh();
+        let other_path = other.path().to_path_buf();
+        drop(other);
+        std::fs::copy(&other_path, &path).expect("another database put in its place");
+        let probe = store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking();
+        match refused(probe).0 {
+            WriteFault::Failed(why) => assert!(why.contains("no longer the database"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+
+        // The database back: the probe commits, and after the store resumes, writes do, and
+        // reader connections are kept again.
+        let trash = dir.path().join("trash");
+        std::fs::create_dir(&trash).expect("a folder");
+        moved(&path, &trash.join("adi.db"));
+        moved(&away.join("adi.db"), &path);
+        store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking().expect("the probe commits");
+        store.resume();
+        fill(&store, "after", 1).wait_blocking().expect("a write after the store resumed");
+        assert_eq!(count(&store), before + 2, "the probes' count and the write after");
+        assert_eq!(lock(&store.inner.shared.readers).len(), 1);
     }
 }

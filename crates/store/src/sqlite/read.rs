@@ -546,18 +546,20 @@ pub(super) fn alarm_by_id(c: &Connection, s: &Sealer, id: u64) -> Result<Option<
     c.query_row(&sql, params![id as i64], |r| alarm_row(s, r)).optional()
 }
 
+/// Events after `after` and up to `through`, oldest first.
 pub(super) fn events_after(
     c: &Connection,
     s: &Sealer,
     after: u64,
+    through: u64,
     limit: usize,
 ) -> Result<Vec<EventRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT id, at_ms, kind, line, message, member, state, alarm, detail FROM events
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
+         WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
     )?;
     let rows = stmt
-        .query_map(params![after as i64, limit as i64], |row| {
+        .query_map(params![after as i64, through as i64, limit as i64], |row| {
             Ok(EventRow {
                 id: u(row.get(0)?),
                 at_ms: u(row.get(1)?),

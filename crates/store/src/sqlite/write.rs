@@ -454,7 +454,7 @@ fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::
     .optional()
 }
 
-fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result<(), rusqlite::Error> {
+pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result<(), rusqlite::Error> {
     let open = open_alarm(c, a)?;
     let (id, state) = match (&a.op, open) {
         (AlarmOp::Raise, Some(_)) => return Ok(()),

@@ -1,0 +1,380 @@
+//! The checker: reads every node's database at the end of a run and compares it with what the
+//! simulation knows to be true. Each finding is one line naming the seed's objects, so that a
+//! replay of the seed can be followed to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use adi_core::{Content, MemberCode, Precedence};
+use adi_store::Store;
+use adi_wire::{Envelope, EnvelopeHash, LineId};
+
+use crate::World;
+
+/// How far apart two nodes' clocks may be, plus a tick's slack.
+fn tolerance_ms(w: &World) -> u64 {
+    2 * w.cfg.faults.skew_ms_max + 1_000
+}
+
+pub(crate) fn check(w: &mut World) -> Vec<String> {
+    let mut out = Vec::new();
+    let lines: Vec<LineId> = w.truth.membership.keys().copied().collect();
+    // Every node's stored envelopes per line: (sender, seq) → (hash, bytes, decrypted).
+    let stored: Vec<BTreeMap<LineId, _>> =
+        w.nodes.iter().map(|n| lines.iter().map(|l| (*l, n.stored(l))).collect()).collect();
+    delivery(w, &stored, &mut out);
+    duplicates(w, &mut out);
+    chains(w, &stored, &mut out);
+    flash(w, &mut out);
+    confidentiality(w, &stored, &mut out);
+    forks(w, &mut out);
+    decisions(w, &lines, &mut out);
+    out
+}
+
+type Stored = BTreeMap<(String, u64), (EnvelopeHash, Vec<u8>, bool)>;
+
+/// Every envelope a node committed for its operators reaches every recipient it was addressed to.
+fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
+    for s in &w.truth.sent {
+        let sender = &w.nodes[s.sender];
+        let Some(up) = &sender.up else { continue };
+        let rows = up.store.recipients(&s.hash).unwrap_or_default();
+        for r in &s.recipients {
+            let held = stored[*r].get(&s.line).and_then(|m| m.get(&(sender.code.to_string(), s.seq)));
+            let code = &w.nodes[*r].code;
+            let row = rows.iter().find(|row| row.member == *code);
+            match held {
+                Some((hash, _, _)) if *hash == s.hash => {}
+                Some((hash, _, _)) => out.push(format!(
+                    "{code} holds {hash} where {} committed {} as its #{} on line {}",
+                    sender.code, s.hash, s.seq, s.line
+                )),
+                None => {
+                    let state = row.map_or("none", |r| r.state.as_str());
+                    let detail = row.and_then(|r| r.detail.clone()).unwrap_or_default();
+                    let removed = w.truth.membership.get(&s.line).is_some_and(|h| {
+                        h.iter().skip_while(|(_, m)| !m.contains(code)).any(|(_, m)| !m.contains(code))
+                    });
+                    if state == "refused" && removed {
+                        // A member taken off the line refuses what was sent on the line after its
+                        // removal reached it: the sender holds the refusal and its reason.
+                        continue;
+                    }
+                    let what = if matches!(state, "delivered" | "seen" | "acknowledged" | "declined") {
+                        "was marked delivered but"
+                    } else {
+                        "was committed but"
+                    };
+                    out.push(format!(
+                        "{} {} ({}, #{} on line {}) {what} never reached {code} (recipient state {state}: {detail})",
+                        s.kind, s.hash, sender.code, s.seq, s.line
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// No operator is shown one message twice.
+fn duplicates(w: &World, out: &mut Vec<String>) {
+    for n in &w.nodes {
+        let Some(up) = &n.up else { continue };
+        let mut seen: BTreeMap<EnvelopeHash, u32> = BTreeMap::new();
+        let mut after = 0;
+        loop {
+            let events = up.store.events_after(after, 10_000).unwrap_or_default();
+            let Some(last) = events.last() else { break };
+            after = last.id;
+            for e in events.iter().filter(|e| e.kind == "message") {
+                if let Some(m) = e.message {
+                    *seen.entry(m).or_default() += 1;
+                }
+            }
+        }
+        for (m, count) in seen.into_iter().filter(|(_, c)| *c > 1) {
+            out.push(format!("{} showed message {m} to its operators {count} times", n.code));
+        }
+    }
+}
+
+/// Each sender's envelopes on a line form one unbroken chain, the same at every node, in the
+/// order the sender's operators committed them.
+fn chains(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
+    let mut agreed: BTreeMap<(LineId, String, u64), (EnvelopeHash, MemberCode)> = BTreeMap::new();
+    for (i, per_line) in stored.iter().enumerate() {
+        let code = &w.nodes[i].code;
+        for (line, envelopes) in per_line {
+            let mut previous: Option<(&String, u64, EnvelopeHash)> = None;
+            for ((sender, seq), (hash, bytes, _)) in envelopes {
+                match agreed.get(&(*line, sender.clone(), *seq)) {
+                    Some((other, at)) if other != hash => out.push(format!(
+                        "fork: {code} holds {hash} and {at} holds {other} as {sender}'s #{seq} on line {line}"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        agreed.insert((*line, sender.clone(), *seq), (*hash, code.clone()));
+                    }
+                }
+                let prev = Envelope::decode(bytes, usize::MAX, usize::MAX).map(|e| e.body().prev);
+                if let Some((ps, pseq, phash)) = previous.filter(|p| p.0 == sender) {
+                    let missing: Vec<u64> = (pseq + 1..*seq).filter(|k| !expected_gap(w, line, ps, *k, code)).collect();
+                    if !missing.is_empty() {
+                        let why: Vec<String> = missing.iter().map(|k| sender_view(w, line, ps, *k, code)).collect();
+                        out.push(format!(
+                            "{code} lacks {ps}'s {missing:?} on line {line} (holds #{pseq} and #{seq}; at {ps}: {})",
+                            why.join("; ")
+                        ));
+                    } else if *seq == pseq + 1 && prev.as_ref().ok() != Some(&phash) {
+                        out.push(format!("{code}: {sender}'s #{seq} on line {line} does not link to its #{pseq}"));
+                    }
+                }
+                previous = Some((sender, *seq, *hash));
+            }
+        }
+    }
+    let mut last: BTreeMap<(usize, LineId), u64> = BTreeMap::new();
+    for s in &w.truth.sent {
+        let prev = last.insert((s.sender, s.line), s.seq);
+        if prev.is_some_and(|p| p >= s.seq) {
+            out.push(format!(
+                "{}'s operators committed {} after #{} on line {} but it took #{}",
+                w.nodes[s.sender].code,
+                s.hash,
+                prev.unwrap_or(0),
+                s.line,
+                s.seq
+            ));
+        }
+    }
+}
+
+/// Whether a hole in `sender`'s chain at `member` is there by design, as the sender's store
+/// records it: a line set-up that brought another member in (addressed to it alone), or a key
+/// update that `member` refused because it crossed a commit (the sender proposes again).
+fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &MemberCode) -> bool {
+    let Some(node) = w.nodes.iter().find(|n| n.code.as_str() == sender) else { return false };
+    let Some(up) = &node.up else { return false };
+    let Ok(Some(hash)) = up.store.envelope_at(line, sender, seq) else { return false };
+    let kind = up.store.envelope(&hash).ok().flatten().map(|e| e.kind).unwrap_or_default();
+    let rows = up.store.recipients(&hash).unwrap_or_default();
+    let row = rows.iter().find(|r| r.member == *member);
+    let epoch = up
+        .store
+        .envelope(&hash)
+        .ok()
+        .flatten()
+        .and_then(|e| Envelope::decode(&e.bytes, usize::MAX, usize::MAX).ok().map(|e| e.body().epoch));
+    let off_line = epoch.and_then(|e| members_at(w, line, e)).is_some_and(|m| !m.contains(member));
+    match kind.as_str() {
+        "line_setup" => row.is_none(),
+        _ if row.is_none() && off_line => true,
+        "handshake" => {
+            row.is_some_and(|r| r.state == "refused" && r.detail.as_deref().is_some_and(|d| d.starts_with("outdated")))
+        }
+        _ => false,
+    }
+}
+
+/// What the sender's store says of its envelope `seq` towards `member`, for a report.
+fn sender_view(w: &World, line: &LineId, sender: &str, seq: u64, member: &MemberCode) -> String {
+    let Some(up) = w.nodes.iter().find(|n| n.code.as_str() == sender).and_then(|n| n.up.as_ref()) else {
+        return "sender down".into();
+    };
+    let Ok(Some(hash)) = up.store.envelope_at(line, sender, seq) else { return "not stored".into() };
+    let kind = up.store.envelope(&hash).ok().flatten().map(|e| e.kind).unwrap_or_default();
+    let row = up.store.recipients(&hash).unwrap_or_default().into_iter().find(|r| r.member == *member);
+    match row {
+        Some(r) => format!("{kind} {}: {}", r.state, r.detail.unwrap_or_default()),
+        None => format!("{kind}, not addressed to {member}"),
+    }
+}
+
+/// Every FLASH is acknowledged by its deadline or raises its alarms: at the sender by the
+/// deadline (or the heal, when the sender could not hear in time), and at a recipient that held
+/// it unanswered by the deadline.
+fn flash(w: &World, out: &mut Vec<String>) {
+    let tol = tolerance_ms(w);
+    for s in w.truth.sent.iter().filter(|s| s.precedence == Some(Precedence::Flash)) {
+        let Some(due) = s.due_ms else { continue };
+        let sender = &w.nodes[s.sender];
+        let Some(up) = &sender.up else { continue };
+        let alarms = up.store.alarms(false, 100_000).unwrap_or_default();
+        let receipts = up.store.receipts(&s.hash).unwrap_or_default();
+        let healed_s = sender.now(w.truth.healed_ms);
+        for r in &s.recipients {
+            let code = &w.nodes[*r].code;
+            // A member taken off the line owes no answer there, and may have refused the FLASH
+            // (with its reason, at the sender) if its removal reached it first.
+            if !on_line_now(w, &s.line, code) {
+                continue;
+            }
+            let answered = w.truth.answered.get(&(s.hash, code.clone())).copied();
+            let answer_held =
+                receipts.iter().any(|x| x.member == *code && matches!(x.kind.as_str(), "acknowledged" | "declined"));
+            // The answer is signed on the recipient's clock and timed on the sender's.
+            let in_time = answered.is_some_and(|a| a <= due + tol) && answer_held;
+            let alarm =
+                alarms.iter().find(|a| a.kind == "unacknowledged" && a.message == Some(s.hash) && a.member == *code);
+            let escalated = alarm.is_some_and(|a| a.raised_ms <= due.max(healed_s) + tol);
+            if !in_time && !escalated {
+                let state = rows_state(up, &s.hash, code);
+                out.push(format!(
+                    "FLASH {} from {} to {code}: neither acknowledged by its deadline nor alarmed at the sender in time \
+                     (answered {answered:?}, answer held {answer_held}, alarm {:?}, due {due}, recipient state {state}, \
+                     on the line now {})",
+                    s.hash,
+                    sender.code,
+                    alarm.map(|a| a.raised_ms),
+                    on_line_now(w, &s.line, code),
+                ));
+            }
+            // At the recipient: held and not answered by the deadline → an escalation.
+            let rnode = &w.nodes[*r];
+            let Some(rup) = &rnode.up else { continue };
+            let Ok(Some(row)) = rup.store.message(&s.hash) else { continue };
+            if answered.is_some_and(|a| a <= due) {
+                continue;
+            }
+            let healed_r = rnode.now(w.truth.healed_ms);
+            let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();
+            let esc = ralarms.iter().find(|a| a.kind == "escalation" && a.message == Some(s.hash));
+            let limit = due.max(row.received_ms).max(healed_r) + tol;
+            if esc.is_none_or(|a| a.raised_ms > limit) {
+                out.push(format!(
+                    "FLASH {} from {} held at {code} unanswered past its deadline without an escalation by {limit} \
+                     (escalation {:?}, received {}, due {due}, healed {healed_r}, on the line now {})",
+                    s.hash,
+                    sender.code,
+                    esc.map(|a| a.raised_ms),
+                    row.received_ms,
+                    on_line_now(w, &s.line, code),
+                ));
+            }
+        }
+    }
+}
+
+fn on_line_now(w: &World, line: &LineId, code: &MemberCode) -> bool {
+    w.truth.membership.get(line).and_then(|h| h.last()).is_some_and(|(_, m)| m.contains(code))
+}
+
+fn rows_state(up: &crate::node::Up, hash: &EnvelopeHash, member: &MemberCode) -> String {
+    let rows = up.store.recipients(hash).unwrap_or_default();
+    rows.into_iter()
+        .find(|r| r.member == *member)
+        .map_or("none".into(), |r| format!("{} {}", r.state, r.detail.unwrap_or_default()))
+}
+
+/// The members of a line at an epoch, as the home member's group had them.
+fn members_at(w: &World, line: &LineId, epoch: u64) -> Option<Vec<MemberCode>> {
+    let history = w.truth.membership.get(line)?;
+    history.iter().rev().find(|(from, _)| *from <= epoch).or(history.first()).map(|(_, m)| m.clone())
+}
+
+/// No node reads a message of an epoch at which it was not on the line; and a member taken off a
+/// line, or one never on it, cannot read what is sent there after.
+fn confidentiality(w: &mut World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
+    for (i, per_line) in stored.iter().enumerate() {
+        let code = w.nodes[i].code.clone();
+        for (line, envelopes) in per_line {
+            for ((sender, seq), (_, bytes, decrypted)) in envelopes {
+                if !*decrypted || *sender == code.as_str() {
+                    continue;
+                }
+                let Ok(e) = Envelope::decode(bytes, usize::MAX, usize::MAX) else { continue };
+                let epoch = e.body().epoch;
+                if members_at(w, line, epoch).is_some_and(|m| !m.contains(&code)) {
+                    out.push(format!(
+                        "{code} decrypted {sender}'s #{seq} on line {line}, of epoch {epoch}, when not on it"
+                    ));
+                }
+            }
+        }
+    }
+    // Offer every later message of a line to each node off it, as a relay might.
+    let lines: Vec<LineId> = w.truth.membership.keys().copied().collect();
+    for line in lines {
+        let Some(history) = w.truth.membership.get(&line).cloned() else { continue };
+        let Some((_, now_members)) = history.last() else { continue };
+        let ever: BTreeSet<MemberCode> = history.iter().flat_map(|(_, m)| m.clone()).collect();
+        let outsiders: Vec<usize> = (0..w.nodes.len()).filter(|i| !now_members.contains(&w.nodes[*i].code)).collect();
+        let Some(&home) = w.truth.homes.get(&line) else { continue };
+        let Some(envelopes) = stored[home].get(&line) else { continue };
+        for x in outsiders {
+            let code = w.nodes[x].code.clone();
+            // Only what was sent while this node was off the line.
+            let offered: Vec<(String, Vec<u8>)> = envelopes
+                .iter()
+                .filter(|(_, (_, _, decrypted))| *decrypted)
+                .filter_map(|((sender, _), (_, bytes, _))| {
+                    let e = Envelope::decode(bytes, usize::MAX, usize::MAX).ok()?;
+                    let off = members_at(w, &line, e.body().epoch).is_some_and(|m| !m.contains(&code));
+                    (off && *sender != code.as_str()).then(|| (sender.clone(), bytes.clone()))
+                })
+                .collect();
+            let now = w.nodes[x].now(w.now);
+            let Some(up) = w.nodes[x].up.as_mut() else { continue };
+            for (sender, bytes) in offered {
+                let Ok(sender) = MemberCode::parse(&sender) else { continue };
+                if let Ok(records) = up.core.receive(now, &sender, &bytes) {
+                    if records.iter().any(|r| !matches!(r.content, Content::Handshake | Content::LineSetup)) {
+                        let was = if ever.contains(&code) { "after leaving" } else { "never a member" };
+                        out.push(format!("{code} ({was}) read an envelope of line {line} offered to it"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A node's log of a line only grows: every checkpoint it signed still matches its log, and each
+/// is consistent with the next (RFC 9162 proofs).
+fn forks(w: &World, out: &mut Vec<String>) {
+    use adi_record::merkle;
+    for ((node, line), checkpoints) in &w.truth.checkpoints {
+        let n = &w.nodes[*node];
+        let Some(up) = &n.up else { continue };
+        let log = up.store.line_log(line).unwrap_or_default();
+        let leaves: Vec<adi_record::Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
+        let mut previous: Option<(u64, adi_record::Hash)> = None;
+        for (size, root) in checkpoints {
+            let size_u = *size as usize;
+            if size_u > leaves.len() || merkle::root(&leaves[..size_u]) != *root {
+                out.push(format!(
+                    "fork: {}'s log of line {line} no longer matches its checkpoint of size {size}",
+                    n.code
+                ));
+                continue;
+            }
+            if let Some((psize, proot)) = previous {
+                let proof = merkle::consistency_proof(&leaves[..size_u], psize as usize);
+                if merkle::verify_consistency(psize, *size, &proot, root, &proof).is_err() {
+                    out.push(format!(
+                        "fork: {}'s checkpoints {psize} and {size} of line {line} are inconsistent",
+                        n.code
+                    ));
+                }
+            }
+            previous = Some((*size, *root));
+        }
+    }
+}
+
+/// A decision any node shows as final was concurred with by every party.
+fn decisions(w: &World, lines: &[LineId], out: &mut Vec<String>) {
+    for n in &w.nodes {
+        let Some(up) = &n.up else { continue };
+        for line in lines {
+            for d in up.store.decisions(Some(line), None).unwrap_or_default() {
+                if d.state() != "final" {
+                    continue;
+                }
+                for p in d.parties.iter().filter(|p| **p != d.proposer) {
+                    if !w.truth.concurred.contains(&(d.id, p.clone())) {
+                        out.push(format!("{} shows decision {} final without {p}'s concurrence", n.code, d.id));
+                    }
+                }
+            }
+        }
+    }
+}
