@@ -523,6 +523,9 @@ pub async fn events(
                 }
                 return Some((Ok(out), (node, after, queue, announced)));
             }
+            if node.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
             let notified = node.events.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();

@@ -123,6 +123,9 @@ pub struct NodeState {
     /// Set while the node refuses writes after a failed commit, so that nothing is acknowledged on
     /// top of state that may not be on disk; cleared once the core was rebuilt from the store.
     pub storage_failed: AtomicBool,
+    /// Set when the node stops: open event streams end, so that clients reconnect to whatever
+    /// serves the address next instead of waiting on a stopped node.
+    pub stopped: AtomicBool,
     /// Why writes are refused, while they are (the open storage alarm, kept in memory until the
     /// database takes it).
     storage: watch::Sender<Option<StorageFailure>>,
@@ -413,6 +416,7 @@ impl Node {
             tls_cert: cert.clone(),
             tls_key: key.clone_key(),
             storage_failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             storage: watch::channel(None).0,
             generation: AtomicU64::new(0),
             seed,
@@ -487,6 +491,8 @@ impl Node {
     /// Stops every task and closes the store.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        self.state.stopped.store(true, Ordering::SeqCst);
+        self.state.events.notify_waiters();
         for t in &self.tasks {
             t.abort();
         }
