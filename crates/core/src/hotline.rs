@@ -230,6 +230,10 @@ pub struct Hotline {
     /// or the epoch it was seen joining at. The home member commits a key update only while every
     /// member is close enough that what is queued for or by it stays within the past epochs kept.
     heard: HashMap<(LineId, MemberCode), u64>,
+    /// Per line, every member this node has known on it: the members at start, those seen
+    /// joining since, and every sender of a stored envelope. A member taken off a line since may
+    /// still be read from an earlier epoch.
+    known: BTreeSet<(LineId, MemberCode)>,
 }
 
 /// How many epochs the home member keeps in hand below the past-epoch window when it decides
@@ -256,9 +260,16 @@ impl Hotline {
         }
         .map_err(internal)?;
         let heard = restored.heads.iter().map(|h| ((h.line, h.sender.clone()), h.epoch)).collect();
+        let known = restored
+            .heads
+            .iter()
+            .map(|h| (h.line, h.sender.clone()))
+            .chain(restored.lines.iter().flat_map(|l| l.members.iter().map(|m| (l.id, m.clone()))))
+            .collect();
         let mut h = Hotline {
             mls,
             heard,
+            known,
             key_updates: HashMap::new(),
             config,
             lines: HashMap::new(),
@@ -659,6 +670,7 @@ impl Hotline {
     fn hear(&mut self, line: LineId, member: &MemberCode, epoch: u64) {
         let e = self.heard.entry((line, member.clone())).or_insert(epoch);
         *e = (*e).max(epoch);
+        self.known.insert((line, member.clone()));
     }
 
     /// Notes every member of a line not heard from yet as being at the line's current epoch: a
@@ -667,6 +679,7 @@ impl Hotline {
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
         for m in &line.members {
             self.heard.entry((line.id, m.clone())).or_insert(epoch);
+            self.known.insert((line.id, m.clone()));
         }
     }
 
@@ -1005,7 +1018,7 @@ impl Hotline {
         // from an earlier epoch while on the line (MLS reads it only if its sender was a member
         // at that epoch), and a member added by a commit not read here yet sends from that
         // commit's epoch (held below until the commit arrives).
-        let was_member = self.heard.contains_key(&(line.id, sender.clone()));
+        let was_member = self.known.contains(&(line.id, sender.clone()));
         if !line.has_member(&sender) && (body.epoch == current || (body.epoch < current && !was_member)) {
             return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
         }
@@ -1139,7 +1152,7 @@ impl Hotline {
                 // line counts.
                 let mut known = line.clone();
                 known.members.extend(
-                    self.heard.keys().filter(|(l, m)| *l == line.id && !line.has_member(m)).map(|(_, m)| m.clone()),
+                    self.known.iter().filter(|(l, m)| *l == line.id && !line.has_member(m)).map(|(_, m)| m.clone()),
                 );
                 known.members.sort();
                 known.members.dedup();
