@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -235,6 +237,9 @@ enum Command {
         #[arg(long)]
         no_scenario: bool,
     },
+    /// Measure latency, throughput, network build, catch-up and resources on real node processes,
+    /// each beside the machine's physical floor.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -628,6 +633,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { members, state, base_port, init_only, no_scenario } => {
             demo(members, state, base_port, init_only, no_scenario).await
         }
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -29,8 +29,8 @@ async fn ten_cuts_and_heals_lose_and_duplicate_nothing_and_the_link_alarm_follow
         std::fs::write(&m.config, text.replace("[limits]\n", "[limits]\nretry_delay_ms_max = 2000\n")).unwrap();
     }
     // Both directions go through a relay.
-    let to_cn = Severable::start(endpoint_of(&net, "PH", "CN")).await;
-    let to_ph = Severable::start(endpoint_of(&net, "CN", "PH")).await;
+    let to_cn = Severable::start(endpoint_of(&net, "PH", "CN")).await.unwrap();
+    let to_ph = Severable::start(endpoint_of(&net, "CN", "PH")).await.unwrap();
     reroute(&net, "PH", "CN", &to_cn.addr);
     reroute(&net, "CN", "PH", &to_ph.addr);
     for code in ["PH", "CN"] {

@@ -248,63 +248,16 @@ async fn check_record(sender: &Client, receiver: &Client, line: &str, accepted: 
     assert!(ids.iter().all(|id| at_sender.contains(*id)));
 }
 
-/// A TCP relay in front of one endpoint that the test can cut (dropping every connection and
-/// refusing new ones) and heal: a severed link between two real nodes.
-pub struct Severable {
-    pub addr: String,
-    up: tokio::sync::watch::Sender<bool>,
-}
-
-impl Severable {
-    pub async fn start(target: String) -> Severable {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (up, watch) = tokio::sync::watch::channel(true);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                if !*watch.borrow() {
-                    continue;
-                }
-                let (target, mut watch) = (target.clone(), watch.clone());
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Severable { addr, up }
-    }
-
-    pub fn cut(&self) {
-        let _ = self.up.send(false);
-    }
-
-    pub fn heal(&self) {
-        let _ = self.up.send(true);
-    }
-}
+#[allow(unused_imports)]
+pub use adi_node::relay::Severable;
 
 /// Points every endpoint of `member` in `at`'s roster at `addr` (each node has its own copy of
 /// the roster).
 pub fn reroute(procs: &Procs, at: &str, member: &str, addr: &str) {
-    let config = std::path::PathBuf::from(&procs.member(at).config);
-    let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    let path = config.parent().unwrap().join(file.roster);
-    let mut roster = adi_wire::files::RosterFile::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let entry = roster.members.iter_mut().find(|m| m.code == member).unwrap();
-    entry.endpoints = vec![addr.to_string()];
-    std::fs::write(&path, roster.to_toml()).unwrap();
+    adi_node::relay::reroute(std::path::Path::new(&procs.member(at).config), member, addr).unwrap();
 }
 
 /// The first federation endpoint of `member` in `at`'s roster.
 pub fn endpoint_of(procs: &Procs, at: &str, member: &str) -> String {
-    let config = std::path::PathBuf::from(&procs.member(at).config);
-    let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    let path = config.parent().unwrap().join(file.roster);
-    let roster = adi_wire::files::RosterFile::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    roster.members.iter().find(|m| m.code == member).unwrap().endpoints[0].clone()
+    adi_node::relay::endpoint_of(std::path::Path::new(&procs.member(at).config), member).unwrap()
 }
