@@ -99,6 +99,8 @@ pub async fn open_line(client: &Client, members: [&str; 2]) -> anyhow::Result<St
 
 /// One FLASH's timings, in ms from the API call at the sender.
 pub struct FlashTiming {
+    /// To the sender's node answering the API call: committed there.
+    pub sent_ms: f64,
     /// To the message event on the recipient's stream: the desk rings.
     pub ring_ms: f64,
     /// To the acknowledgement state on the sender's stream, the recipient having acknowledged
@@ -120,6 +122,7 @@ pub async fn flash(
                       "body": "Unplanned encounter at sea: keep safe distance."});
     let started = Instant::now();
     let v = a.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await?;
+    let sent = Instant::now();
     let id = v["id"].as_str().ok_or_else(|| anyhow!("no message id in {v}"))?.to_string();
     let rang = b_feed.wait(EVENT_TIMEOUT, |e| e.kind == "message" && e.message.as_deref() == Some(id.as_str())).await?;
     b.call(Method::POST, &format!("/api/v1/messages/{id}/ack"), None).await?;
@@ -129,7 +132,7 @@ pub async fn flash(
         })
         .await?;
     let ms = |t: Instant| t.duration_since(started).as_secs_f64() * 1000.0;
-    Ok(FlashTiming { ring_ms: ms(rang.at), loop_ms: ms(acked.at) })
+    Ok(FlashTiming { sent_ms: ms(sent), ring_ms: ms(rang.at), loop_ms: ms(acked.at) })
 }
 
 /// Where a flood sends: a node's client and the lines it sends on, in turn.

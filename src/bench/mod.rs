@@ -156,6 +156,8 @@ pub struct Build {
 #[derive(Serialize, Clone, Debug)]
 pub struct Latency {
     pub messages: usize,
+    /// From the API call at the sender to its answer (the message committed there), ms.
+    pub sent_ms: Spread,
     /// From the API call at the sender to the message event on the recipient's stream, ms.
     pub ring_ms: Spread,
     /// From the API call to the acknowledgement state on the sender's stream, the recipient
@@ -440,10 +442,11 @@ async fn latency(a: &BenchNode, b: &BenchNode, line: &str, messages: usize, floo
     progress!("[latency] {messages} FLASH messages {} → {}, each acknowledged at once", a.code, b.code);
     let mut a_feed = Feed::open(&a.client).await?;
     let mut b_feed = Feed::open(&b.client).await?;
-    let (mut ring, mut looped) = (Vec::new(), Vec::new());
+    let (mut sent, mut ring, mut looped) = (Vec::new(), Vec::new(), Vec::new());
     let step = messages.div_ceil(10).max(1);
     for i in 0..messages {
         let t = load::flash(&a.client, &mut a_feed, &b.client, &mut b_feed, line, i).await?;
+        sent.push(t.sent_ms);
         ring.push(t.ring_ms);
         looped.push(t.loop_ms);
         if (i + 1) % step == 0 || i + 1 == messages {
@@ -457,6 +460,7 @@ async fn latency(a: &BenchNode, b: &BenchNode, line: &str, messages: usize, floo
     let (ring_floor_ms, loop_floor_ms) = (floor.flash_ring_ms(), floor.flash_loop_ms());
     Ok(Latency {
         messages,
+        sent_ms: spread(&mut sent),
         ring_ms,
         loop_ms,
         ring_floor_ms,

@@ -81,6 +81,12 @@ pub fn table(r: &Report) -> String {
     };
     if let Some(l) = &r.latency {
         let ms = |x: f64| format!("{x:.2} ms");
+        row(
+            "FLASH committed at sender p50",
+            ms(l.sent_ms.p50),
+            ms(f.fsync_us.p50 / 1000.0),
+            Some(l.sent_ms.p50 * 1000.0 / f.fsync_us.p50),
+        );
         row("FLASH ring p50", ms(l.ring_ms.p50), ms(l.ring_floor_ms), Some(l.ring_p50_ratio));
         row("FLASH ring p90", ms(l.ring_ms.p90), ms(l.ring_floor_ms), Some(l.ring_ms.p90 / l.ring_floor_ms));
         row("FLASH ring p99", ms(l.ring_ms.p99), ms(l.ring_floor_ms), Some(l.ring_p99_ratio));

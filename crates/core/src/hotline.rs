@@ -59,8 +59,9 @@ pub struct Restored {
     pub heads: Vec<OwnHead>,
     /// Acknowledgements still awaited, with whether their alarm is open.
     pub pending: Vec<PendingAck>,
-    /// This member's MLS state, as last committed.
-    pub mls_state: Option<Vec<u8>>,
+    /// This member's MLS state as last committed: the entries of its key-value state (none
+    /// for a member that has stored nothing yet).
+    pub mls_state: adi_mls::StateEntries,
 }
 
 /// What an envelope carries, decoded.
@@ -132,8 +133,9 @@ pub struct WriteBatch {
     pub records: Vec<Record>,
     /// Alarm changes not tied to a record (deadlines passing, links going silent).
     pub alarms: Vec<AlarmChange>,
-    /// This member's MLS state after the records, to store with them (secrets: sealed at rest).
-    pub mls_state: Option<Vec<u8>>,
+    /// What changed in this member's MLS state up to the records, to store with them (secrets:
+    /// sealed at rest).
+    pub mls_state: Option<adi_mls::StateDelta>,
     /// Envelopes from an epoch this member has not reached, to keep until the commit arrives.
     pub hold: Vec<HeldEnvelope>,
     /// Held envelopes that were decided (taken or refused), to forget.
@@ -254,9 +256,10 @@ impl Hotline {
     pub fn new(config: HotlineConfig, restored: Restored, now_ms: u64) -> Result<Hotline, CoreError> {
         let seed = config.signing_key.to_bytes();
         let line_ids: Vec<[u8; 16]> = restored.lines.iter().map(|l| l.id.0).collect();
-        let mls = match &restored.mls_state {
-            Some(state) => LineMember::restore(config.me.as_str(), seed, MlsConfig::default(), state, &line_ids),
-            None => LineMember::new(config.me.as_str(), seed, MlsConfig::default()),
+        let mls = if restored.mls_state.is_empty() {
+            LineMember::new(config.me.as_str(), seed, MlsConfig::default())
+        } else {
+            LineMember::restore(config.me.as_str(), seed, MlsConfig::default(), restored.mls_state, &line_ids)
         }
         .map_err(internal)?;
         let heard = restored.heads.iter().map(|h| ((h.line, h.sender.clone()), h.epoch)).collect();
@@ -312,8 +315,15 @@ impl Hotline {
     }
 
     /// This member's whole MLS state, to store (sealed) with the records that changed it.
+    /// The whole MLS state, serialised (for inspection; commits carry [`Hotline::mls_delta`]).
     pub fn mls_snapshot(&self) -> Result<Vec<u8>, CoreError> {
         self.mls.snapshot().map_err(internal)
+    }
+
+    /// What changed in the MLS state since the last delta, for the next commit. A caller whose
+    /// commit then fails rebuilds the core from the store.
+    pub fn mls_delta(&mut self) -> Result<adi_mls::StateDelta, CoreError> {
+        self.mls.delta().map_err(internal)
     }
 
     pub fn me(&self) -> &MemberCode {

@@ -269,7 +269,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
     let (mut ph, mut cn) = (hotline("PH"), hotline("CN"));
     let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
     let second = ph.send(2, line, draft("ROUTINE", "before restart"), None).unwrap();
-    let mls_state = Some(ph.mls_snapshot().unwrap());
+    let mls_state = adi_mls::decode_state(&ph.mls_snapshot().unwrap()).unwrap().into_iter().collect();
     let mut again = Hotline::new(
         config("PH", WORLD[0].2),
         adi_core::Restored {

@@ -138,7 +138,7 @@ impl World {
             lines: self.cn_lines.clone(),
             heads: self.cn_heads.clone(),
             pending: Vec::new(),
-            mls_state: Some(self.cn_state.clone()),
+            mls_state: adi_mls::decode_state(&self.cn_state).expect("a whole MLS state").into_iter().collect(),
         };
         Hotline::new(config("CN"), restored, NOW_MS).expect("CN's saved state restores")
     }
@@ -149,7 +149,7 @@ impl World {
             lines: self.ph_lines.clone(),
             heads: Vec::new(),
             pending: Vec::new(),
-            mls_state: Some(self.ph_state.clone()),
+            mls_state: adi_mls::decode_state(&self.ph_state).expect("a whole MLS state").into_iter().collect(),
         };
         Hotline::new(config("PH"), restored, NOW_MS).expect("PH's saved state restores")
     }

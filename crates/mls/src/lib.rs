@@ -152,6 +152,24 @@ pub struct CommitOut {
     pub epoch: u64,
 }
 
+/// A member's MLS state as the entries of its key-value state.
+pub type StateEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The changes to a member's MLS state since it was last handed out for storing: entries of the
+/// provider's key-value state to write (secrets included: the caller seals them before they touch
+/// a disk) and keys to delete. Each commit stores only what changed, not the whole state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateDelta {
+    pub put: Vec<(Vec<u8>, Vec<u8>)>,
+    pub delete: Vec<Vec<u8>>,
+}
+
+impl StateDelta {
+    pub fn is_empty(&self) -> bool {
+        self.put.is_empty() && self.delete.is_empty()
+    }
+}
+
 /// One member's MLS state across all its lines.
 pub struct LineMember {
     code: String,
@@ -164,6 +182,9 @@ pub struct LineMember {
     future: HashMap<[u8; 16], VecDeque<Vec<u8>>>,
     /// Lines where this member proposed a key update not committed yet.
     proposed: HashSet<[u8; 16]>,
+    /// The state as of the last [`LineMember::delta`] (or as restored): what the store holds
+    /// once that delta is committed.
+    stored: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 fn group_id(line: &[u8; 16]) -> GroupId {
@@ -198,21 +219,24 @@ impl LineMember {
             groups: HashMap::new(),
             future: HashMap::new(),
             proposed: HashSet::new(),
+            stored: HashMap::new(),
         })
     }
 
-    /// Rebuilds a member from [`LineMember::snapshot`] and the ids of its lines.
+    /// Rebuilds a member from the entries of its stored state (every [`StateDelta`] applied in
+    /// order) and the ids of its lines.
     pub fn restore(
         code: &str,
         seed: [u8; 32],
         config: MlsConfig,
-        snapshot: &[u8],
+        entries: StateEntries,
         lines: &[[u8; 16]],
     ) -> Result<LineMember, MlsError> {
-        let restored = decode_state(snapshot)?;
+        let restored: HashMap<Vec<u8>, Vec<u8>> = entries.into_iter().collect();
         let provider = OpenMlsRustCrypto::default();
-        provider.storage().values.write().map_err(lib)?.extend(restored);
+        provider.storage().values.write().map_err(lib)?.extend(restored.clone());
         let mut member = LineMember::with_provider(code, seed, config, provider)?;
+        member.stored = restored;
         for line in lines {
             if let Some(group) = MlsGroup::load(member.provider.storage(), &group_id(line)).map_err(lib)? {
                 member.groups.insert(*line, group);
@@ -226,6 +250,29 @@ impl LineMember {
     pub fn snapshot(&self) -> Result<Vec<u8>, MlsError> {
         let values = self.provider.storage().values.read().map_err(lib)?;
         Ok(encode_state(&values))
+    }
+
+    /// What changed since the last delta (or the restore), in key order; from now on the state is
+    /// taken to be stored as it is. The caller commits the delta or, if the commit fails,
+    /// rebuilds the member from what the store holds.
+    pub fn delta(&mut self) -> Result<StateDelta, MlsError> {
+        let values = self.provider.storage().values.read().map_err(lib)?;
+        let mut put: Vec<(Vec<u8>, Vec<u8>)> = values
+            .iter()
+            .filter(|(k, v)| self.stored.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut delete: Vec<Vec<u8>> = self.stored.keys().filter(|k| !values.contains_key(*k)).cloned().collect();
+        drop(values);
+        put.sort();
+        delete.sort();
+        for (k, v) in &put {
+            self.stored.insert(k.clone(), v.clone());
+        }
+        for k in &delete {
+            self.stored.remove(k);
+        }
+        Ok(StateDelta { put, delete })
     }
 
     pub fn code(&self) -> &str {
@@ -586,7 +633,9 @@ fn encode_state(values: &HashMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
     out
 }
 
-fn decode_state(mut bytes: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u8>>, MlsError> {
+/// The entries of a state serialised by [`LineMember::snapshot`] (the whole-state form that
+/// databases of earlier versions hold).
+pub fn decode_state(mut bytes: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u8>>, MlsError> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], MlsError> {
         if bytes.len() < n {
             return Err(MlsError::Malformed("the MLS state ends early".into()));

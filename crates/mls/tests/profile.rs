@@ -1,9 +1,9 @@
 //! The MLS profile, member against member, without a network: who can read what, across
 //! commits, removals, additions, key updates and restarts.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use adi_mls::{check_key_package, LineMember, MlsConfig, MlsError, Processed};
+use adi_mls::{check_key_package, decode_state, LineMember, MlsConfig, MlsError, Processed, StateDelta};
 
 const LINE: [u8; 16] = [7; 16];
 
@@ -39,6 +39,19 @@ fn line(members: &mut [&mut LineMember]) -> LineMember {
         assert_eq!(m.join(out.welcome.as_ref().unwrap(), &roster).unwrap(), LINE);
     }
     ph
+}
+
+/// Applies a delta to stored entries, as the store does in the commit that carries it.
+fn apply(stored: &mut BTreeMap<Vec<u8>, Vec<u8>>, delta: StateDelta) {
+    stored.extend(delta.put);
+    for k in delta.delete {
+        stored.remove(&k);
+    }
+}
+
+/// A member's whole state as entries.
+fn entries(m: &LineMember) -> Vec<(Vec<u8>, Vec<u8>)> {
+    decode_state(&m.snapshot().unwrap()).unwrap().into_iter().collect()
 }
 
 fn read(m: &mut LineMember, bytes: &[u8]) -> Result<Processed, MlsError> {
@@ -101,7 +114,7 @@ fn a_removed_member_reads_nothing_new_and_an_added_member_nothing_old() {
 fn after_a_key_update_the_previous_state_does_not_decrypt_new_messages() {
     let mut cn = member("CN");
     let mut ph = line(&mut [&mut cn]);
-    let old_state = cn.snapshot().unwrap();
+    let old_state = entries(&cn);
     let proposal = cn.propose_update(&LINE).unwrap();
     assert!(matches!(read(&mut ph, &proposal), Ok(Processed::Proposal { .. })));
     let commit = ph.commit_proposals(&LINE).unwrap();
@@ -111,7 +124,7 @@ fn after_a_key_update_the_previous_state_does_not_decrypt_new_messages() {
     assert_eq!(plaintext(read(&mut cn, &fresh)), b"after the update");
 
     // A copy of CN's state taken before the update cannot follow the commit nor read what follows.
-    let mut stolen = LineMember::restore("CN", seed("CN"), MlsConfig::default(), &old_state, &[LINE]).unwrap();
+    let mut stolen = LineMember::restore("CN", seed("CN"), MlsConfig::default(), old_state, &[LINE]).unwrap();
     assert!(read(&mut stolen, &commit.commit).is_err(), "the old state processed the update's commit");
     assert!(!matches!(read(&mut stolen, &fresh), Ok(Processed::Application { .. })));
 }
@@ -191,15 +204,34 @@ fn key_packages_with_a_foreign_key_or_used_before_are_refused() {
 #[test]
 fn a_restored_member_keeps_its_lines() {
     let mut cn = member("CN");
+    // What a store holds: every delta, applied in order.
+    let mut stored = BTreeMap::new();
+    apply(&mut stored, cn.delta().unwrap());
     let mut ph = line(&mut [&mut cn]);
-    let state = cn.snapshot().unwrap();
+    let joined = cn.delta().unwrap();
+    assert!(!joined.put.is_empty(), "joining a line changed nothing to store");
+    assert!(joined.put.len() < entries(&cn).len(), "the delta is the whole state");
+    apply(&mut stored, joined);
+    assert!(cn.delta().unwrap().is_empty(), "nothing changed since the last delta");
+    // A key update replaces epoch secrets: the deltas carry the deletions too.
+    let proposal = cn.propose_update(&LINE).unwrap();
+    assert!(matches!(read(&mut ph, &proposal), Ok(Processed::Proposal { .. })));
+    let commit = ph.commit_proposals(&LINE).unwrap();
+    assert!(matches!(read(&mut cn, &commit.commit), Ok(Processed::Commit { .. })));
+    let updated = cn.delta().unwrap();
+    assert!(!updated.delete.is_empty(), "the update deleted nothing");
+    apply(&mut stored, updated);
+    assert_eq!(stored, entries(&cn).into_iter().collect::<BTreeMap<_, _>>(), "the deltas add up to the state");
     drop(cn);
-    let mut cn = LineMember::restore("CN", seed("CN"), MlsConfig::default(), &state, &[LINE]).unwrap();
+    let mut cn =
+        LineMember::restore("CN", seed("CN"), MlsConfig::default(), stored.into_iter().collect(), &[LINE]).unwrap();
+    assert!(cn.delta().unwrap().is_empty(), "a restored member has nothing new to store");
     let (_, m) = ph.encrypt(&LINE, b"after the restart").unwrap();
     assert_eq!(plaintext(read(&mut cn, &m)), b"after the restart");
     let (_, back) = cn.encrypt(&LINE, b"and back").unwrap();
     assert_eq!(plaintext(ph.process(&LINE, "PH", &back, &roster)), b"and back");
-    assert!(LineMember::restore("CN", seed("CN"), MlsConfig::default(), &state[..state.len() - 1], &[LINE]).is_err());
+    let whole = cn.snapshot().unwrap();
+    assert!(decode_state(&whole[..whole.len() - 1]).is_err());
 }
 
 #[test]

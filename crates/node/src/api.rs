@@ -854,7 +854,7 @@ pub(crate) async fn commit_own_records(
         let records = seal(&mut core)?;
         let hashes: Vec<EnvelopeHash> = records.iter().map(|r| r.envelope.hash()).collect();
         let recipients: Vec<adi_core::MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
-        let mls_state = Some(core.mls_snapshot()?);
+        let mls_state = Some(core.mls_delta()?);
         (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, ..WriteBatch::default() }))
     };
     if let Err(e) = pending.wait().await {

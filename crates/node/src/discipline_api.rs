@@ -193,7 +193,7 @@ pub async fn release(
         let record = core.send(now_ms(), d.line, req.to_draft(), Some(principal.clone()))?;
         let hash = record.envelope.hash();
         let recipients = record.recipients.clone();
-        let mls_state = Some(core.mls_snapshot()?);
+        let mls_state = Some(core.mls_delta()?);
         let batch = adi_core::WriteBatch { records: vec![record], mls_state, ..Default::default() };
         (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
     };

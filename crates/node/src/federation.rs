@@ -210,7 +210,7 @@ async fn receive_batch(
         } else if batch.records.is_empty() {
             Some((Vec::new(), Vec::new(), node.store.commit(batch)))
         } else {
-            match core.mls_snapshot() {
+            match core.mls_delta() {
                 Ok(state) => batch.mls_state = Some(state),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot snapshot the MLS state");
@@ -333,7 +333,7 @@ async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<Line
             return Vec::new();
         }
         if !batch.records.is_empty() {
-            match core.mls_snapshot() {
+            match core.mls_delta() {
                 Ok(state) => batch.mls_state = Some(state),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot snapshot the MLS state");

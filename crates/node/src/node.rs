@@ -348,7 +348,7 @@ impl NodeState {
         let pending = {
             let mut core = self.core();
             let made = core.key_packages(wanted as usize)?;
-            let state = core.mls_snapshot()?;
+            let state = core.mls_delta()?;
             let with_refs = made
                 .into_iter()
                 .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))
@@ -530,7 +530,7 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
                     continue;
                 }
                 if !batch.records.is_empty() {
-                    match core.mls_snapshot() {
+                    match core.mls_delta() {
                         Ok(state) => batch.mls_state = Some(state),
                         Err(e) => tracing::error!(error = %e, "cannot snapshot the MLS state"),
                     }

@@ -190,11 +190,20 @@ async fn a_node_refuses_to_start_with_a_master_key_others_can_read() {
     assert!(err.contains("master.key") && err.contains("0600"), "{err}");
 }
 
-/// CN's MLS state as its database holds it now: sealed.
-fn sealed_mls_state(net: &Net) -> Vec<u8> {
+/// CN's MLS state as its database holds it now: each entry's key and sealed value.
+fn sealed_mls_state(net: &Net) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
     let config = adi_node::NodeConfig::load(&net.config_path("CN")).unwrap();
     let c = rusqlite::Connection::open(&config.database).unwrap();
-    c.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).unwrap()
+    let mut stmt = c.prepare("SELECT key, value FROM mls_entries").unwrap();
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// 32 bytes from the middle of a sealed value (of 48 bytes or more): random-looking, so found
+/// only where it is.
+fn piece_of(sealed: &[u8]) -> Vec<u8> {
+    let mid = sealed.len() / 2;
+    sealed[mid - 16..mid + 16].to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,10 +213,13 @@ async fn spent_mls_state_does_not_live_on_in_the_database_files() {
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
     let first = common::send(&ph, &line, "ROUTINE", "first").await;
     wait_delivered(&ph, &first, WAIT).await;
-    // A piece of CN's sealed state from this epoch, found in its files now.
+    // Pieces of CN's sealed state from this epoch, found in its files now.
     let old = sealed_mls_state(&net);
-    let piece = old[old.len() / 2..old.len() / 2 + 64].to_vec();
-    assert!(contains(&files_of(&net.member_dir("CN")), &piece), "the search finds the state while it is current");
+    let files = files_of(&net.member_dir("CN"));
+    assert!(
+        old.values().filter(|v| v.len() >= 48).all(|v| contains(&files, &piece_of(v))),
+        "the search finds the state while it is current"
+    );
 
     // The line moves on: key updates and messages replace CN's state several times.
     for n in 0..3 {
@@ -215,10 +227,15 @@ async fn spent_mls_state_does_not_live_on_in_the_database_files() {
         let id = common::send(&ph, &line, "ROUTINE", &format!("after update {n}")).await;
         wait_delivered(&ph, &id, WAIT).await;
     }
-    assert_ne!(sealed_mls_state(&net), old);
+    // The entries replaced or deleted since: the spent state.
+    let now = sealed_mls_state(&net);
+    let spent: Vec<Vec<u8>> =
+        old.iter().filter(|(k, v)| v.len() >= 48 && now.get(*k) != Some(*v)).map(|(_, v)| piece_of(v)).collect();
+    assert!(spent.len() >= 4, "the updates replaced CN's epoch secrets ({} entries changed)", spent.len());
     // Within the wipe interval, the old state is gone from the database and its log.
     eventually(WAIT, "CN's spent MLS state to leave its files", || async {
-        (!contains(&files_of(&net.member_dir("CN")), &piece)).then_some(())
+        let files = files_of(&net.member_dir("CN"));
+        spent.iter().all(|p| !contains(&files, p)).then_some(())
     })
     .await;
     net.stop_all().await;

@@ -568,7 +568,7 @@ async fn an_envelope_that_cannot_be_decrypted_raises_an_alarm_at_both_ends() {
         body.payload[n - 5] ^= 0x55;
         let signing = adi_node::config::load_signing_key(&net.member_dir("PH").join("keys/signing.pem")).unwrap();
         let damaged = adi_core::Record { envelope: body.sign(&signing), ..good };
-        (damaged, core.mls_snapshot().unwrap())
+        (damaged, core.mls_delta().unwrap())
     };
     let hash = record.envelope.hash().to_hex();
     let batch = adi_core::WriteBatch { records: vec![record], mls_state: Some(mls_state), ..Default::default() };

@@ -97,7 +97,7 @@ async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() 
     let before = send(&ph, &line, "ROUTINE", "before the update").await;
     wait_delivered(&ph, &before, WAIT).await;
     // Someone copies CN's MLS state (as from a stolen database with its master key).
-    let stolen = net.node("CN").state.core().mls_snapshot().unwrap();
+    let stolen = net.node("CN").state.store.mls_state().unwrap();
     let start = epoch(&net, "CN", &line).await;
     cn.call(Method::POST, &format!("/api/v1/lines/{line}/update-keys"), None).await.unwrap();
     wait_epoch(&net, "CN", &line, start + 1).await;
@@ -109,7 +109,7 @@ async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() 
     let seed = adi_node::config::load_signing_key(&net.member_dir("CN").join("keys/signing.pem")).unwrap().to_bytes();
     let line_id = adi_wire::LineId::from_hex(&line).unwrap();
     let mut copy =
-        adi_mls::LineMember::restore("CN", seed, adi_mls::MlsConfig::default(), &stolen, &[line_id.0]).unwrap();
+        adi_mls::LineMember::restore("CN", seed, adi_mls::MlsConfig::default(), stolen, &[line_id.0]).unwrap();
     let roster = |code: &str| {
         let m = net.node("CN").state.roster_member(&adi_core::MemberCode::parse(code).ok()?)?;
         Some(m.signing_key.to_bytes())

@@ -126,7 +126,7 @@ impl SimNode {
     pub fn commit(&mut self, mut batch: WriteBatch) -> Result<Vec<Outcome>, String> {
         let up = self.up()?;
         if !batch.records.is_empty() && batch.mls_state.is_none() {
-            batch.mls_state = Some(up.core.mls_snapshot().map_err(|e| e.message)?);
+            batch.mls_state = Some(up.core.mls_delta().map_err(|e| e.message)?);
         }
         up.store.commit(batch).wait_blocking().map_err(|e| e.to_string())
     }
@@ -138,7 +138,7 @@ impl SimNode {
             return Ok(());
         }
         let made = up.core.key_packages((KEY_PACKAGE_POOL - available) as usize).map_err(|e| e.message)?;
-        let state = up.core.mls_snapshot().map_err(|e| e.message)?;
+        let state = up.core.mls_delta().map_err(|e| e.message)?;
         let with_refs = made
             .into_iter()
             .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))

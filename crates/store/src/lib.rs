@@ -425,11 +425,16 @@ pub trait Store: Send + Sync + 'static {
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;
     fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError>;
-    /// This member's MLS state, as last committed.
-    fn mls_state(&self) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores new one-time KeyPackages (reference, bytes) with the MLS state that holds their
-    /// private keys, together.
-    fn add_key_packages(&self, state: Vec<u8>, key_packages: Vec<(Vec<u8>, Vec<u8>)>, now_ms: u64) -> Pending<()>;
+    /// This member's MLS state as last committed: the entries of its key-value state.
+    fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError>;
+    /// Stores new one-time KeyPackages (reference, bytes) with the change to the MLS state that
+    /// holds their private keys, together.
+    fn add_key_packages(
+        &self,
+        state: adi_mls::StateDelta,
+        key_packages: Vec<(Vec<u8>, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Pending<()>;
     /// How many of this member's KeyPackages no peer has claimed yet.
     fn key_packages_available(&self) -> Result<u64, StoreError>;
     /// Hands the oldest unclaimed KeyPackage to `peer`, once; `None` when the pool is empty.

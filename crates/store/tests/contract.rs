@@ -124,7 +124,7 @@ fn commit(store: &dyn Store, records: &[&Record]) -> Vec<Outcome> {
 }
 
 /// Commits records together with a member's MLS state.
-fn commit_with_mls(store: &dyn Store, records: &[&Record], mls_state: Option<Vec<u8>>) -> Vec<Outcome> {
+fn commit_with_mls(store: &dyn Store, records: &[&Record], mls_state: Option<adi_mls::StateDelta>) -> Vec<Outcome> {
     let batch =
         WriteBatch { records: records.iter().map(|r| (*r).clone()).collect(), mls_state, ..WriteBatch::default() };
     store.commit(batch).wait_blocking().expect("the batch commits")
@@ -390,8 +390,13 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     let writer = store.clone();
     assert_eq!(commit(&writer, &[&conf_setup, &direct_setup, &a]), inserted(3));
-    let mls_state = ph.mls_snapshot().expect("PH's MLS state");
-    assert_eq!(commit_with_mls(&store, &[&b, &c, &from_vn], Some(mls_state.clone())), inserted(3));
+    // PH's first delta is its whole state.
+    let delta = ph.mls_delta().expect("PH's MLS state");
+    let whole: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+        adi_mls::decode_state(&ph.mls_snapshot().unwrap()).unwrap().into_iter().collect();
+    let mls_state: Vec<(Vec<u8>, Vec<u8>)> = whole.into_iter().collect();
+    assert_eq!(delta.put, mls_state);
+    assert_eq!(commit_with_mls(&store, &[&b, &c, &from_vn], Some(delta)), inserted(3));
     let rows = all_messages(&store);
     assert_eq!(rows.len(), 4);
     let queues = store.queue_stats().unwrap();
@@ -402,8 +407,8 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     let store = reopen(&place);
     let loaded = store.load(&code("PH")).unwrap();
-    assert_eq!(loaded.mls_state.as_deref(), Some(&mls_state[..]), "the MLS state comes back as committed");
-    assert_eq!(store.mls_state().unwrap().as_deref(), Some(&mls_state[..]));
+    assert_eq!(loaded.mls_state, mls_state, "the MLS state comes back as committed");
+    assert_eq!(store.mls_state().unwrap(), mls_state);
     let mut lines = loaded.lines;
     lines.sort_by_key(|l| l.id);
     assert_eq!(lines, vec![conf_setup.line.clone(), direct_setup.line.clone()]);

@@ -73,7 +73,13 @@ impl StoreConfig {
     }
 }
 
-const SCHEMA_VERSION: &str = "4";
+/// Prepared statements each connection keeps parsed.
+const STATEMENT_CACHE_LEN: usize = 128;
+
+const SCHEMA_VERSION: &str = "5";
+/// The version before the MLS state was stored entry by entry; such a database is migrated when
+/// it is opened.
+const SCHEMA_VERSION_WHOLE_MLS_STATE: &str = "4";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -181,10 +187,12 @@ CREATE TABLE IF NOT EXISTS drafts (
     released_ms INTEGER,
     message BLOB
 );
-CREATE TABLE IF NOT EXISTS mls_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    snapshot BLOB NOT NULL
-);
+-- This member's MLS state, one row per entry of its key-value state; each commit writes only the
+-- entries that changed. Values are sealed, bound to their key.
+CREATE TABLE IF NOT EXISTS mls_entries (
+    key BLOB PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS held (
     hash BLOB PRIMARY KEY,
     line BLOB NOT NULL,
@@ -282,7 +290,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '5');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -508,11 +516,34 @@ fn connect(config: &StoreConfig, create: bool) -> Result<Connection, rusqlite::E
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Deleted rows (spent secrets, settled outbox entries) are overwritten, not left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // The writer and readers run the same few statements over and over: each is parsed once.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_LEN);
     Ok(conn)
 }
 
+/// Moves the whole-state MLS snapshot of a version 4 database into one row per entry, in one
+/// transaction.
+fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let legacy: Option<Vec<u8>> =
+        tx.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).optional().map_err(db)?;
+    if let Some(sealed) = legacy {
+        let whole = sealer.open("mls_state.snapshot", &sealed)?;
+        let entries = adi_mls::decode_state(&whole).map_err(|e| StoreError::Corrupt(format!("mls_state: {e}")))?;
+        let delta = adi_mls::StateDelta { put: entries.into_iter().collect(), delete: Vec::new() };
+        write::mls_delta(&tx, sealer, &delta).map_err(db)?;
+    }
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS mls_state; UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+    ))
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
 fn newest_event(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| row.get::<_, i64>(0)).map(|id| id.max(0) as u64)
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events")?
+        .query_row([], |row| row.get::<_, i64>(0))
+        .map(|id| id.max(0) as u64)
 }
 
 fn database_id(conn: &Connection) -> Result<String, rusqlite::Error> {
@@ -522,10 +553,15 @@ fn database_id(conn: &Connection) -> Result<String, rusqlite::Error> {
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts its writer thread.
     pub fn open(config: StoreConfig) -> Result<SqliteStore, StoreError> {
-        let conn = connect(&config, true).map_err(db)?;
+        let mut conn = connect(&config, true).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        let version: String =
+        let sealer = Sealer::new(&config.master_key);
+        let mut version: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0)).map_err(db)?;
+        if version == SCHEMA_VERSION_WHOLE_MLS_STATE {
+            migrate_whole_mls_state(&mut conn, &sealer)?;
+            version = SCHEMA_VERSION.to_string();
+        }
         if version != SCHEMA_VERSION {
             return Err(StoreError::Corrupt(format!(
                 "{}: the database has schema version {version}; this build reads version {SCHEMA_VERSION}",
@@ -537,7 +573,6 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let group_len_max = config.group_len_max;
         let wipe = std::time::Duration::from_millis(config.wal_wipe_ms.max(1));
-        let sealer = Sealer::new(&config.master_key);
         let shared = Arc::new(Shared {
             config,
             database_id,
@@ -1039,17 +1074,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn mls_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let sealed = self.read(|c| {
-            c.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get::<_, Vec<u8>>(0)).optional()
-        })?;
-        sealed.map(|s| self.inner.sealer.open("mls_state.snapshot", &s)).transpose()
+    fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError> {
+        let sealer = &self.inner.sealer;
+        self.read(|c| read::mls_entries(c, sealer))
     }
 
-    fn add_key_packages(&self, state: Vec<u8>, key_packages: Vec<(Vec<u8>, Vec<u8>)>, now_ms: u64) -> Pending<()> {
-        let sealed = self.inner.sealer.seal("mls_state.snapshot", &state);
+    fn add_key_packages(
+        &self,
+        state: adi_mls::StateDelta,
+        key_packages: Vec<(Vec<u8>, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Pending<()> {
+        let sealer = self.inner.sealer.clone();
         self.submit(move |c| {
-            write::mls_state(c, &sealed)?;
+            write::mls_delta(c, &sealer, &state)?;
             for (reference, bytes) in &key_packages {
                 c.execute(
                     "INSERT INTO key_packages (reference, bytes, created_ms) VALUES (?1, ?2, ?3)",
@@ -1140,6 +1178,79 @@ mod tests {
     fn on_writer(store: &SqliteStore, sql: impl Into<String>) {
         let sql = sql.into();
         store.submit_job(true, move |c| c.execute_batch(&sql)).wait_blocking().expect("run on the writer");
+    }
+
+    #[test]
+    fn a_version_4_database_moves_its_whole_mls_state_into_entries_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        let mut member = adi_mls::LineMember::new("PH", [3; 32], adi_mls::MlsConfig::default()).unwrap();
+        member.key_packages(2).unwrap();
+        let whole = member.snapshot().unwrap();
+        // The database as version 4 left it: one sealed snapshot of the whole state.
+        let sealed = store.inner.sealer.seal("mls_state.snapshot", &whole);
+        on_writer(
+            &store,
+            "CREATE TABLE mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        );
+        store
+            .submit(move |c| {
+                c.prepare_cached("INSERT INTO mls_state (id, snapshot) VALUES (1, ?1)")?.execute(params![sealed])?;
+                Ok(())
+            })
+            .wait_blocking()
+            .unwrap();
+        drop(store);
+
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> = adi_mls::decode_state(&whole).unwrap().into_iter().collect();
+        expected.sort();
+        assert!(expected.len() > 2);
+        assert_eq!(store.mls_state().unwrap(), expected);
+        let version: String = store
+            .read(|c| {
+                c.prepare_cached("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0))
+            })
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let legacy: i64 = store
+            .read(|c| {
+                c.prepare_cached("SELECT count(*) FROM sqlite_master WHERE name = 'mls_state'")?
+                    .query_row([], |row| row.get(0))
+            })
+            .unwrap();
+        assert_eq!(legacy, 0, "the whole-state table is gone");
+        drop(store);
+
+        // Opened again, nothing changes; the member restored from the entries is the one saved.
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let entries = store.mls_state().unwrap();
+        assert_eq!(entries, expected);
+        let restored =
+            adi_mls::LineMember::restore("PH", [3; 32], adi_mls::MlsConfig::default(), entries, &[]).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), whole);
+    }
+
+    #[test]
+    fn an_mls_entry_moved_to_another_key_does_not_open() {
+        let (_dir, store) = fresh();
+        let delta = adi_mls::StateDelta {
+            put: vec![(b"a".to_vec(), b"secret of a".to_vec()), (b"b".to_vec(), b"secret of b".to_vec())],
+            delete: Vec::new(),
+        };
+        let batch = adi_core::WriteBatch { mls_state: Some(delta), ..Default::default() };
+        store.commit(batch).wait_blocking().unwrap();
+        assert_eq!(store.mls_state().unwrap().len(), 2);
+        on_writer(
+            &store,
+            "UPDATE mls_entries SET value = (SELECT value FROM mls_entries WHERE key = X'61') WHERE key = X'62'",
+        );
+        assert!(store.mls_state().is_err(), "a value sealed for one key opened under another");
+        // A delete removes the entry.
+        let delete = adi_mls::StateDelta { put: Vec::new(), delete: vec![b"b".to_vec()] };
+        store.commit(adi_core::WriteBatch { mls_state: Some(delete), ..Default::default() }).wait_blocking().unwrap();
+        assert_eq!(store.mls_state().unwrap(), vec![(b"a".to_vec(), b"secret of a".to_vec())]);
     }
 
     fn storage_alarm(op: AlarmOp, at_ms: u64) -> AlarmChange {

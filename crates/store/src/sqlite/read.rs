@@ -51,7 +51,7 @@ fn opt_u(v: Option<i64>) -> Option<u64> {
 }
 
 pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
-    let mut stmt = c.prepare("SELECT id, scope, title, home, members, created_ms FROM lines")?;
+    let mut stmt = c.prepare_cached("SELECT id, scope, title, home, members, created_ms FROM lines")?;
     let lines = stmt
         .query_map([], |row| {
             let members: String = row.get(4)?;
@@ -67,7 +67,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT e.line, e.sender, e.seq, e.hash, m.epoch FROM envelopes e
          JOIN (SELECT line, sender, MAX(seq) AS seq, MAX(epoch) AS epoch FROM envelopes GROUP BY line, sender) m
            ON e.line = m.line AND e.sender = m.sender AND e.seq = m.seq",
@@ -84,7 +84,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         })?
         .collect::<Result<Vec<_>, _>>()?;
     // Awaited at this node as sender: recipients that neither acknowledged nor declined.
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT e.line, e.hash, r.member, e.deadline_ms, e.precedence, e.subject,
                 EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'unacknowledged' AND a.message = e.hash
                         AND a.member = r.member AND a.cleared_ms IS NULL)
@@ -94,7 +94,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     )?;
     let mut pending = stmt.query_map([], |row| pending_row(s, row, Side::Sender))?.collect::<Result<Vec<_>, _>>()?;
     // Awaited at this node as recipient: messages this member has neither acknowledged nor declined.
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT e.line, e.hash, ?1, e.deadline_ms, e.precedence, e.subject,
                 EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'escalation' AND a.message = e.hash
                         AND a.member = ?1 AND a.cleared_ms IS NULL)
@@ -107,12 +107,20 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         .query_map(params![me.as_str()], |row| pending_row(s, row, Side::Recipient))?
         .collect::<Result<Vec<_>, _>>()?;
     pending.extend(recipient);
-    let mls_state = c
-        .query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get::<_, Vec<u8>>(0))
-        .optional()?
-        .map(|sealed| open_bytes(s, "mls_state.snapshot", sealed))
-        .transpose()?;
+    let mls_state = mls_entries(c, s)?;
     Ok(Restored { lines, heads, pending, mls_state })
+}
+
+/// Every entry of the stored MLS state, opened.
+pub(super) fn mls_entries(c: &Connection, s: &Sealer) -> Result<adi_mls::StateEntries, rusqlite::Error> {
+    let mut stmt = c.prepare_cached("SELECT key, value FROM mls_entries ORDER BY key")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+    rows.map(|r| {
+        let (key, sealed) = r?;
+        let value = open_bytes(s, &super::write::mls_entry_label(&key), sealed)?;
+        Ok((key, value))
+    })
+    .collect()
 }
 
 fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
@@ -154,14 +162,14 @@ pub(super) fn outbox(
 }
 
 pub(super) fn outbox_next_due(c: &Connection, peer: &MemberCode) -> Result<Option<u64>, rusqlite::Error> {
-    c.query_row("SELECT MIN(next_try_ms) FROM outbox WHERE peer = ?1", params![peer.as_str()], |row| {
-        row.get::<_, Option<i64>>(0)
-    })
-    .map(opt_u)
+    c.prepare_cached("SELECT MIN(next_try_ms) FROM outbox WHERE peer = ?1")?
+        .query_row(params![peer.as_str()], |row| row.get::<_, Option<i64>>(0))
+        .map(opt_u)
 }
 
 pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Error> {
-    let mut stmt = c.prepare("SELECT peer, COUNT(*), MIN(enqueued_ms) FROM outbox GROUP BY peer ORDER BY peer")?;
+    let mut stmt =
+        c.prepare_cached("SELECT peer, COUNT(*), MIN(enqueued_ms) FROM outbox GROUP BY peer ORDER BY peer")?;
     let rows = stmt
         .query_map([], |row| {
             Ok(QueueStat { peer: code_of(row.get(0)?)?, len: u(row.get(1)?), oldest_enqueued_ms: opt_u(row.get(2)?) })
@@ -243,7 +251,7 @@ pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<V
 
 pub(super) fn message(c: &Connection, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
-    c.query_row(&sql, params![&hash.0[..]], |r| message_row(s, r)).optional()
+    c.prepare_cached(&sql)?.query_row(params![&hash.0[..]], |r| message_row(s, r)).optional()
 }
 
 pub(super) fn envelope_at(
@@ -252,12 +260,9 @@ pub(super) fn envelope_at(
     sender: &str,
     seq: u64,
 ) -> Result<Option<EnvelopeHash>, rusqlite::Error> {
-    c.query_row(
-        "SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND seq = ?3",
-        params![&line.0[..], sender, seq as i64],
-        |row| hash_of(row.get(0)?),
-    )
-    .optional()
+    c.prepare_cached("SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND seq = ?3")?
+        .query_row(params![&line.0[..], sender, seq as i64], |row| hash_of(row.get(0)?))
+        .optional()
 }
 
 /// Held envelopes of a line from epochs up to `epoch`, in the order they arrived.
@@ -443,19 +448,20 @@ pub(super) fn envelope(
     hash: &EnvelopeHash,
 ) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
     let sql = "SELECT hash, kind, received_ms, bytes, content FROM envelopes WHERE hash = ?1";
-    c.query_row(sql, params![&hash.0[..]], |row| {
-        Ok(EnvelopeRow {
-            hash: hash_of(row.get(0)?)?,
-            kind: row.get(1)?,
-            received_ms: u(row.get(2)?),
-            bytes: open_bytes(s, "envelopes.bytes", row.get(3)?)?,
-            signed_content: row
-                .get::<_, Option<Vec<u8>>>(4)?
-                .map(|c| open_bytes(s, "envelopes.content", c))
-                .transpose()?,
+    c.prepare_cached(sql)?
+        .query_row(params![&hash.0[..]], |row| {
+            Ok(EnvelopeRow {
+                hash: hash_of(row.get(0)?)?,
+                kind: row.get(1)?,
+                received_ms: u(row.get(2)?),
+                bytes: open_bytes(s, "envelopes.bytes", row.get(3)?)?,
+                signed_content: row
+                    .get::<_, Option<Vec<u8>>>(4)?
+                    .map(|c| open_bytes(s, "envelopes.content", c))
+                    .transpose()?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 pub(super) fn recipients(
@@ -543,7 +549,7 @@ pub(super) fn alarms(
 
 pub(super) fn alarm_by_id(c: &Connection, s: &Sealer, id: u64) -> Result<Option<AlarmRow>, rusqlite::Error> {
     let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = ?1");
-    c.query_row(&sql, params![id as i64], |r| alarm_row(s, r)).optional()
+    c.prepare_cached(&sql)?.query_row(params![id as i64], |r| alarm_row(s, r)).optional()
 }
 
 /// Events after `after` and up to `through`, oldest first.
@@ -577,9 +583,8 @@ pub(super) fn events_after(
 }
 
 pub(super) fn event_bounds(c: &Connection) -> Result<(u64, u64), rusqlite::Error> {
-    c.query_row("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events", [], |row| {
-        Ok((u(row.get(0)?), u(row.get(1)?)))
-    })
+    c.prepare_cached("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events")?
+        .query_row([], |row| Ok((u(row.get(0)?), u(row.get(1)?))))
 }
 
 const DRAFT_COLUMNS: &str = "id, line, draft, drafter, created_ms, state, released_by, released_ms, message";
@@ -615,12 +620,13 @@ pub(super) fn drafts(
 
 pub(super) fn draft(c: &Connection, s: &Sealer, id: u64) -> Result<Option<DraftRow>, rusqlite::Error> {
     let sql = format!("SELECT {DRAFT_COLUMNS} FROM drafts WHERE id = ?1");
-    c.query_row(&sql, params![id as i64], |r| draft_row(s, r)).optional()
+    c.prepare_cached(&sql)?.query_row(params![id as i64], |r| draft_row(s, r)).optional()
 }
 
 pub(super) fn operator_by_token(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<Operator>, rusqlite::Error> {
-    c.query_row("SELECT name, role, created_ms FROM operators WHERE token_hash = ?1", params![&token_hash[..]], |row| {
-        Ok(Operator { name: row.get(0)?, role: row.get(1)?, created_ms: u(row.get(2)?) })
-    })
-    .optional()
+    c.prepare_cached("SELECT name, role, created_ms FROM operators WHERE token_hash = ?1")?
+        .query_row(params![&token_hash[..]], |row| {
+            Ok(Operator { name: row.get(0)?, role: row.get(1)?, created_ms: u(row.get(2)?) })
+        })
+        .optional()
 }

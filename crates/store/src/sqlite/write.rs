@@ -24,26 +24,27 @@ pub(super) struct Event<'a> {
 }
 
 pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusqlite::Error> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO events (at_ms, kind, line, message, member, state, alarm, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            e.at_ms as i64,
-            e.kind,
-            e.line.map(|l| l.0.to_vec()),
-            e.message.map(|m| m.0.to_vec()),
-            e.member,
-            e.state,
-            e.alarm.map(|a| a as i64),
-            e.detail.map(|d| s.seal_str("events.detail", d)),
-        ],
-    )?;
+    )?
+    .execute(params![
+        e.at_ms as i64,
+        e.kind,
+        e.line.map(|l| l.0.to_vec()),
+        e.message.map(|m| m.0.to_vec()),
+        e.member,
+        e.state,
+        e.alarm.map(|a| a as i64),
+        e.detail.map(|d| s.seal_str("events.detail", d)),
+    ])?;
     Ok(())
 }
 
 /// Keeps the newest `keep` events.
 pub(super) fn prune_events(c: &Connection, keep: u64) -> Result<(), rusqlite::Error> {
-    c.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", params![keep as i64])?;
+    c.prepare_cached("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1")?
+        .execute(params![keep as i64])?;
     Ok(())
 }
 
@@ -62,32 +63,32 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
         apply_alarm(c, s, a)?;
     }
     for h in &batch.hold {
-        c.execute(
+        c.prepare_cached(
             "INSERT OR IGNORE INTO held (hash, line, sender, seq, epoch, bytes, received_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                &h.hash.0[..],
-                &h.line.0[..],
-                h.sender.as_str(),
-                h.seq as i64,
-                h.epoch as i64,
-                s.seal("held.bytes", &h.bytes),
-                h.received_ms as i64
-            ],
-        )?;
+        )?
+        .execute(params![
+            &h.hash.0[..],
+            &h.line.0[..],
+            h.sender.as_str(),
+            h.seq as i64,
+            h.epoch as i64,
+            s.seal("held.bytes", &h.bytes),
+            h.received_ms as i64
+        ])?;
     }
     for e in &batch.evidence {
-        c.execute(
+        c.prepare_cached(
             "INSERT INTO evidence (line, member, at_ms, detail, held, offered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                &e.line.0[..],
-                e.member.as_str(),
-                e.at_ms as i64,
-                s.seal_str("evidence.detail", &e.detail),
-                s.seal("evidence.held", &e.held),
-                s.seal("evidence.offered", &e.offered)
-            ],
-        )?;
+        )?
+        .execute(params![
+            &e.line.0[..],
+            e.member.as_str(),
+            e.at_ms as i64,
+            s.seal_str("evidence.detail", &e.detail),
+            s.seal("evidence.held", &e.held),
+            s.seal("evidence.offered", &e.offered)
+        ])?;
     }
     for cp in &batch.checkpoints {
         checkpoint(c, cp)?;
@@ -95,17 +96,24 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     for (cp, member, signature) in &batch.countersignatures {
         checkpoint(c, cp)?;
         let k = &cp.checkpoint;
-        c.execute(
+        c.prepare_cached(
             "INSERT OR IGNORE INTO countersignatures (line, signer, size, root, member, signature)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![&k.line[..], k.signer, k.size as i64, &k.root[..], member.as_str(), &signature[..]],
-        )?;
+        )?
+        .execute(params![
+            &k.line[..],
+            k.signer,
+            k.size as i64,
+            &k.root[..],
+            member.as_str(),
+            &signature[..]
+        ])?;
     }
     for hash in &batch.release {
-        c.execute("DELETE FROM held WHERE hash = ?1", params![&hash.0[..]])?;
+        c.prepare_cached("DELETE FROM held WHERE hash = ?1")?.execute(params![&hash.0[..]])?;
     }
-    if let Some(state) = &batch.mls_state {
-        mls_state(c, &s.seal("mls_state.snapshot", state))?;
+    if let Some(delta) = &batch.mls_state {
+        mls_delta(c, s, delta)?;
     }
     Ok(outcomes)
 }
@@ -166,7 +174,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
     if matches!(r.content, Content::Handshake) {
         // A commit may change who is on the line; the record carries the line as it now stands.
         let members: Vec<&str> = r.line.members.iter().map(|m| m.as_str()).collect();
-        c.execute("UPDATE lines SET members = ?2 WHERE id = ?1", params![&r.line.id.0[..], members.join(",")])?;
+        c.prepare_cached("UPDATE lines SET members = ?2 WHERE id = ?1")?
+            .execute(params![&r.line.id.0[..], members.join(",")])?;
     }
     if matches!(r.content, Content::LineSetup) {
         let l = &r.line;
@@ -186,46 +195,42 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         .filter(|m| m.has_deadline())
         .and_then(|m| m.deadline_s)
         .map(|s| body.created_ms.saturating_add(s.saturating_mul(1000)) as i64);
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
              precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-        params![
-            &hash.0[..],
-            &body.line.0[..],
-            body.sender,
-            body.seq as i64,
-            body.priority,
-            body.created_ms as i64,
-            r.received_ms as i64,
-            s.seal("envelopes.bytes", r.envelope.bytes()),
-            r.content.kind(),
-            m.map(|m| m.precedence.as_str()),
-            m.map(|m| m.class.as_str()),
-            m.map(|m| s.seal_str("envelopes.caveat", &m.caveat)),
-            m.map(|m| s.seal_str("envelopes.subject", &m.subject)),
-            m.map(|m| s.seal_str("envelopes.body", &m.body)),
-            m.is_some_and(|m| m.ack_required),
-            m.is_some_and(|m| m.crisis),
-            deadline_ms,
-            m.and_then(|m| m.released_by.as_deref()),
-            body.epoch as i64,
-            r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
-        ],
-    )?;
+    )?
+    .execute(params![
+        &hash.0[..],
+        &body.line.0[..],
+        body.sender,
+        body.seq as i64,
+        body.priority,
+        body.created_ms as i64,
+        r.received_ms as i64,
+        s.seal("envelopes.bytes", r.envelope.bytes()),
+        r.content.kind(),
+        m.map(|m| m.precedence.as_str()),
+        m.map(|m| m.class.as_str()),
+        m.map(|m| s.seal_str("envelopes.caveat", &m.caveat)),
+        m.map(|m| s.seal_str("envelopes.subject", &m.subject)),
+        m.map(|m| s.seal_str("envelopes.body", &m.body)),
+        m.is_some_and(|m| m.ack_required),
+        m.is_some_and(|m| m.crisis),
+        deadline_ms,
+        m.and_then(|m| m.released_by.as_deref()),
+        body.epoch as i64,
+        r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
+    ])?;
     for peer in &r.recipients {
-        c.execute(
-            "INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)",
-            params![&hash.0[..], peer.as_str(), r.received_ms as i64],
-        )?;
+        c.prepare_cached("INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)")?
+            .execute(params![&hash.0[..], peer.as_str(), r.received_ms as i64])?;
         // The commit that takes a member off the line goes to it after everything queued for it
         // before: once out of the group, it could read none of that.
         let leaving = matches!(r.content, Content::Handshake) && !r.line.has_member(peer);
         let priority = if leaving { PRIORITY_ROUTINE } else { body.priority };
-        c.execute(
-            "INSERT INTO outbox (peer, hash, priority, enqueued_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![peer.as_str(), &hash.0[..], priority, r.received_ms as i64],
-        )?;
+        c.prepare_cached("INSERT INTO outbox (peer, hash, priority, enqueued_ms) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![peer.as_str(), &hash.0[..], priority, r.received_ms as i64])?;
     }
     match &r.content {
         Content::Message(m) if !r.is_own() => event(
@@ -245,9 +250,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         Content::Receipt(receipt) => record_receipt(c, s, r, receipt)?,
         Content::Decision(d) => {
             let parties: Vec<&str> = d.parties.iter().map(|p| p.as_str()).collect();
-            c.execute(
-                "INSERT INTO decisions (id, line, proposer, text, text_sha256, parties, deadline_ms, supersedes, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            c.prepare_cached("INSERT INTO decisions (id, line, proposer, text, text_sha256, parties, deadline_ms, supersedes, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(
                 params![
                     &hash.0[..],
                     &r.line.id.0[..],
@@ -263,9 +267,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             decision_event(c, s, r, hash, "proposed")?;
         }
         Content::Translation(t) => {
-            c.execute(
-                "INSERT INTO translations (hash, original, member, language, text, translator, reviewed_by, revises, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            c.prepare_cached("INSERT INTO translations (hash, original, member, language, text, translator, reviewed_by, revises, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(
                 params![
                     &hash.0[..],
                     &t.original.0[..],
@@ -280,19 +283,19 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             )?;
         }
         Content::Concurrence(a) => {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO concurrences (hash, decision, member, text_sha256, concur, reason, signed_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    &hash.0[..],
-                    &a.decision.0[..],
-                    r.sender.as_str(),
-                    &a.text_sha256[..],
-                    a.concur,
-                    a.reason.as_deref().map(|x| s.seal_str("concurrences.reason", x)),
-                    body.created_ms as i64
-                ],
-            )?;
+            )?
+            .execute(params![
+                &hash.0[..],
+                &a.decision.0[..],
+                r.sender.as_str(),
+                &a.text_sha256[..],
+                a.concur,
+                a.reason.as_deref().map(|x| s.seal_str("concurrences.reason", x)),
+                body.created_ms as i64
+            ])?;
             decision_event(c, s, r, a.decision, if a.concur { "concurred" } else { "declined" })?;
         }
         _ => {}
@@ -324,10 +327,10 @@ fn decision_event(
 fn checkpoint(c: &Connection, cp: &adi_record::SignedCheckpoint) -> Result<(), rusqlite::Error> {
     let k = &cp.checkpoint;
     let signed = cp.to_bytes().map_err(|e| rusqlite::Error::InvalidParameterName(e.to_string()))?;
-    c.execute(
+    c.prepare_cached(
         "INSERT OR IGNORE INTO checkpoints (line, signer, size, root, time_ms, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![&k.line[..], k.signer, k.size as i64, &k.root[..], k.time_ms as i64, signed],
-    )?;
+    )?
+    .execute(params![&k.line[..], k.signer, k.size as i64, &k.root[..], k.time_ms as i64, signed])?;
     Ok(())
 }
 
@@ -359,48 +362,43 @@ fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
 fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
     let signed_ms = r.envelope.body().created_ms;
     let answers = &receipt.answers.hash.0[..];
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO receipts (hash, answers, member, kind, reason, signed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            &r.envelope.hash().0[..],
-            answers,
-            r.sender.as_str(),
-            receipt.kind.as_str(),
-            receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", r)),
-            signed_ms as i64
-        ],
-    )?;
+    )?
+    .execute(params![
+        &r.envelope.hash().0[..],
+        answers,
+        r.sender.as_str(),
+        receipt.kind.as_str(),
+        receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", r)),
+        signed_ms as i64
+    ])?;
     let member = r.sender.as_str();
     let at = signed_ms as i64;
     let changed = match receipt.kind {
-        ReceiptKind::Decrypted => c.execute(
-            "UPDATE recipients SET decrypted_ms = COALESCE(decrypted_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
+        ReceiptKind::Decrypted => c.prepare_cached("UPDATE recipients SET decrypted_ms = COALESCE(decrypted_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
                  state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END
-             WHERE hash = ?1 AND member = ?2",
+             WHERE hash = ?1 AND member = ?2")?.execute(
             params![answers, member, at],
         )?,
-        ReceiptKind::Seen => c.execute(
-            "UPDATE recipients SET seen_ms = COALESCE(seen_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
+        ReceiptKind::Seen => c.prepare_cached("UPDATE recipients SET seen_ms = COALESCE(seen_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
                  state = CASE WHEN state IN ('sent', 'delivered') THEN 'seen' ELSE state END
-             WHERE hash = ?1 AND member = ?2",
+             WHERE hash = ?1 AND member = ?2")?.execute(
             params![answers, member, at],
         )?,
-        ReceiptKind::Acknowledged => c.execute(
-            "UPDATE recipients SET acknowledged_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
+        ReceiptKind::Acknowledged => c.prepare_cached("UPDATE recipients SET acknowledged_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
                  state = 'acknowledged'
-             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL",
+             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL")?.execute(
             params![answers, member, at],
         )?,
-        ReceiptKind::Declined => c.execute(
-            "UPDATE recipients SET declined_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
+        ReceiptKind::Declined => c.prepare_cached("UPDATE recipients SET declined_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
                  state = 'declined', detail = ?4
-             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL",
+             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL")?.execute(
             params![answers, member, at, receipt.reason.as_deref().map(|r| s.seal_str("recipients.detail", r))],
         )?,
         ReceiptKind::LinkTestAnswer => {
-            c.execute(
-                "UPDATE recipients SET delivered_ms = COALESCE(delivered_ms, ?3), state = 'answered'
-                 WHERE hash = ?1 AND member = ?2",
+            c.prepare_cached("UPDATE recipients SET delivered_ms = COALESCE(delivered_ms, ?3), state = 'answered'
+                 WHERE hash = ?1 AND member = ?2")?.execute(
                 params![answers, member, r.received_ms as i64],
             )?;
             let sent: Option<i64> = c
@@ -446,11 +444,12 @@ fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Re
 }
 
 fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::Error> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT id FROM alarms WHERE kind = ?1 AND line = ?2 AND member = ?3 AND message IS ?4 AND cleared_ms IS NULL",
-        params![a.kind.as_str(), &a.line.0[..], a.member.as_str(), a.message.map(|m| m.0.to_vec())],
-        |row| row.get(0),
-    )
+    )?
+    .query_row(params![a.kind.as_str(), &a.line.0[..], a.member.as_str(), a.message.map(|m| m.0.to_vec())], |row| {
+        row.get(0)
+    })
     .optional()
 }
 
@@ -459,34 +458,32 @@ pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result
     let (id, state) = match (&a.op, open) {
         (AlarmOp::Raise, Some(_)) => return Ok(()),
         (AlarmOp::Raise, None) | (AlarmOp::Repeat, None) => {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO alarms (kind, line, member, message, raised_ms, detail, addressed_to, last_raised_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
-                params![
-                    a.kind.as_str(),
-                    &a.line.0[..],
-                    a.member.as_str(),
-                    a.message.map(|m| m.0.to_vec()),
-                    a.at_ms as i64,
-                    s.seal_str("alarms.detail", &a.detail),
-                    a.addressed_to.join(","),
-                ],
-            )?;
+            )?
+            .execute(params![
+                a.kind.as_str(),
+                &a.line.0[..],
+                a.member.as_str(),
+                a.message.map(|m| m.0.to_vec()),
+                a.at_ms as i64,
+                s.seal_str("alarms.detail", &a.detail),
+                a.addressed_to.join(","),
+            ])?;
             (c.last_insert_rowid(), "raised")
         }
         (AlarmOp::Repeat, Some(id)) => {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE alarms SET repeats = repeats + 1, last_raised_ms = ?2, detail = ?3 WHERE id = ?1",
-                params![id, a.at_ms as i64, s.seal_str("alarms.detail", &a.detail)],
-            )?;
+            )?
+            .execute(params![id, a.at_ms as i64, s.seal_str("alarms.detail", &a.detail)])?;
             (id, "repeated")
         }
         (AlarmOp::Clear, None) => return Ok(()),
         (AlarmOp::Clear, Some(id)) => {
-            c.execute(
-                "UPDATE alarms SET cleared_ms = ?2, clear_reason = ?3 WHERE id = ?1",
-                params![id, a.at_ms as i64, s.seal_str("alarms.clear_reason", &a.detail)],
-            )?;
+            c.prepare_cached("UPDATE alarms SET cleared_ms = ?2, clear_reason = ?3 WHERE id = ?1")?
+                .execute(params![id, a.at_ms as i64, s.seal_str("alarms.clear_reason", &a.detail)])?;
             (id, "cleared")
         }
     };
@@ -532,31 +529,33 @@ pub(super) fn settle(
     for (hash, settlement) in results {
         let (changed, state, detail) = match settlement {
             Settlement::Delivered => {
-                c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
-                let n = c.execute(
-                    "UPDATE recipients SET state = 'delivered', delivered_ms = ?3, detail = NULL
+                c.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2")?
+                    .execute(params![peer.as_str(), &hash.0[..]])?;
+                let n = c
+                    .prepare_cached(
+                        "UPDATE recipients SET state = 'delivered', delivered_ms = ?3, detail = NULL
                      WHERE hash = ?1 AND member = ?2 AND state = 'sent'",
-                    params![&hash.0[..], peer.as_str(), now_ms as i64],
-                )?;
+                    )?
+                    .execute(params![&hash.0[..], peer.as_str(), now_ms as i64])?;
                 (n, "delivered", None)
             }
             Settlement::Refused { reason } => {
-                c.execute("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2", params![peer.as_str(), &hash.0[..]])?;
-                let n = c.execute(
-                    "UPDATE recipients SET state = 'refused', detail = ?3 WHERE hash = ?1 AND member = ?2",
-                    params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)],
-                )?;
+                c.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2")?
+                    .execute(params![peer.as_str(), &hash.0[..]])?;
+                let n = c
+                    .prepare_cached(
+                        "UPDATE recipients SET state = 'refused', detail = ?3 WHERE hash = ?1 AND member = ?2",
+                    )?
+                    .execute(params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)])?;
                 (n, "refused", Some(reason.as_str()))
             }
             Settlement::Retry { at_ms, reason } => {
-                c.execute(
+                c.prepare_cached(
                     "UPDATE outbox SET attempts = attempts + 1, next_try_ms = ?3 WHERE peer = ?1 AND hash = ?2",
-                    params![peer.as_str(), &hash.0[..], *at_ms as i64],
-                )?;
-                c.execute(
-                    "UPDATE recipients SET detail = ?3 WHERE hash = ?1 AND member = ?2",
-                    params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)],
-                )?;
+                )?
+                .execute(params![peer.as_str(), &hash.0[..], *at_ms as i64])?;
+                c.prepare_cached("UPDATE recipients SET detail = ?3 WHERE hash = ?1 AND member = ?2")?
+                    .execute(params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)])?;
                 (0, "", None)
             }
         };
@@ -591,10 +590,10 @@ pub(super) fn add_draft(
     drafter: &str,
     now_ms: u64,
 ) -> Result<u64, rusqlite::Error> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO drafts (line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, 'awaiting_release')",
-        params![&line.0[..], s.seal_str("drafts.draft", draft), drafter, now_ms as i64],
-    )?;
+    )?
+    .execute(params![&line.0[..], s.seal_str("drafts.draft", draft), drafter, now_ms as i64])?;
     let id = c.last_insert_rowid() as u64;
     event(
         c,
@@ -621,11 +620,12 @@ pub(super) fn release_draft(
     message: EnvelopeHash,
     now_ms: u64,
 ) -> Result<(), rusqlite::Error> {
-    let n = c.execute(
-        "UPDATE drafts SET state = 'released', released_by = ?2, released_ms = ?3, message = ?4
+    let n = c
+        .prepare_cached(
+            "UPDATE drafts SET state = 'released', released_by = ?2, released_ms = ?3, message = ?4
          WHERE id = ?1 AND state = 'awaiting_release'",
-        params![id as i64, principal, now_ms as i64, &message.0[..]],
-    )?;
+        )?
+        .execute(params![id as i64, principal, now_ms as i64, &message.0[..]])?;
     if n != 1 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
@@ -643,10 +643,11 @@ pub(super) fn ack_alarm(
     if alarm.acked_ms.is_some() {
         return Ok(AlarmAck::AlreadyAcked(alarm));
     }
-    c.execute(
-        "UPDATE alarms SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1",
-        params![id as i64, operator, now_ms as i64],
-    )?;
+    c.prepare_cached("UPDATE alarms SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1")?.execute(params![
+        id as i64,
+        operator,
+        now_ms as i64
+    ])?;
     event(
         c,
         s,
@@ -665,11 +666,23 @@ pub(super) fn ack_alarm(
     Ok(AlarmAck::Acked(alarm))
 }
 
-/// Replaces the stored MLS state (already sealed).
-pub(super) fn mls_state(c: &Connection, sealed: &[u8]) -> Result<(), rusqlite::Error> {
-    c.execute(
-        "INSERT INTO mls_state (id, snapshot) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
-        params![sealed],
+/// The sealing label of an MLS state entry: bound to its key, so that a value moved to another
+/// key does not open.
+pub(super) fn mls_entry_label(key: &[u8]) -> String {
+    format!("mls_entries/{}", hex::encode(key))
+}
+
+/// Applies a change to the stored MLS state: the changed entries, sealed, and the deletions.
+pub(super) fn mls_delta(c: &Connection, s: &Sealer, delta: &adi_mls::StateDelta) -> Result<(), rusqlite::Error> {
+    let mut put = c.prepare_cached(
+        "INSERT INTO mls_entries (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?;
+    for (key, value) in &delta.put {
+        put.execute(params![key, s.seal(&mls_entry_label(key), value)])?;
+    }
+    let mut delete = c.prepare_cached("DELETE FROM mls_entries WHERE key = ?1")?;
+    for key in &delta.delete {
+        delete.execute(params![key])?;
+    }
     Ok(())
 }
