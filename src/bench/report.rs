@@ -155,7 +155,7 @@ pub fn table(r: &Report) -> String {
 /// The cumulative distribution of FLASH latency as an SVG: the ring and the acknowledged loop,
 /// each with its floor marked.
 pub fn svg(l: &Latency) -> String {
-    let (w, h, left, bottom, top, right) = (720.0, 420.0, 60.0, 50.0, 40.0, 20.0);
+    let (w, h, left, bottom, top, right) = (720.0, 450.0, 60.0, 50.0, 76.0, 20.0);
     let mut all: Vec<f64> = l.ring_samples.iter().chain(&l.loop_samples).copied().collect();
     all.sort_by(f64::total_cmp);
     // The axis ends at the 99th percentile of both, so that a few stragglers do not flatten it.
@@ -205,11 +205,12 @@ pub fn svg(l: &Latency) -> String {
             y(0.0),
             y(1.0)
         );
-        let ly = top + 14.0 + row * 16.0;
+        // The legend sits between the title and the plot.
+        let ly = 42.0 + row * 16.0;
         let _ = write!(
             s,
             r#"<text x="{}" y="{ly}" fill="{colour}">{name}: p50 {:.2} ms (dashed: floor {:.2} ms)</text>"#,
-            left + 10.0,
+            left,
             v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0),
             floor
         );
