@@ -1021,6 +1021,19 @@ impl Hotline {
             None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
         };
         if !line.has_member(&self.config.me) {
+            // A sender addresses this member at an epoch only where it is a member. An envelope
+            // from after the last epoch this member saw on the line means a commit added it
+            // again, and the Welcome of that addition has not arrived yet: the envelope waits for
+            // it (refused now, it could never be read, and a commit naming it would block).
+            let last = self.mls.epoch(&line.id.0);
+            if last.is_some_and(|last| body.epoch > last) {
+                return Err(Refusal::defer(format!(
+                    "{} was taken off line {} at epoch {}; the Welcome that adds it again has not arrived yet",
+                    self.config.me,
+                    line.id,
+                    last.unwrap_or(0)
+                )));
+            }
             return Err(Refusal::reject(format!("{} is no longer on line {}", self.config.me, line.id)));
         }
         let current = self.mls.epoch(&line.id.0).unwrap_or(0);

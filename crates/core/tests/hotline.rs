@@ -463,3 +463,36 @@ fn what_a_member_sent_before_its_removal_reached_a_peer_is_still_read_there() {
     vn.receive(16, &code("PH"), removal.envelope.bytes()).unwrap();
     assert!(vn.send(17, line, draft("ROUTINE", "still here?"), None).is_err());
 }
+
+#[test]
+fn a_member_added_again_waits_for_its_welcome_instead_of_refusing_what_is_sent_to_it() {
+    let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
+    let line = LineId([14; 16]);
+    conference(&mut ph, &mut vn, &mut cn, line);
+    // CN speaks before it has read VN's removal: VN, once off the line, refuses that for good.
+    let before = cn.send(10, line, draft("ROUTINE", "before the removal"), None).unwrap();
+    let removal = ph.remove_member(11, line, &code("VN")).unwrap();
+    vn.receive(12, &code("PH"), removal.envelope.bytes()).unwrap();
+    cn.receive(12, &code("PH"), removal.envelope.bytes()).unwrap();
+    let refusal = vn.receive(13, &code("CN"), before.envelope.bytes()).unwrap_err();
+    check(
+        format!("retry {} alarm {} {}", refusal.retry, refusal.alarm.is_some(), refusal.reason),
+        expect![[r#"retry false alarm false VN is no longer on line 0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e"#]],
+    );
+    // PH adds VN again. CN reads the commit and speaks to VN before VN's Welcome arrives.
+    let kp = key_packages_of(&mut [&mut vn]).remove(0).1;
+    let added = ph.add_member(14, line, &code("VN"), kp).unwrap();
+    cn.receive(15, &code("PH"), added[0].envelope.bytes()).unwrap();
+    let after = cn.send(16, line, draft("ROUTINE", "welcome back"), None).unwrap();
+    let refusal = vn.receive(17, &code("CN"), after.envelope.bytes()).unwrap_err();
+    check(
+        format!("retry {} alarm {} {}", refusal.retry, refusal.alarm.is_some(), refusal.reason),
+        expect![[
+            r#"retry true alarm false VN was taken off line 0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e at epoch 2; the Welcome that adds it again has not arrived yet"#
+        ]],
+    );
+    // Once the Welcome is read, the same envelope is.
+    vn.receive(18, &code("PH"), added[1].envelope.bytes()).unwrap();
+    let read = vn.receive(19, &code("CN"), after.envelope.bytes()).unwrap();
+    assert!(matches!(&read[0].content, Content::Message(m) if m.subject == "welcome back"));
+}

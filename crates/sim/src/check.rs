@@ -165,9 +165,22 @@ fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &Membe
         .flatten()
         .and_then(|e| Envelope::decode(&e.bytes, usize::MAX, usize::MAX).ok().map(|e| e.body().epoch));
     let off_line = epoch.and_then(|e| members_at(w, line, e)).is_some_and(|m| !m.contains(member));
+    // Sent to the member at an epoch before a commit took it off the line, and reaching it only
+    // after it had read that commit: it refuses, by design, even if it is added again later.
+    let removed_after = epoch.is_some_and(|e| {
+        w.truth
+            .membership
+            .get(line)
+            .is_some_and(|history| history.iter().any(|(from, members)| *from > e && !members.contains(member)))
+    });
+    let refused_off_line = row.is_some_and(|r| {
+        r.state == "refused"
+            && r.detail.as_deref().is_some_and(|d| d.ends_with(&format!("{member} is no longer on line {line}")))
+    });
     match kind.as_str() {
         "line_setup" => row.is_none(),
         _ if row.is_none() && off_line => true,
+        _ if refused_off_line && removed_after => true,
         "handshake" => {
             row.is_some_and(|r| r.state == "refused" && r.detail.as_deref().is_some_and(|d| d.starts_with("outdated")))
         }
