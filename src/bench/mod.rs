@@ -189,7 +189,8 @@ pub struct Throughput {
     /// The CPU floor: one signature and one verification, µs.
     pub cpu_floor_us: f64,
     pub cpu_ratio: f64,
-    /// Growth of the recipients' database files per message, bytes.
+    /// Growth of the recipients' databases per message (pages in use, as a reader sees the last
+    /// commit), bytes.
     pub disk_bytes_per_message: Option<f64>,
 }
 

@@ -100,17 +100,16 @@ impl BenchNode {
         Ok((ticks(utime)? + ticks(stime)?) / ticks_per_second)
     }
 
-    /// Bytes of the node's database files (database, write-ahead log and shared memory index).
+    /// Bytes of the node's database in use: its pages less its free pages, as a reader sees the
+    /// last commit (the write-ahead log included, whose file the node truncates every second).
     pub fn database_bytes(&self) -> anyhow::Result<u64> {
-        let mut total = 0;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.contains(".db") || name.contains(".sqlite") {
-                total += entry.metadata()?.len();
-            }
-        }
-        Ok(total)
+        use rusqlite::OpenFlags;
+        let path = self.dir.join("node.db");
+        let c = rusqlite::Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {} to read its size", path.display()))?;
+        let pragma = |name: &str| c.query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0));
+        let used = pragma("page_count")? - pragma("freelist_count")?;
+        Ok(used.max(0) as u64 * pragma("page_size")?.max(0) as u64)
     }
 
     /// This node's queue towards each peer.
