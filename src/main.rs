@@ -112,12 +112,38 @@ enum Command {
         class: Option<String>,
         #[arg(long)]
         caveat: Option<String>,
+        /// Required for free text; a report's subject defaults to its one-line summary.
         #[arg(long)]
-        subject: String,
+        subject: Option<String>,
         #[arg(long)]
-        body: String,
+        body: Option<String>,
         #[arg(long)]
         ack_required: Option<bool>,
+        /// Send a structured report of this kind (encounter-at-sea, air-encounter,
+        /// disaster-relief, military-activity, call-request, call-answer), read from --file.
+        #[arg(long, requires = "file")]
+        kind: Option<String>,
+        /// The report, as JSON (docs/examples/ has one of every kind).
+        #[arg(long, requires = "kind")]
+        file: Option<PathBuf>,
+        /// An Experts' Working Group tag, such as maritime-security.
+        #[arg(long)]
+        ewg: Option<String>,
+    },
+    /// Closest point of approach of two units and the COLREGs situation, as a suggestion for the
+    /// reporting officer to confirm. Computed here; no node is asked.
+    Cpa {
+        /// The reporting unit: LAT,LON,COURSE,SPEED (degrees, degrees true, knots).
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "file")]
+        own: Option<String>,
+        /// The other unit: LAT,LON,COURSE,SPEED.
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "file")]
+        other: Option<String>,
+        /// Or an encounter-at-sea report: its reporting unit against each other unit.
+        #[arg(long, conflicts_with_all = ["own", "other"])]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// Messages from other members, most urgent first.
     Inbox {
@@ -425,9 +451,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             Ok(())
         }
-        Command::Send { client, line, precedence, class, caveat, subject, body, ack_required } => {
-            let req = json!({"precedence": precedence, "class": class, "caveat": caveat, "subject": subject,
-                             "body": body, "ack_required": ack_required});
+        Command::Send { client, line, precedence, class, caveat, subject, body, ack_required, kind, file, ewg } => {
+            let form = match (kind, file) {
+                (Some(kind), Some(file)) => Some(read_form(&kind, &file)?),
+                _ => None,
+            };
+            if form.is_none() && subject.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                anyhow::bail!("a free-text message needs --subject; nothing was sent");
+            }
+            let req = json!({"precedence": precedence, "class": class, "caveat": caveat,
+                             "subject": subject.unwrap_or_default(), "body": body.unwrap_or_default(),
+                             "ack_required": ack_required, "form": form, "ewg": ewg});
             let (status, v) = client
                 .client()?
                 .call_with_status(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req))
@@ -495,6 +529,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_out(client.json, &v, print_decision);
             Ok(())
         }
+        Command::Cpa { own, other, file, json } => cpa(own, other, file, json),
         Command::Show { client, id } => {
             let v = client.client()?.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
             print_out(client.json, &v, print_message);
@@ -869,6 +904,81 @@ async fn watch(args: &ClientArgs, after: Option<u64>, count: Option<u64>) -> any
     }
 }
 
+/// Reads a report from a file and checks it here, so that a bad field is named before anything
+/// is sent; the node checks it again.
+fn read_form(kind: &str, file: &Path) -> anyhow::Result<Value> {
+    if !adi_forms::KINDS.contains(&kind) {
+        anyhow::bail!("unknown kind '{kind}'; one of {}; nothing was sent", adi_forms::KINDS.join(", "));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let mut value: Value =
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: not JSON: {e}; nothing was sent", file.display()))?;
+    if let Some(map) = value.as_object_mut() {
+        match map.get("kind").and_then(Value::as_str) {
+            None => {
+                map.insert("kind".into(), json!(kind));
+            }
+            Some(k) if k != kind => {
+                anyhow::bail!("{}: the report's kind is {k}, not {kind}; nothing was sent", file.display())
+            }
+            Some(_) => {}
+        }
+    }
+    let form = adi_forms::check(&value).map_err(|e| anyhow!("{}: {e}; nothing was sent", file.display()))?;
+    Ok(form.to_value())
+}
+
+fn parse_track(name: &str, text: &str) -> anyhow::Result<adi_forms::cpa::Track> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("--{name} '{text}': expected LAT,LON,COURSE,SPEED as numbers"))?;
+    let [lat, lon, course_deg, speed_kn] = parts[..] else {
+        anyhow::bail!("--{name} '{text}': expected four numbers, LAT,LON,COURSE,SPEED");
+    };
+    let track = adi_forms::cpa::Track { position: adi_forms::Position::new(lat, lon), course_deg, speed_kn };
+    adi_forms::check::track(name, &track).map_err(|e| anyhow!("--{e}"))?;
+    Ok(track)
+}
+
+fn cpa(own: Option<String>, other: Option<String>, file: Option<PathBuf>, json_out: bool) -> anyhow::Result<()> {
+    let approaches = match (own, other, file) {
+        (_, _, Some(file)) => {
+            let form = read_form("encounter-at-sea", &file)?;
+            let form = adi_forms::check(&form).map_err(|e| anyhow!("{e}"))?;
+            adi_forms::approaches(&form)
+        }
+        (Some(own), Some(other), None) => vec![adi_forms::UnitApproach {
+            own: "own".into(),
+            other: "other".into(),
+            approach: adi_forms::cpa::approach(&parse_track("own", &own)?, &parse_track("other", &other)?),
+        }],
+        _ => anyhow::bail!("give --own and --other, or --file"),
+    };
+    if json_out {
+        out!("{}", serde_json::to_string_pretty(&approaches)?);
+        return Ok(());
+    }
+    for a in &approaches {
+        let x = &a.approach;
+        out!("{} to {}:", a.own, a.other);
+        out!(
+            "  range now        {:.2} nm, bearing {:03.0}° (relative {:03.0}°)",
+            x.range_nm,
+            x.bearing_deg,
+            x.relative_bearing_deg
+        );
+        match x.tcpa_min {
+            Some(t) => out!("  closest approach {:.2} nm in {t:.1} min", x.cpa_nm),
+            None => out!("  closest approach {:.2} nm (no relative motion)", x.cpa_nm),
+        }
+        out!("  suggested        {}: {}", x.situation.as_str(), x.situation.advice());
+    }
+    out!("This is a suggestion from the positions, courses and speeds given; confirm it before it goes in a report (\"situation\").");
+    Ok(())
+}
+
 fn print_message(m: &Value) {
     out!("id:         {}", s(m, "id"));
     out!(
@@ -879,7 +989,26 @@ fn print_message(m: &Value) {
     );
     out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
     out!("subject:    {}", s(m, "subject"));
-    out!("{}", s(m, "body"));
+    if let Some(tag) = m.get("ewg").and_then(Value::as_str) {
+        out!("working group: {tag}");
+    }
+    if !s(m, "body").is_empty() {
+        out!("{}", s(m, "body"));
+    }
+    if let Some(text) = m.get("form_text").and_then(Value::as_str) {
+        out!("{text}");
+    }
+    for a in m.get("approaches").and_then(Value::as_array).into_iter().flatten() {
+        let x = &a["approach"];
+        out!(
+            "computed:   {} to {}: CPA {:.2} nm{}, {} (a suggestion from the positions reported)",
+            s(a, "own"),
+            s(a, "other"),
+            x["cpa_nm"].as_f64().unwrap_or(f64::NAN),
+            x["tcpa_min"].as_f64().map(|t| format!(" in {t:.0} min")).unwrap_or_default(),
+            s(x, "situation")
+        );
+    }
     for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
         let decrypted = if r.get("decrypted_ms").is_some_and(Value::is_u64) { "decrypted" } else { "" };
         let detail = r.get("detail").and_then(Value::as_str).unwrap_or("");

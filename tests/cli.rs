@@ -445,6 +445,77 @@ fn two_node_processes_driven_through_the_cli() {
     assert_eq!(received["sender"], "PH");
     assert_eq!(received["subject"], subject);
 
+    // A report from a file: checked here first, sent with its working group, shown as text.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let report = examples.join("encounter-at-sea.json");
+    let sent = client(
+        &ph.api_url,
+        &ph.token,
+        &[
+            "send",
+            "--line",
+            &line_id,
+            "--precedence",
+            "IMMEDIATE",
+            "--kind",
+            "encounter-at-sea",
+            "--file",
+            report.to_str().unwrap(),
+            "--ewg",
+            "maritime-security",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(sent["form"]["kind"], "encounter-at-sea");
+    assert_eq!(sent["ewg"], "maritime-security");
+    assert_eq!(sent["subject"], "Encounter at sea: BRP Jose Rizal and Harbour Patrol 21");
+    let report_id = sent["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        let shown = client(&cn.api_url, &cn.token, &["show", &report_id]);
+        if shown.status.success() {
+            break shown.stdout;
+        }
+        assert!(Instant::now() < deadline, "the report did not reach CN within 30 s: {}", shown.both());
+        thread::sleep(Duration::from_millis(100));
+    };
+    for want in
+        ["working group: maritime-security", "ENCOUNTER AT SEA", "Harbour Patrol 21", "computed:", "CPA 0.62 nm"]
+    {
+        assert!(shown.contains(want), "'{want}' not in:\n{shown}");
+    }
+    // A bad report is refused before anything is sent, with the file and the field named.
+    let bad = tmp.path().join("bad-report.json");
+    fs::write(&bad, fs::read_to_string(&report).unwrap().replace("\"course_deg\": 270", "\"course_deg\": 370"))
+        .unwrap();
+    let before = client(&ph.api_url, &ph.token, &["inbox", "--json"]).ok().json();
+    let refused = client(
+        &ph.api_url,
+        &ph.token,
+        &["send", "--line", &line_id, "--kind", "encounter-at-sea", "--file", bad.to_str().unwrap()],
+    )
+    .fails();
+    assert!(refused.stderr.contains("other_units[0].course_deg"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing was sent"), "{}", refused.stderr);
+    let wrong_kind = client(
+        &ph.api_url,
+        &ph.token,
+        &["send", "--line", &line_id, "--kind", "air-encounter", "--file", report.to_str().unwrap()],
+    )
+    .fails();
+    assert!(wrong_kind.stderr.contains("kind is encounter-at-sea, not air-encounter"), "{}", wrong_kind.stderr);
+    let listed = client(&cn.api_url, &cn.token, &["inbox", "--json"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "CN holds the FLASH and the report only: {listed}");
+    assert_eq!(client(&ph.api_url, &ph.token, &["inbox", "--json"]).ok().json(), before);
+    // The approach helper runs offline.
+    let cpa = run(adi().args(["cpa", "--own", "14.5,119.5,0,12", "--other", "14.6,119.6,270,10"])).ok();
+    assert!(cpa.stdout.contains("closest approach 0.62 nm in 32.0 min"), "{}", cpa.stdout);
+    assert!(cpa.stdout.contains("crossing-give-way"), "{}", cpa.stdout);
+    let cpa = run(adi().args(["cpa", "--own", "14.5,119.5,361,12", "--other", "14.6,119.6,270,10"])).fails();
+    assert!(cpa.stderr.contains("own.course_deg"), "{}", cpa.stderr);
+
     let lines = client(&cn.api_url, &cn.token, &["lines"]).ok();
     assert!(lines.stdout.contains(&line_id), "CN's lines do not list {line_id}:\n{}", lines.stdout);
 

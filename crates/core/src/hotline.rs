@@ -1511,6 +1511,8 @@ fn message_to_payload(m: &Message) -> PayloadV1 {
         crisis: m.crisis,
         deadline_s: m.deadline_s,
         released_by: m.released_by.clone(),
+        form: m.form.clone(),
+        ewg: m.ewg.clone(),
     }
 }
 
@@ -1527,6 +1529,8 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
             crisis,
             deadline_s,
             released_by,
+            form,
+            ewg,
             ..
         } => Ok(Message {
             precedence: Precedence::parse(&precedence).ok_or_else(|| format!("unknown precedence '{precedence}'"))?,
@@ -1538,6 +1542,8 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
             crisis,
             deadline_s,
             released_by,
+            form,
+            ewg,
         }),
         _ => Err("not a message".into()),
     }

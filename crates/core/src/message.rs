@@ -91,6 +91,10 @@ pub struct Draft {
     pub ack_required: Option<bool>,
     /// Declared a crisis use (released by a principal where the establishment requires it).
     pub crisis: Option<bool>,
+    /// A structured report, as JSON with its `kind` (`adi_forms`); checked field by field.
+    pub form: Option<serde_json::Value>,
+    /// An Experts' Working Group tag, such as `maritime-security`.
+    pub ewg: Option<String>,
 }
 
 /// A checked message.
@@ -108,6 +112,10 @@ pub struct Message {
     pub deadline_s: Option<u64>,
     /// The principal who released the message.
     pub released_by: Option<String>,
+    /// The structured report it carries, checked and as signed (signal meanings filled in).
+    pub form: Option<serde_json::Value>,
+    /// Its Experts' Working Group tag.
+    pub ewg: Option<String>,
 }
 
 impl Message {
@@ -127,16 +135,28 @@ impl Message {
         };
         let caveat = draft.caveat.unwrap_or_else(|| default_caveat.to_string());
         let ack_required = draft.ack_required.unwrap_or(class == Class::Operational);
+        // A form is checked here and sent as checked: signal meanings come from the code.
+        let form = match &draft.form {
+            None => None,
+            Some(value) => Some(adi_forms::check(value).map_err(CoreError::bad_form)?),
+        };
+        // A report's subject defaults to its one-line summary.
+        let subject = match (&form, draft.subject.trim().is_empty()) {
+            (Some(form), true) => adi_forms::summary(form).chars().take(limits.subject_chars_max).collect(),
+            _ => draft.subject,
+        };
         let message = Message {
             precedence,
             class,
             caveat,
-            subject: draft.subject,
+            subject,
             body: draft.body,
             ack_required,
             crisis: draft.crisis.unwrap_or(false),
             deadline_s: None,
             released_by: None,
+            form: form.map(|f| f.to_value()),
+            ewg: draft.ewg,
         };
         message.check(limits)?;
         Ok(message)
@@ -170,6 +190,27 @@ impl Message {
                 "body_too_long",
                 format!("a body is at most {} bytes", limits.body_bytes_max),
             ));
+        }
+        if let Some(tag) = &self.ewg {
+            if adi_forms::WorkingGroup::parse(tag).is_none() {
+                let known: Vec<&str> = adi_forms::WorkingGroup::ALL.iter().map(|g| g.as_str()).collect();
+                return Err(CoreError::invalid_field(
+                    "bad_ewg",
+                    "ewg".into(),
+                    format!("unknown Experts' Working Group '{tag}'; one of {}", known.join(", ")),
+                ));
+            }
+        }
+        if let Some(value) = &self.form {
+            // Checked as a peer would: the form must pass, and be exactly what the checks make of
+            // it, so that every reader renders the same report from the same signed bytes.
+            let form = adi_forms::check(value).map_err(CoreError::bad_form)?;
+            if &form.to_value() != value {
+                return Err(CoreError::invalid(
+                    "bad_form",
+                    "the form differs from what its checks make of it: each signal carries its meaning from the code",
+                ));
+            }
         }
         let words = self.body.split_whitespace().count();
         if self.precedence.is_urgent() && words > limits.urgent_body_words_max {

@@ -158,8 +158,38 @@ fn message_payload(precedence: &str, body: &str) -> Vec<u8> {
         crisis: false,
         deadline_s: None,
         released_by: None,
+        form: None,
+        ewg: None,
     }
     .encode()
+}
+
+/// A ROUTINE message carrying `form` and `ewg`, as a peer might send it.
+fn form_message(form: serde_json::Value, ewg: Option<&str>) -> PayloadV1 {
+    let PayloadV1::Message { precedence, class, caveat, subject, body, ack_required, crisis, .. } =
+        message("ROUTINE", "b")
+    else {
+        unreachable!()
+    };
+    PayloadV1::Message {
+        v: 1,
+        precedence,
+        class,
+        caveat,
+        subject,
+        body,
+        ack_required,
+        crisis,
+        deadline_s: None,
+        released_by: None,
+        form: Some(form),
+        ewg: ewg.map(str::to_string),
+    }
+}
+
+fn sea_example() -> serde_json::Value {
+    let path = format!("{}/../../docs/examples/encounter-at-sea.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payload: Vec<u8>) -> Vec<u8> {
@@ -219,6 +249,13 @@ fn refusals_of_envelopes_from_peers() {
     let too_long = rogue(PRIORITY_FLASH, message("FLASH", &long_flash));
     let mismatch = rogue(PRIORITY_FLASH, message("ROUTINE", "b"));
     let valid = rogue(PRIORITY_ROUTINE, message("ROUTINE", "b"));
+    let checked = adi_forms::check(&sea_example()).unwrap().to_value();
+    let mut off_globe = checked.clone();
+    off_globe["reporting_unit"]["position"]["lat"] = serde_json::json!(91);
+    let bad_form = rogue(PRIORITY_ROUTINE, form_message(off_globe, None));
+    // Valid, but not as the checks give it: the signal meanings are left out.
+    let unchecked_form = rogue(PRIORITY_ROUTINE, form_message(sea_example(), None));
+    let bad_ewg = rogue(PRIORITY_ROUTINE, form_message(checked, Some("astrology")));
     let ciphertext = adi_wire::Envelope::decode(&valid, 1 << 20, 1 << 20).unwrap().body().payload.clone();
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
         ("garbage", "PH", b"not an envelope".to_vec()),
@@ -236,6 +273,9 @@ fn refusals_of_envelopes_from_peers() {
         ("priority mismatch", "PH", mismatch),
         ("Plus member on ADMM line", "PH", envelope_of("PH", 1, LineId([6; 16]), 1, 0, CONTENT_MLS_SETUP, admm_setup)),
         ("far ahead", "PH", envelope("PH", 1, line, 5_000_000, PRIORITY_ROUTINE, ciphertext)),
+        ("form off the globe", "PH", bad_form),
+        ("form not as checked", "PH", unchecked_form),
+        ("unknown working group", "PH", bad_ewg),
     ];
     let mut out = String::new();
     for (what, peer, bytes) in cases {
@@ -259,6 +299,9 @@ fn refusals_of_envelopes_from_peers() {
         priority mismatch: rejected the envelope's priority does not match the message's precedence
         Plus member on ADMM line: rejected line refused: CN (PLUS) may not be on a line of scope ADMM
         far ahead: rejected sequence number 5000000 is too far ahead of 1 (limit seq_ahead_max = 1000000)
+        form off the globe: rejected form.reporting_unit.position.lat: latitude 91 is off the globe (−90 to 90)
+        form not as checked: rejected the form differs from what its checks make of it: each signal carries its meaning from the code
+        unknown working group: rejected ewg: unknown Experts' Working Group 'astrology'; one of hadr, maritime-security, military-medicine, counter-terrorism, peacekeeping-operations, humanitarian-mine-action, cyber-security
     "#]],
     );
 }

@@ -116,7 +116,15 @@ pub fn payload(data: &[u8]) {
     let again = PayloadV1::decode(&decoded.encode()).expect("an encoded payload decodes");
     assert_eq!(again, decoded, "a payload changed on its way through JSON");
     if let Ok(message) = message_from_payload(decoded) {
-        let _ = message.check(&Limits::default());
+        if message.check(&Limits::default()).is_ok() {
+            // A form that passed renders, and checks to itself.
+            if let Some(value) = &message.form {
+                let form = adi_forms::check(value).expect("a form that passed checks again");
+                assert_eq!(&form.to_value(), value, "a checked form changed when checked again");
+                let _ = adi_forms::render(&form);
+                let _ = adi_forms::approaches(&form);
+            }
+        }
     }
 }
 

@@ -214,6 +214,19 @@ fn peer_json() -> Vec<Seed> {
     out
 }
 
+/// The example encounter-at-sea report, as its checks make it (signal meanings filled in).
+fn sea_report() -> serde_json::Value {
+    let example: serde_json::Value =
+        match serde_json::from_str(include_str!("../../../docs/examples/encounter-at-sea.json")) {
+            Ok(v) => v,
+            Err(e) => panic!("the example report is JSON: {e}"),
+        };
+    match adi_forms::check(&example) {
+        Ok(form) => form.to_value(),
+        Err(e) => panic!("the example report checks: {e}"),
+    }
+}
+
 /// One payload of each kind, as PH would send them on [`LINE`].
 fn payloads() -> Vec<(&'static str, PayloadV1)> {
     let w = world();
@@ -237,6 +250,25 @@ fn payloads() -> Vec<(&'static str, PayloadV1)> {
                 crisis: false,
                 deadline_s: Some(1800),
                 released_by: None,
+                form: None,
+                ewg: None,
+            },
+        ),
+        (
+            "message-with-form",
+            PayloadV1::Message {
+                v: 1,
+                precedence: "IMMEDIATE".into(),
+                class: "OPERATIONAL".into(),
+                caveat: "TEST CAVEAT".into(),
+                subject: "Encounter at sea".into(),
+                body: String::new(),
+                ack_required: true,
+                crisis: false,
+                deadline_s: None,
+                released_by: None,
+                form: Some(sea_report()),
+                ewg: Some("maritime-security".into()),
             },
         ),
         (
@@ -524,6 +556,8 @@ fn line_content() -> Vec<Seed> {
         crisis: false,
         deadline_s: Some(600),
         released_by: None,
+        form: None,
+        ewg: None,
     };
     let own = PayloadV1::Receipt {
         v: 1,

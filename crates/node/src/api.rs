@@ -34,6 +34,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub field: Option<String>,
 }
 
 /// The JSON body of every error.
@@ -43,11 +44,15 @@ pub struct ErrorBody {
     pub error: String,
     /// A sentence for people.
     pub message: String,
+    /// The field at fault, as a path into the request (`form.reporting_unit.course_deg`), when
+    /// one field is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), field: None }
     }
 
     pub fn unauthorized(message: &str) -> Self {
@@ -86,7 +91,7 @@ impl From<CoreError> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError { status, code: e.code, message: e.message }
+        ApiError { status, code: e.code, message: e.message, field: e.field }
     }
 }
 
@@ -98,7 +103,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_string(), message: self.message };
+        let body = ErrorBody { error: self.code.to_string(), message: self.message, field: self.field };
         (self.status, Json(body)).into_response()
     }
 }
@@ -226,12 +231,23 @@ pub struct NewMessageRequest {
     pub class: Option<String>,
     /// Classification and handling marking; the node's default when absent.
     pub caveat: Option<String>,
+    /// Required for free text; a report's subject defaults to its one-line summary.
+    #[serde(default)]
     pub subject: String,
+    #[serde(default)]
     pub body: String,
     /// Whether the recipients must acknowledge; true by default for OPERATIONAL.
     pub ack_required: Option<bool>,
     /// Declares a crisis use: where the establishment requires it, a principal releases it.
     pub crisis: Option<bool>,
+    /// A structured report with its `kind` (`GET /api/v1/schemas`; `docs/FORMS.md`), checked
+    /// field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub form: Option<serde_json::Value>,
+    /// An Experts' Working Group tag, such as `maritime-security`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ewg: Option<String>,
 }
 
 impl NewMessageRequest {
@@ -244,6 +260,8 @@ impl NewMessageRequest {
             body: self.body.clone(),
             ack_required: self.ack_required,
             crisis: self.crisis,
+            form: self.form.clone(),
+            ewg: self.ewg.clone(),
         }
     }
 }
@@ -340,10 +358,23 @@ pub struct MessageView {
     pub recipients: Vec<RecipientView>,
     /// Every signed receipt that answers it, on any member's node.
     pub receipts: Vec<ReceiptView>,
+    /// The structured report it carries, with its `kind`, as signed.
+    #[schema(value_type = Option<Object>)]
+    pub form: Option<serde_json::Value>,
+    /// The report as plain text.
+    pub form_text: Option<String>,
+    /// The Experts' Working Group tag.
+    pub ewg: Option<String>,
+    /// For an encounter at sea, the approach of each other unit to the reporting unit, computed
+    /// from the positions, courses and speeds reported; a suggestion, never part of the report.
+    pub approaches: Vec<adi_forms::UnitApproach>,
 }
 
 pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipts: Vec<ReceiptRow>) -> MessageView {
     let deadline_ms = r.deadline_ms;
+    let form: Option<serde_json::Value> = r.form.as_deref().and_then(|f| serde_json::from_str(f).ok());
+    // Stored forms were checked before they were committed; read back, they check again.
+    let checked = form.as_ref().and_then(|f| adi_forms::check(f).ok());
     MessageView {
         id: r.hash.to_hex(),
         line: r.line.to_hex(),
@@ -363,6 +394,10 @@ pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipt
         received_ms: r.received_ms,
         recipients: recipients.into_iter().map(|x| RecipientView::from_row(x, deadline_ms)).collect(),
         receipts: receipts.into_iter().map(ReceiptView::from).collect(),
+        form_text: checked.as_ref().map(adi_forms::render),
+        approaches: checked.as_ref().map(adi_forms::approaches).unwrap_or_default(),
+        form,
+        ewg: r.ewg,
     }
 }
 
@@ -435,7 +470,9 @@ pub fn storage_refusal(fault: &adi_store::WriteFault) -> ApiError {
         line_messages,
         inbox,
         get_message,
-        peers
+        peers,
+        crate::forms_api::schemas,
+        crate::forms_api::closest_approach
     ),
     components(schemas(
         ErrorBody,
@@ -446,7 +483,9 @@ pub fn storage_refusal(fault: &adi_store::WriteFault) -> ApiError {
         RecipientView,
         PeerView,
         Health,
-        StorageView
+        StorageView,
+        crate::forms_api::ApproachRequest,
+        crate::forms_api::ApproachView
     ))
 )]
 pub struct ApiDoc;
@@ -491,6 +530,9 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/links", get(discipline_api::links))
         .route("/api/v1/events", get(discipline_api::events))
         .route("/api/v1/peers", get(peers))
+        .route("/api/v1/schemas", get(crate::forms_api::schemas))
+        .route("/api/v1/cpa", post(crate::forms_api::closest_approach))
+        .route("/console/world.json", get(crate::console::world))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

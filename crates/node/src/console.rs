@@ -72,6 +72,16 @@ pub async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
+/// The world basemap of the console's maps: the countries of Natural Earth (public domain) at
+/// 1:50 million, as TopoJSON from the `world-atlas` package, compiled into the binary so that
+/// maps work with no internet.
+const WORLD: &str = include_str!("console/world-50m.json");
+
+pub async fn world() -> Response {
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "private, max-age=86400")], WORLD)
+        .into_response()
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {

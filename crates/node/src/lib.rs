@@ -14,6 +14,7 @@ pub mod console;
 pub mod decisions_api;
 pub mod discipline_api;
 pub mod federation;
+pub mod forms_api;
 pub mod node;
 pub mod record;
 pub mod relay;

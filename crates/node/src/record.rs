@@ -644,6 +644,11 @@ pub async fn export(
             index: index as u64,
             bytes: hex::encode(&row.bytes),
             content: row.signed_content.as_ref().map(hex::encode),
+            form_text: row
+                .signed_content
+                .as_deref()
+                .and_then(|c| adi_wire::content::SignedContent::decode(c).ok())
+                .and_then(|c| adi_record::bundle::form_text(&c)),
             inclusion: inclusion.iter().map(hex::encode).collect(),
         });
     }

@@ -260,6 +260,8 @@ fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subj
         crisis: false,
         deadline_s: None,
         released_by: None,
+        form: None,
+        ewg: None,
     };
     EnvelopeBody {
         line,
@@ -443,6 +445,8 @@ fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
         crisis: false,
         deadline_s: None,
         released_by: None,
+        form: None,
+        ewg: None,
     };
     EnvelopeBody {
         line,

@@ -135,6 +135,8 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
         crisis: false,
         deadline_s: None,
         released_by: None,
+        form: None,
+        ewg: None,
     };
     // Signed for its place in the line (PH's #2), then encrypted.
     let signed = adi_wire::content::SignedContent::sign(&signing, &line, "PH", 2, message.encode());

@@ -67,6 +67,10 @@ pub struct BundleEnvelope {
     pub bytes: String,
     /// Its signed content, hex, for an application message the exporter could read.
     pub content: Option<String>,
+    /// The structured report the content carries, as plain text for people; [`verify`] checks
+    /// that it is the rendering of the signed report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_text: Option<String>,
     /// Inclusion proof of the envelope in the tree of the exporter's latest checkpoint, hex.
     pub inclusion: Vec<String>,
 }
@@ -113,6 +117,15 @@ impl Report {
     /// The first check that failed.
     pub fn first_failure(&self) -> Option<&Check> {
         self.checks.iter().find(|c| c.failure.is_some())
+    }
+}
+
+/// The plain-text rendering of the report that signed content carries, if it carries one that
+/// checks.
+pub fn form_text(content: &SignedContent) -> Option<String> {
+    match PayloadV1::decode(&content.content) {
+        Ok(PayloadV1::Message { form: Some(form), .. }) => adi_forms::check(&form).ok().map(|f| adi_forms::render(&f)),
+        _ => None,
     }
 }
 
@@ -290,9 +303,16 @@ pub fn verify(bundle: &Bundle) -> Report {
                     }
                     _ => {}
                 }
+                if let Some(text) = &e.form_text {
+                    if form_text(&sc).as_ref() != Some(text) {
+                        return Err("its readable report text is not the rendering of the signed report".to_string());
+                    }
+                }
                 Ok(())
             });
             r.check(format!("{name}: signed content"), ok);
+        } else if e.form_text.is_some() {
+            r.check(format!("{name}: readable report text"), Err("it has no signed content to be read from".into()));
         }
         by_sender.entry(body.sender.clone()).or_default().insert(body.seq, (hash, body.prev));
         known.insert(hash, (body.sender.clone(), body.seq));

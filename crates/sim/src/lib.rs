@@ -830,6 +830,8 @@ impl World {
                     body: format!("Message {n} from {} on line {line}.", self.nodes[sender].code),
                     ack_required: Some(ack),
                     crisis: None,
+                    form: None,
+                    ewg: None,
                 };
                 self.own(sender, "message", |core, now| core.send(now, line, draft, None).map(|r| vec![r]));
                 Some(sender)

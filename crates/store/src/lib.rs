@@ -133,6 +133,10 @@ pub struct MessageRow {
     /// When each recipient's acknowledgement is due, for messages with a deadline.
     pub deadline_ms: Option<u64>,
     pub released_by: Option<String>,
+    /// The structured report it carries, as JSON (`adi_forms`).
+    pub form: Option<String>,
+    /// Its Experts' Working Group tag.
+    pub ewg: Option<String>,
 }
 
 /// One recipient's state of one of this node's envelopes.

@@ -94,6 +94,8 @@ fn crafted(
         crisis: false,
         deadline_s: None,
         released_by: None,
+        form: None,
+        ewg: None,
     };
     let priority = Precedence::parse(precedence).expect("a precedence").priority();
     let key = fixtures::key(seed);

@@ -39,6 +39,12 @@ pub enum PayloadV1 {
         /// The principal who released the message, when release was required.
         #[serde(default)]
         released_by: Option<String>,
+        /// A structured report (`docs/FORMS.md`), tagged by its `kind`; absent for free text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form: Option<serde_json::Value>,
+        /// The Experts' Working Group the message belongs to, such as `maritime-security`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ewg: Option<String>,
     },
     /// A recipient's signed answer to one envelope: `seen`, `acknowledged`, `declined` (with a
     /// reason) or `link_test_answer`.

@@ -76,7 +76,10 @@ impl StoreConfig {
 /// Prepared statements each connection keeps parsed.
 const STATEMENT_CACHE_LEN: usize = 128;
 
-const SCHEMA_VERSION: &str = "5";
+const SCHEMA_VERSION: &str = "6";
+/// The version before messages carried forms and working-group tags; such a database gains the
+/// two columns when it is opened.
+const SCHEMA_VERSION_NO_FORMS: &str = "5";
 /// The version before the MLS state was stored entry by entry; such a database is migrated when
 /// it is opened.
 const SCHEMA_VERSION_WHOLE_MLS_STATE: &str = "4";
@@ -113,6 +116,8 @@ CREATE TABLE IF NOT EXISTS envelopes (
     crisis INTEGER NOT NULL DEFAULT 0,
     deadline_ms INTEGER,
     released_by TEXT,
+    form BLOB,
+    ewg TEXT,
     UNIQUE (line, sender, seq)
 );
 CREATE TABLE IF NOT EXISTS recipients (
@@ -290,7 +295,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '5');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '6');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -534,9 +539,26 @@ fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(),
         write::mls_delta(&tx, sealer, &delta).map_err(db)?;
     }
     tx.execute_batch(&format!(
-        "DROP TABLE IF EXISTS mls_state; UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"
+        "DROP TABLE IF EXISTS mls_state; UPDATE meta SET value = '{SCHEMA_VERSION_NO_FORMS}' WHERE key = 'schema_version';"
     ))
     .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 5 database's envelopes the form and working-group columns, in one transaction.
+fn migrate_add_forms(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('envelopes')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    for (column, kind) in [("form", "BLOB"), ("ewg", "TEXT")] {
+        if !columns.iter().any(|c| c == column) {
+            tx.execute_batch(&format!("ALTER TABLE envelopes ADD COLUMN {column} {kind};")).map_err(db)?;
+        }
+    }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
     tx.commit().map_err(db)
 }
 
@@ -560,6 +582,10 @@ impl SqliteStore {
             conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0)).map_err(db)?;
         if version == SCHEMA_VERSION_WHOLE_MLS_STATE {
             migrate_whole_mls_state(&mut conn, &sealer)?;
+            version = SCHEMA_VERSION_NO_FORMS.to_string();
+        }
+        if version == SCHEMA_VERSION_NO_FORMS {
+            migrate_add_forms(&mut conn)?;
             version = SCHEMA_VERSION.to_string();
         }
         if version != SCHEMA_VERSION {
@@ -1178,6 +1204,38 @@ mod tests {
     fn on_writer(store: &SqliteStore, sql: impl Into<String>) {
         let sql = sql.into();
         store.submit_job(true, move |c| c.execute_batch(&sql)).wait_blocking().expect("run on the writer");
+    }
+
+    #[test]
+    fn a_version_5_database_gains_the_form_columns_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        // The envelopes table as version 5 left it: no form and no working-group columns.
+        on_writer(
+            &store,
+            "ALTER TABLE envelopes DROP COLUMN form; ALTER TABLE envelopes DROP COLUMN ewg;
+             UPDATE meta SET value = '5' WHERE key = 'schema_version';",
+        );
+        let columns = |store: &SqliteStore| -> Vec<String> {
+            store
+                .read(|c| {
+                    c.prepare("SELECT name FROM pragma_table_info('envelopes')")?.query_map([], |r| r.get(0))?.collect()
+                })
+                .unwrap()
+        };
+        assert!(!columns(&store).contains(&"form".to_string()));
+        drop(store);
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let cols = columns(&store);
+        assert!(cols.contains(&"form".to_string()) && cols.contains(&"ewg".to_string()), "{cols:?}");
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(store);
+        // Opened again, nothing changes.
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert_eq!(columns(&store), cols);
     }
 
     #[test]

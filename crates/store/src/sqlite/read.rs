@@ -179,7 +179,7 @@ pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Er
 }
 
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
-    caveat, subject, body, ack_required, crisis, deadline_ms, released_by";
+    caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg";
 
 fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
     Ok(MessageRow {
@@ -200,6 +200,8 @@ fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqli
         crisis: row.get(14)?,
         deadline_ms: opt_u(row.get(15)?),
         released_by: row.get(16)?,
+        form: open(s, "envelopes.form", row.get(17)?)?,
+        ewg: row.get(18)?,
     })
 }
 

@@ -197,8 +197,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         .map(|s| body.created_ms.saturating_add(s.saturating_mul(1000)) as i64);
     c.prepare_cached(
         "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
-             precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+             precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content,
+             form, ewg)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         &hash.0[..],
@@ -221,6 +222,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         m.and_then(|m| m.released_by.as_deref()),
         body.epoch as i64,
         r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
+        m.and_then(|m| m.form.as_ref()).map(|f| s.seal_str("envelopes.form", &f.to_string())),
+        m.and_then(|m| m.ewg.as_deref()),
     ])?;
     for peer in &r.recipients {
         c.prepare_cached("INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)")?

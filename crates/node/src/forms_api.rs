@@ -1,0 +1,61 @@
+//! Structured messages on the API: the kinds' JSON Schemas, and the closest-point-of-approach
+//! helper the reporting officer asks for a suggestion.
+
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use adi_forms::cpa::{self, Approach, Track};
+
+use crate::api::{ApiError, ApiJson, Auth};
+
+#[utoipa::path(get, path = "/api/v1/schemas",
+    responses((status = 200, description = "the JSON Schema of every form kind, by kind, and the working-group tags")))]
+pub async fn schemas(_auth: Auth) -> Json<Value> {
+    Json(adi_forms::schemas())
+}
+
+/// Two tracks: the reporting unit's and the other unit's.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproachRequest {
+    pub own: Track,
+    pub other: Track,
+}
+
+/// The computed approach, offered as a suggestion: nothing is filled in until the officer
+/// confirms it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ApproachView {
+    pub approach: Approach,
+    /// The COLREGs rule the situation falls under, if any.
+    pub rule: Option<u8>,
+    /// What the rule asks of the reporting unit, in a sentence.
+    pub advice: String,
+}
+
+/// Computes an approach, refusing a track off the globe, a course outside 0 to 360 degrees or an
+/// impossible speed with the field named.
+pub fn approach_of(req: &ApproachRequest) -> Result<ApproachView, ApiError> {
+    for (name, track) in [("own", &req.own), ("other", &req.other)] {
+        adi_forms::check::track(name, track).map_err(|e| {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "bad_track", e.to_string());
+            err.field = Some(e.field);
+            err
+        })?;
+    }
+    let approach = cpa::approach(&req.own, &req.other);
+    Ok(ApproachView { approach, rule: approach.situation.rule(), advice: approach.situation.advice().to_string() })
+}
+
+#[utoipa::path(post, path = "/api/v1/cpa", request_body = ApproachRequest,
+    responses((status = 200, body = ApproachView, description = "closest point of approach and the COLREGs situation, as a suggestion"),
+              (status = 400, body = crate::api::ErrorBody)))]
+pub async fn closest_approach(
+    _auth: Auth,
+    ApiJson(req): ApiJson<ApproachRequest>,
+) -> Result<Json<ApproachView>, ApiError> {
+    approach_of(&req).map(Json)
+}
