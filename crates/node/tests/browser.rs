@@ -265,7 +265,7 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
         .await;
     browser.type_into("form#compose input[name=subject]", "auditor send").await;
     browser.type_into("form#compose textarea[name=body]", "x").await;
-    browser.click("form#compose button").await;
+    browser.click("form#compose button[type=submit]").await;
     browser.wait_text("#action-error", "the auditor role may read but not send").await;
     assert!(common::get_list(&net.client("CN"), "/api/v1/inbox").await.iter().all(|m| m["subject"] != "auditor send"));
 
@@ -306,7 +306,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
     // Sent from the page, in Thai; the line view shows CN's node decrypted it.
     browser.type_into("form#compose textarea[name=body]", "ขอให้ทุกฝ่ายรักษาระยะห่าง").await;
     browser.type_into("form#compose input[name=subject]", "การเผชิญหน้าในทะเล").await;
-    browser.click("form#compose button").await;
+    browser.click("form#compose button[type=submit]").await;
     browser.wait_text("#conversation", "CN: delivered (decrypted)").await;
     browser.wait_text("#conversation", "การเผชิญหน้าในทะเล").await;
     // A decision proposed from the page waits for CN.
@@ -321,7 +321,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
         .await;
     browser.type_into("form#compose input[name=subject]", "without the token").await;
     browser.type_into("form#compose textarea[name=body]", "should not be sent").await;
-    browser.click("form#compose button").await;
+    browser.click("form#compose button[type=submit]").await;
     browser.wait_text("#action-error", "lacks this session's CSRF token").await;
     // The page gets its token back by reading its session again.
     browser.go(&console).await;
@@ -353,7 +353,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
         ("form#compose input[name=subject]", "value", json!({"text": "after expiry"})),
         ("form#compose textarea[name=body]", "clear", json!({})),
         ("form#compose textarea[name=body]", "value", json!({"text": "should not be sent"})),
-        ("form#compose button", "click", json!({})),
+        ("form#compose button[type=submit]", "click", json!({})),
     ] {
         if browser.try_on_element(css, action, body).await.is_err() {
             assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1, "{action} on '{css}' failed");
@@ -366,6 +366,130 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
     let subjects: Vec<&str> = inbox_at_cn.iter().map(|m| m["subject"].as_str().unwrap_or_default()).collect();
     assert!(!subjects.contains(&"after expiry") && !subjects.contains(&"without the token"), "{subjects:?}");
     assert_eq!(common::get_list(&net.client("PH"), "/api/v1/lines").await.len(), before);
+    browser.quit().await;
+    net.stop_all().await;
+}
+
+/// The example encounter-at-sea report of `docs/examples`.
+fn encounter_example() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/encounter-at-sea.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A distance in nautical miles as the page writes it (`toFixed(2)`).
+fn nm(v: &Value) -> String {
+    format!("{:.2}", v.as_f64().unwrap())
+}
+
+impl Browser {
+    /// The text content of every element matching `css` (SVG text included).
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let script = json!({"script": "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);", "args": [css]});
+        let v = self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+        v.as_array().unwrap().iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    /// The current value of the form control `css`.
+    async fn value(&self, css: &str) -> String {
+        let script = json!({"script": "return document.querySelector(arguments[0]).value;", "args": [css]});
+        self.cmd(Method::POST, "/execute/sync", Some(script)).await.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits until at least `n` elements match `css`.
+    async fn wait_count(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count(css).await < n {
+            assert!(Instant::now() < deadline, "fewer than {n} of '{css}'");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+
+    // CN's node sends the example encounter report to PH.
+    let example = encounter_example();
+    let body = json!({"precedence": "IMMEDIATE", "form": example, "ewg": "maritime-security"});
+    let sent =
+        net.client("CN").call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    let ph = net.client("PH");
+    let received = common::eventually(WAIT, "the report at PH", || {
+        let (ph, id) = (ph.clone(), id.clone());
+        async move { ph.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok() }
+    })
+    .await;
+    let approach = &received["approaches"][0]["approach"];
+    let cpa = nm(&approach["cpa_nm"]);
+
+    // PH's operator sees it in the inbox, with its kind and working group, and opens its map.
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.wait_text("#inbox", "encounter-at-sea").await;
+    assert!(browser.text("#inbox").await.contains("maritime-security"));
+    browser.click("#inbox button.map-open").await;
+    browser.wait_text("#map-caption", "Observed closest approach 0.8 nm").await;
+    let units = browser.texts("#map .unit text").await;
+    for name in ["BRP Jose Rizal", "Harbour Patrol 21"] {
+        assert!(units.iter().any(|t| t.contains(name)), "{name} is not labelled on the map: {units:?}");
+    }
+    let cpas = browser.texts("#map .cpa text").await;
+    assert!(
+        cpas.iter()
+            .any(|t| t.contains(&format!("CPA {cpa} nm")) && t.contains(approach["situation"].as_str().unwrap())),
+        "the map does not show the CPA of {cpa} nm the node computed: {cpas:?}"
+    );
+    assert_eq!(browser.count("#map .cpa line").await, 1, "the two points of closest approach are joined");
+    assert!(browser.count("#map path.land").await >= 1, "the basemap is drawn");
+    browser.screenshot("encounter-map").await;
+
+    // The operator writes a report: a latitude off the globe is refused, naming the field.
+    let mut report = encounter_example();
+    report.as_object_mut().unwrap().remove("situation");
+    report["other_units"][0]["position"]["lat"] = json!(91);
+    browser.type_into("#compose-form", &report.to_string()).await;
+    browser.click("form#compose button[type=submit]").await;
+    browser.wait_text("#compose-error", "form.other_units[0].position.lat").await;
+
+    // The node suggests the COLREGs situation; it goes into the report only when confirmed.
+    report["other_units"][0]["position"]["lat"] = json!(14.6);
+    browser.type_into("#compose-form", &report.to_string()).await;
+    let track =
+        |u: &Value| json!({"position": u["position"], "course_deg": u["course_deg"], "speed_kn": u["speed_kn"]});
+    let cpa_req = json!({"own": track(&report["reporting_unit"]), "other": track(&report["other_units"][0])});
+    let expected = ph.call(Method::POST, "/api/v1/cpa", Some(&cpa_req)).await.unwrap();
+    let situation = expected["approach"]["situation"].as_str().unwrap().to_string();
+    browser.click("#suggest-situation").await;
+    let shown = browser.wait_text("#suggestion", &format!("CPA {} nm", nm(&expected["approach"]["cpa_nm"]))).await;
+    assert!(shown.starts_with(&situation), "{shown}");
+    assert!(!browser.value("#compose-form").await.contains("situation"), "a suggestion is not written in unasked");
+    browser.click("#confirm-situation").await;
+    let confirmed = browser.value("#compose-form").await;
+    assert!(confirmed.contains(&format!("\"situation\": \"{situation}\"")), "{confirmed}");
+    browser.click("form#compose button[type=submit]").await;
+    let cn = net.client("CN");
+    common::eventually(WAIT, "PH's report at CN with the confirmed situation", || {
+        let (cn, situation) = (cn.clone(), situation.clone());
+        async move {
+            let inbox = common::get_list(&cn, "/api/v1/inbox").await;
+            inbox.iter().any(|m| m["sender"] == "PH" && m["form"]["situation"] == situation.as_str()).then_some(())
+        }
+    })
+    .await;
+
+    // The line's map shows both reports.
+    browser.wait_count("#conversation button.map-open", 2).await;
+    browser.click("#line-map").await;
+    browser.wait_text("#map-caption", "2 reports").await;
+    assert_eq!(browser.count("#map .cpa").await, 2);
+    browser.screenshot("line-map").await;
     browser.quit().await;
     net.stop_all().await;
 }
