@@ -850,6 +850,9 @@ async fn send_message(
     auth.require_sender()?;
     check_writable(&node)?;
     let line = find_line(&node, &line)?;
+    if let Some(form) = &req.form {
+        crate::forms_api::check_call_answer(&node, &line.id, form)?;
+    }
     let draft = req.to_draft();
     // Checked now, so that a draft held for release is already known to be sendable.
     let message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;

@@ -59,3 +59,35 @@ pub async fn closest_approach(
 ) -> Result<Json<ApproachView>, ApiError> {
     approach_of(&req).map(Json)
 }
+
+/// An answer to a call request must answer one on the same line, and accept one of the times it
+/// proposed. Checked when the answer is sent; a peer's answer is read as it came, since the
+/// request may not have reached this node yet.
+pub fn check_call_answer(node: &crate::node::NodeState, line: &adi_wire::LineId, form: &Value) -> Result<(), ApiError> {
+    let Ok(adi_forms::Form::CallAnswer(answer)) = adi_forms::check(form) else { return Ok(()) };
+    let refuse = |field: &str, message: String| {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "bad_form", format!("form.{field}: {message}"));
+        e.field = Some(format!("form.{field}"));
+        e
+    };
+    let request = adi_wire::EnvelopeHash::from_hex(&answer.request)
+        .and_then(|h| node.store.message(&h).transpose())
+        .transpose()?
+        .filter(|m| m.line == *line)
+        .ok_or_else(|| refuse("request", format!("no message {} on this line", answer.request)))?;
+    let proposed =
+        match request.form.as_deref().and_then(|f| serde_json::from_str(f).ok()).map(|f| adi_forms::check(&f)) {
+            Some(Ok(adi_forms::Form::CallRequest(r))) => r.proposed_utc,
+            _ => return Err(refuse("request", format!("message {} is not a call request", answer.request))),
+        };
+    if let (adi_forms::kinds::CallResponse::Accept, Some(time)) = (answer.answer, &answer.time_utc) {
+        let at = adi_forms::check::utc("time_utc", time).ok();
+        if !proposed.iter().any(|p| adi_forms::check::utc("", p).ok() == at) {
+            return Err(refuse(
+                "time_utc",
+                format!("{time} is not one of the times proposed ({})", proposed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}

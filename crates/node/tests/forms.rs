@@ -41,14 +41,19 @@ async fn every_kind_round_trips_through_api_federation_storage_export_and_verify
     let tags = ["maritime-security", "cyber-security", "hadr", "hadr", "peacekeeping-operations", "", ""];
     let mut sent = Vec::new();
     for (name, tag) in EXAMPLES.into_iter().zip(tags) {
-        let mut req = json!({"precedence": "IMMEDIATE", "form": example(name)});
+        let mut form = example(name);
+        if name == "call-answer" {
+            // It answers the call request sent just before it.
+            form["request"] = sent.last().map(|v: &Value| v["id"].clone()).unwrap();
+        }
+        let mut req = json!({"precedence": "IMMEDIATE", "form": form.clone()});
         if !tag.is_empty() {
             req["ewg"] = json!(tag);
         }
         let (status, v) =
             ph.request(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req)).await.unwrap();
         assert_eq!(status, StatusCode::CREATED, "{name}: {v}");
-        assert_eq!(v["form"], as_sent(&example(name)), "{name}");
+        assert_eq!(v["form"], as_sent(&form), "{name}");
         assert_eq!(v["ewg"], if tag.is_empty() { Value::Null } else { json!(tag) }, "{name}");
         let form = adi_forms::check(&v["form"]).unwrap();
         assert_eq!(v["subject"], adi_forms::summary(&form), "{name}: the subject defaults to the summary");
@@ -171,6 +176,54 @@ async fn a_bad_report_is_refused_with_the_field_named_and_nothing_is_sent() {
     })
     .await;
     assert_eq!(at_cn.len(), 1, "{at_cn:?}");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answer_must_answer_a_call_request_on_its_line() {
+    let net = Net::start(&["PH", "CN", "VN"]).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let other = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    let send = |line: &str, form: Value| {
+        let ph = ph.clone();
+        let path = format!("/api/v1/lines/{line}/messages");
+        async move { ph.request(Method::POST, &path, Some(&json!({"precedence": "PRIORITY", "form": form}))).await.unwrap() }
+    };
+    let (status, request) = send(&line, example("call-request")).await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let text = common::send(&ph, &line, "ROUTINE", "not a request").await;
+    let answer = |request: &str, answer: &str, time: Option<&str>| {
+        let mut a = json!({"kind": "call-answer", "v": 1, "request": request, "answer": answer});
+        if let Some(t) = time {
+            a["time_utc"] = json!(t);
+        }
+        a
+    };
+    let id = request["id"].as_str().unwrap();
+    let unknown = "ab".repeat(32);
+    let cases = [
+        (answer(&unknown, "decline", None), &line, "form.request", "no message"),
+        (answer(&text, "decline", None), &line, "form.request", "is not a call request"),
+        (
+            answer(id, "accept", Some("2026-11-30T09:00:00Z")),
+            &line,
+            "form.time_utc",
+            "is not one of the times proposed",
+        ),
+        (answer(id, "decline", None), &other, "form.request", "no message"),
+    ];
+    for (form, on, field, why) in cases {
+        let (status, v) = send(on, form).await;
+        assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{v}");
+        assert!(v["message"].as_str().unwrap().contains(why), "{v}");
+    }
+    // The second proposed time, written without seconds in the request, accepted with them.
+    let (status, v) = send(&line, answer(id, "accept", Some("2026-11-30T10:00:00Z"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["subject"], "Call accepted for 2026-11-30T10:00:00Z");
+    let listed = get_list(&ph, &format!("/api/v1/lines/{line}/messages")).await;
+    assert_eq!(listed.len(), 3, "the request, the text and the accepted answer only");
     net.stop_all().await;
 }
 
