@@ -245,6 +245,10 @@ enum Command {
         /// Print only the result and the first failure.
         #[arg(long)]
         quiet: bool,
+        /// Also print the text of every structured report in the bundle, each checked against
+        /// its signed content.
+        #[arg(long)]
+        reports: bool,
     },
     /// Build and run a whole local network.
     Demo {
@@ -501,7 +505,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("wrote {} ({count} envelopes of line {line})", out.display());
             Ok(())
         }
-        Command::Verify { file, quiet } => verify_bundle(&file, quiet),
+        Command::Verify { file, quiet, reports } => verify_bundle(&file, quiet, reports),
         Command::Decision { command } => {
             let (client, v) = match command {
                 DecisionCommand::Propose { client, line, text, parties, deadline_s, supersedes } => {
@@ -1290,7 +1294,7 @@ fn print_decision(d: &Value) {
 }
 
 /// Checks a bundle offline and prints each check; fails naming the first broken item.
-fn verify_bundle(file: &Path, quiet: bool) -> anyhow::Result<()> {
+fn verify_bundle(file: &Path, quiet: bool, reports: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let bundle: adi_record::bundle::Bundle =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a bundle: {e}", file.display()))?;
@@ -1301,6 +1305,17 @@ fn verify_bundle(file: &Path, quiet: bool) -> anyhow::Result<()> {
                 None => out!("ok    {}", c.item),
                 Some(why) => out!("FAIL  {}: {why}", c.item),
             }
+        }
+    }
+    if reports {
+        for e in bundle.envelopes.iter().filter(|e| e.form_text.is_some()) {
+            let who = hex::decode(&e.bytes)
+                .ok()
+                .and_then(|b| adi_wire::Envelope::decode(&b, usize::MAX, usize::MAX).ok())
+                .map(|env| format!("{} #{}", env.body().sender, env.body().seq))
+                .unwrap_or_default();
+            out!("\nreport at log index {} ({who}):", e.index);
+            out!("{}", e.form_text.as_deref().unwrap_or(""));
         }
     }
     let failed = report.checks.iter().filter(|c| c.failure.is_some()).count();

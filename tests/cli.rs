@@ -486,6 +486,13 @@ fn two_node_processes_driven_through_the_cli() {
     {
         assert!(shown.contains(want), "'{want}' not in:\n{shown}");
     }
+    // Exported by CN and verified offline, the report's text printed beside its checks.
+    let bundle = tmp.path().join("line.json");
+    client(&cn.api_url, &cn.token, &["export", "--line", &line_id, "--out", bundle.to_str().unwrap()]).ok();
+    let verified = run(adi().arg("verify").arg(&bundle).arg("--reports")).ok();
+    assert!(verified.stdout.contains("verified:"), "{}", verified.stdout);
+    assert!(verified.stdout.contains("(PH #"), "{}", verified.stdout);
+    assert!(verified.stdout.contains("ENCOUNTER AT SEA"), "{}", verified.stdout);
     // A bad report is refused before anything is sent, with the file and the field named.
     let bad = tmp.path().join("bad-report.json");
     fs::write(&bad, fs::read_to_string(&report).unwrap().replace("\"course_deg\": 270", "\"course_deg\": 370"))

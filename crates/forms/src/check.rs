@@ -184,7 +184,7 @@ fn course(path: &str, value: f64) -> Result<(), FormError> {
 pub fn utc(path: &str, value: &str) -> Result<(u32, u32, u32, u32, u32, u32), FormError> {
     let bad = || err(path, format!("'{value}' is not a UTC time such as 2026-11-30T03:12:00Z"));
     let b = value.as_bytes();
-    if !(b.len() == 17 || b.len() == 20) || b[b.len() - 1] != b'Z' {
+    if !value.is_ascii() || !(b.len() == 17 || b.len() == 20) || b[b.len() - 1] != b'Z' {
         return Err(bad());
     }
     let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':')];

@@ -144,6 +144,7 @@ fn other_bad_input_is_refused_with_the_field_named() {
         ("encounter-at-sea", Box::new(|v| v["unplanned"] = json!(false)), "unplanned"),
         ("encounter-at-sea", Box::new(|v| v["time_utc"] = json!("30/11/2026 03:12")), "time_utc"),
         ("encounter-at-sea", Box::new(|v| v["time_utc"] = json!("2026-02-30T03:12:00Z")), "time_utc"),
+        ("encounter-at-sea", Box::new(|v| v["time_utc"] = json!("2026-1é-30T03:12Z")), "time_utc"),
         ("encounter-at-sea", Box::new(|v| v["other_units"] = json!([])), "other_units"),
         ("encounter-at-sea", Box::new(|v| v["intentions"][0]["unit"] = json!("HMS Nobody")), "intentions[0].unit"),
         ("encounter-at-sea", Box::new(|v| v["reporting_unit"]["speed_kn"] = json!(250)), "reporting_unit.speed_kn"),
