@@ -9,6 +9,21 @@ use utoipa::ToSchema;
 
 use crate::kinds::*;
 
+/// The examples in `docs/examples/`, by kind; each schema carries its kind's as `examples`.
+const EXAMPLES: [(&str, &str); 7] = [
+    ("encounter-at-sea", include_str!("../../../docs/examples/encounter-at-sea.json")),
+    ("air-encounter", include_str!("../../../docs/examples/air-encounter.json")),
+    ("disaster-relief", include_str!("../../../docs/examples/disaster-relief-request.json")),
+    ("disaster-relief", include_str!("../../../docs/examples/disaster-relief-offer.json")),
+    ("military-activity", include_str!("../../../docs/examples/military-activity.json")),
+    ("call-request", include_str!("../../../docs/examples/call-request.json")),
+    ("call-answer", include_str!("../../../docs/examples/call-answer.json")),
+];
+
+fn examples(kind: &str) -> Vec<Value> {
+    EXAMPLES.iter().filter(|(k, _)| *k == kind).filter_map(|(_, text)| serde_json::from_str(text).ok()).collect()
+}
+
 fn document<T: ToSchema>(kind: &str, title: &str) -> Value {
     let mut deps: Vec<(String, RefOr<Schema>)> = Vec::new();
     T::schemas(&mut deps);
@@ -35,6 +50,7 @@ fn document<T: ToSchema>(kind: &str, title: &str) -> Value {
         obj.insert("$id".into(), json!(format!("adi:form:{kind}:v{FORM_VERSION}")));
         obj.insert("title".into(), json!(title));
         obj.insert("additionalProperties".into(), json!(false));
+        obj.insert("examples".into(), Value::Array(examples(kind)));
         if !defs.is_empty() {
             obj.insert("$defs".into(), Value::Object(defs));
         }

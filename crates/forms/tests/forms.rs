@@ -233,4 +233,14 @@ fn each_schema_names_as_required_exactly_the_fields_the_checks_require() {
         }
     }
     assert_eq!(all["working_groups"].as_array().unwrap().len(), 7);
+    // Each schema carries its kind's examples from docs/examples/, and each checks.
+    let mut count = 0;
+    for (kind, schema) in kinds {
+        for e in schema["examples"].as_array().unwrap() {
+            assert_eq!(e["kind"], kind.as_str());
+            check(e).unwrap_or_else(|err| panic!("{kind}: {err}"));
+            count += 1;
+        }
+    }
+    assert_eq!(count, EXAMPLES.len());
 }

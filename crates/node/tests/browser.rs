@@ -450,6 +450,12 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     assert!(browser.count("#map path.land").await >= 1, "the basemap is drawn");
     browser.screenshot("encounter-map").await;
 
+    // A template starts a report from the example of its kind, for the officer to edit.
+    browser.click("#compose-template option[value='encounter-at-sea#0']").await;
+    let started = browser.value("#compose-form").await;
+    let template: Value = serde_json::from_str(&started).expect("the template is JSON");
+    assert_eq!(template, encounter_example(), "the template is the kind's example");
+
     // The operator writes a report: a latitude off the globe is refused, naming the field.
     let mut report = encounter_example();
     report.as_object_mut().unwrap().remove("situation");
