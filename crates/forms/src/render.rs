@@ -31,7 +31,14 @@ fn vessel(v: &Vessel) -> String {
     if let Some(n) = &v.nationality {
         let _ = write!(s, ", {n}");
     }
-    let _ = write!(s, "; at {}, course {:03.0}°, speed {:.1} kn", position(&v.position), v.course_deg, v.speed_kn);
+    // Adding 0.0 turns a −0 into 0, which would otherwise print as "-00°".
+    let _ = write!(
+        s,
+        "; at {}, course {:03.0}°, speed {:.1} kn",
+        position(&v.position),
+        v.course_deg + 0.0,
+        v.speed_kn + 0.0
+    );
     s
 }
 
@@ -45,7 +52,7 @@ fn aircraft(a: &Aircraft) -> String {
     }
     let _ = write!(s, "; at {}, {:.0} ft", position(&a.position), a.altitude_ft);
     if let Some(h) = a.heading_deg {
-        let _ = write!(s, ", heading {h:03.0}°");
+        let _ = write!(s, ", heading {:03.0}°", h + 0.0);
     }
     if let Some(k) = a.speed_kn {
         let _ = write!(s, ", {k:.0} kn");

@@ -64,6 +64,10 @@ fn the_rendering_shows_what_an_officer_needs() {
     ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
+    let mut negative_zero = example("encounter-at-sea");
+    negative_zero["reporting_unit"]["course_deg"] = json!(-0.0);
+    let text = render(&check(&negative_zero).unwrap());
+    assert!(text.contains("course 000°"), "{text}");
     let text = render(&check(&example("disaster-relief-request")).unwrap());
     assert!(text.contains("REQUEST FOR ASSISTANCE"), "{text}");
     assert!(text.contains("airlift: Tactical airlift into Tacloban airport (4 sorties a day for 7 days)"), "{text}");
@@ -243,4 +247,85 @@ fn each_schema_names_as_required_exactly_the_fields_the_checks_require() {
         }
     }
     assert_eq!(count, EXAMPLES.len());
+}
+
+/// Every place in a value, as JSON pointers.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                pointers(x, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                pointers(x, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+#[test]
+fn any_value_anywhere_in_a_report_is_refused_or_accepted_without_a_panic() {
+    // What a peer might put in any field: every JSON type, extremes, and odd text.
+    let odd = [
+        json!(null),
+        json!(true),
+        json!(-1.0e308),
+        json!(1.0e308),
+        json!(-0.0),
+        json!(u64::MAX),
+        json!(""),
+        json!("Z".repeat(9000)),
+        json!("é2026-11-30T03:12Zé"),
+        json!("2026-11-30T03:12:00Z"),
+        json!([]),
+        json!([{"lat": 0, "lon": 0}]),
+        json!({}),
+        json!({"polygon": []}),
+    ];
+    let mut tried = 0;
+    for name in EXAMPLES {
+        let value = example(name);
+        let mut places = Vec::new();
+        pointers(&value, String::new(), &mut places);
+        for place in places.iter().filter(|p| !p.is_empty()) {
+            let mut variants: Vec<Value> = odd
+                .iter()
+                .map(|x| {
+                    let mut v = value.clone();
+                    *v.pointer_mut(place).unwrap() = x.clone();
+                    v
+                })
+                .collect();
+            // And the field left out.
+            let (parent, key) = place.rsplit_once('/').unwrap();
+            let mut without = value.clone();
+            match without.pointer_mut(parent) {
+                Some(Value::Object(m)) => {
+                    m.remove(key);
+                }
+                Some(Value::Array(a)) => {
+                    a.remove(key.parse::<usize>().unwrap());
+                }
+                _ => {}
+            }
+            variants.push(without);
+            for v in variants {
+                tried += 1;
+                match check(&v) {
+                    Err(e) => assert!(!e.message.is_empty(), "{name} {place}: an error without a message"),
+                    Ok(form) => {
+                        // What passes checks to itself, renders and computes.
+                        assert_eq!(check(&form.to_value()).unwrap(), form, "{name} {place}");
+                        assert!(!render(&form).is_empty());
+                        let _ = adi_forms::approaches(&form);
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried > 2000, "{tried}");
 }
