@@ -234,8 +234,7 @@ pub async fn drain(
         if arrived.len() == expected.len() {
             let mut empty = true;
             for c in senders {
-                let v = c.call(Method::GET, "/api/v1/peers", None).await?;
-                empty &= v.as_array().is_some_and(|ps| ps.iter().all(|p| p["queue_len"].as_u64() == Some(0)));
+                empty &= super::net::queue_lengths(c).await?.values().all(|&n| n == 0);
             }
             if empty {
                 let confirmed = Instant::now();

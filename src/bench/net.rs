@@ -114,13 +114,21 @@ impl BenchNode {
 
     /// This node's queue towards each peer.
     pub async fn queues(&self) -> anyhow::Result<HashMap<String, u64>> {
-        let v = self.client.call(Method::GET, "/api/v1/peers", None).await?;
-        let peers = v.as_array().ok_or_else(|| anyhow!("peers: not a list"))?;
-        Ok(peers
-            .iter()
-            .filter_map(|p| Some((p["member"].as_str()?.to_string(), p["queue_len"].as_u64().unwrap_or(0))))
-            .collect())
+        queue_lengths(&self.client).await
     }
+}
+
+/// The outbox backlog towards each peer, as a node's `/api/v1/peers` reports it.
+pub async fn queue_lengths(client: &Client) -> anyhow::Result<HashMap<String, u64>> {
+    let v = client.call(Method::GET, "/api/v1/peers", None).await?;
+    let peers = v.as_array().ok_or_else(|| anyhow!("peers: not a list"))?;
+    peers
+        .iter()
+        .map(|p| match (p["member"].as_str(), p["queue_len"].as_u64()) {
+            (Some(m), Some(n)) => Ok((m.to_string(), n)),
+            _ => Err(anyhow!("peers: an entry without member or queue_len: {p}")),
+        })
+        .collect()
 }
 
 /// Resident memory of a process, in bytes.
