@@ -390,6 +390,11 @@ impl Browser {
     }
 
     /// The current value of the form control `css`.
+    async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let script = json!({"script": "return document.querySelector(arguments[0]).getAttribute(arguments[1]);", "args": [css, name]});
+        self.cmd(Method::POST, "/execute/sync", Some(script)).await.as_str().map(str::to_string)
+    }
+
     async fn value(&self, css: &str) -> String {
         let script = json!({"script": "return document.querySelector(arguments[0]).value;", "args": [css]});
         self.cmd(Method::POST, "/execute/sync", Some(script)).await.as_str().unwrap_or_default().to_string()
@@ -455,6 +460,22 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     let started = browser.value("#compose-form").await;
     let template: Value = serde_json::from_str(&started).expect("the template is JSON");
     assert_eq!(template, encounter_example(), "the template is the kind's example");
+
+    // The same report field by field: an input changed writes the JSON, and a refusal marks the
+    // input of the field it names.
+    browser.click("#report-fields-box summary").await;
+    let course = "#report-fields [data-path='other_units[0].course_deg']";
+    assert_eq!(browser.value(course).await, "270");
+    browser.type_into(course, "370").await;
+    let written: Value = serde_json::from_str(&browser.value("#compose-form").await).unwrap();
+    assert_eq!(written["other_units"][0]["course_deg"], 370);
+    browser.click("form#compose button[type=submit]").await;
+    browser.wait_text("#compose-error", "form.other_units[0].course_deg").await;
+    assert_eq!(browser.attribute(course, "aria-invalid").await.as_deref(), Some("true"));
+    browser.type_into("#report-fields [data-path='narrative']", "Contact held at 10 nm.").await;
+    let written: Value = serde_json::from_str(&browser.value("#compose-form").await).unwrap();
+    assert_eq!(written["narrative"], "Contact held at 10 nm.");
+    browser.screenshot("report-fields").await;
 
     // The operator writes a report: a latitude off the globe is refused, naming the field.
     let mut report = encounter_example();
