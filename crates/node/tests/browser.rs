@@ -517,6 +517,36 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     browser.wait_text("#map-caption", "2 reports").await;
     assert_eq!(browser.count("#map .cpa").await, 2);
     browser.screenshot("line-map").await;
+
+    // A call requested by CN is answered from PH's page: one button accepts one proposed time.
+    let request = json!({"precedence": "PRIORITY", "form": {"kind": "call-request", "v": 1,
+        "subject": "Deconfliction of the two units' patrols", "proposed_utc": ["2026-12-01T08:00:00Z", "2026-12-01T10:00Z"]}});
+    let cn_request = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&request)).await.unwrap();
+    browser.wait_text("#conversation", "Not answered yet").await;
+    browser.click("#conversation button.call-accept[data-time='2026-12-01T10:00Z']").await;
+    browser.wait_text("#conversation", "PH: accept 2026-12-01T10:00Z").await;
+    let request_id = cn_request["id"].as_str().unwrap().to_string();
+    common::eventually(WAIT, "PH's acceptance at CN", || {
+        let (cn, request_id) = (cn.clone(), request_id.clone());
+        async move {
+            let inbox = common::get_list(&cn, "/api/v1/inbox").await;
+            inbox
+                .iter()
+                .any(|m| {
+                    m["form"]["kind"] == "call-answer"
+                        && m["form"]["request"] == request_id.as_str()
+                        && m["form"]["answer"] == "accept"
+                        && m["form"]["time_utc"] == "2026-12-01T10:00Z"
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        browser.count("#conversation button.call-accept").await,
+        0,
+        "an answered request offers no more answers"
+    );
     browser.quit().await;
     net.stop_all().await;
 }
