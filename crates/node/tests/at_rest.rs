@@ -15,8 +15,17 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-const MARKERS: [&str; 6] =
-    ["SUBJECT-7f3a9c", "BODY-91c2e4", "CAVEAT-5d0b", "REASON-c81f77", "FLASH-SUBJECT-2be6", "DRAFT-SUBJECT-e04d"];
+const MARKERS: [&str; 8] = [
+    "SUBJECT-7f3a9c",
+    "BODY-91c2e4",
+    "CAVEAT-5d0b",
+    "REASON-c81f77",
+    "FLASH-SUBJECT-2be6",
+    "DRAFT-SUBJECT-e04d",
+    "NARRATIVE-3e9d17",
+    // A report's working-group tag says what the message is about: sealed like its subject.
+    "counter-terrorism",
+];
 
 fn discipline(d: &mut DisciplineSection) {
     d.link_test_interval_s = 0;
@@ -97,6 +106,17 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     let sent = ph.call(Method::POST, &path, Some(&body)).await.unwrap();
     let id = sent["id"].as_str().unwrap().to_string();
     wait_delivered(&ph, &id, WAIT).await;
+    // A structured report, with a tag.
+    let report = json!({"kind": "call-request", "v": 1, "subject": MARKERS[6], "proposed_utc": ["2026-12-01T08:00Z"]});
+    let sent = ph
+        .call(
+            Method::POST,
+            &path,
+            Some(&json!({"precedence": "ROUTINE", "subject": "call", "form": report, "ewg": MARKERS[7]})),
+        )
+        .await
+        .unwrap();
+    wait_delivered(&ph, sent["id"].as_str().unwrap(), WAIT).await;
     let (status, _) = ph
         .request(Method::POST, &path, Some(&json!({"precedence": "FLASH", "subject": MARKERS[5], "body": "b"})))
         .await

@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     deadline_ms INTEGER,
     released_by TEXT,
     form BLOB,
-    ewg TEXT,
+    ewg BLOB,
     UNIQUE (line, sender, seq)
 );
 CREATE TABLE IF NOT EXISTS recipients (
@@ -552,7 +552,7 @@ fn migrate_add_forms(conn: &mut Connection) -> Result<(), StoreError> {
         .prepare("SELECT name FROM pragma_table_info('envelopes')")
         .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
         .map_err(db)?;
-    for (column, kind) in [("form", "BLOB"), ("ewg", "TEXT")] {
+    for (column, kind) in [("form", "BLOB"), ("ewg", "BLOB")] {
         if !columns.iter().any(|c| c == column) {
             tx.execute_batch(&format!("ALTER TABLE envelopes ADD COLUMN {column} {kind};")).map_err(db)?;
         }

@@ -201,7 +201,7 @@ fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqli
         deadline_ms: opt_u(row.get(15)?),
         released_by: row.get(16)?,
         form: open(s, "envelopes.form", row.get(17)?)?,
-        ewg: row.get(18)?,
+        ewg: open(s, "envelopes.ewg", row.get(18)?)?,
     })
 }
 

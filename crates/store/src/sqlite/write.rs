@@ -223,7 +223,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         body.epoch as i64,
         r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
         m.and_then(|m| m.form.as_ref()).map(|f| s.seal_str("envelopes.form", &f.to_string())),
-        m.and_then(|m| m.ewg.as_deref()),
+        m.and_then(|m| m.ewg.as_deref()).map(|t| s.seal_str("envelopes.ewg", t)),
     ])?;
     for peer in &r.recipients {
         c.prepare_cached("INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)")?
