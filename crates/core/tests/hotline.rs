@@ -188,8 +188,7 @@ fn form_message(form: serde_json::Value, ewg: Option<&str>) -> PayloadV1 {
 }
 
 fn sea_example() -> serde_json::Value {
-    let path = format!("{}/../../docs/examples/encounter-at-sea.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    adi_forms::schema::example("encounter-at-sea").unwrap()
 }
 
 fn envelope(sender: &str, seed: u8, line: LineId, seq: u64, priority: u8, payload: Vec<u8>) -> Vec<u8> {

@@ -9,19 +9,29 @@ use utoipa::ToSchema;
 
 use crate::kinds::*;
 
-/// The examples in `docs/examples/`, by kind; each schema carries its kind's as `examples`.
-const EXAMPLES: [(&str, &str); 7] = [
+/// The examples in `docs/examples/`, by file name without `.json`, compiled in: each schema
+/// carries its kind's as `examples`, and the tests and fuzz seeds read them here.
+pub const EXAMPLES: [(&str, &str); 7] = [
     ("encounter-at-sea", include_str!("../../../docs/examples/encounter-at-sea.json")),
     ("air-encounter", include_str!("../../../docs/examples/air-encounter.json")),
-    ("disaster-relief", include_str!("../../../docs/examples/disaster-relief-request.json")),
-    ("disaster-relief", include_str!("../../../docs/examples/disaster-relief-offer.json")),
+    ("disaster-relief-request", include_str!("../../../docs/examples/disaster-relief-request.json")),
+    ("disaster-relief-offer", include_str!("../../../docs/examples/disaster-relief-offer.json")),
     ("military-activity", include_str!("../../../docs/examples/military-activity.json")),
     ("call-request", include_str!("../../../docs/examples/call-request.json")),
     ("call-answer", include_str!("../../../docs/examples/call-answer.json")),
 ];
 
+/// The example of that name, as JSON.
+pub fn example(name: &str) -> Option<Value> {
+    EXAMPLES.iter().find(|(n, _)| *n == name).and_then(|(_, text)| serde_json::from_str(text).ok())
+}
+
 fn examples(kind: &str) -> Vec<Value> {
-    EXAMPLES.iter().filter(|(k, _)| *k == kind).filter_map(|(_, text)| serde_json::from_str(text).ok()).collect()
+    EXAMPLES
+        .iter()
+        .filter_map(|(_, text)| serde_json::from_str::<Value>(text).ok())
+        .filter(|v| v["kind"] == kind)
+        .collect()
 }
 
 fn document<T: ToSchema>(kind: &str, title: &str) -> Value {

@@ -1,23 +1,18 @@
 //! The forms against the examples in `docs/examples/`: each checks, round-trips, renders and
 //! matches its schema; each kind of bad input is refused with the field named.
 
+use adi_forms::schema::EXAMPLES;
 use adi_forms::{check, render, schemas, summary, Form, FormError};
 use serde_json::{json, Value};
 
 fn example(name: &str) -> Value {
-    let path = format!("{}/../../docs/examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    adi_forms::schema::example(name).unwrap()
 }
 
-const EXAMPLES: [&str; 7] = [
-    "encounter-at-sea",
-    "air-encounter",
-    "disaster-relief-request",
-    "disaster-relief-offer",
-    "military-activity",
-    "call-request",
-    "call-answer",
-];
+/// The names of the examples in `docs/examples/`.
+fn names() -> impl Iterator<Item = &'static str> {
+    EXAMPLES.iter().map(|(name, _)| *name)
+}
 
 fn refused(mut value: Value, edit: impl FnOnce(&mut Value)) -> FormError {
     edit(&mut value);
@@ -26,7 +21,7 @@ fn refused(mut value: Value, edit: impl FnOnce(&mut Value)) -> FormError {
 
 #[test]
 fn every_example_checks_and_round_trips_unchanged() {
-    for name in EXAMPLES {
+    for name in names() {
         let value = example(name);
         let form = check(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
         let again = check(&form.to_value()).unwrap();
@@ -209,7 +204,7 @@ fn each_schema_names_as_required_exactly_the_fields_the_checks_require() {
     let all = schemas();
     let kinds = all["kinds"].as_object().unwrap();
     assert_eq!(kinds.len(), adi_forms::KINDS.len());
-    for name in EXAMPLES {
+    for name in names() {
         let value = example(name);
         let kind = value["kind"].as_str().unwrap();
         let schema = &kinds[kind];
@@ -287,7 +282,7 @@ fn any_value_anywhere_in_a_report_is_refused_or_accepted_without_a_panic() {
         json!({"polygon": []}),
     ];
     let mut tried = 0;
-    for name in EXAMPLES {
+    for name in names() {
         let value = example(name);
         let mut places = Vec::new();
         pointers(&value, String::new(), &mut places);

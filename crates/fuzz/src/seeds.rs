@@ -216,11 +216,7 @@ fn peer_json() -> Vec<Seed> {
 
 /// The example encounter-at-sea report, as its checks make it (signal meanings filled in).
 fn sea_report() -> serde_json::Value {
-    let example: serde_json::Value =
-        match serde_json::from_str(include_str!("../../../docs/examples/encounter-at-sea.json")) {
-            Ok(v) => v,
-            Err(e) => panic!("the example report is JSON: {e}"),
-        };
+    let Some(example) = adi_forms::schema::example("encounter-at-sea") else { panic!("the example report is JSON") };
     match adi_forms::check(&example) {
         Ok(form) => form.to_value(),
         Err(e) => panic!("the example report checks: {e}"),

@@ -1,7 +1,6 @@
 //! Structured messages on the API: the kinds' JSON Schemas, and the closest-point-of-approach
 //! helper the reporting officer asks for a suggestion.
 
-use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,11 +39,8 @@ pub struct ApproachView {
 /// impossible speed with the field named.
 pub fn approach_of(req: &ApproachRequest) -> Result<ApproachView, ApiError> {
     for (name, track) in [("own", &req.own), ("other", &req.other)] {
-        adi_forms::check::track(name, track).map_err(|e| {
-            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "bad_track", e.to_string());
-            err.field = Some(e.field);
-            err
-        })?;
+        adi_forms::check::track(name, track)
+            .map_err(|e| ApiError::bad_field("bad_track", e.field.clone(), e.to_string()))?;
     }
     let approach = cpa::approach(&req.own, &req.other);
     Ok(ApproachView { approach, rule: approach.situation.rule(), advice: approach.situation.advice().to_string() })
@@ -66,20 +62,18 @@ pub async fn closest_approach(
 pub fn check_call_answer(node: &crate::node::NodeState, line: &adi_wire::LineId, form: &Value) -> Result<(), ApiError> {
     let Ok(adi_forms::Form::CallAnswer(answer)) = adi_forms::check(form) else { return Ok(()) };
     let refuse = |field: &str, message: String| {
-        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "bad_form", format!("form.{field}: {message}"));
-        e.field = Some(format!("form.{field}"));
-        e
+        ApiError::bad_field("bad_form", format!("form.{field}"), format!("form.{field}: {message}"))
     };
     let request = adi_wire::EnvelopeHash::from_hex(&answer.request)
         .and_then(|h| node.store.message(&h).transpose())
         .transpose()?
         .filter(|m| m.line == *line)
         .ok_or_else(|| refuse("request", format!("no message {} on this line", answer.request)))?;
-    let proposed =
-        match request.form.as_deref().and_then(|f| serde_json::from_str(f).ok()).map(|f| adi_forms::check(&f)) {
-            Some(Ok(adi_forms::Form::CallRequest(r))) => r.proposed_utc,
-            _ => return Err(refuse("request", format!("message {} is not a call request", answer.request))),
-        };
+    // The request's form passed its checks before it was stored; here it is only read.
+    let proposed = match request.form.as_deref().and_then(|f| serde_json::from_str(f).ok()) {
+        Some(adi_forms::Form::CallRequest(r)) => r.proposed_utc,
+        _ => return Err(refuse("request", format!("message {} is not a call request", answer.request))),
+    };
     if let (adi_forms::kinds::CallResponse::Accept, Some(time)) = (answer.answer, &answer.time_utc) {
         let at = adi_forms::check::utc("time_utc", time).ok();
         if !proposed.iter().any(|p| adi_forms::check::utc("", p).ok() == at) {

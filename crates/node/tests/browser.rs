@@ -372,8 +372,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
 
 /// The example encounter-at-sea report of `docs/examples`.
 fn encounter_example() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/encounter-at-sea.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    adi_forms::schema::example("encounter-at-sea").unwrap()
 }
 
 /// A distance in nautical miles as the page writes it (`toFixed(2)`).

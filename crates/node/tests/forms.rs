@@ -13,19 +13,13 @@ use common::{eventually, get_list, open_line, wait_delivered, Net};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const EXAMPLES: [&str; 7] = [
-    "encounter-at-sea",
-    "air-encounter",
-    "disaster-relief-request",
-    "disaster-relief-offer",
-    "military-activity",
-    "call-request",
-    "call-answer",
-];
+/// The names of the examples in `docs/examples/`.
+fn names() -> impl Iterator<Item = &'static str> {
+    adi_forms::schema::EXAMPLES.iter().map(|(name, _)| *name)
+}
 
 fn example(name: &str) -> Value {
-    let path = format!("{}/../../docs/examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    adi_forms::schema::example(name).unwrap()
 }
 
 /// What a report is once checked: signal meanings filled in from the code.
@@ -40,7 +34,7 @@ async fn every_kind_round_trips_through_api_federation_storage_export_and_verify
     let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
     let tags = ["maritime-security", "cyber-security", "hadr", "hadr", "peacekeeping-operations", "", ""];
     let mut sent = Vec::new();
-    for (name, tag) in EXAMPLES.into_iter().zip(tags) {
+    for (name, tag) in names().zip(tags) {
         let mut form = example(name);
         if name == "call-answer" {
             // It answers the call request sent just before it.
@@ -104,7 +98,7 @@ async fn every_kind_round_trips_through_api_federation_storage_export_and_verify
         assert_eq!(e.form_text.as_deref(), v["form_text"].as_str());
         found += 1;
     }
-    assert_eq!(found, EXAMPLES.len());
+    assert_eq!(found, adi_forms::schema::EXAMPLES.len());
     // A readable text changed in the bundle is caught.
     let mut changed = bundle.clone();
     let e = changed.envelopes.iter_mut().find(|e| e.form_text.is_some()).unwrap();
