@@ -123,6 +123,8 @@ async fn only_a_party_answers_and_a_decline_makes_it_declined() {
     wait_state(&net, "VN", &id, "open", &["CN"]).await;
     let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{id}/concur"), json!({})).await;
     assert_eq!((status, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_party")));
+    // CN answers only once the decision has reached it: reaching VN says nothing of CN.
+    wait_state(&net, "CN", &id, "open", &["CN"]).await;
     let (status, _) =
         post(&net, "CN", &format!("/api/v1/decisions/{id}/decline"), json!({"reason": "wording not agreed"})).await;
     assert_eq!(status, StatusCode::OK);
