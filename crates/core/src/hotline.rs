@@ -62,6 +62,8 @@ pub struct Restored {
     /// This member's MLS state as last committed: the entries of its key-value state (none
     /// for a member that has stored nothing yet).
     pub mls_state: adi_mls::StateEntries,
+    /// Every member each line has had, as stored ([`Hotline`] remembers them across restarts).
+    pub known: Vec<(LineId, MemberCode)>,
 }
 
 /// What an envelope carries, decoded.
@@ -268,6 +270,7 @@ impl Hotline {
             .iter()
             .map(|h| (h.line, h.sender.clone()))
             .chain(restored.lines.iter().flat_map(|l| l.members.iter().map(|m| (l.id, m.clone()))))
+            .chain(restored.known)
             .collect();
         let mut h = Hotline {
             mls,
@@ -1041,8 +1044,13 @@ impl Hotline {
         // from an earlier epoch while on the line (MLS reads it only if its sender was a member
         // at that epoch), and a member added by a commit not read here yet sends from that
         // commit's epoch (held below until the commit arrives).
-        let was_member = self.known.contains(&(line.id, sender.clone()));
-        if !line.has_member(&sender) && (body.epoch == current || (body.epoch < current && !was_member)) {
+        //
+        // A member taken off the line before this node last started, and never read here, is
+        // not among the members this node remembers: the group of the envelope's epoch decides.
+        // It reads the envelope only if its sender was a member at that epoch; anything it
+        // refuses is refused as from a non-member, without an alarm.
+        let unproven = !line.has_member(&sender) && !self.known.contains(&(line.id, sender.clone()));
+        if !line.has_member(&sender) && body.epoch == current {
             return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
         }
         self.check_seq_ahead(&line.id, &sender, body.seq)?;
@@ -1064,6 +1072,9 @@ impl Hotline {
         let processed =
             match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
                 Ok(p) => p,
+                Err(_) if unproven => {
+                    return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
+                }
                 // A member's key update that crossed the home member's commit is outdated, not
                 // undecryptable: it is refused without an alarm, and its member proposes again
                 // when the commit reaches it.
@@ -1088,7 +1099,11 @@ impl Hotline {
                 }
             };
         let plaintext = match processed {
-            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => plaintext,
+            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => {
+                // The group of the envelope's epoch holds its sender: it was on the line then.
+                self.known.insert((line.id, sender.clone()));
+                plaintext
+            }
             Processed::Application { sender: author, .. } => {
                 return Err(Refusal::reject(format!("the MLS sender {author} is not the envelope's sender {sender}")));
             }

@@ -319,6 +319,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
             heads: vec![adi_core::OwnHead { line, sender: code("PH"), seq: 2, hash: second.envelope.hash(), epoch: 1 }],
             pending: Vec::new(),
             mls_state,
+            known: Vec::new(),
         },
         3,
     )

@@ -139,6 +139,7 @@ impl World {
             heads: self.cn_heads.clone(),
             pending: Vec::new(),
             mls_state: adi_mls::decode_state(&self.cn_state).expect("a whole MLS state").into_iter().collect(),
+            known: Vec::new(),
         };
         Hotline::new(config("CN"), restored, NOW_MS).expect("CN's saved state restores")
     }
@@ -150,6 +151,7 @@ impl World {
             heads: Vec::new(),
             pending: Vec::new(),
             mls_state: adi_mls::decode_state(&self.ph_state).expect("a whole MLS state").into_iter().collect(),
+            known: Vec::new(),
         };
         Hotline::new(config("PH"), restored, NOW_MS).expect("PH's saved state restores")
     }

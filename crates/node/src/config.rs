@@ -184,19 +184,32 @@ pub struct RuntimeLimits {
     pub storage_probe_ms: u64,
 }
 
+impl RuntimeLimits {
+    /// The engine's share of these limits.
+    pub fn engine(&self) -> adi_engine::EngineLimits {
+        adi_engine::EngineLimits {
+            held_envelopes_max: self.held_envelopes_max,
+            retry_delay_ms_min: self.retry_delay_ms_min,
+            retry_delay_ms_max: self.retry_delay_ms_max,
+            key_package_pool_len: self.key_package_pool_len,
+        }
+    }
+}
+
 impl Default for RuntimeLimits {
     fn default() -> Self {
+        let engine = adi_engine::EngineLimits::default();
         RuntimeLimits {
             api_body_bytes_max: 128 * 1024,
             batch_bytes_max: 8 * 1024 * 1024,
-            retry_delay_ms_min: 100,
-            retry_delay_ms_max: 30_000,
+            retry_delay_ms_min: engine.retry_delay_ms_min,
+            retry_delay_ms_max: engine.retry_delay_ms_max,
             connect_timeout_ms: 3_000,
             request_timeout_ms: 15_000,
             list_len_max: 10_000,
             events_retained_max: 100_000,
-            key_package_pool_len: 32,
-            held_envelopes_max: 256,
+            key_package_pool_len: engine.key_package_pool_len,
+            held_envelopes_max: engine.held_envelopes_max,
             storage_probe_ms: 1_000,
         }
     }

@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adi_core::{AlarmChange, AlarmKind, AlarmOp, Content, MemberCode, WriteBatch};
-use adi_store::{OutboxItem, Outcome, Settlement};
-use adi_wire::batch::{decode_batch, encode_batch, BatchReply, Verdict};
-use adi_wire::{Envelope, LineId};
+use adi_core::{MemberCode, WriteBatch};
+use adi_engine::{BatchRefusal, LinkState, Received};
+use adi_wire::batch::{encode_batch, BatchReply, Verdict};
+use adi_wire::LineId;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -28,7 +28,6 @@ use axum::{Extension, Json, Router};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rand::Rng;
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -76,297 +75,96 @@ async fn receive_batch(
             return ApiError::from_body_rejection(e).into_response();
         }
     };
-    let limits = node.limits.clone();
-    let envelopes = match decode_batch(&body, limits.batch_len_max, limits.envelope_bytes_max) {
+    let envelopes = match node.engine().split(&body) {
         Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(peer = %peer, error = %e, "malformed batch refused");
-            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
+        Err(BatchRefusal::Malformed(why)) => {
+            tracing::warn!(peer = %peer, error = %why, "malformed batch refused");
+            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", why).into_response();
+        }
+        Err(BatchRefusal::Unavailable(e)) => {
+            tracing::error!(error = %e, "cannot decide a batch");
+            return ApiError::unavailable().into_response();
         }
     };
     // A peer answered 503 keeps the batch queued and tries again later.
     if let Some(f) = node.storage_failure() {
         return crate::api::storage_refusal(&f.fault).into_response();
     }
-    let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
-    let mut batch = WriteBatch::default();
-    // For each envelope accepted by the core: its verdict slot and its index in the batch.
-    let mut slots = Vec::new();
-    let mut keys = Vec::new();
-    let mut held_here = std::collections::HashMap::new();
-    let commits: Vec<LineId>;
-    let generation: u64;
-    let pending = {
-        let mut core = node.core();
-        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        generation = node.generation();
-        let now = now_ms();
-        for bytes in &envelopes {
-            // A copy of an envelope stored or being stored is answered without decrypting it
-            // again: its MLS keys are spent. The hash covers the signature, so equal is identical.
-            if let Ok(e) = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max) {
-                let b = e.body();
-                let key = (b.line, b.sender.clone(), b.seq);
-                let stored = match node.store.envelope_at(&b.line, &b.sender, b.seq) {
-                    Ok(h) => h,
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
-                        continue;
-                    }
-                };
-                let known = stored.map(|h| (h, true)).or_else(|| in_flight.get(&key).map(|(h, _)| (*h, false)));
-                // A contradiction of the sender's chain that it signed is refused and kept.
-                let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
-                    Ok(None)
-                } else {
-                    crate::record::chain_break(&node, &peer, &e, bytes, stored, now)
-                };
-                match chain {
-                    Ok(Some(b)) => {
-                        tracing::warn!(peer = %peer, envelope = %e.hash(), reason = %b.reason, "tamper: envelope refused");
-                        batch.alarms.push(b.alarm);
-                        batch.evidence.push(b.evidence);
-                        verdicts.push(Some(Verdict::Rejected { reason: b.reason }));
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
-                        continue;
-                    }
-                }
-                if let Some((existing, committed)) = known {
-                    verdicts.push(Some(if existing != e.hash() {
-                        tracing::warn!(peer = %peer, envelope = %e.hash(), existing = %existing,
-                            "refused: another envelope holds the same line, sender and sequence number");
-                        Verdict::Rejected {
-                            reason: format!(
-                                "conflicts with stored envelope {existing} for the same line, sender and sequence"
-                            ),
-                        }
-                    } else if committed {
-                        // The core's lock is held here: tell it directly.
-                        if node.answered_by_me(&existing) {
-                            core.forget_ack(&existing, &node.member);
-                        }
-                        Verdict::Duplicate
-                    } else {
-                        Verdict::Deferred { reason: "the same envelope is being committed".into() }
-                    }));
-                    continue;
-                }
-                keys.push((key, e.hash()));
+    let (received, peers, pending) = {
+        let mut engine = node.engine();
+        let received = match engine.receive(node.store.as_ref(), &peer, &envelopes, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot decide a batch");
+                return ApiError::unavailable().into_response();
             }
-            match core.receive(now, &peer, bytes) {
-                Ok(records) => {
-                    slots.push((verdicts.len(), batch.records.len()));
-                    verdicts.push(None);
-                    batch.records.extend(records);
-                }
-                Err(mut refusal) => {
-                    let mut kept = false;
-                    if let Some(held) = refusal.hold.take() {
-                        // Kept (bounded) until the commit that reaches its epoch arrives; the
-                        // sender keeps it queued too, and is answered `duplicate` once it is taken.
-                        let line = held.line;
-                        let count = held_here.entry(line).or_insert_with(|| {
-                            node.store
-                                .held_counts()
-                                .ok()
-                                .and_then(|c| c.into_iter().find(|(l, _)| *l == line))
-                                .map_or(0, |c| c.1)
-                        });
-                        if *count < node.runtime_limits.held_envelopes_max {
-                            *count += 1;
-                            refusal.reason = format!("{}; held here until its commit arrives", refusal.reason);
-                            batch.hold.push(*held);
-                            kept = true;
-                        } else {
-                            refusal.reason = format!(
-                                "{}; this node holds the most envelopes it may for the line (held_envelopes_max = {})",
-                                refusal.reason, node.runtime_limits.held_envelopes_max
-                            );
-                        }
-                    }
-                    if kept {
-                        tracing::info!(peer = %peer, reason = %refusal.reason, "envelope held for its commit");
-                    } else {
-                        tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
-                    }
-                    batch.alarms.extend(refusal.alarm.map(|a| *a));
-                    verdicts.push(Some(if refusal.retry {
-                        Verdict::Deferred { reason: refusal.reason }
-                    } else {
-                        Verdict::Rejected { reason: refusal.reason }
-                    }));
-                }
-            }
-        }
-        commits = batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
-        if batch.is_empty() {
-            None
-        } else if batch.records.is_empty() {
-            Some((Vec::new(), Vec::new(), node.store.commit(batch)))
-        } else {
-            match core.mls_delta() {
-                Ok(state) => batch.mls_state = Some(state),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot snapshot the MLS state");
-                    return ApiError::unavailable().into_response();
-                }
-            }
-            let accepted: std::collections::HashSet<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
-            keys.retain(|(_, h)| accepted.contains(h));
-            for (key, hash) in &keys {
-                in_flight.insert(key.clone(), (*hash, generation));
-            }
-            // Submitted under the core lock so that the store commits in the order the core decided.
-            let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
-            let hashes: Vec<_> = batch.records.iter().map(|r| r.envelope.hash()).collect();
-            Some((peers, hashes, node.store.commit(batch)))
-        }
+        };
+        let Received { write, answer } = received;
+        // Submitted under the engine's lock so that the store commits in the order it decided.
+        let peers: Vec<MemberCode> =
+            write.iter().flat_map(|w| w.records.iter().flat_map(|r| r.recipients.clone())).collect();
+        (answer, peers, write.map(|w| node.store.commit(w)))
     };
-    if let Some((peers, hashes, pending)) = pending {
-        let result = pending.wait().await;
-        forget_in_flight(&node, keys.iter().map(|(key, _)| key), generation);
-        match result {
-            Ok(outcomes) => {
-                for (slot, index) in slots {
-                    let hash = hashes[index];
-                    verdicts[slot] = Some(match &outcomes[index] {
-                        Outcome::Inserted => Verdict::Accepted,
-                        Outcome::Duplicate => {
-                            node.forget_if_answered(&hash);
-                            Verdict::Duplicate
-                        }
-                        Outcome::Conflict { existing } => {
-                            tracing::warn!(peer = %peer, envelope = %hash, existing = %existing,
-                                "refused: another envelope holds the same line, sender and sequence number");
-                            Verdict::Rejected {
-                                reason: format!(
-                                    "conflicts with stored envelope {existing} for the same line, sender and sequence"
-                                ),
-                            }
-                        }
-                        Outcome::Mismatch { reason } => {
-                            tracing::warn!(peer = %peer, envelope = %hash, reason = %reason, "receipt refused");
-                            Verdict::Rejected { reason: reason.clone() }
-                        }
-                    });
-                }
-                node.committed(&peers);
-            }
-            Err(e) => return node.fail_storage(&e).into_response(),
-        }
-        if !commits.is_empty() {
-            release_held(&node, commits).await;
-        }
-    }
-    let verdicts =
-        verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
-    Json(BatchReply::new(verdicts)).into_response()
-}
-
-/// Hands the core the envelopes held for `lines` whose epoch its group has now reached, and
-/// commits what it makes of them (records, receipts, alarms) together with their release; again
-/// while a held envelope taken was itself a commit.
-pub(crate) async fn release_held(node: &NodeState, mut lines: Vec<LineId>) {
-    // Each round releases at least one held envelope or ends, so the rounds are bounded.
-    while !lines.is_empty() {
-        lines = release_held_once(node, lines).await;
-    }
-}
-
-async fn release_held_once(node: &NodeState, mut lines: Vec<LineId>) -> Vec<LineId> {
-    lines.sort();
-    lines.dedup();
-    let mut keys = Vec::new();
-    let commits: Vec<LineId>;
-    let generation: u64;
-    let (peers, pending) = {
-        let mut core = node.core();
-        let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        generation = node.generation();
-        let now = now_ms();
-        let mut batch = WriteBatch::default();
-        for line in lines {
-            let Some(epoch) = core.epoch(&line) else { continue };
-            let held = match node.store.held(&line, epoch) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the held envelopes");
-                    return Vec::new();
-                }
+    let early = received.early().map(<[Verdict]>::to_vec);
+    let finish = {
+        let node = node.clone();
+        async move {
+            let outcomes = match pending {
+                None => Vec::new(),
+                Some(p) => match p.wait().await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        node.engine().abandon(received);
+                        return Err(node.fail_storage(&e));
+                    }
+                },
             };
-            for h in held {
-                let key = (h.line, h.sender.to_string(), h.seq);
-                if in_flight.contains_key(&key) {
-                    continue;
-                }
-                batch.release.push(h.hash);
-                // Taken already: the sender sent it again after the commit.
-                if !matches!(node.store.envelope_at(&h.line, h.sender.as_str(), h.seq), Ok(None)) {
-                    continue;
-                }
-                match core.receive(now, &h.sender, &h.bytes) {
-                    Ok(records) => {
-                        tracing::info!(line = %h.line, sender = %h.sender, seq = h.seq, "held envelope taken");
-                        in_flight.insert(key.clone(), (h.hash, generation));
-                        keys.push(key);
-                        batch.records.extend(records);
-                    }
-                    Err(refusal) if refusal.hold.is_some() => {
-                        batch.release.pop();
-                    }
-                    Err(refusal) => {
-                        // The sender hears the reason when it sends the envelope again.
-                        tracing::warn!(line = %h.line, sender = %h.sender, seq = h.seq, reason = %refusal.reason,
-                            "held envelope refused");
-                        batch.alarms.extend(refusal.alarm.map(|a| *a));
-                    }
-                }
-            }
-        }
-        if batch.is_empty() {
-            return Vec::new();
-        }
-        if !batch.records.is_empty() {
-            match core.mls_delta() {
-                Ok(state) => batch.mls_state = Some(state),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot snapshot the MLS state");
-                    return Vec::new();
-                }
-            }
-        }
-        let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
-        commits = batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
-        (peers, node.store.commit(batch))
-    };
-    let result = pending.wait().await;
-    forget_in_flight(node, keys.iter(), generation);
-    match result {
-        Ok(_) => {
+            let answered = node.engine().answer(node.store.as_ref(), received, &outcomes);
             node.committed(&peers);
-            commits
+            if !answered.release.is_empty() {
+                release_held(&node, answered.release).await;
+            }
+            Ok(answered.verdicts)
         }
-        Err(e) => {
-            node.fail_storage(&e);
-            Vec::new()
-        }
+    };
+    if let Some(verdicts) = early {
+        // The injected fault: the answer goes before the commit is known.
+        tokio::spawn(finish);
+        return Json(BatchReply::new(verdicts)).into_response();
+    }
+    match finish.await {
+        Ok(verdicts) => Json(BatchReply::new(verdicts)).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-/// Forgets envelopes handed to the store in `generation` once their commit is settled. An entry
-/// of a later generation (the core was built again from the store meanwhile) is another
-/// envelope's attempt and stays.
-fn forget_in_flight<'a>(node: &NodeState, keys: impl Iterator<Item = &'a (LineId, String, u64)>, generation: u64) {
-    let mut in_flight = node.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    for key in keys {
-        if in_flight.get(key).is_some_and(|(_, g)| *g == generation) {
-            in_flight.remove(key);
+/// Hands the engine the envelopes held for `lines` whose epoch the core's group has now reached,
+/// and commits what it makes of them together with their release; again while a held envelope
+/// taken was itself a commit. Each round releases at least one held envelope or ends.
+pub(crate) async fn release_held(node: &NodeState, mut lines: Vec<LineId>) {
+    while !lines.is_empty() {
+        let (done, peers, pending) = {
+            let mut engine = node.engine();
+            match engine.release_held(node.store.as_ref(), lines, now_ms()) {
+                Ok(Some(release)) => {
+                    let (write, done) = release.into_parts();
+                    let peers: Vec<MemberCode> = write.records.iter().flat_map(|r| r.recipients.clone()).collect();
+                    (done, peers, node.store.commit(write))
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot take the held envelopes");
+                    return;
+                }
+            }
+        };
+        let result = pending.wait().await;
+        if let Err(e) = &result {
+            node.fail_storage(e);
+        }
+        lines = node.engine().released(done, result.is_ok());
+        if result.is_ok() {
+            node.committed(&peers);
         }
     }
 }
@@ -404,7 +202,7 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
         Ok(c) => c,
         Err(e) => return node.fail_storage(&e).into_response(),
     };
-    let low = node.store.key_packages_available().map(|n| n * 2 < node.runtime_limits.key_package_pool_len);
+    let low = node.store.key_packages_available().map(|n| node.engine().key_packages_low(n));
     if claimed.is_none() || low.unwrap_or(true) {
         let refill = node.clone();
         tokio::spawn(async move {
@@ -433,17 +231,7 @@ pub async fn check_claimed_key_package(
     member: &MemberCode,
     bytes: &[u8],
 ) -> Result<adi_mls::KeyPackage, String> {
-    let (code, kp) = {
-        let roster = node.roster();
-        let keys =
-            |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes());
-        let mut seen = node.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner());
-        adi_mls::check_key_package(bytes, &keys, &mut seen).map_err(|e| e.to_string())?
-    };
-    if code != member.as_str() {
-        return Err(format!("the KeyPackage is {code}'s, not {member}'s"));
-    }
-    let reference = adi_mls::key_package_reference(bytes).map_err(|e| e.to_string())?;
+    let (reference, kp) = node.engine().check_key_package(member, bytes)?;
     match node.store.use_key_package(reference, member, now_ms()).wait().await {
         Ok(true) => Ok(kp),
         Ok(false) => Err("KeyPackage refused: this KeyPackage was used already".into()),
@@ -620,29 +408,6 @@ impl Link {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// Delay before the next attempt after `failures` failures: doubling from the minimum, capped,
-/// with jitter in the upper half so that many nodes do not retry in step.
-pub fn backoff_ms(failures: u32, min_ms: u64, max_ms: u64) -> u64 {
-    let exp = min_ms.saturating_mul(1u64 << failures.min(30)).min(max_ms);
-    rand::thread_rng().gen_range(exp / 2..=exp.max(1))
-}
-
-/// The alarm this node raises when its peer could not decrypt one of its envelopes.
-fn undecryptable_at_peer(peer: &MemberCode, item: &OutboxItem, reason: &str, now_ms: u64) -> Option<AlarmChange> {
-    let envelope = adi_wire::VerifiedEnvelope::from_trusted_storage(&item.bytes).ok()?;
-    let body = envelope.body();
-    Some(AlarmChange {
-        kind: AlarmKind::Undecryptable,
-        op: AlarmOp::Raise,
-        line: body.line,
-        member: peer.clone(),
-        message: Some(item.hash),
-        at_ms: now_ms,
-        detail: format!("{peer} could not decrypt this node's envelope #{}: {reason}", body.seq),
-        addressed_to: Vec::new(),
-    })
-}
-
 /// Runs the link until `shutdown` changes.
 pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch::Receiver<bool>) {
     let limits = node.runtime_limits.clone();
@@ -659,10 +424,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         };
     let mut conn_tasks = JoinSet::new();
     let mut sender: Option<Sender> = None;
-    let mut failures: u32 = 0;
-    // After the peer refused a whole batch, that many envelopes go one by one, so that the one it
-    // refuses is found and marked refused instead of blocking the queue.
-    let mut one_by_one: usize = 0;
+    let mut state = LinkState::default();
     loop {
         if *shutdown.borrow() {
             break;
@@ -677,8 +439,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             continue;
         }
         let now = now_ms();
-        let limit = if one_by_one > 0 { 1 } else { batch_len };
-        let items = match node.store.outbox(&link.peer, now, limit) {
+        let items = match node.store.outbox(&link.peer, now, state.batch_len(batch_len)) {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(peer = %link.peer, error = %e, "cannot read the outbox");
@@ -705,79 +466,33 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             send_batch(s, body, limits.request_timeout_ms).await
         }
         .await;
-        match result {
+        let settled = match result {
             Ok(reply) if reply.verdicts.len() == items.len() => {
                 let now = now_ms();
-                let mut alarms = Vec::new();
-                let results = items
-                    .iter()
-                    .zip(reply.verdicts)
-                    .map(|(item, v)| {
-                        let s = match v {
-                            Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
-                            Verdict::Rejected { reason } => {
-                                tracing::warn!(peer = %link.peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
-                                // A refused message will not be acknowledged: its deadline no longer runs.
-                                node.core().forget_ack(&item.hash, &link.peer);
-                                if reason.starts_with("cannot decrypt") {
-                                    alarms.extend(undecryptable_at_peer(&link.peer, item, &reason, now));
-                                }
-                                Settlement::Refused { reason }
-                            }
-                            Verdict::Deferred { reason } => Settlement::Retry {
-                                at_ms: now + backoff_ms(item.attempts, limits.retry_delay_ms_min, limits.retry_delay_ms_max),
-                                reason,
-                            },
-                        };
-                        (item.hash, s)
-                    })
-                    .collect();
-                if let Err(e) = node.store.settle(&link.peer, results, now).wait().await {
-                    // Not recorded: sent again once the node takes writes, and answered `duplicate`.
-                    node.fail_storage(&e);
-                    continue;
-                }
-                if !alarms.is_empty() {
-                    let batch = WriteBatch { alarms, ..WriteBatch::default() };
-                    if let Err(e) = node.store.commit(batch).wait().await {
-                        node.fail_storage(&e);
-                        continue;
-                    }
-                    node.committed(&[]);
-                }
-                one_by_one = one_by_one.saturating_sub(1);
-                failures = 0;
+                let settled = node.engine().settle(&mut state, &link.peer, &items, reply.verdicts, now);
                 link.update(|s| {
                     s.failures = 0;
                     s.last_error = None;
                     s.last_delivery_ms = Some(now);
                 });
+                settled
             }
             Err(SendError::Refused(why)) if items.len() > 1 => {
                 tracing::warn!(peer = %link.peer, error = %why, "peer refused a batch; sending one by one");
-                one_by_one = items.len();
+                state.refused_whole(items.len());
+                continue;
             }
-            Err(SendError::Refused(why)) => {
-                tracing::warn!(peer = %link.peer, envelope = %items[0].hash, reason = %why, "peer refused an envelope");
-                node.core().forget_ack(&items[0].hash, &link.peer);
-                let refused = vec![(items[0].hash, Settlement::Refused { reason: why })];
-                if let Err(e) = node.store.settle(&link.peer, refused, now_ms()).wait().await {
-                    node.fail_storage(&e);
-                    continue;
-                }
-                one_by_one = one_by_one.saturating_sub(1);
-            }
+            Err(SendError::Refused(why)) => node.engine().settle_refused(&mut state, &link.peer, &items[0], why),
             other => {
                 let why = match other {
                     Ok(r) => format!("peer answered {} verdicts for {} envelopes", r.verdicts.len(), items.len()),
                     Err(SendError::Transport(e) | SendError::Refused(e)) => e,
                 };
                 sender = None;
-                failures = failures.saturating_add(1);
-                let delay = backoff_ms(failures, limits.retry_delay_ms_min, limits.retry_delay_ms_max);
+                let delay = node.engine().link_failed(&mut state);
                 tracing::info!(peer = %link.peer, error = %why, retry_in_ms = delay, "delivery failed");
                 link.update(|s| {
-                    s.failures = failures;
+                    s.failures = state.failures;
                     s.last_error = Some(why);
                     s.endpoint = None;
                 });
@@ -785,7 +500,21 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
                     _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
                     _ = shutdown.changed() => break,
                 }
+                continue;
             }
+        };
+        if let Err(e) = node.store.settle(&link.peer, settled.results, now_ms()).wait().await {
+            // Not recorded: sent again once the node takes writes, and answered `duplicate`.
+            node.fail_storage(&e);
+            continue;
+        }
+        if !settled.alarms.is_empty() {
+            let batch = WriteBatch { alarms: settled.alarms, ..WriteBatch::default() };
+            if let Err(e) = node.store.commit(batch).wait().await {
+                node.fail_storage(&e);
+                continue;
+            }
+            node.committed(&[]);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +18,7 @@ use adi_core::{
     AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
     WriteBatch,
 };
+use adi_engine::{Bugs, Engine, EngineConfig};
 use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
 use ed25519_dalek::SigningKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -105,14 +107,12 @@ fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(Hotline, Has
     Ok((core, used_key_packages))
 }
 
-/// Envelopes from peers being committed: by (line, sender, sequence), the envelope's hash and the
-/// store generation it was handed to the store in.
-pub type InFlight = std::collections::HashMap<(adi_wire::LineId, String, u64), (adi_wire::EnvelopeHash, u64)>;
-
 /// What every task of a running node shares.
 pub struct NodeState {
     pub member: MemberCode,
-    core: Mutex<Hotline>,
+    /// The engine, with the core inside: every decision between the network, the operators and
+    /// the store is its.
+    engine: Mutex<Engine>,
     pub store: Arc<dyn Store>,
     pub links: BTreeMap<MemberCode, Arc<Link>>,
     pub limits: Limits,
@@ -141,12 +141,6 @@ pub struct NodeState {
     /// Serialises this node's own receipts, so that "acknowledged twice" is decided on committed state.
     pub receipts: tokio::sync::Mutex<()>,
     pub release_required: bool,
-    /// Envelopes from peers handed to the store but not yet committed, by (line, sender,
-    /// sequence), with the store generation they were handed in: a copy arriving meanwhile is
-    /// deferred rather than decrypted twice.
-    pub in_flight: Mutex<InFlight>,
-    /// References of peers' KeyPackages this node has used: one offered again is refused.
-    pub key_packages_seen: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Serialises refills of the KeyPackage pool.
     pub key_package_refill: tokio::sync::Mutex<()>,
     /// Recent failed console sign-ins, by operator name.
@@ -155,10 +149,31 @@ pub struct NodeState {
     pub api_tls: bool,
 }
 
+/// The engine's core, locked with the engine.
+pub struct CoreGuard<'a>(MutexGuard<'a, Engine>);
+
+impl Deref for CoreGuard<'_> {
+    type Target = Hotline;
+    fn deref(&self) -> &Hotline {
+        self.0.core()
+    }
+}
+
+impl DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Hotline {
+        self.0.core_mut()
+    }
+}
+
 impl NodeState {
-    /// The core, locked. The lock is never held across an await.
-    pub fn core(&self) -> MutexGuard<'_, Hotline> {
-        self.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The engine, locked. The lock is never held across an await.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The core, locked (with the engine around it). The lock is never held across an await.
+    pub fn core(&self) -> CoreGuard<'_> {
+        CoreGuard(self.engine())
     }
 
     pub fn roster(&self) -> &Roster {
@@ -268,14 +283,11 @@ impl NodeState {
             }
         };
         let generation = {
-            // Under the core's lock, as every write computed from the core is handed to the store:
-            // the writes of the old core are all older than the store's new generation.
-            let mut current = self.core();
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            *current = core;
-            in_flight.clear();
-            *self.key_packages_seen.lock().unwrap_or_else(|p| p.into_inner()) = used_key_packages;
+            // Under the engine's lock, as every write computed from the core is handed to the
+            // store: the writes of the old core are all older than the store's new generation.
+            let mut engine = self.engine();
             let generation = self.store.resume();
+            engine.rebuilt(core, used_key_packages, generation);
             self.generation.store(generation, Ordering::SeqCst);
             generation
         };
@@ -318,42 +330,17 @@ impl NodeState {
         Ok(())
     }
 
-    /// A message that arrived again after this member had answered it must not wait for an
-    /// answer again: the core is told to forget it.
-    pub fn forget_if_answered(&self, message: &adi_wire::EnvelopeHash) {
-        if self.answered_by_me(message) {
-            self.core().forget_ack(message, &self.member);
-        }
-    }
-
-    /// Whether this member acknowledged or declined a message.
-    pub fn answered_by_me(&self, message: &adi_wire::EnvelopeHash) -> bool {
-        self.store
-            .receipts(message)
-            .map(|rs| rs.iter().any(|r| r.member == self.member && (r.kind == "acknowledged" || r.kind == "declined")))
-            .unwrap_or(false)
-    }
-
     /// Tops the pool of unclaimed KeyPackages up to `key_package_pool_len`, storing them with
     /// the MLS state that holds their private keys.
     pub async fn refill_key_packages(&self) -> anyhow::Result<u64> {
         let _one_at_a_time = self.key_package_refill.lock().await;
         let available = self.store.key_packages_available()?;
-        let wanted = self.runtime_limits.key_package_pool_len.saturating_sub(available);
-        if wanted == 0 {
-            return Ok(0);
-        }
-        // Made, snapshotted and handed to the store under the core's lock, so that the stored MLS
-        // state is never older than one stored before it.
-        let pending = {
-            let mut core = self.core();
-            let made = core.key_packages(wanted as usize)?;
-            let state = core.mls_delta()?;
-            let with_refs = made
-                .into_iter()
-                .map(|kp| adi_mls::key_package_reference(&kp).map(|r| (r, kp)))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.store.add_key_packages(state, with_refs, now_ms())
+        // Made, snapshotted and handed to the store under the engine's lock, so that the stored
+        // MLS state is never older than one stored before it.
+        let (wanted, pending) = {
+            let mut engine = self.engine();
+            let Some(made) = engine.make_key_packages(available)? else { return Ok(0) };
+            (made.with_refs.len() as u64, self.store.add_key_packages(made.state, made.with_refs, now_ms()))
         };
         if let Err(e) = pending.wait().await {
             self.fail_storage(&e);
@@ -390,6 +377,12 @@ impl Node {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let seed = CoreSeed::of(&config);
         let (core, used_key_packages) = load_core(&seed, &store)?;
+        let bugs = Bugs::from_env();
+        let engine = Engine::new(
+            core,
+            used_key_packages,
+            EngineConfig { limits: config.runtime_limits.engine(), bugs, jitter_seed: rand::random() },
+        );
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
         let me =
             config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
@@ -407,7 +400,7 @@ impl Node {
             .collect();
         let state = Arc::new(NodeState {
             member: config.member.clone(),
-            core: Mutex::new(core),
+            engine: Mutex::new(engine),
             store: Arc::new(store),
             links,
             limits: config.limits.clone(),
@@ -425,8 +418,6 @@ impl Node {
             events: Notify::new(),
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
-            in_flight: Mutex::new(std::collections::HashMap::new()),
-            key_packages_seen: Mutex::new(used_key_packages),
             sign_in_failures: Mutex::new(std::collections::HashMap::new()),
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
@@ -524,17 +515,21 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         let wake = node.core().next_wake();
         if wake.is_some_and(|w| w <= now) {
             let (peers, pending) = {
-                let mut core = node.core();
-                let mut batch = core.tick(now_ms());
-                if batch.is_empty() {
-                    continue;
-                }
-                if !batch.records.is_empty() {
-                    match core.mls_delta() {
-                        Ok(state) => batch.mls_state = Some(state),
-                        Err(e) => tracing::error!(error = %e, "cannot snapshot the MLS state"),
+                let mut engine = node.engine();
+                let batch = match engine.tick(now_ms()) {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        // What the timers decided is not committed; the core is built again from
+                        // the store when the probe finds it writable.
+                        tracing::error!(error = %e, "cannot seal what the timers caused");
+                        node.fail_storage(&adi_store::StoreError::Unwritable {
+                            fault: WriteFault::Failed(e.to_string()),
+                            generation: node.generation(),
+                        });
+                        continue;
                     }
-                }
+                };
                 let peers: Vec<MemberCode> = batch.records.iter().flat_map(|r| r.recipients.clone()).collect();
                 (peers, node.store.commit(batch))
             };

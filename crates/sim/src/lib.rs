@@ -32,7 +32,7 @@ use adi_wire::batch::{encode_batch, Verdict};
 use adi_wire::{EnvelopeHash, LineId};
 
 use crate::net::{Net, NetConfig};
-use crate::node::{backoff_ms, BatchFaults, Handled, SimNode};
+use crate::node::{BatchFaults, Handled, SimNode};
 use crate::rng::Rng;
 
 /// The simulation's start, as a node's clock reads it (ms since 1970): late 2026.
@@ -77,12 +77,11 @@ impl Default for FaultConfig {
     }
 }
 
-/// Faults in the runtime that a test turns on to show that the checker finds them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Bugs {
-    /// The listener answers `accepted` before its commit.
-    pub ack_before_commit: bool,
-}
+/// Faults built into the engine that a test turns on to show that the checker finds them.
+pub use adi_engine::Bugs;
+/// KeyPackages each node keeps for peers to claim (the node's `key_package_pool_len`, smaller:
+/// the simulation's lines are few, and each KeyPackage costs a key generation).
+pub const KEY_PACKAGE_POOL: u64 = 4;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -335,6 +334,16 @@ impl World {
         }
     }
 
+    /// The engine of node `i`: the node's limits (a smaller KeyPackage pool), the run's injected
+    /// faults, and jitter drawn from the run's seed, so that a run replays exactly.
+    fn engine_config(&self, i: usize) -> adi_engine::EngineConfig {
+        adi_engine::EngineConfig {
+            limits: adi_engine::EngineLimits { key_package_pool_len: KEY_PACKAGE_POOL, ..Default::default() },
+            bugs: self.cfg.bugs,
+            jitter_seed: self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64,
+        }
+    }
+
     fn at(&mut self, t: u64, ev: Ev) {
         self.counter += 1;
         self.queue.insert((t.max(self.now), self.counter), ev);
@@ -353,7 +362,8 @@ impl World {
         for i in 0..n {
             let cfg = self.config(i);
             let now = self.nodes[i].now(EPOCH_MS);
-            self.nodes[i].start(cfg, now).map_err(|e| format!("{} cannot start: {e}", self.nodes[i].code))?;
+            let engine = self.engine_config(i);
+            self.nodes[i].start(cfg, engine, now).map_err(|e| format!("{} cannot start: {e}", self.nodes[i].code))?;
         }
         self.now = EPOCH_MS;
         self.plan();
@@ -490,8 +500,7 @@ impl World {
                 let link = up.links.entry(peer).or_default();
                 if link.in_flight.as_ref().is_some_and(|(i, _)| *i == id) {
                     link.in_flight = None;
-                    link.failures = link.failures.saturating_add(1);
-                    let delay = backoff_ms(link.failures);
+                    let delay = up.link_failed(peer);
                     let t = self.now + delay;
                     self.schedule_poll(node, peer, t);
                 }
@@ -578,8 +587,9 @@ impl World {
 
     fn restart(&mut self, node: usize) {
         let cfg = self.config(node);
+        let engine = self.engine_config(node);
         let now = self.nodes[node].now(self.now);
-        match self.nodes[node].start(cfg, now) {
+        match self.nodes[node].start(cfg, engine, now) {
             Ok(inserted) => self.react(node, inserted),
             Err(e) => {
                 let code = self.nodes[node].code.clone();
@@ -602,7 +612,7 @@ impl World {
                 }
             }
         }
-        let tick = match up.core.next_wake() {
+        let tick = match up.core().next_wake() {
             Some(w) if up.tick_at != Some(w) => {
                 up.tick_at = Some(w);
                 Some(w)
@@ -692,7 +702,6 @@ impl World {
                 let faults = BatchFaults {
                     crash_before_commit: active && self.rng_faults.chance(self.cfg.faults.crash_mid_batch),
                     crash_after_commit: active && self.rng_faults.chance(self.cfg.faults.crash_mid_batch),
-                    ack_before_commit: self.cfg.bugs.ack_before_commit,
                 };
                 let now = self.nodes[to].now(self.now);
                 let peer = self.nodes[from].code.clone();
@@ -730,13 +739,11 @@ impl World {
                 }
                 let (_, items) = link.in_flight.take()?;
                 if verdicts.len() != items.len() {
-                    link.failures = link.failures.saturating_add(1);
-                    let t = self.now + backoff_ms(link.failures);
+                    let t = self.now + up.link_failed(peer);
                     self.schedule_poll(node, peer, t);
                     return Some(node);
                 }
-                link.failures = 0;
-                if let Err(e) = self.nodes[node].settle(&peer_code, &items, verdicts, now) {
+                if let Err(e) = self.nodes[node].settle(peer, &peer_code, &items, verdicts, now) {
                     let code = self.nodes[node].code.clone();
                     self.anomaly(format!("{code} cannot settle a batch: {e}"));
                 }
@@ -903,7 +910,7 @@ impl World {
     ) -> Option<EnvelopeHash> {
         let now = self.nodes[node].now(self.now);
         let up = self.nodes[node].up.as_mut()?;
-        let records = seal(&mut up.core, now).ok()?;
+        let records = seal(up.engine.core_mut(), now).ok()?;
         if self.healed || !self.rng_faults.chance(self.cfg.faults.crash_mid_send) {
             let batch = WriteBatch { records: records.clone(), ..WriteBatch::default() };
             if self.nodes[node].commit(batch).is_ok() {
@@ -956,7 +963,7 @@ impl World {
     /// Records the members of a line from the epoch its home member's group is now at.
     fn note_membership(&mut self, home: usize, line: LineId) {
         let Some(up) = self.nodes[home].up.as_ref() else { return };
-        let (Some(epoch), Some(l)) = (up.core.epoch(&line), up.core.line(&line)) else { return };
+        let (Some(epoch), Some(l)) = (up.core().epoch(&line), up.core().line(&line)) else { return };
         let members = l.members.clone();
         self.truth.membership.entry(line).or_default().push((epoch, members));
     }
@@ -988,7 +995,7 @@ impl World {
         };
         let others = {
             let up = self.nodes[home].up.as_ref().ok_or(true)?;
-            up.core.check_new_line(&req).map_err(|_| false)?
+            up.core().check_new_line(&req).map_err(|_| false)?
         };
         let mut kps = Vec::new();
         for m in others {
@@ -1010,9 +1017,9 @@ impl World {
         let lines: Vec<_> = self.known_lines().into_iter().filter(|(_, m)| m.len() > 2).collect();
         let (id, _) = self.rng_ops.pick(&lines)?.clone();
         let home = (0..self.nodes.len()).find(|i| {
-            self.nodes[*i].up.as_ref().and_then(|u| u.core.line(&id)).is_some_and(|l| l.home == self.nodes[*i].code)
+            self.nodes[*i].up.as_ref().and_then(|u| u.core().line(&id)).is_some_and(|l| l.home == self.nodes[*i].code)
         })?;
-        let line = self.nodes[home].up.as_ref()?.core.line(&id)?.clone();
+        let line = self.nodes[home].up.as_ref()?.core().line(&id)?.clone();
         Some((home, line))
     }
 
@@ -1022,7 +1029,7 @@ impl World {
             .filter(|i| {
                 let code = &self.nodes[*i].code;
                 !line.has_member(code)
-                    && self.nodes[home].up.as_ref().is_some_and(|u| u.core.check_new_member(line.id, code).is_ok())
+                    && self.nodes[home].up.as_ref().is_some_and(|u| u.core().check_new_member(line.id, code).is_ok())
             })
             .collect();
         let member = *self.rng_ops.pick(&candidates)?;
@@ -1058,7 +1065,7 @@ impl World {
     fn checkpoint(&mut self, node: usize) {
         let now = self.nodes[node].now(self.now);
         let Some(up) = self.nodes[node].up.as_ref() else { return };
-        let lines: Vec<LineId> = up.core.lines().map(|l| l.id).collect();
+        let lines: Vec<LineId> = up.core().lines().map(|l| l.id).collect();
         let mut batch = WriteBatch::default();
         let mut signed = Vec::new();
         for line in lines {
@@ -1069,7 +1076,7 @@ impl World {
                 continue;
             }
             let root = adi_record::merkle::root(&leaves);
-            if let Ok(cp) = up.core.sign_checkpoint(line, leaves.len() as u64, root, now) {
+            if let Ok(cp) = up.core().sign_checkpoint(line, leaves.len() as u64, root, now) {
                 batch.checkpoints.push(cp);
                 signed.push((line, leaves.len() as u64, root));
             }

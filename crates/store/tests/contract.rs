@@ -428,7 +428,8 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     // A core rebuilt from what was loaded continues the chains instead of restarting them.
     // Its MLS state is the one loaded, so the other members still read what it sends.
-    let restored = adi_core::Restored { lines, heads, pending: Vec::new(), mls_state: loaded.mls_state };
+    let restored =
+        adi_core::Restored { lines, heads, pending: Vec::new(), mls_state: loaded.mls_state, known: loaded.known };
     let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20).expect("the core restarts");
     let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");
     assert_eq!((next.envelope.body().seq, next.envelope.body().prev), (4, hash(&b)));

@@ -94,6 +94,14 @@ CREATE TABLE IF NOT EXISTS lines (
     members TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
+-- Every member each line has had, as the records that changed its membership named them: a member
+-- taken off since may still be read from an epoch it was on, and named a party to a decision made
+-- then.
+CREATE TABLE IF NOT EXISTS line_members_known (
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (line, member)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
     arrival INTEGER PRIMARY KEY AUTOINCREMENT,
     hash BLOB NOT NULL UNIQUE,

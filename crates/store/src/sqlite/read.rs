@@ -108,7 +108,10 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         .collect::<Result<Vec<_>, _>>()?;
     pending.extend(recipient);
     let mls_state = mls_entries(c, s)?;
-    Ok(Restored { lines, heads, pending, mls_state })
+    let mut stmt = c.prepare_cached("SELECT line, member FROM line_members_known")?;
+    let known =
+        stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, code_of(row.get(1)?)?)))?.collect::<Result<_, _>>()?;
+    Ok(Restored { lines, heads, pending, mls_state, known })
 }
 
 /// Every entry of the stored MLS state, opened.

@@ -171,6 +171,12 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             }
         }
     }
+    if matches!(r.content, Content::Handshake | Content::LineSetup) {
+        let mut known = c.prepare_cached("INSERT OR IGNORE INTO line_members_known (line, member) VALUES (?1, ?2)")?;
+        for m in &r.line.members {
+            known.execute(params![&r.line.id.0[..], m.as_str()])?;
+        }
+    }
     if matches!(r.content, Content::Handshake) {
         // A commit may change who is on the line; the record carries the line as it now stands.
         let members: Vec<&str> = r.line.members.iter().map(|m| m.as_str()).collect();

@@ -1,0 +1,254 @@
+//! A batch of envelopes from a peer: split, each envelope decided, the accepted ones committed
+//! together, and only then the verdicts.
+//!
+//! For each envelope, in order: a copy of an envelope stored, or being stored, is answered
+//! without decrypting it again (its MLS keys are spent; the hash covers the signature, so equal
+//! hashes are the same envelope); a contradiction of the sender's chain that the sender signed is
+//! refused and kept as evidence ([`crate::chain`]); the rest go through the core. An envelope from
+//! an epoch this node has not reached is held, up to `held_envelopes_max` per line, until its
+//! commit arrives.
+
+use std::collections::HashMap;
+
+use adi_core::{Content, MemberCode, WriteBatch};
+use adi_store::{Outcome, Store};
+use adi_wire::batch::{decode_batch, Verdict};
+use adi_wire::{Envelope, EnvelopeHash, LineId};
+
+use crate::{Engine, EngineError, Place};
+
+/// Why a batch was refused as a whole.
+#[derive(Debug)]
+pub enum BatchRefusal {
+    /// The body is not a batch within this node's limits: the sender should split it or drop it.
+    Malformed(String),
+    /// The engine could not decide (a read of the store or the core failed): try again later.
+    Unavailable(EngineError),
+}
+
+/// A decided batch: what to commit, and what to answer once the commit is known.
+pub struct Received {
+    /// To commit before any write computed after it; `None` when nothing is to be written.
+    pub write: Option<WriteBatch>,
+    pub answer: Answer,
+}
+
+/// The verdicts of a batch, waiting for its commit.
+pub struct Answer {
+    /// One per envelope; `None` where the commit's outcome decides.
+    verdicts: Vec<Option<Verdict>>,
+    /// For each envelope the core accepted: its verdict slot and its record's index in the write.
+    slots: Vec<(usize, usize)>,
+    /// The accepted records' envelope hashes, by their index in the write.
+    hashes: Vec<EnvelopeHash>,
+    /// Places handed to the store with the write.
+    places: Vec<Place>,
+    generation: u64,
+    /// Lines on which a commit (a handshake record) is being stored: their held envelopes may be
+    /// taken once it is.
+    commits: Vec<LineId>,
+    early: Option<Vec<Verdict>>,
+}
+
+impl Answer {
+    /// The verdicts to send before the commit: only with the injected fault
+    /// [`crate::Bugs::ack_before_commit`], which breaks the promise that nothing is acknowledged
+    /// before it is durably committed.
+    pub fn early(&self) -> Option<&[Verdict]> {
+        self.early.as_deref()
+    }
+}
+
+/// What a committed batch comes to.
+pub struct Answered {
+    pub verdicts: Vec<Verdict>,
+    /// Lines whose held envelopes to take now ([`Engine::release_held`]).
+    pub release: Vec<LineId>,
+}
+
+impl Engine {
+    /// Splits a batch body into its envelopes, within this node's limits.
+    pub fn split<'a>(&self, body: &'a [u8]) -> Result<Vec<&'a [u8]>, BatchRefusal> {
+        let limits = self.core_limits();
+        decode_batch(body, limits.batch_len_max, limits.envelope_bytes_max)
+            .map_err(|e| BatchRefusal::Malformed(e.to_string()))
+    }
+
+    /// Decides each envelope `peer` sent (the member its connection authenticated). The driver
+    /// commits [`Received::write`] before any later write, then calls [`Engine::answer`].
+    pub fn receive(
+        &mut self,
+        store: &dyn Store,
+        peer: &MemberCode,
+        envelopes: &[&[u8]],
+        now_ms: u64,
+    ) -> Result<Received, BatchRefusal> {
+        let limits = self.core_limits().clone();
+        let held_max = self.limits.held_envelopes_max;
+        let generation = self.generation;
+        let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
+        let mut batch = WriteBatch::default();
+        let mut slots = Vec::new();
+        let mut places: Vec<(Place, EnvelopeHash)> = Vec::new();
+        let mut held_here: HashMap<LineId, u64> = HashMap::new();
+        for bytes in envelopes {
+            if let Ok(e) = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max) {
+                let b = e.body();
+                let place = (b.line, b.sender.clone(), b.seq);
+                let stored = match store.envelope_at(&b.line, &b.sender, b.seq) {
+                    Ok(h) => h,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the store");
+                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        continue;
+                    }
+                };
+                // Being stored: by this batch, or by another one whose commit is not back yet.
+                let in_batch = batch.records.iter().find(|r| r.envelope.hash() == e.hash()).map(|r| r.envelope.hash());
+                let pending = in_batch.or_else(|| self.in_flight.get(&place).map(|(h, _)| *h));
+                let known = stored.map(|h| (h, true)).or_else(|| pending.map(|h| (h, false)));
+                let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
+                    Ok(None)
+                } else {
+                    crate::chain::chain_break(store, self.core.roster(), peer, &e, bytes, stored, now_ms)
+                };
+                match chain {
+                    Ok(Some(b)) => {
+                        tracing::warn!(peer = %peer, envelope = %e.hash(), reason = %b.reason, "tamper: envelope refused");
+                        batch.alarms.push(b.alarm);
+                        batch.evidence.push(b.evidence);
+                        verdicts.push(Some(Verdict::Rejected { reason: b.reason }));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the store");
+                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        continue;
+                    }
+                }
+                if let Some((existing, committed)) = known {
+                    verdicts.push(Some(if existing != e.hash() {
+                        tracing::warn!(peer = %peer, envelope = %e.hash(), existing = %existing,
+                            "refused: another envelope holds the same line, sender and sequence number");
+                        Verdict::Rejected {
+                            reason: format!(
+                                "conflicts with stored envelope {existing} for the same line, sender and sequence"
+                            ),
+                        }
+                    } else if committed {
+                        self.forget_if_answered(store, &existing);
+                        Verdict::Duplicate
+                    } else {
+                        Verdict::Deferred { reason: "the same envelope is being committed".into() }
+                    }));
+                    continue;
+                }
+                places.push((place, e.hash()));
+            }
+            match self.core.receive(now_ms, peer, bytes) {
+                Ok(records) => {
+                    slots.push((verdicts.len(), batch.records.len()));
+                    verdicts.push(None);
+                    batch.records.extend(records);
+                }
+                Err(mut refusal) => {
+                    let mut kept = false;
+                    if let Some(held) = refusal.hold.take() {
+                        // Kept (bounded) until the commit that reaches its epoch arrives; the
+                        // sender keeps it queued too, and is answered `duplicate` once it is taken.
+                        let line = held.line;
+                        let count = held_here.entry(line).or_insert_with(|| {
+                            store
+                                .held_counts()
+                                .ok()
+                                .and_then(|c| c.into_iter().find(|(l, _)| *l == line))
+                                .map_or(0, |c| c.1)
+                        });
+                        if *count < held_max {
+                            *count += 1;
+                            refusal.reason = format!("{}; held here until its commit arrives", refusal.reason);
+                            batch.hold.push(*held);
+                            kept = true;
+                        } else {
+                            refusal.reason = format!(
+                                "{}; this node holds the most envelopes it may for the line (held_envelopes_max = {held_max})",
+                                refusal.reason
+                            );
+                        }
+                    }
+                    if kept {
+                        tracing::info!(peer = %peer, reason = %refusal.reason, "envelope held for its commit");
+                    } else {
+                        tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
+                    }
+                    batch.alarms.extend(refusal.alarm.map(|a| *a));
+                    verdicts.push(Some(if refusal.retry {
+                        Verdict::Deferred { reason: refusal.reason }
+                    } else {
+                        Verdict::Rejected { reason: refusal.reason }
+                    }));
+                }
+            }
+        }
+        let commits: Vec<LineId> =
+            batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
+        let hashes: Vec<EnvelopeHash> = batch.records.iter().map(|r| r.envelope.hash()).collect();
+        let batch = self.seal(batch).map_err(BatchRefusal::Unavailable)?;
+        // Only what the core accepted is being stored; a refused envelope may come again.
+        places.retain(|(_, h)| hashes.contains(h));
+        let places: Vec<Place> = places
+            .into_iter()
+            .map(|(place, hash)| {
+                self.in_flight.insert(place.clone(), (hash, generation));
+                place
+            })
+            .collect();
+        let early = self
+            .bugs
+            .ack_before_commit
+            .then(|| verdicts.iter().map(|v| v.clone().unwrap_or(Verdict::Accepted)).collect());
+        let write = (!batch.is_empty()).then_some(batch);
+        Ok(Received { write, answer: Answer { verdicts, slots, hashes, places, generation, commits, early } })
+    }
+
+    /// The verdicts of a batch whose write (if it had one) was committed with `outcomes`, one
+    /// per record.
+    pub fn answer(&mut self, store: &dyn Store, answer: Answer, outcomes: &[Outcome]) -> Answered {
+        self.forget_in_flight(&answer.places, answer.generation);
+        let mut verdicts = answer.verdicts;
+        for (slot, index) in answer.slots {
+            let hash = answer.hashes[index];
+            verdicts[slot] = Some(match outcomes.get(index) {
+                Some(Outcome::Inserted) => Verdict::Accepted,
+                Some(Outcome::Duplicate) => {
+                    self.forget_if_answered(store, &hash);
+                    Verdict::Duplicate
+                }
+                Some(Outcome::Conflict { existing }) => {
+                    tracing::warn!(envelope = %hash, existing = %existing,
+                        "refused: another envelope holds the same line, sender and sequence number");
+                    Verdict::Rejected {
+                        reason: format!(
+                            "conflicts with stored envelope {existing} for the same line, sender and sequence"
+                        ),
+                    }
+                }
+                Some(Outcome::Mismatch { reason }) => {
+                    tracing::warn!(envelope = %hash, reason = %reason, "receipt refused");
+                    Verdict::Rejected { reason: reason.clone() }
+                }
+                None => Verdict::Deferred { reason: "not decided".into() },
+            });
+        }
+        let verdicts =
+            verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
+        Answered { verdicts, release: answer.commits }
+    }
+
+    /// The write of a batch was not committed: nothing it carried is stored, and every copy of
+    /// it may be decided again.
+    pub fn abandon(&mut self, answer: Answer) {
+        self.forget_in_flight(&answer.places, answer.generation);
+    }
+}

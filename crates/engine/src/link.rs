@@ -1,0 +1,124 @@
+//! The sending side towards one peer: the outbox is read most urgent first, sent in batches, and
+//! settled by the peer's verdicts; a failed attempt backs off exponentially with jitter, and after
+//! a peer refused a whole batch its envelopes go one by one until the one it refuses is found.
+
+use adi_core::{AlarmChange, AlarmKind, AlarmOp, MemberCode};
+use adi_store::{OutboxItem, Settlement};
+use adi_wire::batch::Verdict;
+use adi_wire::EnvelopeHash;
+use rand::Rng;
+
+use crate::Engine;
+
+/// What a link remembers between attempts. The driver keeps one per peer, beside its connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// Failed attempts since the last batch the peer answered.
+    pub failures: u32,
+    /// Envelopes still to send one at a time after the peer refused a whole batch.
+    pub one_by_one: usize,
+}
+
+impl LinkState {
+    /// How many envelopes the next batch may carry.
+    pub fn batch_len(&self, batch_len_max: usize) -> usize {
+        if self.one_by_one > 0 {
+            1
+        } else {
+            batch_len_max
+        }
+    }
+
+    /// The peer refused a batch of `len` envelopes as a whole: they go one by one.
+    pub fn refused_whole(&mut self, len: usize) {
+        self.one_by_one = len;
+    }
+}
+
+/// A batch settled: what to record of each envelope, and the alarms to raise.
+pub struct Settled {
+    pub results: Vec<(EnvelopeHash, Settlement)>,
+    pub alarms: Vec<AlarmChange>,
+}
+
+impl Engine {
+    /// The delay before the next attempt after `failures` failures: doubling from
+    /// `retry_delay_ms_min`, capped at `retry_delay_ms_max`, with jitter in the upper half so that
+    /// many nodes do not retry in step.
+    pub fn backoff_ms(&mut self, failures: u32) -> u64 {
+        let exp =
+            self.limits.retry_delay_ms_min.saturating_mul(1u64 << failures.min(30)).min(self.limits.retry_delay_ms_max);
+        self.rng.gen_range(exp / 2..=exp.max(1))
+    }
+
+    /// An attempt failed before the peer gave verdicts (no connection, a timeout, a reply that
+    /// does not answer the batch): the delay before the link tries again.
+    pub fn link_failed(&mut self, link: &mut LinkState) -> u64 {
+        link.failures = link.failures.saturating_add(1);
+        self.backoff_ms(link.failures)
+    }
+
+    /// The peer answered `items` with `verdicts`, one each, in order: what to record.
+    pub fn settle(
+        &mut self,
+        link: &mut LinkState,
+        peer: &MemberCode,
+        items: &[OutboxItem],
+        verdicts: Vec<Verdict>,
+        now_ms: u64,
+    ) -> Settled {
+        let mut alarms = Vec::new();
+        let mut results = Vec::with_capacity(items.len());
+        for (item, v) in items.iter().zip(verdicts) {
+            let s = match v {
+                Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
+                Verdict::Rejected { reason } => {
+                    tracing::warn!(peer = %peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
+                    // A refused message will not be acknowledged: its deadline no longer runs.
+                    self.core.forget_ack(&item.hash, peer);
+                    if reason.starts_with("cannot decrypt") {
+                        alarms.extend(undecryptable_at_peer(peer, item, &reason, now_ms));
+                    }
+                    Settlement::Refused { reason }
+                }
+                Verdict::Deferred { reason } => {
+                    Settlement::Retry { at_ms: now_ms + self.backoff_ms(item.attempts), reason }
+                }
+            };
+            results.push((item.hash, s));
+        }
+        link.failures = 0;
+        link.one_by_one = link.one_by_one.saturating_sub(1);
+        Settled { results, alarms }
+    }
+
+    /// The peer refused the one envelope sent alone: it is refused for good.
+    pub fn settle_refused(
+        &mut self,
+        link: &mut LinkState,
+        peer: &MemberCode,
+        item: &OutboxItem,
+        why: String,
+    ) -> Settled {
+        tracing::warn!(peer = %peer, envelope = %item.hash, reason = %why, "peer refused an envelope");
+        self.core.forget_ack(&item.hash, peer);
+        link.one_by_one = link.one_by_one.saturating_sub(1);
+        Settled { results: vec![(item.hash, Settlement::Refused { reason: why })], alarms: Vec::new() }
+    }
+}
+
+/// The alarm this node raises when its peer could not decrypt one of its envelopes.
+fn undecryptable_at_peer(peer: &MemberCode, item: &OutboxItem, reason: &str, now_ms: u64) -> Option<AlarmChange> {
+    let envelope = adi_wire::VerifiedEnvelope::from_trusted_storage(&item.bytes).ok()?;
+    let body = envelope.body();
+    Some(AlarmChange {
+        kind: AlarmKind::Undecryptable,
+        op: AlarmOp::Raise,
+        line: body.line,
+        member: peer.clone(),
+        message: Some(item.hash),
+        at_ms: now_ms,
+        detail: format!("{peer} could not decrypt this node's envelope #{}: {reason}", body.seq),
+        addressed_to: Vec::new(),
+    })
+}
