@@ -16,7 +16,7 @@ use std::time::Duration;
 use adi_node::client::Client;
 use adi_node::config::NodeConfig;
 use adi_node::federation::post_batch_once;
-use adi_wire::batch::Verdict;
+use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::{Envelope, EnvelopeHash};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -120,7 +120,7 @@ async fn epoch(c: &Client, line: &str) -> u64 {
 }
 
 fn held_reason(v: &Verdict) -> bool {
-    matches!(v, Verdict::Deferred { reason } if reason.contains("held here until its commit arrives"))
+    matches!(v, Verdict::Deferred { code: RefusalCode::EpochAhead, reason } if reason.contains("held here until its commit arrives"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

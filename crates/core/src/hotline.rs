@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
 use adi_record::{Checkpoint, Hash, SignedCheckpoint};
+use adi_wire::batch::RefusalCode;
 use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_IMMEDIATE};
 use adi_wire::payload::PayloadV1;
@@ -196,6 +197,8 @@ pub struct HeldEnvelope {
 pub struct Refusal {
     /// Whether the sender should try again later (the line may not be known here yet).
     pub retry: bool,
+    /// What the refusal is, for the sender's node to act on.
+    pub code: RefusalCode,
     pub reason: String,
     /// An alarm to raise here: an envelope that cannot be decrypted is never dropped silently.
     pub alarm: Option<Box<AlarmChange>>,
@@ -205,12 +208,12 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn reject(reason: impl Into<String>) -> Self {
-        Refusal { retry: false, reason: reason.into(), alarm: None, hold: None }
+    fn reject(code: RefusalCode, reason: impl Into<String>) -> Self {
+        Refusal { retry: false, code, reason: reason.into(), alarm: None, hold: None }
     }
 
-    fn defer(reason: impl Into<String>) -> Self {
-        Refusal { retry: true, reason: reason.into(), alarm: None, hold: None }
+    fn defer(code: RefusalCode, reason: impl Into<String>) -> Self {
+        Refusal { retry: true, code, reason: reason.into(), alarm: None, hold: None }
     }
 }
 
@@ -952,46 +955,52 @@ impl Hotline {
     pub fn receive(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Vec<Record>, Refusal> {
         let limits = &self.config.limits;
         let envelope = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max)
-            .map_err(|e| Refusal::reject(format!("malformed envelope: {e}")))?;
+            .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("malformed envelope: {e}")))?;
         let body = envelope.body();
         if body.sender != peer.as_str() {
-            return Err(Refusal::reject(format!(
-                "envelope from {} arrived over {peer}'s connection; relaying is not supported",
-                body.sender
-            )));
+            return Err(Refusal::reject(
+                RefusalCode::Relayed,
+                format!("envelope from {} arrived over {peer}'s connection; relaying is not supported", body.sender),
+            ));
         }
         let sender = peer.clone();
         let member = self
             .config
             .roster
             .member(&sender)
-            .ok_or_else(|| Refusal::reject(format!("{sender} is not in the roster")))?;
-        let envelope = envelope.verify(&member.signing_key).map_err(|e| Refusal::reject(e.to_string()))?;
+            .ok_or_else(|| Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")))?;
+        let envelope = envelope
+            .verify(&member.signing_key)
+            .map_err(|e| Refusal::reject(RefusalCode::BadSignature, e.to_string()))?;
         let body = envelope.body();
         if body.content_type == CONTENT_MLS_SETUP {
-            let payload =
-                PayloadV1::decode(&body.payload).map_err(|e| Refusal::reject(format!("bad line setup: {e}")))?;
+            let payload = PayloadV1::decode(&body.payload)
+                .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad line setup: {e}")))?;
             let PayloadV1::LineSetup { scope, title, home, members, welcome, .. } = payload else {
-                return Err(Refusal::reject("a set-up envelope carries a line set-up"));
+                return Err(Refusal::reject(RefusalCode::BadLineSetup, "a set-up envelope carries a line set-up"));
             };
             let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
             let rejoining = self.lines.get(&line.id).is_some_and(|l| !l.has_member(&self.config.me));
             if rejoining && !self.mls.is_active(&line.id.0) {
-                self.mls.forget(&line.id.0).map_err(|e| Refusal::defer(format!("cannot rejoin yet: {e}")))?;
+                self.mls
+                    .forget(&line.id.0)
+                    .map_err(|e| Refusal::defer(RefusalCode::NotReady, format!("cannot rejoin yet: {e}")))?;
             }
             if !self.mls.has_line(&line.id.0) {
                 let welcome = welcome
                     .and_then(|w| hex::decode(w).ok())
-                    .ok_or_else(|| Refusal::reject("the line set-up carries no Welcome"))?;
-                let joined = self
-                    .mls
-                    .join(&welcome, &roster_keys(&self.config.roster))
-                    .map_err(|e| Refusal::reject(format!("cannot join the line's group: {e}")))?;
+                    .ok_or_else(|| Refusal::reject(RefusalCode::BadLineSetup, "the line set-up carries no Welcome"))?;
+                let joined = self.mls.join(&welcome, &roster_keys(&self.config.roster)).map_err(|e| {
+                    Refusal::reject(RefusalCode::BadLineSetup, format!("cannot join the line's group: {e}"))
+                })?;
                 let mut in_group = self.mls.members(&joined);
                 in_group.sort();
                 let listed: Vec<String> = line.members.iter().map(|m| m.to_string()).collect();
                 if joined != line.id.0 || in_group != listed {
-                    return Err(Refusal::reject("the Welcome does not match the line set-up"));
+                    return Err(Refusal::reject(
+                        RefusalCode::BadLineSetup,
+                        "the Welcome does not match the line set-up",
+                    ));
                 }
             }
             self.check_seq(&line, &sender, &envelope)?;
@@ -1014,14 +1023,19 @@ impl Hotline {
             }]);
         }
         if body.content_type != CONTENT_MLS {
-            return Err(Refusal::reject(format!(
-                "content type {} is not accepted: lines carry MLS messages only",
-                body.content_type
-            )));
+            return Err(Refusal::reject(
+                RefusalCode::UnsupportedContent,
+                format!("content type {} is not accepted: lines carry MLS messages only", body.content_type),
+            ));
         }
         let line = match self.lines.get(&body.line) {
             Some(l) => l.clone(),
-            None => return Err(Refusal::defer(format!("line {} is not known here yet", body.line))),
+            None => {
+                return Err(Refusal::defer(
+                    RefusalCode::UnknownLine,
+                    format!("line {} is not known here yet", body.line),
+                ))
+            }
         };
         if !line.has_member(&self.config.me) {
             // A sender addresses this member at an epoch only where it is a member. An envelope
@@ -1030,14 +1044,20 @@ impl Hotline {
             // it (refused now, it could never be read, and a commit naming it would block).
             let last = self.mls.epoch(&line.id.0);
             if last.is_some_and(|last| body.epoch > last) {
-                return Err(Refusal::defer(format!(
-                    "{} was taken off line {} at epoch {}; the Welcome that adds it again has not arrived yet",
-                    self.config.me,
-                    line.id,
-                    last.unwrap_or(0)
-                )));
+                return Err(Refusal::defer(
+                    RefusalCode::AwaitingWelcome,
+                    format!(
+                        "{} was taken off line {} at epoch {}; the Welcome that adds it again has not arrived yet",
+                        self.config.me,
+                        line.id,
+                        last.unwrap_or(0)
+                    ),
+                ));
             }
-            return Err(Refusal::reject(format!("{} is no longer on line {}", self.config.me, line.id)));
+            return Err(Refusal::reject(
+                RefusalCode::RecipientNotOnLine,
+                format!("{} is no longer on line {}", self.config.me, line.id),
+            ));
         }
         let current = self.mls.epoch(&line.id.0).unwrap_or(0);
         // Membership is judged at the envelope's epoch: a member removed since may have sent it
@@ -1051,7 +1071,10 @@ impl Hotline {
         // refuses is refused as from a non-member, without an alarm.
         let unproven = !line.has_member(&sender) && !self.known.contains(&(line.id, sender.clone()));
         if !line.has_member(&sender) && body.epoch == current {
-            return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
+            return Err(Refusal::reject(
+                RefusalCode::NotMember,
+                format!("{sender} is not a member of line {}", line.id),
+            ));
         }
         self.check_seq_ahead(&line.id, &sender, body.seq)?;
         if body.epoch > current {
@@ -1066,23 +1089,33 @@ impl Hotline {
             };
             return Err(Refusal {
                 hold: Some(Box::new(held)),
-                ..Refusal::defer(format!("epoch {} is ahead of this member's {current}", body.epoch))
+                ..Refusal::defer(
+                    RefusalCode::EpochAhead,
+                    format!("epoch {} is ahead of this member's {current}", body.epoch),
+                )
             });
         }
         let processed =
             match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
                 Ok(p) => p,
                 Err(_) if unproven => {
-                    return Err(Refusal::reject(format!("{sender} is not a member of line {}", line.id)));
+                    return Err(Refusal::reject(
+                        RefusalCode::NotMember,
+                        format!("{sender} is not a member of line {}", line.id),
+                    ));
                 }
                 // A member's key update that crossed the home member's commit is outdated, not
                 // undecryptable: it is refused without an alarm, and its member proposes again
                 // when the commit reaches it.
-                Err(e @ MlsError::StaleProposal { .. }) => return Err(Refusal::reject(format!("outdated: {e}"))),
-                Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(e.to_string())),
+                Err(e @ MlsError::StaleProposal { .. }) => {
+                    return Err(Refusal::reject(RefusalCode::Outdated, format!("outdated: {e}")))
+                }
+                Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(RefusalCode::BadProposal, e.to_string())),
                 // The proposal travels from its member on another link and may arrive after the
                 // home member's commit: the sender tries the commit again later.
-                Err(e @ MlsError::MissingProposal) => return Err(Refusal::defer(e.to_string())),
+                Err(e @ MlsError::MissingProposal) => {
+                    return Err(Refusal::defer(RefusalCode::MissingProposal, e.to_string()))
+                }
                 Err(e) => {
                     let reason = format!("cannot decrypt: {e}");
                     let alarm = AlarmChange {
@@ -1095,7 +1128,13 @@ impl Hotline {
                         detail: format!("envelope #{} from {sender} cannot be decrypted: {e}", body.seq),
                         addressed_to: Vec::new(),
                     };
-                    return Err(Refusal { retry: false, reason, alarm: Some(Box::new(alarm)), hold: None });
+                    return Err(Refusal {
+                        retry: false,
+                        code: RefusalCode::Undecryptable,
+                        reason,
+                        alarm: Some(Box::new(alarm)),
+                        hold: None,
+                    });
                 }
             };
         let plaintext = match processed {
@@ -1105,10 +1144,16 @@ impl Hotline {
                 plaintext
             }
             Processed::Application { sender: author, .. } => {
-                return Err(Refusal::reject(format!("the MLS sender {author} is not the envelope's sender {sender}")));
+                return Err(Refusal::reject(
+                    RefusalCode::SenderMismatch,
+                    format!("the MLS sender {author} is not the envelope's sender {sender}"),
+                ));
             }
             Processed::Buffered { epoch } => {
-                return Err(Refusal::defer(format!("epoch {epoch} is ahead of this member's")));
+                return Err(Refusal::defer(
+                    RefusalCode::EpochAhead,
+                    format!("epoch {epoch} is ahead of this member's"),
+                ));
             }
             Processed::Commit { .. } | Processed::Proposal { .. } => {
                 self.check_seq(&line, &sender, &envelope)?;
@@ -1143,48 +1188,62 @@ impl Hotline {
         };
         // The content carries its author's signature for this place in the line, and is the one
         // the envelope names.
-        let signed = SignedContent::decode(&plaintext).map_err(|e| Refusal::reject(format!("bad content: {e}")))?;
+        let signed = SignedContent::decode(&plaintext)
+            .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad content: {e}")))?;
         let author_key = self.config.roster.member(&sender).map(|m| m.signing_key);
-        let checked = author_key.ok_or_else(|| Refusal::reject(format!("{sender} is not in the roster")))?;
+        let checked = author_key
+            .ok_or_else(|| Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")))?;
         signed
             .verify(&checked, &body.line, body.sender.as_str(), body.seq, &body.content_hash)
-            .map_err(|e| Refusal::reject(format!("content refused: {e}")))?;
-        let payload = PayloadV1::decode(&signed.content).map_err(|e| Refusal::reject(format!("bad payload: {e}")))?;
+            .map_err(|e| Refusal::reject(RefusalCode::BadSignature, format!("content refused: {e}")))?;
+        let payload = PayloadV1::decode(&signed.content)
+            .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad payload: {e}")))?;
         let content = match payload {
-            PayloadV1::LineSetup { .. } => return Err(Refusal::reject("a line set-up inside a line's messages")),
+            PayloadV1::LineSetup { .. } => {
+                return Err(Refusal::reject(RefusalCode::Malformed, "a line set-up inside a line's messages"))
+            }
             PayloadV1::Message { .. } => {
-                let message = message_from_payload(payload).map_err(Refusal::reject)?;
-                message.check(&self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                let message = message_from_payload(payload).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
+                message
+                    .check(&self.config.limits)
+                    .map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
                 if message.precedence.priority() != body.priority {
-                    return Err(Refusal::reject("the envelope's priority does not match the message's precedence"));
+                    return Err(Refusal::reject(
+                        RefusalCode::ContentRefused,
+                        "the envelope's priority does not match the message's precedence",
+                    ));
                 }
                 Content::Message(message)
             }
             PayloadV1::Receipt { .. } => {
-                let receipt = receipt_from_payload(payload).map_err(Refusal::reject)?;
+                let receipt = receipt_from_payload(payload).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
                 if receipt.answers.sender == sender {
-                    return Err(Refusal::reject(format!(
-                        "{sender} answered its own envelope; only its recipients may answer it"
-                    )));
+                    return Err(Refusal::reject(
+                        RefusalCode::ContentRefused,
+                        format!("{sender} answered its own envelope; only its recipients may answer it"),
+                    ));
                 }
                 // The answered message's sender may have left the line since it sent it; the store
                 // checks the answer against the envelope it names when it holds it.
                 if self.config.roster.member(&receipt.answers.sender).is_none() {
-                    return Err(Refusal::reject("the answered envelope's sender is not in the roster"));
+                    return Err(Refusal::reject(
+                        RefusalCode::ContentRefused,
+                        "the answered envelope's sender is not in the roster",
+                    ));
                 }
                 if receipt.kind == ReceiptKind::Declined && receipt.reason.is_none() {
-                    return Err(Refusal::reject("a decline carries a reason"));
+                    return Err(Refusal::reject(RefusalCode::ContentRefused, "a decline carries a reason"));
                 }
                 Content::Receipt(receipt)
             }
             PayloadV1::LinkTest { .. } => {
                 if !line.is_direct() {
-                    return Err(Refusal::reject("link tests run on direct lines only"));
+                    return Err(Refusal::reject(RefusalCode::ContentRefused, "link tests run on direct lines only"));
                 }
                 Content::LinkTest
             }
             p @ PayloadV1::Decision { .. } => {
-                let decision = decision_from_payload(p).map_err(Refusal::reject)?;
+                let decision = decision_from_payload(p).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
                 // The proposer named the parties on the line as it knew it; one of them may have
                 // been taken off since, as this node knows it: a party this node has known on the
                 // line counts.
@@ -1194,12 +1253,16 @@ impl Hotline {
                 );
                 known.members.sort();
                 known.members.dedup();
-                decision.check(&known, &self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                decision
+                    .check(&known, &self.config.limits)
+                    .map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
                 Content::Decision(decision)
             }
             PayloadV1::Translation { original, language, text, translator, reviewed_by, revises, .. } => {
-                let hash =
-                    |s: &str| EnvelopeHash::from_hex(s).ok_or_else(|| Refusal::reject("a hash is not 32 bytes of hex"));
+                let hash = |s: &str| {
+                    EnvelopeHash::from_hex(s)
+                        .ok_or_else(|| Refusal::reject(RefusalCode::Malformed, "a hash is not 32 bytes of hex"))
+                };
                 let t = Translation {
                     original: hash(&original)?,
                     language,
@@ -1208,14 +1271,14 @@ impl Hotline {
                     reviewed_by,
                     revises: revises.as_deref().map(hash).transpose()?,
                 };
-                t.check(&self.config.limits).map_err(|e| Refusal::reject(e.message))?;
+                t.check(&self.config.limits).map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
                 Content::Translation(t)
             }
             p @ PayloadV1::Concurrence { .. } => {
-                let answer = concurrence_from_payload(p).map_err(Refusal::reject)?;
+                let answer = concurrence_from_payload(p).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
                 if answer.reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5)
                 {
-                    return Err(Refusal::reject("the reason is too long"));
+                    return Err(Refusal::reject(RefusalCode::ContentRefused, "the reason is too long"));
                 }
                 Content::Concurrence(answer)
             }
@@ -1450,10 +1513,13 @@ impl Hotline {
     fn check_seq_ahead(&self, line: &LineId, sender: &MemberCode, seq: u64) -> Result<u64, Refusal> {
         let (seen, _) = self.heads.get(&(*line, sender.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
         if seq > seen.saturating_add(self.config.limits.seq_ahead_max) {
-            return Err(Refusal::reject(format!(
-                "sequence number {seq} is too far ahead of {seen} (limit seq_ahead_max = {})",
-                self.config.limits.seq_ahead_max
-            )));
+            return Err(Refusal::reject(
+                RefusalCode::Sequence,
+                format!(
+                    "sequence number {seq} is too far ahead of {seen} (limit seq_ahead_max = {})",
+                    self.config.limits.seq_ahead_max
+                ),
+            ));
         }
         Ok(seen)
     }
@@ -1480,7 +1546,7 @@ impl Hotline {
     ) -> Result<Line, Refusal> {
         let body = envelope.body();
         if home != sender.as_str() {
-            return Err(Refusal::reject("only a line's home member may set it up"));
+            return Err(Refusal::reject(RefusalCode::BadLineSetup, "only a line's home member may set it up"));
         }
         // A line's first envelope sets it up; a later one brings a member added to a running line
         // in, and only a node that does not hold the line yet takes it.
@@ -1490,25 +1556,33 @@ impl Hotline {
         let on_line = self.lines.get(&body.line).is_some_and(|l| l.has_member(&self.config.me));
         if (!joining && body.prev != EnvelopeHash::NONE) || (joining && on_line) {
             return Err(Refusal::reject(
+                RefusalCode::BadLineSetup,
                 "a line set-up is the home member's first envelope, or brings in a new member",
             ));
         }
-        let scope = Scope::parse(scope).ok_or_else(|| Refusal::reject(format!("unknown scope '{scope}'")))?;
+        let scope = Scope::parse(scope)
+            .ok_or_else(|| Refusal::reject(RefusalCode::BadLineSetup, format!("unknown scope '{scope}'")))?;
         let members = check_line(&self.config.roster, &self.config.limits, scope, sender, members, &title)
-            .map_err(|e| Refusal::reject(format!("line refused: {}", e.message)))?;
+            .map_err(|e| Refusal::reject(RefusalCode::BadLineSetup, format!("line refused: {}", e.message)))?;
         if !members.contains(&self.config.me) {
-            return Err(Refusal::reject(format!("{} is not a member of this line", self.config.me)));
+            return Err(Refusal::reject(
+                RefusalCode::RecipientNotOnLine,
+                format!("{} is not a member of this line", self.config.me),
+            ));
         }
         let line = Line { id: body.line, scope, title, home: sender.clone(), members, created_ms: body.created_ms };
         if let Some(existing) = self.lines.get(&line.id).filter(|l| l.has_member(&self.config.me)) {
             let same = existing.scope == line.scope && existing.members == line.members && existing.home == line.home;
             if !same {
-                return Err(Refusal::reject(format!("line {} exists here with another definition", line.id)));
+                return Err(Refusal::reject(
+                    RefusalCode::BadLineSetup,
+                    format!("line {} exists here with another definition", line.id),
+                ));
             }
             return Ok(existing.clone());
         }
         if self.lines.len() >= self.config.limits.lines_max {
-            return Err(Refusal::defer("this node holds the most lines it may"));
+            return Err(Refusal::defer(RefusalCode::LinesFull, "this node holds the most lines it may"));
         }
         Ok(line)
     }

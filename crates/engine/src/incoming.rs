@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use adi_core::{Content, MemberCode, WriteBatch};
 use adi_store::{Outcome, Store};
-use adi_wire::batch::{decode_batch, Verdict};
+use adi_wire::batch::{decode_batch, RefusalCode, Verdict};
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 use crate::{Engine, EngineError, Place};
@@ -99,7 +99,10 @@ impl Engine {
                     Ok(h) => h,
                     Err(err) => {
                         tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        verdicts.push(Some(Verdict::Deferred {
+                            code: RefusalCode::StoreUnavailable,
+                            reason: "the node cannot read its store".into(),
+                        }));
                         continue;
                     }
                 };
@@ -117,13 +120,16 @@ impl Engine {
                         tracing::warn!(peer = %peer, envelope = %e.hash(), reason = %b.reason, "tamper: envelope refused");
                         batch.alarms.push(b.alarm);
                         batch.evidence.push(b.evidence);
-                        verdicts.push(Some(Verdict::Rejected { reason: b.reason }));
+                        verdicts.push(Some(Verdict::Rejected { code: RefusalCode::Tamper, reason: b.reason }));
                         continue;
                     }
                     Ok(None) => {}
                     Err(err) => {
                         tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred { reason: "the node cannot read its store".into() }));
+                        verdicts.push(Some(Verdict::Deferred {
+                            code: RefusalCode::StoreUnavailable,
+                            reason: "the node cannot read its store".into(),
+                        }));
                         continue;
                     }
                 }
@@ -132,6 +138,7 @@ impl Engine {
                         tracing::warn!(peer = %peer, envelope = %e.hash(), existing = %existing,
                             "refused: another envelope holds the same line, sender and sequence number");
                         Verdict::Rejected {
+                            code: RefusalCode::Conflict,
                             reason: format!(
                                 "conflicts with stored envelope {existing} for the same line, sender and sequence"
                             ),
@@ -140,7 +147,10 @@ impl Engine {
                         self.forget_if_answered(store, &existing);
                         Verdict::Duplicate
                     } else {
-                        Verdict::Deferred { reason: "the same envelope is being committed".into() }
+                        Verdict::Deferred {
+                            code: RefusalCode::BeingCommitted,
+                            reason: "the same envelope is being committed".into(),
+                        }
                     }));
                     continue;
                 }
@@ -171,6 +181,7 @@ impl Engine {
                             batch.hold.push(*held);
                             kept = true;
                         } else {
+                            refusal.code = RefusalCode::HeldFull;
                             refusal.reason = format!(
                                 "{}; this node holds the most envelopes it may for the line (held_envelopes_max = {held_max})",
                                 refusal.reason
@@ -183,10 +194,11 @@ impl Engine {
                         tracing::warn!(peer = %peer, reason = %refusal.reason, retry = refusal.retry, "envelope refused");
                     }
                     batch.alarms.extend(refusal.alarm.map(|a| *a));
+                    let (code, reason) = (refusal.code, refusal.reason);
                     verdicts.push(Some(if refusal.retry {
-                        Verdict::Deferred { reason: refusal.reason }
+                        Verdict::Deferred { code, reason }
                     } else {
-                        Verdict::Rejected { reason: refusal.reason }
+                        Verdict::Rejected { code, reason }
                     }));
                 }
             }
@@ -229,6 +241,7 @@ impl Engine {
                     tracing::warn!(envelope = %hash, existing = %existing,
                         "refused: another envelope holds the same line, sender and sequence number");
                     Verdict::Rejected {
+                        code: RefusalCode::Conflict,
                         reason: format!(
                             "conflicts with stored envelope {existing} for the same line, sender and sequence"
                         ),
@@ -236,13 +249,15 @@ impl Engine {
                 }
                 Some(Outcome::Mismatch { reason }) => {
                     tracing::warn!(envelope = %hash, reason = %reason, "receipt refused");
-                    Verdict::Rejected { reason: reason.clone() }
+                    Verdict::Rejected { code: RefusalCode::Mismatch, reason: reason.clone() }
                 }
-                None => Verdict::Deferred { reason: "not decided".into() },
+                None => Verdict::Deferred { code: RefusalCode::Undecided, reason: "not decided".into() },
             });
         }
-        let verdicts =
-            verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Deferred { reason: "not decided".into() })).collect();
+        let verdicts = verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or(Verdict::Deferred { code: RefusalCode::Undecided, reason: "not decided".into() }))
+            .collect();
         Answered { verdicts, release: answer.commits }
     }
 

@@ -4,7 +4,7 @@
 
 use adi_core::{AlarmChange, AlarmKind, AlarmOp, MemberCode};
 use adi_store::{OutboxItem, Settlement};
-use adi_wire::batch::Verdict;
+use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::EnvelopeHash;
 use rand::Rng;
 
@@ -72,16 +72,16 @@ impl Engine {
         for (item, v) in items.iter().zip(verdicts) {
             let s = match v {
                 Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
-                Verdict::Rejected { reason } => {
+                Verdict::Rejected { code, reason } => {
                     tracing::warn!(peer = %peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
                     // A refused message will not be acknowledged: its deadline no longer runs.
                     self.core.forget_ack(&item.hash, peer);
-                    if reason.starts_with("cannot decrypt") {
+                    if code == RefusalCode::Undecryptable {
                         alarms.extend(undecryptable_at_peer(peer, item, &reason, now_ms));
                     }
                     Settlement::Refused { reason }
                 }
-                Verdict::Deferred { reason } => {
+                Verdict::Deferred { reason, .. } => {
                     Settlement::Retry { at_ms: now_ms + self.backoff_ms(item.attempts), reason }
                 }
             };

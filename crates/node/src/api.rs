@@ -811,11 +811,10 @@ async fn new_checkpoint(
     auth.require_sender()?;
     check_writable(&node)?;
     let line = find_line(&node, &line)?;
-    let (cp, exchanges) = crate::record::checkpoint_and_exchange(&node, line.id).await.map_err(|e| {
-        if e.starts_with("tamper:") {
-            ApiError::new(StatusCode::CONFLICT, "tamper", e)
-        } else {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "checkpoint_failed", e)
+    let (cp, exchanges) = crate::record::checkpoint_and_exchange(&node, line.id).await.map_err(|e| match e {
+        crate::record::CheckpointError::Tamper(why) => ApiError::new(StatusCode::CONFLICT, "tamper", why),
+        crate::record::CheckpointError::Failed(why) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "checkpoint_failed", why)
         }
     })?;
     let row = node

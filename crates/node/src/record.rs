@@ -223,12 +223,36 @@ pub(crate) async fn answer_offer(
     Ok(CheckpointAnswer { v: 1, countersignature, refused, checkpoints })
 }
 
+/// Why a checkpoint was not made.
+#[derive(Debug)]
+pub enum CheckpointError {
+    /// This node's stored log of the line no longer begins as its own last checkpoint signed: a
+    /// `tamper` alarm is raised and the evidence kept.
+    Tamper(String),
+    /// Anything else (a store that cannot be read or written, a line not here).
+    Failed(String),
+}
+
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointError::Tamper(why) | CheckpointError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for CheckpointError {
+    fn from(why: String) -> Self {
+        CheckpointError::Failed(why)
+    }
+}
+
 /// Signs a checkpoint of this node's log of a line, keeps it, and offers it to every other member
 /// of the line for countersigning; returns it and what each member answered.
 pub async fn checkpoint_and_exchange(
     node: &NodeState,
     line: LineId,
-) -> Result<(SignedCheckpoint, Vec<Exchange>), String> {
+) -> Result<(SignedCheckpoint, Vec<Exchange>), CheckpointError> {
     let now = now_ms();
     let e = |e: StoreError| e.to_string();
     let leaves = log_leaves(node, &line).map_err(e)?;
@@ -370,7 +394,7 @@ pub(crate) async fn run_checkpoints(
 /// begin with the entries that checkpoint covered. A store changed behind the node's back (an
 /// entry altered, removed or reordered) fails, raises a `tamper` alarm, and no checkpoint is
 /// signed over it.
-async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<(), String> {
+async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<(), CheckpointError> {
     let latest = node
         .store
         .checkpoints(&line, Some(node.member.as_str()))
@@ -395,7 +419,7 @@ async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Resul
     tracing::error!(line = %line, reason = %reason, "tamper: the stored log changed");
     let batch = WriteBatch { alarms: vec![b.alarm], evidence: vec![b.evidence], ..WriteBatch::default() };
     let _ = commit_findings(node, batch).await;
-    Err(reason)
+    Err(CheckpointError::Tamper(reason))
 }
 
 /// Commits alarms, evidence and checkpoints found along the way (nothing when the batch is
@@ -414,7 +438,7 @@ async fn commit_findings(node: &NodeState, batch: WriteBatch) -> Result<(), Stor
 
 /// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
 async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<SignedCheckpoint, String> {
-    check_own_log(node, line, leaves).await?;
+    check_own_log(node, line, leaves).await.map_err(|e| e.to_string())?;
     let cp = node
         .core()
         .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), now_ms())

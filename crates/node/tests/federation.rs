@@ -286,7 +286,7 @@ async fn lines_at(net: &Net, code: &str) -> Vec<Value> {
 }
 
 fn rejected(v: &Verdict, needle: &str) -> bool {
-    matches!(v, Verdict::Rejected { reason } if reason.contains(needle))
+    matches!(v, Verdict::Rejected { reason, .. } if reason.contains(needle))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

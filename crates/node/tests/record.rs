@@ -47,7 +47,7 @@ async fn offer(net: &Net, bytes: &[u8]) -> Verdict {
 
 fn reason(v: &Verdict) -> String {
     match v {
-        Verdict::Rejected { reason } => reason.clone(),
+        Verdict::Rejected { reason, .. } => reason.clone(),
         other => panic!("not refused: {other:?}"),
     }
 }

@@ -48,6 +48,109 @@ pub fn decode_batch(bytes: &[u8], len_max: usize, envelope_bytes_max: usize) -> 
     Ok(out)
 }
 
+/// Why a receiving node refused or deferred an envelope: a code a node acts on, beside the reason
+/// in words for operators. Codes are part of the batch reply's version; a code this node does not
+/// know (a newer peer's) reads as [`RefusalCode::Unknown`], and so does a verdict without one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The envelope, its content or its payload cannot be decoded.
+    Malformed,
+    /// The envelope's sender is not the member whose connection carried it.
+    Relayed,
+    /// The sender is not in the roster.
+    NotInRoster,
+    /// A signature does not verify with the sender's roster key.
+    BadSignature,
+    /// The envelope's content type is not one lines carry.
+    UnsupportedContent,
+    /// A line set-up (or the Welcome it carries) is refused.
+    BadLineSetup,
+    /// The receiver holds the most lines it may.
+    LinesFull,
+    /// The line is not known at the receiver yet.
+    UnknownLine,
+    /// The receiver is not on the line.
+    RecipientNotOnLine,
+    /// The receiver was taken off the line; the Welcome that adds it again has not arrived.
+    AwaitingWelcome,
+    /// The receiver cannot take the line's set-up again yet.
+    NotReady,
+    /// The sender is not a member of the line at the envelope's epoch.
+    NotMember,
+    /// The envelope is from an epoch the receiver has not reached; it may be held until the
+    /// commit arrives.
+    EpochAhead,
+    /// As [`RefusalCode::EpochAhead`], and the receiver holds the most envelopes it may for the
+    /// line (`held_envelopes_max`).
+    HeldFull,
+    /// A proposal crossed by the home member's commit.
+    Outdated,
+    /// A proposal the group refuses.
+    BadProposal,
+    /// A commit names a proposal that has not arrived yet.
+    MissingProposal,
+    /// The receiver cannot decrypt the envelope: it raises an alarm, and so does the sender.
+    Undecryptable,
+    /// The MLS sender is not the envelope's sender.
+    SenderMismatch,
+    /// The sequence number is out of order or too far ahead.
+    Sequence,
+    /// The content breaks a rule of its kind (a message, a receipt, a decision, a translation).
+    ContentRefused,
+    /// Another envelope holds the same line, sender and sequence number.
+    Conflict,
+    /// The envelope contradicts the sender's chain as stored, under its signature: kept as
+    /// evidence.
+    Tamper,
+    /// What the envelope answers does not match what the receiver stores (a receipt's message).
+    Mismatch,
+    /// The same envelope is being committed; its verdict comes with its copy's.
+    BeingCommitted,
+    /// The receiver cannot read its store.
+    StoreUnavailable,
+    /// The receiver did not decide (it answers this only if a commit returned too few outcomes).
+    Undecided,
+    /// A code this node does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl RefusalCode {
+    /// Every code, in the order of the enum.
+    pub const ALL: [RefusalCode; 28] = [
+        RefusalCode::Malformed,
+        RefusalCode::Relayed,
+        RefusalCode::NotInRoster,
+        RefusalCode::BadSignature,
+        RefusalCode::UnsupportedContent,
+        RefusalCode::BadLineSetup,
+        RefusalCode::LinesFull,
+        RefusalCode::UnknownLine,
+        RefusalCode::RecipientNotOnLine,
+        RefusalCode::AwaitingWelcome,
+        RefusalCode::NotReady,
+        RefusalCode::NotMember,
+        RefusalCode::EpochAhead,
+        RefusalCode::HeldFull,
+        RefusalCode::Outdated,
+        RefusalCode::BadProposal,
+        RefusalCode::MissingProposal,
+        RefusalCode::Undecryptable,
+        RefusalCode::SenderMismatch,
+        RefusalCode::Sequence,
+        RefusalCode::ContentRefused,
+        RefusalCode::Conflict,
+        RefusalCode::Tamper,
+        RefusalCode::Mismatch,
+        RefusalCode::BeingCommitted,
+        RefusalCode::StoreUnavailable,
+        RefusalCode::Undecided,
+        RefusalCode::Unknown,
+    ];
+}
+
 /// What a receiving node did with one envelope of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -57,9 +160,17 @@ pub enum Verdict {
     /// The same envelope was committed before; nothing changed.
     Duplicate,
     /// Refused for good; the sender must not retry it.
-    Rejected { reason: String },
+    Rejected {
+        #[serde(default)]
+        code: RefusalCode,
+        reason: String,
+    },
     /// Not accepted now (for example, the line is not known here yet); retry later.
-    Deferred { reason: String },
+    Deferred {
+        #[serde(default)]
+        code: RefusalCode,
+        reason: String,
+    },
 }
 
 /// The JSON answer to a batch.
@@ -78,6 +189,26 @@ impl BatchReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_code_round_trips_and_an_unknown_one_reads_as_unknown() {
+        let mut names = std::collections::HashSet::new();
+        for code in RefusalCode::ALL {
+            let rejected = Verdict::Rejected { code, reason: format!("{code:?}") };
+            let json = serde_json::to_string(&BatchReply::new(vec![rejected.clone()])).unwrap();
+            let back: BatchReply = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.verdicts, vec![rejected], "{json}");
+            let name = serde_json::to_string(&code).unwrap();
+            assert!(names.insert(name.clone()), "{name} is the name of two codes");
+        }
+        assert_eq!(names.len(), RefusalCode::ALL.len());
+        let newer = r#"{"version":1,"verdicts":[{"status":"deferred","code":"some_later_code","reason":"r"}]}"#;
+        let reply: BatchReply = serde_json::from_str(newer).unwrap();
+        assert_eq!(reply.verdicts, vec![Verdict::Deferred { code: RefusalCode::Unknown, reason: "r".into() }]);
+        let older = r#"{"version":1,"verdicts":[{"status":"rejected","reason":"r"}]}"#;
+        let reply: BatchReply = serde_json::from_str(older).unwrap();
+        assert_eq!(reply.verdicts, vec![Verdict::Rejected { code: RefusalCode::Unknown, reason: "r".into() }]);
+    }
 
     #[test]
     fn round_trip_and_limits() {
