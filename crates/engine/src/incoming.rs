@@ -66,6 +66,12 @@ pub struct Answered {
     pub release: Vec<LineId>,
 }
 
+/// The verdict on an envelope that could not be decided because the store could not be read.
+fn unreadable(err: &adi_store::StoreError) -> Verdict {
+    tracing::error!(error = %err, "cannot read the store");
+    Verdict::Deferred { code: RefusalCode::StoreUnavailable, reason: "the node cannot read its store".into() }
+}
+
 impl Engine {
     /// Splits a batch body into its envelopes, within this node's limits.
     pub fn split<'a>(&self, body: &'a [u8]) -> Result<Vec<&'a [u8]>, BatchRefusal> {
@@ -98,11 +104,7 @@ impl Engine {
                 let stored = match store.envelope_at(&b.line, &b.sender, b.seq) {
                     Ok(h) => h,
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred {
-                            code: RefusalCode::StoreUnavailable,
-                            reason: "the node cannot read its store".into(),
-                        }));
+                        verdicts.push(Some(unreadable(&err)));
                         continue;
                     }
                 };
@@ -125,11 +127,7 @@ impl Engine {
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot read the store");
-                        verdicts.push(Some(Verdict::Deferred {
-                            code: RefusalCode::StoreUnavailable,
-                            reason: "the node cannot read its store".into(),
-                        }));
+                        verdicts.push(Some(unreadable(&err)));
                         continue;
                     }
                 }
