@@ -1063,14 +1063,10 @@ impl Hotline {
         // Membership is judged at the envelope's epoch: a member removed since may have sent it
         // from an earlier epoch while on the line (MLS reads it only if its sender was a member
         // at that epoch), and a member added by a commit not read here yet sends from that
-        // commit's epoch (held below until the commit arrives).
-        //
-        // A member taken off the line before this node last started, and never read here, is
-        // not among the members this node remembers: the group of the envelope's epoch decides.
-        // It reads the envelope only if its sender was a member at that epoch; anything it
-        // refuses is refused as from a non-member, without an alarm.
-        let unproven = !line.has_member(&sender) && !self.known.contains(&(line.id, sender.clone()));
-        if !line.has_member(&sender) && body.epoch == current {
+        // commit's epoch (held below until the commit arrives). The members this node has known
+        // on the line survive its restarts (`Restored::known`).
+        let was_member = self.known.contains(&(line.id, sender.clone()));
+        if !line.has_member(&sender) && (body.epoch == current || (body.epoch < current && !was_member)) {
             return Err(Refusal::reject(
                 RefusalCode::NotMember,
                 format!("{sender} is not a member of line {}", line.id),
@@ -1098,12 +1094,6 @@ impl Hotline {
         let processed =
             match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
                 Ok(p) => p,
-                Err(_) if unproven => {
-                    return Err(Refusal::reject(
-                        RefusalCode::NotMember,
-                        format!("{sender} is not a member of line {}", line.id),
-                    ));
-                }
                 // A member's key update that crossed the home member's commit is outdated, not
                 // undecryptable: it is refused without an alarm, and its member proposes again
                 // when the commit reaches it.
@@ -1138,11 +1128,7 @@ impl Hotline {
                 }
             };
         let plaintext = match processed {
-            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => {
-                // The group of the envelope's epoch holds its sender: it was on the line then.
-                self.known.insert((line.id, sender.clone()));
-                plaintext
-            }
+            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => plaintext,
             Processed::Application { sender: author, .. } => {
                 return Err(Refusal::reject(
                     RefusalCode::SenderMismatch,

@@ -10,21 +10,13 @@
 
 use std::collections::HashMap;
 
-use adi_core::{Content, MemberCode, WriteBatch};
+use adi_core::{Content, Limits, MemberCode, WriteBatch};
 use adi_store::{Outcome, Store};
 use adi_wire::batch::{decode_batch, RefusalCode, Verdict};
+use adi_wire::codec::DecodeError;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 use crate::{Engine, EngineError, Place};
-
-/// Why a batch was refused as a whole.
-#[derive(Debug)]
-pub enum BatchRefusal {
-    /// The body is not a batch within this node's limits: the sender should split it or drop it.
-    Malformed(String),
-    /// The engine could not decide (a read of the store or the core failed): try again later.
-    Unavailable(EngineError),
-}
 
 /// A decided batch: what to commit, and what to answer once the commit is known.
 pub struct Received {
@@ -72,14 +64,14 @@ fn unreadable(err: &adi_store::StoreError) -> Verdict {
     Verdict::Deferred { code: RefusalCode::StoreUnavailable, reason: "the node cannot read its store".into() }
 }
 
-impl Engine {
-    /// Splits a batch body into its envelopes, within this node's limits.
-    pub fn split<'a>(&self, body: &'a [u8]) -> Result<Vec<&'a [u8]>, BatchRefusal> {
-        let limits = self.core_limits();
-        decode_batch(body, limits.batch_len_max, limits.envelope_bytes_max)
-            .map_err(|e| BatchRefusal::Malformed(e.to_string()))
-    }
+/// Splits a batch body into its envelopes, within the core's limits; needs no engine, so that a
+/// driver refuses a malformed batch (as a whole: the sender splits it or drops it) without taking
+/// the engine's lock.
+pub fn split<'a>(limits: &Limits, body: &'a [u8]) -> Result<Vec<&'a [u8]>, DecodeError> {
+    decode_batch(body, limits.batch_len_max, limits.envelope_bytes_max)
+}
 
+impl Engine {
     /// Decides each envelope `peer` sent (the member its connection authenticated). The driver
     /// commits [`Received::write`] before any later write, then calls [`Engine::answer`].
     pub fn receive(
@@ -88,7 +80,7 @@ impl Engine {
         peer: &MemberCode,
         envelopes: &[&[u8]],
         now_ms: u64,
-    ) -> Result<Received, BatchRefusal> {
+    ) -> Result<Received, EngineError> {
         let limits = self.core_limits().clone();
         let held_max = self.limits.held_envelopes_max;
         let generation = self.generation;
@@ -109,7 +101,7 @@ impl Engine {
                     }
                 };
                 // Being stored: by this batch, or by another one whose commit is not back yet.
-                let in_batch = batch.records.iter().find(|r| r.envelope.hash() == e.hash()).map(|r| r.envelope.hash());
+                let in_batch = batch.records.iter().any(|r| r.envelope.hash() == e.hash()).then(|| e.hash());
                 let pending = in_batch.or_else(|| self.in_flight.get(&place).map(|(h, _)| *h));
                 let known = stored.map(|h| (h, true)).or_else(|| pending.map(|h| (h, false)));
                 let chain = if known.is_some_and(|(h, committed)| h == e.hash() || !committed) {
@@ -204,7 +196,7 @@ impl Engine {
         let commits: Vec<LineId> =
             batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
         let hashes: Vec<EnvelopeHash> = batch.records.iter().map(|r| r.envelope.hash()).collect();
-        let batch = self.seal(batch).map_err(BatchRefusal::Unavailable)?;
+        let batch = self.seal(batch)?;
         // Only what the core accepted is being stored; a refused envelope may come again.
         places.retain(|(_, h)| hashes.contains(h));
         let places: Vec<Place> = places

@@ -9,7 +9,7 @@
 //! state through the [`Store`] trait's synchronous reads; it never waits for a write. Each driver
 //! commits what it is handed, in the order it was handed, and feeds the outcome back:
 //!
-//! - a batch from a peer: [`Engine::split`], then [`Engine::receive`] gives the write and an
+//! - a batch from a peer: [`split`], then [`Engine::receive`] gives the write and an
 //!   [`Answer`]; once the write is committed, [`Engine::answer`] gives the verdicts
 //!   ([`incoming`]);
 //! - held envelopes: [`Engine::release_held`] and [`Engine::released`] ([`held`]);
@@ -36,7 +36,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 pub use held::Release;
-pub use incoming::{Answer, BatchRefusal, Received};
+pub use incoming::{split, Answer, Received};
 pub use link::{LinkState, Settled};
 
 /// The engine's named limits, with the node's defaults.
@@ -74,11 +74,10 @@ pub struct Bugs {
 }
 
 impl Bugs {
-    /// Reads the switch from the environment variable `ADI_ENGINE_BUG` (`ack_before_commit`);
-    /// anything else, or nothing, leaves every fault off.
-    pub fn from_env() -> Bugs {
-        let named = std::env::var("ADI_ENGINE_BUG").unwrap_or_default();
-        Bugs { ack_before_commit: named.split(',').any(|b| b.trim() == "ack_before_commit") }
+    /// The faults named in a comma-separated list (`ack_before_commit`); any other name is
+    /// ignored.
+    pub fn named(list: &str) -> Bugs {
+        Bugs { ack_before_commit: list.split(',').any(|b| b.trim() == "ack_before_commit") }
     }
 
     pub fn any(&self) -> bool {

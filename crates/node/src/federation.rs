@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adi_core::{MemberCode, WriteBatch};
-use adi_engine::{BatchRefusal, LinkState, Received};
+use adi_engine::{LinkState, Received};
 use adi_wire::batch::{encode_batch, BatchReply, Verdict};
 use adi_wire::LineId;
 use axum::body::Bytes;
@@ -75,15 +75,11 @@ async fn receive_batch(
             return ApiError::from_body_rejection(e).into_response();
         }
     };
-    let envelopes = match node.engine().split(&body) {
+    let envelopes = match adi_engine::split(&node.limits, &body) {
         Ok(e) => e,
-        Err(BatchRefusal::Malformed(why)) => {
-            tracing::warn!(peer = %peer, error = %why, "malformed batch refused");
-            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", why).into_response();
-        }
-        Err(BatchRefusal::Unavailable(e)) => {
-            tracing::error!(error = %e, "cannot decide a batch");
-            return ApiError::unavailable().into_response();
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e, "malformed batch refused");
+            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
         }
     };
     // A peer answered 503 keeps the batch queued and tries again later.
@@ -95,7 +91,7 @@ async fn receive_batch(
         let received = match engine.receive(node.store.as_ref(), &peer, &envelopes, now_ms()) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = ?e, "cannot decide a batch");
+                tracing::error!(error = %e, "cannot decide a batch");
                 return ApiError::unavailable().into_response();
             }
         };

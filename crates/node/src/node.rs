@@ -377,7 +377,8 @@ impl Node {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         let seed = CoreSeed::of(&config);
         let (core, used_key_packages) = load_core(&seed, &store)?;
-        let bugs = Bugs::from_env();
+        // Faults built in on purpose, for the tests that show they are caught; never in service.
+        let bugs = Bugs::named(&std::env::var("ADI_ENGINE_BUG").unwrap_or_default());
         let engine = Engine::new(
             core,
             used_key_packages,

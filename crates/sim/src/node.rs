@@ -169,7 +169,7 @@ impl SimNode {
         let me = self.code.clone();
         let Some(up) = self.up.as_mut() else { return Handled::Crashed { early: None } };
         // A malformed batch is refused as a whole (the node answers 400): no verdicts.
-        let Ok(envelopes) = up.engine.split(body) else {
+        let Ok(envelopes) = adi_engine::split(up.engine.core_limits(), body) else {
             return Handled::Answered { verdicts: Vec::new(), inserted: Vec::new(), early: false };
         };
         let Ok(Received { write, answer }) = up.engine.receive(&up.store, peer, &envelopes, now) else {

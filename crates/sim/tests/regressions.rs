@@ -12,7 +12,7 @@ const SEEDS: &[(u64, &str)] = &[
     (
         2,
         "RU's message from an epoch when RU was on the line never reached TL: TL, started again after RU \
-         was taken off, refused RU as not a member without asking the group of that epoch",
+         was taken off, remembered only the line's current members and refused RU as not a member",
     ),
 ];
 

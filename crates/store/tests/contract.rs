@@ -442,6 +442,32 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
     );
 }
 
+/// Every member a line has had comes back at load, also one taken off the line since and never
+/// heard from: a message it sent while on the line, or a decision naming it a party then, may
+/// still arrive after a restart.
+fn members_taken_off_are_remembered<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
+    let (place, store) = fresh();
+    let conf = line_id(5);
+    let mut ph = fixtures::hotline("PH");
+    let mut vn = fixtures::hotline("VN");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut vn, &mut cn], T0, conf, "ADMM-Plus");
+    let removal = ph.remove_member(T0 + 1, conf, &code("CN")).expect("PH takes CN off its line");
+    assert_eq!(commit(&store, &[&setup, &removal]), inserted(2));
+    drop(store);
+
+    let store = reopen(&place);
+    let loaded = store.load(&code("PH")).unwrap();
+    assert_eq!(
+        loaded.lines.iter().find(|l| l.id == conf).map(|l| l.members.clone()),
+        Some(vec![code("PH"), code("VN")])
+    );
+    let mut known: Vec<(LineId, String)> = loaded.known.iter().map(|(l, m)| (*l, m.to_string())).collect();
+    known.sort();
+    let expected: Vec<(LineId, String)> = ["CN", "PH", "VN"].iter().map(|m| (conf, m.to_string())).collect();
+    assert_eq!(known, expected, "CN, taken off the line, is still known on it");
+}
+
 /// A line lists each sender's messages in sequence order whatever the order of arrival, and a
 /// sender's clock stepping back does not reorder them; the inbox lists by precedence.
 fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
@@ -600,6 +626,11 @@ fn sqlite_outbox_order_and_settlement() {
 #[test]
 fn sqlite_durable_across_reopen() {
     durable_across_reopen(sqlite, sqlite_reopen);
+}
+
+#[test]
+fn sqlite_members_taken_off_are_remembered() {
+    members_taken_off_are_remembered(sqlite, sqlite_reopen);
 }
 
 #[test]
