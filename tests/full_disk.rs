@@ -18,9 +18,7 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +27,7 @@ use adi_node::client::Client;
 use adi_node::config::ConfigFile;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{check_exactly_once_in_order_both_ways, eventually, wait_healthy, Procs};
+use support::{check_exactly_once_in_order_both_ways, eventually, move_database, wait_healthy, Filler, Mount, Procs};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// How often each node's operators send.
@@ -107,21 +105,9 @@ impl Run {
             let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
             // Retries at most 1 s apart, so that a backlog drains soon after its peer recovers.
             file.limits.retry_delay_ms_max = Some(1_000);
-            if code == "CN" {
-                let from = config.parent().unwrap().join(&file.database);
-                let to = disk.dir.join("node.db");
-                for suffix in ["", "-wal", "-shm"] {
-                    let (from, to) = (with_suffix(&from, suffix), with_suffix(&to, suffix));
-                    if from.exists() {
-                        std::fs::copy(&from, &to).unwrap();
-                        std::fs::remove_file(&from).unwrap();
-                    }
-                }
-                file.database = to.display().to_string();
-            }
             std::fs::write(&config, toml::to_string_pretty(&file).unwrap()).unwrap();
         }
-        let database = disk.dir.join("node.db");
+        let database = move_database(&net, "CN", &disk.dir);
         for code in ["PH", "CN"] {
             net.start(code);
             wait_healthy(&net.member(code).url).await;
@@ -314,12 +300,6 @@ impl Events {
     }
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// One node's operators sending on the line every [`SEND_EVERY`] until stopped: the ids it
 /// accepted (201 Created), and every other answer.
 struct Sender {
@@ -371,128 +351,4 @@ impl Sender {
         }
         self.accepted()
     }
-}
-
-/// Fills the free space of a filesystem with one file, and keeps taking whatever is freed, until
-/// stopped; the file is then removed.
-struct Filler {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Filler {
-    fn start(path: PathBuf) -> Filler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut file = std::fs::File::create(&path).unwrap();
-                let chunk = vec![0u8; 64 * 1024];
-                while !stop.load(Ordering::SeqCst) {
-                    match file.write(&chunk) {
-                        Ok(n) if n == chunk.len() => continue,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {}
-                        Err(e) => panic!("{}: {e}", path.display()),
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                drop(file);
-                std::fs::remove_file(&path).unwrap();
-            })
-        };
-        Filler { stop, thread }
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap();
-    }
-}
-
-/// A filesystem mounted for the test on a folder of its own, unmounted when dropped (lazily if
-/// still busy).
-struct Mount {
-    _place: tempfile::TempDir,
-    dir: PathBuf,
-    /// The ext4 image, for one.
-    image: Option<PathBuf>,
-}
-
-impl Mount {
-    fn tmpfs(size: &str) -> Mount {
-        let place = tempfile::tempdir().unwrap();
-        let dir = place.path().join("disk");
-        std::fs::create_dir(&dir).unwrap();
-        let size = format!("size={size}");
-        run(
-            Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&dir),
-            "this test needs root to mount a tmpfs (mount -t tmpfs)",
-        );
-        Mount { _place: place, dir, image: None }
-    }
-
-    fn ext4() -> Mount {
-        let place = tempfile::tempdir().unwrap();
-        let dir = place.path().join("disk");
-        std::fs::create_dir(&dir).unwrap();
-        let image = place.path().join("disk.ext4");
-        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
-        run(
-            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image),
-            "this test needs mkfs.ext4 (e2fsprogs) to make an ext4 image",
-        );
-        let mount = Mount { _place: place, dir, image: Some(image) };
-        mount.mount_image();
-        mount
-    }
-
-    fn mount_image(&self) {
-        let image = self.image.as_ref().unwrap();
-        run(
-            Command::new("mount").args(["-o", "loop,errors=remount-ro"]).arg(image).arg(&self.dir),
-            "this test needs root and a loop device to mount an ext4 image",
-        );
-    }
-
-    /// The block device under the mount, as `/sys/fs/ext4` names it (`loop0`).
-    fn device(&self) -> String {
-        let out = Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(&self.dir).output().unwrap();
-        let source = String::from_utf8(out.stdout).unwrap();
-        source.trim().rsplit('/').next().unwrap().to_string()
-    }
-
-    /// Unmounts the image once nothing holds it open, checks it and mounts it again, read-write.
-    async fn repair(&self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let out = Command::new("umount").arg(&self.dir).output().unwrap();
-            if out.status.success() {
-                break;
-            }
-            let why = String::from_utf8_lossy(&out.stderr);
-            assert!(Instant::now() < deadline, "cannot unmount {}: {why}", self.dir.display());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let image = self.image.as_ref().unwrap();
-        let status = Command::new("e2fsck").args(["-f", "-y"]).arg(image).output().unwrap().status;
-        // 0: clean; 1 and 2: errors corrected.
-        assert!(status.code().is_some_and(|c| c <= 2), "e2fsck: {status}");
-        self.mount_image();
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
-/// Runs a command that must succeed; `needs` says what it takes when it does not.
-fn run(command: &mut Command, needs: &str) {
-    let out = command.output().unwrap_or_else(|e| panic!("{needs}: {command:?}: {e}"));
-    assert!(out.status.success(), "{needs}: {command:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
 }

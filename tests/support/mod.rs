@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adi_node::client::Client;
@@ -26,9 +29,15 @@ impl Drop for Proc {
 
 /// Starts `adi serve` with a config, its log (at `level`) appended to a file.
 pub fn serve(config: &str, log: &Path, level: &str) -> Proc {
+    serve_with_env(config, log, level, &[])
+}
+
+/// As [`serve`], with more environment variables.
+pub fn serve_with_env(config: &str, log: &Path, level: &str, env: &[(&str, &str)]) -> Proc {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_adi"))
         .args(["serve", "--config", config])
+        .envs(env.iter().copied())
         .env("RUST_LOG", level)
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -163,9 +172,14 @@ impl Procs {
 
     /// Starts a member's node (logging at `info`) without waiting for it.
     pub fn start(&mut self, code: &str) {
+        self.start_with_env(code, &[]);
+    }
+
+    /// As [`Procs::start`], with more environment variables.
+    pub fn start_with_env(&mut self, code: &str, env: &[(&str, &str)]) {
         let i = self.index(code);
         assert!(self.procs[i].is_none(), "{code} is running");
-        self.procs[i] = Some(serve(&self.members[i].config, &self.log(code), "info"));
+        self.procs[i] = Some(serve_with_env(&self.members[i].config, &self.log(code), "info", env));
     }
 
     /// SIGKILLs a member's node.
@@ -260,4 +274,153 @@ pub fn reroute(procs: &Procs, at: &str, member: &str, addr: &str) {
 /// The first federation endpoint of `member` in `at`'s roster.
 pub fn endpoint_of(procs: &Procs, at: &str, member: &str) -> String {
     adi_node::relay::endpoint_of(std::path::Path::new(&procs.member(at).config), member).unwrap()
+}
+
+/// Moves a member's database (with its write-ahead log) into `dir`, as `node.db`, and points its
+/// configuration there; returns the new path. The node must not be running.
+pub fn move_database(procs: &Procs, code: &str, dir: &Path) -> PathBuf {
+    let config = PathBuf::from(&procs.member(code).config);
+    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let from = config.parent().unwrap().join(&file.database);
+    let to = dir.join("node.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let (from, to) = (with_suffix(&from, suffix), with_suffix(&to, suffix));
+        if from.exists() {
+            std::fs::copy(&from, &to).unwrap();
+            std::fs::remove_file(&from).unwrap();
+        }
+    }
+    file.database = to.display().to_string();
+    std::fs::write(&config, toml::to_string_pretty(&file).unwrap()).unwrap();
+    to
+}
+
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Fills the free space of a filesystem with one file, and keeps taking whatever is freed, until
+/// stopped; the file is then removed.
+pub struct Filler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Filler {
+    pub fn start(path: PathBuf) -> Filler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::File::create(&path).unwrap();
+                let chunk = vec![0u8; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    match file.write(&chunk) {
+                        Ok(n) if n == chunk.len() => continue,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {}
+                        Err(e) => panic!("{}: {e}", path.display()),
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                drop(file);
+                std::fs::remove_file(&path).unwrap();
+            })
+        };
+        Filler { stop, thread }
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+    }
+}
+
+/// A filesystem mounted for the test on a folder of its own, unmounted when dropped (lazily if
+/// still busy).
+pub struct Mount {
+    _place: tempfile::TempDir,
+    pub dir: PathBuf,
+    /// The ext4 image, for one.
+    image: Option<PathBuf>,
+}
+
+impl Mount {
+    pub fn tmpfs(size: &str) -> Mount {
+        let place = tempfile::tempdir().unwrap();
+        let dir = place.path().join("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let size = format!("size={size}");
+        run_needing(
+            Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(&dir),
+            "this test needs root to mount a tmpfs (mount -t tmpfs)",
+        );
+        Mount { _place: place, dir, image: None }
+    }
+
+    pub fn ext4() -> Mount {
+        let place = tempfile::tempdir().unwrap();
+        let dir = place.path().join("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let image = place.path().join("disk.ext4");
+        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        run_needing(
+            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image),
+            "this test needs mkfs.ext4 (e2fsprogs) to make an ext4 image",
+        );
+        let mount = Mount { _place: place, dir, image: Some(image) };
+        mount.mount_image();
+        mount
+    }
+
+    fn mount_image(&self) {
+        let image = self.image.as_ref().unwrap();
+        run_needing(
+            Command::new("mount").args(["-o", "loop,errors=remount-ro"]).arg(image).arg(&self.dir),
+            "this test needs root and a loop device to mount an ext4 image",
+        );
+    }
+
+    /// The block device under the mount, as `/sys/fs/ext4` names it (`loop0`).
+    pub fn device(&self) -> String {
+        let out = Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(&self.dir).output().unwrap();
+        let source = String::from_utf8(out.stdout).unwrap();
+        source.trim().rsplit('/').next().unwrap().to_string()
+    }
+
+    /// Unmounts the image once nothing holds it open, checks it and mounts it again, read-write.
+    pub async fn repair(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("umount").arg(&self.dir).output().unwrap();
+            if out.status.success() {
+                break;
+            }
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(Instant::now() < deadline, "cannot unmount {}: {why}", self.dir.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let image = self.image.as_ref().unwrap();
+        let status = Command::new("e2fsck").args(["-f", "-y"]).arg(image).output().unwrap().status;
+        // 0: clean; 1 and 2: errors corrected.
+        assert!(status.code().is_some_and(|c| c <= 2), "e2fsck: {status}");
+        self.mount_image();
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Runs a command that must succeed; `needs` says what it takes when it does not.
+pub fn run_needing(command: &mut Command, needs: &str) {
+    let out = command.output().unwrap_or_else(|e| panic!("{needs}: {command:?}: {e}"));
+    assert!(out.status.success(), "{needs}: {command:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
 }
