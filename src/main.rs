@@ -641,10 +641,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     return;
                 }
                 out!(
-                    "{:<6}  {:<12}  {:>8}  {:>10}  {:>5}  {:>13}  error",
+                    "{:<6}  {:<12}  {:>8}  {:>9}  {:>10}  {:>5}  {:>13}  error",
                     "member",
                     "state",
                     "last RTT",
+                    "clock",
                     "last ok",
                     "queue",
                     "oldest queued"
@@ -652,13 +653,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let now = now_ms();
                 for l in links {
                     let rtt = l.get("last_rtt_ms").and_then(Value::as_u64).map(|r| format!("{r} ms"));
+                    // The peer's clock against this node's, as the last link test measured it.
+                    let clock = l.get("clock_offset_ms").and_then(Value::as_i64).map(|o| format!("{o:+} ms"));
                     let oldest =
                         l.get("oldest_queued_age_ms").and_then(Value::as_u64).map(|a| format!("{} s", a / 1000));
                     out!(
-                        "{:<6}  {:<12}  {:>8}  {:>10}  {:>5}  {:>13}  {}",
+                        "{:<6}  {:<12}  {:>8}  {:>9}  {:>10}  {:>5}  {:>13}  {}",
                         s(l, "member"),
                         s(l, "state"),
                         rtt.as_deref().unwrap_or("-"),
+                        clock.as_deref().unwrap_or("-"),
                         age(now, l.get("last_ok_ms")),
                         l.get("queue_len").and_then(Value::as_u64).unwrap_or(0),
                         oldest.as_deref().unwrap_or("-"),

@@ -50,6 +50,9 @@ pub struct DisciplineConfig {
     pub key_update_interval_s: u64,
     /// After how many envelopes sealed on a line a member refreshes its keys there.
     pub key_update_messages: u64,
+    /// How far a peer's clock may be from this node's, as link tests measure it, before a
+    /// `clock` alarm is raised.
+    pub clock_offset_ms_max: u64,
 }
 
 impl Default for DisciplineConfig {
@@ -61,6 +64,7 @@ impl Default for DisciplineConfig {
             link_test_interval_s: 3_600,
             key_update_interval_s: 86_400,
             key_update_messages: 1_000,
+            clock_offset_ms_max: 5_000,
         }
     }
 }
@@ -82,6 +86,9 @@ pub enum AlarmKind {
     /// This node's database cannot be written (its disk is full, it is read-only, its I/O
     /// fails): the node refuses writes until it can commit again. Raised by the runtime only.
     Storage,
+    /// A peer's clock is further from this node's than `clock_offset_ms_max`, as a link test
+    /// measured it; or this node's own clock stepped while it ran (raised by the runtime).
+    Clock,
 }
 
 impl AlarmKind {
@@ -93,6 +100,7 @@ impl AlarmKind {
             AlarmKind::Undecryptable => "undecryptable",
             AlarmKind::Tamper => "tamper",
             AlarmKind::Storage => "storage",
+            AlarmKind::Clock => "clock",
         }
     }
 
@@ -104,6 +112,7 @@ impl AlarmKind {
             "undecryptable" => Some(AlarmKind::Undecryptable),
             "tamper" => Some(AlarmKind::Tamper),
             "storage" => Some(AlarmKind::Storage),
+            "clock" => Some(AlarmKind::Clock),
             _ => None,
         }
     }
@@ -169,7 +178,12 @@ pub struct LinkHealth {
     pub outstanding: Option<(EnvelopeHash, u64)>,
     pub last_ok_ms: Option<u64>,
     pub last_rtt_ms: Option<u64>,
+    /// The peer's clock minus this node's, as the last answered test measured it (within half
+    /// its round trip).
+    pub offset_ms: Option<i64>,
     pub alarmed: bool,
+    /// Whether the `clock` alarm about this peer is open.
+    pub clock_alarmed: bool,
     pub next_test_ms: u64,
 }
 
@@ -178,9 +192,11 @@ pub struct LinkHealth {
 pub enum LinkState {
     /// The last test was answered and none is overdue.
     Healthy,
-    /// A test has waited more than half the interval.
+    /// A test has waited more than half the interval, or the last answer is older than two
+    /// intervals (tests are not being sent or answered).
     Late,
-    /// A test went unanswered for the whole interval.
+    /// A test went unanswered for the whole interval, or the last answer is older than three
+    /// intervals.
     Failing,
     /// No test has been answered yet.
     NeverTested,
@@ -209,10 +225,12 @@ impl LinkHealth {
                 return LinkState::Late;
             }
         }
-        if self.last_ok_ms.is_some() {
-            LinkState::Healthy
-        } else {
-            LinkState::NeverTested
+        match self.last_ok_ms.map(|ok| now_ms.saturating_sub(ok)) {
+            // However the link's tests stopped, an old success is not a healthy link.
+            Some(age) if interval_ms > 0 && age > 3 * interval_ms => LinkState::Failing,
+            Some(age) if interval_ms > 0 && age > 2 * interval_ms => LinkState::Late,
+            Some(_) => LinkState::Healthy,
+            None => LinkState::NeverTested,
         }
     }
 }

@@ -247,6 +247,49 @@ pub struct Hotline {
 /// whether a key update may leave a silent member behind: commits already in flight.
 const EPOCH_MARGIN: u64 = 2;
 
+/// Measures a peer's clock from its answer to a link test, signed at `signed_ms` on its clock,
+/// against the middle of the test's round trip on this node's clock, and raises the `clock`
+/// alarm when the two are further apart than `offset_max` even allowing for half the round trip;
+/// clears it once they are within `offset_max` again.
+fn clock_check(
+    l: &mut LinkHealth,
+    signed_ms: u64,
+    sent_ms: u64,
+    rtt_ms: u64,
+    offset_max: u64,
+    now_ms: u64,
+) -> Option<AlarmChange> {
+    let middle = sent_ms.saturating_add(rtt_ms / 2);
+    let offset = signed_ms as i64 - middle as i64;
+    l.offset_ms = Some(offset);
+    let off = offset.unsigned_abs();
+    let way = if offset > 0 { "ahead of" } else { "behind" };
+    let op = if !l.clock_alarmed && off > offset_max.saturating_add(rtt_ms / 2) {
+        AlarmOp::Raise
+    } else if l.clock_alarmed && off <= offset_max {
+        AlarmOp::Clear
+    } else {
+        return None;
+    };
+    l.clock_alarmed = op == AlarmOp::Raise;
+    let detail = format!(
+        "{}'s clock is {} {way} this node's (a link test, within {} ms; the bound is clock_offset_ms_max = {offset_max})",
+        l.peer,
+        human_ms(off),
+        rtt_ms / 2
+    );
+    Some(AlarmChange {
+        kind: AlarmKind::Clock,
+        op,
+        line: l.line,
+        member: l.peer.clone(),
+        message: None,
+        at_ms: now_ms,
+        detail,
+        addressed_to: Vec::new(),
+    })
+}
+
 /// The roster's signing keys, as MLS checks credentials against them.
 fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
@@ -391,6 +434,8 @@ impl Hotline {
                         outstanding: None,
                         last_ok_ms: None,
                         last_rtt_ms: None,
+                        offset_ms: None,
+                        clock_alarmed: false,
                         alarmed: false,
                         next_test_ms: now_ms,
                     },
@@ -1283,14 +1328,15 @@ impl Hotline {
         let mut out = Vec::new();
         match &record.content {
             Content::Message(m) if m.has_deadline() => {
+                // Judged from when this node received the message, on its own clock: the sender's
+                // claimed time may be hours off, by fault or by design.
                 let deadline_s = m.deadline_s.unwrap_or(0);
-                let created = record.envelope.body().created_ms;
                 let p = PendingAck {
                     line: line.id,
                     message: record.envelope.hash(),
                     member: self.config.me.clone(),
                     side: Side::Recipient,
-                    due_ms: created.saturating_add(deadline_s.saturating_mul(1000)),
+                    due_ms: now_ms.saturating_add(deadline_s.saturating_mul(1000)),
                     precedence: m.precedence,
                     subject: m.subject.clone(),
                     alarmed: false,
@@ -1308,7 +1354,8 @@ impl Hotline {
             Content::Message(m) => Some((ReceiptKind::Decrypted, m.precedence.priority())),
             Content::LinkTest => Some((ReceiptKind::LinkTestAnswer, PRIORITY_CONTROL)),
             Content::Receipt(r) => {
-                record.alarms = self.on_receipt(now_ms, &sender, r);
+                let signed_ms = record.envelope.body().created_ms;
+                record.alarms = self.on_receipt(now_ms, &sender, r, signed_ms);
                 None
             }
             _ => None,
@@ -1327,8 +1374,10 @@ impl Hotline {
         Ok(out)
     }
 
-    /// What a receipt from `from` settles here: an awaited acknowledgement or a link test.
-    fn on_receipt(&mut self, now_ms: u64, from: &MemberCode, r: &Receipt) -> Vec<AlarmChange> {
+    /// What a receipt from `from`, signed at `signed_ms` on its clock, settles here: an awaited
+    /// acknowledgement or a link test.
+    fn on_receipt(&mut self, now_ms: u64, from: &MemberCode, r: &Receipt, signed_ms: u64) -> Vec<AlarmChange> {
+        let offset_max = self.config.discipline.clock_offset_ms_max;
         let mut alarms = Vec::new();
         if r.kind.settles() {
             if let Some((p, _)) = self.pending.remove(&(r.answers.hash, from.clone())) {
@@ -1348,9 +1397,11 @@ impl Hotline {
                 .find(|l| l.peer == *from && l.outstanding.is_some_and(|o| o.0 == r.answers.hash));
             if let Some(l) = line {
                 let sent = l.outstanding.map(|o| o.1).unwrap_or(now_ms);
+                let rtt = now_ms.saturating_sub(sent);
                 l.outstanding = None;
                 l.last_ok_ms = Some(now_ms);
-                l.last_rtt_ms = Some(now_ms.saturating_sub(sent));
+                l.last_rtt_ms = Some(rtt);
+                alarms.extend(clock_check(l, signed_ms, sent, rtt, offset_max, now_ms));
                 if l.alarmed {
                     l.alarmed = false;
                     alarms.push(AlarmChange {

@@ -20,7 +20,9 @@ pub mod receipt;
 pub mod roster;
 
 pub use decision::{Concurrence, Decision, Translation};
-pub use discipline::{AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkState, PendingAck, Side};
+pub use discipline::{
+    AlarmChange, AlarmKind, AlarmOp, Deadlines, DisciplineConfig, LinkHealth, LinkState, PendingAck, Side,
+};
 pub use error::{CoreError, ErrorKind};
 pub use hotline::{
     Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Restored, WriteBatch,

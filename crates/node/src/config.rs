@@ -77,6 +77,14 @@ pub struct DisciplineSection {
     /// line's other members for countersigning, in seconds; 0: only on demand.
     #[serde(default = "default_checkpoint_interval_s")]
     pub checkpoint_interval_s: u64,
+    /// How far, in milliseconds, a peer's clock (as link tests measure it) or this node's own
+    /// clock (stepping while the node runs) may stray before a `clock` alarm.
+    #[serde(default = "default_clock_offset_ms_max")]
+    pub clock_offset_ms_max: u64,
+}
+
+fn default_clock_offset_ms_max() -> u64 {
+    DisciplineConfig::default().clock_offset_ms_max
 }
 
 fn default_checkpoint_interval_s() -> u64 {
@@ -114,6 +122,7 @@ impl Default for DisciplineSection {
             key_update_interval_s: default_key_update_interval_s(),
             key_update_messages: default_key_update_messages(),
             checkpoint_interval_s: default_checkpoint_interval_s(),
+            clock_offset_ms_max: default_clock_offset_ms_max(),
         }
     }
 }
@@ -368,6 +377,7 @@ impl NodeConfig {
             link_test_interval_s: d.link_test_interval_s,
             key_update_interval_s: d.key_update_interval_s,
             key_update_messages: d.key_update_messages.max(1),
+            clock_offset_ms_max: d.clock_offset_ms_max,
         };
         let mut limits = Limits::default();
         let mut runtime_limits = RuntimeLimits::default();

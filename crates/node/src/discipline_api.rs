@@ -211,11 +211,13 @@ pub struct AlarmView {
     /// 0 for the storage alarm while the database cannot take it: it is then held in memory, and
     /// recorded (raised and cleared) once the database takes writes again.
     pub id: u64,
-    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper` or `storage`.
+    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper`, `storage` or
+    /// `clock`.
     pub kind: String,
-    /// The line (all zeros for `storage`, which concerns no line).
+    /// The line (all zeros for `storage` and for this node's own `clock`, which concern no line).
     pub line: String,
-    /// The member who has not answered, the link's peer, or this member for `storage`.
+    /// The member who has not answered, the link's peer (also for a peer's `clock`), or this
+    /// member for `storage` and for its own `clock`.
     pub member: String,
     pub message: Option<String>,
     pub raised_ms: u64,
@@ -385,6 +387,9 @@ pub struct LinkView {
     pub state: String,
     pub last_ok_ms: Option<u64>,
     pub last_rtt_ms: Option<u64>,
+    /// The peer's clock minus this node's, as the last answered test measured it (within half
+    /// its round trip).
+    pub clock_offset_ms: Option<i64>,
     /// When the unanswered test was sent, if one is outstanding.
     pub test_outstanding_since_ms: Option<u64>,
     pub queue_len: u64,
@@ -414,6 +419,7 @@ pub async fn links(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Js
                 state: state.as_str().to_string(),
                 last_ok_ms: h.last_ok_ms,
                 last_rtt_ms: h.last_rtt_ms,
+                clock_offset_ms: h.offset_ms,
                 test_outstanding_since_ms: h.outstanding.map(|o| o.1),
                 queue_len: q.map(|q| q.len).unwrap_or(0),
                 oldest_queued_age_ms: q.and_then(|q| q.oldest_enqueued_ms).map(|t| now.saturating_sub(t)),

@@ -32,9 +32,29 @@ use crate::config::{NodeConfig, RuntimeLimits};
 use crate::federation::{self, Link};
 use crate::{api, tls};
 
-/// Milliseconds since the Unix epoch: the runtime's clock, handed to the core as an input.
-pub fn now_ms() -> u64 {
+/// The wall clock at this process's first reading of the time, and the monotonic instant of that
+/// reading.
+struct Anchor {
+    wall_ms: u64,
+    at: std::time::Instant,
+}
+
+static ANCHOR: std::sync::OnceLock<Anchor> = std::sync::OnceLock::new();
+
+/// The system's wall clock, in milliseconds since the Unix epoch. It may step (an operator or a
+/// time service setting it), so the runtime keeps time by [`now_ms`] and only compares the two.
+pub fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch, the runtime's clock, handed to the core as an input: the
+/// wall clock as it read when the process first asked, advanced by monotonic time since. A step
+/// of the wall clock while the node runs neither stalls its timers nor fires them early; the
+/// node raises a `clock` alarm instead ([`run_clock_watch`]) and follows the wall clock again
+/// when it next starts.
+pub fn now_ms() -> u64 {
+    let anchor = ANCHOR.get_or_init(|| Anchor { wall_ms: wall_ms(), at: std::time::Instant::now() });
+    anchor.wall_ms.saturating_add(anchor.at.elapsed().as_millis() as u64)
 }
 
 /// Why, and since when, the node cannot commit writes.
@@ -471,6 +491,7 @@ impl Node {
             tasks.push(tokio::spawn(federation::run_link(state.clone(), link.clone(), shutdown_rx.clone())));
         }
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(run_clock_watch(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_storage_probe(state.clone(), shutdown_rx.clone())));
         if config.checkpoint_interval_s > 0 {
             let every = std::time::Duration::from_secs(config.checkpoint_interval_s);
@@ -546,6 +567,63 @@ async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = node.clock.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// Compares the system's wall clock with the node's own every `CLOCK_WATCH_MS`, and keeps a
+/// `clock` alarm about this node open while they are further apart than `clock_offset_ms_max`:
+/// the wall clock stepped while the node ran, and what this node shows as times may be off from
+/// what its operators' other clocks show until it restarts.
+async fn run_clock_watch(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    /// How often the wall clock is compared with the node's.
+    const CLOCK_WATCH_MS: u64 = 5_000;
+    let bound = node.core().discipline().clock_offset_ms_max;
+    let no_line = adi_wire::LineId([0; 16]);
+    let mut alarmed = node
+        .store
+        .alarms(true, node.runtime_limits.list_len_max)
+        .map(|open| open.iter().any(|a| a.kind == AlarmKind::Clock.as_str() && a.member == node.member))
+        .unwrap_or(false);
+    loop {
+        let (now, wall) = (now_ms(), wall_ms());
+        let off = wall as i64 - now as i64;
+        let stepped = off.unsigned_abs() > bound;
+        if stepped != alarmed && !node.storage_failed.load(Ordering::SeqCst) {
+            let way = if off > 0 { "forward" } else { "back" };
+            let detail = if stepped {
+                format!(
+                    "the system clock stepped {way} by {} while this node ran; the node keeps its own time, \
+                     started from the system clock and advanced by monotonic time, until it restarts",
+                    adi_core::discipline::human_ms(off.unsigned_abs())
+                )
+            } else {
+                "the system clock agrees with the node's again".to_string()
+            };
+            let change = AlarmChange {
+                kind: AlarmKind::Clock,
+                op: if stepped { AlarmOp::Raise } else { AlarmOp::Clear },
+                line: no_line,
+                member: node.member.clone(),
+                message: None,
+                at_ms: now,
+                detail,
+                addressed_to: Vec::new(),
+            };
+            tracing::warn!(offset_ms = off, stepped, "the system clock and the node's clock");
+            match node.store.commit(WriteBatch { alarms: vec![change], ..WriteBatch::default() }).wait().await {
+                Ok(_) => {
+                    alarmed = stepped;
+                    node.committed(&[]);
+                }
+                Err(e) => {
+                    node.fail_storage(&e);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(CLOCK_WATCH_MS)) => {}
             _ = shutdown.changed() => break,
         }
     }

@@ -207,6 +207,7 @@ fn sender_view(w: &World, line: &LineId, sender: &str, seq: u64, member: &Member
 /// it unanswered by the deadline.
 fn flash(w: &World, out: &mut Vec<String>) {
     let tol = tolerance_ms(w);
+    let flash_ms = crate::discipline().deadlines.flash_s * 1000;
     for s in w.truth.sent.iter().filter(|s| s.precedence == Some(Precedence::Flash)) {
         let Some(due) = s.due_ms else { continue };
         let sender = &w.nodes[s.sender];
@@ -245,17 +246,19 @@ fn flash(w: &World, out: &mut Vec<String>) {
             let rnode = &w.nodes[*r];
             let Some(rup) = &rnode.up else { continue };
             let Ok(Some(row)) = rup.store.message(&s.hash) else { continue };
-            if answered.is_some_and(|a| a <= due) {
+            // The recipient's deadline runs from when it received the FLASH, on its own clock.
+            let due_here = row.received_ms + flash_ms;
+            if answered.is_some_and(|a| a <= due_here) {
                 continue;
             }
             let healed_r = rnode.now(w.truth.healed_ms);
             let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();
             let esc = ralarms.iter().find(|a| a.kind == "escalation" && a.message == Some(s.hash));
-            let limit = due.max(row.received_ms).max(healed_r) + tol;
+            let limit = due_here.max(healed_r) + tol;
             if esc.is_none_or(|a| a.raised_ms > limit) {
                 out.push(format!(
                     "FLASH {} from {} held at {code} unanswered past its deadline without an escalation by {limit} \
-                     (escalation {:?}, received {}, due {due}, healed {healed_r}, on the line now {})",
+                     (escalation {:?}, received {}, due there {due_here}, healed {healed_r}, on the line now {})",
                     s.hash,
                     sender.code,
                     esc.map(|a| a.raised_ms),

@@ -135,6 +135,7 @@ pub fn discipline() -> DisciplineConfig {
         link_test_interval_s: 300,
         key_update_interval_s: 600,
         key_update_messages: 6,
+        clock_offset_ms_max: DisciplineConfig::default().clock_offset_ms_max,
     }
 }
 
