@@ -1,7 +1,8 @@
 //! A node whose database disk fills up, or whose database turns read-only, in the middle of a
 //! stream both ways: it refuses writes with 503 naming the cause, keeps answering reads, shows a
 //! `storage` alarm, and leaves what its peer sends queued at the peer; once its database can be
-//! written again it takes writes by itself, without a restart. Every message either node accepted
+//! written again it takes writes by itself, without a restart. A node started on a full disk
+//! comes up the same way: answering, naming the fault, refusing writes, and recovering alone. Every message either node accepted
 //! arrives exactly once and in order, the alarm is recorded raised and cleared, and the database
 //! passes `PRAGMA integrity_check`.
 //!
@@ -84,6 +85,55 @@ async fn a_database_turned_read_only_refuses_writes_keeps_everything_and_recover
         recovered.as_millis()
     );
     run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_on_a_full_disk_refuses_writes_and_recovers_without_restart() {
+    let disk = Mount::tmpfs("8m");
+    let mut net = Procs::init(&["PH", "CN"]);
+    move_database(&net, "CN", &disk.dir);
+    // CN has run once (its database exists, with its KeyPackages), and is down.
+    net.start("CN");
+    wait_healthy(&net.member("CN").url).await;
+    net.kill("CN");
+    let filler = Filler::start(disk.dir.join("filler"));
+    let probe = disk.dir.join("probe");
+    eventually(WAIT, "the disk to fill", || async { std::fs::write(&probe, [0u8; 65536]).is_err().then_some(()) })
+        .await;
+
+    // CN comes up on the full disk: it answers, names the fault, and refuses writes.
+    net.start("CN");
+    let cn = net.client("CN");
+    let health = eventually(WAIT, "CN to answer on a full disk", || async {
+        let health = cn.call(Method::GET, "/healthz", None).await.ok()?;
+        (health["status"] == "storage_failed").then_some(health)
+    })
+    .await;
+    assert_eq!(health["storage"]["error"], "storage_full", "{health}");
+    let alarms = cn.call(Method::GET, "/api/v1/alarms", None).await.unwrap();
+    assert!(alarms.as_array().unwrap().iter().any(|a| a["kind"] == "storage"), "CN shows its storage alarm: {alarms}");
+    net.start("PH");
+    wait_healthy(&net.member("PH").url).await;
+    let body = json!({"members": ["CN", "PH"], "scope": "ADMM-Plus"});
+    let (status, refusal) = cn.request(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refusal}");
+    assert_eq!(refusal["error"], "storage_full", "{refusal}");
+
+    // Space returns: CN takes writes again by itself, and opens a line to PH.
+    filler.stop();
+    let _ = std::fs::remove_file(&probe);
+    eventually(WAIT, "CN to take writes again", || async {
+        let health = cn.call(Method::GET, "/healthz", None).await.ok()?;
+        (health == json!({"status": "ok", "member": "CN"})).then_some(())
+    })
+    .await;
+    let line = cn.call(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap();
+    let line = line["id"].as_str().unwrap().to_string();
+    let ph = net.client("PH");
+    eventually(WAIT, "PH to hold CN's line", || async {
+        ph.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok().map(|_| ())
+    })
+    .await;
 }
 
 /// PH and CN with a line between them, CN's database on `disk`, both nodes' operators sending,

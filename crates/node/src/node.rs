@@ -4,7 +4,9 @@
 //! A commit that fails (a full disk, a read-only database) puts the node in a refuse-writes state:
 //! the core may then be ahead of what the store holds. A probe tries a small durable write every
 //! `storage_probe_ms`; once one commits, the core is built again from the store exactly as at
-//! start, and the node takes writes again without a restart.
+//! start, and the node takes writes again without a restart. A node starts with such a probe: on
+//! a full or read-only disk it comes up refusing writes, with its storage alarm, and recovers the
+//! same way.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -443,8 +445,22 @@ impl Node {
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
         });
-        // Envelopes held for a commit that was committed just before a crash are taken now.
-        state.after_load().await?;
+        // A durable write first: a node that starts on a full or read-only disk comes up refusing
+        // writes, with its storage alarm, and takes them again by itself (`run_storage_probe`).
+        match state.store.probe(Vec::new()).wait().await {
+            Err(e) => {
+                state.fail_storage(&e);
+            }
+            // Envelopes held for a commit that was committed just before a crash are taken now.
+            Ok(()) => {
+                if let Err(e) = state.after_load().await {
+                    if !state.storage_failed.load(Ordering::SeqCst) {
+                        return Err(e);
+                    }
+                    tracing::error!(error = %e, "the database failed while the node started");
+                }
+            }
+        }
         let api_listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
