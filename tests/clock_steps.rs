@@ -4,7 +4,9 @@
 //!   once, not never), its link tests keep their schedule, and it raises a `clock` alarm about
 //!   itself;
 //! - a peer two hours fast: link tests raise a `clock` alarm about it at the other end, and its
-//!   FLASH escalates at the recipient when the deadline runs out from its arrival.
+//!   FLASH escalates at the recipient when the deadline runs out from its arrival;
+//! - a node restarted with its clock set a day back keeps time from what it stored, so that a
+//!   deadline stored before the restart still fires on time.
 //!
 //! The clock is faked through a file the test rewrites (`FAKETIME_TIMESTAMP_FILE`, read at every
 //! reading of the time); monotonic time is left alone, as a stepped system clock leaves it.
@@ -204,4 +206,22 @@ async fn a_peer_two_hours_fast_raises_the_clock_alarm_and_its_flash_escalates_on
 
     let (id, sent) = flash(&net, &line, "from a clock two hours fast").await;
     escalates_on_time(&cn, &id, sent, "a FLASH from a peer two hours fast").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_with_its_clock_a_day_back_fires_its_stored_deadlines_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(dir.path(), "CN", "+0");
+    let (mut net, line) = network(&[("CN", &clock)]).await;
+    let (id, sent) = flash(&net, &line, "held across a restart").await;
+    net.kill("CN");
+    clock.set("-1d");
+    let env = clock.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    net.start_with_env("CN", &env);
+    wait_healthy(&net.member("CN").url).await;
+    let cn = net.client("CN");
+    escalates_on_time(&cn, &id, sent, "a FLASH stored before a restart a day back").await;
+    eventually(WAIT, "CN's clock alarm about itself", || async { alarms(&cn, "clock", "CN").await.into_iter().next() })
+        .await;
 }

@@ -65,6 +65,9 @@ pub struct Restored {
     pub mls_state: adi_mls::StateEntries,
     /// Every member each line has had, as stored ([`Hotline`] remembers them across restarts).
     pub known: Vec<(LineId, MemberCode)>,
+    /// The latest time on this node's clock that the store recorded (an envelope taken, an
+    /// event): a runtime whose clock reads earlier at start keeps time from here instead.
+    pub latest_ms: u64,
 }
 
 /// What an envelope carries, decoded.

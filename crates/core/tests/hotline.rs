@@ -320,6 +320,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
             pending: Vec::new(),
             mls_state,
             known: Vec::new(),
+            latest_ms: 0,
         },
         3,
     )

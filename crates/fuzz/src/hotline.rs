@@ -140,6 +140,7 @@ impl World {
             pending: Vec::new(),
             mls_state: adi_mls::decode_state(&self.cn_state).expect("a whole MLS state").into_iter().collect(),
             known: Vec::new(),
+            latest_ms: 0,
         };
         Hotline::new(config("CN"), restored, NOW_MS).expect("CN's saved state restores")
     }
@@ -152,6 +153,7 @@ impl World {
             pending: Vec::new(),
             mls_state: adi_mls::decode_state(&self.ph_state).expect("a whole MLS state").into_iter().collect(),
             known: Vec::new(),
+            latest_ms: 0,
         };
         Hotline::new(config("PH"), restored, NOW_MS).expect("PH's saved state restores")
     }

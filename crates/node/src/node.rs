@@ -43,6 +43,10 @@ struct Anchor {
 
 static ANCHOR: std::sync::OnceLock<Anchor> = std::sync::OnceLock::new();
 
+/// How far the runtime's clock was moved forward at start, so as not to read earlier than what
+/// the store recorded ([`keep_time_from`]).
+static AHEAD_MS: AtomicU64 = AtomicU64::new(0);
+
 /// The system's wall clock, in milliseconds since the Unix epoch. It may step (an operator or a
 /// time service setting it), so the runtime keeps time by [`now_ms`] and only compares the two.
 pub fn wall_ms() -> u64 {
@@ -56,7 +60,24 @@ pub fn wall_ms() -> u64 {
 /// when it next starts.
 pub fn now_ms() -> u64 {
     let anchor = ANCHOR.get_or_init(|| Anchor { wall_ms: wall_ms(), at: std::time::Instant::now() });
-    anchor.wall_ms.saturating_add(anchor.at.elapsed().as_millis() as u64)
+    anchor
+        .wall_ms
+        .saturating_add(anchor.at.elapsed().as_millis() as u64)
+        .saturating_add(AHEAD_MS.load(Ordering::SeqCst))
+}
+
+/// Keeps the runtime's clock from reading earlier than `latest_ms`, the latest time the store
+/// recorded: a system clock set back while the node was down would otherwise hold its stored
+/// deadlines and timers back by as much. (One set forward is found by the peers' link tests.)
+pub fn keep_time_from(latest_ms: u64) {
+    let now = now_ms();
+    if latest_ms > now {
+        AHEAD_MS.fetch_add(latest_ms - now, Ordering::SeqCst);
+        tracing::warn!(
+            behind_ms = latest_ms - now,
+            "the system clock reads earlier than the latest time this node stored; the node keeps time from there"
+        );
+    }
 }
 
 /// Why, and since when, the node cannot commit writes.
@@ -115,6 +136,7 @@ impl CoreSeed {
 /// the MLS state, as last committed) and reads the references of the peers' KeyPackages used here.
 fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(Hotline, HashSet<Vec<u8>>)> {
     let restored = store.load(&seed.me)?;
+    keep_time_from(restored.latest_ms);
     let used_key_packages = store.used_key_packages()?.into_iter().collect();
     let config = HotlineConfig {
         me: seed.me.clone(),

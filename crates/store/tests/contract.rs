@@ -409,6 +409,7 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     let store = reopen(&place);
     let loaded = store.load(&code("PH")).unwrap();
+    assert_eq!(loaded.latest_ms, T0 + 7, "the latest time stored: VN's message taken at T0 + 7");
     assert_eq!(loaded.mls_state, mls_state, "the MLS state comes back as committed");
     assert_eq!(store.mls_state().unwrap(), mls_state);
     let mut lines = loaded.lines;
@@ -428,8 +429,14 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
 
     // A core rebuilt from what was loaded continues the chains instead of restarting them.
     // Its MLS state is the one loaded, so the other members still read what it sends.
-    let restored =
-        adi_core::Restored { lines, heads, pending: Vec::new(), mls_state: loaded.mls_state, known: loaded.known };
+    let restored = adi_core::Restored {
+        lines,
+        heads,
+        pending: Vec::new(),
+        mls_state: loaded.mls_state,
+        known: loaded.known,
+        latest_ms: loaded.latest_ms,
+    };
     let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20).expect("the core restarts");
     let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");
     assert_eq!((next.envelope.body().seq, next.envelope.body().prev), (4, hash(&b)));

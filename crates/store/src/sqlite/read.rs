@@ -111,7 +111,13 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     let mut stmt = c.prepare_cached("SELECT line, member FROM line_members_known")?;
     let known =
         stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, code_of(row.get(1)?)?)))?.collect::<Result<_, _>>()?;
-    Ok(Restored { lines, heads, pending, mls_state, known })
+    let latest_ms: i64 = c.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(received_ms) FROM envelopes), 0),
+                    COALESCE((SELECT MAX(at_ms) FROM events), 0))",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(Restored { lines, heads, pending, mls_state, known, latest_ms: u(latest_ms) })
 }
 
 /// Every entry of the stored MLS state, opened.
