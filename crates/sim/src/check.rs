@@ -10,7 +10,8 @@ use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 use crate::World;
 
-/// How far apart two nodes' clocks may be, plus a tick's slack.
+/// A tick's slack, and the seconds a clock may be off: times are compared in simulation time,
+/// each converted from the clock of the node that recorded it ([`crate::node::SimNode::to_sim`]).
 fn tolerance_ms(w: &World) -> u64 {
     2 * w.cfg.faults.skew_ms_max + 1_000
 }
@@ -214,7 +215,8 @@ fn flash(w: &World, out: &mut Vec<String>) {
         let Some(up) = &sender.up else { continue };
         let alarms = up.store.alarms(false, 100_000).unwrap_or_default();
         let receipts = up.store.receipts(&s.hash).unwrap_or_default();
-        let healed_s = sender.now(w.truth.healed_ms);
+        let healed = w.truth.healed_ms;
+        let due_sim = sender.to_sim(due);
         for r in &s.recipients {
             let code = &w.nodes[*r].code;
             // A member taken off the line owes no answer there, and may have refused the FLASH
@@ -222,14 +224,17 @@ fn flash(w: &World, out: &mut Vec<String>) {
             if !on_line_now(w, &s.line, code) {
                 continue;
             }
+            let rnode = &w.nodes[*r];
             let answered = w.truth.answered.get(&(s.hash, code.clone())).copied();
             let answer_held =
                 receipts.iter().any(|x| x.member == *code && matches!(x.kind.as_str(), "acknowledged" | "declined"));
             // The answer is signed on the recipient's clock and timed on the sender's.
-            let in_time = answered.is_some_and(|a| a <= due + tol) && answer_held;
+            let in_time = answered.is_some_and(|a| rnode.to_sim(a) <= due_sim + tol) && answer_held;
             let alarm =
                 alarms.iter().find(|a| a.kind == "unacknowledged" && a.message == Some(s.hash) && a.member == *code);
-            let escalated = alarm.is_some_and(|a| a.raised_ms <= due.max(healed_s) + tol);
+            // The sender's alarm, on the sender's clock, as its timers keep it.
+            let alarm_by = due.max(sender.at(healed)).max(sender.started_after(due).unwrap_or(0)) + tol;
+            let escalated = alarm.is_some_and(|a| a.raised_ms <= alarm_by);
             if !in_time && !escalated {
                 let state = rows_state(up, &s.hash, code);
                 out.push(format!(
@@ -242,23 +247,26 @@ fn flash(w: &World, out: &mut Vec<String>) {
                     on_line_now(w, &s.line, code),
                 ));
             }
-            // At the recipient: held and not answered by the deadline → an escalation.
-            let rnode = &w.nodes[*r];
+            // At the recipient: held and not answered by the deadline → an escalation. All on the
+            // recipient's own clock, which its timers keep: the deadline runs from the FLASH's
+            // arrival, fires at the first start after it if the node was down then, and at the
+            // heal if it could not run before.
             let Some(rup) = &rnode.up else { continue };
             let Ok(Some(row)) = rup.store.message(&s.hash) else { continue };
-            // The recipient's deadline runs from when it received the FLASH, on its own clock.
             let due_here = row.received_ms + flash_ms;
             if answered.is_some_and(|a| a <= due_here) {
                 continue;
             }
-            let healed_r = rnode.now(w.truth.healed_ms);
             let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();
             let esc = ralarms.iter().find(|a| a.kind == "escalation" && a.message == Some(s.hash));
-            let limit = due_here.max(healed_r) + tol;
+            let healed_here = rnode.at(healed);
+            let restarted = rnode.started_after(due_here).unwrap_or(0);
+            let limit = due_here.max(healed_here).max(restarted) + tol;
             if esc.is_none_or(|a| a.raised_ms > limit) {
                 out.push(format!(
                     "FLASH {} from {} held at {code} unanswered past its deadline without an escalation by {limit} \
-                     (escalation {:?}, received {}, due there {due_here}, healed {healed_r}, on the line now {})",
+                     (its clock: escalation {:?}, received {}, due {due_here}, healed {healed_here}, started again \
+                     {restarted}; on the line now {})",
                     s.hash,
                     sender.code,
                     esc.map(|a| a.raised_ms),

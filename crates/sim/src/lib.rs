@@ -37,6 +37,7 @@ use crate::rng::Rng;
 
 /// The simulation's start, as a node's clock reads it (ms since 1970): late 2026.
 pub const EPOCH_MS: u64 = 1_790_000_000_000;
+const HOUR_MS: u64 = 3_600_000;
 /// How long a link waits for a batch's verdicts.
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// How long after the heal the queues may take to drain before that is itself an anomaly.
@@ -61,6 +62,14 @@ pub struct FaultConfig {
     pub one_way_cuts: u32,
     /// Each node's clock is off by up to this much, either way.
     pub skew_ms_max: u64,
+    /// Members whose system clocks are hours off instead (1 h up to `skew_hours_ms_max`, either
+    /// way).
+    pub skew_hours_nodes: u32,
+    pub skew_hours_ms_max: u64,
+    /// Steps of a member's system clock while its node runs (1 h to 25 h, either way): the node
+    /// keeps its own time, and follows the system clock at its next start (never from earlier
+    /// than the latest time it stored).
+    pub clock_steps: u32,
 }
 
 impl Default for FaultConfig {
@@ -73,6 +82,9 @@ impl Default for FaultConfig {
             cuts: 3,
             one_way_cuts: 3,
             skew_ms_max: 3_000,
+            skew_hours_nodes: 2,
+            skew_hours_ms_max: 3 * HOUR_MS,
+            clock_steps: 2,
         }
     }
 }
@@ -212,9 +224,27 @@ enum Op {
 }
 
 enum Fault {
-    Crash { node: usize, down_ms: u64 },
-    Isolate { node: usize, ms: u64 },
-    Cut { from: usize, to: usize, ms: u64, one_way: bool },
+    Crash {
+        node: usize,
+        down_ms: u64,
+    },
+    Isolate {
+        node: usize,
+        ms: u64,
+    },
+    Cut {
+        from: usize,
+        to: usize,
+        ms: u64,
+        one_way: bool,
+    },
+    /// The member's system clock steps by `by_ms`; with `restart_ms`, the node stops then and
+    /// starts again that much later.
+    ClockStep {
+        node: usize,
+        by_ms: i64,
+        restart_ms: Option<u64>,
+    },
 }
 
 enum Ev {
@@ -241,6 +271,7 @@ pub(crate) struct World {
     rng_net: Rng,
     rng_ops: Rng,
     rng_faults: Rng,
+    rng_clock: Rng,
     next_request: u64,
     pub(crate) truth: Truth,
     pub(crate) report: Report,
@@ -278,6 +309,9 @@ impl World {
         let mut rng_faults = root.fork();
         let rng_net = root.fork();
         let rng_ops = root.fork();
+        // Clock faults draw from a stream of their own: with them turned off, a seed runs the
+        // schedule it ran before they existed (the regression seeds rely on it).
+        let mut rng_clock = root.fork();
         // Unique per run: two runs of one seed may go at once in one process.
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -290,13 +324,16 @@ impl World {
             let code = MemberCode::parse(code)?;
             let skew = rng_faults.range(0, 2 * cfg.faults.skew_ms_max) as i64 - cfg.faults.skew_ms_max as i64;
             index.insert(code.clone(), i);
-            nodes.push(SimNode {
-                path: dir.join(format!("{code}.db")),
-                code,
-                key_seed: *seed,
-                skew_ms: skew,
-                up: None,
-            });
+            let path = dir.join(format!("{code}.db"));
+            nodes.push(SimNode::new(code, *seed, skew, path, EPOCH_MS));
+        }
+        // A few members whose system clocks are hours off.
+        for _ in 0..cfg.faults.skew_hours_nodes {
+            let i = rng_clock.below(nodes.len() as u64) as usize;
+            let off = rng_clock.range(HOUR_MS, cfg.faults.skew_hours_ms_max.max(HOUR_MS + 1)) as i64;
+            let skew = if rng_clock.chance(0.5) { off } else { -off };
+            let (code, seed, path) = (nodes[i].code.clone(), nodes[i].key_seed, nodes[i].path.clone());
+            nodes[i] = SimNode::new(code, seed, skew, path, EPOCH_MS);
         }
         let report = Report {
             seed: cfg.seed,
@@ -316,6 +353,7 @@ impl World {
             rng_net,
             rng_ops,
             rng_faults,
+            rng_clock,
             next_request: 1,
             truth: Truth::default(),
             report,
@@ -362,9 +400,10 @@ impl World {
         let n = self.nodes.len();
         for i in 0..n {
             let cfg = self.config(i);
-            let now = self.nodes[i].now(EPOCH_MS);
             let engine = self.engine_config(i);
-            self.nodes[i].start(cfg, engine, now).map_err(|e| format!("{} cannot start: {e}", self.nodes[i].code))?;
+            self.nodes[i]
+                .start(cfg, engine, EPOCH_MS)
+                .map_err(|e| format!("{} cannot start: {e}", self.nodes[i].code))?;
         }
         self.now = EPOCH_MS;
         self.plan();
@@ -483,7 +522,16 @@ impl World {
             let ms = self.rng_faults.range(5_000, 180_000);
             self.at(t, Ev::Fault(Fault::Cut { from, to, ms, one_way: k >= f.cuts }));
         }
-        let skewed = self.nodes.iter().filter(|n| n.skew_ms != 0).count() as u64;
+        for _ in 0..f.clock_steps {
+            let t = window(&mut self.rng_clock);
+            let node = self.rng_clock.below(n as u64) as usize;
+            let by = self.rng_clock.range(HOUR_MS, 25 * HOUR_MS) as i64;
+            let by_ms = if self.rng_clock.chance(0.5) { by } else { -by };
+            // Half the time the node is started again soon after, and takes up the stepped clock.
+            let restart_ms = self.rng_clock.chance(0.5).then(|| self.rng_clock.range(1_000, 30_000));
+            self.at(t, Ev::Fault(Fault::ClockStep { node, by_ms, restart_ms }));
+        }
+        let skewed = self.nodes.iter().filter(|n| n.wall_skew_ms != 0).count() as u64;
         self.report.faults.insert("clock_skew_nodes", skewed);
     }
 
@@ -562,6 +610,14 @@ impl World {
                             self.net.cut(to, from, self.now + ms);
                         }
                     }
+                    Fault::ClockStep { node, by_ms, restart_ms } => {
+                        self.fault("clock_step");
+                        self.nodes[node].wall_skew_ms += by_ms;
+                        if let Some(down_ms) = restart_ms.filter(|_| self.nodes[node].is_up()) {
+                            self.fault("clock_step_restart");
+                            self.crash(node, down_ms);
+                        }
+                    }
                 }
                 None
             }
@@ -589,7 +645,7 @@ impl World {
     fn restart(&mut self, node: usize) {
         let cfg = self.config(node);
         let engine = self.engine_config(node);
-        let now = self.nodes[node].now(self.now);
+        let now = self.now;
         match self.nodes[node].start(cfg, engine, now) {
             Ok(inserted) => self.react(node, inserted),
             Err(e) => {
@@ -602,7 +658,7 @@ impl World {
     /// After an event at a node: schedule its core's next wake and poll every link with a backlog.
     fn after(&mut self, node: usize) {
         let backlog = self.nodes[node].backlog();
-        let skew = self.nodes[node].skew_ms;
+
         let Some(up) = self.nodes[node].up.as_mut() else { return };
         let mut polls = Vec::new();
         for (peer, _) in backlog {
@@ -625,7 +681,7 @@ impl World {
             self.schedule_poll(node, p, now);
         }
         if let Some(w) = tick {
-            let t = (w as i64 - skew).max(0) as u64;
+            let t = self.nodes[node].sim_time(w);
             self.at(t, Ev::Tick { node, wake: w });
         }
     }

@@ -54,8 +54,13 @@ pub struct SimNode {
     pub code: MemberCode,
     /// The byte the member's signing key derives from (`adi_core::fixtures::key`).
     pub key_seed: u8,
-    /// This node's clock minus the simulation's.
-    pub skew_ms: i64,
+    /// The member's system clock minus the simulation's; it may step while the node runs.
+    pub wall_skew_ms: i64,
+    /// The node's clock at each start: (simulation time, node time). As the runtime does, a node
+    /// keeps time from its start by the simulation's steady clock, whatever its system clock does
+    /// meanwhile, and starts from its system clock, or from the latest time its store recorded if
+    /// the system clock reads earlier.
+    pub clock: Vec<(u64, u64)>,
     pub path: PathBuf,
     pub up: Option<Up>,
 }
@@ -85,24 +90,59 @@ pub struct BatchFaults {
 }
 
 impl SimNode {
-    pub fn now(&self, sim_ms: u64) -> u64 {
-        (sim_ms as i64 + self.skew_ms).max(0) as u64
+    /// A node not started yet, whose system clock is `wall_skew_ms` off the simulation's.
+    pub fn new(code: MemberCode, key_seed: u8, wall_skew_ms: i64, path: PathBuf, sim_ms: u64) -> SimNode {
+        let node_ms = (sim_ms as i64 + wall_skew_ms).max(0) as u64;
+        SimNode { code, key_seed, wall_skew_ms, clock: vec![(sim_ms, node_ms)], path, up: None }
     }
 
-    /// The simulation time at which this node's clock shows `node_ms`.
+    /// This node's clock at simulation time `sim_ms` (since it last started).
+    pub fn now(&self, sim_ms: u64) -> u64 {
+        let (sim_at, node_at) = self.clock.last().copied().unwrap_or((0, 0));
+        (node_at as i64 + (sim_ms as i64 - sim_at as i64)).max(0) as u64
+    }
+
+    /// The simulation time at which this node's clock, as it runs now, shows `node_ms`.
     pub fn sim_time(&self, node_ms: u64) -> u64 {
-        (node_ms as i64 - self.skew_ms).max(0) as u64
+        let (sim_at, node_at) = self.clock.last().copied().unwrap_or((0, 0));
+        (sim_at as i64 + (node_ms as i64 - node_at as i64)).max(0) as u64
+    }
+
+    /// This node's clock at simulation time `sim_ms`, in the run it was in then.
+    pub fn at(&self, sim_ms: u64) -> u64 {
+        let (sim_at, node_at) =
+            self.clock.iter().rev().find(|(s, _)| *s <= sim_ms).or(self.clock.first()).copied().unwrap_or((0, 0));
+        (node_at as i64 + (sim_ms as i64 - sim_at as i64)).max(0) as u64
+    }
+
+    /// The first time this node's clock read at a start at or after `node_ms`, if it started
+    /// again then: a deadline that passed while it was down fires at that start.
+    pub fn started_after(&self, node_ms: u64) -> Option<u64> {
+        self.clock.iter().skip(1).map(|(_, n)| *n).filter(|n| *n >= node_ms).min()
+    }
+
+    /// The simulation time of a time this node recorded, in whichever run it recorded it: the
+    /// last start whose clock began at or before `node_ms`.
+    pub fn to_sim(&self, node_ms: u64) -> u64 {
+        let (sim_at, node_at) =
+            self.clock.iter().rev().find(|(_, n)| *n <= node_ms).or(self.clock.first()).copied().unwrap_or((0, 0));
+        (sim_at as i64 + (node_ms as i64 - node_at as i64)).max(0) as u64
     }
 
     pub fn is_up(&self) -> bool {
         self.up.is_some()
     }
 
-    /// Starts (or restarts) the node from its database, as `Node::start` does: load, rebuild the
-    /// core with its MLS state, top up KeyPackages, and take held envelopes a commit released.
-    pub fn start(&mut self, config: HotlineConfig, engine: EngineConfig, now: u64) -> Result<Vec<Record>, String> {
+    /// Starts (or restarts) the node from its database at simulation time `sim_ms`, as
+    /// `Node::start` does: load, take up time from the system clock (never earlier than the
+    /// latest time stored), rebuild the core with its MLS state, top up KeyPackages, and take held
+    /// envelopes a commit released.
+    pub fn start(&mut self, config: HotlineConfig, engine: EngineConfig, sim_ms: u64) -> Result<Vec<Record>, String> {
         let store = SqliteStore::open(StoreConfig::new(&self.path, [7u8; 32])).map_err(|e| e.to_string())?;
         let restored = store.load(&self.code).map_err(|e| e.to_string())?;
+        let wall = (sim_ms as i64 + self.wall_skew_ms).max(0) as u64;
+        let now = wall.max(restored.latest_ms);
+        self.clock.push((sim_ms, now));
         let core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
         let used = store.used_key_packages().map_err(|e| e.to_string())?.into_iter().collect();
         let held: Vec<LineId> = store.held_counts().map_err(|e| e.to_string())?.into_iter().map(|(l, _)| l).collect();

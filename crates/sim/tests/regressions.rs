@@ -19,7 +19,11 @@ const SEEDS: &[(u64, &str)] = &[
 #[test]
 fn seeds_that_once_found_anomalies_run_clean() {
     for (seed, found) in SEEDS {
-        let report = run(&SimConfig::new(*seed)).unwrap_or_else(|e| panic!("seed {seed}: the run failed: {e}"));
+        // As the seed ran when it was found: before the simulation had clock faults of hours.
+        let mut cfg = SimConfig::new(*seed);
+        cfg.faults.skew_hours_nodes = 0;
+        cfg.faults.clock_steps = 0;
+        let report = run(&cfg).unwrap_or_else(|e| panic!("seed {seed}: the run failed: {e}"));
         assert!(report.anomalies.is_empty(), "seed {seed} (once: {found}): {:?}", report.anomalies);
     }
 }
