@@ -580,9 +580,22 @@ async fn an_envelope_that_cannot_be_decrypted_raises_an_alarm_at_both_ends() {
     assert_eq!(at_cn["member"], "PH");
     let at_ph = wait_alarm(&net, "PH", "undecryptable", Some(&hash)).await;
     assert!(at_ph["detail"].as_str().unwrap().contains("CN could not decrypt"), "{at_ph}");
-    // The line goes on: the next message is read.
-    let next = send(&ph, &line, "ROUTINE", "still readable").await;
+    // The line goes on: the next message is read. PH's store now holds the damaged envelope
+    // where PH's core holds the one it sealed, so PH's next own envelope does not follow the
+    // stored chain: the store refuses it, PH refuses writes for a moment and builds its core again
+    // from the store, and then sends.
+    let path = format!("/api/v1/lines/{line}/messages");
+    let body = json!({"precedence": "ROUTINE", "subject": "still readable", "body": "body"});
+    let next = eventually(WAIT, "PH to send again", || async {
+        let (status, v) = ph.request(Method::POST, &path, Some(&body)).await.ok()?;
+        (status == StatusCode::CREATED).then(|| v["id"].as_str().unwrap().to_string())
+    })
+    .await;
     wait_delivered(&ph, &next, WAIT).await;
     assert_eq!(message(&net, "CN", &next).await["subject"], "still readable");
+    let all = ph.call(Method::GET, "/api/v1/alarms?all=true", None).await.unwrap();
+    let storage = all.as_array().unwrap().iter().find(|a| a["kind"] == "storage");
+    let storage = storage.unwrap_or_else(|| panic!("PH's store refused the envelope off its chain: {all}"));
+    assert!(storage["detail"].as_str().unwrap().contains("does not follow its stored head"), "{storage}");
     net.stop_all().await;
 }

@@ -475,6 +475,25 @@ fn members_taken_off_are_remembered<P, S: Store + Clone>(fresh: impl Fn() -> (P,
     assert_eq!(known, expected, "CN, taken off the line, is still known on it");
 }
 
+/// This node's own envelope is stored only as the next of its chain: one that skips a sequence
+/// number, or names another previous envelope, is refused as corrupt and nothing of its batch is
+/// written.
+fn own_envelopes_follow_their_chain<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let line = line_id(6);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let first = send(&mut ph, T0 + 1, line, "ROUTINE", "first");
+    let second = send(&mut ph, T0 + 2, line, "ROUTINE", "second");
+    assert_eq!(commit(&store, &[&setup]), inserted(1));
+    let skipped = store.commit(batch_of(&second)).wait_blocking();
+    let err = skipped.expect_err("an own envelope that skips one is refused").to_string();
+    assert!(err.contains("does not follow its stored head #1"), "{err}");
+    assert!(store.message(&hash(&second)).unwrap().is_none(), "nothing of it is written");
+    assert_eq!(commit(&store, &[&first, &second]), inserted(2), "in order, both are stored");
+}
+
 /// A line lists each sender's messages in sequence order whatever the order of arrival, and a
 /// sender's clock stepping back does not reorder them; the inbox lists by precedence.
 fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
@@ -493,8 +512,12 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
 
     // Arrival at CN: the setup, then each sender's later message before its earlier one.
     for (n, r) in [&setup, &v2, &p3, &v1, &p2].into_iter().enumerate() {
-        let got = receive(&mut cn, T0 + 4_000 + n as u64, r);
-        assert_eq!(commit(&store, &[&got]), inserted(1));
+        let mut got = cn.receive(T0 + 4_000 + n as u64, &r.sender, r.envelope.bytes()).expect("accepted");
+        let message = got.remove(0);
+        assert_eq!(commit(&store, &[&message]), inserted(1));
+        // CN's own `decrypted` receipts take its sequence numbers: stored too, so that its own
+        // message below follows its chain.
+        assert_eq!(commit(&store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
     }
     let own = send(&mut cn, T0 + 4_500, conf, "FLASH", "CN flash");
     assert_eq!(commit(&store, &[&own]), inserted(1));
@@ -638,6 +661,36 @@ fn sqlite_durable_across_reopen() {
 #[test]
 fn sqlite_members_taken_off_are_remembered() {
     members_taken_off_are_remembered(sqlite, sqlite_reopen);
+}
+
+#[test]
+fn sqlite_own_envelopes_follow_their_chain() {
+    own_envelopes_follow_their_chain(sqlite);
+}
+
+/// Read back, a chain's head must be the envelope its row names: bytes swapped under another
+/// envelope's row make the load fail as corrupt instead of rebuilding a core on them.
+#[test]
+fn sqlite_a_head_whose_bytes_are_another_envelopes_fails_the_load() {
+    let (dir, store) = sqlite();
+    let line = line_id(9);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let first = send(&mut ph, T0 + 1, line, "ROUTINE", "first");
+    assert_eq!(commit(&store, &[&setup, &first]), inserted(2));
+    store.load(&code("PH")).expect("the store loads");
+    drop(store);
+    let c = rusqlite::Connection::open(dir.path().join("adi.db")).unwrap();
+    c.execute(
+        "UPDATE envelopes SET bytes = (SELECT bytes FROM envelopes WHERE hash = ?1) WHERE hash = ?2",
+        rusqlite::params![&hash(&setup).0[..], &hash(&first).0[..]],
+    )
+    .unwrap();
+    drop(c);
+    let store = sqlite_reopen(&dir);
+    let err = store.load(&code("PH")).expect_err("a head whose bytes are another envelope's").to_string();
+    assert!(err.contains("stored data is corrupt") && err.contains("the head of PH's chain"), "{err}");
 }
 
 #[test]

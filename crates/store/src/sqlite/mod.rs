@@ -444,7 +444,31 @@ impl Drop for Inner {
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::ToSqlConversionFailure(inner) = &e {
+        if let Some(Invariant(what)) = inner.downcast_ref::<Invariant>() {
+            return StoreError::Corrupt(what.clone());
+        }
+    }
     StoreError::Db(e.to_string())
+}
+
+/// An assertion at the store's boundary that failed: what is about to be stored, or what was read
+/// back, is not what the code that made it promises. Reported as [`StoreError::Corrupt`].
+#[derive(Debug)]
+struct Invariant(String);
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invariant {}
+
+/// A failed assertion, as the error a job or a read returns (carried in the one boxed error that
+/// rusqlite offers without extra features).
+pub(super) fn invariant(what: String) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(Invariant(what)))
 }
 
 /// Whether an error means the database could not be written (which fails a whole group), rather

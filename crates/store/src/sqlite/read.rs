@@ -83,6 +83,28 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    // Read back, each chain's head is the envelope its row says: its bytes decode to that line,
+    // sender, sequence number and hash.
+    let mut stmt = c.prepare_cached("SELECT bytes FROM envelopes WHERE hash = ?1")?;
+    for h in &heads {
+        let bytes = open_bytes(s, "envelopes.bytes", stmt.query_row(params![&h.hash.0[..]], |row| row.get(0))?)?;
+        let decoded = adi_wire::Envelope::decode(&bytes, usize::MAX, usize::MAX)
+            .map_err(|e| super::invariant(format!("the head of {}'s chain on {}: {e}", h.sender, h.line)))?;
+        let b = decoded.body();
+        if decoded.hash() != h.hash || b.line != h.line || b.sender != h.sender.as_str() || b.seq != h.seq {
+            return Err(super::invariant(format!(
+                "the head of {}'s chain on {} is stored as #{} {}, but its bytes are {}'s #{} {} on {}",
+                h.sender,
+                h.line,
+                h.seq,
+                h.hash,
+                b.sender,
+                b.seq,
+                decoded.hash(),
+                b.line
+            )));
+        }
+    }
     // Awaited at this node as sender: recipients that neither acknowledged nor declined.
     let mut stmt = c.prepare_cached(
         "SELECT e.line, e.hash, r.member, e.deadline_ms, e.precedence, e.subject,

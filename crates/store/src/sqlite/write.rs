@@ -118,6 +118,33 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     Ok(outcomes)
 }
 
+/// Asserts what the core promises of this node's own envelope before it is stored: it is the
+/// next of its chain on the line (its sequence number one past the stored head's) and names the
+/// stored head as its previous envelope. A break would otherwise be stored and signed, and found
+/// only by the peers; refused here, the commit fails and the runtime builds its core again from
+/// the store.
+fn own_chain_follows(c: &Connection, r: &Record) -> Result<(), rusqlite::Error> {
+    let body = r.envelope.body();
+    let head: Option<(i64, Vec<u8>)> = c
+        .query_row(
+            "SELECT seq, hash FROM envelopes WHERE line = ?1 AND sender = ?2 ORDER BY seq DESC LIMIT 1",
+            params![&body.line.0[..], body.sender],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (head_seq, head_hash) = match head {
+        Some((seq, hash)) => (seq.max(0) as u64, EnvelopeHash(hash.as_slice().try_into().unwrap_or([0; 32]))),
+        None => (0, EnvelopeHash::NONE),
+    };
+    if body.seq == head_seq + 1 && body.prev == head_hash {
+        return Ok(());
+    }
+    Err(super::invariant(format!(
+        "{}'s own envelope #{} on line {} does not follow its stored head #{head_seq} ({head_hash}): it names {}",
+        body.sender, body.seq, body.line, body.prev
+    )))
+}
+
 fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusqlite::Error> {
     let body = r.envelope.body();
     let hash = r.envelope.hash();
@@ -131,6 +158,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
     if let Some(h) = existing {
         let existing = EnvelopeHash(h.as_slice().try_into().unwrap_or([0; 32]));
         return Ok(if existing == hash { Outcome::Duplicate } else { Outcome::Conflict { existing } });
+    }
+    if r.is_own() {
+        own_chain_follows(c, r)?;
     }
     if let Content::Receipt(receipt) = &r.content {
         if let Some(refusal) = check_answered(c, r, receipt)? {
