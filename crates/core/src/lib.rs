@@ -17,6 +17,7 @@ pub mod limits;
 pub mod line;
 pub mod message;
 pub mod receipt;
+pub mod role;
 pub mod roster;
 
 pub use decision::{Concurrence, Decision, Translation};
@@ -30,5 +31,6 @@ pub use hotline::{
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};
 pub use message::{Class, Draft, Message, Precedence};
-pub use receipt::{Answered, Receipt, ReceiptKind};
+pub use receipt::{Answered, Receipt, ReceiptKind, RecipientState};
+pub use role::Role;
 pub use roster::{Community, Member, MemberCode, Roster};

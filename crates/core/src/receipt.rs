@@ -64,3 +64,56 @@ pub struct Receipt {
     pub answers: Answered,
     pub reason: Option<String>,
 }
+
+/// Where a message stands with one recipient, as the sending node records it: `sent` (committed
+/// and queued), `delivered` (committed at the recipient's node), `seen`, `acknowledged` or
+/// `declined` (by the recipient's receipts), or `refused` (the recipient's node refused it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecipientState {
+    Sent,
+    Delivered,
+    Seen,
+    Acknowledged,
+    Declined,
+    Refused,
+}
+
+impl RecipientState {
+    pub const ALL: [RecipientState; 6] = [
+        RecipientState::Sent,
+        RecipientState::Delivered,
+        RecipientState::Seen,
+        RecipientState::Acknowledged,
+        RecipientState::Declined,
+        RecipientState::Refused,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RecipientState::Sent => "sent",
+            RecipientState::Delivered => "delivered",
+            RecipientState::Seen => "seen",
+            RecipientState::Acknowledged => "acknowledged",
+            RecipientState::Declined => "declined",
+            RecipientState::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecipientState> {
+        RecipientState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the recipient's node holds the message.
+    pub fn reached(&self) -> bool {
+        matches!(
+            self,
+            RecipientState::Delivered | RecipientState::Seen | RecipientState::Acknowledged | RecipientState::Declined
+        )
+    }
+}
+
+impl std::fmt::Display for RecipientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -226,10 +226,7 @@ impl Engine {
     /// Whether this member acknowledged or declined `message`, as committed.
     pub fn answered_here(&self, store: &dyn Store, message: &EnvelopeHash) -> bool {
         let me = self.me();
-        store
-            .receipts(message)
-            .map(|rs| rs.iter().any(|r| r.member == *me && (r.kind == "acknowledged" || r.kind == "declined")))
-            .unwrap_or(false)
+        store.receipts(message).map(|rs| rs.iter().any(|r| r.member == *me && r.kind.settles())).unwrap_or(false)
     }
 
     /// A message that arrived again after this member had answered it must not wait for an

@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use adi_core::{CoreError, Draft, ErrorKind, Line, Message, NewLine, Precedence, WriteBatch};
+use adi_core::{CoreError, Draft, ErrorKind, Line, Message, NewLine, Precedence, RecipientState, WriteBatch};
 use adi_store::{MessageQuery, MessageRow, Operator, ReceiptRow, RecipientRow, StoreError};
 use adi_wire::{EnvelopeHash, LineId};
 use axum::body::Bytes;
@@ -130,11 +130,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// The operator behind a request's bearer token.
 pub struct Auth(pub Operator);
 
-/// Roles that may create lines and send.
-const SENDER_ROLES: [&str; 3] = ["duty", "principal", "admin"];
-/// Every operator role.
-pub const ROLES: [&str; 5] = ["duty", "principal", "translator", "auditor", "admin"];
-
 /// SHA-256 of a token: the only form in which tokens are stored.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -178,7 +173,7 @@ impl FromRequestParts<Arc<NodeState>> for Auth {
 
 impl Auth {
     pub(crate) fn require_sender(&self) -> Result<(), ApiError> {
-        if SENDER_ROLES.contains(&self.0.role.as_str()) {
+        if self.0.role.may_send() {
             Ok(())
         } else {
             Err(ApiError::new(StatusCode::FORBIDDEN, "role", format!("the {} role may read but not send", self.0.role)))
@@ -294,10 +289,10 @@ pub struct RecipientView {
 impl RecipientView {
     fn from_row(r: RecipientRow, deadline_ms: Option<u64>) -> Self {
         // A refused message will not be acknowledged either: no deadline runs for it.
-        let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some() || r.state == "refused";
+        let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some() || r.state == RecipientState::Refused;
         RecipientView {
             member: r.member.to_string(),
-            state: r.state,
+            state: r.state.as_str().to_string(),
             sent_ms: r.sent_ms,
             delivered_ms: r.delivered_ms,
             decrypted_ms: r.decrypted_ms,
@@ -328,7 +323,7 @@ impl From<ReceiptRow> for ReceiptView {
         ReceiptView {
             id: r.hash.to_hex(),
             member: r.member.to_string(),
-            kind: r.kind,
+            kind: r.kind.as_str().to_string(),
             reason: r.reason,
             signed_ms: r.signed_ms,
         }
@@ -861,7 +856,7 @@ async fn send_message(
     // Checked now, so that a draft held for release is already known to be sendable.
     let message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
     let needs_principal = node.release_required && (message.precedence == Precedence::Flash || message.crisis);
-    if needs_principal && auth.0.role != "principal" {
+    if needs_principal && !auth.0.role.is_principal() {
         let json = serde_json::to_string(&req)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
         let id = node

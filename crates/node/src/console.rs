@@ -118,7 +118,8 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
     let (operator, phc) = match found {
         Some((op, Some(phc))) => (op, phc),
         _ => (
-            adi_store::Operator { name: String::new(), role: String::new(), created_ms: 0 },
+            // No one: the name stays empty, and the role is the one that may do least.
+            adi_store::Operator { name: String::new(), role: adi_core::Role::Auditor, created_ms: 0 },
             // Spend the same effort on an unknown name as on a wrong password.
             "$argon2id$v=19$m=19456,t=2,p=1$YWRpLXVua25vd24$0VN5l8vUR3yWzDrf3xhuzQ".to_string(),
         ),
@@ -142,7 +143,8 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
     tracing::info!(operator = %operator.name, "console sign-in");
     let secure = if node.api_tls { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
-    let view = SessionView { name: operator.name, role: operator.role, csrf, expires_ms: now + SESSION_IDLE_MS };
+    let view =
+        SessionView { name: operator.name, role: operator.role.to_string(), csrf, expires_ms: now + SESSION_IDLE_MS };
     let mut response = Json(view).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -173,7 +175,7 @@ pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> 
     let (_, row) = current(&node, &headers)?;
     Ok(Json(SessionView {
         name: row.operator.name,
-        role: row.operator.role,
+        role: row.operator.role.to_string(),
         csrf: row.csrf,
         expires_ms: (row.last_seen_ms + SESSION_IDLE_MS).min(row.created_ms + SESSION_MAX_MS),
     }))

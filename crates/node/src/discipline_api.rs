@@ -63,9 +63,9 @@ async fn answer(
         .store
         .message(&hash)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
-    let mine: Vec<String> =
+    let mine: Vec<ReceiptKind> =
         node.store.receipts(&hash)?.into_iter().filter(|r| r.member == node.member).map(|r| r.kind).collect();
-    let has = |k: ReceiptKind| mine.iter().any(|m| m == k.as_str());
+    let has = |k: ReceiptKind| mine.contains(&k);
     let settled = has(ReceiptKind::Acknowledged) || has(ReceiptKind::Declined);
     match kind {
         ReceiptKind::Seen if has(ReceiptKind::Seen) || settled => return load_message(node, &hash),
@@ -169,7 +169,7 @@ pub async fn release(
     auth: Auth,
     Path(id): Path<u64>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
-    if auth.0.role != "principal" {
+    if !auth.0.role.is_principal() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "role", "only a principal releases a held message"));
     }
     crate::api::check_writable(&node)?;
@@ -237,7 +237,7 @@ impl From<AlarmRow> for AlarmView {
     fn from(a: AlarmRow) -> Self {
         AlarmView {
             id: a.id,
-            kind: a.kind,
+            kind: a.kind.as_str().to_string(),
             line: a.line.to_hex(),
             member: a.member.to_string(),
             message: a.message.map(|m| m.to_hex()),
@@ -276,7 +276,7 @@ pub async fn alarms(
     let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
     // The database cannot be written: the open storage alarm is shown from memory, unless the
     // probe already committed it.
-    let recorded = rows.iter().any(|a| a.kind == AlarmKind::Storage.as_str() && a.cleared_ms.is_none());
+    let recorded = rows.iter().any(|a| a.kind == AlarmKind::Storage && a.cleared_ms.is_none());
     if let Some(failure) = node.storage_failure().filter(|_| !recorded) {
         views.push(storage_alarm_view(&node, &failure));
     }

@@ -622,7 +622,7 @@ async fn run_clock_watch(node: Arc<NodeState>, mut shutdown: watch::Receiver<boo
     let mut alarmed = node
         .store
         .alarms(true, node.runtime_limits.list_len_max)
-        .map(|open| open.iter().any(|a| a.kind == AlarmKind::Clock.as_str() && a.member == node.member))
+        .map(|open| open.iter().any(|a| a.kind == AlarmKind::Clock && a.member == node.member))
         .unwrap_or(false);
     loop {
         let (now, wall) = (now_ms(), wall_ms());

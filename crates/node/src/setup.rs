@@ -18,7 +18,7 @@ use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{token_hash, ROLES};
+use crate::api::token_hash;
 use crate::config::{ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, CONFIG_VERSION};
 use crate::node::now_ms;
 use crate::tls;
@@ -204,14 +204,15 @@ pub fn new_token() -> String {
 
 /// Adds (or replaces) an operator in a node's store and returns the token, shown once.
 pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result<String> {
-    if !ROLES.contains(&role) {
-        bail!("unknown role '{role}', expected one of {}", ROLES.join(", "));
-    }
+    let Some(role) = adi_core::Role::parse(role) else {
+        let all: Vec<&str> = adi_core::Role::ALL.iter().map(|r| r.as_str()).collect();
+        bail!("unknown role '{role}', expected one of {}", all.join(", "));
+    };
     if name.trim().is_empty() || name.len() > 100 {
         bail!("an operator name is 1 to 100 characters");
     }
     let token = new_token();
-    let op = Operator { name: name.to_string(), role: role.to_string(), created_ms: now_ms() };
+    let op = Operator { name: name.to_string(), role, created_ms: now_ms() };
     store.add_operator(&op, token_hash(&token))?;
     Ok(token)
 }

@@ -16,11 +16,6 @@ use utoipa::ToSchema;
 use crate::api::{check_writable, commit_own, ApiError, ApiJson, Auth, ErrorBody};
 use crate::node::{now_ms, NodeState};
 
-/// Roles that may translate.
-const TRANSLATOR_ROLES: [&str; 2] = ["translator", "admin"];
-/// Roles that may record a review.
-const REVIEWER_ROLES: [&str; 3] = ["translator", "principal", "admin"];
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTranslationRequest {
@@ -63,8 +58,8 @@ impl From<TranslationRow> for TranslationView {
     }
 }
 
-fn role(auth: &Auth, allowed: &[&str], what: &str) -> Result<(), ApiError> {
-    if allowed.contains(&auth.0.role.as_str()) {
+fn role(auth: &Auth, allowed: impl Fn(&adi_core::Role) -> bool, what: &str) -> Result<(), ApiError> {
+    if allowed(&auth.0.role) {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::FORBIDDEN, "role", format!("the {} role may not {what}", auth.0.role)))
@@ -85,7 +80,7 @@ pub async fn translate(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewTranslationRequest>,
 ) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
-    role(&auth, &TRANSLATOR_ROLES, "translate")?;
+    role(&auth, adi_core::Role::may_translate, "translate")?;
     check_writable(&node)?;
     let original = hash_of(&id, "unknown_message")?;
     let message = node
@@ -133,7 +128,7 @@ pub async fn review(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
-    role(&auth, &REVIEWER_ROLES, "review translations")?;
+    role(&auth, adi_core::Role::may_review_translations, "review translations")?;
     check_writable(&node)?;
     let id = hash_of(&id, "unknown_translation")?;
     let t = node.store.translations(None, Some(&id))?.into_iter().next().ok_or_else(|| {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adi_core::{Content, MemberCode, Precedence};
+use adi_core::{AlarmKind, Content, MemberCode, Precedence, RecipientState};
 use adi_store::Store;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
@@ -56,12 +56,12 @@ fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String
                     let removed = w.truth.membership.get(&s.line).is_some_and(|h| {
                         h.iter().skip_while(|(_, m)| !m.contains(code)).any(|(_, m)| !m.contains(code))
                     });
-                    if state == "refused" && removed {
+                    if row.is_some_and(|r| r.state == RecipientState::Refused) && removed {
                         // A member taken off the line refuses what was sent on the line after its
                         // removal reached it: the sender holds the refusal and its reason.
                         continue;
                     }
-                    let what = if matches!(state, "delivered" | "seen" | "acknowledged" | "declined") {
+                    let what = if row.is_some_and(|r| r.state.reached()) {
                         "was marked delivered but"
                     } else {
                         "was committed but"
@@ -175,16 +175,16 @@ fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &Membe
             .is_some_and(|history| history.iter().any(|(from, members)| *from > e && !members.contains(member)))
     });
     let refused_off_line = row.is_some_and(|r| {
-        r.state == "refused"
+        r.state == RecipientState::Refused
             && r.detail.as_deref().is_some_and(|d| d.ends_with(&format!("{member} is no longer on line {line}")))
     });
     match kind.as_str() {
         "line_setup" => row.is_none(),
         _ if row.is_none() && off_line => true,
         _ if refused_off_line && removed_after => true,
-        "handshake" => {
-            row.is_some_and(|r| r.state == "refused" && r.detail.as_deref().is_some_and(|d| d.starts_with("outdated")))
-        }
+        "handshake" => row.is_some_and(|r| {
+            r.state == RecipientState::Refused && r.detail.as_deref().is_some_and(|d| d.starts_with("outdated"))
+        }),
         _ => false,
     }
 }
@@ -226,12 +226,12 @@ fn flash(w: &World, out: &mut Vec<String>) {
             }
             let rnode = &w.nodes[*r];
             let answered = w.truth.answered.get(&(s.hash, code.clone())).copied();
-            let answer_held =
-                receipts.iter().any(|x| x.member == *code && matches!(x.kind.as_str(), "acknowledged" | "declined"));
+            let answer_held = receipts.iter().any(|x| x.member == *code && x.kind.settles());
             // The answer is signed on the recipient's clock and timed on the sender's.
             let in_time = answered.is_some_and(|a| rnode.to_sim(a) <= due_sim + tol) && answer_held;
-            let alarm =
-                alarms.iter().find(|a| a.kind == "unacknowledged" && a.message == Some(s.hash) && a.member == *code);
+            let alarm = alarms
+                .iter()
+                .find(|a| a.kind == AlarmKind::Unacknowledged && a.message == Some(s.hash) && a.member == *code);
             // The sender's alarm, on the sender's clock, as its timers keep it.
             let alarm_by = due.max(sender.at(healed)).max(sender.started_after(due).unwrap_or(0)) + tol;
             let escalated = alarm.is_some_and(|a| a.raised_ms <= alarm_by);
@@ -258,7 +258,7 @@ fn flash(w: &World, out: &mut Vec<String>) {
                 continue;
             }
             let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();
-            let esc = ralarms.iter().find(|a| a.kind == "escalation" && a.message == Some(s.hash));
+            let esc = ralarms.iter().find(|a| a.kind == AlarmKind::Escalation && a.message == Some(s.hash));
             let healed_here = rnode.at(healed);
             let restarted = rnode.started_after(due_here).unwrap_or(0);
             let limit = due_here.max(healed_here).max(restarted) + tol;

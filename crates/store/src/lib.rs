@@ -144,7 +144,7 @@ pub struct MessageRow {
 pub struct RecipientRow {
     pub member: MemberCode,
     /// `sent`, `delivered`, `refused`, `seen`, `acknowledged` or `declined`.
-    pub state: String,
+    pub state: adi_core::RecipientState,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
     /// When the recipient's node signed its receipt saying it decrypted the message.
@@ -267,7 +267,7 @@ pub struct ReceiptRow {
     pub hash: EnvelopeHash,
     pub answers: EnvelopeHash,
     pub member: MemberCode,
-    pub kind: String,
+    pub kind: adi_core::ReceiptKind,
     pub reason: Option<String>,
     /// When the answering member's node signed it.
     pub signed_ms: u64,
@@ -277,7 +277,7 @@ pub struct ReceiptRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlarmRow {
     pub id: u64,
-    pub kind: String,
+    pub kind: adi_core::AlarmKind,
     pub line: LineId,
     pub member: MemberCode,
     pub message: Option<EnvelopeHash>,
@@ -337,7 +337,7 @@ pub struct DraftRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operator {
     pub name: String,
-    pub role: String,
+    pub role: adi_core::Role,
     pub created_ms: u64,
 }
 

@@ -283,7 +283,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     );
     let sent_row = |r: &Record| RecipientRow {
         member: cn.clone(),
-        state: "sent".into(),
+        state: adi_core::RecipientState::Sent,
         sent_ms: r.received_ms,
         delivered_ms: None,
         decrypted_ms: None,
@@ -304,12 +304,12 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(outbox_hashes(&store, &cn, now), vec![hash(&setup), hash(&routine1), hash(&routine2)]);
     assert_eq!(
         store.recipients(&hash(&flash)).unwrap(),
-        vec![RecipientRow { state: "delivered".into(), delivered_ms: Some(now), ..sent_row(&flash) }]
+        vec![RecipientRow { state: adi_core::RecipientState::Delivered, delivered_ms: Some(now), ..sent_row(&flash) }]
     );
     assert_eq!(
         store.recipients(&hash(&priority)).unwrap(),
         vec![RecipientRow {
-            state: "refused".into(),
+            state: adi_core::RecipientState::Refused,
             detail: Some("line refused at CN".into()),
             ..sent_row(&priority)
         }]
@@ -363,7 +363,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(
         store.recipients(&hash(&flash)).unwrap(),
         vec![RecipientRow {
-            state: "delivered".into(),
+            state: adi_core::RecipientState::Delivered,
             delivered_ms: Some(now),
             decrypted_ms: Some(now + 20_000),
             ..sent_row(&flash)
@@ -564,8 +564,8 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
 /// Operators are found by the hash of their token; adding a name again replaces its token.
 fn operators<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let (_place, store) = fresh();
-    let duty = Operator { name: "duty-ph".into(), role: "duty".into(), created_ms: T0 };
-    let admin = Operator { name: "admin-ph".into(), role: "admin".into(), created_ms: T0 + 1 };
+    let duty = Operator { name: "duty-ph".into(), role: adi_core::Role::Duty, created_ms: T0 };
+    let admin = Operator { name: "admin-ph".into(), role: adi_core::Role::Admin, created_ms: T0 + 1 };
     store.add_operator(&duty, [1; 32]).unwrap();
     store.add_operator(&admin, [2; 32]).unwrap();
     assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), Some(duty.clone()));
@@ -578,7 +578,7 @@ fn operators<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some(admin), "other operators keep theirs");
 
     // A token belongs to one operator only.
-    let other = Operator { name: "other".into(), role: "duty".into(), created_ms: T0 + 2 };
+    let other = Operator { name: "other".into(), role: adi_core::Role::Duty, created_ms: T0 + 2 };
     assert!(store.add_operator(&other, [3; 32]).is_err());
     assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some(duty));
 }
@@ -691,6 +691,46 @@ fn sqlite_a_head_whose_bytes_are_another_envelopes_fails_the_load() {
     let store = sqlite_reopen(&dir);
     let err = store.load(&code("PH")).expect_err("a head whose bytes are another envelope's").to_string();
     assert!(err.contains("stored data is corrupt") && err.contains("the head of PH's chain"), "{err}");
+}
+
+/// A stored role, recipient state or alarm kind that is none reads back as corruption, never as
+/// some default.
+#[test]
+fn sqlite_an_unknown_stored_role_state_or_kind_is_corruption() {
+    let (dir, store) = sqlite();
+    let duty = Operator { name: "duty-ph".into(), role: adi_core::Role::Duty, created_ms: T0 };
+    store.add_operator(&duty, [1; 32]).unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("adi.db")).unwrap();
+    c.execute("UPDATE operators SET role = 'captain' WHERE name = 'duty-ph'", []).unwrap();
+    let err = store.operator_by_token(&[1; 32]).expect_err("a role no operator can have").to_string();
+    assert!(err.contains("stored data is corrupt") && err.contains("'captain' is no role"), "{err}");
+
+    // So do a recipient's state and an alarm's kind.
+    let line = line_id(10);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let flash = send(&mut ph, T0 + 1, line, "FLASH", "to CN");
+    assert_eq!(commit(&store, &[&setup, &flash]), inserted(2));
+    let alarm = adi_core::AlarmChange {
+        kind: adi_core::AlarmKind::Clock,
+        op: adi_core::AlarmOp::Raise,
+        line,
+        member: code("CN"),
+        message: None,
+        at_ms: T0 + 2,
+        detail: "CN's clock".into(),
+        addressed_to: Vec::new(),
+    };
+    store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait_blocking().unwrap();
+    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].state, adi_core::RecipientState::Sent);
+    assert_eq!(store.alarms(true, 10).unwrap()[0].kind, adi_core::AlarmKind::Clock);
+    c.execute("UPDATE recipients SET state = 'lost'", []).unwrap();
+    c.execute("UPDATE alarms SET kind = 'weather'", []).unwrap();
+    let err = store.recipients(&hash(&flash)).expect_err("a state no recipient can be in").to_string();
+    assert!(err.contains("'lost' is no state"), "{err}");
+    let err = store.alarms(true, 10).expect_err("a kind no alarm has").to_string();
+    assert!(err.contains("'weather' is no kind"), "{err}");
 }
 
 #[test]

@@ -1052,7 +1052,7 @@ impl Store for SqliteStore {
         conn.execute(
             "INSERT INTO operators (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
-            params![op.name, op.role, &token_hash[..], op.created_ms as i64],
+            params![op.name, op.role.as_str(), &token_hash[..], op.created_ms as i64],
         )
         .map_err(db)?;
         Ok(())
@@ -1075,7 +1075,7 @@ impl Store for SqliteStore {
                     Ok((
                         Operator {
                             name: row.get(0)?,
-                            role: row.get(1)?,
+                            role: read::role_of(row.get(1)?)?,
                             created_ms: row.get::<_, i64>(2)?.max(0) as u64,
                         },
                         row.get(3)?,
@@ -1104,7 +1104,7 @@ impl Store for SqliteStore {
                 params![&id_hash[..]],
                 |row| {
                     Ok(SessionRow {
-                        operator: Operator { name: row.get(0)?, role: row.get(1)?, created_ms: 0 },
+                        operator: Operator { name: row.get(0)?, role: read::role_of(row.get(1)?)?, created_ms: 0 },
                         csrf: row.get(2)?,
                         created_ms: row.get::<_, i64>(3)?.max(0) as u64,
                         last_seen_ms: row.get::<_, i64>(4)?.max(0) as u64,

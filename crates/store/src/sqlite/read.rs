@@ -13,6 +13,24 @@ use crate::{
     Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow, TranslationRow,
 };
 
+/// An operator's role as stored; a value no role has is corruption, not a default.
+pub(super) fn role_of(v: String) -> Result<adi_core::Role, rusqlite::Error> {
+    adi_core::Role::parse(&v).ok_or_else(|| super::invariant(format!("an operator's stored role '{v}' is no role")))
+}
+
+fn recipient_state_of(v: String) -> Result<adi_core::RecipientState, rusqlite::Error> {
+    adi_core::RecipientState::parse(&v)
+        .ok_or_else(|| super::invariant(format!("a stored recipient state '{v}' is no state")))
+}
+
+fn receipt_kind_of(v: String) -> Result<adi_core::ReceiptKind, rusqlite::Error> {
+    adi_core::ReceiptKind::parse(&v).ok_or_else(|| super::invariant(format!("a stored receipt kind '{v}' is no kind")))
+}
+
+fn alarm_kind_of(v: String) -> Result<adi_core::AlarmKind, rusqlite::Error> {
+    adi_core::AlarmKind::parse(&v).ok_or_else(|| super::invariant(format!("a stored alarm kind '{v}' is no kind")))
+}
+
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnName(format!("corrupt stored value: {what}"))
 }
@@ -510,7 +528,7 @@ pub(super) fn recipients(
         .query_map(params![&hash.0[..]], |row| {
             Ok(RecipientRow {
                 member: code_of(row.get(0)?)?,
-                state: row.get(1)?,
+                state: recipient_state_of(row.get(1)?)?,
                 sent_ms: u(row.get(2)?),
                 delivered_ms: opt_u(row.get(3)?),
                 decrypted_ms: opt_u(row.get(8)?),
@@ -535,7 +553,7 @@ pub(super) fn receipts(c: &Connection, s: &Sealer, answers: &EnvelopeHash) -> Re
                 hash: hash_of(row.get(0)?)?,
                 answers: hash_of(row.get(1)?)?,
                 member: code_of(row.get(2)?)?,
-                kind: row.get(3)?,
+                kind: receipt_kind_of(row.get(3)?)?,
                 reason: open(s, "receipts.reason", row.get(4)?)?,
                 signed_ms: u(row.get(5)?),
             })
@@ -551,7 +569,7 @@ fn alarm_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::
     let addressed: String = row.get(7)?;
     Ok(AlarmRow {
         id: u(row.get(0)?),
-        kind: row.get(1)?,
+        kind: alarm_kind_of(row.get(1)?)?,
         line: line_id_of(row.get(2)?)?,
         member: code_of(row.get(3)?)?,
         message: opt_hash_of(row.get(4)?)?,
@@ -659,7 +677,7 @@ pub(super) fn draft(c: &Connection, s: &Sealer, id: u64) -> Result<Option<DraftR
 pub(super) fn operator_by_token(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<Operator>, rusqlite::Error> {
     c.prepare_cached("SELECT name, role, created_ms FROM operators WHERE token_hash = ?1")?
         .query_row(params![&token_hash[..]], |row| {
-            Ok(Operator { name: row.get(0)?, role: row.get(1)?, created_ms: u(row.get(2)?) })
+            Ok(Operator { name: row.get(0)?, role: role_of(row.get(1)?)?, created_ms: u(row.get(2)?) })
         })
         .optional()
 }
