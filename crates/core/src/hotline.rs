@@ -1384,11 +1384,23 @@ impl Hotline {
         let mut alarms = Vec::new();
         if r.kind.settles() {
             if let Some((p, _)) = self.pending.remove(&(r.answers.hash, from.clone())) {
-                if p.alarmed {
-                    let why = match &r.reason {
-                        Some(reason) => format!("{} by {from}: {reason}", r.kind.as_str()),
-                        None => format!("{} by {from}", r.kind.as_str()),
-                    };
+                let why = match &r.reason {
+                    Some(reason) => format!("{} by {from}: {reason}", r.kind.as_str()),
+                    None => format!("{} by {from}", r.kind.as_str()),
+                };
+                // An answer first held here after the deadline is late whatever the recipient's
+                // clock signed, and whether or not this node was running to see the deadline
+                // pass: the alarm is raised for the record and cleared by the answer at once.
+                if !p.alarmed && p.side == Side::Sender && now_ms > p.due_ms {
+                    let late = human_ms(now_ms - p.due_ms);
+                    let detail = format!(
+                        "no acknowledgement from {from} for {} '{}' by its deadline: the answer came {late} late",
+                        p.precedence.as_str(),
+                        p.subject
+                    );
+                    alarms.push(self.alarm(AlarmKind::Unacknowledged, AlarmOp::Raise, &p, now_ms, detail));
+                    alarms.push(self.alarm(AlarmKind::Unacknowledged, AlarmOp::Clear, &p, now_ms, why));
+                } else if p.alarmed {
                     alarms.push(self.alarm(AlarmKind::Unacknowledged, AlarmOp::Clear, &p, now_ms, why));
                 }
             }

@@ -4,7 +4,10 @@
 //! shown healthy, however its tests stopped.
 
 use adi_core::fixtures::{hotline, key_packages_of};
-use adi_core::{AlarmKind, AlarmOp, Content, Draft, Hotline, LinkHealth, LinkState, MemberCode, NewLine, Record};
+use adi_core::{
+    AlarmKind, AlarmOp, Answered, Content, Draft, Hotline, LinkHealth, LinkState, MemberCode, NewLine, ReceiptKind, Record,
+};
+use adi_wire::envelope::PRIORITY_FLASH;
 use adi_wire::LineId;
 
 const LINE: LineId = LineId([9; 16]);
@@ -121,4 +124,38 @@ fn a_link_whose_last_answer_is_old_is_late_then_failing() {
     assert_eq!(health.state(T + 3 * interval + 1, interval), LinkState::Failing);
     // With tests turned off (interval 0) there is no schedule to be late against.
     assert_eq!(health.state(T + 10 * interval, 0), LinkState::Healthy);
+}
+
+/// The `unacknowledged` alarm changes `ph` records on receiving `cn`'s answer at `at`.
+fn answer_alarms(ph: &mut Hotline, answer: &Record, at: u64) -> Vec<(AlarmOp, String)> {
+    let back = ph.receive(at, &code("CN"), answer.envelope.bytes()).unwrap();
+    back.iter()
+        .flat_map(|r| r.alarms.iter())
+        .filter(|a| a.kind == AlarmKind::Unacknowledged)
+        .map(|a| (a.op.clone(), a.detail.clone()))
+        .collect()
+}
+
+#[test]
+fn an_answer_held_after_the_deadline_is_late_whatever_the_recipients_clock_signed() {
+    let (mut ph, mut cn) = direct_line(T - HOUR_MS);
+    let deadline_ms = ph.discipline().deadlines.flash_s * 1000;
+    let sent = flash(&mut ph, T);
+    cn.receive(T, &code("PH"), sent.envelope.bytes()).unwrap();
+    // CN signs its answer a second after receiving the FLASH, by a clock an hour slow; PH, which
+    // was not running when the deadline passed (no tick), first holds the answer a minute after
+    // it. The late answer is raised and cleared at once, so the record shows the deadline missed.
+    let answered = Answered { hash: sent.envelope.hash(), sender: code("PH"), seq: sent.envelope.body().seq };
+    let late = cn.answer(T + 1_000 - HOUR_MS, LINE, answered, ReceiptKind::Acknowledged, None, PRIORITY_FLASH).unwrap();
+    let changes = answer_alarms(&mut ph, &late, T + deadline_ms + 61_000);
+    assert_eq!(changes.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), vec![AlarmOp::Raise, AlarmOp::Clear]);
+    assert!(changes[0].1.contains("came 1 min 1 s late"), "{}", changes[0].1);
+
+    // Held by the deadline: no alarm at all.
+    let (mut ph, mut cn) = direct_line(T - HOUR_MS);
+    let sent = flash(&mut ph, T);
+    cn.receive(T, &code("PH"), sent.envelope.bytes()).unwrap();
+    let answered = Answered { hash: sent.envelope.hash(), sender: code("PH"), seq: sent.envelope.body().seq };
+    let on_time = cn.answer(T + 1_000, LINE, answered, ReceiptKind::Acknowledged, None, PRIORITY_FLASH).unwrap();
+    assert_eq!(answer_alarms(&mut ph, &on_time, T + deadline_ms), vec![]);
 }
