@@ -1,0 +1,652 @@
+//! The hotline state machine of one member's node.
+//!
+//! [`Hotline`] holds what the node must know to decide without I/O: the roster, the lines this
+//! member is on, for each line and sender the highest sequence number and chain head, the
+//! acknowledgements it waits for and the health of its direct lines. Its inputs are operator
+//! commands ([`Hotline::create_line`], [`Hotline::send`], [`Hotline::answer`]), envelope bytes from
+//! an authenticated peer ([`Hotline::receive`]) and the passing of time ([`Hotline::tick`]); its
+//! outputs are [`Record`]s and alarm changes for the runtime to commit before it acknowledges
+//! anything, and the time it next needs waking ([`Hotline::next_wake`]). Time comes in as
+//! `now_ms`, randomness as a line id.
+
+use std::collections::{BTreeSet, HashMap};
+
+use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
+use adi_record::{Checkpoint, Hash, SignedCheckpoint};
+use adi_wire::batch::RefusalCode;
+use adi_wire::content::SignedContent;
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_IMMEDIATE};
+use adi_wire::payload::PayloadV1;
+use adi_wire::{Envelope, EnvelopeHash, LineId, VerifiedEnvelope};
+use ed25519_dalek::SigningKey;
+
+use crate::decision::{Concurrence, Decision, Translation};
+use crate::discipline::{
+    human_ms, AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, LinkHealth, LinkState, PendingAck, Side, Timer,
+};
+use crate::error::CoreError;
+use crate::limits::Limits;
+use crate::line::{check_line, Line, NewLine, Scope};
+use crate::message::{Class, Draft, Message, Precedence};
+use crate::receipt::{Answered, Receipt, ReceiptKind};
+use crate::roster::{MemberCode, Roster};
+
+mod membership;
+mod payload;
+mod receive;
+mod timers;
+
+pub use self::payload::message_from_payload;
+use self::payload::*;
+use self::timers::clock_check;
+
+/// What a node is configured with.
+pub struct HotlineConfig {
+    pub me: MemberCode,
+    pub signing_key: SigningKey,
+    pub roster: Roster,
+    pub limits: Limits,
+    /// The caveat applied to a message that names none.
+    pub default_caveat: String,
+    pub discipline: DisciplineConfig,
+}
+
+/// The last envelope the store holds from one sender on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnHead {
+    pub line: LineId,
+    pub sender: MemberCode,
+    pub seq: u64,
+    pub hash: EnvelopeHash,
+    /// The latest MLS epoch of the sender's envelopes on the line.
+    pub epoch: u64,
+}
+
+/// What the store gives back at start.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub lines: Vec<Line>,
+    pub heads: Vec<OwnHead>,
+    /// Acknowledgements still awaited, with whether their alarm is open.
+    pub pending: Vec<PendingAck>,
+    /// This member's MLS state as last committed: the entries of its key-value state (none
+    /// for a member that has stored nothing yet).
+    pub mls_state: adi_mls::StateEntries,
+    /// Every member each line has had, as stored ([`Hotline`] remembers them across restarts).
+    pub known: Vec<(LineId, MemberCode)>,
+    /// The latest time on this node's clock that the store recorded (an envelope taken, an
+    /// event): a runtime whose clock reads earlier at start keeps time from here instead.
+    pub latest_ms: u64,
+}
+
+/// What an envelope carries, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    LineSetup,
+    Message(Message),
+    Receipt(Receipt),
+    LinkTest,
+    /// An MLS proposal or commit of the line's group (a key update).
+    Handshake,
+    Decision(Decision),
+    Concurrence(Concurrence),
+    Translation(Translation),
+}
+
+impl Content {
+    /// The kind stored beside the envelope.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Content::LineSetup => "line_setup",
+            Content::Message(_) => "message",
+            Content::Receipt(_) => "receipt",
+            Content::LinkTest => "link_test",
+            Content::Handshake => "handshake",
+            Content::Decision(_) => "decision",
+            Content::Concurrence(_) => "concurrence",
+            Content::Translation(_) => "translation",
+        }
+    }
+}
+
+/// An envelope's payload as sealed: its MLS epoch, the bytes, and the hash of the signed content
+/// inside (zeros when there is none).
+struct Sealed {
+    epoch: u64,
+    ciphertext: Vec<u8>,
+    content_hash: [u8; 32],
+}
+
+/// One envelope to commit, with what the store needs to index it.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub envelope: VerifiedEnvelope,
+    pub sender: MemberCode,
+    /// The line the envelope belongs to; for a line setup, the line it creates.
+    pub line: Line,
+    pub content: Content,
+    pub received_ms: u64,
+    /// Members to forward this envelope to: the other members for this node's own envelopes,
+    /// none for envelopes received from peers.
+    pub recipients: Vec<MemberCode>,
+    /// Alarm changes that this envelope causes, applied only if the envelope is newly stored.
+    pub alarms: Vec<AlarmChange>,
+    /// For an MLS application message: its signed content as decrypted (`adi_wire::content`),
+    /// kept so that the plaintext can be exported with its author's signature.
+    pub signed_content: Option<Vec<u8>>,
+}
+
+impl Record {
+    pub fn is_own(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+}
+
+/// Records and alarm changes to commit together.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    pub records: Vec<Record>,
+    /// Alarm changes not tied to a record (deadlines passing, links going silent).
+    pub alarms: Vec<AlarmChange>,
+    /// What changed in this member's MLS state up to the records, to store with them (secrets:
+    /// sealed at rest).
+    pub mls_state: Option<adi_mls::StateDelta>,
+    /// Envelopes from an epoch this member has not reached, to keep until the commit arrives.
+    pub hold: Vec<HeldEnvelope>,
+    /// Held envelopes that were decided (taken or refused), to forget.
+    pub release: Vec<EnvelopeHash>,
+    /// Signed items that contradict each other, kept as evidence of tampering.
+    pub evidence: Vec<Evidence>,
+    /// Signed checkpoints of line logs, this member's or its peers', to keep.
+    pub checkpoints: Vec<SignedCheckpoint>,
+    /// Countersignatures of checkpoints: (the checkpoint, the countersigning member, signature).
+    pub countersignatures: Vec<(SignedCheckpoint, MemberCode, [u8; 64])>,
+}
+
+/// Two signed items by one member that cannot both be true, kept as they arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub line: LineId,
+    /// The member whose signatures contradict each other.
+    pub member: MemberCode,
+    pub at_ms: u64,
+    /// What contradicts what, for operators.
+    pub detail: String,
+    /// The item this node held, exactly as stored.
+    pub held: Vec<u8>,
+    /// The item that contradicts it, exactly as it arrived.
+    pub offered: Vec<u8>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.alarms.is_empty()
+            && self.hold.is_empty()
+            && self.release.is_empty()
+            && self.evidence.is_empty()
+            && self.checkpoints.is_empty()
+            && self.countersignatures.is_empty()
+    }
+}
+
+/// An envelope from a peer, signed and on a line of this member, whose epoch this member's group
+/// has not reached yet: the store keeps it until the commit that reaches that epoch arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldEnvelope {
+    pub line: LineId,
+    pub sender: MemberCode,
+    pub seq: u64,
+    pub epoch: u64,
+    pub hash: EnvelopeHash,
+    /// The exact signed bytes, MLS ciphertext inside.
+    pub bytes: Vec<u8>,
+    pub received_ms: u64,
+}
+
+/// Why an envelope from a peer was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Whether the sender should try again later (the line may not be known here yet).
+    pub retry: bool,
+    /// What the refusal is, for the sender's node to act on.
+    pub code: RefusalCode,
+    pub reason: String,
+    /// An alarm to raise here: an envelope that cannot be decrypted is never dropped silently.
+    pub alarm: Option<Box<AlarmChange>>,
+    /// The envelope is valid so far but from an epoch this member has not reached: the runtime
+    /// may hold it (bounded) and hand it back after the commit arrives.
+    pub hold: Option<Box<HeldEnvelope>>,
+}
+
+impl Refusal {
+    fn reject(code: RefusalCode, reason: impl Into<String>) -> Self {
+        Refusal { retry: false, code, reason: reason.into(), alarm: None, hold: None }
+    }
+
+    fn defer(code: RefusalCode, reason: impl Into<String>) -> Self {
+        Refusal { retry: true, code, reason: reason.into(), alarm: None, hold: None }
+    }
+}
+
+/// The state machine.
+pub struct Hotline {
+    config: HotlineConfig,
+    lines: HashMap<LineId, Line>,
+    /// Highest sequence number and its hash, per line and sender.
+    heads: HashMap<(LineId, MemberCode), (u64, EnvelopeHash)>,
+    /// Acknowledgements awaited, with the time each next needs attention.
+    pending: HashMap<(EnvelopeHash, MemberCode), (PendingAck, u64)>,
+    /// Link tests of direct lines.
+    links: HashMap<LineId, LinkHealth>,
+    /// Timers by time; an entry is stale when its subject moved on, and is then skipped.
+    timers: BTreeSet<(u64, Timer)>,
+    /// The MLS groups of this member's lines, and its KeyPackages.
+    mls: LineMember,
+    /// Per line: when this member last refreshed its keys, and envelopes sealed since.
+    key_updates: HashMap<LineId, (u64, u64)>,
+    /// Per line and member: the latest MLS epoch this member's envelopes showed that member at,
+    /// or the epoch it was seen joining at. The home member commits a key update only while every
+    /// member is close enough that what is queued for or by it stays within the past epochs kept.
+    heard: HashMap<(LineId, MemberCode), u64>,
+    /// Per line, every member this node has known on it: the members at start, those seen
+    /// joining since, and every sender of a stored envelope. A member taken off a line since may
+    /// still be read from an earlier epoch.
+    known: BTreeSet<(LineId, MemberCode)>,
+}
+
+/// How many epochs the home member keeps in hand below the past-epoch window when it decides
+/// whether a key update may leave a silent member behind: commits already in flight.
+const EPOCH_MARGIN: u64 = 2;
+
+/// The roster's signing keys, as MLS checks credentials against them.
+fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
+    |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
+}
+
+fn internal(e: impl std::fmt::Display) -> CoreError {
+    CoreError::new(crate::ErrorKind::Internal, "mls", e.to_string())
+}
+
+impl Hotline {
+    /// Builds the state machine from configuration and what the store holds, at `now_ms`.
+    pub fn new(config: HotlineConfig, restored: Restored, now_ms: u64) -> Result<Hotline, CoreError> {
+        let seed = config.signing_key.to_bytes();
+        let line_ids: Vec<[u8; 16]> = restored.lines.iter().map(|l| l.id.0).collect();
+        let mls = if restored.mls_state.is_empty() {
+            LineMember::new(config.me.as_str(), seed, MlsConfig::default())
+        } else {
+            LineMember::restore(config.me.as_str(), seed, MlsConfig::default(), restored.mls_state, &line_ids)
+        }
+        .map_err(internal)?;
+        let heard = restored.heads.iter().map(|h| ((h.line, h.sender.clone()), h.epoch)).collect();
+        let known = restored
+            .heads
+            .iter()
+            .map(|h| (h.line, h.sender.clone()))
+            .chain(restored.lines.iter().flat_map(|l| l.members.iter().map(|m| (l.id, m.clone()))))
+            .chain(restored.known)
+            .collect();
+        let mut h = Hotline {
+            mls,
+            heard,
+            known,
+            key_updates: HashMap::new(),
+            config,
+            lines: HashMap::new(),
+            heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
+            pending: HashMap::new(),
+            links: HashMap::new(),
+            timers: BTreeSet::new(),
+        };
+        for line in restored.lines {
+            h.add_line(line, now_ms);
+        }
+        for p in restored.pending {
+            // A deadline that passed while the node was down fires at the first tick.
+            let wake = if p.alarmed { now_ms } else { p.due_ms };
+            h.await_ack(p, wake);
+        }
+        Ok(h)
+    }
+
+    /// Makes `n` one-time KeyPackages for peers to claim.
+    pub fn key_packages(&mut self, n: usize) -> Result<Vec<Vec<u8>>, CoreError> {
+        self.mls.key_packages(n).map_err(internal)
+    }
+
+    /// Signs a checkpoint of this member's log of a line: `size` entries with `root`.
+    pub fn sign_checkpoint(
+        &self,
+        line: LineId,
+        size: u64,
+        root: Hash,
+        now_ms: u64,
+    ) -> Result<SignedCheckpoint, CoreError> {
+        let checkpoint = Checkpoint { line: line.0, signer: self.config.me.to_string(), size, root, time_ms: now_ms };
+        checkpoint.sign(&self.config.signing_key).map_err(internal)
+    }
+
+    /// This member's countersignature of a peer's checkpoint it checked.
+    pub fn countersign(&self, checkpoint: &SignedCheckpoint) -> Result<[u8; 64], CoreError> {
+        checkpoint.countersign(&self.config.signing_key).map_err(internal)
+    }
+
+    /// This member's whole MLS state, to store (sealed) with the records that changed it.
+    /// The whole MLS state, serialised (for inspection; commits carry [`Hotline::mls_delta`]).
+    pub fn mls_snapshot(&self) -> Result<Vec<u8>, CoreError> {
+        self.mls.snapshot().map_err(internal)
+    }
+
+    /// What changed in the MLS state since the last delta, for the next commit. A caller whose
+    /// commit then fails rebuilds the core from the store.
+    pub fn mls_delta(&mut self) -> Result<adi_mls::StateDelta, CoreError> {
+        self.mls.delta().map_err(internal)
+    }
+
+    pub fn me(&self) -> &MemberCode {
+        &self.config.me
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.config.roster
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    pub fn discipline(&self) -> &DisciplineConfig {
+        &self.config.discipline
+    }
+
+    pub fn line(&self, id: &LineId) -> Option<&Line> {
+        self.lines.get(id)
+    }
+
+    pub fn lines(&self) -> impl Iterator<Item = &Line> {
+        self.lines.values()
+    }
+
+    /// Acknowledgements this node waits for.
+    pub fn pending(&self) -> impl Iterator<Item = &PendingAck> {
+        self.pending.values().map(|(p, _)| p)
+    }
+
+    /// Each direct line's link health and state at `now_ms`, by peer.
+    pub fn links(&self, now_ms: u64) -> Vec<(LinkHealth, LinkState)> {
+        let interval = self.config.discipline.link_test_interval_s * 1000;
+        let mut out: Vec<_> = self.links.values().map(|l| (l.clone(), l.state(now_ms, interval))).collect();
+        out.sort_by(|a, b| a.0.peer.cmp(&b.0.peer));
+        out
+    }
+
+    /// Sends an operator's message on a line. `released_by` names the principal who released it.
+    pub fn send(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        draft: Draft,
+        released_by: Option<String>,
+    ) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden(
+                "removed",
+                format!("{} was removed from line {}", self.config.me, line.id),
+            ));
+        }
+        let mut message = Message::from_draft(draft, &self.config.default_caveat, &self.config.limits)?;
+        message.released_by = released_by;
+        if message.class == Class::Operational && message.ack_required {
+            message.deadline_s = Some(self.config.discipline.deadlines.for_precedence(message.precedence));
+        }
+        let payload = message_to_payload(&message);
+        if payload.encode().len() > self.config.limits.payload_bytes_max {
+            return Err(CoreError::invalid(
+                "message_too_large",
+                format!("a message is at most {} bytes encoded", self.config.limits.payload_bytes_max),
+            ));
+        }
+        let priority = message.precedence.priority();
+        let record = self.seal(now_ms, line, priority, payload, Content::Message(message.clone()))?;
+        if let Some(deadline_s) = message.deadline_s.filter(|_| message.has_deadline()) {
+            for member in record.recipients.clone() {
+                let p = PendingAck {
+                    line: record.line.id,
+                    message: record.envelope.hash(),
+                    member,
+                    side: Side::Sender,
+                    due_ms: now_ms + deadline_s * 1000,
+                    precedence: message.precedence,
+                    subject: message.subject.clone(),
+                    alarmed: false,
+                };
+                let due = p.due_ms;
+                self.await_ack(p, due);
+            }
+        }
+        Ok(record)
+    }
+
+    /// Encrypts and signs any payload on a line, without the checks an operator's draft gets.
+    /// Tests use it to play a member that breaks the rules; the node never calls it.
+    #[doc(hidden)]
+    pub fn seal_unchecked(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        priority: u8,
+        payload: PayloadV1,
+    ) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        self.seal(now_ms, line, priority, payload, Content::LinkTest)
+    }
+
+    /// Proposes a decision on a line: its exact text, the parties whose concurrence makes it final
+    /// (all members of the line when none are named), and the version it replaces, if any.
+    pub fn propose_decision(&mut self, now_ms: u64, line: LineId, decision: Decision) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        let decision =
+            if decision.parties.is_empty() { Decision { parties: line.members.clone(), ..decision } } else { decision };
+        decision.check(&line, &self.config.limits)?;
+        let payload = decision_to_payload(&decision);
+        self.seal(now_ms, line, PRIORITY_IMMEDIATE, payload, Content::Decision(decision))
+    }
+
+    /// Answers a decision: concurs with, or declines, the text whose SHA-256 is given.
+    pub fn answer_decision(&mut self, now_ms: u64, line: LineId, answer: Concurrence) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        let reason = answer.reason.as_ref().map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        if !answer.concur && reason.is_none() {
+            return Err(CoreError::invalid("reason_required", "declining a decision needs a reason"));
+        }
+        let answer = Concurrence { reason, ..answer };
+        let payload = PayloadV1::Concurrence {
+            v: 1,
+            decision: answer.decision.to_hex(),
+            text_sha256: hex::encode(answer.text_sha256),
+            concur: answer.concur,
+            reason: answer.reason.clone(),
+        };
+        self.seal(now_ms, line, PRIORITY_IMMEDIATE, payload, Content::Concurrence(answer))
+    }
+
+    /// Attaches a translation to a message on a line (or revises one, or records its review).
+    pub fn translate(&mut self, now_ms: u64, line: LineId, t: Translation) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
+        t.check(&self.config.limits)?;
+        let payload = PayloadV1::Translation {
+            v: 1,
+            original: t.original.to_hex(),
+            language: t.language.clone(),
+            text: t.text.clone(),
+            translator: t.translator.clone(),
+            reviewed_by: t.reviewed_by.clone(),
+            revises: t.revises.map(|h| h.to_hex()),
+        };
+        self.seal(now_ms, line, adi_wire::envelope::PRIORITY_ROUTINE, payload, Content::Translation(t))
+    }
+
+    /// Encrypts any bytes as an application message of a line's group. Tests use it to craft
+    /// envelopes with chain fields of their choosing; the node never calls it.
+    #[doc(hidden)]
+    pub fn encrypt_unchecked(&mut self, line: LineId, plaintext: &[u8]) -> Result<(u64, Vec<u8>), CoreError> {
+        self.mls.encrypt(&line.0, plaintext).map_err(internal)
+    }
+
+    /// Answers an envelope on a line with this member's receipt. `priority` is the queue priority
+    /// of the envelope answered, so that the answer to a FLASH travels as fast as the FLASH.
+    pub fn answer(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        answered: Answered,
+        kind: ReceiptKind,
+        reason: Option<String>,
+        priority: u8,
+    ) -> Result<Record, CoreError> {
+        let line = self.line_here(&line)?;
+        if answered.sender == self.config.me {
+            return Err(CoreError::forbidden("own_message", "a member does not answer its own messages"));
+        }
+        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        if kind == ReceiptKind::Declined && reason.is_none() {
+            return Err(CoreError::invalid("reason_required", "declining needs a reason"));
+        }
+        if reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5) {
+            return Err(CoreError::invalid(
+                "reason_too_long",
+                format!("a reason is at most {} characters", self.config.limits.subject_chars_max * 5),
+            ));
+        }
+        let receipt = Receipt { kind, answers: answered, reason };
+        let payload = receipt_to_payload(&receipt);
+        let mut alarms = Vec::new();
+        if kind.settles() {
+            let me = self.config.me.clone();
+            if let Some((p, _)) = self.pending.remove(&(receipt.answers.hash, me.clone())) {
+                if p.alarmed {
+                    alarms.push(self.alarm(
+                        AlarmKind::Escalation,
+                        AlarmOp::Clear,
+                        &p,
+                        now_ms,
+                        format!("{} by {me}", kind.as_str()),
+                    ));
+                }
+            }
+        }
+        let mut record = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt))?;
+        record.alarms = alarms;
+        Ok(record)
+    }
+
+    /// Encrypts a payload for the line's group and signs it as this member's next envelope.
+    fn seal(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        payload: PayloadV1,
+        content: Content,
+    ) -> Result<Record, CoreError> {
+        // The content is signed for its place in the line before it is encrypted, so that its
+        // plaintext proves itself later without any MLS key.
+        let me = self.config.me.clone();
+        let seq = self.heads.get(&(line.id, me.clone())).map_or(0, |h| h.0) + 1;
+        let signed = SignedContent::sign(&self.config.signing_key, &line.id, me.as_str(), seq, payload.encode());
+        let content_hash = signed.hash(&line.id, me.as_str(), seq);
+        let encoded = signed.encode();
+        let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &encoded).map_err(internal)?;
+        let entry = self.key_updates.entry(line.id).or_insert((now_ms, 0));
+        entry.1 += 1;
+        if entry.1 >= self.config.discipline.key_update_messages.max(1) {
+            self.timers.insert((now_ms, Timer::KeyUpdate(line.id)));
+        }
+        let sealed = Sealed { epoch, ciphertext, content_hash };
+        let record = self.sign_with(now_ms, line, priority, CONTENT_MLS, sealed, content);
+        debug_assert_eq!(record.envelope.body().seq, seq);
+        Ok(Record { signed_content: Some(encoded), ..record })
+    }
+
+    /// Signs this member's next envelope on a line (no signed content inside) and advances the
+    /// chain head.
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        content_type: u8,
+        epoch: u64,
+        payload: Vec<u8>,
+        content: Content,
+    ) -> Record {
+        let sealed = Sealed { epoch, ciphertext: payload, content_hash: [0; 32] };
+        self.sign_with(now_ms, line, priority, content_type, sealed, content)
+    }
+
+    fn sign_with(
+        &mut self,
+        now_ms: u64,
+        line: Line,
+        priority: u8,
+        content_type: u8,
+        sealed: Sealed,
+        content: Content,
+    ) -> Record {
+        let Sealed { epoch, ciphertext: payload, content_hash } = sealed;
+        let me = self.config.me.clone();
+        let (seq, prev) = self.heads.get(&(line.id, me.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
+        let body = EnvelopeBody {
+            line: line.id,
+            sender: me.to_string(),
+            seq: seq + 1,
+            prev,
+            epoch,
+            created_ms: now_ms,
+            priority,
+            content_type,
+            content_hash,
+            payload,
+        };
+        let envelope = body.sign(&self.config.signing_key);
+        self.heads.insert((line.id, me.clone()), (seq + 1, envelope.hash()));
+        let recipients = line.members.iter().filter(|m| **m != me).cloned().collect();
+        Record {
+            envelope,
+            sender: me,
+            line,
+            content,
+            received_ms: now_ms,
+            recipients,
+            alarms: Vec::new(),
+            signed_content: None,
+        }
+    }
+
+    fn alarm(&self, kind: AlarmKind, op: AlarmOp, p: &PendingAck, now_ms: u64, detail: String) -> AlarmChange {
+        let addressed_to =
+            if kind == AlarmKind::Escalation { self.config.discipline.alternates.clone() } else { Vec::new() };
+        AlarmChange {
+            kind,
+            op,
+            line: p.line,
+            member: p.member.clone(),
+            message: Some(p.message),
+            at_ms: now_ms,
+            detail,
+            addressed_to,
+        }
+    }
+}
