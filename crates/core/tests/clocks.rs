@@ -5,7 +5,8 @@
 
 use adi_core::fixtures::{hotline, key_packages_of};
 use adi_core::{
-    AlarmKind, AlarmOp, Answered, Content, Draft, Hotline, LinkHealth, LinkState, MemberCode, NewLine, ReceiptKind, Record,
+    AlarmKind, AlarmOp, Answered, Content, Draft, Hotline, LinkHealth, LinkState, MemberCode, NewLine, ReceiptKind,
+    Record,
 };
 use adi_wire::envelope::PRIORITY_FLASH;
 use adi_wire::LineId;
