@@ -418,7 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Operator { command: OperatorCommand::Add { config, name, role, password_stdin } } => {
             let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
-            let store = adi_node::node::open_store(&config)?;
+            let store = adi_node::state::open_store(&config)?;
             let password = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;

@@ -242,7 +242,7 @@ impl Run {
             let health = cn.call(Method::GET, "/healthz", None).await.unwrap();
             assert_eq!(health["storage"]["error"], code, "{health}");
             let since = health["storage"]["since_ms"].as_u64().unwrap();
-            if adi_node::node::now_ms().saturating_sub(since) >= HOLD_MS {
+            if adi_node::clock::now_ms().saturating_sub(since) >= HOLD_MS {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use adi_node::client::Client;
 use adi_node::config::NodeConfig;
-use adi_node::federation::post_batch_once;
+use adi_node::fed::links::post_batch_once;
 use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::{Envelope, EnvelopeHash};
 use hyper::{Method, StatusCode};
@@ -59,10 +59,10 @@ where
 /// certificate, `to`'s pinned key. One verdict per envelope.
 async fn post_as(net: &Procs, from: &str, to: &str, envelopes: &[&[u8]]) -> Vec<Verdict> {
     let (from, to_config) = (config(net, from), config(net, to));
-    let (cert, key) = adi_node::tls::load_identity(&from.tls_cert, &from.tls_key).unwrap();
-    let (to_cert, _) = adi_node::tls::load_identity(&to_config.tls_cert, &to_config.tls_key).unwrap();
-    let pin = adi_node::tls::spki_pin(&to_cert).unwrap();
-    let tls = Arc::new(adi_node::tls::federation_client_config(cert, key, pin).unwrap());
+    let (cert, key) = adi_node::fed::tls::load_identity(&from.tls_cert, &from.tls_key).unwrap();
+    let (to_cert, _) = adi_node::fed::tls::load_identity(&to_config.tls_cert, &to_config.tls_key).unwrap();
+    let pin = adi_node::fed::tls::spki_pin(&to_cert).unwrap();
+    let tls = Arc::new(adi_node::fed::tls::federation_client_config(cert, key, pin).unwrap());
     let endpoint = to_config.federation_listen[0].to_string();
     let reply = post_batch_once(&endpoint, tls, &to_config.member, envelopes, 5_000).await.unwrap();
     assert_eq!(reply.verdicts.len(), envelopes.len(), "{reply:?}");
@@ -81,7 +81,7 @@ async fn envelope_bytes(c: &Client, id: &str) -> Vec<u8> {
 /// From a stopped node's store: the latest handshake (commit) its sender sent on the line before
 /// `after`, found along the sender's chain of `prev` hashes.
 fn commit_before(config: &NodeConfig, after: &[u8]) -> Vec<u8> {
-    let store = adi_node::node::open_store(config).unwrap();
+    let store = adi_node::state::open_store(config).unwrap();
     let mut prev = Envelope::decode(after, ENVELOPE_MAX, ENVELOPE_MAX).unwrap().body().prev;
     for _ in 0..16 {
         assert_ne!(prev, EnvelopeHash::NONE, "no handshake before the envelope");

@@ -3,7 +3,8 @@
 //! - every module of the product says what it is for, in a `//!` comment at its top;
 //! - outside tests, nothing calls `.unwrap()`, and every `.expect(` names, in its message, the
 //!   invariant it relies on;
-//! - `docs/ARCHITECTURE.md` names every crate of the workspace and every module of the node.
+//! - `docs/ARCHITECTURE.md` names every crate of the workspace and every module of the node;
+//! - the node's modules import one another in layers, with no import circle.
 //!
 //! The product is `src/` and every crate's `src/` but the test-only crates (`crates/sim`, the
 //! simulation, and `crates/fuzz`, the fuzzing harness); test code is `#[cfg(test)]` sections,
@@ -120,20 +121,180 @@ fn the_architecture_names_every_crate_and_every_module_of_the_node() {
             missing.push(format!("crate crates/{name}"));
         }
     }
+    // A module file is named as `name`, a folder of modules as `name/`, and each module in it
+    // as `name/sub` (or `name/sub.rs`).
     let node = root().join("crates/node/src");
-    let mut modules: Vec<String> = std::fs::read_dir(&node)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|m| m != "lib")
-        .collect();
+    let mut modules: Vec<Vec<String>> = Vec::new();
+    for file in rust_files(&node) {
+        let (top, sub) = node_module_of(&node, &file);
+        if top == "lib" {
+            continue;
+        }
+        match sub {
+            None => modules.push(vec![format!("`{top}`")]),
+            Some(sub) => {
+                modules.push(vec![format!("`{top}/`")]);
+                if sub != "mod" {
+                    modules.push(vec![format!("`{top}/{sub}`"), format!("`{top}/{sub}.rs`")]);
+                }
+            }
+        }
+    }
     modules.sort();
+    modules.dedup();
     assert!(modules.len() > 10, "the node's modules were not found: {modules:?}");
-    for m in modules {
-        if !architecture.contains(&format!("`{m}`")) {
-            missing.push(format!("node module {m}"));
+    for names in modules {
+        if !names.iter().any(|n| architecture.contains(n.as_str())) {
+            missing.push(format!("node module {}", names[0]));
         }
     }
     assert!(missing.is_empty(), "docs/ARCHITECTURE.md does not name: {missing:?}");
+}
+
+/// The node module a file of `crates/node/src` belongs to: its top-level module (a file's stem,
+/// or a folder's name), and within a folder the module's own name (`mod` for the folder's own).
+fn node_module_of(src: &Path, file: &Path) -> (String, Option<String>) {
+    let parts: Vec<String> = file
+        .strip_prefix(src)
+        .unwrap_or(file)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    match parts.as_slice() {
+        [top] => (top.clone(), None),
+        [top, sub, ..] => (top.clone(), Some(sub.clone())),
+        [] => (String::new(), None),
+    }
+}
+
+/// Code without its comments (line comments and doc comments, where intra-doc links name
+/// modules without importing them).
+fn without_comments(text: &str) -> String {
+    text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+/// The first path segment of each path a `use` tree names after `crate::`: `crate::a::b` gives
+/// `a`; `crate::{a, b::c}` gives `a` and `b`.
+fn first_segments(rest: &str) -> Vec<String> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let rest = rest.trim_start();
+    let Some(group) = rest.strip_prefix('{') else { return vec![ident(rest)] };
+    // The top-level items of the group, up to its closing brace.
+    let (mut depth, mut items, mut item) = (0usize, Vec::new(), String::new());
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+            _ if depth == 0 => item.push(c),
+            _ => {}
+        }
+    }
+    items.push(item);
+    items.iter().map(|i| ident(i.trim())).filter(|i| !i.is_empty()).collect()
+}
+
+/// Finds a cycle in a graph given as edges, as the path around it (first node repeated last).
+fn find_cycle(edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        done: &mut std::collections::BTreeSet<String>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, done, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges.keys().find_map(|n| visit(n, edges, &mut done, &mut Vec::new()))
+}
+
+/// The node's modules stand in layers: each imports only modules below it, so that none imports,
+/// through others, itself. An edge is a `crate::X` path outside tests (`X` a top-level module, a
+/// folder counting as one); within a folder, an edge is a `super::Y` or `crate::folder::Y` path
+/// between two of its modules.
+#[test]
+fn the_node_crate_has_no_import_circle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = root().join("crates/node/src");
+    let files = rust_files(&src);
+    let tops: BTreeSet<String> = files.iter().map(|f| node_module_of(&src, f).0).collect();
+    assert!(tops.len() > 5, "the node's modules were not found: {tops:?}");
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Within each folder: its modules' edges to one another.
+    let mut inner: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for file in &files {
+        let (top, sub) = node_module_of(&src, file);
+        if top == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        let code: String = non_test_lines(&text).map(|(_, l)| l).collect::<Vec<_>>().join("\n");
+        let code = without_comments(&code);
+        edges.entry(top.clone()).or_default();
+        for (at, _) in code.match_indices("crate::") {
+            // `crate::` that ends a longer name (`adi_crate::`) is not this crate.
+            if code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &code[at + "crate::".len()..];
+            for x in first_segments(rest) {
+                if x != top && tops.contains(&x) {
+                    edges.entry(top.clone()).or_default().insert(x.clone());
+                }
+                if let Some(sub) = sub.as_ref().filter(|_| x == top) {
+                    let within = rest.trim_start().strip_prefix(&format!("{top}::")).unwrap_or_default();
+                    for y in first_segments(within) {
+                        if y != *sub && !y.is_empty() {
+                            inner.entry(top.clone()).or_default().entry(sub.clone()).or_default().insert(y);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(sub) = &sub {
+            let graph = inner.entry(top.clone()).or_default();
+            graph.entry(sub.clone()).or_default();
+            for (at, _) in code.match_indices("super::") {
+                if code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                    continue;
+                }
+                for y in first_segments(&code[at + "super::".len()..]) {
+                    if y != *sub && !y.is_empty() {
+                        graph.entry(sub.clone()).or_default().insert(y);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&edges) {
+        panic!("the node's modules import one another in a circle: {}\nevery edge: {edges:#?}", cycle.join(" -> "));
+    }
+    for (folder, graph) in &inner {
+        // Only edges between the folder's own modules; an item of its `mod.rs` is below them all.
+        let modules: BTreeSet<&String> = graph.keys().collect();
+        let graph: BTreeMap<String, BTreeSet<String>> = graph
+            .iter()
+            .map(|(m, to)| (m.clone(), to.iter().filter(|t| modules.contains(t) && *t != "mod").cloned().collect()))
+            .collect();
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!("the modules of {folder}/ import one another in a circle: {}", cycle.join(" -> "));
+        }
+    }
 }

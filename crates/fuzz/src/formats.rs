@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use adi_core::hotline::message_from_payload;
 use adi_core::roster::{member_from_entry, member_to_entry};
 use adi_core::{fixtures, Limits, Roster};
-use adi_node::record::{CheckpointAnswer, CheckpointOffer};
+use adi_node::fed::checkpoints::{CheckpointAnswer, CheckpointOffer};
 use adi_record::bundle::Bundle;
 use adi_record::SignedCheckpoint;
 use adi_wire::batch::{decode_batch, encode_batch, BatchReply};

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use adi_core::MemberCode;
 use adi_node::config::ConfigFile;
-use adi_node::federation::{Peer, BATCH_PATH};
-use adi_node::record::{CheckpointAnswer, CheckpointOffer, CHECKPOINT_PATH};
+use adi_node::fed::checkpoints::{CheckpointAnswer, CheckpointOffer};
+use adi_node::fed::listener::Peer;
+use adi_node::fed::{BATCH_PATH, CHECKPOINT_PATH};
 use adi_node::{setup, Node, NodeConfig, NodeState};
 use adi_wire::batch::{decode_batch, BatchReply};
 use adi_wire::files::RosterFile;
@@ -189,7 +190,7 @@ impl NodeWorld {
         // Outside the runtime: adding an operator waits for the store's commit.
         let token = setup::add_operator(&*ph.state.store, "fuzz-admin", "admin").expect("an operator");
         let cn_token = demo.members[1].token.clone();
-        let (ph_api, cn_api) = (adi_node::api::router(ph.state.clone()), adi_node::api::router(cn.state.clone()));
+        let (ph_api, cn_api) = (adi_node::http::router(ph.state.clone()), adi_node::http::router(cn.state.clone()));
         let (line, message, decision) = runtime.block_on(async {
             let new_line = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
             let line =
@@ -208,7 +209,7 @@ impl NodeWorld {
             (line, message, decision)
         });
         drop(cn_api);
-        let federation = adi_node::federation::router(ph.state.clone()).layer(Extension(Peer(code("CN"))));
+        let federation = adi_node::fed::listener::router(ph.state.clone()).layer(Extension(Peer(code("CN"))));
         NodeWorld { runtime, ph, api: ph_api, federation, token, line, message, decision, dir }
     }
 

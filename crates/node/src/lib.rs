@@ -1,26 +1,36 @@
 //! The node runtime.
 //!
-//! A tokio process around the sans-IO core: the operator [`api`] (JSON over HTTP), the
-//! [`federation`] listener and links over pinned mutual [`tls`], the node [`config`], and the
-//! [`node`] that wires them to the store. Local [`setup`] (keys, cards, rosters, configs) and the
-//! API [`client`] serve the `adi` command; the [`relay`] cuts links for `adi bench` and the tests.
+//! A tokio process around the sans-IO core, in layers, each of which imports only those below it:
+//!
+//! - leaves: the node [`config`] and the runtime's [`clock`];
+//! - [`state`]: what every task of a running node shares ([`NodeState`]), the store opened, and
+//!   the refuse-writes state after a failed commit, with its own error;
+//! - [`error`]: the error every HTTP answer of the node carries, and [`driver`]: the tokio driver
+//!   of the engine (commits, held envelopes, the clock, the storage probe); [`record`]: the node's
+//!   own log checked against its checkpoints, and export bundles;
+//! - [`fed`]: the federation over pinned mutual TLS: its listener, the links to each peer and the
+//!   checkpoints exchanged with them;
+//! - [`http`]: the operator API (JSON over HTTP) and the console page;
+//! - [`start`]: [`Node::start`] wires it all together.
+//!
+//! Local [`setup`] (keys, cards, rosters, configs) and the API [`client`] serve the `adi` command;
+//! the [`relay`] cuts links for `adi bench` and the tests.
 
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod client;
+pub mod clock;
 pub mod config;
-pub mod console;
-pub mod decisions_api;
-pub mod discipline_api;
-pub mod federation;
-pub mod forms_api;
-pub mod node;
+pub mod driver;
+pub mod error;
+pub mod fed;
+pub mod http;
 pub mod record;
 pub mod relay;
 pub mod setup;
-pub mod tls;
-pub mod translations_api;
+pub mod start;
+pub mod state;
 
 pub use config::NodeConfig;
-pub use node::{Node, NodeState};
+pub use start::Node;
+pub use state::NodeState;

@@ -18,10 +18,11 @@ use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::api::token_hash;
+use crate::clock::now_ms;
 use crate::config::{ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, CONFIG_VERSION};
-use crate::node::now_ms;
-use crate::tls;
+use crate::fed::tls;
+use crate::http::auth::{hash_password, token_hash};
+use crate::state::open_store;
 
 /// The members data shipped with ADI.
 const MEMBERS_JSON: &str = include_str!("../../../data/members.json");
@@ -228,7 +229,7 @@ pub fn check_password(password: &str) -> anyhow::Result<()> {
 /// Sets an operator's console password (argon2id); at least 12 characters.
 pub fn set_password(store: &dyn Store, name: &str, password: &str) -> anyhow::Result<()> {
     check_password(password)?;
-    let phc = crate::console::hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    let phc = hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
     if !store.set_password(name, &phc)? {
         bail!("no operator {name}");
     }
@@ -342,7 +343,7 @@ pub fn demo_init(
         let dir = out.config.parent().unwrap_or(state);
         fs::write(dir.join("roster.toml"), &text)?;
         let config = crate::config::NodeConfig::load(&out.config).map_err(|e| anyhow!("{e}"))?;
-        let store = crate::node::open_store(&config)?;
+        let store = open_store(&config)?;
         let operator = format!("duty-{}", out.entry.code);
         let token = add_operator(&store, &operator, "duty")?;
         let console_password = new_token();

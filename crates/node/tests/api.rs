@@ -30,7 +30,7 @@ struct Api {
 impl Api {
     fn of(net: &Net, code: &str) -> Api {
         let token = net.state.members[net.index(code)].token.clone();
-        Api { app: adi_node::api::router(net.node(code).state.clone()), token }
+        Api { app: adi_node::http::router(net.node(code).state.clone()), token }
     }
 
     fn bearer(&self) -> String {

@@ -64,7 +64,7 @@ async fn sign_in_sessions_and_csrf() {
     add_operator(store, "auditor-ph", "auditor").unwrap();
     set_password(store, "auditor-ph", PASSWORD).unwrap();
     assert!(set_password(store, "duty-ph", "short").is_err(), "a short password is refused");
-    let app = adi_node::api::router(net.node("PH").state.clone());
+    let app = adi_node::http::router(net.node("PH").state.clone());
 
     // The page is served by the node; `/` leads to it.
     let (status, page, _) = call(&app, Method::GET, "/console", None, None, None).await;
@@ -127,13 +127,13 @@ async fn sign_in_sessions_and_csrf() {
     // An expired session is refused: idle past the timeout.
     let (old, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
     let id = old.split_once('=').unwrap().1;
-    let stale = adi_node::node::now_ms() - adi_node::console::SESSION_IDLE_MS - 1_000;
-    store.touch_session(adi_node::console::session_hash(id), stale).wait().await.unwrap();
+    let stale = adi_node::clock::now_ms() - adi_node::http::auth::SESSION_IDLE_MS - 1_000;
+    store.touch_session(adi_node::http::auth::session_hash(id), stale).wait().await.unwrap();
     let (status, v, _) = call(&app, Method::GET, "/api/v1/lines", Some(&old), None, None).await;
     assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_expired")));
 
     // Repeated wrong passwords lock the name out for a while, even with the right one next.
-    for _ in 0..adi_node::console::SIGN_IN_FAILURES_MAX {
+    for _ in 0..adi_node::http::auth::SIGN_IN_FAILURES_MAX {
         call(
             &app,
             Method::POST,
@@ -173,7 +173,7 @@ async fn every_state_changing_endpoint_needs_the_csrf_token_and_the_role() {
         add_operator(store, name, role).unwrap();
         set_password(store, name, PASSWORD).unwrap();
     }
-    let app = adi_node::api::router(net.node("PH").state.clone());
+    let app = adi_node::http::router(net.node("PH").state.clone());
     let (duty, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
     let (auditor, auditor_csrf) = sign_in(&app, "auditor-ph", PASSWORD, None).await;
     let endpoints: Vec<(String, Value)> = vec![

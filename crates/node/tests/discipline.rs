@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use adi_core::MemberCode;
 use adi_node::config::DisciplineSection;
-use adi_node::federation::post_batch_once;
+use adi_node::fed::links::post_batch_once;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_FLASH};
 use adi_wire::files::{DeadlinesFile, RosterFile};
 use adi_wire::payload::PayloadV1;
@@ -562,7 +562,7 @@ async fn an_envelope_that_cannot_be_decrypted_raises_an_alarm_at_both_ends() {
     let (record, mls_state) = {
         let mut core = state.core();
         let payload = PayloadV1::decode(&serde_json::to_vec(&json!({"type": "link_test", "v": 1})).unwrap()).unwrap();
-        let good = core.seal_unchecked(adi_node::node::now_ms(), line_id, 4, payload).unwrap();
+        let good = core.seal_unchecked(adi_node::clock::now_ms(), line_id, 4, payload).unwrap();
         let mut body = good.envelope.body().clone();
         let n = body.payload.len();
         body.payload[n - 5] ^= 0x55;

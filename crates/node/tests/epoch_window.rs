@@ -18,7 +18,7 @@ mod common;
 use std::time::Duration;
 
 use adi_core::MemberCode;
-use adi_node::federation::post_batch_once;
+use adi_node::fed::links::post_batch_once;
 use adi_wire::batch::Verdict;
 use common::{eventually, get_list, open_line, send, wait_delivered, Net};
 use hyper::{Method, StatusCode};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adi_core::MemberCode;
-use adi_node::federation::post_batch_once;
-use adi_node::tls;
+use adi_node::fed::links::post_batch_once;
+use adi_node::fed::tls;
 use adi_wire::batch::Verdict;
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE,
@@ -303,7 +303,7 @@ async fn a_node_with_an_unpinned_tls_key_is_refused_at_the_handshake() {
     let config = Arc::new(tls::federation_client_config(cert, key, pin_of(&net, "CN")).unwrap());
     // A genuine line set-up: PH's MLS group with a KeyPackage claimed from CN, signed by PH.
     let cn_kp =
-        adi_node::federation::claim_key_package_from(&endpoint(&net, "CN"), real.tls.clone(), &code("CN"), 5_000)
+        adi_node::fed::links::claim_key_package_from(&endpoint(&net, "CN"), real.tls.clone(), &code("CN"), 5_000)
             .await
             .unwrap();
     let keys = |c: &str| net.node("CN").state.roster_member(&code(c)).map(|m| m.signing_key.to_bytes());

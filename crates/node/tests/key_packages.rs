@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use adi_core::MemberCode;
 use adi_mls::{check_key_package, LineMember, MlsConfig};
-use adi_node::federation::{check_claimed_key_package, claim_key_package_from, post_batch_once};
+use adi_node::fed::links::{check_claimed_key_package, claim_key_package_from, post_batch_once};
 use adi_wire::batch::Verdict;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL};
 use adi_wire::files::RosterFile;
@@ -158,12 +158,12 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpinned_client_gets_no_key_package() {
     let net = Net::start(&["PH", "CN"]).await;
-    let stranger = adi_node::tls::generate_identity("PH").unwrap();
+    let stranger = adi_node::fed::tls::generate_identity("PH").unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.pem"), &stranger.cert_pem).unwrap();
     std::fs::write(dir.path().join("k.pem"), &stranger.key_pem).unwrap();
-    let (cert, key) = adi_node::tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
-    let tls = adi_node::tls::federation_client_config(cert, key, common::pin_of(&net, "CN")).unwrap();
+    let (cert, key) = adi_node::fed::tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
+    let tls = adi_node::fed::tls::federation_client_config(cert, key, common::pin_of(&net, "CN")).unwrap();
     let before = net.node("CN").state.store.key_packages_available().unwrap();
     let result = claim_key_package_from(
         &endpoint(&net, "CN"),

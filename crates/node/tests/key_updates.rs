@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use adi_core::MemberCode;
-use adi_node::federation::post_batch_once;
+use adi_node::fed::links::post_batch_once;
 use adi_wire::batch::Verdict;
 use common::{eventually, open_line, send, wait_delivered, Net};
 use hyper::Method;
@@ -153,7 +153,7 @@ async fn a_member_removed_from_a_conference_reads_nothing_sent_after() {
     let keys = common::keys_towards(&net, "PH", "VN");
     let vn_code = adi_core::MemberCode::parse("VN").unwrap();
     let reply =
-        adi_node::federation::post_batch_once(&common::endpoint(&net, "VN"), keys.tls, &vn_code, &[&bytes], 5_000)
+        adi_node::fed::links::post_batch_once(&common::endpoint(&net, "VN"), keys.tls, &vn_code, &[&bytes], 5_000)
             .await
             .unwrap();
     assert!(!matches!(reply.verdicts[0], adi_wire::batch::Verdict::Accepted), "{reply:?}");
@@ -234,7 +234,7 @@ fn latest_envelope(net: &Net, at: &str, line: &str, sender: &str, kind: &str) ->
         )
         .unwrap();
     drop(c);
-    let store = adi_node::node::open_store(&config).unwrap();
+    let store = adi_node::state::open_store(&config).unwrap();
     let hash = adi_wire::EnvelopeHash(hash.try_into().unwrap());
     adi_store::Store::envelope(&store, &hash).unwrap().expect("stored").bytes
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use adi_core::MemberCode;
-use adi_node::federation::post_batch_once;
+use adi_node::fed::links::post_batch_once;
 use adi_wire::batch::Verdict;
 use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_ROUTINE};
@@ -172,7 +172,7 @@ async fn offer_as_ph(
     line: &str,
     (size, root): (u64, [u8; 32]),
     (from_size, consistency): (u64, Vec<String>),
-) -> adi_node::record::CheckpointAnswer {
+) -> adi_node::fed::checkpoints::CheckpointAnswer {
     let ph_key = common::keys_towards(net, "PH", to);
     let signed = adi_record::Checkpoint {
         line: LineId::from_hex(line).unwrap().0,
@@ -183,7 +183,7 @@ async fn offer_as_ph(
     }
     .sign(&ph_key.signing)
     .unwrap();
-    let offer = adi_node::record::CheckpointOffer {
+    let offer = adi_node::fed::checkpoints::CheckpointOffer {
         v: 1,
         checkpoint: hex::encode(signed.to_bytes().unwrap()),
         from_size,
@@ -193,7 +193,7 @@ async fn offer_as_ph(
     let peer = MemberCode::parse(to).unwrap();
     let body = serde_json::to_vec(&offer).unwrap();
     let endpoint = common::endpoint(net, to);
-    let reply = adi_node::federation::post_once(&endpoint, ph_key.tls, &peer, "/fed/v1/checkpoints", body, 5_000)
+    let reply = adi_node::fed::links::post_once(&endpoint, ph_key.tls, &peer, "/fed/v1/checkpoints", body, 5_000)
         .await
         .unwrap();
     serde_json::from_slice(&reply).unwrap()

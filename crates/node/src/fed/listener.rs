@@ -1,0 +1,263 @@
+//! The federation listener: pinned mutual TLS in front of the federation's router, which takes
+//! batches of envelopes from peers, hands out this node's one-time KeyPackages, and answers
+//! checkpoint offers.
+//!
+//! The listener identifies the peer from its certificate pin during the handshake; an unpinned
+//! client never gets to send a byte of HTTP. A batch's envelopes go through the engine one by one,
+//! the accepted ones are committed together, and only then does the reply say `accepted`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adi_core::MemberCode;
+use adi_engine::Received;
+use adi_wire::batch::{BatchReply, Verdict};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::checkpoints::{answer_offer, CheckpointOffer};
+use super::tls::spki_pin;
+use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH};
+use crate::clock::now_ms;
+use crate::driver::{refill_key_packages, release_held};
+use crate::error::{storage_refusal, ApiError};
+use crate::state::NodeState;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// The member authenticated by a federation connection's client certificate.
+#[derive(Clone, Debug)]
+pub struct Peer(pub MemberCode);
+
+/// The federation router. Requests reach it only through [`serve_tls`] with a [`Peer`] attached.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let body_max = state.runtime_limits.batch_bytes_max;
+    Router::new()
+        .route(BATCH_PATH, post(receive_batch))
+        .route(KEY_PACKAGE_PATH, post(claim_key_package))
+        .route(CHECKPOINT_PATH, post(checkpoint_offer))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+async fn receive_batch(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e, "batch refused");
+            return ApiError::from_body_rejection(e).into_response();
+        }
+    };
+    let envelopes = match adi_engine::split(&node.limits, &body) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e, "malformed batch refused");
+            return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
+        }
+    };
+    // A peer answered 503 keeps the batch queued and tries again later.
+    if let Some(f) = node.storage_failure() {
+        return storage_refusal(&f.fault).into_response();
+    }
+    let (received, peers, pending) = {
+        let mut engine = node.engine();
+        let received = match engine.receive(node.store.as_ref(), &peer, &envelopes, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot decide a batch");
+                return ApiError::unavailable().into_response();
+            }
+        };
+        let Received { write, answer } = received;
+        // Submitted under the engine's lock so that the store commits in the order it decided.
+        let peers: Vec<MemberCode> =
+            write.iter().flat_map(|w| w.records.iter().flat_map(|r| r.recipients.clone())).collect();
+        (answer, peers, write.map(|w| node.store.commit(w)))
+    };
+    let early = received.early().map(<[Verdict]>::to_vec);
+    let finish = {
+        let node = node.clone();
+        async move {
+            let outcomes = match pending {
+                None => Vec::new(),
+                Some(p) => match p.wait().await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        node.engine().abandon(received);
+                        return Err(ApiError::from(node.fail_storage(&e)));
+                    }
+                },
+            };
+            let answered = node.engine().answer(node.store.as_ref(), received, &outcomes);
+            node.committed(&peers);
+            if !answered.release.is_empty() {
+                release_held(&node, answered.release).await;
+            }
+            Ok(answered.verdicts)
+        }
+    };
+    if let Some(verdicts) = early {
+        // The injected fault: the answer goes before the commit is known.
+        tokio::spawn(finish);
+        return Json(BatchReply::new(verdicts)).into_response();
+    }
+    match finish.await {
+        Ok(verdicts) => Json(BatchReply::new(verdicts)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Checks a peer's checkpoint of a line and answers with this member's countersignature or the
+/// reason it refused.
+async fn checkpoint_offer(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Bytes,
+) -> Response {
+    if let Some(f) = node.storage_failure() {
+        return storage_refusal(&f.fault).into_response();
+    }
+    let offer: CheckpointOffer = match serde_json::from_slice(&body) {
+        Ok(o) => o,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "malformed_offer", e.to_string()).into_response(),
+    };
+    match answer_offer(&node, &peer, offer).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(why) => {
+            tracing::warn!(peer = %peer, reason = %why, "checkpoint offer refused");
+            ApiError::new(StatusCode::FORBIDDEN, "offer_refused", why).into_response()
+        }
+    }
+}
+
+/// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool
+/// when it runs low.
+async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
+    if let Some(f) = node.storage_failure() {
+        return storage_refusal(&f.fault).into_response();
+    }
+    let claimed = match node.store.claim_key_package(&peer, now_ms()).wait().await {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(node.fail_storage(&e)).into_response(),
+    };
+    let low = node.store.key_packages_available().map(|n| node.engine().key_packages_low(n));
+    if claimed.is_none() || low.unwrap_or(true) {
+        let refill = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = refill_key_packages(&refill).await {
+                tracing::error!(error = %e, "cannot refill the KeyPackage pool");
+            }
+        });
+    }
+    match claimed {
+        Some(bytes) => {
+            tracing::info!(peer = %peer, "KeyPackage handed out");
+            ([(hyper::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        None => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_key_package", "no KeyPackage is available; try again")
+                .into_response()
+        }
+    }
+}
+
+/// Accepts TLS connections and serves `router` on each, until `shutdown` changes. When `roster_pins`
+/// is given, the client's certificate pin is resolved to a member and attached as a [`Peer`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    state: Option<Arc<NodeState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        while conns.try_join_next().is_some() {}
+        let (tcp, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let state = state.clone();
+        conns.spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = %addr, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(remote = %addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let peer = match &state {
+                None => None,
+                Some(node) => {
+                    let pin = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(spki_pin);
+                    match pin.and_then(|p| node.roster_member_by_pin(&p)) {
+                        Some(code) => Some(Peer(code)),
+                        None => {
+                            tracing::warn!(remote = %addr, "peer certificate matches no roster member");
+                            return;
+                        }
+                    }
+                }
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                if let Some(p) = &peer {
+                    req.extensions_mut().insert(p.clone());
+                }
+                router.clone().oneshot(req)
+            });
+            if let Err(e) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await
+            {
+                tracing::debug!(remote = %addr, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Binds every federation address.
+pub async fn bind_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot bind federation address {a}: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// The set of pins the federation listener admits: every roster member's.
+pub fn roster_pins(node: &NodeState) -> HashSet<[u8; 32]> {
+    node.roster_pins()
+}

@@ -1,0 +1,17 @@
+//! The federation: how a node talks with its peers' nodes over pinned mutual TLS ([`tls`]). The
+//! [`listener`] takes batches of envelopes, KeyPackage claims and checkpoint offers from peers;
+//! the [`links`] drain the durable outbox towards each peer and make the node's single requests
+//! of theirs; [`checkpoints`] are offered to a line's other members to countersign, and theirs
+//! answered.
+
+pub mod checkpoints;
+pub mod links;
+pub mod listener;
+pub mod tls;
+
+/// The federation path for envelope batches.
+pub const BATCH_PATH: &str = "/fed/v1/envelopes";
+/// The federation path where a peer claims one of this node's one-time KeyPackages.
+pub const KEY_PACKAGE_PATH: &str = "/fed/v1/key-packages/claim";
+/// The federation path where a peer hands this node its checkpoint of a line to countersign.
+pub const CHECKPOINT_PATH: &str = "/fed/v1/checkpoints";

@@ -1,0 +1,134 @@
+//! The duty officer's console: a page served by the node at `/console`, and the sign-in that
+//! gives it a session (`http::auth` checks the sessions).
+//!
+//! Sign-in always makes a new session (no fixation) and is rate-limited per operator name. The
+//! page's own assets are compiled into the binary and it requests nothing outside its node.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{
+    check_csrf, current, random_hex, session_hash, verify_password, SESSION_COOKIE, SESSION_IDLE_MS, SESSION_MAX_MS,
+    SIGN_IN_FAILURES_MAX, SIGN_IN_WINDOW_MS,
+};
+use super::error::ApiJson;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::state::NodeState;
+
+const PAGE: &str = include_str!("console/index.html");
+
+/// The page.
+pub async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// The world basemap of the console's maps: the countries of Natural Earth (public domain) at
+/// 1:50 million, as TopoJSON from the `world-atlas` package, compiled into the binary so that
+/// maps work with no internet.
+const WORLD: &str = include_str!("console/world-50m.json");
+
+pub async fn world() -> Response {
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "private, max-age=86400")], WORLD)
+        .into_response()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub name: String,
+    pub password: String,
+}
+
+/// The signed-in operator, and the CSRF token its requests must carry.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub name: String,
+    pub role: String,
+    pub csrf: String,
+    pub expires_ms: u64,
+}
+
+/// Signs an operator in: a new session whatever cookie came with the request.
+pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<SignIn>) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "sign_in_refused", "wrong name or password");
+    {
+        let mut failures = node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = failures.entry(req.name.clone()).or_default();
+        recent.retain(|t| now.saturating_sub(*t) < SIGN_IN_WINDOW_MS);
+        if recent.len() >= SIGN_IN_FAILURES_MAX {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("{SIGN_IN_FAILURES_MAX} failed sign-ins for this name; try again in a few minutes"),
+            ));
+        }
+    }
+    let found = node.store.operator_password(&req.name)?;
+    let (operator, phc) = match found {
+        Some((op, Some(phc))) => (op, phc),
+        _ => (
+            // No one: the name stays empty, and the role is the one that may do least.
+            adi_store::Operator { name: String::new(), role: adi_core::Role::Auditor, created_ms: 0 },
+            // Spend the same effort on an unknown name as on a wrong password.
+            "$argon2id$v=19$m=19456,t=2,p=1$YWRpLXVua25vd24$0VN5l8vUR3yWzDrf3xhuzQ".to_string(),
+        ),
+    };
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false);
+    if !ok || operator.name.is_empty() {
+        let mut failures = node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.entry(req.name.clone()).or_default().push(now);
+        tracing::warn!(operator = %req.name, "console sign-in refused");
+        return Err(refused());
+    }
+    node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&req.name);
+    let id = random_hex();
+    let csrf = random_hex();
+    node.store
+        .start_session(session_hash(&id), operator.name.clone(), csrf.clone(), now)
+        .wait()
+        .await
+        .map_err(|e| node.fail_storage(&e))?;
+    tracing::info!(operator = %operator.name, "console sign-in");
+    let secure = if node.api_tls { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let view =
+        SessionView { name: operator.name, role: operator.role.to_string(), csrf, expires_ms: now + SESSION_IDLE_MS };
+    let mut response = Json(view).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// The signed-in operator.
+pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Json<SessionView>, ApiError> {
+    let (_, row) = current(&node, &headers)?;
+    Ok(Json(SessionView {
+        name: row.operator.name,
+        role: row.operator.role.to_string(),
+        csrf: row.csrf,
+        expires_ms: (row.last_seen_ms + SESSION_IDLE_MS).min(row.created_ms + SESSION_MAX_MS),
+    }))
+}
+
+/// Ends the session (its CSRF token required) and clears the cookie.
+pub async fn sign_out(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (id, row) = current(&node, &headers)?;
+    check_csrf(&headers, &row)?;
+    node.store.end_session(session_hash(&id)).wait().await.map_err(|e| node.fail_storage(&e))?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}

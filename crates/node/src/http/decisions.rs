@@ -1,0 +1,243 @@
+//! The operator API of mutual decisions: propose an exact text on a line, and concur with or
+//! decline it; a decision is final when every required party concurred over its exact text.
+
+use std::sync::Arc;
+
+use adi_core::{Concurrence, Decision, MemberCode};
+use adi_store::DecisionRow;
+use adi_wire::EnvelopeHash;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::error::{check_writable, ApiJson};
+use super::lines::find_line;
+use crate::clock::now_ms;
+use crate::driver::commit_own;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::NodeState;
+
+/// A decision to propose.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDecisionRequest {
+    /// The exact text; what each party concurs with.
+    pub text: String,
+    /// The members whose concurrence makes it final (default: every member of the line).
+    #[serde(default)]
+    pub parties: Option<Vec<String>>,
+    /// Seconds within which the parties are asked to answer.
+    #[serde(default)]
+    pub deadline_s: Option<u64>,
+    /// The decision (id) this version replaces.
+    #[serde(default)]
+    pub supersedes: Option<String>,
+}
+
+/// An answer to a decision.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// SHA-256 (hex) of the text the operator read; refused if it is not the decision's text.
+    #[serde(default)]
+    pub text_sha256: Option<String>,
+    /// Why, when declining.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AnswerView {
+    pub id: String,
+    pub member: String,
+    pub concur: bool,
+    pub reason: Option<String>,
+    pub signed_ms: u64,
+    /// Whether the answer names this decision's exact text (only such answers count).
+    pub over_this_text: bool,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    pub id: String,
+    pub line: String,
+    pub proposer: String,
+    pub text: String,
+    pub text_sha256: String,
+    pub parties: Vec<String>,
+    pub deadline_ms: Option<u64>,
+    pub supersedes: Option<String>,
+    pub superseded_by: Option<String>,
+    pub created_ms: u64,
+    /// `open`, `final`, `declined` or `superseded`.
+    pub state: String,
+    /// Parties whose concurrence is still missing.
+    pub missing: Vec<String>,
+    pub answers: Vec<AnswerView>,
+}
+
+impl From<DecisionRow> for DecisionView {
+    fn from(d: DecisionRow) -> Self {
+        DecisionView {
+            id: d.id.to_hex(),
+            line: d.line.to_hex(),
+            proposer: d.proposer.to_string(),
+            text: d.text.clone(),
+            text_sha256: hex::encode(d.text_sha256),
+            parties: d.parties.iter().map(|p| p.to_string()).collect(),
+            deadline_ms: d.deadline_ms,
+            supersedes: d.supersedes.map(|h| h.to_hex()),
+            superseded_by: d.superseded_by.map(|h| h.to_hex()),
+            created_ms: d.created_ms,
+            state: d.state().to_string(),
+            missing: d.missing().iter().map(|m| m.to_string()).collect(),
+            answers: d
+                .answers
+                .iter()
+                .map(|a| AnswerView {
+                    id: a.hash.to_hex(),
+                    member: a.member.to_string(),
+                    concur: a.concur,
+                    reason: a.reason.clone(),
+                    signed_ms: a.signed_ms,
+                    over_this_text: a.text_sha256 == d.text_sha256,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn load(node: &NodeState, id: &EnvelopeHash) -> Result<DecisionRow, ApiError> {
+    node.store
+        .decisions(None, Some(id))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_decision", format!("no decision {id} here")))
+}
+
+fn decision_id(id: &str) -> Result<EnvelopeHash, ApiError> {
+    EnvelopeHash::from_hex(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_decision", format!("no decision {id} here")))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/decisions", request_body = NewDecisionRequest,
+    params(("line" = String, Path, description = "line id")),
+    responses((status = 201, body = DecisionView, description = "proposed: committed here and sent to the line"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn propose(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+    ApiJson(req): ApiJson<NewDecisionRequest>,
+) -> Result<(StatusCode, Json<DecisionView>), ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let bad = |code: &'static str, m: String| ApiError::new(StatusCode::BAD_REQUEST, code, m);
+    let parties = req
+        .parties
+        .unwrap_or_default()
+        .iter()
+        .map(|p| MemberCode::parse(p).map_err(|e| bad("bad_member_code", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let supersedes = match req.supersedes.as_deref() {
+        None => None,
+        Some(s) => {
+            let old = load(&node, &decision_id(s)?)?;
+            if old.line != line.id {
+                return Err(bad("other_line", "the decision replaced is on another line".into()));
+            }
+            Some(old.id)
+        }
+    };
+    let decision = Decision { text: req.text, parties, deadline_s: req.deadline_s, supersedes };
+    let id = commit_own(&node, |core| core.propose_decision(now_ms(), line.id, decision)).await?;
+    tracing::info!(operator = %auth.0.name, line = %line.id, decision = %id, "decision proposed");
+    Ok((StatusCode::CREATED, Json(DecisionView::from(load(&node, &id)?))))
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}/decisions", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = Vec<DecisionView>, description = "the line's decisions, oldest first"),
+              (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<Vec<DecisionView>>, ApiError> {
+    let line = find_line(&node, &line)?;
+    Ok(Json(node.store.decisions(Some(&line.id), None)?.into_iter().map(DecisionView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/decisions/{id}", params(("id" = String, Path, description = "decision id")),
+    responses((status = 200, body = DecisionView), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DecisionView>, ApiError> {
+    Ok(Json(DecisionView::from(load(&node, &decision_id(&id)?)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/concur", request_body = AnswerRequest,
+    params(("id" = String, Path, description = "decision id")),
+    responses((status = 200, body = DecisionView), (status = 403, body = ErrorBody, description = "not a party"),
+              (status = 409, body = ErrorBody, description = "answered already, replaced, or another text")))]
+pub async fn concur(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AnswerRequest>,
+) -> Result<Json<DecisionView>, ApiError> {
+    answer(&node, &auth, &id, true, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/decline", request_body = AnswerRequest,
+    params(("id" = String, Path, description = "decision id")),
+    responses((status = 200, body = DecisionView), (status = 400, body = ErrorBody, description = "no reason"),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn decline(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AnswerRequest>,
+) -> Result<Json<DecisionView>, ApiError> {
+    answer(&node, &auth, &id, false, body).await
+}
+
+async fn answer(
+    node: &NodeState,
+    auth: &Auth,
+    id: &str,
+    concur: bool,
+    req: AnswerRequest,
+) -> Result<Json<DecisionView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(node)?;
+    let d = load(node, &decision_id(id)?)?;
+    let conflict = |code: &'static str, m: String| ApiError::new(StatusCode::CONFLICT, code, m);
+    if !d.parties.contains(&node.member) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_party",
+            format!("{} is not a party to this decision", node.member),
+        ));
+    }
+    if let Some(newer) = d.superseded_by {
+        return Err(conflict("superseded", format!("decision {newer} replaces this one; answer that")));
+    }
+    if let Some(read) = &req.text_sha256 {
+        if !read.eq_ignore_ascii_case(&hex::encode(d.text_sha256)) {
+            return Err(conflict("text_changed", "the decision's text is not the text you read".into()));
+        }
+    }
+    if d.counted().iter().any(|(m, _)| *m == node.member) {
+        return Err(conflict("already_answered", format!("{} has answered this decision", node.member)));
+    }
+    let answer = Concurrence { decision: d.id, text_sha256: d.text_sha256, concur, reason: req.reason };
+    commit_own(node, |core| core.answer_decision(now_ms(), d.line, answer)).await?;
+    tracing::info!(operator = %auth.0.name, decision = %d.id, concur, "decision answered");
+    Ok(Json(DecisionView::from(load(node, &d.id)?)))
+}

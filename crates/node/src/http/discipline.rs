@@ -1,0 +1,573 @@
+//! The hotline's discipline on the operator API: answering messages (seen, acknowledged,
+//! declined), releasing held drafts, alarms and evidence, link health and the peers' backlog,
+//! and the live event stream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adi_core::{AlarmKind, AlarmOp, Answered, MemberCode, Precedence, ReceiptKind};
+use adi_store::{AlarmAck, AlarmRow, EventRow};
+use adi_wire::envelope::PRIORITY_ROUTINE;
+use adi_wire::EnvelopeHash;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Auth;
+use super::error::check_writable;
+use super::messages::load_message;
+use super::views::{DraftView, MessageView, NewMessageRequest, PeerView};
+use crate::clock::now_ms;
+use crate::driver::commit_own;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{fault_text, NodeState, StorageFailure};
+
+/// Most events sent to a stream client in one read of the store.
+const EVENTS_READ_LEN_MAX: usize = 500;
+/// How long a stream waits for new events before it looks again.
+const EVENTS_POLL_MS: u64 = 5_000;
+
+/// The body of an answer; a decline needs a reason.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    pub reason: Option<String>,
+}
+
+fn parse_answer(body: &Bytes) -> Result<AnswerRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(AnswerRequest::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
+}
+
+fn parse_hash(id: &str) -> Result<EnvelopeHash, ApiError> {
+    EnvelopeHash::from_hex(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))
+}
+
+/// Answers a message with this member's receipt, once each: a second acknowledgement, or a decline
+/// after an acknowledgement, is a conflict.
+async fn answer(
+    node: &NodeState,
+    auth: &Auth,
+    id: &str,
+    kind: ReceiptKind,
+    body: Bytes,
+) -> Result<MessageView, ApiError> {
+    auth.require_sender()?;
+    let req = parse_answer(&body)?;
+    let hash = parse_hash(id)?;
+    // Held until the receipt is committed, so that the check below sees every earlier answer.
+    let _serial = node.receipts.lock().await;
+    let row = node
+        .store
+        .message(&hash)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    let mine: Vec<ReceiptKind> =
+        node.store.receipts(&hash)?.into_iter().filter(|r| r.member == node.member).map(|r| r.kind).collect();
+    let has = |k: ReceiptKind| mine.contains(&k);
+    let settled = has(ReceiptKind::Acknowledged) || has(ReceiptKind::Declined);
+    match kind {
+        ReceiptKind::Seen if has(ReceiptKind::Seen) || settled => return load_message(node, &hash),
+        ReceiptKind::Acknowledged | ReceiptKind::Declined if settled => {
+            let done = if has(ReceiptKind::Acknowledged) { "acknowledged" } else { "declined" };
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_answered",
+                format!("this message was {done} already"),
+            ));
+        }
+        _ => {}
+    }
+    let priority =
+        row.precedence.as_deref().and_then(Precedence::parse).map(|p| p.priority()).unwrap_or(PRIORITY_ROUTINE);
+    let answered = Answered { hash, sender: row.sender.clone(), seq: row.seq };
+    commit_own(node, |core| core.answer(now_ms(), row.line, answered, kind, req.reason, priority)).await?;
+    tracing::info!(operator = %auth.0.name, message = %hash, answer = kind.as_str(), "message answered");
+    load_message(node, &hash)
+}
+
+#[utoipa::path(post, path = "/api/v1/messages/{id}/seen", params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = MessageView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn seen(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<MessageView>, ApiError> {
+    answer(&node, &auth, &id, ReceiptKind::Seen, body).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/messages/{id}/ack", params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = MessageView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "acknowledged or declined already")))]
+pub async fn ack(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<MessageView>, ApiError> {
+    answer(&node, &auth, &id, ReceiptKind::Acknowledged, body).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/messages/{id}/decline", request_body = AnswerRequest,
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = MessageView), (status = 400, body = ErrorBody, description = "no reason"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "acknowledged or declined already")))]
+pub async fn decline(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<MessageView>, ApiError> {
+    answer(&node, &auth, &id, ReceiptKind::Declined, body).await.map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/drafts", responses((status = 200, body = Vec<DraftView>), (status = 401, body = ErrorBody)))]
+pub async fn drafts(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<DraftView>>, ApiError> {
+    Ok(Json(node.store.drafts(true, 1_000)?.into_iter().map(DraftView::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/drafts/{id}/release", params(("id" = u64, Path, description = "draft id")),
+    responses((status = 201, body = MessageView), (status = 403, body = ErrorBody, description = "not a principal"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "released already")))]
+pub async fn release(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<u64>,
+) -> Result<(StatusCode, Json<MessageView>), ApiError> {
+    if !auth.0.role.is_principal() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "role", "only a principal releases a held message"));
+    }
+    check_writable(&node)?;
+    let _serial = node.receipts.lock().await;
+    let d = node
+        .store
+        .draft(id)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_draft", format!("no draft {id} here")))?;
+    if d.state != "awaiting_release" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "released_already",
+            format!("draft {id} was released already"),
+        ));
+    }
+    let req: NewMessageRequest = serde_json::from_str(&d.draft_json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let principal = auth.0.name.clone();
+    let (hash, recipients, pending) = {
+        let mut core = node.core();
+        let record = core.send(now_ms(), d.line, req.to_draft(), Some(principal.clone()))?;
+        let hash = record.envelope.hash();
+        let recipients = record.recipients.clone();
+        let mls_state = Some(core.mls_delta()?);
+        let batch = adi_core::WriteBatch { records: vec![record], mls_state, ..Default::default() };
+        (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
+    };
+    if let Err(e) = pending.wait().await {
+        return Err(node.fail_storage(&e).into());
+    }
+    node.committed(&recipients);
+    tracing::info!(operator = %auth.0.name, draft = id, message = %hash, "held message released");
+    Ok((StatusCode::CREATED, Json(load_message(&node, &hash)?)))
+}
+
+/// An alarm.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AlarmView {
+    /// 0 for the storage alarm while the database cannot take it: it is then held in memory, and
+    /// recorded (raised and cleared) once the database takes writes again.
+    pub id: u64,
+    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper`, `storage` or
+    /// `clock`.
+    pub kind: String,
+    /// The line (all zeros for `storage` and for this node's own `clock`, which concern no line).
+    pub line: String,
+    /// The member who has not answered, the link's peer (also for a peer's `clock`), or this
+    /// member for `storage` and for its own `clock`.
+    pub member: String,
+    pub message: Option<String>,
+    pub raised_ms: u64,
+    pub detail: String,
+    /// Alternates the alarm is addressed to.
+    pub addressed_to: Vec<String>,
+    /// How many times it was raised again.
+    pub repeats: u64,
+    pub last_raised_ms: u64,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<u64>,
+    pub cleared_ms: Option<u64>,
+    pub clear_reason: Option<String>,
+}
+
+impl From<AlarmRow> for AlarmView {
+    fn from(a: AlarmRow) -> Self {
+        AlarmView {
+            id: a.id,
+            kind: a.kind.as_str().to_string(),
+            line: a.line.to_hex(),
+            member: a.member.to_string(),
+            message: a.message.map(|m| m.to_hex()),
+            raised_ms: a.raised_ms,
+            detail: a.detail,
+            addressed_to: a.addressed_to,
+            repeats: a.repeats,
+            last_raised_ms: a.last_raised_ms,
+            acked_by: a.acked_by,
+            acked_ms: a.acked_ms,
+            cleared_ms: a.cleared_ms,
+            clear_reason: a.clear_reason,
+        }
+    }
+}
+
+/// Which alarms to list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmParams {
+    /// Also list cleared alarms.
+    pub all: Option<bool>,
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/alarms", params(AlarmParams),
+    responses((status = 200, body = Vec<AlarmView>, description = "open alarms, newest first"), (status = 401, body = ErrorBody)))]
+pub async fn alarms(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    params: Result<Query<AlarmParams>, QueryRejection>,
+) -> Result<Json<Vec<AlarmView>>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
+    let rows = node.store.alarms(!p.all.unwrap_or(false), limit)?;
+    let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
+    // The database cannot be written: the open storage alarm is shown from memory, unless the
+    // probe already committed it.
+    let recorded = rows.iter().any(|a| a.kind == AlarmKind::Storage && a.cleared_ms.is_none());
+    if let Some(failure) = node.storage_failure().filter(|_| !recorded) {
+        views.push(storage_alarm_view(&node, &failure));
+    }
+    views.extend(rows.into_iter().map(AlarmView::from));
+    views.truncate(limit);
+    Ok(Json(views))
+}
+
+/// The open storage alarm while it is held in memory.
+fn storage_alarm_view(node: &NodeState, failure: &StorageFailure) -> AlarmView {
+    let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+    AlarmView {
+        id: 0,
+        kind: a.kind.as_str().to_string(),
+        line: a.line.to_hex(),
+        member: a.member.to_string(),
+        message: None,
+        raised_ms: a.at_ms,
+        detail: a.detail,
+        addressed_to: a.addressed_to,
+        repeats: 0,
+        last_raised_ms: a.at_ms,
+        acked_by: None,
+        acked_ms: None,
+        cleared_ms: None,
+        clear_reason: None,
+    }
+}
+
+/// Two signed items by one member that contradict each other, as this node received them.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EvidenceView {
+    pub id: u64,
+    pub line: String,
+    /// The member whose signatures contradict each other.
+    pub member: String,
+    pub at_ms: u64,
+    pub detail: String,
+    /// The item held here (SHA-256 of its bytes, and the bytes).
+    pub held_id: String,
+    pub held_base64: String,
+    /// The item that contradicts it.
+    pub offered_id: String,
+    pub offered_base64: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence", params(AlarmParams),
+    responses((status = 200, body = Vec<EvidenceView>, description = "evidence of tampering, newest first"),
+              (status = 401, body = ErrorBody)))]
+pub async fn evidence(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    params: Result<Query<AlarmParams>, QueryRejection>,
+) -> Result<Json<Vec<EvidenceView>>, ApiError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let id_of = |bytes: &[u8]| hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(bytes)));
+    let rows = node.store.evidence(limit)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, e)| EvidenceView {
+                id,
+                line: e.line.to_hex(),
+                member: e.member.to_string(),
+                at_ms: e.at_ms,
+                detail: e.detail,
+                held_id: id_of(&e.held),
+                held_base64: b64.encode(&e.held),
+                offered_id: id_of(&e.offered),
+                offered_base64: b64.encode(&e.offered),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", params(("id" = u64, Path, description = "alarm id")),
+    responses((status = 200, body = AlarmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "acknowledged already")))]
+pub async fn ack_alarm(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<u64>,
+) -> Result<Json<AlarmView>, ApiError> {
+    auth.require_sender()?;
+    let result =
+        node.store.ack_alarm(id, auth.0.name.clone(), now_ms()).wait().await.map_err(|e| node.fail_storage(&e))?;
+    node.committed(&[]);
+    match result {
+        AlarmAck::Acked(a) => Ok(Json(a.into())),
+        AlarmAck::AlreadyAcked(a) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_acknowledged",
+            format!("alarm {id} was acknowledged by {} already", a.acked_by.unwrap_or_default()),
+        )),
+        AlarmAck::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_alarm", format!("no alarm {id} here"))),
+    }
+}
+
+/// One direct line's link, as link tests and the outbox show it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    pub member: String,
+    pub line: String,
+    /// `healthy`, `late`, `failing` or `never_tested`.
+    pub state: String,
+    pub last_ok_ms: Option<u64>,
+    pub last_rtt_ms: Option<u64>,
+    /// The peer's clock minus this node's, as the last answered test measured it (within half
+    /// its round trip).
+    pub clock_offset_ms: Option<i64>,
+    /// When the unanswered test was sent, if one is outstanding.
+    pub test_outstanding_since_ms: Option<u64>,
+    pub queue_len: u64,
+    pub oldest_queued_age_ms: Option<u64>,
+    /// The open connection's endpoint, if any.
+    pub endpoint: Option<String>,
+    pub last_error: Option<String>,
+    pub test_interval_s: u64,
+}
+
+#[utoipa::path(get, path = "/api/v1/links", responses((status = 200, body = Vec<LinkView>), (status = 401, body = ErrorBody)))]
+pub async fn links(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<LinkView>>, ApiError> {
+    let now = now_ms();
+    let (links, interval) = {
+        let core = node.core();
+        (core.links(now), core.discipline().link_test_interval_s)
+    };
+    let stats = node.store.queue_stats()?;
+    let out = links
+        .into_iter()
+        .map(|(h, state)| {
+            let q = stats.iter().find(|q| q.peer == h.peer);
+            let status = node.links.get(&h.peer).map(|l| l.status()).unwrap_or_default();
+            LinkView {
+                member: h.peer.to_string(),
+                line: h.line.to_hex(),
+                state: state.as_str().to_string(),
+                last_ok_ms: h.last_ok_ms,
+                last_rtt_ms: h.last_rtt_ms,
+                clock_offset_ms: h.offset_ms,
+                test_outstanding_since_ms: h.outstanding.map(|o| o.1),
+                queue_len: q.map(|q| q.len).unwrap_or(0),
+                oldest_queued_age_ms: q.and_then(|q| q.oldest_enqueued_ms).map(|t| now.saturating_sub(t)),
+                endpoint: status.endpoint,
+                last_error: status.last_error,
+                test_interval_s: interval,
+            }
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// An event of the live stream, as its `data`.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct EventView {
+    pub id: u64,
+    pub at_ms: u64,
+    /// `message`, `state`, `alarm`, `link`, `draft`, or `gap` when events were missed.
+    pub kind: String,
+    pub line: Option<String>,
+    pub message: Option<String>,
+    pub member: Option<String>,
+    pub state: Option<String>,
+    pub alarm: Option<u64>,
+    pub detail: Option<String>,
+}
+
+impl From<EventRow> for EventView {
+    fn from(e: EventRow) -> Self {
+        EventView {
+            id: e.id,
+            at_ms: e.at_ms,
+            kind: e.kind,
+            line: e.line.map(|l| l.to_hex()),
+            message: e.message.map(|m| m.to_hex()),
+            member: e.member.map(|m: MemberCode| m.to_string()),
+            state: e.state,
+            alarm: e.alarm,
+            detail: e.detail,
+        }
+    }
+}
+
+/// Where a stream starts.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Start after this event id (as `Last-Event-ID` does); by default, after the newest.
+    pub after: Option<u64>,
+}
+
+fn sse_event(e: &EventView) -> Event {
+    let data = serde_json::to_string(e).unwrap_or_default();
+    Event::default().id(e.id.to_string()).event(e.kind.clone()).data(data)
+}
+
+#[utoipa::path(get, path = "/api/v1/events", params(EventParams),
+    responses((status = 200, description = "Server-Sent Events; each event's id resumes the stream with Last-Event-ID"),
+              (status = 401, body = ErrorBody)))]
+pub async fn events(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    headers: HeaderMap,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(|v| v.trim().parse::<u64>());
+    let last_id = match last_id {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_last_event_id", "Last-Event-ID is an event id"))
+        }
+        None => p.after,
+    };
+    let (oldest, newest) = node.store.event_bounds()?;
+    let mut first = Vec::new();
+    let after = match last_id {
+        None => newest,
+        Some(id) => {
+            // Events after `id` were pruned: say so before sending what is left.
+            if oldest > 0 && id + 1 < oldest {
+                first.push(EventView {
+                    id,
+                    at_ms: now_ms(),
+                    kind: "gap".into(),
+                    line: None,
+                    message: None,
+                    member: None,
+                    state: None,
+                    alarm: None,
+                    detail: Some(format!("events {} to {} are no longer kept; reload the state", id + 1, oldest - 1)),
+                });
+            }
+            id
+        }
+    };
+    // The storage failure last told to this client, by when it began.
+    let announced: Option<u64> = None;
+    let state = (node, after, first, announced);
+    let stream = futures_util::stream::unfold(state, |(node, mut after, mut queue, mut announced)| async move {
+        loop {
+            if !queue.is_empty() {
+                let e: EventView = queue.remove(0);
+                let out = sse_event(&e);
+                if e.kind != "gap" {
+                    after = e.id;
+                }
+                return Some((Ok(out), (node, after, queue, announced)));
+            }
+            if node.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            let notified = node.events.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // While the database cannot be written, its alarm cannot be an event row: it is told
+            // from memory, under the id of the last event sent, so that a client resumes where it was.
+            if let Some(failure) = node.storage_failure().filter(|f| announced != Some(f.since_ms)) {
+                announced = Some(failure.since_ms);
+                let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+                queue.push(EventView {
+                    id: after,
+                    at_ms: a.at_ms,
+                    kind: "alarm".into(),
+                    line: Some(a.line.to_hex()),
+                    message: None,
+                    member: Some(a.member.to_string()),
+                    state: Some("raised".into()),
+                    alarm: None,
+                    detail: Some(a.detail),
+                });
+                continue;
+            }
+            match node.store.events_after(after, EVENTS_READ_LEN_MAX) {
+                Ok(rows) if !rows.is_empty() => {
+                    queue = rows.into_iter().map(EventView::from).collect();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read events");
+                    return None;
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(EVENTS_POLL_MS)) => {}
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = Vec<PeerView>), (status = 401, body = ErrorBody)))]
+pub async fn peers(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<PeerView>>, ApiError> {
+    let stats = node.store.queue_stats()?;
+    let now = now_ms();
+    let out = node
+        .links
+        .values()
+        .map(|link| {
+            let s = link.status();
+            let q = stats.iter().find(|q| q.peer == link.peer);
+            PeerView {
+                member: link.peer.to_string(),
+                queue_len: q.map(|q| q.len).unwrap_or(0),
+                oldest_queued_age_ms: q.and_then(|q| q.oldest_enqueued_ms).map(|t| now.saturating_sub(t)),
+                endpoint: s.endpoint,
+                last_error: s.last_error,
+                last_delivery_ms: s.last_delivery_ms,
+                failures: s.failures,
+            }
+        })
+        .collect();
+    Ok(Json(out))
+}

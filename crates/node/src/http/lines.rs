@@ -1,0 +1,168 @@
+//! Lines on the operator API: opening one (a KeyPackage claimed from each other member's node),
+//! listing and reading them, key updates, adding and removing members, and leaving.
+
+use std::sync::Arc;
+
+use adi_core::{CoreError, Line, NewLine};
+use adi_wire::LineId;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::auth::Auth;
+use super::error::{check_writable, ApiJson};
+use super::views::{LineView, NewLineRequest, NewMemberRequest};
+use crate::clock::now_ms;
+use crate::driver::{commit_own, commit_own_records};
+use crate::error::{ApiError, ErrorBody};
+use crate::fed::links::claim_checked_key_package;
+use crate::state::NodeState;
+
+#[utoipa::path(post, path = "/api/v1/lines", request_body = NewLineRequest,
+    responses((status = 201, body = LineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn create_line(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<NewLineRequest>,
+) -> Result<(StatusCode, Json<LineView>), ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let id = LineId(rand::random());
+    let new_line = NewLine { members: req.members, scope: req.scope, title: req.title };
+    let others = node.core().check_new_line(&new_line)?;
+    let mut key_packages = Vec::with_capacity(others.len());
+    for member in others {
+        let kp = claim_checked_key_package(&node, &member).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "member_unreachable",
+                format!("cannot open the line: no KeyPackage from {member}'s node: {e}"),
+            )
+        })?;
+        key_packages.push((member, kp));
+    }
+    commit_own(&node, |core| core.create_line(now_ms(), id, new_line, key_packages)).await?;
+    let view = LineView::from(&find_line(&node, &id.to_hex())?);
+    tracing::info!(operator = %auth.0.name, line = %view.id, "line created");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/api/v1/lines", responses((status = 200, body = Vec<LineView>), (status = 401, body = ErrorBody)))]
+pub async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec<LineView>> {
+    let core = node.core();
+    let mut lines: Vec<LineView> =
+        core.lines().map(|l| LineView { epoch: core.epoch(&l.id), ..LineView::from(l) }).collect();
+    lines.sort_by_key(|l| (l.created_ms, l.id.clone()));
+    Json(lines)
+}
+
+pub(crate) fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
+    LineId::from_hex(id)
+        .and_then(|id| node.core().line(&id).cloned())
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_line", format!("no line {id} here")))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/update-keys", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the home member committed a key update, or another member proposed one"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_keys(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    change_line(&node, &auth, &line, "key update", |core, line| core.update_keys(now_ms(), line)).await
+}
+
+/// Has the core seal one of this node's envelopes that changes a line (a key update, a leaving, a
+/// removal), commits it, and answers the line as it now stands.
+pub async fn change_line(
+    node: &NodeState,
+    auth: &Auth,
+    line: &str,
+    what: &str,
+    seal: impl FnOnce(&mut adi_core::Hotline, LineId) -> Result<adi_core::Record, CoreError>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(node)?;
+    let id = find_line(node, line)?.id;
+    commit_own(node, |core| seal(core, id)).await?;
+    let line = find_line(node, &id.to_hex())?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, "{what}");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/members", request_body = NewMemberRequest,
+    params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the addition is committed and the member brought in"),
+              (status = 403, body = ErrorBody, description = "not the home member, or the scope does not admit the member"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "on the line already"),
+              (status = 503, body = ErrorBody, description = "the member's node gave no KeyPackage")))]
+pub async fn add_member(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+    ApiJson(req): ApiJson<NewMemberRequest>,
+) -> Result<Json<LineView>, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    let member = adi_core::MemberCode::parse(&req.member)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_member_code", e))?;
+    node.core().check_new_member(line.id, &member)?;
+    let kp = claim_checked_key_package(&node, &member).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "member_unreachable",
+            format!("cannot add {member}: no KeyPackage from its node: {e}"),
+        )
+    })?;
+    commit_own_records(&node, |core| core.add_member(now_ms(), line.id, &member, kp)).await?;
+    let line = find_line(&node, &line.id.to_hex())?;
+    let epoch = node.core().epoch(&line.id);
+    tracing::info!(operator = %auth.0.name, line = %line.id, member = %member, "member added to the line");
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/lines/{line}/members/{member}",
+    params(("line" = String, Path, description = "line id"), ("member" = String, Path, description = "member code")),
+    responses((status = 200, body = LineView, description = "the removal is committed; the member reads nothing sent after it"),
+              (status = 403, body = ErrorBody, description = "not the line's home member"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the home member, or a line of two")))]
+pub async fn remove_member(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path((line, member)): Path<(String, String)>,
+) -> Result<Json<LineView>, ApiError> {
+    let what = format!("{member} removed from the line");
+    change_line(&node, &auth, &line, &what, |core, line| {
+        let member = adi_core::MemberCode::parse(&member).map_err(|e| CoreError::not_found("not_on_line", e))?;
+        core.remove_member(now_ms(), line, &member)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/leave", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView, description = "the leaving is proposed; the home member commits it"),
+              (status = 403, body = ErrorBody, description = "the home member, or not on the line"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a direct line")))]
+pub async fn leave_line(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    change_line(&node, &auth, &line, "leaving the line proposed", |core, line| core.leave(now_ms(), line)).await
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),
+    responses((status = 200, body = LineView), (status = 404, body = ErrorBody)))]
+pub async fn get_line(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+) -> Result<Json<LineView>, ApiError> {
+    let line = find_line(&node, &line)?;
+    let epoch = node.core().epoch(&line.id);
+    Ok(Json(LineView { epoch, ..LineView::from(&line) }))
+}

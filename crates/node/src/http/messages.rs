@@ -1,0 +1,174 @@
+//! Messages on the operator API: sending one on a line (held for a principal's release where the
+//! establishment requires it), a line's messages, the inbox, a message with each recipient's
+//! state, and a stored envelope as it travelled.
+
+use std::sync::Arc;
+
+use adi_core::{Message, Precedence};
+use adi_store::{MessageQuery, MessageRow, StoreError};
+use adi_wire::EnvelopeHash;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::Auth;
+use super::error::{check_writable, ApiJson};
+use super::forms::check_call_answer;
+use super::lines::find_line;
+use super::views::{message_view, DraftView, EnvelopeView, ListParams, MessageView, NewMessageRequest};
+use crate::clock::now_ms;
+use crate::driver::commit_own;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::NodeState;
+
+#[utoipa::path(post, path = "/api/v1/lines/{line}/messages", request_body = NewMessageRequest,
+    params(("line" = String, Path, description = "line id")),
+    responses((status = 201, body = MessageView, description = "sent: committed here and queued for each recipient"),
+               (status = 202, body = DraftView, description = "held for a principal's release"),
+               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn send_message(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(line): Path<String>,
+    ApiJson(req): ApiJson<NewMessageRequest>,
+) -> Result<Response, ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let line = find_line(&node, &line)?;
+    if let Some(form) = &req.form {
+        check_call_answer(&node, &line.id, form)?;
+    }
+    let draft = req.to_draft();
+    // Checked now, so that a draft held for release is already known to be sendable.
+    let message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
+    let needs_principal = node.release_required && (message.precedence == Precedence::Flash || message.crisis);
+    if needs_principal && !auth.0.role.is_principal() {
+        let json = serde_json::to_string(&req)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
+        let id = node
+            .store
+            .add_draft(line.id, json, auth.0.name.clone(), now_ms())
+            .wait()
+            .await
+            .map_err(|e| node.fail_storage(&e))?;
+        node.committed(&[]);
+        let draft =
+            node.store.draft(id)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_draft", "gone"))?;
+        tracing::info!(operator = %auth.0.name, draft = id, "message held for a principal's release");
+        return Ok((StatusCode::ACCEPTED, Json(DraftView::from(draft))).into_response());
+    }
+    let released_by = needs_principal.then(|| auth.0.name.clone());
+    let hash = commit_own(&node, |core| core.send(now_ms(), line.id, draft, released_by)).await?;
+    let view = load_message(&node, &hash)?;
+    tracing::info!(operator = %auth.0.name, message = %view.id, precedence = %view.precedence, "message sent");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<MessageView, ApiError> {
+    let row = node
+        .store
+        .message(hash)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {hash} here")))?;
+    let recipients = node.store.recipients(hash)?;
+    let receipts = node.store.receipts(hash)?;
+    Ok(message_view(row, recipients, receipts))
+}
+
+fn list_limit(node: &NodeState, params: Result<Query<ListParams>, QueryRejection>) -> Result<usize, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let max = node.runtime_limits.list_len_max;
+    match params.limit {
+        None => Ok(100.min(max)),
+        Some(n) if n >= 1 && n <= max => Ok(n),
+        Some(n) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_limit", format!("limit {n} is not within 1 to {max}")))
+        }
+    }
+}
+
+fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, ApiError> {
+    rows.into_iter()
+        .map(|r| {
+            let recipients = if r.sender == node.member { node.store.recipients(&r.hash)? } else { Vec::new() };
+            let receipts = node.store.receipts(&r.hash)?;
+            Ok(message_view(r, recipients, receipts))
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/lines/{line}/messages", params(("line" = String, Path, description = "line id"), ListParams),
+    responses((status = 200, body = Vec<MessageView>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn line_messages(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(line): Path<String>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let line = find_line(&node, &line)?;
+    let limit = list_limit(&node, params)?;
+    let rows =
+        node.store.messages(&MessageQuery { line: Some(line.id), not_from: None, limit, by_precedence: false })?;
+    Ok(Json(views(&node, rows)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/inbox", params(ListParams),
+    responses((status = 200, body = Vec<MessageView>, description = "messages from other members, by precedence then time"),
+               (status = 401, body = ErrorBody)))]
+pub async fn inbox(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let limit = list_limit(&node, params)?;
+    let rows = node.store.messages(&MessageQuery {
+        line: None,
+        not_from: Some(node.member.clone()),
+        limit,
+        by_precedence: true,
+    })?;
+    Ok(Json(views(&node, rows)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/messages/{id}", params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = MessageView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_message(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, ApiError> {
+    let hash = EnvelopeHash::from_hex(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    Ok(Json(load_message(&node, &hash)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}", params(("id" = String, Path, description = "envelope hash")),
+    responses((status = 200, body = EnvelopeView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_envelope(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<EnvelopeView>, ApiError> {
+    use base64::Engine;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "unknown_envelope", format!("no envelope {id} here"));
+    let hash = EnvelopeHash::from_hex(&id).ok_or_else(not_found)?;
+    let row = node.store.envelope(&hash)?.ok_or_else(not_found)?;
+    let envelope = adi_wire::VerifiedEnvelope::from_trusted_storage(&row.bytes)
+        .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?;
+    let b = envelope.body();
+    Ok(Json(EnvelopeView {
+        id: row.hash.to_hex(),
+        line: b.line.to_hex(),
+        sender: b.sender.clone(),
+        seq: b.seq,
+        prev: b.prev.to_hex(),
+        created_ms: b.created_ms,
+        received_ms: row.received_ms,
+        kind: row.kind,
+        bytes_base64: base64::engine::general_purpose::STANDARD.encode(&row.bytes),
+        content_base64: row.signed_content.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+        content_hash: hex::encode(b.content_hash),
+    }))
+}

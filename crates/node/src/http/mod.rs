@@ -1,0 +1,151 @@
+//! The operator API: JSON over HTTP, with a bearer token per operator or a console session
+//! ([`auth`]), and the duty officer's [`console`] page.
+//!
+//! Every error leaves as `{"error": code, "message": text}` with the status of its kind
+//! (`crate::error::ApiError`, converted in [`error`]); internals are logged, never sent. One
+//! module per resource: [`lines`], [`messages`], [`discipline`] (answers, drafts, alarms, links,
+//! events), [`decisions`], [`translations`], [`forms`] and the [`record`]; their JSON is in
+//! [`views`]. The OpenAPI document at `/api/v1/openapi.json` is generated from the handlers and
+//! types; the [`router`] here puts them together.
+
+pub mod auth;
+pub mod console;
+pub mod decisions;
+pub mod discipline;
+pub mod error;
+pub mod forms;
+pub mod lines;
+pub mod messages;
+pub mod record;
+pub mod translations;
+pub mod views;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+// The document's operations named as they were written here, without the tag a module path gives.
+use self::discipline::{__path_peers, peers};
+use self::lines::{
+    __path_create_line, __path_get_line, __path_leave_line, __path_list_lines, __path_update_keys, create_line,
+    get_line, leave_line, list_lines, update_keys,
+};
+use self::messages::{
+    __path_get_message, __path_inbox, __path_line_messages, __path_send_message, get_message, inbox, line_messages,
+    send_message,
+};
+use self::views::{
+    Health, LineView, MessageView, NewLineRequest, NewMessageRequest, PeerView, RecipientView, StorageView,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::{fault_code, fault_text, NodeState};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ADI node API", description = "Operator API of one ADI member node"),
+    paths(
+        healthz,
+        create_line,
+        list_lines,
+        get_line,
+        update_keys,
+        leave_line,
+        send_message,
+        line_messages,
+        inbox,
+        get_message,
+        peers,
+        forms::schemas,
+        forms::closest_approach
+    ),
+    components(schemas(
+        ErrorBody,
+        NewLineRequest,
+        LineView,
+        NewMessageRequest,
+        MessageView,
+        RecipientView,
+        PeerView,
+        Health,
+        StorageView,
+        forms::ApproachRequest,
+        forms::ApproachView
+    ))
+)]
+pub struct ApiDoc;
+
+/// The operator API router.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let body_max = state.runtime_limits.api_body_bytes_max;
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/console") }))
+        .route("/console", get(console::page))
+        .route("/console/sign-in", post(console::sign_in))
+        .route("/console/session", get(console::session))
+        .route("/console/sign-out", post(console::sign_out))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/lines", get(list_lines).post(create_line))
+        .route("/api/v1/lines/{line}", get(get_line))
+        .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
+        .route("/api/v1/lines/{line}/update-keys", post(update_keys))
+        .route("/api/v1/lines/{line}/leave", post(leave_line))
+        .route("/api/v1/lines/{line}/checkpoints", get(record::line_checkpoints).post(record::new_checkpoint))
+        .route("/api/v1/lines/{line}/export", get(record::export_line))
+        .route("/api/v1/lines/{line}/decisions", get(decisions::list).post(decisions::propose))
+        .route("/api/v1/decisions/{id}", get(decisions::get_one))
+        .route("/api/v1/messages/{id}/translations", get(translations::list).post(translations::translate))
+        .route("/api/v1/translations/{id}/review", post(translations::review))
+        .route("/api/v1/decisions/{id}/concur", post(decisions::concur))
+        .route("/api/v1/decisions/{id}/decline", post(decisions::decline))
+        .route("/api/v1/lines/{line}/members", post(lines::add_member))
+        .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(lines::remove_member))
+        .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/envelopes/{id}", get(messages::get_envelope))
+        .route("/api/v1/messages/{id}/seen", post(discipline::seen))
+        .route("/api/v1/messages/{id}/ack", post(discipline::ack))
+        .route("/api/v1/messages/{id}/decline", post(discipline::decline))
+        .route("/api/v1/drafts", get(discipline::drafts))
+        .route("/api/v1/drafts/{id}/release", post(discipline::release))
+        .route("/api/v1/alarms", get(discipline::alarms))
+        .route("/api/v1/evidence", get(discipline::evidence))
+        .route("/api/v1/alarms/{id}/ack", post(discipline::ack_alarm))
+        .route("/api/v1/links", get(discipline::links))
+        .route("/api/v1/events", get(discipline::events))
+        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/schemas", get(forms::schemas))
+        .route("/api/v1/cpa", post(forms::closest_approach))
+        .route("/console/world.json", get(console::world))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the endpoint does not take this method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
+    let storage = node.storage_failure().map(|f| StorageView {
+        error: fault_code(&f.fault).to_string(),
+        message: fault_text(&f.fault),
+        since_ms: f.since_ms,
+    });
+    let status = if storage.is_some() || node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
+    Json(Health { status: status.into(), member: node.member.to_string(), storage })
+}

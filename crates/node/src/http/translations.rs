@@ -1,0 +1,164 @@
+//! The operator API of translations: a translator attaches a translation to a message, as a
+//! record of its own naming the original (which stays the authoritative text), and a reviewer
+//! records that it was reviewed.
+
+use std::sync::Arc;
+
+use adi_core::Translation;
+use adi_store::TranslationRow;
+use adi_wire::EnvelopeHash;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::error::{check_writable, ApiJson};
+use crate::clock::now_ms;
+use crate::driver::commit_own;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::NodeState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTranslationRequest {
+    /// A BCP 47 language tag such as `en` or `zh-Hans`.
+    pub language: String,
+    pub text: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TranslationView {
+    pub id: String,
+    /// The message translated.
+    pub original: String,
+    pub language: String,
+    pub text: String,
+    pub translator: String,
+    /// `reviewed` or `unreviewed`.
+    pub state: String,
+    pub reviewed_by: Option<String>,
+    pub revises: Option<String>,
+    /// The member whose node sent it.
+    pub member: String,
+    pub created_ms: u64,
+}
+
+impl From<TranslationRow> for TranslationView {
+    fn from(t: TranslationRow) -> Self {
+        TranslationView {
+            id: t.hash.to_hex(),
+            original: t.original.to_hex(),
+            language: t.language,
+            text: t.text,
+            translator: t.translator,
+            state: if t.reviewed_by.is_some() { "reviewed" } else { "unreviewed" }.to_string(),
+            reviewed_by: t.reviewed_by,
+            revises: t.revises.map(|h| h.to_hex()),
+            member: t.member.to_string(),
+            created_ms: t.created_ms,
+        }
+    }
+}
+
+fn role(auth: &Auth, allowed: impl Fn(&adi_core::Role) -> bool, what: &str) -> Result<(), ApiError> {
+    if allowed(&auth.0.role) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "role", format!("the {} role may not {what}", auth.0.role)))
+    }
+}
+
+fn hash_of(id: &str, what: &'static str) -> Result<EnvelopeHash, ApiError> {
+    EnvelopeHash::from_hex(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, what, format!("no {id} here")))
+}
+
+#[utoipa::path(post, path = "/api/v1/messages/{id}/translations", request_body = NewTranslationRequest,
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 201, body = TranslationView), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "not a translator"), (status = 404, body = ErrorBody)))]
+pub async fn translate(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewTranslationRequest>,
+) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
+    role(&auth, adi_core::Role::may_translate, "translate")?;
+    check_writable(&node)?;
+    let original = hash_of(&id, "unknown_message")?;
+    let message = node
+        .store
+        .message(&original)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    let t = Translation {
+        original,
+        language: req.language,
+        text: req.text,
+        translator: auth.0.name.clone(),
+        reviewed_by: None,
+        revises: None,
+    };
+    let hash = commit_own(&node, |core| core.translate(now_ms(), message.line, t)).await?;
+    tracing::info!(operator = %auth.0.name, message = %original, "translation attached");
+    Ok((StatusCode::CREATED, Json(load(&node, &hash)?)))
+}
+
+fn load(node: &NodeState, id: &EnvelopeHash) -> Result<TranslationView, ApiError> {
+    node.store
+        .translations(None, Some(id))?
+        .into_iter()
+        .next()
+        .map(TranslationView::from)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_translation", format!("no translation {id} here")))
+}
+
+#[utoipa::path(get, path = "/api/v1/messages/{id}/translations", params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = Vec<TranslationView>, description = "translations of the message, oldest first")))]
+pub async fn list(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<TranslationView>>, ApiError> {
+    let original = hash_of(&id, "unknown_message")?;
+    Ok(Json(node.store.translations(Some(&original), None)?.into_iter().map(TranslationView::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/translations/{id}/review", params(("id" = String, Path, description = "translation id")),
+    responses((status = 201, body = TranslationView, description = "the reviewed version, a record naming the one reviewed"),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "reviewed already, or by its translator")))]
+pub async fn review(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
+    role(&auth, adi_core::Role::may_review_translations, "review translations")?;
+    check_writable(&node)?;
+    let id = hash_of(&id, "unknown_translation")?;
+    let t = node.store.translations(None, Some(&id))?.into_iter().next().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_translation", format!("no translation {id} here"))
+    })?;
+    let conflict = |code: &'static str, m: &str| ApiError::new(StatusCode::CONFLICT, code, m.to_string());
+    if t.reviewed_by.is_some() {
+        return Err(conflict("reviewed", "this translation is reviewed already"));
+    }
+    if t.translator == auth.0.name {
+        return Err(conflict("own_translation", "a translation is reviewed by someone other than its translator"));
+    }
+    let line = node
+        .store
+        .message(&t.original)?
+        .map(|m| m.line)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", "the original is not held here"))?;
+    let reviewed = Translation {
+        original: t.original,
+        language: t.language,
+        text: t.text,
+        translator: t.translator,
+        reviewed_by: Some(auth.0.name.clone()),
+        revises: Some(t.hash),
+    };
+    let hash = commit_own(&node, |core| core.translate(now_ms(), line, reviewed)).await?;
+    tracing::info!(operator = %auth.0.name, translation = %id, "translation reviewed");
+    Ok((StatusCode::CREATED, Json(load(&node, &hash)?)))
+}

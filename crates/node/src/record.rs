@@ -1,0 +1,289 @@
+//! The record at the node: its own log of each line, checked against its own checkpoints and
+//! its stored contents against their envelopes (a change behind the node's back raises a `tamper`
+//! alarm with the evidence), and the export bundle of a line. The checkpoints' exchange with the
+//! line's other members is the federation's (`fed::checkpoints`); an envelope's check against its
+//! sender's chain is the engine's, `adi_engine::chain`.
+
+use adi_core::{AlarmChange, AlarmKind, AlarmOp, Evidence, MemberCode, WriteBatch};
+use adi_engine::chain::ChainBreak;
+use adi_record::{merkle, Hash, SignedCheckpoint};
+use adi_store::StoreError;
+use adi_wire::{Envelope, LineId};
+
+use crate::clock::now_ms;
+use crate::state::NodeState;
+
+/// A `tamper` finding against `member` on `line`: the alarm, and the evidence of the two items
+/// that contradict each other.
+pub(crate) fn tamper(
+    line: LineId,
+    member: &MemberCode,
+    detail: String,
+    held: Vec<u8>,
+    offered: Vec<u8>,
+    now_ms: u64,
+) -> ChainBreak {
+    let alarm = AlarmChange {
+        kind: AlarmKind::Tamper,
+        op: AlarmOp::Raise,
+        line,
+        member: member.clone(),
+        message: None,
+        at_ms: now_ms,
+        detail: detail.clone(),
+        addressed_to: Vec::new(),
+    };
+    let evidence = Evidence { line, member: member.clone(), at_ms: now_ms, detail: detail.clone(), held, offered };
+    ChainBreak { reason: format!("tamper: {detail}"), alarm, evidence }
+}
+
+/// Why a checkpoint was not made.
+#[derive(Debug)]
+pub enum CheckpointError {
+    /// This node's stored log of the line no longer begins as its own last checkpoint signed: a
+    /// `tamper` alarm is raised and the evidence kept.
+    Tamper(String),
+    /// Anything else (a store that cannot be read or written, a line not here).
+    Failed(String),
+}
+
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointError::Tamper(why) | CheckpointError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for CheckpointError {
+    fn from(why: String) -> Self {
+        CheckpointError::Failed(why)
+    }
+}
+
+/// Checks this node's stored log of a line against its own latest checkpoint: the log must still
+/// begin with the entries that checkpoint covered. A store changed behind the node's back (an
+/// entry altered, removed or reordered) fails, raises a `tamper` alarm, and no checkpoint is
+/// signed over it.
+pub(crate) async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<(), CheckpointError> {
+    let latest = node
+        .store
+        .checkpoints(&line, Some(node.member.as_str()))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.checkpoint)
+        .max_by_key(|c| c.checkpoint.size);
+    let Some(latest) = latest else { return Ok(()) };
+    let size = latest.checkpoint.size as usize;
+    let root = (size <= leaves.len()).then(|| merkle::root(&leaves[..size]));
+    if root == Some(latest.checkpoint.root) {
+        return Ok(());
+    }
+    let detail = format!(
+        "this node's stored log of the line no longer begins with the {size} entries its checkpoint of {} signed",
+        latest.checkpoint.time_ms
+    );
+    let held = latest.to_bytes().unwrap_or_default();
+    let current_root = merkle::root(leaves).to_vec();
+    let b = tamper(line, &node.member, detail, held, current_root, now_ms());
+    let reason = b.reason.clone();
+    tracing::error!(line = %line, reason = %reason, "tamper: the stored log changed");
+    let batch = WriteBatch { alarms: vec![b.alarm], evidence: vec![b.evidence], ..WriteBatch::default() };
+    let _ = commit_findings(node, batch).await;
+    Err(CheckpointError::Tamper(reason))
+}
+
+/// Commits alarms, evidence and checkpoints found along the way (nothing when the batch is
+/// empty); a failed commit puts the node in refuse-writes mode.
+pub(crate) async fn commit_findings(node: &NodeState, batch: WriteBatch) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let result = node.store.commit(batch).wait().await.map(|_| ());
+    if let Err(e) = &result {
+        node.fail_storage(e);
+    }
+    node.committed(&[]);
+    result
+}
+
+/// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
+async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<SignedCheckpoint, String> {
+    check_own_log(node, line, leaves).await.map_err(|e| e.to_string())?;
+    let cp = node
+        .core()
+        .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), now_ms())
+        .map_err(|e| e.message)?;
+    node.store.commit(WriteBatch { checkpoints: vec![cp.clone()], ..WriteBatch::default() }).wait().await.map_err(
+        |e| {
+            node.fail_storage(&e);
+            e.to_string()
+        },
+    )?;
+    Ok(cp)
+}
+
+/// Checks each stored signed content against its envelope (the author's signature and the hash the
+/// envelope names): a content moved or altered in the store raises a `tamper` alarm naming this
+/// node, with the evidence. The export goes on, and its verification names the item too.
+async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store::EnvelopeRow]) {
+    let mut batch = WriteBatch::default();
+    for row in rows {
+        let Some(content) = &row.signed_content else { continue };
+        let Ok(envelope) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) else { continue };
+        let b = envelope.body();
+        let key = MemberCode::parse(&b.sender).ok().and_then(|m| node.roster().member(&m).map(|m| m.signing_key));
+        let holds = adi_wire::content::SignedContent::decode(content)
+            .ok()
+            .zip(key)
+            .is_some_and(|(sc, key)| sc.verify(&key, &b.line, &b.sender, b.seq, &b.content_hash).is_ok());
+        if !holds {
+            let detail = format!(
+                "the content stored with {}'s #{} ({}) is not the one its envelope names",
+                b.sender, b.seq, row.hash
+            );
+            let t = tamper(line, &node.member, detail, row.bytes.clone(), content.clone(), now_ms());
+            tracing::error!(line = %line, reason = %t.reason, "tamper: a stored content changed");
+            batch.alarms.push(t.alarm);
+            batch.evidence.push(t.evidence);
+        }
+    }
+    let _ = commit_findings(node, batch).await;
+}
+
+/// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
+/// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
+/// proofs against a checkpoint of the whole log (signed now if the log grew), every checkpoint
+/// and countersignature held, and the roster keys needed to check them.
+pub async fn export(
+    node: &NodeState,
+    line: LineId,
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+) -> Result<adi_record::bundle::Bundle, String> {
+    use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
+    let e = |e: StoreError| e.to_string();
+    let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
+    let log = node.store.line_log(&line).map_err(e)?;
+    let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
+    let own_size = node
+        .store
+        .checkpoints(&line, Some(node.member.as_str()))
+        .map_err(e)?
+        .iter()
+        .map(|r| r.checkpoint.checkpoint.size)
+        .max();
+    if own_size != Some(leaves.len() as u64) {
+        // A log changed behind the node's back is exported as it is, against the checkpoints
+        // signed before: the verifier then names what no longer matches.
+        if let Err(why) = checkpoint_now(node, line, &leaves).await {
+            tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
+        }
+    }
+    let rows = node.store.checkpoints(&line, None).map_err(e)?;
+    let mut signers: std::collections::BTreeSet<String> = info.members.iter().map(|m| m.to_string()).collect();
+    let mut own: Vec<SignedCheckpoint> = Vec::new();
+    let mut checkpoints = Vec::new();
+    for r in &rows {
+        signers.insert(r.checkpoint.checkpoint.signer.clone());
+        signers.extend(r.countersignatures.iter().map(|(m, _)| m.to_string()));
+        if r.checkpoint.checkpoint.signer == node.member.as_str() {
+            own.push(r.checkpoint.clone());
+        }
+        checkpoints.push(BundleCheckpoint {
+            signed: hex::encode(r.checkpoint.to_bytes().map_err(|e| e.to_string())?),
+            countersignatures: r.countersignatures.iter().map(|(m, s)| (m.to_string(), hex::encode(s))).collect(),
+        });
+    }
+    own.sort_by_key(|c| c.checkpoint.size);
+    own.dedup_by_key(|c| c.checkpoint.size);
+    let consistency = own
+        .windows(2)
+        .map(|p| {
+            let (a, b) = (p[0].checkpoint.size, p[1].checkpoint.size);
+            // A log that shrank behind the node's back cannot prove anything: the proof is left
+            // empty and the verifier says so.
+            let proof = leaves.get(..b as usize).map_or_else(Vec::new, |l| merkle::consistency_proof(l, a as usize));
+            BundleConsistency { from_size: a, to_size: b, proof: proof.iter().map(hex::encode).collect() }
+        })
+        .collect();
+    let size = own.last().map_or(0, |c| c.checkpoint.size as usize);
+    // An envelope whose sealed bytes no longer open was altered in the store: it is left out of
+    // the bundle (the verifier names the gap) and raises a `tamper` alarm here.
+    let mut rows = Vec::with_capacity(log.len());
+    let mut unreadable = WriteBatch::default();
+    for hash in &log {
+        match node.store.envelope(hash) {
+            Ok(Some(row)) => rows.push(Some(row)),
+            Ok(None) => return Err(format!("envelope {hash} is missing")),
+            Err(err) => {
+                let detail = format!("the stored envelope {hash} no longer opens under the master key: {err}");
+                let t = tamper(line, &node.member, detail, hash.0.to_vec(), Vec::new(), now_ms());
+                tracing::error!(line = %line, reason = %t.reason, "tamper: a stored envelope changed");
+                unreadable.alarms.push(t.alarm);
+                unreadable.evidence.push(t.evidence);
+                rows.push(None);
+            }
+        }
+    }
+    let _ = commit_findings(node, unreadable).await;
+    let readable: Vec<adi_store::EnvelopeRow> = rows.iter().flatten().cloned().collect();
+    check_stored_contents(node, line, &readable).await;
+    // The window is the contiguous stretch of the log from the first entry accepted at or after
+    // `from_ms` to the last accepted at or before `to_ms`.
+    let inside = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|to| t <= to);
+    let inside = |r: &Option<adi_store::EnvelopeRow>| r.as_ref().is_none_or(|r| inside(r.received_ms));
+    let from_index = rows.iter().position(inside).unwrap_or(rows.len());
+    let to_index = rows.iter().rposition(inside).map_or(from_index, |i| i + 1);
+    let mut envelopes = Vec::new();
+    for (index, row) in rows.iter().enumerate().take(to_index).skip(from_index) {
+        let Some(row) = row else { continue };
+        if let Ok(env) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) {
+            signers.insert(env.body().sender.clone());
+        }
+        let inclusion = match leaves.get(..size) {
+            Some(l) if index < size => merkle::inclusion_proof(l, index),
+            _ => Vec::new(),
+        };
+        envelopes.push(BundleEnvelope {
+            index: index as u64,
+            bytes: hex::encode(&row.bytes),
+            content: row.signed_content.as_ref().map(hex::encode),
+            form_text: row
+                .signed_content
+                .as_deref()
+                .and_then(|c| adi_wire::content::SignedContent::decode(c).ok())
+                .and_then(|c| adi_record::bundle::form_text(&c)),
+            inclusion: inclusion.iter().map(hex::encode).collect(),
+        });
+    }
+    let (from_index, to_index) = (from_index as u64, to_index as u64);
+    let roster = signers
+        .into_iter()
+        .filter_map(|code| {
+            let m = MemberCode::parse(&code).ok()?;
+            let key = node.roster().member(&m)?.signing_key;
+            Some((code, hex::encode(key.to_bytes())))
+        })
+        .collect();
+    Ok(Bundle {
+        format: FORMAT.to_string(),
+        v: 1,
+        exported_by: node.member.to_string(),
+        exported_ms: now_ms(),
+        line: BundleLine {
+            id: line.to_hex(),
+            scope: info.scope.as_str().to_string(),
+            title: info.title.clone(),
+            home: info.home.to_string(),
+            members: info.members.iter().map(|m| m.to_string()).collect(),
+        },
+        roster,
+        log: log.iter().map(|h| h.to_hex()).collect(),
+        from_index,
+        to_index,
+        envelopes,
+        checkpoints,
+        consistency,
+    })
+}

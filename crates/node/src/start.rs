@@ -1,0 +1,128 @@
+//! Start-up: [`Node::start`] opens the store, builds the core and the engine around it, binds the
+//! operator API and the federation listeners, and starts every task of the node (the API, the
+//! listeners, one link per peer, the driver's loops, the checkpoints); [`Node::stop`] ends them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use adi_engine::{Bugs, Engine, EngineConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::NodeConfig;
+use crate::driver::{after_load, run_clock, run_clock_watch, run_storage_probe};
+use crate::fed::checkpoints::run_checkpoints;
+use crate::fed::links::run_link;
+use crate::fed::listener::{self as fed_listener, bind_all, serve_tls};
+use crate::fed::tls;
+use crate::http;
+use crate::state::{load_core, open_store, CoreSeed, NodeState};
+
+/// A running node.
+pub struct Node {
+    pub state: Arc<NodeState>,
+    pub api_addr: SocketAddr,
+    pub federation_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the store, binds every listener and starts every task.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+        let seed = CoreSeed::of(&config);
+        let (core, used_key_packages) = load_core(&seed, &store)?;
+        // Faults built in on purpose, for the tests that show they are caught; never in service.
+        let bugs = Bugs::named(&std::env::var("ADI_ENGINE_BUG").unwrap_or_default());
+        let engine = Engine::new(
+            core,
+            used_key_packages,
+            EngineConfig { limits: config.runtime_limits.engine(), bugs, jitter_seed: rand::random() },
+        );
+        let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
+        let me =
+            config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
+        if tls::spki_pin(&cert) != Some(me.tls_pin) {
+            anyhow::bail!(
+                "{}: field `tls_cert`: the certificate's key does not match this member's TLS pin in the roster",
+                config.path.display()
+            );
+        }
+        let state = Arc::new(NodeState::new(&config, engine, store, seed, cert.clone(), key.clone_key()));
+        // A durable write first: a node that starts on a full or read-only disk comes up refusing
+        // writes, with its storage alarm, and takes them again by itself (`run_storage_probe`).
+        match state.store.probe(Vec::new()).wait().await {
+            Err(e) => {
+                state.fail_storage(&e);
+            }
+            // Envelopes held for a commit that was committed just before a crash are taken now.
+            Ok(()) => {
+                if let Err(e) = after_load(&state).await {
+                    if !state.storage_failed.load(Ordering::SeqCst) {
+                        return Err(e);
+                    }
+                    tracing::error!(error = %e, "the database failed while the node started");
+                }
+            }
+        }
+        let api_listener = TcpListener::bind(config.api_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
+        let api_addr = api_listener.local_addr()?;
+        let fed_listeners = bind_all(&config.federation_listen).await?;
+        let federation_addrs = fed_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let api_router = http::router(state.clone());
+        if config.api_tls {
+            let acceptor = TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?));
+            tasks.push(tokio::spawn(serve_tls(api_listener, acceptor, api_router, None, shutdown_rx.clone())));
+        } else {
+            let mut rx = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(api_listener, api_router).with_graceful_shutdown(async move {
+                    let _ = rx.changed().await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }));
+        }
+        let fed_config = Arc::new(tls::federation_server_config(cert, key, state.roster_pins())?);
+        for listener in fed_listeners {
+            let acceptor = TlsAcceptor::from(fed_config.clone());
+            let router = fed_listener::router(state.clone());
+            tasks.push(tokio::spawn(serve_tls(listener, acceptor, router, Some(state.clone()), shutdown_rx.clone())));
+        }
+        for link in state.links.values() {
+            tasks.push(tokio::spawn(run_link(state.clone(), link.clone(), shutdown_rx.clone())));
+        }
+        tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(run_clock_watch(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(run_storage_probe(state.clone(), shutdown_rx.clone())));
+        if config.checkpoint_interval_s > 0 {
+            let every = std::time::Duration::from_secs(config.checkpoint_interval_s);
+            tasks.push(tokio::spawn(run_checkpoints(state.clone(), every, shutdown_rx.clone())));
+        }
+        tracing::info!(member = %config.member, api = %api_addr, federation = ?federation_addrs, "node ready");
+        Ok(Node { state, api_addr, federation_addrs, shutdown, tasks })
+    }
+
+    /// Stops every task and closes the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.state.stopped.store(true, Ordering::SeqCst);
+        self.state.events.notify_waiters();
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The node's shared state: what every task of a running node holds ([`NodeState`]): the engine
+//! with the core inside, the store, the links' status, the roster and the TLS identity, and
+//! whether the node takes writes.
+//!
+//! A commit that fails (a full disk, a read-only database) puts the node in a refuse-writes state:
+//! the core may then be ahead of what the store holds. The state keeps why and since when
+//! ([`StorageFailure`]) and answers a refused write with a [`StorageRefusal`], its own error, which
+//! the HTTP surfaces turn into their answer; the driver's probe builds the core again from the
+//! store ([`NodeState::rebuild_core`]) once a durable write commits again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use adi_core::{
+    AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
+};
+use adi_engine::Engine;
+use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
+use ed25519_dalek::SigningKey;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{watch, Notify};
+
+use crate::clock::{keep_time_from, now_ms};
+use crate::config::{NodeConfig, RuntimeLimits};
+
+/// Why, and since when, the node cannot commit writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageFailure {
+    pub fault: WriteFault,
+    pub since_ms: u64,
+    /// The store generation in which the first write failed.
+    pub generation: u64,
+}
+
+/// The stable code of a storage fault, as the API reports it.
+pub fn fault_code(fault: &WriteFault) -> &'static str {
+    match fault {
+        WriteFault::DiskFull => "storage_full",
+        WriteFault::ReadOnly => "storage_read_only",
+        WriteFault::Failed(_) => "storage_failed",
+    }
+}
+
+/// A storage fault in a sentence for operators.
+pub fn fault_text(fault: &WriteFault) -> String {
+    match fault {
+        WriteFault::DiskFull => "the node's database disk is full".into(),
+        WriteFault::ReadOnly => "the node's database is read-only".into(),
+        WriteFault::Failed(why) => format!("the node's database cannot be written: {why}"),
+    }
+}
+
+/// A write refused because the node's database cannot be written, naming the cause: the node
+/// refuses writes until the database takes them again, and then takes them by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageRefusal {
+    pub fault: WriteFault,
+}
+
+impl std::fmt::Display for StorageRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&fault_text(&self.fault))
+    }
+}
+
+impl std::error::Error for StorageRefusal {}
+
+/// What the core is built from besides the store, kept to build it again after a storage failure.
+pub(crate) struct CoreSeed {
+    me: MemberCode,
+    signing_key: SigningKey,
+    roster: Roster,
+    limits: Limits,
+    default_caveat: String,
+    discipline: DisciplineConfig,
+    database: PathBuf,
+}
+
+impl CoreSeed {
+    pub(crate) fn of(config: &NodeConfig) -> CoreSeed {
+        CoreSeed {
+            me: config.member.clone(),
+            signing_key: config.signing_key.clone(),
+            roster: config.roster.clone(),
+            limits: config.limits.clone(),
+            default_caveat: config.default_caveat.clone(),
+            discipline: config.discipline.clone(),
+            database: config.database.clone(),
+        }
+    }
+}
+
+/// Builds the core from what the store holds (lines, chain heads, awaited acknowledgements and
+/// the MLS state, as last committed) and reads the references of the peers' KeyPackages used here.
+pub(crate) fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(Hotline, HashSet<Vec<u8>>)> {
+    let restored = store.load(&seed.me)?;
+    keep_time_from(restored.latest_ms);
+    let used_key_packages = store.used_key_packages()?.into_iter().collect();
+    let config = HotlineConfig {
+        me: seed.me.clone(),
+        signing_key: seed.signing_key.clone(),
+        roster: seed.roster.clone(),
+        limits: seed.limits.clone(),
+        default_caveat: seed.default_caveat.clone(),
+        discipline: seed.discipline.clone(),
+    };
+    let core = Hotline::new(config, restored, now_ms())
+        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", seed.database.display()))?;
+    Ok((core, used_key_packages))
+}
+
+/// What every task of a running node shares.
+pub struct NodeState {
+    pub member: MemberCode,
+    /// The engine, with the core inside: every decision between the network, the operators and
+    /// the store is its.
+    engine: Mutex<Engine>,
+    pub store: Arc<dyn Store>,
+    pub links: BTreeMap<MemberCode, Arc<Link>>,
+    pub limits: Limits,
+    pub runtime_limits: RuntimeLimits,
+    roster: Roster,
+    pub tls_cert: CertificateDer<'static>,
+    pub tls_key: PrivateKeyDer<'static>,
+    /// Set while the node refuses writes after a failed commit, so that nothing is acknowledged on
+    /// top of state that may not be on disk; cleared once the core was rebuilt from the store.
+    pub storage_failed: AtomicBool,
+    /// Set when the node stops: open event streams end, so that clients reconnect to whatever
+    /// serves the address next instead of waiting on a stopped node.
+    pub stopped: AtomicBool,
+    /// Why writes are refused, while they are (the open storage alarm, kept in memory until the
+    /// database takes it).
+    storage: watch::Sender<Option<StorageFailure>>,
+    /// The store's generation ([`Store::resume`]): a write refused for an older one belongs to a
+    /// failure the node has recovered from since.
+    generation: AtomicU64,
+    seed: CoreSeed,
+    pub started_ms: u64,
+    /// Woken when the core may want an earlier tick.
+    pub clock: Notify,
+    /// Woken after commits that may have added events.
+    pub events: Notify,
+    /// Serialises this node's own receipts, so that "acknowledged twice" is decided on committed state.
+    pub receipts: tokio::sync::Mutex<()>,
+    pub release_required: bool,
+    /// Serialises refills of the KeyPackage pool.
+    pub key_package_refill: tokio::sync::Mutex<()>,
+    /// Recent failed console sign-ins, by operator name.
+    pub sign_in_failures: Mutex<HashMap<String, Vec<u64>>>,
+    /// Whether the API (and the console) is served over TLS: session cookies are then Secure.
+    pub api_tls: bool,
+}
+
+/// The engine's core, locked with the engine.
+pub struct CoreGuard<'a>(MutexGuard<'a, Engine>);
+
+impl Deref for CoreGuard<'_> {
+    type Target = Hotline;
+    fn deref(&self) -> &Hotline {
+        self.0.core()
+    }
+}
+
+impl DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Hotline {
+        self.0.core_mut()
+    }
+}
+
+impl NodeState {
+    /// The state of a node starting from `config`, around its engine and its opened store; one
+    /// [`Link`] per other roster member. The node takes writes until a commit fails.
+    pub(crate) fn new(
+        config: &NodeConfig,
+        engine: Engine,
+        store: SqliteStore,
+        seed: CoreSeed,
+        tls_cert: CertificateDer<'static>,
+        tls_key: PrivateKeyDer<'static>,
+    ) -> NodeState {
+        let links = config
+            .roster
+            .members()
+            .filter(|m| m.code != config.member)
+            .map(|m| (m.code.clone(), Link::new(m.code.clone())))
+            .collect();
+        NodeState {
+            member: config.member.clone(),
+            engine: Mutex::new(engine),
+            store: Arc::new(store),
+            links,
+            limits: config.limits.clone(),
+            runtime_limits: config.runtime_limits.clone(),
+            roster: config.roster.clone(),
+            tls_cert,
+            tls_key,
+            storage_failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            storage: watch::channel(None).0,
+            generation: AtomicU64::new(0),
+            seed,
+            started_ms: now_ms(),
+            clock: Notify::new(),
+            events: Notify::new(),
+            receipts: tokio::sync::Mutex::new(()),
+            release_required: config.release_required,
+            sign_in_failures: Mutex::new(HashMap::new()),
+            api_tls: config.api_tls,
+            key_package_refill: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The engine, locked. The lock is never held across an await.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The core, locked (with the engine around it). The lock is never held across an await.
+    pub fn core(&self) -> CoreGuard<'_> {
+        CoreGuard(self.engine())
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    pub fn roster_member(&self, code: &MemberCode) -> Option<Member> {
+        self.roster.member(code).cloned()
+    }
+
+    pub fn roster_member_by_pin(&self, pin: &[u8; 32]) -> Option<MemberCode> {
+        self.roster.member_by_pin(pin).map(|m| m.code.clone())
+    }
+
+    pub fn roster_pins(&self) -> HashSet<[u8; 32]> {
+        self.roster.members().filter(|m| m.code != self.member).map(|m| m.tls_pin).collect()
+    }
+
+    /// Takes note of a write that was not committed: the node refuses writes until the database
+    /// takes them again. Returns the refusal to answer with.
+    pub fn fail_storage(&self, e: &StoreError) -> StorageRefusal {
+        let current = self.generation();
+        let (fault, generation) = match e {
+            StoreError::Unwritable { fault, generation } => (fault.clone(), *generation),
+            other => (WriteFault::Failed(other.to_string()), current),
+        };
+        // A write refused for a failure the node has recovered from since: nothing new failed.
+        if generation >= current {
+            self.storage_fault(&fault, generation);
+        }
+        StorageRefusal { fault }
+    }
+
+    /// Enters (or stays in) the refuse-writes state, naming the cause as it now stands.
+    pub(crate) fn storage_fault(&self, fault: &WriteFault, generation: u64) {
+        let mut raised = false;
+        self.storage.send_if_modified(|s| {
+            self.storage_failed.store(true, Ordering::SeqCst);
+            match s {
+                Some(f) if f.generation >= generation && f.fault == *fault => false,
+                Some(f) if f.generation >= generation => {
+                    f.fault = fault.clone();
+                    true
+                }
+                // None, or a failure recovered from whose state is not cleared yet.
+                _ => {
+                    *s = Some(StorageFailure { fault: fault.clone(), since_ms: now_ms(), generation });
+                    raised = true;
+                    true
+                }
+            }
+        });
+        if raised {
+            tracing::error!(%fault, "a commit failed; writes are refused until the database takes them again");
+            self.events.notify_waiters();
+        }
+    }
+
+    /// Why the node refuses writes, if it does.
+    pub fn storage_failure(&self) -> Option<StorageFailure> {
+        self.storage.borrow().clone()
+    }
+
+    /// Follows why the node refuses writes, as it changes.
+    pub(crate) fn storage_watch(&self) -> watch::Receiver<Option<StorageFailure>> {
+        self.storage.subscribe()
+    }
+
+    /// Resolves once the node takes writes (at once if it does).
+    pub async fn writable(&self) {
+        let mut storage = self.storage.subscribe();
+        let _ = storage.wait_for(Option::is_none).await;
+    }
+
+    /// The store generation the node's core was last built for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The storage alarm, which concerns this node and no line.
+    pub fn storage_alarm(&self, op: AlarmOp, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange {
+            kind: AlarmKind::Storage,
+            op,
+            line: adi_wire::LineId([0; 16]),
+            member: self.member.clone(),
+            message: None,
+            at_ms,
+            detail,
+            addressed_to: Vec::new(),
+        }
+    }
+
+    /// Once a durable write committed again: the core built again from the store, as at start, in
+    /// place of one that may be ahead of it, for the store's new generation; the refuse-writes
+    /// state then ends, unless a write of the new generation failed already, which is a new
+    /// failure. Returns whether the node takes writes again.
+    pub(crate) fn rebuild_core(&self) -> bool {
+        let (core, used_key_packages) = match load_core(&self.seed, self.store.as_ref()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(error = %e, "the database takes writes again, but the core cannot be built from it");
+                return false;
+            }
+        };
+        let generation = {
+            // Under the engine's lock, as every write computed from the core is handed to the
+            // store: the writes of the old core are all older than the store's new generation.
+            let mut engine = self.engine();
+            let generation = self.store.resume();
+            engine.rebuilt(core, used_key_packages, generation);
+            self.generation.store(generation, Ordering::SeqCst);
+            generation
+        };
+        // Unless a write of the new generation failed already, which is a new failure.
+        self.storage.send_if_modified(|s| {
+            if s.as_ref().is_some_and(|f| f.generation < generation) {
+                *s = None;
+                self.storage_failed.store(false, Ordering::SeqCst);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// After a commit: wakes the links towards these peers (their outboxes grew), the clock (the
+    /// core may have a new timer) and the event streams.
+    pub fn committed(&self, peers: &[MemberCode]) {
+        for p in peers {
+            if let Some(link) = self.links.get(p) {
+                link.wake.notify_one();
+            }
+        }
+        self.clock.notify_one();
+        self.events.notify_waiters();
+    }
+}
+
+/// What a link knows about its peer, for operators.
+#[derive(Clone, Debug, Default)]
+pub struct LinkStatus {
+    /// The endpoint of the open connection, if any.
+    pub endpoint: Option<String>,
+    pub last_error: Option<String>,
+    pub last_delivery_ms: Option<u64>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+}
+
+/// The sending side towards one peer, as the node shares it: what wakes it and what it knows
+/// (`fed::links` runs it).
+pub struct Link {
+    pub peer: MemberCode,
+    pub wake: Notify,
+    pub status: Mutex<LinkStatus>,
+}
+
+impl Link {
+    pub fn new(peer: MemberCode) -> Arc<Link> {
+        Arc::new(Link { peer, wake: Notify::new(), status: Mutex::new(LinkStatus::default()) })
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Changes what the link knows about its peer.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut LinkStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+/// Opens a node's store from its configuration, for operator commands run beside the node.
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
+    let mut store_config = StoreConfig::new(&config.database, config.master_key);
+    store_config.events_retained_max = config.runtime_limits.events_retained_max;
+    SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
+}
