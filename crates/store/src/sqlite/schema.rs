@@ -1,0 +1,400 @@
+//! The SQLite backend's schema: the tables a new database is created with, the schema version
+//! this build reads, and the migrations that bring an older database to it when it is opened.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{db, write};
+use crate::seal::Sealer;
+use crate::StoreError;
+
+const SCHEMA_VERSION: &str = "6";
+/// The version before messages carried forms and working-group tags; such a database gains the
+/// two columns when it is opened.
+const SCHEMA_VERSION_NO_FORMS: &str = "5";
+/// The version before the MLS state was stored entry by entry; such a database is migrated when
+/// it is opened.
+const SCHEMA_VERSION_WHOLE_MLS_STATE: &str = "4";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lines (
+    id BLOB PRIMARY KEY,
+    scope TEXT NOT NULL,
+    title TEXT NOT NULL,
+    home TEXT NOT NULL,
+    members TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+-- Every member each line has had, as the records that changed its membership named them: a member
+-- taken off since may still be read from an epoch it was on, and named a party to a decision made
+-- then.
+CREATE TABLE IF NOT EXISTS line_members_known (
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (line, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (
+    arrival INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash BLOB NOT NULL UNIQUE,
+    line BLOB NOT NULL REFERENCES lines(id),
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    content BLOB,
+    kind TEXT NOT NULL,
+    precedence TEXT,
+    class TEXT,
+    caveat BLOB,
+    subject BLOB,
+    body BLOB,
+    ack_required INTEGER NOT NULL DEFAULT 0,
+    crisis INTEGER NOT NULL DEFAULT 0,
+    deadline_ms INTEGER,
+    released_by TEXT,
+    form BLOB,
+    ewg BLOB,
+    UNIQUE (line, sender, seq)
+);
+CREATE TABLE IF NOT EXISTS recipients (
+    hash BLOB NOT NULL,
+    member TEXT NOT NULL,
+    state TEXT NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    delivered_ms INTEGER,
+    decrypted_ms INTEGER,
+    seen_ms INTEGER,
+    acknowledged_ms INTEGER,
+    declined_ms INTEGER,
+    detail BLOB,
+    PRIMARY KEY (hash, member)
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    hash BLOB PRIMARY KEY,
+    answers BLOB NOT NULL,
+    member TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason BLOB,
+    signed_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_answers ON receipts (answers, member);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try_ms INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (peer, hash)
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (peer, priority, id);
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    message BLOB,
+    raised_ms INTEGER NOT NULL,
+    detail BLOB NOT NULL,
+    addressed_to TEXT NOT NULL,
+    repeats INTEGER NOT NULL DEFAULT 0,
+    last_raised_ms INTEGER NOT NULL,
+    acked_by TEXT,
+    acked_ms INTEGER,
+    cleared_ms INTEGER,
+    clear_reason BLOB
+);
+CREATE INDEX IF NOT EXISTS alarms_open ON alarms (kind, line, member) WHERE cleared_ms IS NULL;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    line BLOB,
+    message BLOB,
+    member TEXT,
+    state TEXT,
+    alarm INTEGER,
+    detail BLOB
+);
+CREATE TABLE IF NOT EXISTS drafts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line BLOB NOT NULL,
+    draft BLOB NOT NULL,
+    drafter TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    released_by TEXT,
+    released_ms INTEGER,
+    message BLOB
+);
+-- This member's MLS state, one row per entry of its key-value state; each commit writes only the
+-- entries that changed. Values are sealed, bound to their key.
+CREATE TABLE IF NOT EXISTS mls_entries (
+    key BLOB PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held (
+    hash BLOB PRIMARY KEY,
+    line BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_line ON held (line, epoch);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    detail BLOB NOT NULL,
+    held BLOB NOT NULL,
+    offered BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    line BLOB NOT NULL,
+    signer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    time_ms INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    PRIMARY KEY (line, signer, size, root)
+);
+CREATE TABLE IF NOT EXISTS countersignatures (
+    line BLOB NOT NULL,
+    signer TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    member TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (line, signer, size, root, member)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id BLOB PRIMARY KEY,
+    line BLOB NOT NULL,
+    proposer TEXT NOT NULL,
+    text BLOB NOT NULL,
+    text_sha256 BLOB NOT NULL,
+    parties TEXT NOT NULL,
+    deadline_ms INTEGER,
+    supersedes BLOB,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_line ON decisions (line, created_ms);
+CREATE TABLE IF NOT EXISTS concurrences (
+    hash BLOB PRIMARY KEY,
+    decision BLOB NOT NULL,
+    member TEXT NOT NULL,
+    text_sha256 BLOB NOT NULL,
+    concur INTEGER NOT NULL,
+    reason BLOB,
+    signed_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS concurrences_decision ON concurrences (decision, member);
+CREATE TABLE IF NOT EXISTS translations (
+    hash BLOB PRIMARY KEY,
+    original BLOB NOT NULL,
+    member TEXT NOT NULL,
+    language TEXT NOT NULL,
+    text BLOB NOT NULL,
+    translator TEXT NOT NULL,
+    reviewed_by TEXT,
+    revises BLOB,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS translations_original ON translations (original, created_ms);
+CREATE TABLE IF NOT EXISTS key_packages (
+    reference BLOB PRIMARY KEY,
+    bytes BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    claimed_by TEXT,
+    claimed_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS used_key_packages (
+    reference BLOB PRIMARY KEY,
+    member TEXT NOT NULL,
+    used_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operators (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    password_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash BLOB PRIMARY KEY,
+    operator TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '6');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
+"#;
+
+/// Creates what a new database lacks (the tables, its schema version and its id) and migrates a
+/// database of an older version, each migration in one transaction; a database of any other
+/// version is refused.
+pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(db)?;
+    let mut version: String =
+        conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0)).map_err(db)?;
+    if version == SCHEMA_VERSION_WHOLE_MLS_STATE {
+        migrate_whole_mls_state(conn, sealer)?;
+        version = SCHEMA_VERSION_NO_FORMS.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_FORMS {
+        migrate_add_forms(conn)?;
+        version = SCHEMA_VERSION.to_string();
+    }
+    if version != SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "{}: the database has schema version {version}; this build reads version {SCHEMA_VERSION}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Moves the whole-state MLS snapshot of a version 4 database into one row per entry, in one
+/// transaction.
+fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let legacy: Option<Vec<u8>> =
+        tx.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).optional().map_err(db)?;
+    if let Some(sealed) = legacy {
+        let whole = sealer.open("mls_state.snapshot", &sealed)?;
+        let entries = adi_mls::decode_state(&whole).map_err(|e| StoreError::Corrupt(format!("mls_state: {e}")))?;
+        let delta = adi_mls::StateDelta { put: entries.into_iter().collect(), delete: Vec::new() };
+        write::mls_delta(&tx, sealer, &delta).map_err(db)?;
+    }
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS mls_state; UPDATE meta SET value = '{SCHEMA_VERSION_NO_FORMS}' WHERE key = 'schema_version';"
+    ))
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 5 database's envelopes the form and working-group columns, in one transaction.
+fn migrate_add_forms(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('envelopes')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    for (column, kind) in [("form", "BLOB"), ("ewg", "BLOB")] {
+        if !columns.iter().any(|c| c == column) {
+            tx.execute_batch(&format!("ALTER TABLE envelopes ADD COLUMN {column} {kind};")).map_err(db)?;
+        }
+    }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// The database's identity (`meta.database_id`), made when it was created.
+pub(super) fn database_id(conn: &Connection) -> Result<String, rusqlite::Error> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'database_id'", [], |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::sqlite::tests::{fresh, on_writer, MASTER_KEY};
+    use crate::sqlite::{SqliteStore, StoreConfig};
+    use crate::Store;
+
+    #[test]
+    fn a_version_5_database_gains_the_form_columns_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        // The envelopes table as version 5 left it: no form and no working-group columns.
+        on_writer(
+            &store,
+            "ALTER TABLE envelopes DROP COLUMN form; ALTER TABLE envelopes DROP COLUMN ewg;
+             UPDATE meta SET value = '5' WHERE key = 'schema_version';",
+        );
+        let columns = |store: &SqliteStore| -> Vec<String> {
+            store
+                .read(|c| {
+                    c.prepare("SELECT name FROM pragma_table_info('envelopes')")?.query_map([], |r| r.get(0))?.collect()
+                })
+                .unwrap()
+        };
+        assert!(!columns(&store).contains(&"form".to_string()));
+        drop(store);
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let cols = columns(&store);
+        assert!(cols.contains(&"form".to_string()) && cols.contains(&"ewg".to_string()), "{cols:?}");
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(store);
+        // Opened again, nothing changes.
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert_eq!(columns(&store), cols);
+    }
+
+    #[test]
+    fn a_version_4_database_moves_its_whole_mls_state_into_entries_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        let mut member = adi_mls::LineMember::new("PH", [3; 32], adi_mls::MlsConfig::default()).unwrap();
+        member.key_packages(2).unwrap();
+        let whole = member.snapshot().unwrap();
+        // The database as version 4 left it: one sealed snapshot of the whole state.
+        let sealed = store.inner.sealer.seal("mls_state.snapshot", &whole);
+        on_writer(
+            &store,
+            "CREATE TABLE mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        );
+        store
+            .submit(move |c| {
+                c.prepare_cached("INSERT INTO mls_state (id, snapshot) VALUES (1, ?1)")?.execute(params![sealed])?;
+                Ok(())
+            })
+            .wait_blocking()
+            .unwrap();
+        drop(store);
+
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> = adi_mls::decode_state(&whole).unwrap().into_iter().collect();
+        expected.sort();
+        assert!(expected.len() > 2);
+        assert_eq!(store.mls_state().unwrap(), expected);
+        let version: String = store
+            .read(|c| {
+                c.prepare_cached("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0))
+            })
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let legacy: i64 = store
+            .read(|c| {
+                c.prepare_cached("SELECT count(*) FROM sqlite_master WHERE name = 'mls_state'")?
+                    .query_row([], |row| row.get(0))
+            })
+            .unwrap();
+        assert_eq!(legacy, 0, "the whole-state table is gone");
+        drop(store);
+
+        // Opened again, nothing changes; the member restored from the entries is the one saved.
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let entries = store.mls_state().unwrap();
+        assert_eq!(entries, expected);
+        let restored =
+            adi_mls::LineMember::restore("PH", [3; 32], adi_mls::MlsConfig::default(), entries, &[]).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), whole);
+    }
+}

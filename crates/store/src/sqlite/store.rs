@@ -1,0 +1,329 @@
+//! The [`Store`] trait on SQLite: reads run on a pooled reader connection, writes are jobs for
+//! the writer thread, answered once their transaction committed.
+
+use std::sync::atomic::Ordering;
+
+use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
+use adi_wire::{EnvelopeHash, LineId};
+use rusqlite::{params, OptionalExtension};
+
+use super::{connect, db, lock, read, write, SqliteStore};
+use crate::{
+    AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
+    Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store,
+    StoreError, TranslationRow,
+};
+
+impl Store for SqliteStore {
+    fn load(&self, me: &MemberCode) -> Result<Restored, StoreError> {
+        let me = me.clone();
+        self.read(move |c| read::load(c, &self.inner.sealer, &me))
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>> {
+        let keep = self.inner.shared.config.events_retained_max;
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| {
+            let out = write::commit_batch(c, &s, &batch)?;
+            write::prune_events(c, keep)?;
+            Ok(out)
+        })
+    }
+
+    fn probe(&self, alarms: Vec<AlarmChange>) -> Pending<()> {
+        let s = self.inner.sealer.clone();
+        self.submit_job(true, move |c| {
+            alarms.iter().try_for_each(|a| write::apply_alarm(c, &s, a))?;
+            // Counted, so that the probe always writes a page: an alarm raised already writes
+            // nothing, and a transaction that writes nothing commits on a full disk too.
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('storage_probes', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn resume(&self) -> u64 {
+        let mut fence = lock(&self.inner.shared.fence);
+        fence.generation += 1;
+        fence.release = false;
+        fence.generation
+    }
+
+    fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| {
+            let out = write::commit_batch(c, &s, &batch)?;
+            let message = batch.records.first().map(|r| r.envelope.hash()).unwrap_or_default();
+            write::release_draft(c, draft, &principal, message, now_ms)?;
+            Ok(out)
+        })
+    }
+
+    fn add_draft(&self, line: LineId, draft_json: String, drafter: String, now_ms: u64) -> Pending<u64> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::add_draft(c, &s, line, &draft_json, &drafter, now_ms))
+    }
+
+    fn drafts(&self, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, StoreError> {
+        self.read(|c| read::drafts(c, &self.inner.sealer, awaiting_only, limit))
+    }
+
+    fn draft(&self, id: u64) -> Result<Option<DraftRow>, StoreError> {
+        self.read(|c| read::draft(c, &self.inner.sealer, id))
+    }
+
+    fn settle(&self, peer: &MemberCode, results: Vec<(EnvelopeHash, Settlement)>, now_ms: u64) -> Pending<()> {
+        let peer = peer.clone();
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::settle(c, &s, &peer, &results, now_ms))
+    }
+
+    fn outbox(&self, peer: &MemberCode, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.read(|c| read::outbox(c, &self.inner.sealer, peer, now_ms, limit))
+    }
+
+    fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError> {
+        self.read(|c| read::outbox_next_due(c, peer))
+    }
+
+    fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
+        self.read(read::queue_stats)
+    }
+
+    fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRow>, StoreError> {
+        self.read(|c| read::messages(c, &self.inner.sealer, q))
+    }
+
+    fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError> {
+        self.read(|c| read::message(c, &self.inner.sealer, hash))
+    }
+
+    fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError> {
+        self.read(|c| read::envelope_at(c, line, sender, seq))
+    }
+
+    fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError> {
+        self.read(|c| read::held(c, &self.inner.sealer, line, epoch))
+    }
+
+    fn line_log(&self, line: &LineId) -> Result<Vec<EnvelopeHash>, StoreError> {
+        self.read(|c| read::line_log(c, line))
+    }
+
+    fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.read(|c| read::checkpoints(c, line, signer))
+    }
+
+    fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError> {
+        self.read(|c| read::decisions(c, &self.inner.sealer, line, id))
+    }
+
+    fn translations(
+        &self,
+        original: Option<&EnvelopeHash>,
+        id: Option<&EnvelopeHash>,
+    ) -> Result<Vec<TranslationRow>, StoreError> {
+        self.read(|c| read::translations(c, &self.inner.sealer, original, id))
+    }
+
+    fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {
+        self.read(|c| read::evidence(c, &self.inner.sealer, limit))
+    }
+
+    fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError> {
+        self.read(read::held_counts)
+    }
+
+    fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {
+        self.read(|c| read::envelope(c, &self.inner.sealer, hash))
+    }
+
+    fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError> {
+        self.read(|c| read::recipients(c, &self.inner.sealer, hash))
+    }
+
+    fn receipts(&self, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, StoreError> {
+        self.read(|c| read::receipts(c, &self.inner.sealer, answers))
+    }
+
+    fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError> {
+        self.read(|c| read::alarms(c, &self.inner.sealer, open_only, limit))
+    }
+
+    fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::ack_alarm(c, &s, id, &operator, now_ms))
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        self.read(|c| read::events_after(c, &self.inner.sealer, after, through, limit))
+    }
+
+    fn event_bounds(&self) -> Result<(u64, u64), StoreError> {
+        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        let (oldest, newest) = self.read(read::event_bounds)?;
+        Ok((oldest.min(through), newest.min(through)))
+    }
+
+    fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError> {
+        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
+        conn.execute(
+            "INSERT INTO operators (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
+            params![op.name, op.role.as_str(), &token_hash[..], op.created_ms as i64],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
+        let n = conn
+            .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn operator_password(&self, name: &str) -> Result<Option<(Operator, Option<String>)>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT name, role, created_ms, password_hash FROM operators WHERE name = ?1",
+                params![name],
+                |row| {
+                    Ok((
+                        Operator {
+                            name: row.get(0)?,
+                            role: read::role_of(row.get(1)?)?,
+                            created_ms: row.get::<_, i64>(2)?.max(0) as u64,
+                        },
+                        row.get(3)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn start_session(&self, id_hash: [u8; 32], operator: String, csrf: String, now_ms: u64) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id_hash, operator, csrf, created_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![&id_hash[..], operator, csrf, now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT s.operator, o.role, s.csrf, s.created_ms, s.last_seen_ms FROM sessions s
+                 JOIN operators o ON o.name = s.operator WHERE s.id_hash = ?1",
+                params![&id_hash[..]],
+                |row| {
+                    Ok(SessionRow {
+                        operator: Operator { name: row.get(0)?, role: read::role_of(row.get(1)?)?, created_ms: 0 },
+                        csrf: row.get(2)?,
+                        created_ms: row.get::<_, i64>(3)?.max(0) as u64,
+                        last_seen_ms: row.get::<_, i64>(4)?.max(0) as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn touch_session(&self, id_hash: [u8; 32], now_ms: u64) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute(
+                "UPDATE sessions SET last_seen_ms = ?2 WHERE id_hash = ?1",
+                params![&id_hash[..], now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn end_session(&self, id_hash: [u8; 32]) -> Pending<()> {
+        self.submit(move |c| {
+            c.execute("DELETE FROM sessions WHERE id_hash = ?1", params![&id_hash[..]])?;
+            Ok(())
+        })
+    }
+
+    fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError> {
+        let sealer = &self.inner.sealer;
+        self.read(|c| read::mls_entries(c, sealer))
+    }
+
+    fn add_key_packages(
+        &self,
+        state: adi_mls::StateDelta,
+        key_packages: Vec<(Vec<u8>, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Pending<()> {
+        let sealer = self.inner.sealer.clone();
+        self.submit(move |c| {
+            write::mls_delta(c, &sealer, &state)?;
+            for (reference, bytes) in &key_packages {
+                c.execute(
+                    "INSERT INTO key_packages (reference, bytes, created_ms) VALUES (?1, ?2, ?3)",
+                    params![reference, bytes, now_ms as i64],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn key_packages_available(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM key_packages WHERE claimed_by IS NULL", [], |row| row.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+        })
+    }
+
+    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>> {
+        let peer = peer.to_string();
+        self.submit(move |c| {
+            let next: Option<(Vec<u8>, Vec<u8>)> = c
+                .query_row(
+                    "SELECT reference, bytes FROM key_packages WHERE claimed_by IS NULL ORDER BY created_ms, reference LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((reference, bytes)) = next else { return Ok(None) };
+            c.execute(
+                "UPDATE key_packages SET claimed_by = ?2, claimed_ms = ?3 WHERE reference = ?1",
+                params![reference, peer, now_ms as i64],
+            )?;
+            Ok(Some(bytes))
+        })
+    }
+
+    fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError> {
+        self.read(|c| read::operator_by_token(c, token_hash))
+    }
+
+    fn use_key_package(&self, reference: Vec<u8>, member: &MemberCode, now_ms: u64) -> Pending<bool> {
+        let member = member.to_string();
+        self.submit(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO used_key_packages (reference, member, used_ms) VALUES (?1, ?2, ?3)",
+                params![reference, member, now_ms as i64],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn used_key_packages(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT reference FROM used_key_packages")?;
+            let rows = stmt.query_map([], |row| row.get(0))?.collect::<Result<Vec<Vec<u8>>, _>>()?;
+            Ok(rows)
+        })
+    }
+}
