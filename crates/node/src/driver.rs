@@ -1,9 +1,9 @@
 //! The tokio driver of the engine: what turns the engine's decisions into commits and wakes the
-//! node's tasks after them. It commits this node's own envelopes ([`commit_own`]), takes held
-//! envelopes once their commit is stored ([`release_held`]), tops up the KeyPackage pool, and
-//! runs the node's loops: the clock that honours the core's timers ([`run_clock`]), the watch
-//! on the system clock ([`run_clock_watch`]), and the storage probe that takes writes again after
-//! a failed commit ([`run_storage_probe`]).
+//! node's tasks after them. It commits this node's own envelopes (`commit_own`), takes held
+//! envelopes once their commit is stored (`release_held`), tops up the KeyPackage pool, and
+//! runs the node's loops: the clock that honours the core's timers (`run_clock`), the watch
+//! on the system clock (`run_clock_watch`), and the storage probe that takes writes again after
+//! a failed commit (`run_storage_probe`).
 //!
 //! A commit that fails (a full disk, a read-only database) puts the node in a refuse-writes state.
 //! The probe tries a small durable write every `storage_probe_ms`; once one commits, the core is

@@ -4,14 +4,13 @@
 //! write refused while the database cannot be written is answered 503 naming the cause
 //! ([`storage_refusal`]).
 
+use adi_store::{StoreError, WriteFault};
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use adi_store::{StoreError, WriteFault};
 
 use crate::state::{fault_code, fault_text, StorageRefusal};
 

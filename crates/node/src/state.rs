@@ -6,7 +6,7 @@
 //! the core may then be ahead of what the store holds. The state keeps why and since when
 //! ([`StorageFailure`]) and answers a refused write with a [`StorageRefusal`], its own error, which
 //! the HTTP surfaces turn into their answer; the driver's probe builds the core again from the
-//! store ([`NodeState::rebuild_core`]) once a durable write commits again.
+//! store (`NodeState::rebuild_core`) once a durable write commits again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};

@@ -1,7 +1,7 @@
 //! How the operator API refuses: the core's refusals and the store's failures as [`ApiError`]s
 //! (the error type is `crate::error`'s, shared with the federation listener), the JSON body
 //! whose refusals are `ApiError`s ([`ApiJson`]), and the refusal of writes while the database
-//! cannot be written ([`check_writable`]).
+//! cannot be written (`check_writable`).
 
 use adi_core::{CoreError, ErrorKind};
 use adi_store::StoreError;

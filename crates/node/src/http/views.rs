@@ -3,11 +3,9 @@
 //! handlers (a resource's own types sit with its handlers).
 
 use adi_core::{Draft, Line, RecipientState};
-use adi_store::{MessageRow, ReceiptRow, RecipientRow};
+use adi_store::{DraftRow, MessageRow, ReceiptRow, RecipientRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use adi_store::DraftRow;
 
 use crate::fed::checkpoints::Exchange;
 
