@@ -17,6 +17,7 @@ pub mod limits;
 pub mod line;
 pub mod message;
 pub mod receipt;
+pub mod recipient;
 pub mod role;
 pub mod roster;
 
@@ -31,6 +32,7 @@ pub use hotline::{
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};
 pub use message::{Class, Draft, Message, Precedence};
-pub use receipt::{Answered, Receipt, ReceiptKind, RecipientState};
+pub use receipt::{Answered, Receipt, ReceiptKind};
+pub use recipient::{RecipientEvent, RecipientProgress, RecipientState};
 pub use role::Role;
 pub use roster::{Community, Member, MemberCode, Roster};

@@ -79,7 +79,7 @@ impl Engine {
                     if code == RefusalCode::Undecryptable {
                         alarms.extend(undecryptable_at_peer(peer, item, &reason, now_ms));
                     }
-                    Settlement::Refused { reason }
+                    Settlement::Refused { code, reason }
                 }
                 Verdict::Deferred { reason, .. } => {
                     Settlement::Retry { at_ms: now_ms + self.backoff_ms(item.attempts), reason }
@@ -103,7 +103,9 @@ impl Engine {
         tracing::warn!(peer = %peer, envelope = %item.hash, reason = %why, "peer refused an envelope");
         self.core.forget_ack(&item.hash, peer);
         link.one_by_one = link.one_by_one.saturating_sub(1);
-        Settled { results: vec![(item.hash, Settlement::Refused { reason: why })], alarms: Vec::new() }
+        // A refusal of a whole batch (by its HTTP status) names no code of the envelope's.
+        let refused = Settlement::Refused { code: RefusalCode::Unknown, reason: why };
+        Settled { results: vec![(item.hash, refused)], alarms: Vec::new() }
     }
 }
 

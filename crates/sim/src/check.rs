@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use adi_core::{AlarmKind, Content, MemberCode, Precedence, RecipientState};
 use adi_store::Store;
+use adi_wire::batch::RefusalCode;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 use crate::World;
@@ -174,17 +175,14 @@ fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &Membe
             .get(line)
             .is_some_and(|history| history.iter().any(|(from, members)| *from > e && !members.contains(member)))
     });
-    let refused_off_line = row.is_some_and(|r| {
-        r.state == RecipientState::Refused
-            && r.detail.as_deref().is_some_and(|d| d.ends_with(&format!("{member} is no longer on line {line}")))
-    });
+    let refused_as =
+        |code: RefusalCode| row.is_some_and(|r| r.state == RecipientState::Refused && r.refusal == Some(code));
+    let refused_off_line = refused_as(RefusalCode::RecipientNotOnLine);
     match kind.as_str() {
         "line_setup" => row.is_none(),
         _ if row.is_none() && off_line => true,
         _ if refused_off_line && removed_after => true,
-        "handshake" => row.is_some_and(|r| {
-            r.state == RecipientState::Refused && r.detail.as_deref().is_some_and(|d| d.starts_with("outdated"))
-        }),
+        "handshake" => refused_as(RefusalCode::Outdated),
         _ => false,
     }
 }
@@ -228,7 +226,7 @@ fn flash(w: &World, out: &mut Vec<String>) {
             let answered = w.truth.answered.get(&(s.hash, code.clone())).copied();
             let answer_held = receipts.iter().any(|x| x.member == *code && x.kind.settles());
             // The answer is signed on the recipient's clock and timed on the sender's.
-            let in_time = answered.is_some_and(|a| rnode.to_sim(a) <= due_sim + tol) && answer_held;
+            let in_time = answered.is_some_and(|a| a.sim_ms <= due_sim + tol) && answer_held;
             let alarm = alarms
                 .iter()
                 .find(|a| a.kind == AlarmKind::Unacknowledged && a.message == Some(s.hash) && a.member == *code);
@@ -237,10 +235,15 @@ fn flash(w: &World, out: &mut Vec<String>) {
             let escalated = alarm.is_some_and(|a| a.raised_ms <= alarm_by);
             if !in_time && !escalated {
                 let state = rows_state(up, &s.hash, code);
+                // When the sender took the answer, on its clock.
+                let held_at = receipts
+                    .iter()
+                    .find(|x| x.member == *code && x.kind.settles())
+                    .and_then(|x| up.store.envelope(&x.hash).ok().flatten().map(|e| e.received_ms));
                 out.push(format!(
                     "FLASH {} from {} to {code}: neither acknowledged by its deadline nor alarmed at the sender in time \
-                     (answered {answered:?}, answer held {answer_held}, alarm {:?}, due {due}, recipient state {state}, \
-                     on the line now {})",
+                     (answered {answered:?}, answer held {answer_held} at {held_at:?}, alarm {:?}, due {due}, recipient \
+                     state {state}, on the line now {})",
                     s.hash,
                     sender.code,
                     alarm.map(|a| a.raised_ms),
@@ -254,7 +257,7 @@ fn flash(w: &World, out: &mut Vec<String>) {
             let Some(rup) = &rnode.up else { continue };
             let Ok(Some(row)) = rup.store.message(&s.hash) else { continue };
             let due_here = row.received_ms + flash_ms;
-            if answered.is_some_and(|a| a <= due_here) {
+            if answered.is_some_and(|a| a.node_ms <= due_here) {
                 continue;
             }
             let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();

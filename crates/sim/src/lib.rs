@@ -196,7 +196,7 @@ pub struct Truth {
     /// Each line's home member.
     pub homes: BTreeMap<LineId, usize>,
     /// (message, member) → when that member's node signed its acknowledgement or decline.
-    pub answered: BTreeMap<(EnvelopeHash, MemberCode), u64>,
+    pub answered: BTreeMap<(EnvelopeHash, MemberCode), Answer>,
     /// Decisions with their parties; (decision, party) pairs that concurred.
     pub decisions: BTreeMap<EnvelopeHash, Vec<MemberCode>>,
     pub concurred: BTreeSet<(EnvelopeHash, MemberCode)>,
@@ -206,6 +206,16 @@ pub struct Truth {
     pub healed_ms: u64,
     /// Replies sent before their commit (only with `Bugs::ack_before_commit`).
     pub early_replies: u64,
+}
+
+/// When a member answered a message: on its node's clock (as it signed the answer) and in
+/// simulation time. A node's clock may read the same time twice (restarted with its system clock
+/// set back, it keeps time from the latest time it stored), so its reading alone cannot always be
+/// placed in simulation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub node_ms: u64,
+    pub sim_ms: u64,
 }
 
 enum Wire {
@@ -909,7 +919,7 @@ impl World {
                     core.answer(now, line, answered, kind, reason, priority).map(|r| vec![r])
                 });
                 if done {
-                    self.truth.answered.insert((message, me), now);
+                    self.truth.answered.insert((message, me), Answer { node_ms: now, sim_ms: self.now });
                 }
                 Some(node)
             }

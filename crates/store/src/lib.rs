@@ -88,8 +88,8 @@ pub enum Outcome {
 pub enum Settlement {
     /// Committed at the peer.
     Delivered,
-    /// Refused by the peer for good.
-    Refused { reason: String },
+    /// Refused by the peer for good, with its code and its reason in words.
+    Refused { code: adi_wire::batch::RefusalCode, reason: String },
     /// Not taken now; try again at the given time.
     Retry { at_ms: u64, reason: String },
 }
@@ -143,7 +143,6 @@ pub struct MessageRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientRow {
     pub member: MemberCode,
-    /// `sent`, `delivered`, `refused`, `seen`, `acknowledged` or `declined`.
     pub state: adi_core::RecipientState,
     pub sent_ms: u64,
     pub delivered_ms: Option<u64>,
@@ -154,6 +153,8 @@ pub struct RecipientRow {
     pub declined_ms: Option<u64>,
     /// Why the recipient's node refused it, why delivery is waiting, or why it was declined.
     pub detail: Option<String>,
+    /// The recipient node's code for refusing it, when it did.
+    pub refusal: Option<adi_wire::batch::RefusalCode>,
 }
 
 /// A translation of a message.

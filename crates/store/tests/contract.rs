@@ -20,6 +20,7 @@ use adi_core::{
 use adi_store::{
     MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
 };
+use adi_wire::batch::RefusalCode;
 use adi_wire::content::SignedContent;
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY,
@@ -291,12 +292,13 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
         acknowledged_ms: None,
         declined_ms: None,
         detail: None,
+        refusal: None,
     };
     assert_eq!(store.recipients(&hash(&flash)).unwrap(), vec![sent_row(&flash)]);
 
     let results = vec![
         (hash(&flash), Settlement::Delivered),
-        (hash(&priority), Settlement::Refused { reason: "line refused at CN".into() }),
+        (hash(&priority), Settlement::Refused { code: RefusalCode::UnknownLine, reason: "line refused at CN".into() }),
         (hash(&immediate), Settlement::Retry { at_ms: now + 10_000, reason: "CN is busy".into() }),
     ];
     store.settle(&cn, results, now).wait_blocking().expect("settled");
@@ -311,6 +313,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
         vec![RecipientRow {
             state: adi_core::RecipientState::Refused,
             detail: Some("line refused at CN".into()),
+            refusal: Some(RefusalCode::UnknownLine),
             ..sent_row(&priority)
         }]
     );

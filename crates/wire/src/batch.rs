@@ -149,6 +149,45 @@ impl RefusalCode {
         RefusalCode::Undecided,
         RefusalCode::Unknown,
     ];
+
+    /// The code's name on the wire and in stores (`not_member`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefusalCode::Malformed => "malformed",
+            RefusalCode::Relayed => "relayed",
+            RefusalCode::NotInRoster => "not_in_roster",
+            RefusalCode::BadSignature => "bad_signature",
+            RefusalCode::UnsupportedContent => "unsupported_content",
+            RefusalCode::BadLineSetup => "bad_line_setup",
+            RefusalCode::LinesFull => "lines_full",
+            RefusalCode::UnknownLine => "unknown_line",
+            RefusalCode::RecipientNotOnLine => "recipient_not_on_line",
+            RefusalCode::AwaitingWelcome => "awaiting_welcome",
+            RefusalCode::NotReady => "not_ready",
+            RefusalCode::NotMember => "not_member",
+            RefusalCode::EpochAhead => "epoch_ahead",
+            RefusalCode::HeldFull => "held_full",
+            RefusalCode::Outdated => "outdated",
+            RefusalCode::BadProposal => "bad_proposal",
+            RefusalCode::MissingProposal => "missing_proposal",
+            RefusalCode::Undecryptable => "undecryptable",
+            RefusalCode::SenderMismatch => "sender_mismatch",
+            RefusalCode::Sequence => "sequence",
+            RefusalCode::ContentRefused => "content_refused",
+            RefusalCode::Conflict => "conflict",
+            RefusalCode::Tamper => "tamper",
+            RefusalCode::Mismatch => "mismatch",
+            RefusalCode::BeingCommitted => "being_committed",
+            RefusalCode::StoreUnavailable => "store_unavailable",
+            RefusalCode::Undecided => "undecided",
+            RefusalCode::Unknown => "unknown",
+        }
+    }
+
+    /// The code named `s`; a name no code has is `None` (the wire reads it as `Unknown`).
+    pub fn parse(s: &str) -> Option<RefusalCode> {
+        RefusalCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// What a receiving node did with one envelope of a batch.
@@ -200,6 +239,8 @@ mod tests {
             assert_eq!(back.verdicts, vec![rejected], "{json}");
             let name = serde_json::to_string(&code).unwrap();
             assert!(names.insert(name.clone()), "{name} is the name of two codes");
+            assert_eq!(name, format!("\"{}\"", code.as_str()), "the stored name is the wire name");
+            assert_eq!(RefusalCode::parse(code.as_str()), Some(code));
         }
         assert_eq!(names.len(), RefusalCode::ALL.len());
         let newer = r#"{"version":1,"verdicts":[{"status":"deferred","code":"some_later_code","reason":"r"}]}"#;

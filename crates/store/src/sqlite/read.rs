@@ -515,27 +515,61 @@ pub(super) fn envelope(
         .optional()
 }
 
+const RECIPIENT_COLUMNS: &str =
+    "state, delivered_ms, decrypted_ms, seen_ms, acknowledged_ms, declined_ms, detail, refusal, member, sent_ms";
+
+fn progress_of(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<adi_core::RecipientProgress, rusqlite::Error> {
+    let refusal: Option<String> = row.get(7)?;
+    let refusal = refusal
+        .map(|v| {
+            adi_wire::batch::RefusalCode::parse(&v)
+                .ok_or_else(|| super::invariant(format!("a stored refusal code '{v}' is no code")))
+        })
+        .transpose()?;
+    Ok(adi_core::RecipientProgress {
+        state: recipient_state_of(row.get(0)?)?,
+        delivered_ms: opt_u(row.get(1)?),
+        decrypted_ms: opt_u(row.get(2)?),
+        seen_ms: opt_u(row.get(3)?),
+        acknowledged_ms: opt_u(row.get(4)?),
+        declined_ms: opt_u(row.get(5)?),
+        detail: open(s, "recipients.detail", row.get(6)?)?,
+        refusal,
+    })
+}
+
+/// One recipient's progress with one of this node's envelopes, if this node sent it to them.
+pub(super) fn recipient_progress(
+    c: &Connection,
+    s: &Sealer,
+    hash: &EnvelopeHash,
+    member: &str,
+) -> Result<Option<adi_core::RecipientProgress>, rusqlite::Error> {
+    let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE hash = ?1 AND member = ?2");
+    c.prepare_cached(&sql)?.query_row(params![&hash.0[..], member], |row| progress_of(s, row)).optional()
+}
+
 pub(super) fn recipients(
     c: &Connection,
     s: &Sealer,
     hash: &EnvelopeHash,
 ) -> Result<Vec<RecipientRow>, rusqlite::Error> {
-    let mut stmt = c.prepare_cached(
-        "SELECT member, state, sent_ms, delivered_ms, seen_ms, acknowledged_ms, declined_ms, detail, decrypted_ms
-         FROM recipients WHERE hash = ?1 ORDER BY member",
-    )?;
+    let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE hash = ?1 ORDER BY member");
+    let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params![&hash.0[..]], |row| {
+            let p = progress_of(s, row)?;
             Ok(RecipientRow {
-                member: code_of(row.get(0)?)?,
-                state: recipient_state_of(row.get(1)?)?,
-                sent_ms: u(row.get(2)?),
-                delivered_ms: opt_u(row.get(3)?),
-                decrypted_ms: opt_u(row.get(8)?),
-                seen_ms: opt_u(row.get(4)?),
-                acknowledged_ms: opt_u(row.get(5)?),
-                declined_ms: opt_u(row.get(6)?),
-                detail: open(s, "recipients.detail", row.get(7)?)?,
+                member: code_of(row.get(8)?)?,
+                state: p.state,
+                sent_ms: u(row.get(9)?),
+                delivered_ms: p.delivered_ms,
+                decrypted_ms: p.decrypted_ms,
+                seen_ms: p.seen_ms,
+                acknowledged_ms: p.acknowledged_ms,
+                declined_ms: p.declined_ms,
+                detail: p.detail,
+                refusal: p.refusal,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

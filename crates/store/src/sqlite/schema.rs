@@ -9,7 +9,10 @@ use super::{db, write};
 use crate::seal::Sealer;
 use crate::StoreError;
 
-const SCHEMA_VERSION: &str = "6";
+const SCHEMA_VERSION: &str = "7";
+/// The version before a refused envelope kept its recipient's refusal code; such a database's
+/// recipients gain the column when it is opened.
+const SCHEMA_VERSION_NO_REFUSAL: &str = "6";
 /// The version before messages carried forms and working-group tags; such a database gains the
 /// two columns when it is opened.
 const SCHEMA_VERSION_NO_FORMS: &str = "5";
@@ -72,6 +75,7 @@ CREATE TABLE IF NOT EXISTS recipients (
     acknowledged_ms INTEGER,
     declined_ms INTEGER,
     detail BLOB,
+    refusal TEXT,
     PRIMARY KEY (hash, member)
 );
 CREATE TABLE IF NOT EXISTS receipts (
@@ -236,7 +240,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '6');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '7');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -253,6 +257,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_FORMS {
         migrate_add_forms(conn)?;
+        version = SCHEMA_VERSION_NO_REFUSAL.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_REFUSAL {
+        migrate_add_refusal(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -294,6 +302,22 @@ fn migrate_add_forms(conn: &mut Connection) -> Result<(), StoreError> {
         if !columns.iter().any(|c| c == column) {
             tx.execute_batch(&format!("ALTER TABLE envelopes ADD COLUMN {column} {kind};")).map_err(db)?;
         }
+    }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION_NO_REFUSAL}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 6 database's recipients the refusal code column, in one transaction. Refusals
+/// stored before it keep their reason in words and read back with no code.
+fn migrate_add_refusal(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('recipients')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "refusal") {
+        tx.execute_batch("ALTER TABLE recipients ADD COLUMN refusal TEXT;").map_err(db)?;
     }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
@@ -344,6 +368,34 @@ mod tests {
         // Opened again, nothing changes.
         let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert_eq!(columns(&store), cols);
+    }
+
+    #[test]
+    fn a_version_6_database_gains_the_refusal_column_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        // The recipients table as version 6 left it: refusals in words only.
+        on_writer(
+            &store,
+            "ALTER TABLE recipients DROP COLUMN refusal; UPDATE meta SET value = '6' WHERE key = 'schema_version';",
+        );
+        let columns = |store: &SqliteStore| -> Vec<String> {
+            store
+                .read(|c| {
+                    c.prepare("SELECT name FROM pragma_table_info('recipients')")?
+                        .query_map([], |r| r.get(0))?
+                        .collect()
+                })
+                .unwrap()
+        };
+        assert!(!columns(&store).contains(&"refusal".to_string()));
+        drop(store);
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert!(columns(&store).contains(&"refusal".to_string()));
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

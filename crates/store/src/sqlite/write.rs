@@ -1,7 +1,7 @@
 //! What the writer thread runs inside a transaction: records, receipts, settlements, alarms,
 //! drafts and the events they cause.
 
-use adi_core::{AlarmChange, AlarmOp, Content, MemberCode, ReceiptKind, Record, WriteBatch};
+use adi_core::{recipient, AlarmChange, AlarmOp, Content, MemberCode, ReceiptKind, RecipientEvent, Record, WriteBatch};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -169,14 +169,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
     }
     if let Content::Translation(t) = &r.content {
         // A translation names a message of the same line (kept if the message has not arrived).
-        let original: Option<(Vec<u8>, String)> = c
-            .query_row("SELECT line, kind FROM envelopes WHERE hash = ?1", params![&t.original.0[..]], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        if let Some((line, kind)) = original {
-            if line != r.line.id.0 || kind != "message" {
-                return Ok(Outcome::Mismatch { reason: "a translation names a message of its own line".into() });
+        if let Some(held) = named_envelope(c, &t.original)? {
+            if let Err(reason) = recipient::check_translation_original(r.line.id, &held.named()) {
+                return Ok(Outcome::Mismatch { reason: reason.into() });
             }
         }
     }
@@ -189,14 +184,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             })
             .optional()?;
         if let Some((line, parties)) = decided {
-            let reason = if line != r.line.id.0 {
-                Some("the decision answered is on another line".to_string())
-            } else if !parties.split(',').any(|p| p == r.sender.as_str()) {
-                Some(format!("{} is not a party to the decision", r.sender))
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
+            let parties: Vec<&str> = parties.split(',').collect();
+            if let Err(reason) = recipient::check_concurrence(r.line.id, &r.sender, line_of(line)?, &parties) {
                 return Ok(Outcome::Mismatch { reason });
             }
         }
@@ -375,97 +364,117 @@ fn checkpoint(c: &Connection, cp: &adi_record::SignedCheckpoint) -> Result<(), r
     Ok(())
 }
 
+/// What the store holds of an envelope another item names, as the core's checks take it.
+struct NamedRow {
+    line: LineId,
+    sender: String,
+    seq: u64,
+    kind: String,
+}
+
+impl NamedRow {
+    fn named(&self) -> recipient::NamedEnvelope<'_> {
+        recipient::NamedEnvelope { line: self.line, sender: &self.sender, seq: self.seq, kind: &self.kind }
+    }
+}
+
+fn line_of(v: Vec<u8>) -> Result<LineId, rusqlite::Error> {
+    v.as_slice().try_into().map(LineId).map_err(|_| super::invariant("a stored line id is not 16 bytes".into()))
+}
+
+fn named_envelope(c: &Connection, hash: &EnvelopeHash) -> Result<Option<NamedRow>, rusqlite::Error> {
+    let held: Option<(Vec<u8>, String, i64, String)> = c
+        .query_row("SELECT line, sender, seq, kind FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    held.map(|(line, sender, seq, kind)| Ok(NamedRow { line: line_of(line)?, sender, seq: seq as u64, kind }))
+        .transpose()
+}
+
 /// Checks that a receipt answers an envelope held here, on its line, as it claims.
 fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Result<Option<Outcome>, rusqlite::Error> {
-    let answered: Option<(Vec<u8>, String, i64, String)> = c
-        .query_row(
-            "SELECT line, sender, seq, kind FROM envelopes WHERE hash = ?1",
-            params![&receipt.answers.hash.0[..]],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .optional()?;
     // A member of a conference may hear an answer before the message it answers: it is kept.
-    let Some((line, sender, seq, kind)) = answered else { return Ok(None) };
-    let expected_kind = if receipt.kind == ReceiptKind::LinkTestAnswer { "link_test" } else { "message" };
-    let reason = if line != r.line.id.0 {
-        Some("the answered envelope is on another line")
-    } else if sender != receipt.answers.sender.as_str() || seq as u64 != receipt.answers.seq {
-        Some("the answered envelope has another sender or sequence number")
-    } else if kind != expected_kind {
-        Some("a receipt of this kind cannot answer that envelope")
-    } else {
-        None
-    };
-    Ok(reason.map(|reason| Outcome::Mismatch { reason: reason.to_string() }))
+    let Some(held) = named_envelope(c, &receipt.answers.hash)? else { return Ok(None) };
+    let checked = recipient::check_receipt_answers(r.line.id, receipt, &held.named());
+    Ok(checked.err().map(|reason| Outcome::Mismatch { reason: reason.to_string() }))
+}
+
+/// Moves one recipient's state of one of this node's envelopes as the core's state machine
+/// decides on `event`, and says whether it moved. A row this node does not hold (another
+/// member's message, heard in a conference) has no state here.
+fn move_recipient(
+    c: &Connection,
+    s: &Sealer,
+    hash: &EnvelopeHash,
+    member: &str,
+    event: &RecipientEvent<'_>,
+) -> Result<bool, rusqlite::Error> {
+    let Some(now) = super::read::recipient_progress(c, s, hash, member)? else { return Ok(false) };
+    let Some(next) = now.after(event) else { return Ok(false) };
+    c.prepare_cached(
+        "UPDATE recipients SET state = ?3, delivered_ms = ?4, decrypted_ms = ?5, seen_ms = ?6, acknowledged_ms = ?7,
+             declined_ms = ?8, detail = ?9, refusal = ?10
+         WHERE hash = ?1 AND member = ?2",
+    )?
+    .execute(params![
+        &hash.0[..],
+        member,
+        next.state.as_str(),
+        next.delivered_ms.map(|t| t as i64),
+        next.decrypted_ms.map(|t| t as i64),
+        next.seen_ms.map(|t| t as i64),
+        next.acknowledged_ms.map(|t| t as i64),
+        next.declined_ms.map(|t| t as i64),
+        next.detail.as_deref().map(|d| s.seal_str("recipients.detail", d)),
+        next.refusal.map(|code| code.as_str()),
+    ])?;
+    Ok(true)
 }
 
 /// Stores a receipt and, at the answered message's sender, moves the recipient's state.
 fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
     let signed_ms = r.envelope.body().created_ms;
-    let answers = &receipt.answers.hash.0[..];
+    let answers = &receipt.answers.hash;
     c.prepare_cached(
         "INSERT INTO receipts (hash, answers, member, kind, reason, signed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         &r.envelope.hash().0[..],
-        answers,
+        &answers.0[..],
         r.sender.as_str(),
         receipt.kind.as_str(),
         receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", r)),
         signed_ms as i64
     ])?;
     let member = r.sender.as_str();
-    let at = signed_ms as i64;
-    let changed = match receipt.kind {
-        ReceiptKind::Decrypted => c.prepare_cached("UPDATE recipients SET decrypted_ms = COALESCE(decrypted_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
-                 state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END
-             WHERE hash = ?1 AND member = ?2")?.execute(
-            params![answers, member, at],
-        )?,
-        ReceiptKind::Seen => c.prepare_cached("UPDATE recipients SET seen_ms = COALESCE(seen_ms, ?3), delivered_ms = COALESCE(delivered_ms, ?3),
-                 state = CASE WHEN state IN ('sent', 'delivered') THEN 'seen' ELSE state END
-             WHERE hash = ?1 AND member = ?2")?.execute(
-            params![answers, member, at],
-        )?,
-        ReceiptKind::Acknowledged => c.prepare_cached("UPDATE recipients SET acknowledged_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
-                 state = 'acknowledged'
-             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL")?.execute(
-            params![answers, member, at],
-        )?,
-        ReceiptKind::Declined => c.prepare_cached("UPDATE recipients SET declined_ms = ?3, delivered_ms = COALESCE(delivered_ms, ?3),
-                 state = 'declined', detail = ?4
-             WHERE hash = ?1 AND member = ?2 AND declined_ms IS NULL AND acknowledged_ms IS NULL")?.execute(
-            params![answers, member, at, receipt.reason.as_deref().map(|r| s.seal_str("recipients.detail", r))],
-        )?,
-        ReceiptKind::LinkTestAnswer => {
-            c.prepare_cached("UPDATE recipients SET delivered_ms = COALESCE(delivered_ms, ?3), state = 'answered'
-                 WHERE hash = ?1 AND member = ?2")?.execute(
-                params![answers, member, r.received_ms as i64],
-            )?;
-            let sent: Option<i64> = c
-                .query_row("SELECT created_ms FROM envelopes WHERE hash = ?1", params![answers], |row| row.get(0))
-                .optional()?;
-            let rtt = sent.map(|s| format!("round trip {} ms", (r.received_ms as i64 - s).max(0)));
-            if r.is_own() {
-                // This node's answer to a peer's test says nothing about this node's links.
-                return Ok(());
-            }
-            return event(
-                c,
-                s,
-                Event {
-                    kind: "link",
-                    at_ms: r.received_ms,
-                    line: Some(r.line.id),
-                    member: Some(member),
-                    state: Some("healthy"),
-                    detail: rtt.as_deref(),
-                    ..Event::default()
-                },
-            );
+    if receipt.kind == ReceiptKind::LinkTestAnswer {
+        // A link test's round trip is timed on this node's clock.
+        move_recipient(c, s, answers, member, &RecipientEvent::Receipt { receipt, at_ms: r.received_ms })?;
+        if r.is_own() {
+            // This node's answer to a peer's test says nothing about this node's links.
+            return Ok(());
         }
-    };
-    if changed > 0 {
+        let sent: Option<i64> = c
+            .query_row("SELECT created_ms FROM envelopes WHERE hash = ?1", params![&answers.0[..]], |row| row.get(0))
+            .optional()?;
+        let rtt = sent.map(|s| format!("round trip {} ms", (r.received_ms as i64 - s).max(0)));
+        return event(
+            c,
+            s,
+            Event {
+                kind: "link",
+                at_ms: r.received_ms,
+                line: Some(r.line.id),
+                member: Some(member),
+                state: Some("healthy"),
+                detail: rtt.as_deref(),
+                ..Event::default()
+            },
+        );
+    }
+    let moved = RecipientEvent::Receipt { receipt, at_ms: signed_ms };
+    if move_recipient(c, s, answers, member, &moved)? {
         event(
             c,
             s,
@@ -473,9 +482,9 @@ fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Re
                 kind: "state",
                 at_ms: r.received_ms,
                 line: Some(r.line.id),
-                message: Some(receipt.answers.hash),
+                message: Some(*answers),
                 member: Some(member),
-                state: Some(receipt.kind.as_str()),
+                state: Some(moved.label()),
                 detail: receipt.reason.as_deref(),
                 ..Event::default()
             },
@@ -568,43 +577,36 @@ pub(super) fn settle(
     now_ms: u64,
 ) -> Result<(), rusqlite::Error> {
     for (hash, settlement) in results {
-        let (changed, state, detail) = match settlement {
+        let moved = match settlement {
             Settlement::Delivered => {
                 c.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2")?
                     .execute(params![peer.as_str(), &hash.0[..]])?;
-                let n = c
-                    .prepare_cached(
-                        "UPDATE recipients SET state = 'delivered', delivered_ms = ?3, detail = NULL
-                     WHERE hash = ?1 AND member = ?2 AND state = 'sent'",
-                    )?
-                    .execute(params![&hash.0[..], peer.as_str(), now_ms as i64])?;
-                (n, "delivered", None)
+                RecipientEvent::Delivered { at_ms: now_ms }
             }
-            Settlement::Refused { reason } => {
+            Settlement::Refused { code, reason } => {
                 c.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND hash = ?2")?
                     .execute(params![peer.as_str(), &hash.0[..]])?;
-                let n = c
-                    .prepare_cached(
-                        "UPDATE recipients SET state = 'refused', detail = ?3 WHERE hash = ?1 AND member = ?2",
-                    )?
-                    .execute(params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)])?;
-                (n, "refused", Some(reason.as_str()))
+                RecipientEvent::Refused { code: *code, reason }
             }
             Settlement::Retry { at_ms, reason } => {
                 c.prepare_cached(
                     "UPDATE outbox SET attempts = attempts + 1, next_try_ms = ?3 WHERE peer = ?1 AND hash = ?2",
                 )?
                 .execute(params![peer.as_str(), &hash.0[..], *at_ms as i64])?;
-                c.prepare_cached("UPDATE recipients SET detail = ?3 WHERE hash = ?1 AND member = ?2")?
-                    .execute(params![&hash.0[..], peer.as_str(), s.seal_str("recipients.detail", reason)])?;
-                (0, "", None)
+                RecipientEvent::Waiting { reason }
             }
         };
+        let changed = move_recipient(c, s, hash, peer.as_str(), &moved)? && moved.is_state_change();
+        let detail = match settlement {
+            Settlement::Refused { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        };
+        let state = moved.label();
         let is_message: bool = c
             .query_row("SELECT kind = 'message' FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| row.get(0))
             .optional()?
             .unwrap_or(false);
-        if changed > 0 && is_message {
+        if changed && is_message {
             event(
                 c,
                 s,
