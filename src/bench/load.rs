@@ -44,7 +44,7 @@ impl Feed {
         let mut stream = client.stream_lines("/api/v1/events", &[]).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let mut event = crate::SseEvent::default();
+            let mut event = crate::cmd::watch::SseEvent::default();
             while let Ok(Some(line)) = stream.next_line().await {
                 let Some(e) = event.line(&line) else { continue };
                 let at = Instant::now();

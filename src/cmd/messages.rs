@@ -1,0 +1,93 @@
+//! `adi inbox`, `adi show`, and the answers to a message from another member: `adi seen`, `adi
+//! ack` and `adi decline`.
+
+use hyper::Method;
+use serde_json::Value;
+
+use super::{print_out, s};
+use crate::ClientArgs;
+
+/// Lists messages from other members, most urgent first.
+pub async fn inbox(client: ClientArgs, limit: usize) -> anyhow::Result<()> {
+    let v = client.client()?.call(Method::GET, &format!("/api/v1/inbox?limit={limit}"), None).await?;
+    print_out(client.json, &v, |v| {
+        for m in v.as_array().into_iter().flatten() {
+            out!(
+                "{:<9}  {:<11}  from {:<4}  {}  {}",
+                s(m, "precedence"),
+                s(m, "class"),
+                s(m, "sender"),
+                s(m, "subject"),
+                s(m, "id")
+            );
+        }
+    });
+    Ok(())
+}
+
+/// Shows one message with each recipient's state.
+pub async fn show(client: ClientArgs, id: String) -> anyhow::Result<()> {
+    let v = client.client()?.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
+    print_out(client.json, &v, print_message);
+    Ok(())
+}
+
+/// Answers a message from another member: `verb` is `seen`, `ack` or `decline`.
+pub async fn answer(args: &ClientArgs, id: &str, verb: &str, body: Option<Value>) -> anyhow::Result<()> {
+    let v = args.client()?.call(Method::POST, &format!("/api/v1/messages/{id}/{verb}"), body.as_ref()).await?;
+    print_out(args.json, &v, |m| {
+        let done = match verb {
+            "seen" => "seen",
+            "ack" => "acknowledged",
+            _ => "declined",
+        };
+        out!(
+            "{done}: {} from {} (#{}): {}",
+            s(m, "precedence"),
+            s(m, "sender"),
+            m.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            s(m, "subject")
+        );
+        out!("id: {}", s(m, "id"));
+    });
+    Ok(())
+}
+
+/// Prints a message as people read it: its header, text, report, computed approaches and each
+/// recipient's state.
+pub fn print_message(m: &Value) {
+    out!("id:         {}", s(m, "id"));
+    out!(
+        "line:       {}  from {} (#{})",
+        s(m, "line"),
+        s(m, "sender"),
+        m.get("seq").and_then(Value::as_u64).unwrap_or(0)
+    );
+    out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
+    out!("subject:    {}", s(m, "subject"));
+    if let Some(tag) = m.get("ewg").and_then(Value::as_str) {
+        out!("working group: {tag}");
+    }
+    if !s(m, "body").is_empty() {
+        out!("{}", s(m, "body"));
+    }
+    if let Some(text) = m.get("form_text").and_then(Value::as_str) {
+        out!("{text}");
+    }
+    for a in m.get("approaches").and_then(Value::as_array).into_iter().flatten() {
+        let x = &a["approach"];
+        out!(
+            "computed:   {} to {}: CPA {:.2} nm{}, {} (a suggestion from the positions reported)",
+            s(a, "own"),
+            s(a, "other"),
+            x["cpa_nm"].as_f64().unwrap_or(f64::NAN),
+            x["tcpa_min"].as_f64().map(|t| format!(" in {t:.0} min")).unwrap_or_default(),
+            s(x, "situation")
+        );
+    }
+    for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
+        let decrypted = if r.get("decrypted_ms").is_some_and(Value::is_u64) { "decrypted" } else { "" };
+        let detail = r.get("detail").and_then(Value::as_str).unwrap_or("");
+        out!("  {:<4} {:<12} {:<9} {detail}", s(r, "member"), s(r, "state"), decrypted);
+    }
+}

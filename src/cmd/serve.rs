@@ -1,0 +1,20 @@
+//! `adi serve`: runs a member's node until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use adi_node::{Node, NodeConfig};
+use anyhow::anyhow;
+
+use super::{init_logging, StopSignal};
+
+/// Runs the node that `config` describes.
+pub async fn serve(config: PathBuf) -> anyhow::Result<()> {
+    init_logging("info");
+    let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+    let stop = StopSignal::listen()?;
+    let node = Node::start(config).await?;
+    out!("node {} ready: API http://{}", node.state.member, node.api_addr);
+    stop.wait().await;
+    node.stop().await;
+    Ok(())
+}
