@@ -298,3 +298,74 @@ fn the_node_crate_has_no_import_circle() {
         }
     }
 }
+
+/// The runtime's crates, whose limits are fields of their limits types (`Limits` and
+/// `DisciplineConfig` in the core, `EngineLimits`, `StoreConfig`, `RuntimeLimits` in the node
+/// config, `ClientLimits`), each with its default and most of them settable in `[limits]`.
+const RUNTIME_CRATES: [&str; 4] = ["core", "engine", "store", "node"];
+
+/// Constants with a limit's name that are not limits an establishment sets, each with why.
+const NAMED_BOUNDS: [(&str, &str); 2] = [
+    (
+        "REPLY_BYTES_MAX",
+        "a peer's replies are bounded by the protocol (verdicts on at most batch_len_max envelopes, one \
+         KeyPackage, a checkpoint exchange); this only stops a hostile peer's endless body",
+    ),
+    ("STATEMENT_CACHE_LEN", "a cache of parsed SQL statements: a tuning, not a bound on any input"),
+];
+
+/// Suffixes that make a constant's name a limit's.
+const LIMIT_SUFFIXES: [&str; 8] = ["_MS", "_S", "_SECS", "_MAX", "_MIN", "_TIMEOUT", "_BYTES", "_LEN"];
+
+/// Whether `line` defines a numeric constant named like a limit; its name if so.
+fn limit_constant(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("pub(crate) ").or_else(|| t.strip_prefix("pub ")).unwrap_or(t);
+    let rest = t.strip_prefix("const ")?;
+    let (name, rest) = rest.split_once(':')?;
+    let (ty, value) = rest.split_once('=')?;
+    let numeric = ["u8", "u16", "u32", "u64", "usize", "i64", "Duration"].contains(&ty.trim());
+    let named_like_a_limit = LIMIT_SUFFIXES.iter().any(|s| name.ends_with(s));
+    (numeric && named_like_a_limit && value.chars().any(|c| c.is_ascii_digit())).then_some(name.trim())
+}
+
+/// A time written as a number where it is used: `from_secs(30)`, `from_millis(50)`.
+fn bare_duration(line: &str) -> bool {
+    let code = line.split("//").next().unwrap_or_default();
+    if code.trim_start().starts_with("const ") || code.contains(" const ") {
+        return false;
+    }
+    ["from_secs(", "from_millis(", "from_micros(", "from_nanos(", "from_secs_f64("].iter().any(|f| {
+        code.match_indices(f).any(|(at, _)| code[at + f.len()..].starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+#[test]
+fn no_bare_numeric_limit_outside_the_limits_types() {
+    // The rule finds what it is meant to find.
+    assert_eq!(limit_constant("const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;"), Some("HANDSHAKE_TIMEOUT_MS"));
+    assert_eq!(limit_constant("pub const SESSION_IDLE_MS: u64 = 30 * 60 * 1000;"), Some("SESSION_IDLE_MS"));
+    assert_eq!(limit_constant("const VERSION: u8 = 1;"), None);
+    assert_eq!(limit_constant("const MAGIC: &[u8] = b\"ADI1\";"), None);
+    assert!(bare_duration("tokio::time::sleep(Duration::from_millis(50)).await;"));
+    assert!(!bare_duration("tokio::time::sleep(Duration::from_millis(limits.accept_retry_ms)).await;"));
+    assert!(!bare_duration("const POLL: Duration = Duration::from_millis(20);"));
+
+    let mut found = Vec::new();
+    for file in product_files() {
+        let rel = relative(&file);
+        let runtime = RUNTIME_CRATES.iter().any(|c| rel.starts_with(&format!("crates/{c}/src/")));
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in non_test_lines(&text) {
+            if bare_duration(line) {
+                found.push(format!("{rel}:{n}: a time written as a number: {}", line.trim()));
+            }
+            if let Some(name) = limit_constant(line).filter(|_| runtime) {
+                if !NAMED_BOUNDS.iter().any(|(bound, _)| *bound == name) {
+                    found.push(format!("{rel}:{n}: the limit {name} is not a field of a limits type"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "bare numeric limits: {found:#?}");
+}

@@ -20,6 +20,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 const PENDING_MAX: usize = 100_000;
 /// How often queues are read while waiting for them to drain.
 const POLL: Duration = Duration::from_millis(20);
+/// How often a node's resident memory is read during a workload.
+const MEMORY_POLL: Duration = Duration::from_millis(100);
 /// Bytes of each message body in the throughput workloads: a short report.
 pub const BODY_BYTES: usize = 200;
 
@@ -300,7 +302,7 @@ impl MemorySampler {
                 }
                 tokio::select! {
                     _ = stopped.changed() => return max,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = tokio::time::sleep(MEMORY_POLL) => {}
                 }
             }
         });

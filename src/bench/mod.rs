@@ -31,6 +31,8 @@ const IN_FLIGHT_PER_MEMBER: usize = 4;
 const OPENING_IN_FLIGHT: usize = 24;
 /// Pause after start-up and after each workload, so that background work settles.
 const SETTLE: Duration = Duration::from_millis(1500);
+/// How often a workload reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -591,7 +593,7 @@ fn report_every(settings: &Settings, name: &'static str) -> impl Fn(usize) + Sen
     let last = std::sync::Mutex::new(Instant::now());
     move |sent| {
         let Ok(mut last) = last.lock() else { return };
-        if last.elapsed() >= Duration::from_secs(1) {
+        if last.elapsed() >= PROGRESS_EVERY {
             *last = Instant::now();
             progress!("[{name}] {:.0}/{seconds} s: {sent} messages committed", started.elapsed().as_secs_f64());
         }

@@ -12,6 +12,8 @@ use hyper::Method;
 
 /// How long a node may take from its process starting to answering its health check.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a starting node's health check is tried.
+const READY_POLL: Duration = Duration::from_millis(5);
 
 /// One node of the network.
 pub struct BenchNode {
@@ -76,7 +78,7 @@ impl BenchNode {
             if started.elapsed() > READY_TIMEOUT {
                 bail!("{}'s node was not ready within {READY_TIMEOUT:?}", self.code);
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 

@@ -13,6 +13,18 @@ use serde_json::{json, Value};
 
 use super::{init_logging, s, StopSignal};
 
+/// How long the scenario waits for each step (a FLASH's answer, an alarm, link tests) before it
+/// reports what it saw and moves on.
+const STEP_WITHIN: Duration = Duration::from_secs(30);
+/// How long past the IMMEDIATE's deadline the scenario waits for the recipient's escalation.
+const ESCALATION_GRACE_S: u64 = 60;
+/// How often the scenario looks at a message's state.
+const STATE_POLL: Duration = Duration::from_millis(20);
+/// How often the scenario looks at the links while their first tests run.
+const LINKS_POLL: Duration = Duration::from_millis(100);
+/// How often the scenario looks for an alarm.
+const ALARM_POLL: Duration = Duration::from_millis(250);
+
 /// Builds the network (or takes the one already in `state`), runs its nodes and the scenario, and
 /// stops them at SIGINT or SIGTERM.
 pub async fn demo(
@@ -125,7 +137,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
         .await?;
     let id = s(&msg, "id").to_string();
     out!("scenario: {} sent FLASH {id}", from.code);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + STEP_WITHIN;
     loop {
         let m = client.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await?;
         let delivered = m
@@ -144,7 +156,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             out!("scenario: FLASH not yet delivered after 30 s; see `adi peers`");
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(STATE_POLL).await;
     }
     let to_client = Client::new(&to.api_url, Some(to.token.clone()), None)?;
     let inbox = to_client.call(Method::GET, "/api/v1/inbox?limit=5", None).await?;
@@ -161,7 +173,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
     // The duty officer at the other desk acknowledges; the acknowledgement is a signed receipt.
     let acked_at = Instant::now();
     to_client.call(Method::POST, &format!("/api/v1/messages/{id}/ack"), None).await?;
-    let state = wait_recipient_state(&client, &id, "acknowledged", Duration::from_secs(30)).await?;
+    let state = wait_recipient_state(&client, &id, "acknowledged", STEP_WITHIN).await?;
     out!(
         "scenario: {} acknowledged the FLASH; {}'s node shows it signed and recorded in {} ms ({state})",
         to.code,
@@ -192,8 +204,10 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
     let (watch_from, watch_to) = (client.clone(), to_client.clone());
     let (from_code, to_code) = (from.code.clone(), to.code.clone());
     tokio::spawn(async move {
-        let escalation = wait_alarm(&watch_to, "escalation", &immediate_id, Duration::from_secs(deadline_s + 60)).await;
-        let unacked = wait_alarm(&watch_from, "unacknowledged", &immediate_id, Duration::from_secs(30)).await;
+        let escalation =
+            wait_alarm(&watch_to, "escalation", &immediate_id, Duration::from_secs(deadline_s + ESCALATION_GRACE_S))
+                .await;
+        let unacked = wait_alarm(&watch_from, "unacknowledged", &immediate_id, STEP_WITHIN).await;
         if let (Some(e), Some(u)) = (escalation, unacked) {
             out!("scenario: {to_code}'s node escalates: {}", s(&e, "detail"));
             out!("scenario: {from_code}'s node raises: {}", s(&u, "detail"));
@@ -209,7 +223,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
         client.call(Method::POST, "/api/v1/lines", Some(&body)).await?;
     }
     let expected = others.len() + 1;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + STEP_WITHIN;
     loop {
         let links = client.call(Method::GET, "/api/v1/links", None).await?;
         let links = links.as_array().cloned().unwrap_or_default();
@@ -222,7 +236,7 @@ async fn scenario(demo: &setup::DemoState) -> anyhow::Result<()> {
             );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(LINKS_POLL).await;
     }
     Ok(())
 }
@@ -243,7 +257,7 @@ async fn wait_recipient_state(client: &Client, id: &str, state: &str, within: Du
         if Instant::now() > deadline {
             anyhow::bail!("message {id} did not reach {state} within {} s", within.as_secs());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(STATE_POLL).await;
     }
 }
 
@@ -258,7 +272,7 @@ async fn wait_alarm(client: &Client, kind: &str, message: &str, within: Duration
                 return Some(a.clone());
             }
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(ALARM_POLL).await;
     }
     None
 }

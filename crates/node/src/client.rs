@@ -16,15 +16,30 @@ use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-/// Largest answer the client reads.
-const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// How long one request may take; for a stream, how long until its response headers arrive.
-const REQUEST_TIMEOUT_MS: u64 = 60_000;
-/// Longest line of a streamed answer.
-const STREAM_LINE_BYTES_MAX: usize = 1024 * 1024;
-/// How long a stream may stay silent before it counts as dropped; the event stream sends a
-/// keep-alive comment every 15 s.
-const STREAM_IDLE_MS: u64 = 60_000;
+/// The client's own limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Largest answer the client reads.
+    pub response_bytes_max: usize,
+    /// How long one request may take; for a stream, how long until its response headers arrive.
+    pub request_timeout_ms: u64,
+    /// Longest line of a streamed answer.
+    pub stream_line_bytes_max: usize,
+    /// How long a stream may stay silent before it counts as dropped; the event stream sends a
+    /// keep-alive comment every `events_keepalive_ms` (15 s by default).
+    pub stream_idle_ms: u64,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            response_bytes_max: 64 * 1024 * 1024,
+            request_timeout_ms: 60_000,
+            stream_line_bytes_max: 1024 * 1024,
+            stream_idle_ms: 60_000,
+        }
+    }
+}
 
 /// A non-2xx answer of the node: its status and the code and message of its error body.
 #[derive(Debug, Clone)]
@@ -58,6 +73,7 @@ pub struct Client {
     host_port: String,
     tls: Option<Arc<rustls::ClientConfig>>,
     token: Option<String>,
+    limits: ClientLimits,
 }
 
 impl Client {
@@ -77,7 +93,7 @@ impl Client {
         if rest.is_empty() || rest.contains('/') {
             anyhow::bail!("the API URL is scheme://host:port, got '{url}'");
         }
-        Ok(Client { host_port: rest.to_string(), tls, token })
+        Ok(Client { host_port: rest.to_string(), tls, token, limits: ClientLimits::default() })
     }
 
     /// Sends a request and returns the status and the JSON answer (`null` when empty).
@@ -107,16 +123,16 @@ impl Client {
         let work = async {
             let response = self.send(method, path, &[], body).await?;
             let status = response.status();
-            let bytes = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
+            let bytes = Limited::new(response.into_body(), self.limits.response_bytes_max)
                 .collect()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
                 .to_bytes();
             Ok((status, bytes))
         };
-        tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), work)
+        tokio::time::timeout(Duration::from_millis(self.limits.request_timeout_ms), work)
             .await
-            .map_err(|_| anyhow::anyhow!("the node did not answer within {REQUEST_TIMEOUT_MS} ms"))?
+            .map_err(|_| anyhow::anyhow!("the node did not answer within {} ms", self.limits.request_timeout_ms))?
     }
 
     /// Connects, sends one request and returns the response once its headers have arrived; the
@@ -170,17 +186,17 @@ impl Client {
     /// connection. A non-2xx answer is an [`ApiFailure`].
     pub async fn stream_lines(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<LineStream> {
         let response = tokio::time::timeout(
-            Duration::from_millis(REQUEST_TIMEOUT_MS),
+            Duration::from_millis(self.limits.request_timeout_ms),
             self.send(Method::GET, path, headers, None),
         )
         .await
-        .map_err(|_| anyhow::anyhow!("the node did not answer within {REQUEST_TIMEOUT_MS} ms"))??;
+        .map_err(|_| anyhow::anyhow!("the node did not answer within {} ms", self.limits.request_timeout_ms))??;
         let status = response.status();
         let body = response.into_body();
         if !status.is_success() {
             let bytes = tokio::time::timeout(
-                Duration::from_millis(REQUEST_TIMEOUT_MS),
-                Limited::new(body, RESPONSE_BYTES_MAX).collect(),
+                Duration::from_millis(self.limits.request_timeout_ms),
+                Limited::new(body, self.limits.response_bytes_max).collect(),
             )
             .await
             .ok()
@@ -190,7 +206,8 @@ impl Client {
             let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             return Err(ApiFailure::from_answer(status, &value).into());
         }
-        Ok(LineStream { body, lines: LineSplitter::default(), ready: VecDeque::new() })
+        let lines = LineSplitter::new(self.limits.stream_line_bytes_max);
+        Ok(LineStream { body, lines, ready: VecDeque::new(), idle_ms: self.limits.stream_idle_ms })
     }
 
     /// Like [`Client::request`], but a non-2xx answer becomes an error carrying the node's message.
@@ -220,6 +237,8 @@ pub struct LineStream {
     body: Incoming,
     lines: LineSplitter,
     ready: VecDeque<String>,
+    /// How long the stream may stay silent before it counts as dropped.
+    idle_ms: u64,
 }
 
 impl LineStream {
@@ -230,9 +249,9 @@ impl LineStream {
             if let Some(line) = self.ready.pop_front() {
                 return Ok(Some(line));
             }
-            let frame = tokio::time::timeout(Duration::from_millis(STREAM_IDLE_MS), self.body.frame())
+            let frame = tokio::time::timeout(Duration::from_millis(self.idle_ms), self.body.frame())
                 .await
-                .map_err(|_| anyhow::anyhow!("the stream was silent for {STREAM_IDLE_MS} ms"))?;
+                .map_err(|_| anyhow::anyhow!("the stream was silent for {} ms", self.idle_ms))?;
             let Some(frame) = frame else { return Ok(None) };
             let frame = frame.map_err(|e| anyhow::anyhow!("the stream broke: {e}"))?;
             if let Ok(data) = frame.into_data() {
@@ -244,14 +263,19 @@ impl LineStream {
 
 /// Splits a byte stream into lines ended by LF, CRLF or CR (as Server-Sent Events allow), also
 /// when a line or its end is split across chunks.
-#[derive(Default)]
 struct LineSplitter {
+    /// Longest line it takes.
+    line_bytes_max: usize,
     partial: Vec<u8>,
     /// The last chunk ended with CR, so an LF that starts the next one ends nothing.
     after_cr: bool,
 }
 
 impl LineSplitter {
+    fn new(line_bytes_max: usize) -> LineSplitter {
+        LineSplitter { line_bytes_max, partial: Vec::new(), after_cr: false }
+    }
+
     fn push(&mut self, chunk: &[u8]) -> anyhow::Result<Vec<String>> {
         let mut lines = Vec::new();
         for &b in chunk {
@@ -264,8 +288,8 @@ impl LineSplitter {
                     self.after_cr = b == b'\r';
                 }
                 _ => {
-                    if self.partial.len() >= STREAM_LINE_BYTES_MAX {
-                        anyhow::bail!("a line of the stream is over {STREAM_LINE_BYTES_MAX} bytes");
+                    if self.partial.len() >= self.line_bytes_max {
+                        anyhow::bail!("a line of the stream is over {} bytes", self.line_bytes_max);
                     }
                     self.partial.push(b);
                 }
@@ -281,12 +305,16 @@ mod tests {
 
     #[test]
     fn lines_split_on_any_end_and_across_chunks() {
-        let mut s = LineSplitter::default();
+        let mut s = LineSplitter::new(super::ClientLimits::default().stream_line_bytes_max);
         let mut lines = Vec::new();
         for chunk in ["id: 1\nev", "ent: message\r", "\ndata: {}\r", "\r", "\n: keep", "-alive\r\n\nid: 2"] {
             lines.extend(s.push(chunk.as_bytes()).unwrap());
         }
         assert_eq!(lines, ["id: 1", "event: message", "data: {}", "", ": keep-alive", ""]);
         assert_eq!(s.push(b"\n").unwrap(), ["id: 2"]);
+        // A line longer than the limit is refused.
+        let mut short = LineSplitter::new(4);
+        assert!(short.push(b"1234").is_ok());
+        assert!(short.push(b"5").unwrap_err().to_string().contains("over 4 bytes"));
     }
 }

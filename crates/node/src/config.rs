@@ -165,6 +165,17 @@ pub struct LimitsSection {
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub storage_probe_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub accept_retry_ms: Option<u64>,
+    pub events_read_len_max: Option<usize>,
+    pub events_poll_ms: Option<u64>,
+    pub events_keepalive_ms: Option<u64>,
+    pub session_idle_ms: Option<u64>,
+    pub session_max_ms: Option<u64>,
+    pub sign_in_failures_max: Option<usize>,
+    pub sign_in_window_ms: Option<u64>,
+    pub clock_sleep_ms_max: Option<u64>,
+    pub clock_watch_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -191,6 +202,29 @@ pub struct RuntimeLimits {
     /// While a failed commit makes the node refuse writes (a full disk, a read-only database), how
     /// often it tries a small durable write to find out whether it can take writes again.
     pub storage_probe_ms: u64,
+    /// How long a client may take over its TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// How long a listener waits after a failed accept (out of file descriptors, say) before
+    /// accepting again.
+    pub accept_retry_ms: u64,
+    /// Most events sent to a live-stream client in one read of the store.
+    pub events_read_len_max: usize,
+    /// How long a live stream waits for new events before it looks again.
+    pub events_poll_ms: u64,
+    /// How often an idle live stream sends a keep-alive comment.
+    pub events_keepalive_ms: u64,
+    /// A console session unused this long is over.
+    pub session_idle_ms: u64,
+    /// A console session is over this long after sign-in, used or not.
+    pub session_max_ms: u64,
+    /// Failed console sign-ins allowed per operator name within `sign_in_window_ms`.
+    pub sign_in_failures_max: usize,
+    /// The window over which failed sign-ins are counted.
+    pub sign_in_window_ms: u64,
+    /// The longest the node's timer loop sleeps without looking at the core's timers again.
+    pub clock_sleep_ms_max: u64,
+    /// How often the system's wall clock is compared with the node's own.
+    pub clock_watch_ms: u64,
 }
 
 impl RuntimeLimits {
@@ -220,6 +254,17 @@ impl Default for RuntimeLimits {
             key_package_pool_len: engine.key_package_pool_len,
             held_envelopes_max: engine.held_envelopes_max,
             storage_probe_ms: 1_000,
+            handshake_timeout_ms: 10_000,
+            accept_retry_ms: 50,
+            events_read_len_max: 500,
+            events_poll_ms: 5_000,
+            events_keepalive_ms: 15_000,
+            session_idle_ms: 30 * 60 * 1000,
+            session_max_ms: 12 * 60 * 60 * 1000,
+            sign_in_failures_max: 5,
+            sign_in_window_ms: 5 * 60 * 1000,
+            clock_sleep_ms_max: 60_000,
+            clock_watch_ms: 5_000,
         }
     }
 }
@@ -413,6 +458,39 @@ impl NodeConfig {
         }
         if let Some(v) = l.storage_probe_ms {
             runtime_limits.storage_probe_ms = v.max(1);
+        }
+        if let Some(v) = l.handshake_timeout_ms {
+            runtime_limits.handshake_timeout_ms = v.max(1);
+        }
+        if let Some(v) = l.accept_retry_ms {
+            runtime_limits.accept_retry_ms = v.max(1);
+        }
+        if let Some(v) = l.events_read_len_max {
+            runtime_limits.events_read_len_max = v.max(1);
+        }
+        if let Some(v) = l.events_poll_ms {
+            runtime_limits.events_poll_ms = v.max(1);
+        }
+        if let Some(v) = l.events_keepalive_ms {
+            runtime_limits.events_keepalive_ms = v.max(1);
+        }
+        if let Some(v) = l.session_idle_ms {
+            runtime_limits.session_idle_ms = v.max(1);
+        }
+        if let Some(v) = l.session_max_ms {
+            runtime_limits.session_max_ms = v.max(1);
+        }
+        if let Some(v) = l.sign_in_failures_max {
+            runtime_limits.sign_in_failures_max = v.max(1);
+        }
+        if let Some(v) = l.sign_in_window_ms {
+            runtime_limits.sign_in_window_ms = v.max(1);
+        }
+        if let Some(v) = l.clock_sleep_ms_max {
+            runtime_limits.clock_sleep_ms_max = v.max(1);
+        }
+        if let Some(v) = l.clock_watch_ms {
+            runtime_limits.clock_watch_ms = v.max(1);
         }
         Ok(NodeConfig {
             path: path.to_path_buf(),

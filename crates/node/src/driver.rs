@@ -169,8 +169,7 @@ pub async fn refill_key_packages(node: &NodeState) -> anyhow::Result<u64> {
 /// Honours the core's timers: deadlines, escalations and link tests. A deadline that passed while
 /// the node was down fires at the first tick after start.
 pub(crate) async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
-    /// The longest the clock sleeps without looking again.
-    const CLOCK_SLEEP_MS_MAX: u64 = 60_000;
+    let sleep_max = node.runtime_limits.clock_sleep_ms_max;
     loop {
         if *shutdown.borrow() {
             break;
@@ -214,7 +213,7 @@ pub(crate) async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receive
             }
             continue;
         }
-        let wait = wake.map(|w| w - now).unwrap_or(CLOCK_SLEEP_MS_MAX).min(CLOCK_SLEEP_MS_MAX);
+        let wait = wake.map(|w| w - now).unwrap_or(sleep_max).min(sleep_max);
         tokio::select! {
             _ = node.clock.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
@@ -223,13 +222,11 @@ pub(crate) async fn run_clock(node: Arc<NodeState>, mut shutdown: watch::Receive
     }
 }
 
-/// Compares the system's wall clock with the node's own every `CLOCK_WATCH_MS`, and keeps a
+/// Compares the system's wall clock with the node's own every `clock_watch_ms`, and keeps a
 /// `clock` alarm about this node open while they are further apart than `clock_offset_ms_max`:
 /// the wall clock stepped while the node ran, and what this node shows as times may be off from
 /// what its operators' other clocks show until it restarts.
 pub(crate) async fn run_clock_watch(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
-    /// How often the wall clock is compared with the node's.
-    const CLOCK_WATCH_MS: u64 = 5_000;
     let bound = node.core().discipline().clock_offset_ms_max;
     let no_line = adi_wire::LineId([0; 16]);
     let mut alarmed = node
@@ -274,7 +271,7 @@ pub(crate) async fn run_clock_watch(node: Arc<NodeState>, mut shutdown: watch::R
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(CLOCK_WATCH_MS)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(node.runtime_limits.clock_watch_ms)) => {}
             _ = shutdown.changed() => break,
         }
     }

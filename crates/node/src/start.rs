@@ -77,11 +77,19 @@ impl Node {
         let federation_addrs = fed_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let limits = &config.runtime_limits;
         let mut tasks = Vec::new();
         let api_router = http::router(state.clone());
         if config.api_tls {
             let acceptor = TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?));
-            tasks.push(tokio::spawn(serve_tls(api_listener, acceptor, api_router, None, shutdown_rx.clone())));
+            tasks.push(tokio::spawn(serve_tls(
+                api_listener,
+                acceptor,
+                api_router,
+                None,
+                limits.clone(),
+                shutdown_rx.clone(),
+            )));
         } else {
             let mut rx = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -97,7 +105,14 @@ impl Node {
         for listener in fed_listeners {
             let acceptor = TlsAcceptor::from(fed_config.clone());
             let router = fed_listener::router(state.clone());
-            tasks.push(tokio::spawn(serve_tls(listener, acceptor, router, Some(state.clone()), shutdown_rx.clone())));
+            tasks.push(tokio::spawn(serve_tls(
+                listener,
+                acceptor,
+                router,
+                Some(state.clone()),
+                limits.clone(),
+                shutdown_rx.clone(),
+            )));
         }
         for link in state.links.values() {
             tasks.push(tokio::spawn(run_link(state.clone(), link.clone(), shutdown_rx.clone())));

@@ -341,7 +341,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
             .unwrap();
         rows.into_iter().map(|r| r.try_into().unwrap()).collect()
     };
-    let stale = adi_node::clock::now_ms() - adi_node::http::auth::SESSION_IDLE_MS - 1_000;
+    let stale = adi_node::clock::now_ms() - adi_node::config::RuntimeLimits::default().session_idle_ms - 1_000;
     for s in sessions {
         store.touch_session(s, stale).wait().await.unwrap();
     }

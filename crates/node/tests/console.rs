@@ -127,13 +127,13 @@ async fn sign_in_sessions_and_csrf() {
     // An expired session is refused: idle past the timeout.
     let (old, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
     let id = old.split_once('=').unwrap().1;
-    let stale = adi_node::clock::now_ms() - adi_node::http::auth::SESSION_IDLE_MS - 1_000;
+    let stale = adi_node::clock::now_ms() - adi_node::config::RuntimeLimits::default().session_idle_ms - 1_000;
     store.touch_session(adi_node::http::auth::session_hash(id), stale).wait().await.unwrap();
     let (status, v, _) = call(&app, Method::GET, "/api/v1/lines", Some(&old), None, None).await;
     assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_expired")));
 
     // Repeated wrong passwords lock the name out for a while, even with the right one next.
-    for _ in 0..adi_node::http::auth::SIGN_IN_FAILURES_MAX {
+    for _ in 0..adi_node::config::RuntimeLimits::default().sign_in_failures_max {
         call(
             &app,
             Method::POST,

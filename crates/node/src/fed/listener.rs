@@ -32,12 +32,10 @@ use super::checkpoints::{answer_offer, CheckpointOffer};
 use super::tls::spki_pin;
 use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH};
 use crate::clock::now_ms;
+use crate::config::RuntimeLimits;
 use crate::driver::{refill_key_packages, release_held};
 use crate::error::{storage_refusal, ApiError};
 use crate::state::NodeState;
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// The member authenticated by a federation connection's client certificate.
 #[derive(Clone, Debug)]
@@ -179,13 +177,15 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
     }
 }
 
-/// Accepts TLS connections and serves `router` on each, until `shutdown` changes. When `roster_pins`
+/// Accepts TLS connections (a handshake longer than `limits.handshake_timeout_ms` drops the connection)
+/// and serves `router` on each, until `shutdown` changes. When `roster_pins`
 /// is given, the client's certificate pin is resolved to a member and attached as a [`Peer`].
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     state: Option<Arc<NodeState>>,
+    limits: RuntimeLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -199,7 +199,7 @@ pub async fn serve_tls(
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(limits.accept_retry_ms)).await;
                 continue;
             }
         };
@@ -209,7 +209,9 @@ pub async fn serve_tls(
         let state = state.clone();
         conns.spawn(async move {
             let tls =
-                match tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await {
+                match tokio::time::timeout(Duration::from_millis(limits.handshake_timeout_ms), acceptor.accept(tcp))
+                    .await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::warn!(remote = %addr, error = %e, "TLS handshake refused");

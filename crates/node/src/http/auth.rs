@@ -25,13 +25,6 @@ use crate::state::NodeState;
 pub const SESSION_COOKIE: &str = "adi_session";
 /// The header that carries a session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// A session unused this long is over.
-pub const SESSION_IDLE_MS: u64 = 30 * 60 * 1000;
-/// A session is over this long after sign-in, used or not.
-pub const SESSION_MAX_MS: u64 = 12 * 60 * 60 * 1000;
-/// Failed sign-ins allowed per operator name within `SIGN_IN_WINDOW_MS`.
-pub const SIGN_IN_FAILURES_MAX: usize = 5;
-pub const SIGN_IN_WINDOW_MS: u64 = 5 * 60 * 1000;
 
 /// Hashes a password with argon2id and a fresh salt, as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -124,7 +117,10 @@ pub fn current(node: &NodeState, headers: &HeaderMap) -> Result<(String, adi_sto
         .session(&session_hash(&id))?
         .ok_or_else(|| ApiError::unauthorized("the session is over; sign in again"))?;
     let now = now_ms();
-    if now.saturating_sub(row.last_seen_ms) > SESSION_IDLE_MS || now.saturating_sub(row.created_ms) > SESSION_MAX_MS {
+    let limits = &node.runtime_limits;
+    if now.saturating_sub(row.last_seen_ms) > limits.session_idle_ms
+        || now.saturating_sub(row.created_ms) > limits.session_max_ms
+    {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "session_expired",

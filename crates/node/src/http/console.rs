@@ -13,10 +13,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{
-    check_csrf, current, random_hex, session_hash, verify_password, SESSION_COOKIE, SESSION_IDLE_MS, SESSION_MAX_MS,
-    SIGN_IN_FAILURES_MAX, SIGN_IN_WINDOW_MS,
-};
+use super::auth::{check_csrf, current, random_hex, session_hash, verify_password, SESSION_COOKIE};
 use super::error::ApiJson;
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -58,16 +55,17 @@ pub struct SessionView {
 /// Signs an operator in: a new session whatever cookie came with the request.
 pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<SignIn>) -> Result<Response, ApiError> {
     let now = now_ms();
+    let limits = &node.runtime_limits;
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "sign_in_refused", "wrong name or password");
     {
         let mut failures = node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner());
         let recent = failures.entry(req.name.clone()).or_default();
-        recent.retain(|t| now.saturating_sub(*t) < SIGN_IN_WINDOW_MS);
-        if recent.len() >= SIGN_IN_FAILURES_MAX {
+        recent.retain(|t| now.saturating_sub(*t) < limits.sign_in_window_ms);
+        if recent.len() >= limits.sign_in_failures_max {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                format!("{SIGN_IN_FAILURES_MAX} failed sign-ins for this name; try again in a few minutes"),
+                format!("{} failed sign-ins for this name; try again in a few minutes", limits.sign_in_failures_max),
             ));
         }
     }
@@ -100,8 +98,12 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
     tracing::info!(operator = %operator.name, "console sign-in");
     let secure = if node.api_tls { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
-    let view =
-        SessionView { name: operator.name, role: operator.role.to_string(), csrf, expires_ms: now + SESSION_IDLE_MS };
+    let view = SessionView {
+        name: operator.name,
+        role: operator.role.to_string(),
+        csrf,
+        expires_ms: now + limits.session_idle_ms,
+    };
     let mut response = Json(view).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -112,11 +114,12 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
 /// The signed-in operator.
 pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Json<SessionView>, ApiError> {
     let (_, row) = current(&node, &headers)?;
+    let limits = &node.runtime_limits;
     Ok(Json(SessionView {
         name: row.operator.name,
         role: row.operator.role.to_string(),
         csrf: row.csrf,
-        expires_ms: (row.last_seen_ms + SESSION_IDLE_MS).min(row.created_ms + SESSION_MAX_MS),
+        expires_ms: (row.last_seen_ms + limits.session_idle_ms).min(row.created_ms + limits.session_max_ms),
     }))
 }
 

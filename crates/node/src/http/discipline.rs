@@ -28,11 +28,6 @@ use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{fault_text, NodeState, StorageFailure};
 
-/// Most events sent to a stream client in one read of the store.
-const EVENTS_READ_LEN_MAX: usize = 500;
-/// How long a stream waits for new events before it looks again.
-const EVENTS_POLL_MS: u64 = 5_000;
-
 /// The body of an answer; a decline needs a reason.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -493,6 +488,7 @@ pub async fn events(
     };
     // The storage failure last told to this client, by when it began.
     let announced: Option<u64> = None;
+    let keepalive_ms = node.runtime_limits.events_keepalive_ms;
     let state = (node, after, first, announced);
     let stream = futures_util::stream::unfold(state, |(node, mut after, mut queue, mut announced)| async move {
         loop {
@@ -528,7 +524,7 @@ pub async fn events(
                 });
                 continue;
             }
-            match node.store.events_after(after, EVENTS_READ_LEN_MAX) {
+            match node.store.events_after(after, node.runtime_limits.events_read_len_max) {
                 Ok(rows) if !rows.is_empty() => {
                     queue = rows.into_iter().map(EventView::from).collect();
                     continue;
@@ -541,11 +537,11 @@ pub async fn events(
             }
             tokio::select! {
                 _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_millis(EVENTS_POLL_MS)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(node.runtime_limits.events_poll_ms)) => {}
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_millis(keepalive_ms))))
 }
 
 #[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = Vec<PeerView>), (status = 401, body = ErrorBody)))]
