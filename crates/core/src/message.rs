@@ -168,6 +168,14 @@ impl Message {
         self.class == Class::Operational && self.ack_required && self.deadline_s.is_some()
     }
 
+    /// When its acknowledgement is due, for a node that sent or received it at `at_ms` on its
+    /// own clock: each end times the deadline from its own moment, never from the time the
+    /// sender claims, which may be hours off by fault or by design. `None` without a deadline.
+    pub fn due_ms(&self, at_ms: u64) -> Option<u64> {
+        let deadline_s = self.deadline_s.filter(|_| self.has_deadline())?;
+        Some(at_ms.saturating_add(deadline_s.saturating_mul(1000)))
+    }
+
     /// Checks the limits; applied to drafts and to messages arriving from peers alike.
     pub fn check(&self, limits: &Limits) -> Result<(), CoreError> {
         if self.caveat.trim().is_empty() || self.caveat.chars().count() > limits.caveat_chars_max {
@@ -264,5 +272,18 @@ mod tests {
         let mut d = draft("ROUTINE", "x");
         d.class = Some("CRISIS".into());
         assert_eq!(Message::from_draft(d, "C", &limits).unwrap_err().code, "bad_class");
+    }
+
+    #[test]
+    fn a_deadline_runs_from_each_ends_own_moment_and_only_for_operational_traffic() {
+        let limits = Limits::default();
+        let mut m = Message::from_draft(draft("FLASH", "x"), "C", &limits).unwrap();
+        m.deadline_s = Some(600);
+        assert_eq!(m.due_ms(1_000), Some(601_000));
+        assert_eq!(m.due_ms(u64::MAX - 5), Some(u64::MAX), "saturates, never wraps");
+        let test = Message { class: Class::Test, ..m.clone() };
+        assert_eq!(test.due_ms(1_000), None);
+        let unasked = Message { ack_required: false, ..m };
+        assert_eq!(unasked.due_ms(1_000), None);
     }
 }

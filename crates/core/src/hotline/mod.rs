@@ -410,14 +410,14 @@ impl Hotline {
         }
         let priority = message.precedence.priority();
         let record = self.seal(now_ms, line, priority, payload, Content::Message(message.clone()))?;
-        if let Some(deadline_s) = message.deadline_s.filter(|_| message.has_deadline()) {
+        if let Some(due_ms) = message.due_ms(now_ms) {
             for member in record.recipients.clone() {
                 let p = PendingAck {
                     line: record.line.id,
                     message: record.envelope.hash(),
                     member,
                     side: Side::Sender,
-                    due_ms: now_ms + deadline_s * 1000,
+                    due_ms,
                     precedence: message.precedence,
                     subject: message.subject.clone(),
                     alarmed: false,

@@ -268,15 +268,14 @@ impl Hotline {
         let mut out = Vec::new();
         match &record.content {
             Content::Message(m) if m.has_deadline() => {
-                // Judged from when this node received the message, on its own clock: the sender's
-                // claimed time may be hours off, by fault or by design.
-                let deadline_s = m.deadline_s.unwrap_or(0);
+                // Judged from when this node received the message, on its own clock.
+                let due_ms = m.due_ms(now_ms).unwrap_or(now_ms);
                 let p = PendingAck {
                     line: line.id,
                     message: record.envelope.hash(),
                     member: self.config.me.clone(),
                     side: Side::Recipient,
-                    due_ms: now_ms.saturating_add(deadline_s.saturating_mul(1000)),
+                    due_ms,
                     precedence: m.precedence,
                     subject: m.subject.clone(),
                     alarmed: false,

@@ -216,12 +216,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         Content::Message(m) => Some(m),
         _ => None,
     };
-    // From when this node took the message (its own clock), as the core judges it: a sender's
-    // claimed time may be hours off.
-    let deadline_ms = m
-        .filter(|m| m.has_deadline())
-        .and_then(|m| m.deadline_s)
-        .map(|s| r.received_ms.saturating_add(s.saturating_mul(1000)) as i64);
+    // From when this node took the message, on its own clock, as the core judges it.
+    let deadline_ms = m.and_then(|m| m.due_ms(r.received_ms)).map(|t| t as i64);
     c.prepare_cached(
         "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
              precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content,
