@@ -335,9 +335,9 @@ fn bare_duration(line: &str) -> bool {
     if code.trim_start().starts_with("const ") || code.contains(" const ") {
         return false;
     }
-    ["from_secs(", "from_millis(", "from_micros(", "from_nanos(", "from_secs_f64("].iter().any(|f| {
-        code.match_indices(f).any(|(at, _)| code[at + f.len()..].starts_with(|c: char| c.is_ascii_digit()))
-    })
+    ["from_secs(", "from_millis(", "from_micros(", "from_nanos(", "from_secs_f64("]
+        .iter()
+        .any(|f| code.match_indices(f).any(|(at, _)| code[at + f.len()..].starts_with(|c: char| c.is_ascii_digit())))
 }
 
 #[test]
