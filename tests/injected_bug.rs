@@ -46,6 +46,11 @@ async fn a_node_answering_before_its_commit_loses_messages_its_peer_was_told_it_
         wait_healthy(&net.member(code).url).await;
     }
     let (ph, cn) = (net.client("PH"), net.client("CN"));
+    // A node running with a fault injected says so; one without says nothing.
+    let health = cn.call(Method::GET, "/healthz", None).await.unwrap();
+    assert_eq!(health["injected_faults"], json!(["ack_before_commit"]), "{health}");
+    let health = ph.call(Method::GET, "/healthz", None).await.unwrap();
+    assert!(health.get("injected_faults").is_none(), "{health}");
     let body = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
     let line = ph.call(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap();
     let line = line["id"].as_str().unwrap().to_string();

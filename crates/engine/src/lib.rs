@@ -83,6 +83,15 @@ impl Bugs {
     pub fn any(&self) -> bool {
         self.ack_before_commit
     }
+
+    /// The names of the faults injected.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.ack_before_commit {
+            names.push("ack_before_commit");
+        }
+        names
+    }
 }
 
 /// What the engine needs besides the core.

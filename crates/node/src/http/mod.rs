@@ -147,5 +147,6 @@ async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
         since_ms: f.since_ms,
     });
     let status = if storage.is_some() || node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
-    Json(Health { status: status.into(), member: node.member.to_string(), storage })
+    let injected_faults = node.engine().bugs().names().into_iter().map(String::from).collect();
+    Json(Health { status: status.into(), member: node.member.to_string(), storage, injected_faults })
 }

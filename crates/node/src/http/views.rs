@@ -259,6 +259,10 @@ pub struct Health {
     /// Why writes are refused, while they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageView>,
+    /// Faults injected on purpose (`ADI_ENGINE_BUG`, for tests only): a node that shows any
+    /// breaks its promises by design.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected_faults: Vec<String>,
 }
 
 /// Why the node refuses writes: its database cannot be written. Reads go on, and the node takes
