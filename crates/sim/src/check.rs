@@ -52,17 +52,17 @@ fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String
                     sender.code, s.hash, s.seq, s.line
                 )),
                 None => {
-                    let state = row.map_or("none", |r| r.state.as_str());
-                    let detail = row.and_then(|r| r.detail.clone()).unwrap_or_default();
+                    let state = row.map_or("none", |r| r.progress.state.as_str());
+                    let detail = row.and_then(|r| r.progress.detail.clone()).unwrap_or_default();
                     let removed = w.truth.membership.get(&s.line).is_some_and(|h| {
                         h.iter().skip_while(|(_, m)| !m.contains(code)).any(|(_, m)| !m.contains(code))
                     });
-                    if row.is_some_and(|r| r.state == RecipientState::Refused) && removed {
+                    if row.is_some_and(|r| r.progress.state == RecipientState::Refused) && removed {
                         // A member taken off the line refuses what was sent on the line after its
                         // removal reached it: the sender holds the refusal and its reason.
                         continue;
                     }
-                    let what = if row.is_some_and(|r| r.state.reached()) {
+                    let what = if row.is_some_and(|r| r.progress.state.reached()) {
                         "was marked delivered but"
                     } else {
                         "was committed but"
@@ -175,8 +175,9 @@ fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &Membe
             .get(line)
             .is_some_and(|history| history.iter().any(|(from, members)| *from > e && !members.contains(member)))
     });
-    let refused_as =
-        |code: RefusalCode| row.is_some_and(|r| r.state == RecipientState::Refused && r.refusal == Some(code));
+    let refused_as = |code: RefusalCode| {
+        row.is_some_and(|r| r.progress.state == RecipientState::Refused && r.progress.refusal == Some(code))
+    };
     let refused_off_line = refused_as(RefusalCode::RecipientNotOnLine);
     match kind.as_str() {
         "line_setup" => row.is_none(),
@@ -196,7 +197,7 @@ fn sender_view(w: &World, line: &LineId, sender: &str, seq: u64, member: &Member
     let kind = up.store.envelope(&hash).ok().flatten().map(|e| e.kind).unwrap_or_default();
     let row = up.store.recipients(&hash).unwrap_or_default().into_iter().find(|r| r.member == *member);
     match row {
-        Some(r) => format!("{kind} {}: {}", r.state, r.detail.unwrap_or_default()),
+        Some(r) => format!("{kind} {}: {}", r.progress.state, r.progress.detail.unwrap_or_default()),
         None => format!("{kind}, not addressed to {member}"),
     }
 }
@@ -289,7 +290,7 @@ fn rows_state(up: &crate::node::Up, hash: &EnvelopeHash, member: &MemberCode) ->
     let rows = up.store.recipients(hash).unwrap_or_default();
     rows.into_iter()
         .find(|r| r.member == *member)
-        .map_or("none".into(), |r| format!("{} {}", r.state, r.detail.unwrap_or_default()))
+        .map_or("none".into(), |r| format!("{} {}", r.progress.state, r.progress.detail.unwrap_or_default()))
 }
 
 /// The members of a line at an epoch, as the home member's group had them.

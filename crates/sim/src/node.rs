@@ -302,7 +302,7 @@ impl SimNode {
                     "{} after {} tries: {}",
                     what.unwrap_or_default(),
                     i.attempts,
-                    row.and_then(|r| r.detail).unwrap_or_default()
+                    row.and_then(|r| r.progress.detail).unwrap_or_default()
                 )
             })
             .collect();

@@ -143,18 +143,9 @@ pub struct MessageRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientRow {
     pub member: MemberCode,
-    pub state: adi_core::RecipientState,
     pub sent_ms: u64,
-    pub delivered_ms: Option<u64>,
-    /// When the recipient's node signed its receipt saying it decrypted the message.
-    pub decrypted_ms: Option<u64>,
-    pub seen_ms: Option<u64>,
-    pub acknowledged_ms: Option<u64>,
-    pub declined_ms: Option<u64>,
-    /// Why the recipient's node refused it, why delivery is waiting, or why it was declined.
-    pub detail: Option<String>,
-    /// The recipient node's code for refusing it, when it did.
-    pub refusal: Option<adi_wire::batch::RefusalCode>,
+    /// Where it stands with the recipient, as the core's state machine moved it.
+    pub progress: adi_core::RecipientProgress,
 }
 
 /// A translation of a message.

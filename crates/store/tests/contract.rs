@@ -284,16 +284,11 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     );
     let sent_row = |r: &Record| RecipientRow {
         member: cn.clone(),
-        state: adi_core::RecipientState::Sent,
         sent_ms: r.received_ms,
-        delivered_ms: None,
-        decrypted_ms: None,
-        seen_ms: None,
-        acknowledged_ms: None,
-        declined_ms: None,
-        detail: None,
-        refusal: None,
+        progress: adi_core::RecipientProgress::sent(),
     };
+    let with = |r: &Record, progress: adi_core::RecipientProgress| RecipientRow { progress, ..sent_row(r) };
+    let sent = adi_core::RecipientProgress::sent();
     assert_eq!(store.recipients(&hash(&flash)).unwrap(), vec![sent_row(&flash)]);
 
     let results = vec![
@@ -306,16 +301,26 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(outbox_hashes(&store, &cn, now), vec![hash(&setup), hash(&routine1), hash(&routine2)]);
     assert_eq!(
         store.recipients(&hash(&flash)).unwrap(),
-        vec![RecipientRow { state: adi_core::RecipientState::Delivered, delivered_ms: Some(now), ..sent_row(&flash) }]
+        vec![with(
+            &flash,
+            adi_core::RecipientProgress {
+                state: adi_core::RecipientState::Delivered,
+                delivered_ms: Some(now),
+                ..sent.clone()
+            }
+        )]
     );
     assert_eq!(
         store.recipients(&hash(&priority)).unwrap(),
-        vec![RecipientRow {
-            state: adi_core::RecipientState::Refused,
-            detail: Some("line refused at CN".into()),
-            refusal: Some(RefusalCode::UnknownLine),
-            ..sent_row(&priority)
-        }]
+        vec![with(
+            &priority,
+            adi_core::RecipientProgress {
+                state: adi_core::RecipientState::Refused,
+                detail: Some("line refused at CN".into()),
+                refusal: Some(RefusalCode::UnknownLine),
+                ..sent.clone()
+            }
+        )]
     );
     // A message the recipient refused will not be acknowledged: a restarted core awaits nothing
     // for it, while the delivered one is still awaited.
@@ -324,8 +329,8 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert!(!awaited.contains(&hash(&priority)), "{awaited:?}");
     let deferred = store.recipients(&hash(&immediate)).unwrap();
     assert_eq!(deferred.len(), 1);
-    assert_eq!((deferred[0].state.as_str(), deferred[0].delivered_ms), ("sent", None));
-    assert_eq!(deferred[0].detail.as_deref(), Some("CN is busy"));
+    assert_eq!((deferred[0].progress.state.as_str(), deferred[0].progress.delivered_ms), ("sent", None));
+    assert_eq!(deferred[0].progress.detail.as_deref(), Some("CN is busy"));
     assert_eq!(store.queue_stats().unwrap()[0].len, 4, "the deferred envelope is still queued");
 
     // The deferred envelope comes back when it is due, in its place by priority.
@@ -337,7 +342,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
 
     // A delivery reported twice keeps the first delivery time.
     store.settle(&cn, vec![(hash(&flash), Settlement::Delivered)], now + 50).wait_blocking().unwrap();
-    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].delivered_ms, Some(now));
+    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].progress.delivered_ms, Some(now));
 
     let rest = [&setup, &routine1, &routine2].iter().map(|r| (hash(r), Settlement::Delivered)).collect();
     store.settle(&cn, rest, now + 1).wait_blocking().expect("settled");
@@ -353,7 +358,7 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert!(store.queue_stats().unwrap().is_empty());
     assert_eq!(store.outbox_next_due(&cn).unwrap(), None);
     let delivered = &store.recipients(&hash(&immediate)).unwrap()[0];
-    assert_eq!((delivered.state.as_str(), delivered.delivered_ms), ("delivered", Some(now + 10_000)));
+    assert_eq!((delivered.progress.state.as_str(), delivered.progress.delivered_ms), ("delivered", Some(now + 10_000)));
 
     // CN's node decrypts the FLASH and answers with its signed `decrypted` receipt: stored at PH,
     // it sets the decryption time and leaves the later states to the operators.
@@ -365,12 +370,15 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(commit(&store, &at_ph.iter().collect::<Vec<_>>()), inserted(1));
     assert_eq!(
         store.recipients(&hash(&flash)).unwrap(),
-        vec![RecipientRow {
-            state: adi_core::RecipientState::Delivered,
-            delivered_ms: Some(now),
-            decrypted_ms: Some(now + 20_000),
-            ..sent_row(&flash)
-        }]
+        vec![with(
+            &flash,
+            adi_core::RecipientProgress {
+                state: adi_core::RecipientState::Delivered,
+                delivered_ms: Some(now),
+                decrypted_ms: Some(now + 20_000),
+                ..sent.clone()
+            }
+        )]
     );
 }
 
@@ -726,7 +734,7 @@ fn sqlite_an_unknown_stored_role_state_or_kind_is_corruption() {
         addressed_to: Vec::new(),
     };
     store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait_blocking().unwrap();
-    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].state, adi_core::RecipientState::Sent);
+    assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].progress.state, adi_core::RecipientState::Sent);
     assert_eq!(store.alarms(true, 10).unwrap()[0].kind, adi_core::AlarmKind::Clock);
     c.execute("UPDATE recipients SET state = 'lost'", []).unwrap();
     c.execute("UPDATE alarms SET kind = 'weather'", []).unwrap();

@@ -115,13 +115,14 @@ pub struct RecipientView {
 }
 
 impl RecipientView {
-    fn from_row(r: RecipientRow, deadline_ms: Option<u64>) -> Self {
+    fn from_row(row: RecipientRow, deadline_ms: Option<u64>) -> Self {
+        let r = row.progress;
         // A refused message will not be acknowledged either: no deadline runs for it.
         let settled = r.acknowledged_ms.is_some() || r.declined_ms.is_some() || r.state == RecipientState::Refused;
         RecipientView {
-            member: r.member.to_string(),
+            member: row.member.to_string(),
             state: r.state.as_str().to_string(),
-            sent_ms: r.sent_ms,
+            sent_ms: row.sent_ms,
             delivered_ms: r.delivered_ms,
             decrypted_ms: r.decrypted_ms,
             seen_ms: r.seen_ms,

@@ -558,19 +558,7 @@ pub(super) fn recipients(
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params![&hash.0[..]], |row| {
-            let p = progress_of(s, row)?;
-            Ok(RecipientRow {
-                member: code_of(row.get(8)?)?,
-                state: p.state,
-                sent_ms: u(row.get(9)?),
-                delivered_ms: p.delivered_ms,
-                decrypted_ms: p.decrypted_ms,
-                seen_ms: p.seen_ms,
-                acknowledged_ms: p.acknowledged_ms,
-                declined_ms: p.declined_ms,
-                detail: p.detail,
-                refusal: p.refusal,
-            })
+            Ok(RecipientRow { member: code_of(row.get(8)?)?, sent_ms: u(row.get(9)?), progress: progress_of(s, row)? })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
