@@ -1,7 +1,8 @@
 //! A batch of envelopes from a peer: split, each envelope decided, the accepted ones committed
 //! together, and only then the verdicts.
 //!
-//! For each envelope, in order: a copy of an envelope stored, or being stored, is answered
+//! For each envelope, in order: one whose sender is not the peer is refused before anything is
+//! looked up; a copy of an envelope stored, or being stored, is answered
 //! without decrypting it again (its MLS keys are spent; the hash covers the signature, so equal
 //! hashes are the same envelope); a contradiction of the sender's chain that the sender signed is
 //! refused and kept as evidence ([`crate::chain`]); the rest go through the core. An envelope from
@@ -92,6 +93,19 @@ impl Engine {
         for bytes in envelopes {
             if let Ok(e) = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max) {
                 let b = e.body();
+                // Before the store is asked anything about the place an envelope claims: a peer
+                // speaks only for itself, so it learns nothing of another member's places and no
+                // evidence is ever laid at another member's door.
+                if b.sender != peer.as_str() {
+                    verdicts.push(Some(Verdict::Rejected {
+                        code: RefusalCode::Relayed,
+                        reason: format!(
+                            "envelope from {} arrived over {peer}'s connection; relaying is not supported",
+                            b.sender
+                        ),
+                    }));
+                    continue;
+                }
                 let place = (b.line, b.sender.clone(), b.seq);
                 let stored = match store.envelope_at(&b.line, &b.sender, b.seq) {
                     Ok(h) => h,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use adi_core::MemberCode;
 use adi_node::fed::links::post_batch_once;
 use adi_node::fed::tls;
-use adi_wire::batch::Verdict;
+use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE,
 };
@@ -388,8 +388,24 @@ async fn envelopes_from_a_member_not_on_the_line_or_relayed_are_refused() {
     // An envelope signed by PH but carried over VN's connection: relaying is refused.
     let ph_keys = keys_towards(&net, "PH", "CN");
     let carried = message_envelope(&ph_keys.signing, "PH", line_id, 9, "carried", false);
-    let reply = post_batch_once(&endpoint(&net, "CN"), vn.tls, &code("CN"), &[&carried], 5_000).await.unwrap();
+    let reply = post_batch_once(&endpoint(&net, "CN"), vn.tls.clone(), &code("CN"), &[&carried], 5_000).await.unwrap();
     assert!(rejected(&reply.verdicts[0], "relaying"), "{reply:?}");
+    // Claiming a place CN holds for PH (PH's first envelopes on the line) tells VN nothing of
+    // what is stored there: refused as relayed before any lookup, never a conflict naming the
+    // stored envelope's hash, and no evidence laid at PH's door.
+    for seq in [1, 2] {
+        let claimed = message_envelope(&ph_keys.signing, "PH", line_id, seq, "claimed", false);
+        let reply =
+            post_batch_once(&endpoint(&net, "CN"), vn.tls.clone(), &code("CN"), &[&claimed], 5_000).await.unwrap();
+        let relayed = matches!(reply.verdicts[0], Verdict::Rejected { code: RefusalCode::Relayed, .. });
+        assert!(relayed, "seq {seq}: {reply:?}");
+    }
+    let cn = net.client("CN");
+    let alarms = cn.call(Method::GET, "/api/v1/alarms", None).await.unwrap();
+    assert!(
+        !alarms.as_array().unwrap().iter().any(|a| a["kind"] == "tamper"),
+        "no tamper evidence from a relayed envelope: {alarms}"
+    );
 
     let at_cn = line_messages(&net, "CN", &line).await;
     assert_eq!(at_cn.len(), 1, "only PH's message is on the line at CN");
