@@ -161,6 +161,8 @@ pub struct PendingAck {
     pub message: EnvelopeHash,
     /// The member whose acknowledgement is awaited.
     pub member: MemberCode,
+    /// The member that sent the message.
+    pub sender: MemberCode,
     pub side: Side,
     pub due_ms: u64,
     pub precedence: Precedence,

@@ -160,3 +160,27 @@ fn an_answer_held_after_the_deadline_is_late_whatever_the_recipients_clock_signe
     let on_time = cn.answer(T + 1_000, LINE, answered, ReceiptKind::Acknowledged, None, PRIORITY_FLASH).unwrap();
     assert_eq!(answer_alarms(&mut ph, &on_time, T + deadline_ms), vec![]);
 }
+
+#[test]
+fn an_escalation_names_the_messages_sender_not_the_lines_home_member() {
+    let at = T - HOUR_MS;
+    let (mut ph, mut cn, mut vn) = (hotline("PH"), hotline("CN"), hotline("VN"));
+    let kps = key_packages_of(&mut [&mut cn, &mut vn]);
+    let req = NewLine { members: vec!["PH".into(), "CN".into(), "VN".into()], scope: "ADMM-Plus".into(), title: None };
+    let setup = ph.create_line(at, LINE, req, kps).unwrap();
+    cn.receive(at, &code("PH"), setup.envelope.bytes()).unwrap();
+    vn.receive(at, &code("PH"), setup.envelope.bytes()).unwrap();
+    // CN, not the line's home member PH, sends the FLASH that VN leaves unanswered.
+    let from_cn = flash(&mut cn, T);
+    vn.receive(T, &code("CN"), from_cn.envelope.bytes()).unwrap();
+    let deadline_ms = vn.discipline().deadlines.flash_s * 1000;
+    let raised: Vec<String> = vn
+        .tick(T + deadline_ms)
+        .alarms
+        .into_iter()
+        .filter(|a| a.kind == AlarmKind::Escalation)
+        .map(|a| a.detail)
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(raised[0].contains("from CN"), "{}", raised[0]);
+}

@@ -416,6 +416,7 @@ impl Hotline {
                     line: record.line.id,
                     message: record.envelope.hash(),
                     member,
+                    sender: self.config.me.clone(),
                     side: Side::Sender,
                     due_ms,
                     precedence: message.precedence,

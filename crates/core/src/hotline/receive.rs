@@ -274,6 +274,7 @@ impl Hotline {
                     line: line.id,
                     message: record.envelope.hash(),
                     member: self.config.me.clone(),
+                    sender: record.sender.clone(),
                     side: Side::Recipient,
                     due_ms,
                     precedence: m.precedence,

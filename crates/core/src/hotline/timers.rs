@@ -100,7 +100,7 @@ impl Hotline {
                                 "{} '{}' from {} awaits this member's acknowledgement: overdue by {overdue}",
                                 p.precedence.as_str(),
                                 p.subject,
-                                self.lines.get(&p.line).map(|l| l.home.to_string()).unwrap_or_default()
+                                p.sender
                             );
                             batch.alarms.push(self.alarm(AlarmKind::Escalation, op, &p, now_ms, detail));
                             let next = now_ms + repeat_ms;

@@ -127,7 +127,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     let mut stmt = c.prepare_cached(
         "SELECT e.line, e.hash, r.member, e.deadline_ms, e.precedence, e.subject,
                 EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'unacknowledged' AND a.message = e.hash
-                        AND a.member = r.member AND a.cleared_ms IS NULL)
+                        AND a.member = r.member AND a.cleared_ms IS NULL),
+                e.sender
          FROM recipients r JOIN envelopes e ON e.hash = r.hash
          WHERE e.deadline_ms IS NOT NULL AND r.acknowledged_ms IS NULL AND r.declined_ms IS NULL
            AND r.state <> 'refused'",
@@ -137,7 +138,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     let mut stmt = c.prepare_cached(
         "SELECT e.line, e.hash, ?1, e.deadline_ms, e.precedence, e.subject,
                 EXISTS (SELECT 1 FROM alarms a WHERE a.kind = 'escalation' AND a.message = e.hash
-                        AND a.member = ?1 AND a.cleared_ms IS NULL)
+                        AND a.member = ?1 AND a.cleared_ms IS NULL),
+                e.sender
          FROM envelopes e
          WHERE e.kind = 'message' AND e.sender <> ?1 AND e.deadline_ms IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.answers = e.hash AND x.member = ?1
@@ -178,6 +180,7 @@ fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<Pendin
         line: line_id_of(row.get(0)?)?,
         message: hash_of(row.get(1)?)?,
         member: code_of(row.get(2)?)?,
+        sender: code_of(row.get(7)?)?,
         side,
         due_ms: u(row.get(3)?),
         precedence: Precedence::parse(&precedence).ok_or_else(|| corrupt("precedence"))?,
