@@ -540,3 +540,23 @@ fn a_member_added_again_waits_for_its_welcome_instead_of_refusing_what_is_sent_t
     let read = vn.receive(19, &code("CN"), after.envelope.bytes()).unwrap();
     assert!(matches!(&read[0].content, Content::Message(m) if m.subject == "welcome back"));
 }
+
+#[test]
+fn a_member_that_left_a_line_is_refused_a_key_update_not_an_internal_error() {
+    let line = LineId([5; 16]);
+    let (mut ph, mut cn, mut vn) = (hotline("PH"), hotline("CN"), hotline("VN"));
+    let setup = create(&mut ph, &mut [&mut cn, &mut vn], line, "PH,CN,VN", "ADMM-Plus");
+    cn.receive(1, &code("PH"), setup.envelope.bytes()).unwrap();
+    vn.receive(1, &code("PH"), setup.envelope.bytes()).unwrap();
+    // VN leaves: its proposal reaches PH, which commits it at once; the commit reaches VN.
+    let leaving = vn.leave(2, line).unwrap();
+    let at_ph = ph.receive(3, &code("VN"), leaving.envelope.bytes()).unwrap();
+    let commit = at_ph.iter().find(|r| r.sender == code("PH")).expect("PH commits VN's leaving");
+    vn.receive(4, &code("PH"), commit.envelope.bytes()).unwrap();
+    assert!(!vn.line(&line).unwrap().has_member(&code("VN")));
+    let refused = vn.update_keys(5, line).unwrap_err();
+    check(
+        format!("{:?} {}: {}", refused.kind, refused.code, refused.message),
+        expect!["Forbidden removed: VN is not on line 05050505050505050505050505050505"],
+    );
+}

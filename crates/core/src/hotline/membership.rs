@@ -119,6 +119,10 @@ impl Hotline {
     /// for the home member to commit.
     pub fn update_keys(&mut self, now_ms: u64, line: LineId) -> Result<Record, CoreError> {
         let line = self.line_here(&line)?;
+        // A member that left or was taken off keeps the line's record but has no keys to update.
+        if !line.has_member(&self.config.me) {
+            return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
+        }
         self.key_updates.insert(line.id, (now_ms, 0));
         if line.home == self.config.me {
             return self.commit_line(now_ms, &line, true);
