@@ -554,6 +554,12 @@ fn a_member_that_left_a_line_is_refused_a_key_update_not_an_internal_error() {
     let commit = at_ph.iter().find(|r| r.sender == code("PH")).expect("PH commits VN's leaving");
     vn.receive(4, &code("PH"), commit.envelope.bytes()).unwrap();
     assert!(!vn.line(&line).unwrap().has_member(&code("VN")));
+    // Its key-update timer does not fire on the line again and again: the next wake is ahead.
+    let interval_ms = vn.discipline().key_update_interval_s * 1000;
+    assert!(interval_ms > 0);
+    let later = 5 + 3 * interval_ms;
+    vn.tick(later);
+    assert!(vn.next_wake().is_some_and(|w| w > later), "{:?}", vn.next_wake());
     let refused = vn.update_keys(5, line).unwrap_err();
     check(
         format!("{:?} {}: {}", refused.kind, refused.code, refused.message),

@@ -140,14 +140,19 @@ impl Hotline {
                     let Some(&(last, sent)) = self.key_updates.get(&line_id) else { continue };
                     let due = (update_ms > 0 && now_ms >= last + update_ms)
                         || sent >= self.config.discipline.key_update_messages.max(1);
-                    if due && self.lines.contains_key(&line_id) {
+                    let on_line = self.lines.get(&line_id).is_some_and(|l| l.has_member(&self.config.me));
+                    if due && on_line {
                         if let Ok(record) = self.update_keys(now_ms, line_id) {
                             batch.records.push(record);
                         }
                     }
                     if update_ms > 0 {
+                        // Never at or before now: an update not made (this member is off the line,
+                        // or the update was refused) waits a whole interval, not a busy loop.
                         let last = self.key_updates.get(&line_id).map_or(now_ms, |u| u.0);
-                        self.timers.insert((last + update_ms, Timer::KeyUpdate(line_id)));
+                        let next = last + update_ms;
+                        let next = if next <= now_ms { now_ms + update_ms } else { next };
+                        self.timers.insert((next, Timer::KeyUpdate(line_id)));
                     }
                 }
                 Timer::LinkDeadline(line_id) => {
