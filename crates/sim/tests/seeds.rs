@@ -42,6 +42,9 @@ pub fn run_all(seeds: &[u64], make: impl Fn(u64) -> SimConfig + Sync) -> Vec<Res
         .max(1);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
+    // Seeds with an anomaly so far: told with the progress, so that a run cut off before its
+    // summary still says what it found.
+    let failing = AtomicUsize::new(0);
     let results = Arc::new(Mutex::new(BTreeMap::new()));
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -50,12 +53,21 @@ pub fn run_all(seeds: &[u64], make: impl Fn(u64) -> SimConfig + Sync) -> Vec<Res
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
                 let r = run(&make(seed)).map_err(|e| (seed, e));
+                let found = match &r {
+                    Ok(report) => report.anomalies.len(),
+                    Err(_) => 1,
+                };
+                if found > 0 {
+                    failing.fetch_add(1, Ordering::SeqCst);
+                    say(format_args!("simulation: seed {seed} found {found} anomalies (listed at the end)"));
+                }
                 let d = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if d.is_multiple_of(10) || d == seeds.len() {
                     say(format_args!(
-                        "simulation: {d}/{} seeds in {:.0} s",
+                        "simulation: {d}/{} seeds in {:.0} s, {} with anomalies",
                         seeds.len(),
-                        started.elapsed().as_secs_f64()
+                        started.elapsed().as_secs_f64(),
+                        failing.load(Ordering::SeqCst)
                     ));
                 }
                 results.lock().unwrap_or_else(|p| p.into_inner()).insert(seed, r);
