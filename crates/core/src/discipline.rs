@@ -89,6 +89,10 @@ pub enum AlarmKind {
     /// A peer's clock is further from this node's than `clock_offset_ms_max`, as a link test
     /// measured it; or this node's own clock stepped while it ran (raised by the runtime).
     Clock,
+    /// A peer's node did what the protocol forbids and unmodified code never does: forged a
+    /// leaf, committed on a line it is not home of, named an epoch or a sender its MLS message
+    /// is not of. The envelope is refused; one alarm per peer stays open and counts repeats.
+    Misconduct,
 }
 
 impl AlarmKind {
@@ -101,6 +105,7 @@ impl AlarmKind {
             AlarmKind::Tamper => "tamper",
             AlarmKind::Storage => "storage",
             AlarmKind::Clock => "clock",
+            AlarmKind::Misconduct => "misconduct",
         }
     }
 
@@ -113,6 +118,7 @@ impl AlarmKind {
             "tamper" => Some(AlarmKind::Tamper),
             "storage" => Some(AlarmKind::Storage),
             "clock" => Some(AlarmKind::Clock),
+            "misconduct" => Some(AlarmKind::Misconduct),
             _ => None,
         }
     }

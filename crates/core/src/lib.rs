@@ -27,7 +27,8 @@ pub use discipline::{
 };
 pub use error::{CoreError, ErrorKind};
 pub use hotline::{
-    Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Restored, WriteBatch,
+    Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Removal, Restored,
+    StoredRemoval, WriteBatch,
 };
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};

@@ -43,11 +43,14 @@ pub struct Line {
     /// Members, sorted, without repeats; the home member is one of them.
     pub members: Vec<MemberCode>,
     pub created_ms: u64,
+    /// A direct line: made between two members, it keeps them (no member is added, and
+    /// neither leaves); link tests run on it. A line made with more members is a conference.
+    pub direct: bool,
 }
 
 impl Line {
     pub fn is_direct(&self) -> bool {
-        self.members.len() == 2
+        self.direct
     }
 
     pub fn has_member(&self, code: &MemberCode) -> bool {

@@ -3,6 +3,7 @@
 //! `check` helper, so a change of behaviour shows as a readable diff.
 
 use adi_core::{Content, Draft, Hotline, MemberCode, NewLine, Record};
+use adi_wire::batch::RefusalCode;
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, CONTENT_PLAIN_V1, PRIORITY_FLASH, PRIORITY_ROUTINE,
 };
@@ -41,7 +42,7 @@ fn render_record(r: &Record) -> String {
         Content::Message(m) => format!("{} {} '{}'", m.precedence.as_str(), m.class.as_str(), m.subject),
         Content::Receipt(x) => format!("receipt {} of #{}", x.kind.as_str(), x.answers.seq),
         Content::LinkTest => "link_test".to_string(),
-        Content::Handshake => "handshake".to_string(),
+        Content::Handshake(_) => "handshake".to_string(),
         Content::Decision(d) => format!("decision '{}'", d.text),
         Content::Translation(t) => format!("translation {} of {}", t.language, t.original),
         Content::Concurrence(a) => format!("{} {}", if a.concur { "concurs with" } else { "declines" }, a.decision),
@@ -321,6 +322,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
             mls_state,
             known: Vec::new(),
             latest_ms: 0,
+            removals: Vec::new(),
         },
         3,
     )
@@ -378,7 +380,7 @@ fn a_key_update_crossing_the_home_commit_raises_no_alarm_and_is_proposed_again()
     // The commit reaches CN, which proposes again at its next tick; PH commits that at once.
     cn.receive(12, &code("PH"), commit.envelope.bytes()).unwrap();
     let handshakes = |records: Vec<Record>| -> Vec<Record> {
-        records.into_iter().filter(|r| r.content == Content::Handshake).collect()
+        records.into_iter().filter(|r| matches!(r.content, Content::Handshake(_))).collect()
     };
     let again = handshakes(cn.tick(13).records);
     assert_eq!(again.len(), 1);
@@ -480,12 +482,14 @@ fn an_answer_to_a_member_who_left_the_line_since_is_accepted() {
 }
 
 #[test]
-fn what_a_member_sent_before_its_removal_reached_a_peer_is_still_read_there() {
+fn a_removal_fixes_where_the_member_stopped_and_nothing_of_its_after_that_is_read_anywhere() {
     let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
     let line = LineId([13; 16]);
     conference(&mut ph, &mut vn, &mut cn, line);
-    // VN speaks and PH proposes a decision naming VN, both before PH takes VN off the line; the
-    // removal reaches CN first.
+    // VN speaks twice and PH proposes a decision naming VN, all before PH takes VN off the line;
+    // PH holds VN's first word when it does, not its second. The removal reaches CN first.
+    let first_word = vn.send(10, line, draft("IMMEDIATE", "first word"), None).unwrap();
+    ph.receive(10, &code("VN"), first_word.envelope.bytes()).unwrap();
     let last_word = vn.send(10, line, draft("IMMEDIATE", "last word"), None).unwrap();
     let decision = adi_core::Decision {
         text: "Both ships keep 5 nautical miles apart.".into(),
@@ -495,13 +499,27 @@ fn what_a_member_sent_before_its_removal_reached_a_peer_is_still_read_there() {
     };
     let proposed = ph.propose_decision(11, line, decision).unwrap();
     let removal = ph.remove_member(12, line, &code("VN")).unwrap();
-    cn.receive(13, &code("PH"), removal.envelope.bytes()).unwrap();
-    let read = cn.receive(14, &code("VN"), last_word.envelope.bytes()).unwrap();
-    check(render_record(&read[0]), expect![[r#"VN #1 priority 2 IMMEDIATE OPERATIONAL 'last word' to []"#]]);
+    match &removal.content {
+        Content::Handshake(removals) => {
+            let fixed: Vec<(String, u64)> = removals.iter().map(|r| (r.member.to_string(), r.seq)).collect();
+            assert_eq!(fixed, [("VN".to_string(), 1)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let at_cn = cn.receive(13, &code("PH"), removal.envelope.bytes()).unwrap();
+    assert_eq!(at_cn[0].content, removal.content, "CN fixes the place the removal carries");
+    // The word PH held when it removed VN is read at CN, though it arrives after the removal.
+    let read = cn.receive(14, &code("VN"), first_word.envelope.bytes()).unwrap();
+    check(render_record(&read[0]), expect![[r#"VN #1 priority 2 IMMEDIATE OPERATIONAL 'first word' to []"#]]);
+    // The one after it is refused at every member's node, whatever its epoch.
+    for (at, node) in [("CN", &mut cn), ("PH", &mut ph)] {
+        let refused = node.receive(14, &code("VN"), last_word.envelope.bytes()).unwrap_err();
+        assert_eq!(refused.code, RefusalCode::Removed, "at {at}: {refused:?}");
+    }
     let read = cn.receive(15, &code("PH"), proposed.envelope.bytes()).unwrap();
     check(
         render_record(&read[0]),
-        expect![[r#"PH #2 priority 2 decision 'Both ships keep 5 nautical miles apart.' to []"#]],
+        expect![[r#"PH #3 priority 2 decision 'Both ships keep 5 nautical miles apart.' to []"#]],
     );
     // Once the removal reaches VN, it sends nothing more there.
     vn.receive(16, &code("PH"), removal.envelope.bytes()).unwrap();

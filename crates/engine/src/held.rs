@@ -66,7 +66,8 @@ impl Engine {
         if batch.is_empty() {
             return Ok(None);
         }
-        let commits = batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
+        let commits =
+            batch.records.iter().filter(|r| matches!(r.content, Content::Handshake(_))).map(|r| r.line.id).collect();
         let write = match self.seal(batch) {
             Ok(w) => w,
             Err(e) => {

@@ -208,7 +208,7 @@ impl Engine {
             }
         }
         let commits: Vec<LineId> =
-            batch.records.iter().filter(|r| r.content == Content::Handshake).map(|r| r.line.id).collect();
+            batch.records.iter().filter(|r| matches!(r.content, Content::Handshake(_))).map(|r| r.line.id).collect();
         let hashes: Vec<EnvelopeHash> = batch.records.iter().map(|r| r.envelope.hash()).collect();
         let batch = self.seal(batch)?;
         // Only what the core accepted is being stored; a refused envelope may come again.

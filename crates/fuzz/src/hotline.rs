@@ -141,6 +141,7 @@ impl World {
             mls_state: adi_mls::decode_state(&self.cn_state).expect("a whole MLS state").into_iter().collect(),
             known: Vec::new(),
             latest_ms: 0,
+            removals: Vec::new(),
         };
         Hotline::new(config("CN"), restored, NOW_MS).expect("CN's saved state restores")
     }
@@ -154,6 +155,7 @@ impl World {
             mls_state: adi_mls::decode_state(&self.ph_state).expect("a whole MLS state").into_iter().collect(),
             known: Vec::new(),
             latest_ms: 0,
+            removals: Vec::new(),
         };
         Hotline::new(config("PH"), restored, NOW_MS).expect("PH's saved state restores")
     }
@@ -302,7 +304,7 @@ pub fn line_content(data: &[u8]) {
                 "accepted content is not kept as it was signed"
             );
             assert!(
-                !matches!(first.content, Content::LineSetup | Content::Handshake),
+                !matches!(first.content, Content::LineSetup | Content::Handshake(_)),
                 "an application message was taken as a set-up or handshake"
             );
         }

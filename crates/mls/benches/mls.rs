@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::hint::black_box;
 
-use adi_mls::{check_key_package, LineMember, MlsConfig, Processed};
+use adi_mls::{check_key_package, Claim, LineMember, LineRules, MlsConfig, Processed};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const LINE: [u8; 16] = [7; 16];
@@ -60,8 +60,14 @@ fn mls(c: &mut Criterion) {
     let (mut sender, mut receiver) = two_member_line();
     group.bench_function("open", |b| {
         b.iter_batched(
-            || sender.encrypt(&LINE, &message).expect("sealed").1,
-            |ciphertext| match receiver.process(&LINE, HOME, black_box(&ciphertext), &roster) {
+            || sender.encrypt(&LINE, &message).expect("sealed"),
+            |(epoch, ciphertext)| match receiver.process(
+                &LINE,
+                LineRules { home: HOME, direct: true },
+                Claim { sender: HOME, epoch },
+                black_box(&ciphertext),
+                &roster,
+            ) {
                 Ok(Processed::Application { plaintext, .. }) => plaintext,
                 other => panic!("not an application message: {other:?}"),
             },

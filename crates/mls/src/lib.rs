@@ -3,9 +3,12 @@
 //! One MLS group per line, identified by the line id. The ciphersuite is fixed
 //! ([`CIPHERSUITE`]). A member's credential is a basic credential holding its member code, and its
 //! MLS signature key is its roster signing key: [`check_credential`] refuses any KeyPackage,
-//! Welcome or commit whose credential does not match the roster. Only a line's home member commits
+//! Welcome, update or commit whose credential does not match the roster, and any leaf change that
+//! would give a member another member's identity. Only a line's home member commits
 //! ([`LineMember::create_line`], [`LineMember::add`], [`LineMember::remove`],
 //! [`LineMember::commit_proposals`]); the others send proposals ([`LineMember::propose_update`]).
+//! [`LineMember::process`] reads a message only as the [`Claim`] of the envelope that carried it
+//! says: from the member who signed the envelope, at the epoch it names.
 //! Both the create and the join configuration keep [`MlsConfig::past_epochs_max`] past epochs, so
 //! a message that crosses a commit still decrypts; a message from a future epoch is buffered, up to
 //! [`MlsConfig::future_buffer_len_max`], until its commit arrives.
@@ -43,6 +46,10 @@ pub struct MlsConfig {
     pub out_of_order_tolerance: u32,
     /// How many messages of one sender may be skipped within one epoch.
     pub forward_distance_max: u32,
+    /// Application messages kept, decrypted, after a member carried them in its own envelope
+    /// under another member's name (decrypting spent their keys): each is read from here when its
+    /// real sender's envelope brings it, so that the rewrapping cannot make it unreadable.
+    pub rewrapped_len_max: usize,
 }
 
 impl Default for MlsConfig {
@@ -56,6 +63,7 @@ impl Default for MlsConfig {
             future_buffer_len_max: 256,
             out_of_order_tolerance: 10_000,
             forward_distance_max: 100_000,
+            rewrapped_len_max: 64,
         }
     }
 }
@@ -71,6 +79,19 @@ pub enum MlsError {
     NoGroup(String),
     #[error("only the line's home member commits")]
     NotHome,
+    /// The MLS message is not of the epoch its envelope names.
+    #[error("the envelope names epoch {claimed} but carries an MLS message of epoch {actual}")]
+    EpochMismatch { claimed: u64, actual: u64 },
+    /// The MLS message's sender is not the member that signed its envelope.
+    #[error("the MLS sender {actual} is not the envelope's sender {claimed}")]
+    SenderMismatch { claimed: String, actual: String },
+    /// A leaf change (an update proposal, a commit's update path) that does not keep its
+    /// member's identity and roster key.
+    #[error("leaf refused: {0}")]
+    Leaf(String),
+    /// A commit that adds a member to a direct line.
+    #[error("a direct line keeps its two members: a commit may not add one")]
+    DirectLine,
     #[error("proposal refused: {0}")]
     Proposal(String),
     #[error("KeyPackage refused: {0}")]
@@ -127,15 +148,58 @@ pub fn check_credential(
     Ok(code)
 }
 
+/// What the envelope that carries an MLS message says of it, authenticated by the envelope's
+/// signature: who sent it and at which epoch. [`LineMember::process`] refuses a message that
+/// disagrees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim<'a> {
+    pub sender: &'a str,
+    pub epoch: u64,
+}
+
+/// What a line's own rules say of the commits its group takes: who its home member is (the only
+/// member that commits), and whether it is a direct line (no commit adds a member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineRules<'a> {
+    pub home: &'a str,
+    pub direct: bool,
+}
+
+/// The epoch an MLS message (a proposal, commit or application message) is of.
+pub fn message_epoch(bytes: &[u8]) -> Result<u64, MlsError> {
+    let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| MlsError::Malformed(e.to_string()))?;
+    let protocol = message.try_into_protocol_message().map_err(|e| MlsError::Malformed(e.to_string()))?;
+    Ok(protocol.epoch().as_u64())
+}
+
+/// The member code a credential names, or the empty string if it is not a basic credential.
+fn identity(credential: &Credential) -> String {
+    BasicCredential::try_from(credential.clone())
+        .map(|b| String::from_utf8_lossy(b.identity()).into_owned())
+        .unwrap_or_default()
+}
+
+/// Checks a changed leaf: it holds a roster credential, and that credential is `member`'s (the
+/// member whose leaf it replaces keeps its identity).
+fn check_leaf(leaf: &LeafNode, member: &str, roster: &impl RosterKeys) -> Result<(), MlsError> {
+    let code = check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)
+        .map_err(|e| MlsError::Leaf(e.to_string()))?;
+    if code != member {
+        return Err(MlsError::Leaf(format!("{member}'s leaf may not be given {code}'s identity")));
+    }
+    Ok(())
+}
+
 /// What decrypting or processing a line's MLS message gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {
     /// An application message and the member who sent it.
     Application { sender: String, epoch: u64, plaintext: Vec<u8> },
-    /// A commit was merged; the line is now at `epoch`. Buffered messages that became readable
+    /// A commit was merged; the line is now at `epoch`. `removed`: the members it took off the
+    /// line; `aad`: what the home member sent with it. Buffered messages that became readable
     /// follow in `released`. `update_dropped`: this member had proposed a key update that the
     /// commit did not include (it crossed the commit), so it should propose again.
-    Commit { epoch: u64, released: Vec<Processed>, update_dropped: bool },
+    Commit { epoch: u64, removed: Vec<String>, aad: Vec<u8>, released: Vec<Processed>, update_dropped: bool },
     /// A proposal was stored for the home member's next commit: the sender's key update, or
     /// (`leaving`) its removal of itself.
     Proposal { sender: String, leaving: bool },
@@ -178,10 +242,15 @@ pub struct LineMember {
     credential: CredentialWithKey,
     config: MlsConfig,
     groups: HashMap<[u8; 16], MlsGroup>,
-    /// Messages from future epochs, per line, in arrival order.
-    future: HashMap<[u8; 16], VecDeque<Vec<u8>>>,
+    /// Messages from future epochs, per line, in arrival order, with the sender their envelope
+    /// named.
+    future: HashMap<[u8; 16], VecDeque<(String, Vec<u8>)>>,
     /// Lines where this member proposed a key update not committed yet.
     proposed: HashSet<[u8; 16]>,
+    /// Application messages one member carried under another's name, decrypted, by the hash of
+    /// their bytes, oldest first (at most [`MlsConfig::rewrapped_len_max`]): the sender they are
+    /// really from, their epoch and their plaintext.
+    rewrapped: VecDeque<(Vec<u8>, String, u64, Vec<u8>)>,
     /// The state as of the last [`LineMember::delta`] (or as restored): what the store holds
     /// once that delta is committed.
     stored: HashMap<Vec<u8>, Vec<u8>>,
@@ -219,6 +288,7 @@ impl LineMember {
             groups: HashMap::new(),
             future: HashMap::new(),
             proposed: HashSet::new(),
+            rewrapped: VecDeque::new(),
             stored: HashMap::new(),
         })
     }
@@ -382,9 +452,11 @@ impl LineMember {
         })
     }
 
-    /// Removes members from a line (home member only).
-    pub fn remove(&mut self, line: &[u8; 16], members: &[&str]) -> Result<CommitOut, MlsError> {
+    /// Removes members from a line (home member only); `aad` travels with the commit,
+    /// authenticated but not encrypted.
+    pub fn remove(&mut self, line: &[u8; 16], members: &[&str], aad: Vec<u8>) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        group.set_aad(aad);
         let leaves: Vec<LeafNodeIndex> = group
             .members()
             .filter(|m| {
@@ -428,6 +500,46 @@ impl LineMember {
         proposal.tls_serialize_detached().map_err(lib)
     }
 
+    /// Proposes a fresh leaf that names `identity` instead of this member, with this member's
+    /// own key: what a hostile member would send to take another member's place. Tests use it to
+    /// play that member; nodes never call it.
+    #[doc(hidden)]
+    pub fn propose_update_as_unchecked(&mut self, line: &[u8; 16], identity: &str) -> Result<Vec<u8>, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let forged = CredentialWithKey {
+            credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
+            signature_key: self.credential.signature_key.clone(),
+        };
+        let parameters = LeafNodeParameters::builder().with_credential_with_key(forged).build();
+        let (proposal, _) = group.propose_self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
+        proposal.tls_serialize_detached().map_err(lib)
+    }
+
+    /// Commits the pending proposals with a fresh leaf of this member's, whether or not it is the
+    /// line's home member, optionally giving its leaf `identity`'s name. Tests use it to play a
+    /// member that breaks the rules; nodes never call it.
+    #[doc(hidden)]
+    pub fn commit_unchecked(&mut self, line: &[u8; 16], identity: Option<&str>) -> Result<CommitOut, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let parameters = match identity {
+            Some(identity) => LeafNodeParameters::builder()
+                .with_credential_with_key(CredentialWithKey {
+                    credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
+                    signature_key: self.credential.signature_key.clone(),
+                })
+                .build(),
+            None => LeafNodeParameters::default(),
+        };
+        let bundle = group.self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
+        let (commit, welcome, _) = bundle.into_contents();
+        group.merge_pending_commit(&self.provider).map_err(lib)?;
+        Ok(CommitOut {
+            commit: commit.tls_serialize_detached().map_err(lib)?,
+            welcome: welcome.map(|w| w.tls_serialize_detached()).transpose().map_err(lib)?,
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
     /// Proposes this member's leaving the line's group, for the home member to commit.
     pub fn propose_leave(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
@@ -435,9 +547,23 @@ impl LineMember {
         proposal.tls_serialize_detached().map_err(lib)
     }
 
-    /// Updates the home member's own leaf and commits every pending proposal (home member only).
-    pub fn commit_proposals(&mut self, line: &[u8; 16]) -> Result<CommitOut, MlsError> {
+    /// The members whose leaving is proposed and waits for the home member's commit.
+    pub fn pending_leaving(&self, line: &[u8; 16]) -> Vec<String> {
+        let Some(group) = self.groups.get(line) else { return Vec::new() };
+        group
+            .pending_proposals()
+            .filter_map(|p| match p.proposal() {
+                Proposal::Remove(r) => group.member(r.removed()).map(identity),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Updates the home member's own leaf and commits every pending proposal (home member only);
+    /// `aad` travels with the commit, authenticated but not encrypted.
+    pub fn commit_proposals(&mut self, line: &[u8; 16], aad: Vec<u8>) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        group.set_aad(aad);
         let bundle = group.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
         let (commit, welcome, _) = bundle.into_contents();
         group.merge_pending_commit(&self.provider).map_err(lib)?;
@@ -484,12 +610,17 @@ impl LineMember {
         Ok((group.epoch().as_u64(), out.tls_serialize_detached().map_err(lib)?))
     }
 
-    /// Processes a line's MLS message: decrypts an application message, merges a commit from
-    /// the home member, stores a proposal, or buffers a message from a future epoch.
+    /// Processes a line's MLS message as its envelope's `claim` names it: decrypts an application
+    /// message, merges a commit from the home member, stores a proposal, or buffers a message from
+    /// a future epoch. The message's epoch must be the claimed one and its sender the claimed
+    /// sender; a commit must come from the line's home member and, on a direct line, add no one;
+    /// every leaf it or a proposal changes must keep its
+    /// member's identity and roster key. A refused message changes nothing.
     pub fn process(
         &mut self,
         line: &[u8; 16],
-        home: &str,
+        rules: LineRules<'_>,
+        claim: Claim<'_>,
         bytes: &[u8],
         roster: &impl RosterKeys,
     ) -> Result<Processed, MlsError> {
@@ -498,12 +629,21 @@ impl LineMember {
         let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| MlsError::Malformed(e.to_string()))?;
         let protocol = message.try_into_protocol_message().map_err(|e| MlsError::Malformed(e.to_string()))?;
         let epoch = protocol.epoch().as_u64();
+        if epoch != claim.epoch {
+            return Err(MlsError::EpochMismatch { claimed: claim.epoch, actual: epoch });
+        }
+        // Only the home member commits, as the envelope's signature says who sent it: checked
+        // before any key is spent, and again on the committer's leaf below.
+        let home = rules.home;
+        if protocol.content_type() == ContentType::Commit && claim.sender != home {
+            return Err(MlsError::NotHome);
+        }
         if epoch > current {
             let buffer = self.future.entry(*line).or_default();
             if buffer.len() >= self.config.future_buffer_len_max {
                 return Err(MlsError::BufferFull(buffer.len()));
             }
-            buffer.push_back(bytes.to_vec());
+            buffer.push_back((claim.sender.to_string(), bytes.to_vec()));
             return Ok(Processed::Buffered { epoch });
         }
         if epoch + (self.config.past_epochs_max as u64) < current {
@@ -512,26 +652,46 @@ impl LineMember {
         if epoch < current && protocol.content_type() == ContentType::Proposal {
             return Err(MlsError::StaleProposal { epoch, current });
         }
+        if !self.rewrapped.is_empty() {
+            let digest = self.digest(bytes)?;
+            if let Some(i) = self.rewrapped.iter().position(|(d, s, ..)| *d == digest && s == claim.sender) {
+                if let Some((_, sender, epoch, plaintext)) = self.rewrapped.remove(i) {
+                    return Ok(Processed::Application { sender, epoch, plaintext });
+                }
+            }
+        }
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         let processed = group.process_message(&self.provider, protocol).map_err(|e| match e {
             ProcessMessageError::InvalidCommit(StageCommitError::MissingProposal) => MlsError::MissingProposal,
             e => MlsError::Decrypt(e.to_string()),
         })?;
-        let sender_code = |c: &Credential| {
-            BasicCredential::try_from(c.clone())
-                .map(|b| String::from_utf8_lossy(b.identity()).into_owned())
-                .unwrap_or_default()
-        };
-        let sender = sender_code(processed.credential());
+        let sender = identity(processed.credential());
+        let aad = processed.aad().to_vec();
+        if sender != claim.sender {
+            // A staged commit and a proposal change nothing until merged or stored. An
+            // application message's keys are spent: it is kept for its real sender's envelope.
+            if let ProcessedMessageContent::ApplicationMessage(m) = processed.into_content() {
+                if self.rewrapped.len() >= self.config.rewrapped_len_max {
+                    self.rewrapped.pop_front();
+                }
+                let digest = self.digest(bytes)?;
+                self.rewrapped.push_back((digest, sender.clone(), epoch, m.into_bytes()));
+            }
+            return Err(MlsError::SenderMismatch { claimed: claim.sender.to_string(), actual: sender });
+        }
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(m) => {
                 Ok(Processed::Application { sender, epoch, plaintext: m.into_bytes() })
             }
             ProcessedMessageContent::ProposalMessage(p) => {
-                // A member proposes only for itself: a fresh leaf, or leaving. Adding and removing
-                // others is the home member's, by commit.
+                // A member proposes only for itself: a fresh leaf that keeps its identity and
+                // roster key, or leaving. Adding and removing others is the home member's, by
+                // commit.
                 let leaving = match (p.proposal(), p.sender()) {
-                    (Proposal::Update(_), Sender::Member(_)) => false,
+                    (Proposal::Update(u), Sender::Member(_)) => {
+                        check_leaf(u.leaf_node(), &sender, roster)?;
+                        false
+                    }
                     (Proposal::Remove(r), Sender::Member(by)) if r.removed() == *by => true,
                     _ => return Err(MlsError::Proposal("a member proposes only its own update or leaving".into())),
                 };
@@ -542,17 +702,36 @@ impl LineMember {
                 if sender != home {
                     return Err(MlsError::NotHome);
                 }
+                if rules.direct && staged.add_proposals().next().is_some() {
+                    return Err(MlsError::DirectLine);
+                }
                 for add in staged.add_proposals() {
                     let leaf = add.add_proposal().key_package().leaf_node();
                     check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)?;
                 }
+                // Every leaf the commit changes keeps its member: the committer's own (its update
+                // path) and each member's whose update it includes.
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    check_leaf(leaf, home, roster)?;
+                }
+                for update in staged.update_proposals() {
+                    let Sender::Member(index) = update.sender() else {
+                        return Err(MlsError::Proposal("an update from outside the group".into()));
+                    };
+                    let owner = group.member(*index).map(identity).unwrap_or_default();
+                    check_leaf(update.update_proposal().leaf_node(), &owner, roster)?;
+                }
+                let removed: Vec<String> = staged
+                    .remove_proposals()
+                    .filter_map(|r| group.member(r.remove_proposal().removed()).map(identity))
+                    .collect();
                 let own = group.own_leaf_index();
                 let included = staged.update_proposals().any(|u| matches!(u.sender(), Sender::Member(i) if *i == own));
                 group.merge_staged_commit(&self.provider, *staged).map_err(lib)?;
                 let epoch = group.epoch().as_u64();
                 let update_dropped = self.proposed.remove(line) && !included;
-                let released = self.release_buffered(line, home, roster);
-                Ok(Processed::Commit { epoch, released, update_dropped })
+                let released = self.release_buffered(line, rules, roster);
+                Ok(Processed::Commit { epoch, removed, aad, released, update_dropped })
             }
             ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
                 Err(MlsError::Decrypt("external joins are not part of ADI's profile".into()))
@@ -561,12 +740,17 @@ impl LineMember {
         }
     }
 
+    fn digest(&self, bytes: &[u8]) -> Result<Vec<u8>, MlsError> {
+        self.provider.crypto().hash(HashType::Sha2_256, bytes).map_err(lib)
+    }
+
     /// Processes buffered messages that the current epoch can now read.
-    fn release_buffered(&mut self, line: &[u8; 16], home: &str, roster: &impl RosterKeys) -> Vec<Processed> {
-        let pending: Vec<Vec<u8>> = self.future.remove(line).map(Vec::from).unwrap_or_default();
+    fn release_buffered(&mut self, line: &[u8; 16], rules: LineRules<'_>, roster: &impl RosterKeys) -> Vec<Processed> {
+        let pending: Vec<(String, Vec<u8>)> = self.future.remove(line).map(Vec::from).unwrap_or_default();
         let mut out = Vec::new();
-        for bytes in pending {
-            match self.process(line, home, &bytes, roster) {
+        for (sender, bytes) in pending {
+            let Ok(epoch) = message_epoch(&bytes) else { continue };
+            match self.process(line, rules, Claim { sender: &sender, epoch }, &bytes, roster) {
                 Ok(Processed::Buffered { .. }) => {}
                 Ok(p) => out.push(p),
                 Err(_) => {}

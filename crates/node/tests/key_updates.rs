@@ -114,7 +114,9 @@ async fn a_copy_of_the_state_taken_before_a_key_update_reads_nothing_after_it() 
         let m = net.node("CN").state.roster_member(&adi_core::MemberCode::parse(code).ok()?)?;
         Some(m.signing_key.to_bytes())
     };
-    let got = copy.process(&line_id.0, "PH", &envelope.body().payload, &roster);
+    let claim = adi_mls::Claim { sender: "PH", epoch: envelope.body().epoch };
+    let rules = adi_mls::LineRules { home: "PH", direct: true };
+    let got = copy.process(&line_id.0, rules, claim, &envelope.body().payload, &roster);
     assert!(!matches!(got, Ok(adi_mls::Processed::Application { .. })), "the old state read a new message: {got:?}");
     // CN itself, with the current state, read it.
     let at_cn = cn.call(Method::GET, &format!("/api/v1/messages/{after}"), None).await.unwrap();

@@ -345,7 +345,7 @@ fn confidentiality(w: &mut World, stored: &[BTreeMap<LineId, Stored>], out: &mut
             for (sender, bytes) in offered {
                 let Ok(sender) = MemberCode::parse(&sender) else { continue };
                 if let Ok(records) = up.engine.core_mut().receive(now, &sender, &bytes) {
-                    if records.iter().any(|r| !matches!(r.content, Content::Handshake | Content::LineSetup)) {
+                    if records.iter().any(|r| !matches!(r.content, Content::Handshake(_) | Content::LineSetup)) {
                         let was = if ever.contains(&code) { "after leaving" } else { "never a member" };
                         out.push(format!("{code} ({was}) read an envelope of line {line} offered to it"));
                     }

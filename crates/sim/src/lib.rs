@@ -1011,7 +1011,7 @@ impl World {
         };
         if kind == "message" {
             self.report.messages += 1;
-        } else if !matches!(r.content, Content::Handshake | Content::LineSetup) {
+        } else if !matches!(r.content, Content::Handshake(_) | Content::LineSetup) {
             self.report.answers += 1;
         }
         let recipients = r.recipients.iter().filter_map(|m| self.index.get(m).copied()).collect();

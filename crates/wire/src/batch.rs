@@ -94,6 +94,18 @@ pub enum RefusalCode {
     Undecryptable,
     /// The MLS sender is not the envelope's sender.
     SenderMismatch,
+    /// A commit from a member that is not the line's home member.
+    NotHome,
+    /// A leaf change (an update proposal, a commit's update path) that gives a member another
+    /// identity or a key that is not its roster key.
+    ForgedLeaf,
+    /// The envelope names an epoch its MLS message is not of.
+    EpochMismatch,
+    /// The sender was taken off the line, and the envelope comes after the place its removal
+    /// fixed.
+    Removed,
+    /// A commit that adds a member to a direct line.
+    DirectLine,
     /// The sequence number is out of order or too far ahead.
     Sequence,
     /// The content breaks a rule of its kind (a message, a receipt, a decision, a translation).
@@ -119,7 +131,7 @@ pub enum RefusalCode {
 
 impl RefusalCode {
     /// Every code, in the order of the enum.
-    pub const ALL: [RefusalCode; 28] = [
+    pub const ALL: [RefusalCode; 33] = [
         RefusalCode::Malformed,
         RefusalCode::Relayed,
         RefusalCode::NotInRoster,
@@ -139,6 +151,11 @@ impl RefusalCode {
         RefusalCode::MissingProposal,
         RefusalCode::Undecryptable,
         RefusalCode::SenderMismatch,
+        RefusalCode::NotHome,
+        RefusalCode::ForgedLeaf,
+        RefusalCode::EpochMismatch,
+        RefusalCode::Removed,
+        RefusalCode::DirectLine,
         RefusalCode::Sequence,
         RefusalCode::ContentRefused,
         RefusalCode::Conflict,
@@ -172,6 +189,11 @@ impl RefusalCode {
             RefusalCode::MissingProposal => "missing_proposal",
             RefusalCode::Undecryptable => "undecryptable",
             RefusalCode::SenderMismatch => "sender_mismatch",
+            RefusalCode::NotHome => "not_home",
+            RefusalCode::ForgedLeaf => "forged_leaf",
+            RefusalCode::EpochMismatch => "epoch_mismatch",
+            RefusalCode::Removed => "removed",
+            RefusalCode::DirectLine => "direct_line",
             RefusalCode::Sequence => "sequence",
             RefusalCode::ContentRefused => "content_refused",
             RefusalCode::Conflict => "conflict",

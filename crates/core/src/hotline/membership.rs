@@ -95,7 +95,8 @@ impl Hotline {
         }
         let created =
             self.mls.create_line(id.0, key_packages.into_iter().map(|(_, kp)| kp).collect()).map_err(internal)?;
-        let line = Line { id, scope, title, home: me.clone(), members, created_ms: now_ms };
+        let direct = members.len() == 2;
+        let line = Line { id, scope, title, home: me.clone(), members, created_ms: now_ms, direct };
         let payload = PayloadV1::LineSetup {
             v: 1,
             scope: scope.as_str().to_string(),
@@ -129,7 +130,7 @@ impl Hotline {
         }
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
         let proposal = self.mls.propose_update(&line.id.0).map_err(internal)?;
-        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
+        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake(Vec::new())))
     }
 
     /// Leaves a conference (any member but the home member): proposes this member's removal,
@@ -150,7 +151,7 @@ impl Hotline {
         }
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
         let proposal = self.mls.propose_leave(&line.id.0).map_err(internal)?;
-        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake))
+        Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, proposal, Content::Handshake(Vec::new())))
     }
 
     /// A line this node holds.
@@ -184,10 +185,13 @@ impl Hotline {
             ));
         }
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
-        let out = self.mls.remove(&line.id.0, &[member.as_str()]).map_err(internal)?;
+        let removals = vec![self.removal_of(&line.id, member)];
+        let out = self.mls.remove(&line.id.0, &[member.as_str()], encode_removals(&removals)).map_err(internal)?;
         let recipients: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+        self.note_removals(line.id, &removals);
         let line = self.follow_membership(&line);
-        let mut record = self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, out.commit, Content::Handshake);
+        let content = Content::Handshake(removals);
+        let mut record = self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, out.commit, content);
         // The removed member receives the commit too, so that its node knows it is off the line.
         record.recipients = recipients;
         Ok(record)
@@ -196,6 +200,12 @@ impl Hotline {
     /// Checks that a member may be added to a line (home member only, scope policy, limits).
     pub fn check_new_member(&self, line: LineId, member: &MemberCode) -> Result<Line, CoreError> {
         let line = self.home_line(&line)?;
+        if line.is_direct() {
+            return Err(CoreError::conflict(
+                "direct_line",
+                format!("line {} is a direct line and keeps its two members; open a conference instead", line.id),
+            ));
+        }
         if line.has_member(member) {
             return Err(CoreError::conflict("already_on_line", format!("{member} is on line {} already", line.id)));
         }
@@ -220,8 +230,15 @@ impl Hotline {
         let out = self.mls.add(&line.id.0, vec![key_package]).map_err(internal)?;
         let others: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
         let line = self.follow_membership(&line);
-        let mut commit =
-            self.sign(now_ms, line.clone(), PRIORITY_CONTROL, CONTENT_MLS, epoch, out.commit, Content::Handshake);
+        let mut commit = self.sign(
+            now_ms,
+            line.clone(),
+            PRIORITY_CONTROL,
+            CONTENT_MLS,
+            epoch,
+            out.commit,
+            Content::Handshake(Vec::new()),
+        );
         commit.recipients = others;
         let payload = PayloadV1::LineSetup {
             v: 1,
@@ -245,10 +262,50 @@ impl Hotline {
         if members.is_empty() || members == line.members {
             return line.clone();
         }
+        // A member brought back by this commit may write again, from this epoch on.
+        let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+        for m in &members {
+            if let Some((_, readded @ None)) = self.removals.get_mut(&(line.id, m.clone())) {
+                *readded = Some(epoch);
+            }
+        }
         let updated = Line { members, ..line.clone() };
         self.lines.insert(updated.id, updated.clone());
         self.hear_joined(&updated);
         updated
+    }
+
+    /// Where `member` stopped on a line, as this node holds it: the last of its envelopes here.
+    pub(super) fn removal_of(&self, line: &LineId, member: &MemberCode) -> Removal {
+        let (seq, hash) = self.heads.get(&(*line, member.clone())).copied().unwrap_or((0, EnvelopeHash::NONE));
+        Removal { member: member.clone(), seq, hash }
+    }
+
+    /// Fixes where members taken off a line stopped: nothing of theirs after it is accepted.
+    pub(super) fn note_removals(&mut self, line: LineId, removals: &[Removal]) {
+        for r in removals {
+            self.removals.insert((line, r.member.clone()), (r.seq, None));
+        }
+    }
+
+    /// Refuses an envelope from a member taken off the line after the place its removal fixed,
+    /// whatever its epoch, unless a later commit brought the member back and the envelope is of
+    /// that commit's epoch or later.
+    pub(super) fn check_removed(
+        &self,
+        line: &LineId,
+        sender: &MemberCode,
+        seq: u64,
+        epoch: u64,
+    ) -> Result<(), Refusal> {
+        let Some((last, readded)) = self.removals.get(&(*line, sender.clone())) else { return Ok(()) };
+        if seq > *last && readded.is_none_or(|from| epoch < from) {
+            return Err(Refusal::reject(
+                RefusalCode::Removed,
+                format!("{sender} was taken off line {line} after its envelope #{last}; #{seq} is refused"),
+            ));
+        }
+        Ok(())
     }
 
     /// A member of the line the home member has not heard from for so many epochs that one more
@@ -301,14 +358,22 @@ impl Hotline {
                 ),
             ));
         }
-        let out = self.mls.commit_proposals(&line.id.0).map_err(internal)?;
+        let removals: Vec<Removal> = self
+            .mls
+            .pending_leaving(&line.id.0)
+            .iter()
+            .filter_map(|m| MemberCode::parse(m).ok())
+            .map(|m| self.removal_of(&line.id, &m))
+            .collect();
+        let out = self.mls.commit_proposals(&line.id.0, encode_removals(&removals)).map_err(internal)?;
         self.key_updates.insert(line.id, (now_ms, 0));
         let made_in = out.epoch.saturating_sub(1);
         // A pending leaving changes the members: the one leaving still receives the commit.
         let recipients: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+        self.note_removals(line.id, &removals);
         let line = self.follow_membership(line);
-        let mut record =
-            self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, made_in, out.commit, Content::Handshake);
+        let content = Content::Handshake(removals);
+        let mut record = self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, made_in, out.commit, content);
         record.recipients = recipients;
         Ok(record)
     }
@@ -348,9 +413,16 @@ impl Hotline {
                 format!("{} is not a member of this line", self.config.me),
             ));
         }
-        let line = Line { id: body.line, scope, title, home: sender.clone(), members, created_ms: body.created_ms };
+        // A line made between two members is direct; one joined later has had a member added,
+        // so it is a conference.
+        let direct = !joining && members.len() == 2;
+        let created_ms = body.created_ms;
+        let line = Line { id: body.line, scope, title, home: sender.clone(), members, created_ms, direct };
         if let Some(existing) = self.lines.get(&line.id).filter(|l| l.has_member(&self.config.me)) {
-            let same = existing.scope == line.scope && existing.members == line.members && existing.home == line.home;
+            let same = existing.scope == line.scope
+                && existing.members == line.members
+                && existing.home == line.home
+                && existing.direct == line.direct;
             if !same {
                 return Err(Refusal::reject(
                     RefusalCode::BadLineSetup,

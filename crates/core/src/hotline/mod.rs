@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use adi_mls::{KeyPackage, LineMember, MlsConfig, MlsError, Processed};
+use adi_mls::{Claim, KeyPackage, LineMember, LineRules, MlsConfig, MlsError, Processed};
 use adi_record::{Checkpoint, Hash, SignedCheckpoint};
 use adi_wire::batch::RefusalCode;
 use adi_wire::content::SignedContent;
@@ -77,6 +77,29 @@ pub struct Restored {
     /// The latest time on this node's clock that the store recorded (an envelope taken, an
     /// event): a runtime whose clock reads earlier at start keeps time from here instead.
     pub latest_ms: u64,
+    /// Where each member taken off a line stopped, as stored.
+    pub removals: Vec<StoredRemoval>,
+}
+
+/// Where a member taken off a line stopped: the last of its envelopes on the line that the home
+/// member held when it committed the removal (sequence 0 and no hash if none). The home member
+/// sends it with the commit, so that every member's node fixes the same place; nothing of the
+/// member's after it is accepted on the line, whatever its epoch, unless a later commit brings
+/// the member back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub member: MemberCode,
+    pub seq: u64,
+    pub hash: EnvelopeHash,
+}
+
+/// A removal as the store keeps it: the line, and the epoch from which a commit brought the
+/// member back, if one did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRemoval {
+    pub line: LineId,
+    pub removal: Removal,
+    pub readded_epoch: Option<u64>,
 }
 
 /// What an envelope carries, decoded.
@@ -86,8 +109,9 @@ pub enum Content {
     Message(Message),
     Receipt(Receipt),
     LinkTest,
-    /// An MLS proposal or commit of the line's group (a key update).
-    Handshake,
+    /// An MLS proposal or commit of the line's group (a key update, a change of members), with
+    /// where each member a commit takes off stopped.
+    Handshake(Vec<Removal>),
     Decision(Decision),
     Concurrence(Concurrence),
     Translation(Translation),
@@ -101,7 +125,7 @@ impl Content {
             Content::Message(_) => "message",
             Content::Receipt(_) => "receipt",
             Content::LinkTest => "link_test",
-            Content::Handshake => "handshake",
+            Content::Handshake(_) => "handshake",
             Content::Decision(_) => "decision",
             Content::Concurrence(_) => "concurrence",
             Content::Translation(_) => "translation",
@@ -253,6 +277,9 @@ pub struct Hotline {
     /// joining since, and every sender of a stored envelope. A member taken off a line since may
     /// still be read from an earlier epoch.
     known: BTreeSet<(LineId, MemberCode)>,
+    /// Per line and member taken off it: the last sequence number accepted from it, and the
+    /// epoch from which a commit brought it back, if one did.
+    removals: HashMap<(LineId, MemberCode), (u64, Option<u64>)>,
 }
 
 /// How many epochs the home member keeps in hand below the past-epoch window when it decides
@@ -262,6 +289,21 @@ const EPOCH_MARGIN: u64 = 2;
 /// The roster's signing keys, as MLS checks credentials against them.
 fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
+}
+
+/// The `misconduct` alarm naming `member`: one per peer whatever the line (its line is all zeros;
+/// the detail names the line), raised again as a repeat while it stays open.
+pub(crate) fn misconduct(member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
+    AlarmChange {
+        kind: AlarmKind::Misconduct,
+        op: AlarmOp::Repeat,
+        line: LineId([0; 16]),
+        member: member.clone(),
+        message: None,
+        at_ms,
+        detail,
+        addressed_to: Vec::new(),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> CoreError {
@@ -287,10 +329,16 @@ impl Hotline {
             .chain(restored.lines.iter().flat_map(|l| l.members.iter().map(|m| (l.id, m.clone()))))
             .chain(restored.known)
             .collect();
+        let removals = restored
+            .removals
+            .iter()
+            .map(|r| ((r.line, r.removal.member.clone()), (r.removal.seq, r.readded_epoch)))
+            .collect();
         let mut h = Hotline {
             mls,
             heard,
             known,
+            removals,
             key_updates: HashMap::new(),
             config,
             lines: HashMap::new(),

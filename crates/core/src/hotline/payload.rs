@@ -118,3 +118,56 @@ pub(super) fn receipt_from_payload(p: PayloadV1) -> Result<Receipt, String> {
         _ => Err("not a receipt".into()),
     }
 }
+
+/// What opens the removals a commit carries in its MLS authenticated data (`docs/WIRE.md`).
+const REMOVALS_LABEL: &[u8] = b"ADI-REMOVALS-1";
+
+/// The removals a commit carries: nothing for a commit that takes no one off, else the label, a
+/// count (one byte), and per member its code (a length byte and the code), the sequence number of
+/// its last envelope accepted (8 bytes, big-endian) and that envelope's hash (32 bytes).
+pub(super) fn encode_removals(removals: &[Removal]) -> Vec<u8> {
+    if removals.is_empty() {
+        return Vec::new();
+    }
+    let mut out = REMOVALS_LABEL.to_vec();
+    out.push(removals.len() as u8);
+    for r in removals {
+        out.push(r.member.as_str().len() as u8);
+        out.extend_from_slice(r.member.as_str().as_bytes());
+        out.extend_from_slice(&r.seq.to_be_bytes());
+        out.extend_from_slice(&r.hash.0);
+    }
+    out
+}
+
+/// Reads the removals of [`encode_removals`].
+pub(super) fn decode_removals(mut aad: &[u8]) -> Result<Vec<Removal>, String> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if bytes.len() < n {
+            return Err("the removals end early".into());
+        }
+        let (head, tail) = bytes.split_at(n);
+        *bytes = tail;
+        Ok(head)
+    }
+    if aad.is_empty() {
+        return Ok(Vec::new());
+    }
+    if take(&mut aad, REMOVALS_LABEL.len())? != REMOVALS_LABEL {
+        return Err("the commit's authenticated data is not ADI's removals".into());
+    }
+    let count = take(&mut aad, 1)?[0];
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = take(&mut aad, 1)?[0] as usize;
+        let code = std::str::from_utf8(take(&mut aad, len)?).map_err(|_| "a member code is not text".to_string())?;
+        let member = MemberCode::parse(code)?;
+        let seq = u64::from_be_bytes(take(&mut aad, 8)?.try_into().map_err(|_| "a short sequence number")?);
+        let hash = EnvelopeHash(take(&mut aad, 32)?.try_into().map_err(|_| "a short hash")?);
+        out.push(Removal { member, seq, hash });
+    }
+    if !aad.is_empty() {
+        return Err("trailing bytes after the removals".into());
+    }
+    Ok(out)
+}

@@ -49,6 +49,7 @@ impl Hotline {
                 ))
             }
         };
+        self.check_removed(&line.id, &sender, body.seq, body.epoch)?;
         if !line.has_member(&self.config.me) {
             // A sender addresses this member at an epoch only where it is a member. An envelope
             // from after the last epoch this member saw on the line means a commit added it
@@ -103,50 +104,69 @@ impl Hotline {
                 )
             });
         }
-        let processed =
-            match self.mls.process(&line.id.0, line.home.as_str(), &body.payload, &roster_keys(&self.config.roster)) {
-                Ok(p) => p,
-                // A member's key update that crossed the home member's commit is outdated, not
-                // undecryptable: it is refused without an alarm, and its member proposes again
-                // when the commit reaches it.
-                Err(e @ MlsError::StaleProposal { .. }) => {
-                    return Err(Refusal::reject(RefusalCode::Outdated, format!("outdated: {e}")))
-                }
-                Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(RefusalCode::BadProposal, e.to_string())),
-                // The proposal travels from its member on another link and may arrive after the
-                // home member's commit: the sender tries the commit again later.
-                Err(e @ MlsError::MissingProposal) => {
-                    return Err(Refusal::defer(RefusalCode::MissingProposal, e.to_string()))
-                }
-                Err(e) => {
-                    let reason = format!("cannot decrypt: {e}");
-                    let alarm = AlarmChange {
-                        kind: AlarmKind::Undecryptable,
-                        op: AlarmOp::Raise,
-                        line: line.id,
-                        member: sender.clone(),
-                        message: Some(envelope.hash()),
-                        at_ms: now_ms,
-                        detail: format!("envelope #{} from {sender} cannot be decrypted: {e}", body.seq),
-                        addressed_to: Vec::new(),
-                    };
-                    return Err(Refusal {
-                        retry: false,
-                        code: RefusalCode::Undecryptable,
-                        reason,
-                        alarm: Some(Box::new(alarm)),
-                        hold: None,
-                    });
-                }
-            };
-        let plaintext = match processed {
-            Processed::Application { sender: author, plaintext, .. } if author == sender.as_str() => plaintext,
-            Processed::Application { sender: author, .. } => {
-                return Err(Refusal::reject(
-                    RefusalCode::SenderMismatch,
-                    format!("the MLS sender {author} is not the envelope's sender {sender}"),
-                ));
+        let claim = Claim { sender: sender.as_str(), epoch: body.epoch };
+        let rules = LineRules { home: line.home.as_str(), direct: line.is_direct() };
+        let roster = &self.config.roster;
+        let processed = match self.mls.process(&line.id.0, rules, claim, &body.payload, &roster_keys(roster)) {
+            Ok(p) => p,
+            // What only modified code sends: refused, and an alarm names the member whose
+            // signature the envelope carries.
+            Err(
+                e @ (MlsError::NotHome
+                | MlsError::Leaf(_)
+                | MlsError::DirectLine
+                | MlsError::EpochMismatch { .. }
+                | MlsError::SenderMismatch { .. }),
+            ) => {
+                let code = match e {
+                    MlsError::NotHome => RefusalCode::NotHome,
+                    MlsError::Leaf(_) => RefusalCode::ForgedLeaf,
+                    MlsError::DirectLine => RefusalCode::DirectLine,
+                    MlsError::EpochMismatch { .. } => RefusalCode::EpochMismatch,
+                    _ => RefusalCode::SenderMismatch,
+                };
+                let detail = format!("envelope #{} on line {} refused ({}): {e}", body.seq, line.id, code.as_str());
+                return Err(Refusal {
+                    alarm: Some(Box::new(misconduct(&sender, now_ms, detail))),
+                    ..Refusal::reject(code, e.to_string())
+                });
             }
+            // A member's key update that crossed the home member's commit is outdated, not
+            // undecryptable: it is refused without an alarm, and its member proposes again
+            // when the commit reaches it.
+            Err(e @ MlsError::StaleProposal { .. }) => {
+                return Err(Refusal::reject(RefusalCode::Outdated, format!("outdated: {e}")))
+            }
+            Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(RefusalCode::BadProposal, e.to_string())),
+            // The proposal travels from its member on another link and may arrive after the
+            // home member's commit: the sender tries the commit again later.
+            Err(e @ MlsError::MissingProposal) => {
+                return Err(Refusal::defer(RefusalCode::MissingProposal, e.to_string()))
+            }
+            Err(e) => {
+                let reason = format!("cannot decrypt: {e}");
+                let alarm = AlarmChange {
+                    kind: AlarmKind::Undecryptable,
+                    op: AlarmOp::Raise,
+                    line: line.id,
+                    member: sender.clone(),
+                    message: Some(envelope.hash()),
+                    at_ms: now_ms,
+                    detail: format!("envelope #{} from {sender} cannot be decrypted: {e}", body.seq),
+                    addressed_to: Vec::new(),
+                };
+                return Err(Refusal {
+                    retry: false,
+                    code: RefusalCode::Undecryptable,
+                    reason,
+                    alarm: Some(Box::new(alarm)),
+                    hold: None,
+                });
+            }
+        };
+        let plaintext = match processed {
+            // The MLS layer refused any other sender than the envelope's.
+            Processed::Application { plaintext, .. } => plaintext,
             Processed::Buffered { epoch } => {
                 return Err(Refusal::defer(
                     RefusalCode::EpochAhead,
@@ -388,16 +408,29 @@ impl Hotline {
         }
         let proposal = matches!(processed, Processed::Proposal { .. });
         let leaving = matches!(processed, Processed::Proposal { leaving: true, .. });
+        let mut alarms = Vec::new();
+        let removals = match &processed {
+            Processed::Commit { removed, aad, .. } if !removed.is_empty() => {
+                let (removals, missing) = self.removals_sent(&line, removed, aad);
+                if let Some(why) = missing {
+                    let detail = format!("commit #{} on line {}: {why}", envelope.body().seq, line.id);
+                    alarms.push(misconduct(&sender, now_ms, detail));
+                }
+                self.note_removals(line.id, &removals);
+                removals
+            }
+            _ => Vec::new(),
+        };
         // A commit may have changed who is on the line: the group's members are the truth.
         let line = if proposal { line } else { self.follow_membership(&line) };
         let mut out = vec![Record {
             envelope,
             sender,
             line: line.clone(),
-            content: Content::Handshake,
+            content: Content::Handshake(removals),
             received_ms: now_ms,
             recipients: Vec::new(),
-            alarms: Vec::new(),
+            alarms,
             signed_content: None,
         }];
         // The home member commits a member's key update at once.
@@ -407,6 +440,28 @@ impl Hotline {
             }
         }
         Ok(out)
+    }
+
+    /// Where each member a commit took off stopped, as the home member sent it with the commit.
+    /// A member it names no place for (which only modified code sends) stops where this node
+    /// holds it, and the reason is returned for an alarm naming the home member.
+    fn removals_sent(&self, line: &Line, removed: &[String], aad: &[u8]) -> (Vec<Removal>, Option<String>) {
+        let (sent, mut why) = match decode_removals(aad) {
+            Ok(sent) => (sent, None),
+            Err(e) => (Vec::new(), Some(format!("its removals cannot be read: {e}"))),
+        };
+        let mut removals = Vec::with_capacity(removed.len());
+        for code in removed {
+            let Ok(member) = MemberCode::parse(code) else { continue };
+            match sent.iter().find(|r| r.member == member) {
+                Some(r) => removals.push(r.clone()),
+                None => {
+                    why.get_or_insert_with(|| format!("it takes {member} off without the place {member} stopped"));
+                    removals.push(self.removal_of(&line.id, &member));
+                }
+            }
+        }
+        (removals, why)
     }
 
     /// What a receipt from `from`, signed at `signed_ms` on its clock, settles here: an awaited

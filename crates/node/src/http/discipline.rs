@@ -181,10 +181,11 @@ pub struct AlarmView {
     /// 0 for the storage alarm while the database cannot take it: it is then held in memory, and
     /// recorded (raised and cleared) once the database takes writes again.
     pub id: u64,
-    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper`, `storage` or
-    /// `clock`.
+    /// `escalation`, `unacknowledged`, `link_no_answer`, `undecryptable`, `tamper`, `storage`,
+    /// `clock` or `misconduct`.
     pub kind: String,
-    /// The line (all zeros for `storage` and for this node's own `clock`, which concern no line).
+    /// The line (all zeros for `storage`, for this node's own `clock` and for `misconduct`, which
+    /// is one alarm per peer whatever the line; its detail names the line).
     pub line: String,
     /// The member who has not answered, the link's peer (also for a peer's `clock`), or this
     /// member for `storage` and for its own `clock`.

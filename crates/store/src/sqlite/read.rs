@@ -2,7 +2,9 @@
 //! transaction, for the few that writes need).
 
 use adi_core::line::Scope;
-use adi_core::{Evidence, HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Restored, Side};
+use adi_core::{
+    Evidence, HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Removal, Restored, Side, StoredRemoval,
+};
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -69,7 +71,7 @@ fn opt_u(v: Option<i64>) -> Option<u64> {
 }
 
 pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
-    let mut stmt = c.prepare_cached("SELECT id, scope, title, home, members, created_ms FROM lines")?;
+    let mut stmt = c.prepare_cached("SELECT id, scope, title, home, members, created_ms, direct FROM lines")?;
     let lines = stmt
         .query_map([], |row| {
             let members: String = row.get(4)?;
@@ -82,6 +84,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
                 home: code_of(row.get(3)?)?,
                 members,
                 created_ms: u(row.get(5)?),
+                direct: row.get(6)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -159,7 +162,22 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         [],
         |row| row.get(0),
     )?;
-    Ok(Restored { lines, heads, pending, mls_state, known, latest_ms: u(latest_ms) })
+    let mut stmt = c.prepare_cached("SELECT line, member, seq, hash, readded_epoch FROM removals")?;
+    let removals = stmt
+        .query_map([], |row| {
+            let hash: Vec<u8> = row.get(3)?;
+            Ok(StoredRemoval {
+                line: line_id_of(row.get(0)?)?,
+                removal: Removal {
+                    member: code_of(row.get(1)?)?,
+                    seq: u(row.get(2)?),
+                    hash: EnvelopeHash(hash.try_into().map_err(|_| corrupt("removals.hash"))?),
+                },
+                readded_epoch: opt_u(row.get(4)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Restored { lines, heads, pending, mls_state, known, latest_ms: u(latest_ms), removals })
 }
 
 /// Every entry of the stored MLS state, opened.

@@ -9,7 +9,10 @@ use super::{db, write};
 use crate::seal::Sealer;
 use crate::StoreError;
 
-const SCHEMA_VERSION: &str = "7";
+const SCHEMA_VERSION: &str = "8";
+/// The version before lines kept whether they are direct and members taken off a line kept where
+/// they stopped; such a database gains both when it is opened.
+const SCHEMA_VERSION_NO_REMOVALS: &str = "7";
 /// The version before a refused envelope kept its recipient's refusal code; such a database's
 /// recipients gain the column when it is opened.
 const SCHEMA_VERSION_NO_REFUSAL: &str = "6";
@@ -28,8 +31,21 @@ CREATE TABLE IF NOT EXISTS lines (
     title TEXT NOT NULL,
     home TEXT NOT NULL,
     members TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    -- A direct line is made between two members and keeps them; a conference may change.
+    direct INTEGER NOT NULL DEFAULT 0
 );
+-- Where each member taken off a line stopped (its last envelope accepted there, as the removal's
+-- commit fixed it), and the epoch from which a later commit brought it back, if one did.
+CREATE TABLE IF NOT EXISTS removals (
+    line BLOB NOT NULL,
+    member TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    readded_epoch INTEGER,
+    PRIMARY KEY (line, member)
+) WITHOUT ROWID;
 -- Every member each line has had, as the records that changed its membership named them: a member
 -- taken off since may still be read from an epoch it was on, and named a party to a decision made
 -- then.
@@ -240,7 +256,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '7');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '8');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -261,6 +277,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_REFUSAL {
         migrate_add_refusal(conn)?;
+        version = SCHEMA_VERSION_NO_REMOVALS.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_REMOVALS {
+        migrate_add_direct(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -318,6 +338,29 @@ fn migrate_add_refusal(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(db)?;
     if !columns.iter().any(|c| c == "refusal") {
         tx.execute_batch("ALTER TABLE recipients ADD COLUMN refusal TEXT;").map_err(db)?;
+    }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION_NO_REMOVALS}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Brings a version 7 database to version 8: its lines gain `direct`, set for every line of two
+/// members (a version 7 node made a line of two members direct, and a conference it kept could
+/// not shrink below three but by a removal, which such a database cannot tell apart), and the
+/// `removals` table is created empty: a member taken off a line before the upgrade has no place
+/// fixed, and its envelopes are judged by their epoch alone, as version 7 judged them.
+fn migrate_add_direct(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('lines')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "direct") {
+        tx.execute_batch(
+            "ALTER TABLE lines ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
+             UPDATE lines SET direct = 1 WHERE length(members) - length(replace(members, ',', '')) = 1;",
+        )
+        .map_err(db)?;
     }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
@@ -392,6 +435,36 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert!(columns(&store).contains(&"refusal".to_string()));
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_7_database_marks_its_lines_of_two_direct_and_gains_removals_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        // The lines table as version 7 left it, with a line of two members and one of three.
+        on_writer(
+            &store,
+            "ALTER TABLE lines DROP COLUMN direct; DROP TABLE removals;
+             INSERT INTO lines (id, scope, title, home, members, created_ms)
+                 VALUES (x'01', 'ADMM-Plus', '', 'PH', 'CN,PH', 1), (x'02', 'ADMM', '', 'PH', 'PH,SG,VN', 1);
+             UPDATE meta SET value = '7' WHERE key = 'schema_version';",
+        );
+        drop(store);
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let direct: Vec<(Vec<u8>, bool)> = store
+            .read(|c| {
+                c.prepare("SELECT id, direct FROM lines ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(direct, [(vec![1], true), (vec![2], false)]);
+        let removals: i64 = store.read(|c| c.query_row("SELECT COUNT(*) FROM removals", [], |r| r.get(0))).unwrap();
+        assert_eq!(removals, 0);
         let version: String = store
             .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
             .unwrap();

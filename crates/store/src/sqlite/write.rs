@@ -190,26 +190,52 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             }
         }
     }
-    if matches!(r.content, Content::Handshake | Content::LineSetup) {
+    if matches!(r.content, Content::Handshake(_) | Content::LineSetup) {
         let mut known = c.prepare_cached("INSERT OR IGNORE INTO line_members_known (line, member) VALUES (?1, ?2)")?;
         for m in &r.line.members {
             known.execute(params![&r.line.id.0[..], m.as_str()])?;
         }
     }
-    if matches!(r.content, Content::Handshake) {
+    if let Content::Handshake(removals) = &r.content {
         // A commit may change who is on the line; the record carries the line as it now stands.
         let members: Vec<&str> = r.line.members.iter().map(|m| m.as_str()).collect();
         c.prepare_cached("UPDATE lines SET members = ?2 WHERE id = ?1")?
             .execute(params![&r.line.id.0[..], members.join(",")])?;
+        // Where each member it takes off stopped; a member it brings back writes again from the
+        // epoch it starts.
+        let epoch = body.epoch.saturating_add(1) as i64;
+        for m in &members {
+            c.prepare_cached(
+                "UPDATE removals SET readded_epoch = ?3 WHERE line = ?1 AND member = ?2 AND readded_epoch IS NULL",
+            )?
+            .execute(params![&r.line.id.0[..], m, epoch])?;
+        }
+        for x in removals {
+            c.prepare_cached(
+                "INSERT INTO removals (line, member, seq, hash, epoch, readded_epoch) VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+                 ON CONFLICT (line, member) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                     epoch = excluded.epoch, readded_epoch = NULL",
+            )?
+            .execute(params![&r.line.id.0[..], x.member.as_str(), x.seq as i64, &x.hash.0[..], epoch])?;
+        }
     }
     if matches!(r.content, Content::LineSetup) {
         let l = &r.line;
         let members: Vec<&str> = l.members.iter().map(|m| m.as_str()).collect();
         c.execute(
             // A set-up that brings a member in (again) carries the members as they now stand.
-            "INSERT INTO lines (id, scope, title, home, members, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO lines (id, scope, title, home, members, created_ms, direct)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id) DO UPDATE SET members = excluded.members",
-            params![&l.id.0[..], l.scope.as_str(), l.title, l.home.as_str(), members.join(","), l.created_ms as i64],
+            params![
+                &l.id.0[..],
+                l.scope.as_str(),
+                l.title,
+                l.home.as_str(),
+                members.join(","),
+                l.created_ms as i64,
+                l.direct
+            ],
         )?;
     }
     let m = match &r.content {
@@ -253,7 +279,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             .execute(params![&hash.0[..], peer.as_str(), r.received_ms as i64])?;
         // The commit that takes a member off the line goes to it after everything queued for it
         // before: once out of the group, it could read none of that.
-        let leaving = matches!(r.content, Content::Handshake) && !r.line.has_member(peer);
+        let leaving = matches!(r.content, Content::Handshake(_)) && !r.line.has_member(peer);
         let priority = if leaving { PRIORITY_ROUTINE } else { body.priority };
         c.prepare_cached("INSERT INTO outbox (peer, hash, priority, enqueued_ms) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![peer.as_str(), &hash.0[..], priority, r.received_ms as i64])?;
