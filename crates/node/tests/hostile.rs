@@ -1,0 +1,307 @@
+//! A member's node turned hostile, against real nodes over real mutual TLS.
+//!
+//! The test stops a member's node and speaks for it: with its roster signing key, its node
+//! certificate and its MLS state as its store holds them, it sends what modified code could
+//! (a leaf naming another member, a commit it may not make, an epoch or a sender that is not its
+//! message's, writing after its removal, a third member on a direct line). Each is refused with
+//! its code, leaves the honest nodes' lines as they were, and raises a `misconduct` alarm naming
+//! the member wherever the protocol can tell.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use adi_core::MemberCode;
+use adi_mls::{LineMember, MlsConfig};
+use adi_node::fed::links::{claim_key_package_from, post_batch_once};
+use adi_node::NodeConfig;
+use adi_store::Store;
+use adi_wire::batch::{RefusalCode, Verdict};
+use adi_wire::content::SignedContent;
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_ROUTINE};
+use adi_wire::payload::PayloadV1;
+use adi_wire::{EnvelopeHash, LineId};
+use common::{endpoint, eventually, get_list, keys_towards, open_line, send, wait_delivered, Net};
+use ed25519_dalek::SigningKey;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn code(s: &str) -> MemberCode {
+    MemberCode::parse(s).unwrap()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A member whose node the test has taken over.
+struct Hostile {
+    code: MemberCode,
+    signing: SigningKey,
+    mls: LineMember,
+    /// The member's own chain head on each line.
+    heads: HashMap<LineId, (u64, EnvelopeHash)>,
+}
+
+impl Hostile {
+    /// Stops `member`'s node and speaks for it from now on, with its keys and its stored state.
+    async fn take_over(net: &mut Net, member: &str) -> Hostile {
+        net.stop_code(member).await;
+        let config = NodeConfig::load(&net.config_path(member)).unwrap();
+        let store = adi_node::state::open_store(&config).unwrap();
+        let me = code(member);
+        let restored = store.load(&me).unwrap();
+        let lines: Vec<[u8; 16]> = restored.lines.iter().map(|l| l.id.0).collect();
+        let seed = config.signing_key.to_bytes();
+        let mls = LineMember::restore(member, seed, MlsConfig::default(), restored.mls_state, &lines).unwrap();
+        let heads = restored.heads.iter().filter(|h| h.sender == me).map(|h| (h.line, (h.seq, h.hash))).collect();
+        Hostile { code: me, signing: config.signing_key.clone(), mls, heads }
+    }
+
+    /// Signs this member's next envelope on `line`, carrying MLS bytes and naming `epoch`.
+    fn envelope(&mut self, line: LineId, epoch: u64, priority: u8, content_hash: [u8; 32], mls: Vec<u8>) -> Vec<u8> {
+        let (seq, prev) = self.heads.get(&line).copied().unwrap_or((0, EnvelopeHash::NONE));
+        let body = EnvelopeBody {
+            line,
+            sender: self.code.to_string(),
+            seq: seq + 1,
+            prev,
+            epoch,
+            created_ms: now_ms(),
+            priority,
+            content_type: CONTENT_MLS,
+            content_hash,
+            payload: mls,
+        };
+        let envelope = body.sign(&self.signing);
+        self.heads.insert(line, (seq + 1, envelope.hash()));
+        envelope.bytes().to_vec()
+    }
+
+    /// An MLS proposal or commit, in an envelope naming the epoch it was made in.
+    fn handshake(&mut self, line: LineId, mls: Vec<u8>) -> Vec<u8> {
+        let epoch = adi_mls::message_epoch(&mls).unwrap();
+        self.envelope(line, epoch, PRIORITY_CONTROL, [0; 32], mls)
+    }
+
+    /// A ROUTINE message signed and encrypted as a node seals one, in an envelope naming
+    /// `claimed` as its epoch (its own when `None`).
+    fn message(&mut self, line: LineId, subject: &str, claimed: Option<u64>) -> Vec<u8> {
+        let seq = self.heads.get(&line).map_or(0, |h| h.0) + 1;
+        let payload = PayloadV1::Message {
+            v: 1,
+            precedence: "ROUTINE".into(),
+            class: "OPERATIONAL".into(),
+            caveat: "ADMM-PLUS RESTRICTED".into(),
+            subject: subject.into(),
+            body: "b".into(),
+            ack_required: false,
+            crisis: false,
+            deadline_s: None,
+            released_by: None,
+            form: None,
+            ewg: None,
+        };
+        let signed = SignedContent::sign(&self.signing, &line, self.code.as_str(), seq, payload.encode());
+        let content_hash = signed.hash(&line, self.code.as_str(), seq);
+        let (epoch, ciphertext) = self.mls.encrypt(&line.0, &signed.encode()).unwrap();
+        self.envelope(line, claimed.unwrap_or(epoch), PRIORITY_ROUTINE, content_hash, ciphertext)
+    }
+
+    /// Hands `to`'s node one envelope over a connection authenticated as this member's node.
+    async fn deliver(&self, net: &Net, to: &str, bytes: &[u8]) -> Verdict {
+        let keys = keys_towards(net, self.code.as_str(), to);
+        let reply = post_batch_once(&endpoint(net, to), keys.tls, &code(to), &[bytes], 5_000).await.unwrap();
+        reply.verdicts[0].clone()
+    }
+}
+
+fn refused_with(verdict: &Verdict, expected: RefusalCode) -> bool {
+    matches!(verdict, Verdict::Rejected { code, .. } if *code == expected)
+}
+
+async fn line_view(net: &Net, at: &str, line: &str) -> Value {
+    net.client(at).call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.unwrap()
+}
+
+/// The open `misconduct` alarms at a node naming `member`.
+async fn misconduct(net: &Net, at: &str, member: &str) -> Vec<Value> {
+    get_list(&net.client(at), "/api/v1/alarms")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "misconduct" && a["member"] == member)
+        .collect()
+}
+
+async fn subjects(net: &Net, at: &str, line: &str) -> Vec<String> {
+    get_list(&net.client(at), &format!("/api/v1/lines/{line}/messages?limit=1000"))
+        .await
+        .iter()
+        .filter_map(|m| m["subject"].as_str().map(String::from))
+        .collect()
+}
+
+/// A conference of PH (home), VN and CN that has carried one message to both.
+async fn conference(net: &Net) -> (String, LineId) {
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "VN", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "opening").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let line_id = LineId::from_hex(&line).unwrap();
+    (line, line_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_take_the_home_members_place_on_a_line() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let before = line_view(&net, "PH", &line).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+
+    // CN proposes a fresh leaf that names PH, with CN's own key: the home member would commit it
+    // at once, and CN's leaf would then pass for PH's.
+    let forged = cn.mls.propose_update_as_unchecked(&line_id.0, "PH").unwrap();
+    let envelope = cn.handshake(line_id, forged);
+    let verdict = cn.deliver(&net, "PH", &envelope).await;
+    assert!(refused_with(&verdict, RefusalCode::ForgedLeaf), "{verdict:?}");
+
+    // CN commits on its own, its leaf naming PH: VN refuses a commit from anyone but PH.
+    let rogue = cn.mls.commit_unchecked(&line_id.0, Some("PH")).unwrap();
+    let envelope = cn.handshake(line_id, rogue.commit);
+    let verdict = cn.deliver(&net, "VN", &envelope).await;
+    assert!(refused_with(&verdict, RefusalCode::NotHome), "{verdict:?}");
+
+    // Nothing moved: the same epoch and members at both honest nodes, and each names CN.
+    for at in ["PH", "VN"] {
+        let now = line_view(&net, at, &line).await;
+        assert_eq!((&now["epoch"], &now["members"]), (&before["epoch"], &before["members"]), "at {at}");
+        let alarms = misconduct(&net, at, "CN").await;
+        assert_eq!(alarms.len(), 1, "at {at}: {alarms:?}");
+    }
+    // The line goes on between the honest members.
+    send(&net.client("PH"), &line, "ROUTINE", "still PH's line").await;
+    let vn_subjects = eventually(WAIT, "PH's message at VN", || async {
+        let s = subjects(&net, "VN", &line).await;
+        s.contains(&"still PH's line".to_string()).then_some(s)
+    })
+    .await;
+    assert!(vn_subjects.contains(&"opening".to_string()));
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_is_read_only_as_the_epoch_and_sender_of_what_it_carries() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    // PH sends while VN's node is down, then goes down with the message queued for VN.
+    net.stop_code("VN").await;
+    let ph = net.client("PH");
+    let id = send(&ph, &line, "ROUTINE", "PH's words").await;
+    let (_, bytes) = common::envelope(&ph, &id).await;
+    let phs = adi_wire::Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
+    net.stop_code("PH").await;
+    net.start_code("VN").await;
+
+    // CN carries PH's MLS message in an envelope of its own, before PH's copy reaches VN.
+    let epoch = phs.body().epoch;
+    let rewrapped = cn.envelope(line_id, epoch, PRIORITY_ROUTINE, phs.body().content_hash, phs.body().payload.clone());
+    let verdict = cn.deliver(&net, "VN", &rewrapped).await;
+    assert!(refused_with(&verdict, RefusalCode::SenderMismatch), "{verdict:?}");
+    // CN names an epoch its message is not of.
+    let current = line_view(&net, "VN", &line).await["epoch"].as_u64().unwrap();
+    assert!(current >= 1, "a conference of three starts past epoch 0");
+    let lying = cn.message(line_id, "from another epoch", Some(current - 1));
+    let verdict = cn.deliver(&net, "VN", &lying).await;
+    assert!(refused_with(&verdict, RefusalCode::EpochMismatch), "{verdict:?}");
+    // One open alarm names CN, counting the second attempt as a repeat.
+    let alarms = misconduct(&net, "VN", "CN").await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(alarms[0]["repeats"].as_u64().unwrap() >= 1, "{alarms:?}");
+
+    // PH's own envelope still reads at VN: CN's rewrapping did not spend it.
+    net.start_code("PH").await;
+    eventually(WAIT, "PH's message at VN", || async {
+        subjects(&net, "VN", &line).await.contains(&"PH's words".to_string()).then_some(())
+    })
+    .await;
+    let undecryptable: Vec<Value> = get_list(&net.client("VN"), "/api/v1/alarms")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "undecryptable")
+        .collect();
+    assert!(undecryptable.is_empty(), "{undecryptable:?}");
+    assert!(!subjects(&net, "VN", &line).await.contains(&"from another epoch".to_string()));
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_cannot_add_to_the_line_after_its_removal() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    // PH takes CN off the line; CN's node never reads the commit.
+    let removed = net.client("PH").call(Method::DELETE, &format!("/api/v1/lines/{line}/members/CN"), None).await;
+    let epoch = removed.unwrap()["epoch"].as_u64().unwrap();
+    eventually(WAIT, "the removal at VN", || async {
+        (line_view(&net, "VN", &line).await["epoch"].as_u64() == Some(epoch)).then_some(())
+    })
+    .await;
+
+    // CN writes at the epoch it still holds, well inside the window of past epochs: refused at
+    // every honest node, and again after VN's node restarts.
+    let after = cn.message(line_id, "after my removal", None);
+    for at in ["VN", "PH"] {
+        let verdict = cn.deliver(&net, at, &after).await;
+        assert!(refused_with(&verdict, RefusalCode::Removed), "at {at}: {verdict:?}");
+    }
+    net.stop_code("VN").await;
+    net.start_code("VN").await;
+    let later = cn.message(line_id, "still writing", None);
+    let verdict = cn.deliver(&net, "VN", &later).await;
+    assert!(refused_with(&verdict, RefusalCode::Removed), "{verdict:?}");
+    for at in ["VN", "PH"] {
+        let s = subjects(&net, at, &line).await;
+        assert!(!s.iter().any(|s| s == "after my removal" || s == "still writing"), "at {at}: {s:?}");
+    }
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_line_takes_no_third_member() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "between PH and CN").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    let line_id = LineId::from_hex(&line).unwrap();
+    // PH's own node refuses to add VN.
+    let err = ph
+        .call(Method::POST, &format!("/api/v1/lines/{line}/members"), Some(&json!({ "member": "VN" })))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&StatusCode::CONFLICT.as_u16().to_string()) && err.contains("direct_line"), "{err}");
+
+    // PH's node turned hostile adds VN all the same, from a KeyPackage claimed from VN's node.
+    let mut hostile = Hostile::take_over(&mut net, "PH").await;
+    let keys = keys_towards(&net, "PH", "VN");
+    let kp = claim_key_package_from(&endpoint(&net, "VN"), keys.tls, &code("VN"), 5_000).await.unwrap();
+    let roster = |member: &str| {
+        let m = net.node("CN").state.roster_member(&MemberCode::parse(member).ok()?)?;
+        Some(m.signing_key.to_bytes())
+    };
+    let (_, kp) = adi_mls::check_key_package(&kp, &roster, &mut HashSet::new()).unwrap();
+    let before = line_view(&net, "CN", &line).await;
+    let added = hostile.mls.add(&line_id.0, vec![kp]).unwrap();
+    let envelope = hostile.handshake(line_id, added.commit);
+    let verdict = hostile.deliver(&net, "CN", &envelope).await;
+    assert!(refused_with(&verdict, RefusalCode::DirectLine), "{verdict:?}");
+    let now = line_view(&net, "CN", &line).await;
+    assert_eq!((&now["epoch"], &now["members"]), (&before["epoch"], &before["members"]));
+    assert_eq!(misconduct(&net, "CN", "PH").await.len(), 1);
+    net.stop_all().await;
+}
