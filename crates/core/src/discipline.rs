@@ -151,6 +151,23 @@ pub struct AlarmChange {
     pub addressed_to: Vec<String>,
 }
 
+impl AlarmChange {
+    /// The `misconduct` alarm naming `member`: one per peer whatever the line (its line is all
+    /// zeros; the detail names the line), raised again as a repeat while it stays open.
+    pub fn misconduct(member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange {
+            kind: AlarmKind::Misconduct,
+            op: AlarmOp::Repeat,
+            line: LineId([0; 16]),
+            member: member.clone(),
+            message: None,
+            at_ms,
+            detail,
+            addressed_to: Vec::new(),
+        }
+    }
+}
+
 /// Which side of an acknowledgement a node waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {

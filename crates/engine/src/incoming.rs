@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use adi_core::{Content, Limits, MemberCode, WriteBatch};
+use adi_core::{AlarmChange, Content, Limits, MemberCode, WriteBatch};
 use adi_store::{Outcome, Store};
 use adi_wire::batch::{decode_batch, RefusalCode, Verdict};
 use adi_wire::codec::DecodeError;
@@ -97,13 +97,14 @@ impl Engine {
                 // speaks only for itself, so it learns nothing of another member's places and no
                 // evidence is ever laid at another member's door.
                 if b.sender != peer.as_str() {
-                    verdicts.push(Some(Verdict::Rejected {
-                        code: RefusalCode::Relayed,
-                        reason: format!(
-                            "envelope from {} arrived over {peer}'s connection; relaying is not supported",
-                            b.sender
-                        ),
-                    }));
+                    let reason = format!(
+                        "envelope from {} arrived over {peer}'s connection; relaying is not supported",
+                        b.sender
+                    );
+                    // Nodes never relay: only modified code sends another member's envelope.
+                    let detail = format!("envelope #{} on line {} refused (relayed): {reason}", b.seq, b.line);
+                    batch.alarms.push(AlarmChange::misconduct(peer, now_ms, detail));
+                    verdicts.push(Some(Verdict::Rejected { code: RefusalCode::Relayed, reason }));
                     continue;
                 }
                 let place = (b.line, b.sender.clone(), b.seq);

@@ -406,6 +406,12 @@ async fn envelopes_from_a_member_not_on_the_line_or_relayed_are_refused() {
         !alarms.as_array().unwrap().iter().any(|a| a["kind"] == "tamper"),
         "no tamper evidence from a relayed envelope: {alarms}"
     );
+    // Nodes never relay: one misconduct alarm names VN, the member whose connection carried them,
+    // and none names PH, whose envelopes they were.
+    let misconduct: Vec<&Value> = alarms.as_array().unwrap().iter().filter(|a| a["kind"] == "misconduct").collect();
+    assert_eq!(misconduct.len(), 1, "{alarms}");
+    assert_eq!(misconduct[0]["member"], "VN");
+    assert!(misconduct[0]["repeats"].as_u64().unwrap() >= 2, "three relayed envelopes: {alarms}");
 
     let at_cn = line_messages(&net, "CN", &line).await;
     assert_eq!(at_cn.len(), 1, "only PH's message is on the line at CN");

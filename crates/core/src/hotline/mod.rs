@@ -291,21 +291,6 @@ fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
 }
 
-/// The `misconduct` alarm naming `member`: one per peer whatever the line (its line is all zeros;
-/// the detail names the line), raised again as a repeat while it stays open.
-pub(crate) fn misconduct(member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
-    AlarmChange {
-        kind: AlarmKind::Misconduct,
-        op: AlarmOp::Repeat,
-        line: LineId([0; 16]),
-        member: member.clone(),
-        message: None,
-        at_ms,
-        detail,
-        addressed_to: Vec::new(),
-    }
-}
-
 fn internal(e: impl std::fmt::Display) -> CoreError {
     CoreError::new(crate::ErrorKind::Internal, "mls", e.to_string())
 }

@@ -127,7 +127,7 @@ impl Hotline {
                 };
                 let detail = format!("envelope #{} on line {} refused ({}): {e}", body.seq, line.id, code.as_str());
                 return Err(Refusal {
-                    alarm: Some(Box::new(misconduct(&sender, now_ms, detail))),
+                    alarm: Some(Box::new(AlarmChange::misconduct(&sender, now_ms, detail))),
                     ..Refusal::reject(code, e.to_string())
                 });
             }
@@ -414,7 +414,7 @@ impl Hotline {
                 let (removals, missing) = self.removals_sent(&line, removed, aad);
                 if let Some(why) = missing {
                     let detail = format!("commit #{} on line {}: {why}", envelope.body().seq, line.id);
-                    alarms.push(misconduct(&sender, now_ms, detail));
+                    alarms.push(AlarmChange::misconduct(&sender, now_ms, detail));
                 }
                 self.note_removals(line.id, &removals);
                 removals
