@@ -2,10 +2,10 @@
 //!
 //! The test stops a member's node and speaks for it: with its roster signing key, its node
 //! certificate and its MLS state as its store holds them, it sends what modified code could
-//! (a leaf naming another member, a commit it may not make, an epoch or a sender that is not its
-//! message's, writing after its removal, a third member on a direct line). Each is refused with
-//! its code, leaves the honest nodes' lines as they were, and raises a `misconduct` alarm naming
-//! the member wherever the protocol can tell.
+//! (a leaf naming another member, a proposal about another member, a commit it may not make, an
+//! epoch or a sender that is not its message's, writing after its removal, a third member on a
+//! direct line). Each is refused with its code, leaves the honest nodes' lines as they were, and
+//! raises a `misconduct` alarm naming the member wherever the protocol can tell.
 
 mod common;
 
@@ -167,6 +167,11 @@ async fn a_member_cannot_take_the_home_members_place_on_a_line() {
     let envelope = cn.handshake(line_id, forged);
     let verdict = cn.deliver(&net, "PH", &envelope).await;
     assert!(refused_with(&verdict, RefusalCode::ForgedLeaf), "{verdict:?}");
+    // Nor may CN propose VN's removal: only the home member removes others.
+    let ousting = cn.mls.propose_remove_unchecked(&line_id.0, "VN").unwrap();
+    let envelope = cn.handshake(line_id, ousting);
+    let verdict = cn.deliver(&net, "PH", &envelope).await;
+    assert!(refused_with(&verdict, RefusalCode::BadProposal), "{verdict:?}");
 
     // CN commits on its own, its leaf naming PH: VN refuses a commit from anyone but PH.
     let rogue = cn.mls.commit_unchecked(&line_id.0, Some("PH")).unwrap();

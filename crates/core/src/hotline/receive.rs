@@ -137,7 +137,14 @@ impl Hotline {
             Err(e @ MlsError::StaleProposal { .. }) => {
                 return Err(Refusal::reject(RefusalCode::Outdated, format!("outdated: {e}")))
             }
-            Err(e @ MlsError::Proposal(_)) => return Err(Refusal::reject(RefusalCode::BadProposal, e.to_string())),
+            // A member proposes only its own update or leaving; nodes propose nothing else.
+            Err(e @ MlsError::Proposal(_)) => {
+                let detail = format!("envelope #{} on line {} refused (bad_proposal): {e}", body.seq, line.id);
+                return Err(Refusal {
+                    alarm: Some(Box::new(AlarmChange::misconduct(&sender, now_ms, detail))),
+                    ..Refusal::reject(RefusalCode::BadProposal, e.to_string())
+                });
+            }
             // The proposal travels from its member on another link and may arrive after the
             // home member's commit: the sender tries the commit again later.
             Err(e @ MlsError::MissingProposal) => {
