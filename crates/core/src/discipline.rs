@@ -93,6 +93,10 @@ pub enum AlarmKind {
     /// leaf, committed on a line it is not home of, named an epoch or a sender its MLS message
     /// is not of. The envelope is refused; one alarm per peer stays open and counts repeats.
     Misconduct,
+    /// A peer reached one of the quotas this node keeps for each peer (KeyPackage claims an
+    /// hour, lines set up a day, envelopes held): what is over it is refused or deferred, so that
+    /// no member takes the others' share. One per peer stays open and counts repeats.
+    Quota,
 }
 
 impl AlarmKind {
@@ -106,6 +110,7 @@ impl AlarmKind {
             AlarmKind::Storage => "storage",
             AlarmKind::Clock => "clock",
             AlarmKind::Misconduct => "misconduct",
+            AlarmKind::Quota => "quota",
         }
     }
 
@@ -119,6 +124,7 @@ impl AlarmKind {
             "storage" => Some(AlarmKind::Storage),
             "clock" => Some(AlarmKind::Clock),
             "misconduct" => Some(AlarmKind::Misconduct),
+            "quota" => Some(AlarmKind::Quota),
             _ => None,
         }
     }
@@ -155,8 +161,17 @@ impl AlarmChange {
     /// The `misconduct` alarm naming `member`: one per peer whatever the line (its line is all
     /// zeros; the detail names the line), raised again as a repeat while it stays open.
     pub fn misconduct(member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange::per_peer(AlarmKind::Misconduct, member, at_ms, detail)
+    }
+
+    /// The `quota` alarm naming `member`, one per peer as [`AlarmChange::misconduct`] is.
+    pub fn quota(member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
+        AlarmChange::per_peer(AlarmKind::Quota, member, at_ms, detail)
+    }
+
+    fn per_peer(kind: AlarmKind, member: &MemberCode, at_ms: u64, detail: String) -> AlarmChange {
         AlarmChange {
-            kind: AlarmKind::Misconduct,
+            kind,
             op: AlarmOp::Repeat,
             line: LineId([0; 16]),
             member: member.clone(),

@@ -23,6 +23,9 @@ pub struct Limits {
     pub line_members_max: usize,
     /// Most lines a node holds.
     pub lines_max: usize,
+    /// Most lines one peer may bring this node onto (as their home member) in a day; a set-up
+    /// beyond it is deferred and a `quota` alarm names the peer.
+    pub lines_per_peer_per_day_max: usize,
     /// How far ahead of the highest sequence number seen from a sender an envelope may be.
     pub seq_ahead_max: u64,
 }
@@ -40,6 +43,7 @@ impl Default for Limits {
             title_chars_max: 200,
             line_members_max: 64,
             lines_max: 10_000,
+            lines_per_peer_per_day_max: 100,
             seq_ahead_max: 1_000_000,
         }
     }

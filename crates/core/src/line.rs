@@ -46,6 +46,8 @@ pub struct Line {
     /// A direct line: made between two members, it keeps them (no member is added, and
     /// neither leaves); link tests run on it. A line made with more members is a conference.
     pub direct: bool,
+    /// When this node took the line, on its own clock (`created_ms` is the home member's).
+    pub taken_ms: u64,
 }
 
 impl Line {

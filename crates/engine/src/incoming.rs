@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use adi_core::{AlarmChange, Content, Limits, MemberCode, WriteBatch};
-use adi_store::{Outcome, Store};
+use adi_store::{HeldCount, Outcome, Store};
 use adi_wire::batch::{decode_batch, RefusalCode, Verdict};
 use adi_wire::codec::DecodeError;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
@@ -84,12 +84,16 @@ impl Engine {
     ) -> Result<Received, EngineError> {
         let limits = self.core_limits().clone();
         let held_max = self.limits.held_envelopes_max;
+        let per_sender_max = self.limits.held_per_sender_max;
+        let ahead_max = self.limits.held_epochs_ahead_max;
         let generation = self.generation;
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(envelopes.len());
         let mut batch = WriteBatch::default();
         let mut slots = Vec::new();
         let mut places: Vec<(Place, EnvelopeHash)> = Vec::new();
         let mut held_here: HashMap<LineId, u64> = HashMap::new();
+        let mut held_by: HashMap<(LineId, MemberCode), u64> = HashMap::new();
+        let mut counts: Option<Vec<HeldCount>> = None;
         for bytes in envelopes {
             if let Ok(e) = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max) {
                 let b = e.body();
@@ -170,18 +174,40 @@ impl Engine {
                 Err(mut refusal) => {
                     let mut kept = false;
                     if let Some(held) = refusal.hold.take() {
-                        // Kept (bounded) until the commit that reaches its epoch arrives; the
-                        // sender keeps it queued too, and is answered `duplicate` once it is taken.
+                        // Kept (bounded per line, per sender and in how far ahead) until the
+                        // commit that reaches its epoch arrives; the sender keeps it queued too,
+                        // and is answered `duplicate` once it is taken.
                         let line = held.line;
-                        let count = held_here.entry(line).or_insert_with(|| {
-                            store
-                                .held_counts()
-                                .ok()
-                                .and_then(|c| c.into_iter().find(|(l, _)| *l == line))
-                                .map_or(0, |c| c.1)
+                        let counts = counts.get_or_insert_with(|| {
+                            // Envelopes held longer than `held_expiry_ms` are dropped with this
+                            // batch: their senders, answered `deferred`, still hold them.
+                            let since = now_ms.saturating_sub(self.limits.held_expiry_ms);
+                            batch.release.extend(store.held_expired(since).unwrap_or_default());
+                            store.held_counts(since).unwrap_or_default()
                         });
-                        if *count < held_max {
-                            *count += 1;
+                        let count = *held_here
+                            .entry(line)
+                            .or_insert_with(|| counts.iter().filter(|c| c.line == line).map(|c| c.count).sum());
+                        let by_sender = *held_by.entry((line, peer.clone())).or_insert_with(|| {
+                            counts.iter().find(|c| c.line == line && c.sender == *peer).map_or(0, |c| c.count)
+                        });
+                        let current = self.core.epoch(&line).unwrap_or(0);
+                        if held.epoch > current.saturating_add(ahead_max) {
+                            refusal.reason = format!(
+                                "{}; not held: more than held_epochs_ahead_max = {ahead_max} epochs ahead of this node's {current}",
+                                refusal.reason
+                            );
+                        } else if by_sender >= per_sender_max {
+                            refusal.code = RefusalCode::OverQuota;
+                            refusal.reason = format!(
+                                "{}; this node holds the most envelopes it may from {peer} on the line (held_per_sender_max = {per_sender_max})",
+                                refusal.reason
+                            );
+                            let detail = format!("{peer} has {by_sender} envelopes held on line {line}, its most");
+                            batch.alarms.push(AlarmChange::quota(peer, now_ms, detail));
+                        } else if count < held_max {
+                            held_here.insert(line, count + 1);
+                            held_by.insert((line, peer.clone()), by_sender + 1);
                             refusal.reason = format!("{}; held here until its commit arrives", refusal.reason);
                             batch.hold.push(*held);
                             kept = true;

@@ -44,21 +44,36 @@ pub use link::{LinkState, Settled};
 pub struct EngineLimits {
     /// Envelopes held per line for an epoch this node has not reached.
     pub held_envelopes_max: u64,
+    /// Of those, the most one sender may have held on one line: no member fills a line's
+    /// slots for the others.
+    pub held_per_sender_max: u64,
+    /// How far beyond this node's epoch of the line an envelope's epoch may be and still be held;
+    /// one further ahead is deferred without being kept.
+    pub held_epochs_ahead_max: u64,
+    /// How long an envelope stays held; after that it is dropped, and its sender, which was
+    /// answered `deferred`, sends it again.
+    pub held_expiry_ms: u64,
     /// The first retry delay of a link or an envelope, doubled after each failure.
     pub retry_delay_ms_min: u64,
     /// The longest retry delay.
     pub retry_delay_ms_max: u64,
     /// Unclaimed KeyPackages kept for peers to claim.
     pub key_package_pool_len: u64,
+    /// KeyPackages one peer may claim in an hour.
+    pub key_package_claims_per_hour_max: u64,
 }
 
 impl Default for EngineLimits {
     fn default() -> Self {
         EngineLimits {
             held_envelopes_max: 256,
+            held_per_sender_max: 64,
+            held_epochs_ahead_max: 64,
+            held_expiry_ms: 7 * 24 * 3_600_000,
             retry_delay_ms_min: 100,
             retry_delay_ms_max: 30_000,
             key_package_pool_len: 32,
+            key_package_claims_per_hour_max: 120,
         }
     }
 }

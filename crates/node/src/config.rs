@@ -160,6 +160,11 @@ pub struct LimitsSection {
     pub api_body_bytes_max: Option<usize>,
     pub events_retained_max: Option<u64>,
     pub held_envelopes_max: Option<u64>,
+    pub held_per_sender_max: Option<u64>,
+    pub held_epochs_ahead_max: Option<u64>,
+    pub held_expiry_ms: Option<u64>,
+    pub key_package_claims_per_hour_max: Option<u64>,
+    pub lines_per_peer_per_day_max: Option<usize>,
     pub retry_delay_ms_min: Option<u64>,
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -199,6 +204,15 @@ pub struct RuntimeLimits {
     /// How many envelopes from an epoch not reached yet a node holds per line until the commit
     /// arrives; beyond it the sender keeps them queued.
     pub held_envelopes_max: u64,
+    /// Of those, the most one sender may have held on one line.
+    pub held_per_sender_max: u64,
+    /// How many epochs ahead of this node's an envelope may be and still be held.
+    pub held_epochs_ahead_max: u64,
+    /// How long an envelope stays held before it is dropped (its sender sends it again).
+    pub held_expiry_ms: u64,
+    /// KeyPackages one peer may claim from this node in an hour; beyond it the claim is refused
+    /// (429 `over_quota`) and a `quota` alarm names the peer.
+    pub key_package_claims_per_hour_max: u64,
     /// While a failed commit makes the node refuse writes (a full disk, a read-only database), how
     /// often it tries a small durable write to find out whether it can take writes again.
     pub storage_probe_ms: u64,
@@ -232,9 +246,13 @@ impl RuntimeLimits {
     pub fn engine(&self) -> adi_engine::EngineLimits {
         adi_engine::EngineLimits {
             held_envelopes_max: self.held_envelopes_max,
+            held_per_sender_max: self.held_per_sender_max,
+            held_epochs_ahead_max: self.held_epochs_ahead_max,
+            held_expiry_ms: self.held_expiry_ms,
             retry_delay_ms_min: self.retry_delay_ms_min,
             retry_delay_ms_max: self.retry_delay_ms_max,
             key_package_pool_len: self.key_package_pool_len,
+            key_package_claims_per_hour_max: self.key_package_claims_per_hour_max,
         }
     }
 }
@@ -253,6 +271,10 @@ impl Default for RuntimeLimits {
             events_retained_max: 100_000,
             key_package_pool_len: engine.key_package_pool_len,
             held_envelopes_max: engine.held_envelopes_max,
+            held_per_sender_max: engine.held_per_sender_max,
+            held_epochs_ahead_max: engine.held_epochs_ahead_max,
+            held_expiry_ms: engine.held_expiry_ms,
+            key_package_claims_per_hour_max: engine.key_package_claims_per_hour_max,
             storage_probe_ms: 1_000,
             handshake_timeout_ms: 10_000,
             accept_retry_ms: 50,
@@ -437,6 +459,7 @@ impl NodeConfig {
         set(l.body_bytes_max, &mut limits.body_bytes_max);
         set(l.urgent_body_words_max, &mut limits.urgent_body_words_max);
         set(l.line_members_max, &mut limits.line_members_max);
+        set(l.lines_per_peer_per_day_max, &mut limits.lines_per_peer_per_day_max);
         set(l.api_body_bytes_max, &mut runtime_limits.api_body_bytes_max);
         if let Some(v) = l.retry_delay_ms_min {
             runtime_limits.retry_delay_ms_min = v.max(1);
@@ -449,6 +472,18 @@ impl NodeConfig {
         }
         if let Some(v) = l.held_envelopes_max {
             runtime_limits.held_envelopes_max = v;
+        }
+        if let Some(v) = l.held_per_sender_max {
+            runtime_limits.held_per_sender_max = v;
+        }
+        if let Some(v) = l.held_epochs_ahead_max {
+            runtime_limits.held_epochs_ahead_max = v;
+        }
+        if let Some(v) = l.held_expiry_ms {
+            runtime_limits.held_expiry_ms = v.max(1);
+        }
+        if let Some(v) = l.key_package_claims_per_hour_max {
+            runtime_limits.key_package_claims_per_hour_max = v;
         }
         if let Some(v) = l.connect_timeout_ms {
             runtime_limits.connect_timeout_ms = v;

@@ -142,7 +142,8 @@ async fn recover_storage(node: &NodeState) -> bool {
 /// envelopes held for a commit that is now stored taken.
 pub(crate) async fn after_load(node: &NodeState) -> anyhow::Result<()> {
     refill_key_packages(node).await?;
-    let held: Vec<LineId> = node.store.held_counts()?.into_iter().map(|(line, _)| line).collect();
+    let mut held: Vec<LineId> = node.store.held_counts(0)?.into_iter().map(|c| c.line).collect();
+    held.dedup();
     release_held(node, held).await;
     Ok(())
 }

@@ -310,3 +310,170 @@ async fn a_direct_line_takes_no_third_member() {
     assert_eq!(misconduct(&net, "CN", "PH").await.len(), 1);
     net.stop_all().await;
 }
+
+/// Sets limits in `member`'s configuration before its node starts.
+fn set_limits(net: &Net, member: &str, change: impl Fn(&mut adi_node::config::LimitsSection)) {
+    let path = net.config_path(member);
+    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut file.limits);
+    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+}
+
+/// Starts every node of a network written by [`Net::init`].
+async fn start_all(net: &mut Net, codes: &[&str]) {
+    for c in codes {
+        net.start_code(c).await;
+    }
+}
+
+/// The open `quota` alarms at a node naming `member`.
+async fn quota(net: &Net, at: &str, member: &str) -> Vec<Value> {
+    get_list(&net.client(at), "/api/v1/alarms")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "quota" && a["member"] == member)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_take_the_envelopes_a_node_holds_for_a_later_epoch() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let current = line_view(&net, "PH", &line).await["epoch"].as_u64().unwrap();
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    let mut vn = Hostile::take_over(&mut net, "VN").await;
+    let per_sender_max = adi_engine::EngineLimits::default().held_per_sender_max;
+
+    // CN floods PH with envelopes claiming the next epoch (their commit would come later): PH
+    // holds its share, then refuses the rest over CN's quota.
+    let flood: Vec<Vec<u8>> = (0..=per_sender_max)
+        .map(|i| cn.envelope(line_id, current + 1, PRIORITY_ROUTINE, [0; 32], vec![i as u8]))
+        .collect();
+    let keys = keys_towards(&net, "CN", "PH");
+    let refs: Vec<&[u8]> = flood.iter().map(Vec::as_slice).collect();
+    let reply = post_batch_once(&endpoint(&net, "PH"), keys.tls, &code("PH"), &refs, 10_000).await.unwrap();
+    let held =
+        reply.verdicts.iter().filter(|v| matches!(v, Verdict::Deferred { code: RefusalCode::EpochAhead, .. })).count();
+    assert_eq!(held as u64, per_sender_max, "{:?}", reply.verdicts.last());
+    let last = reply.verdicts.last().unwrap();
+    assert!(matches!(last, Verdict::Deferred { code: RefusalCode::OverQuota, .. }), "{last:?}");
+    assert_eq!(quota(&net, "PH", "CN").await.len(), 1);
+
+    // An epoch far ahead (the last there is) holds no slot at all.
+    let far = cn.envelope(line_id, u64::MAX, PRIORITY_ROUTINE, [0; 32], vec![1]);
+    let verdict = cn.deliver(&net, "PH", &far).await;
+    match &verdict {
+        Verdict::Deferred { code: RefusalCode::EpochAhead, reason } => {
+            assert!(reason.contains("held_epochs_ahead_max"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // VN, honest, still has an envelope of the next epoch held.
+    let next = vn.envelope(line_id, current + 1, PRIORITY_ROUTINE, [0; 32], vec![2]);
+    match vn.deliver(&net, "PH", &next).await {
+        Verdict::Deferred { code: RefusalCode::EpochAhead, reason } => {
+            assert!(reason.contains("held here"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_take_a_nodes_key_packages_from_the_others() {
+    let mut net = Net::init(&["PH", "VN", "CN"]);
+    set_limits(&net, "PH", |l| l.key_package_claims_per_hour_max = Some(5));
+    start_all(&mut net, &["PH", "VN", "CN"]).await;
+    let claim = |from: &'static str| {
+        let keys = keys_towards(&net, from, "PH");
+        let endpoint = endpoint(&net, "PH");
+        async move { claim_key_package_from(&endpoint, keys.tls, &code("PH"), 5_000).await }
+    };
+    for i in 0..5 {
+        claim("CN").await.unwrap_or_else(|e| panic!("claim {i}: {e}"));
+    }
+    let refused = claim("CN").await.unwrap_err();
+    assert!(refused.contains("429") && refused.contains("over_quota"), "{refused}");
+    assert_eq!(quota(&net, "PH", "CN").await.len(), 1);
+    // VN's claims are VN's own share: unaffected.
+    claim("VN").await.unwrap();
+    // And PH still sets up a line with VN.
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    let id = send(&ph, &line, "ROUTINE", "after CN's claims").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_fill_a_nodes_lines() {
+    let mut net = Net::init(&["PH", "VN", "CN"]);
+    set_limits(&net, "CN", |l| l.lines_per_peer_per_day_max = Some(2));
+    start_all(&mut net, &["PH", "VN", "CN"]).await;
+    let ph = net.client("PH");
+    // PH brings CN onto two conferences in a day, then a third: CN defers the third set-up.
+    for title in ["first", "second", "third"] {
+        let v = ph
+            .call(
+                Method::POST,
+                "/api/v1/lines",
+                Some(&json!({ "members": ["PH", "VN", "CN"], "scope": "ADMM-Plus", "title": title })),
+            )
+            .await
+            .unwrap();
+        assert!(v["id"].is_string(), "{v}");
+    }
+    let titles = |at: &'static str| {
+        let c = net.client(at);
+        async move {
+            get_list(&c, "/api/v1/lines")
+                .await
+                .iter()
+                .filter_map(|l| l["title"].as_str().map(String::from))
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually(WAIT, "three lines at VN", || async { (titles("VN").await.len() == 3).then_some(()) }).await;
+    let at_cn = eventually(WAIT, "PH's quota alarm at CN", || async {
+        (!quota(&net, "CN", "PH").await.is_empty()).then_some(titles("CN").await)
+    })
+    .await;
+    assert_eq!(at_cn.len(), 2, "{at_cn:?}");
+    // VN, whose share is its own, still brings CN onto a line.
+    let vn = net.client("VN");
+    let line = open_line(&vn, &["VN", "CN"], "ADMM-Plus").await;
+    let id = send(&vn, &line, "ROUTINE", "VN's own line").await;
+    wait_delivered(&vn, &id, WAIT).await;
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_held_for_a_later_epoch_expire_and_free_their_sender_s_share() {
+    let mut net = Net::init(&["PH", "VN", "CN"]);
+    set_limits(&net, "PH", |l| {
+        l.held_per_sender_max = Some(2);
+        l.held_expiry_ms = Some(1_000);
+    });
+    start_all(&mut net, &["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let current = line_view(&net, "PH", &line).await["epoch"].as_u64().unwrap();
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    let mut next = |n: u8| cn.envelope(line_id, current + 1, PRIORITY_ROUTINE, [0; 32], vec![n]);
+    let envelopes: Vec<Vec<u8>> = (0..4).map(&mut next).collect();
+    let deliver = |bytes: Vec<u8>| {
+        let keys = keys_towards(&net, "CN", "PH");
+        let endpoint = endpoint(&net, "PH");
+        async move { post_batch_once(&endpoint, keys.tls, &code("PH"), &[&bytes], 5_000).await.unwrap().verdicts.remove(0) }
+    };
+    let held = |v: &Verdict| matches!(v, Verdict::Deferred { code: RefusalCode::EpochAhead, .. });
+    assert!(held(&deliver(envelopes[0].clone()).await));
+    assert!(held(&deliver(envelopes[1].clone()).await));
+    let over = deliver(envelopes[2].clone()).await;
+    assert!(matches!(over, Verdict::Deferred { code: RefusalCode::OverQuota, .. }), "{over:?}");
+    // Once the first two have been held longer than held_expiry_ms, they are dropped and CN's
+    // share is free again.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let again = deliver(envelopes[3].clone()).await;
+    assert!(held(&again), "{again:?}");
+    net.stop_all().await;
+}

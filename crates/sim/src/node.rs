@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use adi_core::{Hotline, HotlineConfig, MemberCode, Record, WriteBatch};
 use adi_engine::{Engine, EngineConfig, LinkState, Received};
-use adi_store::{OutboxItem, Outcome, SqliteStore, Store, StoreConfig};
+use adi_store::{Claimed, OutboxItem, Outcome, SqliteStore, Store, StoreConfig};
 use adi_wire::batch::Verdict;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
@@ -145,7 +145,9 @@ impl SimNode {
         self.clock.push((sim_ms, now));
         let core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
         let used = store.used_key_packages().map_err(|e| e.to_string())?.into_iter().collect();
-        let held: Vec<LineId> = store.held_counts().map_err(|e| e.to_string())?.into_iter().map(|(l, _)| l).collect();
+        let mut held: Vec<LineId> =
+            store.held_counts(0).map_err(|e| e.to_string())?.into_iter().map(|c| c.line).collect();
+        held.dedup();
         self.up = Some(Up { engine: Engine::new(core, used, engine), store, links: BTreeMap::new(), tick_at: None });
         self.refill_key_packages(now)?;
         self.release_held(held, now)
@@ -179,12 +181,19 @@ impl SimNode {
     /// when it runs low.
     pub fn hand_out_key_package(&mut self, peer: &MemberCode, now: u64) -> Result<Vec<u8>, String> {
         let up = self.up()?;
-        let claimed = up.store.claim_key_package(peer, now).wait_blocking().map_err(|e| e.to_string())?;
+        let per_hour_max = up.engine.limits().key_package_claims_per_hour_max;
+        let claimed = up.store.claim_key_package(peer, now, per_hour_max).wait_blocking().map_err(|e| e.to_string())?;
         let low = up.store.key_packages_available().map(|n| up.engine.key_packages_low(n)).unwrap_or(true);
-        if claimed.is_none() || low {
+        if claimed == Claimed::Empty || low {
             self.refill_key_packages(now)?;
         }
-        claimed.ok_or_else(|| format!("{} has no KeyPackage left", self.code))
+        match claimed {
+            Claimed::KeyPackage(bytes) => Ok(bytes),
+            Claimed::Empty => Err(format!("{} has no KeyPackage left", self.code)),
+            Claimed::OverQuota { claims } => {
+                Err(format!("{peer} claimed {claims} KeyPackages of {}'s this hour", self.code))
+            }
+        }
     }
 
     /// The claiming side: checks a KeyPackage from `member` and records it used before use.

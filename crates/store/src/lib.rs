@@ -309,6 +309,25 @@ pub struct EventRow {
     pub detail: Option<String>,
 }
 
+/// What a KeyPackage claim came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// The KeyPackage, claimed by the peer from now on.
+    KeyPackage(Vec<u8>),
+    /// The pool is empty.
+    Empty,
+    /// The peer claimed `claims` in the last hour, its most; nothing was handed out.
+    OverQuota { claims: u64 },
+}
+
+/// How many envelopes one sender has held on one line for a later epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldCount {
+    pub line: LineId,
+    pub sender: MemberCode,
+    pub count: u64,
+}
+
 /// A message held for a principal's release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DraftRow {
@@ -399,8 +418,11 @@ pub trait Store: Send + Sync + 'static {
     fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError>;
     /// Envelopes held for a line from epochs up to `epoch`, in arrival order.
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError>;
-    /// How many envelopes each line holds for a later epoch, for lines that hold any.
-    fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError>;
+    /// How many envelopes each sender has held on each line for a later epoch since
+    /// `received_since_ms` (by this node's clock), for lines that hold any.
+    fn held_counts(&self, received_since_ms: u64) -> Result<Vec<HeldCount>, StoreError>;
+    /// The hashes of the envelopes held since before `received_before_ms` (by this node's clock).
+    fn held_expired(&self, received_before_ms: u64) -> Result<Vec<EnvelopeHash>, StoreError>;
     /// The hashes of the envelopes this node accepted on a line, in the order it accepted them:
     /// the entries of its log of the line.
     fn line_log(&self, line: &LineId) -> Result<Vec<EnvelopeHash>, StoreError>;
@@ -433,8 +455,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Pending<()>;
     /// How many of this member's KeyPackages no peer has claimed yet.
     fn key_packages_available(&self) -> Result<u64, StoreError>;
-    /// Hands the oldest unclaimed KeyPackage to `peer`, once; `None` when the pool is empty.
-    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>>;
+    /// Hands the oldest unclaimed KeyPackage to `peer`, once, unless `peer` has claimed
+    /// `per_hour_max` already in the hour before `now_ms`.
+    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed>;
     fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError>;
     /// Sets an operator's password hash (a PHC string); `false` if there is no such operator.
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;

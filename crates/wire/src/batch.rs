@@ -106,6 +106,9 @@ pub enum RefusalCode {
     Removed,
     /// A commit that adds a member to a direct line.
     DirectLine,
+    /// The sender reached a quota the receiver keeps for each peer; the receiver raises a
+    /// `quota` alarm naming it.
+    OverQuota,
     /// The sequence number is out of order or too far ahead.
     Sequence,
     /// The content breaks a rule of its kind (a message, a receipt, a decision, a translation).
@@ -131,7 +134,7 @@ pub enum RefusalCode {
 
 impl RefusalCode {
     /// Every code, in the order of the enum.
-    pub const ALL: [RefusalCode; 33] = [
+    pub const ALL: [RefusalCode; 34] = [
         RefusalCode::Malformed,
         RefusalCode::Relayed,
         RefusalCode::NotInRoster,
@@ -156,6 +159,7 @@ impl RefusalCode {
         RefusalCode::EpochMismatch,
         RefusalCode::Removed,
         RefusalCode::DirectLine,
+        RefusalCode::OverQuota,
         RefusalCode::Sequence,
         RefusalCode::ContentRefused,
         RefusalCode::Conflict,
@@ -194,6 +198,7 @@ impl RefusalCode {
             RefusalCode::EpochMismatch => "epoch_mismatch",
             RefusalCode::Removed => "removed",
             RefusalCode::DirectLine => "direct_line",
+            RefusalCode::OverQuota => "over_quota",
             RefusalCode::Sequence => "sequence",
             RefusalCode::ContentRefused => "content_refused",
             RefusalCode::Conflict => "conflict",

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A day, the window of `lines_per_peer_per_day_max`.
+const DAY_MS: u64 = 24 * 3_600_000;
+
 impl Hotline {
     pub(super) fn add_line(&mut self, line: Line, now_ms: u64) {
         let update_s = self.config.discipline.key_update_interval_s;
@@ -96,7 +99,7 @@ impl Hotline {
         let created =
             self.mls.create_line(id.0, key_packages.into_iter().map(|(_, kp)| kp).collect()).map_err(internal)?;
         let direct = members.len() == 2;
-        let line = Line { id, scope, title, home: me.clone(), members, created_ms: now_ms, direct };
+        let line = Line { id, scope, title, home: me.clone(), members, created_ms: now_ms, direct, taken_ms: now_ms };
         let payload = PayloadV1::LineSetup {
             v: 1,
             scope: scope.as_str().to_string(),
@@ -378,8 +381,10 @@ impl Hotline {
         Ok(record)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn check_setup(
         &self,
+        now_ms: u64,
         sender: &MemberCode,
         envelope: &VerifiedEnvelope,
         scope: &str,
@@ -417,7 +422,8 @@ impl Hotline {
         // so it is a conference.
         let direct = !joining && members.len() == 2;
         let created_ms = body.created_ms;
-        let line = Line { id: body.line, scope, title, home: sender.clone(), members, created_ms, direct };
+        let line =
+            Line { id: body.line, scope, title, home: sender.clone(), members, created_ms, direct, taken_ms: now_ms };
         if let Some(existing) = self.lines.get(&line.id).filter(|l| l.has_member(&self.config.me)) {
             let same = existing.scope == line.scope
                 && existing.members == line.members
@@ -433,6 +439,23 @@ impl Hotline {
         }
         if self.lines.len() >= self.config.limits.lines_max {
             return Err(Refusal::defer(RefusalCode::LinesFull, "this node holds the most lines it may"));
+        }
+        // No member takes the others' share of this node's lines: a line it is home of counts
+        // against it for a day from when this node took it.
+        let day_max = self.config.limits.lines_per_peer_per_day_max;
+        let today =
+            self.lines.values().filter(|l| l.home == *sender && l.taken_ms.saturating_add(DAY_MS) > now_ms).count();
+        if today >= day_max {
+            let detail = format!("{sender} brought this node onto {today} lines in a day, its most");
+            return Err(Refusal {
+                alarm: Some(Box::new(AlarmChange::quota(sender, now_ms, detail))),
+                ..Refusal::defer(
+                    RefusalCode::OverQuota,
+                    format!(
+                        "{sender} has set up {today} lines here in the last day (lines_per_peer_per_day_max = {day_max})"
+                    ),
+                )
+            });
         }
         Ok(line)
     }

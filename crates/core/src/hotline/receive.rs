@@ -355,7 +355,7 @@ impl Hotline {
         let PayloadV1::LineSetup { scope, title, home, members, welcome, .. } = payload else {
             return Err(Refusal::reject(RefusalCode::BadLineSetup, "a set-up envelope carries a line set-up"));
         };
-        let line = self.check_setup(&sender, &envelope, &scope, title, &home, &members)?;
+        let line = self.check_setup(now_ms, &sender, &envelope, &scope, title, &home, &members)?;
         let rejoining = self.lines.get(&line.id).is_some_and(|l| !l.has_member(&self.config.me));
         if rejoining && !self.mls.is_active(&line.id.0) {
             self.mls

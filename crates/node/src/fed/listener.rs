@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adi_core::MemberCode;
+use adi_core::{AlarmChange, MemberCode, WriteBatch};
 use adi_engine::Received;
+use adi_store::Claimed;
 use adi_wire::batch::{BatchReply, Verdict};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -146,18 +147,38 @@ async fn checkpoint_offer(
     }
 }
 
-/// Hands one unclaimed KeyPackage to the peer, never the same one twice, and refills the pool
-/// when it runs low.
+/// Hands one unclaimed KeyPackage to the peer, never the same one twice and at most
+/// `key_package_claims_per_hour_max` an hour, and refills the pool when it runs low.
 async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
     if let Some(f) = node.storage_failure() {
         return storage_refusal(&f.fault).into_response();
     }
-    let claimed = match node.store.claim_key_package(&peer, now_ms()).wait().await {
+    let per_hour_max = node.runtime_limits.key_package_claims_per_hour_max;
+    let claimed = match node.store.claim_key_package(&peer, now_ms(), per_hour_max).wait().await {
         Ok(c) => c,
         Err(e) => return ApiError::from(node.fail_storage(&e)).into_response(),
     };
+    if let Claimed::OverQuota { claims } = claimed {
+        tracing::warn!(peer = %peer, claims, "KeyPackage claim over the peer's quota");
+        let detail = format!("{peer} claimed {claims} KeyPackages in the last hour, its most");
+        let alarm = AlarmChange::quota(&peer, now_ms(), detail);
+        match node.store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait().await {
+            Ok(_) => node.committed(&[]),
+            Err(e) => {
+                node.fail_storage(&e);
+            }
+        }
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "over_quota",
+            format!(
+                "{peer} claimed {claims} KeyPackages in the last hour (key_package_claims_per_hour_max = {per_hour_max})"
+            ),
+        )
+        .into_response();
+    }
     let low = node.store.key_packages_available().map(|n| node.engine().key_packages_low(n));
-    if claimed.is_none() || low.unwrap_or(true) {
+    if claimed == Claimed::Empty || low.unwrap_or(true) {
         let refill = node.clone();
         tokio::spawn(async move {
             if let Err(e) = refill_key_packages(&refill).await {
@@ -166,14 +187,12 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
         });
     }
     match claimed {
-        Some(bytes) => {
+        Claimed::KeyPackage(bytes) => {
             tracing::info!(peer = %peer, "KeyPackage handed out");
             ([(hyper::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
         }
-        None => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_key_package", "no KeyPackage is available; try again")
-                .into_response()
-        }
+        _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_key_package", "no KeyPackage is available; try again")
+            .into_response(),
     }
 }
 

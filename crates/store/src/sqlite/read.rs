@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::seal::Sealer;
 
 use crate::{
-    AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
-    Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow, TranslationRow,
+    AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
+    MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow, TranslationRow,
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
@@ -71,7 +71,8 @@ fn opt_u(v: Option<i64>) -> Option<u64> {
 }
 
 pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
-    let mut stmt = c.prepare_cached("SELECT id, scope, title, home, members, created_ms, direct FROM lines")?;
+    let mut stmt =
+        c.prepare_cached("SELECT id, scope, title, home, members, created_ms, direct, taken_ms FROM lines")?;
     let lines = stmt
         .query_map([], |row| {
             let members: String = row.get(4)?;
@@ -85,6 +86,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
                 members,
                 created_ms: u(row.get(5)?),
                 direct: row.get(6)?,
+                taken_ms: u(row.get(7)?),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -506,11 +508,29 @@ pub(super) fn evidence(c: &Connection, s: &Sealer, limit: usize) -> Result<Vec<(
     Ok(rows)
 }
 
-/// How many envelopes are held per line, for lines that hold any.
-pub(super) fn held_counts(c: &Connection) -> Result<Vec<(LineId, u64)>, rusqlite::Error> {
-    let mut stmt = c.prepare_cached("SELECT line, COUNT(*) FROM held GROUP BY line ORDER BY line")?;
-    let rows =
-        stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, u(row.get(1)?))))?.collect::<Result<Vec<_>, _>>()?;
+/// How many envelopes each sender has held on each line since `received_since_ms`, for lines
+/// that hold any.
+pub(super) fn held_counts(c: &Connection, received_since_ms: u64) -> Result<Vec<HeldCount>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT line, sender, COUNT(*) FROM held WHERE received_ms >= ?1 GROUP BY line, sender ORDER BY line, sender",
+    )?;
+    let rows = stmt
+        .query_map(params![received_since_ms as i64], |row| {
+            Ok(HeldCount { line: line_id_of(row.get(0)?)?, sender: code_of(row.get(1)?)?, count: u(row.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The hashes of the envelopes held since before `received_before_ms`.
+pub(super) fn held_expired(c: &Connection, received_before_ms: u64) -> Result<Vec<EnvelopeHash>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached("SELECT hash FROM held WHERE received_ms < ?1 ORDER BY received_ms")?;
+    let rows = stmt
+        .query_map(params![received_before_ms as i64], |row| {
+            let h: Vec<u8> = row.get(0)?;
+            Ok(EnvelopeHash(h.try_into().map_err(|_| corrupt("held.hash"))?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS lines (
     members TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     -- A direct line is made between two members and keeps them; a conference may change.
-    direct INTEGER NOT NULL DEFAULT 0
+    direct INTEGER NOT NULL DEFAULT 0,
+    -- When this node took the line, on its own clock.
+    taken_ms INTEGER NOT NULL DEFAULT 0
 );
 -- Where each member taken off a line stopped (its last envelope accepted there, as the removal's
 -- commit fixed it), and the epoch from which a later commit brought it back, if one did.
@@ -344,7 +346,8 @@ fn migrate_add_refusal(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(db)
 }
 
-/// Brings a version 7 database to version 8: its lines gain `direct`, set for every line of two
+/// Brings a version 7 database to version 8: its lines gain `taken_ms` (their home member's
+/// `created_ms`, the nearest time such a database holds) and `direct`, set for every line of two
 /// members (a version 7 node made a line of two members direct, and a conference it kept could
 /// not shrink below three but by a removal, which such a database cannot tell apart), and the
 /// `removals` table is created empty: a member taken off a line before the upgrade has no place
@@ -359,6 +362,13 @@ fn migrate_add_direct(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(
             "ALTER TABLE lines ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
              UPDATE lines SET direct = 1 WHERE length(members) - length(replace(members, ',', '')) = 1;",
+        )
+        .map_err(db)?;
+    }
+    if !columns.iter().any(|c| c == "taken_ms") {
+        tx.execute_batch(
+            "ALTER TABLE lines ADD COLUMN taken_ms INTEGER NOT NULL DEFAULT 0;
+             UPDATE lines SET taken_ms = created_ms;",
         )
         .map_err(db)?;
     }
@@ -448,7 +458,7 @@ mod tests {
         // The lines table as version 7 left it, with a line of two members and one of three.
         on_writer(
             &store,
-            "ALTER TABLE lines DROP COLUMN direct; DROP TABLE removals;
+            "ALTER TABLE lines DROP COLUMN direct; ALTER TABLE lines DROP COLUMN taken_ms; DROP TABLE removals;
              INSERT INTO lines (id, scope, title, home, members, created_ms)
                  VALUES (x'01', 'ADMM-Plus', '', 'PH', 'CN,PH', 1), (x'02', 'ADMM', '', 'PH', 'PH,SG,VN', 1);
              UPDATE meta SET value = '7' WHERE key = 'schema_version';",

@@ -9,10 +9,13 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{connect, db, lock, read, write, SqliteStore};
 use crate::{
-    AlarmAck, AlarmRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, MessageQuery, MessageRow,
-    Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store,
-    StoreError, TranslationRow,
+    AlarmAck, AlarmRow, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
+    MessageRow, Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement,
+    Store, StoreError, TranslationRow,
 };
+
+/// An hour, the window of a peer's KeyPackage claims.
+const HOUR_MS: u64 = 3_600_000;
 
 impl Store for SqliteStore {
     fn load(&self, me: &MemberCode) -> Result<Restored, StoreError> {
@@ -133,8 +136,12 @@ impl Store for SqliteStore {
         self.read(|c| read::evidence(c, &self.inner.sealer, limit))
     }
 
-    fn held_counts(&self) -> Result<Vec<(LineId, u64)>, StoreError> {
-        self.read(read::held_counts)
+    fn held_counts(&self, received_since_ms: u64) -> Result<Vec<HeldCount>, StoreError> {
+        self.read(|c| read::held_counts(c, received_since_ms))
+    }
+
+    fn held_expired(&self, received_before_ms: u64) -> Result<Vec<EnvelopeHash>, StoreError> {
+        self.read(|c| read::held_expired(c, received_before_ms))
     }
 
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError> {
@@ -285,9 +292,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64) -> Pending<Option<Vec<u8>>> {
+    fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed> {
         let peer = peer.to_string();
         self.submit(move |c| {
+            let claims: i64 = c.query_row(
+                "SELECT COUNT(*) FROM key_packages WHERE claimed_by = ?1 AND claimed_ms > ?2",
+                params![peer, now_ms.saturating_sub(HOUR_MS) as i64],
+                |row| row.get(0),
+            )?;
+            if claims as u64 >= per_hour_max {
+                return Ok(Claimed::OverQuota { claims: claims as u64 });
+            }
             let next: Option<(Vec<u8>, Vec<u8>)> = c
                 .query_row(
                     "SELECT reference, bytes FROM key_packages WHERE claimed_by IS NULL ORDER BY created_ms, reference LIMIT 1",
@@ -295,12 +310,12 @@ impl Store for SqliteStore {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            let Some((reference, bytes)) = next else { return Ok(None) };
+            let Some((reference, bytes)) = next else { return Ok(Claimed::Empty) };
             c.execute(
                 "UPDATE key_packages SET claimed_by = ?2, claimed_ms = ?3 WHERE reference = ?1",
                 params![reference, peer, now_ms as i64],
             )?;
-            Ok(Some(bytes))
+            Ok(Claimed::KeyPackage(bytes))
         })
     }
 

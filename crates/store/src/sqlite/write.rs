@@ -224,9 +224,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         let members: Vec<&str> = l.members.iter().map(|m| m.as_str()).collect();
         c.execute(
             // A set-up that brings a member in (again) carries the members as they now stand.
-            "INSERT INTO lines (id, scope, title, home, members, created_ms, direct)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (id) DO UPDATE SET members = excluded.members",
+            "INSERT INTO lines (id, scope, title, home, members, created_ms, direct, taken_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET members = excluded.members, taken_ms = excluded.taken_ms",
             params![
                 &l.id.0[..],
                 l.scope.as_str(),
@@ -234,7 +234,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                 l.home.as_str(),
                 members.join(","),
                 l.created_ms as i64,
-                l.direct
+                l.direct,
+                l.taken_ms as i64
             ],
         )?;
     }
