@@ -305,7 +305,9 @@ fn the_node_crate_has_no_import_circle() {
 const RUNTIME_CRATES: [&str; 4] = ["core", "engine", "store", "node"];
 
 /// Constants with a limit's name that are not limits an establishment sets, each with why.
-const NAMED_BOUNDS: [(&str, &str); 2] = [
+const NAMED_BOUNDS: [(&str, &str); 4] = [
+    ("DAY_MS", "the day over which lines_per_peer_per_day_max counts: a unit of that named limit"),
+    ("HOUR_MS", "the hour over which key_package_claims_per_hour_max counts: a unit of that named limit"),
     (
         "REPLY_BYTES_MAX",
         "a peer's replies are bounded by the protocol (verdicts on at most batch_len_max envelopes, one \
