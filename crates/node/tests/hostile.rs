@@ -477,3 +477,44 @@ async fn envelopes_held_for_a_later_epoch_expire_and_free_their_sender_s_share()
     assert!(held(&again), "{again:?}");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelopes_content_hash_cannot_be_matched_to_a_guess_of_its_content() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    // A message PH sent: anyone holding its envelope and guessing its content exactly (here, the
+    // test, which knows it) cannot confirm the guess from the hash the envelope names.
+    let ph = net.client("PH");
+    let id = send(&ph, &line, "ROUTINE", "guess me").await;
+    let (view, bytes) = common::envelope(&ph, &id).await;
+    let envelope = adi_wire::Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
+    assert_eq!(envelope.version(), adi_wire::envelope::VERSION);
+    use base64::Engine;
+    use sha2::Digest;
+    let content = base64::engine::general_purpose::STANDARD.decode(view["content_base64"].as_str().unwrap()).unwrap();
+    let signed = SignedContent::decode(&content).unwrap();
+    let b = envelope.body();
+    let guess = adi_wire::content::signed_bytes(&line_id, "PH", b.seq, &signed.content);
+    let guessed: [u8; 32] = sha2::Sha256::digest(&guess).into();
+    assert_ne!(b.content_hash, guessed, "the hash is of the guessable signed bytes");
+    assert_eq!(b.content_hash, signed.hash(&line_id, "PH", b.seq), "the hash is the one its author's content makes");
+
+    // CN seals content of the version before (its hash guessable) in a current envelope: refused.
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    let seq = cn.heads.get(&line_id).map_or(0, |h| h.0) + 1;
+    let payload = PayloadV1::LinkTest { v: 1 };
+    let old = SignedContent {
+        version: adi_wire::content::VERSION_PLAIN_HASH,
+        ..SignedContent::sign(&cn.signing, &line_id, "CN", seq, payload.encode())
+    };
+    let hash = old.hash(&line_id, "CN", seq);
+    let (epoch, ciphertext) = cn.mls.encrypt(&line_id.0, &old.encode()).unwrap();
+    let bytes = cn.envelope(line_id, epoch, PRIORITY_CONTROL, hash, ciphertext);
+    match cn.deliver(&net, "PH", &bytes).await {
+        Verdict::Rejected { code: RefusalCode::Malformed, reason } => {
+            assert!(reason.contains("content of version 1 in an envelope of version 3"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    net.stop_all().await;
+}

@@ -288,6 +288,7 @@ pub fn verify(bundle: &Bundle) -> Report {
         if let Some(content) = &e.content {
             let ok = hex::decode(content).map_err(|x| x.to_string()).and_then(|b| {
                 let sc = SignedContent::decode(&b).map_err(|x| x.to_string())?;
+                sc.check_version(envelope.version()).map_err(|x| x.to_string())?;
                 let key = keys.get(&body.sender).ok_or("the author is not in the roster")?;
                 sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash).map_err(|x| x.to_string())?;
                 match PayloadV1::decode(&sc.content) {

@@ -15,7 +15,12 @@ use thiserror::Error;
 use crate::codec::{DecodeError, Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"ADIE";
-const VERSION: u8 = 2;
+/// The envelope version this build signs: an MLS application message's `content_hash` covers
+/// its author's signature ([`crate::content::VERSION`]).
+pub const VERSION: u8 = 3;
+/// The version of envelopes made before, still read: their `content_hash` covered the signed
+/// bytes alone ([`crate::content::VERSION_PLAIN_HASH`]).
+pub const VERSION_PLAIN_CONTENT_HASH: u8 = 2;
 /// Domain separation for envelope signatures, so that no other signed object can pass as one.
 const SIGNING_CONTEXT: &[u8] = b"ADI-ENVELOPE-V2\0";
 
@@ -157,7 +162,7 @@ impl EnvelopeBody {
         let signature = key.sign(&signed_message(&bytes));
         bytes.extend_from_slice(&signature.to_bytes());
         let hash = EnvelopeHash::of(&bytes);
-        VerifiedEnvelope(Envelope { body: self, bytes, body_len, hash })
+        VerifiedEnvelope(Envelope { version: VERSION, body: self, bytes, body_len, hash })
     }
 }
 
@@ -171,6 +176,7 @@ fn signed_message(body_bytes: &[u8]) -> Vec<u8> {
 /// A decoded envelope whose signature has not been checked yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
+    version: u8,
     body: EnvelopeBody,
     bytes: Vec<u8>,
     body_len: usize,
@@ -193,7 +199,7 @@ impl Envelope {
             return Err(DecodeError::BadMagic { expected: "ADIE" });
         }
         let version = r.u8("version")?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_PLAIN_CONTENT_HASH {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let line = LineId(r.array("line")?);
@@ -219,11 +225,16 @@ impl Envelope {
         r.finish()?;
         let body =
             EnvelopeBody { line, sender, seq, prev, epoch, created_ms, priority, content_type, content_hash, payload };
-        Ok(Envelope { body, bytes: bytes.to_vec(), body_len, hash: EnvelopeHash::of(bytes) })
+        Ok(Envelope { version, body, bytes: bytes.to_vec(), body_len, hash: EnvelopeHash::of(bytes) })
     }
 
     pub fn body(&self) -> &EnvelopeBody {
         &self.body
+    }
+
+    /// [`VERSION`], or [`VERSION_PLAIN_CONTENT_HASH`] for an envelope made before.
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     pub fn hash(&self) -> EnvelopeHash {
@@ -246,6 +257,11 @@ pub struct VerifiedEnvelope(Envelope);
 impl VerifiedEnvelope {
     pub fn body(&self) -> &EnvelopeBody {
         &self.0.body
+    }
+
+    /// [`VERSION`], or [`VERSION_PLAIN_CONTENT_HASH`] for an envelope made before.
+    pub fn version(&self) -> u8 {
+        self.0.version
     }
 
     /// The exact bytes that were signed and that travel.
@@ -281,6 +297,24 @@ mod tests {
             content_hash: [3; 32],
             payload: b"hello".to_vec(),
         }
+    }
+
+    #[test]
+    fn an_envelope_of_the_version_before_is_read_and_a_later_one_refused() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let signed = body().sign(&key);
+        assert_eq!(signed.version(), VERSION);
+        // The same body as the version before encoded it, signed again.
+        let mut bytes = signed.bytes().to_vec();
+        let body_len = bytes.len() - 64;
+        bytes[4] = VERSION_PLAIN_CONTENT_HASH;
+        let signature = key.sign(&signed_message(&bytes[..body_len])).to_bytes();
+        bytes[body_len..].copy_from_slice(&signature);
+        let old = Envelope::decode(&bytes, 1 << 20, 1 << 20).unwrap();
+        assert_eq!((old.version(), old.body()), (VERSION_PLAIN_CONTENT_HASH, &body()));
+        old.verify(&key.verifying_key()).unwrap();
+        bytes[4] = VERSION + 1;
+        assert_eq!(Envelope::decode(&bytes, 1 << 20, 1 << 20), Err(DecodeError::UnsupportedVersion(VERSION + 1)));
     }
 
     #[test]

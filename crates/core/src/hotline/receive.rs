@@ -187,6 +187,7 @@ impl Hotline {
         // The content carries its author's signature for this place in the line, and is the one
         // the envelope names.
         let signed = SignedContent::decode(&plaintext)
+            .and_then(|signed| signed.check_version(envelope.version()).map(|()| signed))
             .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad content: {e}")))?;
         let author_key = self.config.roster.member(&sender).map(|m| m.signing_key);
         let checked = author_key
