@@ -13,6 +13,13 @@ pub struct NewKeyPackages {
     pub with_refs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Stale KeyPackages to delete: the MLS state's change that deleted their private keys, and their
+/// references. Stored together (`Store::drop_key_packages`).
+pub struct StaleKeyPackages {
+    pub state: adi_mls::StateDelta,
+    pub references: Vec<Vec<u8>>,
+}
+
 impl Engine {
     /// Whether a pool of `available` unclaimed KeyPackages is low enough to top up.
     pub fn key_packages_low(&self, available: u64) -> bool {
@@ -34,6 +41,25 @@ impl Engine {
             with_refs.push((reference, kp));
         }
         Ok(Some(NewKeyPackages { state, with_refs }))
+    }
+
+    /// Deletes the private keys of this member's KeyPackages claimed before `now_ms` less
+    /// `key_package_claimed_ttl_ms` and never used (`claimed`, as the store lists them), and
+    /// returns the change to store with their deletion; `None` when there are none.
+    pub fn forget_stale_key_packages(
+        &mut self,
+        claimed: Vec<Vec<u8>>,
+    ) -> Result<Option<StaleKeyPackages>, EngineError> {
+        if claimed.is_empty() {
+            return Ok(None);
+        }
+        self.core.forget_key_packages(&claimed)?;
+        Ok(Some(StaleKeyPackages { state: self.core.mls_delta()?, references: claimed }))
+    }
+
+    /// The time before which a claimed, unused KeyPackage is stale at `now_ms`.
+    pub fn key_packages_stale_before(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.limits.key_package_claimed_ttl_ms)
     }
 
     /// Checks a KeyPackage claimed from `member`'s node; returns its reference, for the driver to

@@ -61,6 +61,9 @@ pub struct EngineLimits {
     pub key_package_pool_len: u64,
     /// KeyPackages one peer may claim in an hour.
     pub key_package_claims_per_hour_max: u64,
+    /// How long a claimed KeyPackage that no Welcome used is kept: after that it and its private
+    /// key are deleted.
+    pub key_package_claimed_ttl_ms: u64,
 }
 
 impl Default for EngineLimits {
@@ -74,6 +77,7 @@ impl Default for EngineLimits {
             retry_delay_ms_max: 30_000,
             key_package_pool_len: 32,
             key_package_claims_per_hour_max: 120,
+            key_package_claimed_ttl_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -233,6 +237,7 @@ impl Engine {
     pub fn seal(&mut self, mut batch: WriteBatch) -> Result<WriteBatch, EngineError> {
         if !batch.records.is_empty() && batch.mls_state.is_none() {
             batch.mls_state = Some(self.core.mls_delta()?);
+            batch.key_packages_used.extend(self.core.take_used_key_packages());
         }
         Ok(batch)
     }

@@ -26,6 +26,7 @@ use openmls::prelude::*;
 use openmls::treesync::LeafNodeParameters;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::storage::StorageProvider as _;
 use thiserror::Error;
 
 /// A checked KeyPackage, as [`check_key_package`] returns it.
@@ -247,6 +248,9 @@ pub struct LineMember {
     future: HashMap<[u8; 16], VecDeque<(String, Vec<u8>)>>,
     /// Lines where this member proposed a key update not committed yet.
     proposed: HashSet<[u8; 16]>,
+    /// References of this member's KeyPackages that a Welcome used since they were last taken
+    /// ([`LineMember::take_used_key_packages`]): their private keys are gone from the state.
+    used_key_packages: Vec<Vec<u8>>,
     /// Application messages one member carried under another's name, decrypted, by the hash of
     /// their bytes, oldest first (at most [`MlsConfig::rewrapped_len_max`]): the sender they are
     /// really from, their epoch and their plaintext.
@@ -289,6 +293,7 @@ impl LineMember {
             future: HashMap::new(),
             proposed: HashSet::new(),
             rewrapped: VecDeque::new(),
+            used_key_packages: Vec::new(),
             stored: HashMap::new(),
         })
     }
@@ -581,6 +586,12 @@ impl LineMember {
             MlsMessageBodyIn::Welcome(w) => w,
             _ => return Err(MlsError::Malformed("not a Welcome".into())),
         };
+        // The KeyPackage of this member's the Welcome is sealed to: joining deletes its private
+        // key, and the caller deletes its published copy once the join is stored.
+        let used: Option<Vec<u8>> = welcome.secrets().iter().map(|s| s.new_member()).find_map(|r| {
+            let held: Option<KeyPackageBundle> = self.provider.storage().key_package(&r).ok().flatten();
+            held.map(|_| r.as_slice().to_vec())
+        });
         let staged =
             StagedWelcome::new_from_welcome(&self.provider, &self.join_config(), welcome, None).map_err(lib)?;
         for m in staged.members() {
@@ -590,7 +601,29 @@ impl LineMember {
         let id = group.group_id().as_slice();
         let line: [u8; 16] = id.try_into().map_err(|_| MlsError::Malformed("the group id is not a line id".into()))?;
         self.groups.insert(line, group);
+        self.used_key_packages.extend(used);
         Ok(line)
+    }
+
+    /// The references of this member's KeyPackages that Welcomes used since the last call.
+    pub fn take_used_key_packages(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.used_key_packages)
+    }
+
+    /// Deletes this member's KeyPackages (their private keys) by reference: ones claimed long
+    /// ago and never used. The deletion is in the next [`LineMember::delta`].
+    pub fn forget_key_packages(&mut self, references: &[Vec<u8>]) -> Result<(), MlsError> {
+        for r in references {
+            self.provider.storage().delete_key_package(&key_package_ref(r)?).map_err(lib)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this member still holds the private key of a KeyPackage of its own.
+    pub fn holds_key_package(&self, reference: &[u8]) -> bool {
+        let Ok(hash_ref) = key_package_ref(reference) else { return false };
+        let held: Option<KeyPackageBundle> = self.provider.storage().key_package(&hash_ref).ok().flatten();
+        held.is_some()
     }
 
     /// Encrypts an application message on a line.
@@ -851,6 +884,12 @@ pub fn key_package_reference(bytes: &[u8]) -> Result<Vec<u8>, MlsError> {
         .validate(provider.crypto(), ProtocolVersion::Mls10)
         .map_err(|e| MlsError::KeyPackage(e.to_string()))?;
     Ok(kp.hash_ref(provider.crypto()).map_err(lib)?.as_slice().to_vec())
+}
+
+/// A KeyPackage reference from its bytes (as [`key_package_reference`] gives them).
+fn key_package_ref(bytes: &[u8]) -> Result<KeyPackageRef, MlsError> {
+    let encoded = tls_codec::VLBytes::new(bytes.to_vec()).tls_serialize_detached().map_err(lib)?;
+    KeyPackageRef::tls_deserialize_exact(&encoded).map_err(|e| MlsError::KeyPackage(e.to_string()))
 }
 
 fn hex(line: &[u8; 16]) -> String {

@@ -437,3 +437,25 @@ fn a_direct_line_takes_no_commit_that_adds_a_member() {
     assert_eq!(cn.process(&LINE, direct, claim, &addition.commit, &roster), Err(MlsError::DirectLine));
     assert_eq!((cn.epoch(&LINE), cn.members(&LINE)), (before, vec!["PH".to_string(), "CN".to_string()]));
 }
+
+#[test]
+fn a_key_package_a_welcome_used_is_named_once_and_an_unused_one_can_be_forgotten() {
+    let mut cn = member("CN");
+    let mut seen = HashSet::new();
+    let bytes = cn.key_packages(2).unwrap();
+    let refs: Vec<Vec<u8>> = bytes.iter().map(|b| adi_mls::key_package_reference(b).unwrap()).collect();
+    assert!(refs.iter().all(|r| cn.holds_key_package(r)));
+    let (_, kp) = check_key_package(&bytes[0], &roster, &mut seen).unwrap();
+    let mut ph = member("PH");
+    let out = ph.create_line(LINE, vec![kp]).unwrap();
+    cn.join(out.welcome.as_ref().unwrap(), &roster).unwrap();
+    // The Welcome used the first: its private key is gone, and it is named for deletion once.
+    assert_eq!(cn.take_used_key_packages(), vec![refs[0].clone()]);
+    assert!(cn.take_used_key_packages().is_empty());
+    assert!(!cn.holds_key_package(&refs[0]));
+    // The second, claimed and never used, is forgotten on request, and the delta says so.
+    cn.delta().unwrap();
+    cn.forget_key_packages(&refs[1..]).unwrap();
+    assert!(!cn.holds_key_package(&refs[1]));
+    assert!(!cn.delta().unwrap().delete.is_empty());
+}

@@ -164,6 +164,7 @@ pub struct LimitsSection {
     pub held_epochs_ahead_max: Option<u64>,
     pub held_expiry_ms: Option<u64>,
     pub key_package_claims_per_hour_max: Option<u64>,
+    pub key_package_claimed_ttl_ms: Option<u64>,
     pub lines_per_peer_per_day_max: Option<usize>,
     pub retry_delay_ms_min: Option<u64>,
     pub retry_delay_ms_max: Option<u64>,
@@ -213,6 +214,9 @@ pub struct RuntimeLimits {
     /// KeyPackages one peer may claim from this node in an hour; beyond it the claim is refused
     /// (429 `over_quota`) and a `quota` alarm names the peer.
     pub key_package_claims_per_hour_max: u64,
+    /// How long a claimed KeyPackage no Welcome used is kept before it and its private key are
+    /// deleted.
+    pub key_package_claimed_ttl_ms: u64,
     /// While a failed commit makes the node refuse writes (a full disk, a read-only database), how
     /// often it tries a small durable write to find out whether it can take writes again.
     pub storage_probe_ms: u64,
@@ -253,6 +257,7 @@ impl RuntimeLimits {
             retry_delay_ms_max: self.retry_delay_ms_max,
             key_package_pool_len: self.key_package_pool_len,
             key_package_claims_per_hour_max: self.key_package_claims_per_hour_max,
+            key_package_claimed_ttl_ms: self.key_package_claimed_ttl_ms,
         }
     }
 }
@@ -275,6 +280,7 @@ impl Default for RuntimeLimits {
             held_epochs_ahead_max: engine.held_epochs_ahead_max,
             held_expiry_ms: engine.held_expiry_ms,
             key_package_claims_per_hour_max: engine.key_package_claims_per_hour_max,
+            key_package_claimed_ttl_ms: engine.key_package_claimed_ttl_ms,
             storage_probe_ms: 1_000,
             handshake_timeout_ms: 10_000,
             accept_retry_ms: 50,
@@ -484,6 +490,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.key_package_claims_per_hour_max {
             runtime_limits.key_package_claims_per_hour_max = v;
+        }
+        if let Some(v) = l.key_package_claimed_ttl_ms {
+            runtime_limits.key_package_claimed_ttl_ms = v;
         }
         if let Some(v) = l.connect_timeout_ms {
             runtime_limits.connect_timeout_ms = v;

@@ -152,6 +152,18 @@ pub(crate) async fn after_load(node: &NodeState) -> anyhow::Result<()> {
 /// the MLS state that holds their private keys.
 pub async fn refill_key_packages(node: &NodeState) -> anyhow::Result<u64> {
     let _one_at_a_time = node.key_package_refill.lock().await;
+    // Claimed long ago and never used: deleted with their private keys.
+    let stale = node.store.key_packages_claimed_before(node.engine().key_packages_stale_before(now_ms()))?;
+    let dropping = {
+        let mut engine = node.engine();
+        engine.forget_stale_key_packages(stale)?.map(|s| node.store.drop_key_packages(s.state, s.references))
+    };
+    if let Some(pending) = dropping {
+        if let Err(e) = pending.wait().await {
+            node.fail_storage(&e);
+            return Err(e.into());
+        }
+    }
     let available = node.store.key_packages_available()?;
     // Made, snapshotted and handed to the store under the engine's lock, so that the stored
     // MLS state is never older than one stored before it.

@@ -200,3 +200,36 @@ async fn a_replayed_key_package_is_refused_also_after_the_claimer_restarts() {
     check_claimed_key_package(&net.node("PH").state, &cn, &fresh).await.expect("a fresh KeyPackage of CN");
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_key_package_is_deleted_once_its_line_is_set_up_and_an_unused_claim_expires() {
+    let mut net = Net::init(&["PH", "CN", "VN"]);
+    // PH keeps a KeyPackage claimed from it and never used for a millisecond only.
+    let path = net.config_path("PH");
+    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file.limits.key_package_claimed_ttl_ms = Some(1);
+    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+    for code in ["PH", "CN", "VN"] {
+        net.start_code(code).await;
+    }
+    let claimed_at = |net: &Net, code: &str| {
+        adi_store::Store::key_packages_claimed_before(net.node(code).state.store.as_ref(), u64::MAX).unwrap()
+    };
+    // CN's KeyPackage that PH claims to set the line up is gone from CN's store once CN joined.
+    let ph = net.client("PH");
+    let line = common::open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = common::send(&ph, &line, "ROUTINE", "set up").await;
+    common::wait_delivered(&ph, &id, std::time::Duration::from_secs(15)).await;
+    assert!(claimed_at(&net, "CN").is_empty(), "CN still stores the KeyPackage its Welcome used");
+
+    // VN claims three of PH's and uses none: once stale, PH deletes them with their private keys
+    // whenever it tops its pool up (at the latest at its next start).
+    for _ in 0..3 {
+        claim(&net, "PH", "VN").await.unwrap();
+    }
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    assert!(claimed_at(&net, "PH").is_empty(), "PH still stores KeyPackages claimed and never used");
+    claim(&net, "PH", "VN").await.unwrap();
+    net.stop_all().await;
+}

@@ -183,8 +183,9 @@ async fn a_member_added_to_a_conference_reads_from_then_on_and_nothing_before() 
     wait_delivered(&ph, &before, WAIT).await;
     let start = epoch(&net, "PH", &line).await;
 
-    // Only the home member adds, and the scope's policy holds for additions too.
-    let admm = open_line(&ph, &["PH", "VN"], "ADMM").await;
+    // Only the home member adds, and the scope's policy holds for additions too (on a conference:
+    // a direct line takes no third member at all).
+    let admm = open_line(&ph, &["PH", "VN", "TL"], "ADMM").await;
     let (status, v) = ph
         .request(Method::POST, &format!("/api/v1/lines/{admm}/members"), Some(&serde_json::json!({"member": "CN"})))
         .await

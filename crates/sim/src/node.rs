@@ -172,6 +172,13 @@ impl SimNode {
     /// Tops the pool of unclaimed KeyPackages up.
     pub fn refill_key_packages(&mut self, now: u64) -> Result<(), String> {
         let up = self.up()?;
+        let stale = up
+            .store
+            .key_packages_claimed_before(up.engine.key_packages_stale_before(now))
+            .map_err(|e| e.to_string())?;
+        if let Some(s) = up.engine.forget_stale_key_packages(stale).map_err(|e| e.to_string())? {
+            up.store.drop_key_packages(s.state, s.references).wait_blocking().map_err(|e| e.to_string())?;
+        }
         let available = up.store.key_packages_available().map_err(|e| e.to_string())?;
         let Some(made) = up.engine.make_key_packages(available).map_err(|e| e.to_string())? else { return Ok(()) };
         up.store.add_key_packages(made.state, made.with_refs, now).wait_blocking().map_err(|e| e.to_string())

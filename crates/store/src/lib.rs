@@ -453,6 +453,12 @@ pub trait Store: Send + Sync + 'static {
         key_packages: Vec<(Vec<u8>, Vec<u8>)>,
         now_ms: u64,
     ) -> Pending<()>;
+    /// References of this member's KeyPackages claimed before `before_ms` and still stored
+    /// (never used: a Welcome that used one deleted it).
+    fn key_packages_claimed_before(&self, before_ms: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Deletes KeyPackages with the change to the MLS state that deleted their private keys,
+    /// together.
+    fn drop_key_packages(&self, state: adi_mls::StateDelta, references: Vec<Vec<u8>>) -> Pending<()>;
     /// How many of this member's KeyPackages no peer has claimed yet.
     fn key_packages_available(&self) -> Result<u64, StoreError>;
     /// Hands the oldest unclaimed KeyPackage to `peer`, once, unless `peer` has claimed

@@ -185,6 +185,9 @@ pub struct WriteBatch {
     pub checkpoints: Vec<SignedCheckpoint>,
     /// Countersignatures of checkpoints: (the checkpoint, the countersigning member, signature).
     pub countersignatures: Vec<(SignedCheckpoint, MemberCode, [u8; 64])>,
+    /// References of this member's published KeyPackages to delete: used by a Welcome stored
+    /// with this batch (their private keys went with the MLS delta).
+    pub key_packages_used: Vec<Vec<u8>>,
 }
 
 /// Two signed items by one member that cannot both be true, kept as they arrived.
@@ -369,6 +372,18 @@ impl Hotline {
     /// The whole MLS state, serialised (for inspection; commits carry [`Hotline::mls_delta`]).
     pub fn mls_snapshot(&self) -> Result<Vec<u8>, CoreError> {
         self.mls.snapshot().map_err(internal)
+    }
+
+    /// The references of this member's KeyPackages that Welcomes used since the last call, for
+    /// the next commit to delete with the MLS delta that deleted their private keys.
+    pub fn take_used_key_packages(&mut self) -> Vec<Vec<u8>> {
+        self.mls.take_used_key_packages()
+    }
+
+    /// Deletes the private keys of this member's KeyPackages by reference (claimed long ago and
+    /// never used); the deletion is in the next MLS delta.
+    pub fn forget_key_packages(&mut self, references: &[Vec<u8>]) -> Result<(), CoreError> {
+        self.mls.forget_key_packages(references).map_err(internal)
     }
 
     /// What changed in the MLS state since the last delta, for the next commit. A caller whose

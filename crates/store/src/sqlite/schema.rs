@@ -239,6 +239,13 @@ CREATE TABLE IF NOT EXISTS key_packages (
     claimed_by TEXT,
     claimed_ms INTEGER
 );
+-- Each KeyPackage claim a peer made within the last hour, for its quota
+-- (`key_package_claims_per_hour_max`); older ones are deleted as claims are made.
+CREATE TABLE IF NOT EXISTS key_package_claims (
+    peer TEXT NOT NULL,
+    claimed_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS key_package_claims_peer ON key_package_claims (peer, claimed_ms);
 CREATE TABLE IF NOT EXISTS used_key_packages (
     reference BLOB PRIMARY KEY,
     member TEXT NOT NULL,

@@ -285,6 +285,27 @@ impl Store for SqliteStore {
         })
     }
 
+    fn key_packages_claimed_before(&self, before_ms: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT reference FROM key_packages WHERE claimed_by IS NOT NULL AND claimed_ms < ?1 ORDER BY reference",
+            )?;
+            let rows = stmt.query_map(params![before_ms as i64], |row| row.get(0))?.collect();
+            rows
+        })
+    }
+
+    fn drop_key_packages(&self, state: adi_mls::StateDelta, references: Vec<Vec<u8>>) -> Pending<()> {
+        let sealer = self.inner.sealer.clone();
+        self.submit(move |c| {
+            write::mls_delta(c, &sealer, &state)?;
+            for reference in &references {
+                c.execute("DELETE FROM key_packages WHERE reference = ?1", params![reference])?;
+            }
+            Ok(())
+        })
+    }
+
     fn key_packages_available(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             c.query_row("SELECT COUNT(*) FROM key_packages WHERE claimed_by IS NULL", [], |row| row.get::<_, i64>(0))
@@ -295,9 +316,11 @@ impl Store for SqliteStore {
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed> {
         let peer = peer.to_string();
         self.submit(move |c| {
+            let hour_ago = now_ms.saturating_sub(HOUR_MS) as i64;
+            c.execute("DELETE FROM key_package_claims WHERE claimed_ms <= ?1", params![hour_ago])?;
             let claims: i64 = c.query_row(
-                "SELECT COUNT(*) FROM key_packages WHERE claimed_by = ?1 AND claimed_ms > ?2",
-                params![peer, now_ms.saturating_sub(HOUR_MS) as i64],
+                "SELECT COUNT(*) FROM key_package_claims WHERE peer = ?1",
+                params![peer],
                 |row| row.get(0),
             )?;
             if claims as u64 >= per_hour_max {
@@ -314,6 +337,10 @@ impl Store for SqliteStore {
             c.execute(
                 "UPDATE key_packages SET claimed_by = ?2, claimed_ms = ?3 WHERE reference = ?1",
                 params![reference, peer, now_ms as i64],
+            )?;
+            c.execute(
+                "INSERT INTO key_package_claims (peer, claimed_ms) VALUES (?1, ?2)",
+                params![peer, now_ms as i64],
             )?;
             Ok(Claimed::KeyPackage(bytes))
         })

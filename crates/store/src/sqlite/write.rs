@@ -115,6 +115,9 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     if let Some(delta) = &batch.mls_state {
         mls_delta(c, s, delta)?;
     }
+    for reference in &batch.key_packages_used {
+        c.prepare_cached("DELETE FROM key_packages WHERE reference = ?1")?.execute(params![reference])?;
+    }
     Ok(outcomes)
 }
 
