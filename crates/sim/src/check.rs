@@ -62,6 +62,15 @@ fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String
                         // removal reached it: the sender holds the refusal and its reason.
                         continue;
                     }
+                    let sender_removed = w.truth.membership.get(&s.line).is_some_and(|h| {
+                        h.iter().skip_while(|(_, m)| !m.contains(&sender.code)).any(|(_, m)| !m.contains(&sender.code))
+                    });
+                    if sender_removed && row.is_some_and(|r| r.progress.refusal == Some(RefusalCode::Removed)) {
+                        // The sender was taken off the line, and the home member's commit fixed
+                        // its last place before this envelope: a node that knows of the removal
+                        // refuses it, by design.
+                        continue;
+                    }
                     let what = if row.is_some_and(|r| r.progress.state.reached()) {
                         "was marked delivered but"
                     } else {

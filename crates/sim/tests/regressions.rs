@@ -27,6 +27,11 @@ const CLOCK_SEEDS: &[(u64, &str)] = &[
     ),
     (777_001_002, "a FLASH read as answered late, as 777001702 (a recipient's clock set back and restarted)"),
     (777_001_481, "a FLASH read as answered late, as 777001702 (a recipient's clock set back and restarted)"),
+    (
+        69,
+        "SG's #2, sent before SG was taken off the line but after the place the removal fixed, refused at JP \
+         (`removed`, by design) and counted by the checker as never reaching JP",
+    ),
 ];
 
 #[test]
