@@ -253,11 +253,40 @@ pub struct LineMember {
     used_key_packages: Vec<Vec<u8>>,
     /// Application messages one member carried under another's name, decrypted, by the hash of
     /// their bytes, oldest first (at most [`MlsConfig::rewrapped_len_max`]): the sender they are
-    /// really from, their epoch and their plaintext.
+    /// really from, their epoch and their plaintext. Each is also an entry of the state
+    /// ([`REWRAPPED_PREFIX`]), so that it is stored, sealed, with the rest.
     rewrapped: VecDeque<(Vec<u8>, String, u64, Vec<u8>)>,
     /// The state as of the last [`LineMember::delta`] (or as restored): what the store holds
     /// once that delta is committed.
     stored: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// What opens the key under which a rewrapped message is kept in the member's state, beside
+/// openmls's own entries: `ADI-REWRAPPED 0x00 || SHA-256 of the MLS message`. Its value is the
+/// real sender's code (a length byte and the code), the epoch (8 bytes) and the plaintext. Kept
+/// in the state, it is sealed and stored with it, so a restart does not lose it.
+const REWRAPPED_PREFIX: &[u8] = b"ADI-REWRAPPED\0";
+
+fn rewrapped_key(digest: &[u8]) -> Vec<u8> {
+    [REWRAPPED_PREFIX, digest].concat()
+}
+
+fn encode_rewrapped(sender: &str, epoch: u64, plaintext: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + sender.len() + 8 + plaintext.len());
+    v.push(sender.len() as u8);
+    v.extend_from_slice(sender.as_bytes());
+    v.extend_from_slice(&epoch.to_be_bytes());
+    v.extend_from_slice(plaintext);
+    v
+}
+
+/// A rewrapped message from its state entry: (digest, sender, epoch, plaintext).
+fn decode_rewrapped(key: &[u8], value: &[u8]) -> Option<(Vec<u8>, String, u64, Vec<u8>)> {
+    let digest = key.strip_prefix(REWRAPPED_PREFIX)?.to_vec();
+    let (&len, rest) = value.split_first()?;
+    let (sender, rest) = (rest.get(..len as usize)?, rest.get(len as usize..)?);
+    let epoch = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((digest, std::str::from_utf8(sender).ok()?.to_string(), epoch, rest.get(8..)?.to_vec()))
 }
 
 fn group_id(line: &[u8; 16]) -> GroupId {
@@ -311,6 +340,9 @@ impl LineMember {
         let provider = OpenMlsRustCrypto::default();
         provider.storage().values.write().map_err(lib)?.extend(restored.clone());
         let mut member = LineMember::with_provider(code, seed, config, provider)?;
+        let mut rewrapped: Vec<_> = restored.iter().filter_map(|(k, v)| decode_rewrapped(k, v)).collect();
+        rewrapped.sort();
+        member.rewrapped = rewrapped.into();
         member.stored = restored;
         for line in lines {
             if let Some(group) = MlsGroup::load(member.provider.storage(), &group_id(line)).map_err(lib)? {
@@ -688,7 +720,8 @@ impl LineMember {
         if !self.rewrapped.is_empty() {
             let digest = self.digest(bytes)?;
             if let Some(i) = self.rewrapped.iter().position(|(d, s, ..)| *d == digest && s == claim.sender) {
-                if let Some((_, sender, epoch, plaintext)) = self.rewrapped.remove(i) {
+                if let Some((digest, sender, epoch, plaintext)) = self.rewrapped.remove(i) {
+                    self.provider.storage().values.write().map_err(lib)?.remove(&rewrapped_key(&digest));
                     return Ok(Processed::Application { sender, epoch, plaintext });
                 }
             }
@@ -704,11 +737,17 @@ impl LineMember {
             // A staged commit and a proposal change nothing until merged or stored. An
             // application message's keys are spent: it is kept for its real sender's envelope.
             if let ProcessedMessageContent::ApplicationMessage(m) = processed.into_content() {
-                if self.rewrapped.len() >= self.config.rewrapped_len_max {
-                    self.rewrapped.pop_front();
-                }
                 let digest = self.digest(bytes)?;
-                self.rewrapped.push_back((digest, sender.clone(), epoch, m.into_bytes()));
+                let plaintext = m.into_bytes();
+                let mut values = self.provider.storage().values.write().map_err(lib)?;
+                if self.rewrapped.len() >= self.config.rewrapped_len_max {
+                    if let Some((oldest, ..)) = self.rewrapped.pop_front() {
+                        values.remove(&rewrapped_key(&oldest));
+                    }
+                }
+                values.insert(rewrapped_key(&digest), encode_rewrapped(&sender, epoch, &plaintext));
+                drop(values);
+                self.rewrapped.push_back((digest, sender.clone(), epoch, plaintext));
             }
             return Err(MlsError::SenderMismatch { claimed: claim.sender.to_string(), actual: sender });
         }

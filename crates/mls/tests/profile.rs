@@ -419,7 +419,10 @@ fn a_message_carried_under_another_members_name_is_refused_and_still_reads_from_
         }
         other => panic!("{other:?}"),
     }
-    // PH's own envelope still brings it: decrypting it under CN's name did not make it unreadable.
+    // PH's own envelope still brings it, also after VN's restart from its stored state:
+    // decrypting it under CN's name did not make it unreadable.
+    let stored = entries(&vn);
+    let mut vn = LineMember::restore("VN", seed("VN"), MlsConfig::default(), stored, &[LINE]).unwrap();
     assert_eq!(plaintext(read(&mut vn, "PH", &from_ph)), b"PH's words");
     // And only once.
     assert!(read(&mut vn, "PH", &from_ph).is_err());
