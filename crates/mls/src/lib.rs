@@ -533,7 +533,9 @@ impl LineMember {
             .find(|m| BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == member.as_bytes()))
             .map(|m| m.index)
             .ok_or_else(|| MlsError::Library(format!("{member} is not in the group")))?;
-        let (proposal, _) = group.propose_remove_member(&self.provider, &self.signer, leaf).map_err(lib)?;
+        let (proposal, reference) = group.propose_remove_member(&self.provider, &self.signer, leaf).map_err(lib)?;
+        // Not kept for a commit of this member's own: the proposal only travels.
+        group.remove_pending_proposal(self.provider.storage(), &reference).map_err(lib)?;
         proposal.tls_serialize_detached().map_err(lib)
     }
 
@@ -548,7 +550,9 @@ impl LineMember {
             signature_key: self.credential.signature_key.clone(),
         };
         let parameters = LeafNodeParameters::builder().with_credential_with_key(forged).build();
-        let (proposal, _) = group.propose_self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
+        let (proposal, reference) = group.propose_self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
+        // Not kept for a commit of this member's own: the proposal only travels.
+        group.remove_pending_proposal(self.provider.storage(), &reference).map_err(lib)?;
         proposal.tls_serialize_detached().map_err(lib)
     }
 

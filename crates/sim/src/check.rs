@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use adi_core::{AlarmKind, Content, MemberCode, Precedence, RecipientState};
 use adi_store::Store;
-use adi_wire::batch::RefusalCode;
+use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 use crate::World;
@@ -30,10 +30,49 @@ pub(crate) fn check(w: &mut World) -> Vec<String> {
     confidentiality(w, &stored, &mut out);
     forks(w, &mut out);
     decisions(w, &lines, &mut out);
+    hostile(w, &stored, &mut out);
     out
 }
 
 type Stored = BTreeMap<(String, u64), (EnvelopeHash, Vec<u8>, bool)>;
+
+/// Every attempt of the hostile member's is refused (none is stored anywhere), and one its victim
+/// refused at once with the code modified code earns left the `misconduct` alarm naming the
+/// hostile member at the victim.
+fn hostile(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
+    for a in &w.truth.attempts {
+        let (hostile, victim) = (&w.nodes[a.hostile].code, &w.nodes[a.victim].code);
+        let what = format!("{}'s {} against {victim} on line {}", hostile, a.attack.as_str(), a.line);
+        match &a.verdict {
+            Verdict::Accepted | Verdict::Duplicate => out.push(format!("{what} was accepted")),
+            Verdict::Rejected { code, .. } if *code == a.attack.code() => {
+                let alarmed = w.nodes[a.victim].up.as_ref().is_some_and(|up| {
+                    up.store
+                        .alarms(false, 100_000)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|al| al.kind == AlarmKind::Misconduct && al.member == *hostile)
+                });
+                if !alarmed {
+                    out.push(format!("{what} was refused ({}) but no misconduct alarm names {hostile}", code.as_str()));
+                }
+            }
+            _ => {}
+        }
+        let seq_min = crate::hostile::ATTEMPT_SEQ_OFFSET;
+        for (i, lines) in stored.iter().enumerate() {
+            let taken = lines.get(&a.line).is_some_and(|m| {
+                m.keys().any(|(s, q)| s == hostile.as_str() && *q >= seq_min && w.nodes[i].code != *hostile)
+            });
+            if taken {
+                out.push(format!(
+                    "{} stores an envelope of {hostile}'s at an attempt's place on line {}",
+                    w.nodes[i].code, a.line
+                ));
+            }
+        }
+    }
+}
 
 /// Every envelope a node committed for its operators reaches every recipient it was addressed to.
 fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {

@@ -16,6 +16,7 @@
 //! depends on them.)
 
 pub mod check;
+pub mod hostile;
 pub mod net;
 pub mod node;
 pub mod rng;
@@ -113,6 +114,10 @@ pub struct SimConfig {
     pub net: NetConfig,
     pub faults: FaultConfig,
     pub bugs: Bugs,
+    /// The chance that a run has a hostile member ([`hostile`]), drawn by the seed.
+    pub hostile_chance: f64,
+    /// Attempts the hostile member makes over the active phase.
+    pub hostile_attempts: u32,
     /// Where the nodes' databases live (a directory made for the run inside it).
     pub dir: PathBuf,
 }
@@ -132,6 +137,8 @@ impl SimConfig {
             net: NetConfig::default(),
             faults: FaultConfig::default(),
             bugs: Bugs::default(),
+            hostile_chance: 0.75,
+            hostile_attempts: 10,
             dir: if shm.is_dir() { shm } else { std::env::temp_dir() },
         }
     }
@@ -168,6 +175,8 @@ pub struct Report {
     /// Envelopes accepted by a recipient (first copies).
     pub accepted: u64,
     pub anomalies: Vec<String>,
+    /// The hostile member, in a run that has one.
+    pub hostile: Option<String>,
     /// A digest of every event the run handled (its time, kind and node), so that two runs of
     /// one seed can be compared.
     pub schedule_digest: u64,
@@ -206,6 +215,8 @@ pub struct Truth {
     pub healed_ms: u64,
     /// Replies sent before their commit (only with `Bugs::ack_before_commit`).
     pub early_replies: u64,
+    /// The hostile member's attempts and their verdicts.
+    pub attempts: Vec<hostile::Attempt>,
 }
 
 /// When a member answered a message: on its node's clock (as it signed the answer) and in
@@ -231,6 +242,7 @@ enum Op {
     Concur { node: usize, line: LineId, decision: EnvelopeHash, text_sha256: [u8; 32], concur: bool },
     AddMember,
     RemoveMember,
+    Hostile,
 }
 
 enum Fault {
@@ -282,6 +294,9 @@ pub(crate) struct World {
     rng_ops: Rng,
     rng_faults: Rng,
     rng_clock: Rng,
+    rng_hostile: Rng,
+    /// The hostile member, if the run has one.
+    hostile: Option<usize>,
     next_request: u64,
     pub(crate) truth: Truth,
     pub(crate) report: Report,
@@ -322,6 +337,8 @@ impl World {
         // Clock faults draw from a stream of their own: with them turned off, a seed runs the
         // schedule it ran before they existed (the regression seeds rely on it).
         let mut rng_clock = root.fork();
+        // The hostile member draws from a stream of its own too.
+        let mut rng_hostile = root.fork();
         // Unique per run: two runs of one seed may go at once in one process.
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -345,9 +362,11 @@ impl World {
             let (code, seed, path) = (nodes[i].code.clone(), nodes[i].key_seed, nodes[i].path.clone());
             nodes[i] = SimNode::new(code, seed, skew, path, EPOCH_MS);
         }
+        let hostile = rng_hostile.chance(cfg.hostile_chance).then(|| rng_hostile.below(nodes.len() as u64) as usize);
         let report = Report {
             seed: cfg.seed,
             members: nodes.len(),
+            hostile: hostile.map(|h| nodes[h].code.to_string()),
             schedule_digest: 0xcbf2_9ce4_8422_2325,
             ..Report::default()
         };
@@ -364,6 +383,8 @@ impl World {
             rng_ops,
             rng_faults,
             rng_clock,
+            rng_hostile,
+            hostile,
             next_request: 1,
             truth: Truth::default(),
             report,
@@ -543,6 +564,12 @@ impl World {
         }
         let skewed = self.nodes.iter().filter(|n| n.wall_skew_ms != 0).count() as u64;
         self.report.faults.insert("clock_skew_nodes", skewed);
+        if self.hostile.is_some() {
+            for _ in 0..self.cfg.hostile_attempts {
+                let t = self.rng_hostile.range(start + 120_000, active_end);
+                self.at(t, Ev::Op(Op::Hostile));
+            }
+        }
     }
 
     /// Handles one event; returns the node whose state it touched, if any.
@@ -955,6 +982,7 @@ impl World {
             }
             Op::AddMember => self.add_member(),
             Op::RemoveMember => self.remove_member(),
+            Op::Hostile => self.hostile_attempt(),
         }
     }
 
@@ -1126,6 +1154,62 @@ impl World {
             self.note_membership(home, id);
         }
         Some(home)
+    }
+
+    /// One attempt of the hostile member's ([`hostile`]): built from its key and a copy of its
+    /// MLS state, handed to another member's node over its connection, and kept with the verdict.
+    fn hostile_attempt(&mut self) -> Option<usize> {
+        let h = self.hostile?;
+        let attack = *self.rng_hostile.pick(&hostile::Attack::ALL)?;
+        let me = self.nodes[h].code.clone();
+        let up = self.nodes[h].up.as_ref()?;
+        let lines: Vec<Line> = up.core().lines().filter(|l| l.has_member(&me)).cloned().collect();
+        let line = self.rng_hostile.pick(&lines)?.clone();
+        let others: Vec<usize> = line
+            .members
+            .iter()
+            .filter(|m| **m != me)
+            .filter_map(|m| self.index.get(m).copied())
+            .filter(|i| self.nodes[*i].is_up())
+            .collect();
+        let victim = *self.rng_hostile.pick(&others)?;
+        let key = adi_core::fixtures::key(self.nodes[h].key_seed);
+        let stored = self.nodes[h].stored(&line.id);
+        let head = stored.keys().filter(|(s, _)| *s == me.as_str()).map(|(_, q)| *q).max().unwrap_or(0);
+        let relayed = stored.iter().find(|((s, _), _)| *s != me.as_str()).map(|(_, (_, bytes, _))| bytes.clone());
+        let victim_code = self.nodes[victim].code.clone();
+        let now = self.nodes[h].now(self.now);
+        let bytes = if hostile::spends_a_key(attack) {
+            // Decrypting the attempt spends its key at the victim: made with the member's own
+            // state, and stored, the attempt takes a key the member's honest messages then skip,
+            // as a modified node's would.
+            let up = self.nodes[h].up.as_mut()?;
+            let mls = up.engine.core_mut().line_member_mut();
+            let bytes = hostile::envelope(attack, &me, &key, mls, &line, &victim_code, head, now, relayed)?;
+            let delta = up.engine.core_mut().mls_delta().ok()?;
+            self.nodes[h].commit(WriteBatch { mls_state: Some(delta), ..WriteBatch::default() }).ok()?;
+            bytes
+        } else {
+            // Refused before any key is spent: made with a copy of the member's state.
+            let snapshot = self.nodes[h].up.as_ref()?.core().mls_snapshot().ok()?;
+            let mut mls = hostile::mls_copy(&me, &key, &snapshot, &line.id)?;
+            hostile::envelope(attack, &me, &key, &mut mls, &line, &victim_code, head, now, relayed)?
+        };
+        let body = encode_batch([bytes.as_slice()]);
+        let at = self.nodes[victim].now(self.now);
+        match self.nodes[victim].handle_batch(&me, &body, at, BatchFaults::default()) {
+            Handled::Answered { verdicts, inserted, .. } => {
+                *self.report.operations.entry(attack.as_str()).or_insert(0) += 1;
+                let verdict = verdicts.into_iter().next()?;
+                self.truth.attempts.push(hostile::Attempt { attack, hostile: h, victim, line: line.id, verdict });
+                self.react(victim, inserted);
+            }
+            Handled::Crashed { .. } => {
+                let t = self.now + 1_000;
+                self.at(t, Ev::Restart { node: victim });
+            }
+        }
+        Some(victim)
     }
 
     /// Signs a checkpoint of each line log that grew, as the node does on its interval.

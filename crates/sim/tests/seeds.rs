@@ -86,6 +86,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     let mut operations: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut sim_ms, mut messages, mut answers, mut lines, mut accepted) = (0, 0, 0, 0, 0);
+    let mut hostile = 0;
     let mut failing = Vec::new();
     for r in &results {
         match r {
@@ -101,6 +102,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
                 answers += report.answers;
                 lines += report.lines;
                 accepted += report.accepted;
+                hostile += u64::from(report.hostile.is_some());
                 if !report.anomalies.is_empty() {
                     failing.push((report.seed, report.anomalies.clone()));
                 }
@@ -117,6 +119,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
     say(format_args!("lines created: {lines}"));
     say(format_args!("operator messages committed: {messages}; answers, decisions and concurrences: {answers}"));
     say(format_args!("envelopes accepted by recipients: {accepted}"));
+    say(format_args!("seeds with a hostile member: {hostile}"));
     say(format_args!("operations: {operations:?}"));
     say(format_args!("faults injected by kind: {faults:?}"));
     let anomalies: usize = failing.iter().map(|(_, a)| a.len()).sum();
@@ -131,4 +134,8 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
         }
     }
     assert!(failing.is_empty(), "{} of {} seeds found anomalies (listed above)", failing.len(), seeds.len());
+    // Drawn by each seed (`SimConfig::hostile_chance`): over many seeds, at least half have one.
+    if seeds.len() >= 20 {
+        assert!(2 * hostile >= seeds.len() as u64, "a hostile member in only {hostile} of {} seeds", seeds.len());
+    }
 }

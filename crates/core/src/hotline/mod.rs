@@ -374,6 +374,14 @@ impl Hotline {
         self.mls.snapshot().map_err(internal)
     }
 
+    /// This member's MLS state itself, for the simulation's hostile member, which sends what
+    /// modified code would with the member's own keys (each message it encrypts takes a key the
+    /// member's honest messages then skip); nodes never call it.
+    #[doc(hidden)]
+    pub fn line_member_mut(&mut self) -> &mut LineMember {
+        &mut self.mls
+    }
+
     /// The references of this member's KeyPackages that Welcomes used since the last call, for
     /// the next commit to delete with the MLS delta that deleted their private keys.
     pub fn take_used_key_packages(&mut self) -> Vec<Vec<u8>> {
