@@ -271,6 +271,12 @@ fn flash(w: &World, out: &mut Vec<String>) {
             if !on_line_now(w, &s.line, code) {
                 continue;
             }
+            // A FLASH its sender sent after the place its own removal from the line fixed is
+            // refused (`removed`, with the reason at the sender): no answer is owed.
+            let rows = up.store.recipients(&s.hash).unwrap_or_default();
+            if rows.iter().any(|row| row.member == *code && row.progress.refusal == Some(RefusalCode::Removed)) {
+                continue;
+            }
             let rnode = &w.nodes[*r];
             let answered = w.truth.answered.get(&(s.hash, code.clone())).copied();
             let answer_held = receipts.iter().any(|x| x.member == *code && x.kind.settles());

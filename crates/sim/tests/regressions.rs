@@ -32,6 +32,11 @@ const CLOCK_SEEDS: &[(u64, &str)] = &[
         "SG's #2, sent before SG was taken off the line but after the place the removal fixed, refused at JP \
          (`removed`, by design) and counted by the checker as never reaching JP",
     ),
+    (
+        777_000_207,
+        "KH's FLASH to CN, sent after the place KH's removal fixed, refused at CN (`removed`, by design) \
+         and counted by the checker as neither acknowledged nor alarmed",
+    ),
 ];
 
 #[test]
