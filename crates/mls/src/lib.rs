@@ -544,12 +544,8 @@ impl LineMember {
     /// play that member; nodes never call it.
     #[doc(hidden)]
     pub fn propose_update_as_unchecked(&mut self, line: &[u8; 16], identity: &str) -> Result<Vec<u8>, MlsError> {
+        let parameters = LeafNodeParameters::builder().with_credential_with_key(self.named(identity)).build();
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
-        let forged = CredentialWithKey {
-            credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
-            signature_key: self.credential.signature_key.clone(),
-        };
-        let parameters = LeafNodeParameters::builder().with_credential_with_key(forged).build();
         let (proposal, reference) = group.propose_self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
         // Not kept for a commit of this member's own: the proposal only travels.
         group.remove_pending_proposal(self.provider.storage(), &reference).map_err(lib)?;
@@ -561,16 +557,32 @@ impl LineMember {
     /// member that breaks the rules; nodes never call it.
     #[doc(hidden)]
     pub fn commit_unchecked(&mut self, line: &[u8; 16], identity: Option<&str>) -> Result<CommitOut, MlsError> {
-        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         let parameters = match identity {
-            Some(identity) => LeafNodeParameters::builder()
-                .with_credential_with_key(CredentialWithKey {
-                    credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
-                    signature_key: self.credential.signature_key.clone(),
-                })
-                .build(),
+            Some(identity) => LeafNodeParameters::builder().with_credential_with_key(self.named(identity)).build(),
             None => LeafNodeParameters::default(),
         };
+        self.commit_with_leaf(line, parameters, Vec::new())
+    }
+
+    /// This member's signature key under a credential naming `identity`: what a leaf that takes
+    /// another member's name carries.
+    fn named(&self, identity: &str) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
+            signature_key: self.credential.signature_key.clone(),
+        }
+    }
+
+    /// Commits every pending proposal with a fresh leaf of this member's made from `parameters`,
+    /// `aad` travelling with the commit, and merges the commit.
+    fn commit_with_leaf(
+        &mut self,
+        line: &[u8; 16],
+        parameters: LeafNodeParameters,
+        aad: Vec<u8>,
+    ) -> Result<CommitOut, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        group.set_aad(aad);
         let bundle = group.self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
         let (commit, welcome, _) = bundle.into_contents();
         group.merge_pending_commit(&self.provider).map_err(lib)?;
@@ -603,16 +615,7 @@ impl LineMember {
     /// Updates the home member's own leaf and commits every pending proposal (home member only);
     /// `aad` travels with the commit, authenticated but not encrypted.
     pub fn commit_proposals(&mut self, line: &[u8; 16], aad: Vec<u8>) -> Result<CommitOut, MlsError> {
-        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
-        group.set_aad(aad);
-        let bundle = group.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
-        let (commit, welcome, _) = bundle.into_contents();
-        group.merge_pending_commit(&self.provider).map_err(lib)?;
-        Ok(CommitOut {
-            commit: commit.tls_serialize_detached().map_err(lib)?,
-            welcome: welcome.map(|w| w.tls_serialize_detached()).transpose().map_err(lib)?,
-            epoch: group.epoch().as_u64(),
-        })
+        self.commit_with_leaf(line, LeafNodeParameters::default(), aad)
     }
 
     /// Joins a line from a Welcome whose sender and members all hold roster credentials.

@@ -22,7 +22,7 @@ use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_ROUTINE};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
-use common::{endpoint, eventually, get_list, keys_towards, open_line, send, wait_delivered, Net};
+use common::{endpoint, eventually, get_list, keys_towards, open_line, send, set_limits, wait_delivered, Net};
 use ed25519_dalek::SigningKey;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -309,14 +309,6 @@ async fn a_direct_line_takes_no_third_member() {
     assert_eq!((&now["epoch"], &now["members"]), (&before["epoch"], &before["members"]));
     assert_eq!(misconduct(&net, "CN", "PH").await.len(), 1);
     net.stop_all().await;
-}
-
-/// Sets limits in `member`'s configuration before its node starts.
-fn set_limits(net: &Net, member: &str, change: impl Fn(&mut adi_node::config::LimitsSection)) {
-    let path = net.config_path(member);
-    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    change(&mut file.limits);
-    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
 }
 
 /// Starts every node of a network written by [`Net::init`].

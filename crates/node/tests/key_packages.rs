@@ -205,10 +205,7 @@ async fn a_replayed_key_package_is_refused_also_after_the_claimer_restarts() {
 async fn a_used_key_package_is_deleted_once_its_line_is_set_up_and_an_unused_claim_expires() {
     let mut net = Net::init(&["PH", "CN", "VN"]);
     // PH keeps a KeyPackage claimed from it and never used for a millisecond only.
-    let path = net.config_path("PH");
-    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    file.limits.key_package_claimed_ttl_ms = Some(1);
-    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+    common::set_limits(&net, "PH", |l| l.key_package_claimed_ttl_ms = Some(1));
     for code in ["PH", "CN", "VN"] {
         net.start_code(code).await;
     }

@@ -109,6 +109,14 @@ impl Net {
     }
 }
 
+/// Sets limits in `member`'s configuration before its node starts.
+pub fn set_limits(net: &Net, member: &str, change: impl Fn(&mut adi_node::config::LimitsSection)) {
+    let path = net.config_path(member);
+    let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut file.limits);
+    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+}
+
 /// Opens a line from `from`'s node and returns its id.
 pub async fn open_line(c: &Client, members: &[&str], scope: &str) -> String {
     let v = c.call(Method::POST, "/api/v1/lines", Some(&json!({"members": members, "scope": scope}))).await.unwrap();
