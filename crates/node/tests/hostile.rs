@@ -91,20 +91,7 @@ impl Hostile {
     /// `claimed` as its epoch (its own when `None`).
     fn message(&mut self, line: LineId, subject: &str, claimed: Option<u64>) -> Vec<u8> {
         let seq = self.heads.get(&line).map_or(0, |h| h.0) + 1;
-        let payload = PayloadV1::Message {
-            v: 1,
-            precedence: "ROUTINE".into(),
-            class: "OPERATIONAL".into(),
-            caveat: "ADMM-PLUS RESTRICTED".into(),
-            subject: subject.into(),
-            body: "b".into(),
-            ack_required: false,
-            crisis: false,
-            deadline_s: None,
-            released_by: None,
-            form: None,
-            ewg: None,
-        };
+        let payload = common::routine_payload("ADMM-PLUS RESTRICTED", subject);
         let signed = SignedContent::sign(&self.signing, &line, self.code.as_str(), seq, payload.encode());
         let content_hash = signed.hash(&line, self.code.as_str(), seq);
         let (epoch, ciphertext) = self.mls.encrypt(&line.0, &signed.encode()).unwrap();

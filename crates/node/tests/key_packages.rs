@@ -124,20 +124,7 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
         welcome: created.welcome.map(hex::encode),
     };
     let setup = envelope(&signing, line, 1, EnvelopeHash::NONE, 0, CONTENT_MLS_SETUP, [0; 32], setup.encode());
-    let message = PayloadV1::Message {
-        v: 1,
-        precedence: "ROUTINE".into(),
-        class: "OPERATIONAL".into(),
-        caveat: "C".into(),
-        subject: "after the restart".into(),
-        body: "b".into(),
-        ack_required: false,
-        crisis: false,
-        deadline_s: None,
-        released_by: None,
-        form: None,
-        ewg: None,
-    };
+    let message = common::routine_payload("C", "after the restart");
     // Signed for its place in the line (PH's #2), then encrypted.
     let signed = adi_wire::content::SignedContent::sign(&signing, &line, "PH", 2, message.encode());
     let (epoch, ciphertext) = ph.encrypt(&line.0, &signed.encode()).unwrap();

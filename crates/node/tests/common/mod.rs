@@ -109,6 +109,24 @@ impl Net {
     }
 }
 
+/// A ROUTINE operational message with no answer required, as a test seals it by hand.
+pub fn routine_payload(caveat: &str, subject: &str) -> adi_wire::payload::PayloadV1 {
+    adi_wire::payload::PayloadV1::Message {
+        v: 1,
+        precedence: "ROUTINE".into(),
+        class: "OPERATIONAL".into(),
+        caveat: caveat.into(),
+        subject: subject.into(),
+        body: "b".into(),
+        ack_required: false,
+        crisis: false,
+        deadline_s: None,
+        released_by: None,
+        form: None,
+        ewg: None,
+    }
+}
+
 /// Sets limits in `member`'s configuration before its node starts.
 pub fn set_limits(net: &Net, member: &str, change: impl Fn(&mut adi_node::config::LimitsSection)) {
     let path = net.config_path(member);
