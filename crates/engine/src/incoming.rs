@@ -197,7 +197,7 @@ impl Engine {
                                 "{}; not held: more than held_epochs_ahead_max = {ahead_max} epochs ahead of this node's {current}",
                                 refusal.reason
                             );
-                        } else if by_sender >= per_sender_max {
+                        } else if by_sender >= per_sender_max && !self.bugs.hold_beyond_quota {
                             refusal.code = RefusalCode::OverQuota;
                             refusal.reason = format!(
                                 "{}; this node holds the most envelopes it may from {peer} on the line (held_per_sender_max = {per_sender_max})",

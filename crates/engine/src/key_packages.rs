@@ -2,7 +2,7 @@
 //! peer before it is used (a roster credential of that member, validly signed, never taken here
 //! before; the driver records it used, durably, before it is used).
 
-use adi_core::MemberCode;
+use adi_core::{AlarmChange, MemberCode};
 
 use crate::{Engine, EngineError};
 
@@ -21,6 +21,17 @@ pub struct StaleKeyPackages {
 }
 
 impl Engine {
+    /// The refusal of a claim over `peer`'s quota (`claims` in the last hour): the reason it is
+    /// answered with, and the `quota` alarm that names the peer.
+    pub fn claims_over_quota(&self, peer: &MemberCode, claims: u64, now_ms: u64) -> (String, AlarmChange) {
+        let per_hour_max = self.limits.key_package_claims_per_hour_max;
+        let reason = format!(
+            "{peer} claimed {claims} KeyPackages in the last hour (key_package_claims_per_hour_max = {per_hour_max})"
+        );
+        let detail = format!("{peer} claimed {claims} KeyPackages in the last hour, its most");
+        (reason, AlarmChange::quota(peer, now_ms, detail))
+    }
+
     /// Whether a pool of `available` unclaimed KeyPackages is low enough to top up.
     pub fn key_packages_low(&self, available: u64) -> bool {
         available * 2 < self.limits.key_package_pool_len

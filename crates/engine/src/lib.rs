@@ -90,17 +90,20 @@ pub struct Bugs {
     /// A batch is answered `accepted` before its commit: [`Answer::early`] holds the verdicts,
     /// and each driver sends them before it waits for the commit.
     pub ack_before_commit: bool,
+    /// Envelopes from a later epoch are held from one member beyond `held_per_sender_max`.
+    pub hold_beyond_quota: bool,
 }
 
 impl Bugs {
-    /// The faults named in a comma-separated list (`ack_before_commit`); any other name is
-    /// ignored.
+    /// The faults named in a comma-separated list (`ack_before_commit`, `hold_beyond_quota`);
+    /// any other name is ignored.
     pub fn named(list: &str) -> Bugs {
-        Bugs { ack_before_commit: list.split(',').any(|b| b.trim() == "ack_before_commit") }
+        let on = |name: &str| list.split(',').any(|b| b.trim() == name);
+        Bugs { ack_before_commit: on("ack_before_commit"), hold_beyond_quota: on("hold_beyond_quota") }
     }
 
     pub fn any(&self) -> bool {
-        self.ack_before_commit
+        self.ack_before_commit || self.hold_beyond_quota
     }
 
     /// The names of the faults injected.
@@ -108,6 +111,9 @@ impl Bugs {
         let mut names = Vec::new();
         if self.ack_before_commit {
             names.push("ack_before_commit");
+        }
+        if self.hold_beyond_quota {
+            names.push("hold_beyond_quota");
         }
         names
     }

@@ -36,28 +36,65 @@ pub(crate) fn check(w: &mut World) -> Vec<String> {
 
 type Stored = BTreeMap<(String, u64), (EnvelopeHash, Vec<u8>, bool)>;
 
-/// Every attempt of the hostile member's is refused (none is stored anywhere), and one its victim
-/// refused at once with the code modified code earns left the `misconduct` alarm naming the
-/// hostile member at the victim.
+/// Every attempt of the hostile member's is refused (none is stored anywhere, and a place the
+/// victim held keeps its envelope); one its victim refused with the code the protocol gives it
+/// left the alarm that code raises, naming the hostile member, at the victim; a flood stays within
+/// the victim's quota for one member and leaves an honest member's claims and envelopes answered.
 fn hostile(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
     for a in &w.truth.attempts {
         let (hostile, victim) = (&w.nodes[a.hostile].code, &w.nodes[a.victim].code);
         let what = format!("{}'s {} against {victim} on line {}", hostile, a.attack.as_str(), a.line);
-        match &a.verdict {
-            Verdict::Accepted | Verdict::Duplicate => out.push(format!("{what} was accepted")),
-            Verdict::Rejected { code, .. } if *code == a.attack.code() => {
-                let alarmed = w.nodes[a.victim].up.as_ref().is_some_and(|up| {
-                    up.store
-                        .alarms(false, 100_000)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|al| al.kind == AlarmKind::Misconduct && al.member == *hostile)
-                });
-                if !alarmed {
-                    out.push(format!("{what} was refused ({}) but no misconduct alarm names {hostile}", code.as_str()));
+        let (code, alarm) = a.attack.refusal();
+        let at_victim = w.nodes[a.victim].up.as_ref();
+        let alarmed = |kind: AlarmKind| {
+            at_victim.is_some_and(|up| {
+                up.store
+                    .alarms(false, 100_000)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|al| al.kind == kind && al.member == *hostile)
+            })
+        };
+        for (i, verdict) in a.verdicts.iter().enumerate() {
+            match verdict {
+                Verdict::Accepted | Verdict::Duplicate => out.push(format!("{what}: envelope {i} was accepted")),
+                Verdict::Rejected { code: c, .. } | Verdict::Deferred { code: c, .. } if *c == code => {
+                    if let Some(kind) = alarm.filter(|k| !alarmed(*k)) {
+                        out.push(format!(
+                            "{what}: envelope {i} was refused ({}) but no {} alarm names {hostile}",
+                            c.as_str(),
+                            kind.as_str()
+                        ));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
+        }
+        if let Some((count, last)) = a.held {
+            let per_sender_max = w.nodes[a.victim].up.as_ref().map(|up| up.engine.limits().held_per_sender_max);
+            if per_sender_max.is_some_and(|max| count > max) {
+                out.push(format!("{what}: {count} envelopes held from {hostile}, over held_per_sender_max"));
+            }
+            if last {
+                out.push(format!("{what}: an envelope from epoch {} is held", u64::MAX));
+            }
+        }
+        if let Some(c) = &a.claims {
+            if c.granted > c.per_hour_max {
+                out.push(format!("{what}: {} KeyPackages handed out, over the quota of {}", c.granted, c.per_hour_max));
+            }
+            if c.refused && !alarmed(AlarmKind::Quota) {
+                out.push(format!("{what}: a claim was refused over the quota but no quota alarm names {hostile}"));
+            }
+            if c.honest == Some(false) {
+                out.push(format!("{what}: an honest member's claim right after the flood was refused"));
+            }
+        }
+        if let Some((seq, hash)) = a.kept {
+            let now = stored[a.victim].get(&a.line).and_then(|m| m.get(&(hostile.to_string(), seq))).map(|v| v.0);
+            if at_victim.is_some() && now != Some(hash) {
+                out.push(format!("{what}: {victim} held {hash} as {hostile}'s #{seq} and now holds {now:?}"));
+            }
         }
         let seq_min = crate::hostile::ATTEMPT_SEQ_OFFSET;
         for (i, lines) in stored.iter().enumerate() {

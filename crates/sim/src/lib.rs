@@ -33,7 +33,7 @@ use adi_wire::batch::{encode_batch, Verdict};
 use adi_wire::{EnvelopeHash, LineId};
 
 use crate::net::{Net, NetConfig};
-use crate::node::{BatchFaults, Handled, SimNode};
+use crate::node::{BatchFaults, ClaimRefused, Handled, SimNode};
 use crate::rng::Rng;
 
 /// The simulation's start, as a node's clock reads it (ms since 1970): late 2026.
@@ -95,6 +95,10 @@ pub use adi_engine::Bugs;
 /// KeyPackages each node keeps for peers to claim (the node's `key_package_pool_len`, smaller:
 /// the simulation's lines are few, and each KeyPackage costs a key generation).
 pub const KEY_PACKAGE_POOL: u64 = 4;
+/// KeyPackages a node hands one peer an hour (the node's `key_package_claims_per_hour_max`,
+/// smaller: the simulation's members open a few lines an hour, and a hostile member's flood of
+/// claims costs the victim a key generation each).
+pub const KEY_PACKAGE_CLAIMS_PER_HOUR: u64 = 16;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -118,6 +122,8 @@ pub struct SimConfig {
     pub hostile_chance: f64,
     /// Attempts the hostile member makes over the active phase.
     pub hostile_attempts: u32,
+    /// The attacks its attempts draw from (every one, unless a test narrows them).
+    pub hostile_attacks: Vec<hostile::Attack>,
     /// Where the nodes' databases live (a directory made for the run inside it).
     pub dir: PathBuf,
 }
@@ -138,7 +144,8 @@ impl SimConfig {
             faults: FaultConfig::default(),
             bugs: Bugs::default(),
             hostile_chance: 0.75,
-            hostile_attempts: 10,
+            hostile_attempts: 12,
+            hostile_attacks: hostile::Attack::ALL.to_vec(),
             dir: if shm.is_dir() { shm } else { std::env::temp_dir() },
         }
     }
@@ -235,14 +242,31 @@ enum Wire {
 }
 
 enum Op {
-    CreateLine { members: Vec<usize>, scope: &'static str, tries: u32 },
+    CreateLine {
+        members: Vec<usize>,
+        scope: &'static str,
+        tries: u32,
+    },
     Send,
-    Answer { node: usize, line: LineId, answered: Answered, kind: ReceiptKind, priority: u8 },
+    Answer {
+        node: usize,
+        line: LineId,
+        answered: Answered,
+        kind: ReceiptKind,
+        priority: u8,
+    },
     Propose,
-    Concur { node: usize, line: LineId, decision: EnvelopeHash, text_sha256: [u8; 32], concur: bool },
+    Concur {
+        node: usize,
+        line: LineId,
+        decision: EnvelopeHash,
+        text_sha256: [u8; 32],
+        concur: bool,
+    },
     AddMember,
     RemoveMember,
-    Hostile,
+    /// An attempt of the hostile member's: the attack given, or one drawn.
+    Hostile(Option<hostile::Attack>),
 }
 
 enum Fault {
@@ -297,6 +321,9 @@ pub(crate) struct World {
     rng_hostile: Rng,
     /// The hostile member, if the run has one.
     hostile: Option<usize>,
+    /// Each line the hostile member was taken off: its MLS state and its last sequence number
+    /// there as its node held them just before, for [`hostile::Attack::AfterRemoval`].
+    hostile_removed: Vec<(LineId, Vec<u8>, u64)>,
     next_request: u64,
     pub(crate) truth: Truth,
     pub(crate) report: Report,
@@ -385,6 +412,7 @@ impl World {
             rng_clock,
             rng_hostile,
             hostile,
+            hostile_removed: Vec::new(),
             next_request: 1,
             truth: Truth::default(),
             report,
@@ -404,11 +432,15 @@ impl World {
         }
     }
 
-    /// The engine of node `i`: the node's limits (a smaller KeyPackage pool), the run's injected
+    /// The engine of node `i`: the node's limits (a smaller KeyPackage pool and claim quota), the run's injected
     /// faults, and jitter drawn from the run's seed, so that a run replays exactly.
     fn engine_config(&self, i: usize) -> adi_engine::EngineConfig {
         adi_engine::EngineConfig {
-            limits: adi_engine::EngineLimits { key_package_pool_len: KEY_PACKAGE_POOL, ..Default::default() },
+            limits: adi_engine::EngineLimits {
+                key_package_pool_len: KEY_PACKAGE_POOL,
+                key_package_claims_per_hour_max: KEY_PACKAGE_CLAIMS_PER_HOUR,
+                ..Default::default()
+            },
             bugs: self.cfg.bugs,
             jitter_seed: self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64,
         }
@@ -567,7 +599,7 @@ impl World {
         if self.hostile.is_some() {
             for _ in 0..self.cfg.hostile_attempts {
                 let t = self.rng_hostile.range(start + 120_000, active_end);
-                self.at(t, Ev::Op(Op::Hostile));
+                self.at(t, Ev::Op(Op::Hostile(None)));
             }
         }
     }
@@ -982,7 +1014,7 @@ impl World {
             }
             Op::AddMember => self.add_member(),
             Op::RemoveMember => self.remove_member(),
-            Op::Hostile => self.hostile_attempt(),
+            Op::Hostile(attack) => self.hostile_attempt(attack),
         }
     }
 
@@ -1075,7 +1107,7 @@ impl World {
         let home_code = self.nodes[home].code.clone();
         let member_code = self.nodes[member].code.clone();
         let now_m = self.nodes[member].now(self.now);
-        let bytes = self.nodes[member].hand_out_key_package(&home_code, now_m)?;
+        let bytes = self.nodes[member].hand_out_key_package(&home_code, now_m).map_err(|e| e.to_string())?;
         let now_h = self.nodes[home].now(self.now);
         self.nodes[home].take_key_package(&member_code, &bytes, now_h)
     }
@@ -1145,22 +1177,46 @@ impl World {
         }
         let candidates: Vec<MemberCode> = line.members.iter().filter(|m| **m != line.home).cloned().collect();
         let member = self.rng_ops.pick(&candidates)?.clone();
-        let id = line.id;
-        if self
-            .own_hash(home, "remove_member", |core, now| core.remove_member(now, id, &member).map(|r| vec![r]))
-            .is_some()
-        {
-            *self.report.operations.entry("member_removed").or_insert(0) += 1;
-            self.note_membership(home, id);
-        }
+        self.remove_from(home, line.id, &member);
         Some(home)
     }
 
-    /// One attempt of the hostile member's ([`hostile`]): built from its key and a copy of its
-    /// MLS state, handed to another member's node over its connection, and kept with the verdict.
-    fn hostile_attempt(&mut self) -> Option<usize> {
+    /// The home member takes `member` off a line. Where it is the hostile member, its state on
+    /// the line as its node holds it now is kept for what it sends after ([`hostile`]).
+    fn remove_from(&mut self, home: usize, id: LineId, member: &MemberCode) -> bool {
+        let hostile = self.hostile.filter(|h| self.nodes[*h].code == *member);
+        let before = hostile.and_then(|h| {
+            let up = self.nodes[h].up.as_ref()?;
+            let snapshot = up.core().mls_snapshot().ok()?;
+            let head = self.nodes[h].stored(&id).keys().filter(|(s, _)| s == member.as_str()).map(|(_, q)| *q).max();
+            Some((id, snapshot, head.unwrap_or(0)))
+        });
+        let removed = self
+            .own_hash(home, "remove_member", |core, now| core.remove_member(now, id, member).map(|r| vec![r]))
+            .is_some();
+        if removed {
+            *self.report.operations.entry("member_removed").or_insert(0) += 1;
+            self.note_membership(home, id);
+            self.hostile_removed.extend(before);
+        }
+        removed
+    }
+
+    /// One attempt of the hostile member's ([`hostile`]): `attack`, or one drawn, built from its
+    /// key and its MLS state, handed to another member's node over its connection, and kept with
+    /// the verdicts.
+    fn hostile_attempt(&mut self, attack: Option<hostile::Attack>) -> Option<usize> {
+        use hostile::Attack;
         let h = self.hostile?;
-        let attack = *self.rng_hostile.pick(&hostile::Attack::ALL)?;
+        let attack = match attack {
+            Some(a) => a,
+            None => *self.rng_hostile.pick(&self.cfg.hostile_attacks)?,
+        };
+        match attack {
+            Attack::ClaimFlood => return self.claim_flood(h),
+            Attack::AfterRemoval => return self.after_removal(h),
+            _ => {}
+        }
         let me = self.nodes[h].code.clone();
         let up = self.nodes[h].up.as_ref()?;
         let lines: Vec<Line> = up.core().lines().filter(|l| l.has_member(&me)).cloned().collect();
@@ -1177,38 +1233,183 @@ impl World {
         let stored = self.nodes[h].stored(&line.id);
         let head = stored.keys().filter(|(s, _)| *s == me.as_str()).map(|(_, q)| *q).max().unwrap_or(0);
         let relayed = stored.iter().find(|((s, _), _)| *s != me.as_str()).map(|(_, (_, bytes, _))| bytes.clone());
+        // The hostile member's envelopes on the line the victim holds.
+        let at_victim: Vec<(u64, EnvelopeHash, Vec<u8>)> = self.nodes[victim]
+            .stored(&line.id)
+            .into_iter()
+            .filter(|((s, _), _)| *s == me.as_str())
+            .map(|((_, q), (hash, bytes, _))| (q, hash, bytes))
+            .collect();
         let victim_code = self.nodes[victim].code.clone();
         let now = self.nodes[h].now(self.now);
-        let bytes = if hostile::spends_a_key(attack) {
-            // Decrypting the attempt spends its key at the victim: made with the member's own
-            // state, and stored, the attempt takes a key the member's honest messages then skip,
-            // as a modified node's would.
-            let up = self.nodes[h].up.as_mut()?;
-            let mls = up.engine.core_mut().line_member_mut();
-            let bytes = hostile::envelope(attack, &me, &key, mls, &line, &victim_code, head, now, relayed)?;
-            let delta = up.engine.core_mut().mls_delta().ok()?;
-            self.nodes[h].commit(WriteBatch { mls_state: Some(delta), ..WriteBatch::default() }).ok()?;
-            bytes
-        } else {
-            // Refused before any key is spent: made with a copy of the member's state.
-            let snapshot = self.nodes[h].up.as_ref()?.core().mls_snapshot().ok()?;
-            let mut mls = hostile::mls_copy(&me, &key, &snapshot, &line.id)?;
-            hostile::envelope(attack, &me, &key, &mut mls, &line, &victim_code, head, now, relayed)?
-        };
-        let body = encode_batch([bytes.as_slice()]);
-        let at = self.nodes[victim].now(self.now);
-        match self.nodes[victim].handle_batch(&me, &body, at, BatchFaults::default()) {
-            Handled::Answered { verdicts, inserted, .. } => {
-                *self.report.operations.entry(attack.as_str()).or_insert(0) += 1;
-                let verdict = verdicts.into_iter().next()?;
-                self.truth.attempts.push(hostile::Attempt { attack, hostile: h, victim, line: line.id, verdict });
-                self.react(victim, inserted);
+        let mut kept = None;
+        let envelopes = match attack {
+            Attack::Replay => {
+                let (_, _, held) = self.rng_hostile.pick(&at_victim)?;
+                vec![hostile::replay(held, &key, head, now)?]
             }
-            Handled::Crashed { .. } => {
-                let t = self.now + 1_000;
-                self.at(t, Ev::Restart { node: victim });
+            Attack::Equivocate => {
+                let (seq, hash, held) = self.rng_hostile.pick(&at_victim)?;
+                let (place, bytes) = hostile::equivocate(held, &key)?;
+                kept = Some((place, *hash));
+                debug_assert_eq!(place, *seq);
+                vec![bytes]
+            }
+            Attack::HeldFlood => {
+                let up = self.nodes[victim].up.as_ref()?;
+                let epoch = up.core().epoch(&line.id)?;
+                let count = up.engine.limits().held_per_sender_max + 2;
+                hostile::held_flood(&me, &key, &line.id, epoch, head, count, now)
+            }
+            _ if hostile::spends_a_key(attack) => {
+                // Decrypting the attempt spends its key at the victim: made with the member's
+                // own state, and stored, the attempt takes a key the member's honest messages
+                // then skip, as a modified node's would.
+                let up = self.nodes[h].up.as_mut()?;
+                let mls = up.engine.core_mut().line_member_mut();
+                let bytes = hostile::envelope(attack, &me, &key, mls, &line, &victim_code, head, now, relayed)?;
+                let delta = up.engine.core_mut().mls_delta().ok()?;
+                self.nodes[h].commit(WriteBatch { mls_state: Some(delta), ..WriteBatch::default() }).ok()?;
+                vec![bytes]
+            }
+            _ => {
+                // Refused before any key is spent: made with a copy of the member's state.
+                let snapshot = self.nodes[h].up.as_ref()?.core().mls_snapshot().ok()?;
+                let mut mls = hostile::mls_copy(&me, &key, &snapshot, &line.id)?;
+                vec![hostile::envelope(attack, &me, &key, &mut mls, &line, &victim_code, head, now, relayed)?]
+            }
+        };
+        self.hand_over(attack, h, victim, line.id, &envelopes, kept)
+    }
+
+    /// Hands an attempt's envelopes to its victim, in batches as a node sends them, and keeps
+    /// the verdicts.
+    fn hand_over(
+        &mut self,
+        attack: hostile::Attack,
+        h: usize,
+        victim: usize,
+        line: LineId,
+        envelopes: &[Vec<u8>],
+        kept: Option<(u64, EnvelopeHash)>,
+    ) -> Option<usize> {
+        let me = self.nodes[h].code.clone();
+        let batch_len = self.nodes[victim].up.as_ref()?.engine.core_limits().batch_len_max.max(1);
+        let mut verdicts = Vec::new();
+        for chunk in envelopes.chunks(batch_len) {
+            let body = encode_batch(chunk.iter().map(Vec::as_slice));
+            let at = self.nodes[victim].now(self.now);
+            match self.nodes[victim].handle_batch(&me, &body, at, BatchFaults::default()) {
+                Handled::Answered { verdicts: answered, inserted, .. } => {
+                    verdicts.extend(answered);
+                    self.react(victim, inserted);
+                }
+                Handled::Crashed { .. } => {
+                    let t = self.now + 1_000;
+                    self.at(t, Ev::Restart { node: victim });
+                    return Some(victim);
+                }
             }
         }
+        let held = (attack == hostile::Attack::HeldFlood).then(|| {
+            let up = self.nodes[victim].up.as_ref();
+            let counts = up.and_then(|u| u.store.held_counts(0).ok()).unwrap_or_default();
+            let count = counts.iter().find(|c| c.line == line && c.sender == me).map_or(0, |c| c.count);
+            let last = up.and_then(|u| u.store.held(&line, u64::MAX).ok()).unwrap_or_default();
+            (count, last.iter().any(|e| e.epoch == u64::MAX))
+        });
+        *self.report.operations.entry(attack.as_str()).or_insert(0) += 1;
+        self.truth.attempts.push(hostile::Attempt {
+            attack,
+            hostile: h,
+            victim,
+            line,
+            verdicts,
+            kept,
+            claims: None,
+            held,
+        });
+        Some(victim)
+    }
+
+    /// [`hostile::Attack::AfterRemoval`]: on a line the hostile member was taken off, an
+    /// envelope made with the state it held before, to a member whose node holds the removal.
+    /// Where it has not been taken off any line yet, a home member takes it off one now (its
+    /// misconduct seen), and the attempt follows later.
+    fn after_removal(&mut self, h: usize) -> Option<usize> {
+        let me = self.nodes[h].code.clone();
+        if self.hostile_removed.is_empty() {
+            let mut homes: Vec<(usize, LineId)> = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                let Some(up) = node.up.as_ref() else { continue };
+                for l in up.core().lines() {
+                    if l.home == node.code && l.has_member(&me) && !l.is_direct() && l.members.len() > 3 {
+                        homes.push((i, l.id));
+                    }
+                }
+            }
+            let (home, id) = *self.rng_hostile.pick(&homes)?;
+            if self.remove_from(home, id, &me) {
+                let t = (self.now + self.rng_hostile.range(60_000, 600_000)).min(EPOCH_MS + self.cfg.active_ms);
+                self.at(t, Ev::Op(Op::Hostile(Some(hostile::Attack::AfterRemoval))));
+            }
+            return Some(home);
+        }
+        let (line, snapshot, head) = self.rng_hostile.pick(&self.hostile_removed)?.clone();
+        let victims: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| *i != h)
+            .filter(|i| self.nodes[*i].up.as_ref().is_some_and(|u| u.core().removed_after(&line, &me).is_some()))
+            .collect();
+        let victim = *self.rng_hostile.pick(&victims)?;
+        let key = adi_core::fixtures::key(self.nodes[h].key_seed);
+        let mut mls = hostile::mls_copy(&me, &key, &snapshot, &line)?;
+        let at_line = self.nodes[victim].up.as_ref()?.core().line(&line)?.clone();
+        let victim_code = self.nodes[victim].code.clone();
+        let now = self.nodes[h].now(self.now);
+        let attack = hostile::Attack::AfterRemoval;
+        let bytes = hostile::envelope(attack, &me, &key, &mut mls, &at_line, &victim_code, head, now, None)?;
+        self.hand_over(attack, h, victim, line, &[bytes], None)
+    }
+
+    /// [`hostile::Attack::ClaimFlood`]: the hostile member claims a victim's KeyPackages until
+    /// one is refused over its quota (at most one more than the quota), then an honest member
+    /// claims one from the same victim.
+    fn claim_flood(&mut self, h: usize) -> Option<usize> {
+        let me = self.nodes[h].code.clone();
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != h && self.nodes[*i].is_up()).collect();
+        let victim = *self.rng_hostile.pick(&up)?;
+        let per_hour_max = self.nodes[victim].up.as_ref()?.engine.limits().key_package_claims_per_hour_max;
+        let (mut granted, mut refused) = (0, false);
+        for _ in 0..=per_hour_max {
+            let now = self.nodes[victim].now(self.now);
+            match self.nodes[victim].hand_out_key_package(&me, now) {
+                Ok(_) => granted += 1,
+                Err(ClaimRefused::OverQuota(_)) => {
+                    refused = true;
+                    break;
+                }
+                Err(ClaimRefused::Other(_)) => break,
+            }
+        }
+        let honest: Vec<usize> = up.into_iter().filter(|i| *i != victim).collect();
+        let probe = self.rng_hostile.pick(&honest).copied().map(|i| {
+            let (code, now) = (self.nodes[i].code.clone(), self.nodes[victim].now(self.now));
+            self.nodes[victim].hand_out_key_package(&code, now).is_ok()
+        });
+        let claims = hostile::Claims { granted, refused, per_hour_max, honest: probe };
+        let attack = hostile::Attack::ClaimFlood;
+        *self.report.operations.entry(attack.as_str()).or_insert(0) += 1;
+        let line = LineId([0; 16]);
+        self.truth.attempts.push(hostile::Attempt {
+            attack,
+            hostile: h,
+            victim,
+            line,
+            verdicts: Vec::new(),
+            kept: None,
+            claims: Some(claims),
+            held: None,
+        });
         Some(victim)
     }
 

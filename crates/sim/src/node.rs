@@ -185,21 +185,27 @@ impl SimNode {
     }
 
     /// The federation side of a KeyPackage claim: hands one out, once, and tops the pool up
-    /// when it runs low.
-    pub fn hand_out_key_package(&mut self, peer: &MemberCode, now: u64) -> Result<Vec<u8>, String> {
-        let up = self.up()?;
+    /// when it runs low; over the peer's quota, refused with the `quota` alarm naming it.
+    pub fn hand_out_key_package(&mut self, peer: &MemberCode, now: u64) -> Result<Vec<u8>, ClaimRefused> {
+        let up = self.up().map_err(ClaimRefused::Other)?;
         let per_hour_max = up.engine.limits().key_package_claims_per_hour_max;
-        let claimed = up.store.claim_key_package(peer, now, per_hour_max).wait_blocking().map_err(|e| e.to_string())?;
+        let claimed = up
+            .store
+            .claim_key_package(peer, now, per_hour_max)
+            .wait_blocking()
+            .map_err(|e| ClaimRefused::Other(e.to_string()))?;
+        if let Claimed::OverQuota { claims } = claimed {
+            let (reason, alarm) = up.engine.claims_over_quota(peer, claims, now);
+            self.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).map_err(ClaimRefused::Other)?;
+            return Err(ClaimRefused::OverQuota(reason));
+        }
         let low = up.store.key_packages_available().map(|n| up.engine.key_packages_low(n)).unwrap_or(true);
         if claimed == Claimed::Empty || low {
-            self.refill_key_packages(now)?;
+            self.refill_key_packages(now).map_err(ClaimRefused::Other)?;
         }
         match claimed {
             Claimed::KeyPackage(bytes) => Ok(bytes),
-            Claimed::Empty => Err(format!("{} has no KeyPackage left", self.code)),
-            Claimed::OverQuota { claims } => {
-                Err(format!("{peer} claimed {claims} KeyPackages of {}'s this hour", self.code))
-            }
+            _ => Err(ClaimRefused::Other(format!("{} has no KeyPackage left", self.code))),
         }
     }
 
@@ -368,6 +374,23 @@ impl SimNode {
             }
         }
         out
+    }
+}
+
+/// Why a node did not hand a KeyPackage out.
+#[derive(Debug)]
+pub enum ClaimRefused {
+    /// The peer reached its quota (`over_quota`).
+    OverQuota(String),
+    /// The node is down, has none left, or cannot write.
+    Other(String),
+}
+
+impl std::fmt::Display for ClaimRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClaimRefused::OverQuota(why) | ClaimRefused::Other(why) => f.write_str(why),
+        }
     }
 }
 

@@ -284,6 +284,13 @@ impl Hotline {
         Removal { member: member.clone(), seq, hash }
     }
 
+    /// The last place of `member`'s on a line that this node accepts, fixed by the commit that
+    /// took it off; `None` when no removal of it has reached this node, or a later commit
+    /// brought it back.
+    pub fn removed_after(&self, line: &LineId, member: &MemberCode) -> Option<u64> {
+        self.removals.get(&(*line, member.clone())).filter(|(_, readded)| readded.is_none()).map(|(last, _)| *last)
+    }
+
     /// Fixes where members taken off a line stopped: nothing of theirs after it is accepted.
     pub(super) fn note_removals(&mut self, line: LineId, removals: &[Removal]) {
         for r in removals {

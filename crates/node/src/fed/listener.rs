@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adi_core::{AlarmChange, MemberCode, WriteBatch};
+use adi_core::{MemberCode, WriteBatch};
 use adi_engine::Received;
 use adi_store::Claimed;
 use adi_wire::batch::{BatchReply, Verdict};
@@ -160,22 +160,14 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
     };
     if let Claimed::OverQuota { claims } = claimed {
         tracing::warn!(peer = %peer, claims, "KeyPackage claim over the peer's quota");
-        let detail = format!("{peer} claimed {claims} KeyPackages in the last hour, its most");
-        let alarm = AlarmChange::quota(&peer, now_ms(), detail);
+        let (reason, alarm) = node.engine().claims_over_quota(&peer, claims, now_ms());
         match node.store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait().await {
             Ok(_) => node.committed(&[]),
             Err(e) => {
                 node.fail_storage(&e);
             }
         }
-        return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "over_quota",
-            format!(
-                "{peer} claimed {claims} KeyPackages in the last hour (key_package_claims_per_hour_max = {per_hour_max})"
-            ),
-        )
-        .into_response();
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "over_quota", reason).into_response();
     }
     let low = node.store.key_packages_available().map(|n| node.engine().key_packages_low(n));
     if claimed == Claimed::Empty || low.unwrap_or(true) {
