@@ -68,9 +68,14 @@ async fn a_decision_is_final_only_when_every_party_concurred_over_its_exact_text
     let second_id = second["id"].as_str().unwrap().to_string();
     assert_eq!(second["supersedes"], first_id.as_str());
     assert_eq!(second["missing"], json!(["CN", "VN"]));
-    wait_state(&net, "VN", &first_id, "superseded", &["VN"]).await;
-    let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{first_id}/concur"), json!({})).await;
-    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("superseded")));
+    // A proposal to replace a decision changes nothing until it is final itself: the first stays
+    // open, and still the one its parties answer.
+    let c = net.client("VN");
+    eventually(WAIT, "the new version at VN", || async {
+        c.call(Method::GET, &format!("/api/v1/decisions/{second_id}"), None).await.ok()
+    })
+    .await;
+    assert_eq!(wait_state(&net, "VN", &first_id, "open", &["VN"]).await["superseded_by"], Value::Null);
 
     for at in ["CN", "VN"] {
         let c = net.client(at);
@@ -88,19 +93,44 @@ async fn a_decision_is_final_only_when_every_party_concurred_over_its_exact_text
         assert_eq!(d["text"], changed);
         assert!(d["answers"].as_array().unwrap().iter().all(|a| a["over_this_text"] == true));
     }
+    // Now that the new version is final, it replaces the first, which takes no answer any more.
+    for at in ["PH", "CN", "VN"] {
+        let d = wait_state(&net, at, &first_id, "superseded", &["VN"]).await;
+        assert_eq!(d["superseded_by"], second_id.as_str());
+    }
+    let (status, v) = post(&net, "VN", &format!("/api/v1/decisions/{first_id}/concur"), json!({})).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("superseded")));
     let listed = common::get_list(&net.client("VN"), &decisions).await;
     let states: Vec<&str> = listed.iter().map(|d| d["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["superseded", "final"]);
 
-    // The final decision exports and verifies offline, with its parties' signed answers.
+    // The final decision exports and verifies offline, with its parties' signed answers, and
+    // the verifier gives every decision the state the node's API gives it.
     let v = net.client("CN").call(Method::GET, &format!("/api/v1/lines/{line}/export"), None).await.unwrap();
     let bundle: adi_record::bundle::Bundle = serde_json::from_value(v).unwrap();
     let report = adi_record::bundle::verify(&bundle);
     assert!(report.first_failure().is_none(), "{:?}", report.first_failure());
     let items: Vec<&str> = report.checks.iter().map(|c| c.item.as_str()).collect();
     assert!(items.contains(&format!("decision {second_id}: final").as_str()), "{items:?}");
-    assert!(items.contains(&format!("decision {first_id}: not final, missing VN").as_str()), "{items:?}");
+    assert!(items.contains(&format!("decision {first_id}: superseded by {second_id}").as_str()), "{items:?}");
+    same_as_the_api(&net, "CN", &decisions, &report).await;
     net.stop_all().await;
+}
+
+/// Every decision of a line has, in the verifier's report on a bundle, the state, replacement
+/// and missing parties that `at`'s API gives it.
+async fn same_as_the_api(net: &Net, at: &str, decisions: &str, report: &adi_record::bundle::Report) {
+    let listed = common::get_list(&net.client(at), decisions).await;
+    assert_eq!(listed.len(), report.decisions.len(), "{listed:?} / {:?}", report.decisions);
+    for d in &listed {
+        let id = d["id"].as_str().unwrap();
+        let v = report.decisions.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("{id} is not in the report"));
+        assert_eq!(d["state"], v.state, "{id}");
+        assert_eq!(d["superseded_by"].as_str(), v.superseded_by.as_deref(), "{id}");
+        if v.state == "open" {
+            assert_eq!(d["missing"], json!(v.missing), "{id}");
+        }
+    }
 }
 
 fn sha2_of(text: &str) -> [u8; 32] {
@@ -130,6 +160,45 @@ async fn only_a_party_answers_and_a_decline_makes_it_declined() {
     assert_eq!(status, StatusCode::OK);
     let d = wait_state(&net, "PH", &id, "declined", &["CN"]).await;
     assert_eq!(d["answers"][0]["reason"], "wording not agreed");
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposer_outside_the_parties_exports_a_record_that_verifies_as_the_api_reads_it() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let decisions = format!("/api/v1/lines/{line}/decisions");
+    // PH proposes an agreement between CN and VN, and is not a party to it.
+    let (status, d) =
+        post(&net, "PH", &decisions, json!({"text": "Hotline drill on Monday", "parties": ["CN", "VN"]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    assert_eq!((d["state"].as_str(), &d["missing"]), (Some("open"), &json!(["CN", "VN"])));
+    // VN concurs, then CN declines, then CN concurs after all: its latest signed answer counts.
+    wait_state(&net, "VN", &id, "open", &["CN", "VN"]).await;
+    let (status, _) = post(&net, "VN", &format!("/api/v1/decisions/{id}/concur"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_state(&net, "CN", &id, "open", &["CN"]).await;
+    let (status, _) =
+        post(&net, "CN", &format!("/api/v1/decisions/{id}/decline"), json!({"reason": "not Monday"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let d = wait_state(&net, "PH", &id, "declined", &["CN"]).await;
+    assert_eq!(d["answers"].as_array().unwrap().len(), 2, "{d}");
+
+    let v = net.client("PH").call(Method::GET, &format!("/api/v1/lines/{line}/export"), None).await.unwrap();
+    let bundle: adi_record::bundle::Bundle = serde_json::from_value(v).unwrap();
+    let report = adi_record::bundle::verify(&bundle);
+    assert!(report.first_failure().is_none(), "{:?}", report.first_failure());
+    assert_eq!(report.decisions.len(), 1);
+    assert_eq!(report.decisions[0].state, "declined");
+    same_as_the_api(&net, "PH", &decisions, &report).await;
+
+    // The order of envelopes in the file is not signed: reversed, the verdicts are the same.
+    let mut reordered = bundle.clone();
+    reordered.envelopes.reverse();
+    let again = adi_record::bundle::verify(&reordered);
+    assert!(again.first_failure().is_none(), "{:?}", again.first_failure());
+    assert_eq!(again.decisions, report.decisions);
     net.stop_all().await;
 }
 

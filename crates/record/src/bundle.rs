@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::checkpoint::SignedCheckpoint;
+use crate::decision::{Answer, Proposal, State};
 use crate::merkle::{self, Hash};
 
 /// The format name a bundle carries.
@@ -92,6 +93,25 @@ pub struct BundleConsistency {
     pub proof: Vec<String>,
 }
 
+/// A decision as its signed content in the bundle gives it.
+struct Proposed {
+    proposer: String,
+    seq: u64,
+    text_sha256: Hash,
+    parties: Vec<String>,
+    supersedes: Option<String>,
+    created_ms: u64,
+}
+
+/// An answer to a decision as its signed content in the bundle gives it.
+struct Answered {
+    decision: String,
+    member: String,
+    seq: u64,
+    text_sha256: Hash,
+    concur: bool,
+}
+
 /// One check `verify` made, for the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -105,6 +125,21 @@ pub struct Check {
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub checks: Vec<Check>,
+    /// Each decision in the bundle and what its answers come to ([`crate::decision`]).
+    pub decisions: Vec<DecisionVerdict>,
+}
+
+/// A decision of the bundle, judged by the rule the node's API applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionVerdict {
+    /// The decision's envelope hash, hex.
+    pub id: String,
+    /// `final`, `declined`, `superseded` or `open`.
+    pub state: &'static str,
+    /// The final decision that replaces it.
+    pub superseded_by: Option<String>,
+    /// The parties whose concurrence is missing, for an open decision.
+    pub missing: Vec<String>,
 }
 
 impl Report {
@@ -247,9 +282,9 @@ pub fn verify(bundle: &Bundle) -> Report {
     let mut by_sender: BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>> = BTreeMap::new();
     let mut known: HashMap<EnvelopeHash, (String, u64)> = HashMap::new();
     let mut receipts: Vec<(String, PayloadV1)> = Vec::new();
-    // Decisions by id: (text SHA-256, parties), and answers (decision, member, text SHA-256, concur).
-    let mut decisions: BTreeMap<String, (Hash, Vec<String>)> = BTreeMap::new();
-    let mut answers: Vec<(String, String, String, bool)> = Vec::new();
+    // Decisions by id, and answers to them, as their signed contents give them.
+    let mut decisions: BTreeMap<String, Proposed> = BTreeMap::new();
+    let mut answers: Vec<Answered> = Vec::new();
     for e in &bundle.envelopes {
         let name = format!("envelope at log index {}", e.index);
         let decoded = hex::decode(&e.bytes)
@@ -293,14 +328,24 @@ pub fn verify(bundle: &Bundle) -> Report {
                 sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash).map_err(|x| x.to_string())?;
                 match PayloadV1::decode(&sc.content) {
                     Ok(p @ PayloadV1::Receipt { .. }) => receipts.push((name.clone(), p)),
-                    Ok(PayloadV1::Decision { text, parties, .. }) => {
-                        let sha: Hash = sha2::Sha256::digest(text.as_bytes()).into();
-                        // Proposing is the proposer's concurrence.
-                        answers.push((hash.to_hex(), body.sender.clone(), hex::encode(sha), true));
-                        decisions.insert(hash.to_hex(), (sha, parties));
+                    Ok(PayloadV1::Decision { text, parties, supersedes, .. }) => {
+                        let text_sha256: Hash = sha2::Sha256::digest(text.as_bytes()).into();
+                        let proposed = Proposed {
+                            proposer: body.sender.clone(),
+                            seq: body.seq,
+                            text_sha256,
+                            parties,
+                            supersedes,
+                            created_ms: body.created_ms,
+                        };
+                        decisions.insert(hash.to_hex(), proposed);
                     }
                     Ok(PayloadV1::Concurrence { decision, text_sha256, concur, .. }) => {
-                        answers.push((decision, body.sender.clone(), text_sha256, concur));
+                        // A text hash that is not 32 bytes of hex matches no decision's text.
+                        let text_sha256 = hex_hash(&text_sha256).unwrap_or([0xff; 32]);
+                        let answered =
+                            Answered { decision, member: body.sender.clone(), seq: body.seq, text_sha256, concur };
+                        answers.push(answered);
                     }
                     _ => {}
                 }
@@ -338,29 +383,46 @@ pub fn verify(bundle: &Bundle) -> Report {
             }
         }
     }
-    // Decisions: an answer counts only from a party and over the decision's exact text; a
-    // decision is final when every party concurred.
-    for (id, (sha, parties)) in &decisions {
-        let mut state: BTreeMap<&str, bool> = BTreeMap::new();
-        for (d, member, text, concur) in &answers {
-            if d == id && *text == hex::encode(sha) && parties.contains(member) {
-                state.insert(member, *concur);
-            }
-        }
-        let missing: Vec<&str> = parties.iter().map(String::as_str).filter(|p| state.get(p) != Some(&true)).collect();
-        let status = if state.values().any(|c| !c) {
-            "declined".to_string()
-        } else if missing.is_empty() {
-            "final".to_string()
-        } else {
-            format!("not final, missing {}", missing.join(", "))
+    // Decisions, judged by the rule the node applies: answers in their signed order, a later
+    // decision replacing one only once it is final itself.
+    let judge = |id: &str, replacements: &[(EnvelopeHash, u64, bool)]| {
+        let d = &decisions[id];
+        let proposal = Proposal { proposer: &d.proposer, seq: d.seq, text_sha256: &d.text_sha256, parties: &d.parties };
+        let mine: Vec<Answer<'_>> = answers
+            .iter()
+            .filter(|a| a.decision == id)
+            .map(|a| Answer { member: &a.member, seq: a.seq, text_sha256: &a.text_sha256, concur: a.concur })
+            .collect();
+        crate::decision::state(&proposal, &mine, replacements)
+    };
+    for id in decisions.keys() {
+        let replacements: Vec<(EnvelopeHash, u64, bool)> = decisions
+            .iter()
+            .filter(|(_, n)| n.supersedes.as_deref() == Some(id.as_str()))
+            .filter_map(|(nid, n)| {
+                let concluded = judge(nid, &[]) == State::Final;
+                EnvelopeHash::from_hex(nid).map(|h| (h, n.created_ms, concluded))
+            })
+            .collect();
+        let state = judge(id, &replacements);
+        let (superseded_by, missing) = match &state {
+            State::Superseded(by) => (Some(by.to_hex()), Vec::new()),
+            State::Open(missing) => (None, missing.clone()),
+            _ => (None, Vec::new()),
+        };
+        let status = match (&superseded_by, missing.is_empty()) {
+            (Some(by), _) => format!("superseded by {by}"),
+            (None, false) => format!("not final, missing {}", missing.join(", ")),
+            (None, true) => state.as_str().to_string(),
         };
         r.check(format!("decision {id}: {status}"), Ok(()));
+        r.decisions.push(DecisionVerdict { id: id.clone(), state: state.as_str(), superseded_by, missing });
     }
-    for (d, member, _, _) in &answers {
-        if let Some((_, parties)) = decisions.get(d) {
-            let ok = if parties.contains(member) { Ok(()) } else { Err(format!("{member} is not a party to it")) };
-            r.check(format!("answer by {member} to decision {d}"), ok);
+    for a in &answers {
+        if let Some(d) = decisions.get(&a.decision) {
+            let ok =
+                if d.parties.contains(&a.member) { Ok(()) } else { Err(format!("{} is not a party to it", a.member)) };
+            r.check(format!("answer by {} #{} to decision {}", a.member, a.seq, a.decision), ok);
         }
     }
     // Receipts name the exact envelope they answer.

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod checkpoint;
+pub mod decision;
 pub mod merkle;
 
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};

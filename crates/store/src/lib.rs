@@ -170,15 +170,18 @@ pub struct DecisionRow {
     pub id: EnvelopeHash,
     pub line: LineId,
     pub proposer: MemberCode,
+    /// The proposer's sequence number for the decision's envelope.
+    pub seq: u64,
     pub text: String,
     pub text_sha256: [u8; 32],
     pub parties: Vec<MemberCode>,
     pub deadline_ms: Option<u64>,
     pub supersedes: Option<EnvelopeHash>,
-    /// A later version that names this one.
+    /// The final decision that replaces this one, if any (`adi_record::decision::state`): a
+    /// later decision naming this one replaces it only once it is final itself.
     pub superseded_by: Option<EnvelopeHash>,
     pub created_ms: u64,
-    /// Answers, oldest first.
+    /// Answers, in their authors' signed order (sequence numbers).
     pub answers: Vec<AnswerRow>,
 }
 
@@ -187,6 +190,8 @@ pub struct DecisionRow {
 pub struct AnswerRow {
     pub hash: EnvelopeHash,
     pub member: MemberCode,
+    /// The member's sequence number for the answer's envelope.
+    pub seq: u64,
     pub text_sha256: [u8; 32],
     pub concur: bool,
     pub reason: Option<String>,
@@ -194,20 +199,37 @@ pub struct AnswerRow {
 }
 
 impl DecisionRow {
-    /// Each party's answer that counts: its latest over this decision's exact text. Proposing
-    /// counts as the proposer's concurrence.
-    pub fn counted(&self) -> Vec<(MemberCode, bool)> {
-        self.parties
+    /// The decision and its answers as the rule of `adi_record::decision` reads them.
+    fn judged<T>(
+        &self,
+        judge: impl FnOnce(&adi_record::decision::Proposal<'_>, &[adi_record::decision::Answer<'_>]) -> T,
+    ) -> T {
+        let parties: Vec<String> = self.parties.iter().map(|p| p.to_string()).collect();
+        let proposal = adi_record::decision::Proposal {
+            proposer: self.proposer.as_str(),
+            seq: self.seq,
+            text_sha256: &self.text_sha256,
+            parties: &parties,
+        };
+        let answers: Vec<adi_record::decision::Answer<'_>> = self
+            .answers
             .iter()
-            .filter_map(|p| {
-                let answer = self
-                    .answers
-                    .iter()
-                    .rev()
-                    .find(|a| a.member == *p && a.text_sha256 == self.text_sha256)
-                    .map(|a| a.concur);
-                answer.or((*p == self.proposer).then_some(true)).map(|c| (p.clone(), c))
+            .map(|a| adi_record::decision::Answer {
+                member: a.member.as_str(),
+                seq: a.seq,
+                text_sha256: &a.text_sha256,
+                concur: a.concur,
             })
+            .collect();
+        judge(&proposal, &answers)
+    }
+
+    /// Each party's answer that counts: its latest (by signed place) over this decision's exact
+    /// text. Proposing counts as the proposer's concurrence when it is a party.
+    pub fn counted(&self) -> Vec<(MemberCode, bool)> {
+        self.judged(adi_record::decision::counted)
+            .into_iter()
+            .filter_map(|(m, c)| MemberCode::parse(&m).ok().map(|m| (m, c)))
             .collect()
     }
 
@@ -217,17 +239,15 @@ impl DecisionRow {
         self.parties.iter().filter(|p| !counted.iter().any(|(m, c)| m == *p && *c)).cloned().collect()
     }
 
+    /// Whether every party concurred with the exact text, whatever replaces it.
+    pub fn concluded(&self) -> bool {
+        self.judged(adi_record::decision::concluded)
+    }
+
     /// `superseded`, `declined`, `final` (every party concurred over the exact text) or `open`.
     pub fn state(&self) -> &'static str {
-        if self.superseded_by.is_some() {
-            "superseded"
-        } else if self.counted().iter().any(|(_, c)| !c) {
-            "declined"
-        } else if self.missing().is_empty() {
-            "final"
-        } else {
-            "open"
-        }
+        let replacements: Vec<(EnvelopeHash, u64, bool)> = self.superseded_by.iter().map(|h| (*h, 0, true)).collect();
+        self.judged(|p, a| adi_record::decision::state(p, a, &replacements).as_str())
     }
 }
 

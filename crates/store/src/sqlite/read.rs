@@ -403,40 +403,70 @@ pub(super) fn checkpoints(
     Ok(out)
 }
 
-/// Decisions of a line, or one decision, with their answers.
+/// Decisions of a line, or one decision, with their answers, each with the final decision that
+/// replaces it if there is one.
 pub(super) fn decisions(
     c: &Connection,
     s: &Sealer,
     line: Option<&LineId>,
     id: Option<&EnvelopeHash>,
 ) -> Result<Vec<DecisionRow>, rusqlite::Error> {
+    let mut rows = decision_rows(c, s, line, id, None)?;
+    for d in &mut rows {
+        let replacements: Vec<(EnvelopeHash, u64, bool)> = decision_rows(c, s, None, None, Some(&d.id))?
+            .iter()
+            .filter(|n| n.line == d.line)
+            .map(|n| (n.id, n.created_ms, n.concluded()))
+            .collect();
+        d.superseded_by =
+            replacements.iter().filter(|(_, _, done)| *done).min_by_key(|(h, ms, _)| (*ms, h.0)).map(|(h, _, _)| *h);
+    }
+    Ok(rows)
+}
+
+/// Decisions of a line, one decision, or those naming `replacing` as the one they replace, with
+/// their answers in their authors' signed order; `superseded_by` left empty.
+fn decision_rows(
+    c: &Connection,
+    s: &Sealer,
+    line: Option<&LineId>,
+    id: Option<&EnvelopeHash>,
+    replacing: Option<&EnvelopeHash>,
+) -> Result<Vec<DecisionRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.line, d.proposer, d.text, d.text_sha256, d.parties, d.deadline_ms, d.supersedes, d.created_ms,
-                (SELECT n.id FROM decisions n WHERE n.supersedes = d.id ORDER BY n.created_ms LIMIT 1)
-         FROM decisions d WHERE (?1 IS NULL OR d.line = ?1) AND (?2 IS NULL OR d.id = ?2) ORDER BY d.created_ms, d.id",
+                e.seq
+         FROM decisions d JOIN envelopes e ON e.hash = d.id
+         WHERE (?1 IS NULL OR d.line = ?1) AND (?2 IS NULL OR d.id = ?2) AND (?3 IS NULL OR d.supersedes = ?3)
+         ORDER BY d.created_ms, d.id",
     )?;
     let mut rows = stmt
-        .query_map(params![line.map(|l| l.0.to_vec()), id.map(|h| h.0.to_vec())], |row| {
-            let parties: String = row.get(5)?;
-            let sha: Vec<u8> = row.get(4)?;
-            Ok(DecisionRow {
-                id: hash_of(row.get(0)?)?,
-                line: line_id_of(row.get(1)?)?,
-                proposer: code_of(row.get(2)?)?,
-                text: open(s, "decisions.text", Some(row.get(3)?))?.unwrap_or_default(),
-                text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
-                parties: parties.split(',').map(|p| code_of(p.to_string())).collect::<Result<_, _>>()?,
-                deadline_ms: opt_u(row.get(6)?),
-                supersedes: opt_hash_of(row.get(7)?)?,
-                created_ms: u(row.get(8)?),
-                superseded_by: opt_hash_of(row.get(9)?)?,
-                answers: Vec::new(),
-            })
-        })?
+        .query_map(
+            params![line.map(|l| l.0.to_vec()), id.map(|h| h.0.to_vec()), replacing.map(|h| h.0.to_vec())],
+            |row| {
+                let parties: String = row.get(5)?;
+                let sha: Vec<u8> = row.get(4)?;
+                Ok(DecisionRow {
+                    id: hash_of(row.get(0)?)?,
+                    line: line_id_of(row.get(1)?)?,
+                    proposer: code_of(row.get(2)?)?,
+                    seq: u(row.get(9)?),
+                    text: open(s, "decisions.text", Some(row.get(3)?))?.unwrap_or_default(),
+                    text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
+                    parties: parties.split(',').map(|p| code_of(p.to_string())).collect::<Result<_, _>>()?,
+                    deadline_ms: opt_u(row.get(6)?),
+                    supersedes: opt_hash_of(row.get(7)?)?,
+                    created_ms: u(row.get(8)?),
+                    superseded_by: None,
+                    answers: Vec::new(),
+                })
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     let mut answers = c.prepare_cached(
-        "SELECT hash, member, text_sha256, concur, reason, signed_ms FROM concurrences WHERE decision = ?1
-         ORDER BY signed_ms, hash",
+        "SELECT x.hash, x.member, x.text_sha256, x.concur, x.reason, x.signed_ms, e.seq
+         FROM concurrences x JOIN envelopes e ON e.hash = x.hash WHERE x.decision = ?1
+         ORDER BY x.member, e.seq",
     )?;
     for d in &mut rows {
         d.answers = answers
@@ -445,6 +475,7 @@ pub(super) fn decisions(
                 Ok(AnswerRow {
                     hash: hash_of(row.get(0)?)?,
                     member: code_of(row.get(1)?)?,
+                    seq: u(row.get(6)?),
                     text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
                     concur: row.get(3)?,
                     reason: open(s, "concurrences.reason", row.get(4)?)?,

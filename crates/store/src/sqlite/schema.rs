@@ -210,6 +210,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_line ON decisions (line, created_ms);
+CREATE INDEX IF NOT EXISTS decisions_supersedes ON decisions (supersedes) WHERE supersedes IS NOT NULL;
 CREATE TABLE IF NOT EXISTS concurrences (
     hash BLOB PRIMARY KEY,
     decision BLOB NOT NULL,
