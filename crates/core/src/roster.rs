@@ -265,6 +265,11 @@ pub fn member_from_entry(m: &MemberEntry) -> Result<Member, RosterError> {
     hex::decode_to_slice(&m.signing_key, &mut key).map_err(|_| err("signing_key", "expected 32 bytes in hex"))?;
     let signing_key =
         VerifyingKey::from_bytes(&key).map_err(|_| err("signing_key", "not a valid Ed25519 public key"))?;
+    // A key of small order verifies a signature of a chosen form over any message under
+    // non-strict verification: no roster holds one.
+    if signing_key.is_weak() {
+        return Err(err("signing_key", "a weak (small-order) Ed25519 key is refused"));
+    }
     let mut tls_pin = [0u8; 32];
     hex::decode_to_slice(&m.tls_pin, &mut tls_pin)
         .map_err(|_| err("tls_pin", "expected a SHA-256 hash (32 bytes) in hex"))?;
@@ -330,6 +335,11 @@ mod tests {
         let mut bad_key = entry("PH", "ASEAN", 1);
         bad_key.signing_key = "zz".into();
         check(file(vec![entry("CN", "PLUS", 2), bad_key]), "members[1].signing_key");
+        // The identity point: a key of small order, under which a signature with R the identity
+        // and s zero passes non-strict verification of any message.
+        let mut weak_key = entry("PH", "ASEAN", 1);
+        weak_key.signing_key = format!("01{}", "00".repeat(31));
+        check(file(vec![weak_key]), "members[0].signing_key");
         check(file(vec![entry("PH", "ASEAN", 1), entry("PH", "ASEAN", 2)]), "members[1].code");
         check(file(vec![entry("PH", "ASEAN", 1), entry("CN", "ASEAN", 1)]), "members[1].tls_pin");
         check(file(vec![entry("PH", "NATO", 1)]), "members[0].community");

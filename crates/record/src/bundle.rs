@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use adi_wire::content::SignedContent;
+use adi_wire::envelope::CONTENT_MLS_SETUP;
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 use ed25519_dalek::VerifyingKey;
@@ -174,6 +175,48 @@ fn hashes(list: &[String]) -> Result<Vec<Hash>, String> {
     list.iter().map(|h| hex_hash(h)).collect()
 }
 
+/// The bundle's own statements about the line, which nobody signed as such: each checked against
+/// the line's signed set-up where the bundle holds it, and otherwise reported as unsigned.
+fn line_fields(bundle: &Bundle, setup: Option<&(String, String, String, String, Vec<String>)>, r: &mut Report) {
+    let l = &bundle.line;
+    match setup {
+        Some((signer, scope, title, home, members)) => {
+            let mut differ = Vec::new();
+            if signer != home {
+                differ.push(format!("it is signed by {signer}, not by the home member {home} it names"));
+            }
+            for (field, stated, signed) in
+                [("scope", &l.scope, scope), ("title", &l.title, title), ("home", &l.home, home)]
+            {
+                if stated != signed {
+                    differ.push(format!("the bundle's {field} '{stated}' is not the signed '{signed}'"));
+                }
+            }
+            let ok = if differ.is_empty() { Ok(()) } else { Err(differ.join("; ")) };
+            r.check("line scope, title and home, against the signed set-up", ok);
+            r.check(
+                format!(
+                    "line members {} (unsigned: as the exporter states them; the signed set-up named {})",
+                    l.members.join(", "),
+                    members.join(", ")
+                ),
+                Ok(()),
+            )
+        }
+        None => r.check(
+            format!(
+                "line scope '{}', title '{}', home {} and members {} (unsigned: the set-up is not in the bundle)",
+                l.scope,
+                l.title,
+                l.home,
+                l.members.join(", ")
+            ),
+            Ok(()),
+        ),
+    };
+    r.check(format!("exported by {} at {} (unsigned)", bundle.exported_by, bundle.exported_ms), Ok(()));
+}
+
 /// Checks a bundle offline: every signature, chain link, inclusion and consistency proof,
 /// checkpoint, countersignature, signed content and receipt. Every check is reported; the bundle
 /// holds when none failed.
@@ -186,7 +229,14 @@ pub fn verify(bundle: &Bundle) -> Report {
     // Roster keys.
     let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
     for (code, key) in &bundle.roster {
-        let parsed = hex_hash(key).and_then(|k| VerifyingKey::from_bytes(&k).map_err(|e| e.to_string()));
+        let parsed =
+            hex_hash(key).and_then(|k| VerifyingKey::from_bytes(&k).map_err(|e| e.to_string())).and_then(|k| {
+                if k.is_weak() {
+                    Err("a weak (small-order) Ed25519 key is refused".to_string())
+                } else {
+                    Ok(k)
+                }
+            });
         if let Ok(k) = &parsed {
             keys.insert(code.clone(), *k);
         }
@@ -207,6 +257,7 @@ pub fn verify(bundle: &Bundle) -> Report {
 
     // Checkpoints and countersignatures; the exporter's checkpoints must match its log.
     let mut own: Vec<SignedCheckpoint> = Vec::new();
+    let mut countersigners: Vec<(String, String)> = Vec::new();
     for (i, c) in bundle.checkpoints.iter().enumerate() {
         let name = format!("checkpoint {i}");
         let parsed = hex::decode(&c.signed)
@@ -228,6 +279,7 @@ pub fn verify(bundle: &Bundle) -> Report {
         let signed = signed.and_then(|_| if k.line != line.0 { Err("it is of another line".into()) } else { Ok(()) });
         r.check(format!("{name}: signature"), signed);
         for (member, sig) in &c.countersignatures {
+            countersigners.push((name.clone(), member.clone()));
             let ok = match (keys.get(member), hex::decode(sig).ok().and_then(|s| <[u8; 64]>::try_from(s).ok())) {
                 (Some(key), Some(sig)) => cp.verify_countersignature(member, key, &sig).map_err(|e| e.to_string()),
                 (None, _) => Err(format!("{member} is not in the bundle's roster")),
@@ -284,6 +336,8 @@ pub fn verify(bundle: &Bundle) -> Report {
     let mut receipts: Vec<(String, PayloadV1)> = Vec::new();
     // Decisions by id, and answers to them, as their signed contents give them.
     let mut decisions: BTreeMap<String, Proposed> = BTreeMap::new();
+    // The line's signed set-up: (signer, scope, title, home, members).
+    let mut setup: Option<(String, String, String, String, Vec<String>)> = None;
     let mut answers: Vec<Answered> = Vec::new();
     for e in &bundle.envelopes {
         let name = format!("envelope at log index {}", e.index);
@@ -360,8 +414,25 @@ pub fn verify(bundle: &Bundle) -> Report {
         } else if e.form_text.is_some() {
             r.check(format!("{name}: readable report text"), Err("it has no signed content to be read from".into()));
         }
+        if body.content_type == CONTENT_MLS_SETUP {
+            if let Ok(PayloadV1::LineSetup { scope, title, home, members, .. }) = PayloadV1::decode(&body.payload) {
+                setup = Some((body.sender.clone(), scope, title, home, members));
+            }
+        }
         by_sender.entry(body.sender.clone()).or_default().insert(body.seq, (hash, body.prev));
         known.insert(hash, (body.sender.clone(), body.seq));
+    }
+    line_fields(bundle, setup.as_ref(), &mut r);
+    // A countersigner is a member of the line by signed data: named by the signed set-up, or
+    // the sender of an envelope on the line.
+    for (name, member) in &countersigners {
+        let shown = setup.as_ref().is_some_and(|s| s.4.contains(member)) || by_sender.contains_key(member);
+        let ok = if shown {
+            Ok(())
+        } else {
+            Err(format!("nothing signed in the bundle shows {member} a member of the line"))
+        };
+        r.check(format!("{name}: countersigner {member} is on the line"), ok);
     }
     let present: std::collections::HashSet<u64> = bundle.envelopes.iter().map(|e| e.index).collect();
     let window = bundle.from_index..bundle.to_index.min(log.len() as u64);

@@ -12,7 +12,7 @@
 //! Ed25519 signature over `"ADI-COUNTERSIGN-V1" 0x00 || checkpoint bytes || signature (64)`:
 //! that member checked the checkpoint against its own copy of the line.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
 
 use crate::merkle::Hash;
@@ -99,10 +99,11 @@ pub struct SignedCheckpoint {
 }
 
 impl SignedCheckpoint {
-    /// Checks the signature under the signer's roster key.
+    /// Checks the signature under the signer's roster key, strictly (RFC 8032 with the checks
+    /// `verify_strict` adds: no weak key, no small-order or non-canonical `R`).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), CheckpointError> {
         let bytes = [CHECKPOINT_CONTEXT, &self.checkpoint.to_bytes()?].concat();
-        key.verify(&bytes, &Signature::from_bytes(&self.signature))
+        key.verify_strict(&bytes, &Signature::from_bytes(&self.signature))
             .map_err(|_| CheckpointError::BadSignature(self.checkpoint.signer.clone()))
     }
 
@@ -128,7 +129,7 @@ impl SignedCheckpoint {
         Ok(key.sign(&[COUNTERSIGN_CONTEXT, &self.to_bytes()?].concat()).to_bytes())
     }
 
-    /// Checks a countersignature by `member` under its roster key.
+    /// Checks a countersignature by `member` under its roster key, strictly.
     pub fn verify_countersignature(
         &self,
         member: &str,
@@ -136,7 +137,7 @@ impl SignedCheckpoint {
         countersignature: &[u8; 64],
     ) -> Result<(), CheckpointError> {
         let bytes = [COUNTERSIGN_CONTEXT, &self.to_bytes()?].concat();
-        key.verify(&bytes, &Signature::from_bytes(countersignature))
+        key.verify_strict(&bytes, &Signature::from_bytes(countersignature))
             .map_err(|_| CheckpointError::BadCountersignature(member.to_string()))
     }
 

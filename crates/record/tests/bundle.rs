@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use adi_record::bundle::{verify, Bundle, BundleCheckpoint, BundleEnvelope, BundleLine, Report, FORMAT};
 use adi_record::{merkle, Checkpoint};
 use adi_wire::content::SignedContent;
-use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_ROUTINE};
+use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_ROUTINE};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
 use ed25519_dalek::SigningKey;
@@ -52,6 +52,35 @@ impl Line {
         hash
     }
 
+    /// The home member PH's signed set-up of the line, naming every member.
+    fn setup(&mut self) -> EnvelopeHash {
+        let payload = PayloadV1::LineSetup {
+            v: 1,
+            scope: "ADMM-Plus".into(),
+            title: "Test line".into(),
+            home: "PH".into(),
+            members: MEMBERS.iter().map(|m| m.to_string()).collect(),
+            welcome: None,
+        };
+        let (seq, prev) = self.heads.get("PH").map_or((1, EnvelopeHash::NONE), |(s, h)| (s + 1, *h));
+        let body = EnvelopeBody {
+            line: LINE,
+            sender: "PH".into(),
+            seq,
+            prev,
+            epoch: 0,
+            created_ms: 1_700_000_000_000,
+            priority: PRIORITY_ROUTINE,
+            content_type: CONTENT_MLS_SETUP,
+            content_hash: [0; 32],
+            payload: payload.encode(),
+        };
+        let envelope = body.sign(&key("PH"));
+        self.heads.insert("PH".into(), (seq, envelope.hash()));
+        self.envelopes.push((envelope.bytes().to_vec(), Vec::new()));
+        envelope.hash()
+    }
+
     /// The bundle PH exports of the whole line, with its checkpoint of the whole log.
     fn export(&self) -> Bundle {
         let log: Vec<[u8; 32]> = self.envelopes.iter().map(|(b, _)| sha2::Sha256::digest(b).into()).collect();
@@ -88,7 +117,7 @@ impl Line {
                 .map(|(i, (bytes, content))| BundleEnvelope {
                     index: i as u64,
                     bytes: hex::encode(bytes),
-                    content: Some(hex::encode(content)),
+                    content: (!content.is_empty()).then(|| hex::encode(content)),
                     form_text: None,
                     inclusion: merkle::inclusion_proof(&leaves, i).iter().map(hex::encode).collect(),
                 })
@@ -196,4 +225,54 @@ fn a_replacement_supersedes_only_once_it_is_final() {
     assert_eq!((state_of(&report, first), state_of(&report, second)), ("superseded", "final"));
     let d = report.decisions.iter().find(|d| d.id == first.to_hex()).expect("reported");
     assert_eq!(d.superseded_by, Some(second.to_hex()));
+}
+
+/// The items of the checks that failed.
+fn failed(report: &Report) -> Vec<String> {
+    report.checks.iter().filter(|c| c.failure.is_some()).map(|c| c.item.clone()).collect()
+}
+
+#[test]
+fn the_line_the_bundle_states_is_checked_against_its_signed_set_up() {
+    let mut line = Line::default();
+    line.setup();
+    line.add("PH", PayloadV1::LinkTest { v: 1 });
+    let bundle = line.export();
+    let report = verify(&bundle);
+    clean(&report);
+    assert!(report.checks.iter().any(|c| c.item == "line scope, title and home, against the signed set-up"));
+    assert!(report.checks.iter().any(|c| c.item.contains("(unsigned")), "unsigned fields are said to be");
+
+    let mut retitled = bundle.clone();
+    retitled.line.title = "Another line".into();
+    assert_eq!(failed(&verify(&retitled)), ["line scope, title and home, against the signed set-up"]);
+    let mut rehomed = bundle;
+    rehomed.line.home = "CN".into();
+    assert_eq!(failed(&verify(&rehomed)), ["line scope, title and home, against the signed set-up"]);
+}
+
+#[test]
+fn a_countersigner_must_be_shown_on_the_line_and_no_key_may_be_weak() {
+    let mut line = Line::default();
+    line.setup();
+    line.add("PH", PayloadV1::LinkTest { v: 1 });
+    let mut bundle = line.export();
+    // MY is in the bundle's roster and countersigns validly, but nothing signed puts it on the line.
+    let my = SigningKey::from_bytes(&[42; 32]);
+    bundle.roster.insert("MY".into(), hex::encode(my.verifying_key().to_bytes()));
+    let signed = hex::decode(&bundle.checkpoints[0].signed).unwrap();
+    let cp = adi_record::SignedCheckpoint::from_bytes(&signed).unwrap();
+    bundle.checkpoints[0].countersignatures.push(("MY".into(), hex::encode(cp.countersign(&my).unwrap())));
+    let report = verify(&bundle);
+    let failures = failed(&report);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].ends_with("countersigner MY is on the line"), "{failures:?}");
+    // CN, named by the set-up, may countersign.
+    bundle.checkpoints[0].countersignatures[0] = ("CN".into(), hex::encode(cp.countersign(&key("CN")).unwrap()));
+    clean(&verify(&bundle));
+
+    // A weak key in the bundle's roster is refused.
+    let mut weak = bundle;
+    weak.roster.insert("VN".into(), format!("01{}", "00".repeat(31)));
+    assert!(failed(&verify(&weak)).contains(&"roster key of VN".to_string()));
 }

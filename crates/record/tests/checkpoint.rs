@@ -2,7 +2,7 @@
 //! and equivocation.
 
 use adi_record::{Checkpoint, CheckpointError, SignedCheckpoint};
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 
 fn checkpoint(size: u64, root: u8) -> Checkpoint {
     Checkpoint { line: [7; 16], signer: "PH".into(), size, root: [root; 32], time_ms: 1_796_000_000_000 }
@@ -49,4 +49,31 @@ fn two_roots_for_one_size_are_equivocation() {
     assert!(a.equivocates_with(&checkpoint(5, 8).sign(&ph).unwrap()));
     assert!(!a.equivocates_with(&checkpoint(6, 8).sign(&ph).unwrap()), "another size is another tree");
     assert!(!a.equivocates_with(&a.clone()));
+}
+
+/// The identity point as a public key, and the signature (R the identity, s zero) that it
+/// "verifies" for any message under non-strict verification.
+fn identity_forgery() -> (VerifyingKey, [u8; 64]) {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let key = VerifyingKey::from_bytes(&identity).expect("the identity point decodes");
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&identity);
+    (key, signature)
+}
+
+#[test]
+fn a_checkpoint_or_countersignature_under_the_identity_key_fails() {
+    let (key, universal) = identity_forgery();
+    // The forgery is real under plain verification, whatever is signed...
+    let signed = SignedCheckpoint { checkpoint: checkpoint(5, 9), signature: universal };
+    let message = [b"ADI-CHECKPOINT-V1\0".as_slice(), &signed.checkpoint.to_bytes().unwrap()].concat();
+    assert!(key.verify(&message, &Signature::from_bytes(&universal)).is_ok());
+    // ...and strict verification refuses it, as a checkpoint and as a countersignature.
+    assert_eq!(signed.verify(&key), Err(CheckpointError::BadSignature("PH".into())));
+    let genuine = checkpoint(5, 9).sign(&SigningKey::from_bytes(&[1; 32])).unwrap();
+    assert_eq!(
+        genuine.verify_countersignature("CN", &key, &universal),
+        Err(CheckpointError::BadCountersignature("CN".into()))
+    );
 }
