@@ -218,9 +218,22 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check a bundle offline: every signature, chain link, proof, receipt and checkpoint.
+    /// Check a bundle offline: every signature, chain link, proof, receipt and checkpoint,
+    /// under roster keys anchored outside the bundle.
     Verify {
         file: PathBuf,
+        /// The roster to check the bundle's keys against (the anchor), as distributed to the
+        /// members.
+        #[arg(long, conflicts_with_all = ["roster_sha256", "unanchored"])]
+        roster: Option<PathBuf>,
+        /// The SHA-256 of the roster (hex), as published (`adi roster` prints it): the bundle's
+        /// copy of the roster must hash to it.
+        #[arg(long, conflicts_with = "unanchored")]
+        roster_sha256: Option<String>,
+        /// Check without an anchor: the bundle is then only shown consistent with itself, and
+        /// the command says so.
+        #[arg(long)]
+        unanchored: bool,
         /// Print only the result and the first failure.
         #[arg(long)]
         quiet: bool,
@@ -382,7 +395,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
         Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
-        Command::Verify { file, quiet, reports } => cmd::export::verify_bundle(&file, quiet, reports),
+        Command::Verify { file, roster, roster_sha256, unanchored, quiet, reports } => {
+            let anchor = cmd::export::anchor(roster.as_deref(), roster_sha256.as_deref())?;
+            cmd::export::verify_bundle(&file, &anchor, unanchored, quiet, reports)
+        }
         Command::Decision { command } => cmd::decision::decision(command).await,
         Command::Cpa { own, other, file, json } => cmd::cpa::cpa(own, other, file, json),
         Command::Show { client, id } => cmd::messages::show(client, id).await,

@@ -263,6 +263,9 @@ fn roster_from_cards_and_a_broken_card_is_refused_by_file_and_field() {
     let roster_path = tmp.path().join("roster.toml");
     let out = run(adi().arg("roster").arg("--out").arg(&roster_path).arg(&ph_card).arg(&cn_card)).ok();
     assert!(out.stdout.contains("2 members"), "{}", out.stdout);
+    // It prints the roster's anchor: the SHA-256 verifiers of its records pin.
+    let anchor = hex::encode(adi_node::config::load_roster(&roster_path).unwrap().sha256());
+    assert!(out.stdout.contains(&anchor), "{}", out.stdout);
     let roster: toml::Value = toml::from_str(&fs::read_to_string(&roster_path).unwrap()).unwrap();
     let members = roster["members"].as_array().expect("members");
     assert_eq!(members.len(), 2);
@@ -489,7 +492,8 @@ fn two_node_processes_driven_through_the_cli() {
     // Exported by CN and verified offline, the report's text printed beside its checks.
     let bundle = tmp.path().join("line.json");
     client(&cn.api_url, &cn.token, &["export", "--line", &line_id, "--out", bundle.to_str().unwrap()]).ok();
-    let verified = run(adi().arg("verify").arg(&bundle).arg("--reports")).ok();
+    let verified =
+        run(adi().arg("verify").arg(&bundle).arg("--roster").arg(state.join("roster.toml")).arg("--reports")).ok();
     assert!(verified.stdout.contains("verified:"), "{}", verified.stdout);
     assert!(verified.stdout.contains("(PH #"), "{}", verified.stdout);
     assert!(verified.stdout.contains("ENCOUNTER AT SEA"), "{}", verified.stdout);

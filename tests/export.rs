@@ -101,6 +101,13 @@ impl Network {
         self.member(code).client()
     }
 
+    /// The roster file `code`'s node runs with: the anchor a verifier takes from outside a bundle.
+    fn roster(&self, code: &str) -> PathBuf {
+        let config = PathBuf::from(&self.member(code).config);
+        let file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        config.parent().unwrap().join(file.roster)
+    }
+
     /// A file in the test's directory.
     fn path(&self, name: &str) -> PathBuf {
         self._dir.path().join(name)
@@ -168,6 +175,12 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `adi` with owned arguments, as a verifier outside the network runs it.
+async fn adi_owned(args: &[String]) -> Outcome {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    adi(&args, None).await
+}
+
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -215,11 +228,15 @@ async fn export_and_verify_through_the_cli() {
     let from = from_ms.to_string();
     adi(&["export", "--line", &line, "--from", &from, "--out", arg(&window)], Some(ph_member)).await.ok();
 
-    // Nothing runs any more: the bundles stand on their own.
+    // Nothing runs any more: the bundles stand on their own, with the roster as the anchor.
     net.kill_all();
+    let roster = net.roster("VN");
+    let anchored =
+        |file: &Path| vec!["verify".to_string(), arg(file).to_string(), "--roster".into(), arg(&roster).into()];
 
-    let out = adi(&["verify", arg(&whole)], None).await.ok();
+    let out = adi_owned(&anchored(&whole)).await.ok();
     assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    assert!(out.stdout.contains("under the anchored roster"), "{}", out.stdout);
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
     assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("countersignature by CN")), "{}", out.stdout);
     assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("signed content")), "{}", out.stdout);
@@ -238,7 +255,7 @@ async fn export_and_verify_through_the_cli() {
     target["bytes"] = Value::String(changed);
     let tampered = net.path("tampered.json");
     std::fs::write(&tampered, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
-    let out = adi(&["verify", arg(&tampered)], None).await.fails();
+    let out = adi_owned(&anchored(&tampered)).await.fails();
     let named = format!("envelope at log index {index}");
     assert!(out.stdout.lines().any(|l| l.starts_with("FAIL") && l.contains(&named)), "{}", out.stdout);
     assert!(!out.stdout.contains("verified:"), "{}", out.stdout);
@@ -258,8 +275,20 @@ async fn export_and_verify_through_the_cli() {
     let indexes: Vec<u64> =
         bundle["envelopes"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
     assert!(!indexes.is_empty() && indexes.iter().all(|i| *i >= from_index), "{indexes:?}");
-    let out = adi(&["verify", arg(&window)], None).await.ok();
+    let out = adi_owned(&anchored(&window)).await.ok();
     assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+
+    // The anchor as the roster's published SHA-256 instead of its file.
+    let sha = hex::encode(adi_node::config::load_roster(&roster).unwrap().sha256());
+    let out = adi(&["verify", arg(&whole), "--roster-sha256", &sha], None).await.ok();
+    assert!(out.stdout.contains("under the anchored roster"), "{}", out.stdout);
+    let out = adi(&["verify", arg(&whole), "--roster-sha256", &"ab".repeat(32)], None).await.fails();
+    assert!(out.stdout.lines().any(|l| l.starts_with("FAIL  anchor: the roster")), "{}", out.stdout);
+    // Without an anchor the command says what it showed, and fails unless told that is meant.
+    let out = adi(&["verify", arg(&whole)], None).await.fails();
+    assert!(out.stderr.contains("NOT ANCHORED") && out.stderr.contains("--roster"), "{}", out.stderr);
+    let out = adi(&["verify", arg(&whole), "--unanchored"], None).await.ok();
+    assert!(out.stdout.contains("NOT ANCHORED") && !out.stdout.contains("verified:"), "{}", out.stdout);
     eprintln!("export_and_verify_through_the_cli took {:?}", started.elapsed());
 }
 
@@ -305,10 +334,11 @@ async fn a_bundle_from_the_18_member_demo_network_verifies_offline_after_the_nod
         files.push((other.clone(), file));
     }
     let exported = started.elapsed();
+    let roster = net.roster("SG");
     net.kill_all();
 
     for (other, file) in &files {
-        let out = adi(&["verify", arg(file)], None).await.ok();
+        let out = adi(&["verify", arg(file), "--roster", arg(&roster)], None).await.ok();
         assert!(out.stdout.contains("verified:"), "{other}: {}", out.stdout);
         let countersigned = format!("countersignature by {other}");
         assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains(&countersigned)), "{}", out.stdout);
@@ -323,8 +353,9 @@ async fn a_bundle_from_the_18_member_demo_network_verifies_offline_after_the_nod
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_bundle_in_the_docs_verifies() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/example-bundle.json");
-    let out = adi(&["verify", arg(&path)], None).await.ok();
-    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    let out = adi(&["verify", arg(&path), "--unanchored"], None).await.ok();
+    assert!(out.stdout.contains("NOT ANCHORED"), "{}", out.stdout);
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

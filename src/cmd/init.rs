@@ -20,6 +20,11 @@ pub fn roster(out: PathBuf, name: String, cards: Vec<PathBuf>) -> anyhow::Result
     let members = setup::read_cards(&cards)?;
     let roster = setup::assemble_roster(&name, members)?;
     std::fs::write(&out, roster.to_toml()).with_context(|| format!("cannot write {}", out.display()))?;
-    out!("wrote {} with {} members", out.display(), roster.members.len());
+    let anchor = adi_core::Roster::from_file(&roster).map(|r| hex::encode(r.sha256())).unwrap_or_default();
+    out!(
+        "wrote {} with {} members; its SHA-256, the anchor verifiers of its records pin: {anchor}",
+        out.display(),
+        roster.members.len()
+    );
     Ok(())
 }

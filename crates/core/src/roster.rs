@@ -191,6 +191,25 @@ impl Roster {
         }
     }
 
+    /// The roster's canonical bytes: its file form ([`Roster::to_file`]) without the members'
+    /// federation endpoints, as compact JSON, members in code order. The same roster gives the
+    /// same bytes however its file was written, and whatever addresses an establishment points
+    /// its copy at: what is anchored is who the members are and their keys, pins and policy.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut file = self.to_file();
+        for m in &mut file.members {
+            m.endpoints.clear();
+        }
+        serde_json::to_vec(&file).unwrap_or_default()
+    }
+
+    /// SHA-256 of [`Roster::canonical_bytes`]: the anchor an auditor pins, from outside any
+    /// bundle, to check a bundle's keys (`docs/RECORD.md`, "Anchoring").
+    pub fn sha256(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.canonical_bytes()).into()
+    }
+
     /// Acknowledgement deadlines agreed in the roster, if any.
     pub fn deadlines(&self) -> Option<&Deadlines> {
         self.deadlines.as_ref()
@@ -353,6 +372,21 @@ mod tests {
         let mut f = file(vec![entry("PH", "ASEAN", 1)]);
         f.version = 9;
         check(f, "version");
+    }
+
+    #[test]
+    fn the_anchor_is_the_same_however_the_file_is_written_and_wherever_members_are_reached() {
+        let a = Roster::from_file(&file(vec![entry("PH", "ASEAN", 1), entry("CN", "PLUS", 2)])).unwrap();
+        let mut moved = entry("PH", "ASEAN", 1);
+        moved.endpoints = vec!["10.1.2.3:7443".into(), "10.1.2.4:7443".into()];
+        let b = Roster::from_file(&file(vec![entry("CN", "PLUS", 2), moved])).unwrap();
+        assert_eq!(a.sha256(), b.sha256());
+        let rekeyed = Roster::from_file(&file(vec![entry("PH", "ASEAN", 3), entry("CN", "PLUS", 2)])).unwrap();
+        assert_ne!(a.sha256(), rekeyed.sha256());
+        let text = String::from_utf8(a.canonical_bytes()).unwrap();
+        assert!(
+            text.contains(&hex::encode(a.member(&MemberCode::parse("PH").unwrap()).unwrap().signing_key.to_bytes()))
+        );
     }
 
     #[test]

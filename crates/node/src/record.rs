@@ -154,7 +154,8 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
 /// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
 /// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
 /// proofs against a checkpoint of the whole log (signed now if the log grew), every checkpoint
-/// and countersignature held, and the roster keys needed to check them.
+/// and countersignature held, the roster keys needed to check them, and the roster they come
+/// from with its SHA-256, for a verifier to match against the anchor it holds.
 pub async fn export(
     node: &NodeState,
     line: LineId,
@@ -266,9 +267,10 @@ pub async fn export(
             Some((code, hex::encode(key.to_bytes())))
         })
         .collect();
+    let roster_file = String::from_utf8(node.roster().canonical_bytes()).map_err(|e| e.to_string())?;
     Ok(Bundle {
         format: FORMAT.to_string(),
-        v: 1,
+        v: adi_record::bundle::VERSION,
         exported_by: node.member.to_string(),
         exported_ms: now_ms(),
         line: BundleLine {
@@ -279,6 +281,8 @@ pub async fn export(
             members: info.members.iter().map(|m| m.to_string()).collect(),
         },
         roster,
+        roster_sha256: Some(hex::encode(node.roster().sha256())),
+        roster_file: Some(roster_file),
         log: log.iter().map(|h| h.to_hex()).collect(),
         from_index,
         to_index,

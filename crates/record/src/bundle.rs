@@ -23,6 +23,9 @@ use crate::merkle::{self, Hash};
 
 /// The format name a bundle carries.
 pub const FORMAT: &str = "adi-bundle";
+/// The version this code writes: 2 names the roster its keys come from (`roster_sha256`,
+/// `roster_file`); version 1 bundles are still read.
+pub const VERSION: u8 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +38,14 @@ pub struct Bundle {
     pub line: BundleLine,
     /// Roster signing keys (hex) of every member whose signature the bundle holds.
     pub roster: BTreeMap<String, String>,
+    /// SHA-256 (hex) of the canonical roster the exporter's node ran with, which `roster` is
+    /// drawn from (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_sha256: Option<String>,
+    /// That roster's canonical bytes (compact JSON, `docs/RECORD.md`, "Anchoring"), as text
+    /// (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_file: Option<String>,
     /// Every entry of the exporter's log of the line, in order (envelope hashes, hex).
     pub log: Vec<String>,
     /// The exported window of the log: every entry from `from_index` up to (not including)
@@ -128,6 +139,105 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// Each decision in the bundle and what its answers come to ([`crate::decision`]).
     pub decisions: Vec<DecisionVerdict>,
+    /// Whether the keys were checked against a roster taken from outside the bundle
+    /// ([`verify_anchored`]); without, the bundle is only shown consistent with itself.
+    pub anchored: bool,
+}
+
+/// Where the roster keys a bundle is checked under come from.
+#[derive(Clone, Debug)]
+pub enum Anchor {
+    /// A roster from outside the bundle: its SHA-256 and its members' signing keys.
+    Roster { sha256: Hash, keys: BTreeMap<String, [u8; 32]> },
+    /// The SHA-256 of the roster, from outside the bundle: the bundle's copy of the roster must
+    /// hash to it, and its keys are then used.
+    Sha256(Hash),
+    /// Nothing from outside: the bundle's own keys, so that it is shown consistent with itself
+    /// only (a bundle rewritten end to end under fresh keys passes).
+    Unanchored,
+}
+
+/// An anchored roster's SHA-256 and its members' signing keys (hex).
+type AnchoredKeys = (Hash, BTreeMap<String, String>);
+
+/// The members' signing keys (hex) a canonical roster names.
+fn roster_keys(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the roster is not JSON: {e}"))?;
+    let members = v.get("members").and_then(|m| m.as_array()).ok_or("the roster has no members")?;
+    members
+        .iter()
+        .map(|m| {
+            let field = |f: &str| m.get(f).and_then(|x| x.as_str()).map(str::to_string);
+            match (field("code"), field("signing_key")) {
+                (Some(code), Some(key)) => Ok((code, key.to_ascii_lowercase())),
+                _ => Err("a roster member without a code or a signing key".to_string()),
+            }
+        })
+        .collect()
+}
+
+/// Checks a bundle as [`verify`] does, under roster keys the `anchor` vouches for from outside
+/// the bundle: every key the bundle carries must be the anchored roster's, and the roster the
+/// bundle names must be the anchored one.
+pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
+    let mut r = Report::default();
+    let sha_of = |text: &str| -> Hash { sha2::Sha256::digest(text.as_bytes()).into() };
+    let anchored: Result<Option<AnchoredKeys>, String> = match anchor {
+        Anchor::Unanchored => Ok(None),
+        Anchor::Roster { sha256, keys } => {
+            Ok(Some((*sha256, keys.iter().map(|(c, k)| (c.clone(), hex::encode(k))).collect())))
+        }
+        Anchor::Sha256(sha256) => match &bundle.roster_file {
+            None => Err("the bundle carries no roster to match the anchor against (give the roster file)".into()),
+            Some(text) if sha_of(text) != *sha256 => Err(format!(
+                "the bundle's roster has SHA-256 {}, not the anchor's {}",
+                hex::encode(sha_of(text)),
+                hex::encode(sha256)
+            )),
+            Some(text) => roster_keys(text).map(|keys| Some((*sha256, keys))),
+        },
+    };
+    let keys = match anchored {
+        Err(why) => {
+            r.check("anchor: the roster", Err(why));
+            r.anchored = true;
+            return r;
+        }
+        Ok(None) => {
+            r.check(
+                "anchor: none given; the bundle's own keys are used, so it is shown consistent with itself only",
+                Ok(()),
+            );
+            None
+        }
+        Ok(Some((sha256, keys))) => {
+            let named = match &bundle.roster_sha256 {
+                Some(h) if !h.eq_ignore_ascii_case(&hex::encode(sha256)) => {
+                    Err(format!("the bundle relies on roster {h}, not on the anchored one"))
+                }
+                _ => Ok(()),
+            };
+            r.check(format!("anchor: roster {}", hex::encode(sha256)), named);
+            for (code, key) in &bundle.roster {
+                let ok = match keys.get(code) {
+                    Some(k) if k.eq_ignore_ascii_case(key) => Ok(()),
+                    Some(_) => Err("it is not the anchored roster's key".to_string()),
+                    None => Err(format!("{code} is not in the anchored roster")),
+                };
+                r.check(format!("anchor: the bundle's key of {code}"), ok);
+            }
+            r.anchored = true;
+            Some(keys)
+        }
+    };
+    let mut checked = bundle.clone();
+    if let Some(keys) = keys {
+        checked.roster = keys;
+    }
+    let inner = verify(&checked);
+    r.checks.extend(inner.checks);
+    r.decisions = inner.decisions;
+    r
 }
 
 /// A decision of the bundle, judged by the rule the node's API applies.
@@ -222,8 +332,8 @@ fn line_fields(bundle: &Bundle, setup: Option<&(String, String, String, String, 
 /// holds when none failed.
 pub fn verify(bundle: &Bundle) -> Report {
     let mut r = Report::default();
-    let format_ok = bundle.format == FORMAT && bundle.v == 1;
-    if !r.check("bundle format", if format_ok { Ok(()) } else { Err("not an adi-bundle of version 1".into()) }) {
+    let format_ok = bundle.format == FORMAT && (bundle.v == 1 || bundle.v == VERSION);
+    if !r.check("bundle format", if format_ok { Ok(()) } else { Err("not an adi-bundle of version 1 or 2".into()) }) {
         return r;
     }
     // Roster keys.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use adi_record::bundle::{verify, Bundle, BundleCheckpoint, BundleEnvelope, BundleLine, Report, FORMAT};
+use adi_record::bundle::{
+    verify, verify_anchored, Anchor, Bundle, BundleCheckpoint, BundleEnvelope, BundleLine, Report, FORMAT, VERSION,
+};
 use adi_record::{merkle, Checkpoint};
 use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_ROUTINE};
@@ -16,13 +18,31 @@ const LINE: LineId = LineId([9; 16]);
 const MEMBERS: [&str; 3] = ["PH", "CN", "VN"];
 
 fn key(member: &str) -> SigningKey {
-    let i = MEMBERS.iter().position(|m| *m == member).expect("a member of the test line") as u8;
-    SigningKey::from_bytes(&[i + 1; 32])
+    keyed(member, 0)
 }
 
-/// A line's record as its exporter holds it: envelopes in the order of its log.
+/// `member`'s signing key in the set of keys numbered `set` (0: the roster's).
+fn keyed(member: &str, set: u8) -> SigningKey {
+    let i = MEMBERS.iter().position(|m| *m == member).expect("a member of the test line") as u8;
+    SigningKey::from_bytes(&[i + 1 + set * 16; 32])
+}
+
+/// A roster's canonical text naming the members' keys of `set`, and its SHA-256.
+fn roster(set: u8) -> (String, [u8; 32]) {
+    let members: Vec<serde_json::Value> = MEMBERS
+        .iter()
+        .map(|m| serde_json::json!({"code": m, "signing_key": hex::encode(keyed(m, set).verifying_key().to_bytes())}))
+        .collect();
+    let text = serde_json::json!({"version": 1, "name": "test", "members": members}).to_string();
+    let sha = sha2::Sha256::digest(text.as_bytes()).into();
+    (text, sha)
+}
+
+/// A line's record as its exporter holds it: envelopes in the order of its log, signed with
+/// the keys of `set`.
 #[derive(Default)]
 struct Line {
+    set: u8,
     heads: BTreeMap<String, (u64, EnvelopeHash)>,
     envelopes: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -31,7 +51,7 @@ impl Line {
     /// `member`'s next envelope on the line, carrying `payload` as its signed content.
     fn add(&mut self, member: &str, payload: PayloadV1) -> EnvelopeHash {
         let (seq, prev) = self.heads.get(member).map_or((1, EnvelopeHash::NONE), |(s, h)| (s + 1, *h));
-        let k = key(member);
+        let k = keyed(member, self.set);
         let content = SignedContent::sign(&k, &LINE, member, seq, payload.encode());
         let body = EnvelopeBody {
             line: LINE,
@@ -75,7 +95,7 @@ impl Line {
             content_hash: [0; 32],
             payload: payload.encode(),
         };
-        let envelope = body.sign(&key("PH"));
+        let envelope = body.sign(&keyed("PH", self.set));
         self.heads.insert("PH".into(), (seq, envelope.hash()));
         self.envelopes.push((envelope.bytes().to_vec(), Vec::new()));
         envelope.hash()
@@ -92,11 +112,12 @@ impl Line {
             root: merkle::root(&leaves),
             time_ms: 1_700_000_100_000,
         }
-        .sign(&key("PH"))
+        .sign(&keyed("PH", self.set))
         .expect("a checkpoint signs");
+        let (roster_file, roster_sha256) = roster(self.set);
         Bundle {
             format: FORMAT.into(),
-            v: 1,
+            v: VERSION,
             exported_by: "PH".into(),
             exported_ms: 1_700_000_200_000,
             line: BundleLine {
@@ -106,7 +127,12 @@ impl Line {
                 home: "PH".into(),
                 members: MEMBERS.iter().map(|m| m.to_string()).collect(),
             },
-            roster: MEMBERS.iter().map(|m| (m.to_string(), hex::encode(key(m).verifying_key().to_bytes()))).collect(),
+            roster: MEMBERS
+                .iter()
+                .map(|m| (m.to_string(), hex::encode(keyed(m, self.set).verifying_key().to_bytes())))
+                .collect(),
+            roster_sha256: Some(hex::encode(roster_sha256)),
+            roster_file: Some(roster_file),
             log: log.iter().map(hex::encode).collect(),
             from_index: 0,
             to_index: log.len() as u64,
@@ -275,4 +301,54 @@ fn a_countersigner_must_be_shown_on_the_line_and_no_key_may_be_weak() {
     let mut weak = bundle;
     weak.roster.insert("VN".into(), format!("01{}", "00".repeat(31)));
     assert!(failed(&verify(&weak)).contains(&"roster key of VN".to_string()));
+}
+
+/// The genuine record of a line, and the same record rewritten end to end by someone who changed
+/// a message's words and signed everything again under keys of their own.
+fn genuine_and_rewritten() -> (Bundle, Bundle) {
+    let build = |set: u8, words: &str| {
+        let mut line = Line { set, ..Line::default() };
+        line.setup();
+        let id = line.add("PH", decision(words, &["PH", "CN"], None));
+        line.add("CN", answer(id, words, true));
+        line.export()
+    };
+    (build(0, "Keep 5 nautical miles apart."), build(1, "Keep 50 nautical miles apart."))
+}
+
+#[test]
+fn a_bundle_rewritten_under_fresh_keys_fails_against_the_anchor() {
+    let (genuine, rewritten) = genuine_and_rewritten();
+    let (_, anchor_sha) = roster(0);
+    // Each is consistent with itself: that alone proves nothing.
+    for b in [&genuine, &rewritten] {
+        let report = verify_anchored(b, &Anchor::Unanchored);
+        clean(&report);
+        assert!(!report.anchored);
+    }
+    // Against the anchor (the roster's SHA-256, from outside the bundle) only the genuine one holds.
+    let report = verify_anchored(&genuine, &Anchor::Sha256(anchor_sha));
+    clean(&report);
+    assert!(report.anchored);
+    let report = verify_anchored(&rewritten, &Anchor::Sha256(anchor_sha));
+    assert!(report.first_failure().is_some_and(|c| c.item == "anchor: the roster"), "{:?}", report.first_failure());
+
+    // The rewritten bundle carrying the genuine roster but its own keys: every key and every
+    // signature fails under the anchored ones.
+    let mut borrowed = rewritten.clone();
+    borrowed.roster_file = genuine.roster_file.clone();
+    borrowed.roster_sha256 = genuine.roster_sha256.clone();
+    let report = verify_anchored(&borrowed, &Anchor::Sha256(anchor_sha));
+    let failures = failed(&report);
+    assert!(failures.contains(&"anchor: the bundle's key of PH".to_string()), "{failures:?}");
+    assert!(failures.iter().any(|f| f.ends_with(": signature")), "{failures:?}");
+
+    // The same with the anchored roster's keys given directly.
+    let keys = MEMBERS.iter().map(|m| (m.to_string(), keyed(m, 0).verifying_key().to_bytes())).collect();
+    let by_roster = Anchor::Roster { sha256: anchor_sha, keys };
+    clean(&verify_anchored(&genuine, &by_roster));
+    let report = verify_anchored(&rewritten, &by_roster);
+    let failures = failed(&report);
+    assert!(failures.iter().any(|f| f.starts_with("anchor: roster")), "{failures:?}");
+    assert!(failures.iter().any(|f| f.ends_with(": signature")), "{failures:?}");
 }
