@@ -439,6 +439,19 @@ pub fn verify(bundle: &Bundle) -> Report {
         r.check(name, ok);
     }
     let latest = own.last().map(|c| c.checkpoint.clone());
+    // The exporter's latest checkpoint covers the whole log: without it, anyone holding the file
+    // could strip the checkpoints, drop entries and reorder others, and the rest would still hold.
+    let covered = match &latest {
+        None => Err(format!("the bundle holds no checkpoint signed by its exporter {}", bundle.exported_by)),
+        Some(cp) if cp.size != log.len() as u64 => Err(format!(
+            "the log has {} entries, and {}'s latest checkpoint covers {}: the entries after it are vouched for by nobody",
+            log.len(),
+            bundle.exported_by,
+            cp.size
+        )),
+        Some(_) => Ok(()),
+    };
+    r.check(format!("the exporter's latest checkpoint covers the whole log of {} entries", log.len()), covered);
 
     // Envelopes: signature, place in the log, inclusion, signed content, chain links.
     let mut by_sender: BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>> = BTreeMap::new();

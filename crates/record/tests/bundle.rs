@@ -352,3 +352,35 @@ fn a_bundle_rewritten_under_fresh_keys_fails_against_the_anchor() {
     assert!(failures.iter().any(|f| f.starts_with("anchor: roster")), "{failures:?}");
     assert!(failures.iter().any(|f| f.ends_with(": signature")), "{failures:?}");
 }
+
+#[test]
+fn stripped_checkpoints_or_an_uncovered_tail_fail() {
+    let text = "Both navies keep 5 nautical miles apart.";
+    let mut line = Line::default();
+    line.setup();
+    let id = line.add("PH", decision(text, &["PH", "VN"], None));
+    line.add("VN", answer(id, text, false));
+    let bundle = line.export();
+    clean(&verify(&bundle));
+    let covered = "the exporter's latest checkpoint covers the whole log of 3 entries".to_string();
+
+    // The checkpoints stripped, and VN's decline dropped from the log and the envelopes.
+    let mut stripped = bundle.clone();
+    stripped.checkpoints.clear();
+    stripped.log.pop();
+    stripped.envelopes.pop();
+    stripped.to_index -= 1;
+    let failures = failed(&verify(&stripped));
+    assert_eq!(failures, ["the exporter's latest checkpoint covers the whole log of 2 entries"], "{failures:?}");
+
+    // A tail after the checkpoint: an entry nobody vouched for.
+    line.add("PH", PayloadV1::LinkTest { v: 1 });
+    let mut tail = line.export();
+    tail.checkpoints = bundle.checkpoints.clone();
+    for e in &mut tail.envelopes {
+        e.inclusion = bundle.envelopes.get(e.index as usize).map(|b| b.inclusion.clone()).unwrap_or_default();
+    }
+    let failures = failed(&verify(&tail));
+    assert_eq!(failures, ["the exporter's latest checkpoint covers the whole log of 4 entries"], "{failures:?}");
+    assert!(!failed(&verify(&bundle)).contains(&covered));
+}
