@@ -234,6 +234,9 @@ enum Command {
         /// the command says so.
         #[arg(long)]
         unanchored: bool,
+        /// Print the checks, the decisions and the record as JSON.
+        #[arg(long)]
+        json: bool,
         /// Print only the result and the first failure.
         #[arg(long)]
         quiet: bool,
@@ -395,9 +398,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
         Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
-        Command::Verify { file, roster, roster_sha256, unanchored, quiet, reports } => {
+        Command::Verify { file, roster, roster_sha256, unanchored, json, quiet, reports } => {
             let anchor = cmd::export::anchor(roster.as_deref(), roster_sha256.as_deref())?;
-            cmd::export::verify_bundle(&file, &anchor, unanchored, quiet, reports)
+            let shown = cmd::export::Shown { json, quiet, reports };
+            cmd::export::verify_bundle(&file, &anchor, unanchored, shown)
         }
         Command::Decision { command } => cmd::decision::decision(command).await,
         Command::Cpa { own, other, file, json } => cmd::cpa::cpa(own, other, file, json),

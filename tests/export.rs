@@ -241,6 +241,37 @@ async fn export_and_verify_through_the_cli() {
     assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("countersignature by CN")), "{}", out.stdout);
     assert!(out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("signed content")), "{}", out.stdout);
     assert!(out.stdout.contains("acknowledged receipt answers PH"), "{}", out.stdout);
+    // The record as an auditor reads it: each message with its author, precedence and text, and
+    // CN's acknowledgement of the first.
+    assert!(out.stdout.contains("The record of line"), "{}", out.stdout);
+    let first_seq = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("IMMEDIATE message") && l.contains("\"PH's message 0\" body of PH's message 0"))
+        .and_then(|l| l.split(" PH #").nth(1)?.split_whitespace().next()?.parse::<u64>().ok());
+    let first_seq = first_seq.unwrap_or_else(|| panic!("PH's first message is not in the record:\n{}", out.stdout));
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(" CN #") && l.contains(&format!("acknowledged receipt of PH #{first_seq}"))),
+        "{}",
+        out.stdout
+    );
+    // The same as JSON, in the order of the log, for machines.
+    let mut args = anchored(&whole);
+    args.push("--json".into());
+    let out = adi_owned(&args).await.ok();
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!((doc["anchored"].as_bool(), doc["verified"].as_bool()), (Some(true), Some(true)), "{doc}");
+    let record = doc["record"].as_array().unwrap();
+    assert_eq!(record.len(), read_json(&whole)["envelopes"].as_array().unwrap().len());
+    let indexes: Vec<u64> = record.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    let subjects: Vec<&str> =
+        record.iter().filter(|e| e["kind"] == "message").map(|e| e["content"]["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["PH's message 0", "PH's message 1", "PH's message 2"]);
+    assert_eq!(record[0]["kind"], "line_setup", "{}", record[0]);
+    assert!(record[0]["content"]["welcome"].is_null(), "{}", record[0]);
 
     // One hex digit changed in the middle of one envelope: that envelope is named.
     let mut bundle = read_json(&whole);

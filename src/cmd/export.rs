@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use adi_record::bundle::Anchor;
 use hyper::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::cmd::utc;
 use crate::ClientArgs;
 
 /// Writes the bundle of `line`, within the window given, to `out`.
@@ -46,22 +47,58 @@ pub fn anchor(roster: Option<&Path>, sha256: Option<&str>) -> anyhow::Result<Anc
     Ok(Anchor::Unanchored)
 }
 
-/// Checks a bundle offline under `anchor` and prints each check; fails naming the first broken
-/// item, and fails without an anchor unless `unanchored` says that is meant.
-pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, quiet: bool, reports: bool) -> anyhow::Result<()> {
+/// What `adi verify` prints besides its verdict.
+pub struct Shown {
+    /// Everything as one JSON document.
+    pub json: bool,
+    /// Only the verdict and the first failure.
+    pub quiet: bool,
+    /// The text of every structured report too.
+    pub reports: bool,
+}
+
+/// Checks a bundle offline under `anchor` and prints each check and the record as an auditor
+/// reads it; fails naming the first broken item, and fails without an anchor unless
+/// `unanchored` says that is meant.
+pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Shown) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let bundle: adi_record::bundle::Bundle =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a bundle: {e}", file.display()))?;
     let report = adi_record::bundle::verify_anchored(&bundle, anchor);
-    if !quiet {
+    if shown.json {
+        let checks: Vec<Value> = report
+            .checks
+            .iter()
+            .map(|c| json!({"item": c.item, "ok": c.failure.is_none(), "failure": c.failure}))
+            .collect();
+        let doc = json!({
+            "line": bundle.line.id,
+            "exported_by": bundle.exported_by,
+            "anchored": report.anchored,
+            "verified": report.first_failure().is_none(),
+            "checks": checks,
+            "decisions": report.decisions,
+            "record": report.record,
+        });
+        out!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if !shown.quiet {
         for c in &report.checks {
             match &c.failure {
                 None => out!("ok    {}", c.item),
                 Some(why) => out!("FAIL  {}: {why}", c.item),
             }
         }
+        out!(
+            "\nThe record of line {}, as {} exported it; times are each sender's own, UTC:",
+            bundle.line.id,
+            printable(&bundle.exported_by)
+        );
+        for e in &report.record {
+            out!("{}", describe(e));
+        }
+        out!("");
     }
-    if reports {
+    if shown.reports && !shown.json {
         for e in bundle.envelopes.iter().filter(|e| e.form_text.is_some()) {
             let who = hex::decode(&e.bytes)
                 .ok()
@@ -85,9 +122,12 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, quiet: bool
             if !unanchored {
                 anyhow::bail!("{what}; give the roster (--roster FILE or --roster-sha256 HEX), or --unanchored");
             }
-            out!("{what}");
+            if !shown.json {
+                out!("{what}");
+            }
             Ok(())
         }
+        None if shown.json => Ok(()),
         None => {
             out!(
                 "verified: {} checks passed ({} envelopes, line {}) under the anchored roster",
@@ -103,5 +143,109 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, quiet: bool
             first.item,
             first.failure.as_deref().unwrap_or_default()
         ),
+    }
+}
+
+/// One entry of the record, on one line: place, time, author, and what it says.
+fn describe(e: &adi_record::bundle::RecordEntry) -> String {
+    let c = e.content.as_ref();
+    let s = |k: &str| printable(c.and_then(|c| c.get(k)).and_then(Value::as_str).unwrap_or(""));
+    let n = |k: &str| c.and_then(|c| c.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let short = |h: String| h.chars().take(12).collect::<String>();
+    let reason = |r: String| if r.is_empty() { r } else { format!(" (reason: {r})") };
+    let what = match e.kind {
+        "line_setup" => {
+            let members: Vec<String> = c
+                .and_then(|c| c.get("members"))
+                .and_then(Value::as_array)
+                .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            format!(
+                "sets up the line '{}' ({}), home {}, members {}",
+                s("title"),
+                s("scope"),
+                s("home"),
+                members.join(", ")
+            )
+        }
+        "message" => {
+            let released = s("released_by");
+            let released = if released.is_empty() { released } else { format!(", released by {released}") };
+            let report = c
+                .and_then(|c| c.get("form"))
+                .and_then(|f| f.get("kind"))
+                .and_then(Value::as_str)
+                .map_or(String::new(), |k| format!(" [report: {k}]"));
+            format!(
+                "{} message, {} {}{released}{report}: \"{}\" {}",
+                s("precedence"),
+                s("class"),
+                s("caveat"),
+                s("subject"),
+                s("body")
+            )
+        }
+        "receipt" => {
+            format!("{} receipt of {} #{}{}", s("kind"), s("answers_sender"), n("answers_seq"), reason(s("reason")))
+        }
+        "link_test" => "link test".to_string(),
+        "decision" => {
+            let parties: Vec<String> = c
+                .and_then(|c| c.get("parties"))
+                .and_then(Value::as_array)
+                .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            let replaces = s("supersedes");
+            let replaces = if replaces.is_empty() { replaces } else { format!(", to replace {}", short(replaces)) };
+            format!(
+                "proposes decision {}{replaces}, parties {}: \"{}\"",
+                short(e.hash.clone()),
+                parties.join(", "),
+                s("text")
+            )
+        }
+        "concurrence" => {
+            let answer = if c.and_then(|c| c.get("concur")).and_then(Value::as_bool) == Some(true) {
+                "concurs with"
+            } else {
+                "declines"
+            };
+            format!("{answer} decision {}{}", short(s("decision")), reason(s("reason")))
+        }
+        "translation" => format!(
+            "translation into {} of {} by {}: \"{}\"",
+            s("language"),
+            short(s("original")),
+            s("translator"),
+            s("text")
+        ),
+        "no_content" => {
+            "MLS message whose content the bundle does not hold (a key change, or unread by the exporter)".into()
+        }
+        _ => "NOT VERIFIED: its signature or content failed".into(),
+    };
+    format!("{:>5}  {}  {} #{}  {what}", e.index, utc(e.created_ms), e.sender, e.seq)
+}
+
+/// Text a member signed, safe to print on a terminal: control characters (a newline that would
+/// forge a line of the record, an escape sequence) and the bidirectional controls that reorder
+/// what is shown are written as escapes.
+fn printable(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars()
+        .map(|c| if c.is_control() || bidi(c) { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn signed_text_cannot_forge_a_line_clear_the_terminal_or_reverse_what_follows() {
+        assert_eq!(printable("plain text, 中文"), "plain text, 中文");
+        assert_eq!(printable("a\nb"), "a\\u{a}b");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("x\u{202e}y\u{2067}"), "x\\u{202e}y\\u{2067}");
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use adi_wire::content::SignedContent;
-use adi_wire::envelope::CONTENT_MLS_SETUP;
+use adi_wire::envelope::{CONTENT_MLS, CONTENT_MLS_SETUP};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 use ed25519_dalek::VerifyingKey;
@@ -142,6 +142,42 @@ pub struct Report {
     /// Whether the keys were checked against a roster taken from outside the bundle
     /// ([`verify_anchored`]); without, the bundle is only shown consistent with itself.
     pub anchored: bool,
+    /// The exported envelopes as an auditor reads them, in the order of the exporter's log.
+    pub record: Vec<RecordEntry>,
+}
+
+/// One envelope of the record, as an auditor reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordEntry {
+    /// Its place in the exporter's log.
+    pub index: u64,
+    /// Its envelope hash, hex.
+    pub hash: String,
+    pub sender: String,
+    pub seq: u64,
+    /// When its sender signed it, by the sender's clock (ms since 1970, UTC).
+    pub created_ms: u64,
+    /// `line_setup`, `message`, `receipt`, `link_test`, `decision`, `concurrence`,
+    /// `translation`; `no_content` for an MLS message whose content the bundle does not hold (a
+    /// key change, which carries none, or a message the exporter could not read); `unread` for
+    /// one whose signature or content did not verify.
+    pub kind: &'static str,
+    /// What its author signed (the payload's fields, `docs/WIRE.md`), for an entry whose
+    /// signature and content verified; a line set-up's Welcome is left out.
+    pub content: Option<serde_json::Value>,
+}
+
+/// The kind of a payload, as [`RecordEntry::kind`] names it.
+fn kind_of(p: &PayloadV1) -> &'static str {
+    match p {
+        PayloadV1::LineSetup { .. } => "line_setup",
+        PayloadV1::Message { .. } => "message",
+        PayloadV1::Receipt { .. } => "receipt",
+        PayloadV1::LinkTest { .. } => "link_test",
+        PayloadV1::Decision { .. } => "decision",
+        PayloadV1::Translation { .. } => "translation",
+        PayloadV1::Concurrence { .. } => "concurrence",
+    }
 }
 
 /// Where the roster keys a bundle is checked under come from.
@@ -237,11 +273,12 @@ pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
     let inner = verify(&checked);
     r.checks.extend(inner.checks);
     r.decisions = inner.decisions;
+    r.record = inner.record;
     r
 }
 
 /// A decision of the bundle, judged by the rule the node's API applies.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DecisionVerdict {
     /// The decision's envelope hash, hex.
     pub id: String,
@@ -482,7 +519,16 @@ pub fn verify(bundle: &Bundle) -> Report {
             None => Err(format!("{} is not in the bundle's roster", body.sender)),
         };
         let on_line = if body.line == line { Ok(()) } else { Err("it is of another line".to_string()) };
-        r.check(format!("{name}: signature"), signed.and(on_line));
+        let authentic = r.check(format!("{name}: signature"), signed.and(on_line));
+        let mut entry = RecordEntry {
+            index: e.index,
+            hash: hash.to_hex(),
+            sender: body.sender.clone(),
+            seq: body.seq,
+            created_ms: body.created_ms,
+            kind: if body.content_type == CONTENT_MLS { "no_content" } else { "unread" },
+            content: None,
+        };
         let at = log.get(e.index as usize).copied();
         r.check(
             format!("{name}: place in the log"),
@@ -533,18 +579,43 @@ pub fn verify(bundle: &Bundle) -> Report {
                 }
                 Ok(())
             });
-            r.check(format!("{name}: signed content"), ok);
+            let read = r.check(format!("{name}: signed content"), ok);
+            let payload = hex::decode(content)
+                .ok()
+                .and_then(|b| SignedContent::decode(&b).ok())
+                .and_then(|sc| PayloadV1::decode(&sc.content).ok());
+            match payload {
+                Some(p) if read && authentic => {
+                    entry.kind = kind_of(&p);
+                    entry.content = serde_json::to_value(&p).ok();
+                }
+                _ => entry.kind = "unread",
+            }
         } else if e.form_text.is_some() {
             r.check(format!("{name}: readable report text"), Err("it has no signed content to be read from".into()));
         }
         if body.content_type == CONTENT_MLS_SETUP {
-            if let Ok(PayloadV1::LineSetup { scope, title, home, members, .. }) = PayloadV1::decode(&body.payload) {
+            if let Ok(PayloadV1::LineSetup { v, scope, title, home, members, .. }) = PayloadV1::decode(&body.payload) {
+                if authentic {
+                    let shown = PayloadV1::LineSetup {
+                        v,
+                        scope: scope.clone(),
+                        title: title.clone(),
+                        home: home.clone(),
+                        members: members.clone(),
+                        welcome: None,
+                    };
+                    entry.kind = "line_setup";
+                    entry.content = serde_json::to_value(&shown).ok();
+                }
                 setup = Some((body.sender.clone(), scope, title, home, members));
             }
         }
+        r.record.push(entry);
         by_sender.entry(body.sender.clone()).or_default().insert(body.seq, (hash, body.prev));
         known.insert(hash, (body.sender.clone(), body.seq));
     }
+    r.record.sort_by_key(|e| e.index);
     line_fields(bundle, setup.as_ref(), &mut r);
     // A countersigner is a member of the line by signed data: named by the signed set-up, or
     // the sender of an envelope on the line.
