@@ -173,6 +173,7 @@ fn line_checkpoint(signer: &str, size: usize) -> (adi_record::SignedCheckpoint, 
         size: size as u64,
         root: merkle::root(&leaves[..size]),
         time_ms: NOW_MS,
+        heads: None,
     };
     let signed = checkpoint.sign(&member_key(signer).expect("a fixture member")).expect("a checkpoint signs");
     (signed, leaves)

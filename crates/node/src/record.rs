@@ -107,12 +107,18 @@ pub(crate) async fn commit_findings(node: &NodeState, batch: WriteBatch) -> Resu
     result
 }
 
-/// Signs a checkpoint of this node's log of a line as it stands and keeps it (no exchange).
-async fn checkpoint_now(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<SignedCheckpoint, String> {
+/// Signs a checkpoint of this node's log of a line as it stands (`leaves`, with the head of each
+/// sender's chain in it) and keeps it (no exchange).
+async fn checkpoint_now(
+    node: &NodeState,
+    line: LineId,
+    leaves: &[Hash],
+    heads: Vec<adi_record::Head>,
+) -> Result<SignedCheckpoint, String> {
     check_own_log(node, line, leaves).await.map_err(|e| e.to_string())?;
     let cp = node
         .core()
-        .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), now_ms())
+        .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), heads, now_ms())
         .map_err(|e| e.message)?;
     node.store.commit(WriteBatch { checkpoints: vec![cp.clone()], ..WriteBatch::default() }).wait().await.map_err(
         |e| {
@@ -165,8 +171,10 @@ pub async fn export(
     use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
     let e = |e: StoreError| e.to_string();
     let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
-    let log = node.store.line_log(&line).map_err(e)?;
+    let places = node.store.line_places(&line).map_err(e)?;
+    let log: Vec<adi_wire::EnvelopeHash> = places.iter().map(|(h, _, _)| *h).collect();
     let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
+    let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (&h.0, s.as_str(), *q)));
     let own_size = node
         .store
         .checkpoints(&line, Some(node.member.as_str()))
@@ -177,7 +185,7 @@ pub async fn export(
     if own_size != Some(leaves.len() as u64) {
         // A log changed behind the node's back is exported as it is, against the checkpoints
         // signed before: the verifier then names what no longer matches.
-        if let Err(why) = checkpoint_now(node, line, &leaves).await {
+        if let Err(why) = checkpoint_now(node, line, &leaves, heads).await {
             tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
         }
     }

@@ -180,6 +180,7 @@ async fn offer_as_ph(
         size,
         root,
         time_ms: 1_796_000_000_000,
+        heads: None,
     }
     .sign(&ph_key.signing)
     .unwrap();

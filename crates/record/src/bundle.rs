@@ -364,6 +364,41 @@ fn line_fields(bundle: &Bundle, setup: Option<&(String, String, String, String, 
     r.check(format!("exported by {} at {} (unsigned)", bundle.exported_by, bundle.exported_ms), Ok(()));
 }
 
+/// The chain heads the exporter's latest checkpoint names against the bundle: each is an entry
+/// of the log, an envelope of the bundle at a head's place is the one named, no envelope of the
+/// bundle lies beyond its sender's head, and every sender in the bundle has a head.
+fn heads_hold(
+    bundle: &Bundle,
+    heads: &[crate::Head],
+    log: &[Hash],
+    by_sender: &BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>>,
+    r: &mut Report,
+) {
+    for h in heads {
+        let mut why = Vec::new();
+        if !log.contains(&h.hash) {
+            why.push("it is not an entry of the log".to_string());
+        }
+        if let Some((held, _)) = by_sender.get(&h.sender).and_then(|c| c.get(&h.seq)) {
+            if held.0 != h.hash {
+                why.push(format!("the bundle holds {held} at that place"));
+            }
+        }
+        if let Some((last, _)) = by_sender.get(&h.sender).and_then(|c| c.last_key_value()).filter(|(q, _)| **q > h.seq)
+        {
+            why.push(format!("the bundle holds {}'s #{last}, beyond it", h.sender));
+        }
+        let ok = if why.is_empty() { Ok(()) } else { Err(why.join("; ")) };
+        r.check(format!("{}'s checkpoint: head of {}'s chain at #{}", bundle.exported_by, h.sender, h.seq), ok);
+    }
+    for sender in by_sender.keys().filter(|s| !heads.iter().any(|h| h.sender == **s)) {
+        r.check(
+            format!("{}'s checkpoint: head of {sender}'s chain", bundle.exported_by),
+            Err(format!("the checkpoint names no head for {sender}, whose envelopes the bundle holds")),
+        );
+    }
+}
+
 /// Checks a bundle offline: every signature, chain link, inclusion and consistency proof,
 /// checkpoint, countersignature, signed content and receipt. Every check is reported; the bundle
 /// holds when none failed.
@@ -627,6 +662,9 @@ pub fn verify(bundle: &Bundle) -> Report {
             Err(format!("nothing signed in the bundle shows {member} a member of the line"))
         };
         r.check(format!("{name}: countersigner {member} is on the line"), ok);
+    }
+    if let Some(heads) = latest.as_ref().and_then(|cp| cp.heads.as_ref()) {
+        heads_hold(bundle, heads, &log, &by_sender, &mut r);
     }
     let present: std::collections::HashSet<u64> = bundle.envelopes.iter().map(|e| e.index).collect();
     let window = bundle.from_index..bundle.to_index.min(log.len() as u64);

@@ -9,5 +9,5 @@ pub mod checkpoint;
 pub mod decision;
 pub mod merkle;
 
-pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use checkpoint::{Checkpoint, CheckpointError, Head, SignedCheckpoint};
 pub use merkle::{Hash, ProofError};

@@ -105,12 +105,22 @@ impl Line {
     fn export(&self) -> Bundle {
         let log: Vec<[u8; 32]> = self.envelopes.iter().map(|(b, _)| sha2::Sha256::digest(b).into()).collect();
         let leaves: Vec<[u8; 32]> = log.iter().map(|h| merkle::leaf_hash(h)).collect();
+        let places: Vec<(String, u64)> = self
+            .envelopes
+            .iter()
+            .map(|(b, _)| {
+                let e = adi_wire::Envelope::decode(b, usize::MAX, usize::MAX).expect("an envelope built here");
+                (e.body().sender.clone(), e.body().seq)
+            })
+            .collect();
+        let heads = adi_record::checkpoint::heads(log.iter().zip(&places).map(|(h, (s, q))| (h, s.as_str(), *q)));
         let checkpoint = Checkpoint {
             line: LINE.0,
             signer: "PH".into(),
             size: log.len() as u64,
             root: merkle::root(&leaves),
             time_ms: 1_700_000_100_000,
+            heads: Some(heads),
         }
         .sign(&keyed("PH", self.set))
         .expect("a checkpoint signs");
@@ -381,6 +391,38 @@ fn stripped_checkpoints_or_an_uncovered_tail_fail() {
         e.inclusion = bundle.envelopes.get(e.index as usize).map(|b| b.inclusion.clone()).unwrap_or_default();
     }
     let failures = failed(&verify(&tail));
-    assert_eq!(failures, ["the exporter's latest checkpoint covers the whole log of 4 entries"], "{failures:?}");
+    assert_eq!(
+        failures,
+        [
+            "the exporter's latest checkpoint covers the whole log of 4 entries",
+            "PH's checkpoint: head of PH's chain at #2"
+        ],
+        "{failures:?}"
+    );
     assert!(!failed(&verify(&bundle)).contains(&covered));
+}
+
+#[test]
+fn the_exporters_checkpoint_names_each_chains_head_and_the_bundle_must_agree() {
+    let mut line = Line::default();
+    line.setup();
+    line.add("PH", PayloadV1::LinkTest { v: 1 });
+    line.add("CN", PayloadV1::LinkTest { v: 1 });
+    let bundle = line.export();
+    let report = verify(&bundle);
+    clean(&report);
+    let heads: Vec<&String> =
+        report.checks.iter().map(|c| &c.item).filter(|i| i.contains("checkpoint: head of")).collect();
+    assert_eq!(heads, ["PH's checkpoint: head of CN's chain at #1", "PH's checkpoint: head of PH's chain at #2"]);
+
+    // A checkpoint signed over the same log but naming an earlier head for CN (as an exporter
+    // hiding CN's latest envelope would) is caught against the envelopes the bundle holds.
+    let signed = hex::decode(&bundle.checkpoints[0].signed).unwrap();
+    let mut cp = adi_record::SignedCheckpoint::from_bytes(&signed).unwrap().checkpoint;
+    let heads = cp.heads.as_mut().unwrap();
+    heads.retain(|h| h.sender != "CN");
+    let mut hiding = bundle;
+    hiding.checkpoints[0].signed = hex::encode(cp.sign(&key("PH")).unwrap().to_bytes().unwrap());
+    let failures = failed(&verify(&hiding));
+    assert_eq!(failures, ["PH's checkpoint: head of CN's chain"], "{failures:?}");
 }

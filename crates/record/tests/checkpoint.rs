@@ -1,11 +1,11 @@
 //! Signed checkpoints and countersignatures: exact bytes, verification under the right key only,
 //! and equivocation.
 
-use adi_record::{Checkpoint, CheckpointError, SignedCheckpoint};
+use adi_record::{Checkpoint, CheckpointError, Head, SignedCheckpoint};
 use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 
 fn checkpoint(size: u64, root: u8) -> Checkpoint {
-    Checkpoint { line: [7; 16], signer: "PH".into(), size, root: [root; 32], time_ms: 1_796_000_000_000 }
+    Checkpoint { line: [7; 16], signer: "PH".into(), size, root: [root; 32], time_ms: 1_796_000_000_000, heads: None }
 }
 
 #[test]
@@ -75,5 +75,40 @@ fn a_checkpoint_or_countersignature_under_the_identity_key_fails() {
     assert_eq!(
         genuine.verify_countersignature("CN", &key, &universal),
         Err(CheckpointError::BadCountersignature("CN".into()))
+    );
+}
+
+#[test]
+fn a_checkpoint_of_version_2_commits_to_each_chains_head_and_travels_as_exact_bytes() {
+    let ph = SigningKey::from_bytes(&[1; 32]);
+    let heads =
+        vec![Head { sender: "CN".into(), seq: 4, hash: [4; 32] }, Head { sender: "PH".into(), seq: 9, hash: [9; 32] }];
+    let signed = Checkpoint { heads: Some(heads.clone()), ..checkpoint(13, 3) }.sign(&ph).unwrap();
+    signed.verify(&ph.verifying_key()).unwrap();
+    let bytes = signed.to_bytes().unwrap();
+    assert!(bytes.starts_with(b"ADCP\x02"));
+    let back = SignedCheckpoint::from_bytes(&bytes).unwrap();
+    assert_eq!(back, signed);
+    assert_eq!(back.checkpoint.heads, Some(heads.clone()));
+    // Any changed byte breaks the signature or the encoding: a head cannot be moved.
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x40;
+        let ok = SignedCheckpoint::from_bytes(&bad).is_ok_and(|c| c.verify(&ph.verifying_key()).is_ok());
+        assert!(!ok, "byte {i} changed and the checkpoint still verified");
+    }
+    // The same statement signed as version 1 is another signature: one cannot stand for the other.
+    let v1 = checkpoint(13, 3).sign(&ph).unwrap();
+    let swapped = SignedCheckpoint { checkpoint: signed.checkpoint.clone(), signature: v1.signature };
+    assert!(swapped.verify(&ph.verifying_key()).is_err());
+    // Heads out of order, or a sender named twice, are refused.
+    let unordered = Checkpoint { heads: Some(heads.into_iter().rev().collect()), ..checkpoint(13, 3) };
+    assert!(matches!(unordered.sign(&ph), Err(CheckpointError::BadHeads(_))));
+    // The heads of a log: each sender's envelope of the highest sequence number.
+    let entries = [([1; 32], "PH", 1), ([2; 32], "CN", 1), ([3; 32], "PH", 2), ([5; 32], "CN", 2)];
+    let found = adi_record::checkpoint::heads(entries.iter().map(|(h, s, q)| (h, *s, *q)));
+    assert_eq!(
+        found,
+        [Head { sender: "CN".into(), seq: 2, hash: [5; 32] }, Head { sender: "PH".into(), seq: 2, hash: [3; 32] }]
     );
 }

@@ -1421,14 +1421,16 @@ impl World {
         let mut batch = WriteBatch::default();
         let mut signed = Vec::new();
         for line in lines {
-            let log = up.store.line_log(&line).unwrap_or_default();
-            let leaves: Vec<adi_record::Hash> = log.iter().map(|h| adi_record::merkle::leaf_hash(&h.0)).collect();
+            let places = up.store.line_places(&line).unwrap_or_default();
+            let leaves: Vec<adi_record::Hash> =
+                places.iter().map(|(h, _, _)| adi_record::merkle::leaf_hash(&h.0)).collect();
+            let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (&h.0, s.as_str(), *q)));
             let last = self.truth.checkpoints.get(&(node, line)).and_then(|c| c.last()).map_or(0, |c| c.0);
             if leaves.len() as u64 <= last {
                 continue;
             }
             let root = adi_record::merkle::root(&leaves);
-            if let Ok(cp) = up.core().sign_checkpoint(line, leaves.len() as u64, root, now) {
+            if let Ok(cp) = up.core().sign_checkpoint(line, leaves.len() as u64, root, heads, now) {
                 batch.checkpoints.push(cp);
                 signed.push((line, leaves.len() as u64, root));
             }

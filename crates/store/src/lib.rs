@@ -446,6 +446,9 @@ pub trait Store: Send + Sync + 'static {
     /// The hashes of the envelopes this node accepted on a line, in the order it accepted them:
     /// the entries of its log of the line.
     fn line_log(&self, line: &LineId) -> Result<Vec<EnvelopeHash>, StoreError>;
+    /// The entries of this node's log of a line, as [`Store::line_log`], each with its sender and
+    /// sequence number.
+    fn line_places(&self, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, StoreError>;
     /// Signed checkpoints kept of a line (of one signer, or all), oldest first, each with its
     /// countersignatures (member, signature).
     fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError>;

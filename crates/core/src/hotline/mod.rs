@@ -351,15 +351,24 @@ impl Hotline {
         self.mls.key_packages(n).map_err(internal)
     }
 
-    /// Signs a checkpoint of this member's log of a line: `size` entries with `root`.
+    /// Signs a checkpoint of this member's log of a line: `size` entries with `root`, and the
+    /// head of each sender's chain in them.
     pub fn sign_checkpoint(
         &self,
         line: LineId,
         size: u64,
         root: Hash,
+        heads: Vec<adi_record::Head>,
         now_ms: u64,
     ) -> Result<SignedCheckpoint, CoreError> {
-        let checkpoint = Checkpoint { line: line.0, signer: self.config.me.to_string(), size, root, time_ms: now_ms };
+        let checkpoint = Checkpoint {
+            line: line.0,
+            signer: self.config.me.to_string(),
+            size,
+            root,
+            time_ms: now_ms,
+            heads: Some(heads),
+        };
         checkpoint.sign(&self.config.signing_key).map_err(internal)
     }
 

@@ -5,7 +5,7 @@
 
 use adi_core::{MemberCode, WriteBatch};
 use adi_engine::chain::ChainBreak;
-use adi_record::{merkle, Hash, SignedCheckpoint};
+use adi_record::{merkle, Hash, Head, SignedCheckpoint};
 use adi_store::StoreError;
 use adi_wire::LineId;
 use serde::{Deserialize, Serialize};
@@ -57,9 +57,12 @@ fn hex32(s: &str) -> Option<Hash> {
     hex::decode_to_slice(s, &mut out).ok().map(|_| out)
 }
 
-/// The leaf hashes of this node's log of a line.
-fn log_leaves(node: &NodeState, line: &LineId) -> Result<Vec<Hash>, StoreError> {
-    Ok(node.store.line_log(line)?.iter().map(|h| merkle::leaf_hash(&h.0)).collect())
+/// The leaf hashes of this node's log of a line, and the head of each sender's chain in it.
+pub(crate) fn log_leaves(node: &NodeState, line: &LineId) -> Result<(Vec<Hash>, Vec<Head>), StoreError> {
+    let places = node.store.line_places(line)?;
+    let leaves = places.iter().map(|(h, _, _)| merkle::leaf_hash(&h.0)).collect();
+    let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (&h.0, s.as_str(), *q)));
+    Ok((leaves, heads))
 }
 
 /// Checks a signed checkpoint of `line` against the roster and against every checkpoint of the
@@ -211,7 +214,7 @@ pub async fn checkpoint_and_exchange(
 ) -> Result<(SignedCheckpoint, Vec<Exchange>), CheckpointError> {
     let now = now_ms();
     let e = |e: StoreError| e.to_string();
-    let leaves = log_leaves(node, &line).map_err(e)?;
+    let (leaves, heads) = log_leaves(node, &line).map_err(e)?;
     check_own_log(node, line, &leaves).await?;
     let (cp, members) = {
         let core = node.core();
@@ -223,7 +226,9 @@ pub async fn checkpoint_and_exchange(
             .filter(|m| **m != node.member)
             .cloned()
             .collect();
-        let cp = core.sign_checkpoint(line, leaves.len() as u64, merkle::root(&leaves), now).map_err(|e| e.message)?;
+        let cp = core
+            .sign_checkpoint(line, leaves.len() as u64, merkle::root(&leaves), heads, now)
+            .map_err(|e| e.message)?;
         (cp, members)
     };
     node.store.commit(WriteBatch { checkpoints: vec![cp.clone()], ..WriteBatch::default() }).wait().await.map_err(

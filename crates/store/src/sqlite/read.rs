@@ -373,6 +373,15 @@ pub(super) fn line_log(c: &Connection, line: &LineId) -> Result<Vec<EnvelopeHash
     Ok(rows)
 }
 
+/// The entries of a line's log with each one's sender and sequence number.
+pub(super) fn line_places(c: &Connection, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached("SELECT hash, sender, seq FROM envelopes WHERE line = ?1 ORDER BY arrival")?;
+    let rows = stmt
+        .query_map(params![&line.0[..]], |row| Ok((hash_of(row.get(0)?)?, row.get::<_, String>(1)?, u(row.get(2)?))))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// Signed checkpoints of a line, oldest first, with their countersignatures.
 pub(super) fn checkpoints(
     c: &Connection,

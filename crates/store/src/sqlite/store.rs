@@ -116,6 +116,10 @@ impl Store for SqliteStore {
         self.read(|c| read::line_log(c, line))
     }
 
+    fn line_places(&self, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, StoreError> {
+        self.read(|c| read::line_places(c, line))
+    }
+
     fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError> {
         self.read(|c| read::checkpoints(c, line, signer))
     }
