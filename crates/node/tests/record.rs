@@ -571,3 +571,83 @@ async fn a_receipt_swapped_or_a_byte_changed_in_the_store_is_caught_when_exporte
     assert!(get_list(&ph, "/api/v1/alarms").await.iter().any(|a| a["kind"] == "tamper"));
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned() {
+    let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
+    let cn = net.client("CN");
+    let id = send(&cn, &line, "ROUTINE", "CN's statement").await;
+    wait_delivered(&cn, &id, WAIT).await;
+    let dropped = EnvelopeHash::from_hex(&id).unwrap();
+    // VN holds PH's signed receipt of CN's message: VN knows PH holds it.
+    eventually(WAIT, "PH's receipt of CN's message at VN", || async {
+        let b = bundle(&net, "VN", &line).await;
+        let report = adi_record::bundle::verify(&b);
+        report
+            .record
+            .iter()
+            .any(|e| e.sender == "PH" && e.kind == "receipt" && e.content.as_ref().unwrap()["answers"] == id)
+            .then_some(())
+    })
+    .await;
+
+    // PH's key signs a checkpoint of its log without CN's message and the receipts of it, and
+    // offers it to VN as its first.
+    let b = bundle(&net, "PH", &line).await;
+    let record = adi_record::bundle::verify(&b).record;
+    let mut places = Vec::new();
+    for e in &b.envelopes {
+        let env = Envelope::decode(&hex::decode(&e.bytes).unwrap(), usize::MAX, usize::MAX).unwrap();
+        let answers_dropped = record
+            .iter()
+            .any(|r| r.index == e.index && r.kind == "receipt" && r.content.as_ref().unwrap()["answers"] == id);
+        if env.hash() != dropped && !answers_dropped {
+            places.push((env.hash().0, env.body().sender.clone(), env.body().seq));
+        }
+    }
+    assert!(places.len() + 3 <= b.envelopes.len(), "the message and at least two receipts are left out");
+    let leaves: Vec<[u8; 32]> = places.iter().map(|(h, _, _)| adi_record::merkle::leaf_hash(h)).collect();
+    let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (h, s.as_str(), *q)));
+    let ph_key = common::keys_towards(&net, "PH", "VN");
+    let signed = adi_record::Checkpoint {
+        line: LineId::from_hex(&line).unwrap().0,
+        signer: "PH".into(),
+        size: leaves.len() as u64,
+        root: adi_record::merkle::root(&leaves),
+        time_ms: adi_node::clock::now_ms(),
+        heads: Some(heads),
+    }
+    .sign(&ph_key.signing)
+    .unwrap();
+    let offer = adi_node::fed::checkpoints::CheckpointOffer {
+        v: 1,
+        checkpoint: hex::encode(signed.to_bytes().unwrap()),
+        from_size: 0,
+        consistency: Vec::new(),
+        others: Vec::new(),
+    };
+    let body = serde_json::to_vec(&offer).unwrap();
+    let endpoint = common::endpoint(&net, "VN");
+    let vn_code = MemberCode::parse("VN").unwrap();
+    let reply = adi_node::fed::links::post_once(&endpoint, ph_key.tls, &vn_code, "/fed/v1/checkpoints", body, 5_000)
+        .await
+        .unwrap();
+    let answer: adi_node::fed::checkpoints::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+    assert!(answer.countersignature.is_none(), "{answer:?}");
+    let refused = answer.refused.unwrap_or_default();
+    assert!(refused.contains("leaves CN's #") && refused.contains("out of its log"), "{refused}");
+    let vn = net.client("VN");
+    let alarm = eventually(WAIT, "a tamper alarm at VN", || async {
+        get_list(&vn, "/api/v1/alarms").await.into_iter().find(|a| a["kind"] == "tamper")
+    })
+    .await;
+    assert_eq!(alarm["member"], "PH");
+    assert_eq!(get_list(&vn, "/api/v1/evidence").await.len(), 1);
+
+    // PH's real checkpoint, over its whole log, is countersigned by both.
+    let v = checkpoint(&net, "PH", &line).await;
+    let exchanges = v["exchanges"].as_array().unwrap();
+    assert!(exchanges.iter().all(|x| x["countersigned"] == true), "{v}");
+    net.stop_all().await;
+}

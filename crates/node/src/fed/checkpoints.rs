@@ -176,7 +176,17 @@ pub(crate) async fn answer_offer(
                     merkle::verify_consistency(from_size, cp.checkpoint.size, &from_root, &cp.checkpoint.root, &p)
                         .is_ok()
                 });
-            if consistent {
+            let omitted = match (&cp.checkpoint.heads, consistent) {
+                (Some(heads), true) => omission(node, &line, peer, heads, cp.checkpoint.time_ms).map_err(e)?,
+                _ => None,
+            };
+            if let Some((detail, proof)) = omitted {
+                let b = tamper(line, peer, detail, proof, bytes.clone(), now);
+                let reason = b.reason.clone();
+                batch.alarms.push(b.alarm);
+                batch.evidence.push(b.evidence);
+                Some(reason)
+            } else if consistent {
                 let signature = node.core().countersign(&cp).map_err(|e| e.message)?;
                 batch.countersignatures.push((cp, node.member.clone(), signature));
                 None
@@ -204,6 +214,73 @@ pub(crate) async fn answer_offer(
     }
     let checkpoints = latest_of_others(node, &line, peer).map_err(e)?;
     Ok(CheckpointAnswer { v: 1, countersignature, refused, checkpoints })
+}
+
+/// How many of a sender's envelopes, from its latest down, [`omission`] looks through for the
+/// latest one it knows the checkpoint's signer holds. Older ones are covered by the checkpoints
+/// this member countersigned before, which every later one must extend.
+pub const HEADS_SCAN_MAX: usize = 4_096;
+
+/// Checks the chain heads a peer's checkpoint names against this member's own copy of the line:
+/// at a head's place this member holds the same envelope, and no head is behind what this member
+/// knows the peer held when it signed (`signed_ms`, by its clock): its own envelopes signed by
+/// then, and the envelopes the peer answered with a receipt signed by then that this node holds.
+/// Returns the contradiction and the stored envelope that proves it.
+fn omission(
+    node: &NodeState,
+    line: &LineId,
+    peer: &MemberCode,
+    heads: &[Head],
+    signed_ms: u64,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    let mut chains: std::collections::BTreeMap<String, Vec<(u64, adi_wire::EnvelopeHash)>> =
+        std::collections::BTreeMap::new();
+    for (hash, sender, seq) in node.store.line_places(line)? {
+        chains.entry(sender).or_default().push((seq, hash));
+    }
+    let bytes_of = |h: &adi_wire::EnvelopeHash| -> Result<Vec<u8>, StoreError> {
+        Ok(node.store.envelope(h)?.map(|r| r.bytes).unwrap_or_default())
+    };
+    for (sender, chain) in &mut chains {
+        chain.sort_unstable_by_key(|(q, _)| std::cmp::Reverse(*q));
+        let head = heads.iter().find(|h| h.sender == *sender);
+        if let Some(h) = head {
+            if let Some((_, mine)) = chain.iter().find(|(q, _)| *q == h.seq).filter(|(_, m)| m.0 != h.hash) {
+                let detail = format!(
+                    "{peer}'s checkpoint names {} as {sender}'s #{}, but this member holds {mine} there",
+                    adi_wire::EnvelopeHash(h.hash),
+                    h.seq
+                );
+                return Ok(Some((detail, bytes_of(mine)?)));
+            }
+        }
+        let mut known = None;
+        for (seq, hash) in chain.iter().take(HEADS_SCAN_MAX) {
+            // Only what the peer signed no later than its checkpoint, by its own clock: an
+            // envelope it received after signing is not owed to that checkpoint.
+            let held = if sender == peer.as_str() {
+                let row = node.store.envelope(hash)?;
+                let created = row.and_then(|r| adi_wire::Envelope::decode(&r.bytes, usize::MAX, usize::MAX).ok());
+                created.is_some_and(|e| e.body().created_ms <= signed_ms)
+            } else {
+                node.store.receipts(hash)?.iter().any(|r| r.member == *peer && r.signed_ms <= signed_ms)
+            };
+            if held {
+                known = Some((*seq, *hash));
+                break;
+            }
+        }
+        let Some((seq, hash)) = known else { continue };
+        if head.is_none_or(|h| h.seq < seq) {
+            let named = head.map_or("no envelope".to_string(), |h| format!("#{}", h.seq));
+            let detail = format!(
+                "{peer}'s checkpoint leaves {sender}'s #{seq} ({hash}) out of its log, which it is known to hold: \
+                 it names {named} as the head of {sender}'s chain"
+            );
+            return Ok(Some((detail, bytes_of(&hash)?)));
+        }
+    }
+    Ok(None)
 }
 
 /// Signs a checkpoint of this node's log of a line, keeps it, and offers it to every other member
