@@ -236,8 +236,9 @@ fn chains(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>)
 }
 
 /// Whether a hole in `sender`'s chain at `member` is there by design, as the sender's store
-/// records it: a line set-up that brought another member in (addressed to it alone), or a key
-/// update that `member` refused because it crossed a commit (the sender proposes again).
+/// records it: a line set-up that brought another member in (addressed to it alone), a key
+/// update that `member` refused because it crossed a commit (the sender proposes again), or an
+/// envelope refused because the sender's removal had fixed its last place before it.
 fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &MemberCode) -> bool {
     let Some(node) = w.nodes.iter().find(|n| n.code.as_str() == sender) else { return false };
     let Some(up) = &node.up else { return false };
@@ -264,10 +265,19 @@ fn expected_gap(w: &World, line: &LineId, sender: &str, seq: u64, member: &Membe
         row.is_some_and(|r| r.progress.state == RecipientState::Refused && r.progress.refusal == Some(code))
     };
     let refused_off_line = refused_as(RefusalCode::RecipientNotOnLine);
+    // The sender was taken off the line and sent this after the place its removal fixed (from
+    // an epoch before it learned of it): refused everywhere the removal reached, by design, even
+    // where a later commit brought it back and its envelopes from then on are taken.
+    let sender_removed = w.truth.membership.get(line).is_some_and(|h| {
+        h.iter()
+            .skip_while(|(_, m)| !m.iter().any(|c| c.as_str() == sender))
+            .any(|(_, m)| !m.iter().any(|c| c.as_str() == sender))
+    });
     match kind.as_str() {
         "line_setup" => row.is_none(),
         _ if row.is_none() && off_line => true,
         _ if refused_off_line && removed_after => true,
+        _ if refused_as(RefusalCode::Removed) && sender_removed => true,
         "handshake" => refused_as(RefusalCode::Outdated),
         _ => false,
     }

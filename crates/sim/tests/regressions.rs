@@ -37,6 +37,11 @@ const CLOCK_SEEDS: &[(u64, &str)] = &[
         "KH's FLASH to CN, sent after the place KH's removal fixed, refused at CN (`removed`, by design) \
          and counted by the checker as neither acknowledged nor alarmed",
     ),
+    (
+        777_001_992,
+        "JP's #3, a receipt sent after the place JP's removal fixed, refused at TH (`removed`, by design) \
+         while JP's #4, sent once a commit brought JP back, was taken: counted by the checker as a hole",
+    ),
 ];
 
 #[test]
