@@ -610,30 +610,41 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     let leaves: Vec<[u8; 32]> = places.iter().map(|(h, _, _)| adi_record::merkle::leaf_hash(h)).collect();
     let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (h, s.as_str(), *q)));
     let ph_key = common::keys_towards(&net, "PH", "VN");
-    let signed = adi_record::Checkpoint {
-        line: LineId::from_hex(&line).unwrap().0,
-        signer: "PH".into(),
-        size: leaves.len() as u64,
-        root: adi_record::merkle::root(&leaves),
-        time_ms: adi_node::clock::now_ms(),
-        heads: Some(heads),
-    }
-    .sign(&ph_key.signing)
-    .unwrap();
-    let offer = adi_node::fed::checkpoints::CheckpointOffer {
-        v: 1,
-        checkpoint: hex::encode(signed.to_bytes().unwrap()),
-        from_size: 0,
-        consistency: Vec::new(),
-        others: Vec::new(),
-    };
-    let body = serde_json::to_vec(&offer).unwrap();
-    let endpoint = common::endpoint(&net, "VN");
-    let vn_code = MemberCode::parse("VN").unwrap();
-    let reply = adi_node::fed::links::post_once(&endpoint, ph_key.tls, &vn_code, "/fed/v1/checkpoints", body, 5_000)
-        .await
+    let offer_to_vn = |time_ms: u64| {
+        let signed = adi_record::Checkpoint {
+            line: LineId::from_hex(&line).unwrap().0,
+            signer: "PH".into(),
+            size: leaves.len() as u64,
+            root: adi_record::merkle::root(&leaves),
+            time_ms,
+            heads: Some(heads.clone()),
+        }
+        .sign(&ph_key.signing)
         .unwrap();
-    let answer: adi_node::fed::checkpoints::CheckpointAnswer = serde_json::from_slice(&reply).unwrap();
+        let offer = adi_node::fed::checkpoints::CheckpointOffer {
+            v: 1,
+            checkpoint: hex::encode(signed.to_bytes().unwrap()),
+            from_size: 0,
+            consistency: Vec::new(),
+            others: Vec::new(),
+        };
+        let body = serde_json::to_vec(&offer).unwrap();
+        let (endpoint, tls) = (common::endpoint(&net, "VN"), ph_key.tls.clone());
+        async move {
+            let vn = MemberCode::parse("VN").unwrap();
+            let reply =
+                adi_node::fed::links::post_once(&endpoint, tls, &vn, "/fed/v1/checkpoints", body, 5_000).await.unwrap();
+            serde_json::from_slice::<adi_node::fed::checkpoints::CheckpointAnswer>(&reply).unwrap()
+        }
+    };
+    // Dated a day back, before anything it is known to hold: not countersigned, for its time.
+    let now = adi_node::clock::now_ms();
+    let answer = offer_to_vn(now - 86_400_000).await;
+    assert!(answer.countersignature.is_none(), "{answer:?}");
+    assert!(answer.refused.as_deref().unwrap_or_default().contains("CHECKPOINT_TIME_SKEW_MS"), "{answer:?}");
+    // Dated later than the receipt by more than the slack a countersigner allows for a commit in
+    // flight, and within the skew it allows from its own clock: the omission is found.
+    let answer = offer_to_vn(now + adi_node::fed::checkpoints::HEADS_SLACK_MS + 10_000).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
     let refused = answer.refused.unwrap_or_default();
     assert!(refused.contains("leaves CN's #") && refused.contains("out of its log"), "{refused}");

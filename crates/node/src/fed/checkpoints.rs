@@ -176,11 +176,21 @@ pub(crate) async fn answer_offer(
                     merkle::verify_consistency(from_size, cp.checkpoint.size, &from_root, &cp.checkpoint.root, &p)
                         .is_ok()
                 });
-            let omitted = match (&cp.checkpoint.heads, consistent) {
-                (Some(heads), true) => omission(node, &line, peer, heads, cp.checkpoint.time_ms).map_err(e)?,
+            let skew = cp.checkpoint.time_ms.abs_diff(now);
+            let timely = cp.checkpoint.heads.is_none() || skew <= CHECKPOINT_TIME_SKEW_MS;
+            let omitted = match (&cp.checkpoint.heads, consistent && timely) {
+                (Some(heads), true) => {
+                    let by = cp.checkpoint.time_ms.saturating_sub(HEADS_SLACK_MS);
+                    omission(node, &line, peer, heads, by).map_err(e)?
+                }
                 _ => None,
             };
-            if let Some((detail, proof)) = omitted {
+            if !timely {
+                // Its heads are judged by its time: one far from this member's clock cannot be.
+                Some(format!(
+                    "the checkpoint's time is {skew} ms from this member's clock (at most CHECKPOINT_TIME_SKEW_MS = {CHECKPOINT_TIME_SKEW_MS})"
+                ))
+            } else if let Some((detail, proof)) = omitted {
                 let b = tamper(line, peer, detail, proof, bytes.clone(), now);
                 let reason = b.reason.clone();
                 batch.alarms.push(b.alarm);
@@ -215,6 +225,16 @@ pub(crate) async fn answer_offer(
     let checkpoints = latest_of_others(node, &line, peer).map_err(e)?;
     Ok(CheckpointAnswer { v: 1, countersignature, refused, checkpoints })
 }
+
+/// How far a checkpoint's time (of version 2) may be from the countersigner's clock: its heads
+/// are judged by what its signer is known to have held by that time, so a checkpoint dated
+/// further off is not countersigned.
+pub const CHECKPOINT_TIME_SKEW_MS: u64 = 300_000;
+
+/// What a signer signed within this long before its checkpoint's time is not held against the
+/// checkpoint: it may have signed a receipt for an envelope whose commit had not finished when it
+/// read its log. An omission it hides is caught at its next checkpoint, which must extend this one.
+pub const HEADS_SLACK_MS: u64 = 30_000;
 
 /// How many of a sender's envelopes, from its latest down, [`omission`] looks through for the
 /// latest one it knows the checkpoint's signer holds. Older ones are covered by the checkpoints
