@@ -170,6 +170,9 @@ pub struct LimitsSection {
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub checkpoint_skew_ms: Option<u64>,
+    pub checkpoint_heads_slack_ms: Option<u64>,
+    pub checkpoint_heads_scan_max: Option<usize>,
     pub storage_probe_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
     pub accept_retry_ms: Option<u64>,
@@ -196,6 +199,18 @@ pub struct RuntimeLimits {
     pub retry_delay_ms_max: u64,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// How far a peer's checkpoint's time (of version 2) may be from this node's clock for this
+    /// node to countersign it: its chain heads are judged by what its signer is known to have
+    /// held by that time.
+    pub checkpoint_skew_ms: u64,
+    /// What a peer signed within this long before its checkpoint's time is not held against the
+    /// checkpoint's chain heads: it may have signed a receipt for an envelope whose commit had
+    /// not finished when it read its log (its next checkpoint, which must extend this one, is
+    /// judged again).
+    pub checkpoint_heads_slack_ms: u64,
+    /// How many of a sender's envelopes, from its latest down, the check of a peer's chain heads
+    /// looks through; older ones are covered by the checkpoints countersigned before.
+    pub checkpoint_heads_scan_max: usize,
     /// Most messages one list request returns.
     pub list_len_max: usize,
     /// How many of the newest events the live stream keeps for clients that reconnect.
@@ -272,6 +287,9 @@ impl Default for RuntimeLimits {
             retry_delay_ms_max: engine.retry_delay_ms_max,
             connect_timeout_ms: 3_000,
             request_timeout_ms: 15_000,
+            checkpoint_skew_ms: 300_000,
+            checkpoint_heads_slack_ms: 30_000,
+            checkpoint_heads_scan_max: 4_096,
             list_len_max: 10_000,
             events_retained_max: 100_000,
             key_package_pool_len: engine.key_package_pool_len,
@@ -499,6 +517,15 @@ impl NodeConfig {
         }
         if let Some(v) = l.request_timeout_ms {
             runtime_limits.request_timeout_ms = v;
+        }
+        if let Some(v) = l.checkpoint_skew_ms {
+            runtime_limits.checkpoint_skew_ms = v;
+        }
+        if let Some(v) = l.checkpoint_heads_slack_ms {
+            runtime_limits.checkpoint_heads_slack_ms = v;
+        }
+        if let Some(v) = l.checkpoint_heads_scan_max {
+            runtime_limits.checkpoint_heads_scan_max = v.max(1);
         }
         if let Some(v) = l.storage_probe_ms {
             runtime_limits.storage_probe_ms = v.max(1);

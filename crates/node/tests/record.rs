@@ -577,6 +577,10 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
     let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
     let cn = net.client("CN");
+    eventually(WAIT, "the line at CN", || async {
+        cn.call(hyper::Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
     let id = send(&cn, &line, "ROUTINE", "CN's statement").await;
     wait_delivered(&cn, &id, WAIT).await;
     let dropped = EnvelopeHash::from_hex(&id).unwrap();
@@ -641,10 +645,11 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     let now = adi_node::clock::now_ms();
     let answer = offer_to_vn(now - 86_400_000).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
-    assert!(answer.refused.as_deref().unwrap_or_default().contains("CHECKPOINT_TIME_SKEW_MS"), "{answer:?}");
+    assert!(answer.refused.as_deref().unwrap_or_default().contains("checkpoint_skew_ms"), "{answer:?}");
     // Dated later than the receipt by more than the slack a countersigner allows for a commit in
     // flight, and within the skew it allows from its own clock: the omission is found.
-    let answer = offer_to_vn(now + adi_node::fed::checkpoints::HEADS_SLACK_MS + 10_000).await;
+    let slack = adi_node::config::RuntimeLimits::default().checkpoint_heads_slack_ms;
+    let answer = offer_to_vn(now + slack + 10_000).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
     let refused = answer.refused.unwrap_or_default();
     assert!(refused.contains("leaves CN's #") && refused.contains("out of its log"), "{refused}");

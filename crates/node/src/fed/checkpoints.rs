@@ -176,11 +176,12 @@ pub(crate) async fn answer_offer(
                     merkle::verify_consistency(from_size, cp.checkpoint.size, &from_root, &cp.checkpoint.root, &p)
                         .is_ok()
                 });
-            let skew = cp.checkpoint.time_ms.abs_diff(now);
-            let timely = cp.checkpoint.heads.is_none() || skew <= CHECKPOINT_TIME_SKEW_MS;
+            let limits = &node.runtime_limits;
+            let (skew, skew_max) = (cp.checkpoint.time_ms.abs_diff(now), limits.checkpoint_skew_ms);
+            let timely = cp.checkpoint.heads.is_none() || skew <= skew_max;
             let omitted = match (&cp.checkpoint.heads, consistent && timely) {
                 (Some(heads), true) => {
-                    let by = cp.checkpoint.time_ms.saturating_sub(HEADS_SLACK_MS);
+                    let by = cp.checkpoint.time_ms.saturating_sub(limits.checkpoint_heads_slack_ms);
                     omission(node, &line, peer, heads, by).map_err(e)?
                 }
                 _ => None,
@@ -188,7 +189,7 @@ pub(crate) async fn answer_offer(
             if !timely {
                 // Its heads are judged by its time: one far from this member's clock cannot be.
                 Some(format!(
-                    "the checkpoint's time is {skew} ms from this member's clock (at most CHECKPOINT_TIME_SKEW_MS = {CHECKPOINT_TIME_SKEW_MS})"
+                    "the checkpoint's time is {skew} ms from this member's clock (at most checkpoint_skew_ms = {skew_max})"
                 ))
             } else if let Some((detail, proof)) = omitted {
                 let b = tamper(line, peer, detail, proof, bytes.clone(), now);
@@ -226,25 +227,11 @@ pub(crate) async fn answer_offer(
     Ok(CheckpointAnswer { v: 1, countersignature, refused, checkpoints })
 }
 
-/// How far a checkpoint's time (of version 2) may be from the countersigner's clock: its heads
-/// are judged by what its signer is known to have held by that time, so a checkpoint dated
-/// further off is not countersigned.
-pub const CHECKPOINT_TIME_SKEW_MS: u64 = 300_000;
-
-/// What a signer signed within this long before its checkpoint's time is not held against the
-/// checkpoint: it may have signed a receipt for an envelope whose commit had not finished when it
-/// read its log. An omission it hides is caught at its next checkpoint, which must extend this one.
-pub const HEADS_SLACK_MS: u64 = 30_000;
-
-/// How many of a sender's envelopes, from its latest down, [`omission`] looks through for the
-/// latest one it knows the checkpoint's signer holds. Older ones are covered by the checkpoints
-/// this member countersigned before, which every later one must extend.
-pub const HEADS_SCAN_MAX: usize = 4_096;
-
 /// Checks the chain heads a peer's checkpoint names against this member's own copy of the line:
 /// at a head's place this member holds the same envelope, and no head is behind what this member
 /// knows the peer held when it signed (`signed_ms`, by its clock): its own envelopes signed by
-/// then, and the envelopes the peer answered with a receipt signed by then that this node holds.
+/// then, and the envelopes the peer answered with a receipt signed by then that this node holds
+/// (each sender's latest `checkpoint_heads_scan_max`).
 /// Returns the contradiction and the stored envelope that proves it.
 fn omission(
     node: &NodeState,
@@ -275,7 +262,7 @@ fn omission(
             }
         }
         let mut known = None;
-        for (seq, hash) in chain.iter().take(HEADS_SCAN_MAX) {
+        for (seq, hash) in chain.iter().take(node.runtime_limits.checkpoint_heads_scan_max) {
             // Only what the peer signed no later than its checkpoint, by its own clock: an
             // envelope it received after signing is not owed to that checkpoint.
             let held = if sender == peer.as_str() {
