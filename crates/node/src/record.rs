@@ -107,28 +107,6 @@ pub(crate) async fn commit_findings(node: &NodeState, batch: WriteBatch) -> Resu
     result
 }
 
-/// Signs a checkpoint of this node's log of a line as it stands (`leaves`, with the head of each
-/// sender's chain in it) and keeps it (no exchange).
-async fn checkpoint_now(
-    node: &NodeState,
-    line: LineId,
-    leaves: &[Hash],
-    heads: Vec<adi_record::Head>,
-) -> Result<SignedCheckpoint, String> {
-    check_own_log(node, line, leaves).await.map_err(|e| e.to_string())?;
-    let cp = node
-        .core()
-        .sign_checkpoint(line, leaves.len() as u64, merkle::root(leaves), heads, now_ms())
-        .map_err(|e| e.message)?;
-    node.store.commit(WriteBatch { checkpoints: vec![cp.clone()], ..WriteBatch::default() }).wait().await.map_err(
-        |e| {
-            node.fail_storage(&e);
-            e.to_string()
-        },
-    )?;
-    Ok(cp)
-}
-
 /// Checks each stored signed content against its envelope (the author's signature and the hash the
 /// envelope names): a content moved or altered in the store raises a `tamper` alarm naming this
 /// node, with the evidence. The export goes on, and its verification names the item too.
@@ -159,7 +137,8 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
 
 /// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
 /// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
-/// proofs against a checkpoint of the whole log (signed now if the log grew), every checkpoint
+/// proofs against a checkpoint of the whole log (signed now and offered to the line's other
+/// members for their countersignatures, unless one covers it countersigned already), every checkpoint
 /// and countersignature held, the roster keys needed to check them, and the roster they come
 /// from with its SHA-256, for a verifier to match against the anchor it holds.
 pub async fn export(
@@ -171,24 +150,38 @@ pub async fn export(
     use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
     let e = |e: StoreError| e.to_string();
     let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
-    let places = node.store.line_places(&line).map_err(e)?;
-    let log: Vec<adi_wire::EnvelopeHash> = places.iter().map(|(h, _, _)| *h).collect();
-    let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
-    let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (&h.0, s.as_str(), *q)));
-    let own_size = node
+    // The covering checkpoint: this node's latest, over its whole log, countersigned by another
+    // member of the line. Unless one already is, a new one is signed and offered to the line's
+    // other members (each answer awaited within the request timeout). A log changed behind the
+    // node's back gets none, and is exported as it is against the checkpoints signed before:
+    // the verifier then names what no longer matches.
+    let len = node.store.line_places(&line).map_err(e)?.len() as u64;
+    let covered = node
+        .store
+        .checkpoints(&line, Some(node.member.as_str()))
+        .map_err(e)?
+        .iter()
+        .any(|r| r.checkpoint.checkpoint.size == len && r.countersignatures.iter().any(|(m, _)| *m != node.member));
+    if !covered {
+        if let Err(why) = crate::fed::checkpoints::checkpoint_and_exchange(node, line).await {
+            tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
+        }
+    }
+    // The log as far as the latest checkpoint covers it: what arrived since is after the record's
+    // latest statement, and is left for the next export.
+    let covers = node
         .store
         .checkpoints(&line, Some(node.member.as_str()))
         .map_err(e)?
         .iter()
         .map(|r| r.checkpoint.checkpoint.size)
         .max();
-    if own_size != Some(leaves.len() as u64) {
-        // A log changed behind the node's back is exported as it is, against the checkpoints
-        // signed before: the verifier then names what no longer matches.
-        if let Err(why) = checkpoint_now(node, line, &leaves, heads).await {
-            tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
-        }
+    let mut places = node.store.line_places(&line).map_err(e)?;
+    if let Some(size) = covers.filter(|s| *s <= places.len() as u64) {
+        places.truncate(size as usize);
     }
+    let log: Vec<adi_wire::EnvelopeHash> = places.iter().map(|(h, _, _)| *h).collect();
+    let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
     let rows = node.store.checkpoints(&line, None).map_err(e)?;
     let mut signers: std::collections::BTreeSet<String> = info.members.iter().map(|m| m.to_string()).collect();
     let mut own: Vec<SignedCheckpoint> = Vec::new();

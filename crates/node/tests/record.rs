@@ -573,7 +573,7 @@ async fn a_receipt_swapped_or_a_byte_changed_in_the_store_is_caught_when_exporte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned() {
+async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned_and_its_export_fails() {
     let net = Net::start_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 0).await;
     let line = open_line(&net.client("PH"), &["PH", "CN", "VN"], "ADMM-Plus").await;
     let cn = net.client("CN");
@@ -596,9 +596,10 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     })
     .await;
 
-    // PH's key signs a checkpoint of its log without CN's message and the receipts of it, and
-    // offers it to VN as its first.
-    let b = bundle(&net, "PH", &line).await;
+    // PH's key signs a checkpoint of the line's log without CN's message and the receipts of it
+    // (the entries as VN's export lists them: exporting at PH would have VN countersign PH's
+    // real log first), and offers it to VN as its first.
+    let b = bundle(&net, "VN", &line).await;
     let record = adi_record::bundle::verify(&b).record;
     let mut places = Vec::new();
     for e in &b.envelopes {
@@ -614,8 +615,8 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     let leaves: Vec<[u8; 32]> = places.iter().map(|(h, _, _)| adi_record::merkle::leaf_hash(h)).collect();
     let heads = adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (h, s.as_str(), *q)));
     let ph_key = common::keys_towards(&net, "PH", "VN");
-    let offer_to_vn = |time_ms: u64| {
-        let signed = adi_record::Checkpoint {
+    let sign_at = |time_ms: u64| {
+        adi_record::Checkpoint {
             line: LineId::from_hex(&line).unwrap().0,
             signer: "PH".into(),
             size: leaves.len() as u64,
@@ -624,7 +625,9 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
             heads: Some(heads.clone()),
         }
         .sign(&ph_key.signing)
-        .unwrap();
+        .unwrap()
+    };
+    let offer_to_vn = |signed: &adi_record::SignedCheckpoint| {
         let offer = adi_node::fed::checkpoints::CheckpointOffer {
             v: 1,
             checkpoint: hex::encode(signed.to_bytes().unwrap()),
@@ -643,13 +646,14 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     };
     // Dated a day back, before anything it is known to hold: not countersigned, for its time.
     let now = adi_node::clock::now_ms();
-    let answer = offer_to_vn(now - 86_400_000).await;
+    let answer = offer_to_vn(&sign_at(now - 86_400_000)).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
     assert!(answer.refused.as_deref().unwrap_or_default().contains("checkpoint_skew_ms"), "{answer:?}");
     // Dated later than the receipt by more than the slack a countersigner allows for a commit in
     // flight, and within the skew it allows from its own clock: the omission is found.
     let slack = adi_node::config::RuntimeLimits::default().checkpoint_heads_slack_ms;
-    let answer = offer_to_vn(now + slack + 10_000).await;
+    let forged = sign_at(now + slack + 10_000);
+    let answer = offer_to_vn(&forged).await;
     assert!(answer.countersignature.is_none(), "{answer:?}");
     let refused = answer.refused.unwrap_or_default();
     assert!(refused.contains("leaves CN's #") && refused.contains("out of its log"), "{refused}");
@@ -661,9 +665,45 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned()
     assert_eq!(alarm["member"], "PH");
     assert_eq!(get_list(&vn, "/api/v1/evidence").await.len(), 1);
 
-    // PH's real checkpoint, over its whole log, is countersigned by both.
+    // PH's export without the message and its receipts, under the refused checkpoint: it fails,
+    // for nobody countersigned that checkpoint.
+    let kept: Vec<_> = b
+        .envelopes
+        .iter()
+        .filter(|e| places.iter().any(|(h, _, _)| hex::encode(h) == b.log[e.index as usize]))
+        .cloned()
+        .collect();
+    let mut dropped_export = b.clone();
+    dropped_export.exported_by = "PH".into();
+    dropped_export.log = places.iter().map(|(h, _, _)| hex::encode(h)).collect();
+    dropped_export.envelopes = kept
+        .into_iter()
+        .map(|mut e| {
+            let hash = &b.log[e.index as usize];
+            e.index = dropped_export.log.iter().position(|h| h == hash).unwrap() as u64;
+            e.inclusion =
+                adi_record::merkle::inclusion_proof(&leaves, e.index as usize).iter().map(hex::encode).collect();
+            e
+        })
+        .collect();
+    dropped_export.to_index = dropped_export.log.len() as u64;
+    dropped_export.checkpoints = vec![adi_record::bundle::BundleCheckpoint {
+        signed: hex::encode(forged.to_bytes().unwrap()),
+        countersignatures: Vec::new(),
+    }];
+    dropped_export.consistency = Vec::new();
+    let failures: Vec<String> = adi_record::bundle::verify(&dropped_export)
+        .checks
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .map(|c| c.item)
+        .collect();
+    assert_eq!(failures, ["the exporter's latest checkpoint is countersigned by another member ()"], "{failures:?}");
+
+    // PH's real checkpoint, over its whole log, is countersigned by both, and its export verifies.
     let v = checkpoint(&net, "PH", &line).await;
     let exchanges = v["exchanges"].as_array().unwrap();
     assert!(exchanges.iter().all(|x| x["countersigned"] == true), "{v}");
+    assert_eq!(first_failure(&bundle(&net, "PH", &line).await), None);
     net.stop_all().await;
 }

@@ -440,6 +440,8 @@ pub fn verify(bundle: &Bundle) -> Report {
     // Checkpoints and countersignatures; the exporter's checkpoints must match its log.
     let mut own: Vec<SignedCheckpoint> = Vec::new();
     let mut countersigners: Vec<(String, String)> = Vec::new();
+    // The exporter's checkpoints' valid countersignatures by other members: (size, member).
+    let mut own_countersigned: Vec<(u64, String)> = Vec::new();
     for (i, c) in bundle.checkpoints.iter().enumerate() {
         let name = format!("checkpoint {i}");
         let parsed = hex::decode(&c.signed)
@@ -467,6 +469,9 @@ pub fn verify(bundle: &Bundle) -> Report {
                 (None, _) => Err(format!("{member} is not in the bundle's roster")),
                 (_, None) => Err("the countersignature is not 64 bytes of hex".into()),
             };
+            if ok.is_ok() && k.signer == bundle.exported_by && *member != k.signer {
+                own_countersigned.push((k.size, member.clone()));
+            }
             r.check(format!("{name}: countersignature by {member}"), ok);
         }
         if k.signer == bundle.exported_by {
@@ -524,6 +529,18 @@ pub fn verify(bundle: &Bundle) -> Report {
         Some(_) => Ok(()),
     };
     r.check(format!("the exporter's latest checkpoint covers the whole log of {} entries", log.len()), covered);
+    // And another member vouched for it: a countersigner checks it against its own copy of the
+    // line, and refuses one that leaves out what it knows the exporter held.
+    if let Some(cp) = &latest {
+        let by: Vec<&str> =
+            own_countersigned.iter().filter(|(size, _)| *size == cp.size).map(|(_, m)| m.as_str()).collect();
+        let ok = if by.is_empty() {
+            Err("no other member of the line countersigned it: nobody checked it against their own copy".to_string())
+        } else {
+            Ok(())
+        };
+        r.check(format!("the exporter's latest checkpoint is countersigned by another member ({})", by.join(", ")), ok);
+    }
 
     // Envelopes: signature, place in the log, inclusion, signed content, chain links.
     let mut by_sender: BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>> = BTreeMap::new();

@@ -125,6 +125,9 @@ impl Line {
         .sign(&keyed("PH", self.set))
         .expect("a checkpoint signs");
         let (roster_file, roster_sha256) = roster(self.set);
+        // The countersigner: a member the bundle shows on the line (named by the set-up, or a
+        // sender of an envelope of it).
+        let countersigner = if places.iter().any(|(s, _)| s == "VN") { "VN" } else { "CN" };
         Bundle {
             format: FORMAT.into(),
             v: VERSION,
@@ -160,7 +163,11 @@ impl Line {
                 .collect(),
             checkpoints: vec![BundleCheckpoint {
                 signed: hex::encode(checkpoint.to_bytes().expect("checkpoint bytes")),
-                countersignatures: Vec::new(),
+                // Another member checked it against its own copy of the line.
+                countersignatures: vec![(
+                    countersigner.to_string(),
+                    hex::encode(checkpoint.countersign(&keyed(countersigner, self.set)).expect("a countersignature")),
+                )],
             }],
             consistency: Vec::new(),
         }
@@ -304,7 +311,8 @@ fn a_countersigner_must_be_shown_on_the_line_and_no_key_may_be_weak() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].ends_with("countersigner MY is on the line"), "{failures:?}");
     // CN, named by the set-up, may countersign.
-    bundle.checkpoints[0].countersignatures[0] = ("CN".into(), hex::encode(cp.countersign(&key("CN")).unwrap()));
+    *bundle.checkpoints[0].countersignatures.last_mut().unwrap() =
+        ("CN".into(), hex::encode(cp.countersign(&key("CN")).unwrap()));
     clean(&verify(&bundle));
 
     // A weak key in the bundle's roster is refused.
@@ -383,6 +391,12 @@ fn stripped_checkpoints_or_an_uncovered_tail_fail() {
     let failures = failed(&verify(&stripped));
     assert_eq!(failures, ["the exporter's latest checkpoint covers the whole log of 2 entries"], "{failures:?}");
 
+    // The checkpoint kept, but no other member's countersignature on it: nobody vouched for it.
+    let mut alone = bundle.clone();
+    alone.checkpoints[0].countersignatures.clear();
+    let failures = failed(&verify(&alone));
+    assert_eq!(failures, ["the exporter's latest checkpoint is countersigned by another member ()"], "{failures:?}");
+
     // A tail after the checkpoint: an entry nobody vouched for.
     line.add("PH", PayloadV1::LinkTest { v: 1 });
     let mut tail = line.export();
@@ -422,7 +436,10 @@ fn the_exporters_checkpoint_names_each_chains_head_and_the_bundle_must_agree() {
     let heads = cp.heads.as_mut().unwrap();
     heads.retain(|h| h.sender != "CN");
     let mut hiding = bundle;
-    hiding.checkpoints[0].signed = hex::encode(cp.sign(&key("PH")).unwrap().to_bytes().unwrap());
+    let resigned = cp.sign(&key("PH")).unwrap();
+    hiding.checkpoints[0].signed = hex::encode(resigned.to_bytes().unwrap());
+    hiding.checkpoints[0].countersignatures =
+        vec![("CN".into(), hex::encode(resigned.countersign(&key("CN")).unwrap()))];
     let failures = failed(&verify(&hiding));
     assert_eq!(failures, ["PH's checkpoint: head of CN's chain"], "{failures:?}");
 }
