@@ -137,8 +137,8 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
 
 /// The export bundle of a line (`docs/RECORD.md`, "Bundles"): this node's whole log of the line,
 /// the envelopes it accepted between `from_ms` and `to_ms` with their signed content, inclusion
-/// proofs against a checkpoint of the whole log (signed now and offered to the line's other
-/// members for their countersignatures, unless one covers it countersigned already), every checkpoint
+/// proofs against its latest checkpoint (`fed::checkpoints::cover` signs one over the whole log
+/// and has it countersigned first), the log ending where that checkpoint ends, every checkpoint
 /// and countersignature held, the roster keys needed to check them, and the roster they come
 /// from with its SHA-256, for a verifier to match against the anchor it holds.
 pub async fn export(
@@ -150,23 +150,6 @@ pub async fn export(
     use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
     let e = |e: StoreError| e.to_string();
     let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
-    // The covering checkpoint: this node's latest, over its whole log, countersigned by another
-    // member of the line. Unless one already is, a new one is signed and offered to the line's
-    // other members (each answer awaited within the request timeout). A log changed behind the
-    // node's back gets none, and is exported as it is against the checkpoints signed before:
-    // the verifier then names what no longer matches.
-    let len = node.store.line_places(&line).map_err(e)?.len() as u64;
-    let covered = node
-        .store
-        .checkpoints(&line, Some(node.member.as_str()))
-        .map_err(e)?
-        .iter()
-        .any(|r| r.checkpoint.checkpoint.size == len && r.countersignatures.iter().any(|(m, _)| *m != node.member));
-    if !covered {
-        if let Err(why) = crate::fed::checkpoints::checkpoint_and_exchange(node, line).await {
-            tracing::warn!(line = %line, reason = %why, "exporting without a new checkpoint");
-        }
-    }
     // The log as far as the latest checkpoint covers it: what arrived since is after the record's
     // latest statement, and is left for the next export.
     let covers = node

@@ -40,6 +40,9 @@ pub async fn export_line(
 ) -> Result<Json<adi_record::bundle::Bundle>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let line = find_line(&node, &line)?;
+    crate::fed::checkpoints::cover(&node, line.id)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e.to_string()))?;
     let bundle = crate::record::export(&node, line.id, p.from_ms, p.to_ms)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e))?;
