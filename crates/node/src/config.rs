@@ -208,8 +208,10 @@ pub struct RuntimeLimits {
     /// not finished when it read its log (its next checkpoint, which must extend this one, is
     /// judged again).
     pub checkpoint_heads_slack_ms: u64,
-    /// How many of a sender's envelopes, from its latest down, the check of a peer's chain heads
-    /// looks through; older ones are covered by the checkpoints countersigned before.
+    /// How many envelopes, in all, the check of one peer checkpoint's chain heads looks through
+    /// (those beyond the heads it names, each sender's from its latest down), so that no offer
+    /// costs more store reads than this; older ones are covered by the checkpoints countersigned
+    /// before.
     pub checkpoint_heads_scan_max: usize,
     /// Most messages one list request returns.
     pub list_len_max: usize,

@@ -79,14 +79,18 @@ pub fn counted(proposal: &Proposal<'_>, answers: &[Answer<'_>]) -> Vec<(String, 
         .collect()
 }
 
+/// Which of the decisions naming one as the one they replace (`(id, signed time, final)` each)
+/// replaces it: a final one, the earliest signed (then the lowest id); `None` while none is final.
+pub fn replaced_by(replacements: &[(EnvelopeHash, u64, bool)]) -> Option<EnvelopeHash> {
+    replacements.iter().filter(|(_, _, done)| *done).min_by_key(|(id, ms, _)| (*ms, id.0)).map(|(id, _, _)| *id)
+}
+
 /// The state of a decision given its counted answers and the decisions that name it as the one
 /// they replace (`(id, signed time, final)` each). A later decision replaces this one only once
 /// it is final itself: a proposal to replace a decision changes nothing until every party of the
 /// new one concurred. Of several final ones, the earliest signed (then the lowest id) is named.
 pub fn state(proposal: &Proposal<'_>, answers: &[Answer<'_>], replacements: &[(EnvelopeHash, u64, bool)]) -> State {
-    let by =
-        replacements.iter().filter(|(_, _, done)| *done).min_by_key(|(id, ms, _)| (*ms, id.0)).map(|(id, _, _)| *id);
-    if let Some(by) = by {
+    if let Some(by) = replaced_by(replacements) {
         return State::Superseded(by);
     }
     let counted = counted(proposal, answers);

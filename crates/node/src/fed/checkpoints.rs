@@ -231,7 +231,8 @@ pub(crate) async fn answer_offer(
 /// at a head's place this member holds the same envelope, and no head is behind what this member
 /// knows the peer held when it signed (`signed_ms`, by its clock): its own envelopes signed by
 /// then, and the envelopes the peer answered with a receipt signed by then that this node holds
-/// (each sender's latest `checkpoint_heads_scan_max`).
+/// (only envelopes beyond the heads named are looked at, `checkpoint_heads_scan_max` of them in
+/// all).
 /// Returns the contradiction and the stored envelope that proves it.
 fn omission(
     node: &NodeState,
@@ -248,6 +249,8 @@ fn omission(
     let bytes_of = |h: &adi_wire::EnvelopeHash| -> Result<Vec<u8>, StoreError> {
         Ok(node.store.envelope(h)?.map(|r| r.bytes).unwrap_or_default())
     };
+    // Store reads this offer may cost, in all: a peer cannot make one offer expensive.
+    let mut budget = node.runtime_limits.checkpoint_heads_scan_max;
     for (sender, chain) in &mut chains {
         chain.sort_unstable_by_key(|(q, _)| std::cmp::Reverse(*q));
         let head = heads.iter().find(|h| h.sender == *sender);
@@ -261,8 +264,14 @@ fn omission(
                 return Ok(Some((detail, bytes_of(mine)?)));
             }
         }
+        // Only an envelope beyond the head the checkpoint names can show an omission.
+        let beyond = chain.iter().take_while(|(q, _)| head.is_none_or(|h| *q > h.seq));
         let mut known = None;
-        for (seq, hash) in chain.iter().take(node.runtime_limits.checkpoint_heads_scan_max) {
+        for (seq, hash) in beyond {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
             // Only what the peer signed no later than its checkpoint, by its own clock: an
             // envelope it received after signing is not owed to that checkpoint.
             let held = if sender == peer.as_str() {

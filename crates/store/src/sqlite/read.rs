@@ -427,8 +427,7 @@ pub(super) fn decisions(
             .filter(|n| n.line == d.line)
             .map(|n| (n.id, n.created_ms, n.concluded()))
             .collect();
-        d.superseded_by =
-            replacements.iter().filter(|(_, _, done)| *done).min_by_key(|(h, ms, _)| (*ms, h.0)).map(|(h, _, _)| *h);
+        d.superseded_by = adi_record::decision::replaced_by(&replacements);
     }
     Ok(rows)
 }
