@@ -224,8 +224,12 @@ enum Command {
         file: PathBuf,
         /// The roster to check the bundle's keys against (the anchor), as distributed to the
         /// members.
-        #[arg(long, conflicts_with_all = ["roster_sha256", "unanchored"])]
+        #[arg(long, conflicts_with_all = ["config", "roster_sha256", "unanchored"])]
         roster: Option<PathBuf>,
+        /// A node's configuration: the roster it runs with, as this establishment received it,
+        /// is the anchor.
+        #[arg(long, conflicts_with_all = ["roster_sha256", "unanchored"])]
+        config: Option<PathBuf>,
         /// The SHA-256 of the roster (hex), as published (`adi roster` prints it): the bundle's
         /// copy of the roster must hash to it.
         #[arg(long, conflicts_with = "unanchored")]
@@ -398,8 +402,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
         Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
-        Command::Verify { file, roster, roster_sha256, unanchored, json, quiet, reports } => {
-            let anchor = cmd::export::anchor(roster.as_deref(), roster_sha256.as_deref())?;
+        Command::Verify { file, roster, config, roster_sha256, unanchored, json, quiet, reports } => {
+            let anchor = cmd::export::anchor(roster.as_deref(), config.as_deref(), roster_sha256.as_deref())?;
             let shown = cmd::export::Shown { json, quiet, reports };
             cmd::export::verify_bundle(&file, &anchor, unanchored, shown)
         }

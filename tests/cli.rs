@@ -497,6 +497,19 @@ fn two_node_processes_driven_through_the_cli() {
     assert!(verified.stdout.contains("verified:"), "{}", verified.stdout);
     assert!(verified.stdout.contains("(PH #"), "{}", verified.stdout);
     assert!(verified.stdout.contains("ENCOUNTER AT SEA"), "{}", verified.stdout);
+    // The same, anchored by the roster a node's configuration trusts; a configuration naming
+    // another roster fails it.
+    let configured = run(adi().arg("verify").arg(&bundle).arg("--config").arg(&cn.config)).ok();
+    assert!(configured.stdout.contains("verified:") && configured.stdout.contains("anchored"), "{}", configured.stdout);
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let other_roster = fs::read_to_string(state.join("roster.toml")).unwrap();
+    let cut = other_roster.find("[[members]]").unwrap();
+    let after = other_roster[cut + 1..].find("[[members]]").map_or(other_roster.len(), |i| cut + 1 + i);
+    fs::write(elsewhere.join("roster.toml"), format!("{}{}", &other_roster[..cut], &other_roster[after..])).unwrap();
+    fs::write(elsewhere.join("config.toml"), fs::read_to_string(&cn.config).unwrap()).unwrap();
+    let refused = run(adi().arg("verify").arg(&bundle).arg("--config").arg(elsewhere.join("config.toml"))).fails();
+    assert!(refused.stderr.contains("anchor"), "{}{}", refused.stdout, refused.stderr);
     // A bad report is refused before anything is sent, with the file and the field named.
     let bad = tmp.path().join("bad-report.json");
     fs::write(&bad, fs::read_to_string(&report).unwrap().replace("\"course_deg\": 270", "\"course_deg\": 370"))

@@ -31,9 +31,11 @@ pub async fn export(
     Ok(())
 }
 
-/// The anchor `adi verify` checks a bundle's keys against: a roster file, or its SHA-256.
-pub fn anchor(roster: Option<&Path>, sha256: Option<&str>) -> anyhow::Result<Anchor> {
-    if let Some(path) = roster {
+/// The anchor `adi verify` checks a bundle's keys against: a roster file, the roster a node's
+/// configuration trusts, or a roster's SHA-256.
+pub fn anchor(roster: Option<&Path>, config: Option<&Path>, sha256: Option<&str>) -> anyhow::Result<Anchor> {
+    let configured = config.map(adi_node::config::configured_roster).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(path) = roster.or(configured.as_deref()) {
         let roster = adi_node::config::load_roster(path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let keys = roster.members().map(|m| (m.code.to_string(), m.signing_key.to_bytes())).collect();
         return Ok(Anchor::Roster { sha256: roster.sha256(), keys });
@@ -78,14 +80,16 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
             "verified": report.first_failure().is_none(),
             "checks": checks,
             "decisions": report.decisions,
+            "holes": report.holes,
             "record": report.record,
         });
         out!("{}", serde_json::to_string_pretty(&doc)?);
     } else if !shown.quiet {
         for c in &report.checks {
+            // A bundle's text is anyone's: shown escaped, so that it cannot steer the terminal.
             match &c.failure {
-                None => out!("ok    {}", c.item),
-                Some(why) => out!("FAIL  {}: {why}", c.item),
+                None => out!("ok    {}", printable(&c.item)),
+                Some(why) => out!("FAIL  {}: {}", printable(&c.item), printable(why)),
             }
         }
         out!(
@@ -140,8 +144,8 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
         Some(first) => anyhow::bail!(
             "{failed} of {} checks failed; the first: {}: {}",
             report.checks.len(),
-            first.item,
-            first.failure.as_deref().unwrap_or_default()
+            printable(&first.item),
+            printable(first.failure.as_deref().unwrap_or_default())
         ),
     }
 }

@@ -473,13 +473,14 @@ impl LineMember {
         )
         .map_err(lib)?;
         self.groups.insert(line, group);
-        self.add(&line, key_packages)
+        self.add(&line, key_packages, Vec::new())
     }
 
-    /// Adds members to a line (home member only); the Welcome goes out once the commit is
-    /// accepted.
-    pub fn add(&mut self, line: &[u8; 16], key_packages: Vec<KeyPackage>) -> Result<CommitOut, MlsError> {
+    /// Adds members to a line (home member only); `aad` travels with the commit, authenticated
+    /// but not encrypted; the Welcome goes out once the commit is accepted.
+    pub fn add(&mut self, line: &[u8; 16], key_packages: Vec<KeyPackage>, aad: Vec<u8>) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        group.set_aad(aad);
         let (commit, welcome, _) = group.add_members(&self.provider, &self.signer, &key_packages).map_err(lib)?;
         group.merge_pending_commit(&self.provider).map_err(lib)?;
         Ok(CommitOut {

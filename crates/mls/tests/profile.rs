@@ -113,7 +113,7 @@ fn a_removed_member_reads_nothing_new_and_an_added_member_nothing_old() {
 
     let mut tl = member("TL");
     let mut seen = HashSet::new();
-    let addition = ph.add(&LINE, vec![key_package(&mut tl, &mut seen)]).unwrap();
+    let addition = ph.add(&LINE, vec![key_package(&mut tl, &mut seen)], Vec::new()).unwrap();
     assert!(matches!(read(&mut cn, "PH", &addition.commit), Ok(Processed::Commit { .. })));
     tl.join(addition.welcome.as_ref().unwrap(), &roster).unwrap();
     assert!(!matches!(read(&mut tl, "PH", &before), Ok(Processed::Application { .. })), "a joiner decrypted the past");
@@ -434,7 +434,7 @@ fn a_direct_line_takes_no_commit_that_adds_a_member() {
     let mut ph = line(&mut [&mut cn]);
     let before = cn.epoch(&LINE);
     let mut vn = member("VN");
-    let addition = ph.add(&LINE, vec![key_package(&mut vn, &mut HashSet::new())]).unwrap();
+    let addition = ph.add(&LINE, vec![key_package(&mut vn, &mut HashSet::new())], Vec::new()).unwrap();
     let direct = LineRules { home: "PH", direct: true };
     let claim = Claim { sender: "PH", epoch: message_epoch(&addition.commit).unwrap() };
     assert_eq!(cn.process(&LINE, direct, claim, &addition.commit, &roster), Err(MlsError::DirectLine));

@@ -365,6 +365,14 @@ fn cerr(file: &Path, field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError { file: file.to_path_buf(), field: field.to_string(), message: message.into() }
 }
 
+/// The roster file a node's configuration names (relative paths are the configuration's
+/// folder's): the roster this establishment trusts.
+pub fn configured_roster(config: &Path) -> Result<PathBuf, ConfigError> {
+    let text = std::fs::read_to_string(config).map_err(|e| cerr(config, "", format!("cannot read: {e}")))?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| cerr(config, "", format!("not a valid config: {e}")))?;
+    Ok(config.parent().unwrap_or(Path::new(".")).join(file.roster))
+}
+
 /// Reads and checks a roster file.
 pub fn load_roster(path: &Path) -> Result<Roster, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;

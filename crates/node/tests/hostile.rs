@@ -288,7 +288,7 @@ async fn a_direct_line_takes_no_third_member() {
     };
     let (_, kp) = adi_mls::check_key_package(&kp, &roster, &mut HashSet::new()).unwrap();
     let before = line_view(&net, "CN", &line).await;
-    let added = hostile.mls.add(&line_id.0, vec![kp]).unwrap();
+    let added = hostile.mls.add(&line_id.0, vec![kp], Vec::new()).unwrap();
     let envelope = hostile.handshake(line_id, added.commit);
     let verdict = hostile.deliver(&net, "CN", &envelope).await;
     assert!(refused_with(&verdict, RefusalCode::DirectLine), "{verdict:?}");

@@ -707,3 +707,155 @@ async fn a_checkpoint_leaving_out_another_members_message_is_not_countersigned_a
     assert_eq!(first_failure(&bundle(&net, "PH", &line).await), None);
     net.stop_all().await;
 }
+
+/// Waits until `at` holds the line with `member` on it.
+async fn wait_on_line(net: &Net, at: &str, line: &str, member: &str, on: bool) {
+    let c = net.client(at);
+    eventually(WAIT, &format!("{member} on the line at {at}: {on}"), || async {
+        let v = c.call(hyper::Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+        let members = v["members"].as_array()?.iter().any(|m| m == member);
+        (members == on).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_s_export_of_a_line_whose_members_changed_lists_each_hole_with_its_signed_reason() {
+    let net = Net::start_with(&["PH", "CN", "VN", "MY"], |d| d.link_test_interval_s = 0).await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN", "VN"], "ADMM-Plus").await;
+    wait_on_line(&net, "CN", &line, "CN", true).await;
+    wait_on_line(&net, "VN", &line, "VN", true).await;
+    let said = |at: &'static str, subject: &'static str| {
+        let (net, line) = (&net, line.clone());
+        async move {
+            let c = net.client(at);
+            let id = send(&c, &line, "ROUTINE", subject).await;
+            wait_delivered(&c, &id, WAIT).await;
+        }
+    };
+    said("PH", "before MY joined").await;
+    said("CN", "CN before MY joined").await;
+    let members = format!("/api/v1/lines/{line}/members");
+    ph.call(hyper::Method::POST, &members, Some(&serde_json::json!({"member": "MY"}))).await.unwrap();
+    wait_on_line(&net, "MY", &line, "MY", true).await;
+    wait_on_line(&net, "VN", &line, "MY", true).await;
+    said("PH", "with MY").await;
+    said("MY", "MY's first").await;
+    ph.call(hyper::Method::DELETE, &format!("{members}/VN"), None).await.unwrap();
+    wait_on_line(&net, "CN", &line, "VN", false).await;
+    wait_on_line(&net, "MY", &line, "VN", false).await;
+    said("PH", "while VN was off").await;
+    said("CN", "CN while VN was off").await;
+    ph.call(hyper::Method::POST, &members, Some(&serde_json::json!({"member": "VN"}))).await.unwrap();
+    wait_on_line(&net, "VN", &line, "VN", true).await;
+    wait_on_line(&net, "CN", &line, "VN", true).await;
+    wait_on_line(&net, "MY", &line, "VN", true).await;
+    said("VN", "VN back").await;
+    said("PH", "after VN came back").await;
+
+    // Each member's export verifies; the runs of others' chains it cannot hold are listed, each
+    // with the signed statement that explains it.
+    let mut reasons = std::collections::BTreeMap::new();
+    for at in ["PH", "CN", "VN", "MY"] {
+        let b = bundle(&net, at, &line).await;
+        let report = adi_record::bundle::verify(&b);
+        assert_eq!(first_failure(&b), None, "{at}'s export");
+        assert!(report.checks.iter().any(|c| c.item.starts_with("chain of PH: complete from #1 to #")), "{at}");
+        assert!(report.holes.iter().all(|h| h.reason.is_some() && h.sender != at), "{at}: {:?}", report.holes);
+        let kinds: Vec<String> = report
+            .holes
+            .iter()
+            .map(|h| {
+                let why = h.reason.clone().unwrap_or_default();
+                let kind = if why.starts_with("sent while") {
+                    "not on the line"
+                } else if why.contains("line set-up for") {
+                    "set-up of another"
+                } else {
+                    "other"
+                };
+                format!("{}: {kind}", h.sender)
+            })
+            .collect();
+        reasons.insert(at, kinds);
+    }
+    // The home member holds every chain whole.
+    assert_eq!(reasons["PH"], Vec::<String>::new());
+    // CN missed the two set-ups PH sent to MY and to VN alone.
+    assert_eq!(reasons["CN"], ["PH: set-up of another", "PH: set-up of another"]);
+    // MY joined late: the start of every chain (VN's receipts among them), then VN's set-up.
+    assert_eq!(
+        reasons["MY"],
+        ["CN: not on the line", "PH: not on the line", "PH: set-up of another", "VN: not on the line"]
+    );
+    // VN missed MY's set-up, then all the others sent while it was off the line (MY's receipts
+    // among them).
+    assert_eq!(
+        reasons["VN"],
+        ["CN: not on the line", "MY: not on the line", "PH: set-up of another", "PH: not on the line"]
+    );
+
+    // A run of a chain left out of an export, with nothing signed to explain it, fails even under
+    // a checkpoint its exporter signed and another member countersigned (CN and PH colluding):
+    // CN's log without one of MY's receipts, every proof made again.
+    let b = bundle(&net, "CN", &line).await;
+    assert_eq!((b.from_index, b.to_index), (0, b.log.len() as u64));
+    let record = adi_record::bundle::verify(&b).record;
+    let my_head = record.iter().filter(|e| e.sender == "MY").map(|e| e.seq).max().unwrap();
+    let victim = record.iter().find(|e| e.sender == "MY" && e.kind == "receipt" && e.seq < my_head).unwrap();
+    let mut kept: Vec<adi_record::bundle::BundleEnvelope> =
+        b.envelopes.iter().filter(|e| e.index != victim.index).cloned().collect();
+    kept.sort_by_key(|e| e.index);
+    let places: Vec<([u8; 32], String, u64)> = kept
+        .iter()
+        .map(|e| {
+            let env = Envelope::decode(&hex::decode(&e.bytes).unwrap(), usize::MAX, usize::MAX).unwrap();
+            (env.hash().0, env.body().sender.clone(), env.body().seq)
+        })
+        .collect();
+    let leaves: Vec<[u8; 32]> = places.iter().map(|(h, _, _)| adi_record::merkle::leaf_hash(h)).collect();
+    let signed = adi_record::Checkpoint {
+        line: LineId::from_hex(&line).unwrap().0,
+        signer: "CN".into(),
+        size: leaves.len() as u64,
+        root: adi_record::merkle::root(&leaves),
+        time_ms: adi_node::clock::now_ms(),
+        heads: Some(adi_record::checkpoint::heads(places.iter().map(|(h, s, q)| (h, s.as_str(), *q)))),
+    }
+    .sign(&common::keys_towards(&net, "CN", "PH").signing)
+    .unwrap();
+    let countersigned = signed.countersign(&common::keys_towards(&net, "PH", "CN").signing).unwrap();
+    let mut dropped = b.clone();
+    dropped.log = places.iter().map(|(h, _, _)| hex::encode(h)).collect();
+    dropped.to_index = dropped.log.len() as u64;
+    dropped.envelopes = kept
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.index = i as u64;
+            e.inclusion = adi_record::merkle::inclusion_proof(&leaves, i).iter().map(hex::encode).collect();
+            e
+        })
+        .collect();
+    dropped.checkpoints = vec![adi_record::bundle::BundleCheckpoint {
+        signed: hex::encode(signed.to_bytes().unwrap()),
+        countersignatures: vec![("PH".into(), hex::encode(countersigned))],
+    }];
+    dropped.consistency = Vec::new();
+    let report = adi_record::bundle::verify(&dropped);
+    let failures: Vec<String> = report
+        .checks
+        .into_iter()
+        .filter(|c| c.failure.is_some())
+        .map(|c| format!("{}: {}", c.item, c.failure.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        failures,
+        [format!(
+            "chain of MY: complete from #1 to #{my_head}: #{} not held, and nothing signed in the bundle says why",
+            victim.seq
+        )]
+    );
+    net.stop_all().await;
+}

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use adi_wire::commit::{mls_framing, Membership, MLS_COMMIT};
 use adi_wire::content::SignedContent;
 use adi_wire::envelope::{CONTENT_MLS, CONTENT_MLS_SETUP};
 use adi_wire::payload::PayloadV1;
@@ -144,6 +145,20 @@ pub struct Report {
     pub anchored: bool,
     /// The exported envelopes as an auditor reads them, in the order of the exporter's log.
     pub record: Vec<RecordEntry>,
+    /// Every run of a sender's chain the exporter does not hold, with the signed reason for it.
+    pub holes: Vec<Hole>,
+}
+
+/// A run of a sender's chain, from `from` to `to` (sequence numbers), that the bundle does not
+/// hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hole {
+    pub sender: String,
+    pub from: u64,
+    pub to: u64,
+    /// Why the exporter cannot hold it, from signed data in the bundle; `None` when nothing signed
+    /// explains it, which fails the bundle.
+    pub reason: Option<String>,
 }
 
 /// One envelope of the record, as an auditor reads it.
@@ -274,6 +289,7 @@ pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
     r.checks.extend(inner.checks);
     r.decisions = inner.decisions;
     r.record = inner.record;
+    r.holes = inner.holes;
     r
 }
 
@@ -396,6 +412,123 @@ fn heads_hold(
             format!("{}'s checkpoint: head of {sender}'s chain", bundle.exported_by),
             Err(format!("the checkpoint names no head for {sender}, whose envelopes the bundle holds")),
         );
+    }
+}
+
+/// What the bundle's signed envelopes show of the line's history, for explaining holes.
+struct History<'a> {
+    /// Where each authentic envelope sits in the log, by (sender, seq).
+    places: &'a BTreeMap<(String, u64), u64>,
+    /// The line set-ups the exporter holds: (index, sender, seq).
+    setups: &'a [(u64, String, u64)],
+    /// What each commit states about the line's members: (index, sender, seq, statement).
+    statements: &'a [(u64, String, u64, Membership)],
+}
+
+/// Why the exporter cannot hold `sender`'s envelopes `a` to `b`, from signed data: it was not on
+/// the line when they were sent (a later set-up brought it in), they are the home member's
+/// set-up of another member (sent to that member alone), or they came after the place where
+/// `sender`'s removal fixed it to stop (refused by every node the removal reached first).
+fn hole_reason(bundle: &Bundle, home: &str, sender: &str, a: u64, b: u64, h: &History<'_>) -> Option<String> {
+    let me = bundle.exported_by.as_str();
+    if sender == me {
+        return None;
+    }
+    let at = |seq: u64| h.places.get(&(sender.to_string(), seq)).copied();
+    let after = at(b + 1)?;
+    // Brought onto a running line by a later set-up: nothing sent before reached the exporter.
+    let joined = h.setups.iter().find(|(index, from, seq)| {
+        from == home && *seq > 1 && *index <= after && (a == 1 || at(a - 1).is_some_and(|before| before < *index))
+    });
+    if let Some((_, _, seq)) = joined {
+        return Some(format!("sent while {me} was not on the line: {home}'s set-up #{seq} brought it in after"));
+    }
+    for (index, from, seq, stated) in h.statements {
+        if from != home {
+            continue;
+        }
+        match stated {
+            Membership::Additions(added)
+                if sender == home
+                    && !added.iter().any(|m| m == me)
+                    && a == seq + 1
+                    && b <= seq + added.len() as u64 =>
+            {
+                return Some(format!(
+                    "{home}'s line set-up for {}, sent to the member it brings in alone (its commit #{seq} states the addition)",
+                    added.join(", ")
+                ));
+            }
+            Membership::Removals(removed) => {
+                let Some(place) = removed.iter().find(|p| p.member == sender) else { continue };
+                // What the exporter holds past the place it took before the removal reached it;
+                // every envelope after that, until the member is back, is refused.
+                let taken_before = (place.seq + 1..a).all(|q| at(q).is_some_and(|i| i < *index));
+                if a > place.seq && taken_before && after > *index {
+                    return Some(format!(
+                        "refused: sent after #{}, where {home}'s removal of {sender} (its commit #{seq}) fixed it to stop",
+                        place.seq
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every sender's chain is held from #1 to its head (the exporter's countersigned checkpoint names
+/// each head; without heads, the last envelope held), except for runs that signed data explains
+/// ([`hole_reason`]); each run is listed. A bundle of part of the log explains the runs it
+/// leaves out by its window only.
+fn chains_complete(
+    bundle: &Bundle,
+    heads: Option<&[crate::Head]>,
+    by_sender: &BTreeMap<String, BTreeMap<u64, (EnvelopeHash, EnvelopeHash)>>,
+    history: &History<'_>,
+    signed_home: Option<&str>,
+    r: &mut Report,
+) {
+    let home = signed_home.unwrap_or(&bundle.line.home);
+    let whole = bundle.from_index == 0 && bundle.to_index as usize >= bundle.log.len();
+    for (sender, chain) in by_sender {
+        let held: Vec<u64> = chain.keys().copied().collect();
+        let last = held.last().copied().unwrap_or(0);
+        let head = heads.and_then(|hs| hs.iter().find(|h| h.sender == *sender)).map_or(last, |h| h.seq.max(last));
+        let mut runs = Vec::new();
+        let mut next = 1;
+        for &seq in held.iter().chain(std::iter::once(&(head + 1))) {
+            if seq > next {
+                runs.push((next, seq - 1));
+            }
+            next = seq + 1;
+        }
+        let mut unexplained = Vec::new();
+        for (a, b) in runs {
+            let reason = if whole {
+                hole_reason(bundle, home, sender, a, b, history)
+            } else {
+                Some(format!(
+                    "outside the exported window: the bundle holds log entries {} to {} of {}",
+                    bundle.from_index,
+                    bundle.to_index,
+                    bundle.log.len()
+                ))
+            };
+            match &reason {
+                Some(why) => {
+                    r.check(format!("chain of {sender}: #{a} to #{b} not held: {why}"), Ok(()));
+                }
+                None => unexplained.push(if a == b { format!("#{a}") } else { format!("#{a} to #{b}") }),
+            }
+            r.holes.push(Hole { sender: sender.clone(), from: a, to: b, reason });
+        }
+        let ok = if unexplained.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} not held, and nothing signed in the bundle says why", unexplained.join(", ")))
+        };
+        r.check(format!("chain of {sender}: complete from #1 to #{head}"), ok);
     }
 }
 
@@ -551,6 +684,12 @@ pub fn verify(bundle: &Bundle) -> Report {
     // The line's signed set-up: (signer, scope, title, home, members).
     let mut setup: Option<(String, String, String, String, Vec<String>)> = None;
     let mut answers: Vec<Answered> = Vec::new();
+    // Where each authentic envelope sits in the log, by (sender, seq); the line set-ups the
+    // exporter holds (index, sender, seq); and what each commit states about the line's members
+    // (index, sender, seq, statement).
+    let mut places: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut setups: Vec<(u64, String, u64)> = Vec::new();
+    let mut statements: Vec<(u64, String, u64, Membership)> = Vec::new();
     for e in &bundle.envelopes {
         let name = format!("envelope at log index {}", e.index);
         let decoded = hex::decode(&e.bytes)
@@ -663,7 +802,27 @@ pub fn verify(bundle: &Bundle) -> Report {
                 setup = Some((body.sender.clone(), scope, title, home, members));
             }
         }
+        let forked = by_sender.get(&body.sender).and_then(|c| c.get(&body.seq)).filter(|(h, _)| *h != hash);
+        if let Some((other, _)) = forked {
+            r.check(
+                format!("{name}: the only envelope at its place"),
+                Err(format!("the bundle holds {other} as {} #{} too: a fork of its chain", body.sender, body.seq)),
+            );
+        }
         r.record.push(entry);
+        if authentic {
+            places.insert((body.sender.clone(), body.seq), e.index);
+            match body.content_type {
+                CONTENT_MLS_SETUP => setups.push((e.index, body.sender.clone(), body.seq)),
+                CONTENT_MLS => {
+                    if let Ok((MLS_COMMIT, aad)) = mls_framing(&body.payload) {
+                        let stated = Membership::decode(aad).unwrap_or(Membership::Unchanged);
+                        statements.push((e.index, body.sender.clone(), body.seq, stated));
+                    }
+                }
+                _ => {}
+            }
+        }
         by_sender.entry(body.sender.clone()).or_default().insert(body.seq, (hash, body.prev));
         known.insert(hash, (body.sender.clone(), body.seq));
     }
@@ -693,6 +852,9 @@ pub fn verify(bundle: &Bundle) -> Report {
             Some(i) => Err(format!("log entry {i} has no envelope in the bundle ({} missing)", missing.len())),
         },
     );
+    let history = History { places: &places, setups: &setups, statements: &statements };
+    let heads = latest.as_ref().and_then(|cp| cp.heads.as_deref());
+    chains_complete(bundle, heads, &by_sender, &history, setup.as_ref().map(|s| s.3.as_str()), &mut r);
     for (sender, chain) in &by_sender {
         for (seq, (_, prev)) in chain {
             if let Some((before, _)) = seq.checked_sub(1).and_then(|s| chain.get(&s)) {

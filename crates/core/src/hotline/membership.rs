@@ -230,7 +230,10 @@ impl Hotline {
     ) -> Result<Vec<Record>, CoreError> {
         let line = self.check_new_member(line, member)?;
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
-        let out = self.mls.add(&line.id.0, vec![key_package]).map_err(internal)?;
+        // The commit states whom it adds, so that a record that misses the set-up sent to the new
+        // member alone shows why (`docs/WIRE.md`, "Additions").
+        let added = adi_wire::commit::Membership::Additions(vec![member.to_string()]).encode();
+        let out = self.mls.add(&line.id.0, vec![key_package], added).map_err(internal)?;
         let others: Vec<MemberCode> = line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
         let line = self.follow_membership(&line);
         let mut commit = self.sign(

@@ -1,5 +1,7 @@
 //! Converting what lines carry to and from the wire's payloads.
 
+use adi_wire::commit::{Membership, Place};
+
 use super::*;
 
 pub(super) fn message_to_payload(m: &Message) -> PayloadV1 {
@@ -119,55 +121,24 @@ pub(super) fn receipt_from_payload(p: PayloadV1) -> Result<Receipt, String> {
     }
 }
 
-/// What opens the removals a commit carries in its MLS authenticated data (`docs/WIRE.md`).
-const REMOVALS_LABEL: &[u8] = b"ADI-REMOVALS-1";
-
-/// The removals a commit carries: nothing for a commit that takes no one off, else the label, a
-/// count (one byte), and per member its code (a length byte and the code), the sequence number of
-/// its last envelope accepted (8 bytes, big-endian) and that envelope's hash (32 bytes).
+/// The removals a commit carries in its MLS authenticated data ([`Membership::Removals`]):
+/// nothing for a commit that takes no one off.
 pub(super) fn encode_removals(removals: &[Removal]) -> Vec<u8> {
     if removals.is_empty() {
         return Vec::new();
     }
-    let mut out = REMOVALS_LABEL.to_vec();
-    out.push(removals.len() as u8);
-    for r in removals {
-        out.push(r.member.as_str().len() as u8);
-        out.extend_from_slice(r.member.as_str().as_bytes());
-        out.extend_from_slice(&r.seq.to_be_bytes());
-        out.extend_from_slice(&r.hash.0);
-    }
-    out
+    let places = removals.iter().map(|r| Place { member: r.member.to_string(), seq: r.seq, hash: r.hash }).collect();
+    Membership::Removals(places).encode()
 }
 
-/// Reads the removals of [`encode_removals`].
-pub(super) fn decode_removals(mut aad: &[u8]) -> Result<Vec<Removal>, String> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-        if bytes.len() < n {
-            return Err("the removals end early".into());
-        }
-        let (head, tail) = bytes.split_at(n);
-        *bytes = tail;
-        Ok(head)
+/// Reads the removals of [`encode_removals`]; a commit that adds members, or changes none, takes
+/// no one off.
+pub(super) fn decode_removals(aad: &[u8]) -> Result<Vec<Removal>, String> {
+    match Membership::decode(aad)? {
+        Membership::Removals(places) => places
+            .into_iter()
+            .map(|p| Ok(Removal { member: MemberCode::parse(&p.member)?, seq: p.seq, hash: p.hash }))
+            .collect(),
+        Membership::Unchanged | Membership::Additions(_) => Ok(Vec::new()),
     }
-    if aad.is_empty() {
-        return Ok(Vec::new());
-    }
-    if take(&mut aad, REMOVALS_LABEL.len())? != REMOVALS_LABEL {
-        return Err("the commit's authenticated data is not ADI's removals".into());
-    }
-    let count = take(&mut aad, 1)?[0];
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let len = take(&mut aad, 1)?[0] as usize;
-        let code = std::str::from_utf8(take(&mut aad, len)?).map_err(|_| "a member code is not text".to_string())?;
-        let member = MemberCode::parse(code)?;
-        let seq = u64::from_be_bytes(take(&mut aad, 8)?.try_into().map_err(|_| "a short sequence number")?);
-        let hash = EnvelopeHash(take(&mut aad, 32)?.try_into().map_err(|_| "a short hash")?);
-        out.push(Removal { member, seq, hash });
-    }
-    if !aad.is_empty() {
-        return Err("trailing bytes after the removals".into());
-    }
-    Ok(out)
 }
