@@ -859,3 +859,45 @@ async fn every_member_s_export_of_a_line_whose_members_changed_lists_each_hole_w
     );
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_offered_to_every_member_at_once_so_silent_members_cost_one_timeout() {
+    let mut net = Net::init(&["PH", "CN", "VN", "MY"]);
+    common::set_limits(&net, "PH", |l| l.request_timeout_ms = Some(2_000));
+    for code in ["PH", "CN", "VN", "MY"] {
+        net.start_code(code).await;
+    }
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN", "VN", "MY"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "ROUTINE", "before two members went silent").await;
+    wait_delivered(&ph, &id, WAIT).await;
+    // VN's and MY's nodes stop, and what answers at their addresses takes connections and never
+    // says a word: each offer to them waits for the whole request timeout.
+    let mut silent = Vec::new();
+    for code in ["VN", "MY"] {
+        let addr = common::endpoint(&net, code);
+        net.stop_code(code).await;
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        silent.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        }));
+    }
+    let started = std::time::Instant::now();
+    let v = checkpoint(&net, "PH", &line).await;
+    let took = started.elapsed();
+    let exchanges = v["exchanges"].as_array().unwrap();
+    let countersigned: Vec<&str> =
+        exchanges.iter().filter(|x| x["countersigned"] == true).map(|x| x["member"].as_str().unwrap()).collect();
+    assert_eq!(countersigned, ["CN"], "{v}");
+    // Both silent members were waited for together: one timeout (2 s), not two, plus the rest.
+    println!("checkpoint with two silent members of four took {took:?}");
+    assert!(took >= Duration::from_millis(1_900), "{took:?}: the silent members were not waited for");
+    assert!(took < Duration::from_millis(3_900), "{took:?}: the offers were made one after the other");
+    for s in silent {
+        s.abort();
+    }
+    net.stop_all().await;
+}

@@ -353,8 +353,9 @@ pub async fn checkpoint_and_exchange(
     let mine = node.store.checkpoints(&line, Some(node.member.as_str())).map_err(e)?;
     let others = latest_of_others(node, &line, &node.member).map_err(e)?;
     let signed = hex::encode(cp.to_bytes().map_err(|e| e.to_string())?);
-    let mut exchanges = Vec::new();
-    for member in members {
+    // Offered to every member at once, so that a silent member costs one request timeout, not
+    // one per member; the answers are settled in the members' order.
+    let offers = members.into_iter().map(|member| {
         // The consistency proof starts where this member last countersigned.
         let from = mine
             .iter()
@@ -370,7 +371,14 @@ pub async fn checkpoint_and_exchange(
             consistency: merkle::consistency_proof(&leaves, from as usize).iter().map(hex::encode).collect(),
             others: others.clone(),
         };
-        let outcome = offer_to(node, &member, &offer).await;
+        async move {
+            let outcome = offer_to(node, &member, &offer).await;
+            (member, outcome)
+        }
+    });
+    let outcomes = futures_util::future::join_all(offers).await;
+    let mut exchanges = Vec::with_capacity(outcomes.len());
+    for (member, outcome) in outcomes {
         exchanges.push(match outcome {
             Ok(answer) => settle_answer(node, &line, &member, &cp, answer, now).await,
             Err(why) => Exchange { member: member.to_string(), countersigned: false, detail: Some(why) },
