@@ -505,6 +505,7 @@ fn chains_complete(
         }
         let mut unexplained = Vec::new();
         for (a, b) in runs {
+            let run = if a == b { format!("#{a}") } else { format!("#{a} to #{b}") };
             let reason = if whole {
                 hole_reason(bundle, home, sender, a, b, history)
             } else {
@@ -517,9 +518,9 @@ fn chains_complete(
             };
             match &reason {
                 Some(why) => {
-                    r.check(format!("chain of {sender}: #{a} to #{b} not held: {why}"), Ok(()));
+                    r.check(format!("chain of {sender}: {run} not held: {why}"), Ok(()));
                 }
-                None => unexplained.push(if a == b { format!("#{a}") } else { format!("#{a} to #{b}") }),
+                None => unexplained.push(run),
             }
             r.holes.push(Hole { sender: sender.clone(), from: a, to: b, reason });
         }
