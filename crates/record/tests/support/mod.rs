@@ -214,6 +214,12 @@ impl Line {
             content_hash: [0; 32],
             payload,
         };
+        self.hold_from_ph(body)
+    }
+
+    /// PH's envelope of `body`, which carries no signed content, signed and held.
+    fn hold_from_ph(&mut self, body: EnvelopeBody) -> EnvelopeHash {
+        let seq = body.seq;
         let envelope = body.sign(&keyed("PH", self.set));
         let hash = envelope.hash();
         self.heads.insert("PH".into(), (seq, hash));
@@ -256,18 +262,7 @@ impl Line {
             content_hash: [0; 32],
             payload: payload.encode(),
         };
-        let envelope = body.sign(&keyed("PH", self.set));
-        let hash = envelope.hash();
-        self.heads.insert("PH".into(), (seq, hash));
-        self.envelopes.push(Held {
-            bytes: envelope.bytes().to_vec(),
-            content: Vec::new(),
-            form_text: None,
-            sender: "PH".into(),
-            seq,
-            hash,
-        });
-        hash
+        self.hold_from_ph(body)
     }
 
     /// The held envelope whose hash is `hash`.
