@@ -20,6 +20,17 @@ pub struct Proc {
     child: Child,
 }
 
+impl Proc {
+    /// A process started otherwise (under a wrapper that execs it, say).
+    pub fn from_child(child: Child) -> Proc {
+        Proc { child }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -176,6 +176,10 @@ pub struct LimitsSection {
     pub storage_probe_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
     pub accept_retry_ms: Option<u64>,
+    pub http_connections_max: Option<usize>,
+    pub http_connections_per_address_max: Option<usize>,
+    pub http_header_timeout_ms: Option<u64>,
+    pub files_reserved: Option<u64>,
     pub events_read_len_max: Option<usize>,
     pub events_poll_ms: Option<u64>,
     pub events_keepalive_ms: Option<u64>,
@@ -183,6 +187,12 @@ pub struct LimitsSection {
     pub session_max_ms: Option<u64>,
     pub sign_in_failures_max: Option<usize>,
     pub sign_in_window_ms: Option<u64>,
+    pub sign_in_delay_ms_max: Option<u64>,
+    pub sign_in_checks_max: Option<usize>,
+    pub sign_in_wait_ms: Option<u64>,
+    pub sign_in_per_address_per_minute_max: Option<usize>,
+    pub sign_in_per_minute_max: Option<usize>,
+    pub sign_in_tracked_max: Option<usize>,
     pub clock_sleep_ms_max: Option<u64>,
     pub clock_watch_ms: Option<u64>,
 }
@@ -242,6 +252,18 @@ pub struct RuntimeLimits {
     /// How long a listener waits after a failed accept (out of file descriptors, say) before
     /// accepting again.
     pub accept_retry_ms: u64,
+    /// Most connections each listener (the API's, each federation address's) holds open at once;
+    /// fewer when the open-file limit, less `files_reserved`, shared among the listeners, allows
+    /// fewer. A connection over it is closed as soon as it is accepted.
+    pub http_connections_max: usize,
+    /// Most connections one client address holds open on one listener.
+    pub http_connections_per_address_max: usize,
+    /// How long a client may take to send a request's headers, and how long a connection may
+    /// wait idle for its next request.
+    pub http_header_timeout_ms: u64,
+    /// Open files kept for the database, its journal, logs and outgoing links, whatever the
+    /// listeners hold.
+    pub files_reserved: u64,
     /// Most events sent to a live-stream client in one read of the store.
     pub events_read_len_max: usize,
     /// How long a live stream waits for new events before it looks again.
@@ -252,10 +274,22 @@ pub struct RuntimeLimits {
     pub session_idle_ms: u64,
     /// A console session is over this long after sign-in, used or not.
     pub session_max_ms: u64,
-    /// Failed console sign-ins allowed per operator name within `sign_in_window_ms`.
+    /// Failed console sign-ins per operator name within `sign_in_window_ms` after which each
+    /// further attempt at that name waits, 1 s after the next failure and twice as long after
+    /// each one more, up to `sign_in_delay_ms_max` (`throttle`).
     pub sign_in_failures_max: usize,
-    /// The window over which failed sign-ins are counted.
+    /// How long failures of a name are remembered.
     pub sign_in_window_ms: u64,
+    pub sign_in_delay_ms_max: u64,
+    /// Password checks (argon2id, 19 MiB each) running at once, and how long an attempt waits
+    /// for one before it is answered 503 `busy`.
+    pub sign_in_checks_max: usize,
+    pub sign_in_wait_ms: u64,
+    /// Sign-in attempts a minute from one client address, and at the node in all.
+    pub sign_in_per_address_per_minute_max: usize,
+    pub sign_in_per_minute_max: usize,
+    /// Entries kept in each table of names and addresses the sign-in bounds count.
+    pub sign_in_tracked_max: usize,
     /// The longest the node's timer loop sleeps without looking at the core's timers again.
     pub clock_sleep_ms_max: u64,
     /// How often the system's wall clock is compared with the node's own.
@@ -304,6 +338,10 @@ impl Default for RuntimeLimits {
             storage_probe_ms: 1_000,
             handshake_timeout_ms: 10_000,
             accept_retry_ms: 50,
+            http_connections_max: 512,
+            http_connections_per_address_max: 64,
+            http_header_timeout_ms: 10_000,
+            files_reserved: 128,
             events_read_len_max: 500,
             events_poll_ms: 5_000,
             events_keepalive_ms: 15_000,
@@ -311,6 +349,12 @@ impl Default for RuntimeLimits {
             session_max_ms: 12 * 60 * 60 * 1000,
             sign_in_failures_max: 5,
             sign_in_window_ms: 5 * 60 * 1000,
+            sign_in_delay_ms_max: 60_000,
+            sign_in_checks_max: 2,
+            sign_in_wait_ms: 5_000,
+            sign_in_per_address_per_minute_max: 20,
+            sign_in_per_minute_max: 120,
+            sign_in_tracked_max: 10_000,
             clock_sleep_ms_max: 60_000,
             clock_watch_ms: 5_000,
         }
@@ -546,6 +590,18 @@ impl NodeConfig {
         if let Some(v) = l.accept_retry_ms {
             runtime_limits.accept_retry_ms = v.max(1);
         }
+        if let Some(v) = l.http_connections_max {
+            runtime_limits.http_connections_max = v.max(1);
+        }
+        if let Some(v) = l.http_connections_per_address_max {
+            runtime_limits.http_connections_per_address_max = v.max(1);
+        }
+        if let Some(v) = l.http_header_timeout_ms {
+            runtime_limits.http_header_timeout_ms = v.max(1);
+        }
+        if let Some(v) = l.files_reserved {
+            runtime_limits.files_reserved = v;
+        }
         if let Some(v) = l.events_read_len_max {
             runtime_limits.events_read_len_max = v.max(1);
         }
@@ -566,6 +622,24 @@ impl NodeConfig {
         }
         if let Some(v) = l.sign_in_window_ms {
             runtime_limits.sign_in_window_ms = v.max(1);
+        }
+        if let Some(v) = l.sign_in_delay_ms_max {
+            runtime_limits.sign_in_delay_ms_max = v.max(1);
+        }
+        if let Some(v) = l.sign_in_checks_max {
+            runtime_limits.sign_in_checks_max = v.max(1);
+        }
+        if let Some(v) = l.sign_in_wait_ms {
+            runtime_limits.sign_in_wait_ms = v.max(1);
+        }
+        if let Some(v) = l.sign_in_per_address_per_minute_max {
+            runtime_limits.sign_in_per_address_per_minute_max = v.max(1);
+        }
+        if let Some(v) = l.sign_in_per_minute_max {
+            runtime_limits.sign_in_per_minute_max = v.max(1);
+        }
+        if let Some(v) = l.sign_in_tracked_max {
+            runtime_limits.sign_in_tracked_max = v.max(1);
         }
         if let Some(v) = l.clock_sleep_ms_max {
             runtime_limits.clock_sleep_ms_max = v.max(1);

@@ -2,7 +2,8 @@
 //!
 //! A tokio process around the sans-IO core, in layers, each of which imports only those below it:
 //!
-//! - leaves: the node [`config`] and the runtime's [`clock`];
+//! - leaves: the node [`config`], the runtime's [`clock`], the bounds on the [`conns`] each
+//!   listener holds and on sign-in attempts ([`throttle`]);
 //! - [`state`]: what every task of a running node shares ([`NodeState`]), the store opened, and
 //!   the refuse-writes state after a failed commit, with its own error;
 //! - [`error`]: the error every HTTP answer of the node carries, and [`driver`]: the tokio driver
@@ -21,6 +22,7 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod conns;
 pub mod driver;
 pub mod error;
 pub mod fed;
@@ -30,6 +32,7 @@ pub mod relay;
 pub mod setup;
 pub mod start;
 pub mod state;
+pub mod throttle;
 
 pub use config::NodeConfig;
 pub use start::Node;

@@ -13,10 +13,11 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::NodeConfig;
+use crate::conns::{self, Admission};
 use crate::driver::{after_load, run_clock, run_clock_watch, run_storage_probe};
 use crate::fed::checkpoints::run_checkpoints;
 use crate::fed::links::run_link;
-use crate::fed::listener::{self as fed_listener, bind_all, serve_tls};
+use crate::fed::listener::{self as fed_listener, bind_all, serve};
 use crate::fed::tls;
 use crate::http;
 use crate::state::{load_core, open_store, CoreSeed, NodeState};
@@ -78,39 +79,38 @@ impl Node {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = &config.runtime_limits;
+        // Every listener's connections are bounded, within the open files the node may hold less
+        // those kept for its database and links.
+        let open_files = conns::raise_open_files();
+        let per_listener = conns::per_listener(limits, open_files, 1 + fed_listeners.len());
+        let admission = || Admission::new(per_listener, limits.http_connections_per_address_max);
+        tracing::info!(open_files, per_listener, "connections each listener may hold");
         let mut tasks = Vec::new();
         let api_router = http::router(state.clone());
-        if config.api_tls {
-            let acceptor = TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?));
-            tasks.push(tokio::spawn(serve_tls(
-                api_listener,
-                acceptor,
-                api_router,
-                None,
-                limits.clone(),
-                shutdown_rx.clone(),
-            )));
-        } else {
-            let mut rx = shutdown_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                let serve = axum::serve(api_listener, api_router).with_graceful_shutdown(async move {
-                    let _ = rx.changed().await;
-                });
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "API server stopped");
-                }
-            }));
-        }
+        let api_acceptor = match config.api_tls {
+            true => Some(TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?))),
+            false => None,
+        };
+        tasks.push(tokio::spawn(serve(
+            api_listener,
+            api_acceptor,
+            api_router,
+            None,
+            limits.clone(),
+            admission(),
+            shutdown_rx.clone(),
+        )));
         let fed_config = Arc::new(tls::federation_server_config(cert, key, state.roster_pins())?);
         for listener in fed_listeners {
             let acceptor = TlsAcceptor::from(fed_config.clone());
             let router = fed_listener::router(state.clone());
-            tasks.push(tokio::spawn(serve_tls(
+            tasks.push(tokio::spawn(serve(
                 listener,
-                acceptor,
+                Some(acceptor),
                 router,
                 Some(state.clone()),
                 limits.clone(),
+                admission(),
                 shutdown_rx.clone(),
             )));
         }

@@ -8,7 +8,7 @@
 //! the HTTP surfaces turn into their answer; the driver's probe builds the core again from the
 //! store (`NodeState::rebuild_core`) once a durable write commits again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -148,8 +148,8 @@ pub struct NodeState {
     pub release_required: bool,
     /// Serialises refills of the KeyPackage pool.
     pub key_package_refill: tokio::sync::Mutex<()>,
-    /// Recent failed console sign-ins, by operator name.
-    pub sign_in_failures: Mutex<HashMap<String, Vec<u64>>>,
+    /// The bounds on console sign-in attempts.
+    pub sign_in: crate::throttle::Throttle,
     /// Whether the API (and the console) is served over TLS: session cookies are then Secure.
     pub api_tls: bool,
 }
@@ -207,7 +207,7 @@ impl NodeState {
             events: Notify::new(),
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
-            sign_in_failures: Mutex::new(HashMap::new()),
+            sign_in: crate::throttle::Throttle::new(&config.runtime_limits),
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
         }

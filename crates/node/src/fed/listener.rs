@@ -34,6 +34,7 @@ use super::tls::spki_pin;
 use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
+use crate::conns::{Admission, ClientAddr};
 use crate::driver::{refill_key_packages, release_held};
 use crate::error::{storage_refusal, ApiError};
 use crate::state::NodeState;
@@ -188,15 +189,20 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
     }
 }
 
-/// Accepts TLS connections (a handshake longer than `limits.handshake_timeout_ms` drops the connection)
-/// and serves `router` on each, until `shutdown` changes. When `roster_pins`
-/// is given, the client's certificate pin is resolved to a member and attached as a [`Peer`].
-pub async fn serve_tls(
+/// Accepts connections (over TLS when `acceptor` is given: a handshake longer than
+/// `limits.handshake_timeout_ms` drops the connection) and serves `router` on each, until
+/// `shutdown` changes. A connection over what `admission` allows is closed at once; a client
+/// slower than `limits.http_header_timeout_ms` to send a request's headers, or idle that long
+/// between requests, is disconnected. When `state` is given, the client's certificate pin is
+/// resolved to a member and attached as a [`Peer`], and a client no member's pin matches is
+/// dropped.
+pub async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     state: Option<Arc<NodeState>>,
     limits: RuntimeLimits,
+    admission: Arc<Admission>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -214,28 +220,36 @@ pub async fn serve_tls(
                 continue;
             }
         };
+        let Some(slot) = admission.admit(addr.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let state = state.clone();
+        let header_timeout = Duration::from_millis(limits.http_header_timeout_ms);
         conns.spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_millis(limits.handshake_timeout_ms), acceptor.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::warn!(remote = %addr, error = %e, "TLS handshake refused");
-                        return;
+            let _slot = slot;
+            let io = match acceptor {
+                None => Io::Plain(tcp),
+                Some(acceptor) => {
+                    let handshake = Duration::from_millis(limits.handshake_timeout_ms);
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(remote = %addr, error = %e, "TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::warn!(remote = %addr, "TLS handshake timed out");
+                            return;
+                        }
                     }
-                    Err(_) => {
-                        tracing::warn!(remote = %addr, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let peer = match &state {
-                None => None,
-                Some(node) => {
+                }
+            };
+            let peer = match (&state, &io) {
+                (Some(node), Io::Tls(tls)) => {
                     let pin = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(spki_pin);
                     match pin.and_then(|p| node.roster_member_by_pin(&p)) {
                         Some(code) => Some(Peer(code)),
@@ -245,20 +259,33 @@ pub async fn serve_tls(
                         }
                     }
                 }
+                _ => None,
             };
+            let client = ClientAddr(addr.ip());
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 if let Some(p) = &peer {
                     req.extensions_mut().insert(p.clone());
                 }
+                req.extensions_mut().insert(client);
                 router.clone().oneshot(req)
             });
-            if let Err(e) =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await
-            {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let served = match io {
+                Io::Plain(tcp) => http.serve_connection(TokioIo::new(tcp), service).await,
+                Io::Tls(tls) => http.serve_connection(TokioIo::new(*tls), service).await,
+            };
+            if let Err(e) = served {
                 tracing::debug!(remote = %addr, error = %e, "connection ended");
             }
         });
     }
+}
+
+/// A connection as accepted: plain, or once its TLS handshake is done.
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
 }
 
 /// Binds every federation address.

@@ -1,7 +1,7 @@
 //! The duty officer's console: a page served by the node at `/console`, and the sign-in that
 //! gives it a session (`http::auth` checks the sessions).
 //!
-//! Sign-in always makes a new session (no fixation) and is rate-limited per operator name. The
+//! Sign-in always makes a new session (no fixation) and is bounded per name, per address and in all (`crate::throttle`). The
 //! page's own assets are compiled into the binary and it requests nothing outside its node.
 
 use std::sync::Arc;
@@ -9,13 +9,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{check_csrf, current, random_hex, session_hash, verify_password, SESSION_COOKIE};
+use super::auth::{check_csrf, current, random_hex, session_hash, SESSION_COOKIE};
 use super::error::ApiJson;
 use crate::clock::now_ms;
+use crate::conns::ClientAddr;
 use crate::error::ApiError;
 use crate::state::NodeState;
 
@@ -52,22 +53,24 @@ pub struct SessionView {
     pub expires_ms: u64,
 }
 
-/// Signs an operator in: a new session whatever cookie came with the request.
-pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<SignIn>) -> Result<Response, ApiError> {
+/// Signs an operator in: a new session whatever cookie came with the request. Attempts are
+/// bounded as `crate::throttle` says, before any password is checked.
+pub async fn sign_in(
+    State(node): State<Arc<NodeState>>,
+    client: Option<Extension<ClientAddr>>,
+    ApiJson(req): ApiJson<SignIn>,
+) -> Result<Response, ApiError> {
     let now = now_ms();
     let limits = &node.runtime_limits;
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "sign_in_refused", "wrong name or password");
-    {
-        let mut failures = node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = failures.entry(req.name.clone()).or_default();
-        recent.retain(|t| now.saturating_sub(*t) < limits.sign_in_window_ms);
-        if recent.len() >= limits.sign_in_failures_max {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!("{} failed sign-ins for this name; try again in a few minutes", limits.sign_in_failures_max),
-            ));
+    let address = client.map(|Extension(ClientAddr(a))| a);
+    if let Err(r) = node.sign_in.admit(limits, &req.name, address, now) {
+        tracing::warn!(operator = %req.name, remote = ?address, reason = %r.message, "console sign-in held back");
+        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, r.code, r.message).into_response();
+        if let Ok(v) = HeaderValue::from_str(&r.retry_after_ms.div_ceil(1_000).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        return Ok(response);
     }
     let found = node.store.operator_password(&req.name)?;
     let (operator, phc) = match found {
@@ -80,14 +83,20 @@ pub async fn sign_in(State(node): State<Arc<NodeState>>, ApiJson(req): ApiJson<S
         ),
     };
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false);
+    let wait = std::time::Duration::from_millis(limits.sign_in_wait_ms);
+    let Some(ok) = node.sign_in.check(wait, password, phc).await else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many sign-ins are being checked at once; try again in a moment",
+        ));
+    };
     if !ok || operator.name.is_empty() {
-        let mut failures = node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.entry(req.name.clone()).or_default().push(now);
+        node.sign_in.failed(limits, &req.name, now_ms());
         tracing::warn!(operator = %req.name, "console sign-in refused");
         return Err(refused());
     }
-    node.sign_in_failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&req.name);
+    node.sign_in.succeeded(&req.name);
     let id = random_hex();
     let csrf = random_hex();
     node.store
