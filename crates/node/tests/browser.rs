@@ -196,6 +196,34 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
     browser.click("form#sign-in button").await;
     browser.wait_text("#who", "watch-ph (duty)").await;
 
+    // The signed-in page cannot be framed, not even by a page of its own origin: the frame's
+    // load ends without the console in it (its Content-Security-Policy says frame-ancestors
+    // 'none'), so no other page can lay its buttons under a visitor's clicks.
+    let frame = "const f = document.createElement('iframe'); f.id = 'framed'; \
+                 f.onload = () => { window.framedLoaded = true; }; f.src = '/console'; \
+                 document.body.appendChild(f); return true;";
+    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": frame, "args": []}))).await;
+    let framed = "if (!window.framedLoaded) return 'loading'; let d = null; \
+                  try { d = document.getElementById('framed').contentDocument; } catch (e) {} \
+                  return d === null ? 'blocked' : 'shown: ' + d.title;";
+    let deadline = Instant::now() + WAIT;
+    let outcome = loop {
+        let v = browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": framed, "args": []}))).await;
+        if v != "loading" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the frame never finished loading");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(outcome.as_str().is_some_and(|o| !o.contains("ADI console")), "the console was framed: {outcome}");
+    browser
+        .cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "document.getElementById('framed').remove(); return true;", "args": []})),
+        )
+        .await;
+
     // CN sends a FLASH: it rings on PH's page without a reload.
     let flash = send(&net.client("CN"), &line, "FLASH", "Vessels in close quarters").await;
     browser.wait_text("#banner-text", "FLASH from CN: Vessels in close quarters").await;

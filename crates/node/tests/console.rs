@@ -226,3 +226,36 @@ async fn every_state_changing_endpoint_needs_the_csrf_token_and_the_role() {
     assert_eq!(lines.as_array().map(Vec::len), Some(1));
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers_and_the_page_runs_no_inline_script_or_style() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let app = adi_node::http::router(net.node("PH").state.clone());
+    let get = |path: &'static str| {
+        let app = app.clone();
+        async move { app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap() }
+    };
+    for path in ["/console", "/console/console.js", "/console/console.css", "/api/v1/lines", "/healthz", "/nowhere"] {
+        let res = get(path).await;
+        let h = res.headers();
+        let csp = h.get(header::CONTENT_SECURITY_POLICY).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("style-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert!(h.get(header::STRICT_TRANSPORT_SECURITY).is_none(), "{path}: HSTS only over TLS");
+    }
+    // API answers are never kept by a browser or a proxy.
+    assert_eq!(get("/api/v1/lines").await.headers()[header::CACHE_CONTROL], "no-store");
+    // The page loads its script and style from the node, and has none inline.
+    let page = get("/console").await.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    assert!(page.contains(r#"<script src="/console/console.js"></script>"#));
+    assert!(!page.contains("<script>") && !page.contains("<style") && !page.contains(" style="), "inline code");
+    let script = get("/console/console.js").await;
+    assert_eq!(script.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    let script = script.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&script).contains("EventSource"), "the page's script");
+    net.stop_all().await;
+}

@@ -22,9 +22,54 @@ use crate::state::NodeState;
 
 const PAGE: &str = include_str!("console/index.html");
 
+/// The page's script and style, served as files of their own so that the Content-Security-Policy
+/// allows no inline script or style.
+const SCRIPT: &str = include_str!("console/console.js");
+const STYLE: &str = include_str!("console/console.css");
+
 /// The page.
 pub async fn page() -> Html<&'static str> {
     Html(PAGE)
+}
+
+pub async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SCRIPT)
+        .into_response()
+}
+
+pub async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], STYLE).into_response()
+}
+
+/// The policy every answer of the API carries: nothing but the node's own script, style, images
+/// and connections; no inline script or style, no plugin, no frame of the page anywhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the security headers to every answer: the Content-Security-Policy, no framing, no type
+/// sniffing, no referrer, no caching of API answers (anything not set otherwise), and HSTS when
+/// the API is served over TLS.
+pub async fn security_headers(
+    State(node): State<Arc<NodeState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(h, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    if node.api_tls {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    response
 }
 
 /// The world basemap of the console's maps: the countries of Natural Earth (public domain) at

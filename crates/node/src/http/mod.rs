@@ -86,6 +86,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(console::page))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
         .route("/console/sign-in", post(console::sign_in))
         .route("/console/session", get(console::session))
         .route("/console/sign-out", post(console::sign_out))
@@ -132,6 +134,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
         .with_state(state)
 }
 

@@ -1,0 +1,1028 @@
+"use strict";
+let session = null;
+let events = null;
+let me = "";
+let audio = null;
+const $ = (id) => document.getElementById(id);
+
+async function call(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (session && method !== "GET") headers["X-CSRF-Token"] = session.csrf;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  const text = await r.text();
+  const value = text ? JSON.parse(text) : null;
+  if (!r.ok) {
+    const err = new Error((value && value.message) || r.statusText);
+    err.status = r.status; err.field = value && value.field;
+    throw err;
+  }
+  return value;
+}
+
+function when(ms) {
+  const d = new Date(ms);
+  return d.toISOString().replace("T", " ").slice(0, 19) + " UTC / " + d.toLocaleTimeString();
+}
+
+const URGENT = ["FLASH", "IMMEDIATE"];
+let currentLine = "";
+
+function canSend() { return session && ["duty", "principal", "admin"].includes(session.role); }
+
+function left(ms) {
+  const s = Math.round((ms - Date.now()) / 1000);
+  if (s <= 0) return "overdue by " + Math.round(-s / 60) + " min";
+  return s < 120 ? s + " s left" : Math.round(s / 60) + " min left";
+}
+
+async function showLine() {
+  if (!currentLine) return;
+  $("export").href = "/api/v1/lines/" + currentLine + "/export";
+  const msgs = await call("GET", "/api/v1/lines/" + currentLine + "/messages?limit=500");
+  const body = $("conversation");
+  body.replaceChildren();
+  for (const m of msgs) {
+    const tr = document.createElement("tr");
+    tr.className = m.precedence + " " + m.class;
+    cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m);
+    const states = (m.recipients || []).map((r) => r.member + ": " + r.state + (r.decrypted_ms ? " (decrypted)" : "") + (r.detail ? " — " + r.detail : ""));
+    cell(tr, states.join("; "));
+    const due = (m.recipients || []).map((r) => r.deadline_ms).filter((d) => d);
+    cell(tr, due.length ? left(Math.min(...due)) : "");
+    if (m.form && m.form.kind === "call-request") callWorkflow(tr.children[2], m, msgs);
+    body.appendChild(tr);
+  }
+  const decisions = await call("GET", "/api/v1/lines/" + currentLine + "/decisions");
+  const list = $("decisions");
+  list.replaceChildren();
+  for (const d of decisions) {
+    const li = document.createElement("li");
+    li.textContent = d.state + ": " + d.text + (d.missing.length ? " (waiting for " + d.missing.join(", ") + ")" : "");
+    if (d.state === "open" && d.parties.includes(me) && d.missing.includes(me) && canSend()) {
+      for (const [label, verb] of [["Concur", "concur"], ["Decline", "decline"]]) {
+        const b = document.createElement("button");
+        b.textContent = label;
+        b.addEventListener("click", async () => {
+          const body = verb === "decline" ? { reason: prompt("Why do you decline?") || "" } : { text_sha256: d.text_sha256 };
+          try { await call("POST", "/api/v1/decisions/" + d.id + "/" + verb, body); $("action-error").textContent = ""; await showLine(); }
+          catch (e) { shown(e); }
+        });
+        li.append(" ", b);
+      }
+    }
+    list.appendChild(li);
+  }
+}
+
+// A call request: the answers it has had on the line, and, to a member who has not answered it,
+// a button to accept each proposed time, to postpone with a reason, or to decline.
+function callWorkflow(td, m, msgs) {
+  const box = document.createElement("div"); box.className = "call";
+  const answers = msgs.filter((x) => x.form && x.form.kind === "call-answer" && x.form.request === m.id);
+  const heard = answers.map((a) => a.sender + ": " + a.form.answer + (a.form.time_utc ? " " + a.form.time_utc : "") + (a.form.reason ? " (" + a.form.reason + ")" : ""));
+  const state = document.createElement("span"); state.className = "call-answers";
+  state.textContent = heard.length ? "Answers: " + heard.join("; ") : "Not answered yet";
+  box.appendChild(state);
+  if (m.sender !== me && canSend() && !answers.some((a) => a.sender === me)) {
+    const answer = async (form) => {
+      form.kind = "call-answer"; form.v = 1; form.request = m.id;
+      try { await call("POST", "/api/v1/lines/" + currentLine + "/messages", { precedence: m.precedence, form }); $("action-error").textContent = ""; await showLine(); }
+      catch (e) { shown(e); }
+    };
+    for (const t of m.form.proposed_utc || []) {
+      const b = smallButton("Accept " + t, () => answer({ answer: "accept", time_utc: t }));
+      b.className = "call-accept"; b.dataset.time = t;
+      box.append(" ", b);
+    }
+    box.append(" ", smallButton("Postpone", () => { const reason = prompt("Why postpone, and until when?"); if (reason) answer({ answer: "postpone", reason }); }));
+    box.append(" ", smallButton("Decline", () => { const reason = prompt("Why decline? (optional)"); answer(reason ? { answer: "decline", reason } : { answer: "decline" }); }));
+  }
+  td.appendChild(box);
+}
+
+// An error as the operator reads it: the API's sentence, and the field at fault when it names one.
+function said(e) {
+  return e.field && !e.message.includes(e.field) ? e.message + " (field " + e.field + ")" : e.message;
+}
+
+function shown(e) {
+  $("action-error").textContent = said(e);
+  if (e.status === 401) { session = null; $("sign-in-error").textContent = e.message; start(); }
+}
+
+function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
+
+// The reports whose positions the map draws.
+const MAPPED = ["encounter-at-sea", "air-encounter", "disaster-relief", "military-activity"];
+const hasMap = (m) => !!(m.form && MAPPED.includes(m.form.kind));
+// Which messages' report text the operator has opened: kept open across re-renders.
+const openTexts = new Set();
+
+// A message's subject, with its report's kind and working group, a map button when the report
+// has positions, and the report's text to unfold.
+function subjectCell(tr, m) {
+  const td = cell(tr, m.subject || "");
+  if (m.form && m.form.kind) {
+    const kind = document.createElement("span");
+    kind.className = "tag kind"; kind.textContent = m.form.kind;
+    td.append(" ", kind);
+  }
+  if (m.ewg) {
+    const g = document.createElement("span");
+    g.className = "tag ewg"; g.textContent = m.ewg; g.title = "Experts' Working Group";
+    td.append(" ", g);
+  }
+  if (hasMap(m)) {
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "map-open"; b.textContent = "Map";
+    b.setAttribute("aria-label", "Map of " + m.form.kind + (m.subject ? ": " + m.subject : ""));
+    b.addEventListener("click", () => openMap([m], "Map of " + m.form.kind + " from " + m.sender).catch(shown));
+    td.append(" ", b);
+  }
+  if (m.form_text) {
+    const d = document.createElement("details");
+    d.open = openTexts.has(m.id);
+    d.addEventListener("toggle", () => { if (d.open) openTexts.add(m.id); else openTexts.delete(m.id); });
+    const sum = document.createElement("summary");
+    sum.textContent = "Report text";
+    const pre = document.createElement("pre");
+    pre.className = "form-text"; pre.textContent = m.form_text;
+    d.append(sum, pre);
+    td.appendChild(d);
+  }
+  return td;
+}
+
+async function refresh() {
+  const inbox = await call("GET", "/api/v1/inbox?limit=200");
+  const body = $("inbox");
+  body.replaceChildren();
+  let open = 0;
+  for (const m of inbox) {
+    const tr = document.createElement("tr");
+    tr.className = m.precedence + " " + m.class;
+    cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m); cell(tr, when(m.received_ms));
+    const td = cell(tr, "");
+    const answered = (m.receipts || []).some((r) => r.member === me && (r.kind === "acknowledged" || r.kind === "declined"));
+    m.answered = answered;
+    if (m.ack_required && !answered && session.role !== "auditor" && session.role !== "translator") {
+      open += 1;
+      const b = document.createElement("button");
+      b.textContent = "Acknowledge";
+      b.addEventListener("click", async () => {
+        try { await call("POST", "/api/v1/messages/" + m.id + "/ack", {}); $("action-error").textContent = ""; await refresh(); }
+        catch (e) { shown(e); }
+      });
+      const d = document.createElement("button");
+      d.textContent = "Decline";
+      d.addEventListener("click", async () => {
+        try { await call("POST", "/api/v1/messages/" + m.id + "/decline", { reason: prompt("Why do you decline?") || "" }); $("action-error").textContent = ""; await refresh(); }
+        catch (e) { shown(e); }
+      });
+      td.append(b, " ", d);
+    }
+    body.appendChild(tr);
+  }
+  $("unacked").textContent = open ? "(" + open + " unacknowledged)" : "";
+  const alarms = await call("GET", "/api/v1/alarms");
+  const list = $("alarms");
+  list.replaceChildren();
+  for (const a of alarms) { const li = document.createElement("li"); li.textContent = a.kind + ": " + a.detail; list.appendChild(li); }
+  const lines = await call("GET", "/api/v1/lines");
+  const pick = $("line-pick");
+  if (pick.options.length !== lines.length) {
+    pick.replaceChildren(...lines.map((l) => { const o = document.createElement("option"); o.value = l.id; o.textContent = l.members.join("–") + (l.title ? " · " + l.title : "") + " (" + l.scope + ")"; return o; }));
+    if (!currentLine && lines.length) currentLine = lines[0].id;
+    pick.value = currentLine;
+  }
+  $("compose").hidden = !canSend();
+  $("propose").hidden = !canSend();
+  await showLine();
+  const evidence = await call("GET", "/api/v1/evidence?limit=50");
+  $("evidence").replaceChildren(...evidence.map((e) => {
+    const li = document.createElement("li");
+    li.textContent = when(e.at_ms) + " — " + e.member + ": " + e.detail + " (held " + e.held_id.slice(0, 12) + "…, offered " + e.offered_id.slice(0, 12) + "…)";
+    return li;
+  }));
+  const links = await call("GET", "/api/v1/links");
+  const matrix = $("links");
+  matrix.replaceChildren();
+  for (const l of links) {
+    const cellEl = document.createElement("span");
+    cellEl.className = "link " + l.state;
+    cellEl.tabIndex = 0;
+    const rtt = l.last_rtt_ms == null ? "no round trip yet" : "round trip " + l.last_rtt_ms + " ms";
+    const age = l.oldest_queued_age_ms == null ? "queue empty" : "oldest queued " + Math.round(l.oldest_queued_age_ms / 1000) + " s";
+    cellEl.setAttribute("aria-label", me + " to " + l.member + ": " + l.state + ", " + rtt + ", " + age);
+    cellEl.textContent = l.member;
+    const d = document.createElement("span");
+    d.className = "detail";
+    d.textContent = l.state + " · " + rtt + " · " + age;
+    cellEl.appendChild(d);
+    matrix.appendChild(cellEl);
+  }
+  // An unanswered FLASH rings first, then any alarm no operator has acknowledged.
+  const flash = inbox.find((m) => m.precedence === "FLASH" && m.ack_required && !m.answered);
+  const first = alarms.find((a) => !a.acked_ms);
+  const banner = $("banner");
+  const canAct = session.role !== "auditor" && session.role !== "translator";
+  if (flash) {
+    $("banner-text").textContent = "FLASH from " + flash.sender + ": " + flash.subject;
+    $("banner-ack").textContent = "Acknowledge FLASH";
+    banner.dataset.message = flash.id; delete banner.dataset.alarm; banner.className = "on";
+  } else if (first) {
+    $("banner-text").textContent = first.kind + ": " + first.detail;
+    $("banner-ack").textContent = "Acknowledge alarm";
+    banner.dataset.alarm = first.id; delete banner.dataset.message; banner.className = "on";
+  } else {
+    banner.className = "";
+  }
+  $("banner-ack").hidden = !canAct;
+  if (banner.className === "on") ring();
+}
+
+function ring() {
+  try {
+    audio = audio || new AudioContext();
+    const o = audio.createOscillator();
+    o.frequency.value = 880; o.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.4);
+  } catch (e) { /* no sound device: the banner stays */ }
+}
+
+function listen() {
+  if (events) events.close();
+  events = new EventSource("/api/v1/events");
+  const again = () => refresh().catch(shown);
+  // Whatever happened between the last refresh and the stream's (re)connection is caught up on
+  // when it opens.
+  events.onopen = again;
+  events.onmessage = again;
+  for (const kind of ["message", "state", "alarm", "link", "decision", "gap"]) events.addEventListener(kind, again);
+}
+
+async function start() {
+  try { session = await call("GET", "/console/session"); } catch { session = null; }
+  $("sign-in-view").hidden = !!session;
+  $("watch").hidden = !session;
+  $("sign-out").hidden = !session;
+  $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
+  if (session) { me = (await call("GET", "/healthz")).member; loadSchemas(); await refresh(); listen(); }
+}
+
+$("sign-in").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try { await call("POST", "/console/sign-in", { name: f.get("name"), password: f.get("password") }); $("sign-in-error").textContent = ""; await start(); }
+  catch (err) { $("sign-in-error").textContent = err.message; }
+});
+$("line-pick").addEventListener("change", async (e) => { currentLine = e.target.value; await showLine(); });
+$("compose").addEventListener("input", () => {
+  const f = $("compose");
+  // A report may carry the message alone: the node makes its subject from it.
+  const report = !!$("compose-form").value.trim();
+  f.subject.required = !report; f.body.required = !report;
+  const words = f.body.value.trim().split(/\s+/).filter((w) => w).length;
+  const urgent = URGENT.includes(f.precedence.value);
+  $("words").textContent = (words === 1 ? "1 word" : words + " words") + (urgent ? " (at most 200 for " + f.precedence.value + ")" : "");
+  $("words").className = urgent && words > 200 ? "over" : "";
+});
+$("compose").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = { precedence: f.precedence.value, class: f.class.value, subject: f.subject.value, body: f.body.value };
+  if (f.caveat.value.trim()) body.caveat = f.caveat.value.trim();
+  const report = $("compose-form");
+  report.removeAttribute("aria-invalid");
+  if (report.value.trim()) {
+    try { body.form = JSON.parse(report.value); }
+    catch (err) { composeError("The report (form JSON) is not valid JSON: " + err.message); report.setAttribute("aria-invalid", "true"); return; }
+    if (!body.subject.trim()) delete body.subject;
+    if (!body.body.trim()) delete body.body;
+  }
+  if (f.ewg.value) body.ewg = f.ewg.value;
+  try {
+    await call("POST", "/api/v1/lines/" + currentLine + "/messages", body);
+    f.subject.value = ""; f.body.value = ""; report.value = ""; f.ewg.value = "";
+    editing = null; drawFields();
+    f.subject.required = true; f.body.required = true;
+    $("suggestion-box").hidden = true;
+    $("action-error").textContent = ""; $("compose-error").textContent = "";
+    await showLine();
+  } catch (err) {
+    shown(err);
+    $("compose-error").textContent = said(err);
+    if (err.field && err.field.startsWith("form")) { report.setAttribute("aria-invalid", "true"); markField(err.field); }
+  }
+});
+$("propose").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try { await call("POST", "/api/v1/lines/" + currentLine + "/decisions", { text: e.target.text.value }); e.target.text.value = ""; await showLine(); }
+  catch (err) { shown(err); }
+});
+$("sign-out").addEventListener("click", async () => { try { await call("POST", "/console/sign-out"); } finally { if (events) events.close(); session = null; await start(); } });
+$("banner-ack").addEventListener("click", async () => {
+  const b = $("banner").dataset;
+  try {
+    if (b.message) await call("POST", "/api/v1/messages/" + b.message + "/ack", {});
+    else await call("POST", "/api/v1/alarms/" + b.alarm + "/ack", {});
+    $("action-error").textContent = "";
+    await refresh();
+  } catch (e) { shown(e); }
+});
+// ---- Structured reports: working groups, the COLREGs suggestion, and the map. ----
+
+function composeError(text) { $("compose-error").textContent = text; $("action-error").textContent = text; }
+
+let schemasLoaded = false;
+async function loadSchemas() {
+  if (schemasLoaded) return;
+  try {
+    const s = await call("GET", "/api/v1/schemas");
+    const pick = $("compose-ewg");
+    for (const g of s.working_groups || []) {
+      const o = document.createElement("option");
+      o.value = g.tag; o.textContent = g.title + " (" + g.tag + ")";
+      pick.appendChild(o);
+    }
+    kindSchemas = s.kinds || {};
+    const templates = $("compose-template");
+    for (const [kind, schema] of Object.entries(s.kinds || {})) {
+      (schema.examples || []).forEach((example, i) => {
+        const o = document.createElement("option");
+        o.value = kind + "#" + i;
+        o.textContent = schema.title + (example.stage ? " (" + example.stage + ")" : "");
+        o.dataset.example = JSON.stringify(example, null, 2);
+        templates.appendChild(o);
+      });
+    }
+    schemasLoaded = true;
+  } catch (e) { /* no list of working groups: the report goes untagged */ }
+}
+
+const fixed2 = (n) => Number(n).toFixed(2);
+const degrees = (n) => String(Math.round(n) % 360).padStart(3, "0") + "°";
+
+// "CPA 0.62 nm in 32 min": the closest point of approach the node computed.
+function cpaText(a) {
+  const t = a.tcpa_min == null ? "" : a.tcpa_min < 0.5 ? " now" : " in " + Math.round(a.tcpa_min) + " min";
+  return "CPA " + fixed2(a.cpa_nm) + " nm" + t;
+}
+
+// The report in the compose form, parsed; null (and said on the page) when there is none.
+function composedReport() {
+  const text = $("compose-form").value.trim();
+  if (!text) { composeError("Write or paste an encounter-at-sea report in “Report (form JSON)” first."); return null; }
+  try { return JSON.parse(text); }
+  catch (e) { composeError("The report (form JSON) is not valid JSON: " + e.message); return null; }
+}
+
+const trackOf = (u) => ({ position: u.position, course_deg: u.course_deg, speed_kn: u.speed_kn });
+// The situation the node suggested, written into the report only when the operator confirms it.
+let suggested = null;
+
+$("suggest-situation").addEventListener("click", async () => {
+  $("suggestion-box").hidden = true; suggested = null;
+  const r = composedReport();
+  if (!r) return;
+  if (r.kind !== "encounter-at-sea" || !r.reporting_unit || !Array.isArray(r.other_units) || !r.other_units[0]) {
+    composeError("A situation is suggested for an encounter-at-sea report with a reporting_unit and at least one of other_units.");
+    return;
+  }
+  try {
+    const s = await call("POST", "/api/v1/cpa", { own: trackOf(r.reporting_unit), other: trackOf(r.other_units[0]) });
+    suggested = s.approach.situation;
+    $("suggestion").textContent = s.approach.situation + " · " + cpaText(s.approach) + " · " + (s.rule ? "Rule " + s.rule + ": " : "") + s.advice;
+    $("suggestion-box").hidden = false;
+    $("compose-error").textContent = ""; $("action-error").textContent = "";
+  } catch (e) { shown(e); $("compose-error").textContent = said(e); }
+});
+
+$("confirm-situation").addEventListener("click", () => {
+  const r = composedReport();
+  if (!r || !suggested) return;
+  r.situation = suggested;
+  $("compose-form").value = JSON.stringify(r, null, 2);
+  // The fields follow; the suggestion, now part of the report, is withdrawn.
+  $("compose-form").dispatchEvent(new Event("input", { bubbles: true }));
+});
+
+// A template fills the report with an example of its kind, for the officer to edit; nothing is
+// sent until Send.
+$("compose-template").addEventListener("change", (ev) => {
+  const o = ev.target.selectedOptions[0];
+  if (!o || !o.dataset.example) return;
+  $("compose-form").value = o.dataset.example;
+  $("compose-form").dispatchEvent(new Event("input", { bubbles: true }));
+  ev.target.value = "";
+});
+// A suggestion is for the report it was made from: editing the report withdraws it. The fields
+// below follow the report as written.
+$("compose-form").addEventListener("input", () => {
+  $("suggestion-box").hidden = true; suggested = null;
+  if (fromEditor) return;
+  try {
+    const r = JSON.parse($("compose-form").value);
+    editing = r && typeof r === "object" && kindSchemas[r.kind] ? r : null;
+  } catch (e) { editing = null; }
+  drawFields();
+});
+
+// ---- The report field by field: inputs drawn from the kind's JSON Schema, writing the JSON
+// above, which stays what is sent. ----
+let kindSchemas = {};
+let editing = null;
+let fromEditor = false;
+const LONG_TEXT = ["narrative", "text", "forces", "reason", "description"];
+
+function def(root, s) {
+  for (let n = 0; s && s.$ref && n < 20; n++) s = (root.$defs || {})[s.$ref.split("/").pop()];
+  return s || {};
+}
+// A schema without its "or null".
+function plain(root, s) {
+  s = def(root, s);
+  if (s.oneOf) {
+    const alts = s.oneOf.filter((a) => a.type !== "null");
+    if (alts.length === 1 && alts.length < s.oneOf.length) return def(root, alts[0]);
+  }
+  if (Array.isArray(s.type)) return Object.assign({}, s, { type: s.type.find((t) => t !== "null") });
+  return s;
+}
+function blank(root, s) {
+  s = plain(root, s);
+  if (s.const !== undefined) return s.const;
+  if (s.enum) return s.enum[0];
+  if (s.oneOf) return blank(root, s.oneOf[0]);
+  switch (s.type) {
+    case "object": { const o = {}; for (const k of s.required || []) o[k] = blank(root, s.properties[k]); return o; }
+    case "array": return [];
+    case "boolean": return false;
+    case "number": case "integer": return 0;
+    default: return "";
+  }
+}
+function writeBack() {
+  fromEditor = true;
+  $("compose-form").value = JSON.stringify(editing, null, 2);
+  $("compose-form").dispatchEvent(new Event("input", { bubbles: true }));
+  fromEditor = false;
+}
+function smallButton(text, onClick) {
+  const b = document.createElement("button"); b.type = "button"; b.textContent = text;
+  b.addEventListener("click", onClick); return b;
+}
+function group(label, path) {
+  const fs = document.createElement("fieldset"); fs.dataset.path = path;
+  const lg = document.createElement("legend"); lg.textContent = label; fs.appendChild(lg);
+  return fs;
+}
+const nameOf = (k) => String(k).replace(/_/g, " ");
+
+// The input or group of inputs for holder[key], whose schema is `schema`; `path` is the field's
+// path as the node names it in a refusal.
+function fieldFor(root, schema, holder, key, path, label, optional) {
+  const s = plain(root, schema);
+  if (s.const !== undefined) { holder[key] = s.const; return null; }
+  if (s.oneOf) {
+    // An area: one of several shapes, each an object of one field.
+    const fs = group(label, path);
+    const names = s.oneOf.map((a) => Object.keys(def(root, a).properties || {})[0]);
+    const pick = document.createElement("select"); pick.setAttribute("aria-label", label + ": shape");
+    for (const n of names) { const o = document.createElement("option"); o.value = n; o.textContent = nameOf(n); pick.appendChild(o); }
+    const value = holder[key];
+    const current = names.find((n) => value && value[n] !== undefined) || names[0];
+    if (!value || value[current] === undefined) holder[key] = blank(root, s.oneOf[names.indexOf(current)]);
+    pick.value = current;
+    pick.addEventListener("change", () => { holder[key] = blank(root, s.oneOf[names.indexOf(pick.value)]); writeBack(); drawFields(); });
+    fs.appendChild(pick);
+    const shape = def(root, s.oneOf[names.indexOf(current)]);
+    const inner = fieldFor(root, shape.properties[current], holder[key], current, path + "." + current, nameOf(current), false);
+    if (inner) fs.appendChild(inner);
+    return fs;
+  }
+  if (s.type === "object") {
+    const fs = group(label, path);
+    if (holder[key] === undefined || holder[key] === null) {
+      if (optional) {
+        fs.appendChild(smallButton("Add " + label, () => { holder[key] = blank(root, s); writeBack(); drawFields(); }));
+        return fs;
+      }
+      holder[key] = blank(root, s);
+    }
+    // The required fields in the form's own order (the schema lists them so), then the others.
+    const props = s.properties || {};
+    const keys = (s.required || []).filter((k) => k in props);
+    for (const k of Object.keys(props)) if (!keys.includes(k)) keys.push(k);
+    for (const k of keys) {
+      const el = fieldFor(root, props[k], holder[key], k, path ? path + "." + k : k, nameOf(k), !(s.required || []).includes(k));
+      if (el) fs.appendChild(el);
+    }
+    if (optional) fs.appendChild(smallButton("Remove " + label, () => { delete holder[key]; writeBack(); drawFields(); }));
+    return fs;
+  }
+  if (s.type === "array") {
+    const fs = group(label, path);
+    if (!Array.isArray(holder[key])) holder[key] = [];
+    const list = holder[key];
+    list.forEach((item, i) => {
+      const row = document.createElement("div");
+      const el = fieldFor(root, s.items, list, i, path + "[" + i + "]", label + " " + (i + 1), false);
+      if (el) row.appendChild(el);
+      row.appendChild(smallButton("Remove", () => { list.splice(i, 1); writeBack(); drawFields(); }));
+      fs.appendChild(row);
+    });
+    fs.appendChild(smallButton("Add to " + label, () => { list.push(blank(root, s.items)); writeBack(); drawFields(); }));
+    return fs;
+  }
+  // One value.
+  const wrap = document.createElement("label");
+  wrap.appendChild(document.createTextNode(label + " "));
+  let input;
+  const value = holder[key];
+  if (s.enum) {
+    input = document.createElement("select");
+    for (const v of (optional ? [""] : []).concat(s.enum)) {
+      const o = document.createElement("option"); o.value = v; o.textContent = v === "" ? "(none)" : v; input.appendChild(o);
+    }
+    input.value = value === undefined || value === null ? "" : value;
+  } else if (s.type === "boolean") {
+    input = document.createElement("input"); input.type = "checkbox"; input.checked = !!value;
+  } else if (s.type === "number" || s.type === "integer") {
+    input = document.createElement("input"); input.type = "number"; input.step = "any";
+    input.value = value === undefined || value === null ? "" : value;
+  } else {
+    input = document.createElement(LONG_TEXT.includes(key) ? "textarea" : "input");
+    input.value = value === undefined || value === null ? "" : value;
+  }
+  input.dataset.path = path;
+  if (s.description) input.title = s.description;
+  const read = () => {
+    if (s.type === "boolean") return input.checked;
+    if (input.value === "") return optional ? undefined : (s.type === "number" || s.type === "integer" ? null : "");
+    return s.type === "number" || s.type === "integer" ? Number(input.value) : input.value;
+  };
+  input.addEventListener(s.enum || s.type === "boolean" ? "change" : "input", () => {
+    const v = read();
+    if (v === undefined) delete holder[key]; else holder[key] = v;
+    input.removeAttribute("aria-invalid");
+    writeBack();
+  });
+  wrap.appendChild(input);
+  return wrap;
+}
+
+function drawFields() {
+  const box = $("report-fields");
+  box.replaceChildren();
+  if (!editing) {
+    box.textContent = "Start a report from an example, or write one with a known kind, to fill it in here.";
+    return;
+  }
+  const root = kindSchemas[editing.kind];
+  const holder = { report: editing };
+  const el = fieldFor(root, root, holder, "report", "", root.title || editing.kind, false);
+  editing = holder.report;
+  if (el) box.appendChild(el);
+}
+
+// A refusal that names a field of the report marks that field.
+function markField(field) {
+  if (!field || !field.startsWith("form")) return;
+  const path = field === "form" ? "" : field.slice("form.".length);
+  const el = [...$("report-fields").querySelectorAll("[data-path]")].find((x) => x.dataset.path === path);
+  if (!el) return;
+  $("report-fields-box").open = true;
+  el.setAttribute("aria-invalid", "true");
+  if (el.focus) el.focus();
+}
+
+const SVGNS = "http://www.w3.org/2000/svg";
+function svgEl(name, attrs, parent, text) {
+  const e = document.createElementNS(SVGNS, name);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function grow(box, x, y) {
+  if (x < box[0]) box[0] = x;
+  if (y < box[1]) box[1] = y;
+  if (x > box[2]) box[2] = x;
+  if (y > box[3]) box[3] = y;
+}
+
+// The basemap: Natural Earth's countries as TopoJSON, from this node, fetched and decoded once.
+let world = null;
+function loadWorld() {
+  if (!world) {
+    world = fetch("/console/world.json", { credentials: "same-origin" })
+      .then((r) => { if (!r.ok) throw new Error("the basemap could not be loaded (" + r.status + ")"); return r.json(); })
+      .then(decodeTopology);
+    world.catch(() => { world = null; });
+  }
+  return world;
+}
+
+// `lon`, give or take whole turns, within 180° of `near`.
+const unwrapLon = (lon, near) => lon + 360 * Math.round((near - lon) / 360);
+const onMeridian = (lon) => Math.abs(unwrapLon(lon, 180) - 180) < 1e-3;
+
+// TopoJSON keeps each shared boundary once, as an arc: a run of points, quantized (integers, to be
+// multiplied by transform.scale and shifted by transform.translate) and delta-encoded (each point
+// as its difference from the one before). A polygon is a list of rings, each a list of arc
+// indexes; an index ~i (negative) means arc i walked backwards.
+//
+// The countries are not cut at the antimeridian (Chukotka, Fiji and Antarctica cross it, a step
+// from 179.9° to −180°): along every arc and ring each longitude is taken within 180° of the one
+// before, so a shape that crosses it is continuous (running on to 190°, say), and the map draws
+// copies 360° east and west where its view needs them.
+function decodeTopology(topo) {
+  const t = topo.transform;
+  const arcs = topo.arcs.map((arc) => {
+    const pts = new Float64Array(arc.length * 2);
+    const box = [Infinity, Infinity, -Infinity, -Infinity];
+    let x = 0, y = 0;
+    arc.forEach((p, i) => {
+      if (t) { x += p[0]; y += p[1]; } else { x = p[0]; y = p[1]; }
+      let lon = t ? x * t.scale[0] + t.translate[0] : x;
+      const lat = t ? y * t.scale[1] + t.translate[1] : y;
+      if (i) lon = unwrapLon(lon, pts[2 * i - 2]);
+      pts[2 * i] = lon; pts[2 * i + 1] = lat;
+      grow(box, lon, lat);
+    });
+    return { pts, box };
+  });
+  // A ring's points, each longitude within 180° of the one before it, starting near `near`.
+  const ring = (indexes, near) => {
+    const out = [];
+    indexes.forEach((index, n) => {
+      const a = arcs[index < 0 ? ~index : index].pts;
+      const len = a.length / 2;
+      // Each arc begins where the one before it ended: keep that point once.
+      for (let j = n ? 1 : 0; j < len; j++) {
+        const k = index < 0 ? len - 1 - j : j;
+        out.push(unwrapLon(a[2 * k], out.length ? out[out.length - 2] : near), a[2 * k + 1]);
+      }
+    });
+    // A ring around a pole (Antarctica's) does not close when unwrapped: it is drawn as given,
+    // from −180° to 180° along the pole, and its copies east and west join it up.
+    if (out.length && Math.abs(out[out.length - 2] - out[0]) > 180) for (let i = 0; i < out.length; i += 2) out[i] = unwrapLon(out[i], 0);
+    return Float64Array.from(out);
+  };
+  const object = topo.objects.countries || Object.values(topo.objects)[0];
+  const countries = [];
+  for (const g of object.geometries || []) {
+    const polygons = g.type === "Polygon" ? [g.arcs] : g.type === "MultiPolygon" ? g.arcs : [];
+    const polys = polygons.filter((rings) => rings.length).map((rings) => {
+      const outer = ring(rings[0], 0);
+      // Holes start near their outer ring, so that they are cut from the same copy of it.
+      const rs = [outer, ...rings.slice(1).map((r) => ring(r, outer[0]))];
+      const box = [Infinity, Infinity, -Infinity, -Infinity];
+      for (const r of rs) for (let i = 0; i < r.length; i += 2) grow(box, r[i], r[i + 1]);
+      return { rings: rs, box };
+    });
+    countries.push({ name: (g.properties && g.properties.name) || String(g.id || ""), polys });
+  }
+  return { arcs, countries };
+}
+
+// A position of a report as [lon, lat], or null.
+function lonLat(pos) {
+  return pos && Number.isFinite(pos.lon) && Number.isFinite(pos.lat) ? [pos.lon, pos.lat] : null;
+}
+
+// Where a unit at `at` steering `course` is after `nm` nautical miles (a short run: flat earth).
+function run(at, course, nm) {
+  const c = course * Math.PI / 180;
+  const cosLat = Math.max(0.01, Math.cos(at[1] * Math.PI / 180));
+  return [at[0] + nm / 60 * Math.sin(c) / cosLat, at[1] + nm / 60 * Math.cos(c)];
+}
+
+// An area's outline: a polygon's corners, or a circle as 64 points (radius_nm / 60 degrees of
+// latitude, widened in longitude by 1 / cos(latitude)).
+function areaRing(area) {
+  if (area && Array.isArray(area.polygon)) return area.polygon.map(lonLat).filter((p) => p);
+  const c = area && area.circle && lonLat(area.circle.centre);
+  if (!c || !(area.circle.radius_nm > 0)) return [];
+  const r = area.circle.radius_nm / 60;
+  const cosLat = Math.max(0.01, Math.cos(c[1] * Math.PI / 180));
+  const ring = [];
+  for (let i = 0; i < 64; i++) {
+    const a = i / 64 * 2 * Math.PI;
+    ring.push([c[0] + r * Math.sin(a) / cosLat, c[1] + r * Math.cos(a)]);
+  }
+  return ring;
+}
+
+function areaWords(area) {
+  if (area && area.circle) {
+    const c = area.circle.centre;
+    return "within " + area.circle.radius_nm + " nm of " + fixed2(c.lat) + ", " + fixed2(c.lon);
+  }
+  return "a polygon of " + ((area && area.polygon) || []).length + " corners";
+}
+
+// What one message's report puts on the map; positions are [lon, lat].
+function mapFeatures(m, into) {
+  const f = m.form;
+  const from = " (" + m.sender + (m.ewg ? ", " + m.ewg : "") + ")";
+  if (f.kind === "encounter-at-sea") {
+    const approaches = m.approaches || [];
+    const units = [f.reporting_unit, ...(f.other_units || [])].filter((u) => u && lonLat(u.position));
+    units.forEach((u, i) => {
+      const role = i === 0 ? "own" : "other";
+      // The vector runs to the closest point of approach, or 15 minutes when there is none ahead.
+      let minutes = 15;
+      if (i === 0) {
+        const ahead = approaches.map((a) => a.approach.tcpa_min).filter((t) => t > 0);
+        if (ahead.length) minutes = Math.max(...ahead);
+      } else {
+        const a = approaches.find((a) => a.other === u.name) || approaches[i - 1];
+        if (a && a.approach.tcpa_min > 0) minutes = a.approach.tcpa_min;
+      }
+      const at = lonLat(u.position);
+      into.units.push({ name: u.name, at, role });
+      if (u.speed_kn > 0 && Number.isFinite(u.course_deg)) {
+        into.vectors.push({ role, from: at, to: run(at, u.course_deg, u.speed_kn * minutes / 60) });
+      }
+      into.legend.push({ cls: role, text: u.name + " (" + (i === 0 ? "reporting unit" : "other unit") + (u.type ? ", " + u.type : "") +
+        (u.nationality ? ", " + u.nationality : "") + "): course " + degrees(u.course_deg) + ", " + u.speed_kn + " kn; vector "
+        + Math.round(minutes) + " min" });
+    });
+    for (const a of approaches) {
+      const c = a.approach, A = lonLat(c.cpa_own), B = lonLat(c.cpa_other);
+      if (!A || !B) continue;
+      const label = (approaches.length > 1 ? a.other + ": " : "") + cpaText(c) + " · " + c.situation + " (suggested)";
+      into.cpas.push({ a: A, b: B, label });
+      into.legend.push({ cls: "cpa", text: "Computed by the node, " + a.own + " and " + a.other + ": range now " + fixed2(c.range_nm) +
+        " nm bearing " + degrees(c.bearing_deg) + "; " + cpaText(c) + "; " + c.situation + " — a suggestion, not a finding" });
+    }
+    const ca = f.closest_approach;
+    into.captions.push("Encounter at sea" + from + ", " + f.time_utc + ": " + units.map((u) => u.name).join(" and ") + "." +
+      (ca ? " Observed closest approach " + ca.distance_nm + " nm at " + ca.time_utc + " (reported)." : "") +
+      (f.situation ? " Reported situation: " + f.situation + "." : ""));
+    if (ca) into.legend.push({ cls: "observed", text: "Observed closest approach (reported): " + ca.distance_nm + " nm at " + ca.time_utc });
+  } else if (f.kind === "air-encounter") {
+    const craft = [f.reporting_aircraft, ...(f.other_aircraft || [])].filter((a) => a && lonLat(a.position));
+    craft.forEach((a, i) => {
+      const at = lonLat(a.position);
+      into.units.push({ name: a.call_sign + (Number.isFinite(a.altitude_ft) ? " · " + a.altitude_ft + " ft" : ""), at, role: "aircraft" });
+      if (Number.isFinite(a.heading_deg)) into.vectors.push({ role: "aircraft", from: at, heading: a.heading_deg, px: 30 });
+      into.legend.push({ cls: "aircraft", text: a.call_sign + " (" + (i === 0 ? "reporting aircraft" : "other aircraft") + (a.type ? ", " + a.type : "") +
+        "): " + a.altitude_ft + " ft" + (Number.isFinite(a.heading_deg) ? ", heading " + degrees(a.heading_deg) : "") +
+        (Number.isFinite(a.speed_kn) ? ", " + a.speed_kn + " kn" : "") });
+    });
+    const s = f.separation;
+    into.captions.push("Air encounter" + from + ", " + f.time_utc + ": " + craft.map((a) => a.call_sign).join(" and ") + "." +
+      (s ? " Separation " + s.horizontal_nm + " nm horizontal, " + s.vertical_ft + " ft vertical (reported)." : ""));
+  } else if (f.kind === "disaster-relief") {
+    const at = f.location && lonLat(f.location.position);
+    if (at) into.units.push({ name: f.location.name, at, role: "place" });
+    if (f.affected_area) {
+      const ring = areaRing(f.affected_area);
+      if (ring.length > 2) into.areas.push({ ring, label: "Affected area" });
+      into.legend.push({ cls: "area", text: "Affected area: " + areaWords(f.affected_area) });
+    }
+    into.captions.push("Disaster relief " + f.stage + from + ", " + f.time_utc + ": " + f.disaster + " at " + (f.location ? f.location.name : "?") + ".");
+  } else if (f.kind === "military-activity") {
+    const ring = areaRing(f.area);
+    if (ring.length > 2) into.areas.push({ ring, label: f.exercise });
+    into.legend.push({ cls: "area", text: f.exercise + ": " + areaWords(f.area) + ", " + f.start_utc + " to " + f.end_utc });
+    into.captions.push("Notice of military activity" + from + ": " + f.exercise + ", " + f.start_utc + " to " + f.end_utc + ".");
+  }
+}
+
+// Opens the map panel on the reports of `messages`.
+async function openMap(messages, title) {
+  const view = $("map-view");
+  view.hidden = false;
+  $("map-title").textContent = title;
+  $("map-caption").textContent = "Drawing the map…";
+  const feats = { units: [], vectors: [], cpas: [], areas: [], legend: [], captions: [] };
+  const several = messages.filter(hasMap).length > 1;
+  for (const m of messages) {
+    if (!hasMap(m)) continue;
+    if (several) feats.legend.push({ cls: "report", text: m.sender + " · " + m.form.kind + (m.subject ? ": " + m.subject : "") });
+    mapFeatures(m, feats);
+  }
+  let basemap = null, note = "";
+  try { basemap = await loadWorld(); } catch (e) { note = " (Without coastlines: " + e.message + ".)"; }
+  const drawn = drawMap(feats, basemap);
+  $("map-legend").replaceChildren(...feats.legend.map((l) => {
+    const li = document.createElement("li");
+    li.className = l.cls; li.textContent = l.text;
+    return li;
+  }));
+  const n = feats.captions.length;
+  $("map-caption").textContent = !drawn ? "No report with positions to show." :
+    (n > 1 ? n + " reports. " : "") + feats.captions.join(" ") + note;
+  view.scrollIntoView({ block: "start" });
+}
+
+// Draws the features on an equirectangular map (longitude scaled by the cosine of the mean
+// latitude) fitted to them; false when there is nothing to draw.
+function drawMap(feats, basemap) {
+  const map = $("map");
+  map.replaceChildren();
+  const rect = map.getBoundingClientRect();
+  const W = Math.max(300, Math.round(rect.width)), H = Math.max(200, Math.round(rect.height));
+  map.setAttribute("viewBox", "0 0 " + W + " " + H);
+  const points = [];
+  for (const u of feats.units) points.push(u.at);
+  for (const v of feats.vectors) { points.push(v.from); if (v.to) points.push(v.to); }
+  for (const c of feats.cpas) points.push(c.a, c.b);
+  for (const a of feats.areas) points.push(...a.ring);
+  if (!points.length) return false;
+  // Across the antimeridian: every longitude is taken within 180° of the first feature's, so a
+  // report at 179.9°E and 179.9°W is drawn in one piece (at 179.9 and 180.1).
+  const ref = points[0][0];
+  for (const p of points) p[0] = unwrapLon(p[0], ref);
+  const box = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const p of points) grow(box, p[0], p[1]);
+  const lon0 = (box[0] + box[2]) / 2, lat0 = (box[1] + box[3]) / 2;
+  const cosLat = Math.max(0.05, Math.cos(lat0 * Math.PI / 180));
+  // At least 0.6° across, so a close-quarters encounter shows with the coast around it; room
+  // at the sides for labels.
+  const MIN_SPAN = 0.6;
+  const spanX = Math.max((box[2] - box[0]) * cosLat, MIN_SPAN), spanY = Math.max(box[3] - box[1], MIN_SPAN);
+  const k = Math.min(Math.max(60, W - 320) / spanX, Math.max(60, H - 100) / spanY);
+  const X = (lon) => W / 2 + (lon - lon0) * cosLat * k;
+  const Y = (lat) => H / 2 - (lat - lat0) * k;
+  const view = { lonMin: lon0 - W / 2 / (cosLat * k), lonMax: lon0 + W / 2 / (cosLat * k), latMin: lat0 - H / 2 / k, latMax: lat0 + H / 2 / k };
+  const f1 = (n) => n.toFixed(1);
+
+  const defs = svgEl("defs", {}, map);
+  for (const [role, colour] of [["own", "#1a4fa0"], ["other", "#b00020"], ["aircraft", "#5a2d91"]]) {
+    const mk = svgEl("marker", { id: "arrow-" + role, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, defs);
+    svgEl("path", { d: "M0 0L10 5L0 10z", fill: colour }, mk);
+  }
+
+  // The basemap, drawn once more 360° east or west wherever the view reaches past ±180°.
+  const base = svgEl("g", { class: "basemap", "aria-hidden": "true" }, map);
+  if (basemap) {
+    const margin = 4 / k;
+    const meets = (b, off) => b[0] + off <= view.lonMax + margin && b[2] + off >= view.lonMin - margin &&
+      b[1] <= view.latMax + margin && b[3] >= view.latMin - margin;
+    for (let off = -720; off <= 720; off += 360) {
+      for (const country of basemap.countries) {
+        let d = "";
+        for (const poly of country.polys) {
+          if (!meets(poly.box, off)) continue;
+          for (const r of poly.rings) d += ringPath(r, off);
+        }
+        if (d) svgEl("title", {}, svgEl("path", { class: "land", d, "fill-rule": "evenodd" }, base), country.name);
+      }
+      let d = "";
+      for (const arc of basemap.arcs) if (meets(arc.box, off)) d += arcPath(arc.pts, off);
+      if (d) svgEl("path", { class: "border", d }, base);
+    }
+  }
+  // Points closer than a pixel to the last one drawn add nothing: skipped.
+  function ringPath(pts, off) {
+    let d = "", lx = 0, ly = 0, n = 0;
+    const last = pts.length - 2;
+    for (let i = 0; i < pts.length; i += 2) {
+      const x = X(pts[i] + off), y = Y(pts[i + 1]);
+      if (i && i !== last && Math.abs(x - lx) + Math.abs(y - ly) < 0.8) continue;
+      d += (i ? "L" : "M") + f1(x) + " " + f1(y);
+      lx = x; ly = y; n++;
+    }
+    return n > 2 ? d + "Z" : "";
+  }
+  // Coasts and borders, each arc once. Where a shape is split along the 180° meridian (Fiji's
+  // islands) or runs along the South Pole (Antarctica), the split is neither: not stroked.
+  function arcPath(pts, off) {
+    let d = "", lx = 0, ly = 0;
+    const last = pts.length - 2;
+    for (let i = 0; i < pts.length; i += 2) {
+      const x = X(pts[i] + off), y = Y(pts[i + 1]);
+      const cut = i && ((pts[i + 1] < -89.9 && pts[i - 1] < -89.9) || (onMeridian(pts[i]) && onMeridian(pts[i - 2])));
+      if (!i || cut) { d += "M" + f1(x) + " " + f1(y); lx = x; ly = y; continue; }
+      if (i !== last && Math.abs(x - lx) + Math.abs(y - ly) < 0.8) continue;
+      d += "L" + f1(x) + " " + f1(y);
+      lx = x; ly = y;
+    }
+    return d;
+  }
+
+  // Parallels and meridians, labelled at the left and bottom edges.
+  const grid = svgEl("g", { class: "graticule", "aria-hidden": "true" }, map);
+  const steps = [0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 45, 90];
+  const latStep = steps.find((s) => (view.latMax - view.latMin) / s <= 6) || 90;
+  const lonStep = steps.find((s) => (view.lonMax - view.lonMin) / s <= 8) || 90;
+  const obstacles = [];
+  const clean = (v) => Number(v.toFixed(2));
+  let d = "";
+  for (let lat = Math.ceil(view.latMin / latStep) * latStep; lat <= view.latMax; lat += latStep) {
+    if (Math.abs(lat) > 90) continue;
+    d += "M0 " + f1(Y(lat)) + "H" + W;
+    svgEl("text", { class: "grid-label", x: 4, y: f1(Y(lat) - 3) }, grid, clean(Math.abs(lat)) + "°" + (lat >= 0 ? "N" : "S"));
+    obstacles.push({ x: 0, y: Y(lat) - 15, width: 50, height: 14 });
+  }
+  for (let lon = Math.ceil(view.lonMin / lonStep) * lonStep; lon <= view.lonMax; lon += lonStep) {
+    d += "M" + f1(X(lon)) + " 0V" + H;
+    if (X(lon) > W - 50) continue;
+    let w = ((lon % 360) + 540) % 360 - 180;
+    if (w === -180) w = 180;
+    svgEl("text", { class: "grid-label", x: f1(X(lon) + 3), y: H - 5 }, grid, clean(Math.abs(w)) + "°" + (w > 0 ? "E" : w < 0 ? "W" : ""));
+    obstacles.push({ x: X(lon), y: H - 17, width: 55, height: 14 });
+  }
+  svgEl("path", { class: "grid", d }, grid);
+
+  // Scale bar, nautical miles (one minute of latitude).
+  const nmPerPx = 60 / k;
+  const nm = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].find((n) => n / nmPerPx >= 80) || 5000;
+  const scale = svgEl("g", { class: "scale", "aria-hidden": "true" }, map);
+  const sx = W - 20 - nm / nmPerPx, sy = H - 28;
+  svgEl("line", { x1: f1(sx), y1: sy, x2: W - 20, y2: sy }, scale);
+  svgEl("line", { x1: f1(sx), y1: sy - 4, x2: f1(sx), y2: sy + 4 }, scale);
+  svgEl("line", { x1: W - 20, y1: sy - 4, x2: W - 20, y2: sy + 4 }, scale);
+  svgEl("text", { x: f1(W - 20 - nm / nmPerPx / 2), y: sy - 7, "text-anchor": "middle" }, scale, nm + " nm");
+  obstacles.push({ x: sx - 4, y: sy - 22, width: nm / nmPerPx + 8, height: 30 });
+
+  const labels = [];
+  const areas = svgEl("g", { class: "areas" }, map);
+  for (const a of feats.areas) {
+    const g = svgEl("g", { class: "area" }, areas);
+    svgEl("path", { d: "M" + a.ring.map((p) => f1(X(p[0])) + " " + f1(Y(p[1]))).join("L") + "Z" }, g);
+    const top = a.ring.reduce((t, p) => (p[1] > t[1] ? p : t));
+    labels.push({ text: svgEl("text", {}, g, a.label), x: X(top[0]), y: Y(top[1]) - 4, around: false });
+  }
+  const vectors = svgEl("g", { class: "vectors" }, map);
+  const along = (x1, y1, x2, y2) => {
+    const n = Math.ceil(Math.hypot(x2 - x1, y2 - y1) / 6);
+    for (let i = 0; i <= n; i++) obstacles.push({ x: x1 + (x2 - x1) * i / n - 2, y: y1 + (y2 - y1) * i / n - 2, width: 4, height: 4 });
+  };
+  for (const v of feats.vectors) {
+    const x1 = X(v.from[0]), y1 = Y(v.from[1]);
+    let x2, y2;
+    if (v.to) { x2 = X(v.to[0]); y2 = Y(v.to[1]); }
+    else { const h = v.heading * Math.PI / 180; x2 = x1 + v.px * Math.sin(h); y2 = y1 - v.px * Math.cos(h); }
+    svgEl("line", { class: "vector " + v.role, x1: f1(x1), y1: f1(y1), x2: f1(x2), y2: f1(y2), "marker-end": "url(#arrow-" + v.role + ")" }, vectors);
+    along(x1, y1, x2, y2);
+  }
+  const units = svgEl("g", { class: "units" }, map);
+  for (const u of feats.units) {
+    const g = svgEl("g", { class: "unit " + u.role }, units);
+    const x = X(u.at[0]), y = Y(u.at[1]);
+    const shape = u.role === "own" ? svgEl("circle", { cx: f1(x), cy: f1(y), r: 6 }, g)
+      : u.role === "other" ? svgEl("path", { d: "M" + f1(x) + " " + f1(y - 7) + "l7 7l-7 7l-7 -7z" }, g)
+      : u.role === "aircraft" ? svgEl("path", { d: "M" + f1(x) + " " + f1(y - 7) + "l6 12h-12z" }, g)
+      : svgEl("rect", { x: f1(x - 5), y: f1(y - 5), width: 10, height: 10 }, g);
+    shape.setAttribute("class", "mark");
+    obstacles.push({ x: x - 8, y: y - 8, width: 16, height: 16 });
+    labels.unshift({ text: svgEl("text", {}, g, u.name), x, y, around: true });
+  }
+  // The points of closest approach on top: the vectors' arrowheads end on them.
+  const cpas = svgEl("g", { class: "cpas" }, map);
+  for (const c of feats.cpas) {
+    const g = svgEl("g", { class: "cpa" }, cpas);
+    const ax = X(c.a[0]), ay = Y(c.a[1]), bx = X(c.b[0]), by = Y(c.b[1]);
+    svgEl("line", { x1: f1(ax), y1: f1(ay), x2: f1(bx), y2: f1(by) }, g);
+    svgEl("circle", { cx: f1(ax), cy: f1(ay), r: 4 }, g);
+    svgEl("circle", { cx: f1(bx), cy: f1(by), r: 4 }, g);
+    along(ax, ay, bx, by);
+    labels.push({ text: svgEl("text", {}, g, c.label), x: (ax + bx) / 2, y: (ay + by) / 2, around: true, far: true });
+  }
+  // Labels go where they cover the fewest other labels, marks and lines.
+  for (const l of labels) placeLabel(l, obstacles, W, H);
+  return true;
+}
+
+function placeLabel(l, obstacles, W, H) {
+  const near = [[10, -8, "start"], [10, 16, "start"], [-10, -8, "end"], [-10, 16, "end"], [0, -12, "middle"], [0, 24, "middle"]];
+  const far = near.map(([dx, dy, a]) => [dx * 2.5, dy < 0 ? dy - 14 : dy + 14, a]);
+  const candidates = !l.around ? [[0, 0, "middle"], [0, 18, "middle"]] : l.far ? near.concat(far) : near.concat(far);
+  const overlap = (a, b) => Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x)) *
+    Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
+  let best = null, bestCost = Infinity;
+  for (const [dx, dy, anchor] of candidates) {
+    l.text.setAttribute("x", (l.x + dx).toFixed(1));
+    l.text.setAttribute("y", (l.y + dy).toFixed(1));
+    l.text.setAttribute("text-anchor", anchor);
+    const b = l.text.getBBox();
+    let cost = 0;
+    for (const o of obstacles) cost += overlap(b, o);
+    const inside = overlap(b, { x: 2, y: 2, width: W - 4, height: H - 4 });
+    cost += (b.width * b.height - inside) * 4;
+    if (cost < bestCost) { bestCost = cost; best = [dx, dy, anchor]; }
+    if (!cost) break;
+  }
+  l.text.setAttribute("x", (l.x + best[0]).toFixed(1));
+  l.text.setAttribute("y", (l.y + best[1]).toFixed(1));
+  l.text.setAttribute("text-anchor", best[2]);
+  const b = l.text.getBBox();
+  obstacles.push({ x: b.x - 2, y: b.y - 1, width: b.width + 4, height: b.height + 2 });
+}
+
+$("map-close").addEventListener("click", () => { $("map-view").hidden = true; });
+$("line-map").addEventListener("click", async () => {
+  if (!currentLine) return;
+  try {
+    const msgs = (await call("GET", "/api/v1/lines/" + currentLine + "/messages?limit=500")).filter(hasMap);
+    const picked = $("line-pick").selectedOptions[0];
+    await openMap(msgs, "Reports on the line " + (picked ? picked.textContent : currentLine));
+  } catch (e) { shown(e); }
+});
+start();
