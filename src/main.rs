@@ -315,7 +315,8 @@ enum DecisionCommand {
 
 #[derive(Subcommand)]
 enum OperatorCommand {
-    /// Add an operator (or replace its token) and print the token once.
+    /// Add an operator (or give an existing one a new role and token) and print the token once;
+    /// any change ends the operator's console sessions.
     Add {
         #[arg(long)]
         config: PathBuf,
@@ -328,6 +329,39 @@ enum OperatorCommand {
         /// more); without it the operator uses the API token only.
         #[arg(long)]
         password_stdin: bool,
+        /// Days the API token is accepted (0: until it is replaced).
+        #[arg(long, default_value_t = adi_node::setup::OPERATOR_TOKEN_DAYS)]
+        token_days: u64,
+    },
+    /// List the operators: role, token expiry, console password, open sessions.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove an operator: its token stops working and its console sessions end at once.
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Give an operator a new API token (the old one stops working, its sessions end) and print
+    /// it once.
+    Token {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Days the new token is accepted (0: until it is replaced).
+        #[arg(long, default_value_t = adi_node::setup::OPERATOR_TOKEN_DAYS)]
+        token_days: u64,
+    },
+    /// Set an operator's console password from standard input; its sessions end.
+    Password {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -391,9 +425,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Roster { out, name, cards } => cmd::init::roster(out, name, cards),
         Command::Serve { config } => cmd::serve::serve(config).await,
-        Command::Operator { command: OperatorCommand::Add { config, name, role, password_stdin } } => {
-            cmd::operator::add(config, name, role, password_stdin)
-        }
+        Command::Operator { command } => match command {
+            OperatorCommand::Add { config, name, role, password_stdin, token_days } => {
+                cmd::operator::add(config, name, role, password_stdin, token_days)
+            }
+            OperatorCommand::List { config } => cmd::operator::list(config),
+            OperatorCommand::Remove { config, name } => cmd::operator::remove(config, name),
+            OperatorCommand::Token { config, name, token_days } => cmd::operator::token(config, name, token_days),
+            OperatorCommand::Password { config, name } => cmd::operator::password(config, name),
+        },
         Command::Lines(args) => cmd::lines::lines(args).await,
         Command::NewLine { client, members, scope, title } => cmd::lines::new_line(client, members, scope, title).await,
         Command::Send { client, line, precedence, class, caveat, subject, body, ack_required, kind, file, ewg } => {

@@ -203,8 +203,18 @@ pub fn new_token() -> String {
     format!("adi_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Adds (or replaces) an operator in a node's store and returns the token, shown once.
+/// Days an operator's API token is accepted, unless `adi operator` is told otherwise.
+pub const OPERATOR_TOKEN_DAYS: u64 = 90;
+
+/// Adds (or replaces) an operator in a node's store, its token valid for
+/// [`OPERATOR_TOKEN_DAYS`], and returns the token, shown once.
 pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result<String> {
+    add_operator_for(store, name, role, Some(OPERATOR_TOKEN_DAYS))
+}
+
+/// Adds (or replaces) an operator, its token valid for `token_days` (for ever when `None`), and
+/// returns the token, shown once. Any change ends the operator's console sessions.
+pub fn add_operator_for(store: &dyn Store, name: &str, role: &str, token_days: Option<u64>) -> anyhow::Result<String> {
     let Some(role) = adi_core::Role::parse(role) else {
         let all: Vec<&str> = adi_core::Role::ALL.iter().map(|r| r.as_str()).collect();
         bail!("unknown role '{role}', expected one of {}", all.join(", "));
@@ -212,9 +222,15 @@ pub fn add_operator(store: &dyn Store, name: &str, role: &str) -> anyhow::Result
     if name.trim().is_empty() || name.len() > 100 {
         bail!("an operator name is 1 to 100 characters");
     }
+    // The name travels with what the operator releases, translates and reviews.
+    if let Err(e) = adi_core::check_text("name", name, adi_core::TextKind::Line) {
+        bail!("an operator {}", e.message);
+    }
     let token = new_token();
-    let op = Operator { name: name.to_string(), role, created_ms: now_ms() };
-    store.add_operator(&op, token_hash(&token))?;
+    let now = now_ms();
+    let op = Operator { name: name.to_string(), role, created_ms: now };
+    let expires = token_days.map(|d| now.saturating_add(d.saturating_mul(86_400_000)));
+    store.add_operator(&op, token_hash(&token), expires)?;
     Ok(token)
 }
 

@@ -259,3 +259,56 @@ async fn every_answer_carries_the_security_headers_and_the_page_runs_no_inline_s
     assert!(String::from_utf8_lossy(&script).contains("EventSource"), "the page's script");
     net.stop_all().await;
 }
+
+/// A request with a bearer token (its scheme's name written as given).
+async fn with_token(app: &Router, path: &str, scheme: &str, token: &str) -> (StatusCode, Value) {
+    let req =
+        Request::get(path).header(header::AUTHORIZATION, format!("{scheme} {token}")).body(Body::empty()).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_ends_when_it_is_revoked_a_new_token_a_new_password_or_a_removal_and_tokens_expire() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let store = &*net.node("PH").state.store;
+    let app = adi_node::http::router(net.node("PH").state.clone());
+    let token = add_operator(store, "duty-ph", "duty").unwrap();
+    set_password(store, "duty-ph", PASSWORD).unwrap();
+    let lines = "/api/v1/lines";
+
+    // The scheme's name is case-insensitive.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        assert_eq!(with_token(&app, lines, scheme, &token).await.0, StatusCode::OK, "{scheme}");
+    }
+    // A new token: the old one stops working and the open console session ends at once.
+    let (cookie, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
+    assert_eq!(call(&app, Method::GET, lines, Some(&cookie), None, None).await.0, StatusCode::OK);
+    let new_token = add_operator(store, "duty-ph", "duty").unwrap();
+    assert_eq!(with_token(&app, lines, "Bearer", &token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(with_token(&app, lines, "Bearer", &new_token).await.0, StatusCode::OK);
+    assert_eq!(call(&app, Method::GET, lines, Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
+    // A new password ends the session too, and the old password no longer signs in.
+    let (cookie, _) = sign_in(&app, "duty-ph", PASSWORD, None).await;
+    let other = "another long passphrase";
+    set_password(store, "duty-ph", other).unwrap();
+    assert_eq!(call(&app, Method::GET, lines, Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
+    let body = json!({"name": "duty-ph", "password": PASSWORD});
+    assert_eq!(call(&app, Method::POST, "/console/sign-in", None, None, Some(body)).await.0, StatusCode::UNAUTHORIZED);
+    // A role changed ends it as well.
+    let (cookie, _) = sign_in(&app, "duty-ph", other, None).await;
+    let auditor_token = adi_node::setup::add_operator(store, "duty-ph", "auditor").unwrap();
+    assert_eq!(call(&app, Method::GET, lines, Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
+    // Removed: the token and every session end.
+    let (cookie, _) = sign_in(&app, "duty-ph", other, None).await;
+    assert!(store.remove_operator("duty-ph").unwrap());
+    assert_eq!(with_token(&app, lines, "Bearer", &auditor_token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, Method::GET, lines, Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
+    // A token past its expiry is refused, saying so.
+    let expired = adi_node::setup::add_operator_for(store, "watch-ph", "duty", Some(0)).unwrap();
+    let (status, v) = with_token(&app, lines, "Bearer", &expired).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")), "{v}");
+    net.stop_all().await;
+}

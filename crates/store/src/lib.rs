@@ -372,6 +372,16 @@ pub struct Operator {
     pub created_ms: u64,
 }
 
+/// An operator as `adi operator list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorRecord {
+    pub operator: Operator,
+    pub token_expires_ms: Option<u64>,
+    pub has_password: bool,
+    /// Console sessions open (not yet ended; some may have expired unused).
+    pub sessions: u64,
+}
+
 /// A console session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -465,7 +475,18 @@ pub trait Store: Send + Sync + 'static {
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;
-    fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError>;
+    /// Adds an operator, or gives an existing one a new role and token, ending all its console
+    /// sessions; the token stops being accepted at `token_expires_ms` (never when `None`).
+    fn add_operator(
+        &self,
+        op: &Operator,
+        token_hash: [u8; 32],
+        token_expires_ms: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Removes an operator and ends all its console sessions; `false` if there is no such operator.
+    fn remove_operator(&self, name: &str) -> Result<bool, StoreError>;
+    /// Every operator, by name.
+    fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError>;
     /// This member's MLS state as last committed: the entries of its key-value state.
     fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError>;
     /// Stores new one-time KeyPackages (reference, bytes) with the change to the MLS state that
@@ -487,8 +508,10 @@ pub trait Store: Send + Sync + 'static {
     /// Hands the oldest unclaimed KeyPackage to `peer`, once, unless `peer` has claimed
     /// `per_hour_max` already in the hour before `now_ms`.
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed>;
-    fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError>;
-    /// Sets an operator's password hash (a PHC string); `false` if there is no such operator.
+    /// The operator whose token has this hash, and when the token expires.
+    fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Operator, Option<u64>)>, StoreError>;
+    /// Sets an operator's password hash (a PHC string), ending all its console sessions; `false`
+    /// if there is no such operator.
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
     /// An operator and its password hash, by name.
     fn operator_password(&self, name: &str) -> Result<Option<(Operator, Option<String>)>, StoreError>;

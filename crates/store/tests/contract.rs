@@ -573,26 +573,52 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     }
 }
 
-/// Operators are found by the hash of their token; adding a name again replaces its token.
+/// Operators are found by the hash of their token; adding a name again replaces its token and
+/// role; any change to an operator's credentials, or its removal, ends its console sessions.
 fn operators<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let (_place, store) = fresh();
     let duty = Operator { name: "duty-ph".into(), role: adi_core::Role::Duty, created_ms: T0 };
     let admin = Operator { name: "admin-ph".into(), role: adi_core::Role::Admin, created_ms: T0 + 1 };
-    store.add_operator(&duty, [1; 32]).unwrap();
-    store.add_operator(&admin, [2; 32]).unwrap();
-    assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), Some(duty.clone()));
-    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some(admin.clone()));
+    store.add_operator(&duty, [1; 32], None).unwrap();
+    store.add_operator(&admin, [2; 32], Some(T0 + 1_000)).unwrap();
+    assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), Some((duty.clone(), None)));
+    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some((admin.clone(), Some(T0 + 1_000))));
     assert_eq!(store.operator_by_token(&[9; 32]).unwrap(), None);
 
-    store.add_operator(&duty, [3; 32]).unwrap();
+    let session =
+        |id: u8, name: &str| store.start_session([id; 32], name.into(), "csrf".into(), T0).wait_blocking().unwrap();
+    session(1, "duty-ph");
+    session(2, "admin-ph");
+    store.add_operator(&duty, [3; 32], Some(T0 + 5)).unwrap();
     assert_eq!(store.operator_by_token(&[1; 32]).unwrap(), None, "the old token no longer works");
-    assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some(duty.clone()));
-    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), Some(admin), "other operators keep theirs");
+    assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some((duty.clone(), Some(T0 + 5))));
+    assert_eq!(store.operator_by_token(&[2; 32]).unwrap().map(|o| o.0), Some(admin.clone()), "others keep theirs");
+    assert!(store.session(&[1; 32]).unwrap().is_none(), "a new token ends the operator's sessions");
+    assert!(store.session(&[2; 32]).unwrap().is_some(), "and no one else's");
+
+    // A new password ends its sessions too.
+    session(4, "duty-ph");
+    assert!(store.set_password("duty-ph", "$argon2id$placeholder").unwrap());
+    assert!(store.session(&[4; 32]).unwrap().is_none());
+    assert!(!store.set_password("nobody", "$argon2id$placeholder").unwrap());
+
+    // The list shows each operator with its token's expiry, its password and its sessions.
+    let listed = store.operators().unwrap();
+    let names: Vec<(&str, Option<u64>, bool, u64)> =
+        listed.iter().map(|r| (r.operator.name.as_str(), r.token_expires_ms, r.has_password, r.sessions)).collect();
+    assert_eq!(names, [("admin-ph", Some(T0 + 1_000), false, 1), ("duty-ph", Some(T0 + 5), true, 0)]);
 
     // A token belongs to one operator only.
     let other = Operator { name: "other".into(), role: adi_core::Role::Duty, created_ms: T0 + 2 };
-    assert!(store.add_operator(&other, [3; 32]).is_err());
-    assert_eq!(store.operator_by_token(&[3; 32]).unwrap(), Some(duty));
+    assert!(store.add_operator(&other, [3; 32], None).is_err());
+    assert_eq!(store.operator_by_token(&[3; 32]).unwrap().map(|o| o.0), Some(duty));
+
+    // Removed: its token and its sessions are gone.
+    assert!(store.remove_operator("admin-ph").unwrap());
+    assert!(!store.remove_operator("admin-ph").unwrap(), "removed once");
+    assert_eq!(store.operator_by_token(&[2; 32]).unwrap(), None);
+    assert!(store.session(&[2; 32]).unwrap().is_none());
+    assert_eq!(store.operators().unwrap().len(), 1);
 }
 
 /// A job that fails (a message on a line the store does not hold) fails alone: jobs submitted
@@ -711,7 +737,7 @@ fn sqlite_a_head_whose_bytes_are_another_envelopes_fails_the_load() {
 fn sqlite_an_unknown_stored_role_state_or_kind_is_corruption() {
     let (dir, store) = sqlite();
     let duty = Operator { name: "duty-ph".into(), role: adi_core::Role::Duty, created_ms: T0 };
-    store.add_operator(&duty, [1; 32]).unwrap();
+    store.add_operator(&duty, [1; 32], None).unwrap();
     let c = rusqlite::Connection::open(dir.path().join("adi.db")).unwrap();
     c.execute("UPDATE operators SET role = 'captain' WHERE name = 'duty-ph'", []).unwrap();
     let err = store.operator_by_token(&[1; 32]).expect_err("a role no operator can have").to_string();

@@ -82,13 +82,21 @@ impl FromRequestParts<Arc<NodeState>> for Auth {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        // The scheme's name is case-insensitive (RFC 9110, section 11.1).
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
         match state.store.operator_by_token(&token_hash(token.trim()))? {
-            Some(op) => Ok(Auth(op)),
+            Some((op, Some(expires_ms))) if now_ms() >= expires_ms => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+                format!("the token of operator {} has expired; an administrator issues a new one", op.name),
+            )),
+            Some((op, _)) => Ok(Auth(op)),
             None => Err(ApiError::unauthorized("the token is not valid")),
         }
     }

@@ -776,10 +776,14 @@ pub(super) fn draft(c: &Connection, s: &Sealer, id: u64) -> Result<Option<DraftR
     c.prepare_cached(&sql)?.query_row(params![id as i64], |r| draft_row(s, r)).optional()
 }
 
-pub(super) fn operator_by_token(c: &Connection, token_hash: &[u8; 32]) -> Result<Option<Operator>, rusqlite::Error> {
-    c.prepare_cached("SELECT name, role, created_ms FROM operators WHERE token_hash = ?1")?
+pub(super) fn operator_by_token(
+    c: &Connection,
+    token_hash: &[u8; 32],
+) -> Result<Option<(Operator, Option<u64>)>, rusqlite::Error> {
+    c.prepare_cached("SELECT name, role, created_ms, token_expires_ms FROM operators WHERE token_hash = ?1")?
         .query_row(params![&token_hash[..]], |row| {
-            Ok(Operator { name: row.get(0)?, role: role_of(row.get(1)?)?, created_ms: u(row.get(2)?) })
+            let operator = Operator { name: row.get(0)?, role: role_of(row.get(1)?)?, created_ms: u(row.get(2)?) };
+            Ok((operator, row.get::<_, Option<i64>>(3)?.map(u)))
         })
         .optional()
 }

@@ -9,7 +9,11 @@ use super::{db, write};
 use crate::seal::Sealer;
 use crate::StoreError;
 
-const SCHEMA_VERSION: &str = "8";
+const SCHEMA_VERSION: &str = "9";
+
+/// The version before operators' tokens expired; such a database's operators gain the column
+/// when it is opened, their tokens then never expiring until replaced.
+const SCHEMA_VERSION_NO_TOKEN_EXPIRY: &str = "8";
 /// The version before lines kept whether they are direct and members taken off a line kept where
 /// they stopped; such a database gains both when it is opened.
 const SCHEMA_VERSION_NO_REMOVALS: &str = "7";
@@ -257,7 +261,9 @@ CREATE TABLE IF NOT EXISTS operators (
     role TEXT NOT NULL,
     token_hash BLOB NOT NULL UNIQUE,
     created_ms INTEGER NOT NULL,
-    password_hash TEXT
+    password_hash TEXT,
+    -- When the token stops being accepted (ms since 1970); NULL for a token that never expires.
+    token_expires_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash BLOB PRIMARY KEY,
@@ -266,7 +272,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '8');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '9');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -291,6 +297,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_REMOVALS {
         migrate_add_direct(conn)?;
+        version = SCHEMA_VERSION_NO_TOKEN_EXPIRY.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_TOKEN_EXPIRY {
+        migrate_add_token_expiry(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -380,6 +390,23 @@ fn migrate_add_direct(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .map_err(db)?;
     }
+    tx.execute_batch(&format!(
+        "UPDATE meta SET value = '{SCHEMA_VERSION_NO_TOKEN_EXPIRY}' WHERE key = 'schema_version';"
+    ))
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 8 database's operators the token expiry column, in one transaction.
+fn migrate_add_token_expiry(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('operators')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "token_expires_ms") {
+        tx.execute_batch("ALTER TABLE operators ADD COLUMN token_expires_ms INTEGER;").map_err(db)?;
+    }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
     tx.commit().map_err(db)
@@ -429,6 +456,25 @@ mod tests {
         // Opened again, nothing changes.
         let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert_eq!(columns(&store), cols);
+    }
+
+    #[test]
+    fn a_version_8_database_gains_token_expiry_and_its_tokens_never_expire_until_replaced() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        let duty = crate::Operator { name: "duty-ph".into(), role: adi_core::Role::Duty, created_ms: 1 };
+        store.add_operator(&duty, [7; 32], None).unwrap();
+        on_writer(
+            &store,
+            "ALTER TABLE operators DROP COLUMN token_expires_ms; UPDATE meta SET value = '8' WHERE key = 'schema_version';",
+        );
+        drop(store);
+        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert_eq!(store.operator_by_token(&[7; 32]).unwrap(), Some((duty, None)));
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

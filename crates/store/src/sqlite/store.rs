@@ -10,8 +10,8 @@ use rusqlite::{params, OptionalExtension};
 use super::{connect, db, lock, read, write, SqliteStore};
 use crate::{
     AlarmAck, AlarmRow, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
-    MessageRow, Operator, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement,
-    Store, StoreError, TranslationRow,
+    MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow,
+    SessionRow, Settlement, Store, StoreError, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -180,22 +180,70 @@ impl Store for SqliteStore {
         Ok((oldest.min(through), newest.min(through)))
     }
 
-    fn add_operator(&self, op: &Operator, token_hash: [u8; 32]) -> Result<(), StoreError> {
-        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        conn.execute(
-            "INSERT INTO operators (name, role, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
-            params![op.name, op.role.as_str(), &token_hash[..], op.created_ms as i64],
+    fn add_operator(
+        &self,
+        op: &Operator,
+        token_hash: [u8; 32],
+        token_expires_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO operators (name, role, token_hash, created_ms, token_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,
+             token_expires_ms = excluded.token_expires_ms",
+            params![
+                op.name,
+                op.role.as_str(),
+                &token_hash[..],
+                op.created_ms as i64,
+                token_expires_ms.map(|t| t as i64)
+            ],
         )
         .map_err(db)?;
-        Ok(())
+        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![op.name]).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn remove_operator(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
+        let n = tx.execute("DELETE FROM operators WHERE name = ?1", params![name]).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare(
+                "SELECT o.name, o.role, o.created_ms, o.token_expires_ms, o.password_hash IS NOT NULL,
+                 (SELECT count(*) FROM sessions s WHERE s.operator = o.name) FROM operators o ORDER BY o.name",
+            )?
+            .query_map([], |row| {
+                Ok(OperatorRecord {
+                    operator: Operator {
+                        name: row.get(0)?,
+                        role: read::role_of(row.get(1)?)?,
+                        created_ms: row.get::<_, i64>(2)?.max(0) as u64,
+                    },
+                    token_expires_ms: row.get::<_, Option<i64>>(3)?.map(|t| t.max(0) as u64),
+                    has_password: row.get(4)?,
+                    sessions: row.get::<_, i64>(5)?.max(0) as u64,
+                })
+            })?
+            .collect()
+        })
     }
 
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
-        let conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let n = conn
+        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
+        let tx = conn.transaction().map_err(db)?;
+        let n = tx
             .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
             .map_err(db)?;
+        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
+        tx.commit().map_err(db)?;
         Ok(n == 1)
     }
 
@@ -350,7 +398,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<Operator>, StoreError> {
+    fn operator_by_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Operator, Option<u64>)>, StoreError> {
         self.read(|c| read::operator_by_token(c, token_hash))
     }
 
