@@ -392,6 +392,8 @@ impl ClientArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Whatever the command writes (a database, keys, a bundle) is its owner's alone.
+    adi_node::setup::keep_files_private();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

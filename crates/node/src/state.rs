@@ -400,5 +400,14 @@ impl Link {
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
     let mut store_config = StoreConfig::new(&config.database, config.master_key);
     store_config.events_retained_max = config.runtime_limits.events_retained_max;
-    SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))
+    let store = SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+    // A database and journal made before files were kept private are narrowed to their owner.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = config.database.clone().into_os_string();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        crate::setup::make_private(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot narrow to mode 0600: {e}", path.display()))?;
+    }
+    Ok(store)
 }
