@@ -393,7 +393,7 @@ impl ClientArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Whatever the command writes (a database, keys, a bundle) is its owner's alone.
-    adi_node::setup::keep_files_private();
+    adi_node::files::keep_private();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -1151,3 +1151,103 @@ fn an_overdue_immediate_raises_an_escalation_that_is_acked_and_cleared_by_the_an
         }
     });
 }
+
+/// A node that answers every GET with the JSON `answers` gives for its path (404 otherwise): a
+/// node whose store holds text from before the text rule, or a modified node. Serves until the
+/// test ends.
+fn fake_node(answers: Vec<(&'static str, Value)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let request = String::from_utf8_lossy(&request);
+            let path = request.split(' ').nth(1).unwrap_or("").split('?').next().unwrap_or("");
+            let (status, body) = match answers.iter().find(|(p, _)| *p == path) {
+                Some((_, v)) => ("200 OK", v.to_string()),
+                None => ("404 Not Found", r#"{"error":"not_found","message":"no such path"}"#.to_string()),
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            use std::io::Write as _;
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn text_from_a_node_is_printed_with_anything_unprintable_escaped() {
+    let id = "ab".repeat(32);
+    let line = "cd".repeat(16);
+    // A subject that would clear the terminal and forge a second line of `adi inbox`.
+    let subject = "\u{1b}[2J\u{1b}[Hstand by\r\nFLASH      OPERATIONAL  from PH    all clear";
+    let message = serde_json::json!({
+        "id": id, "line": line, "sender": "CN", "seq": 2, "precedence": "FLASH", "class": "OPERATIONAL",
+        "caveat": "R\u{202e}", "subject": subject,
+        "body": "line one\nline two \u{202e}tpecca ton\u{202c}\u{1b}[31m",
+        "form_text": "Report\n\tunit \u{1b}]0;owned\u{7}",
+        "recipients": [{"member": "PH", "state": "refused", "detail": "refused: \u{1b}[1A\u{1b}[2K"}],
+    });
+    let url = fake_node(vec![
+        ("/api/v1/inbox", serde_json::json!([message.clone()])),
+        ("/api/v1/messages/abab", message.clone()),
+        (
+            "/api/v1/alarms",
+            serde_json::json!([{"id": 1, "kind": "misconduct", "member": "CN", "raised_ms": 0,
+                                 "detail": "CN says \u{202e}LAIRETAM\u{202c}", "acked_by": "li\u{7}"}]),
+        ),
+        (
+            "/api/v1/lines",
+            serde_json::json!([{"id": line, "scope": "ADMM-Plus", "members": ["PH", "C\nN"],
+                                 "title": "PH\u{1b}]0;owned\u{7}"}]),
+        ),
+        (
+            "/api/v1/peers",
+            serde_json::json!([{"member": "CN", "queue_len": 0, "endpoint": "e\u{1b}[2J", "last_error": "x\r\ny"}]),
+        ),
+        (
+            "/api/v1/decisions/abab",
+            serde_json::json!({"id": id, "line": line, "proposer": "CN", "state": "open", "parties": ["PH", "CN"],
+                                "text_sha256": "00", "text": "We agree\nto \u{2067}not\u{2069} withdraw",
+                                "answers": [{"member": "PH", "concur": false, "over_this_text": true,
+                                             "reason": "no\n\u{1b}[2J"}]}),
+        ),
+    ]);
+    let unprintable = |c: char| (c.is_control() && !matches!(c, '\n' | '\t')) || ('\u{202a}'..='\u{202e}').contains(&c);
+    let printed = |args: &[&str]| {
+        let out = client(&url, "token", args);
+        assert!(out.status.success(), "adi {args:?}: {}", out.stderr);
+        assert!(!out.stdout.chars().any(unprintable), "adi {args:?} printed a control character: {:?}", out.stdout);
+        out.stdout
+    };
+    let inbox = printed(&["inbox"]);
+    assert_eq!(inbox.lines().count(), 1, "a subject forged a line: {inbox}");
+    assert!(inbox.contains("\\u{1b}[2J\\u{1b}[Hstand by\\u{d}\\u{a}FLASH"), "{inbox}");
+    let show = printed(&["show", "abab"]);
+    // The body keeps its lines; all else unprintable is escaped.
+    assert!(show.contains("line one\nline two \\u{202e}tpecca ton\\u{202c}\\u{1b}[31m\n"), "{show}");
+    assert!(show.contains("Report\n\tunit \\u{1b}]0;owned\\u{7}\n"), "{show}");
+    assert!(show.contains("caveat: R\\u{202e}") && show.contains("refused: \\u{1b}[1A"), "{show}");
+    let alarms = printed(&["alarms"]);
+    assert!(alarms.contains("acked by li\\u{7}") && alarms.contains("CN says \\u{202e}LAIRETAM"), "{alarms}");
+    let lines = printed(&["lines"]);
+    assert!(lines.contains("PH,C\\u{a}N") && lines.contains("PH\\u{1b}]0;owned\\u{7}"), "{lines}");
+    let peers = printed(&["peers"]);
+    assert!(peers.contains("e\\u{1b}[2J") && peers.contains("x\\u{d}\\u{a}y"), "{peers}");
+    let decision = printed(&["decision", "show", "abab"]);
+    assert!(decision.contains("We agree\nto \\u{2067}not\\u{2069} withdraw"), "{decision}");
+    assert!(decision.contains("declined: no\\u{a}\\u{1b}[2J"), "{decision}");
+    // JSON keeps the text exactly, everything unprintable written as a JSON escape.
+    let json = client(&url, "token", &["inbox", "--json"]);
+    assert!(!json.stdout.chars().any(unprintable), "{:?}", json.stdout);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v[0]["subject"], subject);
+}

@@ -275,3 +275,55 @@ async fn sixty_four_sign_ins_at_once_from_sixty_four_addresses_keep_memory_bound
     .await;
     assert_eq!(signed_in, 200);
 }
+
+/// A request sent from `from` (a loopback address) over a raw connection, with `header` if any;
+/// the answer's status.
+async fn request_from(from: &str, api: &str, path: &str, header: Option<&str>) -> u16 {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut c = socket.connect(api.parse().unwrap()).await.unwrap();
+    let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {api}\r\n{extra}Connection: close\r\n\r\n");
+    c.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_valid_credential_are_bounded_per_address_and_operators_keep_working() {
+    const BOUND: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let members = init(&dir.path().join("net"), "PH,CN");
+    let ph = &members[0];
+    let mut file: toml::Value = toml::from_str(&std::fs::read_to_string(&ph.config).unwrap()).unwrap();
+    let limits = file.as_table_mut().unwrap().entry("limits").or_insert_with(|| toml::Value::Table(Default::default()));
+    limits.as_table_mut().unwrap().insert("unauthenticated_per_address_per_minute_max".into(), (BOUND as i64).into());
+    std::fs::write(&ph.config, toml::to_string(&file).unwrap()).unwrap();
+    let _node = serve(&ph.config, &dir.path().join("node.log"), "warn");
+    wait_healthy(&ph.url).await;
+    let api = ph.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+
+    // Without a credential: the first BOUND of a minute are answered, the rest refused at once.
+    let mut statuses = Vec::new();
+    for _ in 0..BOUND + 10 {
+        statuses.push(request_from("127.0.0.3", &api, "/api/v1/lines", None).await);
+    }
+    assert!(statuses[..BOUND].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[BOUND..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Wrong tokens are answered, and count: past the bound, that address's requests without a
+    // credential are refused too.
+    for _ in 0..BOUND {
+        assert_eq!(
+            request_from("127.0.0.4", &api, "/api/v1/lines", Some("Authorization: Bearer adi_wrong")).await,
+            401
+        );
+    }
+    assert_eq!(request_from("127.0.0.4", &api, "/healthz", None).await, 429);
+    // An operator with its token keeps working from any address, the flooded ones included.
+    let bearer = format!("Authorization: Bearer {}", ph.token);
+    for from in ["127.0.0.1", "127.0.0.3", "127.0.0.4"] {
+        assert_eq!(request_from(from, &api, "/api/v1/lines", Some(&bearer)).await, 200, "{from}");
+    }
+    assert_eq!(request_from("127.0.0.5", &api, "/healthz", None).await, 200, "another address is not held back");
+}

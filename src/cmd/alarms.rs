@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::{age, now_ms, print_out, s};
+use super::{age, now_ms, print_out, printable, s};
 use crate::ClientArgs;
 
 /// Lists open alarms (all of them with `all`), newest first.
@@ -22,7 +22,7 @@ pub async fn alarms(client: ClientArgs, all: bool) -> anyhow::Result<()> {
             let status = if a.get("cleared_ms").is_some_and(|c| !c.is_null()) {
                 "cleared".to_string()
             } else if let Some(by) = a.get("acked_by").and_then(Value::as_str) {
-                format!("acked by {by}")
+                format!("acked by {}", printable(by))
             } else {
                 "open".to_string()
             };

@@ -3,7 +3,7 @@
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::{print_out, s};
+use super::{join_with, print_out, printable, s, text};
 use crate::DecisionCommand;
 
 /// Runs one of the decision subcommands and prints the decision as it then stands.
@@ -38,24 +38,22 @@ pub async fn decision(command: DecisionCommand) -> anyhow::Result<()> {
 fn print_decision(d: &Value) {
     out!("decision {}  on line {}  by {}", s(d, "id"), s(d, "line"), s(d, "proposer"));
     out!("state:    {}", s(d, "state"));
-    let list = |k: &str| {
-        d.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-    };
-    out!("parties:  {}", list("parties").unwrap_or_default());
-    if let Some(missing) = list("missing").filter(|m| !m.is_empty()) {
+    out!("parties:  {}", join_with(d.get("parties"), ", "));
+    let missing = join_with(d.get("missing"), ", ");
+    if !missing.is_empty() {
         out!("missing:  {missing}");
     }
-    if let Some(old) = d.get("supersedes").and_then(Value::as_str) {
-        out!("replaces: {old}");
+    if d.get("supersedes").is_some_and(Value::is_string) {
+        out!("replaces: {}", s(d, "supersedes"));
     }
-    if let Some(new) = d.get("superseded_by").and_then(Value::as_str) {
-        out!("replaced by: {new}");
+    if d.get("superseded_by").is_some_and(Value::is_string) {
+        out!("replaced by: {}", s(d, "superseded_by"));
     }
-    out!("text (SHA-256 {}):\n{}", s(d, "text_sha256"), s(d, "text"));
+    out!("text (SHA-256 {}):\n{}", s(d, "text_sha256"), text(d, "text"));
     for a in d.get("answers").and_then(Value::as_array).into_iter().flatten() {
         let verb = if a.get("concur").and_then(Value::as_bool) == Some(true) { "concurred" } else { "declined" };
         let other = if a.get("over_this_text").and_then(Value::as_bool) == Some(true) { "" } else { " (another text)" };
-        let reason = a.get("reason").and_then(Value::as_str).map(|r| format!(": {r}")).unwrap_or_default();
+        let reason = a.get("reason").and_then(Value::as_str).map(|r| format!(": {}", printable(r))).unwrap_or_default();
         out!("  {:<4} {verb}{other}{reason}", s(a, "member"));
     }
 }

@@ -4,7 +4,7 @@ use hyper::Method;
 use serde_json::Value;
 
 use super::messages::print_message;
-use super::{age, now_ms, print_out, s};
+use super::{age, now_ms, print_out, printable, s};
 use crate::ClientArgs;
 
 /// Lists the messages that await release.
@@ -22,10 +22,10 @@ pub async fn drafts(args: ClientArgs) -> anyhow::Result<()> {
             out!(
                 "{:>5}  {:<10}  {:<16}  {:<10}  {}",
                 d.get("id").and_then(Value::as_u64).unwrap_or(0),
-                d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?"),
+                printable(d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?")),
                 s(d, "drafter"),
                 age(now, d.get("created_ms")),
-                d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or("")
+                printable(d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or(""))
             );
         }
     });
@@ -47,8 +47,8 @@ pub fn print_held_draft(d: &Value) {
     let id = d.get("id").and_then(Value::as_u64).unwrap_or(0);
     out!(
         "held for a principal's release: draft {id} ({} '{}' on line {}, drafted by {})",
-        d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?"),
-        d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or(""),
+        printable(d.pointer("/draft/precedence").and_then(Value::as_str).unwrap_or("?")),
+        printable(d.pointer("/draft/subject").and_then(Value::as_str).unwrap_or("")),
         s(d, "line"),
         s(d, "drafter")
     );

@@ -8,7 +8,7 @@ use adi_record::bundle::Anchor;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::cmd::utc;
+use crate::cmd::{printable, printable_json, printable_lines, utc};
 use crate::ClientArgs;
 
 /// Writes the bundle of `line`, within the window given, to `out`.
@@ -83,7 +83,7 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
             "holes": report.holes,
             "record": report.record,
         });
-        out!("{}", serde_json::to_string_pretty(&doc)?);
+        out!("{}", printable_json(&serde_json::to_string_pretty(&doc)?));
     } else if !shown.quiet {
         for c in &report.checks {
             // A bundle's text is anyone's: shown escaped, so that it cannot steer the terminal.
@@ -94,7 +94,7 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
         }
         out!(
             "\nThe record of line {}, as {} exported it; times are each sender's own, UTC:",
-            bundle.line.id,
+            printable(&bundle.line.id),
             printable(&bundle.exported_by)
         );
         for e in &report.record {
@@ -107,10 +107,10 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
             let who = hex::decode(&e.bytes)
                 .ok()
                 .and_then(|b| adi_wire::Envelope::decode(&b, usize::MAX, usize::MAX).ok())
-                .map(|env| format!("{} #{}", env.body().sender, env.body().seq))
+                .map(|env| format!("{} #{}", printable(&env.body().sender), env.body().seq))
                 .unwrap_or_default();
             out!("\nreport at log index {} ({who}):", e.index);
-            out!("{}", e.form_text.as_deref().unwrap_or(""));
+            out!("{}", printable_lines(e.form_text.as_deref().unwrap_or("")));
         }
     }
     let failed = report.checks.iter().filter(|c| c.failure.is_some()).count();
@@ -121,7 +121,7 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
                  consistent with itself, and a bundle rewritten end to end under other keys would be too",
                 report.checks.len(),
                 bundle.envelopes.len(),
-                bundle.line.id
+                printable(&bundle.line.id)
             );
             if !unanchored {
                 anyhow::bail!("{what}; give the roster (--roster FILE or --roster-sha256 HEX), or --unanchored");
@@ -137,7 +137,7 @@ pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Show
                 "verified: {} checks passed ({} envelopes, line {}) under the anchored roster",
                 report.checks.len(),
                 bundle.envelopes.len(),
-                bundle.line.id
+                printable(&bundle.line.id)
             );
             Ok(())
         }
@@ -162,7 +162,7 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
             let members: Vec<String> = c
                 .and_then(|c| c.get("members"))
                 .and_then(Value::as_array)
-                .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|m| m.iter().filter_map(Value::as_str).map(printable).collect())
                 .unwrap_or_default();
             format!(
                 "sets up the line '{}' ({}), home {}, members {}",
@@ -197,7 +197,7 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
             let parties: Vec<String> = c
                 .and_then(|c| c.get("parties"))
                 .and_then(Value::as_array)
-                .map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|m| m.iter().filter_map(Value::as_str).map(printable).collect())
                 .unwrap_or_default();
             let replaces = s("supersedes");
             let replaces = if replaces.is_empty() { replaces } else { format!(", to replace {}", short(replaces)) };
@@ -228,28 +228,5 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
         }
         _ => "NOT VERIFIED: its signature or content failed".into(),
     };
-    format!("{:>5}  {}  {} #{}  {what}", e.index, utc(e.created_ms), e.sender, e.seq)
-}
-
-/// Text a member signed, safe to print on a terminal: control characters (a newline that would
-/// forge a line of the record, an escape sequence) and the bidirectional controls that reorder
-/// what is shown are written as escapes.
-fn printable(text: &str) -> String {
-    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    text.chars()
-        .map(|c| if c.is_control() || bidi(c) { c.escape_unicode().to_string() } else { c.to_string() })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn signed_text_cannot_forge_a_line_clear_the_terminal_or_reverse_what_follows() {
-        assert_eq!(printable("plain text, 中文"), "plain text, 中文");
-        assert_eq!(printable("a\nb"), "a\\u{a}b");
-        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
-        assert_eq!(printable("x\u{202e}y\u{2067}"), "x\\u{202e}y\\u{2067}");
-    }
+    format!("{:>5}  {}  {} #{}  {what}", e.index, utc(e.created_ms), printable(&e.sender), e.seq)
 }

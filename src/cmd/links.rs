@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::{age, now_ms, print_out, s};
+use super::{age, now_ms, print_out, printable, s};
 use crate::ClientArgs;
 
 /// Lists peer links and their backlogs.
@@ -16,8 +16,8 @@ pub async fn peers(args: ClientArgs) -> anyhow::Result<()> {
                 "{:<4}  queue {:>6}  endpoint {:<22}  {}",
                 s(p, "member"),
                 p.get("queue_len").and_then(Value::as_u64).unwrap_or(0),
-                p.get("endpoint").and_then(Value::as_str).unwrap_or("-"),
-                p.get("last_error").and_then(Value::as_str).unwrap_or("")
+                printable(p.get("endpoint").and_then(Value::as_str).unwrap_or("-")),
+                s(p, "last_error")
             );
         }
     });

@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::{print_out, s};
+use super::{print_out, printable, s, text};
 use crate::ClientArgs;
 
 /// Lists messages from other members, most urgent first.
@@ -66,13 +66,15 @@ pub fn print_message(m: &Value) {
     out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
     out!("subject:    {}", s(m, "subject"));
     if let Some(tag) = m.get("ewg").and_then(Value::as_str) {
-        out!("working group: {tag}");
+        out!("working group: {}", printable(tag));
     }
-    if !s(m, "body").is_empty() {
-        out!("{}", s(m, "body"));
+    // The body and the report keep their lines; anything else unprintable is escaped.
+    let body = text(m, "body");
+    if !body.is_empty() {
+        out!("{body}");
     }
-    if let Some(text) = m.get("form_text").and_then(Value::as_str) {
-        out!("{text}");
+    if m.get("form_text").is_some_and(Value::is_string) {
+        out!("{}", text(m, "form_text"));
     }
     for a in m.get("approaches").and_then(Value::as_array).into_iter().flatten() {
         let x = &a["approach"];
@@ -87,7 +89,7 @@ pub fn print_message(m: &Value) {
     }
     for r in m.get("recipients").and_then(Value::as_array).into_iter().flatten() {
         let decrypted = if r.get("decrypted_ms").is_some_and(Value::is_u64) { "decrypted" } else { "" };
-        let detail = r.get("detail").and_then(Value::as_str).unwrap_or("");
+        let detail = s(r, "detail");
         out!("  {:<4} {:<12} {:<9} {detail}", s(r, "member"), s(r, "state"), decrypted);
     }
 }

@@ -1,7 +1,7 @@
 //! The `adi` command's subcommands, a module for each command (or for a few that work on the same
 //! thing), and what they share: printing a line that survives a closed pipe (`out!`), reading
-//! fields of the node's JSON answers, times as people read them, logging, and waiting for a stop
-//! signal.
+//! fields of the node's JSON answers with anything unprintable escaped (`s`, `text`,
+//! `printable`), times as people read them, logging, and waiting for a stop signal.
 
 /// Prints a line to stdout; a closed pipe (as with `adi inbox | head`) ends the command quietly
 /// instead of panicking.
@@ -63,22 +63,80 @@ pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// A JSON value's string field, or `""`.
-pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// Text from the network or the store, safe to print on a terminal as one line: every character
+/// that the core refuses in a field of one line (`adi_core::text`) is written as an escape, so
+/// that a control character (a newline that would forge a line, an escape sequence that would
+/// clear the screen), a bidirectional control that reorders what follows, or an invisible
+/// character cannot steer what the officer sees. A node checks what it takes; this also covers
+/// what a store held before the rule, a peer's refusal reasons and a bundle from anyone.
+pub fn printable(text: &str) -> String {
+    escape(text, adi_core::TextKind::Line)
 }
 
-/// A JSON array of strings, comma-separated.
-pub fn join(v: Option<&Value>) -> String {
+/// Like [`printable`], for prose of several lines (a body, a decision's text, a report as text):
+/// line feeds and tabs are kept, and so are the marks and joiners such texts may hold.
+pub fn printable_lines(text: &str) -> String {
+    escape(text, adi_core::TextKind::Lines)
+}
+
+fn escape(text: &str, kind: adi_core::TextKind) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if adi_core::text::refusal(c, kind).is_some() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON value's string field as one printable line, or `""`.
+pub fn s(v: &Value, key: &str) -> String {
+    printable(v.get(key).and_then(Value::as_str).unwrap_or(""))
+}
+
+/// A JSON value's string field as printable prose of several lines, or `""`.
+pub fn text(v: &Value, key: &str) -> String {
+    printable_lines(v.get(key).and_then(Value::as_str).unwrap_or(""))
+}
+
+/// A JSON array of strings, printable, joined by `sep`.
+pub fn join_with(v: Option<&Value>, sep: &str) -> String {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+        .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect::<Vec<_>>().join(sep))
         .unwrap_or_default()
+}
+
+/// A JSON array of strings, printable, comma-separated.
+pub fn join(v: Option<&Value>) -> String {
+    join_with(v, ",")
+}
+
+/// JSON text with every character the core refuses in a line written as a `\u` escape: JSON
+/// escapes control characters itself, but not the bidirectional controls and invisible
+/// characters, which it may carry as they are. The value is the same.
+pub fn printable_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // Outside its strings, JSON text holds only ASCII; a control character inside one is
+        // already escaped: whatever is refused here stands inside a string.
+        if !c.is_ascii() && adi_core::text::refusal(c, adi_core::TextKind::Line).is_some() {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Prints `v` as JSON for scripts, or for people with `human`.
 pub fn print_out(as_json: bool, v: &Value, human: impl FnOnce(&Value)) {
     if as_json {
-        out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        out!("{}", printable_json(&serde_json::to_string_pretty(v).unwrap_or_default()));
     } else {
         human(v);
     }
@@ -117,6 +175,25 @@ pub fn utc(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_from_the_network_cannot_forge_a_line_clear_the_terminal_or_reverse_what_follows() {
+        assert_eq!(printable("plain text, 中文, สวัสดี"), "plain text, 中文, สวัสดี");
+        assert_eq!(printable("a\nb\r"), "a\\u{a}b\\u{d}");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("x\u{202e}y\u{2067}\u{200f}"), "x\\u{202e}y\\u{2067}\\u{200f}");
+        assert_eq!(printable("a\u{200b}b\u{e0041}"), "a\\u{200b}b\\u{e0041}");
+        // Prose keeps its lines, tabs, marks and joiners, and nothing else.
+        assert_eq!(printable_lines("one\n\ttwo\u{200f}\u{200b}"), "one\n\ttwo\u{200f}\u{200b}");
+        assert_eq!(printable_lines("a\r\n\u{1b}[2J\u{202e}"), "a\\u{d}\n\\u{1b}[2J\\u{202e}");
+        let v = serde_json::json!({"subject": "\u{1b}]0;owned\u{7}", "members": ["PH", "C\nN"]});
+        assert_eq!(s(&v, "subject"), "\\u{1b}]0;owned\\u{7}");
+        assert_eq!(join(v.get("members")), "PH,C\\u{a}N");
+        let v = serde_json::json!({"t": "a\u{202e}b\u{1b}\u{e0041}\n中"});
+        let json = printable_json(&v.to_string());
+        assert_eq!(json, r#"{"t":"a\u202eb\u001b\udb40\udc41\n中"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), v);
+    }
 
     #[test]
     fn utc_formats_dates_and_leap_days() {

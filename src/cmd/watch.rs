@@ -6,7 +6,7 @@ use std::time::Duration;
 use adi_node::client::ApiFailure;
 use serde_json::Value;
 
-use super::{s, utc};
+use super::{printable, printable_json, s, utc};
 use crate::ClientArgs;
 
 /// How many times in a row `adi watch` reconnects a dropped event stream before it gives up.
@@ -53,17 +53,17 @@ fn print_event(as_json: bool, e: &SseEvent) {
     let v: Value = match serde_json::from_str(&data) {
         Ok(v) => v,
         Err(_) => {
-            out!("{data}");
+            out!("{}", printable(&data));
             return;
         }
     };
     if as_json {
-        out!("{}", serde_json::to_string(&v).unwrap_or(data));
+        out!("{}", printable_json(&serde_json::to_string(&v).unwrap_or(data)));
     } else {
-        let kind = if e.kind.is_empty() { s(&v, "kind") } else { e.kind.as_str() };
-        let mut detail = s(&v, "detail").to_string();
-        if let Some(m) = v.get("message").and_then(Value::as_str) {
-            detail = format!("{detail}  message {m}");
+        let kind = if e.kind.is_empty() { s(&v, "kind") } else { printable(&e.kind) };
+        let mut detail = s(&v, "detail");
+        if v.get("message").is_some_and(Value::is_string) {
+            detail = format!("{detail}  message {}", s(&v, "message"));
         }
         if let Some(a) = v.get("alarm").and_then(Value::as_u64) {
             detail = format!("{detail}  alarm {a}");

@@ -13,6 +13,7 @@ use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::line::Line;
 use crate::roster::MemberCode;
+use crate::text::{check_text, TextKind};
 
 /// A decision as proposed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +43,7 @@ impl Decision {
                 format!("a decision's text is at most {} bytes", limits.body_bytes_max),
             ));
         }
+        check_text("text", &self.text, TextKind::Lines)?;
         if self.parties.is_empty() {
             return Err(CoreError::invalid("no_parties", "a decision needs at least one party"));
         }
@@ -103,9 +105,14 @@ impl Translation {
                 format!("a translation is at most {} bytes", limits.body_bytes_max),
             ));
         }
+        check_text("text", &self.text, TextKind::Lines)?;
         let name_ok = |n: &str| !n.trim().is_empty() && n.chars().count() <= 64;
         if !name_ok(&self.translator) || self.reviewed_by.as_deref().is_some_and(|r| !name_ok(r)) {
             return Err(CoreError::invalid("bad_name", "an operator's name is 1 to 64 characters"));
+        }
+        check_text("translator", &self.translator, TextKind::Line)?;
+        if let Some(reviewer) = &self.reviewed_by {
+            check_text("reviewed_by", reviewer, TextKind::Line)?;
         }
         Ok(())
     }

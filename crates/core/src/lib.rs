@@ -20,6 +20,7 @@ pub mod receipt;
 pub mod recipient;
 pub mod role;
 pub mod roster;
+pub mod text;
 
 pub use decision::{Concurrence, Decision, Translation};
 pub use discipline::{
@@ -37,3 +38,4 @@ pub use receipt::{Answered, Receipt, ReceiptKind};
 pub use recipient::{RecipientEvent, RecipientProgress, RecipientState};
 pub use role::Role;
 pub use roster::{Community, Member, MemberCode, Roster};
+pub use text::{check_text, count_words, TextKind};

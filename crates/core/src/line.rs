@@ -5,6 +5,7 @@ use adi_wire::LineId;
 use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::roster::{MemberCode, Roster};
+use crate::text::{check_text, TextKind};
 
 /// Which members a line may admit, by roster policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +87,7 @@ pub fn check_line(
             format!("a title is at most {} characters", limits.title_chars_max),
         ));
     }
+    check_text("title", title, TextKind::Line)?;
     let mut codes = Vec::with_capacity(members.len());
     for m in members {
         let code = MemberCode::parse(m).map_err(|e| CoreError::invalid("bad_member_code", e))?;

@@ -4,6 +4,7 @@ use adi_wire::envelope::{PRIORITY_FLASH, PRIORITY_IMMEDIATE, PRIORITY_PRIORITY, 
 
 use crate::error::CoreError;
 use crate::limits::Limits;
+use crate::text::{check_text, count_words, TextKind};
 
 /// ACP 121 precedence, most urgent first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -199,6 +200,14 @@ impl Message {
                 format!("a body is at most {} bytes", limits.body_bytes_max),
             ));
         }
+        // What the officer reads, by the rule of `crate::text`: one line each for the subject,
+        // caveat and releasing principal, prose of several lines for the body.
+        check_text("subject", &self.subject, TextKind::Line)?;
+        check_text("caveat", &self.caveat, TextKind::Line)?;
+        if let Some(name) = &self.released_by {
+            check_text("released_by", name, TextKind::Line)?;
+        }
+        check_text("body", &self.body, TextKind::Lines)?;
         if let Some(tag) = &self.ewg {
             if adi_forms::WorkingGroup::parse(tag).is_none() {
                 let known: Vec<&str> = adi_forms::WorkingGroup::ALL.iter().map(|g| g.as_str()).collect();
@@ -219,8 +228,9 @@ impl Message {
                     "the form differs from what its checks make of it: each signal carries its meaning from the code",
                 ));
             }
+            check_form_text("form", value)?;
         }
-        let words = self.body.split_whitespace().count();
+        let words = count_words(&self.body);
         if self.precedence.is_urgent() && words > limits.urgent_body_words_max {
             return Err(CoreError::invalid(
                 "too_many_words",
@@ -232,6 +242,30 @@ impl Message {
             ));
         }
         Ok(())
+    }
+}
+
+/// The fields of a report that hold prose of several lines; every other text of a report is one
+/// line (a name, a call sign, a type, a time).
+const FORM_PROSE_FIELDS: [&str; 5] = ["narrative", "text", "description", "forces", "reason"];
+
+/// Checks every text of a report, as JSON, against the rule for human text (`crate::text`): the
+/// report's own checks refuse control characters but line feeds and tabs; this adds the rest of
+/// the rule, each field named by its path under `form`.
+fn check_form_text(path: &str, value: &serde_json::Value) -> Result<(), CoreError> {
+    match value {
+        serde_json::Value::String(s) => {
+            let name = path.rsplit(['.', '[']).next().unwrap_or_default();
+            let kind = if FORM_PROSE_FIELDS.contains(&name) { TextKind::Lines } else { TextKind::Line };
+            check_text(path, s, kind)
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, item)| check_form_text(&format!("{path}[{i}]"), item))
+        }
+        serde_json::Value::Object(map) => {
+            map.iter().try_for_each(|(key, item)| check_form_text(&format!("{path}.{key}"), item))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -254,6 +288,66 @@ mod tests {
         }
         for p in ["PRIORITY", "ROUTINE"] {
             assert!(Message::from_draft(draft(p, &words(201)), "C", &limits).is_ok());
+        }
+    }
+
+    #[test]
+    fn words_joined_by_invisible_characters_count_one_by_one() {
+        let limits = Limits::default();
+        let joined = vec!["word"; 5000].join("\u{200b}");
+        let e = Message::from_draft(draft("FLASH", &joined), "C", &limits).unwrap_err();
+        assert_eq!(e.code, "too_many_words");
+        assert!(e.message.ends_with("this one has 5000"), "{}", e.message);
+        let joined = vec!["word"; 201].join("\u{2060}");
+        assert_eq!(Message::from_draft(draft("IMMEDIATE", &joined), "C", &limits).unwrap_err().code, "too_many_words");
+        let joined = vec!["word"; 200].join("\u{200b}");
+        assert!(Message::from_draft(draft("FLASH", &joined), "C", &limits).is_ok());
+    }
+
+    #[test]
+    fn text_that_would_steer_the_officers_screen_is_refused_naming_its_field() {
+        let limits = Limits::default();
+        let refused = |d: Draft| Message::from_draft(d, "C", &limits).unwrap_err();
+        let cases: Vec<(Draft, &str)> = vec![
+            (Draft { subject: "\u{1b}[2J".into(), ..draft("ROUTINE", "b") }, "subject"),
+            (Draft { subject: "ok\nPH acknowledged".into(), ..draft("ROUTINE", "b") }, "subject"),
+            (Draft { subject: "a\u{200b}b".into(), ..draft("ROUTINE", "b") }, "subject"),
+            (Draft { caveat: Some("RESTRICTED\u{202e}".into()), ..draft("ROUTINE", "b") }, "caveat"),
+            (draft("FLASH", "troops \u{202e}wolla ton\u{202c} withdraw"), "body"),
+            (draft("ROUTINE", "line one\r\nline two"), "body"),
+            (draft("ROUTINE", "hidden \u{e0041}\u{e0042}"), "body"),
+        ];
+        for (d, field) in cases {
+            let e = refused(d);
+            assert_eq!((e.code, e.field.as_deref()), ("bad_character", Some(field)), "{e:?}");
+        }
+        // A body keeps its lines, tabs, direction marks and the zero-width spaces of Thai.
+        let m = Message::from_draft(draft("ROUTINE", "one\n\ttwo \u{200f}\nสวัสดี\u{200b}ครับ"), "C", &limits);
+        assert!(m.is_ok(), "{m:?}");
+        // The releasing principal's name travels on the message too.
+        let mut m = Message::from_draft(draft("ROUTINE", "b"), "C", &limits).unwrap();
+        m.released_by = Some("minister\u{1b}]0;x\u{7}".into());
+        assert_eq!(m.check(&limits).unwrap_err().field.as_deref(), Some("released_by"));
+    }
+
+    #[test]
+    fn a_reports_texts_follow_the_rule_one_line_or_prose() {
+        let limits = Limits::default();
+        let example = adi_forms::schema::example("encounter-at-sea").unwrap();
+        let with = |pointer: &str, text: &str| {
+            let mut form = example.clone();
+            *form.pointer_mut(pointer).unwrap() = serde_json::json!(text);
+            Draft { form: Some(form), ..draft("ROUTINE", "b") }
+        };
+        assert!(Message::from_draft(with("/narrative", "first\nsecond"), "C", &limits).is_ok());
+        let cases = [
+            ("/narrative", "turned \u{202e}trats\u{202c}", "form.narrative"),
+            ("/reporting_unit/call_sign", "DZ\nJR", "form.reporting_unit.call_sign"),
+            ("/other_units/0/hull_number", "21\u{200f}", "form.other_units[0].hull_number"),
+        ];
+        for (pointer, text, field) in cases {
+            let e = Message::from_draft(with(pointer, text), "C", &limits).unwrap_err();
+            assert_eq!((e.code, e.field.as_deref()), ("bad_character", Some(field)), "{e:?}");
         }
     }
 

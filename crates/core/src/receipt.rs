@@ -5,7 +5,10 @@
 
 use adi_wire::EnvelopeHash;
 
+use crate::error::CoreError;
+use crate::limits::Limits;
 use crate::roster::MemberCode;
+use crate::text::{check_text, TextKind};
 
 /// What a receipt says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,4 +66,14 @@ pub struct Receipt {
     pub kind: ReceiptKind,
     pub answers: Answered,
     pub reason: Option<String>,
+}
+
+/// Checks the reason of a receipt or of an answer to a decision, on sending and on receiving: at
+/// most five subjects long, and prose that may run over several lines (`text`).
+pub fn check_reason(reason: &str, limits: &Limits) -> Result<(), CoreError> {
+    let max = limits.subject_chars_max * 5;
+    if reason.chars().count() > max {
+        return Err(CoreError::invalid("reason_too_long", format!("a reason is at most {max} characters")));
+    }
+    check_text("reason", reason, TextKind::Lines)
 }

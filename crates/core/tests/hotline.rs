@@ -306,6 +306,183 @@ fn refusals_of_envelopes_from_peers() {
     );
 }
 
+/// A message payload of PH's with the given caveat, subject and body, as modified code sends it.
+fn text_message(precedence: &str, caveat: &str, subject: &str, body: &str) -> PayloadV1 {
+    let PayloadV1::Message { class, ack_required, crisis, .. } = message(precedence, body) else { unreachable!() };
+    PayloadV1::Message {
+        v: 1,
+        precedence: precedence.into(),
+        class,
+        caveat: caveat.into(),
+        subject: subject.into(),
+        body: body.into(),
+        ack_required,
+        crisis,
+        deadline_s: None,
+        released_by: None,
+        form: None,
+        ewg: None,
+    }
+}
+
+#[test]
+fn a_peers_text_that_would_steer_the_officers_screen_is_refused_and_not_taken() {
+    let line = LineId([9; 16]);
+    let mut cn = hotline("CN");
+    let mut ph = hotline("PH");
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    let hash = "ab".repeat(32);
+    let zwsp_flash = vec!["word"; 5000].join("\u{200b}");
+    let payloads: Vec<(&str, u8, PayloadV1)> = vec![
+        ("subject clearing the terminal", PRIORITY_ROUTINE, text_message("ROUTINE", "C", "\u{1b}[2J", "b")),
+        ("subject forging a line", PRIORITY_ROUTINE, text_message("ROUTINE", "C", "s\r\nPH #9 acknowledged", "b")),
+        ("caveat reversed", PRIORITY_ROUTINE, text_message("ROUTINE", "\u{202e}DETCIRTSER", "s", "b")),
+        ("body reversed", PRIORITY_ROUTINE, text_message("ROUTINE", "C", "s", "we \u{202e}tpecca ton\u{202c} terms")),
+        (
+            "FLASH of 5000 words joined by zero-width spaces",
+            PRIORITY_FLASH,
+            text_message("FLASH", "C", "s", &zwsp_flash),
+        ),
+        (
+            "decline with an escape",
+            PRIORITY_ROUTINE,
+            PayloadV1::Receipt {
+                v: 1,
+                kind: "declined".into(),
+                answers: hash.clone(),
+                answers_sender: "CN".into(),
+                answers_seq: 1,
+                reason: Some("no\u{1b}[1A\u{1b}[2K".into()),
+            },
+        ),
+        (
+            "decision reversed",
+            PRIORITY_ROUTINE,
+            PayloadV1::Decision {
+                v: 1,
+                text: "we agree \u{2067}not\u{2069}".into(),
+                parties: vec!["PH".into(), "CN".into()],
+                deadline_s: None,
+                supersedes: None,
+            },
+        ),
+        (
+            "concurrence reason with a bell",
+            PRIORITY_ROUTINE,
+            PayloadV1::Concurrence {
+                v: 1,
+                decision: hash.clone(),
+                text_sha256: hash.clone(),
+                concur: false,
+                reason: Some("no\u{7}".into()),
+            },
+        ),
+        (
+            "translator on two lines",
+            PRIORITY_ROUTINE,
+            PayloadV1::Translation {
+                v: 1,
+                original: hash.clone(),
+                language: "en".into(),
+                text: "text".into(),
+                translator: "li\nreviewed by wang".into(),
+                reviewed_by: None,
+                revises: None,
+            },
+        ),
+    ];
+    let mut out = String::new();
+    for (what, priority, payload) in payloads {
+        let bytes = ph.seal_unchecked(4, line, priority, payload).unwrap().envelope.bytes().to_vec();
+        let verdict = match cn.receive(3, &code("PH"), &bytes) {
+            Ok(r) => format!("accepted {}", render_record(&r[0])),
+            Err(r) => format!("{} {}: {}", if r.retry { "deferred" } else { "rejected" }, r.code.as_str(), r.reason),
+        };
+        out.push_str(&format!("{what}: {verdict}\n"));
+    }
+    let title = PayloadV1::LineSetup {
+        v: 1,
+        scope: "ADMM-Plus".into(),
+        title: "PH\u{1b}]0;owned\u{7}".into(),
+        home: "PH".into(),
+        members: vec!["PH".into(), "CN".into()],
+        welcome: None,
+    };
+    let bytes = envelope_of("PH", 1, LineId([5; 16]), 1, 0, CONTENT_MLS_SETUP, title.encode());
+    let verdict = cn.receive(3, &code("PH"), &bytes).unwrap_err();
+    out.push_str(&format!("title setting the window's name: {}: {}\n", verdict.code.as_str(), verdict.reason));
+    check(
+        out,
+        expect![[r#"
+            subject clearing the terminal: rejected content_refused: subject: character 1 is U+001B, a control character
+            subject forging a line: rejected content_refused: subject: character 2 is U+000D, a carriage return (lines break with a line feed alone)
+            caveat reversed: rejected content_refused: caveat: character 1 is U+202E, a bidirectional control, which shows text in another order than written
+            body reversed: rejected content_refused: body: character 4 is U+202E, a bidirectional control, which shows text in another order than written
+            FLASH of 5000 words joined by zero-width spaces: rejected content_refused: a FLASH body is at most 200 words; this one has 5000
+            decline with an escape: rejected content_refused: reason: character 3 is U+001B, a control character
+            decision reversed: rejected content_refused: text: character 10 is U+2067, a bidirectional control, which shows text in another order than written
+            concurrence reason with a bell: rejected content_refused: reason: character 3 is U+0007, a control character
+            translator on two lines: rejected content_refused: translator: character 3 is U+000A, a line feed, in a field of one line
+            title setting the window's name: bad_line_setup: line refused: title: character 3 is U+001B, a control character
+        "#]],
+    );
+    // Nothing of it was taken: the line and its chain stand as before, and PH's next honest
+    // message is read.
+    assert!(cn.line(&LineId([5; 16])).is_none());
+    let next = ph.send(5, line, draft("ROUTINE", "honest"), None).unwrap();
+    let taken = cn.receive(6, &code("PH"), next.envelope.bytes()).unwrap();
+    assert!(matches!(&taken[0].content, Content::Message(m) if m.subject == "honest"));
+}
+
+#[test]
+fn an_operators_text_that_would_steer_a_screen_is_refused_naming_its_field() {
+    let line = LineId([9; 16]);
+    let mut cn = hotline("CN");
+    let mut ph = hotline("PH");
+    let setup = create(&mut ph, &mut [&mut cn], line, "PH,CN", "ADMM-Plus");
+    cn.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    let sent = ph.send(3, line, draft("ROUTINE", "s"), None).unwrap();
+    cn.receive(4, &code("PH"), sent.envelope.bytes()).unwrap();
+    let answered = adi_core::Answered { hash: sent.envelope.hash(), sender: code("PH"), seq: 2 };
+    let hash = sent.envelope.hash();
+    let decision =
+        |text: &str| adi_core::Decision { text: text.into(), parties: vec![], deadline_s: None, supersedes: None };
+    let translation = |translator: &str| adi_core::Translation {
+        original: hash,
+        language: "en".into(),
+        text: "t".into(),
+        translator: translator.into(),
+        reviewed_by: None,
+        revises: None,
+    };
+    let titled = NewLine { title: Some("PH\u{1b}[2J".into()), ..new_line("PH,CN", "ADMM") };
+    let refused = [
+        cn.answer(5, line, answered.clone(), adi_core::ReceiptKind::Declined, Some("no\u{1b}[2J".into()), 4)
+            .unwrap_err(),
+        ph.propose_decision(5, line, decision("agree \u{202e}ton")).unwrap_err(),
+        ph.translate(5, line, translation("li\u{2028}wang")).unwrap_err(),
+        ph.create_line(5, LineId([3; 16]), titled, vec![]).unwrap_err(),
+        ph.send(5, line, draft("ROUTINE", "\u{1b}[2J"), None).unwrap_err(),
+    ];
+    let fields: Vec<_> = refused.iter().map(|e| (e.code, e.field.as_deref().unwrap_or_default())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("bad_character", "reason"),
+            ("bad_character", "text"),
+            ("bad_character", "translator"),
+            ("bad_character", "title"),
+            ("bad_character", "subject"),
+        ]
+    );
+    // Nothing was sealed: each chain goes on from where it stood.
+    let next = ph.send(6, line, draft("ROUTINE", "next"), None).unwrap();
+    assert_eq!(next.envelope.body().seq, 3);
+    let answer = cn.answer(7, line, answered, adi_core::ReceiptKind::Declined, Some("line one\nline two".into()), 4);
+    assert_eq!(answer.unwrap().envelope.body().seq, 2, "CN's first envelope is its decrypted receipt");
+}
+
 #[test]
 fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
     let line = LineId([4; 16]);

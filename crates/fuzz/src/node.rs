@@ -222,15 +222,21 @@ impl NodeWorld {
     }
 }
 
-/// Asserts that a refusal has the API's error shape: `{"error", "message"}` and nothing else.
+/// Asserts that a refusal has the API's error shape: `{"error", "message"}`, and `field` when one
+/// field is at fault, and nothing else.
 fn assert_error_shape(path: &str, status: StatusCode, bytes: &[u8]) {
     let body: Value = serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("{path} answered {status} with a body that is not JSON ({e})"));
     let fields = body.as_object().map(|o| o.len());
     let error = body.get("error").and_then(Value::as_str);
     let message = body.get("message").and_then(Value::as_str);
+    let field = match body.get("field") {
+        None => Some(2),
+        Some(Value::String(f)) if !f.is_empty() => Some(3),
+        Some(_) => None,
+    };
     assert!(
-        fields == Some(2) && error.is_some() && message.is_some_and(|m| !m.trim().is_empty()),
+        fields.is_some() && fields == field && error.is_some() && message.is_some_and(|m| !m.trim().is_empty()),
         "{path} answered {status} with a body not in the error shape: {body}"
     );
 }

@@ -193,6 +193,7 @@ pub struct LimitsSection {
     pub sign_in_per_address_per_minute_max: Option<usize>,
     pub sign_in_per_minute_max: Option<usize>,
     pub sign_in_tracked_max: Option<usize>,
+    pub unauthenticated_per_address_per_minute_max: Option<usize>,
     pub clock_sleep_ms_max: Option<u64>,
     pub clock_watch_ms: Option<u64>,
 }
@@ -290,6 +291,9 @@ pub struct RuntimeLimits {
     pub sign_in_per_minute_max: usize,
     /// Entries kept in each table of names and addresses the sign-in bounds count.
     pub sign_in_tracked_max: usize,
+    /// Requests a minute from one client address to the API that carry no credential, or whose
+    /// credential was refused (401); past it such requests are answered 429 at once.
+    pub unauthenticated_per_address_per_minute_max: usize,
     /// The longest the node's timer loop sleeps without looking at the core's timers again.
     pub clock_sleep_ms_max: u64,
     /// How often the system's wall clock is compared with the node's own.
@@ -355,6 +359,7 @@ impl Default for RuntimeLimits {
             sign_in_per_address_per_minute_max: 20,
             sign_in_per_minute_max: 120,
             sign_in_tracked_max: 10_000,
+            unauthenticated_per_address_per_minute_max: 300,
             clock_sleep_ms_max: 60_000,
             clock_watch_ms: 5_000,
         }
@@ -640,6 +645,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.sign_in_tracked_max {
             runtime_limits.sign_in_tracked_max = v.max(1);
+        }
+        if let Some(v) = l.unauthenticated_per_address_per_minute_max {
+            runtime_limits.unauthenticated_per_address_per_minute_max = v.max(1);
         }
         if let Some(v) = l.clock_sleep_ms_max {
             runtime_limits.clock_sleep_ms_max = v.max(1);

@@ -3,7 +3,7 @@
 //! A tokio process around the sans-IO core, in layers, each of which imports only those below it:
 //!
 //! - leaves: the node [`config`], the runtime's [`clock`], the bounds on the [`conns`] each
-//!   listener holds and on sign-in attempts ([`throttle`]);
+//!   listener holds and on sign-in attempts ([`throttle`]), and [`files`] kept private;
 //! - [`state`]: what every task of a running node shares ([`NodeState`]), the store opened, and
 //!   the refuse-writes state after a failed commit, with its own error;
 //! - [`error`]: the error every HTTP answer of the node carries, and [`driver`]: the tokio driver
@@ -26,6 +26,7 @@ pub mod conns;
 pub mod driver;
 pub mod error;
 pub mod fed;
+pub mod files;
 pub mod http;
 pub mod record;
 pub mod relay;

@@ -21,6 +21,7 @@ use crate::fed::listener::{self as fed_listener, bind_all, serve};
 use crate::fed::tls;
 use crate::http;
 use crate::state::{load_core, open_store, CoreSeed, NodeState};
+use crate::throttle::Unauthenticated;
 
 /// A running node.
 pub struct Node {
@@ -98,6 +99,7 @@ impl Node {
             None,
             limits.clone(),
             admission(),
+            Some(Arc::new(Unauthenticated::new(limits))),
             shutdown_rx.clone(),
         )));
         let fed_config = Arc::new(tls::federation_server_config(cert, key, state.roster_pins())?);
@@ -111,6 +113,7 @@ impl Node {
                 Some(state.clone()),
                 limits.clone(),
                 admission(),
+                None,
                 shutdown_rx.clone(),
             )));
         }

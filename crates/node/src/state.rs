@@ -406,7 +406,7 @@ pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
         let mut path = config.database.clone().into_os_string();
         path.push(suffix);
         let path = std::path::PathBuf::from(path);
-        crate::setup::make_private(&path)
+        crate::files::make_private(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot narrow to mode 0600: {e}", path.display()))?;
     }
     Ok(store)

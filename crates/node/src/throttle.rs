@@ -211,12 +211,78 @@ impl Throttle {
     }
 }
 
+/// Requests to the API from one client address that carry no credential, or whose credential
+/// was refused, counted over the last minute: past `unauthenticated_per_address_per_minute_max`
+/// such a request is answered 429 before any handler runs. A request with a credential is
+/// always let through (checking a token is one indexed read), so an operator behind the same
+/// address as an attacker keeps working; its refusals count.
+pub struct Unauthenticated {
+    per_address_max: usize,
+    tracked_max: usize,
+    by_address: Mutex<HashMap<IpAddr, VecDeque<u64>>>,
+}
+
+impl Unauthenticated {
+    pub fn new(limits: &RuntimeLimits) -> Unauthenticated {
+        Unauthenticated {
+            per_address_max: limits.unauthenticated_per_address_per_minute_max,
+            tracked_max: limits.sign_in_tracked_max,
+            by_address: Mutex::default(),
+        }
+    }
+
+    /// Counts a request without a credential from `address`; `Some(retry after, ms)` when the
+    /// address is past its bound and the request is to be refused.
+    pub fn admit(&self, address: IpAddr, now: u64) -> Option<u64> {
+        let mut map = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = |t: &u64| now.saturating_sub(*t) < MINUTE_MS;
+        if !map.contains_key(&address) {
+            bound(
+                &mut map,
+                self.tracked_max,
+                |q| q.back().is_none_or(|t| !fresh(t)),
+                |q| q.back().copied().unwrap_or(0),
+            );
+        }
+        let q = map.entry(address).or_default();
+        while q.front().is_some_and(|t| !fresh(t)) {
+            q.pop_front();
+        }
+        if q.len() >= self.per_address_max {
+            return Some(q.front().map_or(MINUTE_MS, |t| (t + MINUTE_MS).saturating_sub(now)).max(1));
+        }
+        q.push_back(now);
+        None
+    }
+
+    /// Counts a refused credential from `address`.
+    pub fn refused(&self, address: IpAddr, now: u64) {
+        let _ = self.admit(address, now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn limits() -> RuntimeLimits {
         RuntimeLimits { sign_in_tracked_max: 4, ..RuntimeLimits::default() }
+    }
+
+    #[test]
+    fn requests_without_a_credential_are_bounded_per_address_and_per_minute() {
+        let l = RuntimeLimits { unauthenticated_per_address_per_minute_max: 3, sign_in_tracked_max: 2, ..limits() };
+        let u = Unauthenticated::new(&l);
+        let (one, two): (IpAddr, IpAddr) = ("127.0.0.3".parse().unwrap(), "127.0.0.4".parse().unwrap());
+        u.refused(one, 0);
+        assert_eq!((u.admit(one, 10), u.admit(one, 20)), (None, None));
+        assert_eq!(u.admit(one, 30), Some(MINUTE_MS - 30), "a refused token counted too");
+        assert_eq!(u.admit(two, 30), None, "another address has its own bound");
+        assert_eq!(u.admit(one, MINUTE_MS + 1), None, "a minute later");
+        for i in 0..10u8 {
+            u.admit(IpAddr::from([10, 0, 0, i]), 2 * MINUTE_MS + i as u64);
+        }
+        assert!(u.by_address.lock().unwrap().len() <= 2, "the table stays within sign_in_tracked_max");
     }
 
     #[test]

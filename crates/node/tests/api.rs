@@ -289,6 +289,42 @@ async fn empty_subject_is_400() {
     net.stop_all().await;
 }
 
+/// Asserts a response is a 400 `bad_character` naming `field` and the character by code point,
+/// without echoing it.
+fn assert_bad_character(got: &(StatusCode, Value), field: &str, code_point: &str) {
+    let (status, body) = got;
+    assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_character", "{body}");
+    assert_eq!(body["field"], field, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("{field}: ")) && message.contains(code_point), "{body}");
+    assert!(!message.chars().any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_would_steer_the_officers_screen_is_400_naming_the_field() {
+    let (net, api, line) = start_with_line().await;
+    let messages = api.message_ids(&line).await;
+    let lines = api.lines().await;
+    let cases = [
+        (json!({"precedence": "ROUTINE", "subject": "\u{1b}[2J", "body": "b"}), "subject", "U+001B"),
+        (json!({"precedence": "ROUTINE", "subject": "s\nPH #9 acknowledged", "body": "b"}), "subject", "U+000A"),
+        (json!({"precedence": "ROUTINE", "subject": "s", "caveat": "R\u{202e}", "body": "b"}), "caveat", "U+202E"),
+        (json!({"precedence": "FLASH", "subject": "s", "body": "stand \u{202e}nwod\u{202c}"}), "body", "U+202E"),
+    ];
+    for (req, field, code_point) in cases {
+        assert_bad_character(&api.post(&messages_path(&line), &req).await, field, code_point);
+        assert_eq!(api.message_ids(&line).await, messages, "messages changed after refusing {req}");
+    }
+    let req = json!({"members": ["PH", "VN"], "scope": "ADMM", "title": "PH\u{1b}]0;x\u{7}"});
+    assert_bad_character(&api.post("/api/v1/lines", &req).await, "title", "U+001B");
+    assert_eq!(api.lines().await, lines, "lines changed after refusing {req}");
+    // Words joined by zero-width spaces count one by one.
+    let joined = vec!["word"; 5000].join("\u{200b}");
+    refuse_messages(&api, &line, &[(message("FLASH", &joined), StatusCode::BAD_REQUEST, "too_many_words")]).await;
+    net.stop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_scope_is_400() {
     let (net, api) = start().await;

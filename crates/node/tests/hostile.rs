@@ -497,3 +497,26 @@ async fn an_envelopes_content_hash_cannot_be_matched_to_a_guess_of_its_content()
     }
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_text_that_would_steer_an_officers_screen_is_refused_and_not_stored() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    // Subjects that would clear VN's terminal, forge a line of `adi inbox`, or show reversed.
+    for subject in ["\u{1b}[2J\u{1b}[H", "ok\r\nFLASH  OPERATIONAL  from PH   stand down", "\u{202e}LAIRETAM"] {
+        let bytes = cn.message(line_id, subject, None);
+        match cn.deliver(&net, "VN", &bytes).await {
+            Verdict::Rejected { code: RefusalCode::ContentRefused, reason } => {
+                assert!(reason.starts_with("subject: character "), "{reason}");
+                assert!(!reason.chars().any(|c| c.is_control() || c == '\u{202e}'), "the reason echoes it: {reason:?}");
+            }
+            other => panic!("{subject:?}: {other:?}"),
+        }
+    }
+    // VN's node still answers, and holds none of it.
+    assert_eq!(subjects(&net, "VN", &line).await, ["opening"]);
+    let inbox = get_list(&net.client("VN"), "/api/v1/inbox").await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    net.stop_all().await;
+}

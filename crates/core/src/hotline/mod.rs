@@ -28,7 +28,7 @@ use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::line::{check_line, Line, NewLine, Scope};
 use crate::message::{Class, Draft, Message, Precedence};
-use crate::receipt::{Answered, Receipt, ReceiptKind};
+use crate::receipt::{check_reason, Answered, Receipt, ReceiptKind};
 use crate::roster::{MemberCode, Roster};
 
 mod membership;
@@ -533,6 +533,9 @@ impl Hotline {
         if !answer.concur && reason.is_none() {
             return Err(CoreError::invalid("reason_required", "declining a decision needs a reason"));
         }
+        if let Some(reason) = &reason {
+            check_reason(reason, &self.config.limits)?;
+        }
         let answer = Concurrence { reason, ..answer };
         let payload = PayloadV1::Concurrence {
             v: 1,
@@ -589,11 +592,8 @@ impl Hotline {
         if kind == ReceiptKind::Declined && reason.is_none() {
             return Err(CoreError::invalid("reason_required", "declining needs a reason"));
         }
-        if reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5) {
-            return Err(CoreError::invalid(
-                "reason_too_long",
-                format!("a reason is at most {} characters", self.config.limits.subject_chars_max * 5),
-            ));
+        if let Some(reason) = &reason {
+            check_reason(reason, &self.config.limits)?;
         }
         let receipt = Receipt { kind, answers: answered, reason };
         let payload = receipt_to_payload(&receipt);

@@ -233,6 +233,10 @@ impl Hotline {
                 if receipt.kind == ReceiptKind::Declined && receipt.reason.is_none() {
                     return Err(Refusal::reject(RefusalCode::ContentRefused, "a decline carries a reason"));
                 }
+                if let Some(reason) = &receipt.reason {
+                    check_reason(reason, &self.config.limits)
+                        .map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
+                }
                 Content::Receipt(receipt)
             }
             PayloadV1::LinkTest { .. } => {
@@ -275,9 +279,9 @@ impl Hotline {
             }
             p @ PayloadV1::Concurrence { .. } => {
                 let answer = concurrence_from_payload(p).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
-                if answer.reason.as_ref().is_some_and(|r| r.chars().count() > self.config.limits.subject_chars_max * 5)
-                {
-                    return Err(Refusal::reject(RefusalCode::ContentRefused, "the reason is too long"));
+                if let Some(reason) = &answer.reason {
+                    check_reason(reason, &self.config.limits)
+                        .map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
                 }
                 Content::Concurrence(answer)
             }

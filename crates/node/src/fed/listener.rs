@@ -17,7 +17,7 @@ use adi_store::Claimed;
 use adi_wire::batch::{BatchReply, Verdict};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -38,6 +38,7 @@ use crate::conns::{Admission, ClientAddr};
 use crate::driver::{refill_key_packages, release_held};
 use crate::error::{storage_refusal, ApiError};
 use crate::state::NodeState;
+use crate::throttle::Unauthenticated;
 
 /// The member authenticated by a federation connection's client certificate.
 #[derive(Clone, Debug)]
@@ -195,7 +196,9 @@ async fn claim_key_package(State(node): State<Arc<NodeState>>, Extension(Peer(pe
 /// slower than `limits.http_header_timeout_ms` to send a request's headers, or idle that long
 /// between requests, is disconnected. When `state` is given, the client's certificate pin is
 /// resolved to a member and attached as a [`Peer`], and a client no member's pin matches is
-/// dropped.
+/// dropped. When `unauthenticated` is given, requests without a credential, or whose credential
+/// is refused, are bounded per client address.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
@@ -203,6 +206,7 @@ pub async fn serve(
     state: Option<Arc<NodeState>>,
     limits: RuntimeLimits,
     admission: Arc<Admission>,
+    unauthenticated: Option<Arc<Unauthenticated>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -228,6 +232,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         let state = state.clone();
+        let unauthenticated = unauthenticated.clone();
         let header_timeout = Duration::from_millis(limits.http_header_timeout_ms);
         conns.spawn(async move {
             let _slot = slot;
@@ -267,7 +272,22 @@ pub async fn serve(
                     req.extensions_mut().insert(p.clone());
                 }
                 req.extensions_mut().insert(client);
-                router.clone().oneshot(req)
+                let (router, bound) = (router.clone(), unauthenticated.clone());
+                async move {
+                    let headers = req.headers();
+                    let credentialed =
+                        headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE);
+                    if let (Some(b), false) = (&bound, credentialed) {
+                        if let Some(retry_ms) = b.admit(client.0, now_ms()) {
+                            return Ok(too_many_requests(retry_ms));
+                        }
+                    }
+                    let response = router.oneshot(req).await?;
+                    if let (Some(b), true) = (&bound, credentialed && response.status() == StatusCode::UNAUTHORIZED) {
+                        b.refused(client.0, now_ms());
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
@@ -280,6 +300,16 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// The answer to a request without a credential from an address past its bound.
+fn too_many_requests(retry_ms: u64) -> Response {
+    let message = "too many requests without a valid credential from this address; try again shortly";
+    let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&retry_ms.div_ceil(1_000).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 /// A connection as accepted: plain, or once its TLS handshake is done.
