@@ -404,7 +404,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may carry a node's or a peer's words: escaped, like everything printed.
+            eprintln!("error: {}", cmd::printable_lines(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

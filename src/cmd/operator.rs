@@ -10,7 +10,7 @@ use adi_node::NodeConfig;
 use adi_store::Store;
 use anyhow::{anyhow, bail};
 
-use crate::cmd::utc;
+use crate::cmd::{printable, utc};
 
 fn open(config: &Path) -> anyhow::Result<Box<dyn Store>> {
     let config = NodeConfig::load(config).map_err(|e| anyhow!("{e}"))?;
@@ -63,7 +63,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
         let password = if r.has_password { "console password set" } else { "token only" };
         out!(
             "{:<24} {:<10} token expires {expires}; {password}; {} session(s)",
-            r.operator.name,
+            printable(&r.operator.name),
             r.operator.role.as_str(),
             r.sessions
         );
