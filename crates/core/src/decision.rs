@@ -44,6 +44,12 @@ impl Decision {
             ));
         }
         check_text("text", &self.text, TextKind::Lines)?;
+        if self.deadline_s.is_some_and(|d| d > limits.decision_deadline_s_max) {
+            return Err(CoreError::invalid(
+                "bad_deadline",
+                format!("a decision's deadline is at most {} seconds", limits.decision_deadline_s_max),
+            ));
+        }
         if self.parties.is_empty() {
             return Err(CoreError::invalid("no_parties", "a decision needs at least one party"));
         }
@@ -115,5 +121,38 @@ impl Translation {
             check_text("reviewed_by", reviewer, TextKind::Line)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+    use crate::line::Scope;
+
+    #[test]
+    fn a_deadline_beyond_a_year_and_a_day_is_refused_and_cannot_overflow_a_time() {
+        let member = |c: &str| MemberCode::parse(c).unwrap();
+        let line = Line {
+            id: adi_wire::LineId([1; 16]),
+            scope: Scope::AdmmPlus,
+            title: "PH–CN".into(),
+            home: member("PH"),
+            members: vec![member("CN"), member("PH")],
+            created_ms: 0,
+            direct: true,
+            taken_ms: 0,
+        };
+        let limits = Limits::default();
+        let decision = |deadline_s| Decision {
+            text: "Keep 5 nautical miles apart.".into(),
+            parties: vec![member("CN"), member("PH")],
+            deadline_s,
+            supersedes: None,
+        };
+        assert!(decision(Some(limits.decision_deadline_s_max)).check(&line, &limits).is_ok());
+        for far in [limits.decision_deadline_s_max + 1, 9_223_372_036_854_775_808, u64::MAX] {
+            let err = decision(Some(far)).check(&line, &limits).unwrap_err();
+            assert_eq!(err.code, "bad_deadline", "{far}");
+        }
     }
 }

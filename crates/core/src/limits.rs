@@ -13,6 +13,8 @@ pub struct Limits {
     pub body_bytes_max: usize,
     /// Most words in a FLASH or IMMEDIATE body.
     pub urgent_body_words_max: usize,
+    /// Longest deadline a decision may ask its parties for, in seconds (a year and a day).
+    pub decision_deadline_s_max: u64,
     /// Longest subject, in characters.
     pub subject_chars_max: usize,
     /// Longest caveat (classification and handling marking), in characters.
@@ -38,6 +40,7 @@ impl Default for Limits {
             batch_len_max: 256,
             body_bytes_max: 64 * 1024,
             urgent_body_words_max: 200,
+            decision_deadline_s_max: 366 * 24 * 3600,
             subject_chars_max: 200,
             caveat_chars_max: 64,
             title_chars_max: 200,

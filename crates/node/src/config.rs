@@ -156,6 +156,7 @@ pub struct LimitsSection {
     pub batch_len_max: Option<usize>,
     pub body_bytes_max: Option<usize>,
     pub urgent_body_words_max: Option<usize>,
+    pub decision_deadline_s_max: Option<u64>,
     pub line_members_max: Option<usize>,
     pub api_body_bytes_max: Option<usize>,
     pub events_retained_max: Option<u64>,
@@ -541,6 +542,9 @@ impl NodeConfig {
         set(l.batch_len_max, &mut limits.batch_len_max);
         set(l.body_bytes_max, &mut limits.body_bytes_max);
         set(l.urgent_body_words_max, &mut limits.urgent_body_words_max);
+        if let Some(v) = l.decision_deadline_s_max {
+            limits.decision_deadline_s_max = v;
+        }
         set(l.line_members_max, &mut limits.line_members_max);
         set(l.lines_per_peer_per_day_max, &mut limits.lines_per_peer_per_day_max);
         set(l.api_body_bytes_max, &mut runtime_limits.api_body_bytes_max);

@@ -17,7 +17,7 @@ use super::auth::{check_csrf, current, random_hex, session_hash, SESSION_COOKIE}
 use super::error::ApiJson;
 use crate::clock::now_ms;
 use crate::conns::ClientAddr;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::NodeState;
 
 const PAGE: &str = include_str!("console/index.html");
@@ -82,6 +82,7 @@ pub async fn world() -> Response {
         .into_response()
 }
 
+/// An operator's name and password.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
@@ -98,8 +99,25 @@ pub struct SessionView {
     pub expires_ms: u64,
 }
 
-/// Signs an operator in: a new session whatever cookie came with the request. Attempts are
-/// bounded as `crate::throttle` says, before any password is checked.
+/// Signs an operator in to the console
+///
+/// A new session whatever cookie came with the request: its id in an HttpOnly, SameSite=Strict
+/// cookie (`adi_session`), and the CSRF token every state-changing request of the session
+/// carries in `X-CSRF-Token`. Attempts are bounded per name, per address and in all before any
+/// password is checked.
+///
+/// Roles: any operator with a password (`adi operator add`).
+#[utoipa::path(post, path = "/console/sign-in", tag = "console", request_body = SignIn, security(()),
+    responses((status = 200, body = SessionView, description = "signed in",
+               headers(("Set-Cookie" = String, description = "the session cookie"))),
+              (status = 400, body = ErrorBody, description = "`malformed_json`, `bad_body`"),
+              (status = 401, body = ErrorBody, description = "`sign_in_refused`: wrong name or password"),
+              (status = 413, body = ErrorBody, description = "`body_too_large`"),
+              (status = 415, body = ErrorBody, description = "`unsupported_media_type`: the body is not JSON"),
+              (status = 429, body = ErrorBody, description = "too many attempts for the name, from the address or in all; wait as `Retry-After` says",
+               headers(("Retry-After" = u64, description = "seconds to wait"))),
+              (status = 500, body = ErrorBody, description = "`internal`: the node could not complete the request"),
+              (status = 503, body = ErrorBody, description = "`busy`: too many sign-ins are being checked at once; or writes are refused while the database cannot be written")))]
 pub async fn sign_in(
     State(node): State<Arc<NodeState>>,
     client: Option<Extension<ClientAddr>>,
@@ -165,7 +183,15 @@ pub async fn sign_in(
     Ok(response)
 }
 
-/// The signed-in operator.
+/// The signed-in operator
+///
+/// The console session the cookie names, with its CSRF token.
+///
+/// Roles: any operator signed in to the console.
+#[utoipa::path(get, path = "/console/session", tag = "console", security(("session" = [])),
+    responses((status = 200, body = SessionView, description = "the session"),
+              (status = 401, body = ErrorBody, description = "`unauthorized`: no session, or it is over; `session_expired`"),
+              (status = 500, body = ErrorBody, description = "`internal`: the node could not complete the request")))]
 pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Json<SessionView>, ApiError> {
     let (_, row) = current(&node, &headers)?;
     let limits = &node.runtime_limits;
@@ -177,7 +203,18 @@ pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> 
     }))
 }
 
+/// Signs out of the console
+///
 /// Ends the session (its CSRF token required) and clears the cookie.
+///
+/// Roles: any operator signed in to the console.
+#[utoipa::path(post, path = "/console/sign-out", tag = "console", security(("session" = [], "csrf" = [])),
+    responses((status = 204, description = "signed out; the cookie is cleared",
+               headers(("Set-Cookie" = String, description = "the session cookie, expired"))),
+              (status = 401, body = ErrorBody, description = "`unauthorized`: no session, or it is over; `session_expired`"),
+              (status = 403, body = ErrorBody, description = "`csrf`: the request lacks the session's CSRF token"),
+              (status = 500, body = ErrorBody, description = "`internal`: the node could not complete the request"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn sign_out(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (id, row) = current(&node, &headers)?;
     check_csrf(&headers, &row)?;

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use adi_core::{Concurrence, Decision, MemberCode};
 use adi_store::DecisionRow;
 use adi_wire::EnvelopeHash;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson};
+use super::error::{check_writable, ApiJson, ApiPath};
 use super::lines::find_line;
 use crate::clock::now_ms;
 use crate::driver::commit_own;
@@ -25,11 +25,13 @@ use crate::state::NodeState;
 #[serde(deny_unknown_fields)]
 pub struct NewDecisionRequest {
     /// The exact text; what each party concurs with.
+    #[schema(min_length = 1)]
     pub text: String,
     /// The members whose concurrence makes it final (default: every member of the line).
     #[serde(default)]
     pub parties: Option<Vec<String>>,
-    /// Seconds within which the parties are asked to answer.
+    /// Seconds within which the parties are asked to answer; the time they end at, in
+    /// milliseconds since 1970, must fit in 63 bits.
     #[serde(default)]
     pub deadline_s: Option<u64>,
     /// The decision (id) this version replaces.
@@ -40,7 +42,7 @@ pub struct NewDecisionRequest {
 /// An answer to a decision.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AnswerRequest {
+pub struct DecisionAnswerRequest {
     /// SHA-256 (hex) of the text the operator read; refused if it is not the decision's text.
     #[serde(default)]
     pub text_sha256: Option<String>,
@@ -49,8 +51,9 @@ pub struct AnswerRequest {
     pub reason: Option<String>,
 }
 
+/// A party's answer to a decision.
 #[derive(Serialize, Deserialize, ToSchema)]
-pub struct AnswerView {
+pub struct DecisionAnswerView {
     pub id: String,
     pub member: String,
     pub concur: bool,
@@ -60,6 +63,7 @@ pub struct AnswerView {
     pub over_this_text: bool,
 }
 
+/// A decision with its parties' answers.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct DecisionView {
     pub id: String,
@@ -76,7 +80,7 @@ pub struct DecisionView {
     pub state: String,
     /// Parties whose concurrence is still missing.
     pub missing: Vec<String>,
-    pub answers: Vec<AnswerView>,
+    pub answers: Vec<DecisionAnswerView>,
 }
 
 impl From<DecisionRow> for DecisionView {
@@ -97,7 +101,7 @@ impl From<DecisionRow> for DecisionView {
             answers: d
                 .answers
                 .iter()
-                .map(|a| AnswerView {
+                .map(|a| DecisionAnswerView {
                     id: a.hash.to_hex(),
                     member: a.member.to_string(),
                     concur: a.concur,
@@ -123,14 +127,24 @@ fn decision_id(id: &str) -> Result<EnvelopeHash, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_decision", format!("no decision {id} here")))
 }
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/decisions", request_body = NewDecisionRequest,
-    params(("line" = String, Path, description = "line id")),
+/// Proposes a decision on a line
+///
+/// An exact text, the parties whose concurrence makes it final (every member of the line when
+/// none are named), and the version it replaces, if any.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/decisions", tag = "decisions", operation_id = "propose_decision",
+    request_body = NewDecisionRequest, params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 201, body = DecisionView, description = "proposed: committed here and sent to the line"),
-              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "`empty_text`, `bad_member_code`, `party_not_on_line`, `repeated_party`, `bad_deadline`, `other_line`, a text that breaks a text rule"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`; `unknown_decision`: the decision to replace"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn propose(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
     ApiJson(req): ApiJson<NewDecisionRequest>,
 ) -> Result<(StatusCode, Json<DecisionView>), ApiError> {
     auth.require_sender()?;
@@ -143,6 +157,12 @@ pub async fn propose(
         .iter()
         .map(|p| MemberCode::parse(p).map_err(|e| bad("bad_member_code", e)))
         .collect::<Result<Vec<_>, _>>()?;
+    // The deadline is kept as milliseconds since 1970 in an SQLite integer.
+    let kept =
+        |s: u64| s.checked_mul(1000).and_then(|ms| ms.checked_add(now_ms())).is_some_and(|t| t <= i64::MAX as u64);
+    if let Some(s) = req.deadline_s.filter(|s| !kept(*s)) {
+        return Err(bad("bad_deadline", format!("a deadline {s} s from now is past any time the node can keep")));
+    }
     let supersedes = match req.supersedes.as_deref() {
         None => None,
         Some(s) => {
@@ -159,50 +179,84 @@ pub async fn propose(
     Ok((StatusCode::CREATED, Json(DecisionView::from(load(&node, &id)?))))
 }
 
-#[utoipa::path(get, path = "/api/v1/lines/{line}/decisions", params(("line" = String, Path, description = "line id")),
+/// Lists a line's decisions
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines/{line}/decisions", tag = "decisions", operation_id = "list_decisions",
+    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Vec<DecisionView>, description = "the line's decisions, oldest first"),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn list(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
     let line = find_line(&node, &line)?;
     Ok(Json(node.store.decisions(Some(&line.id), None)?.into_iter().map(DecisionView::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/decisions/{id}", params(("id" = String, Path, description = "decision id")),
-    responses((status = 200, body = DecisionView), (status = 404, body = ErrorBody)))]
+/// Reads a decision
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/decisions/{id}", tag = "decisions", operation_id = "get_decision",
+    params(("id" = String, Path, description = "decision id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = DecisionView, description = "the decision with its answers"),
+              (status = 404, body = ErrorBody, description = "`unknown_decision`: no such decision here")))]
 pub async fn get_one(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DecisionView>, ApiError> {
     Ok(Json(DecisionView::from(load(&node, &decision_id(&id)?)?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/decisions/{id}/concur", request_body = AnswerRequest,
-    params(("id" = String, Path, description = "decision id")),
-    responses((status = 200, body = DecisionView), (status = 403, body = ErrorBody, description = "not a party"),
-              (status = 409, body = ErrorBody, description = "answered already, replaced, or another text")))]
+/// Concurs with a decision
+///
+/// Over its exact text: with `text_sha256`, the answer is refused if the text read is not the
+/// decision's.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/concur", tag = "decisions", operation_id = "concur_decision",
+    request_body = DecisionAnswerRequest,
+    params(("id" = String, Path, description = "decision id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = DecisionView, description = "the decision with this answer"),
+              (status = 400, body = ErrorBody, description = "a reason that breaks a text rule"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `not_a_party`; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_decision`: no such decision here"),
+              (status = 409, body = ErrorBody, description = "`already_answered`, `superseded`, or `text_changed`: not the text read"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn concur(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<AnswerRequest>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DecisionAnswerRequest>,
 ) -> Result<Json<DecisionView>, ApiError> {
     answer(&node, &auth, &id, true, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/decisions/{id}/decline", request_body = AnswerRequest,
-    params(("id" = String, Path, description = "decision id")),
-    responses((status = 200, body = DecisionView), (status = 400, body = ErrorBody, description = "no reason"),
-              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// Declines a decision
+///
+/// With a reason, over its exact text as for a concurrence.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/decisions/{id}/decline", tag = "decisions", operation_id = "decline_decision",
+    request_body = DecisionAnswerRequest,
+    params(("id" = String, Path, description = "decision id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = DecisionView, description = "the decision with this answer"),
+              (status = 400, body = ErrorBody, description = "`reason_required`: no reason; a reason that breaks a text rule"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `not_a_party`; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_decision`: no such decision here"),
+              (status = 409, body = ErrorBody, description = "`already_answered`, `superseded`, or `text_changed`: not the text read"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn decline(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<AnswerRequest>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DecisionAnswerRequest>,
 ) -> Result<Json<DecisionView>, ApiError> {
     answer(&node, &auth, &id, false, body).await
 }
@@ -212,7 +266,7 @@ async fn answer(
     auth: &Auth,
     id: &str,
     concur: bool,
-    req: AnswerRequest,
+    req: DecisionAnswerRequest,
 ) -> Result<Json<DecisionView>, ApiError> {
     auth.require_sender()?;
     check_writable(node)?;

@@ -10,9 +10,7 @@ use adi_core::{AlarmKind, AlarmOp, Answered, MemberCode, Precedence, ReceiptKind
 use adi_store::{AlarmAck, AlarmRow, EventRow};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::EnvelopeHash;
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -20,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
-use super::error::check_writable;
+use super::error::{check_writable, ApiPath, ApiQuery, OptionalJson};
 use super::messages::load_message;
 use super::views::{DraftView, MessageView, NewMessageRequest, PeerView};
 use crate::clock::now_ms;
@@ -28,18 +26,11 @@ use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{fault_text, NodeState, StorageFailure};
 
-/// The body of an answer; a decline needs a reason.
+/// The body of an answer to a message, which may be left out; a decline needs a reason.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-pub struct AnswerRequest {
+pub struct ReceiptRequest {
     pub reason: Option<String>,
-}
-
-fn parse_answer(body: &Bytes) -> Result<AnswerRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(AnswerRequest::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))
 }
 
 fn parse_hash(id: &str) -> Result<EnvelopeHash, ApiError> {
@@ -54,10 +45,10 @@ async fn answer(
     auth: &Auth,
     id: &str,
     kind: ReceiptKind,
-    body: Bytes,
+    req: Option<ReceiptRequest>,
 ) -> Result<MessageView, ApiError> {
     auth.require_sender()?;
-    let req = parse_answer(&body)?;
+    let req = req.unwrap_or_default();
     let hash = parse_hash(id)?;
     // Held until the receipt is committed, so that the check below sees every earlier answer.
     let _serial = node.receipts.lock().await;
@@ -89,55 +80,103 @@ async fn answer(
     load_message(node, &hash)
 }
 
-#[utoipa::path(post, path = "/api/v1/messages/{id}/seen", params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = MessageView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Marks another member's message seen
+///
+/// A signed `seen` receipt, sent to the line; once only (a second answer, or one after an
+/// acknowledgement or a decline, answers the message as it stands). The body may be left out.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/seen", tag = "discipline",
+    request_body(content = Option<ReceiptRequest>, description = "may be left out"),
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = MessageView, description = "the message with its receipts"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `own_message`: a member does not answer its own messages; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: no such message here"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn seen(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(req): OptionalJson<ReceiptRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    answer(&node, &auth, &id, ReceiptKind::Seen, body).await.map(Json)
+    answer(&node, &auth, &id, ReceiptKind::Seen, req).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/v1/messages/{id}/ack", params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = MessageView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "acknowledged or declined already")))]
+/// Acknowledges another member's message
+///
+/// A signed `acknowledged` receipt, sent to the line; once only. The body may be left out.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/ack", tag = "discipline",
+    request_body(content = Option<ReceiptRequest>, description = "may be left out"),
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = MessageView, description = "the message with its receipts"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `own_message`: a member does not answer its own messages; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: no such message here"),
+              (status = 409, body = ErrorBody, description = "`already_answered`: acknowledged or declined already"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn ack(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(req): OptionalJson<ReceiptRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    answer(&node, &auth, &id, ReceiptKind::Acknowledged, body).await.map(Json)
+    answer(&node, &auth, &id, ReceiptKind::Acknowledged, req).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/v1/messages/{id}/decline", request_body = AnswerRequest,
-    params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = MessageView), (status = 400, body = ErrorBody, description = "no reason"),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "acknowledged or declined already")))]
+/// Declines another member's message
+///
+/// A signed `declined` receipt with its reason, sent to the line; once only.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/decline", tag = "discipline", operation_id = "decline_message",
+    request_body(content = Option<ReceiptRequest>, description = "the reason is required"),
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = MessageView, description = "the message with its receipts"),
+              (status = 400, body = ErrorBody, description = "`reason_required`: no reason; a reason that breaks a text rule"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `own_message`: a member does not answer its own messages; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: no such message here"),
+              (status = 409, body = ErrorBody, description = "`already_answered`: acknowledged or declined already"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn decline(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(req): OptionalJson<ReceiptRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    answer(&node, &auth, &id, ReceiptKind::Declined, body).await.map(Json)
+    answer(&node, &auth, &id, ReceiptKind::Declined, req).await.map(Json)
 }
 
-#[utoipa::path(get, path = "/api/v1/drafts", responses((status = 200, body = Vec<DraftView>), (status = 401, body = ErrorBody)))]
+/// Lists the messages held for a principal's release
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/drafts", tag = "discipline", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<DraftView>, description = "the drafts awaiting release")))]
 pub async fn drafts(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<DraftView>>, ApiError> {
     Ok(Json(node.store.drafts(true, 1_000)?.into_iter().map(DraftView::from).collect()))
 }
 
-#[utoipa::path(post, path = "/api/v1/drafts/{id}/release", params(("id" = u64, Path, description = "draft id")),
-    responses((status = 201, body = MessageView), (status = 403, body = ErrorBody, description = "not a principal"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "released already")))]
+/// Releases a held message
+///
+/// The draft is sent as the principal releasing it names it, and committed with its release.
+///
+/// Roles: principal.
+#[utoipa::path(post, path = "/api/v1/drafts/{id}/release", tag = "discipline",
+    params(("id" = u64, Path, description = "draft id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 201, body = MessageView, description = "sent: committed here and queued for each recipient"),
+              (status = 400, body = ErrorBody, description = "the draft no longer passes the message rules"),
+              (status = 403, body = ErrorBody, description = "`role`: not a principal; `removed`: this member was removed from the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_draft`; `unknown_line`: the draft's line is gone"),
+              (status = 409, body = ErrorBody, description = "`released_already`"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn release(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
     if !auth.0.role.is_principal() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "role", "only a principal releases a held message"));
@@ -227,21 +266,29 @@ impl From<AlarmRow> for AlarmView {
 
 /// Which alarms to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmParams {
     /// Also list cleared alarms.
     pub all: Option<bool>,
+    /// Most alarms to return (default 500; at most the node's most).
     pub limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/v1/alarms", params(AlarmParams),
-    responses((status = 200, body = Vec<AlarmView>, description = "open alarms, newest first"), (status = 401, body = ErrorBody)))]
+/// Lists the alarms
+///
+/// Open alarms, newest first (with `all`, cleared ones too). While the database cannot be written,
+/// the storage alarm is shown from memory.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "discipline", params(AlarmParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<AlarmView>, description = "open alarms, newest first")))]
 pub async fn alarms(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    params: Result<Query<AlarmParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<AlarmParams>,
 ) -> Result<Json<Vec<AlarmView>>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
     let rows = node.store.alarms(!p.all.unwrap_or(false), limit)?;
     let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
@@ -294,17 +341,31 @@ pub struct EvidenceView {
     pub offered_base64: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/evidence", params(AlarmParams),
-    responses((status = 200, body = Vec<EvidenceView>, description = "evidence of tampering, newest first"),
-              (status = 401, body = ErrorBody)))]
+/// How much evidence to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceParams {
+    /// Most items to return (default 500; at most the node's most).
+    pub limit: Option<usize>,
+}
+
+/// Lists the evidence of tampering
+///
+/// Pairs of signed items by one member that contradict each other, as this node received them,
+/// newest first.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/evidence", tag = "discipline", params(EvidenceParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<EvidenceView>, description = "evidence of tampering, newest first")))]
 pub async fn evidence(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    params: Result<Query<AlarmParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<EvidenceParams>,
 ) -> Result<Json<Vec<EvidenceView>>, ApiError> {
     use base64::Engine;
     use sha2::Digest;
-    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
     let b64 = base64::engine::general_purpose::STANDARD;
     let id_of = |bytes: &[u8]| hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(bytes)));
@@ -326,13 +387,21 @@ pub async fn evidence(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", params(("id" = u64, Path, description = "alarm id")),
-    responses((status = 200, body = AlarmView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "acknowledged already")))]
+/// Acknowledges an alarm
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "discipline",
+    params(("id" = u64, Path, description = "alarm id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = AlarmView, description = "the alarm, acknowledged"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send"),
+              (status = 404, body = ErrorBody, description = "`unknown_alarm`"),
+              (status = 409, body = ErrorBody, description = "`already_acknowledged`"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn ack_alarm(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<AlarmView>, ApiError> {
     auth.require_sender()?;
     let result =
@@ -371,7 +440,13 @@ pub struct LinkView {
     pub test_interval_s: u64,
 }
 
-#[utoipa::path(get, path = "/api/v1/links", responses((status = 200, body = Vec<LinkView>), (status = 401, body = ErrorBody)))]
+/// Lists the direct lines' links
+///
+/// Each link's state as link tests and the outbox show it.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/links", tag = "discipline", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<LinkView>, description = "the links, by peer")))]
 pub async fn links(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<LinkView>>, ApiError> {
     let now = now_ms();
     let (links, interval) = {
@@ -434,8 +509,22 @@ impl From<EventRow> for EventView {
     }
 }
 
+/// One event of the stream as Server-Sent Events frame it: the document's schema of each event
+/// of `GET /api/v1/events`.
+#[derive(ToSchema)]
+pub struct StreamEvent {
+    /// The event's id: `Last-Event-ID` (or `after`) resumes the stream after it.
+    pub id: String,
+    /// The event's kind, as in `data`.
+    pub event: String,
+    /// The event, an `EventView` as JSON.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 /// Where a stream starts.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Start after this event id (as `Last-Event-ID` does); by default, after the newest.
@@ -447,16 +536,25 @@ fn sse_event(e: &EventView) -> Event {
     Event::default().id(e.id.to_string()).event(e.kind.clone()).data(data)
 }
 
-#[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, description = "Server-Sent Events; each event's id resumes the stream with Last-Event-ID"),
-              (status = 401, body = ErrorBody)))]
+/// Streams the events
+///
+/// Server-Sent Events that do not end: each event's `data` is an `EventView`, its `event` the
+/// view's `kind` and its `id` resumes the stream (`Last-Event-ID`, or `after`); a `gap` event
+/// says that events were missed.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/events", tag = "discipline",
+    params(EventParams, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id (before `after`)")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "Server-Sent Events; each event's id resumes the stream with Last-Event-ID",
+               content_type = "text/event-stream", body = StreamEvent),
+              (status = 400, body = ErrorBody, description = "`bad_last_event_id`: Last-Event-ID is not an event id")))]
 pub async fn events(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     headers: HeaderMap,
-    params: Result<Query<EventParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<EventParams>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(|v| v.trim().parse::<u64>());
     let last_id = match last_id {
         Some(Ok(id)) => Some(id),
@@ -465,6 +563,8 @@ pub async fn events(
         }
         None => p.after,
     };
+    // Event ids are SQLite integers: no event passes one beyond them.
+    let last_id = last_id.map(|id| id.min(i64::MAX as u64));
     let (oldest, newest) = node.store.event_bounds()?;
     let mut first = Vec::new();
     let after = match last_id {
@@ -545,7 +645,11 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_millis(keepalive_ms))))
 }
 
-#[utoipa::path(get, path = "/api/v1/peers", responses((status = 200, body = Vec<PeerView>), (status = 401, body = ErrorBody)))]
+/// Lists the peers' links and backlog
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/peers", tag = "discipline", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<PeerView>, description = "each peer's link and the envelopes queued for it")))]
 pub async fn peers(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<PeerView>>, ApiError> {
     let stats = node.store.queue_stats()?;
     let now = now_ms();

@@ -13,8 +13,14 @@ use super::error::ApiJson;
 use crate::error::ApiError;
 use crate::state::NodeState;
 
-#[utoipa::path(get, path = "/api/v1/schemas",
-    responses((status = 200, description = "the JSON Schema of every form kind, by kind, and the working-group tags")))]
+/// The structured kinds' JSON Schemas
+///
+/// The JSON Schema (draft 2020-12) of every form kind, by kind, and the Experts' Working Group
+/// tags (`docs/FORMS.md`).
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/schemas", tag = "forms", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Object, description = "the JSON Schema of every form kind, by kind, and the working-group tags")))]
 pub async fn schemas(_auth: Auth) -> Json<Value> {
     Json(adi_forms::schemas())
 }
@@ -49,9 +55,16 @@ pub fn approach_of(req: &ApproachRequest) -> Result<ApproachView, ApiError> {
     Ok(ApproachView { approach, rule: approach.situation.rule(), advice: approach.situation.advice().to_string() })
 }
 
-#[utoipa::path(post, path = "/api/v1/cpa", request_body = ApproachRequest,
+/// Computes a closest point of approach
+///
+/// From two tracks, the reporting unit's and the other unit's: the approach and the COLREGs
+/// situation, offered as a suggestion. Nothing is recorded.
+///
+/// Roles: any operator.
+#[utoipa::path(post, path = "/api/v1/cpa", tag = "forms", request_body = ApproachRequest,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = ApproachView, description = "closest point of approach and the COLREGs situation, as a suggestion"),
-              (status = 400, body = crate::error::ErrorBody)))]
+              (status = 400, body = crate::error::ErrorBody, description = "`bad_track`: a track off the globe, a course outside 0 to 360 degrees or an impossible speed, with `field` naming it")))]
 pub async fn closest_approach(
     _auth: Auth,
     ApiJson(req): ApiJson<ApproachRequest>,

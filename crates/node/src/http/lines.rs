@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use adi_core::{CoreError, Line, NewLine};
 use adi_wire::LineId;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson};
+use super::error::{check_writable, ApiJson, ApiPath};
 use super::views::{LineView, NewLineRequest, NewMemberRequest};
 use crate::clock::now_ms;
 use crate::driver::{commit_own, commit_own_records};
@@ -18,9 +18,19 @@ use crate::error::{ApiError, ErrorBody};
 use crate::fed::links::claim_checked_key_package;
 use crate::state::NodeState;
 
-#[utoipa::path(post, path = "/api/v1/lines", request_body = NewLineRequest,
-    responses((status = 201, body = LineView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+/// Opens a line
+///
+/// A KeyPackage is claimed from each other member's node, and the line is created as an MLS group
+/// with this member as its home member.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines", tag = "lines", request_body = NewLineRequest,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 201, body = LineView, description = "the line, committed here and brought to every member"),
+               (status = 400, body = ErrorBody, description = "`bad_scope`, `bad_member_code`, `unknown_member`, `repeated_member`, `too_few_members`, `too_many_members`, `title_too_long`, a title that holds a control character"),
+               (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `scope_policy`: the scope does not admit a member; `not_a_member`: this member is not among them"),
+               (status = 409, body = ErrorBody, description = "`line_exists`: a direct line of that scope between the two members exists; `too_many_lines`"),
+               (status = 503, body = ErrorBody, description = "`member_unreachable`: a member's node gave no KeyPackage; or writes are refused while the database cannot be written")))]
 pub async fn create_line(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
@@ -48,7 +58,13 @@ pub async fn create_line(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[utoipa::path(get, path = "/api/v1/lines", responses((status = 200, body = Vec<LineView>), (status = 401, body = ErrorBody)))]
+/// Lists the lines
+///
+/// Every line this member is on, oldest first.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines", tag = "lines", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<LineView>, description = "the lines, oldest first")))]
 pub async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec<LineView>> {
     let core = node.core();
     let mut lines: Vec<LineView> =
@@ -63,13 +79,23 @@ pub(crate) fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_line", format!("no line {id} here")))
 }
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/update-keys", params(("line" = String, Path, description = "line id")),
+/// Updates this member's keys on a line
+///
+/// The home member commits a key update; another member proposes one, which the home member
+/// commits.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/update-keys", tag = "lines", params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = LineView, description = "the home member committed a key update, or another member proposed one"),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here"),
+              (status = 409, body = ErrorBody, description = "`member_behind`: a member has not been heard from for so many epochs that another key update could lose what is queued for it; key updates wait until it is heard from"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn update_keys(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<LineView>, ApiError> {
     change_line(&node, &auth, &line, "key update", |core, line| core.update_keys(now_ms(), line)).await
 }
@@ -93,16 +119,24 @@ pub async fn change_line(
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/members", request_body = NewMemberRequest,
-    params(("line" = String, Path, description = "line id")),
+/// Adds a member to a line
+///
+/// Only the line's home member adds members: a KeyPackage is claimed from the new member's node,
+/// and the addition is committed and the member brought in.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/members", tag = "lines", request_body = NewMemberRequest,
+    params(("line" = String, Path, description = "line id: 32 hex digits")), security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = LineView, description = "the addition is committed and the member brought in"),
-              (status = 403, body = ErrorBody, description = "not the home member, or the scope does not admit the member"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "on the line already"),
-              (status = 503, body = ErrorBody, description = "the member's node gave no KeyPackage")))]
+              (status = 400, body = ErrorBody, description = "`bad_member_code`, `unknown_member`, `too_many_members`"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `not_home`: not the home member; `scope_policy`: the scope does not admit the member"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here"),
+              (status = 409, body = ErrorBody, description = "`already_on_line`, or `direct_line`"),
+              (status = 503, body = ErrorBody, description = "`member_unreachable`: the member's node gave no KeyPackage; or writes are refused while the database cannot be written")))]
 pub async fn add_member(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
     ApiJson(req): ApiJson<NewMemberRequest>,
 ) -> Result<Json<LineView>, ApiError> {
     auth.require_sender()?;
@@ -125,15 +159,22 @@ pub async fn add_member(
     Ok(Json(LineView { epoch, ..LineView::from(&line) }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/lines/{line}/members/{member}",
-    params(("line" = String, Path, description = "line id"), ("member" = String, Path, description = "member code")),
+/// Removes a member from a line
+///
+/// Only the line's home member removes members; the member removed reads nothing sent after it.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(delete, path = "/api/v1/lines/{line}/members/{member}", tag = "lines",
+    params(("line" = String, Path, description = "line id: 32 hex digits"), ("member" = String, Path, description = "member code")), security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = LineView, description = "the removal is committed; the member reads nothing sent after it"),
-              (status = 403, body = ErrorBody, description = "not the line's home member"), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "the home member, or a line of two")))]
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `not_home`: not the line's home member"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`; `not_on_line`: the member is not on the line"),
+              (status = 409, body = ErrorBody, description = "`cannot_remove`: the home member, or a line of two"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn remove_member(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path((line, member)): Path<(String, String)>,
+    ApiPath((line, member)): ApiPath<(String, String)>,
 ) -> Result<Json<LineView>, ApiError> {
     let what = format!("{member} removed from the line");
     change_line(&node, &auth, &line, &what, |core, line| {
@@ -143,24 +184,38 @@ pub async fn remove_member(
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/leave", params(("line" = String, Path, description = "line id")),
+/// Leaves a line
+///
+/// The leaving is proposed; the home member commits it. The home member cannot leave its line,
+/// and neither member leaves a direct line.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/leave", tag = "lines", params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = LineView, description = "the leaving is proposed; the home member commits it"),
-              (status = 403, body = ErrorBody, description = "the home member, or not on the line"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a direct line")))]
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send; the home member, or not on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here"),
+              (status = 409, body = ErrorBody, description = "`cannot_leave`: a direct line"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn leave_line(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<LineView>, ApiError> {
     change_line(&node, &auth, &line, "leaving the line proposed", |core, line| core.leave(now_ms(), line)).await
 }
 
-#[utoipa::path(get, path = "/api/v1/lines/{line}", params(("line" = String, Path, description = "line id")),
-    responses((status = 200, body = LineView), (status = 404, body = ErrorBody)))]
+/// Reads a line
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines/{line}", tag = "lines", params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = LineView, description = "the line, with its MLS epoch here"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn get_line(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<LineView>, ApiError> {
     let line = find_line(&node, &line)?;
     let epoch = node.core().epoch(&line.id);

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use adi_core::{Message, Precedence};
 use adi_store::{MessageQuery, MessageRow, StoreError};
 use adi_wire::EnvelopeHash;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson};
+use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::forms::check_call_answer;
 use super::lines::find_line;
 use super::views::{message_view, DraftView, EnvelopeView, ListParams, MessageView, NewMessageRequest};
@@ -23,16 +22,26 @@ use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::NodeState;
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/messages", request_body = NewMessageRequest,
-    params(("line" = String, Path, description = "line id")),
+/// Sends a message on a line
+///
+/// The message is checked, committed here and queued for each recipient. Where the establishment
+/// requires it, a FLASH or crisis message from anyone but a principal is held as a draft for a
+/// principal's release (`POST /api/v1/drafts/{id}/release`).
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/messages", tag = "messages", request_body = NewMessageRequest,
+    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 201, body = MessageView, description = "sent: committed here and queued for each recipient"),
                (status = 202, body = DraftView, description = "held for a principal's release"),
-               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+               (status = 400, body = ErrorBody, description = "the message breaks a rule, with `field` naming the field at fault where one is: `bad_precedence`, `bad_class`, `empty_subject`, `too_many_words`, `bad_character`, `bad_form`, `message_too_large`, ..."),
+               (status = 403, body = ErrorBody, description = "`role`: the operator may not send; `removed`: this member was removed from the line"),
+               (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here"),
+               (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn send_message(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
     ApiJson(req): ApiJson<NewMessageRequest>,
 ) -> Result<Response, ApiError> {
     auth.require_sender()?;
@@ -77,8 +86,7 @@ pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<Mess
     Ok(message_view(row, recipients, receipts))
 }
 
-fn list_limit(node: &NodeState, params: Result<Query<ListParams>, QueryRejection>) -> Result<usize, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+fn list_limit(node: &NodeState, params: ListParams) -> Result<usize, ApiError> {
     let max = node.runtime_limits.list_len_max;
     match params.limit {
         None => Ok(100.min(max)),
@@ -99,13 +107,20 @@ fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, Ap
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v1/lines/{line}/messages", params(("line" = String, Path, description = "line id"), ListParams),
-    responses((status = 200, body = Vec<MessageView>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Lists a line's messages
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines/{line}/messages", tag = "messages",
+    params(("line" = String, Path, description = "line id: 32 hex digits"), ListParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<MessageView>, description = "the line's first messages in the order of the record: by time, each sender's in its own order"),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's most"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn line_messages(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(line): Path<String>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    ApiPath(line): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
     let line = find_line(&node, &line)?;
     let limit = list_limit(&node, params)?;
@@ -114,13 +129,19 @@ pub async fn line_messages(
     Ok(Json(views(&node, rows)?))
 }
 
-#[utoipa::path(get, path = "/api/v1/inbox", params(ListParams),
+/// Lists the inbox
+///
+/// Messages from other members on every line, by precedence then time.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "messages", params(ListParams),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Vec<MessageView>, description = "messages from other members, by precedence then time"),
-               (status = 401, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's most")))]
 pub async fn inbox(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    params: Result<Query<ListParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
     let limit = list_limit(&node, params)?;
     let rows = node.store.messages(&MessageQuery {
@@ -132,24 +153,42 @@ pub async fn inbox(
     Ok(Json(views(&node, rows)?))
 }
 
-#[utoipa::path(get, path = "/api/v1/messages/{id}", params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = MessageView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Reads a message
+///
+/// For this member's own messages, with each recipient's state; with every receipt that answers
+/// it.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = MessageView, description = "the message"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: no such message here")))]
 pub async fn get_message(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageView>, ApiError> {
     let hash = EnvelopeHash::from_hex(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
     Ok(Json(load_message(&node, &hash)?))
 }
 
-#[utoipa::path(get, path = "/api/v1/envelopes/{id}", params(("id" = String, Path, description = "envelope hash")),
-    responses((status = 200, body = EnvelopeView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Reads a stored envelope as it travelled
+///
+/// For audit and offline verification: the signed bytes, and for an MLS application message the
+/// content as its author signed it.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}", tag = "messages",
+    params(("id" = String, Path, description = "envelope hash: 64 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = EnvelopeView, description = "the envelope"),
+              (status = 404, body = ErrorBody, description = "`unknown_envelope`: no such envelope here")))]
 pub async fn get_envelope(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EnvelopeView>, ApiError> {
     use base64::Engine;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "unknown_envelope", format!("no envelope {id} here"));

@@ -6,7 +6,8 @@
 //! module per resource: [`lines`], [`messages`], [`discipline`] (answers, drafts, alarms, links,
 //! events), [`decisions`], [`translations`], [`forms`] and the [`record`]; their JSON is in
 //! [`views`]. The OpenAPI document at `/api/v1/openapi.json` is generated from the handlers and
-//! types; the [`router`] here puts them together.
+//! types ([`openapi`]); the [`router`] here puts them together. Path and query parameters and
+//! bodies are read by the extractors of [`error`], whose refusals are errors of that shape too.
 
 pub mod auth;
 pub mod console;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod forms;
 pub mod lines;
 pub mod messages;
+pub mod openapi;
 pub mod record;
 pub mod translations;
 pub mod views;
@@ -28,57 +30,14 @@ use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use utoipa::OpenApi;
 
-// The document's operations named as they were written here, without the tag a module path gives.
-use self::discipline::{__path_peers, peers};
-use self::lines::{
-    __path_create_line, __path_get_line, __path_leave_line, __path_list_lines, __path_update_keys, create_line,
-    get_line, leave_line, list_lines, update_keys,
-};
-use self::messages::{
-    __path_get_message, __path_inbox, __path_line_messages, __path_send_message, get_message, inbox, line_messages,
-    send_message,
-};
-use self::views::{
-    Health, LineView, MessageView, NewLineRequest, NewMessageRequest, PeerView, RecipientView, StorageView,
-};
-use crate::error::{ApiError, ErrorBody};
+use self::discipline::peers;
+use self::lines::{create_line, get_line, leave_line, list_lines, update_keys};
+use self::messages::{get_message, inbox, line_messages, send_message};
+pub use self::openapi::ApiDoc;
+use self::views::{Health, StorageView};
+use crate::error::ApiError;
 use crate::state::{fault_code, fault_text, NodeState};
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "ADI node API", description = "Operator API of one ADI member node"),
-    paths(
-        healthz,
-        create_line,
-        list_lines,
-        get_line,
-        update_keys,
-        leave_line,
-        send_message,
-        line_messages,
-        inbox,
-        get_message,
-        peers,
-        forms::schemas,
-        forms::closest_approach
-    ),
-    components(schemas(
-        ErrorBody,
-        NewLineRequest,
-        LineView,
-        NewMessageRequest,
-        MessageView,
-        RecipientView,
-        PeerView,
-        Health,
-        StorageView,
-        forms::ApproachRequest,
-        forms::ApproachView
-    ))
-)]
-pub struct ApiDoc;
 
 /// The operator API router.
 pub fn router(state: Arc<NodeState>) -> Router {
@@ -92,7 +51,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/console/session", get(console::session))
         .route("/console/sign-out", post(console::sign_out))
         .route("/healthz", get(healthz))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(openapi::openapi))
         .route("/api/v1/lines", get(list_lines).post(create_line))
         .route("/api/v1/lines/{line}", get(get_line))
         .route("/api/v1/lines/{line}/messages", get(line_messages).post(send_message))
@@ -138,12 +97,12 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .with_state(state)
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
-async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
+/// The node's health
+///
+/// Whether the node takes writes, and why not while it does not. Served without a token.
+#[utoipa::path(get, path = "/healthz", tag = "node", security(()),
+    responses((status = 200, body = Health, description = "the node is up")))]
+pub async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
     let storage = node.storage_failure().map(|f| StorageView {
         error: fault_code(&f.fault).to_string(),
         message: fault_text(&f.fault),

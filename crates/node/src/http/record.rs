@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Auth;
-use super::error::check_writable;
+use super::error::{check_writable, ApiPath, ApiQuery};
 use super::lines::find_line;
 use super::views::{CheckpointView, ExportParams, NewCheckpointView};
 use crate::error::{ApiError, ErrorBody};
@@ -17,28 +16,43 @@ use crate::fed::checkpoints::checkpoint_and_exchange;
 use crate::record::CheckpointError;
 use crate::state::NodeState;
 
-#[utoipa::path(get, path = "/api/v1/lines/{line}/checkpoints", params(("line" = String, Path, description = "line id")),
+/// Lists a line's checkpoints
+///
+/// Every checkpoint held of the line (this member's and its peers'), with its countersignatures.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines/{line}/checkpoints", tag = "record", operation_id = "list_checkpoints",
+    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Vec<CheckpointView>, description = "every checkpoint held of the line, oldest first"),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn line_checkpoints(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<Vec<CheckpointView>>, ApiError> {
     let line = find_line(&node, &line)?;
     Ok(Json(node.store.checkpoints(&line.id, None)?.into_iter().map(CheckpointView::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/v1/lines/{line}/export", params(("line" = String, Path, description = "line id"), ExportParams),
-    responses((status = 200, description = "a self-contained bundle of the line (docs/RECORD.md, \"Bundles\")"),
-              (status = 404, body = ErrorBody)))]
+/// Exports a line
+///
+/// A self-contained bundle of the line that `adi verify` checks offline (`docs/RECORD.md`,
+/// "Bundles"): the log as far as the latest checkpoint covers it, offered first for
+/// countersigning if it is not covered yet, and the envelopes accepted within the window.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/lines/{line}/export", tag = "record",
+    params(("line" = String, Path, description = "line id: 32 hex digits"), ExportParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Object, description = "a self-contained bundle of the line (docs/RECORD.md, \"Bundles\")"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn export_line(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(line): Path<String>,
-    params: Result<Query<ExportParams>, QueryRejection>,
+    ApiPath(line): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ExportParams>,
 ) -> Result<Json<adi_record::bundle::Bundle>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     let line = find_line(&node, &line)?;
     crate::fed::checkpoints::cover(&node, line.id)
         .await
@@ -49,13 +63,24 @@ pub async fn export_line(
     Ok(Json(bundle))
 }
 
-#[utoipa::path(post, path = "/api/v1/lines/{line}/checkpoints", params(("line" = String, Path, description = "line id")),
+/// Signs a checkpoint of a line
+///
+/// A checkpoint of this member's log of the line, kept and offered to every other member for
+/// countersigning, with what each answered.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/checkpoints", tag = "record", operation_id = "new_checkpoint",
+    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 200, body = NewCheckpointView, description = "signed, kept, and offered to every other member"),
-              (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here"),
+              (status = 409, body = ErrorBody, description = "`tamper`: this node's log of the line does not match what it signed before"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn new_checkpoint(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(line): Path<String>,
+    ApiPath(line): ApiPath<String>,
 ) -> Result<Json<NewCheckpointView>, ApiError> {
     auth.require_sender()?;
     check_writable(&node)?;

@@ -7,27 +7,31 @@ use std::sync::Arc;
 use adi_core::Translation;
 use adi_store::TranslationRow;
 use adi_wire::EnvelopeHash;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson};
+use super::error::{check_writable, ApiJson, ApiPath};
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::NodeState;
 
+/// A translation to attach to a message.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTranslationRequest {
     /// A BCP 47 language tag such as `en` or `zh-Hans`.
+    #[schema(min_length = 1)]
     pub language: String,
+    #[schema(min_length = 1)]
     pub text: String,
 }
 
+/// A translation of a message, which stays the authoritative text.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TranslationView {
     pub id: String,
@@ -74,14 +78,24 @@ fn hash_of(id: &str, what: &'static str) -> Result<EnvelopeHash, ApiError> {
     EnvelopeHash::from_hex(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, what, format!("no {id} here")))
 }
 
-#[utoipa::path(post, path = "/api/v1/messages/{id}/translations", request_body = NewTranslationRequest,
-    params(("id" = String, Path, description = "message id")),
-    responses((status = 201, body = TranslationView), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody, description = "not a translator"), (status = 404, body = ErrorBody)))]
+/// Attaches a translation to a message
+///
+/// A record of its own naming the original, which stays the authoritative text.
+///
+/// Roles: translator, admin.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/translations", tag = "translations", operation_id = "translate_message",
+    request_body = NewTranslationRequest,
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 201, body = TranslationView, description = "attached: committed here and sent to the line"),
+              (status = 400, body = ErrorBody, description = "`bad_language`, `empty_text`, a text that is too long or breaks a text rule"),
+              (status = 403, body = ErrorBody, description = "`role`: not a translator; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: no such message here"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn translate(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<NewTranslationRequest>,
 ) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
     role(&auth, adi_core::Role::may_translate, "translate")?;
@@ -113,24 +127,41 @@ fn load(node: &NodeState, id: &EnvelopeHash) -> Result<TranslationView, ApiError
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_translation", format!("no translation {id} here")))
 }
 
-#[utoipa::path(get, path = "/api/v1/messages/{id}/translations", params(("id" = String, Path, description = "message id")),
-    responses((status = 200, body = Vec<TranslationView>, description = "translations of the message, oldest first")))]
+/// Lists a message's translations
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/translations", tag = "translations", operation_id = "list_translations",
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<TranslationView>, description = "translations of the message, oldest first (none for a message not held here)"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`: not a message id")))]
 pub async fn list(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<TranslationView>>, ApiError> {
     let original = hash_of(&id, "unknown_message")?;
     Ok(Json(node.store.translations(Some(&original), None)?.into_iter().map(TranslationView::from).collect()))
 }
 
-#[utoipa::path(post, path = "/api/v1/translations/{id}/review", params(("id" = String, Path, description = "translation id")),
+/// Records the review of a translation
+///
+/// The reviewed version is a record of its own naming the one reviewed; a translation is reviewed
+/// by someone other than its translator, once.
+///
+/// Roles: translator, principal, admin.
+#[utoipa::path(post, path = "/api/v1/translations/{id}/review", tag = "translations", operation_id = "review_translation",
+    params(("id" = String, Path, description = "translation id: the envelope hash, 64 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 201, body = TranslationView, description = "the reviewed version, a record naming the one reviewed"),
-              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "reviewed already, or by its translator")))]
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not review translations; `removed`: this member is no longer on the line"),
+              (status = 404, body = ErrorBody, description = "`unknown_translation`; `unknown_message`: the original is not held here"),
+              (status = 409, body = ErrorBody, description = "`reviewed` already, or `own_translation`: by its translator"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn review(
     State(node): State<Arc<NodeState>>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<TranslationView>), ApiError> {
     role(&auth, adi_core::Role::may_review_translations, "review translations")?;
     check_writable(&node)?;

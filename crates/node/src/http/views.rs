@@ -14,8 +14,10 @@ use crate::fed::checkpoints::Exchange;
 #[serde(deny_unknown_fields)]
 pub struct NewLineRequest {
     /// Member codes, this node's member among them.
+    #[schema(example = json!(["PH", "CN"]))]
     pub members: Vec<String>,
     /// `ADMM` or `ADMM-Plus`.
+    #[schema(pattern = "^(ADMM|ADMM-Plus)$")]
     pub scope: String,
     pub title: Option<String>,
 }
@@ -54,8 +56,10 @@ impl From<&Line> for LineView {
 #[serde(deny_unknown_fields)]
 pub struct NewMessageRequest {
     /// `FLASH`, `IMMEDIATE`, `PRIORITY` or `ROUTINE` (or `Z`, `O`, `P`, `R`).
+    #[schema(pattern = "^(FLASH|IMMEDIATE|PRIORITY|ROUTINE|Z|O|P|R)$")]
     pub precedence: String,
     /// `OPERATIONAL` (default), `SERVICE` or `TEST`.
+    #[schema(pattern = "^(OPERATIONAL|SERVICE|TEST)$")]
     pub class: Option<String>,
     /// Classification and handling marking; the node's default when absent.
     pub caveat: Option<String>,
@@ -231,10 +235,11 @@ pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipt
 }
 
 /// Paging of message lists.
-#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Most messages to return (default 100).
+    /// Most messages to return: 1 to the node's most (default 100).
     pub limit: Option<usize>,
 }
 
@@ -281,6 +286,8 @@ pub struct StorageView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemberRequest {
+    /// A member code: 2 to 8 characters of A-Z, 0-9 and `-`.
+    #[schema(pattern = "^[A-Z0-9-]{2,8}$")]
     pub member: String,
 }
 
@@ -324,6 +331,7 @@ impl From<adi_store::CheckpointRow> for CheckpointView {
 
 /// The window of a line to export, by the time this node accepted each envelope.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// Milliseconds since 1970-01-01T00:00Z: the first envelope accepted at or after it.
     pub from_ms: Option<u64>,

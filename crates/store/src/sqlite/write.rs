@@ -315,7 +315,8 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     s.seal_str("decisions.text", &d.text),
                     &d.text_sha256()[..],
                     parties.join(","),
-                    d.deadline_s.map(|x| (body.created_ms + x * 1000) as i64),
+                    // Bounded by the core (`decision_deadline_s_max`); saturating, whatever a caller passes.
+                    d.deadline_s.map(|x| body.created_ms.saturating_add(x.saturating_mul(1000)).min(i64::MAX as u64) as i64),
                     d.supersedes.map(|h| h.0.to_vec()),
                     body.created_ms as i64
                 ],
