@@ -344,7 +344,7 @@ impl Default for RuntimeLimits {
             handshake_timeout_ms: 10_000,
             accept_retry_ms: 50,
             http_connections_max: 512,
-            http_connections_per_address_max: 64,
+            http_connections_per_address_max: 256,
             http_header_timeout_ms: 10_000,
             files_reserved: 128,
             events_read_len_max: 500,
