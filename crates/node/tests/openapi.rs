@@ -501,14 +501,15 @@ async fn a_decision_deadline_past_any_time_the_node_keeps_is_refused_and_the_nod
     assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
     let line = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
     let decisions = format!("/api/v1/lines/{line}/decisions");
-    // Seconds whose milliseconds overflow, and milliseconds past SQLite's integers.
-    for deadline in [u64::MAX, u64::MAX / 1000 + 1, i64::MAX as u64, i64::MAX as u64 / 1000] {
+    // Seconds whose milliseconds overflow, milliseconds past SQLite's integers, and a day past the
+    // longest deadline a decision may ask for.
+    let longest = adi_core::Limits::default().decision_deadline_s_max;
+    for deadline in [u64::MAX, u64::MAX / 1000 + 1, i64::MAX as u64, i64::MAX as u64 / 1000, longest + 86_400] {
         let req = post(&decisions, b, JSON, json!({"text": "t", "deadline_s": deadline}).to_string());
         refused(&app, req, "/api/v1/lines/{line}/decisions", StatusCode::BAD_REQUEST, "bad_deadline").await;
     }
-    // A century is a time the node keeps.
-    let century = 100u64 * 366 * 24 * 3600;
-    let req = post(&decisions, b, JSON, json!({"text": "t", "deadline_s": century}).to_string());
+    // The longest deadline is taken.
+    let req = post(&decisions, b, JSON, json!({"text": "t", "deadline_s": longest}).to_string());
     let (status, _, body) = send(&app, req).await;
     assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
     let (status, _, body) = send(&app, get("/healthz", b)).await;
