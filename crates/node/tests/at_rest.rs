@@ -15,7 +15,7 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-const MARKERS: [&str; 8] = [
+const MARKERS: [&str; 9] = [
     "SUBJECT-7f3a9c",
     "BODY-91c2e4",
     "CAVEAT-5d0b",
@@ -25,6 +25,8 @@ const MARKERS: [&str; 8] = [
     "NARRATIVE-3e9d17",
     // A report's working-group tag says what the message is about: sealed like its subject.
     "counter-terrorism",
+    // Who set up a line about what: its title is sealed too.
+    "TITLE-6a41d2",
 ];
 
 fn discipline(d: &mut DisciplineSection) {
@@ -100,7 +102,15 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     net.start_code("PH").await;
     net.start_code("CN").await;
     let (ph, cn) = (net.client("PH"), net.client("CN"));
-    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let line = ph
+        .call(
+            Method::POST,
+            "/api/v1/lines",
+            Some(&json!({"members": ["PH", "CN"], "scope": "ADMM-Plus", "title": MARKERS[8]})),
+        )
+        .await
+        .unwrap();
+    let line = line["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/lines/{line}/messages");
     let body = json!({"precedence": "IMMEDIATE", "subject": MARKERS[0], "body": MARKERS[1], "caveat": MARKERS[2]});
     let sent = ph.call(Method::POST, &path, Some(&body)).await.unwrap();
@@ -116,7 +126,8 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
         )
         .await
         .unwrap();
-    wait_delivered(&ph, sent["id"].as_str().unwrap(), WAIT).await;
+    let call = sent["id"].as_str().unwrap().to_string();
+    wait_delivered(&ph, &call, WAIT).await;
     let (status, _) = ph
         .request(Method::POST, &path, Some(&json!({"precedence": "FLASH", "subject": MARKERS[5], "body": "b"})))
         .await
@@ -192,6 +203,29 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     let q = MessageQuery { line: None, not_from: None, limit: 10, by_precedence: true };
     let err = store.messages(&q).unwrap_err();
     assert!(err.to_string().contains("master key"), "{err}");
+    drop(store);
+
+    // Whoever can write the database but has not the key cannot move a sealed value to another
+    // row: the call request's sealed subject, copied onto the declined message, does not open there.
+    let db = rusqlite::Connection::open(net.member_dir("PH").join("node.db")).unwrap();
+    let copied = db
+        .execute(
+            "UPDATE envelopes SET subject = (SELECT subject FROM envelopes WHERE hash = ?1) WHERE hash = ?2",
+            rusqlite::params![hex::decode(&call).unwrap(), hex::decode(&id).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(copied, 1);
+    drop(db);
+    net.start_code("PH").await;
+    let ph = net.client("PH");
+    let (status, answer) = ph.request(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    assert_eq!(answer["error"], "internal", "{answer}");
+    assert!(!answer.to_string().contains("call"), "the moved subject is not shown: {answer}");
+    // The row it was copied from still opens.
+    let m = ph.call(Method::GET, &format!("/api/v1/messages/{call}"), None).await.unwrap();
+    assert_eq!(m["subject"], "call");
+    net.stop_code("PH").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -532,19 +532,30 @@ async fn a_receipt_swapped_or_a_byte_changed_in_the_store_is_caught_when_exporte
     net.stop_code("PH").await;
     let config = adi_node::NodeConfig::load(&net.config_path("PH")).unwrap();
     {
-        // The two receipts' stored contents change places, and one byte of a sealed envelope changes.
+        // The two receipts' stored contents change places, and one byte of a sealed envelope
+        // changes. A sealed value moved to another row would no longer open there (see
+        // `at_rest.rs`); the swap is made with the master key, as its holder could, opening each
+        // content and sealing it again for the other row, so that what is checked here is the
+        // content against the hash its envelope signs.
+        let sealer = adi_store::seal::Sealer::new(&config.master_key);
         let c = rusqlite::Connection::open(&config.database).unwrap();
-        let rows: Vec<(i64, Vec<u8>)> = c
-            .prepare("SELECT arrival, content FROM envelopes WHERE kind = 'receipt' AND sender = 'CN' ORDER BY arrival")
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = c
+            .prepare(
+                "SELECT arrival, hash, content FROM envelopes WHERE kind = 'receipt' AND sender = 'CN' ORDER BY arrival",
+            )
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(rows.len() >= 2);
         let (a, b) = (&rows[0], &rows[1]);
-        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![b.1, a.0]).unwrap();
-        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![a.1, b.0]).unwrap();
+        let content_a = sealer.open("envelopes.content", &a.1, &a.2).unwrap();
+        let content_b = sealer.open("envelopes.content", &b.1, &b.2).unwrap();
+        let (to_a, to_b) =
+            (sealer.seal("envelopes.content", &a.1, &content_b), sealer.seal("envelopes.content", &b.1, &content_a));
+        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![to_a, a.0]).unwrap();
+        c.execute("UPDATE envelopes SET content = ?1 WHERE arrival = ?2", rusqlite::params![to_b, b.0]).unwrap();
         let (arrival, mut sealed): (i64, Vec<u8>) = c
             .query_row(
                 "SELECT arrival, bytes FROM envelopes WHERE kind = 'message' ORDER BY arrival LIMIT 1",

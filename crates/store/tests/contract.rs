@@ -707,7 +707,8 @@ fn sqlite_own_envelopes_follow_their_chain() {
 }
 
 /// Read back, a chain's head must be the envelope its row names: bytes swapped under another
-/// envelope's row make the load fail as corrupt instead of rebuilding a core on them.
+/// envelope's row make the load fail as corrupt instead of rebuilding a core on them (the sealed
+/// bytes, bound to their row, no longer open there).
 #[test]
 fn sqlite_a_head_whose_bytes_are_another_envelopes_fails_the_load() {
     let (dir, store) = sqlite();
@@ -728,7 +729,7 @@ fn sqlite_a_head_whose_bytes_are_another_envelopes_fails_the_load() {
     drop(c);
     let store = sqlite_reopen(&dir);
     let err = store.load(&code("PH")).expect_err("a head whose bytes are another envelope's").to_string();
-    assert!(err.contains("stored data is corrupt") && err.contains("the head of PH's chain"), "{err}");
+    assert!(err.contains("stored data is corrupt") && err.contains("envelopes.bytes"), "{err}");
 }
 
 /// A stored role, recipient state or alarm kind that is none reads back as corruption, never as

@@ -8,7 +8,7 @@ use adi_core::{
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::seal::Sealer;
+use crate::seal::{row_id, row_pair, Sealer};
 
 use crate::{
     AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
@@ -53,13 +53,18 @@ fn code_of(s: String) -> Result<MemberCode, rusqlite::Error> {
     MemberCode::parse(&s).map_err(|_| corrupt("member code"))
 }
 
-/// Opens a sealed column value inside a row mapper.
-fn open(s: &Sealer, label: &str, v: Option<Vec<u8>>) -> Result<Option<String>, rusqlite::Error> {
-    v.map(|v| s.open_str(label, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))).transpose()
+/// Opens a sealed column value of the row whose primary key is `row`, inside a row mapper.
+fn open(s: &Sealer, label: &str, row: &[u8], v: Option<Vec<u8>>) -> Result<Option<String>, rusqlite::Error> {
+    v.map(|v| open_text(s, label, row, v)).transpose()
 }
 
-fn open_bytes(s: &Sealer, label: &str, v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
-    s.open(label, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
+/// Opens a sealed text of the row whose primary key is `row`.
+pub(super) fn open_text(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<String, rusqlite::Error> {
+    s.open_str(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
+}
+
+fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
+    s.open(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
 }
 
 fn u(v: i64) -> u64 {
@@ -78,10 +83,11 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
             let members: String = row.get(4)?;
             let members = members.split(',').map(|m| code_of(m.to_string())).collect::<Result<Vec<_>, _>>()?;
             let scope: String = row.get(1)?;
+            let id = line_id_of(row.get(0)?)?;
             Ok(Line {
-                id: line_id_of(row.get(0)?)?,
+                id,
                 scope: Scope::parse(&scope).ok_or_else(|| corrupt("scope"))?,
-                title: row.get(2)?,
+                title: open_text(s, "lines.title", &id.0, row.get(2)?)?,
                 home: code_of(row.get(3)?)?,
                 members,
                 created_ms: u(row.get(5)?),
@@ -110,7 +116,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     // sender, sequence number and hash.
     let mut stmt = c.prepare_cached("SELECT bytes FROM envelopes WHERE hash = ?1")?;
     for h in &heads {
-        let bytes = open_bytes(s, "envelopes.bytes", stmt.query_row(params![&h.hash.0[..]], |row| row.get(0))?)?;
+        let bytes =
+            open_bytes(s, "envelopes.bytes", &h.hash.0, stmt.query_row(params![&h.hash.0[..]], |row| row.get(0))?)?;
         let decoded = adi_wire::Envelope::decode(&bytes, usize::MAX, usize::MAX)
             .map_err(|e| super::invariant(format!("the head of {}'s chain on {}: {e}", h.sender, h.line)))?;
         let b = decoded.body();
@@ -188,7 +195,7 @@ pub(super) fn mls_entries(c: &Connection, s: &Sealer) -> Result<adi_mls::StateEn
     let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
     rows.map(|r| {
         let (key, sealed) = r?;
-        let value = open_bytes(s, &super::write::mls_entry_label(&key), sealed)?;
+        let value = open_bytes(s, "mls_entries.value", &key, sealed)?;
         Ok((key, value))
     })
     .collect()
@@ -196,15 +203,16 @@ pub(super) fn mls_entries(c: &Connection, s: &Sealer) -> Result<adi_mls::StateEn
 
 fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
     let precedence: String = row.get(4)?;
+    let message = hash_of(row.get(1)?)?;
     Ok(PendingAck {
         line: line_id_of(row.get(0)?)?,
-        message: hash_of(row.get(1)?)?,
+        message,
         member: code_of(row.get(2)?)?,
         sender: code_of(row.get(7)?)?,
         side,
         due_ms: u(row.get(3)?),
         precedence: Precedence::parse(&precedence).ok_or_else(|| corrupt("precedence"))?,
-        subject: open(s, "envelopes.subject", row.get(5)?)?.unwrap_or_default(),
+        subject: open(s, "envelopes.subject", &message.0, row.get(5)?)?.unwrap_or_default(),
         alarmed: row.get(6)?,
     })
 }
@@ -222,10 +230,11 @@ pub(super) fn outbox(
     )?;
     let rows = stmt
         .query_map(params![peer.as_str(), now_ms as i64, limit as i64], |row| {
+            let hash = hash_of(row.get(0)?)?;
             Ok(OutboxItem {
-                hash: hash_of(row.get(0)?)?,
+                hash,
                 priority: row.get(1)?,
-                bytes: open_bytes(s, "envelopes.bytes", row.get(2)?)?,
+                bytes: open_bytes(s, "envelopes.bytes", &hash.0, row.get(2)?)?,
                 attempts: row.get(3)?,
             })
         })?
@@ -254,8 +263,10 @@ const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, rec
     caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg";
 
 fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
+    let hash = hash_of(row.get(0)?)?;
+    let k = &hash.0;
     Ok(MessageRow {
-        hash: hash_of(row.get(0)?)?,
+        hash,
         line: line_id_of(row.get(1)?)?,
         sender: code_of(row.get(2)?)?,
         seq: u(row.get(3)?),
@@ -265,15 +276,15 @@ fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqli
         kind: row.get(7)?,
         precedence: row.get(8)?,
         class: row.get(9)?,
-        caveat: open(s, "envelopes.caveat", row.get(10)?)?,
-        subject: open(s, "envelopes.subject", row.get(11)?)?,
-        body: open(s, "envelopes.body", row.get(12)?)?,
+        caveat: open(s, "envelopes.caveat", k, row.get(10)?)?,
+        subject: open(s, "envelopes.subject", k, row.get(11)?)?,
+        body: open(s, "envelopes.body", k, row.get(12)?)?,
         ack_required: row.get(13)?,
         crisis: row.get(14)?,
         deadline_ms: opt_u(row.get(15)?),
-        released_by: row.get(16)?,
-        form: open(s, "envelopes.form", row.get(17)?)?,
-        ewg: open(s, "envelopes.ewg", row.get(18)?)?,
+        released_by: open(s, "envelopes.released_by", k, row.get(16)?)?,
+        form: open(s, "envelopes.form", k, row.get(17)?)?,
+        ewg: open(s, "envelopes.ewg", k, row.get(18)?)?,
     })
 }
 
@@ -352,13 +363,14 @@ pub(super) fn held(
     )?;
     let rows = stmt
         .query_map(params![&line.0[..], epoch as i64], |row| {
+            let hash = hash_of(row.get(0)?)?;
             Ok(HeldEnvelope {
                 line: *line,
-                hash: hash_of(row.get(0)?)?,
+                hash,
                 sender: code_of(row.get(1)?)?,
                 seq: u(row.get(2)?),
                 epoch: u(row.get(3)?),
-                bytes: open_bytes(s, "held.bytes", row.get(4)?)?,
+                bytes: open_bytes(s, "held.bytes", &hash.0, row.get(4)?)?,
                 received_ms: u(row.get(5)?),
             })
         })?
@@ -452,14 +464,15 @@ fn decision_rows(
         .query_map(
             params![line.map(|l| l.0.to_vec()), id.map(|h| h.0.to_vec()), replacing.map(|h| h.0.to_vec())],
             |row| {
-                let parties: String = row.get(5)?;
+                let id = hash_of(row.get(0)?)?;
+                let parties = open_text(s, "decisions.parties", &id.0, row.get(5)?)?;
                 let sha: Vec<u8> = row.get(4)?;
                 Ok(DecisionRow {
-                    id: hash_of(row.get(0)?)?,
+                    id,
                     line: line_id_of(row.get(1)?)?,
                     proposer: code_of(row.get(2)?)?,
                     seq: u(row.get(9)?),
-                    text: open(s, "decisions.text", Some(row.get(3)?))?.unwrap_or_default(),
+                    text: open_text(s, "decisions.text", &id.0, row.get(3)?)?,
                     text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
                     parties: parties.split(',').map(|p| code_of(p.to_string())).collect::<Result<_, _>>()?,
                     deadline_ms: opt_u(row.get(6)?),
@@ -480,13 +493,14 @@ fn decision_rows(
         d.answers = answers
             .query_map(params![&d.id.0[..]], |row| {
                 let sha: Vec<u8> = row.get(2)?;
+                let hash = hash_of(row.get(0)?)?;
                 Ok(AnswerRow {
-                    hash: hash_of(row.get(0)?)?,
+                    hash,
                     member: code_of(row.get(1)?)?,
                     seq: u(row.get(6)?),
                     text_sha256: sha.as_slice().try_into().map_err(|_| corrupt("text hash"))?,
                     concur: row.get(3)?,
-                    reason: open(s, "concurrences.reason", row.get(4)?)?,
+                    reason: open(s, "concurrences.reason", &hash.0, row.get(4)?)?,
                     signed_ms: u(row.get(5)?),
                 })
             })?
@@ -508,14 +522,16 @@ pub(super) fn translations(
     )?;
     let rows = stmt
         .query_map(params![original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec())], |row| {
+            let hash = hash_of(row.get(0)?)?;
+            let k = &hash.0;
             Ok(TranslationRow {
-                hash: hash_of(row.get(0)?)?,
+                hash,
                 original: hash_of(row.get(1)?)?,
                 member: code_of(row.get(2)?)?,
                 language: row.get(3)?,
-                text: open(s, "translations.text", Some(row.get(4)?))?.unwrap_or_default(),
-                translator: row.get(5)?,
-                reviewed_by: row.get(6)?,
+                text: open_text(s, "translations.text", k, row.get(4)?)?,
+                translator: open_text(s, "translations.translator", k, row.get(5)?)?,
+                reviewed_by: open(s, "translations.reviewed_by", k, row.get(6)?)?,
                 revises: opt_hash_of(row.get(7)?)?,
                 created_ms: u(row.get(8)?),
             })
@@ -531,15 +547,17 @@ pub(super) fn evidence(c: &Connection, s: &Sealer, limit: usize) -> Result<Vec<(
     )?;
     let rows = stmt
         .query_map(params![limit as i64], |row| {
+            let id: i64 = row.get(0)?;
+            let k = &row_id(id);
             Ok((
-                u(row.get(0)?),
+                u(id),
                 Evidence {
                     line: line_id_of(row.get(1)?)?,
                     member: code_of(row.get(2)?)?,
                     at_ms: u(row.get(3)?),
-                    detail: open(s, "evidence.detail", Some(row.get(4)?))?.unwrap_or_default(),
-                    held: open_bytes(s, "evidence.held", row.get(5)?)?,
-                    offered: open_bytes(s, "evidence.offered", row.get(6)?)?,
+                    detail: open_text(s, "evidence.detail", k, row.get(4)?)?,
+                    held: open_bytes(s, "evidence.held", k, row.get(5)?)?,
+                    offered: open_bytes(s, "evidence.offered", k, row.get(6)?)?,
                 },
             ))
         })?
@@ -581,14 +599,15 @@ pub(super) fn envelope(
     let sql = "SELECT hash, kind, received_ms, bytes, content FROM envelopes WHERE hash = ?1";
     c.prepare_cached(sql)?
         .query_row(params![&hash.0[..]], |row| {
+            let hash = hash_of(row.get(0)?)?;
             Ok(EnvelopeRow {
-                hash: hash_of(row.get(0)?)?,
+                hash,
                 kind: row.get(1)?,
                 received_ms: u(row.get(2)?),
-                bytes: open_bytes(s, "envelopes.bytes", row.get(3)?)?,
+                bytes: open_bytes(s, "envelopes.bytes", &hash.0, row.get(3)?)?,
                 signed_content: row
                     .get::<_, Option<Vec<u8>>>(4)?
-                    .map(|c| open_bytes(s, "envelopes.content", c))
+                    .map(|c| open_bytes(s, "envelopes.content", &hash.0, c))
                     .transpose()?,
             })
         })
@@ -598,7 +617,13 @@ pub(super) fn envelope(
 const RECIPIENT_COLUMNS: &str =
     "state, delivered_ms, decrypted_ms, seen_ms, acknowledged_ms, declined_ms, detail, refusal, member, sent_ms";
 
-fn progress_of(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<adi_core::RecipientProgress, rusqlite::Error> {
+/// A recipient's progress with envelope `hash`, from a row of [`RECIPIENT_COLUMNS`].
+fn progress_of(
+    s: &Sealer,
+    hash: &EnvelopeHash,
+    row: &rusqlite::Row<'_>,
+) -> Result<adi_core::RecipientProgress, rusqlite::Error> {
+    let member: String = row.get(8)?;
     let refusal: Option<String> = row.get(7)?;
     let refusal = refusal
         .map(|v| {
@@ -613,7 +638,7 @@ fn progress_of(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<adi_core::Recipien
         seen_ms: opt_u(row.get(3)?),
         acknowledged_ms: opt_u(row.get(4)?),
         declined_ms: opt_u(row.get(5)?),
-        detail: open(s, "recipients.detail", row.get(6)?)?,
+        detail: open(s, "recipients.detail", &row_pair(&hash.0, &member), row.get(6)?)?,
         refusal,
     })
 }
@@ -626,7 +651,7 @@ pub(super) fn recipient_progress(
     member: &str,
 ) -> Result<Option<adi_core::RecipientProgress>, rusqlite::Error> {
     let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE hash = ?1 AND member = ?2");
-    c.prepare_cached(&sql)?.query_row(params![&hash.0[..], member], |row| progress_of(s, row)).optional()
+    c.prepare_cached(&sql)?.query_row(params![&hash.0[..], member], |row| progress_of(s, hash, row)).optional()
 }
 
 pub(super) fn recipients(
@@ -638,7 +663,11 @@ pub(super) fn recipients(
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params![&hash.0[..]], |row| {
-            Ok(RecipientRow { member: code_of(row.get(8)?)?, sent_ms: u(row.get(9)?), progress: progress_of(s, row)? })
+            Ok(RecipientRow {
+                member: code_of(row.get(8)?)?,
+                sent_ms: u(row.get(9)?),
+                progress: progress_of(s, hash, row)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -651,12 +680,13 @@ pub(super) fn receipts(c: &Connection, s: &Sealer, answers: &EnvelopeHash) -> Re
     )?;
     let rows = stmt
         .query_map(params![&answers.0[..]], |row| {
+            let hash = hash_of(row.get(0)?)?;
             Ok(ReceiptRow {
-                hash: hash_of(row.get(0)?)?,
+                hash,
                 answers: hash_of(row.get(1)?)?,
                 member: code_of(row.get(2)?)?,
                 kind: receipt_kind_of(row.get(3)?)?,
-                reason: open(s, "receipts.reason", row.get(4)?)?,
+                reason: open(s, "receipts.reason", &hash.0, row.get(4)?)?,
                 signed_ms: u(row.get(5)?),
             })
         })?
@@ -669,21 +699,23 @@ const ALARM_COLUMNS: &str = "id, kind, line, member, message, raised_ms, detail,
 
 fn alarm_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
     let addressed: String = row.get(7)?;
+    let id: i64 = row.get(0)?;
+    let k = &row_id(id);
     Ok(AlarmRow {
-        id: u(row.get(0)?),
+        id: u(id),
         kind: alarm_kind_of(row.get(1)?)?,
         line: line_id_of(row.get(2)?)?,
         member: code_of(row.get(3)?)?,
         message: opt_hash_of(row.get(4)?)?,
         raised_ms: u(row.get(5)?),
-        detail: open(s, "alarms.detail", row.get(6)?)?.unwrap_or_default(),
+        detail: open_text(s, "alarms.detail", k, row.get(6)?)?,
         addressed_to: addressed.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         repeats: u(row.get(8)?),
         last_raised_ms: u(row.get(9)?),
-        acked_by: row.get(10)?,
+        acked_by: open(s, "alarms.acked_by", k, row.get(10)?)?,
         acked_ms: opt_u(row.get(11)?),
         cleared_ms: opt_u(row.get(12)?),
-        clear_reason: open(s, "alarms.clear_reason", row.get(13)?)?,
+        clear_reason: open(s, "alarms.clear_reason", k, row.get(13)?)?,
     })
 }
 
@@ -719,8 +751,9 @@ pub(super) fn events_after(
     )?;
     let rows = stmt
         .query_map(params![after as i64, through as i64, limit as i64], |row| {
+            let id: i64 = row.get(0)?;
             Ok(EventRow {
-                id: u(row.get(0)?),
+                id: u(id),
                 at_ms: u(row.get(1)?),
                 kind: row.get(2)?,
                 line: row.get::<_, Option<Vec<u8>>>(3)?.map(line_id_of).transpose()?,
@@ -728,7 +761,7 @@ pub(super) fn events_after(
                 member: row.get::<_, Option<String>>(5)?.map(code_of).transpose()?,
                 state: row.get(6)?,
                 alarm: opt_u(row.get(7)?),
-                detail: open(s, "events.detail", row.get(8)?)?,
+                detail: open(s, "events.detail", &row_id(id), row.get(8)?)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -743,14 +776,16 @@ pub(super) fn event_bounds(c: &Connection) -> Result<(u64, u64), rusqlite::Error
 const DRAFT_COLUMNS: &str = "id, line, draft, drafter, created_ms, state, released_by, released_ms, message";
 
 fn draft_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
+    let id: i64 = row.get(0)?;
+    let k = &row_id(id);
     Ok(DraftRow {
-        id: u(row.get(0)?),
+        id: u(id),
         line: line_id_of(row.get(1)?)?,
-        draft_json: open(s, "drafts.draft", row.get(2)?)?.unwrap_or_default(),
-        drafter: row.get(3)?,
+        draft_json: open_text(s, "drafts.draft", k, row.get(2)?)?,
+        drafter: open_text(s, "drafts.drafter", k, row.get(3)?)?,
         created_ms: u(row.get(4)?),
         state: row.get(5)?,
-        released_by: row.get(6)?,
+        released_by: open(s, "drafts.released_by", k, row.get(6)?)?,
         released_ms: opt_u(row.get(7)?),
         message: opt_hash_of(row.get(8)?)?,
     })

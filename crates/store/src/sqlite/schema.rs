@@ -9,7 +9,12 @@ use super::{db, write};
 use crate::seal::Sealer;
 use crate::StoreError;
 
-const SCHEMA_VERSION: &str = "9";
+const SCHEMA_VERSION: &str = "10";
+
+/// The version whose sealed values were bound to their column only, and whose line titles,
+/// operators' names in records, decision parties, translators and KeyPackage claimants were in
+/// the clear; such a database is sealed again, row by row, when it is opened.
+const SCHEMA_VERSION_COLUMN_SEALS: &str = "9";
 
 /// The version before operators' tokens expired; such a database's operators gain the column
 /// when it is opened, their tokens then never expiring until replaced.
@@ -32,7 +37,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lines (
     id BLOB PRIMARY KEY,
     scope TEXT NOT NULL,
-    title TEXT NOT NULL,
+    title BLOB NOT NULL,
     home TEXT NOT NULL,
     members TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
@@ -81,7 +86,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     ack_required INTEGER NOT NULL DEFAULT 0,
     crisis INTEGER NOT NULL DEFAULT 0,
     deadline_ms INTEGER,
-    released_by TEXT,
+    released_by BLOB,
     form BLOB,
     ewg BLOB,
     UNIQUE (line, sender, seq)
@@ -131,7 +136,7 @@ CREATE TABLE IF NOT EXISTS alarms (
     addressed_to TEXT NOT NULL,
     repeats INTEGER NOT NULL DEFAULT 0,
     last_raised_ms INTEGER NOT NULL,
-    acked_by TEXT,
+    acked_by BLOB,
     acked_ms INTEGER,
     cleared_ms INTEGER,
     clear_reason BLOB
@@ -152,10 +157,10 @@ CREATE TABLE IF NOT EXISTS drafts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     line BLOB NOT NULL,
     draft BLOB NOT NULL,
-    drafter TEXT NOT NULL,
+    drafter BLOB NOT NULL,
     created_ms INTEGER NOT NULL,
     state TEXT NOT NULL,
-    released_by TEXT,
+    released_by BLOB,
     released_ms INTEGER,
     message BLOB
 );
@@ -208,7 +213,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     proposer TEXT NOT NULL,
     text BLOB NOT NULL,
     text_sha256 BLOB NOT NULL,
-    parties TEXT NOT NULL,
+    parties BLOB NOT NULL,
     deadline_ms INTEGER,
     supersedes BLOB,
     created_ms INTEGER NOT NULL
@@ -231,8 +236,8 @@ CREATE TABLE IF NOT EXISTS translations (
     member TEXT NOT NULL,
     language TEXT NOT NULL,
     text BLOB NOT NULL,
-    translator TEXT NOT NULL,
-    reviewed_by TEXT,
+    translator BLOB NOT NULL,
+    reviewed_by BLOB,
     revises BLOB,
     created_ms INTEGER NOT NULL
 );
@@ -241,19 +246,20 @@ CREATE TABLE IF NOT EXISTS key_packages (
     reference BLOB PRIMARY KEY,
     bytes BLOB NOT NULL,
     created_ms INTEGER NOT NULL,
-    claimed_by TEXT,
+    claimed_by BLOB,
     claimed_ms INTEGER
 );
 -- Each KeyPackage claim a peer made within the last hour, for its quota
--- (`key_package_claims_per_hour_max`); older ones are deleted as claims are made.
+-- (`key_package_claims_per_hour_max`); older ones are deleted as claims are made. The peer is
+-- kept as a blind index: claims by one peer can be counted, not named.
 CREATE TABLE IF NOT EXISTS key_package_claims (
-    peer TEXT NOT NULL,
+    peer BLOB NOT NULL,
     claimed_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS key_package_claims_peer ON key_package_claims (peer, claimed_ms);
 CREATE TABLE IF NOT EXISTS used_key_packages (
     reference BLOB PRIMARY KEY,
-    member TEXT NOT NULL,
+    member BLOB NOT NULL,
     used_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS operators (
@@ -272,7 +278,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '9');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '10');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -301,6 +307,12 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_TOKEN_EXPIRY {
         migrate_add_token_expiry(conn)?;
+        version = SCHEMA_VERSION_COLUMN_SEALS.to_string();
+    }
+    if version == SCHEMA_VERSION_COLUMN_SEALS {
+        migrate_seal_rows(conn, sealer)?;
+        // The old values stay in freed pages and the journal until both are rewritten.
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(db)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -319,7 +331,7 @@ fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(),
     let legacy: Option<Vec<u8>> =
         tx.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).optional().map_err(db)?;
     if let Some(sealed) = legacy {
-        let whole = sealer.open("mls_state.snapshot", &sealed)?;
+        let whole = sealer.open_column_bound("mls_state.snapshot", &sealed)?;
         let entries = adi_mls::decode_state(&whole).map_err(|e| StoreError::Corrupt(format!("mls_state: {e}")))?;
         let delta = adi_mls::StateDelta { put: entries.into_iter().collect(), delete: Vec::new() };
         write::mls_delta(&tx, sealer, &delta).map_err(db)?;
@@ -407,9 +419,168 @@ fn migrate_add_token_expiry(conn: &mut Connection) -> Result<(), StoreError> {
     if !columns.iter().any(|c| c == "token_expires_ms") {
         tx.execute_batch("ALTER TABLE operators ADD COLUMN token_expires_ms INTEGER;").map_err(db)?;
     }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION_COLUMN_SEALS}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// What a column of a version 9 database holds.
+#[derive(Clone, Copy)]
+enum Was {
+    /// A value sealed bound to its column only.
+    Sealed,
+    /// Text in the clear.
+    Clear,
+}
+
+/// The columns of version 9 that version 10 seals bound to their row: each table, the columns of
+/// its primary key (their values, integers as eight big-endian bytes, make the row's key), and
+/// the columns to seal.
+/// A table, the columns of its primary key, and its columns that version 10 seals.
+type SealedTable = (&'static str, &'static [&'static str], &'static [(&'static str, Was)]);
+
+const SEALED_ROWS: &[SealedTable] = &[
+    ("lines", &["id"], &[("title", Was::Clear)]),
+    (
+        "envelopes",
+        &["hash"],
+        &[
+            ("bytes", Was::Sealed),
+            ("content", Was::Sealed),
+            ("caveat", Was::Sealed),
+            ("subject", Was::Sealed),
+            ("body", Was::Sealed),
+            ("form", Was::Sealed),
+            ("ewg", Was::Sealed),
+            ("released_by", Was::Clear),
+        ],
+    ),
+    ("recipients", &["hash", "member"], &[("detail", Was::Sealed)]),
+    ("receipts", &["hash"], &[("reason", Was::Sealed)]),
+    ("alarms", &["id"], &[("detail", Was::Sealed), ("clear_reason", Was::Sealed), ("acked_by", Was::Clear)]),
+    ("events", &["id"], &[("detail", Was::Sealed)]),
+    ("drafts", &["id"], &[("draft", Was::Sealed), ("drafter", Was::Clear), ("released_by", Was::Clear)]),
+    ("mls_entries", &["key"], &[("value", Was::Sealed)]),
+    ("held", &["hash"], &[("bytes", Was::Sealed)]),
+    ("evidence", &["id"], &[("detail", Was::Sealed), ("held", Was::Sealed), ("offered", Was::Sealed)]),
+    ("decisions", &["id"], &[("text", Was::Sealed), ("parties", Was::Clear)]),
+    ("concurrences", &["hash"], &[("reason", Was::Sealed)]),
+    ("translations", &["hash"], &[("text", Was::Sealed), ("translator", Was::Clear), ("reviewed_by", Was::Clear)]),
+    ("key_packages", &["reference"], &[("claimed_by", Was::Clear)]),
+    ("used_key_packages", &["reference"], &[("member", Was::Clear)]),
+];
+
+/// How many rows the migration to version 10 reads at a time.
+const RESEAL_PAGE_ROWS: i64 = 512;
+
+/// Brings a version 9 database to version 10, in one transaction: every sealed value is opened
+/// and sealed again bound to its row, the metadata that version 9 kept in the clear is sealed
+/// the same way, and the peers of KeyPackage claims become blind indexes.
+fn migrate_seal_rows(conn: &mut Connection, sealer: &Sealer) -> Result<(), StoreError> {
+    use rusqlite::types::Value;
+    let tx = conn.transaction().map_err(db)?;
+    for (table, key, columns) in SEALED_ROWS {
+        // Rows are read in pages, in the order of their rowid (or of their key, for the one table
+        // without rowids), each page after the last one read.
+        let order = if *table == "mls_entries" { "key" } else { "rowid" };
+        let select = format!(
+            "SELECT {order}, {keys}, {cols} FROM {table} WHERE ?1 IS NULL OR {order} > ?1 ORDER BY {order} LIMIT ?2",
+            keys = key.join(", "),
+            cols = columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", "),
+        );
+        let update = format!(
+            "UPDATE {table} SET {sets} WHERE {wheres}",
+            sets = columns
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| format!("{c} = ?{}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", "),
+            wheres = key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} = ?{}", columns.len() + i + 1))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        );
+        let mut after = Value::Null;
+        let mut resealed = 0u64;
+        loop {
+            let rows: Vec<Vec<Value>> = {
+                let mut stmt = tx.prepare(&select).map_err(db)?;
+                let n = 1 + key.len() + columns.len();
+                let rows = stmt
+                    .query_map(rusqlite::params![after, RESEAL_PAGE_ROWS], |row| {
+                        (0..n).map(|i| row.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(db)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db)?;
+                rows
+            };
+            for row in &rows {
+                let (keys, values) = row[1..].split_at(key.len());
+                let row_key = row_key(table, keys)?;
+                let mut params: Vec<Value> = Vec::with_capacity(row.len());
+                for ((column, was), value) in columns.iter().zip(values) {
+                    let label = format!("{table}.{column}");
+                    params.push(match (was, value) {
+                        (_, Value::Null) => Value::Null,
+                        // The migration of a version 4 database already wrote its MLS entries so.
+                        (Was::Sealed, Value::Blob(v)) if sealer.is_row_bound(v) => Value::Blob(v.clone()),
+                        (Was::Sealed, Value::Blob(v)) => {
+                            let old_label = if *table == "mls_entries" {
+                                write::mls_entry_label_column_bound(&row_key)
+                            } else {
+                                label.clone()
+                            };
+                            Value::Blob(sealer.seal(&label, &row_key, &sealer.open_column_bound(&old_label, v)?))
+                        }
+                        (Was::Clear, Value::Text(t)) => Value::Blob(sealer.seal_str(&label, &row_key, t)),
+                        _ => return Err(StoreError::Corrupt(format!("{label}: a value of an unexpected type"))),
+                    });
+                }
+                params.extend(keys.iter().cloned());
+                tx.execute(&update, rusqlite::params_from_iter(params)).map_err(db)?;
+                resealed += 1;
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == RESEAL_PAGE_ROWS => after = last[0].clone(),
+                _ => break,
+            }
+        }
+        tracing::info!(table, rows = resealed, "sealed again, bound to each row");
+    }
+    let peers: Vec<String> = tx
+        .prepare("SELECT DISTINCT peer FROM key_package_claims WHERE typeof(peer) = 'text'")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    for peer in peers {
+        tx.execute(
+            "UPDATE key_package_claims SET peer = ?2 WHERE peer = ?1",
+            rusqlite::params![peer, sealer.blind("key_package_claims.peer", peer.as_bytes())],
+        )
+        .map_err(db)?;
+    }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
     tx.commit().map_err(db)
+}
+
+/// The key a sealed value of a row is bound to: its primary key's values, integers as eight
+/// big-endian bytes, blobs and texts as their bytes, one after the other.
+fn row_key(table: &str, keys: &[rusqlite::types::Value]) -> Result<Vec<u8>, StoreError> {
+    use rusqlite::types::Value;
+    let mut out = Vec::new();
+    for k in keys {
+        match k {
+            Value::Integer(i) => out.extend_from_slice(&crate::seal::row_id(*i)),
+            Value::Blob(b) => out.extend_from_slice(b),
+            Value::Text(t) => out.extend_from_slice(t.as_bytes()),
+            _ => return Err(StoreError::Corrupt(format!("{table}: a primary key of an unexpected type"))),
+        }
+    }
+    Ok(out)
 }
 
 /// The database's identity (`meta.database_id`), made when it was created.
@@ -543,7 +714,7 @@ mod tests {
         member.key_packages(2).unwrap();
         let whole = member.snapshot().unwrap();
         // The database as version 4 left it: one sealed snapshot of the whole state.
-        let sealed = store.inner.sealer.seal("mls_state.snapshot", &whole);
+        let sealed = store.inner.sealer.seal_column_bound("mls_state.snapshot", &whole);
         on_writer(
             &store,
             "CREATE TABLE mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
@@ -585,5 +756,246 @@ mod tests {
         let restored =
             adi_mls::LineMember::restore("PH", [3; 32], adi_mls::MlsConfig::default(), entries, &[]).unwrap();
         assert_eq!(restored.snapshot().unwrap(), whole);
+    }
+
+    const T0: u64 = 1_700_000_000_000;
+
+    /// A store holding one of everything a node seals: a line and its title, a message released
+    /// by a principal, a decision and an answer with a reason, a reviewed translation, an alarm
+    /// acknowledged and cleared, a draft released, an MLS entry, and a KeyPackage claimed and
+    /// used.
+    fn populated() -> (tempfile::TempDir, SqliteStore) {
+        use adi_core::{fixtures, AlarmChange, AlarmKind, AlarmOp, Concurrence, Decision, Draft, NewLine, Translation};
+        let (dir, store) = fresh();
+        let line = adi_wire::LineId([9; 16]);
+        let mut ph = fixtures::hotline("PH");
+        let mut cn = fixtures::hotline("CN");
+        let request = NewLine {
+            members: vec!["PH".into(), "CN".into()],
+            scope: "ADMM-Plus".into(),
+            title: Some("Scarborough Shoal incident line".into()),
+        };
+        let setup = ph.create_line(T0, line, request, fixtures::key_packages_of(&mut [&mut cn])).unwrap();
+        let draft = Draft {
+            precedence: "FLASH".into(),
+            subject: "vessels at the shoal".into(),
+            body: "two vessels hold station".into(),
+            ..Draft::default()
+        };
+        let message = ph.send(T0 + 1, line, draft, Some("principal-ph".into())).unwrap();
+        let decision = Decision {
+            text: "both sides withdraw two miles".into(),
+            parties: vec![adi_core::MemberCode::parse("PH").unwrap(), adi_core::MemberCode::parse("CN").unwrap()],
+            deadline_s: None,
+            supersedes: None,
+        };
+        let sha = decision.text_sha256();
+        let proposed = ph.propose_decision(T0 + 2, line, decision).unwrap();
+        let answer = Concurrence {
+            decision: proposed.envelope.hash(),
+            text_sha256: sha,
+            concur: false,
+            reason: Some("the distance is too short".into()),
+        };
+        let answered = ph.answer_decision(T0 + 3, line, answer).unwrap();
+        let translation = Translation {
+            original: message.envelope.hash(),
+            language: "zh".into(),
+            text: "两艘船只保持位置".into(),
+            translator: "translator-ph".into(),
+            reviewed_by: Some("reviewer-ph".into()),
+            revises: None,
+        };
+        let translated = ph.translate(T0 + 4, line, translation).unwrap();
+        let records = vec![setup, message, proposed, answered, translated];
+        store.commit(adi_core::WriteBatch { records, ..Default::default() }).wait_blocking().unwrap();
+        let delta = adi_mls::StateDelta { put: vec![(b"k".to_vec(), b"secret of k".to_vec())], delete: Vec::new() };
+        store.commit(adi_core::WriteBatch { mls_state: Some(delta), ..Default::default() }).wait_blocking().unwrap();
+        let alarm = |op, at_ms, detail: &str| AlarmChange {
+            kind: AlarmKind::LinkNoAnswer,
+            op,
+            line,
+            member: adi_core::MemberCode::parse("CN").unwrap(),
+            message: None,
+            at_ms,
+            detail: detail.into(),
+            addressed_to: vec!["duty".into()],
+        };
+        store.probe(vec![alarm(AlarmOp::Raise, T0 + 5, "CN has not answered the link test")]).wait_blocking().unwrap();
+        let id = store.alarms(false, 10).unwrap()[0].id;
+        store.ack_alarm(id, "duty-ph".into(), T0 + 6).wait_blocking().unwrap();
+        store.probe(vec![alarm(AlarmOp::Clear, T0 + 7, "CN answered")]).wait_blocking().unwrap();
+        let draft = store.add_draft(line, "{\"subject\":\"held for release\"}".into(), "drafter-ph".into(), T0 + 8);
+        let draft = draft.wait_blocking().unwrap();
+        let reply = ph
+            .send(
+                T0 + 9,
+                line,
+                Draft { precedence: "ROUTINE".into(), subject: "held for release".into(), ..Draft::default() },
+                Some("principal-ph".into()),
+            )
+            .unwrap();
+        let batch = adi_core::WriteBatch { records: vec![reply], ..Default::default() };
+        store.commit_release(batch, draft, "principal-ph".into(), T0 + 10).wait_blocking().unwrap();
+        let empty = adi_mls::StateDelta::default();
+        store.add_key_packages(empty, vec![(b"ref-1".to_vec(), b"key package".to_vec())], T0).wait_blocking().unwrap();
+        let cn_code = adi_core::MemberCode::parse("CN").unwrap();
+        let claimed = store.claim_key_package(&cn_code, T0 + 11, 1).wait_blocking().unwrap();
+        assert!(matches!(claimed, crate::Claimed::KeyPackage(_)), "{claimed:?}");
+        assert!(store.use_key_package(b"ref-1".to_vec(), &cn_code, T0 + 12).wait_blocking().unwrap());
+        (dir, store)
+    }
+
+    /// Everything the store reads back of what [`populated`] wrote.
+    fn read_back(store: &SqliteStore) -> String {
+        let me = adi_core::MemberCode::parse("PH").unwrap();
+        let all = crate::MessageQuery { line: None, not_from: None, limit: 100, by_precedence: false };
+        let messages = store.messages(&all).unwrap();
+        let mut out = format!("{:?}\n{messages:?}\n", store.load(&me).unwrap().lines);
+        for m in &messages {
+            out += &format!(
+                "{:?}\n{:?}\n{:?}\n",
+                store.recipients(&m.hash),
+                store.receipts(&m.hash),
+                store.envelope(&m.hash)
+            );
+        }
+        out += &format!("{:?}\n", store.decisions(None, None).unwrap());
+        out += &format!("{:?}\n", store.translations(None, None).unwrap());
+        out += &format!("{:?}\n", store.alarms(false, 100).unwrap());
+        out += &format!("{:?}\n", store.drafts(false, 100).unwrap());
+        out += &format!("{:?}\n", store.events_after(0, 1000).unwrap());
+        out += &format!("{:?}\n", store.mls_state().unwrap());
+        out
+    }
+
+    /// Seals every value of `store` as schema version 9 did, bound to its column only, and puts
+    /// back in the clear what version 9 kept so.
+    fn as_version_9(store: &SqliteStore) {
+        let sealer = store.inner.sealer.clone();
+        store
+            .submit_job(true, move |c| {
+                use rusqlite::types::Value;
+                for (table, key, columns) in SEALED_ROWS {
+                    let order = if *table == "mls_entries" { "key" } else { "rowid" };
+                    let cols: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+                    let sql = format!("SELECT {order}, {}, {} FROM {table}", key.join(", "), cols.join(", "));
+                    let n = 1 + key.len() + cols.len();
+                    let rows: Vec<Vec<Value>> = c
+                        .prepare(&sql)?
+                        .query_map([], |row| (0..n).map(|i| row.get::<_, Value>(i)).collect())?
+                        .collect::<Result<_, _>>()?;
+                    for row in rows {
+                        let row_key = row_key(table, &row[1..1 + key.len()]).unwrap();
+                        for ((column, was), value) in columns.iter().zip(&row[1 + key.len()..]) {
+                            let Value::Blob(v) = value else { continue };
+                            let label = format!("{table}.{column}");
+                            let plain = sealer.open(&label, &row_key, v).unwrap();
+                            let old = match was {
+                                Was::Sealed if *table == "mls_entries" => Value::Blob(
+                                    sealer.seal_column_bound(&write::mls_entry_label_column_bound(&row_key), &plain),
+                                ),
+                                Was::Sealed => Value::Blob(sealer.seal_column_bound(&label, &plain)),
+                                Was::Clear => Value::Text(String::from_utf8(plain).unwrap()),
+                            };
+                            c.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE {order} = ?2"), params![old, row[0]])?;
+                        }
+                    }
+                }
+                c.execute_batch("UPDATE key_package_claims SET peer = 'CN'; UPDATE meta SET value = '9' WHERE key = 'schema_version';")
+            })
+            .wait_blocking()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_version_9_database_is_sealed_again_row_by_row_when_opened() {
+        let (dir, store) = populated();
+        let before = read_back(&store);
+        for needle in ["Scarborough Shoal", "principal-ph", "translator-ph", "reviewer-ph", "drafter-ph", "duty-ph"] {
+            assert!(before.contains(needle), "the store reads back {needle}");
+        }
+        as_version_9(&store);
+        // As version 9 left it: metadata in the clear, values that the rows' keys do not open.
+        assert!(store.alarms(false, 10).is_err(), "a version 9 value opens as a version 10 one");
+        drop(store);
+        let raw = std::fs::read(dir.path().join("adi.db")).unwrap();
+        assert!(
+            raw.windows(17).any(|w| w == b"Scarborough Shoal"),
+            "the version 9 database holds the title in the clear"
+        );
+
+        let store = SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).unwrap();
+        assert_eq!(read_back(&store), before, "the migration changes nothing the store reads");
+        let version: String = store
+            .read(|c| c.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Every value is now of the version bound to its row, and nothing is left in the clear.
+        for (table, _, columns) in SEALED_ROWS {
+            for (column, _) in *columns {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL AND (typeof({column}) != 'blob' OR substr({column}, 1, 1) != X'02')"
+                );
+                let left: i64 = store.read(|c| c.query_row(&sql, [], |r| r.get(0))).unwrap();
+                assert_eq!(left, 0, "{table}.{column}: values not sealed bound to their row");
+            }
+        }
+        // The columns the test must have filled for it to show them migrated.
+        for (table, column) in [
+            ("lines", "title"),
+            ("envelopes", "subject"),
+            ("envelopes", "released_by"),
+            ("alarms", "acked_by"),
+            ("alarms", "clear_reason"),
+            ("drafts", "drafter"),
+            ("drafts", "released_by"),
+            ("decisions", "parties"),
+            ("concurrences", "reason"),
+            ("translations", "translator"),
+            ("translations", "reviewed_by"),
+            ("key_packages", "claimed_by"),
+            ("used_key_packages", "member"),
+            ("mls_entries", "value"),
+            ("events", "detail"),
+        ] {
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL");
+            let held: i64 = store.read(|c| c.query_row(&sql, [], |r| r.get(0))).unwrap();
+            assert!(held > 0, "{table}.{column} holds nothing: the test would not see it migrated");
+        }
+        // The quota still counts the claim made before the upgrade, by a blind index.
+        let peer: Vec<u8> =
+            store.read(|c| c.query_row("SELECT peer FROM key_package_claims", [], |r| r.get(0))).unwrap();
+        assert_eq!(peer, store.inner.sealer.blind("key_package_claims.peer", b"CN"));
+        let cn = adi_core::MemberCode::parse("CN").unwrap();
+        let again = store.claim_key_package(&cn, T0 + 13, 1).wait_blocking().unwrap();
+        assert!(matches!(again, crate::Claimed::OverQuota { claims: 1 }), "{again:?}");
+        drop(store);
+        // Nor in the files: the migration leaves no page of the old values behind.
+        for file in ["adi.db", "adi.db-wal"] {
+            let Ok(raw) = std::fs::read(dir.path().join(file)) else { continue };
+            for needle in ["Scarborough Shoal", "principal-ph", "translator-ph", "reviewer-ph", "drafter-ph", "duty-ph"]
+            {
+                assert!(
+                    !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{file} holds {needle} in the clear"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_sealed_value_moved_to_another_row_does_not_open() {
+        let (_dir, store) = populated();
+        assert!(read_back(&store).contains("vessels at the shoal"));
+        // Two messages' subjects swapped.
+        on_writer(&store, "UPDATE envelopes SET subject = (SELECT subject FROM envelopes WHERE kind = 'message' ORDER BY arrival LIMIT 1) WHERE arrival = (SELECT MAX(arrival) FROM envelopes WHERE kind = 'message')");
+        let all = crate::MessageQuery { line: None, not_from: None, limit: 100, by_precedence: false };
+        let err = store.messages(&all).expect_err("a subject moved to another message opened").to_string();
+        assert!(err.contains("envelopes.subject"), "{err}");
+        // Rows with an integer id: one event's detail copied onto another.
+        on_writer(&store, "UPDATE events SET detail = (SELECT detail FROM events WHERE detail IS NOT NULL ORDER BY id LIMIT 1) WHERE id = (SELECT MAX(id) FROM events WHERE detail IS NOT NULL)");
+        let err = store.events_after(0, 1000).expect_err("an event's detail moved to another event opened").to_string();
+        assert!(err.contains("events.detail"), "{err}");
     }
 }

@@ -60,7 +60,7 @@ impl Store for SqliteStore {
         self.submit(move |c| {
             let out = write::commit_batch(c, &s, &batch)?;
             let message = batch.records.first().map(|r| r.envelope.hash()).unwrap_or_default();
-            write::release_draft(c, draft, &principal, message, now_ms)?;
+            write::release_draft(c, &s, draft, &principal, message, now_ms)?;
             Ok(out)
         })
     }
@@ -366,7 +366,11 @@ impl Store for SqliteStore {
     }
 
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed> {
-        let peer = peer.to_string();
+        // Who claimed is sealed and the quota counts a blind index of the peer: the database does
+        // not say who set up lines with whom.
+        let claimant = peer.to_string();
+        let peer = self.inner.sealer.blind("key_package_claims.peer", peer.as_str().as_bytes());
+        let s = self.inner.sealer.clone();
         self.submit(move |c| {
             let hour_ago = now_ms.saturating_sub(HOUR_MS) as i64;
             c.execute("DELETE FROM key_package_claims WHERE claimed_ms <= ?1", params![hour_ago])?;
@@ -388,7 +392,7 @@ impl Store for SqliteStore {
             let Some((reference, bytes)) = next else { return Ok(Claimed::Empty) };
             c.execute(
                 "UPDATE key_packages SET claimed_by = ?2, claimed_ms = ?3 WHERE reference = ?1",
-                params![reference, peer, now_ms as i64],
+                params![reference, s.seal_str("key_packages.claimed_by", &reference, &claimant), now_ms as i64],
             )?;
             c.execute(
                 "INSERT INTO key_package_claims (peer, claimed_ms) VALUES (?1, ?2)",
@@ -403,7 +407,7 @@ impl Store for SqliteStore {
     }
 
     fn use_key_package(&self, reference: Vec<u8>, member: &MemberCode, now_ms: u64) -> Pending<bool> {
-        let member = member.to_string();
+        let member = self.inner.sealer.seal_str("used_key_packages.member", &reference, member.as_str());
         self.submit(move |c| {
             let n = c.execute(
                 "INSERT OR IGNORE INTO used_key_packages (reference, member, used_ms) VALUES (?1, ?2, ?3)",

@@ -7,7 +7,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::read::alarm_by_id;
-use crate::seal::Sealer;
+use crate::seal::{row_id, row_pair, Sealer};
 use crate::{AlarmAck, Outcome, Settlement};
 
 /// An event to append to the live stream, in the same transaction as its cause.
@@ -23,12 +23,25 @@ pub(super) struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// The id the next row of a table with an `AUTOINCREMENT` id will have: one past the largest it
+/// ever had. The writer is the only one that inserts, so the id is known before the row is
+/// written, and its sealed values are bound to it.
+pub(super) fn next_id(c: &Connection, table: &str) -> Result<i64, rusqlite::Error> {
+    let last: Option<i64> = c
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = ?1")?
+        .query_row(params![table], |row| row.get(0))
+        .optional()?;
+    Ok(last.unwrap_or(0) + 1)
+}
+
 pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusqlite::Error> {
+    let id = next_id(c, "events")?;
     c.prepare_cached(
-        "INSERT INTO events (at_ms, kind, line, message, member, state, alarm, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (id, at_ms, kind, line, message, member, state, alarm, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
+        id,
         e.at_ms as i64,
         e.kind,
         e.line.map(|l| l.0.to_vec()),
@@ -36,7 +49,7 @@ pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusq
         e.member,
         e.state,
         e.alarm.map(|a| a as i64),
-        e.detail.map(|d| s.seal_str("events.detail", d)),
+        e.detail.map(|d| s.seal_str("events.detail", &row_id(id), d)),
     ])?;
     Ok(())
 }
@@ -73,21 +86,24 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
             h.sender.as_str(),
             h.seq as i64,
             h.epoch as i64,
-            s.seal("held.bytes", &h.bytes),
+            s.seal("held.bytes", &h.hash.0, &h.bytes),
             h.received_ms as i64
         ])?;
     }
     for e in &batch.evidence {
+        let id = next_id(c, "evidence")?;
+        let row = row_id(id);
         c.prepare_cached(
-            "INSERT INTO evidence (line, member, at_ms, detail, held, offered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO evidence (id, line, member, at_ms, detail, held, offered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
+            id,
             &e.line.0[..],
             e.member.as_str(),
             e.at_ms as i64,
-            s.seal_str("evidence.detail", &e.detail),
-            s.seal("evidence.held", &e.held),
-            s.seal("evidence.offered", &e.offered)
+            s.seal_str("evidence.detail", &row, &e.detail),
+            s.seal("evidence.held", &row, &e.held),
+            s.seal("evidence.offered", &row, &e.offered)
         ])?;
     }
     for cp in &batch.checkpoints {
@@ -181,12 +197,13 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
     if let Content::Concurrence(a) = &r.content {
         // An answer to a decision held here must come from one of its parties, on its line. One
         // that arrives before its decision is kept.
-        let decided: Option<(Vec<u8>, String)> = c
+        let decided: Option<(Vec<u8>, Vec<u8>)> = c
             .query_row("SELECT line, parties FROM decisions WHERE id = ?1", params![&a.decision.0[..]], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
         if let Some((line, parties)) = decided {
+            let parties = super::read::open_text(s, "decisions.parties", &a.decision.0, parties)?;
             let parties: Vec<&str> = parties.split(',').collect();
             if let Err(reason) = recipient::check_concurrence(r.line.id, &r.sender, line_of(line)?, &parties) {
                 return Ok(Outcome::Mismatch { reason });
@@ -233,7 +250,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             params![
                 &l.id.0[..],
                 l.scope.as_str(),
-                l.title,
+                s.seal_str("lines.title", &l.id.0, &l.title),
                 l.home.as_str(),
                 members.join(","),
                 l.created_ms as i64,
@@ -262,21 +279,21 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         body.priority,
         body.created_ms as i64,
         r.received_ms as i64,
-        s.seal("envelopes.bytes", r.envelope.bytes()),
+        s.seal("envelopes.bytes", &hash.0, r.envelope.bytes()),
         r.content.kind(),
         m.map(|m| m.precedence.as_str()),
         m.map(|m| m.class.as_str()),
-        m.map(|m| s.seal_str("envelopes.caveat", &m.caveat)),
-        m.map(|m| s.seal_str("envelopes.subject", &m.subject)),
-        m.map(|m| s.seal_str("envelopes.body", &m.body)),
+        m.map(|m| s.seal_str("envelopes.caveat", &hash.0, &m.caveat)),
+        m.map(|m| s.seal_str("envelopes.subject", &hash.0, &m.subject)),
+        m.map(|m| s.seal_str("envelopes.body", &hash.0, &m.body)),
         m.is_some_and(|m| m.ack_required),
         m.is_some_and(|m| m.crisis),
         deadline_ms,
-        m.and_then(|m| m.released_by.as_deref()),
+        m.and_then(|m| m.released_by.as_deref()).map(|p| s.seal_str("envelopes.released_by", &hash.0, p)),
         body.epoch as i64,
-        r.signed_content.as_deref().map(|c| s.seal("envelopes.content", c)),
-        m.and_then(|m| m.form.as_ref()).map(|f| s.seal_str("envelopes.form", &f.to_string())),
-        m.and_then(|m| m.ewg.as_deref()).map(|t| s.seal_str("envelopes.ewg", t)),
+        r.signed_content.as_deref().map(|c| s.seal("envelopes.content", &hash.0, c)),
+        m.and_then(|m| m.form.as_ref()).map(|f| s.seal_str("envelopes.form", &hash.0, &f.to_string())),
+        m.and_then(|m| m.ewg.as_deref()).map(|t| s.seal_str("envelopes.ewg", &hash.0, t)),
     ])?;
     for peer in &r.recipients {
         c.prepare_cached("INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)")?
@@ -312,9 +329,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     &hash.0[..],
                     &r.line.id.0[..],
                     r.sender.as_str(),
-                    s.seal_str("decisions.text", &d.text),
+                    s.seal_str("decisions.text", &hash.0, &d.text),
                     &d.text_sha256()[..],
-                    parties.join(","),
+                    s.seal_str("decisions.parties", &hash.0, &parties.join(",")),
                     // Bounded by the core (`decision_deadline_s_max`); saturating, whatever a caller passes.
                     d.deadline_s.map(|x| body.created_ms.saturating_add(x.saturating_mul(1000)).min(i64::MAX as u64) as i64),
                     d.supersedes.map(|h| h.0.to_vec()),
@@ -331,9 +348,9 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                     &t.original.0[..],
                     r.sender.as_str(),
                     t.language,
-                    s.seal_str("translations.text", &t.text),
-                    t.translator,
-                    t.reviewed_by,
+                    s.seal_str("translations.text", &hash.0, &t.text),
+                    s.seal_str("translations.translator", &hash.0, &t.translator),
+                    t.reviewed_by.as_deref().map(|p| s.seal_str("translations.reviewed_by", &hash.0, p)),
                     t.revises.map(|h| h.0.to_vec()),
                     body.created_ms as i64
                 ],
@@ -350,7 +367,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
                 r.sender.as_str(),
                 &a.text_sha256[..],
                 a.concur,
-                a.reason.as_deref().map(|x| s.seal_str("concurrences.reason", x)),
+                a.reason.as_deref().map(|x| s.seal_str("concurrences.reason", &hash.0, x)),
                 body.created_ms as i64
             ])?;
             decision_event(c, s, r, a.decision, if a.concur { "concurred" } else { "declined" })?;
@@ -453,7 +470,7 @@ fn move_recipient(
         next.seen_ms.map(|t| t as i64),
         next.acknowledged_ms.map(|t| t as i64),
         next.declined_ms.map(|t| t as i64),
-        next.detail.as_deref().map(|d| s.seal_str("recipients.detail", d)),
+        next.detail.as_deref().map(|d| s.seal_str("recipients.detail", &row_pair(&hash.0, member), d)),
         next.refusal.map(|code| code.as_str()),
     ])?;
     Ok(true)
@@ -463,15 +480,16 @@ fn move_recipient(
 fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
     let signed_ms = r.envelope.body().created_ms;
     let answers = &receipt.answers.hash;
+    let hash = r.envelope.hash();
     c.prepare_cached(
         "INSERT INTO receipts (hash, answers, member, kind, reason, signed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
-        &r.envelope.hash().0[..],
+        &hash.0[..],
         &answers.0[..],
         r.sender.as_str(),
         receipt.kind.as_str(),
-        receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", r)),
+        receipt.reason.as_deref().map(|r| s.seal_str("receipts.reason", &hash.0, r)),
         signed_ms as i64
     ])?;
     let member = r.sender.as_str();
@@ -535,9 +553,10 @@ pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result
     let (id, state) = match (&a.op, open) {
         (AlarmOp::Raise, Some(_)) => return Ok(()),
         (AlarmOp::Raise, None) | (AlarmOp::Repeat, None) => {
+            let id = next_id(c, "alarms")?;
             c.prepare_cached(
-                "INSERT INTO alarms (kind, line, member, message, raised_ms, detail, addressed_to, last_raised_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                "INSERT INTO alarms (id, kind, line, member, message, raised_ms, detail, addressed_to, last_raised_ms)
+                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
             )?
             .execute(params![
                 a.kind.as_str(),
@@ -545,22 +564,23 @@ pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result
                 a.member.as_str(),
                 a.message.map(|m| m.0.to_vec()),
                 a.at_ms as i64,
-                s.seal_str("alarms.detail", &a.detail),
+                s.seal_str("alarms.detail", &row_id(id), &a.detail),
                 a.addressed_to.join(","),
+                id,
             ])?;
-            (c.last_insert_rowid(), "raised")
+            (id, "raised")
         }
         (AlarmOp::Repeat, Some(id)) => {
             c.prepare_cached(
                 "UPDATE alarms SET repeats = repeats + 1, last_raised_ms = ?2, detail = ?3 WHERE id = ?1",
             )?
-            .execute(params![id, a.at_ms as i64, s.seal_str("alarms.detail", &a.detail)])?;
+            .execute(params![id, a.at_ms as i64, s.seal_str("alarms.detail", &row_id(id), &a.detail)])?;
             (id, "repeated")
         }
         (AlarmOp::Clear, None) => return Ok(()),
         (AlarmOp::Clear, Some(id)) => {
             c.prepare_cached("UPDATE alarms SET cleared_ms = ?2, clear_reason = ?3 WHERE id = ?1")?
-                .execute(params![id, a.at_ms as i64, s.seal_str("alarms.clear_reason", &a.detail)])?;
+                .execute(params![id, a.at_ms as i64, s.seal_str("alarms.clear_reason", &row_id(id), &a.detail)])?;
             (id, "cleared")
         }
     };
@@ -660,11 +680,19 @@ pub(super) fn add_draft(
     drafter: &str,
     now_ms: u64,
 ) -> Result<u64, rusqlite::Error> {
+    let id = next_id(c, "drafts")?;
+    let row = row_id(id);
     c.prepare_cached(
-        "INSERT INTO drafts (line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, 'awaiting_release')",
+        "INSERT INTO drafts (id, line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_release')",
     )?
-    .execute(params![&line.0[..], s.seal_str("drafts.draft", draft), drafter, now_ms as i64])?;
-    let id = c.last_insert_rowid() as u64;
+    .execute(params![
+        id,
+        &line.0[..],
+        s.seal_str("drafts.draft", &row, draft),
+        s.seal_str("drafts.drafter", &row, drafter),
+        now_ms as i64
+    ])?;
+    let id = id as u64;
     event(
         c,
         s,
@@ -685,6 +713,7 @@ pub(super) fn add_draft(
 /// release, which rolls back the message committed with it.
 pub(super) fn release_draft(
     c: &Connection,
+    s: &Sealer,
     id: u64,
     principal: &str,
     message: EnvelopeHash,
@@ -695,7 +724,12 @@ pub(super) fn release_draft(
             "UPDATE drafts SET state = 'released', released_by = ?2, released_ms = ?3, message = ?4
          WHERE id = ?1 AND state = 'awaiting_release'",
         )?
-        .execute(params![id as i64, principal, now_ms as i64, &message.0[..]])?;
+        .execute(params![
+            id as i64,
+            s.seal_str("drafts.released_by", &row_id(id as i64), principal),
+            now_ms as i64,
+            &message.0[..]
+        ])?;
     if n != 1 {
         return Err(rusqlite::Error::QueryReturnedNoRows);
     }
@@ -715,7 +749,7 @@ pub(super) fn ack_alarm(
     }
     c.prepare_cached("UPDATE alarms SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1")?.execute(params![
         id as i64,
-        operator,
+        s.seal_str("alarms.acked_by", &row_id(id as i64), operator),
         now_ms as i64
     ])?;
     event(
@@ -736,9 +770,9 @@ pub(super) fn ack_alarm(
     Ok(AlarmAck::Acked(alarm))
 }
 
-/// The sealing label of an MLS state entry: bound to its key, so that a value moved to another
-/// key does not open.
-pub(super) fn mls_entry_label(key: &[u8]) -> String {
+/// The sealing label of an MLS state entry in schema version 9 and earlier, which bound each
+/// value to its key through the label.
+pub(super) fn mls_entry_label_column_bound(key: &[u8]) -> String {
     format!("mls_entries/{}", hex::encode(key))
 }
 
@@ -748,7 +782,7 @@ pub(super) fn mls_delta(c: &Connection, s: &Sealer, delta: &adi_mls::StateDelta)
         "INSERT INTO mls_entries (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?;
     for (key, value) in &delta.put {
-        put.execute(params![key, s.seal(&mls_entry_label(key), value)])?;
+        put.execute(params![key, s.seal("mls_entries.value", key, value)])?;
     }
     let mut delete = c.prepare_cached("DELETE FROM mls_entries WHERE key = ?1")?;
     for key in &delta.delete {
