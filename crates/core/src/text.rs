@@ -60,6 +60,22 @@ pub fn refusal(c: char, kind: TextKind) -> Option<&'static str> {
     }
 }
 
+/// A text from a peer's node that no person wrote and nobody signed (the reason a peer gives for
+/// refusing or deferring an envelope), made fit to show: each character the rule for one line
+/// refuses becomes U+FFFD, and past `chars_max` characters the text is cut with an ellipsis. A
+/// peer running modified code can write anything there; it reaches the officer only so.
+pub fn clean_line(value: &str, chars_max: usize) -> String {
+    let mut out: String = value
+        .chars()
+        .take(chars_max)
+        .map(|c| if refusal(c, TextKind::Line).is_some() { '\u{fffd}' } else { c })
+        .collect();
+    if value.chars().nth(chars_max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Checks a text against the rule for its kind; the error names `field` and the first character
 /// refused, by its code point (the character itself is never echoed).
 pub fn check_text(field: &str, value: &str, kind: TextKind) -> Result<(), CoreError> {
@@ -229,6 +245,15 @@ mod tests {
         }
         let m = refused("ok\u{e0041}", TextKind::Lines).unwrap();
         assert!(m.contains("character 3 is U+E0041, an invisible format character"), "{m}");
+    }
+
+    #[test]
+    fn a_peers_reason_is_cleaned_and_bounded() {
+        assert_eq!(clean_line("line unknown here", 100), "line unknown here");
+        assert_eq!(clean_line("a\u{1b}[2Jb\nc\u{202e}d", 100), "a\u{fffd}[2Jb\u{fffd}c\u{fffd}d");
+        assert_eq!(clean_line("abcdef", 3), "abc…");
+        assert_eq!(clean_line("abc", 3), "abc");
+        assert!(check_text("reason", &clean_line("\u{7}\r\u{2066}x\u{200b}", 10), TextKind::Line).is_ok());
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct EngineLimits {
     /// How long a claimed KeyPackage that no Welcome used is kept: after that it and its private
     /// key are deleted.
     pub key_package_claimed_ttl_ms: u64,
+    /// Longest reason a peer's node may give for refusing or deferring an envelope, in
+    /// characters, as it is kept and shown; what is longer is cut.
+    pub peer_reason_chars_max: usize,
 }
 
 impl Default for EngineLimits {
@@ -78,6 +81,7 @@ impl Default for EngineLimits {
             key_package_pool_len: 32,
             key_package_claims_per_hour_max: 120,
             key_package_claimed_ttl_ms: 7 * 24 * 3_600_000,
+            peer_reason_chars_max: 500,
         }
     }
 }

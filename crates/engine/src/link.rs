@@ -69,10 +69,14 @@ impl Engine {
     ) -> Settled {
         let mut alarms = Vec::new();
         let mut results = Vec::with_capacity(items.len());
+        let reason_max = self.limits.peer_reason_chars_max;
         for (item, v) in items.iter().zip(verdicts) {
+            // The reason is the peer's text, shown to officers: cleaned and bounded first.
+            let clean = |reason: String| adi_core::text::clean_line(&reason, reason_max);
             let s = match v {
                 Verdict::Accepted | Verdict::Duplicate => Settlement::Delivered,
                 Verdict::Rejected { code, reason } => {
+                    let reason = clean(reason);
                     tracing::warn!(peer = %peer, envelope = %item.hash, reason = %reason, "peer refused an envelope");
                     // A refused message will not be acknowledged: its deadline no longer runs.
                     self.core.forget_ack(&item.hash, peer);
@@ -82,7 +86,7 @@ impl Engine {
                     Settlement::Refused { code, reason }
                 }
                 Verdict::Deferred { reason, .. } => {
-                    Settlement::Retry { at_ms: now_ms + self.backoff_ms(item.attempts), reason }
+                    Settlement::Retry { at_ms: now_ms + self.backoff_ms(item.attempts), reason: clean(reason) }
                 }
             };
             results.push((item.hash, s));
@@ -100,6 +104,7 @@ impl Engine {
         item: &OutboxItem,
         why: String,
     ) -> Settled {
+        let why = adi_core::text::clean_line(&why, self.limits.peer_reason_chars_max);
         tracing::warn!(peer = %peer, envelope = %item.hash, reason = %why, "peer refused an envelope");
         self.core.forget_ack(&item.hash, peer);
         link.one_by_one = link.one_by_one.saturating_sub(1);
@@ -123,4 +128,45 @@ fn undecryptable_at_peer(peer: &MemberCode, item: &OutboxItem, reason: &str, now
         detail: format!("{peer} could not decrypt this node's envelope #{}: {reason}", body.seq),
         addressed_to: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use adi_store::{OutboxItem, Settlement};
+    use adi_wire::batch::{RefusalCode, Verdict};
+
+    use super::*;
+
+    /// A peer's node writes what it likes in the reason of a refusal or a deferral: it is kept and
+    /// shown only cleaned of what would steer a terminal or reorder text, and bounded.
+    #[test]
+    fn a_peers_reasons_are_cleaned_and_bounded_before_they_are_kept() {
+        let limits = crate::EngineLimits { peer_reason_chars_max: 40, ..Default::default() };
+        let config = crate::EngineConfig { limits, bugs: crate::Bugs::default(), jitter_seed: 1 };
+        let mut engine = Engine::new(adi_core::fixtures::hotline("PH"), Default::default(), config);
+        let cn = MemberCode::parse("CN").unwrap();
+        let item = |n: u8| OutboxItem { hash: EnvelopeHash([n; 32]), priority: 0, bytes: Vec::new(), attempts: 0 };
+        let items = [item(1), item(2)];
+        let verdicts = vec![
+            Verdict::Rejected { code: RefusalCode::Malformed, reason: "bad\u{1b}[2J\nforged line\u{202e}txet".into() },
+            Verdict::Deferred { code: RefusalCode::Unknown, reason: "x".repeat(10_000) },
+        ];
+        let settled = engine.settle(&mut LinkState::default(), &cn, &items, verdicts, 0);
+        let reasons: Vec<String> = settled
+            .results
+            .into_iter()
+            .map(|(_, s)| match s {
+                Settlement::Refused { reason, .. } | Settlement::Retry { reason, .. } => reason,
+                Settlement::Delivered => panic!("nothing was delivered"),
+            })
+            .collect();
+        assert_eq!(reasons[0], "bad\u{fffd}[2J\u{fffd}forged line\u{fffd}txet");
+        assert_eq!(reasons[1], format!("{}…", "x".repeat(40)));
+        let refused = engine.settle_refused(&mut LinkState::default(), &cn, &items[0], "\u{7}whole\rbatch".into());
+        assert!(
+            matches!(&refused.results[0].1, Settlement::Refused { reason, .. } if reason == "\u{fffd}whole\u{fffd}batch"),
+            "{:?}",
+            refused.results
+        );
+    }
 }

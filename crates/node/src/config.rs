@@ -179,6 +179,7 @@ pub struct LimitsSection {
     pub accept_retry_ms: Option<u64>,
     pub http_connections_max: Option<usize>,
     pub http_connections_per_address_max: Option<usize>,
+    pub federation_connections_per_address_max: Option<usize>,
     pub http_header_timeout_ms: Option<u64>,
     pub files_reserved: Option<u64>,
     pub events_read_len_max: Option<usize>,
@@ -195,6 +196,8 @@ pub struct LimitsSection {
     pub sign_in_per_minute_max: Option<usize>,
     pub sign_in_tracked_max: Option<usize>,
     pub unauthenticated_per_address_per_minute_max: Option<usize>,
+    pub unauthenticated_tracked_max: Option<usize>,
+    pub peer_reason_chars_max: Option<usize>,
     pub clock_sleep_ms_max: Option<u64>,
     pub clock_watch_ms: Option<u64>,
 }
@@ -258,8 +261,13 @@ pub struct RuntimeLimits {
     /// fewer when the open-file limit, less `files_reserved`, shared among the listeners, allows
     /// fewer. A connection over it is closed as soon as it is accepted.
     pub http_connections_max: usize,
-    /// Most connections one client address holds open on one listener.
+    /// Most connections one client address holds open on the API listener.
     pub http_connections_per_address_max: usize,
+    /// Most connections one address holds open on a federation listener, before its TLS
+    /// handshake says whose it is: a peer's node keeps one link and makes a few single requests
+    /// (claims, checkpoint offers), so this leaves room for several members' nodes behind one
+    /// address, and none for a flood of handshakes that never finish.
+    pub federation_connections_per_address_max: usize,
     /// How long a client may take to send a request's headers, and how long a connection may
     /// wait idle for its next request.
     pub http_header_timeout_ms: u64,
@@ -295,6 +303,10 @@ pub struct RuntimeLimits {
     /// Requests a minute from one client address to the API that carry no credential, or whose
     /// credential was refused (401); past it such requests are answered 429 at once.
     pub unauthenticated_per_address_per_minute_max: usize,
+    /// Client addresses whose requests without a credential are counted at once.
+    pub unauthenticated_tracked_max: usize,
+    /// Longest reason a peer's node may give for refusing an envelope, as it is kept and shown.
+    pub peer_reason_chars_max: usize,
     /// The longest the node's timer loop sleeps without looking at the core's timers again.
     pub clock_sleep_ms_max: u64,
     /// How often the system's wall clock is compared with the node's own.
@@ -314,6 +326,7 @@ impl RuntimeLimits {
             key_package_pool_len: self.key_package_pool_len,
             key_package_claims_per_hour_max: self.key_package_claims_per_hour_max,
             key_package_claimed_ttl_ms: self.key_package_claimed_ttl_ms,
+            peer_reason_chars_max: self.peer_reason_chars_max,
         }
     }
 }
@@ -345,6 +358,7 @@ impl Default for RuntimeLimits {
             accept_retry_ms: 50,
             http_connections_max: 512,
             http_connections_per_address_max: 256,
+            federation_connections_per_address_max: 64,
             http_header_timeout_ms: 10_000,
             files_reserved: 128,
             events_read_len_max: 500,
@@ -361,6 +375,8 @@ impl Default for RuntimeLimits {
             sign_in_per_minute_max: 120,
             sign_in_tracked_max: 10_000,
             unauthenticated_per_address_per_minute_max: 300,
+            unauthenticated_tracked_max: 10_000,
+            peer_reason_chars_max: engine.peer_reason_chars_max,
             clock_sleep_ms_max: 60_000,
             clock_watch_ms: 5_000,
         }
@@ -605,6 +621,9 @@ impl NodeConfig {
         if let Some(v) = l.http_connections_per_address_max {
             runtime_limits.http_connections_per_address_max = v.max(1);
         }
+        if let Some(v) = l.federation_connections_per_address_max {
+            runtime_limits.federation_connections_per_address_max = v.max(1);
+        }
         if let Some(v) = l.http_header_timeout_ms {
             runtime_limits.http_header_timeout_ms = v.max(1);
         }
@@ -652,6 +671,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.unauthenticated_per_address_per_minute_max {
             runtime_limits.unauthenticated_per_address_per_minute_max = v.max(1);
+        }
+        if let Some(v) = l.unauthenticated_tracked_max {
+            runtime_limits.unauthenticated_tracked_max = v.max(1);
+        }
+        if let Some(v) = l.peer_reason_chars_max {
+            runtime_limits.peer_reason_chars_max = v.max(1);
         }
         if let Some(v) = l.clock_sleep_ms_max {
             runtime_limits.clock_sleep_ms_max = v.max(1);

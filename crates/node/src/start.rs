@@ -84,7 +84,7 @@ impl Node {
         // those kept for its database and links.
         let open_files = conns::raise_open_files();
         let per_listener = conns::per_listener(limits, open_files, 1 + fed_listeners.len());
-        let admission = || Admission::new(per_listener, limits.http_connections_per_address_max);
+        let admission = |per_address| Admission::new(per_listener, per_address);
         tracing::info!(open_files, per_listener, "connections each listener may hold");
         let mut tasks = Vec::new();
         let api_router = http::router(state.clone());
@@ -98,7 +98,7 @@ impl Node {
             api_router,
             None,
             limits.clone(),
-            admission(),
+            admission(limits.http_connections_per_address_max),
             Some(Arc::new(Unauthenticated::new(limits))),
             shutdown_rx.clone(),
         )));
@@ -112,7 +112,7 @@ impl Node {
                 router,
                 Some(state.clone()),
                 limits.clone(),
-                admission(),
+                admission(limits.federation_connections_per_address_max),
                 None,
                 shutdown_rx.clone(),
             )));

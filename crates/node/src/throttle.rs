@@ -226,7 +226,7 @@ impl Unauthenticated {
     pub fn new(limits: &RuntimeLimits) -> Unauthenticated {
         Unauthenticated {
             per_address_max: limits.unauthenticated_per_address_per_minute_max,
-            tracked_max: limits.sign_in_tracked_max,
+            tracked_max: limits.unauthenticated_tracked_max,
             by_address: Mutex::default(),
         }
     }
@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn requests_without_a_credential_are_bounded_per_address_and_per_minute() {
-        let l = RuntimeLimits { unauthenticated_per_address_per_minute_max: 3, sign_in_tracked_max: 2, ..limits() };
+        let l =
+            RuntimeLimits { unauthenticated_per_address_per_minute_max: 3, unauthenticated_tracked_max: 2, ..limits() };
         let u = Unauthenticated::new(&l);
         let (one, two): (IpAddr, IpAddr) = ("127.0.0.3".parse().unwrap(), "127.0.0.4".parse().unwrap());
         u.refused(one, 0);
@@ -282,7 +283,7 @@ mod tests {
         for i in 0..10u8 {
             u.admit(IpAddr::from([10, 0, 0, i]), 2 * MINUTE_MS + i as u64);
         }
-        assert!(u.by_address.lock().unwrap().len() <= 2, "the table stays within sign_in_tracked_max");
+        assert!(u.by_address.lock().unwrap().len() <= 2, "the table stays within unauthenticated_tracked_max");
     }
 
     #[test]

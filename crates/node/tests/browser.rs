@@ -331,6 +331,10 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_expired_session_
     browser.type_into("form#compose textarea[name=body]", &long).await;
     browser.wait_text("#words", "201 words (at most 200 for FLASH)").await;
     assert_eq!(browser.count("#words.over").await, 1);
+    // Counted as the node counts them: words joined by zero-width spaces are words.
+    let joined = vec!["word"; 201].join("\u{200b}");
+    browser.type_into("form#compose textarea[name=body]", &joined).await;
+    browser.wait_text("#words", "201 words (at most 200 for FLASH)").await;
     // Sent from the page, in Thai; the line view shows CN's node decrypted it.
     browser.type_into("form#compose textarea[name=body]", "ขอให้ทุกฝ่ายรักษาระยะห่าง").await;
     browser.type_into("form#compose input[name=subject]", "การเผชิญหน้าในทะเล").await;

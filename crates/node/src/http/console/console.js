@@ -249,6 +249,31 @@ function ring() {
   } catch (e) { /* no sound device: the banner stays */ }
 }
 
+// Words as the node counts them (adi_core::text::count_words): whitespace and invisible format
+// characters separate words, the rest by Unicode word boundaries; in scripts written without
+// spaces (Thai, Lao, Myanmar, Khmer, the Tai scripts) a run that nothing separates is one word.
+// The node's count is the one that holds; this one tells the officer before sending.
+const wordSegmenter = new Intl.Segmenter(undefined, { granularity: "word" });
+const wordSeparators = /[\s\p{Cf}]+/u;
+const unspacedScript = /^[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u1950-\u19ff\u1a20-\u1aaf\ua9e0-\ua9ff\uaa60-\uaadf]/u;
+// Each Han ideograph and each hiragana is a word, as word processors count Chinese and Japanese.
+const eachAWord = /[\p{Script=Han}\p{Script=Hiragana}]/gu;
+function wordCount(text) {
+  let n = 0;
+  for (const piece of text.split(wordSeparators)) {
+    let runEnd = -1;
+    for (const s of wordSegmenter.segment(piece)) {
+      if (!s.isWordLike) continue;
+      const unspaced = unspacedScript.test(s.segment);
+      const ideographs = (s.segment.match(eachAWord) || []).length;
+      if (ideographs) n += ideographs;
+      else if (!(unspaced && runEnd === s.index)) n++;
+      runEnd = unspaced ? s.index + s.segment.length : -1;
+    }
+  }
+  return n;
+}
+
 function listen() {
   if (events) events.close();
   events = new EventSource("/api/v1/events");
@@ -281,7 +306,7 @@ $("compose").addEventListener("input", () => {
   // A report may carry the message alone: the node makes its subject from it.
   const report = !!$("compose-form").value.trim();
   f.subject.required = !report; f.body.required = !report;
-  const words = f.body.value.trim().split(/\s+/).filter((w) => w).length;
+  const words = wordCount(f.body.value);
   const urgent = URGENT.includes(f.precedence.value);
   $("words").textContent = (words === 1 ? "1 word" : words + " words") + (urgent ? " (at most 200 for " + f.precedence.value + ")" : "");
   $("words").className = urgent && words > 200 ? "over" : "";
