@@ -20,6 +20,8 @@ use tokio::net::{TcpSocket, TcpStream};
 const FLOOD: usize = 1_100;
 /// The header timeout the attacked node runs with, short so that the test sees it act.
 const HEADER_TIMEOUT_MS: u64 = 2_000;
+/// The body timeout of the node whose credentials are tried, short so that the test sees it act.
+const BODY_TIMEOUT_MS: u64 = 1_000;
 /// The most memory the attacked node may hold while flooded (resident set, MiB).
 const RSS_MIB_MAX: u64 = 200;
 
@@ -299,6 +301,7 @@ async fn requests_without_a_valid_credential_are_bounded_per_address_and_operato
     let mut file: toml::Value = toml::from_str(&std::fs::read_to_string(&ph.config).unwrap()).unwrap();
     let limits = file.as_table_mut().unwrap().entry("limits").or_insert_with(|| toml::Value::Table(Default::default()));
     limits.as_table_mut().unwrap().insert("unauthenticated_per_address_per_minute_max".into(), (BOUND as i64).into());
+    limits.as_table_mut().unwrap().insert("http_body_timeout_ms".into(), (BODY_TIMEOUT_MS as i64).into());
     std::fs::write(&ph.config, toml::to_string(&file).unwrap()).unwrap();
     let _node = serve(&ph.config, &dir.path().join("node.log"), "warn");
     wait_healthy(&ph.url).await;
@@ -326,4 +329,21 @@ async fn requests_without_a_valid_credential_are_bounded_per_address_and_operato
         assert_eq!(request_from(from, &api, "/api/v1/lines", Some(&bearer)).await, 200, "{from}");
     }
     assert_eq!(request_from("127.0.0.5", &api, "/healthz", None).await, 200, "another address is not held back");
+
+    // A body that trickles in slower than `http_body_timeout_ms` is answered 408 and its
+    // connection closed, even from an operator.
+    let mut c = TcpStream::connect(&api).await.unwrap();
+    let head = format!(
+        "POST /api/v1/lines HTTP/1.1\r\nHost: {api}\r\n{bearer}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"members\""
+    );
+    let started = Instant::now();
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection is closed, not held");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(BODY_TIMEOUT_MS - 100), "answered after {took:?}");
 }

@@ -181,6 +181,7 @@ pub struct LimitsSection {
     pub http_connections_per_address_max: Option<usize>,
     pub federation_connections_per_address_max: Option<usize>,
     pub http_header_timeout_ms: Option<u64>,
+    pub http_body_timeout_ms: Option<u64>,
     pub files_reserved: Option<u64>,
     pub events_read_len_max: Option<usize>,
     pub events_poll_ms: Option<u64>,
@@ -271,6 +272,8 @@ pub struct RuntimeLimits {
     /// How long a client may take to send a request's headers, and how long a connection may
     /// wait idle for its next request.
     pub http_header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, from when its headers arrived.
+    pub http_body_timeout_ms: u64,
     /// Open files kept for the database, its journal, logs and outgoing links, whatever the
     /// listeners hold.
     pub files_reserved: u64,
@@ -360,6 +363,7 @@ impl Default for RuntimeLimits {
             http_connections_per_address_max: 256,
             federation_connections_per_address_max: 64,
             http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 30_000,
             files_reserved: 128,
             events_read_len_max: 500,
             events_poll_ms: 5_000,
@@ -626,6 +630,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.http_header_timeout_ms {
             runtime_limits.http_header_timeout_ms = v.max(1);
+        }
+        if let Some(v) = l.http_body_timeout_ms {
+            runtime_limits.http_body_timeout_ms = v.max(1);
         }
         if let Some(v) = l.files_reserved {
             runtime_limits.files_reserved = v;

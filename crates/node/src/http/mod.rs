@@ -42,6 +42,7 @@ use crate::state::{fault_code, fault_text, NodeState};
 /// The operator API router.
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.api_body_bytes_max;
+    let body_time = std::time::Duration::from_millis(state.runtime_limits.http_body_timeout_ms);
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(console::page))
@@ -93,6 +94,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn(move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+            // The body must have arrived by then (`http_body_timeout_ms`).
+            req.extensions_mut().insert(error::BodyDeadline(tokio::time::Instant::now() + body_time));
+            next.run(req)
+        }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
         .with_state(state)
 }

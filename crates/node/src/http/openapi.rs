@@ -176,6 +176,7 @@ impl Shape {
         }
         if self.body {
             out.push(("400", "`malformed_json`: the body is not the JSON described; `bad_body`: it could not be read"));
+            out.push(("408", "`body_timeout`: the body did not arrive within the node's time"));
             out.push(("413", "`body_too_large`: the body is over the node's limit"));
             out.push(("415", "`unsupported_media_type`: a body not sent as `application/json`"));
         }
