@@ -36,6 +36,8 @@ pub fn roster(members: &[(&str, &str, u8)]) -> Roster {
         name: "fixture".into(),
         policy: default_policy(),
         deadlines: None,
+        rules: None,
+        suspended: Vec::new(),
         members,
     };
     // The fixture members are valid by construction.

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod amendment;
 pub mod decision;
 pub mod discipline;
 pub mod error;

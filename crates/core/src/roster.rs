@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use adi_wire::envelope::check_member_code;
-use adi_wire::files::{DeadlinesFile, MemberEntry, PolicyFile, RosterFile, ScopeEntry, ROSTER_VERSION};
+use adi_wire::files::{
+    DeadlinesFile, MemberEntry, PolicyFile, RosterFile, RuleEntry, RulesFile, ScopeEntry, ROSTER_VERSION,
+};
 use ed25519_dalek::VerifyingKey;
 
 use crate::discipline::Deadlines;
@@ -90,6 +92,58 @@ pub struct Roster {
     policy: BTreeMap<Scope, Vec<Community>>,
     /// Acknowledgement deadlines agreed for the network, if the roster sets them.
     deadlines: Option<Deadlines>,
+    /// The rules for amending it, if the roster states them (else [`Rules::default`]).
+    rules: Option<Rules>,
+    /// Members suspended by amendment.
+    suspended: std::collections::BTreeSet<MemberCode>,
+}
+
+/// Whose signatures a kind of amendment needs: members of one community, every one of them or at
+/// least `at_least`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub community: Community,
+    pub at_least: Option<u32>,
+}
+
+/// The rules for amending a roster (`docs/WIRE.md`, "Roster versions").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Admitting, suspending, reinstating or removing a member.
+    pub membership: Rule,
+    /// The network's name, the line policy and the agreed deadlines.
+    pub policy: Rule,
+    /// Replacing a member's lost or compromised signing key, besides the new key's signature.
+    pub key_replacement: Rule,
+    /// Changing these rules.
+    pub rules: Rule,
+}
+
+impl Default for Rules {
+    /// ASEAN centrality, as the declaration founding the network has it: every change of who is
+    /// a member, of the policy, of a lost key or of these rules takes the signatures of every
+    /// ASEAN member (the ADMM decides by consensus, and takes in its Plus partners).
+    fn default() -> Self {
+        let all_asean = Rule { community: Community::Asean, at_least: None };
+        Rules { membership: all_asean, policy: all_asean, key_replacement: all_asean, rules: all_asean }
+    }
+}
+
+fn rule_from_entry(field: &str, r: &RuleEntry) -> Result<Rule, RosterError> {
+    let community = Community::parse(&r.community).ok_or_else(|| {
+        err(
+            format!("rules.{field}.community"),
+            format!("unknown community '{}', expected ASEAN, PLUS or OBSERVER", r.community),
+        )
+    })?;
+    if r.at_least == Some(0) {
+        return Err(err(format!("rules.{field}.at_least"), "a rule needs at least one signature"));
+    }
+    Ok(Rule { community, at_least: r.at_least })
+}
+
+fn rule_to_entry(r: &Rule) -> RuleEntry {
+    RuleEntry { community: r.community.as_str().to_string(), at_least: r.at_least }
 }
 
 /// A roster field that failed its check.
@@ -163,7 +217,26 @@ impl Roster {
             None => None,
             Some(d) => Some(deadlines_from_file(d).map_err(|(field, m)| err(format!("deadlines.{field}"), m))?),
         };
-        Ok(Roster { name: file.name.clone(), members, policy, deadlines })
+        let rules = match &file.rules {
+            None => None,
+            Some(r) => Some(Rules {
+                membership: rule_from_entry("membership", &r.membership)?,
+                policy: rule_from_entry("policy", &r.policy)?,
+                key_replacement: rule_from_entry("key_replacement", &r.key_replacement)?,
+                rules: rule_from_entry("rules", &r.rules)?,
+            }),
+        };
+        let mut suspended = std::collections::BTreeSet::new();
+        for (i, code) in file.suspended.iter().enumerate() {
+            let code = MemberCode::parse(code).map_err(|e| err(format!("suspended[{i}]"), e))?;
+            if !members.contains_key(&code) {
+                return Err(err(format!("suspended[{i}]"), format!("{code} is not a member")));
+            }
+            if !suspended.insert(code.clone()) {
+                return Err(err(format!("suspended[{i}]"), format!("{code} is listed twice")));
+            }
+        }
+        Ok(Roster { name: file.name.clone(), members, policy, deadlines, rules, suspended })
     }
 
     /// The file form of this roster.
@@ -187,6 +260,13 @@ impl Roster {
                 priority_s: d.priority_s,
                 routine_s: d.routine_s,
             }),
+            rules: self.rules.as_ref().map(|r| RulesFile {
+                membership: rule_to_entry(&r.membership),
+                policy: rule_to_entry(&r.policy),
+                key_replacement: rule_to_entry(&r.key_replacement),
+                rules: rule_to_entry(&r.rules),
+            }),
+            suspended: self.suspended.iter().map(MemberCode::to_string).collect(),
             members: self.members.values().map(member_to_entry).collect(),
         }
     }
@@ -217,6 +297,26 @@ impl Roster {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The rules for amending this roster: those it states, else the defaults.
+    pub fn rules(&self) -> Rules {
+        self.rules.unwrap_or_default()
+    }
+
+    /// Whether an amendment suspended this member.
+    pub fn is_suspended(&self, code: &MemberCode) -> bool {
+        self.suspended.contains(code)
+    }
+
+    /// The agreed deadlines, the line policy and the name, as a roster version compares them.
+    pub(crate) fn policy_terms(&self) -> (&str, &BTreeMap<Scope, Vec<Community>>, Option<&Deadlines>) {
+        (&self.name, &self.policy, self.deadlines.as_ref())
+    }
+
+    /// The rules as the roster states them (`None` for the defaults), as a version compares them.
+    pub(crate) fn stated_rules(&self) -> Option<&Rules> {
+        self.rules.as_ref()
     }
 
     pub fn member(&self, code: &MemberCode) -> Option<&Member> {
@@ -341,7 +441,15 @@ mod tests {
     }
 
     fn file(members: Vec<MemberEntry>) -> RosterFile {
-        RosterFile { version: 1, name: "test".into(), policy: default_policy(), deadlines: None, members }
+        RosterFile {
+            version: 1,
+            name: "test".into(),
+            policy: default_policy(),
+            deadlines: None,
+            rules: None,
+            suspended: Vec::new(),
+            members,
+        }
     }
 
     /// Each bad roster is refused with the field that is wrong.

@@ -189,6 +189,8 @@ pub fn assemble_roster(name: &str, members: Vec<MemberEntry>) -> anyhow::Result<
         name: name.to_string(),
         policy: default_policy(),
         deadlines: None,
+        rules: None,
+        suspended: Vec::new(),
         members,
     };
     Roster::from_file(&file).map_err(|e| anyhow!("roster: {e}"))?;

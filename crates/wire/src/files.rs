@@ -18,7 +18,72 @@ pub struct RosterFile {
     /// Acknowledgement deadlines agreed for the network; an establishment may override them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadlines: Option<DeadlinesFile>,
+    /// Who must sign an amendment of the roster for it to take effect; left out, the defaults
+    /// (`docs/WIRE.md`, "Roster versions").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesFile>,
+    /// Codes of the members suspended by amendment: still listed, so that their past signatures
+    /// verify, but on no line and heard by no node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<String>,
     pub members: Vec<MemberEntry>,
+}
+
+/// The rules for amending a roster: for each kind of change, whose signatures it needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    /// Admitting, suspending, reinstating or removing a member.
+    pub membership: RuleEntry,
+    /// The network's name, the line policy and the agreed deadlines.
+    pub policy: RuleEntry,
+    /// Replacing a member's lost or compromised signing key (the new key signs too).
+    pub key_replacement: RuleEntry,
+    /// These rules.
+    pub rules: RuleEntry,
+}
+
+/// Signatures of members of a community: all of them (`at_least` left out) or at least so many.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    /// `ASEAN`, `PLUS` or `OBSERVER`.
+    pub community: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<u32>,
+}
+
+/// The format name of a roster version.
+pub const ROSTER_VERSION_FORMAT: &str = "adi-roster-version";
+
+/// One version of the roster: the whole roster as it stands from this version on, the version it
+/// amends, and the members' signatures that make it take effect (`docs/WIRE.md`, "Roster
+/// versions"). The first version's hash is the network's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterVersionFile {
+    pub format: String,
+    pub v: u32,
+    /// 1 for the first version, one more for each amendment.
+    pub number: u64,
+    /// The hash of the version this one amends (hex); none for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    pub roster: RosterFile,
+    #[serde(default)]
+    pub signatures: Vec<RosterSignature>,
+}
+
+/// A member's signature of a roster version's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterSignature {
+    pub member: String,
+    /// The Ed25519 public key that signed (hex): the member's key in the version amended, or the
+    /// new key this version gives it.
+    pub key: String,
+    /// Ed25519 over `ADI-ROSTER-VERSION-1`, a zero byte, and the version's hash (hex).
+    pub signature: String,
 }
 
 /// Acknowledgement deadlines in seconds, per precedence.
