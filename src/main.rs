@@ -52,6 +52,11 @@ enum Command {
         #[arg(required = true)]
         cards: Vec<PathBuf>,
     },
+    /// Roster versions: write the first, propose an amendment, sign one, check a chain.
+    Amendment {
+        #[command(subcommand)]
+        command: AmendmentCommand,
+    },
     /// Run a member's node.
     Serve {
         #[arg(long)]
@@ -314,6 +319,49 @@ enum DecisionCommand {
 }
 
 #[derive(Subcommand)]
+enum AmendmentCommand {
+    /// Write the first version of a roster; its hash is the network's identity.
+    First {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the unsigned version that would follow a chain of versions with an amended roster,
+    /// and say what it changes.
+    Propose {
+        /// The versions so far, first to last.
+        #[arg(long = "version", required = true)]
+        versions: Vec<PathBuf>,
+        /// The roster as the amendment would leave it.
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a proposed version with this establishment's key (its node's configuration), after
+    /// checking that it follows the chain.
+    Sign {
+        /// The versions so far, first to last.
+        #[arg(long = "version", required = true)]
+        versions: Vec<PathBuf>,
+        /// The node whose member and key sign.
+        #[arg(long)]
+        config: PathBuf,
+        /// Sign with this new signing key (PEM) instead: the key the proposal gives the member.
+        #[arg(long)]
+        new_key: Option<PathBuf>,
+        /// The proposed version; the signature is added to it.
+        file: PathBuf,
+    },
+    /// Check a chain of versions, first to last, as every node checks it.
+    Check {
+        #[arg(required = true)]
+        versions: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum OperatorCommand {
     /// Add an operator (or give an existing one a new role and token) and print the token once;
     /// any change ends the operator's console sessions.
@@ -427,6 +475,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Roster { out, name, cards } => cmd::init::roster(out, name, cards),
+        Command::Amendment { command } => match command {
+            AmendmentCommand::First { roster, out } => cmd::amendment::first(roster, out),
+            AmendmentCommand::Propose { versions, roster, out } => cmd::amendment::propose(versions, roster, out),
+            AmendmentCommand::Sign { versions, config, new_key, file } => {
+                cmd::amendment::sign(versions, file, config, new_key)
+            }
+            AmendmentCommand::Check { versions } => cmd::amendment::check(versions),
+        },
         Command::Serve { config } => cmd::serve::serve(config).await,
         Command::Operator { command } => match command {
             OperatorCommand::Add { config, name, role, password_stdin, token_days } => {

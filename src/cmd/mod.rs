@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 pub mod alarms;
+pub mod amendment;
 pub mod cpa;
 pub mod decision;
 pub mod demo;
