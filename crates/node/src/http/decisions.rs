@@ -116,7 +116,7 @@ impl From<DecisionRow> for DecisionView {
 
 fn load(node: &NodeState, id: &EnvelopeHash) -> Result<DecisionRow, ApiError> {
     node.store
-        .decisions(None, Some(id))?
+        .decisions(None, Some(id), adi_store::Page::all())?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_decision", format!("no decision {id} here")))
@@ -193,7 +193,13 @@ pub async fn list(
     ApiPath(line): ApiPath<String>,
 ) -> Result<Json<Vec<DecisionView>>, ApiError> {
     let line = find_line(&node, &line)?;
-    Ok(Json(node.store.decisions(Some(&line.id), None)?.into_iter().map(DecisionView::from).collect()))
+    Ok(Json(
+        node.store
+            .decisions(Some(&line.id), None, adi_store::Page::all())?
+            .into_iter()
+            .map(DecisionView::from)
+            .collect(),
+    ))
 }
 
 /// Reads a decision

@@ -156,7 +156,7 @@ pub async fn decline(
 #[utoipa::path(get, path = "/api/v1/drafts", tag = "discipline", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Vec<DraftView>, description = "the drafts awaiting release")))]
 pub async fn drafts(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<DraftView>>, ApiError> {
-    Ok(Json(node.store.drafts(true, 1_000)?.into_iter().map(DraftView::from).collect()))
+    Ok(Json(node.store.drafts(true, adi_store::Page::first(1_000))?.into_iter().map(DraftView::from).collect()))
 }
 
 /// Releases a held message
@@ -290,7 +290,7 @@ pub async fn alarms(
     ApiQuery(p): ApiQuery<AlarmParams>,
 ) -> Result<Json<Vec<AlarmView>>, ApiError> {
     let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
-    let rows = node.store.alarms(!p.all.unwrap_or(false), limit)?;
+    let rows = node.store.alarms(!p.all.unwrap_or(false), adi_store::Page::first(limit))?;
     let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
     // The database cannot be written: the open storage alarm is shown from memory, unless the
     // probe already committed it.
@@ -369,7 +369,7 @@ pub async fn evidence(
     let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
     let b64 = base64::engine::general_purpose::STANDARD;
     let id_of = |bytes: &[u8]| hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(bytes)));
-    let rows = node.store.evidence(limit)?;
+    let rows = node.store.evidence(adi_store::Page::first(limit))?;
     Ok(Json(
         rows.into_iter()
             .map(|(id, e)| EvidenceView {

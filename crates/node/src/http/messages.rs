@@ -124,8 +124,13 @@ pub async fn line_messages(
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
     let line = find_line(&node, &line)?;
     let limit = list_limit(&node, params)?;
-    let rows =
-        node.store.messages(&MessageQuery { line: Some(line.id), not_from: None, limit, by_precedence: false })?;
+    let rows = node.store.messages(&MessageQuery {
+        line: Some(line.id),
+        not_from: None,
+        limit,
+        by_precedence: false,
+        after: None,
+    })?;
     Ok(Json(views(&node, rows)?))
 }
 
@@ -149,6 +154,7 @@ pub async fn inbox(
         not_from: Some(node.member.clone()),
         limit,
         by_precedence: true,
+        after: None,
     })?;
     Ok(Json(views(&node, rows)?))
 }

@@ -32,7 +32,9 @@ pub async fn line_checkpoints(
     ApiPath(line): ApiPath<String>,
 ) -> Result<Json<Vec<CheckpointView>>, ApiError> {
     let line = find_line(&node, &line)?;
-    Ok(Json(node.store.checkpoints(&line.id, None)?.into_iter().map(CheckpointView::from).collect()))
+    Ok(Json(
+        node.store.checkpoints(&line.id, None, adi_store::Page::all())?.into_iter().map(CheckpointView::from).collect(),
+    ))
 }
 
 /// Exports a line
@@ -91,7 +93,7 @@ pub async fn new_checkpoint(
     })?;
     let row = node
         .store
-        .checkpoints(&line.id, Some(node.member.as_str()))?
+        .checkpoints(&line.id, Some(node.member.as_str()), adi_store::Page::all())?
         .into_iter()
         .find(|r| r.checkpoint == cp)
         .unwrap_or(adi_store::CheckpointRow { checkpoint: cp, countersignatures: Vec::new() });

@@ -120,7 +120,7 @@ pub async fn translate(
 
 fn load(node: &NodeState, id: &EnvelopeHash) -> Result<TranslationView, ApiError> {
     node.store
-        .translations(None, Some(id))?
+        .translations(None, Some(id), adi_store::Page::all())?
         .into_iter()
         .next()
         .map(TranslationView::from)
@@ -141,7 +141,13 @@ pub async fn list(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<TranslationView>>, ApiError> {
     let original = hash_of(&id, "unknown_message")?;
-    Ok(Json(node.store.translations(Some(&original), None)?.into_iter().map(TranslationView::from).collect()))
+    Ok(Json(
+        node.store
+            .translations(Some(&original), None, adi_store::Page::all())?
+            .into_iter()
+            .map(TranslationView::from)
+            .collect(),
+    ))
 }
 
 /// Records the review of a translation
@@ -166,7 +172,7 @@ pub async fn review(
     role(&auth, adi_core::Role::may_review_translations, "review translations")?;
     check_writable(&node)?;
     let id = hash_of(&id, "unknown_translation")?;
-    let t = node.store.translations(None, Some(&id))?.into_iter().next().ok_or_else(|| {
+    let t = node.store.translations(None, Some(&id), adi_store::Page::all())?.into_iter().next().ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "unknown_translation", format!("no translation {id} here"))
     })?;
     let conflict = |code: &'static str, m: &str| ApiError::new(StatusCode::CONFLICT, code, m.to_string());
