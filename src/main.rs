@@ -133,6 +133,8 @@ enum Command {
     Inbox {
         #[command(flatten)]
         client: ClientArgs,
+        /// How many messages to show, the most urgent; a line on standard error says when more
+        /// remain.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },

@@ -1042,6 +1042,67 @@ fn a_held_flash_is_listed_and_released_by_a_principal_only() {
     assert!(sent["id"].is_string(), "{sent}");
 }
 
+/// Sets `[limits]` values of a config.
+fn set_limits(config: &Path, limits: &[(&str, i64)]) {
+    let mut file: toml::Table = toml::from_str(&fs::read_to_string(config).unwrap()).unwrap();
+    let section = file.entry("limits").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    for (key, value) in limits {
+        section.as_table_mut().expect("[limits] is a table").insert(key.to_string(), toml::Value::Integer(*value));
+    }
+    fs::write(config, toml::to_string(&file).unwrap()).unwrap();
+}
+
+#[test]
+fn lists_longer_than_a_page_are_read_whole_and_the_inbox_says_when_more_remain() {
+    // Pages of two items at PH: every list of three or more spans pages.
+    let net = Net::start(|code, config| {
+        if code == "PH" {
+            replace_in(config, "release_required = false", "release_required = true");
+            set_limits(config, &[("list_len_max", 2)]);
+        }
+    });
+    let (ph, cn) = (net.ph(), net.cn());
+    let line = net.open_line();
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let m = send_json(cn, &line, "ROUTINE", &format!("to PH {n}"));
+        sent.push(m["id"].as_str().expect("a message id").to_string());
+    }
+    for id in &sent {
+        wait_for_message(ph, id);
+    }
+    // The inbox, up to a count: all five across three pages, or the two most urgent and a line
+    // on standard error that more remain.
+    let all = duty(ph, &["inbox", "--json"]).ok();
+    let ids = |o: &Outcome| -> Vec<String> {
+        o.json().as_array().expect("a list").iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&all), sent, "every message, oldest first at one precedence");
+    assert!(!all.stderr.contains("more messages remain"), "{}", all.stderr);
+    let two = duty(ph, &["inbox", "--limit", "2", "--json"]).ok();
+    assert_eq!(ids(&two), sent[..2]);
+    assert!(two.stderr.contains("more messages remain than the 2 most urgent shown"), "{}", two.stderr);
+    let table = duty(ph, &["inbox", "--limit", "2"]).ok();
+    assert_eq!(table.stdout.lines().count(), 2, "{}", table.stdout);
+    let five = duty(ph, &["inbox", "--limit", "5", "--json"]).ok();
+    assert_eq!(ids(&five), sent);
+    assert!(five.stderr.is_empty(), "{}", five.stderr);
+
+    // Drafts: three held, all listed.
+    for n in 0..3 {
+        let held = duty(
+            ph,
+            &["send", "--line", &line, "--precedence", "FLASH", "--subject", &format!("held {n}"), "--body", "Text."],
+        )
+        .ok();
+        assert!(held.stdout.contains("held for a principal's release"), "{}", held.stdout);
+    }
+    let drafts = duty(ph, &["drafts", "--json"]).ok().json();
+    assert_eq!(drafts.as_array().expect("a list").len(), 3, "{drafts}");
+    let table = duty(ph, &["drafts"]).ok();
+    assert_eq!(table.stdout.lines().filter(|l| l.contains("held ")).count(), 3, "{}", table.stdout);
+}
+
 #[test]
 fn links_show_a_tested_peer_healthy_with_its_round_trip() {
     let net = Net::start(|code, config| {

@@ -263,9 +263,8 @@ pub async fn wait_lines(
     loop {
         let mut have = 0;
         for (c, want) in clients.iter().zip(wanted) {
-            let v = c.call(Method::GET, "/api/v1/lines", None).await?;
-            let ids: HashSet<&str> =
-                v.as_array().map(|ls| ls.iter().filter_map(|l| l["id"].as_str()).collect()).unwrap_or_default();
+            let lines = c.list("/api/v1/lines", None).await?.items;
+            let ids: HashSet<&str> = lines.iter().filter_map(|l| l["id"].as_str()).collect();
             have += want.iter().filter(|id| ids.contains(id.as_str())).count();
         }
         if have != shown {

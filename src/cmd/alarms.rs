@@ -6,10 +6,10 @@ use serde_json::Value;
 use super::{age, now_ms, print_out, printable, s};
 use crate::ClientArgs;
 
-/// Lists open alarms (all of them with `all`), newest first.
+/// Lists open alarms (all of them with `all`), newest first: every page of the list.
 pub async fn alarms(client: ClientArgs, all: bool) -> anyhow::Result<()> {
     let path = if all { "/api/v1/alarms?all=true" } else { "/api/v1/alarms" };
-    let v = client.client()?.call(Method::GET, path, None).await?;
+    let v = Value::Array(client.client()?.list(path, None).await?.items);
     print_out(client.json, &v, |v| {
         let alarms = v.as_array().map(Vec::as_slice).unwrap_or_default();
         if alarms.is_empty() {

@@ -265,9 +265,8 @@ async fn wait_recipient_state(client: &Client, id: &str, state: &str, within: Du
 async fn wait_alarm(client: &Client, kind: &str, message: &str, within: Duration) -> Option<Value> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if let Ok(alarms) = client.call(Method::GET, "/api/v1/alarms", None).await {
-            let found =
-                alarms.as_array().into_iter().flatten().find(|a| s(a, "kind") == kind && s(a, "message") == message);
+        if let Ok(alarms) = client.list("/api/v1/alarms", None).await {
+            let found = alarms.items.iter().find(|a| s(a, "kind") == kind && s(a, "message") == message);
             if let Some(a) = found {
                 return Some(a.clone());
             }

@@ -7,9 +7,9 @@ use super::messages::print_message;
 use super::{age, now_ms, print_out, printable, s};
 use crate::ClientArgs;
 
-/// Lists the messages that await release.
+/// Lists the messages that await release: every page of the list.
 pub async fn drafts(args: ClientArgs) -> anyhow::Result<()> {
-    let v = args.client()?.call(Method::GET, "/api/v1/drafts", None).await?;
+    let v = Value::Array(args.client()?.list("/api/v1/drafts", None).await?.items);
     print_out(args.json, &v, |v| {
         let drafts = v.as_array().map(Vec::as_slice).unwrap_or_default();
         if drafts.is_empty() {

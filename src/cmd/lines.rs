@@ -1,14 +1,14 @@
 //! `adi lines` and `adi new-line`: the lines a node's member is on, and opening one.
 
 use hyper::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{join, print_out, s};
 use crate::ClientArgs;
 
-/// Lists the lines.
+/// Lists the lines: every page of the list.
 pub async fn lines(args: ClientArgs) -> anyhow::Result<()> {
-    let v = args.client()?.call(Method::GET, "/api/v1/lines", None).await?;
+    let v = Value::Array(args.client()?.list("/api/v1/lines", None).await?.items);
     print_out(args.json, &v, |v| {
         for l in v.as_array().into_iter().flatten() {
             out!("{}  {:<9}  {:<24}  {}", s(l, "id"), s(l, "scope"), join(l.get("members")), s(l, "title"));

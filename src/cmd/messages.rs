@@ -7,9 +7,11 @@ use serde_json::Value;
 use super::{print_out, printable, s, text};
 use crate::ClientArgs;
 
-/// Lists messages from other members, most urgent first.
+/// Lists the `limit` most urgent messages from other members, most urgent first, and says on
+/// standard error when more remain.
 pub async fn inbox(client: ClientArgs, limit: usize) -> anyhow::Result<()> {
-    let v = client.client()?.call(Method::GET, &format!("/api/v1/inbox?limit={limit}"), None).await?;
+    let listed = client.client()?.list("/api/v1/inbox", Some(limit)).await?;
+    let v = Value::Array(listed.items);
     print_out(client.json, &v, |v| {
         for m in v.as_array().into_iter().flatten() {
             out!(
@@ -22,6 +24,13 @@ pub async fn inbox(client: ClientArgs, limit: usize) -> anyhow::Result<()> {
             );
         }
     });
+    if listed.more {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "more messages remain than the {limit} most urgent shown; `adi inbox --limit N` shows the N most urgent"
+        );
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::{Method, Response, StatusCode};
+use hyper::{HeaderMap, Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
@@ -28,6 +28,8 @@ pub struct ClientLimits {
     /// How long a stream may stay silent before it counts as dropped; the event stream sends a
     /// keep-alive comment every `events_keepalive_ms` (15 s by default).
     pub stream_idle_ms: u64,
+    /// Most pages the client reads of one list before it gives up on a list that does not end.
+    pub list_pages_max: usize,
 }
 
 impl Default for ClientLimits {
@@ -37,6 +39,7 @@ impl Default for ClientLimits {
             request_timeout_ms: 60_000,
             stream_line_bytes_max: 1024 * 1024,
             stream_idle_ms: 60_000,
+            list_pages_max: 100_000,
         }
     }
 }
@@ -120,19 +123,66 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.exchange(method, path, body).await.map(|(status, _, bytes)| (status, bytes))
+    }
+
+    /// Sends a request and returns the answer's status, headers and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         let work = async {
             let response = self.send(method, path, &[], body).await?;
-            let status = response.status();
-            let bytes = Limited::new(response.into_body(), self.limits.response_bytes_max)
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, self.limits.response_bytes_max)
                 .collect()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
                 .to_bytes();
-            Ok((status, bytes))
+            Ok((parts.status, parts.headers, bytes))
         };
         tokio::time::timeout(Duration::from_millis(self.limits.request_timeout_ms), work)
             .await
             .map_err(|_| anyhow::anyhow!("the node did not answer within {} ms", self.limits.request_timeout_ms))?
+    }
+
+    /// Reads a list of the API page by page, following each page's `Link: <...>; rel="next"`,
+    /// until it is complete or, with `count`, until that many items are read. `path` names the
+    /// list and its filters; the node's default page length is taken, which is within its
+    /// limits whatever they are. A non-2xx answer is an [`ApiFailure`].
+    pub async fn list(&self, path: &str, count: Option<usize>) -> anyhow::Result<Listed> {
+        let mut items: Vec<Value> = Vec::new();
+        let mut next = Some(path.to_string());
+        let mut pages = 0;
+        while let Some(at) = next.take() {
+            pages += 1;
+            if pages > self.limits.list_pages_max {
+                anyhow::bail!("{path} did not end within {} pages", self.limits.list_pages_max);
+            }
+            let (status, headers, bytes) = self.exchange(Method::GET, &at, None).await?;
+            let value: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| anyhow::anyhow!("the node answered {status} with a body that is not JSON: {e}"))?
+            };
+            if !status.is_success() {
+                return Err(ApiFailure::from_answer(status, &value).into());
+            }
+            let Value::Array(page) = value else { anyhow::bail!("{at} answered something other than a list") };
+            items.extend(page);
+            next = next_link(&headers)?;
+            if count.is_some_and(|n| items.len() >= n) {
+                break;
+            }
+        }
+        let over = count.is_some_and(|n| items.len() > n);
+        if let Some(n) = count {
+            items.truncate(n);
+        }
+        Ok(Listed { items, more: over || next.is_some() })
     }
 
     /// Connects, sends one request and returns the response once its headers have arrived; the
@@ -232,6 +282,40 @@ impl Client {
     }
 }
 
+/// A list read by [`Client::list`].
+#[derive(Debug)]
+pub struct Listed {
+    pub items: Vec<Value>,
+    /// Whether the list holds more than the items read.
+    pub more: bool,
+}
+
+/// The target of the `Link` header's `rel="next"`, if there is one: a path of this node's API.
+fn next_link(headers: &HeaderMap) -> anyhow::Result<Option<String>> {
+    for value in headers.get_all(hyper::header::LINK) {
+        let value = value.to_str().map_err(|_| anyhow::anyhow!("a Link header that is not text"))?;
+        for link in value.split(',') {
+            let link = link.trim();
+            let Some((target, params)) = link.strip_prefix('<').and_then(|l| l.split_once('>')) else {
+                anyhow::bail!("a Link header the client does not read: {link}");
+            };
+            let next = params.split(';').map(str::trim).any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("rel")
+                        && v.trim().trim_matches('"').split(' ').any(|r| r.eq_ignore_ascii_case("next"))
+                })
+            });
+            if next {
+                if !target.starts_with("/api/v1/") {
+                    anyhow::bail!("the next page is not a path of the node's API: {target}");
+                }
+                return Ok(Some(target.to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// An open streamed answer, read line by line.
 pub struct LineStream {
     body: Incoming,
@@ -302,6 +386,25 @@ impl LineSplitter {
 #[cfg(test)]
 mod tests {
     use super::LineSplitter;
+
+    #[test]
+    fn the_next_page_is_the_link_whose_rel_is_next_and_a_path_of_the_api() {
+        let of = |values: &[&str]| {
+            let mut h = hyper::HeaderMap::new();
+            for v in values {
+                h.append(hyper::header::LINK, v.parse().unwrap());
+            }
+            super::next_link(&h)
+        };
+        assert_eq!(of(&[]).unwrap(), None);
+        let next = "</api/v1/alarms?limit=2&before=7>; rel=\"next\"";
+        assert_eq!(of(&[next]).unwrap().as_deref(), Some("/api/v1/alarms?limit=2&before=7"));
+        let both = "</api/v1/inbox?x=1>; rel=\"prev\", </api/v1/inbox?x=2>; rel=next";
+        assert_eq!(of(&[both]).unwrap().as_deref(), Some("/api/v1/inbox?x=2"));
+        assert_eq!(of(&["</api/v1/inbox?x=1>; rel=\"prev\""]).unwrap(), None);
+        assert!(of(&["<https://elsewhere.example/api/v1/inbox>; rel=\"next\""]).is_err());
+        assert!(of(&["/api/v1/inbox; rel=next"]).is_err());
+    }
 
     #[test]
     fn lines_split_on_any_end_and_across_chunks() {

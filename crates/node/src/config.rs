@@ -184,6 +184,11 @@ pub struct LimitsSection {
     pub http_body_timeout_ms: Option<u64>,
     pub files_reserved: Option<u64>,
     pub events_read_len_max: Option<usize>,
+    pub list_len_max: Option<usize>,
+    pub messages_page_len: Option<usize>,
+    pub alarms_page_len: Option<usize>,
+    pub evidence_page_len: Option<usize>,
+    pub drafts_page_len: Option<usize>,
     pub events_poll_ms: Option<u64>,
     pub events_keepalive_ms: Option<u64>,
     pub session_idle_ms: Option<u64>,
@@ -229,8 +234,18 @@ pub struct RuntimeLimits {
     /// costs more store reads than this; older ones are covered by the checkpoints countersigned
     /// before.
     pub checkpoint_heads_scan_max: usize,
-    /// Most messages one list request returns.
+    /// Most items one page of a list of the API holds: the highest `limit` a request may ask
+    /// for. A list longer than its page says so with a link to the next page.
     pub list_len_max: usize,
+    /// Items of a page of a line's messages and of the inbox when the request names no `limit`
+    /// (the other lists' pages are `list_len_max` long by default, but for these three).
+    pub messages_page_len: usize,
+    /// Items of a page of the alarms when the request names no `limit`.
+    pub alarms_page_len: usize,
+    /// Items of a page of the evidence of tampering when the request names no `limit`.
+    pub evidence_page_len: usize,
+    /// Items of a page of the drafts held for release when the request names no `limit`.
+    pub drafts_page_len: usize,
     /// How many of the newest events the live stream keeps for clients that reconnect.
     pub events_retained_max: u64,
     /// How many unclaimed one-time KeyPackages the node keeps for its peers.
@@ -348,6 +363,10 @@ impl Default for RuntimeLimits {
             checkpoint_heads_slack_ms: 30_000,
             checkpoint_heads_scan_max: 4_096,
             list_len_max: 10_000,
+            messages_page_len: 100,
+            alarms_page_len: 500,
+            evidence_page_len: 500,
+            drafts_page_len: 1_000,
             events_retained_max: 100_000,
             key_package_pool_len: engine.key_package_pool_len,
             held_envelopes_max: engine.held_envelopes_max,
@@ -639,6 +658,21 @@ impl NodeConfig {
         }
         if let Some(v) = l.events_read_len_max {
             runtime_limits.events_read_len_max = v.max(1);
+        }
+        if let Some(v) = l.list_len_max {
+            runtime_limits.list_len_max = v.max(1);
+        }
+        if let Some(v) = l.messages_page_len {
+            runtime_limits.messages_page_len = v.max(1);
+        }
+        if let Some(v) = l.alarms_page_len {
+            runtime_limits.alarms_page_len = v.max(1);
+        }
+        if let Some(v) = l.evidence_page_len {
+            runtime_limits.evidence_page_len = v.max(1);
+        }
+        if let Some(v) = l.drafts_page_len {
+            runtime_limits.drafts_page_len = v.max(1);
         }
         if let Some(v) = l.events_poll_ms {
             runtime_limits.events_poll_ms = v.max(1);

@@ -244,7 +244,7 @@ pub(crate) async fn run_clock_watch(node: Arc<NodeState>, mut shutdown: watch::R
     let no_line = adi_wire::LineId([0; 16]);
     let mut alarmed = node
         .store
-        .alarms(true, node.runtime_limits.list_len_max)
+        .alarms(true, adi_store::Page::all())
         .map(|open| open.iter().any(|a| a.kind == AlarmKind::Clock && a.member == node.member))
         .unwrap_or(false);
     loop {

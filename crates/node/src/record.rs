@@ -7,7 +7,7 @@
 use adi_core::{AlarmChange, AlarmKind, AlarmOp, Evidence, MemberCode, WriteBatch};
 use adi_engine::chain::ChainBreak;
 use adi_record::{merkle, Hash, SignedCheckpoint};
-use adi_store::StoreError;
+use adi_store::{Page, StoreError};
 use adi_wire::{Envelope, LineId};
 
 use crate::clock::now_ms;
@@ -68,7 +68,7 @@ impl From<String> for CheckpointError {
 pub(crate) async fn check_own_log(node: &NodeState, line: LineId, leaves: &[Hash]) -> Result<(), CheckpointError> {
     let latest = node
         .store
-        .checkpoints(&line, Some(node.member.as_str()))
+        .checkpoints(&line, Some(node.member.as_str()), Page::all())
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|r| r.checkpoint)
@@ -154,7 +154,7 @@ pub async fn export(
     // latest statement, and is left for the next export.
     let covers = node
         .store
-        .checkpoints(&line, Some(node.member.as_str()))
+        .checkpoints(&line, Some(node.member.as_str()), Page::all())
         .map_err(e)?
         .iter()
         .map(|r| r.checkpoint.checkpoint.size)
@@ -165,7 +165,7 @@ pub async fn export(
     }
     let log: Vec<adi_wire::EnvelopeHash> = places.iter().map(|(h, _, _)| *h).collect();
     let leaves: Vec<Hash> = log.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
-    let rows = node.store.checkpoints(&line, None).map_err(e)?;
+    let rows = node.store.checkpoints(&line, None, Page::all()).map_err(e)?;
     let mut signers: std::collections::BTreeSet<String> = info.members.iter().map(|m| m.to_string()).collect();
     let mut own: Vec<SignedCheckpoint> = Vec::new();
     let mut checkpoints = Vec::new();

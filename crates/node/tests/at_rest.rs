@@ -200,7 +200,7 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
 
     // The same file opened with another key cannot read the contents.
     let store = SqliteStore::open(StoreConfig::new(&cn_store_path, [9; 32])).unwrap();
-    let q = MessageQuery { line: None, not_from: None, limit: 10, by_precedence: true };
+    let q = MessageQuery { limit: 10, by_precedence: true, ..MessageQuery::default() };
     let err = store.messages(&q).unwrap_err();
     assert!(err.to_string().contains("master key"), "{err}");
     drop(store);

@@ -581,3 +581,70 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     browser.quit().await;
     net.stop_all().await;
 }
+
+impl Browser {
+    /// Waits until exactly `n` elements match `css`.
+    async fn wait_exactly(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.count(css).await;
+            if got == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{got} of '{css}', not {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_longer_than_its_page_shows_a_more_button_that_adds_the_next_page() {
+    let mut net = Net::init_with(&["PH", "CN"], |d| d.link_test_interval_s = 0);
+    // Pages of two messages and two alarms at PH.
+    common::set_limits(&net, "PH", |l| {
+        l.messages_page_len = Some(2);
+        l.alarms_page_len = Some(2);
+    });
+    for code in ["PH", "CN"] {
+        net.start_code(code).await;
+    }
+    let cn = net.client("CN");
+    let line = open_line(&cn, &["PH", "CN"], "ADMM-Plus").await;
+    for n in 0..5 {
+        let id = send(&cn, &line, "ROUTINE", &format!("Routine report {n}")).await;
+        common::wait_delivered(&cn, &id, WAIT).await;
+    }
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+
+    // The inbox and the line show their first page, and a button for more.
+    for (rows, button) in [("#inbox tr", "#inbox-more"), ("#conversation tr", "#line-more")] {
+        browser.wait_exactly(rows, 2).await;
+        browser.wait_exactly(&format!("{button}:not([hidden])"), 1).await;
+    }
+    assert_eq!(browser.count("#alarms-more:not([hidden])").await, 0, "no alarms, no button");
+    browser.screenshot("more-button").await;
+    // Each press adds the next page; at the end the button goes.
+    for (rows, button) in [("#inbox tr", "#inbox-more"), ("#conversation tr", "#line-more")] {
+        browser.click(button).await;
+        browser.wait_exactly(rows, 4).await;
+        browser.click(button).await;
+        browser.wait_exactly(rows, 5).await;
+        browser.wait_exactly(&format!("{button}:not([hidden])"), 0).await;
+    }
+    let inbox = browser.text("#inbox").await;
+    for n in 0..5 {
+        assert!(inbox.contains(&format!("Routine report {n}")), "{inbox}");
+    }
+    // A new message re-renders the page: the pages the operator opened stay open.
+    let id = send(&cn, &line, "ROUTINE", "Routine report 5").await;
+    common::wait_delivered(&cn, &id, WAIT).await;
+    browser.wait_text("#inbox", "Routine report 5").await;
+    browser.wait_exactly("#inbox tr", 6).await;
+    browser.quit().await;
+    net.stop_all().await;
+}

@@ -223,6 +223,62 @@ fn every_operation_says_who_may_call_it_and_documents_its_refusals() {
     }
 }
 
+/// Lists bounded by the roster (or by the kinds the node knows): whole, not paged.
+const WHOLE_LISTS: [&str; 3] = ["/api/v1/peers", "/api/v1/links", "/api/v1/schemas"];
+
+/// Every list the API answers pages: it takes `limit` and a cursor, documents the `Link` header
+/// of its next page, the 400 `bad_limit` and `bad_cursor`, and says how it pages; those the roster
+/// bounds say that they are whole.
+#[test]
+fn every_list_pages_or_says_that_it_is_whole() {
+    let doc = document();
+    let mut paged = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(op) = item.get("get") else { continue };
+        let ok = &op["responses"]["200"];
+        // Its words, whatever the lines they were written on.
+        let description =
+            op["description"].as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+        if WHOLE_LISTS.contains(&path.as_str()) {
+            assert!(description.contains("whole and does not page"), "GET {path} does not say it is whole");
+            assert!(ok["headers"].get("Link").is_none(), "GET {path} is whole but documents a Link");
+            continue;
+        }
+        if ok["content"]["application/json"]["schema"]["type"] != "array" {
+            continue;
+        }
+        paged.insert(path.clone());
+        let query: Vec<&str> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(query.contains(&"limit"), "GET {path}: no limit: {query:?}");
+        assert!(query.contains(&"after") != query.contains(&"before"), "GET {path}: no cursor, or two: {query:?}");
+        let link = ok["headers"]["Link"]["description"].as_str().unwrap_or_default();
+        assert!(link.contains("rel=\"next\""), "GET {path}: no Link to the next page documented: {ok}");
+        let bad = op["responses"]["400"]["description"].as_str().unwrap_or_default();
+        assert!(bad.contains("`bad_limit`") && bad.contains("`bad_cursor`"), "GET {path}: 400 says {bad:?}");
+        for words in ["Pages of `limit`", "`Link` header names the next page", "the list is complete"] {
+            assert!(description.contains(words), "GET {path}: the description does not say how it pages");
+        }
+    }
+    let expected = [
+        "/api/v1/alarms",
+        "/api/v1/drafts",
+        "/api/v1/evidence",
+        "/api/v1/inbox",
+        "/api/v1/lines",
+        "/api/v1/lines/{line}/checkpoints",
+        "/api/v1/lines/{line}/decisions",
+        "/api/v1/lines/{line}/messages",
+        "/api/v1/messages/{id}/translations",
+    ];
+    assert_eq!(paged, expected.iter().map(|p| p.to_string()).collect(), "the lists that page");
+}
+
 /// A network of PH and CN, PH's router and its duty officer's bearer token.
 async fn start() -> (Net, Router, String) {
     let net = Net::start(&["PH", "CN"]).await;

@@ -49,7 +49,7 @@ fn hostile(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>
         let alarmed = |kind: AlarmKind| {
             at_victim.is_some_and(|up| {
                 up.store
-                    .alarms(false, 100_000)
+                    .alarms(false, adi_store::Page::all())
                     .unwrap_or_default()
                     .iter()
                     .any(|al| al.kind == kind && al.member == *hostile)
@@ -307,7 +307,7 @@ fn flash(w: &World, out: &mut Vec<String>) {
         let Some(due) = s.due_ms else { continue };
         let sender = &w.nodes[s.sender];
         let Some(up) = &sender.up else { continue };
-        let alarms = up.store.alarms(false, 100_000).unwrap_or_default();
+        let alarms = up.store.alarms(false, adi_store::Page::all()).unwrap_or_default();
         let receipts = up.store.receipts(&s.hash).unwrap_or_default();
         let healed = w.truth.healed_ms;
         let due_sim = sender.to_sim(due);
@@ -362,7 +362,7 @@ fn flash(w: &World, out: &mut Vec<String>) {
             if answered.is_some_and(|a| a.node_ms <= due_here) {
                 continue;
             }
-            let ralarms = rup.store.alarms(false, 100_000).unwrap_or_default();
+            let ralarms = rup.store.alarms(false, adi_store::Page::all()).unwrap_or_default();
             let esc = ralarms.iter().find(|a| a.kind == AlarmKind::Escalation && a.message == Some(s.hash));
             let healed_here = rnode.at(healed);
             let restarted = rnode.started_after(due_here).unwrap_or(0);
@@ -494,7 +494,7 @@ fn decisions(w: &World, lines: &[LineId], out: &mut Vec<String>) {
     for n in &w.nodes {
         let Some(up) = &n.up else { continue };
         for line in lines {
-            for d in up.store.decisions(Some(line), None).unwrap_or_default() {
+            for d in up.store.decisions(Some(line), None, adi_store::Page::all()).unwrap_or_default() {
                 if d.state() != "final" {
                     continue;
                 }

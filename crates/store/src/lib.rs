@@ -401,6 +401,108 @@ pub struct MessageQuery {
     pub limit: usize,
     /// Order by precedence then time (the inbox) instead of the record order.
     pub by_precedence: bool,
+    /// Only the messages after this place in the order listed: where the page before ended.
+    pub after: Option<MessageCursor>,
+}
+
+impl MessageQuery {
+    /// The place in the inbox order the list starts after, if it names one.
+    pub fn inbox_after(&self) -> Option<InboxKey> {
+        match self.after {
+            Some(MessageCursor::Inbox(key)) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A place in a list of messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageCursor {
+    /// In the record order, this message. The record order is worked out over a line's messages
+    /// (each sender's in sequence order, interleaved by time), so a place in it is a message.
+    Message(EnvelopeHash),
+    /// In the inbox order (precedence, then time, then arrival), this sort key.
+    Inbox(InboxKey),
+}
+
+/// A message's place in the inbox order: the envelope's priority (its precedence; the most urgent
+/// is the smallest), its creation time and its arrival here, which no two envelopes share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InboxKey {
+    pub priority: u8,
+    pub created_ms: u64,
+    pub arrival: u64,
+}
+
+/// Which part of a list to read: at most `limit` items, from just past `from`, the place where
+/// the page before ended (after it in a list ordered oldest first, before it in one ordered
+/// newest first); from the start of the list when `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<K> {
+    pub from: Option<K>,
+    pub limit: usize,
+}
+
+impl<K> Page<K> {
+    /// The whole list.
+    pub fn all() -> Self {
+        Page { from: None, limit: usize::MAX }
+    }
+
+    /// The first `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Page { from: None, limit }
+    }
+
+    /// The limit as SQL takes it: -1 is none.
+    pub(crate) fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(-1)
+    }
+}
+
+impl Page<u64> {
+    /// The id the page starts before, as SQL takes it: ids are SQLite integers, so one beyond
+    /// them starts before every row.
+    pub(crate) fn sql_before(&self) -> Option<i64> {
+        self.from.map(|id| i64::try_from(id).unwrap_or(i64::MAX))
+    }
+}
+
+impl Page<TimeKey> {
+    /// The time of the place the page starts after, as SQL takes it.
+    pub(crate) fn sql_time(&self) -> Option<i64> {
+        self.from.map(|k| i64::try_from(k.created_ms).unwrap_or(i64::MAX))
+    }
+
+    /// The id of the place the page starts after, as SQL takes it.
+    pub(crate) fn sql_id(&self) -> Option<Vec<u8>> {
+        self.from.map(|k| k.id.0.to_vec())
+    }
+}
+
+/// A place in a list ordered by creation time, then id (decisions, translations): the last
+/// item's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeKey {
+    pub created_ms: u64,
+    pub id: EnvelopeHash,
+}
+
+/// A place in a line's checkpoints, ordered by time, size, signer and root: the last one's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CheckpointKey {
+    pub time_ms: u64,
+    pub size: u64,
+    pub signer: String,
+    pub root: [u8; 32],
+}
+
+impl CheckpointKey {
+    /// The place of a checkpoint.
+    pub fn of(row: &CheckpointRow) -> CheckpointKey {
+        let k = &row.checkpoint.checkpoint;
+        CheckpointKey { time_ms: k.time_ms, size: k.size, signer: k.signer.clone(), root: k.root }
+    }
 }
 
 /// The storage a node runs on.
@@ -422,12 +524,13 @@ pub trait Store: Send + Sync + 'static {
     fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>>;
     /// Holds a draft for release; returns its id.
     fn add_draft(&self, line: LineId, draft_json: String, drafter: String, now_ms: u64) -> Pending<u64>;
-    fn drafts(&self, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, StoreError>;
+    /// Drafts, newest first (before the id `page.from`): only those awaiting release, or all.
+    fn drafts(&self, awaiting_only: bool, page: Page<u64>) -> Result<Vec<DraftRow>, StoreError>;
     fn draft(&self, id: u64) -> Result<Option<DraftRow>, StoreError>;
     /// Receipts answering an envelope, oldest first.
     fn receipts(&self, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, StoreError>;
-    /// Alarms, newest first: only open ones, or all.
-    fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError>;
+    /// Alarms, newest first (before the id `page.from`): only open ones, or all.
+    fn alarms(&self, open_only: bool, page: Page<u64>) -> Result<Vec<AlarmRow>, StoreError>;
     /// Records an operator's acknowledgement of an alarm.
     fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck>;
     /// Events after `after`, oldest first: only those whose transaction the store saw commit.
@@ -442,6 +545,9 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError>;
     /// The backlog towards every peer that has one.
     fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
+    /// Messages of a line in the record order, or of every line in the inbox order, from just
+    /// after `query.after`. A cursor of the other order is refused; one the list does not hold
+    /// ends it.
     fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRow>, StoreError>;
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError>;
     /// The hash of the envelope stored for (line, sender, sequence), if any.
@@ -459,19 +565,32 @@ pub trait Store: Send + Sync + 'static {
     /// The entries of this node's log of a line, as [`Store::line_log`], each with its sender and
     /// sequence number.
     fn line_places(&self, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, StoreError>;
-    /// Signed checkpoints kept of a line (of one signer, or all), oldest first, each with its
-    /// countersignatures (member, signature).
-    fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError>;
-    /// Decisions of a line (or the one with `id`), oldest first, with their answers.
-    fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError>;
-    /// Translations of a message (or the one with hash `id`), oldest first.
+    /// Signed checkpoints kept of a line (of one signer, or all), oldest first (by time, size,
+    /// signer and root; after `page.from`), each with its countersignatures (member, signature).
+    fn checkpoints(
+        &self,
+        line: &LineId,
+        signer: Option<&str>,
+        page: Page<CheckpointKey>,
+    ) -> Result<Vec<CheckpointRow>, StoreError>;
+    /// Decisions of a line (or the one with `id`), oldest first (by time, then id; after
+    /// `page.from`), with their answers.
+    fn decisions(
+        &self,
+        line: Option<&LineId>,
+        id: Option<&EnvelopeHash>,
+        page: Page<TimeKey>,
+    ) -> Result<Vec<DecisionRow>, StoreError>;
+    /// Translations of a message (or the one with hash `id`), oldest first (by time, then id;
+    /// after `page.from`).
     fn translations(
         &self,
         original: Option<&EnvelopeHash>,
         id: Option<&EnvelopeHash>,
+        page: Page<TimeKey>,
     ) -> Result<Vec<TranslationRow>, StoreError>;
-    /// Evidence of tampering, newest first, with its id.
-    fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError>;
+    /// Evidence of tampering, newest first (before the id `page.from`), with its id.
+    fn evidence(&self, page: Page<u64>) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;

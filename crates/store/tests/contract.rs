@@ -18,7 +18,8 @@ use adi_core::{
     fixtures, Content, Draft, Hotline, MemberCode, NewLine, OwnHead, Precedence, ReceiptKind, Record, Scope, WriteBatch,
 };
 use adi_store::{
-    MessageQuery, MessageRow, Operator, Outcome, QueueStat, RecipientRow, Settlement, SqliteStore, Store, StoreConfig,
+    CheckpointKey, InboxKey, MessageCursor, MessageQuery, MessageRow, Operator, Outcome, Page, QueueStat, RecipientRow,
+    Settlement, SqliteStore, Store, StoreConfig, TimeKey,
 };
 use adi_wire::batch::RefusalCode;
 use adi_wire::content::SignedContent;
@@ -142,11 +143,11 @@ fn inserted(n: usize) -> Vec<Outcome> {
 }
 
 fn line_messages(store: &dyn Store, line: LineId, limit: usize) -> Vec<MessageRow> {
-    store.messages(&MessageQuery { line: Some(line), not_from: None, limit, by_precedence: false }).expect("messages")
+    store.messages(&MessageQuery { line: Some(line), limit, ..MessageQuery::default() }).expect("messages")
 }
 
 fn all_messages(store: &dyn Store) -> Vec<MessageRow> {
-    store.messages(&MessageQuery { line: None, not_from: None, limit: 10_000, by_precedence: false }).expect("messages")
+    store.messages(&MessageQuery { limit: 10_000, ..MessageQuery::default() }).expect("messages")
 }
 
 fn hashes(rows: &[MessageRow]) -> Vec<EnvelopeHash> {
@@ -170,6 +171,55 @@ fn head(line: LineId, sender: &str, record: &Record) -> OwnHead {
 /// Each sender's sequence numbers, in the order the rows list them.
 fn seqs_of(rows: &[MessageRow], sender: &str) -> Vec<u64> {
     rows.iter().filter(|r| r.sender.as_str() == sender).map(|r| r.seq).collect()
+}
+
+/// Reads a list page by page, `limit` at a time, each page from where the one before ended, as
+/// the API does: `limit + 1` items are read to know whether more remain, and the page is the
+/// first `limit` of them. Returns the pages; fails past `pages_max`, so that a cursor that does
+/// not move on fails the test instead of looping.
+fn walk<T: Clone, K>(
+    limit: usize,
+    pages_max: usize,
+    read: impl Fn(Page<K>) -> Vec<T>,
+    place: impl Fn(&T) -> K,
+) -> Vec<Vec<T>> {
+    let mut pages: Vec<Vec<T>> = Vec::new();
+    let mut from = None;
+    loop {
+        assert!(pages.len() < pages_max, "limit {limit}: more than {pages_max} pages");
+        let mut page = read(Page { from: from.take(), limit: limit + 1 });
+        let more = page.len() > limit;
+        page.truncate(limit);
+        pages.push(page.clone());
+        if !more {
+            return pages;
+        }
+        from = Some(place(page.last().expect("a page that says more remain holds an item")));
+    }
+}
+
+/// Walks a list with every limit from 1 to one past its length and checks that the pages hold
+/// every item of the list exactly once, in its order: each page but the last is full, and the
+/// last one (the first that says no more remain) is not empty unless the list is.
+fn check_walks<T: Clone, K, I: PartialEq + std::fmt::Debug>(
+    what: &str,
+    read: impl Fn(Page<K>) -> Vec<T>,
+    place: impl Fn(&T) -> K,
+    id: impl Fn(&T) -> I,
+) {
+    let all: Vec<I> = read(Page::all()).iter().map(&id).collect();
+    for limit in 1..=all.len() + 1 {
+        let pages = walk(limit, all.len() + 1, &read, &place);
+        let (last, full) = pages.split_last().expect("at least one page");
+        assert!(
+            full.iter().all(|p| p.len() == limit),
+            "{what}, limit {limit}: a page short of the limit said more remain"
+        );
+        assert!(!last.is_empty() || all.is_empty(), "{what}, limit {limit}: the last page is empty");
+        assert_eq!(pages.len(), all.len().div_ceil(limit).max(1), "{what}, limit {limit}: pages");
+        let walked: Vec<I> = pages.iter().flatten().map(&id).collect();
+        assert_eq!(walked, all, "{what}, limit {limit}: the pages are not the list");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,7 +593,8 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert!(arrival(hash(&v2)) < arrival(hash(&v1)));
 
     let inbox = |limit| {
-        store.messages(&MessageQuery { line: None, not_from: Some(code("CN")), limit, by_precedence: true }).unwrap()
+        let q = MessageQuery { not_from: Some(code("CN")), limit, by_precedence: true, ..MessageQuery::default() };
+        store.messages(&q).unwrap()
     };
     assert_eq!(hashes(&inbox(100)), vec![hash(&p3), hash(&v2), hash(&p2), hash(&v1)]);
     assert_eq!(hashes(&inbox(2)), vec![hash(&p3), hash(&v2)]);
@@ -571,6 +622,226 @@ fn record_order_and_inbox_order<P, S: Store>(fresh: impl Fn() -> (P, S)) {
         let first = line_messages(&store, direct, limit);
         assert_eq!(hashes(&first), hashes(&rows)[..limit], "limit {limit}");
     }
+}
+
+/// Every list pages: read a page at a time from where the page before ended, each list gives
+/// every item once, in its order, whatever the page length, and says when none remain; an item
+/// that arrives between two pages is neither skipped nor repeated where the order puts it after
+/// the place reached (for a list ordered oldest first, at its end), and does not appear where
+/// the order puts it before (for one ordered newest first, at its start).
+fn every_list_pages<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let conf = line_id(30);
+    let direct = line_id(31);
+    let mut ph = fixtures::hotline("PH");
+    let mut vn = fixtures::hotline("VN");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut vn, &mut cn], T0, conf, "ADMM-Plus");
+    receive(&mut vn, T0 + 1, &setup);
+    let take = |cn: &mut Hotline, at: u64, r: &Record| {
+        let got = cn.receive(at, &r.sender, r.envelope.bytes()).expect("CN accepts the envelope");
+        assert_eq!(commit(&store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
+    };
+    take(&mut cn, T0 + 2, &setup);
+    // The inbox: messages of every precedence from two senders, two of them made at the same
+    // millisecond with the same precedence (their arrival orders them).
+    let plan = [
+        ("PH", 1_000, "ROUTINE"),
+        ("VN", 1_000, "ROUTINE"),
+        ("PH", 2_000, "FLASH"),
+        ("VN", 2_500, "PRIORITY"),
+        ("PH", 3_000, "IMMEDIATE"),
+        ("VN", 3_000, "FLASH"),
+        ("PH", 4_000, "ROUTINE"),
+        ("VN", 4_500, "IMMEDIATE"),
+    ];
+    let mut originals = Vec::new();
+    for (n, (sender, at, precedence)) in plan.into_iter().enumerate() {
+        let core = if sender == "PH" { &mut ph } else { &mut vn };
+        let r = send(core, T0 + at, conf, precedence, &format!("{sender} {n}"));
+        take(&mut cn, T0 + 5_000 + n as u64, &r);
+        originals.push(hash(&r));
+    }
+    // The record order of a direct line on which PH's clock stepped back: not the order of any
+    // sort key, so a place in it is a message.
+    let d_setup = create(&mut ph, &mut [&mut cn], T0 + 6_000, direct, "ADMM-Plus");
+    take(&mut cn, T0 + 6_001, &d_setup);
+    let mut prev = hash(&d_setup);
+    for (seq, at) in [(2, 9_000), (3, 7_000), (4, 8_000), (5, 6_500)] {
+        let e = crafted(&mut ph, direct, seq, prev, T0 + at, "ROUTINE", &format!("PH #{seq}"));
+        prev = e.hash();
+        let got = cn.receive(T0 + 9_100 + seq, &code("PH"), e.bytes()).expect("accepted");
+        assert_eq!(commit(&store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
+    }
+    for at in [7_500, 8_500] {
+        let own = send(&mut cn, T0 + at, direct, "PRIORITY", "CN on the direct line");
+        assert_eq!(commit(&store, &[&own]), inserted(1));
+    }
+    let record = line_messages(&store, direct, 100);
+    assert_eq!(seqs_of(&record, "PH"), vec![2, 3, 4, 5]);
+    assert_ne!(
+        hashes(&record),
+        {
+            let mut by_time = record.clone();
+            by_time.sort_by_key(|r| (r.created_ms, r.sender.clone(), r.seq));
+            hashes(&by_time)
+        },
+        "the record order here is not the order of times"
+    );
+
+    // Decisions and translations, some made at the same millisecond (their ids order them).
+    for (n, at) in [10_000, 10_000, 10_500, 11_000, 11_000].into_iter().enumerate() {
+        let d = adi_core::Decision {
+            text: format!("decision {n}"),
+            parties: Vec::new(),
+            deadline_s: None,
+            supersedes: None,
+        };
+        let r = cn.propose_decision(T0 + at, conf, d).expect("CN proposes");
+        assert_eq!(commit(&store, &[&r]), inserted(1));
+    }
+    for (n, at) in [12_000, 12_000, 12_500, 13_000].into_iter().enumerate() {
+        let t = adi_core::Translation {
+            original: originals[0],
+            language: "en".into(),
+            text: format!("translation {n}"),
+            translator: "translator-cn".into(),
+            reviewed_by: None,
+            revises: None,
+        };
+        let r = cn.translate(T0 + at, conf, t).expect("CN translates");
+        assert_eq!(commit(&store, &[&r]), inserted(1));
+    }
+    // Checkpoints by two signers, two at the same time and size by one signer over different
+    // roots (a signer that forked its log).
+    let mut checkpoints = Vec::new();
+    for (signer, size, root, at) in
+        [(&cn, 3, 1, 20_000), (&ph, 3, 2, 20_000), (&cn, 3, 3, 20_000), (&cn, 4, 4, 21_000), (&ph, 5, 5, 19_000)]
+    {
+        checkpoints.push(signer.sign_checkpoint(conf, size, [root; 32], Vec::new(), T0 + at).expect("signed"));
+    }
+    let batch = WriteBatch { checkpoints, ..WriteBatch::default() };
+    store.commit(batch).wait_blocking().expect("the checkpoints commit");
+    // Alarms, some of them cleared; drafts; evidence.
+    let alarm = |n: u8, op: adi_core::AlarmOp| adi_core::AlarmChange {
+        kind: adi_core::AlarmKind::LinkNoAnswer,
+        op,
+        line: line_id(100 + n),
+        member: code("PH"),
+        message: None,
+        at_ms: T0 + 30_000 + u64::from(n),
+        detail: format!("alarm {n}"),
+        addressed_to: Vec::new(),
+    };
+    let mut alarms: Vec<_> = (0..7).map(|n| alarm(n, adi_core::AlarmOp::Raise)).collect();
+    alarms.extend([alarm(2, adi_core::AlarmOp::Clear), alarm(5, adi_core::AlarmOp::Clear)]);
+    store.commit(WriteBatch { alarms, ..WriteBatch::default() }).wait_blocking().expect("the alarms commit");
+    for n in 0..6 {
+        let json = format!("{{\"subject\": \"draft {n}\"}}");
+        store.add_draft(conf, json, "duty-cn".into(), T0 + 40_000 + n).wait_blocking().expect("the draft is held");
+    }
+    let evidence = (0..5)
+        .map(|n| adi_core::Evidence {
+            line: conf,
+            member: code("PH"),
+            at_ms: T0 + 50_000 + n,
+            detail: format!("evidence {n}"),
+            held: vec![n as u8; 3],
+            offered: vec![n as u8; 4],
+        })
+        .collect();
+    store.commit(WriteBatch { evidence, ..WriteBatch::default() }).wait_blocking().expect("the evidence commits");
+
+    // Every list, walked.
+    let messages = |line: Option<LineId>, not_from: Option<MemberCode>, by_precedence: bool| {
+        let store = &store;
+        move |page: Page<MessageCursor>| {
+            let q =
+                MessageQuery { line, not_from: not_from.clone(), limit: page.limit, by_precedence, after: page.from };
+            store.messages(&q).expect("messages")
+        }
+    };
+    let inbox_key = |r: &MessageRow| {
+        let precedence = r.precedence.as_deref().and_then(Precedence::parse).expect("a message's precedence");
+        MessageCursor::Inbox(InboxKey { priority: precedence.priority(), created_ms: r.created_ms, arrival: r.arrival })
+    };
+    let by_hash = |r: &MessageRow| r.hash;
+    let inbox = messages(None, Some(code("CN")), true);
+    assert_eq!(inbox(Page::all()).len(), plan.len() + 4, "the inbox holds every message from PH and VN");
+    check_walks("the inbox", &inbox, inbox_key, by_hash);
+    for line in [conf, direct] {
+        check_walks(
+            "a line's messages",
+            messages(Some(line), None, false),
+            |r| MessageCursor::Message(r.hash),
+            by_hash,
+        );
+    }
+    let time_key = |created_ms: u64, id: EnvelopeHash| TimeKey { created_ms, id };
+    let decisions = |page| store.decisions(Some(&conf), None, page).expect("decisions");
+    assert_eq!(decisions(Page::all()).len(), 5);
+    check_walks("decisions", decisions, |d| time_key(d.created_ms, d.id), |d| d.id);
+    let translations = |page| store.translations(Some(&originals[0]), None, page).expect("translations");
+    assert_eq!(translations(Page::all()).len(), 4);
+    check_walks("translations", translations, |t| time_key(t.created_ms, t.hash), |t| t.hash);
+    let checkpoints = |page| store.checkpoints(&conf, None, page).expect("checkpoints");
+    let listed: Vec<(u64, u64, String, u8)> = checkpoints(Page::all())
+        .iter()
+        .map(CheckpointKey::of)
+        .map(|k| (k.time_ms - T0, k.size, k.signer, k.root[0]))
+        .collect();
+    let expected =
+        [(19_000, 5, "PH", 5), (20_000, 3, "CN", 1), (20_000, 3, "CN", 3), (20_000, 3, "PH", 2), (21_000, 4, "CN", 4)];
+    assert_eq!(
+        listed,
+        expected.map(|(t, n, s, r)| (t, n, s.to_string(), r)),
+        "checkpoints by time, size, signer, root"
+    );
+    check_walks("checkpoints", checkpoints, CheckpointKey::of, CheckpointKey::of);
+    let open_alarms = |page| store.alarms(true, page).expect("alarms");
+    let every_alarm = |page| store.alarms(false, page).expect("alarms");
+    assert_eq!((open_alarms(Page::all()).len(), every_alarm(Page::all()).len()), (5, 7));
+    check_walks("open alarms", open_alarms, |a| a.id, |a| a.id);
+    check_walks("alarms", every_alarm, |a| a.id, |a| a.id);
+    let ids: Vec<u64> = every_alarm(Page::all()).iter().map(|a| a.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "alarms newest first: {ids:?}");
+    check_walks("drafts", |page| store.drafts(true, page).expect("drafts"), |d| d.id, |d| d.id);
+    check_walks("evidence", |page| store.evidence(page).expect("evidence"), |e| e.0, |e| e.0);
+    assert_eq!(store.evidence(Page::all()).unwrap().len(), 5);
+
+    // A message that arrives between two pages of the record order, after the place reached,
+    // is on a later page; nothing is read twice.
+    let line = messages(Some(direct), None, false);
+    let first = line(Page { from: None, limit: 2 });
+    let late = send(&mut cn, T0 + 60_000, direct, "ROUTINE", "late");
+    assert_eq!(commit(&store, &[&late]), inserted(1));
+    let rest = line(Page { from: Some(MessageCursor::Message(first[1].hash)), limit: 100 });
+    let mut walked = hashes(&first);
+    walked.extend(hashes(&rest));
+    assert_eq!(walked, hashes(&line(Page::all())), "the late message is read once, at the end");
+    assert_eq!(walked.last(), Some(&hash(&late)));
+    // An alarm raised between two pages of a list ordered newest first comes before the place
+    // reached: it is on no later page, and nothing is read twice.
+    let first = every_alarm(Page { from: None, limit: 3 });
+    store
+        .commit(WriteBatch { alarms: vec![alarm(50, adi_core::AlarmOp::Raise)], ..WriteBatch::default() })
+        .wait_blocking()
+        .expect("the alarm commits");
+    let rest = every_alarm(Page { from: first.last().map(|a| a.id), limit: 100 });
+    let walked: Vec<u64> = first.iter().chain(&rest).map(|a| a.id).collect();
+    assert_eq!(walked, ids, "the alarms as they were when the walk began");
+
+    // A cursor of the other order is refused, not taken for a place it is not.
+    let q = MessageQuery {
+        limit: 10,
+        by_precedence: true,
+        after: Some(MessageCursor::Message(hash(&late))),
+        ..MessageQuery::default()
+    };
+    assert!(store.messages(&q).is_err());
+    let q =
+        MessageQuery { line: Some(direct), limit: 10, after: Some(inbox_key(&record[0])), ..MessageQuery::default() };
+    assert!(store.messages(&q).is_err());
 }
 
 /// Operators are found by the hash of their token; adding a name again replaces its token and
@@ -763,18 +1034,23 @@ fn sqlite_an_unknown_stored_role_state_or_kind_is_corruption() {
     };
     store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait_blocking().unwrap();
     assert_eq!(store.recipients(&hash(&flash)).unwrap()[0].progress.state, adi_core::RecipientState::Sent);
-    assert_eq!(store.alarms(true, 10).unwrap()[0].kind, adi_core::AlarmKind::Clock);
+    assert_eq!(store.alarms(true, Page::first(10)).unwrap()[0].kind, adi_core::AlarmKind::Clock);
     c.execute("UPDATE recipients SET state = 'lost'", []).unwrap();
     c.execute("UPDATE alarms SET kind = 'weather'", []).unwrap();
     let err = store.recipients(&hash(&flash)).expect_err("a state no recipient can be in").to_string();
     assert!(err.contains("'lost' is no state"), "{err}");
-    let err = store.alarms(true, 10).expect_err("a kind no alarm has").to_string();
+    let err = store.alarms(true, Page::first(10)).expect_err("a kind no alarm has").to_string();
     assert!(err.contains("'weather' is no kind"), "{err}");
 }
 
 #[test]
 fn sqlite_record_order_and_inbox_order() {
     record_order_and_inbox_order(sqlite);
+}
+
+#[test]
+fn sqlite_every_list_pages() {
+    every_list_pages(sqlite);
 }
 
 #[test]

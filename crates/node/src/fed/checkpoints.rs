@@ -6,7 +6,7 @@
 use adi_core::{MemberCode, WriteBatch};
 use adi_engine::chain::ChainBreak;
 use adi_record::{merkle, Hash, Head, SignedCheckpoint};
-use adi_store::StoreError;
+use adi_store::{Page, StoreError};
 use adi_wire::LineId;
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,7 @@ fn check_checkpoint(
     if cp.checkpoint.line != line.0 || cp.verify(&member.signing_key).is_err() {
         return Ok(Err(None));
     }
-    for held in node.store.checkpoints(line, Some(signer.as_str()))? {
+    for held in node.store.checkpoints(line, Some(signer.as_str()), Page::all())? {
         if held.checkpoint.equivocates_with(&cp) {
             let detail = format!(
                 "{signer} signed two different roots for its log of {} entries of the line",
@@ -122,7 +122,7 @@ fn take_others(
 /// The latest checkpoint of each signer held of a line, but `except`'s.
 fn latest_of_others(node: &NodeState, line: &LineId, except: &MemberCode) -> Result<Vec<String>, StoreError> {
     let mut latest: std::collections::BTreeMap<String, SignedCheckpoint> = std::collections::BTreeMap::new();
-    for row in node.store.checkpoints(line, None)? {
+    for row in node.store.checkpoints(line, None, Page::all())? {
         let signer = row.checkpoint.checkpoint.signer.clone();
         if signer != except.as_str() {
             latest.insert(signer, row.checkpoint);
@@ -162,7 +162,7 @@ pub(crate) async fn answer_offer(
             // The last of the peer's checkpoints this member countersigned: the new one must extend it.
             let last = node
                 .store
-                .checkpoints(&line, Some(peer.as_str()))
+                .checkpoints(&line, Some(peer.as_str()), Page::all())
                 .map_err(e)?
                 .into_iter()
                 .filter(|r| r.countersignatures.iter().any(|(m, _)| *m == node.member))
@@ -308,7 +308,7 @@ pub async fn cover(node: &NodeState, line: LineId) -> Result<(), StoreError> {
     let len = node.store.line_places(&line)?.len() as u64;
     let covered = node
         .store
-        .checkpoints(&line, Some(node.member.as_str()))?
+        .checkpoints(&line, Some(node.member.as_str()), Page::all())?
         .iter()
         .any(|r| r.checkpoint.checkpoint.size == len && r.countersignatures.iter().any(|(m, _)| *m != node.member));
     if !covered {
@@ -350,7 +350,7 @@ pub async fn checkpoint_and_exchange(
             e.to_string()
         },
     )?;
-    let mine = node.store.checkpoints(&line, Some(node.member.as_str())).map_err(e)?;
+    let mine = node.store.checkpoints(&line, Some(node.member.as_str()), Page::all()).map_err(e)?;
     let others = latest_of_others(node, &line, &node.member).map_err(e)?;
     let signed = hex::encode(cp.to_bytes().map_err(|e| e.to_string())?);
     // Offered to every member at once, so that a silent member costs one request timeout, not
@@ -454,7 +454,7 @@ pub(crate) async fn run_checkpoints(
         let lines: Vec<LineId> = node.core().lines().filter(|l| l.has_member(&node.member)).map(|l| l.id).collect();
         for line in lines {
             let grew = node.store.line_log(&line).map(|log| log.len() as u64).and_then(|size| {
-                let last = node.store.checkpoints(&line, Some(node.member.as_str()))?;
+                let last = node.store.checkpoints(&line, Some(node.member.as_str()), Page::all())?;
                 Ok(last.iter().map(|r| r.checkpoint.checkpoint.size).max().is_none_or(|s| s < size))
             });
             if !matches!(grew, Ok(true)) {

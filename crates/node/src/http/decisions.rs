@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use adi_core::{Concurrence, Decision, MemberCode};
-use adi_store::DecisionRow;
+use adi_store::{DecisionRow, Page, TimeKey};
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson, ApiPath};
+use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::lines::find_line;
+use super::paging::{self, page_len, ListUrl, Paged};
+use super::views::ListParams;
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
@@ -116,7 +118,7 @@ impl From<DecisionRow> for DecisionView {
 
 fn load(node: &NodeState, id: &EnvelopeHash) -> Result<DecisionRow, ApiError> {
     node.store
-        .decisions(None, Some(id))?
+        .decisions(None, Some(id), adi_store::Page::all())?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_decision", format!("no decision {id} here")))
@@ -181,19 +183,34 @@ pub async fn propose(
 
 /// Lists a line's decisions
 ///
+/// Oldest first (by the time each was proposed, then id), each with its parties' answers.
+///
+/// Pages of `limit` decisions (default and most: the node's `list_len_max`); `after` is the
+/// cursor the `Link` header of the page before gives. While more remain, the `Link` header names
+/// the next page (`rel="next"`); without it the list is complete.
+///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/lines/{line}/decisions", tag = "decisions", operation_id = "list_decisions",
-    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    params(("line" = String, Path, description = "line id: 32 hex digits"), ListParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<DecisionView>, description = "the line's decisions, oldest first"),
+    responses((status = 200, body = Vec<DecisionView>, description = "a page of the line's decisions, oldest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not a cursor the node gave for decisions"),
               (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn list(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiPath(line): ApiPath<String>,
-) -> Result<Json<Vec<DecisionView>>, ApiError> {
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Paged<DecisionView>, ApiError> {
     let line = find_line(&node, &line)?;
-    Ok(Json(node.store.decisions(Some(&line.id), None)?.into_iter().map(DecisionView::from).collect()))
+    let limit = page_len(&node, p.limit, node.runtime_limits.list_len_max)?;
+    let after = paging::after_time(p.after.as_deref())?;
+    let rows = node.store.decisions(Some(&line.id), None, Page { from: after, limit: limit.saturating_add(1) })?;
+    let (rows, next) =
+        paging::cut(rows, limit, |d| Ok(paging::time_cursor(TimeKey { created_ms: d.created_ms, id: d.id })))?;
+    let url = ListUrl::new(format!("/api/v1/lines/{}/decisions", line.id.to_hex()));
+    Ok(Paged::new(rows.into_iter().map(DecisionView::from).collect(), url.next(limit, "after", next)))
 }
 
 /// Reads a decision

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adi_core::{AlarmKind, AlarmOp, Answered, MemberCode, Precedence, ReceiptKind};
-use adi_store::{AlarmAck, AlarmRow, EventRow};
+use adi_store::{AlarmAck, AlarmRow, EventRow, Page};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
@@ -20,7 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Auth;
 use super::error::{check_writable, ApiPath, ApiQuery, OptionalJson};
 use super::messages::load_message;
-use super::views::{DraftView, MessageView, NewMessageRequest, PeerView};
+use super::paging::{self, page_len, ListUrl, Paged};
+use super::views::{DraftView, MessageView, NewMessageRequest, NewestFirstParams, PeerView};
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
@@ -152,11 +153,29 @@ pub async fn decline(
 
 /// Lists the messages held for a principal's release
 ///
+/// The drafts awaiting release, newest first.
+///
+/// Pages of `limit` drafts (default 1,000, `drafts_page_len`; at most the node's
+/// `list_len_max`); `before` is the id of the last draft of the page before. While more remain,
+/// the `Link` header names the next page (`rel="next"`); without it the list is complete.
+///
 /// Roles: any operator.
-#[utoipa::path(get, path = "/api/v1/drafts", tag = "discipline", security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<DraftView>, description = "the drafts awaiting release")))]
-pub async fn drafts(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Json<Vec<DraftView>>, ApiError> {
-    Ok(Json(node.store.drafts(true, 1_000)?.into_iter().map(DraftView::from).collect()))
+#[utoipa::path(get, path = "/api/v1/drafts", tag = "discipline", params(NewestFirstParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<DraftView>, description = "a page of the drafts awaiting release, newest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `before` is not a draft id")))]
+pub async fn drafts(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiQuery(p): ApiQuery<NewestFirstParams>,
+) -> Result<Paged<DraftView>, ApiError> {
+    let limit = page_len(&node, p.limit, node.runtime_limits.drafts_page_len)?;
+    let before = paging::before_id(p.before.as_deref())?;
+    let rows = node.store.drafts(true, Page { from: before, limit: limit.saturating_add(1) })?;
+    let (rows, next) = paging::cut(rows, limit, |d| Ok(d.id.to_string()))?;
+    let url = ListUrl::new("/api/v1/drafts");
+    Ok(Paged::new(rows.into_iter().map(DraftView::from).collect(), url.next(limit, "before", next)))
 }
 
 /// Releases a held message
@@ -271,36 +290,55 @@ impl From<AlarmRow> for AlarmView {
 pub struct AlarmParams {
     /// Also list cleared alarms.
     pub all: Option<bool>,
-    /// Most alarms to return (default 500; at most the node's most).
+    /// Most alarms of the page: 1 to the node's `list_len_max` (default 500).
+    #[param(minimum = 1)]
     pub limit: Option<usize>,
+    /// Where the page before ended: the cursor its `Link` header gives. Left out for the first
+    /// page.
+    pub before: Option<String>,
 }
 
 /// Lists the alarms
 ///
 /// Open alarms, newest first (with `all`, cleared ones too). While the database cannot be written,
-/// the storage alarm is shown from memory.
+/// the storage alarm is shown from memory, first on the first page (its `id` is 0).
+///
+/// Pages of `limit` alarms (default 500, `alarms_page_len`; at most the node's `list_len_max`);
+/// `before` is the cursor the `Link` header of the page before gives (an alarm id: the page
+/// holds the alarms older than it). While more remain, the `Link` header names the next page
+/// (`rel="next"`), with the same `all`; without it the list is complete. An alarm raised while
+/// the list is read page by page is on none of the later pages, and none is listed twice.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/alarms", tag = "discipline", params(AlarmParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<AlarmView>, description = "open alarms, newest first")))]
+    responses((status = 200, body = Vec<AlarmView>, description = "a page of the alarms, newest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `before` is not an alarm id")))]
 pub async fn alarms(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiQuery(p): ApiQuery<AlarmParams>,
-) -> Result<Json<Vec<AlarmView>>, ApiError> {
-    let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
-    let rows = node.store.alarms(!p.all.unwrap_or(false), limit)?;
-    let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
-    // The database cannot be written: the open storage alarm is shown from memory, unless the
-    // probe already committed it.
+) -> Result<Paged<AlarmView>, ApiError> {
+    let limit = page_len(&node, p.limit, node.runtime_limits.alarms_page_len)?;
+    let before = paging::before_id(p.before.as_deref())?;
+    let all = p.all.unwrap_or(false);
+    let rows = node.store.alarms(!all, Page { from: before, limit: limit.saturating_add(1) })?;
+    // The database cannot be written: the open storage alarm is shown from memory, first on the
+    // first page, unless the probe already committed it; it takes one place of the page.
     let recorded = rows.iter().any(|a| a.kind == AlarmKind::Storage && a.cleared_ms.is_none());
-    if let Some(failure) = node.storage_failure().filter(|_| !recorded) {
-        views.push(storage_alarm_view(&node, &failure));
-    }
+    let storage = node.storage_failure().filter(|_| before.is_none() && !recorded);
+    let room = limit - usize::from(storage.is_some());
+    let newest = rows.first().map(|a| a.id.saturating_add(1).to_string());
+    let (rows, next) = paging::cut(rows, room, |a| Ok(a.id.to_string()))?;
+    // A page with no room for a stored alarm (a page of one: the storage alarm) is followed by
+    // the page that starts at the newest one.
+    let next = if room == 0 { newest } else { next };
+    let mut views: Vec<AlarmView> = Vec::with_capacity(rows.len() + 1);
+    views.extend(storage.map(|failure| storage_alarm_view(&node, &failure)));
     views.extend(rows.into_iter().map(AlarmView::from));
-    views.truncate(limit);
-    Ok(Json(views))
+    let url = if all { ListUrl::new("/api/v1/alarms").filter("all", "true") } else { ListUrl::new("/api/v1/alarms") };
+    Ok(Paged::new(views, url.next(limit, "before", next)))
 }
 
 /// The open storage alarm while it is held in memory.
@@ -341,36 +379,35 @@ pub struct EvidenceView {
     pub offered_base64: String,
 }
 
-/// How much evidence to list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceParams {
-    /// Most items to return (default 500; at most the node's most).
-    pub limit: Option<usize>,
-}
-
 /// Lists the evidence of tampering
 ///
 /// Pairs of signed items by one member that contradict each other, as this node received them,
 /// newest first.
 ///
+/// Pages of `limit` items (default 500, `evidence_page_len`; at most the node's
+/// `list_len_max`); `before` is the id of the last item of the page before. While more remain,
+/// the `Link` header names the next page (`rel="next"`); without it the list is complete.
+///
 /// Roles: any operator.
-#[utoipa::path(get, path = "/api/v1/evidence", tag = "discipline", params(EvidenceParams),
+#[utoipa::path(get, path = "/api/v1/evidence", tag = "discipline", params(NewestFirstParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<EvidenceView>, description = "evidence of tampering, newest first")))]
+    responses((status = 200, body = Vec<EvidenceView>, description = "a page of the evidence of tampering, newest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `before` is not an id of the evidence")))]
 pub async fn evidence(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    ApiQuery(p): ApiQuery<EvidenceParams>,
-) -> Result<Json<Vec<EvidenceView>>, ApiError> {
+    ApiQuery(p): ApiQuery<NewestFirstParams>,
+) -> Result<Paged<EvidenceView>, ApiError> {
     use base64::Engine;
     use sha2::Digest;
-    let limit = p.limit.unwrap_or(500).clamp(1, node.runtime_limits.list_len_max);
+    let limit = page_len(&node, p.limit, node.runtime_limits.evidence_page_len)?;
+    let before = paging::before_id(p.before.as_deref())?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let id_of = |bytes: &[u8]| hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(bytes)));
-    let rows = node.store.evidence(limit)?;
-    Ok(Json(
+    let rows = node.store.evidence(Page { from: before, limit: limit.saturating_add(1) })?;
+    let (rows, next) = paging::cut(rows, limit, |(id, _)| Ok(id.to_string()))?;
+    Ok(Paged::new(
         rows.into_iter()
             .map(|(id, e)| EvidenceView {
                 id,
@@ -384,6 +421,7 @@ pub async fn evidence(
                 offered_base64: b64.encode(&e.offered),
             })
             .collect(),
+        ListUrl::new("/api/v1/evidence").next(limit, "before", next),
     ))
 }
 
@@ -442,7 +480,9 @@ pub struct LinkView {
 
 /// Lists the direct lines' links
 ///
-/// Each link's state as link tests and the outbox show it.
+/// Each link's state as link tests and the outbox show it. The list is whole and does not page:
+/// one item per direct line, and there is at most one direct line per peer of the roster and
+/// scope.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/links", tag = "discipline", security(("bearer" = []), ("session" = [])),
@@ -646,6 +686,8 @@ pub async fn events(
 }
 
 /// Lists the peers' links and backlog
+///
+/// The list is whole and does not page: one item per peer of the roster.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/peers", tag = "discipline", security(("bearer" = []), ("session" = [])),

@@ -16,7 +16,8 @@ use crate::state::NodeState;
 /// The structured kinds' JSON Schemas
 ///
 /// The JSON Schema (draft 2020-12) of every form kind, by kind, and the Experts' Working Group
-/// tags (`docs/FORMS.md`).
+/// tags (`docs/FORMS.md`). The answer is whole and does not page: one schema per kind the node
+/// knows.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/schemas", tag = "forms", security(("bearer" = []), ("session" = [])),

@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson, ApiPath};
-use super::views::{LineView, NewLineRequest, NewMemberRequest};
+use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
+use super::paging::{self, page_len, ListUrl, Paged};
+use super::views::{LineView, ListParams, NewLineRequest, NewMemberRequest};
 use crate::clock::now_ms;
 use crate::driver::{commit_own, commit_own_records};
 use crate::error::{ApiError, ErrorBody};
@@ -60,17 +61,33 @@ pub async fn create_line(
 
 /// Lists the lines
 ///
-/// Every line this member is on, oldest first.
+/// Every line this member is on, oldest first (by the time it was opened, then id).
+///
+/// Pages of `limit` lines (default and most: the node's `list_len_max`); `after` is the cursor
+/// the `Link` header of the page before gives. While more remain, the `Link` header names the
+/// next page (`rel="next"`); without it the list is complete.
 ///
 /// Roles: any operator.
-#[utoipa::path(get, path = "/api/v1/lines", tag = "lines", security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<LineView>, description = "the lines, oldest first")))]
-pub async fn list_lines(State(node): State<Arc<NodeState>>, _auth: Auth) -> Json<Vec<LineView>> {
+#[utoipa::path(get, path = "/api/v1/lines", tag = "lines", params(ListParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<LineView>, description = "a page of the lines, oldest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not a cursor the node gave for the lines")))]
+pub async fn list_lines(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Paged<LineView>, ApiError> {
+    let limit = page_len(&node, p.limit, node.runtime_limits.list_len_max)?;
+    let after = paging::after_line(p.after.as_deref())?;
     let core = node.core();
-    let mut lines: Vec<LineView> =
-        core.lines().map(|l| LineView { epoch: core.epoch(&l.id), ..LineView::from(l) }).collect();
-    lines.sort_by_key(|l| (l.created_ms, l.id.clone()));
-    Json(lines)
+    let mut lines: Vec<&Line> =
+        core.lines().filter(|l| after.is_none_or(|place| (l.created_ms, l.id) > place)).collect();
+    lines.sort_by_key(|l| (l.created_ms, l.id));
+    lines.truncate(limit.saturating_add(1));
+    let views = lines.into_iter().map(|l| LineView { epoch: core.epoch(&l.id), ..LineView::from(l) }).collect();
+    let (lines, next) = paging::cut(views, limit, |l: &LineView| Ok(paging::line_cursor(l.created_ms, &l.id)))?;
+    Ok(Paged::new(lines, ListUrl::new("/api/v1/lines").next(limit, "after", next)))
 }
 
 pub(crate) fn find_line(node: &NodeState, id: &str) -> Result<Line, ApiError> {

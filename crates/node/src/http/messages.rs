@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use adi_core::{Message, Precedence};
-use adi_store::{MessageQuery, MessageRow, StoreError};
+use adi_store::{InboxKey, MessageCursor, MessageQuery, MessageRow, StoreError};
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +16,7 @@ use super::auth::Auth;
 use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::forms::check_call_answer;
 use super::lines::find_line;
+use super::paging::{self, page_len, ListUrl, Paged};
 use super::views::{message_view, DraftView, EnvelopeView, ListParams, MessageView, NewMessageRequest};
 use crate::clock::now_ms;
 use crate::driver::commit_own;
@@ -86,17 +87,6 @@ pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<Mess
     Ok(message_view(row, recipients, receipts))
 }
 
-fn list_limit(node: &NodeState, params: ListParams) -> Result<usize, ApiError> {
-    let max = node.runtime_limits.list_len_max;
-    match params.limit {
-        None => Ok(100.min(max)),
-        Some(n) if n >= 1 && n <= max => Ok(n),
-        Some(n) => {
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_limit", format!("limit {n} is not within 1 to {max}")))
-        }
-    }
-}
-
 fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, ApiError> {
     rows.into_iter()
         .map(|r| {
@@ -109,48 +99,92 @@ fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, Ap
 
 /// Lists a line's messages
 ///
+/// In the order of the record: by time, each sender's in its own order.
+///
+/// Pages of `limit` messages (default 100, `messages_page_len`; at most the node's
+/// `list_len_max`); `after` is the id of the last message of the page before. While more
+/// remain, the `Link` header names the next page (`rel="next"`); without it the list is
+/// complete.
+///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/lines/{line}/messages", tag = "messages",
     params(("line" = String, Path, description = "line id: 32 hex digits"), ListParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<MessageView>, description = "the line's first messages in the order of the record: by time, each sender's in its own order"),
-              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's most"),
+    responses((status = 200, body = Vec<MessageView>, description = "a page of the line's messages in the order of the record",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not the id of a message of the line"),
               (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn line_messages(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiPath(line): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Vec<MessageView>>, ApiError> {
+) -> Result<Paged<MessageView>, ApiError> {
     let line = find_line(&node, &line)?;
-    let limit = list_limit(&node, params)?;
-    let rows =
-        node.store.messages(&MessageQuery { line: Some(line.id), not_from: None, limit, by_precedence: false })?;
-    Ok(Json(views(&node, rows)?))
+    let limit = page_len(&node, params.limit, node.runtime_limits.messages_page_len)?;
+    let after = paging::after_message(params.after.as_deref())?;
+    // The record order is worked out over the line's messages: a place in it is one of them.
+    if let Some(after) = after {
+        if node.store.message(&after)?.is_none_or(|m| m.line != line.id) {
+            return Err(paging::bad_cursor("after"));
+        }
+    }
+    let rows = node.store.messages(&MessageQuery {
+        line: Some(line.id),
+        not_from: None,
+        limit: limit.saturating_add(1),
+        by_precedence: false,
+        after: after.map(MessageCursor::Message),
+    })?;
+    let (rows, next) = paging::cut(rows, limit, |r| Ok(r.hash.to_hex()))?;
+    let url = ListUrl::new(format!("/api/v1/lines/{}/messages", line.id.to_hex()));
+    Ok(Paged::new(views(&node, rows)?, url.next(limit, "after", next)))
+}
+
+/// A message's place in the inbox order. The store orders by the envelope's priority, which
+/// is its precedence's: the core refuses a message whose envelope says otherwise.
+fn inbox_key(r: &MessageRow) -> Result<InboxKey, ApiError> {
+    let precedence = r
+        .precedence
+        .as_deref()
+        .and_then(Precedence::parse)
+        .ok_or_else(|| ApiError::internal(StoreError::Corrupt(format!("message {} has no precedence", r.hash))))?;
+    Ok(InboxKey { priority: precedence.priority(), created_ms: r.created_ms, arrival: r.arrival })
 }
 
 /// Lists the inbox
 ///
-/// Messages from other members on every line, by precedence then time.
+/// Messages from other members on every line, by precedence then time (then arrival here).
+///
+/// Pages of `limit` messages (default 100, `messages_page_len`; at most the node's
+/// `list_len_max`); `after` is the cursor the `Link` header of the page before gives, which
+/// clients take as it is. While more remain, the `Link` header names the next page
+/// (`rel="next"`); without it the list is complete. A message that arrives while the inbox is
+/// read page by page is on a later page if it sorts after the place reached, and on none
+/// otherwise; none is listed twice.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/inbox", tag = "messages", params(ListParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<MessageView>, description = "messages from other members, by precedence then time"),
-              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's most")))]
+    responses((status = 200, body = Vec<MessageView>, description = "a page of the messages from other members, by precedence then time",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not a cursor the node gave for the inbox")))]
 pub async fn inbox(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Vec<MessageView>>, ApiError> {
-    let limit = list_limit(&node, params)?;
+) -> Result<Paged<MessageView>, ApiError> {
+    let limit = page_len(&node, params.limit, node.runtime_limits.messages_page_len)?;
+    let after = paging::after_inbox(params.after.as_deref())?;
     let rows = node.store.messages(&MessageQuery {
         line: None,
         not_from: Some(node.member.clone()),
-        limit,
+        limit: limit.saturating_add(1),
         by_precedence: true,
+        after: after.map(MessageCursor::Inbox),
     })?;
-    Ok(Json(views(&node, rows)?))
+    let (rows, next) = paging::cut(rows, limit, |r| inbox_key(r).map(paging::inbox_cursor))?;
+    Ok(Paged::new(views(&node, rows)?, ListUrl::new("/api/v1/inbox").next(limit, "after", next)))
 }
 
 /// Reads a message

@@ -8,6 +8,8 @@
 //! [`views`]. The OpenAPI document at `/api/v1/openapi.json` is generated from the handlers and
 //! types ([`openapi`]); the [`router`] here puts them together. Path and query parameters and
 //! bodies are read by the extractors of [`error`], whose refusals are errors of that shape too.
+//! Every list but those the roster bounds pages with a cursor and links its next page while more
+//! items remain ([`paging`]).
 
 pub mod auth;
 pub mod console;
@@ -18,6 +20,7 @@ pub mod forms;
 pub mod lines;
 pub mod messages;
 pub mod openapi;
+pub mod paging;
 pub mod record;
 pub mod translations;
 pub mod views;

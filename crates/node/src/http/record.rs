@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use adi_store::{CheckpointKey, Page};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -10,7 +11,8 @@ use axum::Json;
 use super::auth::Auth;
 use super::error::{check_writable, ApiPath, ApiQuery};
 use super::lines::find_line;
-use super::views::{CheckpointView, ExportParams, NewCheckpointView};
+use super::paging::{self, page_len, ListUrl, Paged};
+use super::views::{CheckpointView, ExportParams, ListParams, NewCheckpointView};
 use crate::error::{ApiError, ErrorBody};
 use crate::fed::checkpoints::checkpoint_and_exchange;
 use crate::record::CheckpointError;
@@ -18,21 +20,34 @@ use crate::state::NodeState;
 
 /// Lists a line's checkpoints
 ///
-/// Every checkpoint held of the line (this member's and its peers'), with its countersignatures.
+/// Every checkpoint held of the line (this member's and its peers'), with its countersignatures,
+/// oldest first (by time, then size, signer and root).
+///
+/// Pages of `limit` checkpoints (default and most: the node's `list_len_max`); `after` is the
+/// cursor the `Link` header of the page before gives. While more remain, the `Link` header names
+/// the next page (`rel="next"`); without it the list is complete.
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/lines/{line}/checkpoints", tag = "record", operation_id = "list_checkpoints",
-    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    params(("line" = String, Path, description = "line id: 32 hex digits"), ListParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<CheckpointView>, description = "every checkpoint held of the line, oldest first"),
+    responses((status = 200, body = Vec<CheckpointView>, description = "a page of the checkpoints held of the line, oldest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not a cursor the node gave for checkpoints"),
               (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
 pub async fn line_checkpoints(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiPath(line): ApiPath<String>,
-) -> Result<Json<Vec<CheckpointView>>, ApiError> {
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Paged<CheckpointView>, ApiError> {
     let line = find_line(&node, &line)?;
-    Ok(Json(node.store.checkpoints(&line.id, None)?.into_iter().map(CheckpointView::from).collect()))
+    let limit = page_len(&node, p.limit, node.runtime_limits.list_len_max)?;
+    let after = paging::after_checkpoint(p.after.as_deref())?;
+    let rows = node.store.checkpoints(&line.id, None, Page { from: after, limit: limit.saturating_add(1) })?;
+    let (rows, next) = paging::cut(rows, limit, |r| Ok(paging::checkpoint_cursor(&CheckpointKey::of(r))))?;
+    let url = ListUrl::new(format!("/api/v1/lines/{}/checkpoints", line.id.to_hex()));
+    Ok(Paged::new(rows.into_iter().map(CheckpointView::from).collect(), url.next(limit, "after", next)))
 }
 
 /// Exports a line
@@ -91,7 +106,7 @@ pub async fn new_checkpoint(
     })?;
     let row = node
         .store
-        .checkpoints(&line.id, Some(node.member.as_str()))?
+        .checkpoints(&line.id, Some(node.member.as_str()), Page::all())?
         .into_iter()
         .find(|r| r.checkpoint == cp)
         .unwrap_or(adi_store::CheckpointRow { checkpoint: cp, countersignatures: Vec::new() });

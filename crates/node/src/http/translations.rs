@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use adi_core::Translation;
-use adi_store::TranslationRow;
+use adi_store::{Page, TimeKey, TranslationRow};
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiJson, ApiPath};
+use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
+use super::paging::{self, page_len, ListUrl, Paged};
+use super::views::ListParams;
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
@@ -120,7 +122,7 @@ pub async fn translate(
 
 fn load(node: &NodeState, id: &EnvelopeHash) -> Result<TranslationView, ApiError> {
     node.store
-        .translations(None, Some(id))?
+        .translations(None, Some(id), Page::all())?
         .into_iter()
         .next()
         .map(TranslationView::from)
@@ -129,19 +131,34 @@ fn load(node: &NodeState, id: &EnvelopeHash) -> Result<TranslationView, ApiError
 
 /// Lists a message's translations
 ///
+/// Oldest first (by the time each was made, then id).
+///
+/// Pages of `limit` translations (default and most: the node's `list_len_max`); `after` is the
+/// cursor the `Link` header of the page before gives. While more remain, the `Link` header names
+/// the next page (`rel="next"`); without it the list is complete.
+///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/translations", tag = "translations", operation_id = "list_translations",
-    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits")),
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits"), ListParams),
     security(("bearer" = []), ("session" = [])),
-    responses((status = 200, body = Vec<TranslationView>, description = "translations of the message, oldest first (none for a message not held here)"),
+    responses((status = 200, body = Vec<TranslationView>, description = "a page of the translations of the message, oldest first (none for a message not held here)",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `after` is not a cursor the node gave for translations"),
               (status = 404, body = ErrorBody, description = "`unknown_message`: not a message id")))]
 pub async fn list(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<TranslationView>>, ApiError> {
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Paged<TranslationView>, ApiError> {
     let original = hash_of(&id, "unknown_message")?;
-    Ok(Json(node.store.translations(Some(&original), None)?.into_iter().map(TranslationView::from).collect()))
+    let limit = page_len(&node, p.limit, node.runtime_limits.list_len_max)?;
+    let after = paging::after_time(p.after.as_deref())?;
+    let rows = node.store.translations(Some(&original), None, Page { from: after, limit: limit.saturating_add(1) })?;
+    let (rows, next) =
+        paging::cut(rows, limit, |t| Ok(paging::time_cursor(TimeKey { created_ms: t.created_ms, id: t.hash })))?;
+    let url = ListUrl::new(format!("/api/v1/messages/{}/translations", original.to_hex()));
+    Ok(Paged::new(rows.into_iter().map(TranslationView::from).collect(), url.next(limit, "after", next)))
 }
 
 /// Records the review of a translation
@@ -166,7 +183,7 @@ pub async fn review(
     role(&auth, adi_core::Role::may_review_translations, "review translations")?;
     check_writable(&node)?;
     let id = hash_of(&id, "unknown_translation")?;
-    let t = node.store.translations(None, Some(&id))?.into_iter().next().ok_or_else(|| {
+    let t = node.store.translations(None, Some(&id), Page::all())?.into_iter().next().ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "unknown_translation", format!("no translation {id} here"))
     })?;
     let conflict = |code: &'static str, m: &str| ApiError::new(StatusCode::CONFLICT, code, m.to_string());

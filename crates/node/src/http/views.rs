@@ -234,13 +234,30 @@ pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipt
     }
 }
 
-/// Paging of message lists.
+/// A page of a list ordered oldest first.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Most messages to return: 1 to the node's most (default 100).
+    /// Most items of the page: 1 to the node's `list_len_max` (the default is the operation's).
+    #[param(minimum = 1)]
     pub limit: Option<usize>,
+    /// Where the page before ended: the cursor its `Link` header gives. Left out for the first
+    /// page.
+    pub after: Option<String>,
+}
+
+/// A page of a list ordered newest first.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NewestFirstParams {
+    /// Most items of the page: 1 to the node's `list_len_max` (the default is the operation's).
+    #[param(minimum = 1)]
+    pub limit: Option<usize>,
+    /// Where the page before ended: the cursor its `Link` header gives (the id of its last
+    /// item). Left out for the first page.
+    pub before: Option<String>,
 }
 
 /// A peer link's state and backlog.

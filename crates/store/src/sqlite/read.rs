@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::seal::{row_id, row_pair, Sealer};
 
 use crate::{
-    AlarmRow, AnswerRow, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
-    MessageRow, Operator, OutboxItem, QueueStat, ReceiptRow, RecipientRow, TranslationRow,
+    AlarmRow, AnswerRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount,
+    MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, TimeKey, TranslationRow,
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
@@ -315,6 +315,7 @@ pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<V
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE kind = 'message'
            AND (?1 IS NULL OR line = ?1) AND (?2 IS NULL OR sender <> ?2)
+           AND (?4 IS NULL OR (priority, created_ms, arrival) > (?4, ?5, ?6))
          ORDER BY {order} LIMIT ?3"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -323,8 +324,16 @@ pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<V
     // The record order is only known once every row is read (a sender's clock may have stepped
     // back), so the limit applies after it; -1 is no limit to SQLite.
     let sql_limit = if q.by_precedence { q.limit as i64 } else { -1 };
-    let rows =
-        stmt.query_map(params![line, not_from, sql_limit], |r| message_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
+    let after = q.inbox_after();
+    let args = (
+        line,
+        not_from,
+        sql_limit,
+        after.map(|k| k.priority),
+        after.map(|k| i64::try_from(k.created_ms).unwrap_or(i64::MAX)),
+        after.map(|k| i64::try_from(k.arrival).unwrap_or(i64::MAX)),
+    );
+    let rows = stmt.query_map(args, |r| message_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(if q.by_precedence {
         rows
     } else {
@@ -399,12 +408,24 @@ pub(super) fn checkpoints(
     c: &Connection,
     line: &LineId,
     signer: Option<&str>,
+    page: &Page<CheckpointKey>,
 ) -> Result<Vec<CheckpointRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT signed FROM checkpoints WHERE line = ?1 AND (?2 IS NULL OR signer = ?2) ORDER BY time_ms, size, signer",
+        "SELECT signed FROM checkpoints WHERE line = ?1 AND (?2 IS NULL OR signer = ?2)
+           AND (?3 IS NULL OR (time_ms, size, signer, root) > (?3, ?4, ?5, ?6))
+         ORDER BY time_ms, size, signer, root LIMIT ?7",
     )?;
-    let signed: Vec<Vec<u8>> =
-        stmt.query_map(params![&line.0[..], signer], |row| row.get(0))?.collect::<Result<Vec<_>, _>>()?;
+    let after = page.from.as_ref();
+    let args = params![
+        &line.0[..],
+        signer,
+        after.map(|k| i64::try_from(k.time_ms).unwrap_or(i64::MAX)),
+        after.map(|k| i64::try_from(k.size).unwrap_or(i64::MAX)),
+        after.map(|k| k.signer.as_str()),
+        after.map(|k| &k.root[..]),
+        page.sql_limit()
+    ];
+    let signed: Vec<Vec<u8>> = stmt.query_map(args, |row| row.get(0))?.collect::<Result<Vec<_>, _>>()?;
     let mut counter = c.prepare_cached(
         "SELECT member, signature FROM countersignatures WHERE line = ?1 AND signer = ?2 AND size = ?3 AND root = ?4
          ORDER BY member",
@@ -431,10 +452,11 @@ pub(super) fn decisions(
     s: &Sealer,
     line: Option<&LineId>,
     id: Option<&EnvelopeHash>,
+    page: &Page<TimeKey>,
 ) -> Result<Vec<DecisionRow>, rusqlite::Error> {
-    let mut rows = decision_rows(c, s, line, id, None)?;
+    let mut rows = decision_rows(c, s, line, id, None, page)?;
     for d in &mut rows {
-        let replacements: Vec<(EnvelopeHash, u64, bool)> = decision_rows(c, s, None, None, Some(&d.id))?
+        let replacements: Vec<(EnvelopeHash, u64, bool)> = decision_rows(c, s, None, None, Some(&d.id), &Page::all())?
             .iter()
             .filter(|n| n.line == d.line)
             .map(|n| (n.id, n.created_ms, n.concluded()))
@@ -452,17 +474,26 @@ fn decision_rows(
     line: Option<&LineId>,
     id: Option<&EnvelopeHash>,
     replacing: Option<&EnvelopeHash>,
+    page: &Page<TimeKey>,
 ) -> Result<Vec<DecisionRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.line, d.proposer, d.text, d.text_sha256, d.parties, d.deadline_ms, d.supersedes, d.created_ms,
                 e.seq
          FROM decisions d JOIN envelopes e ON e.hash = d.id
          WHERE (?1 IS NULL OR d.line = ?1) AND (?2 IS NULL OR d.id = ?2) AND (?3 IS NULL OR d.supersedes = ?3)
-         ORDER BY d.created_ms, d.id",
+           AND (?4 IS NULL OR (d.created_ms, d.id) > (?4, ?5))
+         ORDER BY d.created_ms, d.id LIMIT ?6",
     )?;
     let mut rows = stmt
         .query_map(
-            params![line.map(|l| l.0.to_vec()), id.map(|h| h.0.to_vec()), replacing.map(|h| h.0.to_vec())],
+            params![
+                line.map(|l| l.0.to_vec()),
+                id.map(|h| h.0.to_vec()),
+                replacing.map(|h| h.0.to_vec()),
+                page.sql_time(),
+                page.sql_id(),
+                page.sql_limit()
+            ],
             |row| {
                 let id = hash_of(row.get(0)?)?;
                 let parties = open_text(s, "decisions.parties", &id.0, row.get(5)?)?;
@@ -515,13 +546,18 @@ pub(super) fn translations(
     s: &Sealer,
     original: Option<&EnvelopeHash>,
     id: Option<&EnvelopeHash>,
+    page: &Page<TimeKey>,
 ) -> Result<Vec<TranslationRow>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT hash, original, member, language, text, translator, reviewed_by, revises, created_ms FROM translations
-         WHERE (?1 IS NULL OR original = ?1) AND (?2 IS NULL OR hash = ?2) ORDER BY created_ms, hash",
+         WHERE (?1 IS NULL OR original = ?1) AND (?2 IS NULL OR hash = ?2)
+           AND (?3 IS NULL OR (created_ms, hash) > (?3, ?4))
+         ORDER BY created_ms, hash LIMIT ?5",
     )?;
+    let args =
+        (original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec()), page.sql_time(), page.sql_id(), page.sql_limit());
     let rows = stmt
-        .query_map(params![original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec())], |row| {
+        .query_map(args, |row| {
             let hash = hash_of(row.get(0)?)?;
             let k = &hash.0;
             Ok(TranslationRow {
@@ -541,12 +577,13 @@ pub(super) fn translations(
 }
 
 /// Evidence of tampering, newest first.
-pub(super) fn evidence(c: &Connection, s: &Sealer, limit: usize) -> Result<Vec<(u64, Evidence)>, rusqlite::Error> {
+pub(super) fn evidence(c: &Connection, s: &Sealer, page: &Page<u64>) -> Result<Vec<(u64, Evidence)>, rusqlite::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, line, member, at_ms, detail, held, offered FROM evidence ORDER BY id DESC LIMIT ?1",
+        "SELECT id, line, member, at_ms, detail, held, offered FROM evidence WHERE (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map(params![limit as i64], |row| {
+        .query_map(params![page.sql_limit(), page.sql_before()], |row| {
             let id: i64 = row.get(0)?;
             let k = &row_id(id);
             Ok((
@@ -723,12 +760,15 @@ pub(super) fn alarms(
     c: &Connection,
     s: &Sealer,
     open_only: bool,
-    limit: usize,
+    page: &Page<u64>,
 ) -> Result<Vec<AlarmRow>, rusqlite::Error> {
-    let sql =
-        format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) ORDER BY id DESC LIMIT ?2");
+    let sql = format!(
+        "SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) AND (?3 IS NULL OR id < ?3)
+         ORDER BY id DESC LIMIT ?2"
+    );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![open_only, limit as i64], |r| alarm_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
+    let args = params![open_only, page.sql_limit(), page.sql_before()];
+    let rows = stmt.query_map(args, |r| alarm_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
@@ -795,14 +835,15 @@ pub(super) fn drafts(
     c: &Connection,
     s: &Sealer,
     awaiting_only: bool,
-    limit: usize,
+    page: &Page<u64>,
 ) -> Result<Vec<DraftRow>, rusqlite::Error> {
     let sql = format!(
-        "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') ORDER BY id DESC LIMIT ?2"
+        "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') AND (?3 IS NULL OR id < ?3)
+         ORDER BY id DESC LIMIT ?2"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows =
-        stmt.query_map(params![awaiting_only, limit as i64], |r| draft_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
+    let args = params![awaiting_only, page.sql_limit(), page.sql_before()];
+    let rows = stmt.query_map(args, |r| draft_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 

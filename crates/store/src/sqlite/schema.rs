@@ -822,7 +822,7 @@ mod tests {
             addressed_to: vec!["duty".into()],
         };
         store.probe(vec![alarm(AlarmOp::Raise, T0 + 5, "CN has not answered the link test")]).wait_blocking().unwrap();
-        let id = store.alarms(false, 10).unwrap()[0].id;
+        let id = store.alarms(false, crate::Page::first(10)).unwrap()[0].id;
         store.ack_alarm(id, "duty-ph".into(), T0 + 6).wait_blocking().unwrap();
         store.probe(vec![alarm(AlarmOp::Clear, T0 + 7, "CN answered")]).wait_blocking().unwrap();
         let draft = store.add_draft(line, "{\"subject\":\"held for release\"}".into(), "drafter-ph".into(), T0 + 8);
@@ -849,7 +849,7 @@ mod tests {
     /// Everything the store reads back of what [`populated`] wrote.
     fn read_back(store: &SqliteStore) -> String {
         let me = adi_core::MemberCode::parse("PH").unwrap();
-        let all = crate::MessageQuery { line: None, not_from: None, limit: 100, by_precedence: false };
+        let all = crate::MessageQuery { limit: 100, ..crate::MessageQuery::default() };
         let messages = store.messages(&all).unwrap();
         let mut out = format!("{:?}\n{messages:?}\n", store.load(&me).unwrap().lines);
         for m in &messages {
@@ -860,10 +860,10 @@ mod tests {
                 store.envelope(&m.hash)
             );
         }
-        out += &format!("{:?}\n", store.decisions(None, None).unwrap());
-        out += &format!("{:?}\n", store.translations(None, None).unwrap());
-        out += &format!("{:?}\n", store.alarms(false, 100).unwrap());
-        out += &format!("{:?}\n", store.drafts(false, 100).unwrap());
+        out += &format!("{:?}\n", store.decisions(None, None, crate::Page::all()).unwrap());
+        out += &format!("{:?}\n", store.translations(None, None, crate::Page::all()).unwrap());
+        out += &format!("{:?}\n", store.alarms(false, crate::Page::first(100)).unwrap());
+        out += &format!("{:?}\n", store.drafts(false, crate::Page::first(100)).unwrap());
         out += &format!("{:?}\n", store.events_after(0, 1000).unwrap());
         out += &format!("{:?}\n", store.mls_state().unwrap());
         out
@@ -917,7 +917,7 @@ mod tests {
         }
         as_version_9(&store);
         // As version 9 left it: metadata in the clear, values that the rows' keys do not open.
-        assert!(store.alarms(false, 10).is_err(), "a version 9 value opens as a version 10 one");
+        assert!(store.alarms(false, crate::Page::first(10)).is_err(), "a version 9 value opens as a version 10 one");
         drop(store);
         let raw = std::fs::read(dir.path().join("adi.db")).unwrap();
         assert!(
@@ -990,7 +990,7 @@ mod tests {
         assert!(read_back(&store).contains("vessels at the shoal"));
         // Two messages' subjects swapped.
         on_writer(&store, "UPDATE envelopes SET subject = (SELECT subject FROM envelopes WHERE kind = 'message' ORDER BY arrival LIMIT 1) WHERE arrival = (SELECT MAX(arrival) FROM envelopes WHERE kind = 'message')");
-        let all = crate::MessageQuery { line: None, not_from: None, limit: 100, by_precedence: false };
+        let all = crate::MessageQuery { limit: 100, ..crate::MessageQuery::default() };
         let err = store.messages(&all).expect_err("a subject moved to another message opened").to_string();
         assert!(err.contains("envelopes.subject"), "{err}");
         // Rows with an integer id: one event's detail copied onto another.

@@ -9,9 +9,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{connect, db, lock, read, write, SqliteStore};
 use crate::{
-    AlarmAck, AlarmRow, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount, MessageQuery,
-    MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Pending, QueueStat, ReceiptRow, RecipientRow,
-    SessionRow, Settlement, Store, StoreError, TranslationRow,
+    AlarmAck, AlarmRow, CheckpointKey, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount,
+    MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Page, Pending, QueueStat,
+    ReceiptRow, RecipientRow, SessionRow, Settlement, Store, StoreError, TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -70,8 +70,8 @@ impl Store for SqliteStore {
         self.submit(move |c| write::add_draft(c, &s, line, &draft_json, &drafter, now_ms))
     }
 
-    fn drafts(&self, awaiting_only: bool, limit: usize) -> Result<Vec<DraftRow>, StoreError> {
-        self.read(|c| read::drafts(c, &self.inner.sealer, awaiting_only, limit))
+    fn drafts(&self, awaiting_only: bool, page: Page<u64>) -> Result<Vec<DraftRow>, StoreError> {
+        self.read(|c| read::drafts(c, &self.inner.sealer, awaiting_only, &page))
     }
 
     fn draft(&self, id: u64) -> Result<Option<DraftRow>, StoreError> {
@@ -97,7 +97,23 @@ impl Store for SqliteStore {
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRow>, StoreError> {
-        self.read(|c| read::messages(c, &self.inner.sealer, q))
+        match q.after {
+            Some(MessageCursor::Message(after)) if !q.by_precedence => {
+                // The record order is worked out in memory over every message listed (a sender's
+                // clock may have stepped back): the page is taken from it, just after the
+                // cursor's message.
+                let all = MessageQuery { limit: usize::MAX, after: None, ..q.clone() };
+                let rows = self.read(|c| read::messages(c, &self.inner.sealer, &all))?;
+                Ok(rows.into_iter().skip_while(|r| r.hash != after).skip(1).take(q.limit).collect())
+            }
+            Some(MessageCursor::Message(_)) => {
+                Err(StoreError::Db("a message as a place in the inbox order, which places by sort key".into()))
+            }
+            Some(MessageCursor::Inbox(_)) if !q.by_precedence => {
+                Err(StoreError::Db("an inbox sort key as a place in the record order, which places by message".into()))
+            }
+            _ => self.read(|c| read::messages(c, &self.inner.sealer, q)),
+        }
     }
 
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError> {
@@ -120,24 +136,35 @@ impl Store for SqliteStore {
         self.read(|c| read::line_places(c, line))
     }
 
-    fn checkpoints(&self, line: &LineId, signer: Option<&str>) -> Result<Vec<CheckpointRow>, StoreError> {
-        self.read(|c| read::checkpoints(c, line, signer))
+    fn checkpoints(
+        &self,
+        line: &LineId,
+        signer: Option<&str>,
+        page: Page<CheckpointKey>,
+    ) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.read(|c| read::checkpoints(c, line, signer, &page))
     }
 
-    fn decisions(&self, line: Option<&LineId>, id: Option<&EnvelopeHash>) -> Result<Vec<DecisionRow>, StoreError> {
-        self.read(|c| read::decisions(c, &self.inner.sealer, line, id))
+    fn decisions(
+        &self,
+        line: Option<&LineId>,
+        id: Option<&EnvelopeHash>,
+        page: Page<TimeKey>,
+    ) -> Result<Vec<DecisionRow>, StoreError> {
+        self.read(|c| read::decisions(c, &self.inner.sealer, line, id, &page))
     }
 
     fn translations(
         &self,
         original: Option<&EnvelopeHash>,
         id: Option<&EnvelopeHash>,
+        page: Page<TimeKey>,
     ) -> Result<Vec<TranslationRow>, StoreError> {
-        self.read(|c| read::translations(c, &self.inner.sealer, original, id))
+        self.read(|c| read::translations(c, &self.inner.sealer, original, id, &page))
     }
 
-    fn evidence(&self, limit: usize) -> Result<Vec<(u64, Evidence)>, StoreError> {
-        self.read(|c| read::evidence(c, &self.inner.sealer, limit))
+    fn evidence(&self, page: Page<u64>) -> Result<Vec<(u64, Evidence)>, StoreError> {
+        self.read(|c| read::evidence(c, &self.inner.sealer, &page))
     }
 
     fn held_counts(&self, received_since_ms: u64) -> Result<Vec<HeldCount>, StoreError> {
@@ -160,8 +187,8 @@ impl Store for SqliteStore {
         self.read(|c| read::receipts(c, &self.inner.sealer, answers))
     }
 
-    fn alarms(&self, open_only: bool, limit: usize) -> Result<Vec<AlarmRow>, StoreError> {
-        self.read(|c| read::alarms(c, &self.inner.sealer, open_only, limit))
+    fn alarms(&self, open_only: bool, page: Page<u64>) -> Result<Vec<AlarmRow>, StoreError> {
+        self.read(|c| read::alarms(c, &self.inner.sealer, open_only, &page))
     }
 
     fn ack_alarm(&self, id: u64, operator: String, now_ms: u64) -> Pending<AlarmAck> {

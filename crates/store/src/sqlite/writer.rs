@@ -453,14 +453,14 @@ mod tests {
             })
             .expect("keys");
         assert_eq!(keys, vec!["before".to_string(), "fresh".to_string()], "nothing refused was written");
-        let alarms = store.alarms(true, 10).expect("alarms");
+        let alarms = store.alarms(true, crate::Page::first(10)).expect("alarms");
         assert_eq!(alarms.len(), 1, "{alarms:?}");
         assert_eq!((alarms[0].kind.as_str(), alarms[0].raised_ms), ("storage", 1));
         store
             .commit(WriteBatch { alarms: vec![storage_alarm(AlarmOp::Clear, 2)], ..WriteBatch::default() })
             .wait_blocking()
             .expect("the alarm is cleared");
-        assert!(store.alarms(true, 10).expect("alarms").is_empty());
+        assert!(store.alarms(true, crate::Page::first(10)).expect("alarms").is_empty());
     }
 
     #[test]

@@ -5,7 +5,9 @@ let me = "";
 let audio = null;
 const $ = (id) => document.getElementById(id);
 
-async function call(method, path, body) {
+// A request to the node: its JSON answer, and the path of the next page when the answer is a
+// page of a longer list (its `Link: <...>; rel="next"`).
+async function send(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (session && method !== "GET") headers["X-CSRF-Token"] = session.csrf;
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
@@ -16,8 +18,27 @@ async function call(method, path, body) {
     err.status = r.status; err.field = value && value.field;
     throw err;
   }
-  return value;
+  const link = /<(\/api\/v1\/[^>]*)>\s*;\s*rel="?next"?/.exec(r.headers.get("Link") || "");
+  return { value, next: link ? link[1] : null };
 }
+
+async function call(method, path, body) { return (await send(method, path, body)).value; }
+
+// A list's first `pages` pages, each followed from the one before; `more` says whether the list
+// goes on past them.
+async function callPages(path, pages) {
+  const items = [];
+  let next = path;
+  for (let n = 0; next && n < pages; n += 1) {
+    const page = await send("GET", next);
+    items.push(...page.value);
+    next = page.next;
+  }
+  return { items, more: !!next };
+}
+
+// How many pages of each list the operator asked to see with its "More…" button.
+const pages = { inbox: 1, line: 1, alarms: 1, evidence: 1 };
 
 function when(ms) {
   const d = new Date(ms);
@@ -38,7 +59,8 @@ function left(ms) {
 async function showLine() {
   if (!currentLine) return;
   $("export").href = "/api/v1/lines/" + currentLine + "/export";
-  const msgs = await call("GET", "/api/v1/lines/" + currentLine + "/messages?limit=500");
+  const { items: msgs, more } = await callPages("/api/v1/lines/" + currentLine + "/messages", pages.line);
+  $("line-more").hidden = !more;
   const body = $("conversation");
   body.replaceChildren();
   for (const m of msgs) {
@@ -52,7 +74,7 @@ async function showLine() {
     if (m.form && m.form.kind === "call-request") callWorkflow(tr.children[2], m, msgs);
     body.appendChild(tr);
   }
-  const decisions = await call("GET", "/api/v1/lines/" + currentLine + "/decisions");
+  const decisions = (await callPages("/api/v1/lines/" + currentLine + "/decisions", Infinity)).items;
   const list = $("decisions");
   list.replaceChildren();
   for (const d of decisions) {
@@ -154,7 +176,8 @@ function subjectCell(tr, m) {
 }
 
 async function refresh() {
-  const inbox = await call("GET", "/api/v1/inbox?limit=200");
+  const { items: inbox, more: inboxMore } = await callPages("/api/v1/inbox", pages.inbox);
+  $("inbox-more").hidden = !inboxMore;
   const body = $("inbox");
   body.replaceChildren();
   let open = 0;
@@ -184,11 +207,12 @@ async function refresh() {
     body.appendChild(tr);
   }
   $("unacked").textContent = open ? "(" + open + " unacknowledged)" : "";
-  const alarms = await call("GET", "/api/v1/alarms");
+  const { items: alarms, more: alarmsMore } = await callPages("/api/v1/alarms", pages.alarms);
+  $("alarms-more").hidden = !alarmsMore;
   const list = $("alarms");
   list.replaceChildren();
   for (const a of alarms) { const li = document.createElement("li"); li.textContent = a.kind + ": " + a.detail; list.appendChild(li); }
-  const lines = await call("GET", "/api/v1/lines");
+  const lines = (await callPages("/api/v1/lines", Infinity)).items;
   const pick = $("line-pick");
   if (pick.options.length !== lines.length) {
     pick.replaceChildren(...lines.map((l) => { const o = document.createElement("option"); o.value = l.id; o.textContent = l.members.join("–") + (l.title ? " · " + l.title : "") + " (" + l.scope + ")"; return o; }));
@@ -198,7 +222,8 @@ async function refresh() {
   $("compose").hidden = !canSend();
   $("propose").hidden = !canSend();
   await showLine();
-  const evidence = await call("GET", "/api/v1/evidence?limit=50");
+  const { items: evidence, more: evidenceMore } = await callPages("/api/v1/evidence", pages.evidence);
+  $("evidence-more").hidden = !evidenceMore;
   $("evidence").replaceChildren(...evidence.map((e) => {
     const li = document.createElement("li");
     li.textContent = when(e.at_ms) + " — " + e.member + ": " + e.detail + " (held " + e.held_id.slice(0, 12) + "…, offered " + e.offered_id.slice(0, 12) + "…)";
@@ -300,7 +325,14 @@ $("sign-in").addEventListener("submit", async (e) => {
   try { await call("POST", "/console/sign-in", { name: f.get("name"), password: f.get("password") }); $("sign-in-error").textContent = ""; await start(); }
   catch (err) { $("sign-in-error").textContent = err.message; }
 });
-$("line-pick").addEventListener("change", async (e) => { currentLine = e.target.value; await showLine(); });
+$("line-pick").addEventListener("change", async (e) => { currentLine = e.target.value; pages.line = 1; await showLine(); });
+// Each "More…" button shows one page more of its list, after what is shown.
+for (const [button, list, again] of [["inbox-more", "inbox", refresh], ["alarms-more", "alarms", refresh], ["evidence-more", "evidence", refresh], ["line-more", "line", showLine]]) {
+  $(button).addEventListener("click", async () => {
+    pages[list] += 1;
+    try { await again(); } catch (e) { shown(e); }
+  });
+}
 $("compose").addEventListener("input", () => {
   const f = $("compose");
   // A report may carry the message alone: the node makes its subject from it.
@@ -1045,7 +1077,7 @@ $("map-close").addEventListener("click", () => { $("map-view").hidden = true; })
 $("line-map").addEventListener("click", async () => {
   if (!currentLine) return;
   try {
-    const msgs = (await call("GET", "/api/v1/lines/" + currentLine + "/messages?limit=500")).filter(hasMap);
+    const msgs = (await callPages("/api/v1/lines/" + currentLine + "/messages", Infinity)).items.filter(hasMap);
     const picked = $("line-pick").selectedOptions[0];
     await openMap(msgs, "Reports on the line " + (picked ? picked.textContent : currentLine));
   } catch (e) { shown(e); }
