@@ -63,6 +63,12 @@ impl Node {
             }
             // Envelopes held for a commit that was committed just before a crash are taken now.
             Ok(()) => {
+                // A node started with another configuration than the last time leaves an audit
+                // entry: its file and its roster, by SHA-256.
+                let seen = configuration_sha256(&config);
+                if let Err(e) = state.store.configuration_seen(seen, crate::clock::now_ms()).wait().await {
+                    tracing::error!(error = %e, "the configuration could not be noted in the audit log");
+                }
                 if let Err(e) = after_load(&state).await {
                     if !state.storage_failed.load(Ordering::SeqCst) {
                         return Err(e);
@@ -143,4 +149,14 @@ impl Node {
             let _ = t.await;
         }
     }
+}
+
+/// SHA-256 of the configuration file's bytes followed by the roster's anchor hash: what the audit
+/// log notes of the configuration a node starts with.
+fn configuration_sha256(config: &NodeConfig) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(std::fs::read(&config.path).unwrap_or_default());
+    h.update(config.roster.sha256());
+    h.finalize().into()
 }

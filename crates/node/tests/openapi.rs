@@ -267,6 +267,7 @@ fn every_list_pages_or_says_that_it_is_whole() {
     }
     let expected = [
         "/api/v1/alarms",
+        "/api/v1/audit",
         "/api/v1/drafts",
         "/api/v1/evidence",
         "/api/v1/inbox",

@@ -382,6 +382,22 @@ pub struct OperatorRecord {
     pub sessions: u64,
 }
 
+/// One administrative action, as the audit log keeps it: who did what to whom, when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: u64,
+    pub at_ms: u64,
+    /// `operator_added`, `operator_changed`, `operator_removed`, `password_set`,
+    /// `configuration_first` or `configuration_changed`.
+    pub action: String,
+    /// Who acted: `administrator` for what is done on the node's machine (`adi operator`, the
+    /// configuration file).
+    pub actor: String,
+    /// The operator acted on, if any.
+    pub subject: Option<String>,
+    pub detail: String,
+}
+
 /// A console session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -606,6 +622,12 @@ pub trait Store: Send + Sync + 'static {
     fn remove_operator(&self, name: &str) -> Result<bool, StoreError>;
     /// Every operator, by name.
     fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError>;
+    /// The audit log of administrative actions, newest first (before the id `page.from`).
+    /// Changes to operators are logged by the methods that make them, in their transaction.
+    fn audit(&self, page: Page<u64>) -> Result<Vec<AuditRow>, StoreError>;
+    /// Notes the SHA-256 of the configuration a node starts with: the first time, and each time
+    /// it differs from the one noted before, an audit entry says so. Whether an entry was made.
+    fn configuration_seen(&self, sha256: [u8; 32], now_ms: u64) -> Pending<bool>;
     /// This member's MLS state as last committed: the entries of its key-value state.
     fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError>;
     /// Stores new one-time KeyPackages (reference, bytes) with the change to the MLS state that

@@ -1,5 +1,5 @@
 //! The hotline's discipline on the operator API: answering messages (seen, acknowledged,
-//! declined), releasing held drafts, alarms and evidence, link health and the peers' backlog,
+//! declined), releasing held drafts, alarms and evidence, the audit log, link health and the peers' backlog,
 //! and the live event stream.
 
 use std::convert::Infallible;
@@ -422,6 +422,68 @@ pub async fn evidence(
             })
             .collect(),
         ListUrl::new("/api/v1/evidence").next(limit, "before", next),
+    ))
+}
+
+/// One administrative action of the audit log.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    pub id: u64,
+    pub at_ms: u64,
+    /// `operator_added`, `operator_changed`, `operator_removed`, `password_set`,
+    /// `configuration_first` or `configuration_changed`.
+    pub action: String,
+    /// Who acted: `administrator` for what is done on the node's machine.
+    pub actor: String,
+    /// The operator acted on, if any.
+    pub subject: Option<String>,
+    pub detail: String,
+}
+
+/// Lists the audit log
+///
+/// The node's administrative actions, newest first: operators added, changed or removed,
+/// passwords set (`adi operator`), and the configuration a node started with when it changed.
+///
+/// Pages of `limit` items (default the node's `list_len_max`); `before` is the id of the last
+/// item of the page before. While more remain, the `Link` header names the next page
+/// (`rel="next"`); without it the list is complete.
+///
+/// Roles: auditor, admin.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "discipline", params(NewestFirstParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<AuditView>, description = "a page of the audit log, newest first",
+               headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
+              (status = 400, body = ErrorBody, description = "`bad_limit`: a limit outside 1 to the node's `list_len_max`; `bad_cursor`: `before` is not an id of the log"),
+              (status = 403, body = ErrorBody, description = "`role`: only auditors and administrators read the audit log")))]
+pub async fn audit(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    ApiQuery(p): ApiQuery<NewestFirstParams>,
+) -> Result<Paged<AuditView>, ApiError> {
+    if !matches!(auth.0.role, adi_core::Role::Auditor | adi_core::Role::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role",
+            "only auditors and administrators read the audit log",
+        ));
+    }
+    let limit = page_len(&node, p.limit, node.runtime_limits.list_len_max)?;
+    let before = paging::before_id(p.before.as_deref())?;
+    let rows = node.store.audit(Page { from: before, limit: limit.saturating_add(1) })?;
+    let (rows, next) = paging::cut(rows, limit, |a| Ok(a.id.to_string()))?;
+    Ok(Paged::new(
+        rows.into_iter()
+            .map(|a| AuditView {
+                id: a.id,
+                at_ms: a.at_ms,
+                action: a.action,
+                actor: a.actor,
+                subject: a.subject,
+                detail: a.detail,
+            })
+            .collect(),
+        ListUrl::new("/api/v1/audit").next(limit, "before", next),
     ))
 }
 

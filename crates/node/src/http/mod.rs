@@ -81,6 +81,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/drafts/{id}/release", post(discipline::release))
         .route("/api/v1/alarms", get(discipline::alarms))
         .route("/api/v1/evidence", get(discipline::evidence))
+        .route("/api/v1/audit", get(discipline::audit))
         .route("/api/v1/alarms/{id}/ack", post(discipline::ack_alarm))
         .route("/api/v1/links", get(discipline::links))
         .route("/api/v1/events", get(discipline::events))

@@ -61,6 +61,7 @@ use crate::error::ErrorBody;
         discipline::release,
         discipline::alarms,
         discipline::evidence,
+        discipline::audit,
         discipline::ack_alarm,
         discipline::links,
         discipline::events,

@@ -11,8 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::seal::{row_id, row_pair, Sealer};
 
 use crate::{
-    AlarmRow, AnswerRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount,
-    MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, TimeKey, TranslationRow,
+    AlarmRow, AnswerRow, AuditRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow,
+    HeldCount, MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, TimeKey,
+    TranslationRow,
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
@@ -862,4 +863,27 @@ pub(super) fn operator_by_token(
             Ok((operator, row.get::<_, Option<i64>>(3)?.map(u)))
         })
         .optional()
+}
+
+/// The audit log, newest first, before the page's id.
+pub(super) fn audit(c: &Connection, s: &Sealer, page: &Page<u64>) -> Result<Vec<AuditRow>, rusqlite::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, at_ms, action, actor, subject, detail FROM audit WHERE (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map(params![page.sql_limit(), page.sql_before()], |row| {
+            let id: i64 = row.get(0)?;
+            let k = &row_id(id);
+            Ok(AuditRow {
+                id: u(id),
+                at_ms: u(row.get(1)?),
+                action: row.get(2)?,
+                actor: open_text(s, "audit.actor", k, row.get(3)?)?,
+                subject: open(s, "audit.subject", k, row.get(4)?)?,
+                detail: open_text(s, "audit.detail", k, row.get(5)?)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

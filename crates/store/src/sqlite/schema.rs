@@ -271,6 +271,16 @@ CREATE TABLE IF NOT EXISTS operators (
     -- When the token stops being accepted (ms since 1970); NULL for a token that never expires.
     token_expires_ms INTEGER
 );
+-- Administrative actions (operators added, changed or removed, passwords set, configuration
+-- changes), newest last; who acted, on whom, and the detail are sealed, bound to the row.
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor BLOB NOT NULL,
+    subject BLOB,
+    detail BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash BLOB PRIMARY KEY,
     operator TEXT NOT NULL,

@@ -9,9 +9,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{connect, db, lock, read, write, SqliteStore};
 use crate::{
-    AlarmAck, AlarmRow, CheckpointKey, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow, HeldCount,
-    MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Page, Pending, QueueStat,
-    ReceiptRow, RecipientRow, SessionRow, Settlement, Store, StoreError, TimeKey, TranslationRow,
+    AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow,
+    HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Page, Pending,
+    QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store, StoreError, TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -214,7 +214,23 @@ impl Store for SqliteStore {
         token_expires_ms: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let before: Option<String> = tx
+            .query_row("SELECT role FROM operators WHERE name = ?1", params![op.name], |row| row.get(0))
+            .optional()
+            .map_err(db)?;
+        let expiry = match token_expires_ms {
+            Some(t) => format!("expires at {t} ms since 1970"),
+            None => "never expires".to_string(),
+        };
+        let (action, detail) = match &before {
+            None => ("operator_added", format!("role {}; a token that {expiry}", op.role.as_str())),
+            Some(was) => (
+                "operator_changed",
+                format!("role {} (was {was}); a new token that {expiry}; its sessions ended", op.role.as_str()),
+            ),
+        };
+        write::audit(&tx, &self.inner.sealer, wall_ms(), action, Some(&op.name), &detail).map_err(db)?;
         tx.execute(
             "INSERT INTO operators (name, role, token_hash, created_ms, token_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,
@@ -234,9 +250,13 @@ impl Store for SqliteStore {
 
     fn remove_operator(&self, name: &str) -> Result<bool, StoreError> {
         let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
         let n = tx.execute("DELETE FROM operators WHERE name = ?1", params![name]).map_err(db)?;
+        if n == 1 {
+            let detail = "its token, password and sessions ended";
+            write::audit(&tx, &self.inner.sealer, wall_ms(), "operator_removed", Some(name), detail).map_err(db)?;
+        }
         tx.commit().map_err(db)?;
         Ok(n == 1)
     }
@@ -265,13 +285,42 @@ impl Store for SqliteStore {
 
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
         let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         let n = tx
             .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
             .map_err(db)?;
+        if n == 1 {
+            let detail = "a new console password; its sessions ended";
+            write::audit(&tx, &self.inner.sealer, wall_ms(), "password_set", Some(name), detail).map_err(db)?;
+        }
         tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(n == 1)
+    }
+
+    fn audit(&self, page: Page<u64>) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| read::audit(c, &self.inner.sealer, &page))
+    }
+
+    fn configuration_seen(&self, sha256: [u8; 32], now_ms: u64) -> Pending<bool> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| {
+            let seen = hex::encode(sha256);
+            let before: Option<String> =
+                c.query_row("SELECT value FROM meta WHERE key = 'config_sha256'", [], |row| row.get(0)).optional()?;
+            if before.as_deref() == Some(seen.as_str()) {
+                return Ok(false);
+            }
+            let (action, detail) = match &before {
+                None => ("configuration_first", format!("the node started with configuration SHA-256 {seen}")),
+                Some(was) => {
+                    ("configuration_changed", format!("the node started with configuration SHA-256 {seen} (was {was})"))
+                }
+            };
+            write::audit(c, &s, now_ms, action, None, &detail)?;
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('config_sha256', ?1)", params![seen])?;
+            Ok(true)
+        })
     }
 
     fn operator_password(&self, name: &str) -> Result<Option<(Operator, Option<String>)>, StoreError> {
@@ -451,4 +500,10 @@ impl Store for SqliteStore {
             Ok(rows)
         })
     }
+}
+
+/// The time on this machine, for the audit entries of what its administrator does with
+/// `adi operator` (the writer's callers pass their own clock's time).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

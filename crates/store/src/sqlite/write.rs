@@ -790,3 +790,30 @@ pub(super) fn mls_delta(c: &Connection, s: &Sealer, delta: &adi_mls::StateDelta)
     }
     Ok(())
 }
+
+/// Who acts on the node's machine: `adi operator` and the configuration file.
+pub(super) const ADMINISTRATOR: &str = "administrator";
+
+/// Appends an administrative action to the audit log; its actor, subject and detail sealed,
+/// bound to its row.
+pub(super) fn audit(
+    c: &Connection,
+    s: &Sealer,
+    at_ms: u64,
+    action: &str,
+    subject: Option<&str>,
+    detail: &str,
+) -> Result<(), rusqlite::Error> {
+    let id = next_id(c, "audit")?;
+    let row = row_id(id);
+    c.prepare_cached("INSERT INTO audit (id, at_ms, action, actor, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![
+            id,
+            at_ms as i64,
+            action,
+            s.seal_str("audit.actor", &row, ADMINISTRATOR),
+            subject.map(|x| s.seal_str("audit.subject", &row, x)),
+            s.seal_str("audit.detail", &row, detail)
+        ])?;
+    Ok(())
+}
