@@ -287,7 +287,8 @@ pub struct RuntimeLimits {
     /// How long a client may take to send a request's headers, and how long a connection may
     /// wait idle for its next request.
     pub http_header_timeout_ms: u64,
-    /// How long a client may take to send a request's body, from when its headers arrived.
+    /// How long a client may take to send a request's body, from when its headers arrived, on
+    /// the API and the federation listeners alike.
     pub http_body_timeout_ms: u64,
     /// Open files kept for the database, its journal, logs and outgoing links, whatever the
     /// listeners hold.

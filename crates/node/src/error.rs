@@ -2,13 +2,18 @@
 //! listener alike: `{"error": code, "message": text}` (and `field`, when one field is at fault)
 //! with the status of its kind ([`ApiError`], [`ErrorBody`]); internals are logged, never sent. A
 //! write refused while the database cannot be written is answered 503 naming the cause
-//! ([`storage_refusal`]).
+//! ([`storage_refusal`]). A request's body is read within the time the node allows
+//! ([`TimedBytes`], [`with_body_deadline`]) on both listeners.
+
+use std::time::Duration;
 
 use adi_store::{StoreError, WriteFault};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -95,5 +100,39 @@ pub fn storage_refusal(fault: &WriteFault) -> ApiError {
 impl From<StorageRefusal> for ApiError {
     fn from(refusal: StorageRefusal) -> Self {
         storage_refusal(&refusal.fault)
+    }
+}
+
+/// When a request's body must have been read by.
+#[derive(Clone, Copy)]
+struct BodyDeadline(tokio::time::Instant);
+
+/// Stamps every request a router takes with the time by which its body must have arrived:
+/// `within` (`http_body_timeout_ms`) of its headers.
+pub fn with_body_deadline<S: Clone + Send + Sync + 'static>(router: Router<S>, within: Duration) -> Router<S> {
+    router.layer(axum::middleware::from_fn(move |mut req: Request, next: axum::middleware::Next| {
+        req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + within));
+        next.run(req)
+    }))
+}
+
+/// A request's whole body, read by its deadline: a client (an operator's or a peer's) that
+/// sends it slower is answered 408 `body_timeout` and its connection freed, whatever the size;
+/// one over the size limit is answered 413.
+pub struct TimedBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for TimedBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Bytes::from_request(req, state);
+        let bytes = match deadline {
+            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the body did not arrive in time")
+            })?,
+            None => read.await,
+        };
+        bytes.map(TimedBytes).map_err(ApiError::from_body_rejection)
     }
 }

@@ -520,3 +520,39 @@ async fn a_members_text_that_would_steer_an_officers_screen_is_refused_and_not_s
     assert_eq!(inbox.len(), 1, "{inbox:?}");
     net.stop_all().await;
 }
+
+/// A member's node, with its pinned identity, starts a batch and never finishes its body: past
+/// `http_body_timeout_ms` the listener answers 408 `body_timeout` and closes the connection, and
+/// the member's next batch is taken as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_trickles_a_batch_body_is_cut_off_at_the_body_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut net = Net::init(&["PH", "CN"]);
+    set_limits(&net, "PH", |l| l.http_body_timeout_ms = Some(1_000));
+    start_all(&mut net, &["PH", "CN"]).await;
+    let keys = keys_towards(&net, "CN", "PH");
+    let tcp = tokio::net::TcpStream::connect(endpoint(&net, "PH")).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("ph.node.adi").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(keys.tls.clone()).connect(name, tcp).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: ph.node.adi\r\nContent-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n",
+        adi_node::fed::BATCH_PATH
+    );
+    let started = std::time::Instant::now();
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&[0u8; 16]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection is closed, not held");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "answered after {:?}", started.elapsed());
+    // CN's node still talks to PH's as before.
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let id = send(&ph, &line, "FLASH", "after the trickle").await;
+    wait_delivered(&ph, &id, Duration::from_secs(30)).await;
+    net.stop_all().await;
+}

@@ -15,7 +15,6 @@ use adi_core::{MemberCode, WriteBatch};
 use adi_engine::Received;
 use adi_store::Claimed;
 use adi_wire::batch::{BatchReply, Verdict};
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +35,7 @@ use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
 use crate::conns::{Admission, ClientAddr};
 use crate::driver::{refill_key_packages, release_held};
-use crate::error::{storage_refusal, ApiError};
+use crate::error::{storage_refusal, with_body_deadline, ApiError, TimedBytes};
 use crate::state::NodeState;
 use crate::throttle::Unauthenticated;
 
@@ -47,24 +46,25 @@ pub struct Peer(pub MemberCode);
 /// The federation router. Requests reach it only through [`serve_tls`] with a [`Peer`] attached.
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.batch_bytes_max;
-    Router::new()
+    let body_time = std::time::Duration::from_millis(state.runtime_limits.http_body_timeout_ms);
+    let routes = Router::new()
         .route(BATCH_PATH, post(receive_batch))
         .route(KEY_PACKAGE_PATH, post(claim_key_package))
         .route(CHECKPOINT_PATH, post(checkpoint_offer))
-        .layer(DefaultBodyLimit::max(body_max))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_max));
+    with_body_deadline(routes, body_time).with_state(state)
 }
 
 async fn receive_batch(
     State(node): State<Arc<NodeState>>,
     Extension(Peer(peer)): Extension<Peer>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<TimedBytes, ApiError>,
 ) -> Response {
     let body = match body {
-        Ok(b) => b,
+        Ok(TimedBytes(b)) => b,
         Err(e) => {
-            tracing::warn!(peer = %peer, error = %e, "batch refused");
-            return ApiError::from_body_rejection(e).into_response();
+            tracing::warn!(peer = %peer, error = %e.message, code = e.code, "batch refused");
+            return e.into_response();
         }
     };
     let envelopes = match adi_engine::split(&node.limits, &body) {
@@ -131,8 +131,15 @@ async fn receive_batch(
 async fn checkpoint_offer(
     State(node): State<Arc<NodeState>>,
     Extension(Peer(peer)): Extension<Peer>,
-    body: Bytes,
+    body: Result<TimedBytes, ApiError>,
 ) -> Response {
+    let body = match body {
+        Ok(TimedBytes(b)) => b,
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e.message, code = e.code, "checkpoint offer refused");
+            return e.into_response();
+        }
+    };
     if let Some(f) = node.storage_failure() {
         return storage_refusal(&f.fault).into_response();
     }

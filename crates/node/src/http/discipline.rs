@@ -473,18 +473,15 @@ pub async fn audit(
     let rows = node.store.audit(Page { from: before, limit: limit.saturating_add(1) })?;
     let (rows, next) = paging::cut(rows, limit, |a| Ok(a.id.to_string()))?;
     Ok(Paged::new(
-        rows.into_iter()
-            .map(|a| AuditView {
-                id: a.id,
-                at_ms: a.at_ms,
-                action: a.action,
-                actor: a.actor,
-                subject: a.subject,
-                detail: a.detail,
-            })
-            .collect(),
+        rows.into_iter().map(AuditView::from).collect(),
         ListUrl::new("/api/v1/audit").next(limit, "before", next),
     ))
+}
+
+impl From<adi_store::AuditRow> for AuditView {
+    fn from(a: adi_store::AuditRow) -> Self {
+        AuditView { id: a.id, at_ms: a.at_ms, action: a.action, actor: a.actor, subject: a.subject, detail: a.detail }
+    }
 }
 
 /// Acknowledges an alarm

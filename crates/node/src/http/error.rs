@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::driver::CommitError;
-use crate::error::{storage_refusal, ApiError};
+use crate::error::{storage_refusal, ApiError, TimedBytes};
 use crate::state::NodeState;
 
 impl From<CoreError> for ApiError {
@@ -60,26 +60,13 @@ fn names_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// When a request's body must have been read by: a client that sends its body slower is answered
-/// 408 `body_timeout` and its connection freed, whatever the size of the body.
-#[derive(Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
-
 /// Reads a request's body to be parsed as JSON. A body of another type is refused; so is one of
 /// no type unless it is empty, so that an empty body is answered as missing JSON (or, where the
 /// body may be left out, taken as none: `None`).
 async fn json_body<S: Send + Sync>(req: Request, state: &S, optional: bool) -> Result<Option<Bytes>, ApiError> {
     let typed = req.headers().contains_key(header::CONTENT_TYPE);
     let json = names_json(req.headers());
-    let deadline = req.extensions().get::<BodyDeadline>().copied();
-    let read = Bytes::from_request(req, state);
-    let bytes = match deadline {
-        Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the body did not arrive in time")
-        })?,
-        None => read.await,
-    }
-    .map_err(ApiError::from_body_rejection)?;
+    let TimedBytes(bytes) = TimedBytes::from_request(req, state).await?;
     if optional && bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -39,14 +39,14 @@ use self::lines::{create_line, get_line, leave_line, list_lines, update_keys};
 use self::messages::{get_message, inbox, line_messages, send_message};
 pub use self::openapi::ApiDoc;
 use self::views::{Health, StorageView};
-use crate::error::ApiError;
+use crate::error::{with_body_deadline, ApiError};
 use crate::state::{fault_code, fault_text, NodeState};
 
 /// The operator API router.
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.api_body_bytes_max;
     let body_time = std::time::Duration::from_millis(state.runtime_limits.http_body_timeout_ms);
-    Router::new()
+    let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(console::page))
         .route("/console/console.js", get(console::script))
@@ -97,12 +97,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 "the endpoint does not take this method",
             )
         })
-        .layer(DefaultBodyLimit::max(body_max))
-        .layer(axum::middleware::from_fn(move |mut req: axum::extract::Request, next: axum::middleware::Next| {
-            // The body must have arrived by then (`http_body_timeout_ms`).
-            req.extensions_mut().insert(error::BodyDeadline(tokio::time::Instant::now() + body_time));
-            next.run(req)
-        }))
+        .layer(DefaultBodyLimit::max(body_max));
+    with_body_deadline(routes, body_time)
         .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
         .with_state(state)
 }
