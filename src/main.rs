@@ -43,13 +43,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7300")]
         api_listen: String,
     },
-    /// Assemble a roster from member cards.
+    /// Assemble a roster from member cards (`--out FILE CARD...`); or, on a running network,
+    /// show it, propose and sign amendments, and join it.
+    #[command(args_conflicts_with_subcommands = true)]
     Roster {
+        #[command(subcommand)]
+        command: Option<RosterCommand>,
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         #[arg(long, default_value = "ADI roster")]
         name: String,
-        #[arg(required = true)]
         cards: Vec<PathBuf>,
     },
     /// Roster versions: write the first, propose an amendment, sign one, check a chain.
@@ -321,6 +324,71 @@ enum DecisionCommand {
 }
 
 #[derive(Subcommand)]
+enum RosterCommand {
+    /// The roster in force, its members, and every version from the first.
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The proposed versions: what each changes, who signed it, what it still lacks.
+    Proposals {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Propose an amendment of the roster in force, signed by this member (administrators).
+    #[command(group(clap::ArgGroup::new("amendment").required(true)
+        .args(["admit", "suspend", "reinstate", "remove", "roster"])))]
+    Propose {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Admit the member of this card (its `adi init` card).
+        #[arg(long)]
+        admit: Option<PathBuf>,
+        /// Suspend a member.
+        #[arg(long)]
+        suspend: Option<String>,
+        /// End a member's suspension.
+        #[arg(long)]
+        reinstate: Option<String>,
+        /// Remove a member.
+        #[arg(long)]
+        remove: Option<String>,
+        /// The whole roster as it would stand (TOML), for any other amendment.
+        #[arg(long)]
+        roster: Option<PathBuf>,
+    },
+    /// Sign a proposal with this member's key (administrators).
+    Sign {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The proposal's hash, as `adi roster proposals` shows it.
+        hash: String,
+    },
+    /// Write the versions after the first, for a joining member's node.
+    Chain {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Set a new member's node up on the network's roster once a version admits it.
+    Join {
+        /// The new member's node configuration (from `adi init`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The network's roster file: its first version, as every member holds it.
+        #[arg(long)]
+        first: PathBuf,
+        /// The versions after the first (`adi roster chain`).
+        #[arg(long)]
+        chain: PathBuf,
+        /// The network's identity as given out of band: the first version's hash.
+        #[arg(long)]
+        network: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AmendmentCommand {
     /// Write the first version of a roster; its hash is the network's identity.
     First {
@@ -476,7 +544,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 discipline: adi_node::config::DisciplineSection::default(),
             })
         }
-        Command::Roster { out, name, cards } => cmd::init::roster(out, name, cards),
+        Command::Roster { command: None, out, name, cards } => {
+            let out = out.ok_or_else(|| anyhow::anyhow!("--out is needed to assemble a roster"))?;
+            if cards.is_empty() {
+                anyhow::bail!("name the member cards to assemble the roster from");
+            }
+            cmd::init::roster(out, name, cards)
+        }
+        Command::Roster { command: Some(command), .. } => match command {
+            RosterCommand::Show { client } => cmd::roster::show(client).await,
+            RosterCommand::Proposals { client } => cmd::roster::proposals(client).await,
+            RosterCommand::Propose { client, admit, suspend, reinstate, remove, roster } => {
+                cmd::roster::propose(client, cmd::roster::Amend { admit, suspend, reinstate, remove, roster }).await
+            }
+            RosterCommand::Sign { client, hash } => cmd::roster::sign(client, hash).await,
+            RosterCommand::Chain { client, out } => cmd::roster::chain(client, out).await,
+            RosterCommand::Join { config, first, chain, network } => cmd::roster::join(config, first, chain, network),
+        },
         Command::Amendment { command } => match command {
             AmendmentCommand::First { roster, out } => cmd::amendment::first(roster, out),
             AmendmentCommand::Propose { versions, roster, out } => cmd::amendment::propose(versions, roster, out),

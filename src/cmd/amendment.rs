@@ -37,19 +37,6 @@ fn check_chain(paths: &[PathBuf], mut each: impl FnMut(&RosterVersion, &[Change]
     Ok(current)
 }
 
-fn describe(c: &Change) -> String {
-    match c {
-        Change::Admit(m) => format!("admits {m}"),
-        Change::Suspend(m) => format!("suspends {m}"),
-        Change::Reinstate(m) => format!("reinstates {m}"),
-        Change::Remove(m) => format!("removes {m}"),
-        Change::Policy => "changes the name, policy or deadlines".into(),
-        Change::Rules => "changes the rules for amending the roster".into(),
-        Change::Key(m) => format!("gives {m} a new signing key"),
-        Change::Entry(m) => format!("changes {m}'s entry"),
-    }
-}
-
 /// `adi amendment first`: the first version of a roster, whose hash is the network's identity.
 pub fn first(roster: PathBuf, out: PathBuf) -> anyhow::Result<()> {
     let roster = load_roster(&roster)?;
@@ -77,7 +64,7 @@ pub fn propose(versions: Vec<PathBuf>, roster: PathBuf, out: PathBuf) -> anyhow:
     write_version(&out, &file)?;
     out!("wrote {}: version {} (hash {}), which:", out.display(), file.number, hex::encode(hash));
     for c in &changes {
-        out!("  {}", describe(c));
+        out!("  {}", c);
     }
     out!("it takes effect once the members the rules of version {} name have signed it", current.number);
     Ok(())
@@ -127,7 +114,7 @@ pub fn sign(versions: Vec<PathBuf>, file: PathBuf, config: PathBuf, new_key: Opt
 pub fn check(versions: Vec<PathBuf>) -> anyhow::Result<()> {
     let last = check_chain(&versions, |v, changes| {
         let signers: Vec<String> = v.signed_by.iter().map(|(m, _)| m.to_string()).collect();
-        let what: Vec<String> = changes.iter().map(describe).collect();
+        let what: Vec<String> = changes.iter().map(Change::to_string).collect();
         if v.number == 1 {
             out!("version 1: {} members; the network's identity {}", v.roster.members().count(), hex::encode(v.hash));
         } else {

@@ -28,6 +28,7 @@ pub mod lines;
 pub mod links;
 pub mod messages;
 pub mod operator;
+pub mod roster;
 pub mod send;
 pub mod serve;
 pub mod watch;

@@ -254,6 +254,16 @@ fn community_name(c: Community) -> &'static str {
 /// valid roster, and for every change it makes the signatures `current`'s rules ask. Returns the
 /// new version, or the first reason it may not follow, naming the field or the change.
 pub fn check_amendment(current: &RosterVersion, next: &RosterVersionFile) -> Result<RosterVersion, RosterError> {
+    let proposal = check_proposal(current, next)?;
+    rules_met(current, &proposal)?;
+    Ok(proposal)
+}
+
+/// Checks a proposed version as far as it can be without its rule: the next number, naming
+/// `current` by its hash, a valid roster that changes something, and every signature it carries
+/// verifying, each by the member's key in `current` or the key the version gives it. A proposal
+/// that passes may still lack signatures ([`rules_met`]); one that fails was forged or altered.
+pub fn check_proposal(current: &RosterVersion, next: &RosterVersionFile) -> Result<RosterVersion, RosterError> {
     let (roster, previous) = checked_header(next)?;
     if next.number != current.number + 1 {
         return Err(err(
@@ -278,10 +288,20 @@ pub fn check_amendment(current: &RosterVersion, next: &RosterVersionFile) -> Res
         from.member(code).is_some_and(|m| m.signing_key == *key)
             || roster.member(code).is_some_and(|m| m.signing_key == *key)
     })?;
-    let changes = changes(from, &roster);
-    if changes.is_empty() {
+    if changes(from, &roster).is_empty() {
         return Err(err("roster", "the version changes nothing"));
     }
+    Ok(RosterVersion { number: next.number, previous, roster, hash, signed_by: signed })
+}
+
+/// Whether a checked proposal ([`check_proposal`]) carries, for every change it makes to
+/// `current`, the signatures `current`'s rules ask; else the first change that lacks them and who
+/// must still sign.
+pub fn rules_met(current: &RosterVersion, proposal: &RosterVersion) -> Result<(), RosterError> {
+    let from = &current.roster;
+    let roster = &proposal.roster;
+    let signed = &proposal.signed_by;
+    let changes = changes(from, roster);
     let rules = from.rules();
     let subjects: BTreeSet<MemberCode> = changes
         .iter()
@@ -305,14 +325,14 @@ pub fn check_amendment(current: &RosterVersion, next: &RosterVersionFile) -> Res
                     Change::Reinstate(_) => "reinstating",
                     _ => "removing",
                 };
-                (format!("{verb} {m}"), consensus(from, &rules.membership, &subjects, &signed))
+                (format!("{verb} {m}"), consensus(from, &rules.membership, &subjects, signed))
             }
             Change::Policy => {
-                ("the name, policy or deadlines".to_string(), consensus(from, &rules.policy, &subjects, &signed))
+                ("the name, policy or deadlines".to_string(), consensus(from, &rules.policy, &subjects, signed))
             }
-            Change::Rules => ("the rules".to_string(), consensus(from, &rules.rules, &subjects, &signed)),
+            Change::Rules => ("the rules".to_string(), consensus(from, &rules.rules, &subjects, signed)),
             Change::Entry(m) => {
-                let ok = by_key(m, current_key(m)) || consensus(from, &rules.membership, &subjects, &signed).is_ok();
+                let ok = by_key(m, current_key(m)) || consensus(from, &rules.membership, &subjects, signed).is_ok();
                 (format!("{m}'s entry"), if ok { Ok(()) } else { Err(format!("{m}'s current key must sign")) })
             }
             Change::Key(m) => {
@@ -322,7 +342,7 @@ pub fn check_amendment(current: &RosterVersion, next: &RosterVersionFile) -> Res
                 } else if by_key(m, current_key(m)) {
                     Ok(())
                 } else {
-                    consensus(from, &rules.key_replacement, &subjects, &signed)
+                    consensus(from, &rules.key_replacement, &subjects, signed)
                         .map_err(|why| format!("a rotation needs {m}'s current key; a replacement without it: {why}"))
                 };
                 (format!("{m}'s signing key"), checked)
@@ -335,7 +355,35 @@ pub fn check_amendment(current: &RosterVersion, next: &RosterVersionFile) -> Res
     if let Some((what, why)) = refusals.into_iter().next() {
         return Err(err("signatures", format!("{what}: {why}")));
     }
-    Ok(RosterVersion { number: next.number, previous, roster, hash, signed_by: signed })
+    Ok(())
+}
+
+/// Adds to `into` the signatures of `from` it lacks (a member and key it does not carry yet), both
+/// being the same proposed version; how many it added.
+pub fn merge_signatures(into: &mut RosterVersionFile, from: &RosterVersionFile) -> usize {
+    let mut added = 0;
+    for s in &from.signatures {
+        if !into.signatures.iter().any(|t| t.member == s.member && t.key == s.key) {
+            into.signatures.push(s.clone());
+            added += 1;
+        }
+    }
+    added
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Admit(m) => write!(f, "admits {m}"),
+            Change::Suspend(m) => write!(f, "suspends {m}"),
+            Change::Reinstate(m) => write!(f, "reinstates {m}"),
+            Change::Remove(m) => write!(f, "removes {m}"),
+            Change::Policy => f.write_str("changes the name, policy or deadlines"),
+            Change::Rules => f.write_str("changes the rules for amending the roster"),
+            Change::Key(m) => write!(f, "gives {m} a new signing key"),
+            Change::Entry(m) => write!(f, "changes {m}'s entry"),
+        }
+    }
 }
 
 /// The unsigned file of the version that would follow `current` with roster `roster`, and its

@@ -115,6 +115,9 @@ pub fn check_line(
         let member = roster
             .member(code)
             .ok_or_else(|| CoreError::invalid("unknown_member", format!("{code} is not in the roster")))?;
+        if roster.is_suspended(code) {
+            return Err(CoreError::forbidden("suspended", format!("{code} is suspended by the roster")));
+        }
         if !roster.admits(scope, member) {
             return Err(CoreError::forbidden(
                 "scope_policy",

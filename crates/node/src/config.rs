@@ -23,8 +23,14 @@ pub struct ConfigFile {
     pub version: u32,
     /// This node's member code.
     pub member: String,
-    /// The roster file.
+    /// The roster file: the roster's first version, whose hash is the network's identity.
     pub roster: String,
+    /// The roster's versions after the first, as JSON (an array of versions, in order), for a
+    /// node that joins a network whose roster was amended since its first version: an admitted
+    /// member's node starts from them. Versions the node applies while it runs are kept in its
+    /// database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_versions: Option<String>,
     /// The SQLite database file.
     pub database: String,
     /// The member's Ed25519 signing key (PKCS#8 PEM, mode 0600).
@@ -45,6 +51,20 @@ pub struct ConfigFile {
     pub discipline: DisciplineSection,
     #[serde(default)]
     pub limits: LimitsSection,
+}
+
+impl ConfigFile {
+    /// Reads a configuration file as written, unchecked.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
+        toml::from_str(&text).map_err(|e| cerr(path, "", format!("not a valid config: {e}")))
+    }
+
+    /// Writes the configuration file.
+    pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| cerr(path, "", e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| cerr(path, "", format!("cannot write: {e}")))
+    }
 }
 
 /// Acknowledgement, escalation, release and link tests.
@@ -206,6 +226,11 @@ pub struct LimitsSection {
     pub peer_reason_chars_max: Option<usize>,
     pub clock_sleep_ms_max: Option<u64>,
     pub clock_watch_ms: Option<u64>,
+    pub roster_sync_ms: Option<u64>,
+    pub roster_version_bytes_max: Option<usize>,
+    pub roster_signatures_max: Option<usize>,
+    pub roster_proposals_max: Option<usize>,
+    pub roster_versions_per_exchange_max: Option<usize>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -330,6 +355,18 @@ pub struct RuntimeLimits {
     pub clock_sleep_ms_max: u64,
     /// How often the system's wall clock is compared with the node's own.
     pub clock_watch_ms: u64,
+    /// How often the node exchanges roster versions and proposals with each peer, besides at once
+    /// after a change of its own.
+    pub roster_sync_ms: u64,
+    /// Largest roster version or proposal the node takes from a peer or an operator, and largest
+    /// exchange of them it reads.
+    pub roster_version_bytes_max: usize,
+    /// Most signatures a roster version may carry.
+    pub roster_signatures_max: usize,
+    /// Most proposed roster versions the node keeps at once; past it a new proposal is refused.
+    pub roster_proposals_max: usize,
+    /// Most roster versions sent in one answer to a peer catching up; it asks again for the rest.
+    pub roster_versions_per_exchange_max: usize,
 }
 
 impl RuntimeLimits {
@@ -403,6 +440,11 @@ impl Default for RuntimeLimits {
             peer_reason_chars_max: engine.peer_reason_chars_max,
             clock_sleep_ms_max: 60_000,
             clock_watch_ms: 5_000,
+            roster_sync_ms: 5_000,
+            roster_version_bytes_max: 256 * 1024,
+            roster_signatures_max: 256,
+            roster_proposals_max: 16,
+            roster_versions_per_exchange_max: 64,
         }
     }
 }
@@ -411,7 +453,13 @@ impl Default for RuntimeLimits {
 pub struct NodeConfig {
     pub path: PathBuf,
     pub member: MemberCode,
+    /// The roster in effect as the configuration gives it: after `roster_versions`, if any; at
+    /// start, after the versions the database holds.
     pub roster: Roster,
+    /// The roster file's roster: the first version.
+    pub first_roster: Roster,
+    /// The versions after the first that the configuration names, in order, unchecked.
+    pub roster_versions: Vec<adi_wire::files::RosterVersionFile>,
     pub database: PathBuf,
     pub signing_key: SigningKey,
     pub tls_cert: PathBuf,
@@ -461,6 +509,24 @@ pub fn configured_roster(config: &Path) -> Result<PathBuf, ConfigError> {
     let text = std::fs::read_to_string(config).map_err(|e| cerr(config, "", format!("cannot read: {e}")))?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| cerr(config, "", format!("not a valid config: {e}")))?;
     Ok(config.parent().unwrap_or(Path::new(".")).join(file.roster))
+}
+
+/// Reads a file of roster versions (a JSON array, in order) and checks them as the chain after
+/// the first version `first`; the roster in effect after the last, and the versions.
+pub fn load_roster_versions(
+    path: &Path,
+    first: &Roster,
+) -> Result<(Roster, Vec<adi_wire::files::RosterVersionFile>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
+    let versions: Vec<adi_wire::files::RosterVersionFile> =
+        serde_json::from_str(&text).map_err(|e| cerr(path, "", format!("not an array of roster versions: {e}")))?;
+    let mut current = adi_core::amendment::check_first(&adi_core::amendment::first(first))
+        .map_err(|RosterError { field, message }| cerr(path, &field, message))?;
+    for (i, v) in versions.iter().enumerate() {
+        current = adi_core::amendment::check_amendment(&current, v)
+            .map_err(|RosterError { field, message }| cerr(path, &format!("[{i}].{field}"), message))?;
+    }
+    Ok((current.roster, versions))
 }
 
 /// Reads and checks a roster file.
@@ -520,7 +586,11 @@ impl NodeConfig {
         let dir = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &str| dir.join(p);
         let member = MemberCode::parse(&file.member).map_err(|e| cerr(path, "member", e))?;
-        let roster = load_roster(&rel(&file.roster))?;
+        let first_roster = load_roster(&rel(&file.roster))?;
+        let (roster, roster_versions) = match &file.roster_versions {
+            None => (first_roster.clone(), Vec::new()),
+            Some(versions) => load_roster_versions(&rel(versions), &first_roster)?,
+        };
         let me = roster
             .member(&member)
             .ok_or_else(|| cerr(path, "member", format!("{member} is not in the roster {}", file.roster)))?
@@ -726,10 +796,27 @@ impl NodeConfig {
         if let Some(v) = l.clock_watch_ms {
             runtime_limits.clock_watch_ms = v.max(1);
         }
+        if let Some(v) = l.roster_sync_ms {
+            runtime_limits.roster_sync_ms = v.max(1);
+        }
+        if let Some(v) = l.roster_version_bytes_max {
+            runtime_limits.roster_version_bytes_max = v.max(1);
+        }
+        if let Some(v) = l.roster_signatures_max {
+            runtime_limits.roster_signatures_max = v.max(1);
+        }
+        if let Some(v) = l.roster_proposals_max {
+            runtime_limits.roster_proposals_max = v.max(1);
+        }
+        if let Some(v) = l.roster_versions_per_exchange_max {
+            runtime_limits.roster_versions_per_exchange_max = v.max(1);
+        }
         Ok(NodeConfig {
             path: path.to_path_buf(),
             member,
             roster,
+            first_roster,
+            roster_versions,
             database: rel(&file.database),
             signing_key,
             tls_cert: rel(&file.tls_cert),

@@ -130,7 +130,7 @@ async fn recover_storage(node: &NodeState) -> bool {
         node.fail_storage(&e);
         return false;
     }
-    let peers: Vec<MemberCode> = node.links.keys().cloned().collect();
+    let peers: Vec<MemberCode> = node.links().iter().map(|l| l.peer.clone()).collect();
     node.committed(&peers);
     if let Err(e) = after_load(node).await {
         tracing::error!(error = %e, "cannot finish loading after the database took writes again");

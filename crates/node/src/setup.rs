@@ -148,6 +148,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         version: CONFIG_VERSION,
         member: code.to_string(),
         roster: "roster.toml".into(),
+        roster_versions: None,
         database: "node.db".into(),
         signing_key: "keys/signing.pem".into(),
         tls_cert: "keys/node.crt".into(),

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use adi_engine::{Bugs, Engine, EngineConfig};
+use adi_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,8 +17,8 @@ use crate::config::NodeConfig;
 use crate::conns::{self, Admission};
 use crate::driver::{after_load, run_clock, run_clock_watch, run_storage_probe};
 use crate::fed::checkpoints::run_checkpoints;
-use crate::fed::links::run_link;
 use crate::fed::listener::{self as fed_listener, bind_all, serve};
+use crate::fed::roster::{self, run_roster};
 use crate::fed::tls;
 use crate::http;
 use crate::state::{load_core, open_store, CoreSeed, NodeState};
@@ -34,10 +35,36 @@ pub struct Node {
 
 impl Node {
     /// Opens the store, binds every listener and starts every task.
-    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+    pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+        // The roster in force: the first version, the configuration's versions, the database's.
+        let (mut book, to_record) = roster::book(&config, &store.roster_versions()?)?;
+        for (file, hash) in to_record {
+            let applied = adi_store::RosterApplied {
+                number: file.number,
+                hash,
+                body: serde_json::to_vec(&file)?,
+                actor: "administrator".into(),
+                detail: format!("roster version {} taken from the configuration", file.number),
+                now_ms: crate::clock::now_ms(),
+            };
+            store.roster_version_applied(applied).wait().await?;
+        }
+        roster::kept_proposals(&mut book, &store.roster_proposals()?);
+        config.roster = book.current.roster.clone();
+        let me = config.roster.member(&config.member).cloned().ok_or_else(|| {
+            anyhow::anyhow!("{} is not in the roster in force (version {})", config.member, book.current.number)
+        })?;
+        if config.signing_key.verifying_key() != me.signing_key {
+            anyhow::bail!(
+                "{}: field `signing_key`: the key does not match {}'s signing key in the roster in force (version {})",
+                config.path.display(),
+                config.member,
+                book.current.number
+            );
+        }
         let seed = CoreSeed::of(&config);
-        let (core, used_key_packages) = load_core(&seed, &store)?;
+        let (core, used_key_packages) = load_core(&seed, &config.roster, &store)?;
         // Faults built in on purpose, for the tests that show they are caught; never in service.
         let bugs = Bugs::named(&std::env::var("ADI_ENGINE_BUG").unwrap_or_default());
         let engine = Engine::new(
@@ -46,15 +73,13 @@ impl Node {
             EngineConfig { limits: config.runtime_limits.engine(), bugs, jitter_seed: rand::random() },
         );
         let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
-        let me =
-            config.roster.member(&config.member).cloned().ok_or_else(|| anyhow::anyhow!("member not in roster"))?;
         if tls::spki_pin(&cert) != Some(me.tls_pin) {
             anyhow::bail!(
                 "{}: field `tls_cert`: the certificate's key does not match this member's TLS pin in the roster",
                 config.path.display()
             );
         }
-        let state = Arc::new(NodeState::new(&config, engine, store, seed, cert.clone(), key.clone_key()));
+        let state = Arc::new(NodeState::new(&config, book, engine, store, seed, cert.clone(), key.clone_key()));
         // A durable write first: a node that starts on a full or read-only disk comes up refusing
         // writes, with its storage alarm, and takes them again by itself (`run_storage_probe`).
         match state.store.probe(Vec::new()).wait().await {
@@ -108,7 +133,7 @@ impl Node {
             Some(Arc::new(Unauthenticated::new(limits))),
             shutdown_rx.clone(),
         )));
-        let fed_config = Arc::new(tls::federation_server_config(cert, key, state.roster_pins())?);
+        let fed_config = Arc::new(tls::federation_server_config(cert, key, state.pins())?);
         for listener in fed_listeners {
             let acceptor = TlsAcceptor::from(fed_config.clone());
             let router = fed_listener::router(state.clone());
@@ -123,9 +148,8 @@ impl Node {
                 shutdown_rx.clone(),
             )));
         }
-        for link in state.links.values() {
-            tasks.push(tokio::spawn(run_link(state.clone(), link.clone(), shutdown_rx.clone())));
-        }
+        // The links, and the roster's exchanges with every peer.
+        tasks.push(tokio::spawn(run_roster(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_clock_watch(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_storage_probe(state.clone(), shutdown_rx.clone())));
@@ -157,6 +181,6 @@ fn configuration_sha256(config: &NodeConfig) -> [u8; 32] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(std::fs::read(&config.path).unwrap_or_default());
-    h.update(config.roster.sha256());
+    h.update(config.first_roster.sha256());
     h.finalize().into()
 }

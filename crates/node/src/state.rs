@@ -12,13 +12,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use adi_core::amendment::RosterVersion;
 use adi_core::{
     AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
 };
 use adi_engine::Engine;
 use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
+use adi_wire::files::RosterVersionFile;
 use ed25519_dalek::SigningKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{watch, Notify};
@@ -72,7 +74,6 @@ impl std::error::Error for StorageRefusal {}
 pub(crate) struct CoreSeed {
     me: MemberCode,
     signing_key: SigningKey,
-    roster: Roster,
     limits: Limits,
     default_caveat: String,
     discipline: DisciplineConfig,
@@ -84,7 +85,6 @@ impl CoreSeed {
         CoreSeed {
             me: config.member.clone(),
             signing_key: config.signing_key.clone(),
-            roster: config.roster.clone(),
             limits: config.limits.clone(),
             default_caveat: config.default_caveat.clone(),
             discipline: config.discipline.clone(),
@@ -94,15 +94,20 @@ impl CoreSeed {
 }
 
 /// Builds the core from what the store holds (lines, chain heads, awaited acknowledgements and
-/// the MLS state, as last committed) and reads the references of the peers' KeyPackages used here.
-pub(crate) fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(Hotline, HashSet<Vec<u8>>)> {
+/// the MLS state, as last committed) under the roster in effect, and reads the references of the
+/// peers' KeyPackages used here.
+pub(crate) fn load_core(
+    seed: &CoreSeed,
+    roster: &Roster,
+    store: &dyn Store,
+) -> anyhow::Result<(Hotline, HashSet<Vec<u8>>)> {
     let restored = store.load(&seed.me)?;
     keep_time_from(restored.latest_ms);
     let used_key_packages = store.used_key_packages()?.into_iter().collect();
     let config = HotlineConfig {
         me: seed.me.clone(),
         signing_key: seed.signing_key.clone(),
-        roster: seed.roster.clone(),
+        roster: roster.clone(),
         limits: seed.limits.clone(),
         default_caveat: seed.default_caveat.clone(),
         discipline: seed.discipline.clone(),
@@ -112,6 +117,20 @@ pub(crate) fn load_core(seed: &CoreSeed, store: &dyn Store) -> anyhow::Result<(H
     Ok((core, used_key_packages))
 }
 
+/// The TLS key pins the federation listener admits, shared with its certificate verifier.
+pub type Pins = Arc<RwLock<HashSet<[u8; 32]>>>;
+
+/// The roster as a chain of versions: the first one's hash (the network's identity), the version
+/// in effect, every version after the first as applied (for peers catching up and for export
+/// bundles), and the proposed versions kept while they gather signatures.
+#[derive(Clone, Debug)]
+pub struct RosterBook {
+    pub first_hash: [u8; 32],
+    pub current: RosterVersion,
+    pub versions: Vec<RosterVersionFile>,
+    pub proposals: Vec<RosterVersionFile>,
+}
+
 /// What every task of a running node shares.
 pub struct NodeState {
     pub member: MemberCode,
@@ -119,10 +138,27 @@ pub struct NodeState {
     /// the store is its.
     engine: Mutex<Engine>,
     pub store: Arc<dyn Store>,
-    pub links: BTreeMap<MemberCode, Arc<Link>>,
+    /// One link per other member of the roster in effect (kept for a member suspended or removed
+    /// since, which then stays idle).
+    links: RwLock<BTreeMap<MemberCode, Arc<Link>>>,
     pub limits: Limits,
     pub runtime_limits: RuntimeLimits,
-    roster: Roster,
+    /// The roster in effect, as the version chain stands (`fed::roster` changes it).
+    roster: RwLock<Arc<Roster>>,
+    /// The roster's versions and the proposals kept.
+    book: Mutex<RosterBook>,
+    /// The first version's roster.
+    first_roster: Roster,
+    /// The TLS keys of the members whose nodes the federation listener admits: every member of
+    /// the roster in effect but this one and those suspended.
+    pins: Pins,
+    /// The number of the roster version in effect, for the tasks that follow its changes.
+    roster_number: watch::Sender<u64>,
+    /// Serialises what changes the roster's book, so that each offer is decided on the last.
+    pub roster_lock: tokio::sync::Mutex<()>,
+    /// Woken when the node has something new to hand its peers (a proposal, a signature, a
+    /// version): the roster task exchanges with every peer at once.
+    pub roster_wake: Notify,
     pub tls_cert: CertificateDer<'static>,
     pub tls_key: PrivateKeyDer<'static>,
     /// Set while the node refuses writes after a failed commit, so that nothing is acknowledged on
@@ -175,26 +211,34 @@ impl NodeState {
     /// [`Link`] per other roster member. The node takes writes until a commit fails.
     pub(crate) fn new(
         config: &NodeConfig,
+        book: RosterBook,
         engine: Engine,
         store: SqliteStore,
         seed: CoreSeed,
         tls_cert: CertificateDer<'static>,
         tls_key: PrivateKeyDer<'static>,
     ) -> NodeState {
-        let links = config
-            .roster
+        let roster = book.current.roster.clone();
+        let links = roster
             .members()
             .filter(|m| m.code != config.member)
             .map(|m| (m.code.clone(), Link::new(m.code.clone())))
             .collect();
+        let pins = Arc::new(RwLock::new(admitted_pins(&roster, &config.member)));
         NodeState {
             member: config.member.clone(),
             engine: Mutex::new(engine),
             store: Arc::new(store),
-            links,
+            links: RwLock::new(links),
             limits: config.limits.clone(),
             runtime_limits: config.runtime_limits.clone(),
-            roster: config.roster.clone(),
+            roster_number: watch::channel(book.current.number).0,
+            roster: RwLock::new(Arc::new(roster)),
+            book: Mutex::new(book),
+            first_roster: config.first_roster.clone(),
+            pins,
+            roster_lock: tokio::sync::Mutex::new(()),
+            roster_wake: Notify::new(),
             tls_cert,
             tls_key,
             storage_failed: AtomicBool::new(false),
@@ -223,20 +267,80 @@ impl NodeState {
         CoreGuard(self.engine())
     }
 
-    pub fn roster(&self) -> &Roster {
-        &self.roster
+    /// The roster in effect.
+    pub fn roster(&self) -> Arc<Roster> {
+        self.roster.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn roster_member(&self, code: &MemberCode) -> Option<Member> {
-        self.roster.member(code).cloned()
+        self.roster().member(code).cloned()
     }
 
+    /// The member, neither suspended nor this one, whose node TLS key has this pin.
     pub fn roster_member_by_pin(&self, pin: &[u8; 32]) -> Option<MemberCode> {
-        self.roster.member_by_pin(pin).map(|m| m.code.clone())
+        let roster = self.roster();
+        roster.member_by_pin(pin).filter(|m| !roster.is_suspended(&m.code)).map(|m| m.code.clone())
     }
 
-    pub fn roster_pins(&self) -> HashSet<[u8; 32]> {
-        self.roster.members().filter(|m| m.code != self.member).map(|m| m.tls_pin).collect()
+    /// The pins the federation listener admits, shared with its certificate verifier.
+    pub fn pins(&self) -> Pins {
+        self.pins.clone()
+    }
+
+    /// The roster's first version's roster, as the configuration gave it.
+    pub fn first_roster(&self) -> Roster {
+        self.first_roster.clone()
+    }
+
+    /// The roster's versions and proposals, as they stand.
+    pub fn roster_book(&self) -> RosterBook {
+        self.book.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the roster's versions and proposals under their lock.
+    pub(crate) fn with_roster_book<T>(&self, f: impl FnOnce(&mut RosterBook) -> T) -> T {
+        f(&mut self.book.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Follows the number of the roster version in effect.
+    pub fn roster_watch(&self) -> watch::Receiver<u64> {
+        self.roster_number.subscribe()
+    }
+
+    /// Puts a roster version that took effect in force, without a restart: the core checks
+    /// envelopes and lines against it, the listener admits the nodes it lists (and no longer a
+    /// member it suspends or removes), a member it admits gets a link, and the tasks that follow
+    /// the roster are told.
+    pub(crate) fn roster_took_effect(&self, version: &RosterVersion) {
+        let roster = version.roster.clone();
+        self.core().set_roster(roster.clone());
+        *self.pins.write().unwrap_or_else(|p| p.into_inner()) = admitted_pins(&roster, &self.member);
+        {
+            let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
+            for m in roster.members().filter(|m| m.code != self.member) {
+                links.entry(m.code.clone()).or_insert_with(|| Link::new(m.code.clone()));
+            }
+        }
+        *self.roster.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(roster);
+        self.roster_number.send_replace(version.number);
+        for link in self.links() {
+            link.wake.notify_one();
+        }
+    }
+
+    /// This member's signature of a roster version, by its node's key.
+    pub fn sign_roster_version(&self, hash: &[u8; 32]) -> adi_wire::files::RosterSignature {
+        adi_core::amendment::sign(&self.member, &self.seed.signing_key, hash)
+    }
+
+    /// The link towards a peer, if the node has one.
+    pub fn link(&self, peer: &MemberCode) -> Option<Arc<Link>> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).get(peer).cloned()
+    }
+
+    /// Every link, by peer.
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Takes note of a write that was not committed: the node refuses writes until the database
@@ -319,7 +423,7 @@ impl NodeState {
     /// state then ends, unless a write of the new generation failed already, which is a new
     /// failure. Returns whether the node takes writes again.
     pub(crate) fn rebuild_core(&self) -> bool {
-        let (core, used_key_packages) = match load_core(&self.seed, self.store.as_ref()) {
+        let (core, used_key_packages) = match load_core(&self.seed, &self.roster(), self.store.as_ref()) {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e, "the database takes writes again, but the core cannot be built from it");
@@ -351,13 +455,18 @@ impl NodeState {
     /// core may have a new timer) and the event streams.
     pub fn committed(&self, peers: &[MemberCode]) {
         for p in peers {
-            if let Some(link) = self.links.get(p) {
+            if let Some(link) = self.link(p) {
                 link.wake.notify_one();
             }
         }
         self.clock.notify_one();
         self.events.notify_waiters();
     }
+}
+
+/// The pins of every member of `roster` but `me` and those it suspends.
+fn admitted_pins(roster: &Roster, me: &MemberCode) -> HashSet<[u8; 32]> {
+    roster.members().filter(|m| m.code != *me && !roster.is_suspended(&m.code)).map(|m| m.tls_pin).collect()
 }
 
 /// What a link knows about its peer, for operators.

@@ -223,8 +223,10 @@ fn every_operation_says_who_may_call_it_and_documents_its_refusals() {
     }
 }
 
-/// Lists bounded by the roster (or by the kinds the node knows): whole, not paged.
-const WHOLE_LISTS: [&str; 3] = ["/api/v1/peers", "/api/v1/links", "/api/v1/schemas"];
+/// Lists bounded by the roster (or by the kinds the node knows, or the proposals it keeps), and
+/// the roster's chain, which is checked whole: whole, not paged.
+const WHOLE_LISTS: [&str; 5] =
+    ["/api/v1/peers", "/api/v1/links", "/api/v1/schemas", "/api/v1/roster/versions", "/api/v1/roster/proposals"];
 
 /// Every list the API answers pages: it takes `limit` and a cursor, documents the `Link` header
 /// of its next page, the 400 `bad_limit` and `bad_cursor`, and says how it pages; those the roster

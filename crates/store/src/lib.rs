@@ -382,16 +382,44 @@ pub struct OperatorRecord {
     pub sessions: u64,
 }
 
+/// A roster version applied ([`Store::roster_version_applied`]).
+#[derive(Clone, Debug)]
+pub struct RosterApplied {
+    pub number: u64,
+    pub hash: [u8; 32],
+    /// The version's file as JSON.
+    pub body: Vec<u8>,
+    /// Who the audit entry names as acting: the member whose node handed the version over, or an
+    /// operator.
+    pub actor: String,
+    pub detail: String,
+    pub now_ms: u64,
+}
+
+/// A proposed roster version to keep ([`Store::roster_proposal_kept`]).
+#[derive(Clone, Debug)]
+pub struct RosterProposalKept {
+    pub number: u64,
+    pub hash: [u8; 32],
+    /// The proposal's file as JSON, with every signature collected.
+    pub body: Vec<u8>,
+    /// The audit entry to make with it, if any: (action, actor, detail).
+    pub audit: Option<(String, String, String)>,
+    pub now_ms: u64,
+}
+
 /// One administrative action, as the audit log keeps it: who did what to whom, when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRow {
     pub id: u64,
     pub at_ms: u64,
     /// `operator_added`, `operator_changed`, `operator_removed`, `password_set`,
-    /// `configuration_first` or `configuration_changed`.
+    /// `configuration_first`, `configuration_changed`, `roster_proposed`, `roster_signed` or
+    /// `roster_amended`.
     pub action: String,
     /// Who acted: `administrator` for what is done on the node's machine (`adi operator`, the
-    /// configuration file).
+    /// configuration file), an operator's name, or `member XX` for what a member's node handed
+    /// over.
     pub actor: String,
     /// The operator acted on, if any.
     pub subject: Option<String>,
@@ -628,6 +656,20 @@ pub trait Store: Send + Sync + 'static {
     /// Notes the SHA-256 of the configuration a node starts with: the first time, and each time
     /// it differs from the one noted before, an audit entry says so. Whether an entry was made.
     fn configuration_seen(&self, sha256: [u8; 32], now_ms: u64) -> Pending<bool>;
+    /// The roster versions after the first that this node applied, in order: each version's
+    /// file as JSON.
+    fn roster_versions(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Records a roster version as applied, with an audit entry (`roster_amended`, by `actor`,
+    /// saying `detail`), and forgets every proposal of its number or lower, in one transaction.
+    /// `Ok(false)` if this version was applied already; an error if another version holds its
+    /// number.
+    fn roster_version_applied(&self, applied: RosterApplied) -> Pending<bool>;
+    /// The proposed roster versions this node keeps, with the signatures collected so far: each
+    /// file as JSON, oldest first.
+    fn roster_proposals(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Keeps a proposed version (new, or with more signatures), with an audit entry when one is
+    /// named.
+    fn roster_proposal_kept(&self, kept: RosterProposalKept) -> Pending<()>;
     /// This member's MLS state as last committed: the entries of its key-value state.
     fn mls_state(&self) -> Result<adi_mls::StateEntries, StoreError>;
     /// Stores new one-time KeyPackages (reference, bytes) with the change to the MLS state that

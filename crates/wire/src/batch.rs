@@ -60,6 +60,8 @@ pub enum RefusalCode {
     Relayed,
     /// The sender is not in the roster.
     NotInRoster,
+    /// The sender is suspended by the roster version the receiver holds.
+    Suspended,
     /// A signature does not verify with the sender's roster key.
     BadSignature,
     /// The envelope's content type is not one lines carry.
@@ -134,10 +136,11 @@ pub enum RefusalCode {
 
 impl RefusalCode {
     /// Every code, in the order of the enum.
-    pub const ALL: [RefusalCode; 34] = [
+    pub const ALL: [RefusalCode; 35] = [
         RefusalCode::Malformed,
         RefusalCode::Relayed,
         RefusalCode::NotInRoster,
+        RefusalCode::Suspended,
         RefusalCode::BadSignature,
         RefusalCode::UnsupportedContent,
         RefusalCode::BadLineSetup,
@@ -177,6 +180,7 @@ impl RefusalCode {
             RefusalCode::Malformed => "malformed",
             RefusalCode::Relayed => "relayed",
             RefusalCode::NotInRoster => "not_in_roster",
+            RefusalCode::Suspended => "suspended",
             RefusalCode::BadSignature => "bad_signature",
             RefusalCode::UnsupportedContent => "unsupported_content",
             RefusalCode::BadLineSetup => "bad_line_setup",

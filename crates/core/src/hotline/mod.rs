@@ -417,6 +417,12 @@ impl Hotline {
         &self.config.roster
     }
 
+    /// Takes a roster version that took effect: from now on envelopes are checked against its
+    /// keys, lines against its policy, and a member it suspends or removes is refused.
+    pub fn set_roster(&mut self, roster: Roster) {
+        self.config.roster = roster;
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.config.limits
     }

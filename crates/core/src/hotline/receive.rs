@@ -27,6 +27,9 @@ impl Hotline {
             .roster
             .member(&sender)
             .ok_or_else(|| Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")))?;
+        if self.config.roster.is_suspended(&sender) {
+            return Err(Refusal::reject(RefusalCode::Suspended, format!("{sender} is suspended by the roster")));
+        }
         let envelope = envelope
             .verify(&member.signing_key)
             .map_err(|e| Refusal::reject(RefusalCode::BadSignature, e.to_string()))?;

@@ -116,22 +116,47 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch::Receiver<bool>) {
     let limits = node.runtime_limits.clone();
     let batch_len = node.limits.batch_len_max;
-    let Some(member) = node.roster_member(&link.peer) else { return };
-    let endpoints = member.endpoints.clone();
-    let tls = match tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), member.tls_pin) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            tracing::error!(peer = %link.peer, error = %e, "cannot build the TLS client");
-            return;
-        }
-    };
+    let mut roster_number = node.roster_watch();
     let mut conn_tasks = JoinSet::new();
     let mut sender: Option<Sender> = None;
     let mut state = LinkState::default();
+    // The peer's endpoints and TLS pin as the roster in force gives them, taken again when a
+    // version changes them; `None` while the roster suspends or no longer lists the peer.
+    let mut peer: Option<(Vec<String>, [u8; 32], Arc<rustls::ClientConfig>)> = None;
+    let mut peer_of_version = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        let in_force = *roster_number.borrow_and_update();
+        if peer_of_version != Some(in_force) {
+            peer_of_version = Some(in_force);
+            let roster = node.roster();
+            let next = roster.member(&link.peer).filter(|m| !roster.is_suspended(&m.code)).and_then(|m| {
+                match tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), m.tls_pin) {
+                    Ok(c) => Some((m.endpoints.clone(), m.tls_pin, Arc::new(c))),
+                    Err(e) => {
+                        tracing::error!(peer = %link.peer, error = %e, "cannot build the TLS client");
+                        None
+                    }
+                }
+            });
+            let same = matches!((&peer, &next), (Some((a, p, _)), Some((b, q, _))) if a == b && p == q);
+            if !same {
+                // The connection goes with the endpoints or the key it was opened for.
+                sender = None;
+                peer = next;
+            }
+        }
+        let Some((endpoints, _, tls)) = peer.clone() else {
+            // Suspended or removed: nothing is sent until a version lists it again.
+            link.update(|s| s.endpoint = None);
+            tokio::select! {
+                _ = roster_number.changed() => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        };
         if node.storage_failed.load(Ordering::SeqCst) {
             // What the peer answers could not be recorded: the link waits until the node takes
             // writes again (the outbox keeps everything queued meanwhile).
@@ -154,6 +179,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             let wait = next_due.map(|t| t.saturating_sub(now)).unwrap_or(60_000).clamp(1, 60_000);
             tokio::select! {
                 _ = link.wake.notified() => {}
+                _ = roster_number.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                 _ = shutdown.changed() => break,
             }

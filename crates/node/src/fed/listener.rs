@@ -6,7 +6,6 @@
 //! client never gets to send a byte of HTTP. A batch's envelopes go through the engine one by one,
 //! the accepted ones are committed together, and only then does the reply say `accepted`.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +29,7 @@ use tower::ServiceExt;
 
 use super::checkpoints::{answer_offer, CheckpointOffer};
 use super::tls::spki_pin;
-use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH};
+use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
 use crate::conns::{Admission, ClientAddr};
@@ -51,8 +50,28 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(BATCH_PATH, post(receive_batch))
         .route(KEY_PACKAGE_PATH, post(claim_key_package))
         .route(CHECKPOINT_PATH, post(checkpoint_offer))
+        .route(ROSTER_PATH, post(roster_exchange))
         .layer(DefaultBodyLimit::max(body_max));
     with_body_deadline(routes, body_time).with_state(state)
+}
+
+/// A peer's roster exchange (`fed::roster`).
+async fn roster_exchange(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Result<TimedBytes, ApiError>,
+) -> Response {
+    let body = match body {
+        Ok(TimedBytes(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    match super::roster::answer_exchange(&node, &peer, &body).await {
+        Ok(reply) => Json(reply).into_response(),
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e.message, code = e.code, "roster exchange refused");
+            e.into_response()
+        }
+    }
 }
 
 async fn receive_batch(
@@ -332,9 +351,4 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> 
         out.push(TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot bind federation address {a}: {e}"))?);
     }
     Ok(out)
-}
-
-/// The set of pins the federation listener admits: every roster member's.
-pub fn roster_pins(node: &NodeState) -> HashSet<[u8; 32]> {
-    node.roster_pins()
 }

@@ -2,11 +2,13 @@
 //! [`listener`] takes batches of envelopes, KeyPackage claims and checkpoint offers from peers;
 //! the [`links`] drain the durable outbox towards each peer and make the node's single requests
 //! of theirs; [`checkpoints`] are offered to a line's other members to countersign, and theirs
-//! answered.
+//! answered; [`roster`] exchanges roster versions and proposals with every peer and puts a
+//! version in force when it meets its rule.
 
 pub mod checkpoints;
 pub mod links;
 pub mod listener;
+pub mod roster;
 pub mod tls;
 
 /// The federation path for envelope batches.
@@ -15,3 +17,5 @@ pub const BATCH_PATH: &str = "/fed/v1/envelopes";
 pub const KEY_PACKAGE_PATH: &str = "/fed/v1/key-packages/claim";
 /// The federation path where a peer hands this node its checkpoint of a line to countersign.
 pub const CHECKPOINT_PATH: &str = "/fed/v1/checkpoints";
+/// The federation path where members' nodes exchange roster versions and proposals.
+pub const ROSTER_PATH: &str = "/fed/v1/roster";

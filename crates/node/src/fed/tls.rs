@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
@@ -57,10 +57,11 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
     ring::default_provider().signature_verification_algorithms
 }
 
-/// Accepts client certificates whose key is pinned in the roster.
+/// Accepts client certificates whose key is pinned in the roster in effect: the set changes when
+/// a roster version takes effect, for the handshakes after it.
 #[derive(Debug)]
 struct PinnedClients {
-    pins: HashSet<[u8; 32]>,
+    pins: Arc<RwLock<HashSet<[u8; 32]>>>,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -76,7 +77,7 @@ impl ClientCertVerifier for PinnedClients {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         match spki_pin(end_entity) {
-            Some(pin) if self.pins.contains(&pin) => Ok(ClientCertVerified::assertion()),
+            Some(pin) if self.pins.read().is_ok_and(|pins| pins.contains(&pin)) => Ok(ClientCertVerified::assertion()),
             _ => Err(rustls::Error::General("client certificate key is not pinned in the roster".into())),
         }
     }
@@ -153,7 +154,7 @@ impl ServerCertVerifier for PinnedServer {
 pub fn federation_server_config(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
-    pins: HashSet<[u8; 32]>,
+    pins: Arc<RwLock<HashSet<[u8; 32]>>>,
 ) -> anyhow::Result<rustls::ServerConfig> {
     let verifier = Arc::new(PinnedClients { pins, algs: algorithms() });
     let mut config = rustls::ServerConfig::builder_with_provider(provider())

@@ -557,7 +557,7 @@ pub async fn links(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Js
         .into_iter()
         .map(|(h, state)| {
             let q = stats.iter().find(|q| q.peer == h.peer);
-            let status = node.links.get(&h.peer).map(|l| l.status()).unwrap_or_default();
+            let status = node.link(&h.peer).map(|l| l.status()).unwrap_or_default();
             LinkView {
                 member: h.peer.to_string(),
                 line: h.line.to_hex(),
@@ -755,8 +755,8 @@ pub async fn peers(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Js
     let stats = node.store.queue_stats()?;
     let now = now_ms();
     let out = node
-        .links
-        .values()
+        .links()
+        .iter()
         .map(|link| {
             let s = link.status();
             let q = stats.iter().find(|q| q.peer == link.peer);

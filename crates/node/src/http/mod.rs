@@ -4,7 +4,8 @@
 //! Every error leaves as `{"error": code, "message": text}` with the status of its kind
 //! (`crate::error::ApiError`, converted in [`error`]); internals are logged, never sent. One
 //! module per resource: [`lines`], [`messages`], [`discipline`] (answers, drafts, alarms, links,
-//! events), [`decisions`], [`translations`], [`forms`] and the [`record`]; their JSON is in
+//! events), [`decisions`], [`translations`], [`forms`], the [`record`] and the [`roster`] (its
+//! versions and proposed amendments); their JSON is in
 //! [`views`]. The OpenAPI document at `/api/v1/openapi.json` is generated from the handlers and
 //! types ([`openapi`]); the [`router`] here puts them together. Path and query parameters and
 //! bodies are read by the extractors of [`error`], whose refusals are errors of that shape too.
@@ -22,6 +23,7 @@ pub mod messages;
 pub mod openapi;
 pub mod paging;
 pub mod record;
+pub mod roster;
 pub mod translations;
 pub mod views;
 
@@ -82,6 +84,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/alarms", get(discipline::alarms))
         .route("/api/v1/evidence", get(discipline::evidence))
         .route("/api/v1/audit", get(discipline::audit))
+        .route("/api/v1/roster", get(roster::show))
+        .route("/api/v1/roster/versions", get(roster::versions))
+        .route("/api/v1/roster/proposals", get(roster::proposals).post(roster::propose))
+        .route("/api/v1/roster/proposals/{hash}/sign", post(roster::sign))
         .route("/api/v1/alarms/{id}/ack", post(discipline::ack_alarm))
         .route("/api/v1/links", get(discipline::links))
         .route("/api/v1/events", get(discipline::events))

@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::auth::SESSION_COOKIE;
-use super::{console, decisions, discipline, forms, lines, messages, record, translations};
+use super::{console, decisions, discipline, forms, lines, messages, record, roster, translations};
 use crate::error::ErrorBody;
 
 #[derive(OpenApi)]
@@ -78,7 +78,12 @@ use crate::error::ErrorBody;
         record::new_checkpoint,
         record::export_line,
         forms::schemas,
-        forms::closest_approach
+        forms::closest_approach,
+        roster::show,
+        roster::versions,
+        roster::proposals,
+        roster::propose,
+        roster::sign
     ),
     components(schemas(ErrorBody, discipline::EventView)),
     modifiers(&Schemes, &Refusals)

@@ -64,7 +64,8 @@ pub(super) fn open_text(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Resu
     s.open_str(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
 }
 
-fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
+/// Opens a sealed value of the row whose key is `row`.
+pub(super) fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
     s.open(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
 }
 

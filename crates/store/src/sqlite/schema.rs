@@ -281,6 +281,23 @@ CREATE TABLE IF NOT EXISTS audit (
     subject BLOB,
     detail BLOB NOT NULL
 );
+-- The roster's versions after the first, as this node applied them, in order; each version's
+-- file (public keys, endpoints and signatures, as every member holds them) sealed, bound to its
+-- number.
+CREATE TABLE IF NOT EXISTS roster_versions (
+    number INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    body BLOB NOT NULL,
+    applied_ms INTEGER NOT NULL
+);
+-- Proposed roster versions that lack signatures yet, with those collected so far; forgotten once
+-- a version of their number is applied.
+CREATE TABLE IF NOT EXISTS roster_proposals (
+    hash BLOB PRIMARY KEY,
+    number INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    seen_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash BLOB PRIMARY KEY,
     operator TEXT NOT NULL,

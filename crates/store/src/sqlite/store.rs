@@ -7,11 +7,13 @@ use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteB
 use adi_wire::{EnvelopeHash, LineId};
 use rusqlite::{params, OptionalExtension};
 
-use super::{connect, db, lock, read, write, SqliteStore};
+use super::{connect, db, invariant, lock, read, write, SqliteStore};
+use crate::seal::row_id;
 use crate::{
     AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow,
     HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Page, Pending,
-    QueueStat, ReceiptRow, RecipientRow, SessionRow, Settlement, Store, StoreError, TimeKey, TranslationRow,
+    QueueStat, ReceiptRow, RecipientRow, RosterApplied, RosterProposalKept, SessionRow, Settlement, Store, StoreError,
+    TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -320,6 +322,76 @@ impl Store for SqliteStore {
             write::audit(c, &s, now_ms, action, None, &detail)?;
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('config_sha256', ?1)", params![seen])?;
             Ok(true)
+        })
+    }
+
+    fn roster_versions(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT number, body FROM roster_versions ORDER BY number")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    let number: i64 = row.get(0)?;
+                    read::open_bytes(&self.inner.sealer, "roster_versions.body", &row_id(number), row.get(1)?)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn roster_version_applied(&self, v: RosterApplied) -> Pending<bool> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| {
+            let held: Option<Vec<u8>> = c
+                .query_row("SELECT hash FROM roster_versions WHERE number = ?1", params![v.number as i64], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            match held {
+                Some(h) if h == v.hash => return Ok(false),
+                Some(_) => return Err(invariant(format!("another roster version {} was applied already", v.number))),
+                None => {}
+            }
+            c.execute(
+                "INSERT INTO roster_versions (number, hash, body, applied_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    v.number as i64,
+                    &v.hash[..],
+                    s.seal("roster_versions.body", &row_id(v.number as i64), &v.body),
+                    v.now_ms as i64
+                ],
+            )?;
+            c.execute("DELETE FROM roster_proposals WHERE number <= ?1", params![v.number as i64])?;
+            write::audit_by(c, &s, v.now_ms, &v.actor, "roster_amended", None, &v.detail)?;
+            Ok(true)
+        })
+    }
+
+    fn roster_proposals(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT hash, body FROM roster_proposals ORDER BY seen_ms, hash")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    let hash: Vec<u8> = row.get(0)?;
+                    read::open_bytes(&self.inner.sealer, "roster_proposals.body", &hash, row.get(1)?)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn roster_proposal_kept(&self, p: RosterProposalKept) -> Pending<()> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| {
+            let body = s.seal("roster_proposals.body", &p.hash, &p.body);
+            c.execute(
+                "INSERT INTO roster_proposals (hash, number, body, seen_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (hash) DO UPDATE SET body = excluded.body",
+                params![&p.hash[..], p.number as i64, body, p.now_ms as i64],
+            )?;
+            if let Some((action, actor, detail)) = &p.audit {
+                write::audit_by(c, &s, p.now_ms, actor, action, None, detail)?;
+            }
+            Ok(())
         })
     }
 

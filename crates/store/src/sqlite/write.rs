@@ -804,6 +804,19 @@ pub(super) fn audit(
     subject: Option<&str>,
     detail: &str,
 ) -> Result<(), rusqlite::Error> {
+    audit_by(c, s, at_ms, ADMINISTRATOR, action, subject, detail)
+}
+
+/// As [`audit`], naming who acted.
+pub(super) fn audit_by(
+    c: &Connection,
+    s: &Sealer,
+    at_ms: u64,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    detail: &str,
+) -> Result<(), rusqlite::Error> {
     let id = next_id(c, "audit")?;
     let row = row_id(id);
     c.prepare_cached("INSERT INTO audit (id, at_ms, action, actor, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
@@ -811,7 +824,7 @@ pub(super) fn audit(
             id,
             at_ms as i64,
             action,
-            s.seal_str("audit.actor", &row, ADMINISTRATOR),
+            s.seal_str("audit.actor", &row, actor),
             subject.map(|x| s.seal_str("audit.subject", &row, x)),
             s.seal_str("audit.detail", &row, detail)
         ])?;

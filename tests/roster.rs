@@ -1,0 +1,348 @@
+//! The roster amended while the network runs, between separate node processes: Timor-Leste
+//! admitted by every ASEAN member's signature (none short of it takes effect) and exchanging a
+//! FLASH with Viet Nam; a member suspended and refused afterwards; a node stopped during two
+//! amendments applying both, in order, when it comes back.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use adi_node::client::Client;
+use hyper::Method;
+use serde_json::{json, Value};
+use support::{eventually, serve, wait_healthy, Proc, Procs};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn adi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adi")).args(args).env("NO_COLOR", "1").output().expect("adi runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = adi(args);
+    assert!(
+        out.status.success(),
+        "adi {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Adds an administrator to a member's node (before it starts) and returns its token.
+fn admin_of(config: &str) -> String {
+    ok(&["operator", "add", "--config", config, "--name", "admin", "--role", "admin"]).trim().to_string()
+}
+
+/// Runs `adi roster ...` against a node's API with a token.
+fn roster_cli(url: &str, token: &str, args: &[&str]) -> String {
+    let mut all = vec!["roster"];
+    all.extend_from_slice(&args[..1]);
+    all.extend_from_slice(&["--url", url, "--token", token]);
+    all.extend_from_slice(&args[1..]);
+    ok(&all)
+}
+
+async fn roster_number(c: &Client) -> Option<u64> {
+    c.call(Method::GET, "/api/v1/roster", None).await.ok().and_then(|v| v["number"].as_u64())
+}
+
+/// Waits until every client's node holds roster version `number`.
+async fn all_at(clients: &[(&str, Client)], number: u64) {
+    for (code, c) in clients {
+        eventually(WAIT, &format!("{code}'s node to hold roster version {number}"), || async {
+            (roster_number(c).await == Some(number)).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The one proposal a node keeps, once it has reached it.
+async fn proposal_at(c: &Client, number: u64) -> Value {
+    eventually(WAIT, "the proposal to reach the node", || async {
+        let list = c.call(Method::GET, "/api/v1/roster/proposals", None).await.ok()?;
+        list.as_array()?.iter().find(|p| p["number"] == number).cloned()
+    })
+    .await
+}
+
+/// A network of separate node processes, each with an administrator.
+struct Net {
+    procs: Procs,
+    admins: Vec<(String, String)>,
+}
+
+impl Net {
+    fn start(codes: &[&str]) -> Net {
+        let mut procs = Procs::init(codes);
+        let admins = procs.members.iter().map(|m| (m.code.clone(), admin_of(&m.config))).collect();
+        for c in codes {
+            procs.start(c);
+        }
+        Net { procs, admins }
+    }
+
+    fn admin(&self, code: &str) -> (String, String) {
+        let token = self.admins.iter().find(|(c, _)| c == code).unwrap().1.clone();
+        (self.procs.member(code).url.clone(), token)
+    }
+
+    fn admin_client(&self, code: &str) -> Client {
+        let (url, token) = self.admin(code);
+        Client::new(&url, Some(token), None).unwrap()
+    }
+
+    fn first_roster(&self) -> PathBuf {
+        let config = &self.procs.member(&self.procs.members[0].code).config;
+        Path::new(config).parent().unwrap().join("roster.toml")
+    }
+
+    async fn healthy(&self) {
+        for m in &self.procs.members {
+            wait_healthy(&m.url).await;
+        }
+    }
+
+    /// `adi roster sign` at a member's node, for the proposal of `number` it holds.
+    async fn sign(&self, code: &str, number: u64) -> String {
+        let p = proposal_at(&self.admin_client(code), number).await;
+        let (url, token) = self.admin(code);
+        roster_cli(&url, &token, &["sign", p["hash"].as_str().unwrap()])
+    }
+}
+
+/// A new member's node made with `adi init` on free loopback ports.
+struct Newcomer {
+    dir: PathBuf,
+    config: String,
+    url: String,
+}
+
+fn newcomer(root: &Path, code: &str, community: &str) -> Newcomer {
+    let base = adi_node::setup::free_port_run(2).unwrap();
+    let fed = format!("127.0.0.1:{base}");
+    let api = format!("127.0.0.1:{}", base + 1);
+    let dir = root.join(code.to_ascii_lowercase());
+    let d = dir.to_string_lossy().into_owned();
+    ok(&[
+        "init",
+        "--member",
+        code,
+        "--dir",
+        &d,
+        "--community",
+        community,
+        "--endpoint",
+        &fed,
+        "--federation-listen",
+        &fed,
+        "--api-listen",
+        &api,
+    ]);
+    let config = dir.join("config.toml").to_string_lossy().into_owned();
+    Newcomer { dir, config, url: format!("http://{api}") }
+}
+
+fn operator_of(config: &str, role: &str) -> String {
+    ok(&["operator", "add", "--config", config, "--name", role, "--role", role]).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timor_leste_is_admitted_by_every_asean_signature_and_exchanges_a_flash_with_viet_nam() {
+    let net = Net::start(&["PH", "VN", "MY", "CN"]);
+    net.healthy().await;
+    let clients: Vec<(&str, Client)> = ["PH", "VN", "MY", "CN"].iter().map(|c| (*c, net.admin_client(c))).collect();
+    let first_hash = net.admin_client("VN").call(Method::GET, "/api/v1/roster", None).await.unwrap()["first_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Timor-Leste makes its keys and card, and hands the card to Viet Nam.
+    let tl = newcomer(net.procs.dir.path(), "TL", "ASEAN");
+    let card = tl.dir.join("card.json").to_string_lossy().into_owned();
+    let (vn_url, vn_token) = net.admin("VN");
+    let printed = roster_cli(&vn_url, &vn_token, &["propose", "--admit", &card]);
+    assert!(printed.contains("version 2 proposed"), "{printed}");
+    assert!(printed.contains("admits TL"), "{printed}");
+    assert!(printed.contains("missing: MY, PH"), "{printed}");
+
+    // The proposal reaches every node; China's signature would not count, and one ASEAN
+    // signature short, nothing takes effect anywhere however long the nodes exchange.
+    let printed = net.sign("PH", 2).await;
+    assert!(printed.contains("missing: MY"), "{printed}");
+    let at_cn = proposal_at(&net.admin_client("CN"), 2).await;
+    assert!(at_cn["lacking"].as_str().unwrap().contains("missing: MY"), "{at_cn}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (code, c) in &clients {
+        assert_eq!(roster_number(c).await, Some(1), "{code} applied a version one signature short");
+    }
+
+    // Malaysia signs: the version takes effect on every node, without a restart.
+    let printed = net.sign("MY", 2).await;
+    assert!(printed.contains("version 2 is in force"), "{printed}");
+    all_at(&clients, 2).await;
+    let audit = net.admin_client("CN").call(Method::GET, "/api/v1/audit", None).await.unwrap();
+    let amended: Vec<&Value> = audit.as_array().unwrap().iter().filter(|a| a["action"] == "roster_amended").collect();
+    assert_eq!(amended.len(), 1, "{audit}");
+    assert!(amended[0]["detail"].as_str().unwrap().contains("admits TL"), "{audit}");
+
+    // Timor-Leste takes the chain from Viet Nam, checks it against the network's identity, and
+    // starts its node.
+    let chain = tl.dir.join("chain.json").to_string_lossy().into_owned();
+    roster_cli(&vn_url, &vn_token, &["chain", "--out", &chain]);
+    let first = net.first_roster().to_string_lossy().into_owned();
+    let printed =
+        ok(&["roster", "join", "--config", &tl.config, "--first", &first, "--chain", &chain, "--network", &first_hash]);
+    assert!(printed.contains("TL joins network"), "{printed}");
+    let tl_duty = operator_of(&tl.config, "duty");
+    let tl_principal = operator_of(&tl.config, "principal");
+    let _tl: Proc = serve(&tl.config, &net.procs.dir.path().join("logs/TL.log"), "info");
+    wait_healthy(&tl.url).await;
+    let tl_client = Client::new(&tl.url, Some(tl_duty), None).unwrap();
+    assert_eq!(roster_number(&tl_client).await, Some(2));
+
+    // Viet Nam opens an ADMM line with Timor-Leste; a FLASH rings there and is acknowledged.
+    let vn = net.procs.client("VN");
+    let line =
+        vn.call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "TL"], "scope": "ADMM"}))).await.unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let body = json!({"precedence": "FLASH", "subject": "welcome", "body": "welcome to the hotline"});
+    let sent = vn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    let there = eventually(WAIT, "the FLASH at Timor-Leste's node", || async {
+        tl_client.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()
+    })
+    .await;
+    assert_eq!(there["sender"], "VN");
+    assert_eq!(there["precedence"], "FLASH");
+    tl_client.call(Method::POST, &format!("/api/v1/messages/{id}/ack"), Some(&json!({}))).await.unwrap();
+    eventually(WAIT, "Timor-Leste's acknowledgement at Viet Nam", || async {
+        let m = vn.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+        m["recipients"].as_array()?.iter().any(|r| r["member"] == "TL" && r["state"] == "acknowledged").then_some(())
+    })
+    .await;
+    // And Timor-Leste answers with a FLASH, which its node holds until a principal releases it.
+    let back = json!({"precedence": "FLASH", "subject": "thanks", "body": "received"});
+    let draft = tl_client.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&back)).await.unwrap();
+    assert_eq!(draft["state"], "awaiting_release", "{draft}");
+    let principal = Client::new(&tl.url, Some(tl_principal), None).unwrap();
+    let released =
+        principal.call(Method::POST, &format!("/api/v1/drafts/{}/release", draft["id"]), None).await.unwrap();
+    let reply_id = released["id"].as_str().unwrap_or_else(|| panic!("{released}")).to_string();
+    eventually(WAIT, "Timor-Leste's FLASH at Viet Nam's node", || async {
+        vn.call(Method::GET, &format!("/api/v1/messages/{reply_id}"), None).await.ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_in_order_on_return() {
+    let mut net = Net::start(&["PH", "VN", "MY", "CN"]);
+    net.healthy().await;
+    // A line between Viet Nam and China, open before the suspension.
+    let vn = net.procs.client("VN");
+    let cn = net.procs.client("CN");
+    let line = vn
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(WAIT, "the line at China's node", || async {
+        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+
+    // China is suspended by every ASEAN member's signature (its own is not needed).
+    let (vn_url, vn_token) = net.admin("VN");
+    let printed = roster_cli(&vn_url, &vn_token, &["propose", "--suspend", "CN"]);
+    assert!(printed.contains("suspends CN"), "{printed}");
+    net.sign("PH", 2).await;
+    let printed = net.sign("MY", 2).await;
+    assert!(printed.contains("in force"), "{printed}");
+    let running: Vec<(&str, Client)> = ["PH", "VN", "MY"].iter().map(|c| (*c, net.admin_client(c))).collect();
+    all_at(&running, 2).await;
+
+    // China's envelopes are refused from now on: its node cannot even reach Viet Nam's.
+    let body = json!({"precedence": "FLASH", "subject": "after suspension", "body": "x"});
+    let sent = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m = cn.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap();
+    assert_ne!(m["recipients"][0]["state"], "delivered", "{m}");
+    assert!(vn.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.is_err());
+    // Nor may a line be opened with it.
+    let (status, refused) = vn
+        .request(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), refused["error"].as_str()), (403, Some("suspended")), "{refused}");
+
+    // The Philippines' node stops, and two amendments that need no signature of its pass: a
+    // member's own entry needs only its own key. Viet Nam adds an endpoint (version 3), then
+    // Malaysia (version 4).
+    net.procs.kill("PH");
+    let roster_now = net.admin_client("VN").call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    let mut file = roster_now["file"].clone();
+    for m in file["members"].as_array_mut().unwrap() {
+        if m["code"] == "VN" {
+            let first = m["endpoints"][0].clone();
+            m["endpoints"] = json!([first, "127.0.0.1:9"]);
+        }
+    }
+    let v3 = net
+        .admin_client("VN")
+        .call(Method::POST, "/api/v1/roster/proposals", Some(&json!({ "roster": file })))
+        .await
+        .unwrap();
+    assert_eq!(v3["state"], "in_force", "{v3}");
+    for m in file["members"].as_array_mut().unwrap() {
+        if m["code"] == "MY" {
+            let first = m["endpoints"][0].clone();
+            m["endpoints"] = json!([first, "127.0.0.1:9"]);
+        }
+    }
+    eventually(WAIT, "version 3 at Malaysia's node", || async {
+        (roster_number(&net.admin_client("MY")).await == Some(3)).then_some(())
+    })
+    .await;
+    let v4 = net
+        .admin_client("MY")
+        .call(Method::POST, "/api/v1/roster/proposals", Some(&json!({ "roster": file })))
+        .await
+        .unwrap();
+    assert_eq!(v4["state"], "in_force", "{v4}");
+    let running: Vec<(&str, Client)> = ["VN", "MY"].iter().map(|c| (*c, net.admin_client(c))).collect();
+    all_at(&running, 4).await;
+
+    // The Philippines' node comes back and applies versions 3 and 4, in order.
+    net.procs.start("PH");
+    wait_healthy(&net.procs.member("PH").url).await;
+    let ph = net.admin_client("PH");
+    all_at(&[("PH", ph.clone())], 4).await;
+    let audit = ph.call(Method::GET, "/api/v1/audit", None).await.unwrap();
+    let applied: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|a| a["action"] == "roster_amended")
+        .map(|a| a["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(applied.len(), 3, "{applied:?}");
+    for (i, detail) in applied.iter().enumerate() {
+        assert!(detail.starts_with(&format!("roster version {} ", i + 2)), "{applied:?}");
+    }
+    assert!(applied[1].contains("changes VN's entry"), "{applied:?}");
+    assert!(applied[2].contains("changes MY's entry"), "{applied:?}");
+    // China, suspended, is still refused there.
+    let roster = ph.call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    let cn_entry = roster["members"].as_array().unwrap().iter().find(|m| m["code"] == "CN").unwrap().clone();
+    assert_eq!(cn_entry["suspended"], true);
+}
