@@ -1,0 +1,114 @@
+//! A hostile member and the roster: what one member's node hands over in a roster exchange is
+//! checked like everything else it sends. A proposal altered after signing, or signed by a key
+//! that is not the signer's, is refused whole and raises a `misconduct` alarm naming the member;
+//! a proposal that lacks the signatures its rule asks is kept and never takes effect; past the
+//! named limits an exchange is refused; bad bytes get a clear error and change nothing.
+
+mod common;
+
+use adi_core::amendment;
+use adi_core::{MemberCode, Roster};
+use adi_node::fed::links::post_once;
+use adi_node::fed::roster::{Exchange, ExchangeReply};
+use adi_node::fed::ROSTER_PATH;
+use common::{endpoint, get_list, keys_towards, Net};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+
+fn code(s: &str) -> MemberCode {
+    MemberCode::parse(s).unwrap()
+}
+
+/// Posts an exchange to `to`'s node over a connection authenticated as `from`'s node.
+async fn exchange(net: &Net, from: &str, to: &str, body: Vec<u8>) -> Result<ExchangeReply, String> {
+    let keys = keys_towards(net, from, to);
+    let bytes = post_once(&endpoint(net, to), keys.tls, &code(to), ROSTER_PATH, body, 5_000).await?;
+    Ok(serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn misconduct(net: &Net, at: &str, member: &str) -> Vec<Value> {
+    get_list(&net.client(at), "/api/v1/alarms")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "misconduct" && a["member"] == member)
+        .collect()
+}
+
+/// The roster in force at a node, and the version file proposing `change` of it, signed by
+/// `signers`.
+fn proposal(
+    net: &Net,
+    at: &str,
+    change: impl FnOnce(&mut adi_wire::files::RosterFile),
+    signers: &[(&str, &SigningKey)],
+) -> adi_wire::files::RosterVersionFile {
+    let book = net.node(at).state.roster_book();
+    let mut file = book.current.roster.to_file();
+    change(&mut file);
+    let roster = Roster::from_file(&file).unwrap();
+    let (mut v, hash) = amendment::propose(&book.current, &roster);
+    for (m, key) in signers {
+        v.signatures.push(amendment::sign(&code(m), key, &hash));
+    }
+    v
+}
+
+fn body(proposals: Vec<adi_wire::files::RosterVersionFile>) -> Vec<u8> {
+    serde_json::to_vec(&Exchange { number: 1, proposals }).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_altered_proposal_is_refused_with_an_alarm_and_one_lacking_signatures_never_takes_effect() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let cn_key = keys_towards(&net, "CN", "PH").signing;
+    let ph = net.node("PH").state.clone();
+
+    // China proposes to suspend the Philippines, signed by itself only: kept, lacking every
+    // ASEAN signature but the one it cannot have, and not in force.
+    let lacking = proposal(&net, "PH", |f| f.suspended.push("PH".into()), &[("CN", &cn_key)]);
+    let reply = exchange(&net, "CN", "VN", body(vec![lacking.clone()])).await.unwrap();
+    assert_eq!(reply.versions.len(), 0);
+    let kept = get_list(&net.client("VN"), "/api/v1/roster/proposals").await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0]["lacking"].as_str().unwrap().contains("every ASEAN member must sign; missing: VN"), "{kept:?}");
+    assert_eq!(kept[0]["signed_by"], serde_json::json!(["CN"]));
+    assert!(misconduct(&net, "VN", "CN").await.is_empty());
+
+    // The same proposal altered after signing: China's signature no longer verifies.
+    let mut altered = proposal(&net, "PH", |f| f.suspended.push("VN".into()), &[("CN", &cn_key)]);
+    altered.roster.suspended = vec!["PH".into(), "VN".into()];
+    exchange(&net, "CN", "PH", body(vec![altered])).await.unwrap();
+    // A signature in the Philippines' name by China's key.
+    let forged = proposal(&net, "PH", |f| f.suspended.push("VN".into()), &[("PH", &cn_key)]);
+    exchange(&net, "CN", "PH", body(vec![forged])).await.unwrap();
+    let alarms = misconduct(&net, "PH", "CN").await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let detail = alarms[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("roster version 2 refused"), "{detail}");
+    // Nothing of them is kept, and the roster in force did not move anywhere.
+    let at_ph = ph.roster_book();
+    assert!(at_ph.proposals.iter().all(|p| p.roster.suspended != vec!["PH".to_string(), "VN".to_string()]));
+    for m in ["PH", "VN", "CN"] {
+        assert_eq!(net.node(m).state.roster_book().current.number, 1, "{m}");
+    }
+
+    // However long the nodes exchange, the lacking proposal stays a proposal.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for m in ["PH", "VN"] {
+        let book = net.node(m).state.roster_book();
+        assert_eq!(book.current.number, 1, "{m}");
+        assert_eq!(book.proposals.len(), 1, "{m}: {:?}", book.proposals);
+    }
+    let kept_at_ph = ph.roster_book().proposals;
+
+    // Past the named limit of proposals in one exchange: refused whole, nothing kept.
+    let max = ph.runtime_limits.roster_proposals_max;
+    let many: Vec<_> =
+        (0..=max).map(|i| proposal(&net, "PH", |f| f.name = format!("network {i}"), &[("CN", &cn_key)])).collect();
+    let why = exchange(&net, "CN", "PH", body(many)).await.unwrap_err();
+    assert!(why.contains("roster_limit"), "{why}");
+    // Bad bytes: a clear error, nothing changed.
+    let why = exchange(&net, "CN", "PH", b"{\"number\": \"one\"}".to_vec()).await.unwrap_err();
+    assert!(why.contains("malformed_exchange"), "{why}");
+    assert_eq!(ph.roster_book().proposals, kept_at_ph);
+}
