@@ -16,7 +16,9 @@
 //! - what a peer answered to this node's batch: [`Engine::settle`] and the link's back-off
 //!   ([`link`]);
 //! - timers: [`Engine::tick`]; KeyPackages: [`Engine::make_key_packages`] and
-//!   [`Engine::check_key_package`] ([`key_packages`]).
+//!   [`Engine::check_key_package`] ([`key_packages`]);
+//! - roster versions and proposals handed over: [`roster::RosterBook::decide`], then, once
+//!   recorded, [`roster::RosterBook::applied`] or [`roster::RosterBook::kept`] ([`roster`]).
 //!
 //! A fault deliberately built in ([`Bugs`]) lets the tests show that the simulation's checker and
 //! a process-level test both catch a runtime that answers before it commits.
@@ -26,6 +28,7 @@ pub mod held;
 pub mod incoming;
 pub mod key_packages;
 pub mod link;
+pub mod roster;
 
 use std::collections::{HashMap, HashSet};
 

@@ -38,7 +38,7 @@ impl Node {
     pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
         // The roster in force: the first version, the configuration's versions, the database's.
-        let (mut book, to_record) = roster::book(&config, &store.roster_versions()?)?;
+        let (book, to_record) = roster::book(&config, &store.roster_versions()?, &store.roster_proposals()?)?;
         for (file, hash) in to_record {
             let applied = adi_store::RosterApplied {
                 number: file.number,
@@ -50,7 +50,6 @@ impl Node {
             };
             store.roster_version_applied(applied).wait().await?;
         }
-        roster::kept_proposals(&mut book, &store.roster_proposals()?);
         config.roster = book.current.roster.clone();
         let me = config.roster.member(&config.member).cloned().ok_or_else(|| {
             anyhow::anyhow!("{} is not in the roster in force (version {})", config.member, book.current.number)

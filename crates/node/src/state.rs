@@ -14,13 +14,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use adi_core::amendment::RosterVersion;
 use adi_core::{
     AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
 };
+use adi_engine::roster::RosterBook;
 use adi_engine::Engine;
 use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
-use adi_wire::files::RosterVersionFile;
 use ed25519_dalek::SigningKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{watch, Notify};
@@ -119,17 +118,6 @@ pub(crate) fn load_core(
 
 /// The TLS key pins the federation listener admits, shared with its certificate verifier.
 pub type Pins = Arc<RwLock<HashSet<[u8; 32]>>>;
-
-/// The roster as a chain of versions: the first one's hash (the network's identity), the version
-/// in effect, every version after the first as applied (for peers catching up and for export
-/// bundles), and the proposed versions kept while they gather signatures.
-#[derive(Clone, Debug)]
-pub struct RosterBook {
-    pub first_hash: [u8; 32],
-    pub current: RosterVersion,
-    pub versions: Vec<RosterVersionFile>,
-    pub proposals: Vec<RosterVersionFile>,
-}
 
 /// What every task of a running node shares.
 pub struct NodeState {
@@ -311,7 +299,7 @@ impl NodeState {
     /// envelopes and lines against it, the listener admits the nodes it lists (and no longer a
     /// member it suspends or removes), a member it admits gets a link, and the tasks that follow
     /// the roster are told.
-    pub(crate) fn roster_took_effect(&self, version: &RosterVersion) {
+    pub(crate) fn roster_took_effect(&self, version: &adi_core::amendment::RosterVersion) {
         let roster = version.roster.clone();
         self.core().set_roster(roster.clone());
         *self.pins.write().unwrap_or_else(|p| p.into_inner()) = admitted_pins(&roster, &self.member);

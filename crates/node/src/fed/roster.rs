@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adi_core::amendment::{self, RosterVersion};
-use adi_core::{AlarmChange, MemberCode, WriteBatch};
+use adi_core::{MemberCode, WriteBatch};
+use adi_engine::roster::{forged_alarm, Decision, Refusal, RosterBook, RosterLimits};
 use adi_store::{RosterApplied, RosterProposalKept};
 use adi_wire::files::RosterVersionFile;
 use axum::http::StatusCode;
@@ -30,7 +30,7 @@ use super::{tls, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::NodeConfig;
 use crate::error::ApiError;
-use crate::state::{NodeState, RosterBook};
+use crate::state::NodeState;
 
 /// What a node hands a peer: the number of the version it holds, and the proposals it keeps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -98,20 +98,20 @@ impl From<Refused> for ApiError {
     }
 }
 
-fn refused(message: impl Into<String>) -> Refused {
-    Refused { code: "roster_refused", message: message.into() }
-}
-
 /// A version file with its hash.
 pub type Hashed = (RosterVersionFile, [u8; 32]);
 
 /// The roster's chain as a node starts: the first version from its configuration's roster file,
-/// then the versions its configuration names, then those its store holds. Returns the book and
-/// the configuration's versions the store lacks, to record, with their hashes.
-pub fn book(config: &NodeConfig, stored: &[Vec<u8>]) -> anyhow::Result<(RosterBook, Vec<Hashed>)> {
-    let first = amendment::check_first(&amendment::first(&config.first_roster))
-        .map_err(|e| anyhow::anyhow!("{}: the roster's first version: {e}", config.path.display()))?;
-    let mut book = RosterBook { first_hash: first.hash, current: first, versions: Vec::new(), proposals: Vec::new() };
+/// then the versions its configuration names, then those its store holds, and the proposals it
+/// kept. Returns the book and the configuration's versions the store lacks, to record, with
+/// their hashes.
+pub fn book(
+    config: &NodeConfig,
+    stored: &[Vec<u8>],
+    proposals: &[Vec<u8>],
+) -> anyhow::Result<(RosterBook, Vec<Hashed>)> {
+    let at = |e: String| anyhow::anyhow!("{}: the roster's first version: {e}", config.path.display());
+    let mut book = RosterBook::first(&config.first_roster).map_err(at)?;
     let mut stored_files = Vec::new();
     for (i, body) in stored.iter().enumerate() {
         let file: RosterVersionFile = serde_json::from_slice(body)
@@ -121,7 +121,8 @@ pub fn book(config: &NodeConfig, stored: &[Vec<u8>]) -> anyhow::Result<(RosterBo
     let mut to_record = Vec::new();
     for file in config.roster_versions.iter() {
         let held = stored_files.iter().any(|s| s.number == file.number);
-        extend(&mut book, file.clone(), "the configuration")?;
+        book.extend(file.clone())
+            .map_err(|e| anyhow::anyhow!("roster version {} from the configuration is refused: {e}", file.number))?;
         if !held {
             to_record.push((file.clone(), book.current.hash));
         }
@@ -137,195 +138,102 @@ pub fn book(config: &NodeConfig, stored: &[Vec<u8>]) -> anyhow::Result<(RosterBo
             }
             continue;
         }
-        extend(&mut book, file, "the database")?;
+        let number = file.number;
+        book.extend(file).map_err(|e| anyhow::anyhow!("roster version {number} in the database is refused: {e}"))?;
     }
+    book.keep_stored(proposals.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect());
     Ok((book, to_record))
 }
 
-/// Checks `file` as the version after the book's and puts it at the end.
-fn extend(book: &mut RosterBook, file: RosterVersionFile, from: &str) -> anyhow::Result<()> {
-    let next = amendment::check_amendment(&book.current, &file)
-        .map_err(|e| anyhow::anyhow!("roster version {} from {from} is refused: {e}", file.number))?;
-    book.current = next;
-    book.versions.push(file);
-    Ok(())
-}
-
-/// Takes the proposals the store kept that still amend the version in force.
-pub fn kept_proposals(book: &mut RosterBook, stored: &[Vec<u8>]) {
-    for body in stored {
-        let Ok(file) = serde_json::from_slice::<RosterVersionFile>(body) else { continue };
-        if amendment::check_proposal(&book.current, &file).is_ok() {
-            book.proposals.push(file);
-        }
+fn limits(node: &NodeState) -> RosterLimits {
+    let l = &node.runtime_limits;
+    RosterLimits {
+        version_bytes_max: l.roster_version_bytes_max,
+        signatures_max: l.roster_signatures_max,
+        proposals_max: l.roster_proposals_max,
     }
 }
 
-/// What a version changes and who signed it, in a sentence for the audit log.
-fn describe(from: &RosterVersion, to: &RosterVersion) -> String {
-    let changes: Vec<String> = amendment::changes(&from.roster, &to.roster).iter().map(|c| c.to_string()).collect();
-    let mut signers: Vec<String> = to.signed_by.iter().map(|(m, _)| m.to_string()).collect();
-    signers.dedup();
-    format!(
-        "roster version {} ({}) took effect: {}; signed by {}",
-        to.number,
-        hex::encode(to.hash),
-        changes.join(", "),
-        signers.join(", ")
-    )
-}
-
-/// Hands a version or a proposal to this node: checked against the version in force, merged with
-/// the signatures already kept for it, applied at once if it meets its rule, else kept. A peer
-/// that hands over one that does not verify is named in a `misconduct` alarm.
+/// Hands a version or a proposal to this node: decided by the engine's [`RosterBook`], then
+/// recorded, then put in force or kept. A peer that hands over one that does not verify is named
+/// in a `misconduct` alarm.
 pub async fn offer(node: &NodeState, source: Source, file: RosterVersionFile) -> Result<Offered, Refused> {
-    let limits = &node.runtime_limits;
-    if file.signatures.len() > limits.roster_signatures_max {
-        return Err(Refused {
-            code: "roster_limit",
-            message: format!("a roster version carries at most {} signatures", limits.roster_signatures_max),
-        });
-    }
-    let size = serde_json::to_vec(&file).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size > limits.roster_version_bytes_max {
-        return Err(Refused {
-            code: "roster_limit",
-            message: format!("a roster version is at most {} bytes", limits.roster_version_bytes_max),
-        });
-    }
     let _one_at_a_time = node.roster_lock.lock().await;
     let book = node.roster_book();
-    if file.number <= book.current.number {
-        return Ok(Offered::Stale);
-    }
-    if file.number > book.current.number + 1 {
-        return Ok(Offered::Ahead);
-    }
-    let checked = match amendment::check_proposal(&book.current, &file) {
-        Ok(c) => c,
-        Err(e) => {
-            let message = format!("roster version {} refused: {e}", file.number);
-            misconduct(node, &source, &message).await;
-            return Err(refused(message));
+    let decision = match book.decide(&file, &limits(node)) {
+        Ok(d) => d,
+        Err(refusal) => {
+            let message = refusal.message().to_string();
+            return Err(match refusal {
+                Refusal::Limit(_) => Refused { code: "roster_limit", message },
+                Refusal::Forged(_) => {
+                    if let Source::Peer(peer) = &source {
+                        tracing::warn!(peer = %peer, "{message}");
+                        let alarm = forged_alarm(peer, now_ms(), &message);
+                        let batch = WriteBatch { alarms: vec![alarm], ..WriteBatch::default() };
+                        if let Err(e) = node.store.commit(batch).wait().await {
+                            node.fail_storage(&e);
+                        }
+                        node.committed(&[]);
+                    }
+                    Refused { code: "roster_refused", message }
+                }
+            });
         }
     };
-    let kept = book
-        .proposals
-        .iter()
-        .find(|p| amendment::check_proposal(&book.current, p).is_ok_and(|k| k.hash == checked.hash));
-    let (merged, added, new) = match kept {
-        Some(k) => {
-            let mut merged = k.clone();
-            let added = amendment::merge_signatures(&mut merged, &file);
-            (merged, added, false)
-        }
-        None => {
-            if book.proposals.len() >= limits.roster_proposals_max {
-                return Err(Refused {
-                    code: "roster_limit",
-                    message: format!(
-                        "this node keeps at most {} proposed roster versions at once",
-                        limits.roster_proposals_max
-                    ),
-                });
+    match decision {
+        Decision::Stale => Ok(Offered::Stale),
+        Decision::Ahead => Ok(Offered::Ahead),
+        Decision::Unchanged => Ok(Offered::Kept { added: 0 }),
+        Decision::Apply { version, file, detail } => {
+            let number = version.number;
+            let body = serde_json::to_vec(&file).map_err(|e| storage(e.to_string()))?;
+            let applied = RosterApplied {
+                number,
+                hash: version.hash,
+                body,
+                actor: source.actor(),
+                detail: detail.clone(),
+                now_ms: now_ms(),
+            };
+            if let Err(e) = node.store.roster_version_applied(applied).wait().await {
+                node.fail_storage(&e);
+                return Err(storage(format!("the version could not be recorded: {e}")));
             }
-            let added = file.signatures.len();
-            (file, added, true)
+            node.with_roster_book(|b| b.applied(version.clone(), file));
+            node.roster_took_effect(&version);
+            node.roster_wake.notify_one();
+            tracing::info!(number, "{detail}");
+            Ok(Offered::Applied(number))
         }
-    };
-    if !new && added == 0 {
-        return Ok(Offered::Kept { added: 0 });
+        Decision::Keep { file, hash, added, new, changes } => {
+            let what = format!("roster version {} ({})", file.number, hex::encode(hash));
+            let audit = match (&source, new) {
+                (_, true) => Some((
+                    "roster_proposed".to_string(),
+                    source.actor(),
+                    format!("{what} proposed: {}", changes.join(", ")),
+                )),
+                (Source::Operator(_), false) => {
+                    Some(("roster_signed".to_string(), source.actor(), format!("{what} signed by {}", node.member)))
+                }
+                (Source::Peer(_), false) => None,
+            };
+            let body = serde_json::to_vec(&file).map_err(|e| storage(e.to_string()))?;
+            let kept = RosterProposalKept { number: file.number, hash, body, audit, now_ms: now_ms() };
+            if let Err(e) = node.store.roster_proposal_kept(kept).wait().await {
+                node.fail_storage(&e);
+                return Err(storage(format!("the proposal could not be recorded: {e}")));
+            }
+            node.with_roster_book(|b| b.kept(file, hash));
+            node.roster_wake.notify_one();
+            Ok(Offered::Kept { added })
+        }
     }
-    let merged_checked = amendment::check_proposal(&book.current, &merged).map_err(|e| refused(e.to_string()))?;
-    if amendment::rules_met(&book.current, &merged_checked).is_ok() {
-        let number = merged_checked.number;
-        apply(node, &book.current, merged_checked, merged, &source).await?;
-        return Ok(Offered::Applied(number));
-    }
-    let audit = match (&source, new) {
-        (_, true) => Some((
-            "roster_proposed".to_string(),
-            source.actor(),
-            format!(
-                "roster version {} ({}) proposed: {}",
-                merged.number,
-                hex::encode(merged_checked.hash),
-                amendment::changes(&book.current.roster, &merged_checked.roster)
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-        (Source::Operator(_), false) => Some((
-            "roster_signed".to_string(),
-            source.actor(),
-            format!(
-                "roster version {} ({}) signed by {}",
-                merged.number,
-                hex::encode(merged_checked.hash),
-                node.member
-            ),
-        )),
-        (Source::Peer(_), false) => None,
-    };
-    let body = serde_json::to_vec(&merged).map_err(|e| refused(e.to_string()))?;
-    let kept = RosterProposalKept { number: merged.number, hash: merged_checked.hash, body, audit, now_ms: now_ms() };
-    if let Err(e) = node.store.roster_proposal_kept(kept).wait().await {
-        node.fail_storage(&e);
-        return Err(Refused { code: "storage", message: format!("the proposal could not be recorded: {e}") });
-    }
-    node.with_roster_book(|b| {
-        b.proposals
-            .retain(|p| amendment::check_proposal(&b.current, p).map_or(true, |k| k.hash != merged_checked.hash));
-        b.proposals.push(merged);
-    });
-    node.roster_wake.notify_one();
-    Ok(Offered::Kept { added })
 }
 
-/// Records a version that met its rule, then puts it in force.
-async fn apply(
-    node: &NodeState,
-    current: &RosterVersion,
-    version: RosterVersion,
-    file: RosterVersionFile,
-    source: &Source,
-) -> Result<(), Refused> {
-    let detail = describe(current, &version);
-    let body = serde_json::to_vec(&file).map_err(|e| refused(e.to_string()))?;
-    let applied = RosterApplied {
-        number: version.number,
-        hash: version.hash,
-        body,
-        actor: source.actor(),
-        detail: detail.clone(),
-        now_ms: now_ms(),
-    };
-    if let Err(e) = node.store.roster_version_applied(applied).wait().await {
-        node.fail_storage(&e);
-        return Err(Refused { code: "storage", message: format!("the version could not be recorded: {e}") });
-    }
-    node.with_roster_book(|b| {
-        b.current = version.clone();
-        b.versions.push(file);
-        b.proposals.retain(|p| p.number > version.number);
-    });
-    node.roster_took_effect(&version);
-    node.roster_wake.notify_one();
-    tracing::info!(number = version.number, "{detail}");
-    Ok(())
-}
-
-/// Raises the `misconduct` alarm naming the peer that handed over a version that does not verify.
-async fn misconduct(node: &NodeState, source: &Source, message: &str) {
-    let Source::Peer(peer) = source else { return };
-    tracing::warn!(peer = %peer, "{message}");
-    let alarm = AlarmChange::misconduct(peer, now_ms(), format!("{peer}'s node handed over a {message}"));
-    if let Err(e) = node.store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait().await {
-        node.fail_storage(&e);
-    }
-    node.committed(&[]);
+fn storage(message: String) -> Refused {
+    Refused { code: "storage", message }
 }
 
 /// Takes versions in order, each as the next after the one in force.
@@ -334,9 +242,9 @@ async fn take_versions(node: &NodeState, peer: &MemberCode, versions: Vec<Roster
         match offer(node, Source::Peer(peer.clone()), file).await {
             Ok(Offered::Applied(_) | Offered::Stale) => {}
             Ok(Offered::Kept { .. }) => {
-                // A version the peer applied must meet its rule here as well: it did not.
-                let message = "roster version that the peer holds as in force lacks the signatures its rule asks";
-                misconduct(node, &Source::Peer(peer.clone()), message).await;
+                // A version the peer holds as in force must meet its rule here as well: it did
+                // not, and it is kept as a proposal only.
+                tracing::warn!(peer = %peer, "a roster version the peer holds in force lacks signatures here");
                 break;
             }
             Ok(Offered::Ahead) | Err(_) => break,

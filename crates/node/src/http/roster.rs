@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use adi_core::amendment::{self, RosterVersion};
 use adi_core::Roster;
+use adi_engine::roster::{changes, signers, RosterBook};
 use adi_wire::files::{RosterFile, RosterVersionFile};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +18,7 @@ use super::auth::Auth;
 use super::error::{check_writable, ApiJson, ApiPath};
 use crate::error::{ApiError, ErrorBody};
 use crate::fed::roster::{offer, Offered, Source};
-use crate::state::{NodeState, RosterBook};
+use crate::state::NodeState;
 
 /// One member as the roster in force lists it.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -94,16 +95,6 @@ pub struct ProposedView {
     /// `proposed` (kept, gathering signatures) or `in_force` (it met its rule and took effect).
     pub state: String,
     pub proposal: ProposalView,
-}
-
-fn signers(v: &RosterVersion) -> Vec<String> {
-    let mut out: Vec<String> = v.signed_by.iter().map(|(m, _)| m.to_string()).collect();
-    out.dedup();
-    out
-}
-
-fn changes(from: &Roster, to: &Roster) -> Vec<String> {
-    amendment::changes(from, to).iter().map(|c| c.to_string()).collect()
 }
 
 fn proposal_view(node: &NodeState, book: &RosterBook, file: &RosterVersionFile) -> Option<ProposalView> {
