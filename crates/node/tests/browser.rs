@@ -648,3 +648,109 @@ async fn a_list_longer_than_its_page_shows_a_more_button_that_adds_the_next_page
     browser.quit().await;
     net.stop_all().await;
 }
+
+impl Browser {
+    /// Waits for the browser's dialog (`confirm()`), returns its text and accepts it.
+    async fn accept_dialog(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        let text = loop {
+            match self.try_cmd(Method::GET, "/alert/text", None).await {
+                Ok(v) => break v.as_str().unwrap_or_default().to_string(),
+                Err(e) => assert!(Instant::now() < deadline, "no dialog opened: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        self.cmd(Method::POST, "/alert/accept", Some(json!({}))).await;
+        text
+    }
+
+    /// Scrolls the page to the element `css`, for a screenshot of it.
+    async fn scroll_to(&self, css: &str) {
+        let script =
+            json!({"script": "document.querySelector(arguments[0]).scrollIntoView(); return 1;", "args": [css]});
+        self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_duty_officer_only_sees_it() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let store = &*net.node("PH").state.store;
+    for (name, role) in [("admin-ph", "admin"), ("watch-ph", "duty")] {
+        adi_node::setup::add_operator_for(store, name, role, None).unwrap();
+        adi_node::setup::set_password(store, name, PASSWORD).unwrap();
+    }
+    let vn_store = &*net.node("VN").state.store;
+    let vn_token = adi_node::setup::add_operator_for(vn_store, "admin-vn", "admin", None).unwrap();
+    adi_node::setup::set_password(vn_store, "admin-vn", PASSWORD).unwrap();
+    let vn_url = &net.state.members[net.index("VN")].api_url;
+    let vn_admin = Client::new(vn_url, Some(vn_token), None).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+
+    // PH's duty officer opens the console: the roster in force, version 1, with nothing pending.
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.wait_text("#roster-number", "1").await;
+    browser.wait_text("#proposals-none", "No amendment is pending").await;
+    let roster = net.client("PH").call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    assert_eq!(browser.text("#roster-first-hash").await, roster["first_hash"].as_str().unwrap());
+    assert_eq!(browser.text("#roster-hash").await, roster["hash"].as_str().unwrap());
+    let members = browser.text("#roster-members").await;
+    for code in ["PH", "VN", "CN"] {
+        assert!(members.contains(code), "{code} is not listed: {members}");
+    }
+    assert_eq!(browser.count("#roster-members .suspended").await, 0, "no one is suspended yet: {members}");
+
+    // VN's administrator proposes to suspend CN; PH's page shows it by itself, with VN's
+    // signature and PH's missing one, and gives a duty officer nothing to sign with.
+    let mut file = vn_admin.call(Method::GET, "/api/v1/roster", None).await.unwrap()["file"].clone();
+    file["suspended"] = json!(["CN"]);
+    let proposed =
+        vn_admin.call(Method::POST, "/api/v1/roster/proposals", Some(&json!({"roster": file}))).await.unwrap();
+    assert_eq!(proposed["state"], "proposed", "{proposed}");
+    let hash = proposed["proposal"]["hash"].as_str().unwrap().to_string();
+    let row = format!("#proposals tr[data-hash='{hash}']");
+    browser.wait_text("#proposals", "suspends CN").await;
+    let cells = browser.texts(&format!("{row} td")).await;
+    assert_eq!(cells.len(), 5, "a duty officer's row has no action column: {cells:?}");
+    assert_eq!(cells[0], "2", "{cells:?}");
+    assert_eq!(cells[2], "suspends CN", "{cells:?}");
+    assert!(cells[3].contains("VN"), "VN signed it: {cells:?}");
+    assert!(cells[4].contains("PH"), "it lacks PH's signature: {cells:?}");
+    assert_eq!(browser.attribute(&format!("{row} code"), "title").await.as_deref(), Some(hash.as_str()));
+    assert_eq!(browser.count("#proposals button").await, 0, "a duty officer has no Sign button");
+    assert_eq!(browser.count("#proposals-action:not([hidden])").await, 0);
+    browser.scroll_to("#roster").await;
+    browser.screenshot("roster-duty").await;
+
+    // PH's administrator signs it from the page, confirming what is signed.
+    browser.click("#sign-out").await;
+    browser.wait_exactly("#sign-in-view:not([hidden])", 1).await;
+    browser.sign_in(&console, "admin-ph", PASSWORD).await;
+    let sign = format!("{row} button.roster-sign");
+    browser.wait_exactly(&sign, 1).await;
+    assert_eq!(browser.attribute(&sign, "aria-label").await.as_deref(), Some("Sign version 2 (suspends CN)"));
+    browser.scroll_to("#roster").await;
+    browser.screenshot("roster-admin").await;
+    browser.click(&sign).await;
+    let asked = browser.accept_dialog().await;
+    assert!(asked.contains("version 2") && asked.contains("suspends CN"), "{asked}");
+    browser.wait_text("#roster-outcome", "version 2 has every signature it needs and is now in force").await;
+    browser.wait_text("#roster-number", "2").await;
+    browser.wait_exactly("#roster-members tr[data-member='CN'] .tag.suspended", 1).await;
+    assert_eq!(browser.text("#roster-members tr[data-member='CN'] td:last-child").await, "suspended");
+    browser.wait_exactly("#proposals tr", 0).await;
+    assert_eq!(browser.count("#proposals-none:not([hidden])").await, 1);
+    browser.scroll_to("#roster").await;
+    browser.screenshot("roster-signed").await;
+    // The page showed what the node holds: version 2 in force at PH, and at VN too.
+    for at in [net.client("PH"), vn_admin] {
+        common::eventually(WAIT, "version 2 in force", || {
+            let at = at.clone();
+            async move { (at.call(Method::GET, "/api/v1/roster", None).await.ok()?["number"] == 2).then_some(()) }
+        })
+        .await;
+    }
+    browser.quit().await;
+    net.stop_all().await;
+}

@@ -316,7 +316,8 @@ async function start() {
   $("watch").hidden = !session;
   $("sign-out").hidden = !session;
   $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
-  if (session) { me = (await call("GET", "/healthz")).member; loadSchemas(); await refresh(); listen(); }
+  if (!session) clearRoster();
+  if (session) { me = (await call("GET", "/healthz")).member; loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen(); }
 }
 
 $("sign-in").addEventListener("submit", async (e) => {
@@ -386,6 +387,101 @@ $("banner-ack").addEventListener("click", async () => {
     await refresh();
   } catch (e) { shown(e); }
 });
+// ---- The roster: the version in force, its members, and the amendments pending. ----
+
+// No event tells of a roster proposal or signature: the section is read again this often while
+// it is open, and whenever the operator opens it.
+const ROSTER_EVERY_MS = 15000;
+
+const isAdmin = () => !!session && session.role === "admin";
+const changesText = (p) => (p.changes.length ? p.changes.join("; ") : "no change");
+
+// A hash by its first twelve hex digits, the whole of it in the title.
+function shortHash(hash) {
+  const c = document.createElement("code");
+  c.textContent = hash.slice(0, 12) + "…"; c.title = hash;
+  return c;
+}
+
+function rosterShown(e) {
+  $("roster-error").textContent = said(e);
+  if (e.status === 401) shown(e);
+}
+
+function clearRoster() {
+  for (const id of ["roster-name", "roster-number", "roster-hash", "roster-first-hash", "roster-members", "proposals", "roster-outcome", "roster-error"]) $(id).replaceChildren();
+}
+
+async function showRoster() {
+  if (!session) return;
+  const [roster, proposals] = await Promise.all([call("GET", "/api/v1/roster"), call("GET", "/api/v1/roster/proposals")]);
+  $("roster-name").textContent = roster.name;
+  $("roster-number").textContent = String(roster.number);
+  $("roster-hash").textContent = roster.hash;
+  $("roster-first-hash").textContent = roster.first_hash;
+  $("roster-members").replaceChildren(...roster.members.map((m) => {
+    const tr = document.createElement("tr");
+    tr.dataset.member = m.code;
+    if (m.suspended) tr.className = "suspended";
+    cell(tr, m.code); cell(tr, m.name); cell(tr, m.community);
+    const td = cell(tr, m.suspended ? "" : "in good standing");
+    if (m.suspended) {
+      const mark = document.createElement("strong");
+      mark.className = "tag suspended"; mark.textContent = "suspended";
+      td.appendChild(mark);
+    }
+    return tr;
+  }));
+  // Only an administrator signs: the others see the proposals without the column of buttons.
+  const admin = isAdmin();
+  $("proposals-action").hidden = !admin;
+  $("proposals").replaceChildren(...proposals.map((p) => {
+    const tr = document.createElement("tr");
+    tr.dataset.hash = p.hash;
+    cell(tr, String(p.number));
+    cell(tr, "").appendChild(shortHash(p.hash));
+    cell(tr, changesText(p));
+    cell(tr, p.signed_by.length ? p.signed_by.join(", ") : "no one yet");
+    cell(tr, p.lacking == null ? "nothing: it has every signature" : p.lacking);
+    if (admin) {
+      const td = cell(tr, p.signed_here ? "signed here" : "");
+      if (!p.signed_here) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "roster-sign"; b.textContent = "Sign";
+        b.setAttribute("aria-label", "Sign version " + p.number + " (" + changesText(p) + ")");
+        b.addEventListener("click", () => signProposal(p, b));
+        td.appendChild(b);
+      }
+    }
+    return tr;
+  }));
+  $("proposals-table").hidden = !proposals.length;
+  $("proposals-none").hidden = !!proposals.length;
+  $("roster-error").textContent = "";
+}
+
+// Signing is an act of the member's state: the administrator confirms what is signed first.
+async function signProposal(p, button) {
+  const question = "Sign version " + p.number + " of the roster with this member's key?\n\n" +
+    "It " + changesText(p) + ".\nHash: " + p.hash + "\n\nThe signature is handed to every member's node.";
+  if (!confirm(question)) return;
+  button.disabled = true;
+  try {
+    const r = await call("POST", "/api/v1/roster/proposals/" + encodeURIComponent(p.hash) + "/sign", {});
+    const v = r.proposal;
+    $("roster-outcome").textContent = r.state === "in_force"
+      ? "Signed: version " + v.number + " has every signature it needs and is now in force."
+      : "Signed: version " + v.number + " is still proposed" + (v.lacking ? "; it lacks " + v.lacking : "") + ".";
+    $("roster-error").textContent = "";
+  } catch (e) {
+    rosterShown(e);
+  }
+  await showRoster().catch(rosterShown);
+}
+
+$("roster-box").addEventListener("toggle", () => { if ($("roster-box").open) showRoster().catch(rosterShown); });
+setInterval(() => { if (session && $("roster-box").open) showRoster().catch(rosterShown); }, ROSTER_EVERY_MS);
+
 // ---- Structured reports: working groups, the COLREGs suggestion, and the map. ----
 
 function composeError(text) { $("compose-error").textContent = text; $("action-error").textContent = text; }
