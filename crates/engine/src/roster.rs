@@ -38,7 +38,7 @@ pub struct RosterBook {
 pub enum Decision {
     /// It meets its rule: record it as applied (with `detail` for the audit log), then
     /// [`RosterBook::applied`].
-    Apply { version: RosterVersion, file: RosterVersionFile, detail: String },
+    Apply { version: Box<RosterVersion>, file: RosterVersionFile, detail: String },
     /// It verifies but lacks signatures: keep `file` (merged with what was kept), then
     /// [`RosterBook::kept`]. `new` when no proposal of its hash was kept before.
     Keep { file: RosterVersionFile, hash: [u8; 32], added: usize, new: bool, changes: Vec<String> },
@@ -176,7 +176,7 @@ impl RosterBook {
             .map_err(|e| Refusal::Forged(format!("roster version {} refused: {e}", file.number)))?;
         if amendment::rules_met(&self.current, &version).is_ok() {
             let detail = describe(&self.current, &version);
-            return Ok(Decision::Apply { version, file: merged, detail });
+            return Ok(Decision::Apply { version: Box::new(version), file: merged, detail });
         }
         let changes = changes(&self.current.roster, &version.roster);
         Ok(Decision::Keep { file: merged, hash: version.hash, added, new, changes })
