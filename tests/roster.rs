@@ -1,7 +1,8 @@
 //! The roster amended while the network runs, between separate node processes: Timor-Leste
 //! admitted by every ASEAN member's signature (none short of it takes effect) and exchanging a
-//! FLASH with Viet Nam; a member suspended and refused afterwards; a node stopped during two
-//! amendments applying both, in order, when it comes back.
+//! FLASH with Viet Nam; a member suspended, taken off every conference (one re-homed by the
+//! roster's rule) and refused afterwards; a node stopped during two amendments applying both, in
+//! order, when it comes back.
 
 mod support;
 
@@ -258,6 +259,22 @@ async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_i
         cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
     })
     .await;
+    // Two conferences with China: one Viet Nam is home to, one China is home to.
+    let open = |c: Client, members: Value| async move {
+        let body = json!({"members": members, "scope": "ADMM-Plus"});
+        c.call(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let vn_conference = open(vn.clone(), json!(["VN", "MY", "CN"])).await;
+    let cn_conference = open(cn.clone(), json!(["CN", "MY", "VN"])).await;
+    let my = net.procs.client("MY");
+    for (c, at) in [(&my, "MY"), (&vn, "VN")] {
+        for l in [&vn_conference, &cn_conference] {
+            eventually(WAIT, &format!("the conference at {at}'s node"), || async {
+                c.call(Method::GET, &format!("/api/v1/lines/{l}"), None).await.ok()
+            })
+            .await;
+        }
+    }
 
     // China is suspended by every ASEAN member's signature (its own is not needed).
     let (vn_url, vn_token) = net.admin("VN");
@@ -283,6 +300,25 @@ async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_i
         .await
         .unwrap();
     assert_eq!((status.as_u16(), refused["error"].as_str()), (403, Some("suspended")), "{refused}");
+    // China is taken off both conferences: by Viet Nam, home to one, and by Malaysia, to which
+    // the roster's rule re-homes the other (the first member by code in good standing).
+    for (c, at) in [(&vn, "VN"), (&my, "MY")] {
+        for l in [&vn_conference, &cn_conference] {
+            eventually(WAIT, &format!("China off conference {l} at {at}'s node"), || async {
+                let v = c.call(Method::GET, &format!("/api/v1/lines/{l}"), None).await.ok()?;
+                (v["members"] == json!(["MY", "VN"])).then_some(())
+            })
+            .await;
+        }
+    }
+    // The re-homed conference carries Viet Nam's message to Malaysia.
+    let body = json!({"precedence": "IMMEDIATE", "subject": "without China", "body": "x"});
+    let sent = vn.call(Method::POST, &format!("/api/v1/lines/{cn_conference}/messages"), Some(&body)).await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    eventually(WAIT, "Viet Nam's message at Malaysia's node", || async {
+        my.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()
+    })
+    .await;
 
     // The Philippines' node stops, and two amendments that need no signature of its pass: a
     // member's own entry needs only its own key. Viet Nam adds an endpoint (version 3), then

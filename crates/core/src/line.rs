@@ -56,6 +56,18 @@ impl Line {
         self.direct
     }
 
+    /// The member that sequences the line's membership under `roster` (`docs/PROTOCOL.md`,
+    /// "Re-homing"): its home member while the roster lists it in good standing and it is on the
+    /// line; else the first of its members, by code, that the roster lists in good standing.
+    /// Every member's node computes the same from the same roster version and membership.
+    pub fn acting_home(&self, roster: &Roster) -> MemberCode {
+        let standing = |m: &MemberCode| roster.member(m).is_some() && !roster.is_suspended(m);
+        if standing(&self.home) && self.has_member(&self.home) {
+            return self.home.clone();
+        }
+        self.members.iter().filter(|m| standing(m)).min().cloned().unwrap_or_else(|| self.home.clone())
+    }
+
     pub fn has_member(&self, code: &MemberCode) -> bool {
         self.members.binary_search(code).is_ok()
     }

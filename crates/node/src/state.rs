@@ -144,6 +144,8 @@ pub struct NodeState {
     roster_number: watch::Sender<u64>,
     /// Serialises what changes the roster's book, so that each offer is decided on the last.
     pub roster_lock: tokio::sync::Mutex<()>,
+    /// The number of the roster version each peer's node last said it holds.
+    peer_roster: Mutex<std::collections::HashMap<MemberCode, u64>>,
     /// Woken when the node has something new to hand its peers (a proposal, a signature, a
     /// version): the roster task exchanges with every peer at once.
     pub roster_wake: Notify,
@@ -227,6 +229,7 @@ impl NodeState {
             pins,
             roster_lock: tokio::sync::Mutex::new(()),
             roster_wake: Notify::new(),
+            peer_roster: Mutex::new(std::collections::HashMap::new()),
             tls_cert,
             tls_key,
             storage_failed: AtomicBool::new(false),
@@ -288,6 +291,18 @@ impl NodeState {
     /// Changes the roster's versions and proposals under their lock.
     pub(crate) fn with_roster_book<T>(&self, f: impl FnOnce(&mut RosterBook) -> T) -> T {
         f(&mut self.book.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Notes the roster version a peer's node said it holds.
+    pub(crate) fn note_peer_roster(&self, peer: &MemberCode, number: u64) {
+        let mut known = self.peer_roster.lock().unwrap_or_else(|p| p.into_inner());
+        let at = known.entry(peer.clone()).or_default();
+        *at = (*at).max(number);
+    }
+
+    /// The roster version a peer's node last said it holds (0 if it said nothing yet).
+    pub fn peer_roster(&self, peer: &MemberCode) -> u64 {
+        self.peer_roster.lock().unwrap_or_else(|p| p.into_inner()).get(peer).copied().unwrap_or(0)
     }
 
     /// Follows the number of the roster version in effect.

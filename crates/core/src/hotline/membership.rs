@@ -128,7 +128,7 @@ impl Hotline {
             return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
         }
         self.key_updates.insert(line.id, (now_ms, 0));
-        if line.home == self.config.me {
+        if line.acting_home(&self.config.roster) == self.config.me {
             return self.commit_line(now_ms, &line, true);
         }
         let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
@@ -143,7 +143,7 @@ impl Hotline {
         if !line.has_member(&self.config.me) {
             return Err(CoreError::forbidden("removed", format!("{} is not on line {}", self.config.me, line.id)));
         }
-        if line.home == self.config.me {
+        if line.acting_home(&self.config.roster) == self.config.me {
             return Err(CoreError::forbidden(
                 "home_stays",
                 "the home member stays on its line; it removes the other members instead",
@@ -165,10 +165,11 @@ impl Hotline {
     /// A line whose members this node may change: it is the line's home member.
     pub(super) fn home_line(&self, id: &LineId) -> Result<Line, CoreError> {
         let line = self.line_here(id)?;
-        if line.home != self.config.me {
+        let home = line.acting_home(&self.config.roster);
+        if home != self.config.me {
             return Err(CoreError::forbidden(
                 "not_home",
-                format!("only {}, the line's home member, changes its members", line.home),
+                format!("only {home}, the line's home member, changes its members"),
             ));
         }
         Ok(line)

@@ -108,7 +108,8 @@ impl Hotline {
             });
         }
         let claim = Claim { sender: sender.as_str(), epoch: body.epoch };
-        let rules = LineRules { home: line.home.as_str(), direct: line.is_direct() };
+        let home = line.acting_home(&self.config.roster);
+        let rules = LineRules { home: home.as_str(), direct: line.is_direct() };
         let roster = &self.config.roster;
         let processed = match self.mls.process(&line.id.0, rules, claim, &body.payload, &roster_keys(roster)) {
             Ok(p) => p,
@@ -449,7 +450,7 @@ impl Hotline {
             signed_content: None,
         }];
         // The home member commits a member's key update at once.
-        if proposal && line.home == self.config.me {
+        if proposal && line.acting_home(&self.config.roster) == self.config.me {
             if let Ok(commit) = self.commit_line(now_ms, &line, !leaving) {
                 out.push(commit);
             }

@@ -29,6 +29,7 @@ use super::links::{post_once, run_link};
 use super::{tls, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::NodeConfig;
+use crate::driver::commit_own;
 use crate::error::ApiError;
 use crate::state::NodeState;
 
@@ -39,10 +40,12 @@ pub struct Exchange {
     pub proposals: Vec<RosterVersionFile>,
 }
 
-/// A peer's answer: the versions after the one named, in order (at most
-/// `roster_versions_per_exchange_max`), and the proposals it keeps.
+/// A peer's answer: the number of the version it holds, the versions after the one named, in
+/// order (at most `roster_versions_per_exchange_max`), and the proposals it keeps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExchangeReply {
+    #[serde(default)]
+    pub number: u64,
     pub versions: Vec<RosterVersionFile>,
     pub proposals: Vec<RosterVersionFile>,
 }
@@ -269,12 +272,14 @@ pub async fn answer_exchange(node: &NodeState, peer: &MemberCode, body: &[u8]) -
             format!("an exchange carries at most {max} proposals"),
         ));
     }
+    node.note_peer_roster(peer, request.number);
     for p in request.proposals {
         // A refusal is alarmed and logged where it is decided; the exchange goes on.
         let _ = offer(node, Source::Peer(peer.clone()), p).await;
     }
     let book = node.roster_book();
     Ok(ExchangeReply {
+        number: book.current.number,
         versions: book
             .versions
             .iter()
@@ -284,6 +289,37 @@ pub async fn answer_exchange(node: &NodeState, peer: &MemberCode, body: &[u8]) -
             .collect(),
         proposals: book.proposals,
     })
+}
+
+/// Takes each member the roster in force suspends or no longer lists off every conference this
+/// node sequences (as its home member, or as the member the line is re-homed to). A re-homed
+/// line waits until each of its other members' nodes is known to hold the version in force, so
+/// that none refuses the new home's commit as coming from a member that is not home.
+async fn take_members_off_lines(node: &NodeState) {
+    let roster = node.roster();
+    let number = node.roster_book().current.number;
+    let standing = |m: &MemberCode| roster.member(m).is_some() && !roster.is_suspended(m);
+    let lines: Vec<adi_core::Line> = node.core().lines().cloned().collect();
+    for line in lines {
+        if line.is_direct() || line.acting_home(&roster) != node.member {
+            continue;
+        }
+        let Some(out) = line.members.iter().find(|m| !standing(m)).cloned() else { continue };
+        let others_ready =
+            line.members.iter().filter(|m| **m != node.member && standing(m)).all(|m| node.peer_roster(m) >= number);
+        if line.home != node.member && !others_ready {
+            continue;
+        }
+        if line.members.len() <= 2 {
+            continue;
+        }
+        match commit_own(node, |core| core.remove_member(now_ms(), line.id, &out)).await {
+            Ok(_) => {
+                tracing::info!(line = %line.id, member = %out, "member taken off the line by roster version {number}")
+            }
+            Err(e) => tracing::warn!(line = %line.id, member = %out, error = ?e, "cannot take the member off the line"),
+        }
+    }
 }
 
 /// One exchange with a peer's node, trying its endpoints in order.
@@ -339,6 +375,7 @@ pub async fn run_roster(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool
             let Ok((peer, reply)) = done else { continue };
             match reply {
                 Ok(reply) => {
+                    node.note_peer_roster(&peer, reply.number);
                     take_versions(&node, &peer, reply.versions).await;
                     for p in reply.proposals {
                         let _ = offer(&node, Source::Peer(peer.clone()), p).await;
@@ -347,6 +384,7 @@ pub async fn run_roster(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool
                 Err(e) => tracing::debug!(peer = %peer, error = %e, "roster exchange failed"),
             }
         }
+        take_members_off_lines(&node).await;
         let every = Duration::from_millis(node.runtime_limits.roster_sync_ms);
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
