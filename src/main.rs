@@ -275,6 +275,10 @@ enum Command {
         /// Do not play the scenario.
         #[arg(long)]
         no_scenario: bool,
+        /// Then admit this member into the running network by roster amendment, end to end
+        /// (its keys and card, the proposal, every ASEAN signature, its node joining, a FLASH).
+        #[arg(long)]
+        admit: Option<String>,
     },
     /// Measure latency, throughput, network build, catch-up and resources on real node processes,
     /// each beside the machine's physical floor.
@@ -607,8 +611,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AlarmAck { client, id } => cmd::alarms::ack(client, id).await,
         Command::Links(args) => cmd::links::links(args).await,
         Command::Watch { client, after, count } => cmd::watch::watch(&client, after, count).await,
-        Command::Demo { members, state, base_port, init_only, no_scenario } => {
-            cmd::demo::demo(members, state, base_port, init_only, no_scenario).await
+        Command::Demo { members, state, base_port, init_only, no_scenario, admit } => {
+            cmd::demo::demo(members, state, base_port, init_only, no_scenario, admit).await
         }
         Command::Bench(args) => bench::run(args).await,
     }

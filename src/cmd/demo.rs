@@ -33,6 +33,7 @@ pub async fn demo(
     base_port: u16,
     init_only: bool,
     no_scenario: bool,
+    admit: Option<String>,
 ) -> anyhow::Result<()> {
     init_logging("warn");
     let codes: Vec<String> = match members {
@@ -40,7 +41,7 @@ pub async fn demo(
         None => setup::members_2022().into_iter().map(|m| m.code).collect(),
     };
     let state = state.unwrap_or_else(|| std::env::temp_dir().join(format!("adi-demo-{}", std::process::id())));
-    let demo = if state.join("demo.json").exists() {
+    let mut demo = if state.join("demo.json").exists() {
         out!("using the existing network in {}", state.display());
         let text = std::fs::read_to_string(state.join("demo.json"))?;
         serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", state.join("demo.json").display()))?
@@ -77,6 +78,12 @@ pub async fn demo(
     if !no_scenario {
         if let Err(e) = scenario(&demo).await {
             eprintln!("scenario failed: {e:#}");
+        }
+    }
+    if let Some(code) = admit {
+        match super::admit::admit(&state, &mut demo, &nodes, &code, base_port).await {
+            Ok(node) => nodes.push(node),
+            Err(e) => eprintln!("admission failed: {e:#}"),
         }
     }
     let stop = StopSignal::listen()?;

@@ -16,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+pub mod admit;
 pub mod alarms;
 pub mod amendment;
 pub mod cpa;
