@@ -382,3 +382,50 @@ async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_i
     let cn_entry = roster["members"].as_array().unwrap().iter().find(|m| m["code"] == "CN").unwrap().clone();
     assert_eq!(cn_entry["suspended"], true);
 }
+
+/// `adi demo --admit TL` shows the whole admission in one command: the demo network runs, and
+/// Timor-Leste is admitted, joins and acknowledges a FLASH from Viet Nam.
+#[test]
+fn the_demo_admits_timor_leste_in_one_command() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let base = adi_node::setup::free_port_run(10).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adi"))
+        .args(["demo", "--members", "PH,VN,MY,CN", "--admit", "TL", "--no-scenario", "--base-port"])
+        .arg(base.to_string())
+        .arg("--state")
+        .arg(dir.path().join("net"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l: &String| l.contains("[6/6]") || l.contains("admission failed")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("[4/6] version 2 is in force on all 4 nodes, without a restart"), "{text}");
+    assert!(text.contains("[6/6] VN opened an ADMM line to TL; a FLASH rang there in"), "{text}");
+    assert!(text.contains("TL acknowledged it"), "{text}");
+    // Timor-Leste is in the demo's state for the next run.
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("net/demo.json")).unwrap()).unwrap();
+    assert!(demo["members"].as_array().unwrap().iter().any(|m| m["code"] == "TL"), "{demo}");
+}
