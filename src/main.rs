@@ -244,6 +244,10 @@ enum Command {
         /// copy of the roster must hash to it.
         #[arg(long, conflicts_with = "unanchored")]
         roster_sha256: Option<String>,
+        /// The network's identity, the hash of the roster's first version (`adi roster show`):
+        /// the roster chain the bundle carries must start there, and gives the keys.
+        #[arg(long, conflicts_with_all = ["roster", "config", "roster_sha256", "unanchored"])]
+        network: Option<String>,
         /// Check without an anchor: the bundle is then only shown consistent with itself, and
         /// the command says so.
         #[arg(long)]
@@ -591,10 +595,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
         Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
-        Command::Verify { file, roster, config, roster_sha256, unanchored, json, quiet, reports } => {
+        Command::Verify { file, roster, config, roster_sha256, network, unanchored, json, quiet, reports } => {
             let anchor = cmd::export::anchor(roster.as_deref(), config.as_deref(), roster_sha256.as_deref())?;
+            let network = cmd::export::network(network.as_deref(), config.as_deref())?;
             let shown = cmd::export::Shown { json, quiet, reports };
-            cmd::export::verify_bundle(&file, &anchor, unanchored, shown)
+            cmd::export::verify_bundle(&file, &anchor, network, unanchored, shown)
         }
         Command::Decision { command } => cmd::decision::decision(command).await,
         Command::Cpa { own, other, file, json } => cmd::cpa::cpa(own, other, file, json),

@@ -429,3 +429,75 @@ fn the_demo_admits_timor_leste_in_one_command() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("net/demo.json")).unwrap()).unwrap();
     assert!(demo["members"].as_array().unwrap().iter().any(|m| m["code"] == "TL"), "{demo}");
 }
+
+/// A member removed by a roster version: its past messages stay in the record, and the line's
+/// export verifies offline anchored on the network's identity alone, the bundle carrying the
+/// roster's chain; a chain altered, or another identity, fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_members_past_record_verifies_anchored_on_the_networks_identity() {
+    let net = Net::start(&["PH", "VN", "MY", "CN"]);
+    net.healthy().await;
+    let vn = net.procs.client("VN");
+    let cn = net.procs.client("CN");
+    let line = vn
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "MY", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(WAIT, "the conference at China's node", || async {
+        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+    let body = json!({"precedence": "PRIORITY", "subject": "before removal", "body": "China's last word"});
+    let said = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let id = said["id"].as_str().unwrap().to_string();
+    eventually(WAIT, "China's message at Viet Nam's node", || async {
+        vn.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()
+    })
+    .await;
+
+    let (vn_url, vn_token) = net.admin("VN");
+    roster_cli(&vn_url, &vn_token, &["propose", "--remove", "CN"]);
+    net.sign("PH", 2).await;
+    net.sign("MY", 2).await;
+    let running: Vec<(&str, Client)> = ["PH", "VN", "MY"].iter().map(|c| (*c, net.admin_client(c))).collect();
+    all_at(&running, 2).await;
+    eventually(WAIT, "China off the conference", || async {
+        let v = vn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
+        (v["members"] == json!(["MY", "VN"])).then_some(())
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("line.json").to_string_lossy().into_owned();
+    ok(&["export", "--url", &vn_url, "--token", &net.procs.member("VN").token, "--line", &line, "--out", &bundle]);
+    let identity = net.admin_client("VN").call(Method::GET, "/api/v1/roster", None).await.unwrap()["first_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let printed = ok(&["verify", &bundle, "--network", &identity]);
+    assert!(printed.contains(&format!("ok    anchor: network {identity}, roster version 2")), "{printed}");
+    assert!(printed.contains("verified:"), "{printed}");
+    assert!(printed.contains("China's last word") || printed.contains("before removal"), "{printed}");
+    // The configuration of any member's node anchors it the same way: its roster file is the
+    // first version.
+    let printed = ok(&["verify", &bundle, "--config", &net.procs.member("PH").config]);
+    assert!(printed.contains("roster version 2"), "{printed}");
+
+    // Another identity, or a chain altered (China put back in version 2), fails.
+    let other = "00".repeat(32);
+    let out = adi(&["verify", &bundle, "--network", &other]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the network's identity"));
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let first_members = doc["roster_chain"]["first"]["members"].clone();
+    doc["roster_chain"]["versions"][0]["roster"]["members"] = first_members;
+    let altered = dir.path().join("altered.json");
+    std::fs::write(&altered, serde_json::to_string(&doc).unwrap()).unwrap();
+    let out = adi(&["verify", altered.to_str().unwrap(), "--network", &identity]);
+    assert!(!out.status.success());
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("roster version 2 of the bundle's chain is refused"), "{why}");
+}

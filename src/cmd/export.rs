@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use adi_core::amendment;
+use adi_core::Roster;
 use adi_record::bundle::Anchor;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -59,14 +61,85 @@ pub struct Shown {
     pub reports: bool,
 }
 
-/// Checks a bundle offline under `anchor` and prints each check and the record as an auditor
-/// reads it; fails naming the first broken item, and fails without an anchor unless
-/// `unanchored` says that is meant.
-pub fn verify_bundle(file: &Path, anchor: &Anchor, unanchored: bool, shown: Shown) -> anyhow::Result<()> {
+/// The network identity `adi verify` anchors on: given as `--network`, or the hash of the first
+/// version of the roster a node's configuration names (its roster file is the first version).
+pub fn network(hash: Option<&str>, config: Option<&Path>) -> anyhow::Result<Option<[u8; 32]>> {
+    if let Some(h) = hash {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(h.trim(), &mut out)
+            .map_err(|_| anyhow::anyhow!("--network: expected the first roster version's hash (64 hex digits)"))?;
+        return Ok(Some(out));
+    }
+    let Some(config) = config else { return Ok(None) };
+    let path = adi_node::config::configured_roster(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let first = adi_node::config::load_roster(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let v = amendment::check_first(&amendment::first(&first)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(v.hash))
+}
+
+/// The keys a bundle is checked under when it is anchored on the network's identity: its roster
+/// chain is checked from a first version whose hash is `network`, each version as every node
+/// checks it, and each member's key is the last the chain gave it (a member suspended or removed
+/// since keeps the key it signed with).
+pub fn chain_anchor(bundle: &adi_record::bundle::Bundle, network: &[u8; 32]) -> Result<(Anchor, String), String> {
+    let chain = bundle
+        .roster_chain
+        .as_ref()
+        .ok_or("the bundle carries no roster chain to anchor on the network's identity (bundles of version 3 do)")?;
+    let first = Roster::from_file(&chain.first).map_err(|e| format!("the chain's first roster: {e}"))?;
+    let mut current = amendment::check_first(&amendment::first(&first)).map_err(|e| e.to_string())?;
+    if current.hash != *network {
+        return Err(format!(
+            "the bundle's first roster version has hash {}, not the network's identity {}",
+            hex::encode(current.hash),
+            hex::encode(network)
+        ));
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    let mut note = |r: &Roster| {
+        for m in r.members() {
+            keys.insert(m.code.to_string(), m.signing_key.to_bytes());
+        }
+    };
+    note(&current.roster);
+    for v in &chain.versions {
+        current = amendment::check_amendment(&current, v)
+            .map_err(|e| format!("roster version {} of the bundle's chain is refused: {e}", v.number))?;
+        note(&current.roster);
+    }
+    let said = format!("network {}, roster version {}", hex::encode(network), current.number);
+    Ok((Anchor::Roster { sha256: current.roster.sha256(), keys }, said))
+}
+
+/// Checks a bundle offline under `anchor` (or on the network's identity, through the roster
+/// chain the bundle carries) and prints each check and the record as an auditor reads it; fails
+/// naming the first broken item, and fails without an anchor unless `unanchored` says that is
+/// meant.
+pub fn verify_bundle(
+    file: &Path,
+    anchor: &Anchor,
+    network: Option<[u8; 32]>,
+    unanchored: bool,
+    shown: Shown,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let bundle: adi_record::bundle::Bundle =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a bundle: {e}", file.display()))?;
-    let report = adi_record::bundle::verify_anchored(&bundle, anchor);
+    // A bundle with a chain is anchored on the network's identity when one is known; an older one
+    // on the roster it names.
+    let chained = match network {
+        Some(n) if bundle.roster_chain.is_some() || !matches!(anchor, Anchor::Roster { .. }) => {
+            Some(chain_anchor(&bundle, &n).map_err(|why| anyhow::anyhow!("FAIL  anchor: the roster chain: {why}"))?)
+        }
+        _ => None,
+    };
+    let mut report = match &chained {
+        Some((a, _)) => adi_record::bundle::verify_anchored(&bundle, a),
+        None => adi_record::bundle::verify_anchored(&bundle, anchor),
+    };
+    if let Some((_, said)) = &chained {
+        report.checks.insert(0, adi_record::bundle::Check { item: format!("anchor: {said}"), failure: None });
+    }
     if shown.json {
         let checks: Vec<Value> = report
             .checks

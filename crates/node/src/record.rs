@@ -243,12 +243,25 @@ pub async fn export(
         });
     }
     let (from_index, to_index) = (from_index as u64, to_index as u64);
+    // Each signer's key: the roster in force's, or for a member it no longer lists, the key the
+    // last version listing it gave it.
+    let book = node.roster_book();
+    let first = node.first_roster();
+    let key_of = |m: &MemberCode| {
+        node.roster().member(m).map(|m| m.signing_key).or_else(|| {
+            book.versions
+                .iter()
+                .rev()
+                .filter_map(|v| adi_core::Roster::from_file(&v.roster).ok())
+                .chain(std::iter::once(first.clone()))
+                .find_map(|r| r.member(m).map(|m| m.signing_key))
+        })
+    };
     let roster = signers
         .into_iter()
         .filter_map(|code| {
             let m = MemberCode::parse(&code).ok()?;
-            let key = node.roster().member(&m)?.signing_key;
-            Some((code, hex::encode(key.to_bytes())))
+            Some((code, hex::encode(key_of(&m)?.to_bytes())))
         })
         .collect();
     let roster_file = String::from_utf8(node.roster().canonical_bytes()).map_err(|e| e.to_string())?;
@@ -267,6 +280,7 @@ pub async fn export(
         roster,
         roster_sha256: Some(hex::encode(node.roster().sha256())),
         roster_file: Some(roster_file),
+        roster_chain: Some(adi_record::bundle::RosterChain { first: first.to_file(), versions: book.versions.clone() }),
         log: log.iter().map(|h| h.to_hex()).collect(),
         from_index,
         to_index,

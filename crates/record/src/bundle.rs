@@ -25,8 +25,9 @@ use crate::merkle::{self, Hash};
 /// The format name a bundle carries.
 pub const FORMAT: &str = "adi-bundle";
 /// The version this code writes: 2 names the roster its keys come from (`roster_sha256`,
-/// `roster_file`); version 1 bundles are still read.
-pub const VERSION: u8 = 2;
+/// `roster_file`), 3 also carries the roster's chain of versions (`roster_chain`); versions 1 and
+/// 2 are still read.
+pub const VERSION: u8 = 3;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +48,12 @@ pub struct Bundle {
     /// (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster_file: Option<String>,
+    /// The roster's chain as the exporter's node holds it (version 3): its first version's
+    /// roster, whose version hash is the network's identity, and every version after it, so that
+    /// a verifier anchored on that identity finds every member's key, also one the roster has
+    /// since suspended or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_chain: Option<RosterChain>,
     /// Every entry of the exporter's log of the line, in order (envelope hashes, hex).
     pub log: Vec<String>,
     /// The exported window of the log: every entry from `from_index` up to (not including)
@@ -60,6 +67,15 @@ pub struct Bundle {
     /// Consistency proofs between the exporter's successive checkpoints: (from size, to size,
     /// proof hashes, hex).
     pub consistency: Vec<BundleConsistency>,
+}
+
+/// The roster's chain a bundle carries: the first version's roster and the versions after it
+/// (`docs/WIRE.md`, "Roster versions").
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RosterChain {
+    pub first: adi_wire::files::RosterFile,
+    pub versions: Vec<adi_wire::files::RosterVersionFile>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -538,8 +554,11 @@ fn chains_complete(
 /// holds when none failed.
 pub fn verify(bundle: &Bundle) -> Report {
     let mut r = Report::default();
-    let format_ok = bundle.format == FORMAT && (bundle.v == 1 || bundle.v == VERSION);
-    if !r.check("bundle format", if format_ok { Ok(()) } else { Err("not an adi-bundle of version 1 or 2".into()) }) {
+    let format_ok = bundle.format == FORMAT && (1..=VERSION).contains(&bundle.v);
+    if !r.check(
+        "bundle format",
+        if format_ok { Ok(()) } else { Err(format!("not an adi-bundle of version 1 to {VERSION}")) },
+    ) {
         return r;
     }
     // Roster keys.
