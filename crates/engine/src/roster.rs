@@ -20,6 +20,9 @@ pub struct RosterLimits {
     pub signatures_max: usize,
     /// Most proposals kept at once.
     pub proposals_max: usize,
+    /// Most of them one member may have proposed (the first to sign a proposal proposed it), so
+    /// that no member fills the others' room.
+    pub proposals_per_member_max: usize,
 }
 
 /// The roster as a chain of versions: the first one's hash (the network's identity), the version
@@ -160,6 +163,20 @@ impl RosterBook {
                 (merged, added, false)
             }
             None => {
+                let Some(proposer) = file.signatures.first().map(|s| s.member.clone()) else {
+                    return Err(Refusal::Limit("a proposal carries its proposer's signature".into()));
+                };
+                let theirs = self
+                    .proposals
+                    .iter()
+                    .filter(|p| p.signatures.first().is_some_and(|s| s.member == proposer))
+                    .count();
+                if theirs >= limits.proposals_per_member_max {
+                    return Err(Refusal::Limit(format!(
+                        "this node keeps at most {} proposed roster versions of one member's at once",
+                        limits.proposals_per_member_max
+                    )));
+                }
                 if self.proposals.len() >= limits.proposals_max {
                     return Err(Refusal::Limit(format!(
                         "this node keeps at most {} proposed roster versions at once",

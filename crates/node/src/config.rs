@@ -230,6 +230,7 @@ pub struct LimitsSection {
     pub roster_version_bytes_max: Option<usize>,
     pub roster_signatures_max: Option<usize>,
     pub roster_proposals_max: Option<usize>,
+    pub roster_proposals_per_member_max: Option<usize>,
     pub roster_versions_per_exchange_max: Option<usize>,
 }
 
@@ -365,6 +366,8 @@ pub struct RuntimeLimits {
     pub roster_signatures_max: usize,
     /// Most proposed roster versions the node keeps at once; past it a new proposal is refused.
     pub roster_proposals_max: usize,
+    /// Most of them one member may have proposed: no member fills the others' room.
+    pub roster_proposals_per_member_max: usize,
     /// Most roster versions sent in one answer to a peer catching up; it asks again for the rest.
     pub roster_versions_per_exchange_max: usize,
 }
@@ -444,6 +447,7 @@ impl Default for RuntimeLimits {
             roster_version_bytes_max: 256 * 1024,
             roster_signatures_max: 256,
             roster_proposals_max: 16,
+            roster_proposals_per_member_max: 4,
             roster_versions_per_exchange_max: 64,
         }
     }
@@ -807,6 +811,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.roster_proposals_max {
             runtime_limits.roster_proposals_max = v.max(1);
+        }
+        if let Some(v) = l.roster_proposals_per_member_max {
+            runtime_limits.roster_proposals_per_member_max = v.max(1);
         }
         if let Some(v) = l.roster_versions_per_exchange_max {
             runtime_limits.roster_versions_per_exchange_max = v.max(1);

@@ -9,7 +9,7 @@ mod common;
 use adi_core::amendment;
 use adi_core::{MemberCode, Roster};
 use adi_node::fed::links::post_once;
-use adi_node::fed::roster::{Exchange, ExchangeReply};
+use adi_node::fed::roster::{offer, Exchange, ExchangeReply, Offered, Source};
 use adi_node::fed::ROSTER_PATH;
 use common::{endpoint, get_list, keys_towards, Net};
 use ed25519_dalek::SigningKey;
@@ -99,7 +99,6 @@ async fn a_forged_or_altered_proposal_is_refused_with_an_alarm_and_one_lacking_s
         assert_eq!(book.current.number, 1, "{m}");
         assert_eq!(book.proposals.len(), 1, "{m}: {:?}", book.proposals);
     }
-    let kept_at_ph = ph.roster_book().proposals;
 
     // Past the named limit of proposals in one exchange: refused whole, nothing kept.
     let max = ph.runtime_limits.roster_proposals_max;
@@ -107,6 +106,24 @@ async fn a_forged_or_altered_proposal_is_refused_with_an_alarm_and_one_lacking_s
         (0..=max).map(|i| proposal(&net, "PH", |f| f.name = format!("network {i}"), &[("CN", &cn_key)])).collect();
     let why = exchange(&net, "CN", "PH", body(many)).await.unwrap_err();
     assert!(why.contains("roster_limit"), "{why}");
+    // One member fills at most its share of the proposals a node keeps: China's fifth is refused,
+    // and another member still proposes.
+    let five: Vec<_> =
+        (0..5).map(|i| proposal(&net, "PH", |f| f.name = format!("China's network {i}"), &[("CN", &cn_key)])).collect();
+    exchange(&net, "CN", "PH", body(five)).await.unwrap();
+    let of = |who: &str| {
+        ph.roster_book().proposals.iter().filter(|p| p.signatures.first().is_some_and(|s| s.member == who)).count()
+    };
+    assert_eq!(of("CN"), ph.runtime_limits.roster_proposals_per_member_max);
+    let ph_key = keys_towards(&net, "PH", "VN").signing;
+    let own = proposal(&net, "PH", |f| f.name = "the Philippines' proposal".into(), &[("PH", &ph_key)]);
+    let kept = offer(&ph, Source::Operator("admin".into()), own).await.unwrap();
+    assert_eq!(kept, Offered::Kept { added: 1 });
+    assert_eq!(of("PH"), 1);
+    // A proposal nobody signed is not kept.
+    let unsigned = proposal(&net, "PH", |f| f.name = "nobody's".into(), &[]);
+    assert!(offer(&ph, Source::Peer(code("CN")), unsigned).await.is_err());
+    let kept_at_ph = ph.roster_book().proposals;
     // Bad bytes: a clear error, nothing changed.
     let why = exchange(&net, "CN", "PH", b"{\"number\": \"one\"}".to_vec()).await.unwrap_err();
     assert!(why.contains("malformed_exchange"), "{why}");

@@ -154,6 +154,7 @@ fn limits(node: &NodeState) -> RosterLimits {
         version_bytes_max: l.roster_version_bytes_max,
         signatures_max: l.roster_signatures_max,
         proposals_max: l.roster_proposals_max,
+        proposals_per_member_max: l.roster_proposals_per_member_max,
     }
 }
 
@@ -273,6 +274,10 @@ pub async fn answer_exchange(node: &NodeState, peer: &MemberCode, body: &[u8]) -
         ));
     }
     node.note_peer_roster(peer, request.number);
+    if request.number > node.roster_book().current.number {
+        // The peer holds versions this node lacks: it asks for them at once.
+        node.roster_wake.notify_one();
+    }
     for p in request.proposals {
         // A refusal is alarmed and logged where it is decided; the exchange goes on.
         let _ = offer(node, Source::Peer(peer.clone()), p).await;
