@@ -2,10 +2,11 @@
 //! the restart the Welcome leaves from the durable outbox, and the line works for every member.
 //!
 //! Four real node processes, PH (home), CN, VN and ID. PH's roster sends every connection towards
-//! ID through a relay in this test that passes the first connection (PH's KeyPackage claim, the
-//! only thing PH sends to ID before the addition) and drops every later one until it is opened,
-//! so the Welcome is committed at PH but cannot leave before PH is killed with SIGKILL. TLS stays
-//! end to end: the relay sees only ciphertext.
+//! ID through a relay in this test. Once PH's first roster exchange with ID has passed (PH
+//! exchanges again only after an hour, by its configuration), the relay passes the first
+//! connection (PH's KeyPackage claim, the only thing PH sends to ID before the addition) and drops
+//! every later one until it is opened, so the Welcome is committed at PH but cannot leave before
+//! PH is killed with SIGKILL. TLS stays end to end: the relay sees only ciphertext.
 
 mod support;
 
@@ -136,12 +137,24 @@ async fn home_node_killed_between_commit_and_welcome_brings_the_new_member_in_af
     let all = ["CN", "ID", "PH", "VN"];
     let mut net = Procs::init(&CODES);
     let relay = relay_in_roster(&net, "PH", "ID").await;
+    let config = PathBuf::from(&net.member("PH").config);
+    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    file.limits.roster_sync_ms = Some(3_600_000);
+    std::fs::write(&config, toml::to_string_pretty(&file).unwrap()).unwrap();
+    relay.open.store(true, Ordering::SeqCst);
     for code in CODES {
         net.start(code);
     }
     for m in &net.members {
         wait_healthy(&m.url).await;
     }
+    // PH's roster exchange with ID at start passes; then the relay closes behind it.
+    eventually("PH's first roster exchange with ID", || async {
+        (relay.forwarded.load(Ordering::SeqCst) >= 1 && relay.live.load(Ordering::SeqCst) == 0).then_some(())
+    })
+    .await;
+    relay.open.store(false, Ordering::SeqCst);
+    relay.forwarded.store(0, Ordering::SeqCst);
     let (ph, id) = (net.client("PH"), net.client("ID"));
 
     // A conference of three, working.
