@@ -754,3 +754,123 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
     browser.quit().await;
     net.stop_all().await;
 }
+
+impl Browser {
+    /// The values of the elements matching `css` (a select's options), sorted.
+    async fn values(&self, css: &str) -> Vec<String> {
+        let script = json!({"script": "return [...document.querySelectorAll(arguments[0])].map((e) => e.value);", "args": [css]});
+        let v = self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+        let mut values: Vec<String> =
+            v.as_array().unwrap().iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect();
+        values.sort();
+        values
+    }
+
+    /// Whether the element `css` is shown to the operator.
+    async fn displayed(&self, css: &str) -> bool {
+        let el = self.find(css).await;
+        self.cmd(Method::GET, &format!("/element/{el}/displayed"), None).await.as_bool().unwrap_or(false)
+    }
+
+    /// Whether a dialog (`confirm()`) is open.
+    async fn dialog_open(&self) -> bool {
+        self.try_cmd(Method::GET, "/alert/text", None).await.is_ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_refused_there() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    let store = &*net.node("PH").state.store;
+    for (name, role) in [("admin-ph", "admin"), ("watch-ph", "duty")] {
+        adi_node::setup::add_operator_for(store, name, role, None).unwrap();
+        adi_node::setup::set_password(store, name, PASSWORD).unwrap();
+    }
+    let vn_token = adi_node::setup::add_operator_for(&*net.node("VN").state.store, "watch-vn", "duty", None).unwrap();
+    let vn = Client::new(&net.state.members[net.index("VN")].api_url, Some(vn_token), None).unwrap();
+    let ph = net.client("PH");
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+
+    // PH's administrator has the form: a suspension offers the members in good standing but PH
+    // itself, a reinstatement no one (no one is suspended), a removal every member but PH.
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "admin-ph", PASSWORD).await;
+    browser.wait_text("#roster-number", "1").await;
+    browser.wait_exactly("#roster-propose:not([hidden])", 1).await;
+    assert!(browser.displayed("#roster-propose").await, "an administrator sees the form");
+    browser.wait_exactly("#amend-member option", 2).await;
+    assert_eq!(browser.values("#amend-member option").await, ["CN", "VN"], "suspend: everyone in good standing but PH");
+    browser.click("#amend-kind option[value='reinstate']").await;
+    browser.wait_exactly("#amend-member option[value='']", 1).await;
+    assert_eq!(browser.texts("#amend-member option").await, ["no member is suspended"]);
+    browser.click("#amend-kind option[value='remove']").await;
+    browser.wait_exactly("#amend-member option", 2).await;
+    assert_eq!(browser.values("#amend-member option").await, ["CN", "VN"], "remove: everyone but PH");
+
+    // A card that is not one, and a card of a member already listed, are refused on the page:
+    // no confirmation is asked and nothing reaches the node.
+    browser.click("#amend-kind option[value='admit']").await;
+    assert!(browser.displayed("#amend-card").await, "admitting asks for a card");
+    assert!(!browser.displayed("#amend-member").await, "admitting names no listed member");
+    browser.type_into("#amend-card", r#"{"version":1}"#).await;
+    browser.click("#amend-submit").await;
+    browser.wait_text("#roster-propose-error", "The card has no member").await;
+    assert_eq!(browser.attribute("#amend-card", "aria-invalid").await.as_deref(), Some("true"));
+    let roster = ph.call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    let vn_entry = roster["file"]["members"].as_array().unwrap().iter().find(|m| m["code"] == "VN").unwrap().clone();
+    browser.type_into("#amend-card", &json!({"version": 1, "member": vn_entry}).to_string()).await;
+    browser.click("#amend-submit").await;
+    browser.wait_text("#roster-propose-error", "VN is already a member of the roster").await;
+    browser.scroll_to("#roster-propose").await;
+    browser.screenshot("roster-propose-bad-card").await;
+    assert!(!browser.dialog_open().await, "nothing was put to the administrator");
+    assert_eq!(ph.call(Method::GET, "/api/v1/roster/proposals", None).await.unwrap(), json!([]), "nothing was sent");
+
+    // The administrator proposes to suspend CN, and confirms what the proposal does.
+    browser.click("#amend-kind option[value='suspend']").await;
+    browser.wait_exactly("#amend-member option[value='CN']", 1).await;
+    browser.click("#amend-member option[value='CN']").await;
+    browser.click("#amend-submit").await;
+    let asked = browser.accept_dialog().await;
+    assert!(asked.contains("version 2") && asked.contains("suspends CN"), "{asked}");
+    browser.wait_text("#roster-outcome", "Proposed: version 2 (suspends CN)").await;
+    assert_eq!(browser.text("#roster-propose-error").await, "");
+    // It is pending on the page, signed by PH, lacking VN.
+    browser.wait_exactly("#proposals tr", 1).await;
+    let cells = browser.texts("#proposals tr td").await;
+    assert_eq!(cells[0], "2", "{cells:?}");
+    assert_eq!(cells[2], "suspends CN", "{cells:?}");
+    assert!(cells[3].contains("PH"), "PH signed it in proposing: {cells:?}");
+    assert!(cells[4].contains("VN"), "it lacks VN's signature: {cells:?}");
+    assert_eq!(cells[5], "signed here", "{cells:?}");
+    assert_eq!(browser.count("#proposals-none:not([hidden])").await, 0);
+    browser.scroll_to("#roster").await;
+    browser.screenshot("roster-proposed").await;
+    // The node holds it, and it reached VN's node with PH's signature.
+    let here = ph.call(Method::GET, "/api/v1/roster/proposals", None).await.unwrap();
+    assert_eq!(here.as_array().unwrap().len(), 1, "{here}");
+    let hash = here[0]["hash"].as_str().unwrap().to_string();
+    assert_eq!(browser.count(&format!("#proposals tr[data-hash='{hash}']")).await, 1);
+    let at_vn = common::eventually(WAIT, "the proposal at VN's node", || {
+        let (vn, hash) = (vn.clone(), hash.clone());
+        async move {
+            let list = vn.call(Method::GET, "/api/v1/roster/proposals", None).await.ok()?;
+            list.as_array()?.iter().find(|p| p["hash"] == hash.as_str()).cloned()
+        }
+    })
+    .await;
+    assert_eq!(at_vn["changes"], json!(["suspends CN"]), "{at_vn}");
+    assert_eq!(at_vn["signed_by"], json!(["PH"]), "{at_vn}");
+    assert_eq!(at_vn["signed_here"], false, "{at_vn}");
+
+    // A duty officer sees the proposal, and no form to propose one.
+    browser.click("#sign-out").await;
+    browser.wait_exactly("#sign-in-view:not([hidden])", 1).await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.wait_text("#proposals", "suspends CN").await;
+    assert!(!browser.displayed("#roster-propose").await, "a duty officer has no form to propose with");
+    assert_eq!(browser.count("#roster-propose:not([hidden])").await, 0);
+    assert_eq!(browser.count("#amend-member option").await, 0, "the administrator's choices are gone");
+    browser.quit().await;
+    net.stop_all().await;
+}

@@ -409,7 +409,12 @@ function rosterShown(e) {
 }
 
 function clearRoster() {
-  for (const id of ["roster-name", "roster-number", "roster-hash", "roster-first-hash", "roster-members", "proposals", "roster-outcome", "roster-error"]) $(id).replaceChildren();
+  for (const id of ["roster-name", "roster-number", "roster-hash", "roster-first-hash", "roster-members", "proposals", "roster-outcome", "roster-error", "amend-member", "roster-propose-error"]) $(id).replaceChildren();
+  rosterNow = null;
+  delete $("amend-member").dataset.key;
+  $("roster-propose").hidden = true;
+  $("amend-card").value = "";
+  $("amend-card").removeAttribute("aria-invalid");
 }
 
 async function showRoster() {
@@ -457,6 +462,9 @@ async function showRoster() {
   }));
   $("proposals-table").hidden = !proposals.length;
   $("proposals-none").hidden = !!proposals.length;
+  rosterNow = roster;
+  $("roster-propose").hidden = !admin;
+  if (admin) drawAmendment();
   $("roster-error").textContent = "";
 }
 
@@ -478,6 +486,135 @@ async function signProposal(p, button) {
   }
   await showRoster().catch(rosterShown);
 }
+
+// ---- Proposing an amendment (administrators): suspend, reinstate, remove, or admit from a card. ----
+
+// The roster in force as last read, from which the member choices are drawn.
+let rosterNow = null;
+
+// Which members each amendment may name: not this member itself for a suspension or a removal.
+const AMENDABLE = {
+  suspend: (m) => !m.suspended && m.code !== me,
+  reinstate: (m) => m.suspended,
+  remove: (m) => m.code !== me,
+};
+const NO_ONE = {
+  suspend: "no member in good standing to suspend",
+  reinstate: "no member is suspended",
+  remove: "no member to remove",
+};
+
+// The form as the chosen amendment asks: a member to choose, or a card to paste. The choice
+// made stays chosen across the section's re-reading while the member may still be chosen.
+function drawAmendment() {
+  const kind = $("amend-kind").value;
+  const admit = kind === "admit";
+  $("amend-member-field").hidden = admit;
+  $("amend-card-field").hidden = !admit;
+  $("amend-card").required = admit;
+  if (admit) return;
+  const pick = $("amend-member");
+  const was = pick.value;
+  const members = rosterNow ? rosterNow.members.filter(AMENDABLE[kind]) : [];
+  // Unchanged choices are left as they are, not redrawn under the administrator's hand.
+  const key = kind + ":" + members.map((m) => m.code + " " + m.name).join(",");
+  if (pick.dataset.key === key) return;
+  pick.dataset.key = key;
+  const options = members.map((m) => {
+    const o = document.createElement("option");
+    o.value = m.code; o.textContent = m.code + " — " + m.name;
+    return o;
+  });
+  if (!options.length) {
+    const o = document.createElement("option");
+    o.value = ""; o.textContent = NO_ONE[kind];
+    options.push(o);
+  }
+  pick.replaceChildren(...options);
+  if (members.some((m) => m.code === was)) pick.value = was;
+}
+
+function proposeError(text) {
+  $("roster-propose-error").textContent = text;
+  if (text) $("roster-outcome").textContent = "";
+}
+
+// The member a pasted card admits, or the reason it cannot be proposed.
+function cardMember(text, file) {
+  let card;
+  try { card = JSON.parse(text); } catch (e) { return { error: "The card is not valid JSON: " + e.message }; }
+  if (!card || typeof card !== "object" || Array.isArray(card)) return { error: "The card is not a JSON object: paste the whole card.json." };
+  if (card.version !== undefined && card.version !== 1) return { error: "The card is version " + JSON.stringify(card.version) + "; this page reads version 1 cards." };
+  const m = card.member;
+  if (!m || typeof m !== "object" || Array.isArray(m)) return { error: "The card has no member: a card is {\"version\": 1, \"member\": {\"code\": …, …}}, as adi init writes it." };
+  if (typeof m.code !== "string" || !m.code.trim()) return { error: "The card's member has no code." };
+  if (file.members.some((x) => x.code === m.code)) return { error: m.code + " is already a member of the roster: its card cannot admit it again." };
+  return { member: m };
+}
+
+// The roster in force, `file`, amended as the form says, with the words that say what it does;
+// or the reason it cannot be proposed.
+function amended(file, members) {
+  const kind = $("amend-kind").value;
+  const suspended = file.suspended || [];
+  if (kind === "admit") {
+    const { member, error } = cardMember($("amend-card").value, file);
+    if (error) return { error };
+    file.members = file.members.concat([member]);
+    return { file, what: "admits " + member.code + (typeof member.name === "string" ? " (" + member.name + ")" : "") };
+  }
+  const code = $("amend-member").value;
+  const m = members.find((x) => x.code === code);
+  if (!code || !m || !AMENDABLE[kind](m)) return { error: "Choose a member to " + kind + "." };
+  const named = code + " (" + m.name + ")";
+  if (kind === "suspend") { file.suspended = suspended.concat([code]); return { file, what: "suspends " + named }; }
+  if (kind === "reinstate") { file.suspended = suspended.filter((c) => c !== code); return { file, what: "reinstates " + named }; }
+  file.members = file.members.filter((x) => x.code !== code);
+  file.suspended = suspended.filter((c) => c !== code);
+  return { file, what: "removes " + named };
+}
+
+// Proposing signs with this member's key and hands the version to every member's node: the
+// administrator confirms what it does first. The amendment is made on the roster in force as
+// read at that moment, so that it undoes nothing that took effect since the page last read it.
+async function proposeAmendment(e) {
+  e.preventDefault();
+  const card = $("amend-card");
+  card.removeAttribute("aria-invalid");
+  let roster;
+  try { roster = await call("GET", "/api/v1/roster"); }
+  catch (err) { proposeError("The roster in force could not be read: " + said(err)); if (err.status === 401) shown(err); return; }
+  const { file, what, error } = amended(roster.file, roster.members);
+  if (error) {
+    proposeError(error);
+    if ($("amend-kind").value === "admit") { card.setAttribute("aria-invalid", "true"); card.focus(); }
+    return;
+  }
+  proposeError("");
+  const question = "Propose version " + (roster.number + 1) + " of the roster, which " + what + "?\n\n" +
+    "It is signed with this member's key and handed to every member's node; it takes effect once it carries the signatures its rule asks.";
+  if (!confirm(question)) return;
+  const button = $("amend-submit");
+  button.disabled = true;
+  try {
+    const r = await call("POST", "/api/v1/roster/proposals", { roster: file });
+    const v = r.proposal;
+    $("roster-outcome").textContent = r.state === "in_force"
+      ? "Proposed: version " + v.number + " (" + changesText(v) + ") has every signature it needs and is now in force."
+      : "Proposed: version " + v.number + " (" + changesText(v) + "), signed by " + v.signed_by.join(", ") +
+        ". Still lacking: " + (v.lacking || "nothing") + ". Hash " + v.hash + ".";
+    if ($("amend-kind").value === "admit") card.value = "";
+  } catch (err) {
+    proposeError("Not proposed: " + said(err));
+    if (err.status === 401) shown(err);
+  } finally {
+    button.disabled = false;
+  }
+  await showRoster().catch(rosterShown);
+}
+
+$("amend-kind").addEventListener("change", () => { proposeError(""); $("amend-card").removeAttribute("aria-invalid"); drawAmendment(); });
+$("roster-propose").addEventListener("submit", proposeAmendment);
 
 $("roster-box").addEventListener("toggle", () => { if ($("roster-box").open) showRoster().catch(rosterShown); });
 setInterval(() => { if (session && $("roster-box").open) showRoster().catch(rosterShown); }, ROSTER_EVERY_MS);
