@@ -482,7 +482,10 @@ async function signProposal(p, button) {
       : "Signed: version " + v.number + " is still proposed" + (v.lacking ? "; it lacks " + v.lacking : "") + ".";
     $("roster-error").textContent = "";
   } catch (e) {
+    // The refusal stays on screen: the section is not read again over it.
+    button.disabled = false;
     rosterShown(e);
+    return;
   }
   await showRoster().catch(rosterShown);
 }
