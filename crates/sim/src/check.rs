@@ -31,7 +31,171 @@ pub(crate) fn check(w: &mut World) -> Vec<String> {
     forks(w, &mut out);
     decisions(w, &lines, &mut out);
     hostile(w, &stored, &mut out);
+    roster(w, &stored, &mut out);
     out
+}
+
+/// The roster's chain at every node: the same versions in the same order (each node's a prefix
+/// of every other's, and one chain at every running honest node at the end), each meeting the
+/// rule of the version it amends; an amendment left short, and a forged or altered proposal,
+/// never applied, the latter refused with a `misconduct` alarm naming the member that handed it
+/// over; and no node took an envelope from a member before it applied the version admitting it,
+/// or while it had applied one suspending it.
+fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
+    use crate::roster::{hash_of, standing};
+    use adi_core::amendment;
+    let Some(first) = w.truth.roster.first.clone() else { return };
+    let Ok(first_version) = amendment::check_first(&amendment::first(&first)) else {
+        out.push("the first roster does not make a first version".into());
+        return;
+    };
+    // Per node: its chain's hashes and, where each version checks, the roster it put in force.
+    let mut chains: Vec<Option<Vec<[u8; 32]>>> = Vec::new();
+    for (i, n) in w.nodes.iter().enumerate() {
+        let Some(up) = &n.up else {
+            chains.push(None);
+            continue;
+        };
+        let bodies = up.store.roster_versions().unwrap_or_default();
+        let times = up.store.roster_applied_times().unwrap_or_default();
+        let mut hashes = Vec::new();
+        let mut current = first_version.clone();
+        // (applied_ms, roster in force from then), the first roster from the start.
+        let mut in_force: Vec<(u64, adi_core::Roster)> = vec![(0, first.clone())];
+        let mut checked = true;
+        for (k, body) in bodies.iter().enumerate() {
+            let Ok(file) = serde_json::from_slice::<adi_wire::files::RosterVersionFile>(body) else {
+                out.push(format!("{}: its roster version #{} cannot be read", n.code, k + 2));
+                break;
+            };
+            hashes.push(hash_of(&file).unwrap_or([0; 32]));
+            if !checked {
+                continue;
+            }
+            match amendment::check_amendment(&current, &file) {
+                Ok(next) => {
+                    let at = times.iter().find(|(number, _)| *number == next.number).map_or(0, |t| t.1);
+                    in_force.push((at, next.roster.clone()));
+                    current = next;
+                }
+                Err(e) => {
+                    out.push(format!(
+                        "{} applied roster version {} that lacks the signatures its rule asks or does not verify: {e}",
+                        n.code, file.number
+                    ));
+                    checked = false;
+                }
+            }
+        }
+        chains.push(Some(hashes));
+        // Every envelope this node took from a peer, against the roster it had in force then.
+        // A version applied in the same millisecond as the envelope's arrival is given the benefit
+        // of the doubt either way.
+        let before = |t: u64, strict: bool| {
+            in_force.iter().rev().find(|(at, _)| if strict { *at < t } else { *at <= t }).map(|(_, r)| standing(r))
+        };
+        for (line, envelopes) in &stored[i] {
+            for ((sender, seq), (hash, _, _)) in envelopes {
+                if sender == n.code.as_str() {
+                    continue;
+                }
+                let Ok(code) = MemberCode::parse(sender) else { continue };
+                let Ok(Some(row)) = up.store.envelope(hash) else { continue };
+                let t = row.received_ms;
+                let (Some((listed_a, suspended_a)), Some((listed_b, suspended_b))) =
+                    (before(t, false), before(t, true))
+                else {
+                    continue;
+                };
+                if !listed_a.contains(&code) && !listed_b.contains(&code) {
+                    out.push(format!(
+                        "{} accepted {sender}'s #{seq} on line {line} before it applied the version admitting {sender}",
+                        n.code
+                    ));
+                }
+                if suspended_a.contains(&code) && suspended_b.contains(&code) {
+                    out.push(format!(
+                        "{} accepted {sender}'s #{seq} on line {line} after it applied the version suspending {sender}",
+                        n.code
+                    ));
+                }
+            }
+        }
+    }
+    // One order: every node's chain a prefix of every other's.
+    for a in 0..chains.len() {
+        for b in a + 1..chains.len() {
+            let (Some(x), Some(y)) = (&chains[a], &chains[b]) else { continue };
+            let k = x.len().min(y.len());
+            if x[..k] != y[..k] {
+                let at = (0..k).find(|j| x[*j] != y[*j]).unwrap_or(0);
+                out.push(format!(
+                    "{} and {} applied different roster versions {}",
+                    w.nodes[a].code,
+                    w.nodes[b].code,
+                    at + 2
+                ));
+            }
+        }
+    }
+    // At the end, every running honest node holds the same chain.
+    let honest: Vec<(usize, &Vec<[u8; 32]>)> = chains
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != w.hostile)
+        .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+        .collect();
+    if let Some(longest) = honest.iter().map(|(_, c)| c.len()).max() {
+        for (i, c) in &honest {
+            if c.len() < longest {
+                out.push(format!(
+                    "{} holds {} roster versions after the drain where another node holds {}",
+                    w.nodes[*i].code,
+                    c.len() + 1,
+                    longest + 1
+                ));
+            }
+        }
+    }
+    let applied =
+        |hash: &[u8; 32]| -> Option<usize> { chains.iter().position(|c| c.as_ref().is_some_and(|c| c.contains(hash))) };
+    for a in &w.truth.roster.amendments {
+        if let Some(withheld) = a.withheld {
+            if let Some(at) = applied(&a.hash) {
+                out.push(format!(
+                    "{} applied the {} proposed by {} without {}'s signature",
+                    w.nodes[at].code,
+                    a.change.describe(w),
+                    w.nodes[a.proposer].code,
+                    w.nodes[withheld].code
+                ));
+            }
+        }
+    }
+    for f in &w.truth.roster.forgeries {
+        let (hostile, victim) = (&w.nodes[f.hostile].code, &w.nodes[f.victim].code);
+        let what = format!("{hostile}'s {} handed to {victim}", f.kind);
+        match &f.outcome {
+            crate::node::Offered::Forged(_) => {
+                let alarmed = w.nodes[f.victim].up.as_ref().is_some_and(|up| {
+                    up.store
+                        .alarms(false, adi_store::Page::all())
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|al| al.kind == AlarmKind::Misconduct && al.member == *hostile)
+                });
+                if !alarmed {
+                    out.push(format!("{what} was refused but no misconduct alarm names {hostile}"));
+                }
+            }
+            crate::node::Offered::Failed(_) => {}
+            other if f.must_refuse => out.push(format!("{what} was not refused as forged: {other:?}")),
+            _ => {}
+        }
+        if let Some(at) = f.altered.as_ref().and_then(applied) {
+            out.push(format!("{} applied {what}", w.nodes[at].code));
+        }
+    }
 }
 
 type Stored = BTreeMap<(String, u64), (EnvelopeHash, Vec<u8>, bool)>;

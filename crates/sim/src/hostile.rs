@@ -46,10 +46,14 @@ pub enum Attack {
     HeldFlood,
     /// More KeyPackage claims than the victim answers one member in an hour.
     ClaimFlood,
+    /// A proposed roster version bearing another member's signature made with its own key.
+    ForgedRosterSignature,
+    /// A proposed roster version whose roster it altered after signing it.
+    AlteredRoster,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 10] = [
+    pub const ALL: [Attack; 12] = [
         Attack::ForgedLeaf,
         Attack::ProposeRemoval,
         Attack::RogueCommit,
@@ -60,7 +64,14 @@ impl Attack {
         Attack::AfterRemoval,
         Attack::HeldFlood,
         Attack::ClaimFlood,
+        Attack::ForgedRosterSignature,
+        Attack::AlteredRoster,
     ];
+
+    /// Whether the attempt is a roster proposal (drawn only in runs with amendments).
+    pub fn is_roster(&self) -> bool {
+        matches!(self, Attack::ForgedRosterSignature | Attack::AlteredRoster)
+    }
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -74,6 +85,8 @@ impl Attack {
             Attack::AfterRemoval => "hostile_after_removal",
             Attack::HeldFlood => "hostile_held_flood",
             Attack::ClaimFlood => "hostile_claim_flood",
+            Attack::ForgedRosterSignature => "hostile_roster_forged",
+            Attack::AlteredRoster => "hostile_roster_altered",
         }
     }
 
@@ -94,6 +107,10 @@ impl Attack {
             Attack::Equivocate => (RefusalCode::Tamper, Some(AlarmKind::Tamper)),
             Attack::AfterRemoval => (RefusalCode::Removed, None),
             Attack::HeldFlood | Attack::ClaimFlood => (RefusalCode::OverQuota, Some(AlarmKind::Quota)),
+            // Not envelopes: the roster's decision refuses them as forged (the checker's `roster`).
+            Attack::ForgedRosterSignature | Attack::AlteredRoster => {
+                (RefusalCode::BadSignature, Some(AlarmKind::Misconduct))
+            }
         }
     }
 }
@@ -163,7 +180,12 @@ pub fn envelope(
     let (epoch, payload, priority) = match attack {
         Attack::Relay => return relayed,
         // Built by their own functions below.
-        Attack::Replay | Attack::Equivocate | Attack::HeldFlood | Attack::ClaimFlood => return None,
+        Attack::Replay
+        | Attack::Equivocate
+        | Attack::HeldFlood
+        | Attack::ClaimFlood
+        | Attack::ForgedRosterSignature
+        | Attack::AlteredRoster => return None,
         Attack::AfterRemoval => {
             let (epoch, ciphertext) = mls.encrypt(&id, b"written after the removal").ok()?;
             (epoch, ciphertext, PRIORITY_ROUTINE)

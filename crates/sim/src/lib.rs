@@ -7,7 +7,9 @@
 //! the core's decision and the store's commit) and restart them from their database, and skew
 //! their clocks. Operators create direct lines and conferences, send messages of every
 //! precedence, acknowledge some and ignore others, decline, propose and answer decisions, and add
-//! and remove conference members. After the faults end, the network heals and the run continues
+//! and remove conference members. Administrators amend the roster ([`roster`]: an admission, a
+//! suspension and its reinstatement, a proposal left short), and the nodes exchange versions and
+//! proposals over the simulated network. After the faults end, the network heals and the run continues
 //! until every queue drains; then [`check`] reads every node's database and reports each anomaly.
 //!
 //! Everything that happens is drawn from one seed: `run(&SimConfig::new(seed))` twice gives the
@@ -20,6 +22,7 @@ pub mod hostile;
 pub mod net;
 pub mod node;
 pub mod rng;
+pub mod roster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,6 +36,7 @@ use adi_wire::batch::{encode_batch, Verdict};
 use adi_wire::{EnvelopeHash, LineId};
 
 use crate::net::{Net, NetConfig};
+pub use crate::node::RosterBugs;
 use crate::node::{BatchFaults, ClaimRefused, Handled, SimNode};
 use crate::rng::Rng;
 
@@ -124,6 +128,10 @@ pub struct SimConfig {
     pub hostile_attempts: u32,
     /// The attacks its attempts draw from (every one, unless a test narrows them).
     pub hostile_attacks: Vec<hostile::Attack>,
+    /// Roster amendments drawn by the seed ([`roster`]).
+    pub roster: roster::RosterConfig,
+    /// Faults of the simulation's driving of the roster, for the checker's own tests.
+    pub roster_bugs: RosterBugs,
     /// Where the nodes' databases live (a directory made for the run inside it).
     pub dir: PathBuf,
 }
@@ -146,6 +154,8 @@ impl SimConfig {
             hostile_chance: 0.75,
             hostile_attempts: 12,
             hostile_attacks: hostile::Attack::ALL.to_vec(),
+            roster: roster::RosterConfig::default(),
+            roster_bugs: RosterBugs::default(),
             dir: if shm.is_dir() { shm } else { std::env::temp_dir() },
         }
     }
@@ -224,6 +234,8 @@ pub struct Truth {
     pub early_replies: u64,
     /// The hostile member's attempts and their verdicts.
     pub attempts: Vec<hostile::Attempt>,
+    /// The roster's amendments and the hostile member's forged proposals.
+    pub roster: roster::RosterTruth,
 }
 
 /// When a member answered a message: on its node's clock (as it signed the answer) and in
@@ -237,8 +249,24 @@ pub struct Answer {
 }
 
 enum Wire {
-    Batch { id: u64, body: Vec<u8> },
-    Reply { id: u64, verdicts: Vec<Verdict> },
+    Batch {
+        id: u64,
+        body: Vec<u8>,
+    },
+    Reply {
+        id: u64,
+        verdicts: Vec<Verdict>,
+    },
+    /// The roster exchange: the version a node holds and its proposals; the answer: the versions
+    /// after it and the peer's proposals.
+    Exchange {
+        number: u64,
+        proposals: Vec<adi_wire::files::RosterVersionFile>,
+    },
+    ExchangeReply {
+        versions: Vec<adi_wire::files::RosterVersionFile>,
+        proposals: Vec<adi_wire::files::RosterVersionFile>,
+    },
 }
 
 enum Op {
@@ -294,15 +322,38 @@ enum Fault {
 }
 
 enum Ev {
-    Deliver { from: usize, to: usize, wire: Wire },
-    Timeout { node: usize, peer: usize, id: u64 },
-    Poll { node: usize, peer: usize },
-    Tick { node: usize, wake: u64 },
-    Restart { node: usize },
-    Checkpoint { node: usize },
+    Deliver {
+        from: usize,
+        to: usize,
+        wire: Wire,
+    },
+    Timeout {
+        node: usize,
+        peer: usize,
+        id: u64,
+    },
+    Poll {
+        node: usize,
+        peer: usize,
+    },
+    Tick {
+        node: usize,
+        wake: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    Checkpoint {
+        node: usize,
+    },
     Op(Op),
     Fault(Fault),
     Heal,
+    /// A node's periodic roster exchange.
+    RosterSync {
+        node: usize,
+    },
+    Roster(roster::Op),
 }
 
 pub(crate) struct World {
@@ -319,6 +370,13 @@ pub(crate) struct World {
     rng_faults: Rng,
     rng_clock: Rng,
     rng_hostile: Rng,
+    rng_roster: Rng,
+    /// The roster of the network's first version, and the roster of every member.
+    first_roster: Roster,
+    full_roster: Roster,
+    /// Members outside the first roster: their nodes start once a version admits them.
+    outside: BTreeSet<usize>,
+    plan: roster::Plan,
     /// The hostile member, if the run has one.
     hostile: Option<usize>,
     /// Each line the hostile member was taken off: its MLS state and its last sequence number
@@ -366,6 +424,8 @@ impl World {
         let mut rng_clock = root.fork();
         // The hostile member draws from a stream of its own too.
         let mut rng_hostile = root.fork();
+        // Roster amendments too.
+        let rng_roster = root.fork();
         // Unique per run: two runs of one seed may go at once in one process.
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -397,7 +457,7 @@ impl World {
             schedule_digest: 0xcbf2_9ce4_8422_2325,
             ..Report::default()
         };
-        Ok(World {
+        let mut world = World {
             net: Net::new(cfg.net.clone()),
             cfg,
             now: 0,
@@ -405,12 +465,17 @@ impl World {
             queue: BTreeMap::new(),
             nodes,
             index,
-            roster,
+            roster: roster.clone(),
             rng_net,
             rng_ops,
             rng_faults,
             rng_clock,
             rng_hostile,
+            rng_roster,
+            first_roster: roster.clone(),
+            full_roster: roster.clone(),
+            outside: BTreeSet::new(),
+            plan: roster::Plan::default(),
             hostile,
             hostile_removed: Vec::new(),
             next_request: 1,
@@ -418,7 +483,11 @@ impl World {
             report,
             healed: false,
             dir,
-        })
+        };
+        world.first_roster = world.draw_first_roster(&roster);
+        world.roster = world.first_roster.clone();
+        world.truth.roster.first = Some(world.first_roster.clone());
+        Ok(world)
     }
 
     fn config(&self, i: usize) -> HotlineConfig {
@@ -462,10 +531,14 @@ impl World {
     fn run(&mut self) -> Result<(), String> {
         let n = self.nodes.len();
         for i in 0..n {
+            if self.outside.contains(&i) {
+                continue;
+            }
             let cfg = self.config(i);
             let engine = self.engine_config(i);
+            let first = self.first_roster.clone();
             self.nodes[i]
-                .start(cfg, engine, EPOCH_MS)
+                .start(cfg, engine, EPOCH_MS, &first, &[])
                 .map_err(|e| format!("{} cannot start: {e}", self.nodes[i].code))?;
         }
         self.now = EPOCH_MS;
@@ -505,9 +578,9 @@ impl World {
 
     /// Every node up, nothing queued or in flight.
     fn quiet(&self) -> bool {
-        self.nodes.iter().all(|n| {
+        self.nodes.iter().enumerate().filter(|(i, _)| !self.outside.contains(i)).all(|(_, n)| {
             n.up.as_ref().is_some_and(|u| u.links.values().all(|l| l.in_flight.is_none())) && n.backlog().is_empty()
-        })
+        }) && self.roster_quiet()
     }
 
     /// The run's operations and faults, drawn up front.
@@ -596,6 +669,7 @@ impl World {
         }
         let skewed = self.nodes.iter().filter(|n| n.wall_skew_ms != 0).count() as u64;
         self.report.faults.insert("clock_skew_nodes", skewed);
+        self.plan_roster();
         if self.hostile.is_some() {
             for _ in 0..self.cfg.hostile_attempts {
                 let t = self.rng_hostile.range(start + 120_000, active_end);
@@ -690,12 +764,14 @@ impl World {
                 }
                 None
             }
+            Ev::RosterSync { node } => self.roster_sync(node),
+            Ev::Roster(op) => self.roster_op(op),
             Ev::Heal => {
                 self.healed = true;
                 self.truth.healed_ms = self.now;
                 self.net.heal();
                 for i in 0..self.nodes.len() {
-                    if !self.nodes[i].is_up() {
+                    if !self.nodes[i].is_up() && !self.outside.contains(&i) {
                         self.restart(i);
                         self.after(i);
                     }
@@ -712,10 +788,24 @@ impl World {
     }
 
     fn restart(&mut self, node: usize) {
+        // A member outside the first roster starts once a version admits it, with the chain up to
+        // that version in its configuration.
+        let given = if self.outside.contains(&node) {
+            match self.plan.admission_chain.clone() {
+                Some(chain) => {
+                    self.outside.remove(&node);
+                    chain
+                }
+                None => return,
+            }
+        } else {
+            Vec::new()
+        };
         let cfg = self.config(node);
         let engine = self.engine_config(node);
         let now = self.now;
-        match self.nodes[node].start(cfg, engine, now) {
+        let first = self.first_roster.clone();
+        match self.nodes[node].start(cfg, engine, now, &first, &given) {
             Ok(inserted) => self.react(node, inserted),
             Err(e) => {
                 let code = self.nodes[node].code.clone();
@@ -726,7 +816,9 @@ impl World {
 
     /// After an event at a node: schedule its core's next wake and poll every link with a backlog.
     fn after(&mut self, node: usize) {
-        let backlog = self.nodes[node].backlog();
+        let mut backlog = self.nodes[node].backlog();
+        // A link waits while this node's roster does not list its peer or suspends it.
+        backlog.retain(|(peer, _)| self.nodes[node].admits(peer));
 
         let Some(up) = self.nodes[node].up.as_mut() else { return };
         let mut polls = Vec::new();
@@ -779,6 +871,10 @@ impl World {
                 return;
             }
         }
+        // The link waits while this node's roster does not list the peer or suspends it.
+        if !self.nodes[node].admits(&peer_code) {
+            return;
+        }
         match self.nodes[node].outbox(&peer_code, peer, now_node) {
             Ok(items) => {
                 let id = self.next_request;
@@ -823,6 +919,17 @@ impl World {
             return None;
         }
         match wire {
+            Wire::Exchange { number, proposals } => {
+                self.on_exchange(from, to, number, proposals);
+                Some(to)
+            }
+            Wire::ExchangeReply { versions, proposals } => {
+                self.on_exchange_reply(from, to, versions, proposals);
+                Some(to)
+            }
+            // The listener takes connections only from members its roster lists and does not
+            // suspend: the sender's link fails and tries again.
+            Wire::Batch { .. } if !self.nodes[to].admits(&self.nodes[from].code) => None,
             Wire::Batch { id, body } => {
                 let active = !self.healed;
                 let faults = BatchFaults {
@@ -1115,6 +1222,11 @@ impl World {
     /// Err(true) when worth trying again later.
     fn create_line(&mut self, members: &[usize], scope: &'static str) -> Result<(), bool> {
         let home = members[0];
+        // A member whose standing an amendment changes is left off set-ups until every node
+        // holds the version (one that has not would refuse the set-up, or one that has would).
+        if members.iter().any(|m| self.unsettled(*m)) {
+            return Err(true);
+        }
         let req = NewLine {
             members: members.iter().map(|m| self.nodes[*m].code.to_string()).collect(),
             scope: scope.into(),
@@ -1152,10 +1264,14 @@ impl World {
 
     fn add_member(&mut self) -> Option<usize> {
         let (home, line) = self.conference_at_home()?;
+        if line.members.iter().any(|m| self.index.get(m).is_some_and(|i| self.unsettled(*i))) {
+            return None;
+        }
         let candidates: Vec<usize> = (0..self.nodes.len())
             .filter(|i| {
                 let code = &self.nodes[*i].code;
                 !line.has_member(code)
+                    && !self.unsettled(*i)
                     && self.nodes[home].up.as_ref().is_some_and(|u| u.core().check_new_member(line.id, code).is_ok())
             })
             .collect();
@@ -1210,11 +1326,20 @@ impl World {
         let h = self.hostile?;
         let attack = match attack {
             Some(a) => a,
-            None => *self.rng_hostile.pick(&self.cfg.hostile_attacks)?,
+            None => {
+                // Without amendments, the roster's attacks are left out: a seed draws as it did
+                // before they existed.
+                let roster = self.cfg.roster.amendments;
+                let attacks: Vec<Attack> =
+                    self.cfg.hostile_attacks.iter().copied().filter(|a| roster || !a.is_roster()).collect();
+                *self.rng_hostile.pick(&attacks)?
+            }
         };
         match attack {
             Attack::ClaimFlood => return self.claim_flood(h),
             Attack::AfterRemoval => return self.after_removal(h),
+            Attack::ForgedRosterSignature => return self.roster_forgery(h, false),
+            Attack::AlteredRoster => return self.roster_forgery(h, true),
             _ => {}
         }
         let me = self.nodes[h].code.clone();
@@ -1294,6 +1419,9 @@ impl World {
         kept: Option<(u64, EnvelopeHash)>,
     ) -> Option<usize> {
         let me = self.nodes[h].code.clone();
+        if !self.nodes[victim].admits(&me) {
+            return None;
+        }
         let batch_len = self.nodes[victim].up.as_ref()?.engine.core_limits().batch_len_max.max(1);
         let mut verdicts = Vec::new();
         for chunk in envelopes.chunks(batch_len) {
@@ -1452,6 +1580,8 @@ impl Ev {
         match self {
             Ev::Deliver { to, wire: Wire::Batch { .. }, .. } => (1, *to),
             Ev::Deliver { to, wire: Wire::Reply { .. }, .. } => (2, *to),
+            Ev::Deliver { to, wire: Wire::Exchange { .. }, .. } => (13, *to),
+            Ev::Deliver { to, wire: Wire::ExchangeReply { .. }, .. } => (14, *to),
             Ev::Timeout { node, .. } => (3, *node),
             Ev::Poll { node, .. } => (4, *node),
             Ev::Tick { node, .. } => (5, *node),
@@ -1460,6 +1590,8 @@ impl Ev {
             Ev::Op(_) => (8, 0),
             Ev::Fault(_) => (9, 0),
             Ev::Heal => (10, 0),
+            Ev::RosterSync { node } => (11, *node),
+            Ev::Roster(_) => (12, 0),
         }
     }
 }
@@ -1469,6 +1601,10 @@ impl Wire {
         match self {
             Wire::Batch { id, body } => Wire::Batch { id: *id, body: body.clone() },
             Wire::Reply { id, verdicts } => Wire::Reply { id: *id, verdicts: verdicts.clone() },
+            Wire::Exchange { number, proposals } => Wire::Exchange { number: *number, proposals: proposals.clone() },
+            Wire::ExchangeReply { versions, proposals } => {
+                Wire::ExchangeReply { versions: versions.clone(), proposals: proposals.clone() }
+            }
         }
     }
 }

@@ -12,10 +12,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use adi_core::{Hotline, HotlineConfig, MemberCode, Record, WriteBatch};
+use adi_core::{Hotline, HotlineConfig, MemberCode, Record, Roster, WriteBatch};
+use adi_engine::roster::{forged_alarm, Decision, Refusal, RosterBook, RosterLimits};
 use adi_engine::{Engine, EngineConfig, LinkState, Received};
-use adi_store::{Claimed, OutboxItem, Outcome, SqliteStore, Store, StoreConfig};
+use adi_store::{Claimed, OutboxItem, Outcome, RosterApplied, RosterProposalKept, SqliteStore, Store, StoreConfig};
 use adi_wire::batch::Verdict;
+use adi_wire::files::RosterVersionFile;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
 
 /// The sending side of one node's link to one peer.
@@ -36,6 +38,8 @@ pub struct Up {
     pub links: BTreeMap<usize, Link>,
     /// The core's next wake (its own clock) for which a tick is scheduled.
     pub tick_at: Option<u64>,
+    /// The roster's chain as this node holds it (the engine's [`RosterBook`]).
+    pub book: RosterBook,
 }
 
 impl Up {
@@ -135,20 +139,32 @@ impl SimNode {
 
     /// Starts (or restarts) the node from its database at simulation time `sim_ms`, as
     /// `Node::start` does: load, take up time from the system clock (never earlier than the
-    /// latest time stored), rebuild the core with its MLS state, top up KeyPackages, and take held
-    /// envelopes a commit released.
-    pub fn start(&mut self, config: HotlineConfig, engine: EngineConfig, sim_ms: u64) -> Result<Vec<Record>, String> {
+    /// latest time stored), rebuild the roster's chain from the first roster, the versions its
+    /// configuration names (`given`, recorded where the store lacks them) and those its store
+    /// applied, with the proposals it kept, rebuild the core with its MLS state under the roster
+    /// in force, top up KeyPackages, and take held envelopes a commit released.
+    pub fn start(
+        &mut self,
+        mut config: HotlineConfig,
+        engine: EngineConfig,
+        sim_ms: u64,
+        first: &Roster,
+        given: &[RosterVersionFile],
+    ) -> Result<Vec<Record>, String> {
         let store = SqliteStore::open(StoreConfig::new(&self.path, [7u8; 32])).map_err(|e| e.to_string())?;
-        let restored = store.load(&self.code).map_err(|e| e.to_string())?;
         let wall = (sim_ms as i64 + self.wall_skew_ms).max(0) as u64;
+        let book = roster_book(&store, first, given, wall)?;
+        let restored = store.load(&self.code).map_err(|e| e.to_string())?;
         let now = wall.max(restored.latest_ms);
         self.clock.push((sim_ms, now));
+        config.roster = book.current.roster.clone();
         let core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
         let used = store.used_key_packages().map_err(|e| e.to_string())?.into_iter().collect();
         let mut held: Vec<LineId> =
             store.held_counts(0).map_err(|e| e.to_string())?.into_iter().map(|c| c.line).collect();
         held.dedup();
-        self.up = Some(Up { engine: Engine::new(core, used, engine), store, links: BTreeMap::new(), tick_at: None });
+        self.up =
+            Some(Up { engine: Engine::new(core, used, engine), store, links: BTreeMap::new(), tick_at: None, book });
         self.refill_key_packages(now)?;
         self.release_held(held, now)
     }
@@ -374,6 +390,172 @@ impl SimNode {
             }
         }
         out
+    }
+}
+
+/// The roster's chain as the node's `fed::roster::book` rebuilds it at a start: the first
+/// version, then the configuration's versions (`given`; recorded as the node records them where
+/// the store lacks them), then the versions the store applied, and the proposals it kept that
+/// still amend the version in force.
+fn roster_book(
+    store: &SqliteStore,
+    first: &Roster,
+    given: &[RosterVersionFile],
+    now: u64,
+) -> Result<RosterBook, String> {
+    let mut book = RosterBook::first(first)?;
+    let stored: Vec<RosterVersionFile> = store
+        .roster_versions()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|b| serde_json::from_slice(b).map_err(|e| format!("a stored roster version cannot be read: {e}")))
+        .collect::<Result<_, _>>()?;
+    for file in given {
+        book.extend(file.clone()).map_err(|e| format!("roster version {} of the configuration: {e}", file.number))?;
+        if !stored.iter().any(|s| s.number == file.number) {
+            let applied = RosterApplied {
+                number: file.number,
+                hash: book.current.hash,
+                body: serde_json::to_vec(file).map_err(|e| e.to_string())?,
+                actor: "administrator".into(),
+                detail: format!("roster version {} taken from the configuration", file.number),
+                now_ms: now,
+            };
+            store.roster_version_applied(applied).wait_blocking().map_err(|e| e.to_string())?;
+        }
+    }
+    for file in stored {
+        if file.number > book.current.number {
+            let number = file.number;
+            book.extend(file).map_err(|e| format!("roster version {number} in the database is refused: {e}"))?;
+        }
+    }
+    let proposals = store.roster_proposals().map_err(|e| e.to_string())?;
+    book.keep_stored(proposals.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect());
+    Ok(book)
+}
+
+/// What became of a roster version or proposal handed to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// It took effect: the version now in force.
+    Applied(u64),
+    /// Kept as a proposal; `new` when none of its hash was kept before.
+    Kept {
+        new: bool,
+    },
+    Unchanged,
+    Stale,
+    Ahead,
+    /// Refused as forged or altered (a `misconduct` alarm names the peer that handed it over).
+    Forged(String),
+    /// Refused past a named limit.
+    Limit(String),
+    /// The node is down or could not record it.
+    Failed(String),
+}
+
+/// Faults of the simulation's own driving of the roster, off unless a test turns one on to show
+/// that the checker finds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RosterBugs {
+    /// A proposal that lacks signatures is recorded and put in force as if it met its rule.
+    pub apply_short: bool,
+    /// A version is recorded as applied but the core keeps the roster it had (a suspended
+    /// member's envelopes are still taken).
+    pub roster_not_in_force: bool,
+}
+
+impl SimNode {
+    /// Hands a roster version or proposal to this node, as the node's `fed::roster::offer` does:
+    /// decided by the engine's [`RosterBook`], recorded by the store, then put in force (the
+    /// core's roster) or kept. A peer that hands over one that does not verify is named in a
+    /// `misconduct` alarm.
+    pub fn offer_roster(
+        &mut self,
+        peer: Option<&MemberCode>,
+        actor: &str,
+        file: RosterVersionFile,
+        limits: &RosterLimits,
+        bugs: RosterBugs,
+        now: u64,
+    ) -> Offered {
+        let me = self.code.clone();
+        let Some(up) = self.up.as_mut() else { return Offered::Failed(format!("{me} is down")) };
+        let decision = match up.book.decide(&file, limits) {
+            Ok(d) => d,
+            Err(Refusal::Limit(m)) => return Offered::Limit(m),
+            Err(Refusal::Forged(m)) => {
+                if let Some(peer) = peer {
+                    let batch = WriteBatch { alarms: vec![forged_alarm(peer, now, &m)], ..WriteBatch::default() };
+                    if let Err(e) = self.commit(batch) {
+                        return Offered::Failed(e);
+                    }
+                }
+                return Offered::Forged(m);
+            }
+        };
+        let (version, file, detail) = match decision {
+            Decision::Stale => return Offered::Stale,
+            Decision::Ahead => return Offered::Ahead,
+            Decision::Unchanged => return Offered::Unchanged,
+            Decision::Apply { version, file, detail } => (*version, file, detail),
+            Decision::Keep { file, hash, new, changes, .. } if bugs.apply_short => {
+                let Ok(version) = adi_core::amendment::check_proposal(&up.book.current, &file) else {
+                    return Offered::Unchanged;
+                };
+                debug_assert_eq!(version.hash, hash);
+                (version, file, format!("roster version applied short of signatures: {} ({new})", changes.join(", ")))
+            }
+            Decision::Keep { file, hash, new, changes, .. } => {
+                let what = format!("roster version {} ({})", file.number, hex::encode(hash));
+                let audit = match (peer, new) {
+                    (_, true) => Some((
+                        "roster_proposed".to_string(),
+                        actor.to_string(),
+                        format!("{what} proposed: {}", changes.join(", ")),
+                    )),
+                    (None, false) => {
+                        Some(("roster_signed".to_string(), actor.to_string(), format!("{what} signed by {me}")))
+                    }
+                    (Some(_), false) => None,
+                };
+                let body = match serde_json::to_vec(&file) {
+                    Ok(b) => b,
+                    Err(e) => return Offered::Failed(e.to_string()),
+                };
+                let kept = RosterProposalKept { number: file.number, hash, body, audit, now_ms: now };
+                if let Err(e) = up.store.roster_proposal_kept(kept).wait_blocking() {
+                    return Offered::Failed(e.to_string());
+                }
+                up.book.kept(file, hash);
+                return Offered::Kept { new };
+            }
+        };
+        let number = version.number;
+        let body = match serde_json::to_vec(&file) {
+            Ok(b) => b,
+            Err(e) => return Offered::Failed(e.to_string()),
+        };
+        let applied = RosterApplied { number, hash: version.hash, body, actor: actor.to_string(), detail, now_ms: now };
+        if let Err(e) = up.store.roster_version_applied(applied).wait_blocking() {
+            return Offered::Failed(e.to_string());
+        }
+        let roster = version.roster.clone();
+        up.book.applied(version, file);
+        if !bugs.roster_not_in_force {
+            up.engine.core_mut().set_roster(roster);
+        }
+        Offered::Applied(number)
+    }
+
+    /// Whether this node's roster in force lets `peer` reach it (listed and not suspended): the
+    /// node's TLS listener and links take only those members' nodes.
+    pub fn admits(&self, peer: &MemberCode) -> bool {
+        self.up.as_ref().is_some_and(|up| {
+            let roster = up.core().roster();
+            roster.member(peer).is_some() && !roster.is_suspended(peer)
+        })
     }
 }
 

@@ -664,6 +664,11 @@ pub trait Store: Send + Sync + 'static {
     /// `Ok(false)` if this version was applied already; an error if another version holds its
     /// number.
     fn roster_version_applied(&self, applied: RosterApplied) -> Pending<bool>;
+    /// When this node applied each roster version after the first, on its clock: (number,
+    /// `now_ms` of [`Store::roster_version_applied`]), in order. An envelope's `received_ms` on
+    /// the same clock places it before or after each version (a start never takes up a time
+    /// earlier than the latest version applied).
+    fn roster_applied_times(&self) -> Result<Vec<(u64, u64)>, StoreError>;
     /// The proposed roster versions this node keeps, with the signatures collected so far: each
     /// file as JSON, oldest first.
     fn roster_proposals(&self) -> Result<Vec<Vec<u8>>, StoreError>;

@@ -938,9 +938,40 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
     (place, store)
 }
 
+/// Roster versions applied are read back in order with the time each was applied, and a start
+/// never takes up a time earlier than the latest version applied.
+fn roster_versions_keep_when_they_were_applied<S: Store>(
+    make: impl Fn() -> (TempDir, S),
+    reopen: impl Fn(&TempDir) -> S,
+) {
+    let (dir, store) = make();
+    assert!(store.roster_applied_times().expect("read").is_empty());
+    for (number, at) in [(2u64, 5_000u64), (3, 9_000)] {
+        let applied = adi_store::RosterApplied {
+            number,
+            hash: [number as u8; 32],
+            body: format!("{{\"number\":{number}}}").into_bytes(),
+            actor: "member SG".into(),
+            detail: format!("roster version {number} took effect"),
+            now_ms: at,
+        };
+        assert!(store.roster_version_applied(applied).wait_blocking().expect("applied"));
+    }
+    assert_eq!(store.roster_applied_times().expect("read"), vec![(2, 5_000), (3, 9_000)]);
+    drop(store);
+    let store = reopen(&dir);
+    assert_eq!(store.roster_applied_times().expect("read"), vec![(2, 5_000), (3, 9_000)]);
+    assert!(store.load(&code("SG")).expect("load").latest_ms >= 9_000);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sqlite_roster_versions_keep_when_they_were_applied() {
+    roster_versions_keep_when_they_were_applied(sqlite, sqlite_reopen);
+}
 
 fn sqlite() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("a temporary directory");

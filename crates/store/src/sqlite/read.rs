@@ -169,7 +169,8 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, code_of(row.get(1)?)?)))?.collect::<Result<_, _>>()?;
     let latest_ms: i64 = c.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(received_ms) FROM envelopes), 0),
-                    COALESCE((SELECT MAX(at_ms) FROM events), 0))",
+                    COALESCE((SELECT MAX(at_ms) FROM events), 0),
+                    COALESCE((SELECT MAX(applied_ms) FROM roster_versions), 0))",
         [],
         |row| row.get(0),
     )?;

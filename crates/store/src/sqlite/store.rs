@@ -366,6 +366,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn roster_applied_times(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT number, applied_ms FROM roster_versions ORDER BY number")?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get::<_, i64>(0)?.max(0) as u64, row.get::<_, i64>(1)?.max(0) as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn roster_proposals(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT hash, body FROM roster_proposals ORDER BY seen_ms, hash")?;

@@ -1,0 +1,628 @@
+//! Roster amendments in the simulation.
+//!
+//! The seed draws a run's amendments: where it draws an admission, Timor-Leste starts outside the
+//! first roster and its node starts only once a version admits it (with the chain up to that
+//! version in its configuration, as an administrator would give it); then a member is suspended
+//! and later reinstated. Each amendment is proposed by an ASEAN member's administrator (the
+//! version signed with its key: `amendment::propose` and `amendment::sign`) and signed by every
+//! other member its rule names, each when its turn is drawn, as a proposal file carrying its own
+//! signature handed to its own node as an operator's offer. Alongside the suspension a second
+//! proposal stays one signature short (its withheld signer never signs): it must never take
+//! effect. Versions and proposals travel between nodes as the node's exchange carries them (a
+//! node's version number and its proposals; the answer: the versions after it and the peer's
+//! proposals), through the simulated network, at once after a change of a node's own and with a
+//! peer drawn every `sync_ms`; a node whose roster does not list a peer, or suspends it, neither
+//! answers it nor sends to it, as the node's TLS listener and links do.
+//!
+//! Each node decides with the engine's [`adi_engine::roster::RosterBook`] and records what it
+//! decides before it puts it in force ([`crate::node::SimNode::offer_roster`]); the hostile
+//! member sometimes hands a victim a proposal bearing another member's signature made with its
+//! own key, or one whose roster it altered after signing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use adi_core::amendment;
+use adi_core::{MemberCode, Roster};
+use adi_engine::roster::RosterLimits;
+use adi_wire::files::RosterVersionFile;
+
+use crate::node::Offered;
+use crate::{Ev, Wire, World};
+
+/// What a run's roster amendments are, and how the nodes exchange them.
+#[derive(Clone, Debug)]
+pub struct RosterConfig {
+    /// Whether the run draws amendments at all (off, a seed runs the schedule it ran before they
+    /// existed).
+    pub amendments: bool,
+    /// The chance that Timor-Leste starts outside the first roster and is admitted during the run.
+    pub admission_chance: f64,
+    /// When the first amendment is proposed, after the start (a range).
+    pub first_ms: (u64, u64),
+    /// How long after an amendment took effect at a node the next one is proposed (a range).
+    pub next_ms: (u64, u64),
+    /// How long after a proposal each signer's turn comes (a range); a signer whose node is down
+    /// or behind tries again after `retry_ms`.
+    pub sign_ms: (u64, u64),
+    pub retry_ms: (u64, u64),
+    /// Each node exchanges with one peer drawn this often, and with `peers_after_change` peers at
+    /// once after a change of its own.
+    pub sync_ms: u64,
+    pub peers_after_change: u32,
+    /// The node's limits on what it takes (its defaults).
+    pub limits: RosterLimits,
+    /// Most versions one answer carries (the node's `roster_versions_per_exchange_max`).
+    pub versions_per_exchange_max: usize,
+}
+
+impl Default for RosterConfig {
+    fn default() -> Self {
+        RosterConfig {
+            amendments: true,
+            admission_chance: 0.5,
+            first_ms: (150_000, 300_000),
+            next_ms: (30_000, 150_000),
+            sign_ms: (5_000, 120_000),
+            retry_ms: (10_000, 40_000),
+            sync_ms: 30_000,
+            peers_after_change: 2,
+            limits: RosterLimits { version_bytes_max: 256 * 1024, signatures_max: 256, proposals_max: 16 },
+            versions_per_exchange_max: 64,
+        }
+    }
+}
+
+/// What an amendment changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Admit(usize),
+    Suspend(usize),
+    Reinstate(usize),
+}
+
+impl Change {
+    pub fn subject(&self) -> usize {
+        match self {
+            Change::Admit(i) | Change::Suspend(i) | Change::Reinstate(i) => *i,
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            Change::Admit(_) => "admission",
+            Change::Suspend(_) => "suspension",
+            Change::Reinstate(_) => "reinstatement",
+        }
+    }
+}
+
+/// One proposed amendment, as the simulation knows it.
+#[derive(Clone, Debug)]
+pub struct Amendment {
+    pub change: Change,
+    pub step: usize,
+    pub proposer: usize,
+    pub number: u64,
+    /// The hash of the version it amends, and its own.
+    pub base: [u8; 32],
+    pub hash: [u8; 32],
+    /// The proposed version, unsigned.
+    pub file: RosterVersionFile,
+    /// The members its rule asks to sign besides the proposer.
+    pub signers: Vec<usize>,
+    /// The signer that never signs: the amendment stays one signature short.
+    pub withheld: Option<usize>,
+}
+
+/// A proposal the hostile member forged or altered, handed to a victim.
+#[derive(Clone, Debug)]
+pub struct Forgery {
+    pub hostile: usize,
+    pub victim: usize,
+    pub kind: &'static str,
+    /// The hash the altered version claims (a version that must never be applied).
+    pub altered: Option<[u8; 32]>,
+    /// Whether the victim held the version the forgery amends, so that it must refuse it as
+    /// forged (else it is stale or ahead there, and only kept out).
+    pub must_refuse: bool,
+    pub outcome: Offered,
+}
+
+/// What the simulation knows of the run's amendments, for the checker.
+#[derive(Debug, Default)]
+pub struct RosterTruth {
+    /// The first roster (the first version's).
+    pub first: Option<Roster>,
+    pub amendments: Vec<Amendment>,
+    pub forgeries: Vec<Forgery>,
+}
+
+/// The run's plan of amendments and how far it went.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Each step: the amendment that must take effect, and one proposed alongside it that stays
+    /// short.
+    steps: Vec<(Change, Option<Change>)>,
+    /// Steps proposed so far (the next is scheduled once the last took effect somewhere).
+    proposed: usize,
+    next_scheduled: bool,
+    /// The number of the version the last step took effect with somewhere.
+    head: u64,
+    /// The chain a node admitted during the run starts with (its configuration's versions).
+    pub(crate) admission_chain: Option<Vec<RosterVersionFile>>,
+    /// Members whose standing an amendment changes, with the version number it takes: the
+    /// operators leave them off line set-ups until every node applied that version.
+    pub(crate) unsettled: BTreeMap<usize, u64>,
+}
+
+impl Plan {
+    /// Whether every step took effect somewhere.
+    pub(crate) fn done(&self) -> bool {
+        self.proposed >= self.steps.len() && self.next_scheduled
+    }
+}
+
+/// A roster operation of the run.
+pub(crate) enum Op {
+    Propose { step: usize },
+    Sign { amendment: usize, signer: usize },
+}
+
+/// A roster with one change made.
+fn changed(current: &Roster, change: Change, code: &MemberCode, full: &Roster) -> Option<Roster> {
+    let mut file = current.to_file();
+    match change {
+        Change::Admit(_) => {
+            if current.member(code).is_some() {
+                return None;
+            }
+            let entry = full.to_file().members.into_iter().find(|m| m.code == code.as_str())?;
+            file.members.push(entry);
+            file.members.sort_by(|a, b| a.code.cmp(&b.code));
+        }
+        Change::Suspend(_) => {
+            if current.is_suspended(code) || current.member(code).is_none() {
+                return None;
+            }
+            file.suspended.push(code.to_string());
+            file.suspended.sort();
+        }
+        Change::Reinstate(_) => {
+            if !current.is_suspended(code) {
+                return None;
+            }
+            file.suspended.retain(|s| s != code.as_str());
+        }
+    }
+    Roster::from_file(&file).ok()
+}
+
+impl World {
+    /// The first roster: every member, or all but Timor-Leste where the seed draws its admission.
+    pub(crate) fn draw_first_roster(&mut self, full: &Roster) -> Roster {
+        if !self.cfg.roster.amendments || !self.rng_roster.chance(self.cfg.roster.admission_chance) {
+            return full.clone();
+        }
+        let Some(tl) = self.index.get(&MemberCode::parse("TL").unwrap_or_else(|_| self.nodes[0].code.clone())) else {
+            return full.clone();
+        };
+        let mut file = full.to_file();
+        file.members.retain(|m| m.code != "TL");
+        match Roster::from_file(&file) {
+            Ok(r) => {
+                self.outside.insert(*tl);
+                r
+            }
+            Err(_) => full.clone(),
+        }
+    }
+
+    /// Draws the run's amendments and the nodes' periodic exchanges.
+    pub(crate) fn plan_roster(&mut self) {
+        if !self.cfg.roster.amendments {
+            return;
+        }
+        let start = crate::EPOCH_MS;
+        let members: Vec<usize> = (0..self.nodes.len()).filter(|i| !self.outside.contains(i)).collect();
+        let mut steps: Vec<(Change, Option<Change>)> = self.outside.iter().map(|i| (Change::Admit(*i), None)).collect();
+        let Some(&x) = self.rng_roster.pick(&members) else { return };
+        let others: Vec<usize> = members.iter().copied().filter(|m| *m != x).collect();
+        let Some(&y) = self.rng_roster.pick(&others) else { return };
+        steps.push((Change::Suspend(x), Some(Change::Suspend(y))));
+        steps.push((Change::Reinstate(x), None));
+        self.plan.steps = steps;
+        self.plan.next_scheduled = true;
+        self.plan.head = 1;
+        let (lo, hi) = self.cfg.roster.first_ms;
+        let t = start + self.rng_roster.range(lo, hi);
+        self.at(t, Ev::Roster(Op::Propose { step: 0 }));
+        for i in 0..self.nodes.len() {
+            let t = start + self.rng_roster.range(0, self.cfg.roster.sync_ms);
+            self.at(t, Ev::RosterSync { node: i });
+        }
+    }
+
+    fn retry(&mut self, op: Op) {
+        let (lo, hi) = self.cfg.roster.retry_ms;
+        let t = self.now + self.rng_roster.range(lo, hi);
+        self.at(t, Ev::Roster(op));
+    }
+
+    pub(crate) fn roster_op(&mut self, op: Op) -> Option<usize> {
+        match op {
+            Op::Propose { step } => self.propose(step),
+            Op::Sign { amendment, signer } => self.sign(amendment, signer),
+        }
+    }
+
+    /// An ASEAN member's administrator proposes the step's amendment (and the short one beside it).
+    fn propose(&mut self, step: usize) -> Option<usize> {
+        let (change, short) = *self.plan.steps.get(step)?;
+        let head = self.plan.head;
+        let subjects: Vec<usize> = [Some(change), short].iter().flatten().map(|c| c.subject()).collect();
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !subjects.contains(i))
+            .filter(|i| {
+                self.nodes[*i].up.as_ref().is_some_and(|up| {
+                    let roster = &up.book.current.roster;
+                    up.book.current.number == head
+                        && roster.member(&self.nodes[*i].code).is_some_and(|m| m.community.as_str() == "ASEAN")
+                        && !roster.is_suspended(&self.nodes[*i].code)
+                })
+            })
+            .collect();
+        let Some(&proposer) = self.rng_roster.pick(&candidates) else {
+            self.retry(Op::Propose { step });
+            return None;
+        };
+        if self.amend(step, change, proposer, false).is_none() {
+            self.retry(Op::Propose { step });
+            return None;
+        }
+        self.plan.proposed = step + 1;
+        self.plan.next_scheduled = false;
+        if let Some(short) = short {
+            let other = *self.rng_roster.pick(&candidates).unwrap_or(&proposer);
+            self.amend(step, short, other, true);
+        }
+        Some(proposer)
+    }
+
+    /// Proposes one amendment at `proposer`'s node, signed by it, and draws each signer's turn.
+    fn amend(&mut self, step: usize, change: Change, proposer: usize, short: bool) -> Option<usize> {
+        let subject = self.nodes[change.subject()].code.clone();
+        let current = self.nodes[proposer].up.as_ref()?.book.current.clone();
+        let full = self.full_roster.clone();
+        let roster = changed(&current.roster, change, &subject, &full)?;
+        let (file, hash) = amendment::propose(&current, &roster);
+        let signers: Vec<usize> = current
+            .roster
+            .members()
+            .filter(|m| m.community.as_str() == "ASEAN" && !current.roster.is_suspended(&m.code) && m.code != subject)
+            .filter_map(|m| self.index.get(&m.code).copied())
+            .filter(|i| *i != proposer)
+            .collect();
+        let withheld = if short { self.rng_roster.pick(&signers).copied() } else { None };
+        let offered = self.signed_offer(proposer, &file, &hash)?;
+        let a = self.truth.roster.amendments.len();
+        self.truth.roster.amendments.push(Amendment {
+            change,
+            step,
+            proposer,
+            number: file.number,
+            base: current.hash,
+            hash,
+            file,
+            signers: signers.clone(),
+            withheld,
+        });
+        *self.report.operations.entry(if short { "roster_proposed_short" } else { "roster_proposed" }).or_insert(0) +=
+            1;
+        let subject_i = change.subject();
+        let number = current.number + 1;
+        let e = self.plan.unsettled.entry(subject_i).or_insert(number);
+        *e = (*e).max(number);
+        for s in signers.into_iter().filter(|s| Some(*s) != withheld) {
+            let (lo, hi) = self.cfg.roster.sign_ms;
+            let t = self.now + self.rng_roster.range(lo, hi);
+            self.at(t, Ev::Roster(Op::Sign { amendment: a, signer: s }));
+        }
+        self.roster_changed(proposer, &offered);
+        Some(a)
+    }
+
+    /// The administrator at `node` signs `file` with the member's key and hands it to its node.
+    fn signed_offer(&mut self, node: usize, file: &RosterVersionFile, hash: &[u8; 32]) -> Option<Offered> {
+        let key = adi_core::fixtures::key(self.nodes[node].key_seed);
+        let mut signed = file.clone();
+        signed.signatures = vec![amendment::sign(&self.nodes[node].code, &key, hash)];
+        let now = self.nodes[node].now(self.now);
+        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
+        let offered = self.nodes[node].offer_roster(None, "administrator", signed, &limits, bugs, now);
+        match offered {
+            Offered::Kept { .. } | Offered::Applied(_) | Offered::Unchanged => Some(offered),
+            _ => None,
+        }
+    }
+
+    /// A signer's turn: its node must be up and hold the version the amendment amends.
+    fn sign(&mut self, a: usize, signer: usize) -> Option<usize> {
+        let am = self.truth.roster.amendments.get(a)?.clone();
+        let Some(up) = self.nodes[signer].up.as_ref() else {
+            self.retry(Op::Sign { amendment: a, signer });
+            return None;
+        };
+        if up.book.current.number >= am.number {
+            return None;
+        }
+        if up.book.current.hash != am.base {
+            self.retry(Op::Sign { amendment: a, signer });
+            return None;
+        }
+        match self.signed_offer(signer, &am.file, &am.hash) {
+            Some(offered) => {
+                *self.report.operations.entry("roster_signed").or_insert(0) += 1;
+                self.roster_changed(signer, &offered);
+            }
+            None => self.retry(Op::Sign { amendment: a, signer }),
+        }
+        Some(signer)
+    }
+
+    /// After a change of a node's own: what a version applied sets off, and an exchange with a
+    /// few peers at once.
+    fn roster_changed(&mut self, node: usize, offered: &Offered) {
+        if matches!(offered, Offered::Applied(_)) {
+            self.applied(node);
+        }
+        if matches!(offered, Offered::Applied(_) | Offered::Kept { .. }) {
+            for _ in 0..self.cfg.roster.peers_after_change {
+                self.exchange(node);
+            }
+        }
+    }
+
+    /// A version took effect at `node`: the next step is drawn once the last one took effect
+    /// somewhere, a member it admits starts its node, and the members whose standing every node
+    /// now holds are settled.
+    fn applied(&mut self, node: usize) {
+        let Some(up) = self.nodes[node].up.as_ref() else { return };
+        let current = up.book.current.clone();
+        let versions = up.book.versions.clone();
+        *self.report.operations.entry("roster_applied").or_insert(0) += 1;
+        let last_full = self
+            .truth
+            .roster
+            .amendments
+            .iter()
+            .rev()
+            .find(|a| a.withheld.is_none() && a.step + 1 == self.plan.proposed)
+            .map(|a| a.hash);
+        if !self.plan.next_scheduled && last_full == Some(current.hash) {
+            self.plan.next_scheduled = true;
+            self.plan.head = current.number;
+            if self.plan.proposed < self.plan.steps.len() {
+                let (lo, hi) = self.cfg.roster.next_ms;
+                let t = self.now + self.rng_roster.range(lo, hi);
+                let step = self.plan.proposed;
+                self.at(t, Ev::Roster(Op::Propose { step }));
+            }
+        }
+        let admitted: Vec<usize> =
+            self.outside.iter().copied().filter(|i| current.roster.member(&self.nodes[*i].code).is_some()).collect();
+        if !admitted.is_empty() && self.plan.admission_chain.is_none() {
+            self.plan.admission_chain = Some(versions);
+            for i in admitted {
+                let t = self.now + self.rng_roster.range(2_000, 20_000);
+                self.at(t, Ev::Restart { node: i });
+            }
+        }
+        self.settle_roster();
+    }
+
+    /// Forgets the members whose standing every node holds now.
+    fn settle_roster(&mut self) {
+        let numbers: Vec<Option<u64>> = (0..self.nodes.len())
+            .filter(|i| !self.outside.contains(i))
+            .map(|i| self.nodes[i].up.as_ref().map(|u| u.book.current.number))
+            .collect();
+        if numbers.iter().any(Option::is_none) {
+            return;
+        }
+        let least = numbers.into_iter().flatten().min().unwrap_or(0);
+        self.plan.unsettled.retain(|_, n| *n > least);
+    }
+
+    /// Whether the operators leave `member` off a line set-up now.
+    pub(crate) fn unsettled(&self, member: usize) -> bool {
+        self.outside.contains(&member) || self.plan.unsettled.contains_key(&member)
+    }
+
+    /// Whether every running node holds the same chain, and the plan ran to its end.
+    pub(crate) fn roster_quiet(&self) -> bool {
+        if !self.cfg.roster.amendments {
+            return true;
+        }
+        let mut heads = self.nodes.iter().filter_map(|n| n.up.as_ref()).map(|u| u.book.current.hash);
+        let first = heads.next();
+        self.plan.done() && heads.all(|h| Some(h) == first)
+    }
+
+    /// A node's periodic exchange with one peer drawn.
+    pub(crate) fn roster_sync(&mut self, node: usize) -> Option<usize> {
+        let t = self.now + self.cfg.roster.sync_ms;
+        self.at(t, Ev::RosterSync { node });
+        self.exchange(node);
+        Some(node)
+    }
+
+    /// Sends a peer drawn the exchange: this node's version number and its proposals.
+    fn exchange(&mut self, node: usize) {
+        let Some(up) = self.nodes[node].up.as_ref() else { return };
+        let number = up.book.current.number;
+        let proposals = up.book.proposals.clone();
+        let peers: Vec<usize> = (0..self.nodes.len())
+            .filter(|p| *p != node && !self.outside.contains(p) && self.nodes[node].admits(&self.nodes[*p].code))
+            .collect();
+        let Some(&peer) = self.rng_roster.pick(&peers) else { return };
+        self.send(node, peer, Wire::Exchange { number, proposals });
+    }
+
+    /// Hands `node` what `peer` sent it, in order, as the node's exchange does; returns whether
+    /// anything changed. A proposal the node keeps already with every signature it carries is
+    /// left out before the decision (which would find it unchanged), to spare the verification.
+    fn take(&mut self, node: usize, peer: usize, versions: Vec<RosterVersionFile>, proposals: Vec<RosterVersionFile>) {
+        let peer_code = self.nodes[peer].code.clone();
+        let actor = format!("member {peer_code}");
+        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
+        let mut changed = false;
+        for file in versions {
+            let now = self.nodes[node].now(self.now);
+            let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
+            match offered {
+                Offered::Applied(_) => {
+                    changed = true;
+                    self.applied(node);
+                }
+                Offered::Stale => {}
+                _ => break,
+            }
+        }
+        for file in proposals {
+            let held = self.nodes[node].up.as_ref().is_some_and(|up| {
+                up.book.proposals.iter().any(|k| {
+                    k.number == file.number
+                        && k.previous == file.previous
+                        && k.roster == file.roster
+                        && file.signatures.iter().all(|s| k.signatures.contains(s))
+                })
+            });
+            if held {
+                continue;
+            }
+            let now = self.nodes[node].now(self.now);
+            let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
+            match offered {
+                Offered::Applied(_) => {
+                    changed = true;
+                    self.applied(node);
+                }
+                Offered::Kept { .. } => changed = true,
+                _ => {}
+            }
+        }
+        if changed {
+            self.exchange(node);
+        }
+    }
+
+    /// An exchange arriving at `to` from `from`: refused unless `to`'s roster takes `from`; its
+    /// proposals taken, and the answer sent back.
+    pub(crate) fn on_exchange(&mut self, from: usize, to: usize, number: u64, proposals: Vec<RosterVersionFile>) {
+        if !self.nodes[to].admits(&self.nodes[from].code) {
+            return;
+        }
+        self.take(to, from, Vec::new(), proposals);
+        let Some(up) = self.nodes[to].up.as_ref() else { return };
+        let versions = up.book.versions_after(number, self.cfg.roster.versions_per_exchange_max);
+        let proposals = up.book.proposals.clone();
+        self.send(to, from, Wire::ExchangeReply { versions, proposals });
+    }
+
+    /// A peer's answer to this node's exchange.
+    pub(crate) fn on_exchange_reply(
+        &mut self,
+        from: usize,
+        to: usize,
+        versions: Vec<RosterVersionFile>,
+        proposals: Vec<RosterVersionFile>,
+    ) {
+        if !self.nodes[to].admits(&self.nodes[from].code) {
+            return;
+        }
+        self.take(to, from, versions, proposals);
+    }
+
+    /// The hostile member hands a victim a proposal bearing another member's signature made
+    /// with its own key, or one whose roster it altered after signing it.
+    pub(crate) fn roster_forgery(&mut self, h: usize, altered: bool) -> Option<usize> {
+        let me = self.nodes[h].code.clone();
+        let up = self.nodes[h].up.as_ref()?;
+        let current = up.book.current.clone();
+        let victims: Vec<usize> = (0..self.nodes.len())
+            .filter(|v| *v != h && self.nodes[*v].admits(&me) && self.nodes[h].admits(&self.nodes[*v].code))
+            .collect();
+        let victim = *self.rng_hostile.pick(&victims)?;
+        // A version it might propose: the suspension of a member drawn.
+        let members: Vec<MemberCode> = current
+            .roster
+            .members()
+            .map(|m| m.code.clone())
+            .filter(|c| *c != me && !current.roster.is_suspended(c))
+            .collect();
+        let subject = self.rng_hostile.pick(&members)?.clone();
+        let i = *self.index.get(&subject)?;
+        let roster = changed(&current.roster, Change::Suspend(i), &subject, &self.full_roster)?;
+        let (mut file, hash) = amendment::propose(&current, &roster);
+        let key = adi_core::fixtures::key(self.nodes[h].key_seed);
+        let (kind, altered_hash) = if altered {
+            file.signatures.push(amendment::sign(&me, &key, &hash));
+            file.roster.name = format!("{} (altered)", file.roster.name);
+            let claims = Roster::from_file(&file.roster)
+                .ok()
+                .map(|r| amendment::version_hash(file.number, Some(&current.hash), &r));
+            ("roster_altered", claims)
+        } else {
+            let others: Vec<&MemberCode> = members.iter().filter(|c| **c != subject).collect();
+            let named = (*self.rng_hostile.pick(&others)?).clone();
+            file.signatures.push(amendment::sign(&me, &key, &hash));
+            file.signatures.push(amendment::sign(&named, &key, &hash));
+            ("roster_forged_signature", None)
+        };
+        let must_refuse = self.nodes[victim].up.as_ref().is_some_and(|u| u.book.current.hash == current.hash);
+        let now = self.nodes[victim].now(self.now);
+        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
+        let outcome = self.nodes[victim].offer_roster(Some(&me), &format!("member {me}"), file, &limits, bugs, now);
+        *self
+            .report
+            .operations
+            .entry(if altered { "hostile_roster_altered" } else { "hostile_roster_forged" })
+            .or_insert(0) += 1;
+        self.truth.roster.forgeries.push(Forgery {
+            hostile: h,
+            victim,
+            kind,
+            altered: altered_hash,
+            must_refuse,
+            outcome,
+        });
+        Some(victim)
+    }
+}
+
+/// The hash a version file names itself by, read off its number, previous and roster.
+pub(crate) fn hash_of(file: &RosterVersionFile) -> Option<[u8; 32]> {
+    let roster = Roster::from_file(&file.roster).ok()?;
+    let previous = match &file.previous {
+        Some(h) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).ok()?;
+            Some(out)
+        }
+        None => None,
+    };
+    Some(amendment::version_hash(file.number, previous.as_ref(), &roster))
+}
+
+/// The members a roster lists and those it suspends.
+pub(crate) fn standing(roster: &Roster) -> (BTreeSet<MemberCode>, BTreeSet<MemberCode>) {
+    let listed: BTreeSet<MemberCode> = roster.members().map(|m| m.code.clone()).collect();
+    let suspended = listed.iter().filter(|c| roster.is_suspended(c)).cloned().collect();
+    (listed, suspended)
+}
+
+impl Change {
+    pub(crate) fn describe(&self, w: &World) -> String {
+        format!("{} of {}", self.verb(), w.nodes[self.subject()].code)
+    }
+}
