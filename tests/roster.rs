@@ -1,8 +1,9 @@
 //! The roster amended while the network runs, between separate node processes: Timor-Leste
 //! admitted by every ASEAN member's signature (none short of it takes effect) and exchanging a
-//! FLASH with Viet Nam; a member suspended, taken off every conference (one re-homed by the
-//! roster's rule) and refused afterwards; a node stopped during two amendments applying both, in
-//! order, when it comes back.
+//! FLASH with Viet Nam; a member suspended, taken off the conferences others are home to and
+//! refused afterwards; a member removed, its conference re-homed by the roster's rule and its past
+//! record still verifying; a node stopped during two amendments applying both, in order, when it
+//! comes back.
 
 mod support;
 
@@ -300,19 +301,19 @@ async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_i
         .await
         .unwrap();
     assert_eq!((status.as_u16(), refused["error"].as_str()), (403, Some("suspended")), "{refused}");
-    // China is taken off both conferences: by Viet Nam, home to one, and by Malaysia, to which
-    // the roster's rule re-homes the other (the first member by code in good standing).
+    // China is taken off the conference Viet Nam is home to. The one China is home to keeps it as
+    // its home while it is suspended (no member changes there until China is reinstated or
+    // removed), and still carries the others' messages.
     for (c, at) in [(&vn, "VN"), (&my, "MY")] {
-        for l in [&vn_conference, &cn_conference] {
-            eventually(WAIT, &format!("China off conference {l} at {at}'s node"), || async {
-                let v = c.call(Method::GET, &format!("/api/v1/lines/{l}"), None).await.ok()?;
-                (v["members"] == json!(["MY", "VN"])).then_some(())
-            })
-            .await;
-        }
+        eventually(WAIT, &format!("China off Viet Nam's conference at {at}'s node"), || async {
+            let v = c.call(Method::GET, &format!("/api/v1/lines/{vn_conference}"), None).await.ok()?;
+            (v["members"] == json!(["MY", "VN"])).then_some(())
+        })
+        .await;
+        let v = c.call(Method::GET, &format!("/api/v1/lines/{cn_conference}"), None).await.unwrap();
+        assert_eq!(v["members"], json!(["CN", "MY", "VN"]), "at {at}: {v}");
     }
-    // The re-homed conference carries Viet Nam's message to Malaysia.
-    let body = json!({"precedence": "IMMEDIATE", "subject": "without China", "body": "x"});
+    let body = json!({"precedence": "IMMEDIATE", "subject": "while China is suspended", "body": "x"});
     let sent = vn.call(Method::POST, &format!("/api/v1/lines/{cn_conference}/messages"), Some(&body)).await.unwrap();
     let id = sent["id"].as_str().unwrap().to_string();
     eventually(WAIT, "Viet Nam's message at Malaysia's node", || async {
@@ -450,6 +451,17 @@ async fn a_removed_members_past_record_verifies_anchored_on_the_networks_identit
         cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
     })
     .await;
+    let cn_line = cn
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["CN", "MY", "VN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(WAIT, "China's conference at Viet Nam's node", || async {
+        vn.call(Method::GET, &format!("/api/v1/lines/{cn_line}"), None).await.ok()
+    })
+    .await;
     let body = json!({"precedence": "PRIORITY", "subject": "before removal", "body": "China's last word"});
     let said = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
     let id = said["id"].as_str().unwrap().to_string();
@@ -467,6 +479,23 @@ async fn a_removed_members_past_record_verifies_anchored_on_the_networks_identit
     eventually(WAIT, "China off the conference", || async {
         let v = vn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()?;
         (v["members"] == json!(["MY", "VN"])).then_some(())
+    })
+    .await;
+    // China's own conference is re-homed by the roster's rule to Malaysia, the first member by
+    // code in good standing, which takes China off it; it carries Viet Nam's message to Malaysia.
+    let my = net.procs.client("MY");
+    for (c, at) in [(&vn, "VN"), (&my, "MY")] {
+        eventually(WAIT, &format!("China off its own conference at {at}'s node"), || async {
+            let v = c.call(Method::GET, &format!("/api/v1/lines/{cn_line}"), None).await.ok()?;
+            (v["members"] == json!(["MY", "VN"])).then_some(())
+        })
+        .await;
+    }
+    let body = json!({"precedence": "IMMEDIATE", "subject": "without China", "body": "x"});
+    let sent = vn.call(Method::POST, &format!("/api/v1/lines/{cn_line}/messages"), Some(&body)).await.unwrap();
+    let sent_id = sent["id"].as_str().unwrap().to_string();
+    eventually(WAIT, "Viet Nam's message at Malaysia's node", || async {
+        my.call(Method::GET, &format!("/api/v1/messages/{sent_id}"), None).await.ok()
     })
     .await;
 

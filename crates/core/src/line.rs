@@ -57,14 +57,16 @@ impl Line {
     }
 
     /// The member that sequences the line's membership under `roster` (`docs/PROTOCOL.md`,
-    /// "Re-homing"): its home member while the roster lists it in good standing and it is on the
+    /// "Re-homing"): its home member while the roster lists it (suspended or not) and it is on the
     /// line; else the first of its members, by code, that the roster lists in good standing.
-    /// Every member's node computes the same from the same roster version and membership.
+    /// Every member's node computes the same from the same roster version and membership. A
+    /// suspension alone does not move a line's home: its commits would otherwise be refused by
+    /// the suspended home's node once it is reinstated, which holds the line as its own.
     pub fn acting_home(&self, roster: &Roster) -> MemberCode {
-        let standing = |m: &MemberCode| roster.member(m).is_some() && !roster.is_suspended(m);
-        if standing(&self.home) && self.has_member(&self.home) {
+        if roster.member(&self.home).is_some() && self.has_member(&self.home) {
             return self.home.clone();
         }
+        let standing = |m: &MemberCode| roster.member(m).is_some() && !roster.is_suspended(m);
         self.members.iter().filter(|m| standing(m)).min().cloned().unwrap_or_else(|| self.home.clone())
     }
 

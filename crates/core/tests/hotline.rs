@@ -761,3 +761,35 @@ fn a_member_that_left_a_line_is_refused_a_key_update_not_an_internal_error() {
         expect!["Forbidden removed: VN is not on line 05050505050505050505050505050505"],
     );
 }
+
+/// A line set-up naming a member this node's roster version does not list yet (an admission the
+/// home member's node applied first), or suspends, is deferred, not refused for good: taken once
+/// this node holds the version that lists the member in good standing.
+#[test]
+fn a_set_up_naming_a_member_the_roster_here_does_not_list_yet_is_taken_once_it_does() {
+    use adi_core::fixtures::roster;
+    let mut ph = hotline("PH");
+    let mut cn = hotline("CN");
+    let mut vn = Hotline::new(
+        adi_core::HotlineConfig { roster: roster(&[WORLD[0], WORLD[1], WORLD[3]]), ..config("VN", 2) },
+        adi_core::Restored::default(),
+        0,
+    )
+    .unwrap();
+    let setup = create(&mut ph, &mut [&mut vn, &mut cn], LineId([7; 16]), "PH,VN,CN", "ADMM-Plus");
+    let bytes = setup.envelope.bytes().to_vec();
+    let refusal = vn.receive(2, &code("PH"), &bytes).unwrap_err();
+    assert_eq!((refusal.retry, refusal.code), (true, RefusalCode::NotReady), "{}", refusal.reason);
+    assert!(refusal.reason.contains("CN is not in the roster"), "{}", refusal.reason);
+    // Suspended here: deferred the same way.
+    let mut file = roster(&WORLD).to_file();
+    file.suspended = vec!["CN".into()];
+    vn.set_roster(adi_core::Roster::from_file(&file).unwrap());
+    let refusal = vn.receive(3, &code("PH"), &bytes).unwrap_err();
+    assert_eq!((refusal.retry, refusal.code), (true, RefusalCode::NotReady), "{}", refusal.reason);
+    // The version that lists CN in good standing: the set-up is taken.
+    vn.set_roster(roster(&WORLD));
+    let taken = vn.receive(4, &code("PH"), &bytes).unwrap();
+    assert!(!taken.is_empty());
+    assert!(vn.line(&LineId([7; 16])).is_some());
+}

@@ -478,8 +478,9 @@ fn flash(w: &World, out: &mut Vec<String>) {
         for r in &s.recipients {
             let code = &w.nodes[*r].code;
             // A member taken off the line owes no answer there, and may have refused the FLASH
-            // (with its reason, at the sender) if its removal reached it first.
-            if !on_line_now(w, &s.line, code) {
+            // (with its reason, at the sender) if its removal reached it first; one taken off after
+            // the FLASH, even if added again since, owed none from its removal on either.
+            if !on_line_now(w, &s.line, code) || off_the_line_since(w, up, s, code) {
                 continue;
             }
             // A FLASH its sender sent after the place its own removal from the line fixed is
@@ -535,16 +536,34 @@ fn flash(w: &World, out: &mut Vec<String>) {
                 out.push(format!(
                     "FLASH {} from {} held at {code} unanswered past its deadline without an escalation by {limit} \
                      (its clock: escalation {:?}, received {}, due {due_here}, healed {healed_here}, started again \
-                     {restarted}; on the line now {})",
+                     {restarted}; on the line now {}; line {})",
                     s.hash,
                     sender.code,
                     esc.map(|a| a.raised_ms),
                     row.received_ms,
                     on_line_now(w, &s.line, code),
+                    s.line,
                 ));
             }
         }
     }
+}
+
+/// Whether `code` was off the line at some epoch after the one `s` was sent at: its removal
+/// ended what it owed the message, whatever came after.
+fn off_the_line_since(w: &World, up: &crate::node::Up, s: &crate::Sent, code: &MemberCode) -> bool {
+    let epoch = up
+        .store
+        .envelope(&s.hash)
+        .ok()
+        .flatten()
+        .and_then(|e| adi_wire::Envelope::decode(&e.bytes, usize::MAX, usize::MAX).ok())
+        .map(|e| e.body().epoch);
+    let Some(epoch) = epoch else { return false };
+    w.truth
+        .membership
+        .get(&s.line)
+        .is_some_and(|h| h.iter().any(|(from, members)| *from > epoch && !members.contains(code)))
 }
 
 fn on_line_now(w: &World, line: &LineId, code: &MemberCode) -> bool {

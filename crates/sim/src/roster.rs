@@ -66,7 +66,12 @@ impl Default for RosterConfig {
             retry_ms: (10_000, 40_000),
             sync_ms: 30_000,
             peers_after_change: 2,
-            limits: RosterLimits { version_bytes_max: 256 * 1024, signatures_max: 256, proposals_max: 16 },
+            limits: RosterLimits {
+                version_bytes_max: 256 * 1024,
+                signatures_max: 256,
+                proposals_max: 16,
+                proposals_per_member_max: 4,
+            },
             versions_per_exchange_max: 64,
         }
     }

@@ -421,8 +421,21 @@ impl Hotline {
         }
         let scope = Scope::parse(scope)
             .ok_or_else(|| Refusal::reject(RefusalCode::BadLineSetup, format!("unknown scope '{scope}'")))?;
-        let members = check_line(&self.config.roster, &self.config.limits, scope, sender, members, &title)
-            .map_err(|e| Refusal::reject(RefusalCode::BadLineSetup, format!("line refused: {}", e.message)))?;
+        let members =
+            check_line(&self.config.roster, &self.config.limits, scope, sender, members, &title).map_err(|e| {
+                // Who is listed or suspended may be decided by a roster version the home member
+                // holds and this node does not yet (an admission, a suspension, a reinstatement):
+                // it takes the set-up again once it catches up. A line against the scope's policy
+                // stays refused: the policy changes far more rarely than a line is set up.
+                if matches!(e.code, "unknown_member" | "suspended") {
+                    Refusal::defer(
+                        RefusalCode::NotReady,
+                        format!("the roster version held here does not admit this line yet: {}", e.message),
+                    )
+                } else {
+                    Refusal::reject(RefusalCode::BadLineSetup, format!("line refused: {}", e.message))
+                }
+            })?;
         if !members.contains(&self.config.me) {
             return Err(Refusal::reject(
                 RefusalCode::RecipientNotOnLine,

@@ -297,7 +297,8 @@ pub async fn answer_exchange(node: &NodeState, peer: &MemberCode, body: &[u8]) -
 }
 
 /// Takes each member the roster in force suspends or no longer lists off every conference this
-/// node sequences (as its home member, or as the member the line is re-homed to). A re-homed
+/// node sequences (as its home member, or as the member the line is re-homed to once its home is
+/// removed). A re-homed
 /// line waits until each of its other members' nodes is known to hold the version in force, so
 /// that none refuses the new home's commit as coming from a member that is not home.
 async fn take_members_off_lines(node: &NodeState) {
@@ -307,6 +308,10 @@ async fn take_members_off_lines(node: &NodeState) {
     let lines: Vec<adi_core::Line> = node.core().lines().cloned().collect();
     for line in lines {
         if line.is_direct() || line.acting_home(&roster) != node.member {
+            continue;
+        }
+        // A suspended home keeps its own conferences (`Line::acting_home`): it takes nobody off.
+        if !standing(&node.member) {
             continue;
         }
         let Some(out) = line.members.iter().find(|m| !standing(m)).cloned() else { continue };
