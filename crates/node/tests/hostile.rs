@@ -22,7 +22,9 @@ use adi_wire::content::SignedContent;
 use adi_wire::envelope::{EnvelopeBody, CONTENT_MLS, PRIORITY_CONTROL, PRIORITY_ROUTINE};
 use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId};
-use common::{endpoint, eventually, get_list, keys_towards, open_line, send, set_limits, wait_delivered, Net};
+use common::{
+    endpoint, eventually, get_list, keys_towards, misconduct, open_line, send, set_limits, wait_delivered, Net,
+};
 use ed25519_dalek::SigningKey;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -112,15 +114,6 @@ fn refused_with(verdict: &Verdict, expected: RefusalCode) -> bool {
 
 async fn line_view(net: &Net, at: &str, line: &str) -> Value {
     net.client(at).call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.unwrap()
-}
-
-/// The open `misconduct` alarms at a node naming `member`.
-async fn misconduct(net: &Net, at: &str, member: &str) -> Vec<Value> {
-    get_list(&net.client(at), "/api/v1/alarms")
-        .await
-        .into_iter()
-        .filter(|a| a["kind"] == "misconduct" && a["member"] == member)
-        .collect()
 }
 
 async fn subjects(net: &Net, at: &str, line: &str) -> Vec<String> {

@@ -11,9 +11,8 @@ use adi_core::{MemberCode, Roster};
 use adi_node::fed::links::post_once;
 use adi_node::fed::roster::{offer, Exchange, ExchangeReply, Offered, Source};
 use adi_node::fed::ROSTER_PATH;
-use common::{endpoint, get_list, keys_towards, Net};
+use common::{endpoint, get_list, keys_towards, misconduct, Net};
 use ed25519_dalek::SigningKey;
-use serde_json::Value;
 
 fn code(s: &str) -> MemberCode {
     MemberCode::parse(s).unwrap()
@@ -24,14 +23,6 @@ async fn exchange(net: &Net, from: &str, to: &str, body: Vec<u8>) -> Result<Exch
     let keys = keys_towards(net, from, to);
     let bytes = post_once(&endpoint(net, to), keys.tls, &code(to), ROSTER_PATH, body, 5_000).await?;
     Ok(serde_json::from_slice(&bytes).unwrap())
-}
-
-async fn misconduct(net: &Net, at: &str, member: &str) -> Vec<Value> {
-    get_list(&net.client(at), "/api/v1/alarms")
-        .await
-        .into_iter()
-        .filter(|a| a["kind"] == "misconduct" && a["member"] == member)
-        .collect()
 }
 
 /// The roster in force at a node, and the version file proposing `change` of it, signed by

@@ -185,6 +185,15 @@ pub async fn get_list(c: &Client, path: &str) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
+/// The open `misconduct` alarms at a node naming `member`.
+pub async fn misconduct(net: &Net, at: &str, member: &str) -> Vec<Value> {
+    get_list(&net.client(at), "/api/v1/alarms")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "misconduct" && a["member"] == member)
+        .collect()
+}
+
 /// A member's real keys, loaded from its node's files: its signing key, and a TLS client that
 /// presents its node certificate to `to`.
 pub struct Keys {
