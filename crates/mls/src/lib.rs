@@ -240,6 +240,10 @@ pub struct LineMember {
     code: String,
     provider: OpenMlsRustCrypto,
     signer: SignatureKeyPair,
+    /// Signers of keys a rotation retired, kept while a line's leaf of this member still carries
+    /// one: that line's messages are signed with it until the leaf is renewed
+    /// ([`LineMember::renew_leaf`]).
+    retired: Vec<SignatureKeyPair>,
     credential: CredentialWithKey,
     config: MlsConfig,
     groups: HashMap<[u8; 16], MlsGroup>,
@@ -293,6 +297,29 @@ fn group_id(line: &[u8; 16]) -> GroupId {
     GroupId::from_slice(line)
 }
 
+/// The signer whose key a group's leaf of this member carries: the current one, or one a rotation
+/// retired whose leaf on that line is not renewed yet.
+fn signer_of<'a>(
+    current: &'a SignatureKeyPair,
+    retired: &'a [SignatureKeyPair],
+    group: &MlsGroup,
+) -> &'a SignatureKeyPair {
+    let Some(leaf) = group.own_leaf_node() else { return current };
+    let key = leaf.signature_key().as_slice();
+    std::iter::once(current).chain(retired.iter()).find(|s| s.public() == key).unwrap_or(current)
+}
+
+/// What renewing this member's leaf on a line came to.
+#[derive(Debug)]
+pub enum Renewed {
+    /// The leaf carries the current key already.
+    Current,
+    /// As the home member: committed with the new key, to send to the others.
+    Committed(CommitOut),
+    /// As another member: proposed, for the home member to commit.
+    Proposed(Vec<u8>),
+}
+
 impl LineMember {
     /// A member with no lines, signing with its roster key (the 32-byte Ed25519 seed).
     pub fn new(code: &str, seed: [u8; 32], config: MlsConfig) -> Result<LineMember, MlsError> {
@@ -316,6 +343,7 @@ impl LineMember {
             code: code.to_string(),
             provider,
             signer,
+            retired: Vec::new(),
             credential,
             config,
             groups: HashMap::new(),
@@ -346,6 +374,17 @@ impl LineMember {
         member.stored = restored;
         for line in lines {
             if let Some(group) = MlsGroup::load(member.provider.storage(), &group_id(line)).map_err(lib)? {
+                // A leaf not renewed since a rotation: its signer, stored with the state.
+                if let Some(leaf) = group.own_leaf_node() {
+                    let key = leaf.signature_key().as_slice().to_vec();
+                    let known = member.signer.public() == key || member.retired.iter().any(|r| r.public() == key);
+                    if !known {
+                        let scheme = CIPHERSUITE.signature_algorithm();
+                        if let Some(old) = SignatureKeyPair::read(member.provider.storage(), &key, scheme) {
+                            member.retired.push(old);
+                        }
+                    }
+                }
                 member.groups.insert(*line, group);
             }
         }
@@ -481,7 +520,8 @@ impl LineMember {
     pub fn add(&mut self, line: &[u8; 16], key_packages: Vec<KeyPackage>, aad: Vec<u8>) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         group.set_aad(aad);
-        let (commit, welcome, _) = group.add_members(&self.provider, &self.signer, &key_packages).map_err(lib)?;
+        let signer = signer_of(&self.signer, &self.retired, group);
+        let (commit, welcome, _) = group.add_members(&self.provider, signer, &key_packages).map_err(lib)?;
         group.merge_pending_commit(&self.provider).map_err(lib)?;
         Ok(CommitOut {
             commit: commit.tls_serialize_detached().map_err(lib)?,
@@ -506,7 +546,8 @@ impl LineMember {
         if leaves.len() != members.len() {
             return Err(MlsError::Library("a member to remove is not in the group".into()));
         }
-        let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &leaves).map_err(lib)?;
+        let signer = signer_of(&self.signer, &self.retired, group);
+        let (commit, _, _) = group.remove_members(&self.provider, signer, &leaves).map_err(lib)?;
         group.merge_pending_commit(&self.provider).map_err(lib)?;
         Ok(CommitOut {
             commit: commit.tls_serialize_detached().map_err(lib)?,
@@ -518,8 +559,9 @@ impl LineMember {
     /// Proposes a fresh leaf key for post-compromise security; the home member commits it.
     pub fn propose_update(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let signer = signer_of(&self.signer, &self.retired, group);
         let (proposal, _) =
-            group.propose_self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(lib)?;
+            group.propose_self_update(&self.provider, signer, LeafNodeParameters::default()).map_err(lib)?;
         self.proposed.insert(*line);
         proposal.tls_serialize_detached().map_err(lib)
     }
@@ -584,7 +626,8 @@ impl LineMember {
     ) -> Result<CommitOut, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         group.set_aad(aad);
-        let bundle = group.self_update(&self.provider, &self.signer, parameters).map_err(lib)?;
+        let signer = signer_of(&self.signer, &self.retired, group);
+        let bundle = group.self_update(&self.provider, signer, parameters).map_err(lib)?;
         let (commit, welcome, _) = bundle.into_contents();
         group.merge_pending_commit(&self.provider).map_err(lib)?;
         Ok(CommitOut {
@@ -594,10 +637,58 @@ impl LineMember {
         })
     }
 
+    /// Takes a new signing key (the 32-byte Ed25519 seed), after a roster version gave it to this
+    /// member: KeyPackages made from now on carry it, and each line moves to it when its leaf is
+    /// renewed ([`LineMember::renew_leaf`]); until then that line's messages are still signed
+    /// with the key its leaf carries, which is kept.
+    pub fn rotate_signer(&mut self, seed: [u8; 32]) -> Result<(), MlsError> {
+        let public = derive_public(&seed)?;
+        let signer = SignatureKeyPair::from_raw(CIPHERSUITE.signature_algorithm(), seed.to_vec(), public.to_vec());
+        signer.store(self.provider.storage()).map_err(lib)?;
+        let old = std::mem::replace(&mut self.signer, signer);
+        self.retired.push(old);
+        self.credential = CredentialWithKey {
+            credential: BasicCredential::new(self.code.as_bytes().to_vec()).into(),
+            signature_key: public.to_vec().into(),
+        };
+        Ok(())
+    }
+
+    /// Moves this member's leaf on a line to its current key: as the line's home member by a
+    /// commit (`aad` travelling with it), otherwise by a proposal the home member commits. The
+    /// others accept the new leaf once their roster gives this member that key.
+    pub fn renew_leaf(&mut self, line: &[u8; 16], home: bool, aad: Vec<u8>) -> Result<Renewed, MlsError> {
+        let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
+        let old = signer_of(&self.signer, &self.retired, group);
+        if old.public() == self.signer.public() {
+            return Ok(Renewed::Current);
+        }
+        let new = NewSignerBundle { signer: &self.signer, credential_with_key: self.credential.clone() };
+        if home {
+            group.set_aad(aad);
+            let bundle = group
+                .self_update_with_new_signer(&self.provider, old, new, LeafNodeParameters::default())
+                .map_err(lib)?;
+            let (commit, welcome, _) = bundle.into_contents();
+            group.merge_pending_commit(&self.provider).map_err(lib)?;
+            return Ok(Renewed::Committed(CommitOut {
+                commit: commit.tls_serialize_detached().map_err(lib)?,
+                welcome: welcome.map(|w| w.tls_serialize_detached()).transpose().map_err(lib)?,
+                epoch: group.epoch().as_u64(),
+            }));
+        }
+        let (proposal, _) = group
+            .propose_self_update_with_new_signer(&self.provider, old, new, LeafNodeParameters::default())
+            .map_err(lib)?;
+        self.proposed.insert(*line);
+        Ok(Renewed::Proposed(proposal.tls_serialize_detached().map_err(lib)?))
+    }
+
     /// Proposes this member's leaving the line's group, for the home member to commit.
     pub fn propose_leave(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
-        let proposal = group.leave_group(&self.provider, &self.signer).map_err(lib)?;
+        let signer = signer_of(&self.signer, &self.retired, group);
+        let proposal = group.leave_group(&self.provider, signer).map_err(lib)?;
         proposal.tls_serialize_detached().map_err(lib)
     }
 
@@ -675,7 +766,8 @@ impl LineMember {
         // is of the current epoch and is read within the window like any other.
         let pending: Vec<QueuedProposal> = group.pending_proposals().cloned().collect();
         group.clear_pending_proposals(self.provider.storage()).map_err(lib)?;
-        let out = group.create_message(&self.provider, &self.signer, plaintext);
+        let signer = signer_of(&self.signer, &self.retired, group);
+        let out = group.create_message(&self.provider, signer, plaintext);
         for p in pending {
             group.store_pending_proposal(self.provider.storage(), p).map_err(lib)?;
         }

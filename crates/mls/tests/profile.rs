@@ -462,3 +462,78 @@ fn a_key_package_a_welcome_used_is_named_once_and_an_unused_one_can_be_forgotten
     assert!(!cn.holds_key_package(&refs[1]));
     assert!(!cn.delta().unwrap().delete.is_empty());
 }
+
+/// A member moves to a new signing key while its lines run: its messages read before and after,
+/// a member's renewal is proposed and committed by the home member, the home member renews its
+/// own by commit, a renewal is refused by a member whose roster does not give the new key yet,
+/// and a member restored from its stored state with the new key still reads and writes.
+#[test]
+fn a_member_rotates_its_signing_key_and_its_lines_follow_it() {
+    use adi_mls::Renewed;
+    let mut vn = member("VN");
+    let mut cn = member("CN");
+    let mut tl = member("TL");
+    let mut ph = line(&mut [&mut vn, &mut cn, &mut tl]);
+    let mut stored = BTreeMap::new();
+    apply(&mut stored, vn.delta().unwrap());
+    let new_vn = [42u8; 32];
+    let new_ph = [43u8; 32];
+    let key_of = |seed: &[u8; 32]| ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    // The roster once VN's new key took effect, and once PH's did too.
+    let vn_rotated = move |code: &str| if code == "VN" { Some(key_of(&new_vn)) } else { roster(code) };
+    let rotated = move |code: &str| if code == "PH" { Some(key_of(&new_ph)) } else { vn_rotated(code) };
+    vn.rotate_signer(new_vn).unwrap();
+    // Before its leaf is renewed, VN still signs on the line with the key its leaf carries.
+    let (_, before) = vn.encrypt(&LINE, b"under the old leaf").unwrap();
+    assert_eq!(plaintext(read(&mut ph, "VN", &before)), b"under the old leaf");
+    assert_eq!(plaintext(read(&mut cn, "VN", &before)), b"under the old leaf");
+
+    // VN proposes its renewed leaf. A member whose roster still gives VN its old key refuses it.
+    let Renewed::Proposed(proposal) = vn.renew_leaf(&LINE, false, Vec::new()).unwrap() else { panic!("proposed") };
+    let epoch = message_epoch(&proposal).unwrap();
+    let refused = tl.process(&LINE, RULES, Claim { sender: "VN", epoch }, &proposal, &roster);
+    assert!(matches!(refused, Err(MlsError::Leaf(_))), "{refused:?}");
+    for m in [&mut ph, &mut cn] {
+        let p = m.process(&LINE, RULES, Claim { sender: "VN", epoch }, &proposal, &vn_rotated).unwrap();
+        assert!(matches!(p, Processed::Proposal { .. }), "{p:?}");
+    }
+    let commit = ph.commit_proposals(&LINE, Vec::new()).unwrap();
+    let epoch = message_epoch(&commit.commit).unwrap();
+    for m in [&mut vn, &mut cn] {
+        let p = m.process(&LINE, RULES, Claim { sender: "PH", epoch }, &commit.commit, &vn_rotated).unwrap();
+        assert!(matches!(p, Processed::Commit { .. }), "{p:?}");
+    }
+    let (_, after) = vn.encrypt(&LINE, b"under the new leaf").unwrap();
+    assert_eq!(plaintext(read(&mut ph, "VN", &after)), b"under the new leaf");
+    assert_eq!(plaintext(read(&mut cn, "VN", &after)), b"under the new leaf");
+    assert!(matches!(vn.renew_leaf(&LINE, false, Vec::new()).unwrap(), Renewed::Current));
+
+    // The home member renews its own leaf by commit.
+    ph.rotate_signer(new_ph).unwrap();
+    let Renewed::Committed(out) = ph.renew_leaf(&LINE, true, Vec::new()).unwrap() else { panic!("committed") };
+    let epoch = message_epoch(&out.commit).unwrap();
+    for m in [&mut vn, &mut cn] {
+        let p = m.process(&LINE, RULES, Claim { sender: "PH", epoch }, &out.commit, &rotated).unwrap();
+        assert!(matches!(p, Processed::Commit { .. }), "{p:?}");
+    }
+    let (_, from_ph) = ph.encrypt(&LINE, b"the home member's new leaf").unwrap();
+    assert_eq!(plaintext(read(&mut vn, "PH", &from_ph)), b"the home member's new leaf");
+
+    // VN restored from its stored state with its new key reads and writes on the line.
+    apply(&mut stored, vn.delta().unwrap());
+    let mut restored =
+        LineMember::restore("VN", new_vn, MlsConfig::default(), stored.into_iter().collect(), &[LINE]).unwrap();
+    let (_, again) = ph.encrypt(&LINE, b"to the restored member").unwrap();
+    assert_eq!(
+        plaintext(restored.process(
+            &LINE,
+            RULES,
+            Claim { sender: "PH", epoch: message_epoch(&again).unwrap() },
+            &again,
+            &rotated
+        )),
+        b"to the restored member"
+    );
+    let (_, from_restored) = restored.encrypt(&LINE, b"from the restored member").unwrap();
+    assert_eq!(plaintext(read(&mut cn, "VN", &from_restored)), b"from the restored member");
+}
