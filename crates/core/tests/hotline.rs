@@ -793,3 +793,50 @@ fn a_set_up_naming_a_member_the_roster_here_does_not_list_yet_is_taken_once_it_d
     assert!(!taken.is_empty());
     assert!(vn.line(&LineId([7; 16])).is_some());
 }
+
+/// A member rotates its signing key while a conference runs: what it signed under its old key
+/// and delivered late is taken where the roster version retired that key by rotation (refused
+/// where it did not); its renewed leaf is proposed, committed at once by the home member and
+/// followed by every member; and its messages under the new key are read everywhere.
+#[test]
+fn a_rotated_key_moves_a_members_leaf_and_what_it_signed_before_is_still_taken() {
+    use adi_core::fixtures::roster;
+    let (mut ph, mut vn, mut cn) = (hotline("PH"), hotline("VN"), hotline("CN"));
+    let line = LineId([9; 16]);
+    let setup = create(&mut ph, &mut [&mut vn, &mut cn], line, "PH,VN,CN", "ADMM-Plus");
+    for m in [&mut vn, &mut cn] {
+        m.receive(2, &code("PH"), setup.envelope.bytes()).unwrap();
+    }
+    // Signed under VN's old key, and delivered only after the rotation took effect.
+    let late = vn.send(3, line, draft("ROUTINE", "signed before the rotation"), None).unwrap();
+
+    // The version giving VN its new key, in force everywhere; PH took it as the rotation it is,
+    // CN as if the old key had been replaced without its signature.
+    let new_key = key(42);
+    let mut file = roster(&WORLD).to_file();
+    file.members.iter_mut().find(|m| m.code == "VN").unwrap().signing_key =
+        hex::encode(new_key.verifying_key().as_bytes());
+    let rotated = adi_core::Roster::from_file(&file).unwrap();
+    for m in [&mut ph, &mut vn, &mut cn] {
+        m.set_roster(rotated.clone());
+    }
+    ph.retire_key(&code("VN"), key(2).verifying_key());
+    vn.rotate_key(new_key).unwrap();
+
+    assert!(ph.receive(4, &code("VN"), late.envelope.bytes()).is_ok());
+    let refused = cn.receive(4, &code("VN"), late.envelope.bytes()).unwrap_err();
+    assert_eq!(refused.code, RefusalCode::BadSignature, "{}", refused.reason);
+
+    // VN's leaf moves to its new key: proposed, committed at once by PH, followed by VN.
+    let renewal = vn.renew_leaves(5).unwrap();
+    assert_eq!(renewal.len(), 1);
+    let taken = ph.receive(6, &code("VN"), renewal[0].envelope.bytes()).unwrap();
+    let commit = taken.iter().find(|r| r.envelope.body().sender == "PH").expect("PH commits the renewal at once");
+    vn.receive(7, &code("PH"), commit.envelope.bytes()).unwrap();
+    assert!(vn.renew_leaves(8).unwrap().is_empty(), "the leaf carries the new key already");
+
+    // Under the new key, VN's message is read at PH.
+    let after = vn.send(9, line, draft("ROUTINE", "signed after the rotation"), None).unwrap();
+    let read = ph.receive(10, &code("VN"), after.envelope.bytes()).unwrap();
+    assert!(read.iter().any(|r| matches!(&r.content, Content::Message(m) if m.subject == "signed after the rotation")));
+}

@@ -283,6 +283,10 @@ pub struct Hotline {
     /// Per line and member taken off it: the last sequence number accepted from it, and the
     /// epoch from which a commit brought it back, if one did.
     removals: HashMap<(LineId, MemberCode), (u64, Option<u64>)>,
+    /// Per member: keys a roster version retired by rotation (its old key and its new key both
+    /// signed it), still accepted for its envelopes and contents made before it moved to the new
+    /// key. A key replaced without its own signature is never here.
+    retired: HashMap<MemberCode, Vec<ed25519_dalek::VerifyingKey>>,
 }
 
 /// How many epochs the home member keeps in hand below the past-epoch window when it decides
@@ -328,6 +332,7 @@ impl Hotline {
             known,
             removals,
             key_updates: HashMap::new(),
+            retired: HashMap::new(),
             config,
             lines: HashMap::new(),
             heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
@@ -421,6 +426,77 @@ impl Hotline {
     /// keys, lines against its policy, and a member it suspends or removes is refused.
     pub fn set_roster(&mut self, roster: Roster) {
         self.config.roster = roster;
+    }
+
+    /// Keeps accepting `key` for `member`'s envelopes and contents after a roster version
+    /// rotated it (signed by that key and the new one): what the member signed before it moved
+    /// to its new key, still queued or in flight, is taken.
+    pub fn retire_key(&mut self, member: &MemberCode, key: ed25519_dalek::VerifyingKey) {
+        let keys = self.retired.entry(member.clone()).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+
+    /// The keys `member` signs with that are accepted: the roster's, then those retired by
+    /// rotation.
+    pub(super) fn accepted_keys(&self, member: &MemberCode) -> Vec<ed25519_dalek::VerifyingKey> {
+        let current = self.config.roster.member(member).map(|m| m.signing_key);
+        current.into_iter().chain(self.retired.get(member).into_iter().flatten().copied()).collect()
+    }
+
+    /// Moves this member to a new signing key, after a roster version gave it that key: its
+    /// envelopes and contents are signed with it from now on, and its KeyPackages carry it. Its
+    /// lines follow once [`Hotline::renew_leaves`] is committed.
+    pub fn rotate_key(&mut self, key: SigningKey) -> Result<(), CoreError> {
+        self.mls.rotate_signer(key.to_bytes()).map_err(internal)?;
+        self.config.signing_key = key;
+        Ok(())
+    }
+
+    /// After [`Hotline::rotate_key`]: this member's leaf on every line it is on moves to the new
+    /// key, committed where it sequences the line and proposed elsewhere (the home member commits
+    /// it at once). Returns the records to commit and send.
+    pub fn renew_leaves(&mut self, now_ms: u64) -> Result<Vec<Record>, CoreError> {
+        let lines: Vec<Line> = self.lines.values().filter(|l| l.has_member(&self.config.me)).cloned().collect();
+        let mut out = Vec::new();
+        for line in lines {
+            if !self.mls.is_active(&line.id.0) {
+                continue;
+            }
+            let home = line.acting_home(&self.config.roster) == self.config.me;
+            let epoch = self.mls.epoch(&line.id.0).unwrap_or(0);
+            let removals: Vec<Removal> = if home {
+                self.mls
+                    .pending_leaving(&line.id.0)
+                    .iter()
+                    .filter_map(|m| MemberCode::parse(m).ok())
+                    .map(|m| self.removal_of(&line.id, &m))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            match self.mls.renew_leaf(&line.id.0, home, encode_removals(&removals)).map_err(internal)? {
+                adi_mls::Renewed::Current => {}
+                adi_mls::Renewed::Committed(c) => {
+                    let recipients: Vec<MemberCode> =
+                        line.members.iter().filter(|m| **m != self.config.me).cloned().collect();
+                    self.note_removals(line.id, &removals);
+                    let followed = self.follow_membership(&line);
+                    let made_in = c.epoch.saturating_sub(1);
+                    let content = Content::Handshake(removals);
+                    let mut record =
+                        self.sign(now_ms, followed, PRIORITY_CONTROL, CONTENT_MLS, made_in, c.commit, content);
+                    record.recipients = recipients;
+                    out.push(record);
+                }
+                adi_mls::Renewed::Proposed(p) => {
+                    let content = Content::Handshake(Vec::new());
+                    out.push(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS, epoch, p, content));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn limits(&self) -> &Limits {

@@ -22,17 +22,22 @@ impl Hotline {
             ));
         }
         let sender = peer.clone();
-        let member = self
-            .config
-            .roster
-            .member(&sender)
-            .ok_or_else(|| Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")))?;
+        if self.config.roster.member(&sender).is_none() {
+            return Err(Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")));
+        }
         if self.config.roster.is_suspended(&sender) {
             return Err(Refusal::reject(RefusalCode::Suspended, format!("{sender} is suspended by the roster")));
         }
-        let envelope = envelope
-            .verify(&member.signing_key)
-            .map_err(|e| Refusal::reject(RefusalCode::BadSignature, e.to_string()))?;
+        // The roster's key, or one a rotation retired (what the member signed before it moved).
+        let mut verified = Err(Refusal::reject(RefusalCode::BadSignature, "no key to verify with"));
+        for key in self.accepted_keys(&sender) {
+            verified =
+                envelope.clone().verify(&key).map_err(|e| Refusal::reject(RefusalCode::BadSignature, e.to_string()));
+            if verified.is_ok() {
+                break;
+            }
+        }
+        let envelope = verified?;
         let body = envelope.body();
         if body.content_type == CONTENT_MLS_SETUP {
             return self.receive_setup(now_ms, sender, envelope);
@@ -193,12 +198,20 @@ impl Hotline {
         let signed = SignedContent::decode(&plaintext)
             .and_then(|signed| signed.check_version(envelope.version()).map(|()| signed))
             .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad content: {e}")))?;
-        let author_key = self.config.roster.member(&sender).map(|m| m.signing_key);
-        let checked = author_key
-            .ok_or_else(|| Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")))?;
-        signed
-            .verify(&checked, &body.line, body.sender.as_str(), body.seq, &body.content_hash)
-            .map_err(|e| Refusal::reject(RefusalCode::BadSignature, format!("content refused: {e}")))?;
+        let keys = self.accepted_keys(&sender);
+        if keys.is_empty() {
+            return Err(Refusal::reject(RefusalCode::NotInRoster, format!("{sender} is not in the roster")));
+        }
+        let mut checked = Err(Refusal::reject(RefusalCode::BadSignature, "content refused"));
+        for key in &keys {
+            checked = signed
+                .verify(key, &body.line, body.sender.as_str(), body.seq, &body.content_hash)
+                .map_err(|e| Refusal::reject(RefusalCode::BadSignature, format!("content refused: {e}")));
+            if checked.is_ok() {
+                break;
+            }
+        }
+        checked?;
         let payload = PayloadV1::decode(&signed.content)
             .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad payload: {e}")))?;
         let content = match payload {
