@@ -342,7 +342,11 @@ pub fn rules_met(current: &RosterVersion, proposal: &RosterVersion) -> Result<()
                 } else if by_key(m, current_key(m)) {
                     Ok(())
                 } else {
-                    consensus(from, &rules.key_replacement, &subjects, signed)
+                    // The member whose key is replaced is not asked: its old key is lost or in
+                    // other hands.
+                    let mut without = subjects.clone();
+                    without.insert(m.clone());
+                    consensus(from, &rules.key_replacement, &without, signed)
                         .map_err(|why| format!("a rotation needs {m}'s current key; a replacement without it: {why}"))
                 };
                 (format!("{m}'s signing key"), checked)
@@ -549,6 +553,12 @@ mod tests {
         let mut replaced = ASEAN.to_vec();
         replaced.push(("CN", 16));
         assert!(check_amendment(&g, &amended(&g, &file, &replaced)).is_ok());
+        // An ASEAN member's lost key: the other ASEAN members and its new key, without the old.
+        let mut lost = roster_file(&WORLD);
+        lost.members[4].signing_key = hex::encode(key(15).verifying_key().as_bytes());
+        let others = [("BN", 1), ("ID", 2), ("MY", 3), ("PH", 4), ("VN", 15)];
+        assert!(check_amendment(&g, &amended(&g, &lost, &others)).is_ok());
+        assert!(refusal(&g, &amended(&g, &lost, &others[1..])).contains("missing: BN"));
         assert!(refusal(&g, &amended(&g, &file, &ASEAN)).contains("CN's new key must sign"));
         // A member's own endpoints: its current key suffices, another member's does not.
         let mut moved = roster_file(&WORLD);

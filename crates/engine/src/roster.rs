@@ -99,6 +99,53 @@ pub fn signers(v: &RosterVersion) -> Vec<String> {
     out
 }
 
+/// The keys `to` retires by rotation: each member whose signing key it changes, with its old
+/// key, where that old key signed the version (a key replaced without its own signature is not
+/// among them: it may be in other hands).
+pub fn rotated(from: &RosterVersion, to: &RosterVersion) -> Vec<(MemberCode, ed25519_dalek::VerifyingKey)> {
+    amendment::changes(&from.roster, &to.roster)
+        .into_iter()
+        .filter_map(|c| match c {
+            amendment::Change::Key(m) => {
+                let old = from.roster.member(&m)?.signing_key;
+                to.signed_by.iter().any(|(s, k)| *s == m && *k == old).then_some((m, old))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The members whose signing key `to` replaces without their old key's signature: every key of
+/// theirs retired before is distrusted with it.
+pub fn replaced(from: &RosterVersion, to: &RosterVersion) -> Vec<MemberCode> {
+    let rotated: Vec<MemberCode> = rotated(from, to).into_iter().map(|(m, _)| m).collect();
+    amendment::changes(&from.roster, &to.roster)
+        .into_iter()
+        .filter_map(|c| match c {
+            amendment::Change::Key(m) if !rotated.contains(&m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every key the chain from the first version (`first`, its roster) through `versions` retired by
+/// rotation and still trusted (no later replacement of that member's key), in order.
+pub fn retired_by_rotation(
+    first: &Roster,
+    versions: &[RosterVersionFile],
+) -> Vec<(MemberCode, ed25519_dalek::VerifyingKey)> {
+    let Ok(mut at) = amendment::check_first(&amendment::first(first)) else { return Vec::new() };
+    let mut out: Vec<(MemberCode, ed25519_dalek::VerifyingKey)> = Vec::new();
+    for file in versions {
+        let Ok(next) = amendment::check_amendment(&at, file) else { break };
+        let gone = replaced(&at, &next);
+        out.retain(|(m, _)| !gone.contains(m));
+        out.extend(rotated(&at, &next));
+        at = next;
+    }
+    out
+}
+
 impl RosterBook {
     /// The book of a network whose first version holds `first`.
     pub fn first(first: &Roster) -> Result<RosterBook, String> {

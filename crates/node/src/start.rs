@@ -63,7 +63,11 @@ impl Node {
             );
         }
         let seed = CoreSeed::of(&config);
-        let (core, used_key_packages) = load_core(&seed, &config.roster, &store)?;
+        let (mut core, used_key_packages) = load_core(&seed, &config.roster, &store)?;
+        // Keys the chain retired by rotation: what was signed under them is still taken.
+        for (member, key) in adi_engine::roster::retired_by_rotation(&config.first_roster, &book.versions) {
+            core.retire_key(&member, key);
+        }
         // Faults built in on purpose, for the tests that show they are caught; never in service.
         let bugs = Bugs::named(&std::env::var("ADI_ENGINE_BUG").unwrap_or_default());
         let engine = Engine::new(

@@ -311,12 +311,27 @@ impl NodeState {
     }
 
     /// Puts a roster version that took effect in force, without a restart: the core checks
-    /// envelopes and lines against it, the listener admits the nodes it lists (and no longer a
+    /// envelopes and lines against it (and keeps taking what was signed under a key it retired by
+    /// rotation), the listener admits the nodes it lists (and no longer a
     /// member it suspends or removes), a member it admits gets a link, and the tasks that follow
     /// the roster are told.
-    pub(crate) fn roster_took_effect(&self, version: &adi_core::amendment::RosterVersion) {
+    pub(crate) fn roster_took_effect(
+        &self,
+        before: &adi_core::amendment::RosterVersion,
+        version: &adi_core::amendment::RosterVersion,
+    ) {
         let roster = version.roster.clone();
-        self.core().set_roster(roster.clone());
+        {
+            let mut core = self.core();
+            core.set_roster(roster.clone());
+            // What a member signed under a key this version retired by rotation is still taken.
+            for member in adi_engine::roster::replaced(before, version) {
+                core.distrust_retired_keys(&member);
+            }
+            for (member, key) in adi_engine::roster::rotated(before, version) {
+                core.retire_key(&member, key);
+            }
+        }
         *self.pins.write().unwrap_or_else(|p| p.into_inner()) = admitted_pins(&roster, &self.member);
         {
             let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
@@ -426,13 +441,16 @@ impl NodeState {
     /// state then ends, unless a write of the new generation failed already, which is a new
     /// failure. Returns whether the node takes writes again.
     pub(crate) fn rebuild_core(&self) -> bool {
-        let (core, used_key_packages) = match load_core(&self.seed, &self.roster(), self.store.as_ref()) {
+        let (mut core, used_key_packages) = match load_core(&self.seed, &self.roster(), self.store.as_ref()) {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e, "the database takes writes again, but the core cannot be built from it");
                 return false;
             }
         };
+        for (member, key) in adi_engine::roster::retired_by_rotation(&self.first_roster, &self.roster_book().versions) {
+            core.retire_key(&member, key);
+        }
         let generation = {
             // Under the engine's lock, as every write computed from the core is handed to the
             // store: the writes of the old core are all older than the store's new generation.

@@ -120,3 +120,55 @@ async fn a_forged_or_altered_proposal_is_refused_with_an_alarm_and_one_lacking_s
     assert!(why.contains("malformed_exchange"), "{why}");
     assert_eq!(ph.roster_book().proposals, kept_at_ph);
 }
+
+/// A member's key retired by rotation (the version signed by its old key and its new one): what
+/// its node still signs under the old key is taken, at a node that applied the rotation while it
+/// ran and at one restarted since. Once the members replace the key without its old key's
+/// signature, nothing signed under any of its old keys is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_retired_by_rotation_is_still_taken_and_one_replaced_is_not() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let cn = net.client("CN");
+    let line = common::open_line(&cn, &["CN", "PH"], "ADMM-Plus").await;
+    common::eventually(std::time::Duration::from_secs(30), "the line at PH's node", || async {
+        net.client("PH").call(hyper::Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+    let cn_key = keys_towards(&net, "CN", "PH").signing;
+    let rotated_key = SigningKey::from_bytes(&[77; 32]);
+    let set_key = |k: &SigningKey| {
+        let hex_key = hex::encode(k.verifying_key().as_bytes());
+        move |f: &mut adi_wire::files::RosterFile| {
+            f.members.iter_mut().find(|m| m.code == "CN").unwrap().signing_key = hex_key.clone();
+        }
+    };
+    let rotation = proposal(&net, "PH", set_key(&rotated_key), &[("CN", &cn_key), ("CN", &rotated_key)]);
+    exchange(&net, "CN", "PH", body(vec![rotation])).await.unwrap();
+    assert_eq!(net.node("PH").state.roster_book().current.number, 2);
+
+    // CN's node still signs under its old key: PH takes it, now and after a restart.
+    let first = common::send(&cn, &line, "ROUTINE", "under the rotated key").await;
+    common::wait_delivered(&cn, &first, std::time::Duration::from_secs(30)).await;
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    let second = common::send(&cn, &line, "ROUTINE", "after PH's restart").await;
+    common::wait_delivered(&cn, &second, std::time::Duration::from_secs(30)).await;
+
+    // The members replace CN's key without its old key: PH and VN (every ASEAN member) and the
+    // new key sign. What CN's node signs under its old keys is refused from then on.
+    let ph_key = keys_towards(&net, "PH", "VN").signing;
+    let vn_key = keys_towards(&net, "VN", "PH").signing;
+    let replacing = SigningKey::from_bytes(&[78; 32]);
+    let replacement =
+        proposal(&net, "PH", set_key(&replacing), &[("PH", &ph_key), ("VN", &vn_key), ("CN", &replacing)]);
+    exchange(&net, "VN", "PH", body(vec![replacement])).await.unwrap();
+    assert_eq!(net.node("PH").state.roster_book().current.number, 3);
+    let third = common::send(&cn, &line, "ROUTINE", "under a replaced key").await;
+    common::eventually(std::time::Duration::from_secs(30), "PH's refusal", || async {
+        let m = cn.call(hyper::Method::GET, &format!("/api/v1/messages/{third}"), None).await.ok()?;
+        let r = m["recipients"].as_array()?.first()?.clone();
+        (r["state"] == "refused").then_some(r)
+    })
+    .await;
+    assert!(net.client("PH").call(hyper::Method::GET, &format!("/api/v1/messages/{third}"), None).await.is_err());
+}

@@ -438,6 +438,12 @@ impl Hotline {
         }
     }
 
+    /// Stops accepting every key of `member`'s retired before: a version replaced its key without
+    /// its old key's signature (lost or compromised), so nothing older is trusted either.
+    pub fn distrust_retired_keys(&mut self, member: &MemberCode) {
+        self.retired.remove(member);
+    }
+
     /// The keys `member` signs with that are accepted: the roster's, then those retired by
     /// rotation.
     pub(super) fn accepted_keys(&self, member: &MemberCode) -> Vec<ed25519_dalek::VerifyingKey> {

@@ -205,7 +205,7 @@ pub async fn offer(node: &NodeState, source: Source, file: RosterVersionFile) ->
                 return Err(storage(format!("the version could not be recorded: {e}")));
             }
             node.with_roster_book(|b| b.applied(*version.clone(), file));
-            node.roster_took_effect(&version);
+            node.roster_took_effect(&book.current, &version);
             node.roster_wake.notify_one();
             tracing::info!(number, "{detail}");
             Ok(Offered::Applied(number))
