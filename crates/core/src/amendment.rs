@@ -113,6 +113,14 @@ fn checked_header(file: &RosterVersionFile) -> Result<(Roster, Option<[u8; 32]>)
     Ok((roster, previous))
 }
 
+/// The hash of a version file as it names itself (its number, the version it amends and its
+/// roster), without verifying any signature: how a proposal already checked and kept is found
+/// again.
+pub fn file_hash(file: &RosterVersionFile) -> Result<[u8; 32], RosterError> {
+    let (roster, previous) = checked_header(file)?;
+    Ok(version_hash(file.number, previous.as_ref(), &roster))
+}
+
 /// Checks a first version: number 1, amending nothing. Its hash is the network's identity, pinned
 /// from outside; it needs no signature, and any it carries must verify under its own keys.
 pub fn check_first(file: &RosterVersionFile) -> Result<RosterVersion, RosterError> {

@@ -179,7 +179,7 @@ impl RosterBook {
 
     /// The hash of a proposal, if it still amends the version in force.
     pub fn proposal_hash(&self, file: &RosterVersionFile) -> Option<[u8; 32]> {
-        amendment::check_proposal(&self.current, file).ok().map(|v| v.hash)
+        amendment::file_hash(file).ok()
     }
 
     /// Decides what a version or proposal handed over comes to.
@@ -200,9 +200,19 @@ impl RosterBook {
         if file.number > self.current.number + 1 {
             return Ok(Decision::Ahead);
         }
-        let checked = amendment::check_proposal(&self.current, file)
+        // A proposal kept already with every signature it carries changes nothing: found by its
+        // hash, before any signature is verified again, so that a peer repeating what it sent
+        // costs no verification.
+        let named = self.proposal_hash(file);
+        let kept = self.proposals.iter().find(|p| named.is_some() && self.proposal_hash(p) == named);
+        let carried = |k: &RosterVersionFile, s: &adi_wire::files::RosterSignature| {
+            k.signatures.iter().any(|t| t.member == s.member && t.key == s.key)
+        };
+        if kept.is_some_and(|k| file.signatures.iter().all(|s| carried(k, s))) {
+            return Ok(Decision::Unchanged);
+        }
+        amendment::check_proposal(&self.current, file)
             .map_err(|e| Refusal::Forged(format!("roster version {} refused: {e}", file.number)))?;
-        let kept = self.proposals.iter().find(|p| self.proposal_hash(p) == Some(checked.hash));
         let (merged, added, new) = match kept {
             Some(k) => {
                 let mut merged = k.clone();
@@ -255,8 +265,7 @@ impl RosterBook {
 
     /// A proposal recorded as kept, in place of the one of its hash kept before.
     pub fn kept(&mut self, file: RosterVersionFile, hash: [u8; 32]) {
-        let current = &self.current;
-        self.proposals.retain(|p| amendment::check_proposal(current, p).map_or(true, |k| k.hash != hash));
+        self.proposals.retain(|p| amendment::file_hash(p).ok() != Some(hash));
         self.proposals.push(file);
     }
 }

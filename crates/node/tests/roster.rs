@@ -63,6 +63,9 @@ async fn a_forged_or_altered_proposal_is_refused_with_an_alarm_and_one_lacking_s
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0]["lacking"].as_str().unwrap().contains("every ASEAN member must sign; missing: VN"), "{kept:?}");
     assert_eq!(kept[0]["signed_by"], serde_json::json!(["CN"]));
+    // Handed over again, it changes nothing.
+    let again = offer(&net.node("VN").state, Source::Peer(code("CN")), lacking.clone()).await.unwrap();
+    assert_eq!(again, Offered::Kept { added: 0 });
     assert!(misconduct(&net, "VN", "CN").await.is_empty());
 
     // The same proposal altered after signing: China's signature no longer verifies.

@@ -494,17 +494,6 @@ impl World {
             }
         }
         for file in proposals {
-            let held = self.nodes[node].up.as_ref().is_some_and(|up| {
-                up.book.proposals.iter().any(|k| {
-                    k.number == file.number
-                        && k.previous == file.previous
-                        && k.roster == file.roster
-                        && file.signatures.iter().all(|s| k.signatures.contains(s))
-                })
-            });
-            if held {
-                continue;
-            }
             let now = self.nodes[node].now(self.now);
             let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
             match offered {
