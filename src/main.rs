@@ -372,6 +372,12 @@ enum RosterCommand {
         /// The proposal's hash, as `adi roster proposals` shows it.
         hash: String,
     },
+    /// Rotate this member's signing and TLS keys (administrators): the node makes new keys, puts
+    /// the version giving them in force, and moves to them once every peer holds it.
+    Rotate {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Write the versions after the first, for a joining member's node.
     Chain {
         #[command(flatten)]
@@ -566,6 +572,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cmd::roster::propose(client, cmd::roster::Amend { admit, suspend, reinstate, remove, roster }).await
             }
             RosterCommand::Sign { client, hash } => cmd::roster::sign(client, hash).await,
+            RosterCommand::Rotate { client } => cmd::roster::rotate(client).await,
             RosterCommand::Chain { client, out } => cmd::roster::chain(client, out).await,
             RosterCommand::Join { config, first, chain, network } => cmd::roster::join(config, first, chain, network),
         },

@@ -9,6 +9,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use adi_node::client::Client;
@@ -529,4 +531,232 @@ async fn a_removed_members_past_record_verifies_anchored_on_the_networks_identit
     assert!(!out.status.success());
     let why = String::from_utf8_lossy(&out.stderr);
     assert!(why.contains("roster version 2 of the bundle's chain is refused"), "{why}");
+}
+
+/// The files beside a member's key files that hold its next keys while a rotation is under way.
+fn next_key_files(net: &Net, code: &str) -> Vec<PathBuf> {
+    let keys = Path::new(&net.procs.member(code).config).parent().unwrap().join("keys");
+    ["signing.pem.next", "node.crt.next", "node.key.next"].iter().map(|f| keys.join(f)).collect()
+}
+
+/// A member's signing key as the roster in force at a node gives it.
+async fn key_in_force(c: &Client, code: &str) -> String {
+    let v = c.call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    let m = v["members"].as_array().unwrap().iter().find(|m| m["code"] == code).unwrap().clone();
+    m["signing_key"].as_str().unwrap().to_string()
+}
+
+/// Waits until a member's node has moved to its rotated keys: the next key files moved into
+/// place.
+async fn moved(net: &Net, code: &str) {
+    let files = next_key_files(net, code);
+    eventually(WAIT, &format!("{code}'s node to move to its rotated keys"), || async {
+        files.iter().all(|f| !f.exists()).then_some(())
+    })
+    .await;
+}
+
+/// Alarms a node raised of the kinds that would mean a rotation broke a line or was taken for an
+/// attack.
+async fn broken_line_alarms(c: &Client) -> Vec<Value> {
+    let v = c.call(Method::GET, "/api/v1/alarms", None).await.unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "undecryptable" || a["kind"] == "misconduct" || a["kind"] == "tamper")
+        .cloned()
+        .collect()
+}
+
+/// Sends `n` ROUTINE messages on a line from two concurrent tasks, counting them in `accepted`
+/// as the node accepts them; returns the ids accepted.
+async fn stream(c: &Client, line: &str, n: usize, tag: &str, accepted: Arc<AtomicUsize>) -> Vec<String> {
+    let mut tasks = Vec::new();
+    const SENDERS: usize = 2;
+    for s in 0..SENDERS {
+        let (c, line, tag, accepted) = (c.clone(), line.to_string(), tag.to_string(), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..n / SENDERS {
+                let body = json!({"precedence": "ROUTINE", "subject": format!("{tag} {s}/{i}"), "body": "x"});
+                let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+                ids.push(v["id"].as_str().unwrap().to_string());
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_while_1000_messages_flow_loses_and_duplicates_nothing_and_the_record_verifies_across_it() {
+    let net = Net::start(&["PH", "CN", "VN"]);
+    net.healthy().await;
+    let (ph, cn, vn) = (net.procs.client("PH"), net.procs.client("CN"), net.procs.client("VN"));
+    let direct = ph
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A conference Viet Nam sequences: China's leaf there moves by a proposal Viet Nam commits.
+    let conference = vn
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "PH", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (c, line) in [(&cn, &direct), (&cn, &conference), (&ph, &conference)] {
+        eventually(WAIT, "the lines at every member's node", || async {
+            c.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+        })
+        .await;
+    }
+    let old_key = key_in_force(&ph, "CN").await;
+
+    // 1,000 messages: 500 from China, whose key rotates, and 500 to it.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let from_cn = tokio::spawn({
+        let (cn, direct, accepted) = (cn.clone(), direct.clone(), accepted.clone());
+        async move { stream(&cn, &direct, 500, "from China", accepted).await }
+    });
+    let from_ph = tokio::spawn({
+        let (ph, direct, accepted) = (ph.clone(), direct.clone(), accepted.clone());
+        async move { stream(&ph, &direct, 500, "to China", accepted).await }
+    });
+    eventually(WAIT, "200 messages accepted", || async {
+        (accepted.load(std::sync::atomic::Ordering::SeqCst) >= 200).then_some(())
+    })
+    .await;
+    let (cn_url, cn_token) = net.admin("CN");
+    let printed = roster_cli(&cn_url, &cn_token, &["rotate"]);
+    assert!(printed.contains("version 2 is in force"), "{printed}");
+    assert!(printed.contains("gives CN a new signing key"), "{printed}");
+    let rotated_at = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let clients: Vec<(&str, Client)> = ["PH", "CN", "VN"].iter().map(|c| (*c, net.admin_client(c))).collect();
+    all_at(&clients, 2).await;
+    moved(&net, "CN").await;
+    let moved_at = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let from_cn = from_cn.await.unwrap();
+    let from_ph = from_ph.await.unwrap();
+    assert!(rotated_at < 1000 && moved_at < 1000, "the rotation fell outside the stream ({rotated_at}, {moved_at})");
+
+    // Nothing lost, nothing twice, in each sender's order; no line broke.
+    support::check_exactly_once_in_order_both_ways(("CN", &cn, &from_cn), ("PH", &ph, &from_ph), &direct).await;
+    let new_key = key_in_force(&vn, "CN").await;
+    assert_ne!(new_key, old_key);
+    // China writes on the conference under its new key, and both others read it.
+    let body = json!({"precedence": "IMMEDIATE", "subject": "after rotation", "body": "new key"});
+    let said = cn.call(Method::POST, &format!("/api/v1/lines/{conference}/messages"), Some(&body)).await.unwrap();
+    let id = said["id"].as_str().unwrap().to_string();
+    for (c, at) in [(&ph, "PH"), (&vn, "VN")] {
+        eventually(WAIT, &format!("China's message under its new key at {at}"), || async {
+            c.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()
+        })
+        .await;
+    }
+    for (code, c) in [("PH", &ph), ("CN", &cn), ("VN", &vn)] {
+        let alarms = broken_line_alarms(c).await;
+        assert!(alarms.is_empty(), "{code}: {alarms:?}");
+    }
+
+    // The record of the direct line spans the rotation and verifies, anchored on the network's
+    // identity: China's envelopes under its old key and under its new one.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("line.json").to_string_lossy().into_owned();
+    let (ph_url, ph_token) = net.admin("PH");
+    ok(&["export", "--url", &ph_url, "--token", &ph_token, "--line", &direct, "--out", &bundle]);
+    let identity =
+        ph.call(Method::GET, "/api/v1/roster", None).await.unwrap()["first_hash"].as_str().unwrap().to_string();
+    let printed = ok(&["verify", &bundle, "--network", &identity]);
+    assert!(printed.contains(&format!("ok    anchor: network {identity}, roster version 2")), "{printed}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let key = |k: &str| ed25519_dalek::VerifyingKey::from_bytes(&hex::decode(k).unwrap().try_into().unwrap()).unwrap();
+    let signed_under = |k: &ed25519_dalek::VerifyingKey| {
+        doc["envelopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                let bytes = hex::decode(e["bytes"].as_str()?).ok()?;
+                let env = adi_wire::Envelope::decode(&bytes, usize::MAX, usize::MAX).ok()?;
+                (env.body().sender == "CN" && env.verify(k).is_ok()).then_some(())
+            })
+            .count()
+    };
+    let (under_old, under_new) = (signed_under(&key(&old_key)), signed_under(&key(&new_key)));
+    assert!(under_old > 0 && under_new > 0, "the bundle does not span the rotation ({under_old}, {under_new})");
+
+    // China's node starts again with its new keys; a rotation under way is refused meanwhile only.
+    let printed = roster_cli(&cn_url, &cn_token, &["rotate"]);
+    assert!(printed.contains("version 3 is in force"), "{printed}");
+    all_at(&clients, 3).await;
+    moved(&net, "CN").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_mid_rotation_moves_to_its_new_keys_once_every_peer_holds_them() {
+    let mut net = Net::start(&["PH", "CN", "VN"]);
+    net.healthy().await;
+    let (ph, vn) = (net.procs.client("PH"), net.procs.client("VN"));
+    let line = vn
+        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "CN"], "scope": "ADMM-Plus"})))
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cn = net.procs.client("CN");
+    eventually(WAIT, "the line at China's node", || async {
+        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+    })
+    .await;
+    net.procs.kill("VN");
+
+    // China rotates while Viet Nam's node is down: the version is in force at China and the
+    // Philippines, but China keeps its old keys until Viet Nam holds it too.
+    let (cn_url, cn_token) = net.admin("CN");
+    roster_cli(&cn_url, &cn_token, &["rotate"]);
+    all_at(&[("PH", net.admin_client("PH")), ("CN", net.admin_client("CN"))], 2).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(next_key_files(&net, "CN").iter().all(|f| f.exists()), "China moved before Viet Nam held the version");
+    let body = json!({"precedence": "PRIORITY", "subject": "old key", "body": "while Viet Nam is down"});
+    let sent = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let before = sent["id"].as_str().unwrap().to_string();
+
+    // China's node restarts mid-rotation, with its old keys and the next ones beside them.
+    net.procs.kill("CN");
+    net.procs.start("CN");
+    wait_healthy(&net.procs.member("CN").url).await;
+    assert!(next_key_files(&net, "CN").iter().all(|f| f.exists()));
+
+    // Viet Nam comes back, takes the version, and China moves; the line carries both ways.
+    net.procs.start("VN");
+    wait_healthy(&net.procs.member("VN").url).await;
+    moved(&net, "CN").await;
+    let cn = net.procs.client("CN");
+    let vn = net.procs.client("VN");
+    let body = json!({"precedence": "PRIORITY", "subject": "new key", "body": "after the move"});
+    let after = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let after = after["id"].as_str().unwrap().to_string();
+    let body = json!({"precedence": "PRIORITY", "subject": "answer", "body": "to China's new key"});
+    let answer = vn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let answer = answer["id"].as_str().unwrap().to_string();
+    for (c, id) in [(&vn, &before), (&vn, &after), (&cn, &answer)] {
+        eventually(WAIT, "the messages across the rotation", || async {
+            c.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()
+        })
+        .await;
+    }
+    for (code, c) in [("PH", &ph), ("CN", &cn), ("VN", &vn)] {
+        let alarms = broken_line_alarms(c).await;
+        assert!(alarms.is_empty(), "{code}: {alarms:?}");
+    }
 }

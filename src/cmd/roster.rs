@@ -145,6 +145,16 @@ pub async fn sign(args: ClientArgs, hash: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `adi roster rotate`: this member's keys rotated by its node.
+pub async fn rotate(args: ClientArgs) -> anyhow::Result<()> {
+    let v = args.client()?.call(Method::POST, "/api/v1/roster/rotate", None).await?;
+    print_out(args.json, &v, print_proposed);
+    if !args.json {
+        out!("The node moves to its new keys once every peer's node holds this version.");
+    }
+    Ok(())
+}
+
 /// `adi roster chain`: the versions after the first, for a joining member's node.
 pub async fn chain(args: ClientArgs, out: PathBuf) -> anyhow::Result<()> {
     let v = args.client()?.call(Method::GET, "/api/v1/roster/versions", None).await?;

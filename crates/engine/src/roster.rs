@@ -128,6 +128,36 @@ pub fn replaced(from: &RosterVersion, to: &RosterVersion) -> Vec<MemberCode> {
         .collect()
 }
 
+/// The TLS pins `to` retires with the member's own signature: each member whose pin it changes,
+/// with its old pin, where the member's key in `from` signed the version (a rotation, or a change
+/// of its own entry). A pin changed without the member's signature is not among them.
+pub fn pins_retired(from: &RosterVersion, to: &RosterVersion) -> Vec<(MemberCode, [u8; 32])> {
+    from.roster
+        .members()
+        .filter_map(|old| {
+            let new = to.roster.member(&old.code)?;
+            let signed = to.signed_by.iter().any(|(s, k)| *s == old.code && *k == old.signing_key);
+            (new.tls_pin != old.tls_pin && signed).then_some((old.code.clone(), old.tls_pin))
+        })
+        .collect()
+}
+
+/// Every TLS pin the chain from the first version (`first`, its roster) through `versions`
+/// retired with its member's signature, with the number of the version that retired it, in
+/// order; a pin of a member whose key a later version replaced is left out.
+pub fn pins_retired_by_chain(first: &Roster, versions: &[RosterVersionFile]) -> Vec<(u64, MemberCode, [u8; 32])> {
+    let Ok(mut at) = amendment::check_first(&amendment::first(first)) else { return Vec::new() };
+    let mut out: Vec<(u64, MemberCode, [u8; 32])> = Vec::new();
+    for file in versions {
+        let Ok(next) = amendment::check_amendment(&at, file) else { break };
+        let gone = replaced(&at, &next);
+        out.retain(|(_, m, _)| !gone.contains(m));
+        out.extend(pins_retired(&at, &next).into_iter().map(|(m, pin)| (next.number, m, pin)));
+        at = next;
+    }
+    out
+}
+
 /// Every key the chain from the first version (`first`, its roster) through `versions` retired by
 /// rotation and still trusted (no later replacement of that member's key), in order.
 pub fn retired_by_rotation(

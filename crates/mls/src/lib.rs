@@ -122,6 +122,13 @@ fn lib<E: std::fmt::Display>(e: E) -> MlsError {
 /// Looks up a member's roster signing key (Ed25519, 32 bytes) by member code.
 pub trait RosterKeys {
     fn signing_key(&self, member: &str) -> Option<[u8; 32]>;
+
+    /// The keys of `member` a roster version retired by its own rotation: a leaf it renews under
+    /// one of them (its node has not moved to the new key yet) is still its own. A new member's
+    /// leaf, and a KeyPackage, carry the roster's key only.
+    fn retired_keys(&self, _member: &str) -> Vec<[u8; 32]> {
+        Vec::new()
+    }
 }
 
 impl<F: Fn(&str) -> Option<[u8; 32]>> RosterKeys for F {
@@ -137,16 +144,21 @@ pub fn check_credential(
     signature_key: &[u8],
     roster: &impl RosterKeys,
 ) -> Result<String, MlsError> {
-    let basic = BasicCredential::try_from(credential.clone())
-        .map_err(|_| MlsError::Credential("not a basic credential".into()))?;
-    let code = std::str::from_utf8(basic.identity())
-        .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
-        .to_string();
+    let code = credential_code(credential)?;
     let key = roster.signing_key(&code).ok_or_else(|| MlsError::Credential(format!("{code} is not in the roster")))?;
     if key.as_slice() != signature_key {
         return Err(MlsError::Credential(format!("the signature key is not {code}'s roster key")));
     }
     Ok(code)
+}
+
+/// The member code a basic credential names.
+fn credential_code(credential: &Credential) -> Result<String, MlsError> {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| MlsError::Credential("not a basic credential".into()))?;
+    Ok(std::str::from_utf8(basic.identity())
+        .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
+        .to_string())
 }
 
 /// What the envelope that carries an MLS message says of it, authenticated by the envelope's
@@ -183,8 +195,12 @@ fn identity(credential: &Credential) -> String {
 /// Checks a changed leaf: it holds a roster credential, and that credential is `member`'s (the
 /// member whose leaf it replaces keeps its identity).
 fn check_leaf(leaf: &LeafNode, member: &str, roster: &impl RosterKeys) -> Result<(), MlsError> {
-    let code = check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)
-        .map_err(|e| MlsError::Leaf(e.to_string()))?;
+    let key = leaf.signature_key().as_slice();
+    let retired = roster.retired_keys(member).iter().any(|k| k.as_slice() == key);
+    let code = match check_credential(leaf.credential(), key, roster) {
+        Err(MlsError::Credential(_)) if retired => credential_code(leaf.credential())?,
+        checked => checked.map_err(|e| MlsError::Leaf(e.to_string()))?,
+    };
     if code != member {
         return Err(MlsError::Leaf(format!("{member}'s leaf may not be given {code}'s identity")));
     }
@@ -560,8 +576,15 @@ impl LineMember {
     pub fn propose_update(&mut self, line: &[u8; 16]) -> Result<Vec<u8>, MlsError> {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         let signer = signer_of(&self.signer, &self.retired, group);
-        let (proposal, _) =
-            group.propose_self_update(&self.provider, signer, LeafNodeParameters::default()).map_err(lib)?;
+        // A leaf still under a key this member rotated away from moves to the new key with it.
+        let (proposal, _) = if signer.public() == self.signer.public() {
+            group.propose_self_update(&self.provider, signer, LeafNodeParameters::default()).map_err(lib)?
+        } else {
+            let new = NewSignerBundle { signer: &self.signer, credential_with_key: self.credential.clone() };
+            group
+                .propose_self_update_with_new_signer(&self.provider, signer, new, LeafNodeParameters::default())
+                .map_err(lib)?
+        };
         self.proposed.insert(*line);
         proposal.tls_serialize_detached().map_err(lib)
     }
@@ -627,7 +650,13 @@ impl LineMember {
         let group = self.groups.get_mut(line).ok_or_else(|| MlsError::NoGroup(hex(line)))?;
         group.set_aad(aad);
         let signer = signer_of(&self.signer, &self.retired, group);
-        let bundle = group.self_update(&self.provider, signer, parameters).map_err(lib)?;
+        // A leaf still under a key this member rotated away from moves to the new key with it.
+        let bundle = if signer.public() == self.signer.public() {
+            group.self_update(&self.provider, signer, parameters).map_err(lib)?
+        } else {
+            let new = NewSignerBundle { signer: &self.signer, credential_with_key: self.credential.clone() };
+            group.self_update_with_new_signer(&self.provider, signer, new, parameters).map_err(lib)?
+        };
         let (commit, welcome, _) = bundle.into_contents();
         group.merge_pending_commit(&self.provider).map_err(lib)?;
         Ok(CommitOut {

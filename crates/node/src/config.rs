@@ -232,6 +232,7 @@ pub struct LimitsSection {
     pub roster_proposals_max: Option<usize>,
     pub roster_proposals_per_member_max: Option<usize>,
     pub roster_versions_per_exchange_max: Option<usize>,
+    pub rotation_overlap_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -370,6 +371,10 @@ pub struct RuntimeLimits {
     pub roster_proposals_per_member_max: usize,
     /// Most roster versions sent in one answer to a peer catching up; it asks again for the rest.
     pub roster_versions_per_exchange_max: usize,
+    /// How long after a version that rotates a member's TLS key took effect here the member's
+    /// retired TLS key is still admitted: its node moves to the new key once every peer holds the
+    /// version, and is reached and admitted meanwhile.
+    pub rotation_overlap_ms: u64,
 }
 
 impl RuntimeLimits {
@@ -449,6 +454,7 @@ impl Default for RuntimeLimits {
             roster_proposals_max: 16,
             roster_proposals_per_member_max: 4,
             roster_versions_per_exchange_max: 64,
+            rotation_overlap_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -465,7 +471,11 @@ pub struct NodeConfig {
     /// The versions after the first that the configuration names, in order, unchecked.
     pub roster_versions: Vec<adi_wire::files::RosterVersionFile>,
     pub database: PathBuf,
+    /// The key in the signing key file. The node starts with it if the roster in force gives it
+    /// to this member, or if a rotation the roster put in force is under way (the file beside
+    /// it, [`next_key_file`], holds the new key).
     pub signing_key: SigningKey,
+    pub signing_key_file: PathBuf,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     /// Seals message contents at rest; never stored in the database.
@@ -540,6 +550,95 @@ pub fn load_roster(path: &Path) -> Result<Roster, ConfigError> {
     Roster::from_file(&file).map_err(|RosterError { field, message }| cerr(path, &field, message))
 }
 
+/// The file beside `file` that holds its rotated successor until the node moves to it.
+pub fn next_key_file(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".next");
+    PathBuf::from(name)
+}
+
+/// The keys a node moves to in a rotation: its new signing key and its new TLS certificate and
+/// key, kept in the files beside its key files ([`next_key_file`]) until it has moved.
+#[derive(Debug)]
+pub struct NextKeys {
+    pub signing_key: SigningKey,
+    pub cert: rustls::pki_types::CertificateDer<'static>,
+    pub key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Clone for NextKeys {
+    fn clone(&self) -> NextKeys {
+        NextKeys { signing_key: self.signing_key.clone(), cert: self.cert.clone(), key: self.key.clone_key() }
+    }
+}
+
+/// A node's key files: its signing key, its TLS certificate and its TLS key.
+#[derive(Clone, Debug)]
+pub struct KeyFiles {
+    pub signing_key: PathBuf,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+impl KeyFiles {
+    fn all(&self) -> [&Path; 3] {
+        [&self.signing_key, &self.tls_cert, &self.tls_key]
+    }
+
+    /// The next keys the files beside the key files hold ([`next_key_file`]), if all three are
+    /// there.
+    pub fn next(&self) -> Result<Option<NextKeys>, ConfigError> {
+        if !self.all().iter().all(|f| next_key_file(f).exists()) {
+            return Ok(None);
+        }
+        let signing_key = load_signing_key(&next_key_file(&self.signing_key))?;
+        let cert = next_key_file(&self.tls_cert);
+        let (cert, key) = crate::fed::tls::load_identity(&cert, &next_key_file(&self.tls_key))
+            .map_err(|e| cerr(&cert, "", e.to_string()))?;
+        Ok(Some(NextKeys { signing_key, cert, key }))
+    }
+
+    /// Writes the next keys beside the key files, readable by their owner only and on disk before
+    /// this returns: the signing key, the certificate and the TLS key, PEM-encoded.
+    pub fn write_next(&self, signing_key_pem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        for (file, pem) in self.all().into_iter().zip([signing_key_pem, cert_pem, key_pem]) {
+            crate::files::write_private(&next_key_file(file), pem.as_bytes())?;
+        }
+        self.sync_folders()
+    }
+
+    /// Puts the next keys in the key files' place, each by one rename, and on disk before this
+    /// returns: the node starts with them from now on.
+    pub fn move_to_next(&self) -> anyhow::Result<()> {
+        for file in self.all() {
+            std::fs::rename(next_key_file(file), file).map_err(|e| {
+                anyhow::anyhow!("cannot move {} to {}: {e}", next_key_file(file).display(), file.display())
+            })?;
+        }
+        self.sync_folders()
+    }
+
+    fn sync_folders(&self) -> anyhow::Result<()> {
+        for file in self.all() {
+            let folder = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(folder)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| anyhow::anyhow!("cannot sync {}: {e}", folder.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl NodeConfig {
+    pub fn key_files(&self) -> KeyFiles {
+        KeyFiles {
+            signing_key: self.signing_key_file.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+        }
+    }
+}
+
 /// Reads a PKCS#8 PEM signing key.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, ConfigError> {
     let pem = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
@@ -595,14 +694,12 @@ impl NodeConfig {
             None => (first_roster.clone(), Vec::new()),
             Some(versions) => load_roster_versions(&rel(versions), &first_roster)?,
         };
-        let me = roster
-            .member(&member)
-            .ok_or_else(|| cerr(path, "member", format!("{member} is not in the roster {}", file.roster)))?
-            .clone();
-        let signing_key = load_signing_key(&rel(&file.signing_key))?;
-        if signing_key.verifying_key() != me.signing_key {
-            return Err(cerr(path, "signing_key", "the key does not match this member's signing key in the roster"));
+        if roster.member(&member).is_none() {
+            return Err(cerr(path, "member", format!("{member} is not in the roster {}", file.roster)));
         }
+        // Whether it is this member's key in the roster in force is checked as the node starts,
+        // on the whole chain: a rotation moves it after the configuration's versions.
+        let signing_key = load_signing_key(&rel(&file.signing_key))?;
         let master_key = load_master_key(path, file.master_key.as_deref().map(rel).as_deref())?;
         let api_listen: SocketAddr = file
             .api
@@ -818,6 +915,9 @@ impl NodeConfig {
         if let Some(v) = l.roster_versions_per_exchange_max {
             runtime_limits.roster_versions_per_exchange_max = v.max(1);
         }
+        if let Some(v) = l.rotation_overlap_ms {
+            runtime_limits.rotation_overlap_ms = v;
+        }
         Ok(NodeConfig {
             path: path.to_path_buf(),
             member,
@@ -826,6 +926,7 @@ impl NodeConfig {
             roster_versions,
             database: rel(&file.database),
             signing_key,
+            signing_key_file: rel(&file.signing_key),
             tls_cert: rel(&file.tls_cert),
             tls_key: rel(&file.tls_key),
             master_key,

@@ -5,7 +5,6 @@
 //! communities come from `data/members.json`, embedded as data: no member is named in logic.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use adi_core::roster::{default_policy, member_from_entry};
@@ -78,20 +77,7 @@ pub struct InitOutput {
     pub entry: MemberEntry,
 }
 
-/// Writes a file, creating it with mode 0600 (owner read and write only).
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
-}
+pub use crate::files::write_private;
 
 /// Creates a member's keys, certificate, configuration, card and a roster of itself alone.
 pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {

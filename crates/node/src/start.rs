@@ -19,9 +19,9 @@ use crate::driver::{after_load, run_clock, run_clock_watch, run_storage_probe};
 use crate::fed::checkpoints::run_checkpoints;
 use crate::fed::listener::{self as fed_listener, bind_all, serve};
 use crate::fed::roster::{self, run_roster};
-use crate::fed::tls;
+use crate::fed::{rotation, tls};
 use crate::http;
-use crate::state::{load_core, open_store, CoreSeed, NodeState};
+use crate::state::{load_core, open_store, CoreSeed, KeysAtStart, NodeState};
 use crate::throttle::Unauthenticated;
 
 /// A running node.
@@ -54,18 +54,27 @@ impl Node {
         let me = config.roster.member(&config.member).cloned().ok_or_else(|| {
             anyhow::anyhow!("{} is not in the roster in force (version {})", config.member, book.current.number)
         })?;
-        if config.signing_key.verifying_key() != me.signing_key {
-            anyhow::bail!(
-                "{}: field `signing_key`: the key does not match {}'s signing key in the roster in force (version {})",
-                config.path.display(),
-                config.member,
-                book.current.number
-            );
+        let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
+        let retired = adi_engine::roster::retired_by_rotation(&config.first_roster, &book.versions);
+        let next = config.key_files().next().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Mid-rotation, the node starts with the keys the chain retired and moves on.
+        let rotation = rotation::starting_keys(&config.signing_key, tls::spki_pin(&cert), next, &me)
+            .and_then(|next| match next {
+                Some(_) if !retired.contains(&(config.member.clone(), config.signing_key.verifying_key())) => {
+                    Err("`signing_key`: the key was not retired by a rotation of this member".to_string())
+                }
+                next => Ok(next),
+            })
+            .map_err(|why| {
+                anyhow::anyhow!("{}: field {why} (roster version {})", config.path.display(), book.current.number)
+            })?;
+        if rotation.is_some() {
+            tracing::info!("a key rotation is under way: the node moves to its next keys once every peer holds them");
         }
         let seed = CoreSeed::of(&config);
         let (mut core, used_key_packages) = load_core(&seed, &config.roster, &store)?;
         // Keys the chain retired by rotation: what was signed under them is still taken.
-        for (member, key) in adi_engine::roster::retired_by_rotation(&config.first_roster, &book.versions) {
+        for (member, key) in retired {
             core.retire_key(&member, key);
         }
         // Faults built in on purpose, for the tests that show they are caught; never in service.
@@ -75,14 +84,10 @@ impl Node {
             used_key_packages,
             EngineConfig { limits: config.runtime_limits.engine(), bugs, jitter_seed: rand::random() },
         );
-        let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
-        if tls::spki_pin(&cert) != Some(me.tls_pin) {
-            anyhow::bail!(
-                "{}: field `tls_cert`: the certificate's key does not match this member's TLS pin in the roster",
-                config.path.display()
-            );
-        }
-        let state = Arc::new(NodeState::new(&config, book, engine, store, seed, cert.clone(), key.clone_key()));
+        let overlap = rotation::overlap_at_start(&config, &book, &store)?;
+        let identity = tls::Presented::new(cert, &key)?;
+        let keys = KeysAtStart { identity, overlap, rotation };
+        let state = Arc::new(NodeState::new(&config, book, engine, store, seed, keys));
         // A durable write first: a node that starts on a full or read-only disk comes up refusing
         // writes, with its storage alarm, and takes them again by itself (`run_storage_probe`).
         match state.store.probe(Vec::new()).wait().await {
@@ -123,7 +128,7 @@ impl Node {
         let mut tasks = Vec::new();
         let api_router = http::router(state.clone());
         let api_acceptor = match config.api_tls {
-            true => Some(TlsAcceptor::from(Arc::new(tls::api_server_config(cert.clone(), key.clone_key())?))),
+            true => Some(TlsAcceptor::from(Arc::new(tls::api_server_config(&state.identity)?))),
             false => None,
         };
         tasks.push(tokio::spawn(serve(
@@ -136,7 +141,7 @@ impl Node {
             Some(Arc::new(Unauthenticated::new(limits))),
             shutdown_rx.clone(),
         )));
-        let fed_config = Arc::new(tls::federation_server_config(cert, key, state.pins())?);
+        let fed_config = Arc::new(tls::federation_server_config(&state.identity, state.pins())?);
         for listener in fed_listeners {
             let acceptor = TlsAcceptor::from(fed_config.clone());
             let router = fed_listener::router(state.clone());

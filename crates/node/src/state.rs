@@ -8,7 +8,7 @@
 //! the HTTP surfaces turn into their answer; the driver's probe builds the core again from the
 //! store (`NodeState::rebuild_core`) once a durable write commits again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,11 +21,11 @@ use adi_engine::roster::RosterBook;
 use adi_engine::Engine;
 use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
 use ed25519_dalek::SigningKey;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::{keep_time_from, now_ms};
-use crate::config::{NodeConfig, RuntimeLimits};
+use crate::config::{KeyFiles, NextKeys, NodeConfig, RuntimeLimits};
+use crate::fed::tls::{self, PinSet, Pins, Presented};
 
 /// Why, and since when, the node cannot commit writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +70,7 @@ impl std::fmt::Display for StorageRefusal {
 impl std::error::Error for StorageRefusal {}
 
 /// What the core is built from besides the store, kept to build it again after a storage failure.
+#[derive(Clone)]
 pub(crate) struct CoreSeed {
     me: MemberCode,
     signing_key: SigningKey,
@@ -116,8 +117,13 @@ pub(crate) fn load_core(
     Ok((core, used_key_packages))
 }
 
-/// The TLS key pins the federation listener admits, shared with its certificate verifier.
-pub type Pins = Arc<RwLock<HashSet<[u8; 32]>>>;
+/// The keys a node starts with: the TLS certificate it presents, the retired TLS pins it still
+/// admits, and the keys it moves to if a rotation is under way.
+pub(crate) struct KeysAtStart {
+    pub identity: Presented,
+    pub overlap: HashMap<[u8; 32], (MemberCode, u64)>,
+    pub rotation: Option<NextKeys>,
+}
 
 /// What every task of a running node shares.
 pub struct NodeState {
@@ -138,8 +144,12 @@ pub struct NodeState {
     /// The first version's roster.
     first_roster: Roster,
     /// The TLS keys of the members whose nodes the federation listener admits: every member of
-    /// the roster in effect but this one and those suspended.
+    /// the roster in effect but this one and those suspended, and the keys their own rotations
+    /// retired while the overlap lasts.
     pins: Pins,
+    /// The keys this node moves to once every peer holds the roster version that gave them to
+    /// this member (`fed::rotation`), while a rotation is under way.
+    rotation: Mutex<Option<NextKeys>>,
     /// The number of the roster version in effect, for the tasks that follow its changes.
     roster_number: watch::Sender<u64>,
     /// Serialises what changes the roster's book, so that each offer is decided on the last.
@@ -149,8 +159,10 @@ pub struct NodeState {
     /// Woken when the node has something new to hand its peers (a proposal, a signature, a
     /// version): the roster task exchanges with every peer at once.
     pub roster_wake: Notify,
-    pub tls_cert: CertificateDer<'static>,
-    pub tls_key: PrivateKeyDer<'static>,
+    /// The TLS certificate this node presents, to peers and to operators.
+    pub identity: Presented,
+    /// Its key files, which a rotation replaces.
+    pub key_files: KeyFiles,
     /// Set while the node refuses writes after a failed commit, so that nothing is acknowledged on
     /// top of state that may not be on disk; cleared once the core was rebuilt from the store.
     pub storage_failed: AtomicBool,
@@ -163,7 +175,8 @@ pub struct NodeState {
     /// The store's generation ([`Store::resume`]): a write refused for an older one belongs to a
     /// failure the node has recovered from since.
     generation: AtomicU64,
-    seed: CoreSeed,
+    /// Replaced, with the signing key in it, when the node moves to its rotated key.
+    seed: RwLock<CoreSeed>,
     pub started_ms: u64,
     /// Woken when the core may want an earlier tick.
     pub clock: Notify,
@@ -205,16 +218,16 @@ impl NodeState {
         engine: Engine,
         store: SqliteStore,
         seed: CoreSeed,
-        tls_cert: CertificateDer<'static>,
-        tls_key: PrivateKeyDer<'static>,
+        keys: KeysAtStart,
     ) -> NodeState {
+        let KeysAtStart { identity, overlap, rotation } = keys;
         let roster = book.current.roster.clone();
         let links = roster
             .members()
             .filter(|m| m.code != config.member)
             .map(|m| (m.code.clone(), Link::new(m.code.clone())))
             .collect();
-        let pins = Arc::new(RwLock::new(admitted_pins(&roster, &config.member)));
+        let pins = Arc::new(RwLock::new(PinSet { current: admitted_pins(&roster, &config.member), overlap }));
         NodeState {
             member: config.member.clone(),
             engine: Mutex::new(engine),
@@ -230,13 +243,14 @@ impl NodeState {
             roster_lock: tokio::sync::Mutex::new(()),
             roster_wake: Notify::new(),
             peer_roster: Mutex::new(std::collections::HashMap::new()),
-            tls_cert,
-            tls_key,
+            identity,
+            key_files: config.key_files(),
+            rotation: Mutex::new(rotation),
             storage_failed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             storage: watch::channel(None).0,
             generation: AtomicU64::new(0),
-            seed,
+            seed: RwLock::new(seed),
             started_ms: now_ms(),
             clock: Notify::new(),
             events: Notify::new(),
@@ -267,10 +281,38 @@ impl NodeState {
         self.roster().member(code).cloned()
     }
 
-    /// The member, neither suspended nor this one, whose node TLS key has this pin.
+    /// The member, neither suspended nor this one, whose node TLS key has this pin (or had it,
+    /// while the overlap after its rotation lasts).
     pub fn roster_member_by_pin(&self, pin: &[u8; 32]) -> Option<MemberCode> {
-        let roster = self.roster();
-        roster.member_by_pin(pin).filter(|m| !roster.is_suspended(&m.code)).map(|m| m.code.clone())
+        self.pins.read().unwrap_or_else(|p| p.into_inner()).member(pin, now_ms()).cloned()
+    }
+
+    /// The TLS client configuration towards a member's node: this node's certificate as it
+    /// stands at each handshake, and the member's pin in the roster in force or one its rotation
+    /// retired while the overlap lasts (its node moves to its new key a little after the version).
+    pub fn client_config(&self, member: &Member) -> anyhow::Result<rustls::ClientConfig> {
+        let mut pins = vec![member.tls_pin];
+        pins.extend(self.pins.read().unwrap_or_else(|p| p.into_inner()).overlapping(&member.code, now_ms()));
+        tls::federation_client(&self.identity, pins)
+    }
+
+    /// The rotation under way, if any: the keys this node moves to.
+    pub fn rotation(&self) -> Option<NextKeys> {
+        self.rotation.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_rotation(&self, next: Option<NextKeys>) {
+        *self.rotation.lock().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// After the node moved to its rotated keys: it signs with the new key from now on (also
+    /// when the core is built again from the store) and presents the new certificate at each
+    /// handshake.
+    pub(crate) fn moved_to(&self, next: &NextKeys) -> anyhow::Result<()> {
+        self.identity.replace(next.cert.clone(), &next.key)?;
+        self.seed.write().unwrap_or_else(|p| p.into_inner()).signing_key = next.signing_key.clone();
+        self.set_rotation(None);
+        Ok(())
     }
 
     /// The pins the federation listener admits, shared with its certificate verifier.
@@ -297,7 +339,14 @@ impl NodeState {
     pub(crate) fn note_peer_roster(&self, peer: &MemberCode, number: u64) {
         let mut known = self.peer_roster.lock().unwrap_or_else(|p| p.into_inner());
         let at = known.entry(peer.clone()).or_default();
+        let rose = number > *at;
         *at = (*at).max(number);
+        drop(known);
+        // A rotation under way waits for every peer to hold its version: the roster task looks
+        // again at once.
+        if rose && self.rotation().is_some() {
+            self.roster_wake.notify_one();
+        }
     }
 
     /// The roster version a peer's node last said it holds (0 if it said nothing yet).
@@ -332,7 +381,20 @@ impl NodeState {
                 core.retire_key(&member, key);
             }
         }
-        *self.pins.write().unwrap_or_else(|p| p.into_inner()) = admitted_pins(&roster, &self.member);
+        {
+            let now = now_ms();
+            let mut pins = self.pins.write().unwrap_or_else(|p| p.into_inner());
+            pins.current = admitted_pins(&roster, &self.member);
+            // A member's own rotation: its node is admitted under its old TLS key a while longer.
+            let gone = adi_engine::roster::replaced(before, version);
+            let until = now.saturating_add(self.runtime_limits.rotation_overlap_ms);
+            pins.overlap.retain(|_, (m, until)| !gone.contains(m) && now < *until);
+            for (member, pin) in adi_engine::roster::pins_retired(before, version) {
+                if member != self.member {
+                    pins.overlap.insert(pin, (member, until));
+                }
+            }
+        }
         {
             let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
             for m in roster.members().filter(|m| m.code != self.member) {
@@ -348,7 +410,7 @@ impl NodeState {
 
     /// This member's signature of a roster version, by its node's key.
     pub fn sign_roster_version(&self, hash: &[u8; 32]) -> adi_wire::files::RosterSignature {
-        adi_core::amendment::sign(&self.member, &self.seed.signing_key, hash)
+        adi_core::amendment::sign(&self.member, &self.seed.read().unwrap_or_else(|p| p.into_inner()).signing_key, hash)
     }
 
     /// The link towards a peer, if the node has one.
@@ -441,7 +503,8 @@ impl NodeState {
     /// state then ends, unless a write of the new generation failed already, which is a new
     /// failure. Returns whether the node takes writes again.
     pub(crate) fn rebuild_core(&self) -> bool {
-        let (mut core, used_key_packages) = match load_core(&self.seed, &self.roster(), self.store.as_ref()) {
+        let seed = self.seed.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut core, used_key_packages) = match load_core(&seed, &self.roster(), self.store.as_ref()) {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e, "the database takes writes again, but the core cannot be built from it");
@@ -486,8 +549,12 @@ impl NodeState {
 }
 
 /// The pins of every member of `roster` but `me` and those it suspends.
-fn admitted_pins(roster: &Roster, me: &MemberCode) -> HashSet<[u8; 32]> {
-    roster.members().filter(|m| m.code != *me && !roster.is_suspended(&m.code)).map(|m| m.tls_pin).collect()
+fn admitted_pins(roster: &Roster, me: &MemberCode) -> HashMap<[u8; 32], MemberCode> {
+    roster
+        .members()
+        .filter(|m| m.code != *me && !roster.is_suspended(&m.code))
+        .map(|m| (m.tls_pin, m.code.clone()))
+        .collect()
 }
 
 /// What a link knows about its peer, for operators.

@@ -693,6 +693,9 @@ pub trait Store: Send + Sync + 'static {
     fn drop_key_packages(&self, state: adi_mls::StateDelta, references: Vec<Vec<u8>>) -> Pending<()>;
     /// How many of this member's KeyPackages no peer has claimed yet.
     fn key_packages_available(&self) -> Result<u64, StoreError>;
+    /// References of this member's KeyPackages no peer has claimed yet (dropped when the member
+    /// moves to a rotated key: they carry the old one).
+    fn key_packages_unclaimed(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Hands the oldest unclaimed KeyPackage to `peer`, once, unless `peer` has claimed
     /// `per_hour_max` already in the hour before `now_ms`.
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed>;

@@ -298,6 +298,24 @@ fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
 }
 
+/// The roster's signing keys and the keys retired by rotation, as MLS checks a member's renewed
+/// leaf against them.
+struct LeafKeys<'a> {
+    roster: &'a Roster,
+    retired: &'a HashMap<MemberCode, Vec<ed25519_dalek::VerifyingKey>>,
+}
+
+impl adi_mls::RosterKeys for LeafKeys<'_> {
+    fn signing_key(&self, member: &str) -> Option<[u8; 32]> {
+        roster_keys(self.roster)(member)
+    }
+
+    fn retired_keys(&self, member: &str) -> Vec<[u8; 32]> {
+        let Ok(code) = MemberCode::parse(member) else { return Vec::new() };
+        self.retired.get(&code).into_iter().flatten().map(|k| k.to_bytes()).collect()
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> CoreError {
     CoreError::new(crate::ErrorKind::Internal, "mls", e.to_string())
 }

@@ -116,7 +116,8 @@ impl Hotline {
         let home = line.acting_home(&self.config.roster);
         let rules = LineRules { home: home.as_str(), direct: line.is_direct() };
         let roster = &self.config.roster;
-        let processed = match self.mls.process(&line.id.0, rules, claim, &body.payload, &roster_keys(roster)) {
+        let keys = LeafKeys { roster, retired: &self.retired };
+        let processed = match self.mls.process(&line.id.0, rules, claim, &body.payload, &keys) {
             Ok(p) => p,
             // What only modified code sends: refused, and an alarm names the member whose
             // signature the envelope carries.

@@ -11,7 +11,7 @@ use adi_wire::LineId;
 use serde::{Deserialize, Serialize};
 
 use super::links::post_once;
-use super::{tls, CHECKPOINT_PATH};
+use super::CHECKPOINT_PATH;
 use crate::clock::now_ms;
 use crate::record::{check_own_log, commit_findings, tamper, CheckpointError};
 use crate::state::NodeState;
@@ -389,10 +389,7 @@ pub async fn checkpoint_and_exchange(
 
 async fn offer_to(node: &NodeState, member: &MemberCode, offer: &CheckpointOffer) -> Result<CheckpointAnswer, String> {
     let peer = node.roster_member(member).ok_or_else(|| format!("{member} is not in the roster"))?;
-    let tls = std::sync::Arc::new(
-        tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), peer.tls_pin)
-            .map_err(|e| e.to_string())?,
-    );
+    let tls = std::sync::Arc::new(node.client_config(&peer).map_err(|e| e.to_string())?);
     let body = serde_json::to_vec(offer).map_err(|e| e.to_string())?;
     let mut errors = Vec::new();
     for endpoint in &peer.endpoints {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
-use super::{tls, BATCH_PATH, KEY_PACKAGE_PATH};
+use super::{BATCH_PATH, KEY_PACKAGE_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
 use crate::state::{Link, NodeState};
@@ -53,10 +53,7 @@ pub async fn check_claimed_key_package(
 /// [`check_claimed_key_package`].
 pub async fn claim_checked_key_package(node: &NodeState, member: &MemberCode) -> Result<adi_mls::KeyPackage, String> {
     let peer = node.roster_member(member).ok_or_else(|| format!("{member} is not in the roster"))?;
-    let tls = Arc::new(
-        tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), peer.tls_pin)
-            .map_err(|e| e.to_string())?,
-    );
+    let tls = Arc::new(node.client_config(&peer).map_err(|e| e.to_string())?);
     let mut errors = Vec::new();
     for endpoint in &peer.endpoints {
         match claim_key_package_from(endpoint, tls.clone(), member, node.runtime_limits.connect_timeout_ms).await {
@@ -133,7 +130,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             peer_of_version = Some(in_force);
             let roster = node.roster();
             let next = roster.member(&link.peer).filter(|m| !roster.is_suspended(&m.code)).and_then(|m| {
-                match tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), m.tls_pin) {
+                match node.client_config(m) {
                     Ok(c) => Some((m.endpoints.clone(), m.tls_pin, Arc::new(c))),
                     Err(e) => {
                         tracing::error!(peer = %link.peer, error = %e, "cannot build the TLS client");

@@ -3,12 +3,14 @@
 //! the [`links`] drain the durable outbox towards each peer and make the node's single requests
 //! of theirs; [`checkpoints`] are offered to a line's other members to countersign, and theirs
 //! answered; [`roster`] exchanges roster versions and proposals with every peer and puts a
-//! version in force when it meets its rule.
+//! version in force when it meets its rule; [`rotation`] moves this member to new signing and TLS
+//! keys while its lines run.
 
 pub mod checkpoints;
 pub mod links;
 pub mod listener;
 pub mod roster;
+pub mod rotation;
 pub mod tls;
 
 /// The federation path for envelope batches.

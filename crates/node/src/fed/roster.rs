@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::links::{post_once, run_link};
-use super::{tls, ROSTER_PATH};
+use super::ROSTER_PATH;
 use crate::clock::now_ms;
 use crate::config::NodeConfig;
 use crate::driver::commit_own;
@@ -335,10 +335,7 @@ async fn take_members_off_lines(node: &NodeState) {
 /// One exchange with a peer's node, trying its endpoints in order.
 async fn exchange_with(node: &NodeState, peer: &MemberCode) -> Result<ExchangeReply, String> {
     let member = node.roster_member(peer).ok_or_else(|| format!("{peer} is not in the roster"))?;
-    let tls = Arc::new(
-        tls::federation_client_config(node.tls_cert.clone(), node.tls_key.clone_key(), member.tls_pin)
-            .map_err(|e| e.to_string())?,
-    );
+    let tls = Arc::new(node.client_config(&member).map_err(|e| e.to_string())?);
     let book = node.roster_book();
     let request = Exchange { number: book.current.number, proposals: book.proposals };
     let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
@@ -395,6 +392,7 @@ pub async fn run_roster(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool
             }
         }
         take_members_off_lines(&node).await;
+        super::rotation::move_when_ready(&node).await;
         let every = Duration::from_millis(node.runtime_limits.roster_sync_ms);
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -6,15 +6,18 @@
 //! it meant to reach. No public CA is involved. An unpinned peer fails the handshake, so nothing it
 //! sends is ever read.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+
+use adi_core::MemberCode;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
@@ -49,6 +52,84 @@ pub fn load_identity(cert: &Path, key: &Path) -> anyhow::Result<(CertificateDer<
     Ok((cert, key))
 }
 
+/// The certificate and key a node presents, as a server and as a client: replaced in place when
+/// the node moves to its rotated TLS key, for the handshakes after that.
+#[derive(Clone, Debug)]
+pub struct Presented(Arc<RwLock<Arc<CertifiedKey>>>);
+
+impl Presented {
+    pub fn new(cert: CertificateDer<'static>, key: &PrivateKeyDer<'static>) -> anyhow::Result<Presented> {
+        Ok(Presented(Arc::new(RwLock::new(certified(cert, key)?))))
+    }
+
+    /// Presents `cert` from the next handshake on.
+    pub fn replace(&self, cert: CertificateDer<'static>, key: &PrivateKeyDer<'static>) -> anyhow::Result<()> {
+        let next = certified(cert, key)?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The pin of the certificate presented now.
+    pub fn pin(&self) -> Option<[u8; 32]> {
+        self.current().cert.first().and_then(spki_pin)
+    }
+}
+
+fn certified(cert: CertificateDer<'static>, key: &PrivateKeyDer<'static>) -> anyhow::Result<Arc<CertifiedKey>> {
+    let signer = ring::sign::any_supported_type(key).map_err(|e| anyhow::anyhow!("the TLS key: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(vec![cert], signer)))
+}
+
+impl rustls::server::ResolvesServerCert for Presented {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Presented {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// The TLS keys whose nodes the federation listener admits, by member: each admitted member's
+/// pin in the roster in force, and the pins that a member's own rotation retired, each until
+/// its overlap ends (`rotation_overlap_ms` after the version took effect here), so that the
+/// rotating node, which moves to its new key only once every peer holds the version, is still
+/// admitted meanwhile.
+#[derive(Clone, Debug, Default)]
+pub struct PinSet {
+    pub current: HashMap<[u8; 32], MemberCode>,
+    /// A retired pin, its member, and until when (ms since the epoch) it is admitted.
+    pub overlap: HashMap<[u8; 32], (MemberCode, u64)>,
+}
+
+impl PinSet {
+    /// The member whose node holds the TLS key with this pin, if it is admitted at `now_ms`.
+    pub fn member(&self, pin: &[u8; 32], now_ms: u64) -> Option<&MemberCode> {
+        self.current.get(pin).or_else(|| self.overlap.get(pin).filter(|(_, until)| now_ms < *until).map(|(m, _)| m))
+    }
+
+    /// The retired pins of `member` still admitted at `now_ms`.
+    pub fn overlapping(&self, member: &MemberCode, now_ms: u64) -> Vec<[u8; 32]> {
+        let mut out: Vec<[u8; 32]> =
+            self.overlap.iter().filter(|(_, (m, until))| m == member && now_ms < *until).map(|(pin, _)| *pin).collect();
+        out.sort();
+        out
+    }
+}
+
+/// The pins the federation listener admits, shared with its certificate verifier.
+pub type Pins = Arc<RwLock<PinSet>>;
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
@@ -57,11 +138,12 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
     ring::default_provider().signature_verification_algorithms
 }
 
-/// Accepts client certificates whose key is pinned in the roster in effect: the set changes when
-/// a roster version takes effect, for the handshakes after it.
+/// Accepts client certificates whose key is pinned in the roster in effect (or in its overlap
+/// after a rotation): the set changes when a roster version takes effect, for the handshakes after
+/// it.
 #[derive(Debug)]
 struct PinnedClients {
-    pins: Arc<RwLock<HashSet<[u8; 32]>>>,
+    pins: Pins,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -77,7 +159,9 @@ impl ClientCertVerifier for PinnedClients {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         match spki_pin(end_entity) {
-            Some(pin) if self.pins.read().is_ok_and(|pins| pins.contains(&pin)) => Ok(ClientCertVerified::assertion()),
+            Some(pin) if self.pins.read().is_ok_and(|pins| pins.member(&pin, crate::clock::now_ms()).is_some()) => {
+                Ok(ClientCertVerified::assertion())
+            }
             _ => Err(rustls::Error::General("client certificate key is not pinned in the roster".into())),
         }
     }
@@ -105,10 +189,11 @@ impl ClientCertVerifier for PinnedClients {
     }
 }
 
-/// Accepts a server certificate only if its key is the expected member's pin.
+/// Accepts a server certificate only if its key is one of the expected member's pins: the
+/// roster's, or one its rotation retired while the overlap lasts.
 #[derive(Debug)]
 struct PinnedServer {
-    pin: [u8; 32],
+    pins: Vec<[u8; 32]>,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -122,7 +207,7 @@ impl ServerCertVerifier for PinnedServer {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         match spki_pin(end_entity) {
-            Some(pin) if pin == self.pin => Ok(ServerCertVerified::assertion()),
+            Some(pin) if self.pins.contains(&pin) => Ok(ServerCertVerified::assertion()),
             _ => Err(rustls::Error::General("server certificate key does not match the roster pin".into())),
         }
     }
@@ -151,51 +236,50 @@ impl ServerCertVerifier for PinnedServer {
 }
 
 /// The federation server's TLS configuration: client certificates required and pinned.
-pub fn federation_server_config(
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    pins: Arc<RwLock<HashSet<[u8; 32]>>>,
-) -> anyhow::Result<rustls::ServerConfig> {
+pub fn federation_server_config(identity: &Presented, pins: Pins) -> anyhow::Result<rustls::ServerConfig> {
     let verifier = Arc::new(PinnedClients { pins, algs: algorithms() });
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert], key)?;
+        .with_cert_resolver(Arc::new(identity.clone()));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
 /// The operator API's TLS configuration (no client certificates).
-pub fn api_server_config(
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-) -> anyhow::Result<rustls::ServerConfig> {
+pub fn api_server_config(identity: &Presented) -> anyhow::Result<rustls::ServerConfig> {
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
+        .with_cert_resolver(Arc::new(identity.clone()));
     Ok(config)
 }
 
-/// The federation client's TLS configuration towards one peer, presenting this node's certificate.
+/// The federation client's TLS configuration towards one peer, presenting this certificate.
 pub fn federation_client_config(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
     peer_pin: [u8; 32],
 ) -> anyhow::Result<rustls::ClientConfig> {
-    let verifier = Arc::new(PinnedServer { pin: peer_pin, algs: algorithms() });
+    federation_client(&Presented::new(cert, &key)?, vec![peer_pin])
+}
+
+/// The federation client's TLS configuration towards one peer whose node holds one of
+/// `peer_pins`, presenting the certificate the node presents at each handshake.
+pub fn federation_client(identity: &Presented, peer_pins: Vec<[u8; 32]>) -> anyhow::Result<rustls::ClientConfig> {
+    let verifier = Arc::new(PinnedServer { pins: peer_pins, algs: algorithms() });
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(vec![cert], key)?;
+        .with_client_cert_resolver(Arc::new(identity.clone()));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
 /// The API client's TLS configuration: the node's certificate key must match `pin`.
 pub fn api_client_config(pin: [u8; 32]) -> anyhow::Result<rustls::ClientConfig> {
-    let verifier = Arc::new(PinnedServer { pin, algs: algorithms() });
+    let verifier = Arc::new(PinnedServer { pins: vec![pin], algs: algorithms() });
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

@@ -88,6 +88,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/roster/versions", get(roster::versions))
         .route("/api/v1/roster/proposals", get(roster::proposals).post(roster::propose))
         .route("/api/v1/roster/proposals/{hash}/sign", post(roster::sign))
+        .route("/api/v1/roster/rotate", post(roster::rotate))
         .route("/api/v1/alarms/{id}/ack", post(discipline::ack_alarm))
         .route("/api/v1/links", get(discipline::links))
         .route("/api/v1/events", get(discipline::events))

@@ -83,7 +83,8 @@ use crate::error::ErrorBody;
         roster::versions,
         roster::proposals,
         roster::propose,
-        roster::sign
+        roster::sign,
+        roster::rotate
     ),
     components(schemas(ErrorBody, discipline::EventView)),
     modifiers(&Schemes, &Refusals)

@@ -323,3 +323,33 @@ pub async fn sign(
     tracing::info!(operator = %auth.0.name, hash = %view.hash, "roster version signed");
     Ok((StatusCode::OK, answer))
 }
+
+/// Rotates this member's keys
+///
+/// A routine rotation of this member's signing key and its node's TLS key. The node makes the
+/// new keys and keeps them on disk beside its key files; it makes the roster version that gives
+/// them to this member, signed by its current key and its new key, which meets the rotation's
+/// rule at once, and hands it to every member's node. Every node then keeps taking what this
+/// member signed under its old key, and admits its node under its old TLS key for
+/// `rotation_overlap_ms`. Once every peer's node holds the version, this node moves: its leaf on
+/// every line goes to the new key, and it signs and presents the new keys from then on. A lost
+/// or stolen key is not rotated but replaced, by a version the other members sign.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/api/v1/roster/rotate", tag = "roster",
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = ProposedView, description = "the version giving this member its new keys is in force"),
+              (status = 403, body = ErrorBody, description = "`role`: only administrators rotate keys"),
+              (status = 409, body = ErrorBody, description = "`rotation_under_way`: the node has not moved to the keys of the last rotation yet; `stale`: another version took effect meanwhile"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
+pub async fn rotate(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+) -> Result<(StatusCode, Json<ProposedView>), ApiError> {
+    require_admin(&auth)?;
+    check_writable(&node)?;
+    let file = crate::fed::rotation::prepare(&node)?;
+    let answer = offered(&node, &auth, file).await?;
+    tracing::info!(operator = %auth.0.name, "key rotation started");
+    Ok(answer)
+}

@@ -523,6 +523,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn key_packages_unclaimed(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT reference FROM key_packages WHERE claimed_by IS NULL ORDER BY reference")?;
+            let rows = stmt.query_map([], |row| row.get(0))?.collect();
+            rows
+        })
+    }
+
     fn claim_key_package(&self, peer: &MemberCode, now_ms: u64, per_hour_max: u64) -> Pending<Claimed> {
         // Who claimed is sealed and the quota counts a blind index of the peer: the database does
         // not say who set up lines with whom.
