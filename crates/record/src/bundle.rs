@@ -581,18 +581,38 @@ fn signed_under<E: ToString>(
     Err(why)
 }
 
-/// Whether an item a member signed at `place` (an envelope's sequence number, a checkpoint's
-/// size) under its key `key` (its place among the member's keys) comes after everything it
-/// signed under a later key: `later` holds, by place, the latest key each of its items of the
-/// bundle is signed under. `what` names the items.
-fn in_key_order(later: Option<&BTreeMap<u64, usize>>, place: u64, key: usize, what: &str) -> Result<(), String> {
-    let newer = later.and_then(|m| m.range(..place).find(|(_, k)| **k > key));
-    match newer {
-        None => Ok(()),
-        Some((p, _)) => Err(format!(
-            "it is signed under a key its member had left behind by a rotation: its {what}{p} is signed under a \
+/// For each place a member signed an item at (an envelope's sequence number, a checkpoint's
+/// size), given the key each is signed under (its place among the member's keys): the newest
+/// key of the member's items up to that place, and the first place signed under it.
+fn newest_keys(signed: BTreeMap<u64, usize>) -> BTreeMap<u64, (usize, u64)> {
+    let mut out = BTreeMap::new();
+    let mut newest: Option<(usize, u64)> = None;
+    for (place, key) in signed {
+        let n = match newest {
+            Some((n, at)) if n >= key => (n, at),
+            _ => (key, place),
+        };
+        newest = Some(n);
+        out.insert(place, n);
+    }
+    out
+}
+
+/// Whether an item a member signed at `place` under its key `key` comes after nothing it signed
+/// under a later key: `newest` is [`newest_keys`] of the member's items in the bundle. `what`
+/// names the items.
+fn in_key_order(
+    newest: Option<&BTreeMap<u64, (usize, u64)>>,
+    place: u64,
+    key: usize,
+    what: &str,
+) -> Result<(), String> {
+    match newest.and_then(|m| m.range(..place).next_back()) {
+        Some((_, (n, at))) if *n > key => Err(format!(
+            "it is signed under a key its member had left behind by a rotation: its {what}{at} is signed under a \
              later one"
         )),
+        _ => Ok(()),
     }
 }
 
@@ -653,6 +673,8 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
             *at = (*at).max(i);
         }
     }
+    let checkpoint_keys: HashMap<String, BTreeMap<u64, (usize, u64)>> =
+        checkpoint_keys.into_iter().map(|(m, signed)| (m, newest_keys(signed))).collect();
     let mut envelope_keys: HashMap<String, BTreeMap<u64, usize>> = HashMap::new();
     for e in &bundle.envelopes {
         let decoded = hex::decode(&e.bytes).ok().and_then(|b| Envelope::decode(&b, usize::MAX, usize::MAX).ok());
@@ -665,6 +687,8 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
             *at = (*at).max(i);
         }
     }
+    let envelope_keys: HashMap<String, BTreeMap<u64, (usize, u64)>> =
+        envelope_keys.into_iter().map(|(m, signed)| (m, newest_keys(signed))).collect();
     let Some(line) = LineId::from_hex(&bundle.line.id) else {
         r.check("line id", Err(format!("'{}' is not a line id", bundle.line.id)));
         return r;
