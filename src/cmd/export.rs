@@ -2,6 +2,7 @@
 //! offline: every signature, chain link, proof, receipt and checkpoint, under roster keys
 //! anchored outside the bundle).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use adi_core::amendment;
@@ -79,8 +80,10 @@ pub fn network(hash: Option<&str>, config: Option<&Path>) -> anyhow::Result<Opti
 
 /// The keys a bundle is checked under when it is anchored on the network's identity: its roster
 /// chain is checked from a first version whose hash is `network`, each version as every node
-/// checks it, and each member's key is the last the chain gave it (a member suspended or removed
-/// since keeps the key it signed with).
+/// checks it. Each member's keys are then the last the chain gave it (a member suspended or
+/// removed since keeps the key it signed with) and, before it, every key a version retired by
+/// rotation (signed by the old key and the new) that no later version distrusted by replacing
+/// the member's key without its signature: the keys a node still accepts from it.
 pub fn chain_anchor(bundle: &adi_record::bundle::Bundle, network: &[u8; 32]) -> Result<(Anchor, String), String> {
     let chain = bundle
         .roster_chain
@@ -95,10 +98,10 @@ pub fn chain_anchor(bundle: &adi_record::bundle::Bundle, network: &[u8; 32]) -> 
             hex::encode(network)
         ));
     }
-    let mut keys = std::collections::BTreeMap::new();
+    let mut last = BTreeMap::new();
     let mut note = |r: &Roster| {
         for m in r.members() {
-            keys.insert(m.code.to_string(), m.signing_key.to_bytes());
+            last.insert(m.code.to_string(), m.signing_key.to_bytes());
         }
     };
     note(&current.roster);
@@ -107,8 +110,24 @@ pub fn chain_anchor(bundle: &adi_record::bundle::Bundle, network: &[u8; 32]) -> 
             .map_err(|e| format!("roster version {} of the bundle's chain is refused: {e}", v.number))?;
         note(&current.roster);
     }
-    let said = format!("network {}, roster version {}", hex::encode(network), current.number);
-    Ok((Anchor::Roster { sha256: current.roster.sha256(), keys }, said))
+    // Oldest first, each key once, at its latest place.
+    let mut keys: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
+    let retired = adi_engine::roster::retired_by_rotation(&first, &chain.versions);
+    for (member, key) in retired.iter().map(|(m, k)| (m.to_string(), k.to_bytes())).chain(last) {
+        let held = keys.entry(member).or_default();
+        held.retain(|k| *k != key);
+        held.push(key);
+    }
+    let mut said = format!("network {}, roster version {}", hex::encode(network), current.number);
+    let rotated: Vec<String> = keys
+        .iter()
+        .filter(|(_, ks)| ks.len() > 1)
+        .map(|(m, ks)| format!("{m} ({} retired by rotation)", ks.len() - 1))
+        .collect();
+    if !rotated.is_empty() {
+        said.push_str(&format!("; keys also trusted for what was signed before a rotation: {}", rotated.join(", ")));
+    }
+    Ok((Anchor::Chain { sha256: current.roster.sha256(), keys }, said))
 }
 
 /// Checks a bundle offline under `anchor` (or on the network's identity, through the roster

@@ -216,6 +216,12 @@ fn kind_of(p: &PayloadV1) -> &'static str {
 pub enum Anchor {
     /// A roster from outside the bundle: its SHA-256 and its members' signing keys.
     Roster { sha256: Hash, keys: BTreeMap<String, [u8; 32]> },
+    /// A roster reached by a chain of versions checked from outside the bundle (from the
+    /// network's identity): the SHA-256 of the roster the chain ends at, and each member's
+    /// signing keys the chain leaves trusted, oldest first. The last is the key the chain gave
+    /// the member last; those before it are keys a version retired by rotation (signed by the
+    /// old key and the new), still accepted for what the member signed before it moved on.
+    Chain { sha256: Hash, keys: BTreeMap<String, Vec<[u8; 32]>> },
     /// The SHA-256 of the roster, from outside the bundle: the bundle's copy of the roster must
     /// hash to it, and its keys are then used.
     Sha256(Hash),
@@ -224,11 +230,15 @@ pub enum Anchor {
     Unanchored,
 }
 
-/// An anchored roster's SHA-256 and its members' signing keys (hex).
-type AnchoredKeys = (Hash, BTreeMap<String, String>);
+/// Each member's signing keys (hex) that a bundle is checked under, oldest first: one, the
+/// roster's, unless a chain of roster versions left keys retired by rotation trusted too.
+type Keyring = BTreeMap<String, Vec<String>>;
 
-/// The members' signing keys (hex) a canonical roster names.
-fn roster_keys(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// An anchored roster's SHA-256 and its members' signing keys (hex).
+type AnchoredKeys = (Hash, Keyring);
+
+/// The members' signing keys (hex) a canonical roster names, one each.
+fn roster_keys(text: &str) -> Result<Keyring, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the roster is not JSON: {e}"))?;
     let members = v.get("members").and_then(|m| m.as_array()).ok_or("the roster has no members")?;
     members
@@ -236,7 +246,7 @@ fn roster_keys(text: &str) -> Result<BTreeMap<String, String>, String> {
         .map(|m| {
             let field = |f: &str| m.get(f).and_then(|x| x.as_str()).map(str::to_string);
             match (field("code"), field("signing_key")) {
-                (Some(code), Some(key)) => Ok((code, key.to_ascii_lowercase())),
+                (Some(code), Some(key)) => Ok((code, vec![key.to_ascii_lowercase()])),
                 _ => Err("a roster member without a code or a signing key".to_string()),
             }
         })
@@ -244,15 +254,21 @@ fn roster_keys(text: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// Checks a bundle as [`verify`] does, under roster keys the `anchor` vouches for from outside
-/// the bundle: every key the bundle carries must be the anchored roster's, and the roster the
-/// bundle names must be the anchored one.
+/// the bundle: every key the bundle carries must be one the anchor gives its member, and the
+/// roster the bundle names must be the anchored one. Where the anchor gives a member several
+/// keys ([`Anchor::Chain`]), each of its signatures may be under any of them, but a member's
+/// envelopes, by sequence number, and its checkpoints, by size, never go back to a key older
+/// than one it signed an earlier of them under: after a rotation it signs under its new key.
 pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
     let mut r = Report::default();
     let sha_of = |text: &str| -> Hash { sha2::Sha256::digest(text.as_bytes()).into() };
     let anchored: Result<Option<AnchoredKeys>, String> = match anchor {
         Anchor::Unanchored => Ok(None),
         Anchor::Roster { sha256, keys } => {
-            Ok(Some((*sha256, keys.iter().map(|(c, k)| (c.clone(), hex::encode(k))).collect())))
+            Ok(Some((*sha256, keys.iter().map(|(c, k)| (c.clone(), vec![hex::encode(k)])).collect())))
+        }
+        Anchor::Chain { sha256, keys } => {
+            Ok(Some((*sha256, keys.iter().map(|(c, ks)| (c.clone(), ks.iter().map(hex::encode).collect())).collect())))
         }
         Anchor::Sha256(sha256) => match &bundle.roster_file {
             None => Err("the bundle carries no roster to match the anchor against (give the roster file)".into()),
@@ -287,7 +303,7 @@ pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
             r.check(format!("anchor: roster {}", hex::encode(sha256)), named);
             for (code, key) in &bundle.roster {
                 let ok = match keys.get(code) {
-                    Some(k) if k.eq_ignore_ascii_case(key) => Ok(()),
+                    Some(ks) if ks.iter().any(|k| k.eq_ignore_ascii_case(key)) => Ok(()),
                     Some(_) => Err("it is not the anchored roster's key".to_string()),
                     None => Err(format!("{code} is not in the anchored roster")),
                 };
@@ -297,11 +313,10 @@ pub fn verify_anchored(bundle: &Bundle, anchor: &Anchor) -> Report {
             Some(keys)
         }
     };
-    let mut checked = bundle.clone();
-    if let Some(keys) = keys {
-        checked.roster = keys;
-    }
-    let inner = verify(&checked);
+    let inner = match keys {
+        Some(keys) => verify_under(bundle, &keys),
+        None => verify(bundle),
+    };
     r.checks.extend(inner.checks);
     r.decisions = inner.decisions;
     r.record = inner.record;
@@ -549,10 +564,69 @@ fn chains_complete(
     }
 }
 
+/// The place, oldest first, of the first of a member's `keys` under which `signed` holds; else
+/// why it does not hold under the member's latest key.
+fn signed_under<E: ToString>(
+    keys: &[VerifyingKey],
+    signed: impl Fn(&VerifyingKey) -> Result<(), E>,
+) -> Result<usize, String> {
+    let mut why = "no key to verify with".to_string();
+    for (i, key) in keys.iter().enumerate().rev() {
+        match signed(key) {
+            Ok(()) => return Ok(i),
+            Err(e) if i + 1 == keys.len() => why = e.to_string(),
+            Err(_) => {}
+        }
+    }
+    Err(why)
+}
+
+/// For each place a member signed an item at (an envelope's sequence number, a checkpoint's
+/// size), given the key each is signed under (its place among the member's keys): the newest
+/// key of the member's items up to that place, and the first place signed under it.
+fn newest_keys(signed: BTreeMap<u64, usize>) -> BTreeMap<u64, (usize, u64)> {
+    let mut out = BTreeMap::new();
+    let mut newest: Option<(usize, u64)> = None;
+    for (place, key) in signed {
+        let n = match newest {
+            Some((n, at)) if n >= key => (n, at),
+            _ => (key, place),
+        };
+        newest = Some(n);
+        out.insert(place, n);
+    }
+    out
+}
+
+/// Whether an item a member signed at `place` under its key `key` comes after nothing it signed
+/// under a later key: `newest` is [`newest_keys`] of the member's items in the bundle. `what`
+/// names the items.
+fn in_key_order(
+    newest: Option<&BTreeMap<u64, (usize, u64)>>,
+    place: u64,
+    key: usize,
+    what: &str,
+) -> Result<(), String> {
+    match newest.and_then(|m| m.range(..place).next_back()) {
+        Some((_, (n, at))) if *n > key => Err(format!(
+            "it is signed under a key its member had left behind by a rotation: its {what}{at} is signed under a \
+             later one"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a bundle offline: every signature, chain link, inclusion and consistency proof,
-/// checkpoint, countersignature, signed content and receipt. Every check is reported; the bundle
-/// holds when none failed.
+/// checkpoint, countersignature, signed content and receipt, under the keys the bundle itself
+/// carries. Every check is reported; the bundle holds when none failed.
 pub fn verify(bundle: &Bundle) -> Report {
+    let own: Keyring = bundle.roster.iter().map(|(c, k)| (c.clone(), vec![k.clone()])).collect();
+    verify_under(bundle, &own)
+}
+
+/// Checks a bundle as [`verify`] does, under each member's keys of `keyring` instead of the
+/// bundle's own.
+fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
     let mut r = Report::default();
     let format_ok = bundle.format == FORMAT && (1..=VERSION).contains(&bundle.v);
     if !r.check(
@@ -561,22 +635,60 @@ pub fn verify(bundle: &Bundle) -> Report {
     ) {
         return r;
     }
-    // Roster keys.
-    let mut keys: HashMap<String, VerifyingKey> = HashMap::new();
-    for (code, key) in &bundle.roster {
-        let parsed =
-            hex_hash(key).and_then(|k| VerifyingKey::from_bytes(&k).map_err(|e| e.to_string())).and_then(|k| {
-                if k.is_weak() {
-                    Err("a weak (small-order) Ed25519 key is refused".to_string())
-                } else {
-                    Ok(k)
-                }
-            });
-        if let Ok(k) = &parsed {
-            keys.insert(code.clone(), *k);
+    // Roster keys: each member's, oldest first.
+    let mut keys: HashMap<String, Vec<VerifyingKey>> = HashMap::new();
+    for (code, held) in keyring {
+        for (i, key) in held.iter().enumerate() {
+            let parsed =
+                hex_hash(key).and_then(|k| VerifyingKey::from_bytes(&k).map_err(|e| e.to_string())).and_then(|k| {
+                    if k.is_weak() {
+                        Err("a weak (small-order) Ed25519 key is refused".to_string())
+                    } else {
+                        Ok(k)
+                    }
+                });
+            if let Ok(k) = &parsed {
+                keys.entry(code.clone()).or_default().push(*k);
+            }
+            let item = if i + 1 == held.len() {
+                format!("roster key of {code}")
+            } else {
+                format!("roster key of {code} retired by rotation ({key})")
+            };
+            r.check(item, parsed.map(|_| ()));
         }
-        r.check(format!("roster key of {code}"), parsed.map(|_| ()));
     }
+    // For a member with several keys, the latest key each of its checkpoints (by size) and
+    // envelopes (by sequence number) is signed under, so that none signed after it may be under
+    // an older one.
+    let rotated = |member: &str| keys.get(member).filter(|ks| ks.len() > 1);
+    let mut checkpoint_keys: HashMap<String, BTreeMap<u64, usize>> = HashMap::new();
+    for c in &bundle.checkpoints {
+        let Some(cp) = hex::decode(&c.signed).ok().and_then(|b| SignedCheckpoint::from_bytes(&b).ok()) else {
+            continue;
+        };
+        let k = &cp.checkpoint;
+        if let Some(i) = rotated(&k.signer).and_then(|ks| signed_under(ks, |key| cp.verify(key)).ok()) {
+            let at = checkpoint_keys.entry(k.signer.clone()).or_default().entry(k.size).or_insert(i);
+            *at = (*at).max(i);
+        }
+    }
+    let checkpoint_keys: HashMap<String, BTreeMap<u64, (usize, u64)>> =
+        checkpoint_keys.into_iter().map(|(m, signed)| (m, newest_keys(signed))).collect();
+    let mut envelope_keys: HashMap<String, BTreeMap<u64, usize>> = HashMap::new();
+    for e in &bundle.envelopes {
+        let decoded = hex::decode(&e.bytes).ok().and_then(|b| Envelope::decode(&b, usize::MAX, usize::MAX).ok());
+        let Some(envelope) = decoded else { continue };
+        let body = envelope.body();
+        let signed =
+            rotated(&body.sender).and_then(|ks| signed_under(ks, |key| envelope.clone().verify(key).map(|_| ())).ok());
+        if let Some(i) = signed {
+            let at = envelope_keys.entry(body.sender.clone()).or_default().entry(body.seq).or_insert(i);
+            *at = (*at).max(i);
+        }
+    }
+    let envelope_keys: HashMap<String, BTreeMap<u64, (usize, u64)>> =
+        envelope_keys.into_iter().map(|(m, signed)| (m, newest_keys(signed))).collect();
     let Some(line) = LineId::from_hex(&bundle.line.id) else {
         r.check("line id", Err(format!("'{}' is not a line id", bundle.line.id)));
         return r;
@@ -610,7 +722,8 @@ pub fn verify(bundle: &Bundle) -> Report {
         let k = &cp.checkpoint;
         let name = format!("checkpoint {i} ({} at size {})", k.signer, k.size);
         let signed = match keys.get(&k.signer) {
-            Some(key) => cp.verify(key).map_err(|e| e.to_string()),
+            Some(ks) => signed_under(ks, |key| cp.verify(key))
+                .and_then(|i| in_key_order(checkpoint_keys.get(&k.signer), k.size, i, "checkpoint of size ")),
             None => Err(format!("{} is not in the bundle's roster", k.signer)),
         };
         let signed = signed.and_then(|_| if k.line != line.0 { Err("it is of another line".into()) } else { Ok(()) });
@@ -618,7 +731,9 @@ pub fn verify(bundle: &Bundle) -> Report {
         for (member, sig) in &c.countersignatures {
             countersigners.push((name.clone(), member.clone()));
             let ok = match (keys.get(member), hex::decode(sig).ok().and_then(|s| <[u8; 64]>::try_from(s).ok())) {
-                (Some(key), Some(sig)) => cp.verify_countersignature(member, key, &sig).map_err(|e| e.to_string()),
+                (Some(ks), Some(sig)) => {
+                    signed_under(ks, |key| cp.verify_countersignature(member, key, &sig)).map(|_| ())
+                }
                 (None, _) => Err(format!("{member} is not in the bundle's roster")),
                 (_, None) => Err("the countersignature is not 64 bytes of hex".into()),
             };
@@ -726,11 +841,14 @@ pub fn verify(bundle: &Bundle) -> Report {
         let body = envelope.body().clone();
         let name = format!("{name} ({} #{}, {hash})", body.sender, body.seq);
         let signed = match keys.get(&body.sender) {
-            Some(key) => envelope.clone().verify(key).map(|_| ()).map_err(|e| e.to_string()),
+            Some(ks) => signed_under(ks, |key| envelope.clone().verify(key).map(|_| ()))
+                .and_then(|i| in_key_order(envelope_keys.get(&body.sender), body.seq, i, "envelope #").map(|_| i)),
             None => Err(format!("{} is not in the bundle's roster", body.sender)),
         };
+        // The key its envelope is signed under, which signs its content too.
+        let envelope_key = signed.as_ref().ok().copied();
         let on_line = if body.line == line { Ok(()) } else { Err("it is of another line".to_string()) };
-        let authentic = r.check(format!("{name}: signature"), signed.and(on_line));
+        let authentic = r.check(format!("{name}: signature"), signed.map(|_| ()).and(on_line));
         let mut entry = RecordEntry {
             index: e.index,
             hash: hash.to_hex(),
@@ -758,8 +876,12 @@ pub fn verify(bundle: &Bundle) -> Report {
             let ok = hex::decode(content).map_err(|x| x.to_string()).and_then(|b| {
                 let sc = SignedContent::decode(&b).map_err(|x| x.to_string())?;
                 sc.check_version(envelope.version()).map_err(|x| x.to_string())?;
-                let key = keys.get(&body.sender).ok_or("the author is not in the roster")?;
-                sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash).map_err(|x| x.to_string())?;
+                let ks = keys.get(&body.sender).ok_or("the author is not in the roster")?;
+                let ks = match envelope_key {
+                    Some(i) => &ks[i..=i],
+                    None => &ks[..],
+                };
+                signed_under(ks, |key| sc.verify(key, &body.line, &body.sender, body.seq, &body.content_hash))?;
                 match PayloadV1::decode(&sc.content) {
                     Ok(p @ PayloadV1::Receipt { .. }) => receipts.push((name.clone(), p)),
                     Ok(PayloadV1::Decision { text, parties, supersedes, .. }) => {

@@ -111,6 +111,9 @@ pub struct Line {
     pub envelopes: Vec<Held>,
     /// The member whose node exports the line (PH, the home member, unless set).
     pub exporter: &'static str,
+    /// Members that moved to their key of another set (a roster version rotated or replaced
+    /// their key), with that set: each signs under it from then on, instead of under `set`.
+    pub moved: BTreeMap<String, u8>,
 }
 
 impl Default for Line {
@@ -124,11 +127,17 @@ impl Default for Line {
             heads: BTreeMap::new(),
             envelopes: Vec::new(),
             exporter: "PH",
+            moved: BTreeMap::new(),
         }
     }
 }
 
 impl Line {
+    /// The key `member` signs with now: of the line's set, or of the set it moved to.
+    pub fn signer(&self, member: &str) -> SigningKey {
+        keyed(member, self.moved.get(member).copied().unwrap_or(self.set))
+    }
+
     /// When the next envelope is signed.
     fn next_ms(&self) -> u64 {
         self.start_ms + self.envelopes.len() as u64 * self.step_ms
@@ -150,7 +159,7 @@ impl Line {
         let (next, prev) = self.next_place(member);
         let seq = tweak.seq.unwrap_or(next);
         let line = tweak.line.unwrap_or(LINE);
-        let k = keyed(member, self.set);
+        let k = self.signer(member);
         let content = SignedContent::sign(&k, &line, member, seq, payload.encode());
         let body = EnvelopeBody {
             line,
@@ -221,7 +230,7 @@ impl Line {
     /// PH's envelope of `body`, which carries no signed content, signed and held.
     fn hold_from_ph(&mut self, body: EnvelopeBody) -> EnvelopeHash {
         let seq = body.seq;
-        let envelope = body.sign(&keyed("PH", self.set));
+        let envelope = body.sign(&self.signer("PH"));
         let hash = envelope.hash();
         self.heads.insert("PH".into(), (seq, hash));
         self.envelopes.push(Held {
@@ -305,7 +314,7 @@ impl Line {
 
     /// `signer`'s signed checkpoint of the first `size` entries of the log.
     pub fn checkpoint(&self, signer: &str, size: u64) -> SignedCheckpoint {
-        self.checkpoint_of(signer, size).sign(&keyed(signer, self.set)).expect("a checkpoint signs")
+        self.checkpoint_of(signer, size).sign(&self.signer(signer)).expect("a checkpoint signs")
     }
 
     /// The member that countersigns the exporter's checkpoints: VN when it sent on the line
@@ -322,7 +331,7 @@ impl Line {
 
     /// A checkpoint as a bundle holds it, countersigned by `by` with their keys of this line's set.
     pub fn countersigned(&self, cp: &SignedCheckpoint, by: &[&str]) -> BundleCheckpoint {
-        countersigned(cp, &by.iter().map(|m| (*m, keyed(m, self.set))).collect::<Vec<_>>())
+        countersigned(cp, &by.iter().map(|m| (*m, self.signer(m))).collect::<Vec<_>>())
     }
 
     /// The bundle the exporter makes of the whole line, with its checkpoint of the whole log.
@@ -353,7 +362,8 @@ impl Line {
                     .collect(),
             })
             .collect();
-        let keys: Vec<(String, String)> = self.roster.iter().map(|m| (m.clone(), public_hex(m, self.set))).collect();
+        let keys: Vec<(String, String)> =
+            self.roster.iter().map(|m| (m.clone(), hex::encode(self.signer(m).verifying_key().to_bytes()))).collect();
         let (roster_file, roster_sha256) = roster_text(&self.roster_name, &keys);
         Bundle {
             format: FORMAT.into(),
