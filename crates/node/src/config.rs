@@ -608,9 +608,9 @@ impl KeyFiles {
     }
 
     /// Puts the next keys in the key files' place, each by one rename, and on disk before this
-    /// returns: the node starts with them from now on.
+    /// returns: the node starts with them from now on. A file moved already is left alone.
     pub fn move_to_next(&self) -> anyhow::Result<()> {
-        for file in self.all() {
+        for file in self.all().into_iter().filter(|f| next_key_file(f).exists()) {
             std::fs::rename(next_key_file(file), file).map_err(|e| {
                 anyhow::anyhow!("cannot move {} to {}: {e}", next_key_file(file).display(), file.display())
             })?;

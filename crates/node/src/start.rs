@@ -102,7 +102,11 @@ impl Node {
                 if let Err(e) = state.store.configuration_seen(seen, crate::clock::now_ms()).wait().await {
                     tracing::error!(error = %e, "the configuration could not be noted in the audit log");
                 }
-                if let Err(e) = after_load(&state).await {
+                let loaded = match after_load(&state).await {
+                    Ok(()) => rotation::renew_at_start(&state).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = loaded {
                     if !state.storage_failed.load(Ordering::SeqCst) {
                         return Err(e);
                     }

@@ -124,20 +124,13 @@ pub async fn move_when_ready(node: &NodeState) {
     }
 }
 
-/// Moves to the next keys: the lines first (committed, with the MLS state, before anything else
-/// changes), then the key files, then what the node signs and presents, then its KeyPackages.
+/// Moves to the next keys, in an order a stop at any point leaves right: the unclaimed
+/// KeyPackages first (they carry the old key, and every claimer would refuse them); then the key
+/// files (the node starts with the new keys from then on, and never signs under the old one
+/// again); then its leaf on every line, committed with the MLS state (a node stopped before that
+/// renews its leaves as it starts, [`renew_at_start`]); then what it signs and presents; then a
+/// pool of KeyPackages under the new key.
 async fn move_to(node: &NodeState, files: &KeyFiles, next: NextKeys) -> anyhow::Result<()> {
-    let signing_key = next.signing_key.clone();
-    let renewed = commit_own_records(node, |core| {
-        core.rotate_key(signing_key)?;
-        core.renew_leaves(now_ms())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("the lines' leaves: {e:?}"))?;
-    files.move_to_next()?;
-    node.moved_to(&next)?;
-    tracing::info!(lines = renewed.len(), "moved to the rotated signing and TLS keys");
-    // The KeyPackages not yet claimed carry the old key: every claimer would refuse them.
     let unclaimed = node.store.key_packages_unclaimed()?;
     let dropping = node
         .engine()
@@ -149,6 +142,16 @@ async fn move_to(node: &NodeState, files: &KeyFiles, next: NextKeys) -> anyhow::
             return Err(e.into());
         }
     }
+    files.move_to_next()?;
+    let signing_key = next.signing_key.clone();
+    let renewed = commit_own_records(node, |core| {
+        core.rotate_key(signing_key)?;
+        core.renew_leaves(now_ms())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the lines' leaves: {e:?}"))?;
+    node.moved_to(&next)?;
+    tracing::info!(lines = renewed.len(), "moved to the rotated signing and TLS keys");
     refill_key_packages(node).await?;
     Ok(())
 }
@@ -201,4 +204,28 @@ pub fn overlap_at_start(
             (now < until).then_some((pin, (member, until)))
         })
         .collect())
+}
+
+/// Renews this member's leaf on every line still under a key it rotated away from: a node
+/// stopped after moving its key files and before committing its leaves does it as it starts.
+/// Nothing is committed when every leaf is current.
+pub async fn renew_at_start(node: &NodeState) -> anyhow::Result<()> {
+    let (recipients, pending) = {
+        let mut core = node.core();
+        let records = core.renew_leaves(now_ms())?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let recipients: Vec<MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
+        let mls_state = Some(core.mls_delta()?);
+        let batch = adi_core::WriteBatch { records, mls_state, ..adi_core::WriteBatch::default() };
+        (recipients, node.store.commit(batch))
+    };
+    if let Err(e) = pending.wait().await {
+        node.fail_storage(&e);
+        return Err(e.into());
+    }
+    tracing::info!("this member's leaves renewed under its rotated key");
+    node.committed(&recipients);
+    Ok(())
 }
