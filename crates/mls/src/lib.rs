@@ -122,6 +122,13 @@ fn lib<E: std::fmt::Display>(e: E) -> MlsError {
 /// Looks up a member's roster signing key (Ed25519, 32 bytes) by member code.
 pub trait RosterKeys {
     fn signing_key(&self, member: &str) -> Option<[u8; 32]>;
+
+    /// Whether a credential of `member`'s may carry `key`: its roster key, unless the
+    /// implementation also takes keys a rotation retired (a leaf made before its member moved to
+    /// its new key).
+    fn accepts(&self, member: &str, key: &[u8]) -> bool {
+        self.signing_key(member).is_some_and(|k| k.as_slice() == key)
+    }
 }
 
 impl<F: Fn(&str) -> Option<[u8; 32]>> RosterKeys for F {
@@ -142,8 +149,10 @@ pub fn check_credential(
     let code = std::str::from_utf8(basic.identity())
         .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
         .to_string();
-    let key = roster.signing_key(&code).ok_or_else(|| MlsError::Credential(format!("{code} is not in the roster")))?;
-    if key.as_slice() != signature_key {
+    if roster.signing_key(&code).is_none() {
+        return Err(MlsError::Credential(format!("{code} is not in the roster")));
+    }
+    if !roster.accepts(&code, signature_key) {
         return Err(MlsError::Credential(format!("the signature key is not {code}'s roster key")));
     }
     Ok(code)

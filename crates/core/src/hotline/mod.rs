@@ -298,6 +298,30 @@ fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
 }
 
+/// The keys a member's leaves may carry as this node reads its lines' MLS messages and Welcomes:
+/// its roster key, or one a rotation retired (a leaf not moved to the new key yet, or one the
+/// member changed before it switched). A KeyPackage is checked against the roster key alone.
+pub(super) struct LeafKeys<'a> {
+    roster: &'a Roster,
+    retired: &'a HashMap<MemberCode, Vec<ed25519_dalek::VerifyingKey>>,
+}
+
+impl adi_mls::RosterKeys for LeafKeys<'_> {
+    fn signing_key(&self, member: &str) -> Option<[u8; 32]> {
+        roster_keys(self.roster)(member)
+    }
+
+    fn accepts(&self, member: &str, key: &[u8]) -> bool {
+        let retired = || {
+            MemberCode::parse(member)
+                .ok()
+                .and_then(|m| self.retired.get(&m))
+                .is_some_and(|keys| keys.iter().any(|k| k.as_bytes().as_slice() == key))
+        };
+        self.signing_key(member).is_some_and(|k| k.as_slice() == key) || retired()
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> CoreError {
     CoreError::new(crate::ErrorKind::Internal, "mls", e.to_string())
 }
