@@ -142,7 +142,8 @@ impl SimNode {
     /// latest time stored), rebuild the roster's chain from the first roster, the versions its
     /// configuration names (`given`, recorded where the store lacks them) and those its store
     /// applied, with the proposals it kept, rebuild the core with its MLS state under the roster
-    /// in force, top up KeyPackages, and take held envelopes a commit released.
+    /// in force (still taking what was signed under the keys the chain retired by rotation), top
+    /// up KeyPackages, and take held envelopes a commit released.
     pub fn start(
         &mut self,
         mut config: HotlineConfig,
@@ -158,7 +159,10 @@ impl SimNode {
         let now = wall.max(restored.latest_ms);
         self.clock.push((sim_ms, now));
         config.roster = book.current.roster.clone();
-        let core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
+        let mut core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
+        for (member, key) in adi_engine::roster::retired_by_rotation(first, &book.versions) {
+            core.retire_key(&member, key);
+        }
         let used = store.used_key_packages().map_err(|e| e.to_string())?.into_iter().collect();
         let mut held: Vec<LineId> =
             store.held_counts(0).map_err(|e| e.to_string())?.into_iter().map(|c| c.line).collect();
@@ -542,9 +546,20 @@ impl SimNode {
             return Offered::Failed(e.to_string());
         }
         let roster = version.roster.clone();
+        let rotated = adi_engine::roster::rotated(&up.book.current, &version);
+        let replaced = adi_engine::roster::replaced(&up.book.current, &version);
         up.book.applied(version, file);
         if !bugs.roster_not_in_force {
-            up.engine.core_mut().set_roster(roster);
+            let core = up.engine.core_mut();
+            core.set_roster(roster);
+            // What a member signed under a key this version retired by rotation is still taken;
+            // nothing under any earlier key of a member whose key it replaced.
+            for member in replaced {
+                core.distrust_retired_keys(&member);
+            }
+            for (member, key) in rotated {
+                core.retire_key(&member, key);
+            }
         }
         Offered::Applied(number)
     }
