@@ -840,3 +840,30 @@ fn a_rotated_key_moves_a_members_leaf_and_what_it_signed_before_is_still_taken()
     let read = ph.receive(10, &code("VN"), after.envelope.bytes()).unwrap();
     assert!(read.iter().any(|r| matches!(&r.content, Content::Message(m) if m.subject == "signed after the rotation")));
 }
+
+#[test]
+fn a_welcome_with_a_leaf_under_a_key_retired_by_rotation_is_taken() {
+    use adi_core::fixtures::roster;
+    // The version giving VN a new key is in force at PH and CN; VN has not switched yet, so its
+    // KeyPackage, and its leaf in the line PH creates, carry its old key.
+    let (mut ph, mut vn, mut cn, mut cn_unaware) = (hotline("PH"), hotline("VN"), hotline("CN"), hotline("CN"));
+    let mut file = roster(&WORLD).to_file();
+    file.members.iter_mut().find(|m| m.code == "VN").unwrap().signing_key =
+        hex::encode(key(42).verifying_key().as_bytes());
+    let rotated = adi_core::Roster::from_file(&file).unwrap();
+    for m in [&mut ph, &mut cn, &mut cn_unaware] {
+        m.set_roster(rotated.clone());
+    }
+    cn.retire_key(&code("VN"), key(2).verifying_key());
+    let line = LineId([10; 16]);
+    let kps = key_packages_of(&mut [&mut vn, &mut cn]);
+    let setup = ph.create_line(1, line, new_line("PH,VN,CN", "ADMM-Plus"), kps).unwrap();
+    // CN, which retired VN's old key as the rotation's version took effect, joins; a node that
+    // knows only the roster's key refuses the Welcome.
+    assert!(cn.receive(2, &code("PH"), setup.envelope.bytes()).is_ok());
+    let other = LineId([11; 16]);
+    let kps = key_packages_of(&mut [&mut vn, &mut cn_unaware]);
+    let setup = ph.create_line(3, other, new_line("PH,VN,CN", "ADMM-Plus"), kps).unwrap();
+    let refused = cn_unaware.receive(4, &code("PH"), setup.envelope.bytes()).unwrap_err();
+    assert_eq!(refused.code, RefusalCode::BadLineSetup, "{}", refused.reason);
+}

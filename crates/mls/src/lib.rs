@@ -123,11 +123,11 @@ fn lib<E: std::fmt::Display>(e: E) -> MlsError {
 pub trait RosterKeys {
     fn signing_key(&self, member: &str) -> Option<[u8; 32]>;
 
-    /// The keys of `member` a roster version retired by its own rotation: a leaf it renews under
-    /// one of them (its node has not moved to the new key yet) is still its own. A new member's
-    /// leaf, and a KeyPackage, carry the roster's key only.
-    fn retired_keys(&self, _member: &str) -> Vec<[u8; 32]> {
-        Vec::new()
+    /// Whether a credential of `member`'s may carry `key`: its roster key, unless the
+    /// implementation also takes keys a rotation retired (a leaf made before its member moved to
+    /// its new key).
+    fn accepts(&self, member: &str, key: &[u8]) -> bool {
+        self.signing_key(member).is_some_and(|k| k.as_slice() == key)
     }
 }
 
@@ -144,21 +144,18 @@ pub fn check_credential(
     signature_key: &[u8],
     roster: &impl RosterKeys,
 ) -> Result<String, MlsError> {
-    let code = credential_code(credential)?;
-    let key = roster.signing_key(&code).ok_or_else(|| MlsError::Credential(format!("{code} is not in the roster")))?;
-    if key.as_slice() != signature_key {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| MlsError::Credential("not a basic credential".into()))?;
+    let code = std::str::from_utf8(basic.identity())
+        .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
+        .to_string();
+    if roster.signing_key(&code).is_none() {
+        return Err(MlsError::Credential(format!("{code} is not in the roster")));
+    }
+    if !roster.accepts(&code, signature_key) {
         return Err(MlsError::Credential(format!("the signature key is not {code}'s roster key")));
     }
     Ok(code)
-}
-
-/// The member code a basic credential names.
-fn credential_code(credential: &Credential) -> Result<String, MlsError> {
-    let basic = BasicCredential::try_from(credential.clone())
-        .map_err(|_| MlsError::Credential("not a basic credential".into()))?;
-    Ok(std::str::from_utf8(basic.identity())
-        .map_err(|_| MlsError::Credential("the identity is not a member code".into()))?
-        .to_string())
 }
 
 /// What the envelope that carries an MLS message says of it, authenticated by the envelope's
@@ -195,12 +192,8 @@ fn identity(credential: &Credential) -> String {
 /// Checks a changed leaf: it holds a roster credential, and that credential is `member`'s (the
 /// member whose leaf it replaces keeps its identity).
 fn check_leaf(leaf: &LeafNode, member: &str, roster: &impl RosterKeys) -> Result<(), MlsError> {
-    let key = leaf.signature_key().as_slice();
-    let retired = roster.retired_keys(member).iter().any(|k| k.as_slice() == key);
-    let code = match check_credential(leaf.credential(), key, roster) {
-        Err(MlsError::Credential(_)) if retired => credential_code(leaf.credential())?,
-        checked => checked.map_err(|e| MlsError::Leaf(e.to_string()))?,
-    };
+    let code = check_credential(leaf.credential(), leaf.signature_key().as_slice(), roster)
+        .map_err(|e| MlsError::Leaf(e.to_string()))?;
     if code != member {
         return Err(MlsError::Leaf(format!("{member}'s leaf may not be given {code}'s identity")));
     }

@@ -8,6 +8,7 @@ use adi_core::{AlarmKind, Content, MemberCode, Precedence, RecipientState};
 use adi_store::Store;
 use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::{Envelope, EnvelopeHash, LineId};
+use ed25519_dalek::VerifyingKey;
 
 use crate::World;
 
@@ -32,6 +33,7 @@ pub(crate) fn check(w: &mut World) -> Vec<String> {
     decisions(w, &lines, &mut out);
     hostile(w, &stored, &mut out);
     roster(w, &stored, &mut out);
+    w.report.rotated_key_accepted = retired_keys(w, &stored, &mut out);
     out
 }
 
@@ -39,8 +41,10 @@ pub(crate) fn check(w: &mut World) -> Vec<String> {
 /// of every other's, and one chain at every running honest node at the end), each meeting the
 /// rule of the version it amends; an amendment left short, and a forged or altered proposal,
 /// never applied, the latter refused with a `misconduct` alarm naming the member that handed it
-/// over; and no node took an envelope from a member before it applied the version admitting it,
-/// or while it had applied one suspending it.
+/// over; no node took an envelope from a member before it applied the version admitting it,
+/// or while it had applied one suspending it; and none took an envelope signed under a key of a
+/// member's that a version replaced (a new key without the old key's signature) once it had
+/// applied that version (every key the member held before it, also one retired by rotation).
 fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) {
     use crate::roster::{hash_of, standing};
     use adi_core::amendment;
@@ -62,6 +66,11 @@ fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>)
         let mut current = first_version.clone();
         // (applied_ms, roster in force from then), the first roster from the start.
         let mut in_force: Vec<(u64, adi_core::Roster)> = vec![(0, first.clone())];
+        // Every key each member held along the chain, and (applied_ms, member, its keys before)
+        // for each version that replaced a member's key.
+        let mut keys: BTreeMap<MemberCode, Vec<VerifyingKey>> =
+            first.members().map(|m| (m.code.clone(), vec![m.signing_key])).collect();
+        let mut replaced: Vec<(u64, MemberCode, Vec<VerifyingKey>)> = Vec::new();
         let mut checked = true;
         for (k, body) in bodies.iter().enumerate() {
             let Ok(file) = serde_json::from_slice::<adi_wire::files::RosterVersionFile>(body) else {
@@ -75,6 +84,15 @@ fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>)
             match amendment::check_amendment(&current, &file) {
                 Ok(next) => {
                     let at = times.iter().find(|(number, _)| *number == next.number).map_or(0, |t| t.1);
+                    for m in adi_engine::roster::replaced(&current, &next) {
+                        replaced.push((at, m.clone(), keys.get(&m).cloned().unwrap_or_default()));
+                    }
+                    for m in next.roster.members() {
+                        let held = keys.entry(m.code.clone()).or_default();
+                        if !held.contains(&m.signing_key) {
+                            held.push(m.signing_key);
+                        }
+                    }
                     in_force.push((at, next.roster.clone()));
                     current = next;
                 }
@@ -95,13 +113,22 @@ fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>)
             in_force.iter().rev().find(|(at, _)| if strict { *at < t } else { *at <= t }).map(|(_, r)| standing(r))
         };
         for (line, envelopes) in &stored[i] {
-            for ((sender, seq), (hash, _, _)) in envelopes {
+            for ((sender, seq), (hash, bytes, _)) in envelopes {
                 if sender == n.code.as_str() {
                     continue;
                 }
                 let Ok(code) = MemberCode::parse(sender) else { continue };
                 let Ok(Some(row)) = up.store.envelope(hash) else { continue };
                 let t = row.received_ms;
+                for (at, _, old) in replaced.iter().filter(|(at, m, _)| *m == code && *at < t) {
+                    if old.iter().any(|k| signed_under(bytes, k)) {
+                        out.push(format!(
+                            "{} accepted {sender}'s #{seq} on line {line}, signed under a key of {sender}'s that a \
+                             version replaced, after it applied that version (at {at})",
+                            n.code
+                        ));
+                    }
+                }
                 let (Some((listed_a, suspended_a)), Some((listed_b, suspended_b))) =
                     (before(t, false), before(t, true))
                 else {
@@ -199,6 +226,57 @@ fn roster(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>)
 }
 
 type Stored = BTreeMap<(String, u64), (EnvelopeHash, Vec<u8>, bool)>;
+
+/// Whether an envelope's signature verifies under `key`.
+fn signed_under(bytes: &[u8], key: &VerifyingKey) -> bool {
+    Envelope::decode(bytes, usize::MAX, usize::MAX).is_ok_and(|e| e.verify(key).is_ok())
+}
+
+/// Nothing newly signed under a retired key: no node holds an envelope of a member's, signed
+/// under the key that member's node switched away from after a rotation, at a place (a line and
+/// sequence number) past the member's last place there before the switch. What it signed before
+/// the switch, under the retired key, is taken (the rotation's version keeps that key accepted
+/// for it). And the rotation goes unnoticed by the operators: no node holds an `undecryptable`
+/// or `misconduct` alarm naming the member. Returns how many envelopes the other nodes hold that
+/// the member signed after its switch (each under its new key), for the report.
+fn retired_keys(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String>) -> u64 {
+    let mut after = 0;
+    for sw in &w.truth.roster.switches {
+        let member = &w.nodes[sw.member].code;
+        for (i, per_line) in stored.iter().enumerate() {
+            if i == sw.member {
+                continue;
+            }
+            let alarms = w.nodes[i].up.as_ref().map(|up| up.store.alarms(false, adi_store::Page::all()));
+            for a in alarms.into_iter().flatten().flatten() {
+                if a.member == *member && matches!(a.kind, AlarmKind::Undecryptable | AlarmKind::Misconduct) {
+                    out.push(format!(
+                        "{} holds a {} alarm naming {member}, which rotated its key: {}",
+                        w.nodes[i].code,
+                        a.kind.as_str(),
+                        a.detail
+                    ));
+                }
+            }
+            for (line, envelopes) in per_line {
+                let head = sw.heads.get(line).copied().unwrap_or(0);
+                let newly = envelopes.iter().filter(|((s, q), _)| s == member.as_str() && *q > head);
+                for ((_, seq), (_, bytes, _)) in newly {
+                    if signed_under(bytes, &sw.old) {
+                        out.push(format!(
+                            "{} accepted {member}'s #{seq} on line {line}, signed under the key {member} retired when \
+                             it switched to its new key (its last place there before the switch was #{head})",
+                            w.nodes[i].code
+                        ));
+                    } else {
+                        after += 1;
+                    }
+                }
+            }
+        }
+    }
+    after
+}
 
 /// Every attempt of the hostile member's is refused (none is stored anywhere, and a place the
 /// victim held keeps its envelope); one its victim refused with the code the protocol gives it

@@ -8,8 +8,8 @@
 //! their clocks. Operators create direct lines and conferences, send messages of every
 //! precedence, acknowledge some and ignore others, decline, propose and answer decisions, and add
 //! and remove conference members. Administrators amend the roster ([`roster`]: an admission, a
-//! suspension and its reinstatement, a proposal left short), and the nodes exchange versions and
-//! proposals over the simulated network. After the faults end, the network heals and the run continues
+//! member's key rotation, a suspension and its reinstatement, a proposal left short), and the
+//! nodes exchange versions and proposals over the simulated network. After the faults end, the network heals and the run continues
 //! until every queue drains; then [`check`] reads every node's database and reports each anomaly.
 //!
 //! Everything that happens is drawn from one seed: `run(&SimConfig::new(seed))` twice gives the
@@ -191,6 +191,9 @@ pub struct Report {
     pub lines: u64,
     /// Envelopes accepted by a recipient (first copies).
     pub accepted: u64,
+    /// Envelopes a member signed with the key its rotation gave it, held by the other members'
+    /// nodes at the end.
+    pub rotated_key_accepted: u64,
     pub anomalies: Vec<String>,
     /// The hostile member, in a run that has one.
     pub hostile: Option<String>,
@@ -264,6 +267,7 @@ enum Wire {
         proposals: Vec<adi_wire::files::RosterVersionFile>,
     },
     ExchangeReply {
+        number: u64,
         versions: Vec<adi_wire::files::RosterVersionFile>,
         proposals: Vec<adi_wire::files::RosterVersionFile>,
     },
@@ -371,6 +375,7 @@ pub(crate) struct World {
     rng_clock: Rng,
     rng_hostile: Rng,
     rng_roster: Rng,
+    rng_rotation: Rng,
     /// The roster of the network's first version, and the roster of every member.
     first_roster: Roster,
     full_roster: Roster,
@@ -424,8 +429,9 @@ impl World {
         let mut rng_clock = root.fork();
         // The hostile member draws from a stream of its own too.
         let mut rng_hostile = root.fork();
-        // Roster amendments too.
+        // Roster amendments too, and key rotations.
         let rng_roster = root.fork();
+        let rng_rotation = root.fork();
         // Unique per run: two runs of one seed may go at once in one process.
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -472,6 +478,7 @@ impl World {
             rng_clock,
             rng_hostile,
             rng_roster,
+            rng_rotation,
             first_roster: roster.clone(),
             full_roster: roster.clone(),
             outside: BTreeSet::new(),
@@ -493,7 +500,7 @@ impl World {
     fn config(&self, i: usize) -> HotlineConfig {
         HotlineConfig {
             me: self.nodes[i].code.clone(),
-            signing_key: adi_core::fixtures::key(self.nodes[i].key_seed),
+            signing_key: self.nodes[i].signing_key.clone(),
             roster: self.roster.clone(),
             limits: Limits::default(),
             default_caveat: "SIMULATION".into(),
@@ -570,6 +577,9 @@ impl World {
                 }
             }
             self.anomaly(format!("queues did not drain within {} min of the heal: {backlog:?}", DRAIN_MS_MAX / 60_000));
+        }
+        for a in self.unswitched() {
+            self.anomaly(a);
         }
         let anomalies = check::check(self);
         self.report.anomalies.extend(anomalies);
@@ -923,8 +933,8 @@ impl World {
                 self.on_exchange(from, to, number, proposals);
                 Some(to)
             }
-            Wire::ExchangeReply { versions, proposals } => {
-                self.on_exchange_reply(from, to, versions, proposals);
+            Wire::ExchangeReply { number, versions, proposals } => {
+                self.on_exchange_reply(from, to, number, versions, proposals);
                 Some(to)
             }
             // The listener takes connections only from members its roster lists and does not
@@ -1602,8 +1612,8 @@ impl Wire {
             Wire::Batch { id, body } => Wire::Batch { id: *id, body: body.clone() },
             Wire::Reply { id, verdicts } => Wire::Reply { id: *id, verdicts: verdicts.clone() },
             Wire::Exchange { number, proposals } => Wire::Exchange { number: *number, proposals: proposals.clone() },
-            Wire::ExchangeReply { versions, proposals } => {
-                Wire::ExchangeReply { versions: versions.clone(), proposals: proposals.clone() }
+            Wire::ExchangeReply { number, versions, proposals } => {
+                Wire::ExchangeReply { number: *number, versions: versions.clone(), proposals: proposals.clone() }
             }
         }
     }

@@ -19,6 +19,7 @@ use adi_store::{Claimed, OutboxItem, Outcome, RosterApplied, RosterProposalKept,
 use adi_wire::batch::Verdict;
 use adi_wire::files::RosterVersionFile;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
+use ed25519_dalek::SigningKey;
 
 /// The sending side of one node's link to one peer.
 #[derive(Debug, Default)]
@@ -40,6 +41,9 @@ pub struct Up {
     pub tick_at: Option<u64>,
     /// The roster's chain as this node holds it (the engine's [`RosterBook`]).
     pub book: RosterBook,
+    /// Per peer: the number of the roster version its node last said it holds, as the node's
+    /// exchange learns it (kept in memory only: a restart forgets it).
+    pub peer_roster: BTreeMap<usize, u64>,
 }
 
 impl Up {
@@ -56,8 +60,13 @@ impl Up {
 
 pub struct SimNode {
     pub code: MemberCode,
-    /// The byte the member's signing key derives from (`adi_core::fixtures::key`).
+    /// The byte the member's first signing key derives from (`adi_core::fixtures::key`).
     pub key_seed: u8,
+    /// The key its node signs with (its configuration's): the first one until the node switches
+    /// to the key a rotation gave it.
+    pub signing_key: SigningKey,
+    /// The new key of a rotation its administrator proposed, until the node switches to it.
+    pub new_key: Option<SigningKey>,
     /// The member's system clock minus the simulation's; it may step while the node runs.
     pub wall_skew_ms: i64,
     /// The node's clock at each start: (simulation time, node time). As the runtime does, a node
@@ -97,7 +106,17 @@ impl SimNode {
     /// A node not started yet, whose system clock is `wall_skew_ms` off the simulation's.
     pub fn new(code: MemberCode, key_seed: u8, wall_skew_ms: i64, path: PathBuf, sim_ms: u64) -> SimNode {
         let node_ms = (sim_ms as i64 + wall_skew_ms).max(0) as u64;
-        SimNode { code, key_seed, wall_skew_ms, clock: vec![(sim_ms, node_ms)], path, up: None }
+        let signing_key = adi_core::fixtures::key(key_seed);
+        SimNode {
+            code,
+            key_seed,
+            signing_key,
+            new_key: None,
+            wall_skew_ms,
+            clock: vec![(sim_ms, node_ms)],
+            path,
+            up: None,
+        }
     }
 
     /// This node's clock at simulation time `sim_ms` (since it last started).
@@ -142,7 +161,8 @@ impl SimNode {
     /// latest time stored), rebuild the roster's chain from the first roster, the versions its
     /// configuration names (`given`, recorded where the store lacks them) and those its store
     /// applied, with the proposals it kept, rebuild the core with its MLS state under the roster
-    /// in force, top up KeyPackages, and take held envelopes a commit released.
+    /// in force (still taking what was signed under the keys the chain retired by rotation), top
+    /// up KeyPackages, and take held envelopes a commit released.
     pub fn start(
         &mut self,
         mut config: HotlineConfig,
@@ -158,13 +178,22 @@ impl SimNode {
         let now = wall.max(restored.latest_ms);
         self.clock.push((sim_ms, now));
         config.roster = book.current.roster.clone();
-        let core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
+        let mut core = Hotline::new(config, restored, now).map_err(|e| e.message)?;
+        for (member, key) in adi_engine::roster::retired_by_rotation(first, &book.versions) {
+            core.retire_key(&member, key);
+        }
         let used = store.used_key_packages().map_err(|e| e.to_string())?.into_iter().collect();
         let mut held: Vec<LineId> =
             store.held_counts(0).map_err(|e| e.to_string())?.into_iter().map(|c| c.line).collect();
         held.dedup();
-        self.up =
-            Some(Up { engine: Engine::new(core, used, engine), store, links: BTreeMap::new(), tick_at: None, book });
+        self.up = Some(Up {
+            engine: Engine::new(core, used, engine),
+            store,
+            links: BTreeMap::new(),
+            tick_at: None,
+            book,
+            peer_roster: BTreeMap::new(),
+        });
         self.refill_key_packages(now)?;
         self.release_held(held, now)
     }
@@ -464,6 +493,9 @@ pub struct RosterBugs {
     /// A version is recorded as applied but the core keeps the roster it had (a suspended
     /// member's envelopes are still taken).
     pub roster_not_in_force: bool,
+    /// A rotating member's node is told it switched to its new key but goes on signing with the
+    /// key the rotation retired (which the other nodes still take).
+    pub keep_retired_key: bool,
 }
 
 impl SimNode {
@@ -542,11 +574,60 @@ impl SimNode {
             return Offered::Failed(e.to_string());
         }
         let roster = version.roster.clone();
+        let rotated = adi_engine::roster::rotated(&up.book.current, &version);
+        let replaced = adi_engine::roster::replaced(&up.book.current, &version);
         up.book.applied(version, file);
         if !bugs.roster_not_in_force {
-            up.engine.core_mut().set_roster(roster);
+            let core = up.engine.core_mut();
+            core.set_roster(roster);
+            // What a member signed under a key this version retired by rotation is still taken;
+            // nothing under any earlier key of a member whose key it replaced.
+            for member in replaced {
+                core.distrust_retired_keys(&member);
+            }
+            for (member, key) in rotated {
+                core.retire_key(&member, key);
+            }
         }
         Offered::Applied(number)
+    }
+
+    /// The key the roster in force at this node lists for its member, as its administrator signs
+    /// with it: the node's current key, or the new one a rotation gave it before the node
+    /// switched.
+    pub fn roster_key(&self) -> SigningKey {
+        let listed = self.up.as_ref().and_then(|up| up.book.current.roster.member(&self.code).map(|m| m.signing_key));
+        match &self.new_key {
+            Some(new) if listed == Some(new.verifying_key()) => new.clone(),
+            _ => self.signing_key.clone(),
+        }
+    }
+
+    /// Switches the node to `new`, the key a rotation gave its member: the core signs with it from
+    /// now on (`Hotline::rotate_key`) and its leaf on every line moves to it
+    /// (`Hotline::renew_leaves`), committed with the MLS state in one batch. With `keep_old` (an
+    /// injected fault), nothing moves, though the caller is told it did.
+    pub fn switch_key(&mut self, new: SigningKey, now: u64, keep_old: bool) -> Result<Switched, String> {
+        let me = self.code.clone();
+        let old = self.signing_key.verifying_key();
+        let up = self.up()?;
+        let lines: Vec<LineId> = up.core().lines().map(|l| l.id).collect();
+        let mut heads = BTreeMap::new();
+        for line in lines {
+            let places = up.store.line_places(&line).map_err(|e| e.to_string())?;
+            let head = places.iter().filter(|(_, s, _)| *s == me.as_str()).map(|(_, _, q)| *q).max().unwrap_or(0);
+            heads.insert(line, head);
+        }
+        if keep_old {
+            return Ok(Switched { old, heads, records: Vec::new() });
+        }
+        let core = up.engine.core_mut();
+        core.rotate_key(new.clone()).map_err(|e| e.message)?;
+        let records = core.renew_leaves(now).map_err(|e| e.message)?;
+        self.commit(WriteBatch { records: records.clone(), ..WriteBatch::default() })?;
+        self.signing_key = new;
+        self.new_key = None;
+        Ok(Switched { old, heads, records })
     }
 
     /// Whether this node's roster in force lets `peer` reach it (listed and not suspended): the
@@ -557,6 +638,16 @@ impl SimNode {
             roster.member(peer).is_some() && !roster.is_suspended(peer)
         })
     }
+}
+
+/// What a node's switch to its new key came to.
+pub struct Switched {
+    /// The key it switched away from.
+    pub old: ed25519_dalek::VerifyingKey,
+    /// Its last sequence number on each line it knows, before the switch.
+    pub heads: BTreeMap<LineId, u64>,
+    /// The records committed with the switch (its leaves moved to the new key).
+    pub records: Vec<Record>,
 }
 
 /// Why a node did not hand a KeyPackage out.

@@ -2,8 +2,9 @@
 //!
 //! The seed draws a run's amendments: where it draws an admission, Timor-Leste starts outside the
 //! first roster and its node starts only once a version admits it (with the chain up to that
-//! version in its configuration, as an administrator would give it); then a member is suspended
-//! and later reinstated. Each amendment is proposed by an ASEAN member's administrator (the
+//! version in its configuration, as an administrator would give it); where it draws a rotation, a
+//! member (not the hostile one) then rotates its signing key; then a member is suspended and later
+//! reinstated. Each amendment is proposed by an ASEAN member's administrator (the
 //! version signed with its key: `amendment::propose` and `amendment::sign`) and signed by every
 //! other member its rule names, each when its turn is drawn, as a proposal file carrying its own
 //! signature handed to its own node as an operator's offer. Alongside the suspension a second
@@ -18,6 +19,17 @@
 //! decides before it puts it in force ([`crate::node::SimNode::offer_roster`]); the hostile
 //! member sometimes hands a victim a proposal bearing another member's signature made with its
 //! own key, or one whose roster it altered after signing.
+//!
+//! A routine key rotation: the member's administrator makes a new key and proposes the version
+//! giving it to the member, signed by its current key and the new one (the rule of a rotation,
+//! met at once, so the version takes effect at its own node when proposed); it spreads as every
+//! version does, and each node applying it keeps taking what was signed under the retired key
+//! ([`crate::node::SimNode::offer_roster`]). The member's node goes on signing with its current
+//! key until it knows every other member's node holds the version (each node's exchange says
+//! which version it holds; meanwhile it exchanges with every member not known to hold it at each
+//! `sync_ms`), then switches: `Hotline::rotate_key` and the records of `Hotline::renew_leaves`
+//! (its leaf on every line moved to the new key) committed together; from then on it signs with
+//! the new key only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +37,10 @@ use adi_core::amendment;
 use adi_core::{MemberCode, Roster};
 use adi_engine::roster::RosterLimits;
 use adi_wire::files::RosterVersionFile;
+use adi_wire::LineId;
+use ed25519_dalek::VerifyingKey;
 
-use crate::node::Offered;
+use crate::node::{Offered, Switched};
 use crate::{Ev, Wire, World};
 
 /// What a run's roster amendments are, and how the nodes exchange them.
@@ -37,6 +51,8 @@ pub struct RosterConfig {
     pub amendments: bool,
     /// The chance that Timor-Leste starts outside the first roster and is admitted during the run.
     pub admission_chance: f64,
+    /// The chance that a member rotates its signing key during the run.
+    pub rotation_chance: f64,
     /// When the first amendment is proposed, after the start (a range).
     pub first_ms: (u64, u64),
     /// How long after an amendment took effect at a node the next one is proposed (a range).
@@ -60,6 +76,7 @@ impl Default for RosterConfig {
         RosterConfig {
             amendments: true,
             admission_chance: 0.5,
+            rotation_chance: 0.5,
             first_ms: (150_000, 300_000),
             next_ms: (30_000, 150_000),
             sign_ms: (5_000, 120_000),
@@ -81,6 +98,8 @@ impl Default for RosterConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     Admit(usize),
+    /// A routine rotation of the member's signing key (its current key and its new key sign).
+    Rotate(usize),
     Suspend(usize),
     Reinstate(usize),
 }
@@ -88,13 +107,14 @@ pub enum Change {
 impl Change {
     pub fn subject(&self) -> usize {
         match self {
-            Change::Admit(i) | Change::Suspend(i) | Change::Reinstate(i) => *i,
+            Change::Admit(i) | Change::Rotate(i) | Change::Suspend(i) | Change::Reinstate(i) => *i,
         }
     }
 
     fn verb(&self) -> &'static str {
         match self {
             Change::Admit(_) => "admission",
+            Change::Rotate(_) => "key rotation",
             Change::Suspend(_) => "suspension",
             Change::Reinstate(_) => "reinstatement",
         }
@@ -133,6 +153,17 @@ pub struct Forgery {
     pub outcome: Offered,
 }
 
+/// A member's node switching to the key its rotation gave it.
+#[derive(Clone, Debug)]
+pub struct Switch {
+    pub member: usize,
+    /// The key it switched away from, retired by the rotation.
+    pub old: VerifyingKey,
+    /// Per line its node knew: the last sequence number it had signed there before the switch.
+    /// Everything it signs after is signed with the new key.
+    pub heads: BTreeMap<LineId, u64>,
+}
+
 /// What the simulation knows of the run's amendments, for the checker.
 #[derive(Debug, Default)]
 pub struct RosterTruth {
@@ -140,6 +171,7 @@ pub struct RosterTruth {
     pub first: Option<Roster>,
     pub amendments: Vec<Amendment>,
     pub forgeries: Vec<Forgery>,
+    pub switches: Vec<Switch>,
 }
 
 /// The run's plan of amendments and how far it went.
@@ -158,6 +190,10 @@ pub(crate) struct Plan {
     /// Members whose standing an amendment changes, with the version number it takes: the
     /// operators leave them off line set-ups until every node applied that version.
     pub(crate) unsettled: BTreeMap<usize, u64>,
+    /// Members whose rotation was proposed, with the number of the version giving the new key,
+    /// until their node switches to it: the operators leave them off line set-ups meanwhile (a
+    /// KeyPackage carries the key its node signs with, which the roster no longer lists).
+    pub(crate) rotating: BTreeMap<usize, u64>,
 }
 
 impl Plan {
@@ -198,6 +234,7 @@ fn changed(current: &Roster, change: Change, code: &MemberCode, full: &Roster) -
             }
             file.suspended.retain(|s| s != code.as_str());
         }
+        Change::Rotate(_) => return None,
     }
     Roster::from_file(&file).ok()
 }
@@ -233,6 +270,14 @@ impl World {
         let Some(&x) = self.rng_roster.pick(&members) else { return };
         let others: Vec<usize> = members.iter().copied().filter(|m| *m != x).collect();
         let Some(&y) = self.rng_roster.pick(&others) else { return };
+        // The rotation draws from a stream of its own: the other amendments a seed draws are
+        // the ones it drew before rotations existed.
+        if self.rng_rotation.chance(self.cfg.roster.rotation_chance) {
+            let rotating: Vec<usize> = others.iter().copied().filter(|m| *m != y && Some(*m) != self.hostile).collect();
+            if let Some(&z) = self.rng_rotation.pick(&rotating) {
+                steps.push((Change::Rotate(z), None));
+            }
+        }
         steps.push((Change::Suspend(x), Some(Change::Suspend(y))));
         steps.push((Change::Reinstate(x), None));
         self.plan.steps = steps;
@@ -263,6 +308,9 @@ impl World {
     /// An ASEAN member's administrator proposes the step's amendment (and the short one beside it).
     fn propose(&mut self, step: usize) -> Option<usize> {
         let (change, short) = *self.plan.steps.get(step)?;
+        if let Change::Rotate(z) = change {
+            return self.rotate(step, z);
+        }
         let head = self.plan.head;
         let subjects: Vec<usize> = [Some(change), short].iter().flatten().map(|c| c.subject()).collect();
         let candidates: Vec<usize> = (0..self.nodes.len())
@@ -336,9 +384,125 @@ impl World {
         Some(a)
     }
 
-    /// The administrator at `node` signs `file` with the member's key and hands it to its node.
+    /// A member's administrator proposes the version giving it a new signing key, signed by its
+    /// current key and the new one, at its own node (where it takes effect at once).
+    fn rotate(&mut self, step: usize, z: usize) -> Option<usize> {
+        let code = self.nodes[z].code.clone();
+        let head = self.plan.head;
+        let current = self.nodes[z]
+            .up
+            .as_ref()
+            .map(|up| up.book.current.clone())
+            .filter(|c| c.number == head && !c.roster.is_suspended(&code));
+        let Some(current) = current else {
+            self.retry(Op::Propose { step });
+            return None;
+        };
+        let new = self.nodes[z].new_key.clone().unwrap_or_else(|| {
+            let mut seed = [0u8; 32];
+            seed[..16].copy_from_slice(&self.rng_rotation.bytes16());
+            seed[16..].copy_from_slice(&self.rng_rotation.bytes16());
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+        });
+        let mut roster_file = current.roster.to_file();
+        let entry = roster_file.members.iter_mut().find(|m| m.code == code.as_str())?;
+        entry.signing_key = hex::encode(new.verifying_key().as_bytes());
+        let roster = Roster::from_file(&roster_file).ok()?;
+        let (file, hash) = amendment::propose(&current, &roster);
+        let mut signed = file.clone();
+        let old = self.nodes[z].signing_key.clone();
+        signed.signatures = vec![amendment::sign(&code, &old, &hash), amendment::sign(&code, &new, &hash)];
+        self.nodes[z].new_key = Some(new);
+        let now = self.nodes[z].now(self.now);
+        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
+        let offered = self.nodes[z].offer_roster(None, "administrator", signed, &limits, bugs, now);
+        if !matches!(offered, Offered::Applied(_) | Offered::Kept { .. }) {
+            self.retry(Op::Propose { step });
+            return None;
+        }
+        self.truth.roster.amendments.push(Amendment {
+            change: Change::Rotate(z),
+            step,
+            proposer: z,
+            number: file.number,
+            base: current.hash,
+            hash,
+            file,
+            signers: Vec::new(),
+            withheld: None,
+        });
+        *self.report.operations.entry("roster_key_rotation_proposed").or_insert(0) += 1;
+        self.plan.proposed = step + 1;
+        self.plan.next_scheduled = false;
+        let number = current.number + 1;
+        let e = self.plan.unsettled.entry(z).or_insert(number);
+        *e = (*e).max(number);
+        self.plan.rotating.insert(z, number);
+        self.roster_changed(z, &offered);
+        Some(z)
+    }
+
+    /// The rotating member's node switches to its new key once every other member's node is
+    /// known to hold the version giving it: rotate the core's key and commit its leaves moved to
+    /// it on every line.
+    pub(crate) fn switch_key(&mut self, z: usize) {
+        let Some(&number) = self.plan.rotating.get(&z) else { return };
+        let Some(new) = self.nodes[z].new_key.clone() else { return };
+        let Some(up) = self.nodes[z].up.as_ref() else { return };
+        let roster = &up.book.current.roster;
+        let code = self.nodes[z].code.clone();
+        if up.book.current.number < number || roster.member(&code).map(|m| m.signing_key) != Some(new.verifying_key()) {
+            return;
+        }
+        let behind = roster
+            .members()
+            .filter(|m| m.code != code)
+            .any(|m| self.index.get(&m.code).is_none_or(|p| up.peer_roster.get(p).is_none_or(|held| *held < number)));
+        if behind {
+            return;
+        }
+        let now = self.nodes[z].now(self.now);
+        let keep_old = self.cfg.roster_bugs.keep_retired_key;
+        match self.nodes[z].switch_key(new, now, keep_old) {
+            Ok(Switched { old, heads, records }) => {
+                for r in &records {
+                    self.log_own(z, "key_renewal", r);
+                }
+                self.plan.rotating.remove(&z);
+                *self.report.operations.entry("roster_key_switched").or_insert(0) += 1;
+                self.truth.roster.switches.push(Switch { member: z, old, heads });
+            }
+            Err(e) => {
+                // The core may have moved and the store did not: the node starts again from its
+                // store, with the key it had, and switches later.
+                self.anomaly(format!("{code} could not switch to the key its rotation gave it: {e}"));
+                let down = self.rng_rotation.range(1_000, 30_000);
+                self.crash(z, down);
+            }
+        }
+    }
+
+    /// The rotating member's node exchanges with every member's node not known to hold the
+    /// version giving its new key.
+    fn ask_rotation(&mut self, z: usize) {
+        let Some(&number) = self.plan.rotating.get(&z) else { return };
+        let Some(up) = self.nodes[z].up.as_ref() else { return };
+        if up.book.current.number < number {
+            return;
+        }
+        let peers: Vec<usize> = (0..self.nodes.len())
+            .filter(|p| *p != z && self.nodes[z].admits(&self.nodes[*p].code))
+            .filter(|p| up.peer_roster.get(p).is_none_or(|held| *held < number))
+            .collect();
+        for p in peers {
+            self.exchange_with(z, p);
+        }
+    }
+
+    /// The administrator at `node` signs `file` with the key the roster in force there lists
+    /// for the member and hands it to its node.
     fn signed_offer(&mut self, node: usize, file: &RosterVersionFile, hash: &[u8; 32]) -> Option<Offered> {
-        let key = adi_core::fixtures::key(self.nodes[node].key_seed);
+        let key = self.nodes[node].roster_key();
         let mut signed = file.clone();
         signed.signatures = vec![amendment::sign(&self.nodes[node].code, &key, hash)];
         let now = self.nodes[node].now(self.now);
@@ -440,7 +604,9 @@ impl World {
 
     /// Whether the operators leave `member` off a line set-up now.
     pub(crate) fn unsettled(&self, member: usize) -> bool {
-        self.outside.contains(&member) || self.plan.unsettled.contains_key(&member)
+        self.outside.contains(&member)
+            || self.plan.unsettled.contains_key(&member)
+            || self.plan.rotating.contains_key(&member)
     }
 
     /// Whether every running node holds the same chain, and the plan ran to its end.
@@ -450,7 +616,33 @@ impl World {
         }
         let mut heads = self.nodes.iter().filter_map(|n| n.up.as_ref()).map(|u| u.book.current.hash);
         let first = heads.next();
-        self.plan.done() && heads.all(|h| Some(h) == first)
+        self.plan.done() && self.plan.rotating.is_empty() && heads.all(|h| Some(h) == first)
+    }
+
+    /// The rotations whose node never switched to the new key, for a report.
+    pub(crate) fn unswitched(&self) -> Vec<String> {
+        self.plan
+            .rotating
+            .iter()
+            .map(|(z, number)| {
+                let behind: Vec<&str> = self.nodes[*z].up.as_ref().map_or(Vec::new(), |up| {
+                    up.book
+                        .current
+                        .roster
+                        .members()
+                        .filter(|m| m.code != self.nodes[*z].code)
+                        .filter(|m| {
+                            self.index.get(&m.code).is_none_or(|p| up.peer_roster.get(p).is_none_or(|h| h < number))
+                        })
+                        .map(|m| m.code.as_str())
+                        .collect()
+                });
+                format!(
+                    "{} never switched to the key roster version {number} gave it (members not known to hold it: {behind:?})",
+                    self.nodes[*z].code
+                )
+            })
+            .collect()
     }
 
     /// A node's periodic exchange with one peer drawn.
@@ -458,19 +650,37 @@ impl World {
         let t = self.now + self.cfg.roster.sync_ms;
         self.at(t, Ev::RosterSync { node });
         self.exchange(node);
+        self.ask_rotation(node);
+        self.switch_key(node);
         Some(node)
     }
 
-    /// Sends a peer drawn the exchange: this node's version number and its proposals.
+    /// Sends a peer drawn the exchange.
     fn exchange(&mut self, node: usize) {
-        let Some(up) = self.nodes[node].up.as_ref() else { return };
-        let number = up.book.current.number;
-        let proposals = up.book.proposals.clone();
+        if !self.nodes[node].is_up() {
+            return;
+        }
         let peers: Vec<usize> = (0..self.nodes.len())
             .filter(|p| *p != node && !self.outside.contains(p) && self.nodes[node].admits(&self.nodes[*p].code))
             .collect();
         let Some(&peer) = self.rng_roster.pick(&peers) else { return };
+        self.exchange_with(node, peer);
+    }
+
+    /// Sends `peer` the exchange: this node's version number and its proposals.
+    fn exchange_with(&mut self, node: usize, peer: usize) {
+        let Some(up) = self.nodes[node].up.as_ref() else { return };
+        let number = up.book.current.number;
+        let proposals = up.book.proposals.clone();
         self.send(node, peer, Wire::Exchange { number, proposals });
+    }
+
+    /// Notes the version a peer's node said it holds.
+    fn note_peer_roster(&mut self, node: usize, peer: usize, number: u64) {
+        if let Some(up) = self.nodes[node].up.as_mut() {
+            let held = up.peer_roster.entry(peer).or_insert(0);
+            *held = (*held).max(number);
+        }
     }
 
     /// Hands `node` what `peer` sent it, in order, as the node's exchange does; returns whether
@@ -510,17 +720,24 @@ impl World {
         }
     }
 
-    /// An exchange arriving at `to` from `from`: refused unless `to`'s roster takes `from`; its
-    /// proposals taken, and the answer sent back.
+    /// An exchange arriving at `to` from `from`: refused unless `to`'s roster takes `from`; the
+    /// version it holds noted (a node told of a later one than its own asks that peer for it at
+    /// once), its proposals taken, and the answer sent back.
     pub(crate) fn on_exchange(&mut self, from: usize, to: usize, number: u64, proposals: Vec<RosterVersionFile>) {
         if !self.nodes[to].admits(&self.nodes[from].code) {
             return;
         }
+        self.note_peer_roster(to, from, number);
+        if self.nodes[to].up.as_ref().is_some_and(|up| number > up.book.current.number) {
+            self.exchange_with(to, from);
+        }
         self.take(to, from, Vec::new(), proposals);
         let Some(up) = self.nodes[to].up.as_ref() else { return };
+        let held = up.book.current.number;
         let versions = up.book.versions_after(number, self.cfg.roster.versions_per_exchange_max);
         let proposals = up.book.proposals.clone();
-        self.send(to, from, Wire::ExchangeReply { versions, proposals });
+        self.send(to, from, Wire::ExchangeReply { number: held, versions, proposals });
+        self.switch_key(to);
     }
 
     /// A peer's answer to this node's exchange.
@@ -528,13 +745,16 @@ impl World {
         &mut self,
         from: usize,
         to: usize,
+        number: u64,
         versions: Vec<RosterVersionFile>,
         proposals: Vec<RosterVersionFile>,
     ) {
         if !self.nodes[to].admits(&self.nodes[from].code) {
             return;
         }
+        self.note_peer_roster(to, from, number);
         self.take(to, from, versions, proposals);
+        self.switch_key(to);
     }
 
     /// The hostile member hands a victim a proposal bearing another member's signature made

@@ -86,6 +86,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
     let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
     let mut operations: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut sim_ms, mut messages, mut answers, mut lines, mut accepted) = (0, 0, 0, 0, 0);
+    let mut rotated_key_accepted = 0;
     let mut hostile = 0;
     let mut failing = Vec::new();
     for r in &results {
@@ -102,6 +103,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
                 answers += report.answers;
                 lines += report.lines;
                 accepted += report.accepted;
+                rotated_key_accepted += report.rotated_key_accepted;
                 hostile += u64::from(report.hostile.is_some());
                 if !report.anomalies.is_empty() {
                     failing.push((report.seed, report.anomalies.clone()));
@@ -119,6 +121,7 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
     say(format_args!("lines created: {lines}"));
     say(format_args!("operator messages committed: {messages}; answers, decisions and concurrences: {answers}"));
     say(format_args!("envelopes accepted by recipients: {accepted}"));
+    say(format_args!("envelopes signed under a rotated member's new key, held by the others: {rotated_key_accepted}"));
     say(format_args!("seeds with a hostile member: {hostile}"));
     say(format_args!("operations: {operations:?}"));
     say(format_args!("faults injected by kind: {faults:?}"));
@@ -137,5 +140,12 @@ fn the_network_of_19_keeps_its_guarantees_under_every_fault() {
     // Drawn by each seed (`SimConfig::hostile_chance`): over many seeds, at least half have one.
     if seeds.len() >= 20 {
         assert!(2 * hostile >= seeds.len() as u64, "a hostile member in only {hostile} of {} seeds", seeds.len());
+        // And (`RosterConfig::rotation_chance`) a member's key rotation, with its node switched
+        // and envelopes signed under the new key taken by the others.
+        let switched = operations.get("roster_key_switched").copied().unwrap_or(0);
+        assert!(
+            switched > 0 && rotated_key_accepted > 0,
+            "{switched} key rotations switched, {rotated_key_accepted} taken"
+        );
     }
 }

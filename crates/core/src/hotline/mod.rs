@@ -298,9 +298,10 @@ fn roster_keys(roster: &Roster) -> impl Fn(&str) -> Option<[u8; 32]> + '_ {
     |code: &str| MemberCode::parse(code).ok().and_then(|c| roster.member(&c)).map(|m| m.signing_key.to_bytes())
 }
 
-/// The roster's signing keys and the keys retired by rotation, as MLS checks a member's renewed
-/// leaf against them.
-struct LeafKeys<'a> {
+/// The keys a member's leaves may carry as this node reads its lines' MLS messages and Welcomes:
+/// its roster key, or one a rotation retired (a leaf not moved to the new key yet, or one the
+/// member changed before it switched). A KeyPackage is checked against the roster key alone.
+pub(super) struct LeafKeys<'a> {
     roster: &'a Roster,
     retired: &'a HashMap<MemberCode, Vec<ed25519_dalek::VerifyingKey>>,
 }
@@ -310,9 +311,14 @@ impl adi_mls::RosterKeys for LeafKeys<'_> {
         roster_keys(self.roster)(member)
     }
 
-    fn retired_keys(&self, member: &str) -> Vec<[u8; 32]> {
-        let Ok(code) = MemberCode::parse(member) else { return Vec::new() };
-        self.retired.get(&code).into_iter().flatten().map(|k| k.to_bytes()).collect()
+    fn accepts(&self, member: &str, key: &[u8]) -> bool {
+        let retired = || {
+            MemberCode::parse(member)
+                .ok()
+                .and_then(|m| self.retired.get(&m))
+                .is_some_and(|keys| keys.iter().any(|k| k.as_bytes().as_slice() == key))
+        };
+        self.signing_key(member).is_some_and(|k| k.as_slice() == key) || retired()
     }
 }
 

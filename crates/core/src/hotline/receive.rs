@@ -115,8 +115,7 @@ impl Hotline {
         let claim = Claim { sender: sender.as_str(), epoch: body.epoch };
         let home = line.acting_home(&self.config.roster);
         let rules = LineRules { home: home.as_str(), direct: line.is_direct() };
-        let roster = &self.config.roster;
-        let keys = LeafKeys { roster, retired: &self.retired };
+        let keys = LeafKeys { roster: &self.config.roster, retired: &self.retired };
         let processed = match self.mls.process(&line.id.0, rules, claim, &body.payload, &keys) {
             Ok(p) => p,
             // What only modified code sends: refused, and an alarm names the member whose
@@ -389,7 +388,8 @@ impl Hotline {
             let welcome = welcome
                 .and_then(|w| hex::decode(w).ok())
                 .ok_or_else(|| Refusal::reject(RefusalCode::BadLineSetup, "the line set-up carries no Welcome"))?;
-            let joined = self.mls.join(&welcome, &roster_keys(&self.config.roster)).map_err(|e| {
+            let keys = LeafKeys { roster: &self.config.roster, retired: &self.retired };
+            let joined = self.mls.join(&welcome, &keys).map_err(|e| {
                 Refusal::reject(RefusalCode::BadLineSetup, format!("cannot join the line's group: {e}"))
             })?;
             let mut in_group = self.mls.members(&joined);
