@@ -59,10 +59,10 @@ where
 /// certificate, `to`'s pinned key. One verdict per envelope.
 async fn post_as(net: &Procs, from: &str, to: &str, envelopes: &[&[u8]]) -> Vec<Verdict> {
     let (from, to_config) = (config(net, from), config(net, to));
-    let (cert, key) = adi_node::fed::tls::load_identity(&from.tls_cert, &from.tls_key).unwrap();
-    let (to_cert, _) = adi_node::fed::tls::load_identity(&to_config.tls_cert, &to_config.tls_key).unwrap();
-    let pin = adi_node::fed::tls::spki_pin(&to_cert).unwrap();
-    let tls = Arc::new(adi_node::fed::tls::federation_client_config(cert, key, pin).unwrap());
+    let (cert, key) = adi_node::tls::load_identity(&from.tls_cert, &from.tls_key).unwrap();
+    let (to_cert, _) = adi_node::tls::load_identity(&to_config.tls_cert, &to_config.tls_key).unwrap();
+    let pin = adi_node::tls::spki_pin(&to_cert).unwrap();
+    let tls = Arc::new(adi_node::tls::federation_client_config(cert, key, pin).unwrap());
     let endpoint = to_config.federation_listen[0].to_string();
     let reply = post_batch_once(&endpoint, tls, &to_config.member, envelopes, 5_000).await.unwrap();
     assert_eq!(reply.verdicts.len(), envelopes.len(), "{reply:?}");

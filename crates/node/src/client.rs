@@ -89,7 +89,7 @@ impl Client {
             let pin = pin.ok_or_else(|| anyhow::anyhow!("an https URL needs the node's key pin (--pin or ADI_PIN)"))?;
             let mut bytes = [0u8; 32];
             hex::decode_to_slice(pin, &mut bytes).map_err(|_| anyhow::anyhow!("the pin is 32 bytes in hex"))?;
-            (Some(Arc::new(crate::fed::tls::api_client_config(bytes)?)), rest)
+            (Some(Arc::new(crate::tls::api_client_config(bytes)?)), rest)
         } else {
             anyhow::bail!("the API URL must start with http:// or https://, got '{url}'");
         };

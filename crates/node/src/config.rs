@@ -593,7 +593,7 @@ impl KeyFiles {
         }
         let signing_key = load_signing_key(&next_key_file(&self.signing_key))?;
         let cert = next_key_file(&self.tls_cert);
-        let (cert, key) = crate::fed::tls::load_identity(&cert, &next_key_file(&self.tls_key))
+        let (cert, key) = crate::tls::load_identity(&cert, &next_key_file(&self.tls_key))
             .map_err(|e| cerr(&cert, "", e.to_string()))?;
         Ok(Some(NextKeys { signing_key, cert, key }))
     }

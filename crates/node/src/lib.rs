@@ -3,7 +3,8 @@
 //! A tokio process around the sans-IO core, in layers, each of which imports only those below it:
 //!
 //! - leaves: the node [`config`], the runtime's [`clock`], the bounds on the [`conns`] each
-//!   listener holds and on sign-in attempts ([`throttle`]), and [`files`] kept private;
+//!   listener holds and on sign-in attempts ([`throttle`]), [`files`] kept private, and the
+//!   node's pinned [`tls`];
 //! - [`state`]: what every task of a running node shares ([`NodeState`]), the store opened, and
 //!   the refuse-writes state after a failed commit, with its own error;
 //! - [`error`]: the error every HTTP answer of the node carries, and [`driver`]: the tokio driver
@@ -34,6 +35,7 @@ pub mod setup;
 pub mod start;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 
 pub use config::NodeConfig;
 pub use start::Node;

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
 use crate::config::{ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, CONFIG_VERSION};
-use crate::fed::tls;
 use crate::http::auth::{hash_password, token_hash};
 use crate::state::open_store;
+use crate::tls;
 
 /// The members data shipped with ADI.
 const MEMBERS_JSON: &str = include_str!("../../../data/members.json");

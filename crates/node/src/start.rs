@@ -19,10 +19,11 @@ use crate::driver::{after_load, run_clock, run_clock_watch, run_storage_probe};
 use crate::fed::checkpoints::run_checkpoints;
 use crate::fed::listener::{self as fed_listener, bind_all, serve};
 use crate::fed::roster::{self, run_roster};
-use crate::fed::{rotation, tls};
+use crate::fed::rotation;
 use crate::http;
 use crate::state::{load_core, open_store, CoreSeed, KeysAtStart, NodeState};
 use crate::throttle::Unauthenticated;
+use crate::tls;
 
 /// A running node.
 pub struct Node {

@@ -25,7 +25,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::{keep_time_from, now_ms};
 use crate::config::{KeyFiles, NextKeys, NodeConfig, RuntimeLimits};
-use crate::fed::tls::{self, PinSet, Pins, Presented};
+use crate::tls::{self, PinSet, Pins, Presented};
 
 /// Why, and since when, the node cannot commit writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,8 +389,10 @@ impl NodeState {
             let gone = adi_engine::roster::replaced(before, version);
             let until = now.saturating_add(self.runtime_limits.rotation_overlap_ms);
             pins.overlap.retain(|_, (m, until)| !gone.contains(m) && now < *until);
+            // Only the pin retired last: a member rotates again once its node has moved.
             for (member, pin) in adi_engine::roster::pins_retired(before, version) {
                 if member != self.member {
+                    pins.overlap.retain(|_, (m, _)| *m != member);
                     pins.overlap.insert(pin, (member, until));
                 }
             }

@@ -3,7 +3,7 @@
 mod common;
 
 use adi_node::client::Client;
-use adi_node::fed::tls;
+use adi_node::tls;
 use common::Net;
 use hyper::Method;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use adi_core::MemberCode;
 use adi_node::fed::links::post_batch_once;
-use adi_node::fed::tls;
+use adi_node::tls;
 use adi_wire::batch::{RefusalCode, Verdict};
 use adi_wire::envelope::{
     EnvelopeBody, CONTENT_MLS, CONTENT_MLS_SETUP, PRIORITY_CONTROL, PRIORITY_FLASH, PRIORITY_ROUTINE,

@@ -145,12 +145,12 @@ async fn a_claimed_key_package_still_opens_its_welcome_after_the_node_restarts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpinned_client_gets_no_key_package() {
     let net = Net::start(&["PH", "CN"]).await;
-    let stranger = adi_node::fed::tls::generate_identity("PH").unwrap();
+    let stranger = adi_node::tls::generate_identity("PH").unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.pem"), &stranger.cert_pem).unwrap();
     std::fs::write(dir.path().join("k.pem"), &stranger.key_pem).unwrap();
-    let (cert, key) = adi_node::fed::tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
-    let tls = adi_node::fed::tls::federation_client_config(cert, key, common::pin_of(&net, "CN")).unwrap();
+    let (cert, key) = adi_node::tls::load_identity(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
+    let tls = adi_node::tls::federation_client_config(cert, key, common::pin_of(&net, "CN")).unwrap();
     let before = net.node("CN").state.store.key_packages_available().unwrap();
     let result = claim_key_package_from(
         &endpoint(&net, "CN"),

@@ -175,3 +175,61 @@ async fn a_key_retired_by_rotation_is_still_taken_and_one_replaced_is_not() {
     .await;
     assert!(net.client("PH").call(hyper::Method::GET, &format!("/api/v1/messages/{third}"), None).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_tls_key_is_admitted_while_the_overlap_lasts_and_not_after_it_nor_after_a_replacement() {
+    let mut net = Net::init(&["PH", "VN", "CN"]);
+    common::set_limits(&net, "PH", |l| l.rotation_overlap_ms = Some(4_000));
+    for c in ["PH", "VN", "CN"] {
+        net.start_code(c).await;
+    }
+    let cn_key = keys_towards(&net, "CN", "PH").signing;
+    let old_pin = common::pin_of(&net, "CN");
+    let rotated = SigningKey::from_bytes(&[91; 32]);
+    let new_pin = [5u8; 32];
+    let set_entry = |key: &SigningKey, pin: [u8; 32]| {
+        let key = hex::encode(key.verifying_key().as_bytes());
+        move |f: &mut adi_wire::files::RosterFile| {
+            let m = f.members.iter_mut().find(|m| m.code == "CN").unwrap();
+            m.signing_key = key.clone();
+            m.tls_pin = hex::encode(pin);
+        }
+    };
+    // CN rotates its signing and TLS keys (its old and new keys sign); its node, which moves only
+    // once every peer holds the version, still presents its old TLS key.
+    let rotation = proposal(&net, "PH", set_entry(&rotated, new_pin), &[("CN", &cn_key), ("CN", &rotated)]);
+    exchange(&net, "CN", "PH", body(vec![rotation])).await.unwrap();
+    assert_eq!(net.node("PH").state.roster_book().current.number, 2);
+    assert_eq!(net.node("PH").state.roster_member_by_pin(&old_pin), Some(code("CN")));
+    exchange(&net, "CN", "PH", body(vec![])).await.expect("CN's old TLS key admitted during the overlap");
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    exchange(&net, "CN", "PH", body(vec![]))
+        .await
+        .expect("CN's old TLS key admitted during the overlap, after a restart");
+
+    // Once the overlap has passed, the old key fails the handshake, also after a restart.
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    assert_eq!(net.node("PH").state.roster_member_by_pin(&old_pin), None);
+    assert!(exchange(&net, "CN", "PH", body(vec![])).await.is_err(), "CN's old TLS key admitted after the overlap");
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    assert!(exchange(&net, "CN", "PH", body(vec![])).await.is_err(), "the overlap came back with a restart");
+
+    // A replacement (without CN's key) leaves no overlap for the pin it replaces.
+    let ph_key = keys_towards(&net, "PH", "VN").signing;
+    let vn_key = keys_towards(&net, "VN", "PH").signing;
+    let replacing = SigningKey::from_bytes(&[92; 32]);
+    let replacement_pin = [6u8; 32];
+    let replacement = proposal(
+        &net,
+        "PH",
+        set_entry(&replacing, replacement_pin),
+        &[("PH", &ph_key), ("VN", &vn_key), ("CN", &replacing)],
+    );
+    exchange(&net, "VN", "PH", body(vec![replacement])).await.unwrap();
+    let state = &net.node("PH").state;
+    assert_eq!(state.roster_book().current.number, 3);
+    assert_eq!(state.roster_member_by_pin(&replacement_pin), Some(code("CN")));
+    assert_eq!(state.roster_member_by_pin(&new_pin), None, "a replaced TLS key is admitted");
+}

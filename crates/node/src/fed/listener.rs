@@ -28,7 +28,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::checkpoints::{answer_offer, CheckpointOffer};
-use super::tls::spki_pin;
 use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
@@ -37,6 +36,7 @@ use crate::driver::{refill_key_packages, release_held};
 use crate::error::{storage_refusal, with_body_deadline, ApiError, TimedBytes};
 use crate::state::NodeState;
 use crate::throttle::Unauthenticated;
+use crate::tls::spki_pin;
 
 /// The member authenticated by a federation connection's client certificate.
 #[derive(Clone, Debug)]

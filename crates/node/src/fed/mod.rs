@@ -1,4 +1,4 @@
-//! The federation: how a node talks with its peers' nodes over pinned mutual TLS ([`tls`]). The
+//! The federation: how a node talks with its peers' nodes over pinned mutual TLS ([`crate::tls`]). The
 //! [`listener`] takes batches of envelopes, KeyPackage claims and checkpoint offers from peers;
 //! the [`links`] drain the durable outbox towards each peer and make the node's single requests
 //! of theirs; [`checkpoints`] are offered to a line's other members to countersign, and theirs
@@ -11,7 +11,6 @@ pub mod links;
 pub mod listener;
 pub mod roster;
 pub mod rotation;
-pub mod tls;
 
 /// The federation path for envelope batches.
 pub const BATCH_PATH: &str = "/fed/v1/envelopes";

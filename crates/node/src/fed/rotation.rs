@@ -24,12 +24,12 @@ use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 
-use super::tls;
 use crate::clock::now_ms;
 use crate::config::{KeyFiles, NextKeys};
 use crate::driver::{commit_own_records, refill_key_packages};
 use crate::error::ApiError;
 use crate::state::NodeState;
+use crate::tls;
 
 /// Makes this member's next keys, writes them beside its key files, and returns the roster
 /// version that gives them to it, signed by its current key and its new key, to offer.
@@ -195,10 +195,16 @@ pub fn overlap_at_start(
     let applied = store.roster_applied_times()?;
     let now = now_ms();
     let overlap_ms = config.runtime_limits.rotation_overlap_ms;
-    Ok(adi_engine::roster::pins_retired_by_chain(&config.first_roster, &book.versions)
+    // Only the pin each member retired last, as while the node runs.
+    let mut last: std::collections::HashMap<MemberCode, (u64, [u8; 32])> = std::collections::HashMap::new();
+    for (number, member, pin) in adi_engine::roster::pins_retired_by_chain(&config.first_roster, &book.versions) {
+        if member != config.member {
+            last.insert(member, (number, pin));
+        }
+    }
+    Ok(last
         .into_iter()
-        .filter(|(_, member, _)| *member != config.member)
-        .filter_map(|(number, member, pin)| {
+        .filter_map(|(member, (number, pin))| {
             let at = applied.iter().find(|(n, _)| *n == number).map(|(_, ms)| *ms)?;
             let until = at.saturating_add(overlap_ms);
             (now < until).then_some((pin, (member, until)))

@@ -204,17 +204,16 @@ pub struct Keys {
 pub fn keys_towards(net: &Net, from: &str, to: &str) -> Keys {
     let dir = net.member_dir(from);
     let signing = adi_node::config::load_signing_key(&dir.join("keys/signing.pem")).unwrap();
-    let (cert, key) =
-        adi_node::fed::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
-    let tls = adi_node::fed::tls::federation_client_config(cert, key, pin_of(net, to)).unwrap();
+    let (cert, key) = adi_node::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
+    let tls = adi_node::tls::federation_client_config(cert, key, pin_of(net, to)).unwrap();
     Keys { signing, tls: std::sync::Arc::new(tls) }
 }
 
 /// The roster pin of a member's node key.
 pub fn pin_of(net: &Net, code: &str) -> [u8; 32] {
     let dir = net.member_dir(code);
-    let (cert, _) = adi_node::fed::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
-    adi_node::fed::tls::spki_pin(&cert).unwrap()
+    let (cert, _) = adi_node::tls::load_identity(&dir.join("keys/node.crt"), &dir.join("keys/node.key")).unwrap();
+    adi_node::tls::spki_pin(&cert).unwrap()
 }
 
 /// A running member's first federation address.
