@@ -461,6 +461,12 @@ impl LineMember {
         self.groups.get(line).map(|g| g.epoch().as_u64())
     }
 
+    /// The signature key of `member`'s leaf in a line's group, as this member holds the group.
+    pub fn leaf_key(&self, line: &[u8; 16], member: &str) -> Option<Vec<u8>> {
+        let group = self.groups.get(line)?;
+        group.members().find(|m| identity(&m.credential) == member).map(|m| m.signature_key)
+    }
+
     /// The member codes of a line's group, in leaf order.
     pub fn members(&self, line: &[u8; 16]) -> Vec<String> {
         self.groups

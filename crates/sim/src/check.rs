@@ -275,7 +275,33 @@ fn retired_keys(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<St
             }
         }
     }
+    leaves_moved(w, out);
     after
+}
+
+/// Every member that switched to a rotated key holds its own leaf under that key on every line
+/// it is on at the end, but one whose home member is the hostile one (which may sit on the
+/// renewal): a renewal that crossed a commit was made good by a later key update.
+fn leaves_moved(w: &World, out: &mut Vec<String>) {
+    for sw in &w.truth.roster.switches {
+        let node = &w.nodes[sw.member];
+        let Some(up) = &node.up else { continue };
+        let core = up.core();
+        let Some(key) = core.roster().member(&node.code).map(|m| m.signing_key.to_bytes().to_vec()) else { continue };
+        for line in core.lines().filter(|l| l.has_member(&node.code)) {
+            let home = line.acting_home(core.roster());
+            if w.hostile.is_some_and(|h| w.nodes[h].code == home) {
+                continue;
+            }
+            match core.leaf_key(&line.id, &node.code) {
+                Some(leaf) if leaf != key => out.push(format!(
+                    "{}'s leaf on line {} is still under a key it rotated away from at the end of the run",
+                    node.code, line.id
+                )),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Every attempt of the hostile member's is refused (none is stored anywhere, and a place the
@@ -387,6 +413,13 @@ fn delivery(w: &World, stored: &[BTreeMap<LineId, Stored>], out: &mut Vec<String
                         // The sender was taken off the line, and the home member's commit fixed
                         // its last place before this envelope: a node that knows of the removal
                         // refuses it, by design.
+                        continue;
+                    }
+                    if s.kind == "key_renewal" && row.is_some_and(|r| r.progress.refusal == Some(RefusalCode::Outdated))
+                    {
+                        // A rotating member's proposal of its renewed leaf crossed the home
+                        // member's commit: refused, by design (a proposal is valid only in its
+                        // epoch), and the member's next key update moves its leaf instead.
                         continue;
                     }
                     let what = if row.is_some_and(|r| r.progress.state.reached()) {

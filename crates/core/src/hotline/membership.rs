@@ -113,6 +113,11 @@ impl Hotline {
         Ok(self.sign(now_ms, line, PRIORITY_CONTROL, CONTENT_MLS_SETUP, 0, payload.encode(), Content::LineSetup))
     }
 
+    /// The signature key of `member`'s leaf on a line, as this member's group holds it.
+    pub fn leaf_key(&self, line: &LineId, member: &MemberCode) -> Option<Vec<u8>> {
+        self.mls.leaf_key(&line.0, member.as_str())
+    }
+
     /// The MLS epoch of a line's group.
     pub fn epoch(&self, line: &LineId) -> Option<u64> {
         self.mls.epoch(&line.0)
