@@ -727,6 +727,10 @@ async fn a_node_restarted_mid_rotation_moves_to_its_new_keys_once_every_peer_hol
     all_at(&[("PH", net.admin_client("PH")), ("CN", net.admin_client("CN"))], 2).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(next_key_files(&net, "CN").iter().all(|f| f.exists()), "China moved before Viet Nam held the version");
+    let printed = roster_cli(&cn_url, &cn_token, &["show"]);
+    let under_way = "key rotation under way (version 2): the node moves to its new keys once every peer's node \
+                     holds that version; still waiting for: VN";
+    assert!(printed.contains(under_way), "{printed}");
     let body = json!({"precedence": "PRIORITY", "subject": "old key", "body": "while Viet Nam is down"});
     let sent = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
     let before = sent["id"].as_str().unwrap().to_string();
@@ -741,6 +745,8 @@ async fn a_node_restarted_mid_rotation_moves_to_its_new_keys_once_every_peer_hol
     net.procs.start("VN");
     wait_healthy(&net.procs.member("VN").url).await;
     moved(&net, "CN").await;
+    let shown = net.admin_client("CN").call(Method::GET, "/api/v1/roster", None).await.unwrap();
+    assert!(shown["rotation"].is_null(), "{shown}");
     let cn = net.procs.client("CN");
     let vn = net.procs.client("VN");
     let body = json!({"precedence": "PRIORITY", "subject": "new key", "body": "after the move"});

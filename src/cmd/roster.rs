@@ -46,6 +46,14 @@ pub async fn show(args: ClientArgs) -> anyhow::Result<()> {
             let what = if changes.is_empty() { "the first version".to_string() } else { changes };
             out!("  version {:>3}: {what}; signed by {}", version["number"], strings(version, "signed_by"));
         }
+        if v["rotation"].is_object() {
+            out!(
+                "key rotation under way (version {}): the node moves to its new keys once every peer's node holds \
+                 that version; still waiting for: {}",
+                v["rotation"]["version"],
+                strings(&v["rotation"], "waiting_for")
+            );
+        }
     });
     Ok(())
 }

@@ -82,10 +82,39 @@ pub fn prepare(node: &NodeState) -> Result<RosterVersionFile, ApiError> {
 /// before the version that gives the key).
 pub async fn move_when_ready(node: &NodeState) {
     let Some(next) = node.rotation() else { return };
+    let Some(Waiting { given, waiting }) = waiting(node) else { return };
+    if !waiting.is_empty() {
+        let applied_ms = node
+            .store
+            .roster_applied_times()
+            .ok()
+            .and_then(|t| t.into_iter().find(|(n, _)| *n == given).map(|(_, ms)| ms))
+            .unwrap_or_else(now_ms);
+        if now_ms() < applied_ms.saturating_add(node.runtime_limits.rotation_overlap_ms) {
+            tracing::debug!(version = given, ?waiting, "the rotated keys wait for every peer to hold the version");
+            return;
+        }
+    }
+    if let Err(e) = move_to(node, &node.key_files, next).await {
+        tracing::error!(error = %e, "cannot move to the rotated keys; the node tries again");
+    }
+}
+
+/// A rotation under way, as it stands: the version that gave this member the keys its node
+/// moves to, and the peers whose nodes have not said they hold it yet.
+pub struct Waiting {
+    pub given: u64,
+    pub waiting: Vec<MemberCode>,
+}
+
+/// The rotation under way, if the roster in force gives this member the keys its node is to
+/// move to.
+pub fn waiting(node: &NodeState) -> Option<Waiting> {
+    let next = node.rotation()?;
     let book = node.roster_book();
     let key = next.signing_key.verifying_key();
     if book.current.roster.member(&node.member).map(|m| m.signing_key) != Some(key) {
-        return;
+        return None;
     }
     // The version that gave this member the key: the first, going back, whose roster does not.
     let given = book
@@ -102,26 +131,12 @@ pub async fn move_when_ready(node: &NodeState) {
         .map(|v| v.number)
         .unwrap_or(book.current.number);
     let roster = node.roster();
-    let waiting: Vec<MemberCode> = roster
+    let waiting = roster
         .members()
         .filter(|m| m.code != node.member && !roster.is_suspended(&m.code) && node.peer_roster(&m.code) < given)
         .map(|m| m.code.clone())
         .collect();
-    if !waiting.is_empty() {
-        let applied_ms = node
-            .store
-            .roster_applied_times()
-            .ok()
-            .and_then(|t| t.into_iter().find(|(n, _)| *n == given).map(|(_, ms)| ms))
-            .unwrap_or_else(now_ms);
-        if now_ms() < applied_ms.saturating_add(node.runtime_limits.rotation_overlap_ms) {
-            tracing::debug!(version = given, ?waiting, "the rotated keys wait for every peer to hold the version");
-            return;
-        }
-    }
-    if let Err(e) = move_to(node, &node.key_files, next).await {
-        tracing::error!(error = %e, "cannot move to the rotated keys; the node tries again");
-    }
+    Some(Waiting { given, waiting })
 }
 
 /// Moves to the next keys, in an order a stop at any point leaves right: the unclaimed

@@ -63,6 +63,18 @@ pub struct RosterView {
     /// The roster in force as a roster file, from which an amendment is written.
     #[schema(value_type = Object)]
     pub file: RosterFile,
+    /// This member's key rotation under way, if any: its node moves to the new keys once every
+    /// peer's node holds the version that gave them; `null` otherwise.
+    pub rotation: Option<RotationView>,
+}
+
+/// A key rotation this node has not moved to yet.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RotationView {
+    /// The version that gave this member its new keys.
+    pub version: u64,
+    /// The members whose nodes have not yet said they hold it.
+    pub waiting_for: Vec<String>,
 }
 
 /// A proposed version, with who signed it and what it still lacks.
@@ -162,6 +174,8 @@ pub async fn show(State(node): State<Arc<NodeState>>, _auth: Auth) -> Result<Jso
         members: roster.members().map(|m| member_view(roster, m)).collect(),
         versions,
         file: roster.to_file(),
+        rotation: crate::fed::rotation::waiting(&node)
+            .map(|w| RotationView { version: w.given, waiting_for: w.waiting.iter().map(|m| m.to_string()).collect() }),
     }))
 }
 
