@@ -233,3 +233,53 @@ async fn a_rotated_tls_key_is_admitted_while_the_overlap_lasts_and_not_after_it_
     assert_eq!(state.roster_member_by_pin(&replacement_pin), Some(code("CN")));
     assert_eq!(state.roster_member_by_pin(&new_pin), None, "a replaced TLS key is admitted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_after_moving_its_key_files_renews_its_leaves_as_it_starts() {
+    use adi_node::fed::rotation;
+    let within = std::time::Duration::from_secs(30);
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let cn = net.client("CN");
+    // A line China is home to, and a conference Viet Nam is home to.
+    let direct = common::open_line(&cn, &["CN", "PH"], "ADMM-Plus").await;
+    let conference = common::open_line(&net.client("VN"), &["VN", "CN", "PH"], "ADMM-Plus").await;
+    for line in [&direct, &conference] {
+        common::eventually(within, "the lines at China's node", || async {
+            cn.call(hyper::Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+        })
+        .await;
+    }
+    // Viet Nam's node is down: China's node rotates but cannot move yet.
+    net.stop_code("VN").await;
+    let file = rotation::prepare(&net.node("CN").state).unwrap();
+    assert_eq!(
+        offer(&net.node("CN").state, Source::Operator("admin".into()), file).await.unwrap(),
+        Offered::Applied(2)
+    );
+    common::eventually(within, "the version at PH's node", || async {
+        (net.node("PH").state.roster_book().current.number == 2).then_some(())
+    })
+    .await;
+    let new_key = net.node("CN").state.roster_member(&code("CN")).unwrap().signing_key.to_bytes().to_vec();
+    // China's node stops just after moving its key files, before committing its renewed leaves.
+    net.stop_code("CN").await;
+    let config = adi_node::NodeConfig::load(&net.config_path("CN")).unwrap();
+    config.key_files().move_to_next().unwrap();
+    net.start_code("CN").await;
+    let leaf = |net: &Net, line: &str| {
+        let id = adi_wire::LineId::from_hex(line).unwrap();
+        net.node("CN").state.core().leaf_key(&id, &code("CN"))
+    };
+    // As home it commits its leaf under the new key as it starts.
+    assert_eq!(leaf(&net, &direct), Some(new_key.clone()), "the leaf on China's own line was not renewed at start");
+    let sent = common::send(&net.client("CN"), &direct, "ROUTINE", "under the new key").await;
+    common::wait_delivered(&net.client("CN"), &sent, within).await;
+    // Elsewhere it proposes it, and the home member commits it once its node is back.
+    net.start_code("VN").await;
+    common::eventually(within, "China's leaf on Viet Nam's conference under the new key", || async {
+        (leaf(&net, &conference) == Some(new_key.clone())).then_some(())
+    })
+    .await;
+    let sent = common::send(&net.client("CN"), &conference, "ROUTINE", "on the conference").await;
+    common::wait_delivered(&net.client("CN"), &sent, within).await;
+}
