@@ -154,6 +154,9 @@ pub struct NodeState {
     roster_number: watch::Sender<u64>,
     /// Serialises what changes the roster's book, so that each offer is decided on the last.
     pub roster_lock: tokio::sync::Mutex<()>,
+    /// Serialises key rotations, from their keys written beside the key files to their version
+    /// offered: a second one waits and finds the first under way.
+    pub rotation_lock: tokio::sync::Mutex<()>,
     /// The number of the roster version each peer's node last said it holds.
     peer_roster: Mutex<std::collections::HashMap<MemberCode, u64>>,
     /// Woken when the node has something new to hand its peers (a proposal, a signature, a
@@ -241,6 +244,7 @@ impl NodeState {
             first_roster: config.first_roster.clone(),
             pins,
             roster_lock: tokio::sync::Mutex::new(()),
+            rotation_lock: tokio::sync::Mutex::new(()),
             roster_wake: Notify::new(),
             peer_roster: Mutex::new(std::collections::HashMap::new()),
             identity,

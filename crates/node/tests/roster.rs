@@ -283,3 +283,32 @@ async fn a_node_stopped_after_moving_its_key_files_renews_its_leaves_as_it_start
     let sent = common::send(&net.client("CN"), &conference, "ROUTINE", "on the conference").await;
     common::wait_delivered(&net.client("CN"), &sent, within).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rotations_asked_at_once_make_one_and_the_other_finds_it_under_way() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    // Viet Nam's node is down: China's node cannot move, and its rotation stays under way.
+    net.stop_code("VN").await;
+    let token = adi_node::setup::add_operator(&*net.node("CN").state.store, "admin-cn", "admin").unwrap();
+    let url = &net.state.members[net.index("CN")].api_url;
+    let admin = adi_node::client::Client::new(url, Some(token), None).unwrap();
+    let (a, b) = tokio::join!(
+        admin.request(hyper::Method::POST, "/api/v1/roster/rotate", None),
+        admin.request(hyper::Method::POST, "/api/v1/roster/rotate", None)
+    );
+    let mut statuses = vec![a.unwrap(), b.unwrap()];
+    statuses.sort_by_key(|(s, _)| s.as_u16());
+    assert_eq!(statuses[0].0, 200, "{:?}", statuses[0].1);
+    assert_eq!(statuses[0].1["state"], "in_force");
+    assert_eq!(statuses[1].0, 409, "{:?}", statuses[1].1);
+    assert_eq!(statuses[1].1["error"], "rotation_under_way");
+    // The keys beside the key files are the ones the roster in force gives China: its node
+    // starts again mid-rotation.
+    let state = &net.node("CN").state;
+    assert_eq!(state.roster_book().current.number, 2);
+    let next = adi_node::NodeConfig::load(&net.config_path("CN")).unwrap().key_files().next().unwrap().unwrap();
+    assert_eq!(Some(next.signing_key.verifying_key()), state.roster_member(&code("CN")).map(|m| m.signing_key));
+    net.stop_code("CN").await;
+    net.start_code("CN").await;
+    assert!(net.node("CN").state.rotation().is_some());
+}

@@ -8,10 +8,11 @@
 //!    to every peer. Every node that applies it keeps taking what this member signed under its
 //!    old key, and admits its node under its old TLS key while `rotation_overlap_ms` lasts.
 //! 2. [`move_when_ready`]: once every peer's node has said it holds the version (or once the
-//!    overlap has passed here), the node moves: its leaf on every line goes to the new key
-//!    (committed where it is home, proposed elsewhere, the home member committing it at once),
-//!    the key files are replaced by the next ones, it signs and presents the new keys from then
-//!    on, and its unclaimed KeyPackages, which carry the old key, are replaced.
+//!    overlap has passed here), the node moves: its unclaimed KeyPackages, which carry the old
+//!    key, are dropped, the key files are replaced by the next ones, its leaf on every line goes
+//!    to the new key (committed where it is home, proposed elsewhere, the home member committing
+//!    it at once), it signs and presents the new keys from then on, and makes KeyPackages under
+//!    the new key.
 //!
 //! A node restarted between the two starts with its old keys, the next ones beside them, and
 //! moves as above.
@@ -32,7 +33,8 @@ use crate::state::NodeState;
 use crate::tls;
 
 /// Makes this member's next keys, writes them beside its key files, and returns the roster
-/// version that gives them to it, signed by its current key and its new key, to offer.
+/// version that gives them to it, signed by its current key and its new key, to offer. The
+/// caller holds `rotation_lock` until the version is offered.
 pub fn prepare(node: &NodeState) -> Result<RosterVersionFile, ApiError> {
     let book = node.roster_book();
     let me = book.current.roster.member(&node.member).cloned().ok_or_else(|| {

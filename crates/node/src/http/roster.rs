@@ -362,6 +362,7 @@ pub async fn rotate(
 ) -> Result<(StatusCode, Json<ProposedView>), ApiError> {
     require_admin(&auth)?;
     check_writable(&node)?;
+    let _one_at_a_time = node.rotation_lock.lock().await;
     let file = crate::fed::rotation::prepare(&node)?;
     let answer = offered(&node, &auth, file).await?;
     tracing::info!(operator = %auth.0.name, "key rotation started");
