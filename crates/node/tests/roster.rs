@@ -296,7 +296,7 @@ async fn two_rotations_asked_at_once_make_one_and_the_other_finds_it_under_way()
         admin.request(hyper::Method::POST, "/api/v1/roster/rotate", None),
         admin.request(hyper::Method::POST, "/api/v1/roster/rotate", None)
     );
-    let mut statuses = vec![a.unwrap(), b.unwrap()];
+    let mut statuses = [a.unwrap(), b.unwrap()];
     statuses.sort_by_key(|(s, _)| s.as_u16());
     assert_eq!(statuses[0].0, 200, "{:?}", statuses[0].1);
     assert_eq!(statuses[0].1["state"], "in_force");
