@@ -874,3 +874,53 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     browser.quit().await;
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_rotates_this_members_keys_from_the_page_and_sees_whom_the_node_waits_for() {
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let store = &*net.node("PH").state.store;
+    for (name, role) in [("admin-ph", "admin"), ("watch-ph", "duty")] {
+        adi_node::setup::add_operator_for(store, name, role, None).unwrap();
+        adi_node::setup::set_password(store, name, PASSWORD).unwrap();
+    }
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+    // Viet Nam's node is down: the Philippines' node cannot move to its new keys yet.
+    net.stop_code("VN").await;
+
+    // A duty officer is offered no rotation.
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.wait_text("#roster-number", "1").await;
+    assert_eq!(browser.count("#roster-rotate-box:not([hidden])").await, 0, "a duty officer may not rotate keys");
+    browser.click("#sign-out").await;
+    browser.wait_exactly("#sign-in-view:not([hidden])", 1).await;
+
+    // The administrator rotates, confirming it; the page shows the version in force and whom the
+    // node waits for.
+    browser.sign_in(&console, "admin-ph", PASSWORD).await;
+    browser.wait_exactly("#roster-rotate-box:not([hidden])", 1).await;
+    browser.click("#roster-rotate").await;
+    let asked = browser.accept_dialog().await;
+    assert!(asked.contains("Rotate this member's signing and TLS keys"), "{asked}");
+    browser.wait_text("#roster-outcome", "version 2 is in force").await;
+    browser.wait_text("#roster-number", "2").await;
+    browser.wait_text("#roster-rotation", "still waiting for: VN").await;
+    assert_eq!(browser.count("#roster-rotate-box:not([hidden])").await, 0, "a second rotation is offered meanwhile");
+    browser.scroll_to("#roster").await;
+    browser.screenshot("roster-rotation").await;
+
+    // Viet Nam's node comes back; the node moves, and the page read again says nothing is under way.
+    net.start_code("VN").await;
+    let ph = net.client("PH");
+    common::eventually(WAIT, "the Philippines' node to move to its new keys", || {
+        let ph = ph.clone();
+        async move { ph.call(Method::GET, "/api/v1/roster", None).await.ok()?["rotation"].is_null().then_some(()) }
+    })
+    .await;
+    browser.go(&console).await;
+    browser.wait_text("#roster-number", "2").await;
+    browser.wait_exactly("#roster-rotate-box:not([hidden])", 1).await;
+    assert_eq!(browser.count("#roster-rotation:not([hidden])").await, 0);
+    browser.quit().await;
+    net.stop_all().await;
+}

@@ -409,7 +409,9 @@ function rosterShown(e) {
 }
 
 function clearRoster() {
-  for (const id of ["roster-name", "roster-number", "roster-hash", "roster-first-hash", "roster-members", "proposals", "roster-outcome", "roster-error", "amend-member", "roster-propose-error"]) $(id).replaceChildren();
+  for (const id of ["roster-name", "roster-number", "roster-hash", "roster-first-hash", "roster-rotation", "roster-members", "proposals", "roster-outcome", "roster-error", "amend-member", "roster-propose-error"]) $(id).replaceChildren();
+  $("roster-rotation").hidden = true;
+  $("roster-rotate-box").hidden = true;
   rosterNow = null;
   delete $("amend-member").dataset.key;
   $("roster-propose").hidden = true;
@@ -424,6 +426,14 @@ async function showRoster() {
   $("roster-number").textContent = String(roster.number);
   $("roster-hash").textContent = roster.hash;
   $("roster-first-hash").textContent = roster.first_hash;
+  // A rotation of this member's keys under way, and whom its node still waits for.
+  const rotation = roster.rotation;
+  $("roster-rotation").hidden = !rotation;
+  $("roster-rotation").textContent = rotation
+    ? "A rotation of this member's keys is under way (version " + rotation.version + "): this node moves to its new keys once every peer's node holds that version" +
+      (rotation.waiting_for.length ? "; still waiting for: " + rotation.waiting_for.join(", ") : "") + "."
+    : "";
+  $("roster-rotate-box").hidden = !isAdmin() || !!rotation;
   $("roster-members").replaceChildren(...roster.members.map((m) => {
     const tr = document.createElement("tr");
     tr.dataset.member = m.code;
@@ -489,6 +499,29 @@ async function signProposal(p, button) {
   }
   await showRoster().catch(rosterShown);
 }
+
+// A routine rotation of this member's signing and TLS keys (administrators), after confirmation.
+async function rotateKeys(button) {
+  const question = "Rotate this member's signing and TLS keys?\n\nThe node makes new keys and puts in force the roster " +
+    "version that gives them to this member, signed by its current key and its new key. It moves to them once every " +
+    "peer's node holds that version; messages keep flowing meanwhile.";
+  if (!confirm(question)) return;
+  button.disabled = true;
+  try {
+    const r = await call("POST", "/api/v1/roster/rotate", {});
+    $("roster-outcome").textContent = "Key rotation: version " + r.proposal.number +
+      " is in force; this node moves to its new keys once every peer's node holds it.";
+    $("roster-error").textContent = "";
+  } catch (e) {
+    button.disabled = false;
+    rosterShown(e);
+    return;
+  }
+  button.disabled = false;
+  await showRoster().catch(rosterShown);
+}
+
+$("roster-rotate").addEventListener("click", () => rotateKeys($("roster-rotate")));
 
 // ---- Proposing an amendment (administrators): suspend, reinstate, remove, or admit from a card. ----
 
