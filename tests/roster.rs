@@ -72,6 +72,20 @@ async fn proposal_at(c: &Client, number: u64) -> Value {
     .await
 }
 
+/// Opens an ADMM-Plus line of `members` from `c`'s node and waits until the node of each client
+/// in `at` holds it.
+async fn open_line(c: &Client, members: &[&str], at: &[&Client]) -> String {
+    let body = json!({"members": members, "scope": "ADMM-Plus"});
+    let line = c.call(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap()["id"].as_str().unwrap().to_string();
+    for node in at {
+        eventually(WAIT, &format!("line {line} at every member's node"), || async {
+            node.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
+        })
+        .await;
+    }
+    line
+}
+
 /// A network of separate node processes, each with an administrator.
 struct Net {
     procs: Procs,
@@ -251,33 +265,11 @@ async fn a_suspended_member_is_refused_and_a_stopped_node_applies_two_versions_i
     // A line between Viet Nam and China, open before the suspension.
     let vn = net.procs.client("VN");
     let cn = net.procs.client("CN");
-    let line = vn
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    eventually(WAIT, "the line at China's node", || async {
-        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
-    })
-    .await;
+    let line = open_line(&vn, &["VN", "CN"], &[&cn]).await;
     // Two conferences with China: one Viet Nam is home to, one China is home to.
-    let open = |c: Client, members: Value| async move {
-        let body = json!({"members": members, "scope": "ADMM-Plus"});
-        c.call(Method::POST, "/api/v1/lines", Some(&body)).await.unwrap()["id"].as_str().unwrap().to_string()
-    };
-    let vn_conference = open(vn.clone(), json!(["VN", "MY", "CN"])).await;
-    let cn_conference = open(cn.clone(), json!(["CN", "MY", "VN"])).await;
     let my = net.procs.client("MY");
-    for (c, at) in [(&my, "MY"), (&vn, "VN")] {
-        for l in [&vn_conference, &cn_conference] {
-            eventually(WAIT, &format!("the conference at {at}'s node"), || async {
-                c.call(Method::GET, &format!("/api/v1/lines/{l}"), None).await.ok()
-            })
-            .await;
-        }
-    }
+    let vn_conference = open_line(&vn, &["VN", "MY", "CN"], &[&my, &vn]).await;
+    let cn_conference = open_line(&cn, &["CN", "MY", "VN"], &[&my, &vn]).await;
 
     // China is suspended by every ASEAN member's signature (its own is not needed).
     let (vn_url, vn_token) = net.admin("VN");
@@ -442,28 +434,8 @@ async fn a_removed_members_past_record_verifies_anchored_on_the_networks_identit
     net.healthy().await;
     let vn = net.procs.client("VN");
     let cn = net.procs.client("CN");
-    let line = vn
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "MY", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    eventually(WAIT, "the conference at China's node", || async {
-        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
-    })
-    .await;
-    let cn_line = cn
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["CN", "MY", "VN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    eventually(WAIT, "China's conference at Viet Nam's node", || async {
-        vn.call(Method::GET, &format!("/api/v1/lines/{cn_line}"), None).await.ok()
-    })
-    .await;
+    let line = open_line(&vn, &["VN", "MY", "CN"], &[&cn]).await;
+    let cn_line = open_line(&cn, &["CN", "MY", "VN"], &[&vn]).await;
     let body = json!({"precedence": "PRIORITY", "subject": "before removal", "body": "China's last word"});
     let said = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
     let id = said["id"].as_str().unwrap().to_string();
@@ -598,27 +570,9 @@ async fn a_key_rotated_while_1000_messages_flow_loses_and_duplicates_nothing_and
     let net = Net::start(&["PH", "CN", "VN"]);
     net.healthy().await;
     let (ph, cn, vn) = (net.procs.client("PH"), net.procs.client("CN"), net.procs.client("VN"));
-    let direct = ph
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let direct = open_line(&ph, &["PH", "CN"], &[&cn]).await;
     // A conference Viet Nam sequences: China's leaf there moves by a proposal Viet Nam commits.
-    let conference = vn
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "PH", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (c, line) in [(&cn, &direct), (&cn, &conference), (&ph, &conference)] {
-        eventually(WAIT, "the lines at every member's node", || async {
-            c.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
-        })
-        .await;
-    }
+    let conference = open_line(&vn, &["VN", "PH", "CN"], &[&cn, &ph]).await;
     let old_key = key_in_force(&ph, "CN").await;
 
     // 1,000 messages: 500 from China, whose key rotates, and 500 to it.
@@ -706,18 +660,8 @@ async fn a_node_restarted_mid_rotation_moves_to_its_new_keys_once_every_peer_hol
     let mut net = Net::start(&["PH", "CN", "VN"]);
     net.healthy().await;
     let (ph, vn) = (net.procs.client("PH"), net.procs.client("VN"));
-    let line = vn
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["VN", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let cn = net.procs.client("CN");
-    eventually(WAIT, "the line at China's node", || async {
-        cn.call(Method::GET, &format!("/api/v1/lines/{line}"), None).await.ok()
-    })
-    .await;
+    let line = open_line(&vn, &["VN", "CN"], &[&cn]).await;
     net.procs.kill("VN");
 
     // China rotates while Viet Nam's node is down: the version is in force at China and the

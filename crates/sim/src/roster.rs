@@ -683,41 +683,38 @@ impl World {
         }
     }
 
-    /// Hands `node` what `peer` sent it, in order, as the node's exchange does; returns whether
-    /// anything changed. A proposal the node keeps already with every signature it carries is
-    /// left out before the decision (which would find it unchanged), to spare the verification.
+    /// Hands `node` what `peer` sent it, in order, as the node's exchange does: the versions
+    /// until one does not take, then every proposal; exchanges again if anything changed.
     fn take(&mut self, node: usize, peer: usize, versions: Vec<RosterVersionFile>, proposals: Vec<RosterVersionFile>) {
-        let peer_code = self.nodes[peer].code.clone();
-        let actor = format!("member {peer_code}");
-        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
         let mut changed = false;
         for file in versions {
-            let now = self.nodes[node].now(self.now);
-            let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
-            match offered {
-                Offered::Applied(_) => {
-                    changed = true;
-                    self.applied(node);
-                }
+            match self.offer_from(node, peer, file) {
+                Offered::Applied(_) => changed = true,
                 Offered::Stale => {}
                 _ => break,
             }
         }
         for file in proposals {
-            let now = self.nodes[node].now(self.now);
-            let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
-            match offered {
-                Offered::Applied(_) => {
-                    changed = true;
-                    self.applied(node);
-                }
-                Offered::Kept { .. } => changed = true,
-                _ => {}
+            if matches!(self.offer_from(node, peer, file), Offered::Applied(_) | Offered::Kept { .. }) {
+                changed = true;
             }
         }
         if changed {
             self.exchange(node);
         }
+    }
+
+    /// Offers `node` a version or proposal `peer` handed it; one that took effect is applied.
+    fn offer_from(&mut self, node: usize, peer: usize, file: RosterVersionFile) -> Offered {
+        let peer_code = self.nodes[peer].code.clone();
+        let actor = format!("member {peer_code}");
+        let (limits, bugs) = (self.cfg.roster.limits, self.cfg.roster_bugs);
+        let now = self.nodes[node].now(self.now);
+        let offered = self.nodes[node].offer_roster(Some(&peer_code), &actor, file, &limits, bugs, now);
+        if matches!(offered, Offered::Applied(_)) {
+            self.applied(node);
+        }
+        offered
     }
 
     /// An exchange arriving at `to` from `from`: refused unless `to`'s roster takes `from`; the
