@@ -113,9 +113,12 @@ pub struct PinSet {
 }
 
 impl PinSet {
-    /// The member whose node holds the TLS key with this pin, if it is admitted at `now_ms`.
+    /// The member whose node holds the TLS key with this pin, if it is admitted at `now_ms`. A
+    /// pin in its overlap is its rotating member's even if a later version gave it to another
+    /// (a member's own entry may name any pin): the rotating member's node holds that key, and
+    /// no other can present it.
     pub fn member(&self, pin: &[u8; 32], now_ms: u64) -> Option<&MemberCode> {
-        self.current.get(pin).or_else(|| self.overlap.get(pin).filter(|(_, until)| now_ms < *until).map(|(m, _)| m))
+        self.overlap.get(pin).filter(|(_, until)| now_ms < *until).map(|(m, _)| m).or_else(|| self.current.get(pin))
     }
 
     /// The retired pins of `member` still admitted at `now_ms`.

@@ -312,3 +312,42 @@ async fn two_rotations_asked_at_once_make_one_and_the_other_finds_it_under_way()
     net.start_code("CN").await;
     assert!(net.node("CN").state.rotation().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_tls_pin_another_member_names_as_its_own_still_identifies_the_rotating_member() {
+    let net = Net::start(&["PH", "VN", "CN"]).await;
+    // CN rotates (at PH); its node, not moved yet, still presents its old TLS key.
+    let cn_key = keys_towards(&net, "CN", "PH").signing;
+    let old_pin = common::pin_of(&net, "CN");
+    let rotated = SigningKey::from_bytes(&[93; 32]);
+    let new_key = hex::encode(rotated.verifying_key().as_bytes());
+    let rotation = proposal(
+        &net,
+        "PH",
+        |f| {
+            let m = f.members.iter_mut().find(|m| m.code == "CN").unwrap();
+            m.signing_key = new_key;
+            m.tls_pin = hex::encode([7u8; 32]);
+        },
+        &[("CN", &cn_key), ("CN", &rotated)],
+    );
+    exchange(&net, "CN", "PH", body(vec![rotation])).await.unwrap();
+    // VN, hostile, names CN's retired pin in its own entry: its own signature is all that takes.
+    let vn_key = keys_towards(&net, "VN", "PH").signing;
+    let claim = proposal(
+        &net,
+        "PH",
+        |f| f.members.iter_mut().find(|m| m.code == "VN").unwrap().tls_pin = hex::encode(old_pin),
+        &[("VN", &vn_key)],
+    );
+    exchange(&net, "VN", "PH", body(vec![claim])).await.unwrap();
+    let ph = &net.node("PH").state;
+    assert_eq!(ph.roster_book().current.number, 3);
+    // CN's node, which alone holds that key, is still taken for CN's on a new connection: what
+    // it says is CN's, not VN's.
+    assert_eq!(ph.roster_member_by_pin(&old_pin), Some(code("CN")));
+    let said = serde_json::to_vec(&Exchange { number: 9, proposals: Vec::new() }).unwrap();
+    exchange(&net, "CN", "PH", said).await.unwrap();
+    assert_eq!(ph.peer_roster(&code("CN")), 9);
+    assert!(ph.peer_roster(&code("VN")) < 9, "CN's connection was taken for VN's");
+}
