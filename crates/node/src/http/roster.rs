@@ -355,6 +355,7 @@ pub async fn sign(
     responses((status = 200, body = ProposedView, description = "the version giving this member its new keys is in force"),
               (status = 403, body = ErrorBody, description = "`role`: only administrators rotate keys"),
               (status = 409, body = ErrorBody, description = "`rotation_under_way`: the node has not moved to the keys of the last rotation yet; `stale`: another version took effect meanwhile"),
+              (status = 500, body = ErrorBody, description = "`rotation_failed`: the new keys could not be written beside the key files"),
               (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
 pub async fn rotate(
     State(node): State<Arc<NodeState>>,
