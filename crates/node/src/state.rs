@@ -19,7 +19,7 @@ use adi_core::{
 };
 use adi_engine::roster::RosterBook;
 use adi_engine::Engine;
-use adi_store::{SqliteStore, Store, StoreConfig, StoreError, WriteFault};
+use adi_store::{SqlStore, Store, StoreConfig, StoreError, WriteFault};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{watch, Notify};
 
@@ -219,7 +219,7 @@ impl NodeState {
         config: &NodeConfig,
         book: RosterBook,
         engine: Engine,
-        store: SqliteStore,
+        store: SqlStore,
         seed: CoreSeed,
         keys: KeysAtStart,
     ) -> NodeState {
@@ -600,10 +600,10 @@ impl Link {
 }
 
 /// Opens a node's store from its configuration, for operator commands run beside the node.
-pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqliteStore> {
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqlStore> {
     let mut store_config = StoreConfig::new(&config.database, config.master_key);
     store_config.events_retained_max = config.runtime_limits.events_retained_max;
-    let store = SqliteStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+    let store = SqlStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
     // A database and journal made before files were kept private are narrowed to their owner.
     for suffix in ["", "-wal", "-shm"] {
         let mut path = config.database.clone().into_os_string();

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use adi_node::config::DisciplineSection;
-use adi_store::{MessageQuery, SqliteStore, Store, StoreConfig};
+use adi_store::{MessageQuery, SqlStore, Store, StoreConfig};
 use adi_wire::files::DeadlinesFile;
 use common::{eventually, get_list, open_line, wait_delivered, Net};
 use hyper::{Method, StatusCode};
@@ -199,7 +199,7 @@ async fn the_database_without_the_master_key_holds_no_message_content() {
     }
 
     // The same file opened with another key cannot read the contents.
-    let store = SqliteStore::open(StoreConfig::new(&cn_store_path, [9; 32])).unwrap();
+    let store = SqlStore::open(StoreConfig::new(&cn_store_path, [9; 32])).unwrap();
     let q = MessageQuery { limit: 10, by_precedence: true, ..MessageQuery::default() };
     let err = store.messages(&q).unwrap_err();
     assert!(err.to_string().contains("master key"), "{err}");

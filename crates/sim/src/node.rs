@@ -1,5 +1,5 @@
 //! One member's node in the simulation: the node's own engine (`adi_engine::Engine`, with the
-//! real core and its MLS groups inside) and the real store (`adi_store::SqliteStore`, a database
+//! real core and its MLS groups inside) and the real store (`adi_store::SqlStore`, a database
 //! file per node), driven as the tokio node drives them, with the simulated clock and network in
 //! place of tokio's. Everything between the core and the store (a batch's verdicts, held
 //! envelopes and their release, the outbox settled with back-off and jitter, timers,
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use adi_core::{Hotline, HotlineConfig, MemberCode, Record, Roster, WriteBatch};
 use adi_engine::roster::{forged_alarm, Decision, Refusal, RosterBook, RosterLimits};
 use adi_engine::{Engine, EngineConfig, LinkState, Received};
-use adi_store::{Claimed, OutboxItem, Outcome, RosterApplied, RosterProposalKept, SqliteStore, Store, StoreConfig};
+use adi_store::{Claimed, OutboxItem, Outcome, RosterApplied, RosterProposalKept, SqlStore, Store, StoreConfig};
 use adi_wire::batch::Verdict;
 use adi_wire::files::RosterVersionFile;
 use adi_wire::{Envelope, EnvelopeHash, LineId};
@@ -35,7 +35,7 @@ pub struct Link {
 /// A running node.
 pub struct Up {
     pub engine: Engine,
-    pub store: SqliteStore,
+    pub store: SqlStore,
     pub links: BTreeMap<usize, Link>,
     /// The core's next wake (its own clock) for which a tick is scheduled.
     pub tick_at: Option<u64>,
@@ -171,7 +171,7 @@ impl SimNode {
         first: &Roster,
         given: &[RosterVersionFile],
     ) -> Result<Vec<Record>, String> {
-        let store = SqliteStore::open(StoreConfig::new(&self.path, [7u8; 32])).map_err(|e| e.to_string())?;
+        let store = SqlStore::open(StoreConfig::new(&self.path, [7u8; 32])).map_err(|e| e.to_string())?;
         let wall = (sim_ms as i64 + self.wall_skew_ms).max(0) as u64;
         let book = roster_book(&store, first, given, wall)?;
         let restored = store.load(&self.code).map_err(|e| e.to_string())?;
@@ -426,12 +426,7 @@ impl SimNode {
 /// version, then the configuration's versions (`given`; recorded as the node records them where
 /// the store lacks them), then the versions the store applied, and the proposals it kept that
 /// still amend the version in force.
-fn roster_book(
-    store: &SqliteStore,
-    first: &Roster,
-    given: &[RosterVersionFile],
-    now: u64,
-) -> Result<RosterBook, String> {
+fn roster_book(store: &SqlStore, first: &Roster, given: &[RosterVersionFile], now: u64) -> Result<RosterBook, String> {
     let mut book = RosterBook::first(first)?;
     let stored: Vec<RosterVersionFile> = store
         .roster_versions()

@@ -1,4 +1,4 @@
-//! The store's write path: `SqliteStore::commit` of a batch of 1 and of 64 new message records
+//! The store's write path: `SqlStore::commit` of a batch of 1 and of 64 new message records
 //! with the change to the sender's MLS state, as a node commits what it sends, waited for until
 //! durable. The database is a real file in a temporary directory, opened as a node opens it (WAL,
 //! `synchronous=FULL`), so every commit includes an fsync; the figures depend on the disk.
@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use adi_core::{fixtures, Draft, Hotline, NewLine, WriteBatch};
-use adi_store::{Outcome, SqliteStore, Store, StoreConfig};
+use adi_store::{Outcome, SqlStore, Store, StoreConfig};
 use adi_wire::LineId;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use tempfile::TempDir;
@@ -50,8 +50,8 @@ impl Sender {
 }
 
 /// A fresh on-disk store for PH holding the line set-up, and PH's core ready to send on the line.
-fn store_with_line(dir: &TempDir) -> (SqliteStore, Sender) {
-    let store = SqliteStore::open(StoreConfig::new(dir.path().join("bench.db"), MASTER_KEY)).expect("the store opens");
+fn store_with_line(dir: &TempDir) -> (SqlStore, Sender) {
+    let store = SqlStore::open(StoreConfig::new(dir.path().join("bench.db"), MASTER_KEY)).expect("the store opens");
     let mut ph = fixtures::hotline("PH");
     let mut cn = fixtures::hotline("CN");
     let request = NewLine {

@@ -9,15 +9,85 @@
 
 #![forbid(unsafe_code)]
 
+mod group;
+mod postgres;
+mod read;
 pub mod seal;
+mod sql;
 mod sqlite;
+mod store;
+mod write;
+
+use std::path::PathBuf;
 
 use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sqlite::{CommitStats, SqliteStore, StoreConfig};
+pub use store::SqlStore;
+
+/// Settings of the store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The SQLite database's file, for the embedded store.
+    pub path: PathBuf,
+    /// The PostgreSQL database's address (`postgres://user@host:port/database`, or the key=value
+    /// form) for a store on PostgreSQL; the SQLite file at `path` when `None`.
+    pub postgres: Option<String>,
+    /// Most jobs grouped into one transaction.
+    pub group_len_max: usize,
+    /// Most idle reader connections kept open.
+    pub readers_max: usize,
+    /// How long a connection waits for a lock held by another process (an operator command).
+    pub busy_timeout_ms: u64,
+    /// How many of the newest events the live stream keeps for clients that reconnect.
+    pub events_retained_max: u64,
+    /// The node's master key, under which message contents are sealed at rest.
+    pub master_key: [u8; 32],
+    /// How long after a write the write-ahead log is checkpointed and truncated, so that spent
+    /// state (old MLS epoch secrets, settled rows) overwritten in the database does not live on
+    /// in the log (SQLite).
+    pub wal_wipe_ms: u64,
+    /// Free space the runtime's probe asks of the database's disk, beside its own write, before
+    /// the store takes writes again after a failure: several transactions' worth, so that a disk
+    /// with room for the probe alone (in the space a failed write left allocated) does not take
+    /// writes only to fail again at once (SQLite).
+    pub probe_headroom_bytes: usize,
+    /// How long the PostgreSQL store waits to connect, and for any one statement, before it
+    /// counts the database as failed.
+    pub connect_timeout_ms: u64,
+}
+
+impl StoreConfig {
+    /// The embedded store: a SQLite database at `path`.
+    pub fn new(path: impl Into<PathBuf>, master_key: [u8; 32]) -> Self {
+        StoreConfig {
+            master_key,
+            path: path.into(),
+            postgres: None,
+            group_len_max: 512,
+            readers_max: 8,
+            busy_timeout_ms: 5_000,
+            events_retained_max: 100_000,
+            wal_wipe_ms: 1_000,
+            probe_headroom_bytes: 1 << 20,
+            connect_timeout_ms: 5_000,
+        }
+    }
+
+    /// A store on the PostgreSQL database at `url`.
+    pub fn postgres(url: impl Into<String>, master_key: [u8; 32]) -> Self {
+        StoreConfig { postgres: Some(url.into()), ..StoreConfig::new(PathBuf::new(), master_key) }
+    }
+}
+
+/// How many jobs the writer has committed in how many transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitStats {
+    pub transactions: u64,
+    pub jobs: u64,
+}
 
 /// A storage failure. The runtime treats a failed commit as fatal for the request that caused it
 /// and reports it without internals.
@@ -498,9 +568,9 @@ impl<K> Page<K> {
         Page { from: None, limit }
     }
 
-    /// The limit as SQL takes it: -1 is none.
+    /// The limit as SQL takes it: the largest integer is none.
     pub(crate) fn sql_limit(&self) -> i64 {
-        i64::try_from(self.limit).unwrap_or(-1)
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Each contract is written once against the trait and takes the backend as a function that makes
 //! a fresh, empty store (and, for durability, one that reopens it). The entries at the bottom run
-//! every contract on SQLite; another backend adds one line per contract. A few checks that only
-//! make sense for SQLite (group commit, the writer waiting for a lock) sit with its entries.
+//! every contract on SQLite and on PostgreSQL: each PostgreSQL entry makes a database of its own
+//! on the server `ADI_TEST_POSTGRES` names (`postgres://postgres@127.0.0.1:5432` when unset) and
+//! drops it after. A few checks of one backend's own machinery (group commit, the writer waiting
+//! for a lock) sit with its entries.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -19,7 +21,7 @@ use adi_core::{
 };
 use adi_store::{
     CheckpointKey, InboxKey, MessageCursor, MessageQuery, MessageRow, Operator, Outcome, Page, QueueStat, RecipientRow,
-    Settlement, SqliteStore, Store, StoreConfig, TimeKey,
+    Settlement, SqlStore, Store, StoreConfig, TimeKey,
 };
 use adi_wire::batch::RefusalCode;
 use adi_wire::content::SignedContent;
@@ -940,10 +942,7 @@ fn failed_job_does_not_poison_its_group<P, S: Store, H>(
 
 /// Roster versions applied are read back in order with the time each was applied, and a start
 /// never takes up a time earlier than the latest version applied.
-fn roster_versions_keep_when_they_were_applied<S: Store>(
-    make: impl Fn() -> (TempDir, S),
-    reopen: impl Fn(&TempDir) -> S,
-) {
+fn roster_versions_keep_when_they_were_applied<P, S: Store>(make: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
     let (dir, store) = make();
     assert!(store.roster_applied_times().expect("read").is_empty());
     for (number, at) in [(2u64, 5_000u64), (3, 9_000)] {
@@ -973,14 +972,14 @@ fn sqlite_roster_versions_keep_when_they_were_applied() {
     roster_versions_keep_when_they_were_applied(sqlite, sqlite_reopen);
 }
 
-fn sqlite() -> (TempDir, SqliteStore) {
+fn sqlite() -> (TempDir, SqlStore) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = sqlite_reopen(&dir);
     (dir, store)
 }
 
-fn sqlite_reopen(dir: &TempDir) -> SqliteStore {
-    SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).expect("the store opens")
+fn sqlite_reopen(dir: &TempDir) -> SqlStore {
+    SqlStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).expect("the store opens")
 }
 
 #[test]
@@ -1121,7 +1120,7 @@ fn sqlite_failed_job_shares_a_transaction_without_poisoning_it() {
     let before = Cell::new(None);
     let (_dir, store) = failed_job_does_not_poison_its_group(sqlite, |store| {
         before.set(Some(store.commit_stats()));
-        WriteLock::hold(store.path())
+        WriteLock::hold(store.path().expect("a SQLite store"))
     });
     let before = before.get().expect("stats before");
     let after = store.commit_stats();
@@ -1175,11 +1174,122 @@ fn sqlite_group_commit() {
     assert_eq!(jobs, LINES as u64 * PER_LINE);
     assert!(transactions < jobs, "{jobs} jobs in {transactions} transactions: none grouped");
 
-    let other = SqliteStore::open(StoreConfig::new(store.path(), MASTER_KEY)).expect("a second store on the same file");
+    let other = SqlStore::open(StoreConfig::new(store.path().expect("a SQLite store"), MASTER_KEY))
+        .expect("a second store on the same file");
     assert_eq!(all_messages(&other).len(), LINES as usize * PER_LINE as usize);
     let loaded = other.load(&code("PH")).unwrap();
     assert_eq!(loaded.lines.len(), setups.len());
     let expected: Vec<OwnHead> =
         per_line.iter().map(|records| records.last().expect("records")).map(|r| head(r.line.id, "PH", r)).collect();
     assert_eq!(sorted_heads(loaded.heads), sorted_heads(expected));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// The PostgreSQL server the tests use, as an address without a database.
+fn pg_server() -> String {
+    std::env::var("ADI_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Runs a statement on the server's `postgres` database, as its administrator.
+fn pg_admin(sql: &str) {
+    let url = format!("{}/postgres", pg_server());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the PostgreSQL server at {url} (set ADI_TEST_POSTGRES): {e}"));
+        let served = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        drop(client);
+        let _ = served.await;
+    });
+}
+
+/// A database of its own on the test server, dropped with this value.
+struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("adi_contract_{}_{n}", std::process::id());
+        pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        pg_admin(&format!("CREATE DATABASE {name}"));
+        PgDatabase { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", pg_server(), self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn postgres() -> (PgDatabase, SqlStore) {
+    let db = PgDatabase::create();
+    let store = postgres_reopen(&db);
+    (db, store)
+}
+
+fn postgres_reopen(db: &PgDatabase) -> SqlStore {
+    SqlStore::open(StoreConfig::postgres(db.url(), MASTER_KEY)).expect("the store opens")
+}
+
+#[test]
+fn postgres_roster_versions_keep_when_they_were_applied() {
+    roster_versions_keep_when_they_were_applied(postgres, postgres_reopen);
+}
+
+#[test]
+fn postgres_commit_outcomes_and_idempotence() {
+    commit_outcomes_and_idempotence(postgres);
+}
+
+#[test]
+fn postgres_outbox_order_and_settlement() {
+    outbox_order_and_settlement(postgres);
+}
+
+#[test]
+fn postgres_durable_across_reopen() {
+    durable_across_reopen(postgres, postgres_reopen);
+}
+
+#[test]
+fn postgres_members_taken_off_are_remembered() {
+    members_taken_off_are_remembered(postgres, postgres_reopen);
+}
+
+#[test]
+fn postgres_own_envelopes_follow_their_chain() {
+    own_envelopes_follow_their_chain(postgres);
+}
+
+#[test]
+fn postgres_record_order_and_inbox_order() {
+    record_order_and_inbox_order(postgres);
+}
+
+#[test]
+fn postgres_every_list_pages() {
+    every_list_pages(postgres);
+}
+
+#[test]
+fn postgres_operators() {
+    operators(postgres);
+}
+
+#[test]
+fn postgres_failed_job_does_not_poison_its_group() {
+    failed_job_does_not_poison_its_group(postgres, |_| ());
 }

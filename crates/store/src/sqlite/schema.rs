@@ -5,9 +5,10 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{db, write};
+use super::{db, Lite};
 use crate::seal::Sealer;
 use crate::StoreError;
+use crate::{sql, write};
 
 const SCHEMA_VERSION: &str = "10";
 
@@ -317,7 +318,7 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     let mut version: String =
         conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0)).map_err(db)?;
     if version == SCHEMA_VERSION_WHOLE_MLS_STATE {
-        migrate_whole_mls_state(conn, sealer)?;
+        migrate_whole_mls_state(conn, sealer, path)?;
         version = SCHEMA_VERSION_NO_FORMS.to_string();
     }
     if version == SCHEMA_VERSION_NO_FORMS {
@@ -353,7 +354,7 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
 
 /// Moves the whole-state MLS snapshot of a version 4 database into one row per entry, in one
 /// transaction.
-fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(), StoreError> {
+fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(db)?;
     let legacy: Option<Vec<u8>> =
         tx.query_row("SELECT snapshot FROM mls_state WHERE id = 1", [], |row| row.get(0)).optional().map_err(db)?;
@@ -361,7 +362,7 @@ fn migrate_whole_mls_state(conn: &mut Connection, sealer: &Sealer) -> Result<(),
         let whole = sealer.open_column_bound("mls_state.snapshot", &sealed)?;
         let entries = adi_mls::decode_state(&whole).map_err(|e| StoreError::Corrupt(format!("mls_state: {e}")))?;
         let delta = adi_mls::StateDelta { put: entries.into_iter().collect(), delete: Vec::new() };
-        write::mls_delta(&tx, sealer, &delta).map_err(db)?;
+        write::mls_delta(&Lite::new(&tx, path), sealer, &delta).map_err(sql::db)?;
     }
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS mls_state; UPDATE meta SET value = '{SCHEMA_VERSION_NO_FORMS}' WHERE key = 'schema_version';"
@@ -617,12 +618,11 @@ pub(super) fn database_id(conn: &Connection) -> Result<String, rusqlite::Error> 
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
+    use crate::sql::params;
 
     use super::*;
     use crate::sqlite::tests::{fresh, on_writer, MASTER_KEY};
-    use crate::sqlite::{SqliteStore, StoreConfig};
-    use crate::Store;
+    use crate::{SqlStore, Store, StoreConfig};
 
     #[test]
     fn a_version_5_database_gains_the_form_columns_when_opened() {
@@ -634,7 +634,7 @@ mod tests {
             "ALTER TABLE envelopes DROP COLUMN form; ALTER TABLE envelopes DROP COLUMN ewg;
              UPDATE meta SET value = '5' WHERE key = 'schema_version';",
         );
-        let columns = |store: &SqliteStore| -> Vec<String> {
+        let columns = |store: &SqlStore| -> Vec<String> {
             store
                 .read(|c| {
                     c.prepare("SELECT name FROM pragma_table_info('envelopes')")?.query_map([], |r| r.get(0))?.collect()
@@ -643,7 +643,7 @@ mod tests {
         };
         assert!(!columns(&store).contains(&"form".to_string()));
         drop(store);
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         let cols = columns(&store);
         assert!(cols.contains(&"form".to_string()) && cols.contains(&"ewg".to_string()), "{cols:?}");
         let version: String = store
@@ -652,7 +652,7 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         drop(store);
         // Opened again, nothing changes.
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert_eq!(columns(&store), cols);
     }
 
@@ -667,7 +667,7 @@ mod tests {
             "ALTER TABLE operators DROP COLUMN token_expires_ms; UPDATE meta SET value = '8' WHERE key = 'schema_version';",
         );
         drop(store);
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert_eq!(store.operator_by_token(&[7; 32]).unwrap(), Some((duty, None)));
         let version: String = store
             .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
@@ -684,7 +684,7 @@ mod tests {
             &store,
             "ALTER TABLE recipients DROP COLUMN refusal; UPDATE meta SET value = '6' WHERE key = 'schema_version';",
         );
-        let columns = |store: &SqliteStore| -> Vec<String> {
+        let columns = |store: &SqlStore| -> Vec<String> {
             store
                 .read(|c| {
                     c.prepare("SELECT name FROM pragma_table_info('recipients')")?
@@ -695,7 +695,7 @@ mod tests {
         };
         assert!(!columns(&store).contains(&"refusal".to_string()));
         drop(store);
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert!(columns(&store).contains(&"refusal".to_string()));
         let version: String = store
             .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
@@ -716,7 +716,7 @@ mod tests {
              UPDATE meta SET value = '7' WHERE key = 'schema_version';",
         );
         drop(store);
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         let direct: Vec<(Vec<u8>, bool)> = store
             .read(|c| {
                 c.prepare("SELECT id, direct FROM lines ORDER BY id")?
@@ -741,7 +741,7 @@ mod tests {
         member.key_packages(2).unwrap();
         let whole = member.snapshot().unwrap();
         // The database as version 4 left it: one sealed snapshot of the whole state.
-        let sealed = store.inner.sealer.seal_column_bound("mls_state.snapshot", &whole);
+        let sealed = store.sealer().seal_column_bound("mls_state.snapshot", &whole);
         on_writer(
             &store,
             "CREATE TABLE mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
@@ -756,7 +756,7 @@ mod tests {
             .unwrap();
         drop(store);
 
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         let mut expected: Vec<(Vec<u8>, Vec<u8>)> = adi_mls::decode_state(&whole).unwrap().into_iter().collect();
         expected.sort();
         assert!(expected.len() > 2);
@@ -777,7 +777,7 @@ mod tests {
         drop(store);
 
         // Opened again, nothing changes; the member restored from the entries is the one saved.
-        let store = SqliteStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         let entries = store.mls_state().unwrap();
         assert_eq!(entries, expected);
         let restored =
@@ -791,7 +791,7 @@ mod tests {
     /// by a principal, a decision and an answer with a reason, a reviewed translation, an alarm
     /// acknowledged and cleared, a draft released, an MLS entry, and a KeyPackage claimed and
     /// used.
-    fn populated() -> (tempfile::TempDir, SqliteStore) {
+    fn populated() -> (tempfile::TempDir, SqlStore) {
         use adi_core::{fixtures, AlarmChange, AlarmKind, AlarmOp, Concurrence, Decision, Draft, NewLine, Translation};
         let (dir, store) = fresh();
         let line = adi_wire::LineId([9; 16]);
@@ -874,7 +874,7 @@ mod tests {
     }
 
     /// Everything the store reads back of what [`populated`] wrote.
-    fn read_back(store: &SqliteStore) -> String {
+    fn read_back(store: &SqlStore) -> String {
         let me = adi_core::MemberCode::parse("PH").unwrap();
         let all = crate::MessageQuery { limit: 100, ..crate::MessageQuery::default() };
         let messages = store.messages(&all).unwrap();
@@ -898,31 +898,38 @@ mod tests {
 
     /// Seals every value of `store` as schema version 9 did, bound to its column only, and puts
     /// back in the clear what version 9 kept so.
-    fn as_version_9(store: &SqliteStore) {
-        let sealer = store.inner.sealer.clone();
+    fn as_version_9(store: &SqlStore) {
+        let sealer = store.sealer().clone();
         store
             .submit_job(true, move |c| {
-                use rusqlite::types::Value;
+                use crate::sql::Value;
                 for (table, key, columns) in SEALED_ROWS {
                     let order = if *table == "mls_entries" { "key" } else { "rowid" };
                     let cols: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
                     let sql = format!("SELECT {order}, {}, {} FROM {table}", key.join(", "), cols.join(", "));
                     let n = 1 + key.len() + cols.len();
-                    let rows: Vec<Vec<Value>> = c
-                        .prepare(&sql)?
-                        .query_map([], |row| (0..n).map(|i| row.get::<_, Value>(i)).collect())?
-                        .collect::<Result<_, _>>()?;
+                    let rows: Vec<Vec<Value>> =
+                        c.prepare(&sql)?.query_map([], |row| Ok(row.0[..n].to_vec()))?.collect::<Result<_, _>>()?;
                     for row in rows {
-                        let row_key = row_key(table, &row[1..1 + key.len()]).unwrap();
+                        let keys: Vec<rusqlite::types::Value> = row[1..1 + key.len()]
+                            .iter()
+                            .map(|v| match v {
+                                Value::Int(i) => rusqlite::types::Value::Integer(*i),
+                                Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                                Value::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+                                _ => rusqlite::types::Value::Null,
+                            })
+                            .collect();
+                        let row_key = row_key(table, &keys).unwrap();
                         for ((column, was), value) in columns.iter().zip(&row[1 + key.len()..]) {
-                            let Value::Blob(v) = value else { continue };
+                            let Value::Bytes(v) = value else { continue };
                             let label = format!("{table}.{column}");
                             let plain = sealer.open(&label, &row_key, v).unwrap();
                             let old = match was {
-                                Was::Sealed if *table == "mls_entries" => Value::Blob(
+                                Was::Sealed if *table == "mls_entries" => Value::Bytes(
                                     sealer.seal_column_bound(&write::mls_entry_label_column_bound(&row_key), &plain),
                                 ),
-                                Was::Sealed => Value::Blob(sealer.seal_column_bound(&label, &plain)),
+                                Was::Sealed => Value::Bytes(sealer.seal_column_bound(&label, &plain)),
                                 Was::Clear => Value::Text(String::from_utf8(plain).unwrap()),
                             };
                             c.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE {order} = ?2"), params![old, row[0]])?;
@@ -952,7 +959,7 @@ mod tests {
             "the version 9 database holds the title in the clear"
         );
 
-        let store = SqliteStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).unwrap();
+        let store = SqlStore::open(StoreConfig::new(dir.path().join("adi.db"), MASTER_KEY)).unwrap();
         assert_eq!(read_back(&store), before, "the migration changes nothing the store reads");
         let version: String = store
             .read(|c| c.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)))
@@ -993,7 +1000,7 @@ mod tests {
         // The quota still counts the claim made before the upgrade, by a blind index.
         let peer: Vec<u8> =
             store.read(|c| c.query_row("SELECT peer FROM key_package_claims", [], |r| r.get(0))).unwrap();
-        assert_eq!(peer, store.inner.sealer.blind("key_package_claims.peer", b"CN"));
+        assert_eq!(peer, store.sealer().blind("key_package_claims.peer", b"CN"));
         let cn = adi_core::MemberCode::parse("CN").unwrap();
         let again = store.claim_key_package(&cn, T0 + 13, 1).wait_blocking().unwrap();
         assert!(matches!(again, crate::Claimed::OverQuota { claims: 1 }), "{again:?}");

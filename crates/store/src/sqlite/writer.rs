@@ -10,86 +10,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use rusqlite::{Transaction, TransactionBehavior};
 
-use super::{connect, db, lock, schema, Shared};
-use crate::{StoreError, WriteFault};
-
-/// A unit of work for the writer, with the way to answer it.
-trait Work: Send {
-    /// Runs in the group's transaction, in a savepoint of its own. An error returned is a storage
-    /// fault that fails the whole group; a refusal of this job alone (a constraint, a missing row)
-    /// is kept for its answer, and its savepoint is rolled back.
-    fn run(&mut self, tx: &mut Transaction<'_>) -> Result<(), rusqlite::Error>;
-    /// Answers once the group's transaction has committed, or with the reason it did not.
-    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
-}
-
-/// A job's work, its result once run, and where its answer goes.
-struct Task<T, F> {
-    work: Option<F>,
-    output: Option<Result<T, StoreError>>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
-}
-
-impl<T, F> Work for Task<T, F>
-where
-    T: Send,
-    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send,
-{
-    fn run(&mut self, tx: &mut Transaction<'_>) -> Result<(), rusqlite::Error> {
-        let Some(work) = self.work.take() else { return Ok(()) };
-        let sp = tx.savepoint()?;
-        match work(&sp) {
-            Ok(v) => {
-                sp.commit()?;
-                self.output = Some(Ok(v));
-                Ok(())
-            }
-            // Dropping the savepoint rolls it back; the group fails with the fault.
-            Err(e) if is_fault(&e) => Err(e),
-            Err(e) => {
-                // Dropping the savepoint rolls this job back alone.
-                drop(sp);
-                self.output = Some(Err(db(e)));
-                Ok(())
-            }
-        }
-    }
-
-    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
-        let output = self.output;
-        let _ = self.reply.send(committed.and_then(|()| output.unwrap_or(Err(StoreError::Closed))));
-    }
-}
-
-/// A write submitted to the writer.
-pub(super) struct Job {
-    /// The store's generation when the write was submitted.
-    generation: u64,
-    /// Whether it runs even while writes are refused: the runtime's probe.
-    probe: bool,
-    work: Box<dyn Work>,
-}
-
-impl Job {
-    /// A write of `work`, submitted in `generation`, whose answer goes to `reply` once the
-    /// transaction holding it committed (or failed).
-    pub(super) fn new<T, F>(generation: u64, probe: bool, work: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Job
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    {
-        Job { generation, probe, work: Box::new(Task { work: Some(work), output: None, reply }) }
-    }
-}
+use super::{connect, schema, Lite, Shared};
+use crate::group::{self, lock, Job, Ran};
+use crate::WriteFault;
 
 /// Starts the writer thread on the connection the store was opened with; it runs the jobs sent on
 /// `rx` until every sender is gone.
 pub(super) fn spawn(
     shared: Arc<Shared>,
-    conn: Connection,
+    conn: rusqlite::Connection,
     rx: mpsc::Receiver<Job>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     let group_len_max = shared.config.group_len_max;
@@ -102,7 +33,7 @@ pub(super) fn spawn(
 /// ([`Fence::release`](super::Fence::release)), and opened again for the next write.
 struct Writer {
     shared: Arc<Shared>,
-    conn: Option<Connection>,
+    conn: Option<rusqlite::Connection>,
 }
 
 fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<Job>, group_len_max: usize, wipe: std::time::Duration) {
@@ -147,17 +78,7 @@ impl Writer {
     /// Runs the jobs that may run in one transaction and answers every job; returns whether a
     /// transaction committed.
     fn run_group(&mut self, jobs: Vec<Job>) -> bool {
-        let refused = lock(&self.shared.fence).refused.clone();
-        let mut run = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            match &refused {
-                Some((through, fault)) if !job.probe && job.generation <= *through => {
-                    let generation = job.generation;
-                    job.work.answer(Err(StoreError::Unwritable { fault: fault.clone(), generation }));
-                }
-                _ => run.push(job),
-            }
-        }
+        let mut run = group::admit(&self.shared.fence, jobs);
         if run.is_empty() {
             return false;
         }
@@ -176,30 +97,12 @@ impl Writer {
         if probing && lock(&self.shared.fence).release {
             self.release_files();
         }
-        match committed {
-            Ok(()) => {
-                // Counted before anyone hears "done", so the statistics include every answered job.
-                self.shared.stats.transactions.fetch_add(1, Ordering::Relaxed);
-                self.shared.stats.jobs.fetch_add(run.len() as u64, Ordering::Relaxed);
-                for job in run {
-                    job.work.answer(Ok(()));
-                }
-                true
-            }
-            Err(fault) => {
-                if run.iter().all(|job| job.probe) {
-                    tracing::debug!(%fault, "the probe failed; writes stay refused");
-                } else {
-                    tracing::error!(%fault, jobs = run.len(), "a group commit failed; writes are refused until resumed");
-                }
-                self.fail(&fault);
-                for job in run {
-                    let generation = job.generation;
-                    job.work.answer(Err(StoreError::Unwritable { fault: fault.clone(), generation }));
-                }
-                false
-            }
+        if let Err(fault) = &committed {
+            self.fail(fault);
         }
+        let ok = committed.is_ok();
+        group::answer(&self.shared.stats, &self.shared.fence, run, committed);
+        ok
     }
 
     /// Runs jobs in one transaction and commits it. Any error leaves nothing of the group behind:
@@ -213,9 +116,9 @@ impl Writer {
         // its first write instead.
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fault)?;
         for job in jobs.iter_mut() {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job.work.run(&mut tx))) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| run_job(job, &mut tx, &path))) {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(fault(e)),
+                Ok(Err(fault)) => return Err(fault),
                 Err(_) => return Err(WriteFault::Failed("a write failed unexpectedly".into())),
             }
             // A statement that met a storage fault may have rolled the whole transaction back:
@@ -231,7 +134,7 @@ impl Writer {
     }
 
     /// The writer's connection, opened again if a failure closed it.
-    fn connection(&mut self) -> Result<&mut Connection, WriteFault> {
+    fn connection(&mut self) -> Result<&mut rusqlite::Connection, WriteFault> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => reopen(&self.shared)?,
@@ -245,7 +148,6 @@ impl Writer {
     /// now on (the writer's at the next probe).
     fn fail(&mut self, fault: &WriteFault) {
         let mut fence = lock(&self.shared.fence);
-        fence.refused = Some((fence.generation, fault.clone()));
         if *fault != WriteFault::DiskFull {
             fence.release = true;
         }
@@ -274,9 +176,21 @@ impl Writer {
     }
 }
 
+/// Runs one job in a savepoint of its own: released if it ran, rolled back if it was refused alone.
+/// A fault fails the whole group (dropping the savepoint rolls it back).
+fn run_job(job: &mut Job, tx: &mut Transaction<'_>, path: &Path) -> Result<(), WriteFault> {
+    let sp = tx.savepoint().map_err(|e| fault_of(&e, path))?;
+    match job.run(&Lite::new(&sp, path)) {
+        Ran::Done => sp.commit().map_err(|e| fault_of(&e, path)),
+        // Dropping the savepoint rolls this job back alone.
+        Ran::Refused => Ok(()),
+        Ran::Fault(fault) => Err(fault),
+    }
+}
+
 /// Opens the database again after a failure closed its connection: never creating it (a missing
 /// file is a failure, not a new empty database), and only if it is the database first opened.
-fn reopen(shared: &Shared) -> Result<Connection, WriteFault> {
+fn reopen(shared: &Shared) -> Result<rusqlite::Connection, WriteFault> {
     let path = &shared.config.path;
     let conn = connect(&shared.config, false).map_err(|e| fault_of(&e, path))?;
     let id = schema::database_id(&conn).map_err(|e| fault_of(&e, path))?;
@@ -287,7 +201,7 @@ fn reopen(shared: &Shared) -> Result<Connection, WriteFault> {
 }
 
 /// The id of the newest event stored, 0 if none.
-pub(super) fn newest_event(conn: &Connection) -> Result<u64, rusqlite::Error> {
+pub(super) fn newest_event(conn: &rusqlite::Connection) -> Result<u64, rusqlite::Error> {
     conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events")?
         .query_row([], |row| row.get::<_, i64>(0))
         .map(|id| id.max(0) as u64)
@@ -295,7 +209,7 @@ pub(super) fn newest_event(conn: &Connection) -> Result<u64, rusqlite::Error> {
 
 /// Whether an error means the database could not be written (which fails a whole group), rather
 /// than a refusal of one job's content.
-fn is_fault(e: &rusqlite::Error) -> bool {
+pub(super) fn is_fault(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
     matches!(
         e.sqlite_error_code(),
@@ -317,7 +231,7 @@ fn is_fault(e: &rusqlite::Error) -> bool {
 /// Names the cause of a failed write. SQLite reports a full disk and a read-only database by
 /// code, but a filesystem turned read-only under an open connection, or a disk found full only
 /// at fsync, as an I/O error or a locking failure: the system is then asked directly.
-fn fault_of(e: &rusqlite::Error, path: &Path) -> WriteFault {
+pub(super) fn fault_of(e: &rusqlite::Error, path: &Path) -> WriteFault {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => WriteFault::DiskFull,
         Some(rusqlite::ErrorCode::ReadOnly) => WriteFault::ReadOnly,
@@ -367,15 +281,16 @@ mod tests {
 
     use adi_core::{AlarmChange, AlarmKind, AlarmOp, MemberCode, WriteBatch};
     use adi_wire::LineId;
-    use rusqlite::params;
 
     use super::*;
+    use crate::sql::params;
     use crate::sqlite::tests::{fresh, on_writer};
-    use crate::sqlite::SqliteStore;
+    use crate::SqlStore;
+    use crate::StoreError;
     use crate::{Pending, Store};
 
     /// A write of `bytes` random bytes to the `meta` table.
-    fn fill(store: &SqliteStore, key: &str, bytes: usize) -> Pending<()> {
+    fn fill(store: &SqlStore, key: &str, bytes: usize) -> Pending<()> {
         let key = key.to_string();
         store.submit(move |c| {
             c.execute("INSERT INTO meta (key, value) VALUES (?1, hex(randomblob(?2)))", params![key, bytes as i64])?;
@@ -466,8 +381,8 @@ mod tests {
     #[test]
     fn a_read_only_database_is_closed_and_opened_again_never_created() {
         let (dir, store) = fresh();
-        let path = store.path().to_path_buf();
-        let count = |store: &SqliteStore| {
+        let path = store.path().expect("a SQLite store").to_path_buf();
+        let count = |store: &SqlStore| {
             store.read(|c| c.query_row("SELECT COUNT(*) FROM meta", [], |row| row.get::<_, i64>(0))).expect("a read")
         };
         fill(&store, "before", 10).wait_blocking().expect("a write");
@@ -478,7 +393,7 @@ mod tests {
         assert_eq!(count(&store), before, "reads go on");
         // The files are let go of: by the readers after use, by the writer at the probe, which
         // opens the database afresh (the connection that was read-only is gone).
-        assert!(lock(&store.inner.shared.readers).is_empty(), "no reader connection is kept");
+        assert!(lock(&store.sqlite().shared.readers).is_empty(), "no reader connection is kept");
         store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking().expect("the probe commits");
         assert_eq!(refused(fill(&store, "refused", 1).wait_blocking()).0, WriteFault::ReadOnly, "not resumed");
 
@@ -500,7 +415,7 @@ mod tests {
 
         // Another database in its place is not taken for it.
         let (_other_dir, other) = fresh();
-        let other_path = other.path().to_path_buf();
+        let other_path = other.path().expect("a SQLite store").to_path_buf();
         drop(other);
         std::fs::copy(&other_path, &path).expect("another database put in its place");
         let probe = store.probe(vec![storage_alarm(AlarmOp::Raise, 1)]).wait_blocking();
@@ -519,6 +434,6 @@ mod tests {
         store.resume();
         fill(&store, "after", 1).wait_blocking().expect("a write after the store resumed");
         assert_eq!(count(&store), before + 2, "the probes' count and the write after");
-        assert_eq!(lock(&store.inner.shared.readers).len(), 1);
+        assert_eq!(lock(&store.sqlite().shared.readers).len(), 1);
     }
 }

@@ -1,12 +1,12 @@
 //! Queries of the SQLite backend, each on a reader connection (or inside the writer's
 //! transaction, for the few that writes need).
 
+use crate::sql::{self, params, Connection, OptionalExtension};
 use adi_core::line::Scope;
 use adi_core::{
     Evidence, HeldEnvelope, Line, MemberCode, OwnHead, PendingAck, Precedence, Removal, Restored, Side, StoredRemoval,
 };
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::seal::{row_id, row_pair, Sealer};
 
@@ -17,56 +17,61 @@ use crate::{
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
-pub(super) fn role_of(v: String) -> Result<adi_core::Role, rusqlite::Error> {
-    adi_core::Role::parse(&v).ok_or_else(|| super::invariant(format!("an operator's stored role '{v}' is no role")))
+pub(crate) fn role_of(v: String) -> Result<adi_core::Role, sql::Error> {
+    adi_core::Role::parse(&v).ok_or_else(|| sql::invariant(format!("an operator's stored role '{v}' is no role")))
 }
 
-fn recipient_state_of(v: String) -> Result<adi_core::RecipientState, rusqlite::Error> {
+fn recipient_state_of(v: String) -> Result<adi_core::RecipientState, sql::Error> {
     adi_core::RecipientState::parse(&v)
-        .ok_or_else(|| super::invariant(format!("a stored recipient state '{v}' is no state")))
+        .ok_or_else(|| sql::invariant(format!("a stored recipient state '{v}' is no state")))
 }
 
-fn receipt_kind_of(v: String) -> Result<adi_core::ReceiptKind, rusqlite::Error> {
-    adi_core::ReceiptKind::parse(&v).ok_or_else(|| super::invariant(format!("a stored receipt kind '{v}' is no kind")))
+fn receipt_kind_of(v: String) -> Result<adi_core::ReceiptKind, sql::Error> {
+    adi_core::ReceiptKind::parse(&v).ok_or_else(|| sql::invariant(format!("a stored receipt kind '{v}' is no kind")))
 }
 
-fn alarm_kind_of(v: String) -> Result<adi_core::AlarmKind, rusqlite::Error> {
-    adi_core::AlarmKind::parse(&v).ok_or_else(|| super::invariant(format!("a stored alarm kind '{v}' is no kind")))
+fn alarm_kind_of(v: String) -> Result<adi_core::AlarmKind, sql::Error> {
+    adi_core::AlarmKind::parse(&v).ok_or_else(|| sql::invariant(format!("a stored alarm kind '{v}' is no kind")))
 }
 
-fn corrupt(what: &str) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnName(format!("corrupt stored value: {what}"))
+fn corrupt(what: &str) -> sql::Error {
+    sql::Error::Corrupt(format!("corrupt stored value: {what}"))
 }
 
-fn hash_of(v: Vec<u8>) -> Result<EnvelopeHash, rusqlite::Error> {
+fn hash_of(v: Vec<u8>) -> Result<EnvelopeHash, sql::Error> {
     v.as_slice().try_into().map(EnvelopeHash).map_err(|_| corrupt("envelope hash"))
 }
 
-fn opt_hash_of(v: Option<Vec<u8>>) -> Result<Option<EnvelopeHash>, rusqlite::Error> {
+fn opt_hash_of(v: Option<Vec<u8>>) -> Result<Option<EnvelopeHash>, sql::Error> {
     v.map(hash_of).transpose()
 }
 
-fn line_id_of(v: Vec<u8>) -> Result<LineId, rusqlite::Error> {
+fn line_id_of(v: Vec<u8>) -> Result<LineId, sql::Error> {
     v.as_slice().try_into().map(LineId).map_err(|_| corrupt("line id"))
 }
 
-fn code_of(s: String) -> Result<MemberCode, rusqlite::Error> {
+fn code_of(s: String) -> Result<MemberCode, sql::Error> {
     MemberCode::parse(&s).map_err(|_| corrupt("member code"))
 }
 
 /// Opens a sealed column value of the row whose primary key is `row`, inside a row mapper.
-fn open(s: &Sealer, label: &str, row: &[u8], v: Option<Vec<u8>>) -> Result<Option<String>, rusqlite::Error> {
+fn open(s: &Sealer, label: &str, row: &[u8], v: Option<Vec<u8>>) -> Result<Option<String>, sql::Error> {
     v.map(|v| open_text(s, label, row, v)).transpose()
 }
 
 /// Opens a sealed text of the row whose primary key is `row`.
-pub(super) fn open_text(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<String, rusqlite::Error> {
-    s.open_str(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
+pub(crate) fn open_text(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<String, sql::Error> {
+    s.open_str(label, row, &v).map_err(|e| sql::Error::Corrupt(e.to_string()))
 }
 
 /// Opens a sealed value of the row whose key is `row`.
-pub(super) fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<Vec<u8>, rusqlite::Error> {
-    s.open(label, row, &v).map_err(|e| rusqlite::Error::InvalidColumnName(e.to_string()))
+pub(crate) fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Result<Vec<u8>, sql::Error> {
+    s.open(label, row, &v).map_err(|e| sql::Error::Corrupt(e.to_string()))
+}
+
+/// A limit as SQL takes it: the largest integer is none.
+fn limit_of(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn u(v: i64) -> u64 {
@@ -77,7 +82,7 @@ fn opt_u(v: Option<i64>) -> Option<u64> {
     v.map(u)
 }
 
-pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restored, rusqlite::Error> {
+pub(crate) fn load(c: &Connection<'_>, s: &Sealer, me: &MemberCode) -> Result<Restored, sql::Error> {
     let mut stmt =
         c.prepare_cached("SELECT id, scope, title, home, members, created_ms, direct, taken_ms FROM lines")?;
     let lines = stmt
@@ -121,10 +126,10 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
         let bytes =
             open_bytes(s, "envelopes.bytes", &h.hash.0, stmt.query_row(params![&h.hash.0[..]], |row| row.get(0))?)?;
         let decoded = adi_wire::Envelope::decode(&bytes, usize::MAX, usize::MAX)
-            .map_err(|e| super::invariant(format!("the head of {}'s chain on {}: {e}", h.sender, h.line)))?;
+            .map_err(|e| sql::invariant(format!("the head of {}'s chain on {}: {e}", h.sender, h.line)))?;
         let b = decoded.body();
         if decoded.hash() != h.hash || b.line != h.line || b.sender != h.sender.as_str() || b.seq != h.seq {
-            return Err(super::invariant(format!(
+            return Err(sql::invariant(format!(
                 "the head of {}'s chain on {} is stored as #{} {}, but its bytes are {}'s #{} {} on {}",
                 h.sender,
                 h.line,
@@ -168,11 +173,11 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
     let known =
         stmt.query_map([], |row| Ok((line_id_of(row.get(0)?)?, code_of(row.get(1)?)?)))?.collect::<Result<_, _>>()?;
     let latest_ms: i64 = c.query_row(
-        "SELECT MAX(COALESCE((SELECT MAX(received_ms) FROM envelopes), 0),
-                    COALESCE((SELECT MAX(at_ms) FROM events), 0),
-                    COALESCE((SELECT MAX(applied_ms) FROM roster_versions), 0))",
+        "SELECT COALESCE((SELECT MAX(received_ms) FROM envelopes), 0),
+                COALESCE((SELECT MAX(at_ms) FROM events), 0),
+                COALESCE((SELECT MAX(applied_ms) FROM roster_versions), 0)",
         [],
-        |row| row.get(0),
+        |row| Ok(row.get::<_, i64>(0)?.max(row.get(1)?).max(row.get(2)?)),
     )?;
     let mut stmt = c.prepare_cached("SELECT line, member, seq, hash, readded_epoch FROM removals")?;
     let removals = stmt
@@ -193,7 +198,7 @@ pub(super) fn load(c: &Connection, s: &Sealer, me: &MemberCode) -> Result<Restor
 }
 
 /// Every entry of the stored MLS state, opened.
-pub(super) fn mls_entries(c: &Connection, s: &Sealer) -> Result<adi_mls::StateEntries, rusqlite::Error> {
+pub(crate) fn mls_entries(c: &Connection<'_>, s: &Sealer) -> Result<adi_mls::StateEntries, sql::Error> {
     let mut stmt = c.prepare_cached("SELECT key, value FROM mls_entries ORDER BY key")?;
     let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
     rows.map(|r| {
@@ -204,7 +209,7 @@ pub(super) fn mls_entries(c: &Connection, s: &Sealer) -> Result<adi_mls::StateEn
     .collect()
 }
 
-fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<PendingAck, rusqlite::Error> {
+fn pending_row(s: &Sealer, row: &sql::Row, side: Side) -> Result<PendingAck, sql::Error> {
     let precedence: String = row.get(4)?;
     let message = hash_of(row.get(1)?)?;
     Ok(PendingAck {
@@ -220,19 +225,19 @@ fn pending_row(s: &Sealer, row: &rusqlite::Row<'_>, side: Side) -> Result<Pendin
     })
 }
 
-pub(super) fn outbox(
-    c: &Connection,
+pub(crate) fn outbox(
+    c: &Connection<'_>,
     s: &Sealer,
     peer: &MemberCode,
     now_ms: u64,
     limit: usize,
-) -> Result<Vec<OutboxItem>, rusqlite::Error> {
+) -> Result<Vec<OutboxItem>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT o.hash, o.priority, e.bytes, o.attempts FROM outbox o JOIN envelopes e ON e.hash = o.hash
          WHERE o.peer = ?1 AND o.next_try_ms <= ?2 ORDER BY o.priority, o.id LIMIT ?3",
     )?;
     let rows = stmt
-        .query_map(params![peer.as_str(), now_ms as i64, limit as i64], |row| {
+        .query_map(params![peer.as_str(), now_ms as i64, limit_of(limit)], |row| {
             let hash = hash_of(row.get(0)?)?;
             Ok(OutboxItem {
                 hash,
@@ -245,13 +250,13 @@ pub(super) fn outbox(
     Ok(rows)
 }
 
-pub(super) fn outbox_next_due(c: &Connection, peer: &MemberCode) -> Result<Option<u64>, rusqlite::Error> {
+pub(crate) fn outbox_next_due(c: &Connection<'_>, peer: &MemberCode) -> Result<Option<u64>, sql::Error> {
     c.prepare_cached("SELECT MIN(next_try_ms) FROM outbox WHERE peer = ?1")?
         .query_row(params![peer.as_str()], |row| row.get::<_, Option<i64>>(0))
         .map(opt_u)
 }
 
-pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Error> {
+pub(crate) fn queue_stats(c: &Connection<'_>) -> Result<Vec<QueueStat>, sql::Error> {
     let mut stmt =
         c.prepare_cached("SELECT peer, COUNT(*), MIN(enqueued_ms) FROM outbox GROUP BY peer ORDER BY peer")?;
     let rows = stmt
@@ -265,7 +270,7 @@ pub(super) fn queue_stats(c: &Connection) -> Result<Vec<QueueStat>, rusqlite::Er
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
     caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg";
 
-fn message_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<MessageRow, rusqlite::Error> {
+fn message_row(s: &Sealer, row: &sql::Row) -> Result<MessageRow, sql::Error> {
     let hash = hash_of(row.get(0)?)?;
     let k = &hash.0;
     Ok(MessageRow {
@@ -312,30 +317,26 @@ fn keep_sender_order(rows: Vec<MessageRow>) -> Vec<MessageRow> {
     }
 }
 
-pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<Vec<MessageRow>, rusqlite::Error> {
+pub(crate) fn messages(c: &Connection<'_>, s: &Sealer, q: &MessageQuery) -> Result<Vec<MessageRow>, sql::Error> {
     // The record keeps each sender's order (sequence numbers); the inbox puts urgency first.
     let order = if q.by_precedence { "priority, created_ms, arrival" } else { "created_ms, sender, seq" };
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE kind = 'message'
-           AND (?1 IS NULL OR line = ?1) AND (?2 IS NULL OR sender <> ?2)
-           AND (?4 IS NULL OR (priority, created_ms, arrival) > (?4, ?5, ?6))
+           AND (line = ?1 OR ?1 IS NULL) AND (sender <> ?2 OR ?2 IS NULL)
+           AND ((priority, created_ms, arrival) > (?4, ?5, ?6) OR ?4 IS NULL)
          ORDER BY {order} LIMIT ?3"
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let line = q.line.map(|l| l.0.to_vec());
     let not_from = q.not_from.as_ref().map(|m| m.to_string());
     // The record order is only known once every row is read (a sender's clock may have stepped
-    // back), so the limit applies after it; -1 is no limit to SQLite.
-    let sql_limit = if q.by_precedence { q.limit as i64 } else { -1 };
+    // back), so the limit applies after it.
+    let sql_limit = if q.by_precedence { limit_of(q.limit) } else { i64::MAX };
     let after = q.inbox_after();
-    let args = (
-        line,
-        not_from,
-        sql_limit,
-        after.map(|k| k.priority),
-        after.map(|k| i64::try_from(k.created_ms).unwrap_or(i64::MAX)),
-        after.map(|k| i64::try_from(k.arrival).unwrap_or(i64::MAX)),
-    );
+    let priority = after.map(|k| k.priority);
+    let created_ms = after.map(|k| i64::try_from(k.created_ms).unwrap_or(i64::MAX));
+    let arrival = after.map(|k| i64::try_from(k.arrival).unwrap_or(i64::MAX));
+    let args = params![line, not_from, sql_limit, priority, created_ms, arrival];
     let rows = stmt.query_map(args, |r| message_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(if q.by_precedence {
         rows
@@ -346,29 +347,24 @@ pub(super) fn messages(c: &Connection, s: &Sealer, q: &MessageQuery) -> Result<V
     })
 }
 
-pub(super) fn message(c: &Connection, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<MessageRow>, rusqlite::Error> {
+pub(crate) fn message(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<MessageRow>, sql::Error> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE hash = ?1 AND kind = 'message'");
     c.prepare_cached(&sql)?.query_row(params![&hash.0[..]], |r| message_row(s, r)).optional()
 }
 
-pub(super) fn envelope_at(
-    c: &Connection,
+pub(crate) fn envelope_at(
+    c: &Connection<'_>,
     line: &LineId,
     sender: &str,
     seq: u64,
-) -> Result<Option<EnvelopeHash>, rusqlite::Error> {
+) -> Result<Option<EnvelopeHash>, sql::Error> {
     c.prepare_cached("SELECT hash FROM envelopes WHERE line = ?1 AND sender = ?2 AND seq = ?3")?
         .query_row(params![&line.0[..], sender, seq as i64], |row| hash_of(row.get(0)?))
         .optional()
 }
 
 /// Held envelopes of a line from epochs up to `epoch`, in the order they arrived.
-pub(super) fn held(
-    c: &Connection,
-    s: &Sealer,
-    line: &LineId,
-    epoch: u64,
-) -> Result<Vec<HeldEnvelope>, rusqlite::Error> {
+pub(crate) fn held(c: &Connection<'_>, s: &Sealer, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT hash, sender, seq, epoch, bytes, received_ms FROM held
          WHERE line = ?1 AND epoch <= ?2 ORDER BY received_ms, sender, seq",
@@ -391,14 +387,14 @@ pub(super) fn held(
 }
 
 /// The envelope hashes of a line in the order this node accepted them.
-pub(super) fn line_log(c: &Connection, line: &LineId) -> Result<Vec<EnvelopeHash>, rusqlite::Error> {
+pub(crate) fn line_log(c: &Connection<'_>, line: &LineId) -> Result<Vec<EnvelopeHash>, sql::Error> {
     let mut stmt = c.prepare_cached("SELECT hash FROM envelopes WHERE line = ?1 ORDER BY arrival")?;
     let rows = stmt.query_map(params![&line.0[..]], |row| hash_of(row.get(0)?))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
 /// The entries of a line's log with each one's sender and sequence number.
-pub(super) fn line_places(c: &Connection, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, rusqlite::Error> {
+pub(crate) fn line_places(c: &Connection<'_>, line: &LineId) -> Result<Vec<(EnvelopeHash, String, u64)>, sql::Error> {
     let mut stmt = c.prepare_cached("SELECT hash, sender, seq FROM envelopes WHERE line = ?1 ORDER BY arrival")?;
     let rows = stmt
         .query_map(params![&line.0[..]], |row| Ok((hash_of(row.get(0)?)?, row.get::<_, String>(1)?, u(row.get(2)?))))?
@@ -407,15 +403,15 @@ pub(super) fn line_places(c: &Connection, line: &LineId) -> Result<Vec<(Envelope
 }
 
 /// Signed checkpoints of a line, oldest first, with their countersignatures.
-pub(super) fn checkpoints(
-    c: &Connection,
+pub(crate) fn checkpoints(
+    c: &Connection<'_>,
     line: &LineId,
     signer: Option<&str>,
     page: &Page<CheckpointKey>,
-) -> Result<Vec<CheckpointRow>, rusqlite::Error> {
+) -> Result<Vec<CheckpointRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT signed FROM checkpoints WHERE line = ?1 AND (?2 IS NULL OR signer = ?2)
-           AND (?3 IS NULL OR (time_ms, size, signer, root) > (?3, ?4, ?5, ?6))
+        "SELECT signed FROM checkpoints WHERE line = ?1 AND (signer = ?2 OR ?2 IS NULL)
+           AND ((time_ms, size, signer, root) > (?3, ?4, ?5, ?6) OR ?3 IS NULL)
          ORDER BY time_ms, size, signer, root LIMIT ?7",
     )?;
     let after = page.from.as_ref();
@@ -450,13 +446,13 @@ pub(super) fn checkpoints(
 
 /// Decisions of a line, or one decision, with their answers, each with the final decision that
 /// replaces it if there is one.
-pub(super) fn decisions(
-    c: &Connection,
+pub(crate) fn decisions(
+    c: &Connection<'_>,
     s: &Sealer,
     line: Option<&LineId>,
     id: Option<&EnvelopeHash>,
     page: &Page<TimeKey>,
-) -> Result<Vec<DecisionRow>, rusqlite::Error> {
+) -> Result<Vec<DecisionRow>, sql::Error> {
     let mut rows = decision_rows(c, s, line, id, None, page)?;
     for d in &mut rows {
         let replacements: Vec<(EnvelopeHash, u64, bool)> = decision_rows(c, s, None, None, Some(&d.id), &Page::all())?
@@ -472,19 +468,19 @@ pub(super) fn decisions(
 /// Decisions of a line, one decision, or those naming `replacing` as the one they replace, with
 /// their answers in their authors' signed order; `superseded_by` left empty.
 fn decision_rows(
-    c: &Connection,
+    c: &Connection<'_>,
     s: &Sealer,
     line: Option<&LineId>,
     id: Option<&EnvelopeHash>,
     replacing: Option<&EnvelopeHash>,
     page: &Page<TimeKey>,
-) -> Result<Vec<DecisionRow>, rusqlite::Error> {
+) -> Result<Vec<DecisionRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.line, d.proposer, d.text, d.text_sha256, d.parties, d.deadline_ms, d.supersedes, d.created_ms,
                 e.seq
          FROM decisions d JOIN envelopes e ON e.hash = d.id
-         WHERE (?1 IS NULL OR d.line = ?1) AND (?2 IS NULL OR d.id = ?2) AND (?3 IS NULL OR d.supersedes = ?3)
-           AND (?4 IS NULL OR (d.created_ms, d.id) > (?4, ?5))
+         WHERE (d.line = ?1 OR ?1 IS NULL) AND (d.id = ?2 OR ?2 IS NULL) AND (d.supersedes = ?3 OR ?3 IS NULL)
+           AND ((d.created_ms, d.id) > (?4, ?5) OR ?4 IS NULL)
          ORDER BY d.created_ms, d.id LIMIT ?6",
     )?;
     let mut rows = stmt
@@ -544,21 +540,22 @@ fn decision_rows(
 }
 
 /// Translations of a message, or one translation, oldest first.
-pub(super) fn translations(
-    c: &Connection,
+pub(crate) fn translations(
+    c: &Connection<'_>,
     s: &Sealer,
     original: Option<&EnvelopeHash>,
     id: Option<&EnvelopeHash>,
     page: &Page<TimeKey>,
-) -> Result<Vec<TranslationRow>, rusqlite::Error> {
+) -> Result<Vec<TranslationRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT hash, original, member, language, text, translator, reviewed_by, revises, created_ms FROM translations
-         WHERE (?1 IS NULL OR original = ?1) AND (?2 IS NULL OR hash = ?2)
-           AND (?3 IS NULL OR (created_ms, hash) > (?3, ?4))
+         WHERE (original = ?1 OR ?1 IS NULL) AND (hash = ?2 OR ?2 IS NULL)
+           AND ((created_ms, hash) > (?3, ?4) OR ?3 IS NULL)
          ORDER BY created_ms, hash LIMIT ?5",
     )?;
-    let args =
-        (original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec()), page.sql_time(), page.sql_id(), page.sql_limit());
+    let (original, id) = (original.map(|h| h.0.to_vec()), id.map(|h| h.0.to_vec()));
+    let (time, after_id) = (page.sql_time(), page.sql_id());
+    let args = params![original, id, time, after_id, page.sql_limit()];
     let rows = stmt
         .query_map(args, |row| {
             let hash = hash_of(row.get(0)?)?;
@@ -580,9 +577,9 @@ pub(super) fn translations(
 }
 
 /// Evidence of tampering, newest first.
-pub(super) fn evidence(c: &Connection, s: &Sealer, page: &Page<u64>) -> Result<Vec<(u64, Evidence)>, rusqlite::Error> {
+pub(crate) fn evidence(c: &Connection<'_>, s: &Sealer, page: &Page<u64>) -> Result<Vec<(u64, Evidence)>, sql::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, line, member, at_ms, detail, held, offered FROM evidence WHERE (?2 IS NULL OR id < ?2)
+        "SELECT id, line, member, at_ms, detail, held, offered FROM evidence WHERE (id < ?2 OR ?2 IS NULL)
          ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -607,7 +604,7 @@ pub(super) fn evidence(c: &Connection, s: &Sealer, page: &Page<u64>) -> Result<V
 
 /// How many envelopes each sender has held on each line since `received_since_ms`, for lines
 /// that hold any.
-pub(super) fn held_counts(c: &Connection, received_since_ms: u64) -> Result<Vec<HeldCount>, rusqlite::Error> {
+pub(crate) fn held_counts(c: &Connection<'_>, received_since_ms: u64) -> Result<Vec<HeldCount>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT line, sender, COUNT(*) FROM held WHERE received_ms >= ?1 GROUP BY line, sender ORDER BY line, sender",
     )?;
@@ -620,7 +617,7 @@ pub(super) fn held_counts(c: &Connection, received_since_ms: u64) -> Result<Vec<
 }
 
 /// The hashes of the envelopes held since before `received_before_ms`.
-pub(super) fn held_expired(c: &Connection, received_before_ms: u64) -> Result<Vec<EnvelopeHash>, rusqlite::Error> {
+pub(crate) fn held_expired(c: &Connection<'_>, received_before_ms: u64) -> Result<Vec<EnvelopeHash>, sql::Error> {
     let mut stmt = c.prepare_cached("SELECT hash FROM held WHERE received_ms < ?1 ORDER BY received_ms")?;
     let rows = stmt
         .query_map(params![received_before_ms as i64], |row| {
@@ -631,11 +628,7 @@ pub(super) fn held_expired(c: &Connection, received_before_ms: u64) -> Result<Ve
     Ok(rows)
 }
 
-pub(super) fn envelope(
-    c: &Connection,
-    s: &Sealer,
-    hash: &EnvelopeHash,
-) -> Result<Option<EnvelopeRow>, rusqlite::Error> {
+pub(crate) fn envelope(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, sql::Error> {
     let sql = "SELECT hash, kind, received_ms, bytes, content FROM envelopes WHERE hash = ?1";
     c.prepare_cached(sql)?
         .query_row(params![&hash.0[..]], |row| {
@@ -658,17 +651,13 @@ const RECIPIENT_COLUMNS: &str =
     "state, delivered_ms, decrypted_ms, seen_ms, acknowledged_ms, declined_ms, detail, refusal, member, sent_ms";
 
 /// A recipient's progress with envelope `hash`, from a row of [`RECIPIENT_COLUMNS`].
-fn progress_of(
-    s: &Sealer,
-    hash: &EnvelopeHash,
-    row: &rusqlite::Row<'_>,
-) -> Result<adi_core::RecipientProgress, rusqlite::Error> {
+fn progress_of(s: &Sealer, hash: &EnvelopeHash, row: &sql::Row) -> Result<adi_core::RecipientProgress, sql::Error> {
     let member: String = row.get(8)?;
     let refusal: Option<String> = row.get(7)?;
     let refusal = refusal
         .map(|v| {
             adi_wire::batch::RefusalCode::parse(&v)
-                .ok_or_else(|| super::invariant(format!("a stored refusal code '{v}' is no code")))
+                .ok_or_else(|| sql::invariant(format!("a stored refusal code '{v}' is no code")))
         })
         .transpose()?;
     Ok(adi_core::RecipientProgress {
@@ -684,21 +673,17 @@ fn progress_of(
 }
 
 /// One recipient's progress with one of this node's envelopes, if this node sent it to them.
-pub(super) fn recipient_progress(
-    c: &Connection,
+pub(crate) fn recipient_progress(
+    c: &Connection<'_>,
     s: &Sealer,
     hash: &EnvelopeHash,
     member: &str,
-) -> Result<Option<adi_core::RecipientProgress>, rusqlite::Error> {
+) -> Result<Option<adi_core::RecipientProgress>, sql::Error> {
     let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE hash = ?1 AND member = ?2");
     c.prepare_cached(&sql)?.query_row(params![&hash.0[..], member], |row| progress_of(s, hash, row)).optional()
 }
 
-pub(super) fn recipients(
-    c: &Connection,
-    s: &Sealer,
-    hash: &EnvelopeHash,
-) -> Result<Vec<RecipientRow>, rusqlite::Error> {
+pub(crate) fn recipients(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, sql::Error> {
     let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE hash = ?1 ORDER BY member");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt
@@ -713,7 +698,7 @@ pub(super) fn recipients(
     Ok(rows)
 }
 
-pub(super) fn receipts(c: &Connection, s: &Sealer, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, rusqlite::Error> {
+pub(crate) fn receipts(c: &Connection<'_>, s: &Sealer, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT hash, answers, member, kind, reason, signed_ms FROM receipts WHERE answers = ?1
          ORDER BY signed_ms, hash",
@@ -737,7 +722,7 @@ pub(super) fn receipts(c: &Connection, s: &Sealer, answers: &EnvelopeHash) -> Re
 const ALARM_COLUMNS: &str = "id, kind, line, member, message, raised_ms, detail, addressed_to, repeats, last_raised_ms,
     acked_by, acked_ms, cleared_ms, clear_reason";
 
-fn alarm_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::Error> {
+fn alarm_row(s: &Sealer, row: &sql::Row) -> Result<AlarmRow, sql::Error> {
     let addressed: String = row.get(7)?;
     let id: i64 = row.get(0)?;
     let k = &row_id(id);
@@ -759,14 +744,14 @@ fn alarm_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<AlarmRow, rusqlite::
     })
 }
 
-pub(super) fn alarms(
-    c: &Connection,
+pub(crate) fn alarms(
+    c: &Connection<'_>,
     s: &Sealer,
     open_only: bool,
     page: &Page<u64>,
-) -> Result<Vec<AlarmRow>, rusqlite::Error> {
+) -> Result<Vec<AlarmRow>, sql::Error> {
     let sql = format!(
-        "SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) AND (?3 IS NULL OR id < ?3)
+        "SELECT {ALARM_COLUMNS} FROM alarms WHERE (?1 = 0 OR cleared_ms IS NULL) AND (id < ?3 OR ?3 IS NULL)
          ORDER BY id DESC LIMIT ?2"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -775,25 +760,25 @@ pub(super) fn alarms(
     Ok(rows)
 }
 
-pub(super) fn alarm_by_id(c: &Connection, s: &Sealer, id: u64) -> Result<Option<AlarmRow>, rusqlite::Error> {
+pub(crate) fn alarm_by_id(c: &Connection<'_>, s: &Sealer, id: u64) -> Result<Option<AlarmRow>, sql::Error> {
     let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id = ?1");
     c.prepare_cached(&sql)?.query_row(params![id as i64], |r| alarm_row(s, r)).optional()
 }
 
 /// Events after `after` and up to `through`, oldest first.
-pub(super) fn events_after(
-    c: &Connection,
+pub(crate) fn events_after(
+    c: &Connection<'_>,
     s: &Sealer,
     after: u64,
     through: u64,
     limit: usize,
-) -> Result<Vec<EventRow>, rusqlite::Error> {
+) -> Result<Vec<EventRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
         "SELECT id, at_ms, kind, line, message, member, state, alarm, detail FROM events
          WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
     )?;
     let rows = stmt
-        .query_map(params![after as i64, through as i64, limit as i64], |row| {
+        .query_map(params![after as i64, through as i64, limit_of(limit)], |row| {
             let id: i64 = row.get(0)?;
             Ok(EventRow {
                 id: u(id),
@@ -811,14 +796,14 @@ pub(super) fn events_after(
     Ok(rows)
 }
 
-pub(super) fn event_bounds(c: &Connection) -> Result<(u64, u64), rusqlite::Error> {
+pub(crate) fn event_bounds(c: &Connection<'_>) -> Result<(u64, u64), sql::Error> {
     c.prepare_cached("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events")?
         .query_row([], |row| Ok((u(row.get(0)?), u(row.get(1)?))))
 }
 
 const DRAFT_COLUMNS: &str = "id, line, draft, drafter, created_ms, state, released_by, released_ms, message";
 
-fn draft_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::Error> {
+fn draft_row(s: &Sealer, row: &sql::Row) -> Result<DraftRow, sql::Error> {
     let id: i64 = row.get(0)?;
     let k = &row_id(id);
     Ok(DraftRow {
@@ -834,14 +819,14 @@ fn draft_row(s: &Sealer, row: &rusqlite::Row<'_>) -> Result<DraftRow, rusqlite::
     })
 }
 
-pub(super) fn drafts(
-    c: &Connection,
+pub(crate) fn drafts(
+    c: &Connection<'_>,
     s: &Sealer,
     awaiting_only: bool,
     page: &Page<u64>,
-) -> Result<Vec<DraftRow>, rusqlite::Error> {
+) -> Result<Vec<DraftRow>, sql::Error> {
     let sql = format!(
-        "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') AND (?3 IS NULL OR id < ?3)
+        "SELECT {DRAFT_COLUMNS} FROM drafts WHERE (?1 = 0 OR state = 'awaiting_release') AND (id < ?3 OR ?3 IS NULL)
          ORDER BY id DESC LIMIT ?2"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -850,15 +835,15 @@ pub(super) fn drafts(
     Ok(rows)
 }
 
-pub(super) fn draft(c: &Connection, s: &Sealer, id: u64) -> Result<Option<DraftRow>, rusqlite::Error> {
+pub(crate) fn draft(c: &Connection<'_>, s: &Sealer, id: u64) -> Result<Option<DraftRow>, sql::Error> {
     let sql = format!("SELECT {DRAFT_COLUMNS} FROM drafts WHERE id = ?1");
     c.prepare_cached(&sql)?.query_row(params![id as i64], |r| draft_row(s, r)).optional()
 }
 
-pub(super) fn operator_by_token(
-    c: &Connection,
+pub(crate) fn operator_by_token(
+    c: &Connection<'_>,
     token_hash: &[u8; 32],
-) -> Result<Option<(Operator, Option<u64>)>, rusqlite::Error> {
+) -> Result<Option<(Operator, Option<u64>)>, sql::Error> {
     c.prepare_cached("SELECT name, role, created_ms, token_expires_ms FROM operators WHERE token_hash = ?1")?
         .query_row(params![&token_hash[..]], |row| {
             let operator = Operator { name: row.get(0)?, role: role_of(row.get(1)?)?, created_ms: u(row.get(2)?) };
@@ -868,9 +853,9 @@ pub(super) fn operator_by_token(
 }
 
 /// The audit log, newest first, before the page's id.
-pub(super) fn audit(c: &Connection, s: &Sealer, page: &Page<u64>) -> Result<Vec<AuditRow>, rusqlite::Error> {
+pub(crate) fn audit(c: &Connection<'_>, s: &Sealer, page: &Page<u64>) -> Result<Vec<AuditRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, at_ms, action, actor, subject, detail FROM audit WHERE (?2 IS NULL OR id < ?2)
+        "SELECT id, at_ms, action, actor, subject, detail FROM audit WHERE (id < ?2 OR ?2 IS NULL)
          ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt

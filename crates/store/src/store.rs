@@ -1,32 +1,159 @@
-//! The [`Store`] trait on SQLite: reads run on a pooled reader connection, writes are jobs for
-//! the writer thread, answered once their transaction committed.
+//! The [`Store`] trait, written once over the SQL both backends speak: reads run on a reader
+//! connection of the backend, writes are jobs for its writer, answered once their transaction
+//! committed.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, OptionalExtension};
 
-use super::{connect, db, invariant, lock, read, write, SqliteStore};
-use crate::seal::row_id;
+use crate::seal::{row_id, Sealer};
+use crate::sql::{self, invariant, params, Connection, OptionalExtension};
+use crate::{postgres, read, sqlite, write};
 use crate::{
-    AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, DecisionRow, DraftRow, EnvelopeRow, EventRow,
-    HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem, Outcome, Page, Pending,
-    QueueStat, ReceiptRow, RecipientRow, RosterApplied, RosterProposalKept, SessionRow, Settlement, Store, StoreError,
-    TimeKey, TranslationRow,
+    AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, CommitStats, DecisionRow, DraftRow,
+    EnvelopeRow, EventRow, HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem,
+    Outcome, Page, Pending, QueueStat, ReceiptRow, RecipientRow, RosterApplied, RosterProposalKept, SessionRow,
+    Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
 const HOUR_MS: u64 = 3_600_000;
 
-impl Store for SqliteStore {
+/// A node's store on SQLite or PostgreSQL, as its configuration names. Cloning shares the
+/// backend's writer and readers.
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sealer: Sealer,
+    engine: Engine,
+    events_retained_max: u64,
+}
+
+/// The backend under a store.
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+impl SqlStore {
+    /// Opens the store the configuration names (creating its tables if needed) and starts its
+    /// writer.
+    pub fn open(config: StoreConfig) -> Result<SqlStore, StoreError> {
+        let sealer = Sealer::new(&config.master_key);
+        let events_retained_max = config.events_retained_max;
+        let engine = match &config.postgres {
+            None => Engine::Sqlite(sqlite::Sqlite::open(config, &sealer)?),
+            Some(_) => Engine::Postgres(postgres::Postgres::open(config, &sealer)?),
+        };
+        Ok(SqlStore { inner: Arc::new(Inner { sealer, engine, events_retained_max }) })
+    }
+
+    /// Jobs and transactions committed so far: with concurrent writers, fewer transactions than
+    /// jobs shows that commits were grouped.
+    pub fn commit_stats(&self) -> CommitStats {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.commit_stats(),
+            Engine::Postgres(e) => e.commit_stats(),
+        }
+    }
+
+    /// Where the store is: the SQLite database's file, or the PostgreSQL database's address
+    /// without its password.
+    pub fn location(&self) -> String {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.path().display().to_string(),
+            Engine::Postgres(e) => e.location(),
+        }
+    }
+
+    /// The SQLite database's file; `None` for a store on PostgreSQL.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => Some(e.path()),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
+    }
+
+    /// The SQLite backend under the store, for its own tests.
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> &sqlite::Sqlite {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e,
+            Engine::Postgres(_) => panic!("a SQLite store was expected"),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match &self.inner.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Queues `work` for the writer; the answer comes once the transaction holding it committed.
+    pub(crate) fn submit<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection<'_>) -> Result<T, sql::Error> + Send + 'static,
+    ) -> Pending<T> {
+        self.submit_job(false, work)
+    }
+
+    /// As [`SqlStore::submit`]; a `probe` runs even while writes are refused.
+    pub(crate) fn submit_job<T: Send + 'static>(
+        &self,
+        probe: bool,
+        work: impl FnOnce(&Connection<'_>) -> Result<T, sql::Error> + Send + 'static,
+    ) -> Pending<T> {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.submit_job(probe, work),
+            Engine::Postgres(e) => e.submit_job(probe, work),
+        }
+    }
+
+    /// Runs queries on a reader connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection<'_>) -> Result<T, sql::Error>) -> Result<T, StoreError> {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.read(f),
+            Engine::Postgres(e) => e.read(f),
+        }
+    }
+
+    /// Runs `f` in a transaction of its own, outside the writer, and commits it: what the node's
+    /// administrator does from the machine (`adi operator`), which may run while the node does.
+    fn transact<T>(&self, f: impl FnOnce(&Connection<'_>) -> Result<T, sql::Error>) -> Result<T, StoreError> {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.transact(f),
+            Engine::Postgres(e) => e.transact(f),
+        }
+    }
+
+    /// The newest event the writer saw committed.
+    fn events_committed(&self) -> u64 {
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.events_committed(),
+            Engine::Postgres(e) => e.events_committed(),
+        }
+    }
+}
+
+impl Store for SqlStore {
     fn load(&self, me: &MemberCode) -> Result<Restored, StoreError> {
         let me = me.clone();
         self.read(move |c| read::load(c, &self.inner.sealer, &me))
     }
 
     fn commit(&self, batch: WriteBatch) -> Pending<Vec<Outcome>> {
-        let keep = self.inner.shared.config.events_retained_max;
+        let keep = self.inner.events_retained_max;
         let s = self.inner.sealer.clone();
         self.submit(move |c| {
             let out = write::commit_batch(c, &s, &batch)?;
@@ -43,7 +170,7 @@ impl Store for SqliteStore {
             // nothing, and a transaction that writes nothing commits on a full disk too.
             c.execute(
                 "INSERT INTO meta (key, value) VALUES ('storage_probes', '1')
-                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
                 [],
             )?;
             Ok(())
@@ -51,10 +178,10 @@ impl Store for SqliteStore {
     }
 
     fn resume(&self) -> u64 {
-        let mut fence = lock(&self.inner.shared.fence);
-        fence.generation += 1;
-        fence.release = false;
-        fence.generation
+        match &self.inner.engine {
+            Engine::Sqlite(e) => e.resume(),
+            Engine::Postgres(e) => e.resume(),
+        }
     }
 
     fn commit_release(&self, batch: WriteBatch, draft: u64, principal: String, now_ms: u64) -> Pending<Vec<Outcome>> {
@@ -199,12 +326,12 @@ impl Store for SqliteStore {
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
-        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        let through = self.events_committed();
         self.read(|c| read::events_after(c, &self.inner.sealer, after, through, limit))
     }
 
     fn event_bounds(&self) -> Result<(u64, u64), StoreError> {
-        let through = self.inner.shared.events_committed.load(Ordering::SeqCst);
+        let through = self.events_committed();
         let (oldest, newest) = self.read(read::event_bounds)?;
         Ok((oldest.min(through), newest.min(through)))
     }
@@ -215,52 +342,51 @@ impl Store for SqliteStore {
         token_hash: [u8; 32],
         token_expires_ms: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-        let before: Option<String> = tx
-            .query_row("SELECT role FROM operators WHERE name = ?1", params![op.name], |row| row.get(0))
-            .optional()
-            .map_err(db)?;
-        let expiry = match token_expires_ms {
-            Some(t) => format!("expires at {t} ms since 1970"),
-            None => "never expires".to_string(),
-        };
-        let (action, detail) = match &before {
-            None => ("operator_added", format!("role {}; a token that {expiry}", op.role.as_str())),
-            Some(was) => (
-                "operator_changed",
-                format!("role {} (was {was}); a new token that {expiry}; its sessions ended", op.role.as_str()),
-            ),
-        };
-        write::audit(&tx, &self.inner.sealer, wall_ms(), action, Some(&op.name), &detail).map_err(db)?;
-        tx.execute(
-            "INSERT INTO operators (name, role, token_hash, created_ms, token_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,
-             token_expires_ms = excluded.token_expires_ms",
-            params![
-                op.name,
-                op.role.as_str(),
-                &token_hash[..],
-                op.created_ms as i64,
-                token_expires_ms.map(|t| t as i64)
-            ],
-        )
-        .map_err(db)?;
-        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![op.name]).map_err(db)?;
-        tx.commit().map_err(db)
+        let s = &self.inner.sealer;
+        self.transact(|tx| {
+            let before: Option<String> = tx
+                .query_row("SELECT role FROM operators WHERE name = ?1", params![op.name], |row| row.get(0))
+                .optional()?;
+            let expiry = match token_expires_ms {
+                Some(t) => format!("expires at {t} ms since 1970"),
+                None => "never expires".to_string(),
+            };
+            let (action, detail) = match &before {
+                None => ("operator_added", format!("role {}; a token that {expiry}", op.role.as_str())),
+                Some(was) => (
+                    "operator_changed",
+                    format!("role {} (was {was}); a new token that {expiry}; its sessions ended", op.role.as_str()),
+                ),
+            };
+            write::audit(tx, s, wall_ms(), action, Some(&op.name), &detail)?;
+            tx.execute(
+                "INSERT INTO operators (name, role, token_hash, created_ms, token_expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,
+                 token_expires_ms = excluded.token_expires_ms",
+                params![
+                    op.name,
+                    op.role.as_str(),
+                    &token_hash[..],
+                    op.created_ms as i64,
+                    token_expires_ms.map(|t| t as i64)
+                ],
+            )?;
+            tx.execute("DELETE FROM sessions WHERE operator = ?1", params![op.name])?;
+            Ok(())
+        })
     }
 
     fn remove_operator(&self, name: &str) -> Result<bool, StoreError> {
-        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
-        let n = tx.execute("DELETE FROM operators WHERE name = ?1", params![name]).map_err(db)?;
-        if n == 1 {
-            let detail = "its token, password and sessions ended";
-            write::audit(&tx, &self.inner.sealer, wall_ms(), "operator_removed", Some(name), detail).map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(n == 1)
+        let s = &self.inner.sealer;
+        self.transact(|tx| {
+            tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name])?;
+            let n = tx.execute("DELETE FROM operators WHERE name = ?1", params![name])?;
+            if n == 1 {
+                let detail = "its token, password and sessions ended";
+                write::audit(tx, s, wall_ms(), "operator_removed", Some(name), detail)?;
+            }
+            Ok(n == 1)
+        })
     }
 
     fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
@@ -286,18 +412,17 @@ impl Store for SqliteStore {
     }
 
     fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
-        let mut conn = connect(&self.inner.shared.config, false).map_err(db)?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-        let n = tx
-            .execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])
-            .map_err(db)?;
-        if n == 1 {
-            let detail = "a new console password; its sessions ended";
-            write::audit(&tx, &self.inner.sealer, wall_ms(), "password_set", Some(name), detail).map_err(db)?;
-        }
-        tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name]).map_err(db)?;
-        tx.commit().map_err(db)?;
-        Ok(n == 1)
+        let s = &self.inner.sealer;
+        self.transact(|tx| {
+            let n =
+                tx.execute("UPDATE operators SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])?;
+            if n == 1 {
+                let detail = "a new console password; its sessions ended";
+                write::audit(tx, s, wall_ms(), "password_set", Some(name), detail)?;
+            }
+            tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name])?;
+            Ok(n == 1)
+        })
     }
 
     fn audit(&self, page: Page<u64>) -> Result<Vec<AuditRow>, StoreError> {
@@ -320,7 +445,11 @@ impl Store for SqliteStore {
                 }
             };
             write::audit(c, &s, now_ms, action, None, &detail)?;
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('config_sha256', ?1)", params![seen])?;
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('config_sha256', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![seen],
+            )?;
             Ok(true)
         })
     }
@@ -577,7 +706,7 @@ impl Store for SqliteStore {
         let member = self.inner.sealer.seal_str("used_key_packages.member", &reference, member.as_str());
         self.submit(move |c| {
             let n = c.execute(
-                "INSERT OR IGNORE INTO used_key_packages (reference, member, used_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO used_key_packages (reference, member, used_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![reference, member, now_ms as i64],
             )?;
             Ok(n == 1)

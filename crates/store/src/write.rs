@@ -1,18 +1,18 @@
 //! What the writer thread runs inside a transaction: records, receipts, settlements, alarms,
 //! drafts and the events they cause.
 
+use crate::sql::{self, params, Connection, OptionalExtension};
 use adi_core::{recipient, AlarmChange, AlarmOp, Content, MemberCode, ReceiptKind, RecipientEvent, Record, WriteBatch};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::{EnvelopeHash, LineId};
-use rusqlite::{params, Connection, OptionalExtension};
 
-use super::read::alarm_by_id;
+use crate::read::alarm_by_id;
 use crate::seal::{row_id, row_pair, Sealer};
 use crate::{AlarmAck, Outcome, Settlement};
 
 /// An event to append to the live stream, in the same transaction as its cause.
 #[derive(Default)]
-pub(super) struct Event<'a> {
+pub(crate) struct Event<'a> {
     pub kind: &'a str,
     pub at_ms: u64,
     pub line: Option<LineId>,
@@ -23,19 +23,8 @@ pub(super) struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// The id the next row of a table with an `AUTOINCREMENT` id will have: one past the largest it
-/// ever had. The writer is the only one that inserts, so the id is known before the row is
-/// written, and its sealed values are bound to it.
-pub(super) fn next_id(c: &Connection, table: &str) -> Result<i64, rusqlite::Error> {
-    let last: Option<i64> = c
-        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = ?1")?
-        .query_row(params![table], |row| row.get(0))
-        .optional()?;
-    Ok(last.unwrap_or(0) + 1)
-}
-
-pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusqlite::Error> {
-    let id = next_id(c, "events")?;
+pub(crate) fn event(c: &Connection<'_>, s: &Sealer, e: Event<'_>) -> Result<(), sql::Error> {
+    let id = c.next_id("events")?;
     c.prepare_cached(
         "INSERT INTO events (id, at_ms, kind, line, message, member, state, alarm, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -55,13 +44,13 @@ pub(super) fn event(c: &Connection, s: &Sealer, e: Event<'_>) -> Result<(), rusq
 }
 
 /// Keeps the newest `keep` events.
-pub(super) fn prune_events(c: &Connection, keep: u64) -> Result<(), rusqlite::Error> {
+pub(crate) fn prune_events(c: &Connection<'_>, keep: u64) -> Result<(), sql::Error> {
     c.prepare_cached("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1")?
         .execute(params![keep as i64])?;
     Ok(())
 }
 
-pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Result<Vec<Outcome>, rusqlite::Error> {
+pub(crate) fn commit_batch(c: &Connection<'_>, s: &Sealer, batch: &WriteBatch) -> Result<Vec<Outcome>, sql::Error> {
     let mut outcomes = Vec::with_capacity(batch.records.len());
     for record in &batch.records {
         let outcome = commit_record(c, s, record)?;
@@ -77,8 +66,8 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
     }
     for h in &batch.hold {
         c.prepare_cached(
-            "INSERT OR IGNORE INTO held (hash, line, sender, seq, epoch, bytes, received_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO held (hash, line, sender, seq, epoch, bytes, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             &h.hash.0[..],
@@ -91,7 +80,7 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
         ])?;
     }
     for e in &batch.evidence {
-        let id = next_id(c, "evidence")?;
+        let id = c.next_id("evidence")?;
         let row = row_id(id);
         c.prepare_cached(
             "INSERT INTO evidence (id, line, member, at_ms, detail, held, offered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -113,8 +102,8 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
         checkpoint(c, cp)?;
         let k = &cp.checkpoint;
         c.prepare_cached(
-            "INSERT OR IGNORE INTO countersignatures (line, signer, size, root, member, signature)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO countersignatures (line, signer, size, root, member, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             &k.line[..],
@@ -142,7 +131,7 @@ pub(super) fn commit_batch(c: &Connection, s: &Sealer, batch: &WriteBatch) -> Re
 /// stored head as its previous envelope. A break would otherwise be stored and signed, and found
 /// only by the peers; refused here, the commit fails and the runtime builds its core again from
 /// the store.
-fn own_chain_follows(c: &Connection, r: &Record) -> Result<(), rusqlite::Error> {
+fn own_chain_follows(c: &Connection<'_>, r: &Record) -> Result<(), sql::Error> {
     let body = r.envelope.body();
     let head: Option<(i64, Vec<u8>)> = c
         .query_row(
@@ -158,13 +147,13 @@ fn own_chain_follows(c: &Connection, r: &Record) -> Result<(), rusqlite::Error> 
     if body.seq == head_seq + 1 && body.prev == head_hash {
         return Ok(());
     }
-    Err(super::invariant(format!(
+    Err(sql::invariant(format!(
         "{}'s own envelope #{} on line {} does not follow its stored head #{head_seq} ({head_hash}): it names {}",
         body.sender, body.seq, body.line, body.prev
     )))
 }
 
-fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusqlite::Error> {
+fn commit_record(c: &Connection<'_>, s: &Sealer, r: &Record) -> Result<Outcome, sql::Error> {
     let body = r.envelope.body();
     let hash = r.envelope.hash();
     let existing: Option<Vec<u8>> = c
@@ -203,7 +192,7 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
             })
             .optional()?;
         if let Some((line, parties)) = decided {
-            let parties = super::read::open_text(s, "decisions.parties", &a.decision.0, parties)?;
+            let parties = crate::read::open_text(s, "decisions.parties", &a.decision.0, parties)?;
             let parties: Vec<&str> = parties.split(',').collect();
             if let Err(reason) = recipient::check_concurrence(r.line.id, &r.sender, line_of(line)?, &parties) {
                 return Ok(Outcome::Mismatch { reason });
@@ -211,7 +200,10 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
         }
     }
     if matches!(r.content, Content::Handshake(_) | Content::LineSetup) {
-        let mut known = c.prepare_cached("INSERT OR IGNORE INTO line_members_known (line, member) VALUES (?1, ?2)")?;
+        let mut known = c.prepare_cached(
+            "INSERT INTO line_members_known (line, member) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+        )?;
         for m in &r.line.members {
             known.execute(params![&r.line.id.0[..], m.as_str()])?;
         }
@@ -379,12 +371,12 @@ fn commit_record(c: &Connection, s: &Sealer, r: &Record) -> Result<Outcome, rusq
 
 /// The live-stream event of a decision proposed or answered by a record's sender.
 fn decision_event(
-    c: &Connection,
+    c: &Connection<'_>,
     s: &Sealer,
     r: &Record,
     decision: EnvelopeHash,
     state: &str,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), sql::Error> {
     let e = Event {
         kind: "decision",
         at_ms: r.received_ms,
@@ -398,11 +390,12 @@ fn decision_event(
 }
 
 /// Keeps a signed checkpoint (once).
-fn checkpoint(c: &Connection, cp: &adi_record::SignedCheckpoint) -> Result<(), rusqlite::Error> {
+fn checkpoint(c: &Connection<'_>, cp: &adi_record::SignedCheckpoint) -> Result<(), sql::Error> {
     let k = &cp.checkpoint;
-    let signed = cp.to_bytes().map_err(|e| rusqlite::Error::InvalidParameterName(e.to_string()))?;
+    let signed = cp.to_bytes().map_err(|e| sql::Error::Corrupt(e.to_string()))?;
     c.prepare_cached(
-        "INSERT OR IGNORE INTO checkpoints (line, signer, size, root, time_ms, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO checkpoints (line, signer, size, root, time_ms, signed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO NOTHING",
     )?
     .execute(params![&k.line[..], k.signer, k.size as i64, &k.root[..], k.time_ms as i64, signed])?;
     Ok(())
@@ -422,11 +415,11 @@ impl NamedRow {
     }
 }
 
-fn line_of(v: Vec<u8>) -> Result<LineId, rusqlite::Error> {
-    v.as_slice().try_into().map(LineId).map_err(|_| super::invariant("a stored line id is not 16 bytes".into()))
+fn line_of(v: Vec<u8>) -> Result<LineId, sql::Error> {
+    v.as_slice().try_into().map(LineId).map_err(|_| sql::invariant("a stored line id is not 16 bytes".into()))
 }
 
-fn named_envelope(c: &Connection, hash: &EnvelopeHash) -> Result<Option<NamedRow>, rusqlite::Error> {
+fn named_envelope(c: &Connection<'_>, hash: &EnvelopeHash) -> Result<Option<NamedRow>, sql::Error> {
     let held: Option<(Vec<u8>, String, i64, String)> = c
         .query_row("SELECT line, sender, seq, kind FROM envelopes WHERE hash = ?1", params![&hash.0[..]], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -437,7 +430,7 @@ fn named_envelope(c: &Connection, hash: &EnvelopeHash) -> Result<Option<NamedRow
 }
 
 /// Checks that a receipt answers an envelope held here, on its line, as it claims.
-fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Result<Option<Outcome>, rusqlite::Error> {
+fn check_answered(c: &Connection<'_>, r: &Record, receipt: &adi_core::Receipt) -> Result<Option<Outcome>, sql::Error> {
     // A member of a conference may hear an answer before the message it answers: it is kept.
     let Some(held) = named_envelope(c, &receipt.answers.hash)? else { return Ok(None) };
     let checked = recipient::check_receipt_answers(r.line.id, receipt, &held.named());
@@ -448,13 +441,13 @@ fn check_answered(c: &Connection, r: &Record, receipt: &adi_core::Receipt) -> Re
 /// decides on `event`, and says whether it moved. A row this node does not hold (another
 /// member's message, heard in a conference) has no state here.
 fn move_recipient(
-    c: &Connection,
+    c: &Connection<'_>,
     s: &Sealer,
     hash: &EnvelopeHash,
     member: &str,
     event: &RecipientEvent<'_>,
-) -> Result<bool, rusqlite::Error> {
-    let Some(now) = super::read::recipient_progress(c, s, hash, member)? else { return Ok(false) };
+) -> Result<bool, sql::Error> {
+    let Some(now) = crate::read::recipient_progress(c, s, hash, member)? else { return Ok(false) };
     let Some(next) = now.after(event) else { return Ok(false) };
     c.prepare_cached(
         "UPDATE recipients SET state = ?3, delivered_ms = ?4, decrypted_ms = ?5, seen_ms = ?6, acknowledged_ms = ?7,
@@ -477,7 +470,7 @@ fn move_recipient(
 }
 
 /// Stores a receipt and, at the answered message's sender, moves the recipient's state.
-fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), rusqlite::Error> {
+fn record_receipt(c: &Connection<'_>, s: &Sealer, r: &Record, receipt: &adi_core::Receipt) -> Result<(), sql::Error> {
     let signed_ms = r.envelope.body().created_ms;
     let answers = &receipt.answers.hash;
     let hash = r.envelope.hash();
@@ -538,9 +531,9 @@ fn record_receipt(c: &Connection, s: &Sealer, r: &Record, receipt: &adi_core::Re
     Ok(())
 }
 
-fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::Error> {
+fn open_alarm(c: &Connection<'_>, a: &AlarmChange) -> Result<Option<i64>, sql::Error> {
     c.prepare_cached(
-        "SELECT id FROM alarms WHERE kind = ?1 AND line = ?2 AND member = ?3 AND message IS ?4 AND cleared_ms IS NULL",
+        "SELECT id FROM alarms WHERE kind = ?1 AND line = ?2 AND member = ?3 AND message IS NOT DISTINCT FROM ?4 AND cleared_ms IS NULL",
     )?
     .query_row(params![a.kind.as_str(), &a.line.0[..], a.member.as_str(), a.message.map(|m| m.0.to_vec())], |row| {
         row.get(0)
@@ -548,12 +541,12 @@ fn open_alarm(c: &Connection, a: &AlarmChange) -> Result<Option<i64>, rusqlite::
     .optional()
 }
 
-pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result<(), rusqlite::Error> {
+pub(crate) fn apply_alarm(c: &Connection<'_>, s: &Sealer, a: &AlarmChange) -> Result<(), sql::Error> {
     let open = open_alarm(c, a)?;
     let (id, state) = match (&a.op, open) {
         (AlarmOp::Raise, Some(_)) => return Ok(()),
         (AlarmOp::Raise, None) | (AlarmOp::Repeat, None) => {
-            let id = next_id(c, "alarms")?;
+            let id = c.next_id("alarms")?;
             c.prepare_cached(
                 "INSERT INTO alarms (id, kind, line, member, message, raised_ms, detail, addressed_to, last_raised_ms)
                  VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
@@ -616,13 +609,13 @@ pub(super) fn apply_alarm(c: &Connection, s: &Sealer, a: &AlarmChange) -> Result
     Ok(())
 }
 
-pub(super) fn settle(
-    c: &Connection,
+pub(crate) fn settle(
+    c: &Connection<'_>,
     s: &Sealer,
     peer: &MemberCode,
     results: &[(EnvelopeHash, Settlement)],
     now_ms: u64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), sql::Error> {
     for (hash, settlement) in results {
         let moved = match settlement {
             Settlement::Delivered => {
@@ -672,15 +665,15 @@ pub(super) fn settle(
     Ok(())
 }
 
-pub(super) fn add_draft(
-    c: &Connection,
+pub(crate) fn add_draft(
+    c: &Connection<'_>,
     s: &Sealer,
     line: LineId,
     draft: &str,
     drafter: &str,
     now_ms: u64,
-) -> Result<u64, rusqlite::Error> {
-    let id = next_id(c, "drafts")?;
+) -> Result<u64, sql::Error> {
+    let id = c.next_id("drafts")?;
     let row = row_id(id);
     c.prepare_cached(
         "INSERT INTO drafts (id, line, draft, drafter, created_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_release')",
@@ -711,14 +704,14 @@ pub(super) fn add_draft(
 
 /// Marks a draft released by `principal` as the message `message`. Fails if it is not awaiting
 /// release, which rolls back the message committed with it.
-pub(super) fn release_draft(
-    c: &Connection,
+pub(crate) fn release_draft(
+    c: &Connection<'_>,
     s: &Sealer,
     id: u64,
     principal: &str,
     message: EnvelopeHash,
     now_ms: u64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), sql::Error> {
     let n = c
         .prepare_cached(
             "UPDATE drafts SET state = 'released', released_by = ?2, released_ms = ?3, message = ?4
@@ -731,18 +724,18 @@ pub(super) fn release_draft(
             &message.0[..]
         ])?;
     if n != 1 {
-        return Err(rusqlite::Error::QueryReturnedNoRows);
+        return Err(sql::Error::NoRows);
     }
     Ok(())
 }
 
-pub(super) fn ack_alarm(
-    c: &Connection,
+pub(crate) fn ack_alarm(
+    c: &Connection<'_>,
     s: &Sealer,
     id: u64,
     operator: &str,
     now_ms: u64,
-) -> Result<AlarmAck, rusqlite::Error> {
+) -> Result<AlarmAck, sql::Error> {
     let Some(alarm) = alarm_by_id(c, s, id)? else { return Ok(AlarmAck::NotFound) };
     if alarm.acked_ms.is_some() {
         return Ok(AlarmAck::AlreadyAcked(alarm));
@@ -766,18 +759,18 @@ pub(super) fn ack_alarm(
             detail: Some(operator),
         },
     )?;
-    let alarm = alarm_by_id(c, s, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let alarm = alarm_by_id(c, s, id)?.ok_or(sql::Error::NoRows)?;
     Ok(AlarmAck::Acked(alarm))
 }
 
 /// The sealing label of an MLS state entry in schema version 9 and earlier, which bound each
 /// value to its key through the label.
-pub(super) fn mls_entry_label_column_bound(key: &[u8]) -> String {
+pub(crate) fn mls_entry_label_column_bound(key: &[u8]) -> String {
     format!("mls_entries/{}", hex::encode(key))
 }
 
 /// Applies a change to the stored MLS state: the changed entries, sealed, and the deletions.
-pub(super) fn mls_delta(c: &Connection, s: &Sealer, delta: &adi_mls::StateDelta) -> Result<(), rusqlite::Error> {
+pub(crate) fn mls_delta(c: &Connection<'_>, s: &Sealer, delta: &adi_mls::StateDelta) -> Result<(), sql::Error> {
     let mut put = c.prepare_cached(
         "INSERT INTO mls_entries (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?;
@@ -792,32 +785,32 @@ pub(super) fn mls_delta(c: &Connection, s: &Sealer, delta: &adi_mls::StateDelta)
 }
 
 /// Who acts on the node's machine: `adi operator` and the configuration file.
-pub(super) const ADMINISTRATOR: &str = "administrator";
+pub(crate) const ADMINISTRATOR: &str = "administrator";
 
 /// Appends an administrative action to the audit log; its actor, subject and detail sealed,
 /// bound to its row.
-pub(super) fn audit(
-    c: &Connection,
+pub(crate) fn audit(
+    c: &Connection<'_>,
     s: &Sealer,
     at_ms: u64,
     action: &str,
     subject: Option<&str>,
     detail: &str,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), sql::Error> {
     audit_by(c, s, at_ms, ADMINISTRATOR, action, subject, detail)
 }
 
 /// As [`audit`], naming who acted.
-pub(super) fn audit_by(
-    c: &Connection,
+pub(crate) fn audit_by(
+    c: &Connection<'_>,
     s: &Sealer,
     at_ms: u64,
     actor: &str,
     action: &str,
     subject: Option<&str>,
     detail: &str,
-) -> Result<(), rusqlite::Error> {
-    let id = next_id(c, "audit")?;
+) -> Result<(), sql::Error> {
+    let id = c.next_id("audit")?;
     let row = row_id(id);
     c.prepare_cached("INSERT INTO audit (id, at_ms, action, actor, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![
