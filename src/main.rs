@@ -42,6 +42,11 @@ enum Command {
         federation_listen: Vec<String>,
         #[arg(long, default_value = "127.0.0.1:7300")]
         api_listen: String,
+        /// Keep the node's store on this PostgreSQL database (postgres://user@host:port/database)
+        /// instead of the embedded SQLite file; give the password in the config's
+        /// `[store] password_file`.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Assemble a roster from member cards (`--out FILE CARD...`); or, on a running network,
     /// show it, propose and sign amendments, and join it.
@@ -546,7 +551,7 @@ fn main() -> std::process::ExitCode {
 /// Runs the subcommand parsed.
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { member, dir, name, community, endpoints, federation_listen, api_listen } => {
+        Command::Init { member, dir, name, community, endpoints, federation_listen, api_listen, store } => {
             cmd::init::init(InitOptions {
                 member,
                 dir,
@@ -556,6 +561,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 federation_listen,
                 api_listen,
                 discipline: adi_node::config::DisciplineSection::default(),
+                store,
             })
         }
         Command::Roster { command: None, out, name, cards } => {

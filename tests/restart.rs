@@ -1,6 +1,7 @@
 //! Crashes of real node processes in the middle of a stream: every message the sender's node
 //! accepted arrives exactly once, in the sender's order, and after each SIGKILL the dead node's
-//! database passes SQLite's `PRAGMA integrity_check`.
+//! database passes SQLite's `PRAGMA integrity_check`. The same holds with both nodes' stores on
+//! PostgreSQL.
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use adi_node::client::Client;
 use hyper::Method;
 use serde_json::json;
-use support::{check_exactly_once_in_order, init, kill_9, serve, wait_healthy, Member, Proc};
+use support::pg::PgDatabase;
+use support::{check_exactly_once_in_order, init, kill_9, serve, store_on_postgres, wait_healthy, Member, Proc};
 
 const MESSAGES: usize = 1000;
 const SENDERS: usize = 4;
@@ -101,12 +103,24 @@ struct Pair {
     accepted: Arc<Mutex<Vec<String>>>,
     counter: Arc<AtomicUsize>,
     allowed: Arc<AtomicUsize>,
+    /// The nodes' databases, when their stores are on PostgreSQL.
+    postgres: Vec<PgDatabase>,
 }
 
 impl Pair {
     async fn start() -> Pair {
+        Pair::start_on(false).await
+    }
+
+    /// As [`Pair::start`], each node's store on a PostgreSQL database of its own when `postgres`.
+    async fn start_on(postgres: bool) -> Pair {
         let (dir, state) = state_dir();
         let members = init(&state, "PH,CN");
+        let postgres: Vec<PgDatabase> =
+            if postgres { members.iter().map(|_| PgDatabase::create()).collect() } else { Vec::new() };
+        for (m, db) in members.iter().zip(&postgres) {
+            store_on_postgres(m, &db.url());
+        }
         let log = state.join("nodes.log");
         let procs = members.iter().map(|m| Some(serve(&m.config, &log, "warn"))).collect();
         for m in &members {
@@ -117,7 +131,7 @@ impl Pair {
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicUsize::new(0));
         let allowed = Arc::new(AtomicUsize::new(MESSAGES));
-        Pair { _dir: dir, members, log, procs, clients, line, accepted, counter, allowed }
+        Pair { _dir: dir, members, log, procs, clients, line, accepted, counter, allowed, postgres }
     }
 
     /// Kills member `i` with SIGKILL once `after` messages were accepted, and starts it again.
@@ -127,11 +141,12 @@ impl Pair {
         let at_kill = self.counter.load(Ordering::SeqCst);
         assert!(at_kill < MESSAGES, "the stream had ended ({at_kill} accepted) before the crash");
         // The database the dead process left is sound.
-        let config = adi_node::NodeConfig::load(std::path::Path::new(&self.members[i].config)).unwrap();
-        let c = rusqlite::Connection::open(&config.database).unwrap();
-        let check: String = c.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
-        assert_eq!(check, "ok", "{} after a kill", config.database.display());
-        drop(c);
+        if self.postgres.is_empty() {
+            let config = adi_node::NodeConfig::load(std::path::Path::new(&self.members[i].config)).unwrap();
+            let c = rusqlite::Connection::open(&config.database).unwrap();
+            let check: String = c.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
+            assert_eq!(check, "ok", "{} after a kill", config.database.display());
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.procs[i] = Some(serve(&self.members[i].config, &self.log, "warn"));
         wait_healthy(&self.members[i].url).await;
@@ -175,4 +190,10 @@ async fn twenty_kills_of_either_node_mid_stream_lose_and_duplicate_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_killed_mid_stream_keeps_every_message_it_accepted() {
     Pair::start().await.run(&[(0, 400)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_ten_kills_of_either_node_mid_stream_lose_and_duplicate_nothing() {
+    let crashes: Vec<(usize, usize)> = (1..=10).map(|k| (k % 2, k * 80)).collect();
+    Pair::start_on(true).await.run(&crashes).await;
 }

@@ -61,6 +61,7 @@ pub async fn admit(
         federation_listen: vec![format!("127.0.0.1:{fed}")],
         api_listen: format!("127.0.0.1:{api}"),
         discipline: setup::demo_discipline(),
+        store: None,
     })?;
 
     let roster = nodes.first().ok_or_else(|| anyhow!("no node runs"))?.state.roster();

@@ -15,6 +15,8 @@ use adi_node::client::Client;
 use hyper::Method;
 use serde_json::Value;
 
+pub mod pg;
+
 /// A node process, killed when dropped.
 pub struct Proc {
     child: Child,
@@ -304,6 +306,26 @@ pub fn move_database(procs: &Procs, code: &str, dir: &Path) -> PathBuf {
     file.database = to.display().to_string();
     std::fs::write(&config, toml::to_string_pretty(&file).unwrap()).unwrap();
     to
+}
+
+/// Points a member's configuration at a store on the PostgreSQL database `url` instead of its
+/// SQLite file, and gives the member's duty officer the same token there. The node must not be
+/// running.
+pub fn store_on_postgres(member: &Member, url: &str) {
+    let config = &member.config;
+    let mut file: adi_node::config::ConfigFile = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    file.database = String::new();
+    file.store =
+        Some(adi_node::config::StoreSection { kind: "postgres".into(), url: Some(url.into()), password_file: None });
+    std::fs::write(config, toml::to_string_pretty(&file).unwrap()).unwrap();
+    let config = adi_node::NodeConfig::load(Path::new(config)).unwrap();
+    let store = adi_node::state::open_store(&config).unwrap();
+    let duty = adi_store::Operator {
+        name: format!("duty-{}", member.code),
+        role: adi_core::Role::Duty,
+        created_ms: adi_node::clock::now_ms(),
+    };
+    adi_store::Store::add_operator(&store, &duty, adi_node::http::auth::token_hash(&member.token), None).unwrap();
 }
 
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

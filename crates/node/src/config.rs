@@ -31,8 +31,12 @@ pub struct ConfigFile {
     /// database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster_versions: Option<String>,
-    /// The SQLite database file.
+    /// The SQLite database file, for the embedded store (the default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub database: String,
+    /// Where the store is when it is not the embedded SQLite file: a PostgreSQL database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSection>,
     /// The member's Ed25519 signing key (PKCS#8 PEM, mode 0600).
     pub signing_key: String,
     /// The node's TLS certificate and key (PEM; the key mode 0600).
@@ -149,6 +153,21 @@ impl Default for DisciplineSection {
 
 fn default_caveat() -> String {
     "ADMM-PLUS RESTRICTED".to_string()
+}
+
+/// The store, when it is not the embedded SQLite file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite` (the file `database` names) or `postgres`.
+    pub kind: String,
+    /// The PostgreSQL database, as `postgres://user@host:port/database` (or the key=value form).
+    /// Better without its password, which `password_file` gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A file (mode 0600) holding the database user's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -471,6 +490,8 @@ pub struct NodeConfig {
     /// The versions after the first that the configuration names, in order, unchecked.
     pub roster_versions: Vec<adi_wire::files::RosterVersionFile>,
     pub database: PathBuf,
+    /// The PostgreSQL database the store is on, when it is not the SQLite file `database`.
+    pub postgres: Option<PostgresStore>,
     /// The key in the signing key file. The node starts with it if the roster in force gives it
     /// to this member, or if a rotation the roster put in force is under way (the file beside
     /// it, [`next_key_file`], holds the new key).
@@ -491,6 +512,20 @@ pub struct NodeConfig {
     pub release_required: bool,
     /// How often the node checkpoints lines whose log grew, in seconds; 0: only on demand.
     pub checkpoint_interval_s: u64,
+}
+
+/// A store on PostgreSQL, as the configuration names it.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub url: String,
+    /// From the configuration's password file.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// A configuration error, naming the file and the field.
@@ -675,7 +710,28 @@ fn load_master_key(config: &Path, file: Option<&Path>) -> Result<[u8; 32], Confi
     parse(&text, "", file)
 }
 
+/// Reads a secret from a file that only its owner may read.
+fn read_private(file: &Path, field: &str) -> Result<String, ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(file).map_err(|e| cerr(file, field, format!("cannot read: {e}")))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(cerr(file, field, "the file must be readable by its owner only (mode 0600)"));
+        }
+    }
+    std::fs::read_to_string(file).map_err(|e| cerr(file, field, format!("cannot read: {e}")))
+}
+
 impl NodeConfig {
+    /// Where the store is, as logs and errors name it: the SQLite file, or the PostgreSQL address.
+    pub fn store_name(&self) -> String {
+        match &self.postgres {
+            Some(pg) => adi_store::redacted(&pg.url),
+            None => self.database.display().to_string(),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| cerr(path, "", format!("cannot read: {e}")))?;
         let file: ConfigFile = toml::from_str(&text).map_err(|e| cerr(path, "", format!("not a valid config: {e}")))?;
@@ -701,6 +757,30 @@ impl NodeConfig {
         // on the whole chain: a rotation moves it after the configuration's versions.
         let signing_key = load_signing_key(&rel(&file.signing_key))?;
         let master_key = load_master_key(path, file.master_key.as_deref().map(rel).as_deref())?;
+        let postgres = match &file.store {
+            None => None,
+            Some(store) if store.kind == "sqlite" => None,
+            Some(store) if store.kind == "postgres" => {
+                let url = store
+                    .url
+                    .clone()
+                    .filter(|u| !u.trim().is_empty())
+                    .ok_or_else(|| cerr(path, "store.url", "a store on PostgreSQL needs the database's address"))?;
+                let password = match &store.password_file {
+                    None => None,
+                    Some(f) => {
+                        Some(read_private(&rel(f), "store.password_file")?.trim_end_matches(['\n', '\r']).to_string())
+                    }
+                };
+                Some(PostgresStore { url, password })
+            }
+            Some(store) => {
+                return Err(cerr(path, "store.kind", format!("'{}' is no store: sqlite or postgres", store.kind)))
+            }
+        };
+        if postgres.is_none() && file.database.trim().is_empty() {
+            return Err(cerr(path, "database", "the embedded store needs its database file"));
+        }
         let api_listen: SocketAddr = file
             .api
             .listen
@@ -925,6 +1005,7 @@ impl NodeConfig {
             first_roster,
             roster_versions,
             database: rel(&file.database),
+            postgres,
             signing_key,
             signing_key_file: rel(&file.signing_key),
             tls_cert: rel(&file.tls_cert),

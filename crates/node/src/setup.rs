@@ -18,7 +18,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
-use crate::config::{ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, CONFIG_VERSION};
+use crate::config::{
+    ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, StoreSection, CONFIG_VERSION,
+};
 use crate::http::auth::{hash_password, token_hash};
 use crate::state::open_store;
 use crate::tls;
@@ -68,6 +70,9 @@ pub struct InitOptions {
     pub federation_listen: Vec<String>,
     pub api_listen: String,
     pub discipline: DisciplineSection,
+    /// The PostgreSQL database the node's store is on (`postgres://…`); the embedded SQLite file
+    /// `node.db` when `None`.
+    pub store: Option<String>,
 }
 
 /// What `adi init` wrote.
@@ -93,6 +98,11 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         .clone()
         .or_else(|| known.as_ref().map(|k| k.community.clone()))
         .ok_or_else(|| anyhow!("{code} is not in the shipped members data; give --community"))?;
+    if let Some(url) = &opts.store {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            bail!("--store: a PostgreSQL address (postgres://user@host:port/database), not '{url}'");
+        }
+    }
     if opts.dir.join("config.toml").exists() {
         bail!("{} already holds a node configuration; refusing to overwrite its keys", opts.dir.display());
     }
@@ -135,7 +145,12 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         member: code.to_string(),
         roster: "roster.toml".into(),
         roster_versions: None,
-        database: "node.db".into(),
+        database: if opts.store.is_some() { String::new() } else { "node.db".into() },
+        store: opts.store.clone().map(|url| StoreSection {
+            kind: "postgres".into(),
+            url: Some(url),
+            password_file: None,
+        }),
         signing_key: "keys/signing.pem".into(),
         tls_cert: "keys/node.crt".into(),
         tls_key: "keys/node.key".into(),
@@ -336,6 +351,7 @@ pub fn demo_init(
             federation_listen: vec![format!("127.0.0.1:{fed}")],
             api_listen: format!("127.0.0.1:{api}"),
             discipline: demo_discipline(),
+            store: None,
         })?;
         outputs.push((out, api));
         progress(i + 1, code);

@@ -37,7 +37,7 @@ pub struct Node {
 impl Node {
     /// Opens the store, binds every listener and starts every task.
     pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
-        let store = open_store(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+        let store = open_store(&config)?;
         // The roster in force: the first version, the configuration's versions, the database's.
         let (book, to_record) = roster::book(&config, &store.roster_versions()?, &store.roster_proposals()?)?;
         for (file, hash) in to_record {

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -77,7 +76,7 @@ pub(crate) struct CoreSeed {
     limits: Limits,
     default_caveat: String,
     discipline: DisciplineConfig,
-    database: PathBuf,
+    store_name: String,
 }
 
 impl CoreSeed {
@@ -88,7 +87,7 @@ impl CoreSeed {
             limits: config.limits.clone(),
             default_caveat: config.default_caveat.clone(),
             discipline: config.discipline.clone(),
-            database: config.database.clone(),
+            store_name: config.store_name(),
         }
     }
 }
@@ -113,7 +112,7 @@ pub(crate) fn load_core(
         discipline: seed.discipline.clone(),
     };
     let core = Hotline::new(config, restored, now_ms())
-        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", seed.database.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: the MLS state cannot be restored: {e}", seed.store_name))?;
     Ok((core, used_key_packages))
 }
 
@@ -601,9 +600,19 @@ impl Link {
 
 /// Opens a node's store from its configuration, for operator commands run beside the node.
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<SqlStore> {
-    let mut store_config = StoreConfig::new(&config.database, config.master_key);
+    let mut store_config = match &config.postgres {
+        Some(pg) => {
+            let mut c = StoreConfig::postgres(&pg.url, config.master_key);
+            c.postgres_password = pg.password.clone();
+            c
+        }
+        None => StoreConfig::new(&config.database, config.master_key),
+    };
     store_config.events_retained_max = config.runtime_limits.events_retained_max;
-    let store = SqlStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.database.display()))?;
+    let store = SqlStore::open(store_config).map_err(|e| anyhow::anyhow!("{}: {e}", config.store_name()))?;
+    if config.postgres.is_some() {
+        return Ok(store);
+    }
     // A database and journal made before files were kept private are narrowed to their owner.
     for suffix in ["", "-wal", "-shm"] {
         let mut path = config.database.clone().into_os_string();

@@ -25,6 +25,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+pub use postgres::redacted;
 pub use store::SqlStore;
 
 /// Settings of the store.
@@ -54,8 +55,9 @@ pub struct StoreConfig {
     /// with room for the probe alone (in the space a failed write left allocated) does not take
     /// writes only to fail again at once (SQLite).
     pub probe_headroom_bytes: usize,
-    /// How long the PostgreSQL store waits to connect, and for any one statement, before it
-    /// counts the database as failed.
+    /// The PostgreSQL user's password, when the address does not carry it.
+    pub postgres_password: Option<String>,
+    /// How long the PostgreSQL store waits to connect before it counts the database as failed.
     pub connect_timeout_ms: u64,
 }
 
@@ -72,6 +74,7 @@ impl StoreConfig {
             events_retained_max: 100_000,
             wal_wipe_ms: 1_000,
             probe_headroom_bytes: 1 << 20,
+            postgres_password: None,
             connect_timeout_ms: 5_000,
         }
     }

@@ -33,6 +33,10 @@ use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId, VerifiedEnvelope};
 use tempfile::TempDir;
 
+#[path = "../../../tests/support/pg.rs"]
+mod pg;
+use pg::PgDatabase;
+
 /// A fixed point in time, so that every run builds the same envelopes.
 const T0: u64 = 1_700_000_000_000;
 
@@ -1187,52 +1191,6 @@ fn sqlite_group_commit() {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 // ---------------------------------------------------------------------------------------------
-
-/// The PostgreSQL server the tests use, as an address without a database.
-fn pg_server() -> String {
-    std::env::var("ADI_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// Runs a statement on the server's `postgres` database, as its administrator.
-fn pg_admin(sql: &str) {
-    let url = format!("{}/postgres", pg_server());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the PostgreSQL server at {url} (set ADI_TEST_POSTGRES): {e}"));
-        let served = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        drop(client);
-        let _ = served.await;
-    });
-}
-
-/// A database of its own on the test server, dropped with this value.
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("adi_contract_{}_{n}", std::process::id());
-        pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        pg_admin(&format!("CREATE DATABASE {name}"));
-        PgDatabase { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_server(), self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        pg_admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-    }
-}
 
 fn postgres() -> (PgDatabase, SqlStore) {
     let db = PgDatabase::create();

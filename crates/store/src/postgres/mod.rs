@@ -133,6 +133,9 @@ impl Postgres {
         let mut address = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Db(format!("{}: not a PostgreSQL address: {e}", redacted(&url))))?;
         address.connect_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)));
+        if let Some(password) = &config.postgres_password {
+            address.password(password.as_bytes());
+        }
         if address.get_application_name().is_none() {
             address.application_name("adi");
         }
@@ -262,16 +265,17 @@ fn location_of(address: &tokio_postgres::Config) -> String {
     )
 }
 
-/// An address that could not be read, as an error shows it: what follows a `:` before an `@`
-/// (a password) is left out.
-fn redacted(url: &str) -> String {
+/// A PostgreSQL address as logs and errors show it: without its password (what follows a `:`
+/// before the `@` of a URL, or a `password=` setting).
+pub fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let user = &url[scheme + 3..at];
             let user = user.split(':').next().unwrap_or("");
             format!("{}{user}{}", &url[..scheme + 3], &url[at..])
         }
-        _ => url.to_string(),
+        (Some(_), _) => url.to_string(),
+        (None, _) => url.split_whitespace().filter(|kv| !kv.starts_with("password=")).collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -365,6 +369,6 @@ mod tests {
     fn an_address_in_an_error_has_no_password() {
         assert_eq!(redacted("postgres://adi:secret@db.example:5432/adi"), "postgres://adi@db.example:5432/adi");
         assert_eq!(redacted("postgres://adi@db.example/adi"), "postgres://adi@db.example/adi");
-        assert_eq!(redacted("host=db user=adi"), "host=db user=adi");
+        assert_eq!(redacted("host=db user=adi password=secret dbname=adi"), "host=db user=adi dbname=adi");
     }
 }
