@@ -7,6 +7,7 @@ use std::sync::Arc;
 use adi_core::{AlarmChange, Evidence, HeldEnvelope, MemberCode, Restored, WriteBatch};
 use adi_wire::{EnvelopeHash, LineId};
 
+use crate::postgres::lease::{Lease, LeaseHolder};
 use crate::seal::{row_id, Sealer};
 use crate::sql::{self, invariant, params, Connection, OptionalExtension};
 use crate::{postgres, read, sqlite, write};
@@ -89,6 +90,36 @@ impl SqlStore {
         match &self.inner.engine {
             Engine::Sqlite(e) => e,
             Engine::Postgres(_) => panic!("a SQLite store was expected"),
+        }
+    }
+
+    /// Takes the lease of an active/standby pair for `holder` if it is free or ran out
+    /// (`postgres::lease`). A pair needs its store on PostgreSQL.
+    pub fn claim_lease(&self, holder: &str, lease_ms: u64, api_url: &str) -> Result<Option<Lease>, StoreError> {
+        self.postgres()?.claim_lease(holder, lease_ms, api_url)
+    }
+
+    /// Renews the lease held under `token`; `None` once another node took it or it ran out.
+    pub fn renew_lease(&self, holder: &str, token: u64, lease_ms: u64) -> Result<Option<Lease>, StoreError> {
+        self.postgres()?.renew_lease(holder, token, lease_ms)
+    }
+
+    /// Who holds the pair's lease.
+    pub fn lease_holder(&self) -> Result<LeaseHolder, StoreError> {
+        self.postgres()?.lease_holder()
+    }
+
+    /// From now on, every write this store commits first checks that the lease is still held
+    /// under `token` and has not run out; a write that finds otherwise is not committed.
+    pub fn write_under_lease(&self, token: u64, lease_ms: u64) -> Result<(), StoreError> {
+        self.postgres()?.write_under_lease(token, lease_ms);
+        Ok(())
+    }
+
+    fn postgres(&self) -> Result<&postgres::Postgres, StoreError> {
+        match &self.inner.engine {
+            Engine::Postgres(e) => Ok(e),
+            Engine::Sqlite(_) => Err(StoreError::Db("an active/standby pair needs its store on PostgreSQL".into())),
         }
     }
 

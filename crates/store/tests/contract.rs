@@ -1251,3 +1251,41 @@ fn postgres_operators() {
 fn postgres_failed_job_does_not_poison_its_group() {
     failed_job_does_not_poison_its_group(postgres, |_| ());
 }
+
+/// Two stores on one database, as the two nodes of an active/standby pair: one takes the lease;
+/// the other cannot while it runs, and takes it once it ran out; from then on the former holder's
+/// writes are refused and leave nothing behind, while the new holder's commit.
+#[test]
+fn postgres_a_former_lease_holder_commits_nothing() {
+    const LEASE_MS: u64 = 400;
+    let (db, a) = postgres();
+    let b = postgres_reopen(&db);
+    let first = a.claim_lease("a 1", LEASE_MS, "http://a").expect("claim").expect("a free lease is taken");
+    assert!(b.claim_lease("b 1", LEASE_MS, "http://b").expect("claim").is_none(), "a lease held is not taken");
+    let holder = b.lease_holder().expect("holder");
+    assert_eq!((holder.holder.as_str(), holder.token, holder.api_url.as_str()), ("a 1", first.token, "http://a"));
+    assert!(holder.remaining_ms > 0 && holder.remaining_ms <= LEASE_MS, "{holder:?}");
+    a.write_under_lease(first.token, LEASE_MS).expect("fenced writes");
+
+    let line = line_id(40);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let one = send(&mut ph, T0 + 1, line, "ROUTINE", "under the lease");
+    let two = send(&mut ph, T0 + 2, line, "ROUTINE", "after the lease");
+    assert_eq!(commit(&a, &[&setup, &one]), inserted(2), "the holder writes");
+    assert!(a.renew_lease("a 1", first.token, LEASE_MS).expect("renew").is_some());
+
+    // The holder stops renewing (paused, cut off): its lease runs out, and the other takes it.
+    thread::sleep(Duration::from_millis(LEASE_MS + 100));
+    let second = b.claim_lease("b 1", LEASE_MS, "http://b").expect("claim").expect("a lease run out is taken");
+    assert!(second.token > first.token, "{first:?} then {second:?}");
+    b.write_under_lease(second.token, LEASE_MS).expect("fenced writes");
+
+    let refused = a.commit(batch_of(&two)).wait_blocking();
+    assert!(matches!(refused, Err(adi_store::StoreError::Unwritable { .. })), "{refused:?}");
+    assert!(a.renew_lease("a 1", first.token, LEASE_MS).expect("renew").is_none(), "a lost lease is not renewed");
+    assert!(b.message(&hash(&two)).expect("read").is_none(), "nothing of the former holder's write landed");
+    assert_eq!(commit(&b, &[&two]), inserted(1), "the new holder writes");
+    assert_eq!(hashes(&line_messages(&b, line, 10)), vec![hash(&one), hash(&two)]);
+}

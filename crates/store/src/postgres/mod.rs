@@ -16,6 +16,7 @@
 //! ([`block_on`]), while the connections' sockets are served by the store's own runtime, so no
 //! caller ever enters a runtime.
 
+pub mod lease;
 mod pg;
 mod schema;
 
@@ -76,6 +77,9 @@ struct Shared {
     events_committed: AtomicU64,
     readers: Mutex<Vec<PgConn>>,
     fence: Mutex<Fence>,
+    /// The lease this node holds, as (token, length in ms): every write transaction checks it
+    /// first. `None` for a node that is not one of a pair.
+    lease: Mutex<Option<(u64, u64)>>,
 }
 
 impl Drop for Shared {
@@ -153,6 +157,7 @@ impl Postgres {
             events_committed: AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
             fence: Mutex::new(Fence::default()),
+            lease: Mutex::new(None),
         });
         let location = location_of(&shared.address);
         let conn = shared.connect().map_err(|e| StoreError::Db(format!("{location}: {e}")))?;
@@ -202,6 +207,36 @@ impl Postgres {
             let _ = sender.send(job);
         }
         Pending(rx)
+    }
+
+    /// Takes the lease of the pair for `holder` if it is free or ran out.
+    pub(crate) fn claim_lease(
+        &self,
+        holder: &str,
+        lease_ms: u64,
+        api_url: &str,
+    ) -> Result<Option<lease::Lease>, StoreError> {
+        self.with_reader(|conn| lease::claim(conn, holder, lease_ms, api_url))
+    }
+
+    /// Renews the lease held under `token`; `None` once it is lost.
+    pub(crate) fn renew_lease(
+        &self,
+        holder: &str,
+        token: u64,
+        lease_ms: u64,
+    ) -> Result<Option<lease::Lease>, StoreError> {
+        self.with_reader(|conn| lease::renew(conn, holder, token, lease_ms))
+    }
+
+    pub(crate) fn lease_holder(&self) -> Result<lease::LeaseHolder, StoreError> {
+        self.with_reader(lease::holder)
+    }
+
+    /// From now on every write transaction checks that this node still holds the lease under
+    /// `token`.
+    pub(crate) fn write_under_lease(&self, token: u64, lease_ms: u64) {
+        *lock(&self.shared.lease) = Some((token, lease_ms));
     }
 
     /// Runs `f` on a reader connection from the pool (opening one if none is idle).
@@ -332,8 +367,15 @@ impl Writer {
 
     /// Runs jobs in one transaction, each in a savepoint of its own, and commits it.
     fn transact(&mut self, jobs: &mut [Job]) -> Result<(), WriteFault> {
+        let lease = *lock(&self.shared.lease);
         let conn = self.connection()?;
+        if let Some((_, lease_ms)) = lease {
+            conn.under_lease(lease_ms).map_err(fault)?;
+        }
         conn.batch("BEGIN").map_err(fault)?;
+        if let Some((token, _)) = lease {
+            lease::fence(conn, token).map_err(fault)?;
+        }
         for job in jobs.iter_mut() {
             conn.batch("SAVEPOINT job").map_err(fault)?;
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn)))

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::BytesMut;
@@ -19,11 +20,23 @@ use crate::WriteFault;
 pub(crate) struct PgConn {
     client: Client,
     statements: Mutex<HashMap<String, Statement>>,
+    /// Whether the server ends this connection's transactions left idle past a lease's length.
+    idle_bounded: AtomicBool,
 }
 
 impl PgConn {
     pub(crate) fn new(client: Client) -> Self {
-        PgConn { client, statements: Mutex::new(HashMap::new()) }
+        PgConn { client, statements: Mutex::new(HashMap::new()), idle_bounded: AtomicBool::new(false) }
+    }
+
+    /// Has the server end a transaction of this connection left idle for `lease_ms`: a writer
+    /// paused in the middle of one then holds the lease's row no longer than its lease.
+    pub(crate) fn under_lease(&self, lease_ms: u64) -> Result<(), sql::Error> {
+        if !self.idle_bounded.load(Ordering::Relaxed) {
+            self.batch(&format!("SET idle_in_transaction_session_timeout = {}", lease_ms.max(1)))?;
+            self.idle_bounded.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Whether the connection was lost: it is not used again.

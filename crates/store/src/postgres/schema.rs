@@ -9,7 +9,7 @@ use crate::sql::{self, OptionalExtension};
 use crate::StoreError;
 
 /// The migrations, by the schema version each brings the database to.
-const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2)];
 
 /// The advisory lock held while the schema is brought up to date (any number the database's
 /// other users do not take: "ADI" in ASCII).
@@ -288,6 +288,19 @@ CREATE TABLE sessions (
     last_seen_ms BIGINT NOT NULL
 );
 INSERT INTO meta (key, value) VALUES ('database_id', replace(gen_random_uuid()::text, '-', ''));
+"#;
+
+/// The lease of an active/standby pair (`lease.rs`): one row, free until a node takes it.
+const VERSION_2: &str = r#"
+CREATE TABLE lease (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    api_url TEXT NOT NULL,
+    fenced_writes BIGINT NOT NULL
+);
+INSERT INTO lease (id, holder, token, expires_ms, api_url, fenced_writes) VALUES (1, '', 0, 0, '', 0);
 "#;
 
 /// Brings the database's schema to this build's version; refuses a database that a newer build
