@@ -504,7 +504,8 @@ enum OperatorCommand {
 
 #[derive(Args)]
 struct ClientArgs {
-    /// The node's API URL.
+    /// The node's API URL; for an active/standby pair, both nodes' URLs separated by a comma
+    /// (the command goes to the active one).
     #[arg(long, env = "ADI_URL", default_value = "http://127.0.0.1:7300")]
     url: String,
     /// The operator's token.

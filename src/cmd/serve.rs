@@ -12,6 +12,9 @@ pub async fn serve(config: PathBuf) -> anyhow::Result<()> {
     init_logging("info");
     let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
     let stop = StopSignal::listen()?;
+    if let Some(pair) = config.pair.clone() {
+        return adi_node::pair::run(config, pair, stop.wait()).await;
+    }
     let node = Node::start(config).await?;
     out!("node {} ready: API http://{}", node.state.member, node.api_addr);
     stop.wait().await;

@@ -4,6 +4,7 @@
 //! (the SHA-256 of its key, as in the roster), since nodes use self-signed certificates.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,33 +71,58 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
-/// An API client bound to one node and one operator token.
+/// The header with which the standby node of a pair marks its answers (`pair.rs`): the request
+/// was not taken, and the client tries the other node.
+pub const PAIR_ROLE_HEADER: &str = "adi-pair-role";
+
+/// An API client bound to one node (or the two nodes of an active/standby pair) and one operator
+/// token.
 #[derive(Clone)]
 pub struct Client {
-    host_port: String,
+    /// Each node's `host:port`, in the order given.
+    nodes: Arc<Vec<String>>,
+    /// The node that answered last, tried first.
+    current: Arc<AtomicUsize>,
     tls: Option<Arc<rustls::ClientConfig>>,
     token: Option<String>,
     limits: ClientLimits,
 }
 
 impl Client {
-    /// `url` is `http://host:port` or `https://host:port`; `pin` is required for https.
+    /// `url` is `http://host:port` or `https://host:port`, or for an active/standby pair both
+    /// nodes' URLs separated by a comma (one scheme; both nodes present the member's key, so one
+    /// pin); `pin` is required for https.
     pub fn new(url: &str, token: Option<String>, pin: Option<&str>) -> anyhow::Result<Client> {
-        let url = url.trim_end_matches('/');
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            (None, rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
+        let urls: Vec<&str> = url.split(',').map(|u| u.trim().trim_end_matches('/')).collect();
+        let https = urls.first().is_some_and(|u| u.starts_with("https://"));
+        let mut nodes = Vec::with_capacity(urls.len());
+        for url in &urls {
+            let rest = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+                (Some(rest), _) if !https => rest,
+                (_, Some(rest)) if https => rest,
+                (None, None) => anyhow::bail!("the API URL must start with http:// or https://, got '{url}'"),
+                _ => anyhow::bail!("the nodes of a pair are reached with one scheme, got '{url}'"),
+            };
+            if rest.is_empty() || rest.contains('/') {
+                anyhow::bail!("the API URL is scheme://host:port, got '{url}'");
+            }
+            nodes.push(rest.to_string());
+        }
+        let tls = if https {
             let pin = pin.ok_or_else(|| anyhow::anyhow!("an https URL needs the node's key pin (--pin or ADI_PIN)"))?;
             let mut bytes = [0u8; 32];
             hex::decode_to_slice(pin, &mut bytes).map_err(|_| anyhow::anyhow!("the pin is 32 bytes in hex"))?;
-            (Some(Arc::new(crate::tls::api_client_config(bytes)?)), rest)
+            Some(Arc::new(crate::tls::api_client_config(bytes)?))
         } else {
-            anyhow::bail!("the API URL must start with http:// or https://, got '{url}'");
+            None
         };
-        if rest.is_empty() || rest.contains('/') {
-            anyhow::bail!("the API URL is scheme://host:port, got '{url}'");
-        }
-        Ok(Client { host_port: rest.to_string(), tls, token, limits: ClientLimits::default() })
+        Ok(Client {
+            nodes: Arc::new(nodes),
+            current: Arc::new(AtomicUsize::new(0)),
+            tls,
+            token,
+            limits: ClientLimits::default(),
+        })
     }
 
     /// Sends a request and returns the status and the JSON answer (`null` when empty).
@@ -194,14 +220,49 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Response<Incoming>> {
-        let tcp = TcpStream::connect(&self.host_port)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", self.host_port))?;
+        // A request goes to another node of a pair only when it was not taken: the node could not
+        // be reached, or it is the standby. One that reached the active node and failed after is
+        // not sent again, lest it be done twice.
+        let body = Bytes::from(body.unwrap_or_default());
+        let first = self.current.load(Ordering::Relaxed);
+        let mut missed = Vec::new();
+        for k in 0..self.nodes.len() {
+            let at = (first + k) % self.nodes.len();
+            let host_port = &self.nodes[at];
+            let tcp = match TcpStream::connect(host_port).await {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    missed.push(format!("{host_port}: {e}"));
+                    continue;
+                }
+            };
+            let response = self.send_on(tcp, host_port, method.clone(), path, headers, body.clone()).await?;
+            let standby = response.headers().get(PAIR_ROLE_HEADER).is_some_and(|v| v == "standby");
+            if standby && self.nodes.len() > 1 {
+                missed.push(format!("{host_port}: the standby of its pair"));
+                continue;
+            }
+            self.current.store(at, Ordering::Relaxed);
+            return Ok(response);
+        }
+        anyhow::bail!("cannot reach the node at {}", missed.join("; "))
+    }
+
+    /// Sends one request on a connection made to `host_port`.
+    async fn send_on(
+        &self,
+        tcp: TcpStream,
+        host_port: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<Response<Incoming>> {
         let _ = tcp.set_nodelay(true);
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, &self.host_port)
+            .header(hyper::header::HOST, host_port)
             .header(hyper::header::CONTENT_TYPE, "application/json");
         if let Some(t) = &self.token {
             builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -209,7 +270,7 @@ impl Client {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let request = builder.body(Full::new(body))?;
         let response = match &self.tls {
             None => {
                 let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;

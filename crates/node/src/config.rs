@@ -37,6 +37,9 @@ pub struct ConfigFile {
     /// Where the store is when it is not the embedded SQLite file: a PostgreSQL database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreSection>,
+    /// This node as one of an active/standby pair sharing the store on PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairSection>,
     /// The member's Ed25519 signing key (PKCS#8 PEM, mode 0600).
     pub signing_key: String,
     /// The node's TLS certificate and key (PEM; the key mode 0600).
@@ -170,6 +173,18 @@ pub struct StoreSection {
     pub password_file: Option<String>,
 }
 
+/// One node of an active/standby pair: two `adi serve` of one member, on two machines, sharing
+/// one PostgreSQL store; the one holding the store's lease is active.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSection {
+    /// This node's name within the pair, for logs and for the other node (`ph-a`).
+    pub name: String,
+    /// Where operators reach this node's API (`http://10.0.0.1:7300`): the other node, while it
+    /// is the standby, sends them here.
+    pub api_url: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
@@ -252,6 +267,9 @@ pub struct LimitsSection {
     pub roster_proposals_per_member_max: Option<usize>,
     pub roster_versions_per_exchange_max: Option<usize>,
     pub rotation_overlap_ms: Option<u64>,
+    pub lease_ms: Option<u64>,
+    pub lease_renew_ms: Option<u64>,
+    pub standby_poll_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -394,6 +412,14 @@ pub struct RuntimeLimits {
     /// retired TLS key is still admitted: its node moves to the new key once every peer holds the
     /// version, and is reached and admitted meanwhile.
     pub rotation_overlap_ms: u64,
+    /// How long the lease of an active/standby pair runs unless renewed: after the active node
+    /// dies, the standby takes over at most this long (plus `standby_poll_ms` and its own start)
+    /// later, and a paused former active commits nothing past it.
+    pub lease_ms: u64,
+    /// How often the active node of a pair renews its lease.
+    pub lease_renew_ms: u64,
+    /// How often the standby node of a pair tries to take the lease.
+    pub standby_poll_ms: u64,
 }
 
 impl RuntimeLimits {
@@ -474,6 +500,9 @@ impl Default for RuntimeLimits {
             roster_proposals_per_member_max: 4,
             roster_versions_per_exchange_max: 64,
             rotation_overlap_ms: 24 * 60 * 60 * 1000,
+            lease_ms: 3_000,
+            lease_renew_ms: 1_000,
+            standby_poll_ms: 250,
         }
     }
 }
@@ -492,6 +521,8 @@ pub struct NodeConfig {
     pub database: PathBuf,
     /// The PostgreSQL database the store is on, when it is not the SQLite file `database`.
     pub postgres: Option<PostgresStore>,
+    /// This node as one of an active/standby pair.
+    pub pair: Option<PairSection>,
     /// The key in the signing key file. The node starts with it if the roster in force gives it
     /// to this member, or if a rotation the roster put in force is under way (the file beside
     /// it, [`next_key_file`], holds the new key).
@@ -778,6 +809,21 @@ impl NodeConfig {
                 return Err(cerr(path, "store.kind", format!("'{}' is no store: sqlite or postgres", store.kind)))
             }
         };
+        if let Some(pair) = &file.pair {
+            if postgres.is_none() {
+                return Err(cerr(
+                    path,
+                    "pair",
+                    "the two nodes of a pair share a store on PostgreSQL ([store] kind = \"postgres\")",
+                ));
+            }
+            if pair.name.trim().is_empty() || pair.name.len() > 64 {
+                return Err(cerr(path, "pair.name", "a name of 1 to 64 characters"));
+            }
+            if !(pair.api_url.starts_with("http://") || pair.api_url.starts_with("https://")) {
+                return Err(cerr(path, "pair.api_url", "an http:// or https:// address"));
+            }
+        }
         if postgres.is_none() && file.database.trim().is_empty() {
             return Err(cerr(path, "database", "the embedded store needs its database file"));
         }
@@ -998,6 +1044,18 @@ impl NodeConfig {
         if let Some(v) = l.rotation_overlap_ms {
             runtime_limits.rotation_overlap_ms = v;
         }
+        if let Some(v) = l.lease_ms {
+            runtime_limits.lease_ms = v.max(1);
+        }
+        if let Some(v) = l.lease_renew_ms {
+            runtime_limits.lease_renew_ms = v.max(1);
+        }
+        if let Some(v) = l.standby_poll_ms {
+            runtime_limits.standby_poll_ms = v.max(1);
+        }
+        if runtime_limits.lease_renew_ms >= runtime_limits.lease_ms {
+            return Err(cerr(path, "limits.lease_renew_ms", "the lease must be renewed more often than it runs out"));
+        }
         Ok(NodeConfig {
             path: path.to_path_buf(),
             member,
@@ -1006,6 +1064,7 @@ impl NodeConfig {
             roster_versions,
             database: rel(&file.database),
             postgres,
+            pair: file.pair.clone(),
             signing_key,
             signing_key_file: rel(&file.signing_key),
             tls_cert: rel(&file.tls_cert),

@@ -29,6 +29,7 @@ pub mod error;
 pub mod fed;
 pub mod files;
 pub mod http;
+pub mod pair;
 pub mod record;
 pub mod relay;
 pub mod setup;

@@ -151,6 +151,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
             url: Some(url),
             password_file: None,
         }),
+        pair: None,
         signing_key: "keys/signing.pem".into(),
         tls_cert: "keys/node.crt".into(),
         tls_key: "keys/node.key".into(),

@@ -36,8 +36,14 @@ pub struct Node {
 
 impl Node {
     /// Opens the store, binds every listener and starts every task.
-    pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let store = open_store(&config)?;
+        Node::start_on(config, store).await
+    }
+
+    /// Binds every listener and starts every task, on a store already open (the lease of a pair
+    /// taken on it).
+    pub async fn start_on(mut config: NodeConfig, store: adi_store::SqlStore) -> anyhow::Result<Node> {
         // The roster in force: the first version, the configuration's versions, the database's.
         let (book, to_record) = roster::book(&config, &store.roster_versions()?, &store.roster_proposals()?)?;
         for (file, hash) in to_record {

@@ -1,0 +1,157 @@
+//! An active/standby pair: two `adi serve` of one member, on two machines, sharing one store on
+//! PostgreSQL. The node that holds the store's lease (`adi_store::SqlStore::claim_lease`) is
+//! active: it runs the whole node, and every transaction it commits checks its fencing token. The
+//! other is the standby: it binds only the API's address, where it answers that it is the standby
+//! and where the active node is (a console page is sent there), and it tries to take the lease
+//! every `standby_poll_ms`. Once the active node dies, or is paused or cut off past its lease
+//! (`lease_ms`), the standby takes the lease, starts the node on the store as the active one left
+//! it, and binds the federation listeners too: peers reach it at the next endpoint the roster
+//! lists for the member, and operators' clients at the next address they were given.
+//!
+//! An active node that finds it no longer holds the lease (a renewal refused, or none accepted for
+//! a whole lease) stops at once and the process ends with an error; its supervisor starts it
+//! again, as the standby. Nothing it still had in memory can be committed: the store refuses the
+//! writes of a former holder.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::{NodeConfig, PairSection};
+use crate::error::ErrorBody;
+use crate::start::Node;
+use crate::state::open_store;
+
+/// Runs one node of a pair until `stop` resolves (then `Ok`) or the node, once active, loses the
+/// lease (then an error: its supervisor starts it again, as the standby).
+pub async fn run(
+    config: NodeConfig,
+    pair: PairSection,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let limits = config.runtime_limits.clone();
+    // A node restarted while its former lease still runs waits for it to run out like any other.
+    let holder = format!("{} {:08x}", pair.name, rand::random::<u32>());
+    let standby = Standby::serve(&config, store.clone()).await?;
+    tracing::info!(member = %config.member, node = %holder, api = %config.api_listen, "standby: waiting for the lease");
+    tokio::pin!(stop);
+    let lease = loop {
+        let (claiming, who, url) = (store.clone(), holder.clone(), pair.api_url.clone());
+        let claimed = tokio::task::spawn_blocking(move || claiming.claim_lease(&who, limits.lease_ms, &url)).await?;
+        match claimed {
+            Ok(Some(lease)) => break lease,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "standby: cannot reach the store to take the lease"),
+        }
+        tokio::select! {
+            () = &mut stop => {
+                standby.stop().await;
+                return Ok(());
+            }
+            () = tokio::time::sleep(Duration::from_millis(limits.standby_poll_ms)) => {}
+        }
+    };
+    let took = Instant::now();
+    standby.stop().await;
+    store.write_under_lease(lease.token, limits.lease_ms)?;
+    tracing::info!(node = %holder, token = lease.token, "took the lease: this node is now the active one");
+    let node = Node::start_on(config, store.clone()).await?;
+    tracing::info!(node = %holder, started_ms = took.elapsed().as_millis() as u64, "active");
+    let mut renewed = Instant::now();
+    loop {
+        tokio::select! {
+            () = &mut stop => {
+                node.stop().await;
+                return Ok(());
+            }
+            () = tokio::time::sleep(Duration::from_millis(limits.lease_renew_ms)) => {}
+        }
+        let (renewing, who) = (store.clone(), holder.clone());
+        let token = lease.token;
+        let renewal = tokio::task::spawn_blocking(move || renewing.renew_lease(&who, token, limits.lease_ms)).await?;
+        match renewal {
+            Ok(Some(_)) => renewed = Instant::now(),
+            Ok(None) => {
+                node.stop().await;
+                anyhow::bail!("{holder} lost the lease of its pair: the other node took over, or the lease ran out");
+            }
+            Err(e) if renewed.elapsed() >= Duration::from_millis(limits.lease_ms) => {
+                node.stop().await;
+                anyhow::bail!("{holder} could not renew the lease of its pair for a whole lease: {e}");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew the lease; trying again"),
+        }
+    }
+}
+
+/// The standby's API listener.
+struct Standby {
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the standby's answers need.
+struct Answering {
+    member: String,
+    store: adi_store::SqlStore,
+}
+
+impl Standby {
+    async fn serve(config: &NodeConfig, store: adi_store::SqlStore) -> anyhow::Result<Standby> {
+        let listener = TcpListener::bind(config.api_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
+        let state = Arc::new(Answering { member: config.member.to_string(), store });
+        let router = Router::new().fallback(answer).with_state(state);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::warn!(error = %e, "the standby's API listener failed");
+            }
+        });
+        Ok(Standby { task })
+    }
+
+    /// Closes the listener and every connection to it, so the active node can bind the address.
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Every request to a standby: a console page is sent to the active node; anything else is
+/// answered 503 `standby`, naming the active node's address (also in `Location`, with the path).
+async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Response {
+    let store = s.store.clone();
+    let holder = tokio::task::spawn_blocking(move || store.lease_holder()).await.ok().and_then(Result::ok);
+    let active = holder.filter(|h| h.remaining_ms > 0 && !h.api_url.is_empty()).map(|h| h.api_url);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let console = method == Method::GET && !path.starts_with("/api/") && path != "/healthz";
+    let location = active.as_ref().map(|url| format!("{}{path}", url.trim_end_matches('/')));
+    let mut response = match (&location, console) {
+        (Some(_), true) => StatusCode::TEMPORARY_REDIRECT.into_response(),
+        _ => {
+            let message = match &active {
+                Some(url) => {
+                    format!("this node of {} is the standby of its pair; the active node is at {url}", s.member)
+                }
+                None => {
+                    format!("this node of {} is the standby of its pair; no node of the pair is active now", s.member)
+                }
+            };
+            let body = ErrorBody { error: "standby".into(), message, field: None };
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(crate::client::PAIR_ROLE_HEADER, HeaderValue::from_static("standby"));
+    response
+}
