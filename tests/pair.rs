@@ -69,6 +69,44 @@ fn set_endpoints(config: &Path, member: &str, endpoints: &[String]) {
     std::fs::write(&path, roster.to_toml()).unwrap();
 }
 
+/// PH, and CN as a pair, with a line between them.
+struct Network {
+    procs: Procs,
+    _db: PgDatabase,
+    log: PathBuf,
+    nodes: Vec<PairNode>,
+    ph: Client,
+    /// CN's duty officer, given both nodes' addresses.
+    cn: Client,
+    line: String,
+}
+
+impl Network {
+    async fn start() -> Network {
+        let mut procs = Procs::init(&["PH", "CN"]);
+        let db = PgDatabase::create();
+        let configs = make_pair(&procs, &db);
+        let log = procs.dir.path().join("logs").join("CN-pair.log");
+        procs.start("PH");
+        wait_healthy(&procs.member("PH").url).await;
+        let nodes: Vec<PairNode> = configs
+            .into_iter()
+            .map(|(config, url)| {
+                let proc = Some(serve(config.to_str().unwrap(), &log, "info"));
+                PairNode { config, url, proc }
+            })
+            .collect();
+        active(&nodes, Duration::from_secs(30), &log).await;
+        let ph = procs.client("PH");
+        let both = format!("{},{}", nodes[0].url, nodes[1].url);
+        let cn = Client::new(&both, Some(procs.member("CN").token.clone()), None).unwrap();
+        let members = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
+        let line =
+            ph.call(Method::POST, "/api/v1/lines", Some(&members)).await.unwrap()["id"].as_str().unwrap().to_string();
+        Network { procs, _db: db, log, nodes, ph, cn, line }
+    }
+}
+
 /// Whether the node at `url` answers as the active one, soon (a paused node never answers).
 async fn is_active(url: &str) -> bool {
     let c = Client::new(url, None, None).unwrap();
@@ -146,32 +184,7 @@ fn subjects(messages: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_survives_ten_kills_and_five_pauses_of_its_active_node_losing_and_duplicating_nothing() {
-    let mut procs = Procs::init(&["PH", "CN"]);
-    let db = PgDatabase::create();
-    let configs = make_pair(&procs, &db);
-    let log = procs.dir.path().join("logs").join("CN-pair.log");
-    procs.start("PH");
-    wait_healthy(&procs.member("PH").url).await;
-    let mut nodes: Vec<PairNode> = configs
-        .into_iter()
-        .map(|(config, url)| {
-            let proc = Some(serve(config.to_str().unwrap(), &log, "info"));
-            PairNode { config, url, proc }
-        })
-        .collect();
-    active(&nodes, Duration::from_secs(30), &log).await;
-
-    let ph = procs.client("PH");
-    let both = format!("{},{}", nodes[0].url, nodes[1].url);
-    let cn = Client::new(&both, Some(procs.member("CN").token.clone()), None).unwrap();
-    let line = ph
-        .call(Method::POST, "/api/v1/lines", Some(&json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"})))
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
+    let Network { procs, _db, log, mut nodes, ph, cn, line } = Network::start().await;
     let (ph_accepted, cn_accepted) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
     let (ph_count, cn_count) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     // Ten kills and five pauses, spread over the stream: a pause every third fault. Each stream
@@ -272,4 +285,58 @@ async fn procs_check_absent(ph: &Client, cn: &Client, line: &str, subject: &str)
         let messages = support::messages(c, line).await;
         assert!(!subjects(&messages).iter().any(|s| s == subject), "'{subject}' landed");
     }
+}
+
+/// What the active node had running goes on at the node that takes over: the deadline of an
+/// IMMEDIATE message CN sent (15 s in the demo's discipline) comes due there and raises its
+/// alarm, and its link tests (every 30 s) go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_and_link_tests_go_on_at_the_node_that_takes_over() {
+    let Network { procs, _db, log, mut nodes, ph: _, cn, line } = Network::start().await;
+    let sent = cn
+        .call(
+            Method::POST,
+            &format!("/api/v1/lines/{line}/messages"),
+            Some(&json!({"precedence": "IMMEDIATE", "subject": "answer within 15 s", "body": "x"})),
+        )
+        .await
+        .unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    let was = active(&nodes, Duration::from_secs(5), &log).await;
+    let killed_ms = adi_node::clock::now_ms();
+    support::kill_9(nodes[was].proc.take().unwrap());
+    active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alarm = loop {
+        let alarms = cn.call(Method::GET, "/api/v1/alarms", None).await.unwrap();
+        let found = alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == "unacknowledged" && a["message"] == id.as_str())
+            .cloned();
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no unacknowledged alarm for {id} at the node that took over: {alarms}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(alarm["raised_ms"].as_u64().unwrap() > killed_ms, "the alarm was raised before the take-over: {alarm}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let links = cn.call(Method::GET, "/api/v1/links", None).await.unwrap();
+        let tested = links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["member"] == "PH" && l["last_ok_ms"].as_u64().is_some_and(|t| t > killed_ms));
+        if tested {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no link test answered since the take-over: {links}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(procs);
 }
