@@ -2,6 +2,8 @@
 //! checked for what each workload must have measured; and bad options refused before anything
 //! starts.
 
+mod support;
+
 use std::process::Command;
 
 use serde_json::Value;
@@ -109,4 +111,25 @@ fn bad_options_are_refused_before_anything_starts() {
         assert!(!out.status.success(), "{bad:?} was accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(bad[0]), "{bad:?}");
     }
+}
+
+/// `--store`: the nodes' stores on the test PostgreSQL server, one database each, made for the
+/// run and dropped after it; the figures measured on them. An address that is no PostgreSQL
+/// server's is refused before anything starts.
+#[test]
+fn a_run_on_postgresql_measures_and_leaves_no_database_behind() {
+    let server = support::pg::pg_server();
+    let out = adi(&["bench", "--quick", "--json", "--only", "latency", "--messages", "20", "--store", &server]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "adi bench --store failed:\n{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
+    assert_eq!(r["settings"]["store"], "postgres");
+    assert_eq!(r["latency"]["ring_ms"]["count"], 20);
+    spread_is_ordered(&r, "latency.ring_ms");
+    let left = support::pg::databases_named_like("adi_bench_%");
+    assert!(left.is_empty(), "databases left behind: {left:?}");
+
+    let out = adi(&["bench", "--quick", "--store", "sqlite:///tmp/x.db"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store"));
 }

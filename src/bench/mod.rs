@@ -68,6 +68,11 @@ pub struct BenchArgs {
     /// Write the FLASH latency distribution as an SVG plot.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Keep each node's store on the PostgreSQL server at this address (without a database:
+    /// `postgres://user@host:port`), in a database of its own made for the run, instead of in a
+    /// SQLite file. The databases are dropped afterwards unless `--state` keeps the network.
+    #[arg(long)]
+    store: Option<String>,
 }
 
 /// The settings a run used.
@@ -80,6 +85,8 @@ pub struct Settings {
     pub backlog: usize,
     pub max_messages: usize,
     pub workloads: Vec<String>,
+    /// `sqlite`, or `postgres` with `--store`.
+    pub store: String,
 }
 
 impl Settings {
@@ -108,6 +115,11 @@ impl Settings {
             backlog: pick(args.backlog, 10_000, 1_000) as usize,
             max_messages: args.max_messages.unwrap_or(200_000) as usize,
             workloads,
+            store: match &args.store {
+                None => "sqlite".into(),
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => "postgres".into(),
+                Some(url) => bail!("--store: a PostgreSQL server's address (postgres://user@host:port), not '{url}'"),
+            },
         })
     }
 
@@ -286,7 +298,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let base =
         adi_node::setup::free_port_run(2 * codes.len() as u16).ok_or_else(|| anyhow!("no free loopback ports"))?;
     let total = codes.len();
-    let demo = adi_node::setup::demo_init(&net_dir, &codes, base, |i, code| {
+    // Each node's PostgreSQL database, dropped when the run ends unless its network is kept.
+    let prefix = format!("adi_bench_{}", std::process::id());
+    let _databases = args.store.as_ref().map(|server| Databases {
+        server: server.clone(),
+        names: codes.iter().map(|c| format!("{prefix}_{}", c.to_ascii_lowercase())).collect(),
+        keep: args.state.is_some(),
+    });
+    let postgres = args.store.as_deref().map(|server| (server, prefix.as_str()));
+    let demo = adi_node::setup::demo_init_on(&net_dir, &codes, base, postgres, |i, code| {
         progress!("[setup] [{i:>2}/{total}] {code}: keys, card and config")
     })?;
     let logs = state.join("logs");
@@ -382,6 +402,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", report::table(&report));
     }
     Ok(())
+}
+
+/// The nodes' PostgreSQL databases, dropped with this value unless kept.
+struct Databases {
+    server: String,
+    names: Vec<String>,
+    keep: bool,
+}
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for name in &self.names {
+            if let Err(e) = adi_store::postgres_admin::drop_database(&self.server, name) {
+                progress!("[cleanup] cannot drop the database {name}: {e}");
+            }
+        }
+    }
 }
 
 /// A temporary folder on the disk (not a RAM file system), removed when dropped.

@@ -103,9 +103,14 @@ impl BenchNode {
     }
 
     /// Bytes of the node's database in use: its pages less its free pages, as a reader sees the
-    /// last commit (the write-ahead log included, whose file the node truncates every second).
+    /// last commit (the write-ahead log included, whose file the node truncates every second); on
+    /// PostgreSQL, the size of its database (`pg_database_size`).
     pub fn database_bytes(&self) -> anyhow::Result<u64> {
         use rusqlite::OpenFlags;
+        let config = adi_node::NodeConfig::load(&self.config).map_err(|e| anyhow!("{e}"))?;
+        if let Some(pg) = &config.postgres {
+            return Ok(adi_store::postgres_admin::database_bytes(&pg.url)?);
+        }
         let path = self.dir.join("node.db");
         let c = rusqlite::Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {} to read its size", path.display()))?;

@@ -63,8 +63,8 @@ pub fn table(r: &Report) -> String {
     let m = &r.machine;
     let _ = writeln!(
         s,
-        "\nADI benchmark, {} build, {} CPUs ({}), {:.0} GiB, Linux {}",
-        m.build, m.cpus, m.cpu_model, m.memory_gib, m.kernel
+        "\nADI benchmark, {} build, {} CPUs ({}), {:.0} GiB, Linux {}; stores on {}",
+        m.build, m.cpus, m.cpu_model, m.memory_gib, m.kernel, r.settings.store
     );
     let _ = writeln!(s, "\nPhysical floor (same run)");
     let _ = writeln!(

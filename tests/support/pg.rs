@@ -56,3 +56,23 @@ impl Drop for PgDatabase {
         pg_admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
+
+/// The databases on the test server whose names are LIKE `pattern`.
+pub fn databases_named_like(pattern: &str) -> Vec<String> {
+    let url = format!("{}/postgres", pg_server());
+    let pattern = pattern.to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("the server");
+            let served = tokio::spawn(connection);
+            let rows =
+                client.query("SELECT datname FROM pg_database WHERE datname LIKE $1", &[&pattern]).await.unwrap();
+            drop(client);
+            let _ = served.await;
+            rows.iter().map(|r| r.get::<_, String>(0)).collect()
+        })
+    })
+    .join()
+    .unwrap()
+}

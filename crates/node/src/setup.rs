@@ -335,6 +335,18 @@ pub fn demo_init(
     state: &Path,
     members: &[String],
     base_port: u16,
+    progress: impl FnMut(usize, &str),
+) -> anyhow::Result<DemoState> {
+    demo_init_on(state, members, base_port, None, progress)
+}
+
+/// As [`demo_init`], each member's store on a database of its own on the PostgreSQL server at
+/// `postgres` (an address without a database) when one is given: `<prefix>_<member>`, made here.
+pub fn demo_init_on(
+    state: &Path,
+    members: &[String],
+    base_port: u16,
+    postgres: Option<(&str, &str)>,
     mut progress: impl FnMut(usize, &str),
 ) -> anyhow::Result<DemoState> {
     if state.join("demo.json").exists() {
@@ -352,7 +364,14 @@ pub fn demo_init(
             federation_listen: vec![format!("127.0.0.1:{fed}")],
             api_listen: format!("127.0.0.1:{api}"),
             discipline: demo_discipline(),
-            store: None,
+            store: match postgres {
+                Some((server, prefix)) => {
+                    let name = format!("{prefix}_{}", code.to_ascii_lowercase());
+                    adi_store::postgres_admin::create_database(server, &name)?;
+                    Some(format!("{}/{name}", server.trim_end_matches('/')))
+                }
+                None => None,
+            },
         })?;
         outputs.push((out, api));
         progress(i + 1, code);

@@ -25,6 +25,7 @@ use adi_wire::{EnvelopeHash, LineId};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+pub use postgres::admin as postgres_admin;
 pub use postgres::lease::{Lease, LeaseHolder};
 pub use postgres::redacted;
 pub use store::SqlStore;

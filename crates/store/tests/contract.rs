@@ -33,6 +33,8 @@ use adi_wire::payload::PayloadV1;
 use adi_wire::{EnvelopeHash, LineId, VerifiedEnvelope};
 use tempfile::TempDir;
 
+// Shared with the process tests, some of whose helpers this suite does not use.
+#[allow(dead_code)]
 #[path = "../../../tests/support/pg.rs"]
 mod pg;
 use pg::PgDatabase;

@@ -16,6 +16,7 @@
 //! ([`block_on`]), while the connections' sockets are served by the store's own runtime, so no
 //! caller ever enters a runtime.
 
+pub mod admin;
 pub mod lease;
 mod pg;
 mod schema;
