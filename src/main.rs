@@ -75,6 +75,25 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Write a copy of the node's store to a new file, while the node runs (SQLite's VACUUM INTO,
+    /// or pg_dump for a store on PostgreSQL); the master key is not in it.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put the node's store back from a backup, the node stopped; at its next start the node
+    /// checks it against every peer and starts only if it holds all they hold of its lines.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        from: PathBuf,
+        /// Move an embedded store that is there aside instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
     /// List lines.
     Lines(ClientArgs),
     /// Open a line (a direct line of two members or a conference).
@@ -592,6 +611,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             AmendmentCommand::Check { versions } => cmd::amendment::check(versions),
         },
         Command::Serve { config } => cmd::serve::serve(config).await,
+        Command::Backup { config, out } => cmd::backup::backup(config, out),
+        Command::Restore { config, from, replace } => cmd::backup::restore(config, from, replace),
         Command::Operator { command } => match command {
             OperatorCommand::Add { config, name, role, password_stdin, token_days } => {
                 cmd::operator::add(config, name, role, password_stdin, token_days)

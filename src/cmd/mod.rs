@@ -19,6 +19,7 @@ macro_rules! out {
 pub mod admit;
 pub mod alarms;
 pub mod amendment;
+pub mod backup;
 pub mod cpa;
 pub mod decision;
 pub mod demo;

@@ -270,6 +270,7 @@ pub struct LimitsSection {
     pub lease_ms: Option<u64>,
     pub lease_renew_ms: Option<u64>,
     pub standby_poll_ms: Option<u64>,
+    pub restore_check_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -420,6 +421,9 @@ pub struct RuntimeLimits {
     pub lease_renew_ms: u64,
     /// How often the standby node of a pair tries to take the lease.
     pub standby_poll_ms: u64,
+    /// How long a node starting on a store restored from a backup waits for every peer to say
+    /// what it holds of their lines (`fed::restore`) before it refuses to start.
+    pub restore_check_ms: u64,
 }
 
 impl RuntimeLimits {
@@ -503,6 +507,7 @@ impl Default for RuntimeLimits {
             lease_ms: 3_000,
             lease_renew_ms: 1_000,
             standby_poll_ms: 250,
+            restore_check_ms: 60_000,
         }
     }
 }
@@ -1052,6 +1057,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.standby_poll_ms {
             runtime_limits.standby_poll_ms = v.max(1);
+        }
+        if let Some(v) = l.restore_check_ms {
+            runtime_limits.restore_check_ms = v;
         }
         if runtime_limits.lease_renew_ms >= runtime_limits.lease_ms {
             return Err(cerr(path, "limits.lease_renew_ms", "the lease must be renewed more often than it runs out"));

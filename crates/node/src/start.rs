@@ -44,6 +44,7 @@ impl Node {
     /// Binds every listener and starts every task, on a store already open (the lease of a pair
     /// taken on it).
     pub async fn start_on(mut config: NodeConfig, store: adi_store::SqlStore) -> anyhow::Result<Node> {
+        let restored = store.restored_ms()?.map(|_| store.clone());
         // The roster in force: the first version, the configuration's versions, the database's.
         let (book, to_record) = roster::book(&config, &store.roster_versions()?, &store.roster_proposals()?)?;
         for (file, hash) in to_record {
@@ -120,6 +121,12 @@ impl Node {
                     tracing::error!(error = %e, "the database failed while the node started");
                 }
             }
+        }
+        // A store put back from a backup starts only if it holds all its peers hold of its lines.
+        if let Some(restored) = restored {
+            let within = std::time::Duration::from_millis(config.runtime_limits.restore_check_ms);
+            crate::fed::restore::check(&state, within).await?;
+            restored.clear_restored().wait().await?;
         }
         let api_listener = TcpListener::bind(config.api_listen)
             .await

@@ -116,6 +116,46 @@ impl SqlStore {
         Ok(())
     }
 
+    /// When `adi restore` put this store back from a backup, until the node has checked it
+    /// against its peers ([`SqlStore::clear_restored`]).
+    pub fn restored_ms(&self) -> Result<Option<u64>, StoreError> {
+        let value: Option<String> = self.read(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = 'restored_ms'", [], |row| row.get(0)).optional()
+        })?;
+        value
+            .map(|v| v.parse().map_err(|_| StoreError::Corrupt(format!("meta.restored_ms '{v}' is no time"))))
+            .transpose()
+    }
+
+    /// Marks the store as put back from a backup at `now_ms`: the node checks it against its
+    /// peers at its next start.
+    pub fn mark_restored(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.transact(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('restored_ms', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![now_ms.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The restored store was checked against the peers: it is the node's store like any other.
+    pub fn clear_restored(&self) -> Pending<()> {
+        self.submit(|c| c.execute("DELETE FROM meta WHERE key = 'restored_ms'", []).map(|_| ()))
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path` while the node may be running
+    /// (`VACUUM INTO`: one read transaction, the copy compacted). A store on PostgreSQL is backed
+    /// up with PostgreSQL's own tools.
+    pub fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if matches!(self.inner.engine, Engine::Postgres(_)) {
+            return Err(StoreError::Db("a store on PostgreSQL is backed up with pg_dump".into()));
+        }
+        let target = path.to_str().ok_or_else(|| StoreError::Db(format!("{} is not UTF-8", path.display())))?;
+        self.read(|c| c.execute("VACUUM INTO ?1", params![target]).map(|_| ()))
+    }
+
     fn postgres(&self) -> Result<&postgres::Postgres, StoreError> {
         match &self.inner.engine {
             Engine::Postgres(e) => Ok(e),

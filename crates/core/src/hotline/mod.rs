@@ -545,6 +545,12 @@ impl Hotline {
         self.lines.values()
     }
 
+    /// The sequence number and hash of the last envelope of `sender`'s chain on `line` that this
+    /// node holds.
+    pub fn head(&self, line: &LineId, sender: &MemberCode) -> Option<(u64, EnvelopeHash)> {
+        self.heads.get(&(*line, sender.clone())).copied()
+    }
+
     /// Acknowledgements this node waits for.
     pub fn pending(&self) -> impl Iterator<Item = &PendingAck> {
         self.pending.values().map(|(p, _)| p)

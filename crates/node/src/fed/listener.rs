@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::checkpoints::{answer_offer, CheckpointOffer};
-use super::{BATCH_PATH, CHECKPOINT_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
+use super::{BATCH_PATH, CHECKPOINT_PATH, HEADS_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
 use crate::conns::{Admission, ClientAddr};
@@ -51,8 +51,14 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(KEY_PACKAGE_PATH, post(claim_key_package))
         .route(CHECKPOINT_PATH, post(checkpoint_offer))
         .route(ROSTER_PATH, post(roster_exchange))
+        .route(HEADS_PATH, post(heads))
         .layer(DefaultBodyLimit::max(body_max));
     with_body_deadline(routes, body_time).with_state(state)
+}
+
+/// What this node holds of the chains of the lines a peer is on (`fed::restore`).
+async fn heads(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
+    Json(super::restore::answer(&node, &peer)).into_response()
 }
 
 /// A peer's roster exchange (`fed::roster`).

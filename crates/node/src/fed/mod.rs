@@ -9,6 +9,7 @@
 pub mod checkpoints;
 pub mod links;
 pub mod listener;
+pub mod restore;
 pub mod roster;
 pub mod rotation;
 
@@ -20,3 +21,6 @@ pub const KEY_PACKAGE_PATH: &str = "/fed/v1/key-packages/claim";
 pub const CHECKPOINT_PATH: &str = "/fed/v1/checkpoints";
 /// The federation path where members' nodes exchange roster versions and proposals.
 pub const ROSTER_PATH: &str = "/fed/v1/roster";
+/// Where a peer's node says what it holds of each chain of the lines it shares with the asker
+/// (`fed::restore`).
+pub const HEADS_PATH: &str = "/fed/v1/heads";

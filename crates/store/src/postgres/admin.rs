@@ -74,3 +74,19 @@ pub fn database_bytes(url: &str) -> Result<u64, StoreError> {
         })
     })
 }
+
+/// How many tables the database at `url` holds in its own schemas: 0 for an empty database.
+pub fn table_count(url: &str) -> Result<u64, StoreError> {
+    on_server(url.to_string(), |c| {
+        Box::pin(async move {
+            let row = c
+                .query_one(
+                    "SELECT count(*) FROM information_schema.tables
+                     WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+                    &[],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    })
+}
