@@ -47,9 +47,17 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-async fn open_line(ph: &Client) -> String {
+/// PH opens a line with CN; returns once CN holds it too.
+async fn open_line(ph: &Client, cn: &Client) -> String {
     let members = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
-    ph.call(Method::POST, "/api/v1/lines", Some(&members)).await.unwrap()["id"].as_str().unwrap().to_string()
+    let line =
+        ph.call(Method::POST, "/api/v1/lines", Some(&members)).await.unwrap()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cn.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.is_err() {
+        assert!(Instant::now() < deadline, "CN never held the line {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    line
 }
 
 /// Sends `n` messages on `line`, each accepted (201); their ids.
@@ -99,7 +107,7 @@ async fn backup_of_a_stopped_node_restored_on_a_fresh_machine(postgres: bool) {
     wait_healthy(&procs.member("PH").url).await;
     wait_healthy(&procs.member("CN").url).await;
     let (ph, cn) = (procs.client("PH"), procs.client("CN"));
-    let line = open_line(&ph).await;
+    let line = open_line(&ph, &cn).await;
     let mut from_ph = send(&ph, &line, "PH before", 30).await;
     let mut from_cn = send(&cn, &line, "CN before", 10).await;
     delivered(&ph, &line).await;
@@ -164,7 +172,7 @@ async fn a_backup_taken_mid_stream_is_refused_at_start_and_signs_nothing() {
     wait_healthy(&procs.member("PH").url).await;
     wait_healthy(&procs.member("CN").url).await;
     let (ph, cn) = (procs.client("PH"), procs.client("CN"));
-    let line = open_line(&ph).await;
+    let line = open_line(&ph, &cn).await;
     send(&ph, &line, "PH before", 20).await;
     let backup = procs.dir.path().join("cn-backup");
     run_ok(adi(&["backup", "--config", &procs.member("CN").config, "--out", backup.to_str().unwrap()]), "backup");
