@@ -1291,3 +1291,48 @@ fn postgres_a_former_lease_holder_commits_nothing() {
     assert_eq!(commit(&b, &[&two]), inserted(1), "the new holder writes");
     assert_eq!(hashes(&line_messages(&b, line, 10)), vec![hash(&one), hash(&two)]);
 }
+
+/// The database ends the store's connections and takes no new ones for a while (a restart, a
+/// fail-over of the server, an administrator): the write fails as a fault and writes are refused;
+/// once the database takes connections again, the runtime's probe opens a new one, and resumed,
+/// the store writes and reads again. A connection lost between writes is opened again unseen.
+#[test]
+fn postgres_connections_lost_are_opened_again() {
+    let (db, store) = postgres();
+    let line = line_id(41);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let one = send(&mut ph, T0 + 1, line, "ROUTINE", "before");
+    let two = send(&mut ph, T0 + 2, line, "ROUTINE", "during");
+    let three = send(&mut ph, T0 + 3, line, "ROUTINE", "after");
+    assert_eq!(commit(&store, &[&setup, &one]), inserted(2));
+    let terminate = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        db.name
+    );
+
+    // Ended between writes: the next write opens a new connection.
+    pg::pg_admin(&terminate);
+    // Long enough for the driver to see the connection end.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(commit(&store, &[&two]), inserted(1));
+
+    // Ended and refused: the write fails, and writes stay refused until resumed.
+    pg::pg_admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
+    pg::pg_admin(&terminate);
+    let failed = store.commit(batch_of(&three)).wait_blocking();
+    let Err(adi_store::StoreError::Unwritable { generation, .. }) = failed else {
+        panic!("a write while the database takes no connection: {failed:?}")
+    };
+    assert!(store.probe(Vec::new()).wait_blocking().is_err(), "the probe while the database takes no connection");
+    pg::pg_admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name));
+    assert!(store.commit(batch_of(&three)).wait_blocking().is_err(), "a write before the store is resumed");
+    store.probe(Vec::new()).wait_blocking().expect("the probe opens a new connection");
+    assert!(store.resume() > generation);
+    assert_eq!(commit(&store, &[&three]), inserted(1));
+    // A reader whose connection was lost is dropped from the pool; the next read opens another.
+    let _ = store.message(&hash(&three));
+    assert!(store.message(&hash(&three)).expect("read on a new connection").is_some());
+    assert_eq!(hashes(&line_messages(&store, line, 10)), vec![hash(&one), hash(&two), hash(&three)]);
+}
