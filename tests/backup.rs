@@ -47,6 +47,17 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Starts PH's and CN's nodes and opens a line between them: their clients and the line.
+async fn start(procs: &mut Procs) -> (Client, Client, String) {
+    procs.start("PH");
+    procs.start("CN");
+    wait_healthy(&procs.member("PH").url).await;
+    wait_healthy(&procs.member("CN").url).await;
+    let (ph, cn) = (procs.client("PH"), procs.client("CN"));
+    let line = open_line(&ph, &cn).await;
+    (ph, cn, line)
+}
+
 /// PH opens a line with CN; returns once CN holds it too.
 async fn open_line(ph: &Client, cn: &Client) -> String {
     let members = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
@@ -71,23 +82,6 @@ async fn send(c: &Client, line: &str, tag: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// Waits until every message `c` sent on `line` is delivered.
-async fn delivered(c: &Client, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let messages = support::messages(c, line).await;
-        let pending = messages
-            .iter()
-            .filter(|m| m["recipients"].as_array().unwrap().iter().any(|r| r["state"] != "delivered"))
-            .count();
-        if pending == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{pending} messages undelivered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn run_ok(out: std::process::Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -102,16 +96,11 @@ async fn backup_of_a_stopped_node_restored_on_a_fresh_machine(postgres: bool) {
     if let Some(db) = &db {
         store_on_postgres(procs.member("CN"), &db.url());
     }
-    procs.start("PH");
-    procs.start("CN");
-    wait_healthy(&procs.member("PH").url).await;
-    wait_healthy(&procs.member("CN").url).await;
-    let (ph, cn) = (procs.client("PH"), procs.client("CN"));
-    let line = open_line(&ph, &cn).await;
+    let (ph, cn, line) = start(&mut procs).await;
     let mut from_ph = send(&ph, &line, "PH before", 30).await;
     let mut from_cn = send(&cn, &line, "CN before", 10).await;
-    delivered(&ph, &line).await;
-    delivered(&cn, &line).await;
+    support::wait_delivered(&ph, &line).await;
+    support::wait_delivered(&cn, &line).await;
 
     procs.kill("CN");
     let backup = procs.dir.path().join("cn-backup");
@@ -167,20 +156,15 @@ async fn a_postgresql_backup_of_a_stopped_node_goes_on_on_a_fresh_machine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_mid_stream_is_refused_at_start_and_signs_nothing() {
     let mut procs = Procs::init(&["PH", "CN"]);
-    procs.start("PH");
-    procs.start("CN");
-    wait_healthy(&procs.member("PH").url).await;
-    wait_healthy(&procs.member("CN").url).await;
-    let (ph, cn) = (procs.client("PH"), procs.client("CN"));
-    let line = open_line(&ph, &cn).await;
+    let (ph, cn, line) = start(&mut procs).await;
     send(&ph, &line, "PH before", 20).await;
     let backup = procs.dir.path().join("cn-backup");
     run_ok(adi(&["backup", "--config", &procs.member("CN").config, "--out", backup.to_str().unwrap()]), "backup");
     // After the backup CN goes on receiving (and answering) and sending.
     send(&ph, &line, "PH after", 20).await;
     send(&cn, &line, "CN after", 5).await;
-    delivered(&ph, &line).await;
-    delivered(&cn, &line).await;
+    support::wait_delivered(&ph, &line).await;
+    support::wait_delivered(&cn, &line).await;
     procs.kill("CN");
 
     let config = fresh_machine(&procs, "CN");

@@ -103,12 +103,7 @@ impl Network {
         let members = json!({"members": ["PH", "CN"], "scope": "ADMM-Plus"});
         let line =
             ph.call(Method::POST, "/api/v1/lines", Some(&members)).await.unwrap()["id"].as_str().unwrap().to_string();
-        // CN holds the line once PH's Welcome has reached it.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while cn.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.is_err() {
-            assert!(Instant::now() < deadline, "CN never held the line {line}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::wait_for_line(&cn, &line).await;
         Network { procs, _db: db, log, nodes, ph, cn, line }
     }
 }

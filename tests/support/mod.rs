@@ -256,8 +256,18 @@ pub async fn check_exactly_once_in_order_both_ways(
     check_record(b.1, a.1, line, b.2, Some(b.0)).await;
 }
 
+/// Waits until `member`'s node holds `line` (a line another member opened reaches it with the
+/// Welcome).
+pub async fn wait_for_line(member: &Client, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.is_err() {
+        assert!(Instant::now() < deadline, "the node never held the line {line}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until every message the node sent on the line is delivered to each recipient.
-async fn wait_delivered(sender: &Client, line: &str) {
+pub async fn wait_delivered(sender: &Client, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let at_sender = messages(sender, line).await;

@@ -136,6 +136,28 @@ impl Job {
     }
 }
 
+/// Sends `work` to a writer (`jobs`, `None` once it is gone) as a job of the fence's current
+/// generation; the answer comes once the transaction holding it committed.
+pub(crate) fn submit<T, F>(
+    fence: &Mutex<Fence>,
+    jobs: &Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    probe: bool,
+    work: F,
+) -> crate::Pending<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection<'_>) -> Result<T, sql::Error> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let generation = lock(fence).generation;
+    let job = Job::new(generation, probe, work, tx);
+    if let Some(sender) = lock(jobs).as_ref() {
+        // A send fails only once the writer is gone; the dropped reply then reads `Closed`.
+        let _ = sender.send(job);
+    }
+    crate::Pending(rx)
+}
+
 /// Answers, as refused, the jobs that the fence keeps out (all but probes while writes are
 /// refused), and returns the others, to run.
 pub(crate) fn admit(fence: &Mutex<Fence>, jobs: Vec<Job>) -> Vec<Job> {

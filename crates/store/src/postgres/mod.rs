@@ -29,8 +29,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use crate::group::{self, lock, Fence, Job, Ran, Stats};
 use crate::seal::Sealer;
 use crate::sql::{self, Connection};
@@ -200,14 +198,7 @@ impl Postgres {
         probe: bool,
         work: impl FnOnce(&Connection<'_>) -> Result<T, sql::Error> + Send + 'static,
     ) -> Pending<T> {
-        let (tx, rx) = oneshot::channel();
-        let generation = lock(&self.shared.fence).generation;
-        let job = Job::new(generation, probe, work, tx);
-        if let Some(sender) = lock(&self.jobs).as_ref() {
-            // A send fails only once the writer is gone; the dropped reply then reads `Closed`.
-            let _ = sender.send(job);
-        }
-        Pending(rx)
+        crate::group::submit(&self.shared.fence, &self.jobs, probe, work)
     }
 
     /// Takes the lease of the pair for `holder` if it is free or ran out.

@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::oneshot;
 
 use crate::group::{lock, Fence, Job, Stats};
 use crate::seal::Sealer;
@@ -131,14 +130,7 @@ impl Sqlite {
         probe: bool,
         work: impl FnOnce(&SqlConnection<'_>) -> Result<T, sql::Error> + Send + 'static,
     ) -> Pending<T> {
-        let (tx, rx) = oneshot::channel();
-        let generation = lock(&self.shared.fence).generation;
-        let job = Job::new(generation, probe, work, tx);
-        if let Some(sender) = lock(&self.jobs).as_ref() {
-            // A send fails only once the writer is gone; the dropped reply then reads `Closed`.
-            let _ = sender.send(job);
-        }
-        Pending(rx)
+        crate::group::submit(&self.shared.fence, &self.jobs, probe, work)
     }
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&SqlConnection<'_>) -> Result<T, sql::Error>) -> Result<T, StoreError> {
