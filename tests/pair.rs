@@ -6,6 +6,9 @@
 //! it was holding never lands) and ends; and every take-over falls within the bound, its time
 //! printed (p50 and max).
 
+#[allow(dead_code)]
+#[path = "../crates/node/tests/common/browser.rs"]
+mod browser;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -48,9 +51,17 @@ fn make_pair(procs: &Procs, db: &PgDatabase) -> Vec<(PathBuf, String)> {
     let fed_a = file.federation.listen[0].clone();
     let url_a = cn.url.clone();
     let url_b = format!("http://{api_b}");
-    file.pair = Some(adi_node::config::PairSection { name: "cn-a".into(), api_url: url_a.clone() });
+    file.pair = Some(adi_node::config::PairSection {
+        name: "cn-a".into(),
+        api_url: url_a.clone(),
+        other_api_url: Some(url_b.clone()),
+    });
     std::fs::write(&first, toml::to_string_pretty(&file).unwrap()).unwrap();
-    file.pair = Some(adi_node::config::PairSection { name: "cn-b".into(), api_url: url_b.clone() });
+    file.pair = Some(adi_node::config::PairSection {
+        name: "cn-b".into(),
+        api_url: url_b.clone(),
+        other_api_url: Some(url_a.clone()),
+    });
     file.api.listen = api_b;
     file.federation.listen = vec![fed_b.clone()];
     let second = first.with_file_name("config-b.toml");
@@ -339,5 +350,41 @@ async fn deadlines_and_link_tests_go_on_at_the_node_that_takes_over() {
         assert!(Instant::now() < deadline, "no link test answered since the take-over: {links}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    drop(procs);
+}
+
+/// The console follows the pair: a duty officer signed in on the active node's page sees, once
+/// that node dies, the page move to the other node by itself (the session kept, as both nodes read
+/// it from the store), and a FLASH from PH ring there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_moves_to_the_node_that_takes_over() {
+    const PASSWORD: &str = "the other watch of the pair";
+    let Network { procs, _db, log, mut nodes, ph, cn: _, line } = Network::start().await;
+    let config = adi_node::NodeConfig::load(&nodes[0].config).unwrap();
+    let store = adi_node::state::open_store(&config).unwrap();
+    adi_node::setup::set_password(&store, "duty-CN", PASSWORD).unwrap();
+    drop(store);
+    let was = active(&nodes, Duration::from_secs(5), &log).await;
+    let other_origin = nodes[1 - was].url.clone();
+
+    let page = browser::Browser::start().await;
+    page.sign_in(&format!("{}/console", nodes[was].url), "duty-CN", PASSWORD).await;
+    support::kill_9(nodes[was].proc.take().unwrap());
+    active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = page.cmd(Method::GET, "/url", None).await;
+        if url.as_str().is_some_and(|u| u.starts_with(&other_origin)) && page.text("#who").await.contains("duty-CN") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page stayed at {url} after its node died");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = json!({"precedence": "FLASH", "subject": "after the take-over", "body": "x"});
+    ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    page.wait_text("#inbox", "after the take-over").await;
+    page.screenshot("console-pair-take-over").await;
+    page.quit().await;
     drop(procs);
 }

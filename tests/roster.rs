@@ -526,6 +526,13 @@ async fn moved(net: &Net, code: &str) {
         files.iter().all(|f| !f.exists()).then_some(())
     })
     .await;
+    // The files move first; the rotation is over once the node has committed its move too.
+    let admin = net.admin_client(code);
+    eventually(WAIT, &format!("{code}'s node to end its rotation"), || async {
+        let shown = admin.call(Method::GET, "/api/v1/roster", None).await.ok()?;
+        shown["rotation"].is_null().then_some(())
+    })
+    .await;
 }
 
 /// Alarms a node raised of the kinds that would mean a rotation broke a line or was taken for an

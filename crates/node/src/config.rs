@@ -183,6 +183,10 @@ pub struct PairSection {
     /// Where operators reach this node's API (`http://10.0.0.1:7300`): the other node, while it
     /// is the standby, sends them here.
     pub api_url: String,
+    /// Where operators reach the other node's API: a console page left open on this node moves
+    /// there when this node stops answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_api_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -825,8 +829,12 @@ impl NodeConfig {
             if pair.name.trim().is_empty() || pair.name.len() > 64 {
                 return Err(cerr(path, "pair.name", "a name of 1 to 64 characters"));
             }
-            if !(pair.api_url.starts_with("http://") || pair.api_url.starts_with("https://")) {
-                return Err(cerr(path, "pair.api_url", "an http:// or https:// address"));
+            for (field, url) in
+                [("pair.api_url", Some(&pair.api_url)), ("pair.other_api_url", pair.other_api_url.as_ref())]
+            {
+                if url.is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                    return Err(cerr(path, field, "an http:// or https:// address"));
+                }
             }
         }
         if postgres.is_none() && file.database.trim().is_empty() {

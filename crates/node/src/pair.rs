@@ -99,6 +99,9 @@ struct Standby {
 struct Answering {
     member: String,
     store: adi_store::SqlStore,
+    /// Less lease left than this, and the active node has missed a renewal or two: it may be
+    /// dead, and a browser is not sent there.
+    live_lease_ms: u64,
 }
 
 impl Standby {
@@ -106,7 +109,9 @@ impl Standby {
         let listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
-        let state = Arc::new(Answering { member: config.member.to_string(), store });
+        let limits = &config.runtime_limits;
+        let live_lease_ms = limits.lease_ms.saturating_sub(2 * limits.lease_renew_ms);
+        let state = Arc::new(Answering { member: config.member.to_string(), store, live_lease_ms });
         let router = Router::new().fallback(answer).with_state(state);
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -123,17 +128,34 @@ impl Standby {
     }
 }
 
+/// The page a browser gets from a standby while no node of the pair is active: it asks again every
+/// second, and gets the console once this node (or the other) is active.
+const WAITING_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"refresh\" content=\"1\"><title>ADI: taking over</title></head><body>\
+<p>The standby node of this member is taking over. This page tries again every second.</p></body></html>";
+
 /// Every request to a standby: a console page is sent to the active node; anything else is
 /// answered 503 `standby`, naming the active node's address (also in `Location`, with the path).
 async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Response {
     let store = s.store.clone();
     let holder = tokio::task::spawn_blocking(move || store.lease_holder()).await.ok().and_then(Result::ok);
-    let active = holder.filter(|h| h.remaining_ms > 0 && !h.api_url.is_empty()).map(|h| h.api_url);
+    let holder = holder.filter(|h| h.remaining_ms > 0 && !h.api_url.is_empty());
+    let live = holder.as_ref().is_some_and(|h| h.remaining_ms > s.live_lease_ms);
+    let active = holder.map(|h| h.api_url);
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let console = method == Method::GET && !path.starts_with("/api/") && path != "/healthz";
     let location = active.as_ref().map(|url| format!("{}{path}", url.trim_end_matches('/')));
-    let mut response = match (&location, console) {
+    // A browser goes to the active node only while it renews its lease: one whose lease is running
+    // out may be dead, and the page waits here for the take-over instead.
+    let page_to = location.as_ref().filter(|_| live);
+    let mut response = match (page_to, console) {
         (Some(_), true) => StatusCode::TEMPORARY_REDIRECT.into_response(),
+        // A console page that moved here while no node is active waits on this one, which takes
+        // over within its bound.
+        (None, true) => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], WAITING_PAGE)
+                .into_response()
+        }
         _ => {
             let message = match &active {
                 Some(url) => {

@@ -127,6 +127,9 @@ pub(crate) struct KeysAtStart {
 /// What every task of a running node shares.
 pub struct NodeState {
     pub member: MemberCode,
+    /// Where operators reach the nodes of this member's active/standby pair, this one first;
+    /// empty for a node run alone.
+    pub pair_urls: Vec<String>,
     /// The engine, with the core inside: every decision between the network, the operators and
     /// the store is its.
     engine: Mutex<Engine>,
@@ -232,6 +235,11 @@ impl NodeState {
         let pins = Arc::new(RwLock::new(PinSet { current: admitted_pins(&roster, &config.member), overlap }));
         NodeState {
             member: config.member.clone(),
+            pair_urls: config
+                .pair
+                .iter()
+                .flat_map(|p| std::iter::once(p.api_url.clone()).chain(p.other_api_url.clone()))
+                .collect(),
             engine: Mutex::new(engine),
             store: Arc::new(store),
             links: RwLock::new(links),

@@ -123,5 +123,11 @@ pub async fn healthz(State(node): State<Arc<NodeState>>) -> Json<Health> {
     });
     let status = if storage.is_some() || node.storage_failed.load(Ordering::SeqCst) { "storage_failed" } else { "ok" };
     let injected_faults = node.engine().bugs().names().into_iter().map(String::from).collect();
-    Json(Health { status: status.into(), member: node.member.to_string(), storage, injected_faults })
+    Json(Health {
+        status: status.into(),
+        member: node.member.to_string(),
+        storage,
+        injected_faults,
+        pair: node.pair_urls.clone(),
+    })
 }

@@ -286,6 +286,10 @@ pub struct Health {
     /// breaks its promises by design.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub injected_faults: Vec<String>,
+    /// Where operators reach the nodes of this member's active/standby pair, this one first
+    /// (`[pair]` in the configuration); absent for a node run alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pair: Vec<String>,
 }
 
 /// Why the node refuses writes: its database cannot be written. Reads go on, and the node takes

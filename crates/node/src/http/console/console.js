@@ -299,6 +299,30 @@ function wordCount(text) {
   return n;
 }
 
+// The nodes of this member's active/standby pair, this one first (from /healthz). A page whose node
+// stops answering, or answers as the standby, for PAIR_MISSES_MAX checks in a row moves to the
+// other node, which has taken over or is taking over (its standby page waits until it has).
+let pairUrls = [];
+let pairWatch = null;
+const PAIR_CHECK_MS = 1000;
+const PAIR_MISSES_MAX = 3;
+function watchPair() {
+  if (pairWatch || pairUrls.length < 2) return;
+  let misses = 0;
+  pairWatch = setInterval(async () => {
+    try {
+      const r = await fetch("/healthz", { cache: "no-store" });
+      if (r.ok) { misses = 0; return; }
+    } catch { /* the node does not answer */ }
+    misses += 1;
+    if (misses < PAIR_MISSES_MAX) return;
+    const other = pairUrls.find((u) => new URL(u).origin !== location.origin);
+    if (!other) return;
+    clearInterval(pairWatch);
+    location.assign(new URL(location.pathname + location.search, other).href);
+  }, PAIR_CHECK_MS);
+}
+
 function listen() {
   if (events) events.close();
   events = new EventSource("/api/v1/events");
@@ -317,7 +341,13 @@ async function start() {
   $("sign-out").hidden = !session;
   $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
   if (!session) clearRoster();
-  if (session) { me = (await call("GET", "/healthz")).member; loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen(); }
+  if (session) {
+    const health = await call("GET", "/healthz");
+    me = health.member;
+    pairUrls = health.pair || [];
+    watchPair();
+    loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen();
+  }
 }
 
 $("sign-in").addEventListener("submit", async (e) => {
