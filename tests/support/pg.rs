@@ -76,3 +76,21 @@ pub fn databases_named_like(pattern: &str) -> Vec<String> {
     .join()
     .unwrap()
 }
+
+/// The first column of every row `sql` returns on the database at `url`, as bytes (`bytea`).
+pub fn query_bytes(url: &str, sql: &str) -> Vec<Vec<u8>> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("the server");
+            let served = tokio::spawn(connection);
+            let rows = client.query(sql.as_str(), &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            drop(client);
+            let _ = served.await;
+            rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect()
+        })
+    })
+    .join()
+    .unwrap()
+}

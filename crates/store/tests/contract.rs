@@ -1336,3 +1336,35 @@ fn postgres_connections_lost_are_opened_again() {
     assert!(store.message(&hash(&three)).expect("read on a new connection").is_some());
     assert_eq!(hashes(&line_messages(&store, line, 10)), vec![hash(&one), hash(&two), hash(&three)]);
 }
+
+/// On PostgreSQL as on SQLite, what the store seals is sealed before it reaches the database: the
+/// server holds no subject, body or MLS secret in the clear, and they read back whole.
+#[test]
+fn postgres_contents_are_sealed_in_the_database() {
+    let (db, store) = postgres();
+    let line = line_id(42);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut ph, &mut [&mut cn], T0, line, "ADMM-Plus");
+    let flash = send(&mut ph, T0 + 1, line, "FLASH", "Vessel sighted at the reef");
+    let secret = adi_mls::StateDelta { put: vec![(b"k".to_vec(), b"an epoch secret".to_vec())], delete: Vec::new() };
+    assert_eq!(commit_with_mls(&store, &[&setup, &flash], Some(secret)), inserted(2));
+    let row = store.message(&hash(&flash)).expect("read").expect("the message");
+    assert_eq!(row.subject.as_deref(), Some("Vessel sighted at the reef"));
+
+    let url = db.url();
+    let stored: Vec<Vec<u8>> = [
+        "SELECT subject FROM envelopes WHERE subject IS NOT NULL",
+        "SELECT body FROM envelopes WHERE body IS NOT NULL",
+        "SELECT bytes FROM envelopes",
+        "SELECT value FROM mls_entries",
+        "SELECT title FROM lines",
+    ]
+    .iter()
+    .flat_map(|sql| pg::query_bytes(&url, sql))
+    .collect();
+    assert!(stored.len() >= 5, "{} values read", stored.len());
+    for plain in [&b"Vessel sighted"[..], b"an epoch secret", b"line 42"] {
+        assert!(!stored.iter().any(|v| v.windows(plain.len()).any(|w| w == plain)), "{:?} in the clear", plain);
+    }
+}
