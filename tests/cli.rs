@@ -232,6 +232,43 @@ fn init_writes_private_keys_0600_and_never_prints_them() {
     assert_eq!(mode(&dir.join("keys/signing.pem")), 0o600);
 }
 
+/// `adi init --store postgres://…` writes a configuration whose store is that database, and the
+/// node's configuration loads with it; an address that is not PostgreSQL's is refused before
+/// anything is written. A `[store]` of an unknown kind, or one on PostgreSQL without its address,
+/// is refused by name when the configuration is read.
+#[test]
+fn init_with_a_postgresql_store_names_it_in_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refused = tmp.path().join("refused");
+    let out = init(&refused, "PH", &["--store", "sqlite:///var/lib/adi.db"]).fails();
+    assert!(out.stderr.contains("--store"), "{}", out.stderr);
+    assert!(!refused.join("keys/signing.pem").exists(), "a refused init wrote a key");
+
+    let dir = tmp.path().join("ph");
+    init(&dir, "PH", &["--store", "postgres://adi@db.example:5432/adi_ph"]).ok();
+    let config: adi_node::config::ConfigFile =
+        toml::from_str(&fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+    let store = config.store.as_ref().expect("a [store] section");
+    assert_eq!(
+        (store.kind.as_str(), store.url.as_deref()),
+        ("postgres", Some("postgres://adi@db.example:5432/adi_ph"))
+    );
+    assert!(config.database.is_empty(), "an embedded database named beside the PostgreSQL store");
+    let loaded = adi_node::NodeConfig::load(&dir.join("config.toml")).map_err(|e| e.to_string()).unwrap();
+    assert_eq!(loaded.store_name(), "postgres://adi@db.example:5432/adi_ph");
+
+    for (store, field) in [("kind = \"mysql\"", "store.kind"), ("kind = \"postgres\"", "store.url")] {
+        let text = fs::read_to_string(dir.join("config.toml")).unwrap();
+        let start = text.find("[store]").unwrap();
+        let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+        let bad = format!("{}[store]\n{store}\n{}", &text[..start], &text[end..]);
+        let path = dir.join("bad.toml");
+        fs::write(&path, bad).unwrap();
+        let err = adi_node::NodeConfig::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(field), "{store}: {err}");
+    }
+}
+
 #[test]
 fn init_of_an_unknown_member_needs_a_name_and_community() {
     let tmp = tempfile::tempdir().unwrap();
