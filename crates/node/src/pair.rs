@@ -13,7 +13,7 @@
 //! again, as the standby. Nothing it still had in memory can be committed: the store refuses the
 //! writes of a former holder.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -21,11 +21,17 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{NodeConfig, PairSection};
+use crate::conns::{self, Admission};
 use crate::error::ErrorBody;
+use crate::fed::listener::serve;
 use crate::start::Node;
 use crate::state::open_store;
+use crate::throttle::Unauthenticated;
+use crate::tls;
 
 /// Runs one node of a pair until `stop` resolves (then `Ok`) or the node, once active, loses the
 /// lease (then an error: its supervisor starts it again, as the standby).
@@ -46,7 +52,7 @@ pub async fn run(
         let claimed = tokio::task::spawn_blocking(move || claiming.claim_lease(&who, limits.lease_ms, &url)).await?;
         match claimed {
             Ok(Some(lease)) => break lease,
-            Ok(None) => {}
+            Ok(None) => standby.learn_holder().await,
             Err(e) => tracing::warn!(error = %e, "standby: cannot reach the store to take the lease"),
         }
         tokio::select! {
@@ -93,36 +99,65 @@ pub async fn run(
 /// The standby's API listener.
 struct Standby {
     task: tokio::task::JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+    answering: Arc<Answering>,
 }
 
 /// What the standby's answers need.
 struct Answering {
     member: String,
     store: adi_store::SqlStore,
+    /// Who held the lease when the standby last tried to take it: answers read it from here, so
+    /// that no request, whoever sends it, costs the store a query.
+    holder: Mutex<Option<adi_store::LeaseHolder>>,
     /// Less lease left than this, and the active node has missed a renewal or two: it may be
     /// dead, and a browser is not sent there.
     live_lease_ms: u64,
 }
 
 impl Standby {
+    /// Binds the API's address and answers there as the node's own API listener would accept and
+    /// bound connections (over TLS with the node's key when its API is), until stopped.
     async fn serve(config: &NodeConfig, store: adi_store::SqlStore) -> anyhow::Result<Standby> {
         let listener = TcpListener::bind(config.api_listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind API address {}: {e}", config.api_listen))?;
-        let limits = &config.runtime_limits;
-        let live_lease_ms = limits.lease_ms.saturating_sub(2 * limits.lease_renew_ms);
-        let state = Arc::new(Answering { member: config.member.to_string(), store, live_lease_ms });
-        let router = Router::new().fallback(answer).with_state(state);
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::warn!(error = %e, "the standby's API listener failed");
+        let limits = config.runtime_limits.clone();
+        let acceptor = match config.api_tls {
+            true => {
+                let (cert, key) = tls::load_identity(&config.tls_cert, &config.tls_key)?;
+                let identity = tls::Presented::new(cert, &key)?;
+                Some(TlsAcceptor::from(Arc::new(tls::api_server_config(&identity)?)))
             }
-        });
-        Ok(Standby { task })
+            false => None,
+        };
+        let live_lease_ms = limits.lease_ms.saturating_sub(2 * limits.lease_renew_ms);
+        let answering =
+            Arc::new(Answering { member: config.member.to_string(), store, holder: Mutex::new(None), live_lease_ms });
+        let router = Router::new().fallback(answer).with_state(answering.clone());
+        let per_listener = conns::per_listener(&limits, conns::raise_open_files(), 1);
+        let admission = Admission::new(per_listener, limits.http_connections_per_address_max);
+        let unauthenticated = Some(Arc::new(Unauthenticated::new(&limits)));
+        let (shutdown, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, acceptor, router, None, limits, admission, unauthenticated, stopped));
+        let standby = Standby { task, shutdown, answering };
+        standby.learn_holder().await;
+        Ok(standby)
+    }
+
+    /// Reads who holds the lease now, for the answers.
+    async fn learn_holder(&self) {
+        let store = self.answering.store.clone();
+        if let Ok(Ok(holder)) = tokio::task::spawn_blocking(move || store.lease_holder()).await {
+            if let Ok(mut h) = self.answering.holder.lock() {
+                *h = Some(holder);
+            }
+        }
     }
 
     /// Closes the listener and every connection to it, so the active node can bind the address.
     async fn stop(self) {
+        let _ = self.shutdown.send(true);
         self.task.abort();
         let _ = self.task.await;
     }
@@ -137,8 +172,7 @@ const WAITING_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset
 /// Every request to a standby: a console page is sent to the active node; anything else is
 /// answered 503 `standby`, naming the active node's address (also in `Location`, with the path).
 async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Response {
-    let store = s.store.clone();
-    let holder = tokio::task::spawn_blocking(move || store.lease_holder()).await.ok().and_then(Result::ok);
+    let holder = s.holder.lock().ok().and_then(|h| h.clone());
     let holder = holder.filter(|h| h.remaining_ms > 0 && !h.api_url.is_empty());
     let live = holder.as_ref().is_some_and(|h| h.remaining_ms > s.live_lease_ms);
     let active = holder.map(|h| h.api_url);
