@@ -267,6 +267,23 @@ fn init_with_a_postgresql_store_names_it_in_the_configuration() {
         let err = adi_node::NodeConfig::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(field), "{store}: {err}");
     }
+
+    // A pair's lease that leaves the take-over bound no second for the start, or that is renewed
+    // no more often than it runs out, is refused by name.
+    for (limits, field) in
+        [("lease_ms = 4500", "limits.takeover_ms"), ("lease_renew_ms = 3000", "limits.lease_renew_ms")]
+    {
+        let text = fs::read_to_string(dir.join("config.toml")).unwrap();
+        let text = if text.contains("[limits]") {
+            text.replace("[limits]", &format!("[limits]\n{limits}"))
+        } else {
+            format!("{text}\n[limits]\n{limits}\n")
+        };
+        let path = dir.join("bad.toml");
+        fs::write(&path, text).unwrap();
+        let err = adi_node::NodeConfig::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(field), "{limits}: {err}");
+    }
 }
 
 #[test]

@@ -27,9 +27,10 @@ const MESSAGES: usize = 1000;
 const REPLIES: usize = 150;
 const KILLS: usize = 10;
 const PAUSES: usize = 5;
-/// The take-over bound the pair promises with its default lease (`lease_ms` 3 s, `standby_poll_ms`
-/// 250 ms, and the node's start).
-const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
+/// The take-over bound the pair promises (`takeover_ms`, with the default lease).
+fn takeover_bound() -> Duration {
+    Duration::from_millis(adi_node::config::RuntimeLimits::default().takeover_ms)
+}
 
 /// One node of CN's pair.
 struct PairNode {
@@ -245,7 +246,7 @@ async fn a_pair_survives_ten_kills_and_five_pauses_of_its_active_node_losing_and
             let body = json!({"precedence": "ROUTINE", "subject": subject, "body": "must not land"});
             let path = format!("/api/v1/lines/{line}/messages");
             let held_send = tokio::spawn(async move { held.request(Method::POST, &path, Some(&body)).await });
-            let now = active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+            let now = active(&nodes, takeover_bound() * 2, &log).await;
             assert_eq!(now, other);
             takeovers.push(at.elapsed());
             // Resumed, the former active finds its lease gone: what it held is refused, and it ends.
@@ -260,7 +261,7 @@ async fn a_pair_survives_ten_kills_and_five_pauses_of_its_active_node_losing_and
             procs_check_absent(&ph, &cn, &line, &subject).await;
         } else {
             support::kill_9(nodes[was].proc.take().unwrap());
-            let now = active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+            let now = active(&nodes, takeover_bound() * 2, &log).await;
             assert_eq!(now, other);
             takeovers.push(at.elapsed());
         }
@@ -286,9 +287,9 @@ async fn a_pair_survives_ten_kills_and_five_pauses_of_its_active_node_losing_and
         "take-over after {KILLS} SIGKILLs and {PAUSES} pauses of the active node: p50 {} ms, max {} ms (bound {} ms)",
         p50.as_millis(),
         max.as_millis(),
-        TAKEOVER_BOUND.as_millis()
+        takeover_bound().as_millis()
     );
-    assert!(max <= TAKEOVER_BOUND, "a take-over took {max:?}, beyond {TAKEOVER_BOUND:?}");
+    assert!(max <= takeover_bound(), "a take-over took {max:?}, beyond {:?}", takeover_bound());
 }
 
 /// The send a paused node held is nowhere: not at the pair, not at PH.
@@ -317,7 +318,7 @@ async fn deadlines_and_link_tests_go_on_at_the_node_that_takes_over() {
     let was = active(&nodes, Duration::from_secs(5), &log).await;
     let killed_ms = adi_node::clock::now_ms();
     support::kill_9(nodes[was].proc.take().unwrap());
-    active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+    active(&nodes, takeover_bound() * 2, &log).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let alarm = loop {
@@ -370,7 +371,7 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     let page = browser::Browser::start().await;
     page.sign_in(&format!("{}/console", nodes[was].url), "duty-CN", PASSWORD).await;
     support::kill_9(nodes[was].proc.take().unwrap());
-    active(&nodes, TAKEOVER_BOUND * 2, &log).await;
+    active(&nodes, takeover_bound() * 2, &log).await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -275,6 +275,7 @@ pub struct LimitsSection {
     pub lease_renew_ms: Option<u64>,
     pub standby_poll_ms: Option<u64>,
     pub restore_check_ms: Option<u64>,
+    pub takeover_ms: Option<u64>,
 }
 
 /// Limits of the runtime, beside the core's.
@@ -425,6 +426,10 @@ pub struct RuntimeLimits {
     pub lease_renew_ms: u64,
     /// How often the standby node of a pair tries to take the lease.
     pub standby_poll_ms: u64,
+    /// The bound on an active/standby pair's take-over: how long after the active node dies the
+    /// standby is active. It must leave at least a second for the node's start after
+    /// `lease_ms` and `standby_poll_ms`, the longest the standby can take to hold the lease.
+    pub takeover_ms: u64,
     /// How long a node starting on a store restored from a backup waits for every peer to say
     /// what it holds of their lines (`fed::restore`) before it refuses to start.
     pub restore_check_ms: u64,
@@ -512,6 +517,7 @@ impl Default for RuntimeLimits {
             lease_renew_ms: 1_000,
             standby_poll_ms: 250,
             restore_check_ms: 60_000,
+            takeover_ms: 5_000,
         }
     }
 }
@@ -1068,6 +1074,20 @@ impl NodeConfig {
         }
         if let Some(v) = l.restore_check_ms {
             runtime_limits.restore_check_ms = v;
+        }
+        if let Some(v) = l.takeover_ms {
+            runtime_limits.takeover_ms = v;
+        }
+        let holding_ms = runtime_limits.lease_ms.saturating_add(runtime_limits.standby_poll_ms);
+        if holding_ms.saturating_add(1_000) > runtime_limits.takeover_ms {
+            return Err(cerr(
+                path,
+                "limits.takeover_ms",
+                format!(
+                    "a take-over within {} ms leaves the node no second to start after the lease ({} ms) and a poll ({} ms)",
+                    runtime_limits.takeover_ms, runtime_limits.lease_ms, runtime_limits.standby_poll_ms
+                ),
+            ));
         }
         if runtime_limits.lease_renew_ms >= runtime_limits.lease_ms {
             return Err(cerr(path, "limits.lease_renew_ms", "the lease must be renewed more often than it runs out"));

@@ -68,7 +68,13 @@ pub async fn run(
     store.write_under_lease(lease.token, limits.lease_ms)?;
     tracing::info!(node = %holder, token = lease.token, "took the lease: this node is now the active one");
     let node = Node::start_on(config, store.clone()).await?;
-    tracing::info!(node = %holder, started_ms = took.elapsed().as_millis() as u64, "active");
+    let started_ms = took.elapsed().as_millis() as u64;
+    tracing::info!(node = %holder, started_ms, "active");
+    // What the take-over bound leaves the start, after the lease ran out and the standby's poll.
+    let start_budget_ms = limits.takeover_ms.saturating_sub(limits.lease_ms + limits.standby_poll_ms);
+    if started_ms > start_budget_ms {
+        tracing::warn!(started_ms, start_budget_ms, "the node took longer to start than takeover_ms leaves it");
+    }
     let mut renewed = Instant::now();
     loop {
         tokio::select! {
