@@ -196,7 +196,8 @@ pub fn starting_keys(
         Some(next) => Ok(Some(next)),
         None => Err(format!(
             "`signing_key`: the key does not match {}'s signing key in the roster in force, and no rotation to \
-             it is under way",
+             it is under way here (no next keys beside the key files; the other node of an active/standby pair \
+             that rotated has them: copy its key files, with the `.next` ones while its rotation is under way)",
             in_force.code
         )),
     }
