@@ -357,14 +357,30 @@ impl Writer {
         Ok(self.conn.insert(conn))
     }
 
+    /// Begins a transaction on the writer's connection. A connection the server ended while the
+    /// writer was idle (a restart, an administrator) may be found closed only now: nothing of the
+    /// group has run on it, so it is opened again once before the group counts as failed.
+    fn begin(&mut self, lease_ms: Option<u64>) -> Result<(), WriteFault> {
+        let start = |conn: &PgConn| -> Result<(), WriteFault> {
+            if let Some(lease_ms) = lease_ms {
+                conn.under_lease(lease_ms).map_err(fault)?;
+            }
+            conn.batch("BEGIN").map_err(fault)
+        };
+        if start(self.connection()?).is_err() {
+            self.conn = None;
+            start(self.connection()?)?;
+        }
+        Ok(())
+    }
+
     /// Runs jobs in one transaction, each in a savepoint of its own, and commits it.
     fn transact(&mut self, jobs: &mut [Job]) -> Result<(), WriteFault> {
         let lease = *lock(&self.shared.lease);
-        let conn = self.connection()?;
-        if let Some((_, lease_ms)) = lease {
-            conn.under_lease(lease_ms).map_err(fault)?;
-        }
-        conn.batch("BEGIN").map_err(fault)?;
+        self.begin(lease.map(|(_, lease_ms)| lease_ms))?;
+        // The connection the transaction began on, whatever becomes of it: a statement on a
+        // connection lost since fails, and the group with it.
+        let conn = self.conn.as_ref().ok_or_else(|| WriteFault::Failed("the writer has no connection".into()))?;
         if let Some((token, _)) = lease {
             lease::fence(conn, token).map_err(fault)?;
         }
