@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,25 +26,8 @@ fn fresh_machine(procs: &Procs, code: &str) -> PathBuf {
     let config = PathBuf::from(&procs.member(code).config);
     let from = config.parent().unwrap();
     let to = procs.dir.path().join(format!("{code}-new"));
-    copy_tree(from, &to);
+    support::copy_tree(from, &to);
     to.join(config.file_name().unwrap())
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with("node.db") {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Starts PH's and CN's nodes and opens a line between them: their clients and the line.

@@ -39,9 +39,9 @@ struct PairNode {
     proc: Option<Proc>,
 }
 
-/// Writes the second node's configuration beside the first's (same keys, same store, its own
-/// ports), gives both their `[pair]` sections, and lists both federation endpoints for CN in every
-/// member's copy of the roster.
+/// Sets up CN's second node on a machine of its own (a folder with copies of the first's keys,
+/// roster and configuration, its own ports, the same store), gives both nodes their `[pair]`
+/// sections, and lists both federation endpoints for CN in every member's copy of the roster.
 fn make_pair(procs: &Procs, db: &PgDatabase) -> Vec<(PathBuf, String)> {
     let cn = procs.member("CN");
     store_on_postgres(cn, &db.url());
@@ -52,12 +52,17 @@ fn make_pair(procs: &Procs, db: &PgDatabase) -> Vec<(PathBuf, String)> {
     let fed_a = file.federation.listen[0].clone();
     let url_a = cn.url.clone();
     let url_b = format!("http://{api_b}");
+    for m in &procs.members {
+        set_endpoints(Path::new(&m.config), "CN", &[fed_a.clone(), fed_b.clone()]);
+    }
     file.pair = Some(adi_node::config::PairSection {
         name: "cn-a".into(),
         api_url: url_a.clone(),
         other_api_url: Some(url_b.clone()),
     });
     std::fs::write(&first, toml::to_string_pretty(&file).unwrap()).unwrap();
+    let machine_b = procs.dir.path().join("CN-b");
+    support::copy_tree(first.parent().unwrap(), &machine_b);
     file.pair = Some(adi_node::config::PairSection {
         name: "cn-b".into(),
         api_url: url_b.clone(),
@@ -65,11 +70,8 @@ fn make_pair(procs: &Procs, db: &PgDatabase) -> Vec<(PathBuf, String)> {
     });
     file.api.listen = api_b;
     file.federation.listen = vec![fed_b.clone()];
-    let second = first.with_file_name("config-b.toml");
+    let second = machine_b.join(first.file_name().unwrap());
     std::fs::write(&second, toml::to_string_pretty(&file).unwrap()).unwrap();
-    for m in &procs.members {
-        set_endpoints(Path::new(&m.config), "CN", &[fed_a.clone(), fed_b.clone()]);
-    }
     vec![(first, url_a), (second, url_b)]
 }
 
@@ -387,5 +389,61 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     page.wait_text("#inbox", "after the take-over").await;
     page.screenshot("console-pair-take-over").await;
     page.quit().await;
+    drop(procs);
+}
+
+/// A key rotation made on the active node reaches the other node through the store: once the
+/// active node has moved to the member's new keys and dies, the other node, whose own key files
+/// are the old ones, takes over with the new keys, and the line carries both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_made_on_the_active_node_goes_on_at_the_node_that_takes_over() {
+    let Network { procs, _db, log, mut nodes, ph, cn, line } = Network::start().await;
+    let config = adi_node::NodeConfig::load(&nodes[0].config).unwrap();
+    let store = adi_node::state::open_store(&config).unwrap();
+    let token = adi_node::setup::add_operator(&store, "admin-CN", "admin").unwrap();
+    drop(store);
+    let both = format!("{},{}", nodes[0].url, nodes[1].url);
+    let admin = Client::new(&both, Some(token), None).unwrap();
+    let was = active(&nodes, Duration::from_secs(5), &log).await;
+    let other = 1 - was;
+    let key_files: Vec<PathBuf> = nodes.iter().map(|n| n.config.parent().unwrap().join("keys/signing.pem")).collect();
+    let keys = |i: usize| std::fs::read(&key_files[i]).unwrap();
+    let old = keys(other);
+    admin.call(Method::POST, "/api/v1/roster/rotate", None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = admin.call(Method::GET, "/api/v1/roster", None).await.unwrap();
+        if shown["number"] == 2 && shown["rotation"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rotation did not end: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_ne!(keys(was), old, "the active node did not move to new keys");
+    assert_eq!(keys(other), old, "the other node's files changed before it took over");
+    // Copies reach the store at the active node's next renewal.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    support::kill_9(nodes[was].proc.take().unwrap());
+    assert_eq!(active(&nodes, takeover_bound() * 2, &log).await, other);
+    assert_ne!(keys(other), old, "the node that took over kept the keys the roster retired");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("took this member's key files from the store"), "{text}");
+
+    let to_ph = json!({"precedence": "PRIORITY", "subject": "under the new key", "body": "x"});
+    let sent = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&to_ph)).await.unwrap();
+    let to_cn = json!({"precedence": "PRIORITY", "subject": "answer", "body": "x"});
+    let answered = ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&to_cn)).await.unwrap();
+    let ids = |v: &Value| vec![v["id"].as_str().unwrap().to_string()];
+    check_exactly_once_in_order_both_ways(("CN", &cn, &ids(&sent)), ("PH", &ph, &ids(&answered)), &line).await;
+    let alarms = ph.call(Method::GET, "/api/v1/alarms", None).await.unwrap();
+    assert!(
+        !alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| ["tamper", "misconduct", "undecryptable"].contains(&a["kind"].as_str().unwrap_or(""))),
+        "{alarms}"
+    );
     drop(procs);
 }

@@ -358,6 +358,24 @@ pub fn store_on_postgres(member: &Member, url: &str) {
     adi_store::Store::add_operator(&store, &duty, adi_node::http::auth::token_hash(&member.token), None).unwrap();
 }
 
+/// Copies a member's folder to another, as to a new machine: everything but its SQLite database.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("node.db") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);

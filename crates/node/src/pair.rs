@@ -8,11 +8,19 @@
 //! it, and binds the federation listeners too: peers reach it at the next endpoint the roster
 //! lists for the member, and operators' clients at the next address they were given.
 //!
+//! Both nodes start with the member's keys (copied to both machines when the pair is set up), but
+//! a key rotation (`fed::rotation`) writes and moves key files on the active node's machine only.
+//! So the active node keeps sealed copies of its key files in the store, checked every renewal,
+//! and a node taking over first takes from those copies the keys the roster in force gives the
+//! member, where its own files are not them (`take_keys`).
+//!
 //! An active node that finds it no longer holds the lease (a renewal refused, or none accepted for
 //! a whole lease) stops at once and the process ends with an error; its supervisor starts it
 //! again, as the standby. Nothing it still had in memory can be committed: the store refuses the
 //! writes of a former holder.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +32,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{NodeConfig, PairSection};
+use adi_store::{SqlStore, Store};
+use anyhow::Context;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::SigningKey;
+
+use crate::config::{next_key_file, KeyFiles, NodeConfig, PairSection};
 use crate::conns::{self, Admission};
 use crate::error::ErrorBody;
 use crate::fed::listener::serve;
@@ -67,7 +80,13 @@ pub async fn run(
     standby.stop().await;
     store.write_under_lease(lease.token, limits.lease_ms)?;
     tracing::info!(node = %holder, token = lease.token, "took the lease: this node is now the active one");
+    let config = match take_keys(&config, &store)? {
+        true => NodeConfig::load(&config.path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        false => config,
+    };
+    let files = config.key_files();
     let node = Node::start_on(config, store.clone()).await?;
+    let mut kept = keep_keys(&store, &files, None)?;
     let started_ms = took.elapsed().as_millis() as u64;
     tracing::info!(node = %holder, started_ms, "active");
     // What the take-over bound leaves the start, after the lease ran out and the standby's poll.
@@ -88,7 +107,13 @@ pub async fn run(
         let token = lease.token;
         let renewal = tokio::task::spawn_blocking(move || renewing.renew_lease(&who, token, limits.lease_ms)).await?;
         match renewal {
-            Ok(Some(_)) => renewed = Instant::now(),
+            Ok(Some(_)) => {
+                renewed = Instant::now();
+                match keep_keys(&store, &files, Some(&kept)) {
+                    Ok(now) => kept = now,
+                    Err(e) => tracing::warn!(error = %e, "cannot keep copies of the key files in the store"),
+                }
+            }
             Ok(None) => {
                 node.stop().await;
                 anyhow::bail!("{holder} lost the lease of its pair: the other node took over, or the lease ran out");
@@ -100,6 +125,79 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "cannot renew the lease; trying again"),
         }
     }
+}
+
+/// The names under which the store keeps copies of the member's key files, with the files: the
+/// keys the node signs and presents with, and the next ones while a rotation is under way.
+fn key_files_named(files: &KeyFiles) -> Vec<(String, PathBuf)> {
+    let mut named = Vec::new();
+    for (name, file) in [("signing", &files.signing_key), ("cert", &files.tls_cert), ("key", &files.tls_key)] {
+        named.push((name.to_string(), file.clone()));
+        named.push((format!("{name}.next"), next_key_file(file)));
+    }
+    named
+}
+
+/// The key files as they are on disk now, by name.
+type KeyBytes = BTreeMap<String, Vec<u8>>;
+
+/// Keeps copies of the key files in the store when they differ from `kept`, the copies kept last;
+/// the files as they are now.
+fn keep_keys(store: &SqlStore, files: &KeyFiles, kept: Option<&KeyBytes>) -> anyhow::Result<KeyBytes> {
+    let mut now = KeyBytes::new();
+    for (name, file) in key_files_named(files) {
+        if file.exists() {
+            now.insert(name, std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+        }
+    }
+    if kept != Some(&now) {
+        let forget = key_files_named(files).into_iter().map(|(n, _)| n).filter(|n| !now.contains_key(n)).collect();
+        store.keep_key_copies(now.clone().into_iter().collect(), forget)?;
+    }
+    Ok(now)
+}
+
+/// Before the node starts as the active one: where its own key files are not the keys the roster
+/// in force gives this member (the other node rotated them), writes the store's copies that are,
+/// the current ones and, while a rotation is under way, the next ones. Whether the current key
+/// files were replaced (the configuration is then read again).
+fn take_keys(config: &NodeConfig, store: &SqlStore) -> anyhow::Result<bool> {
+    let copies: KeyBytes = store.key_copies()?.into_iter().collect();
+    if copies.is_empty() {
+        return Ok(false);
+    }
+    let (book, _) = crate::fed::roster::book(config, &store.roster_versions()?, &store.roster_proposals()?)?;
+    let Some(me) = book.current.roster.member(&config.member) else { return Ok(false) };
+    let gives = |name: &str| {
+        copies
+            .get(name)
+            .and_then(|pem| std::str::from_utf8(pem).ok())
+            .and_then(|pem| SigningKey::from_pkcs8_pem(pem).ok())
+            .is_some_and(|key| key.verifying_key() == me.signing_key)
+    };
+    let files = config.key_files();
+    let named = key_files_named(&files);
+    // Writes the copies of the current key files, or of the next ones.
+    let write = |next: bool| -> anyhow::Result<()> {
+        for (name, file) in named.iter().filter(|(n, _)| n.ends_with(".next") == next) {
+            if let Some(bytes) = copies.get(name) {
+                crate::files::write_private(file, bytes)?;
+            }
+        }
+        Ok(())
+    };
+    let mut replaced = false;
+    if config.signing_key.verifying_key() != me.signing_key && gives("signing") {
+        write(false)?;
+        tracing::info!("took this member's key files from the store: the other node of the pair rotated them");
+        replaced = true;
+    }
+    let next_missing = named.iter().filter(|(n, _)| n.ends_with(".next")).any(|(_, f)| !f.exists());
+    if next_missing && gives("signing.next") {
+        write(true)?;
+        tracing::info!("took the next keys of the rotation under way from the store");
+    }
+    Ok(replaced)
 }
 
 /// The standby's API listener.

@@ -156,6 +156,42 @@ impl SqlStore {
         self.read(|c| c.execute("VACUUM INTO ?1", params![target]).map(|_| ()))
     }
 
+    /// The copies of the member's key files kept for the nodes of its pair, by name, opened
+    /// (`postgres` only).
+    pub fn key_copies(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.postgres()?;
+        let s = &self.inner.sealer;
+        self.read(|c| {
+            c.prepare("SELECT name, value FROM key_copies ORDER BY name")?
+                .query_map([], |row| {
+                    let name: String = row.get(0)?;
+                    let value = read::open_bytes(s, "key_copies.value", name.as_bytes(), row.get(1)?)?;
+                    Ok((name, value))
+                })?
+                .collect()
+        })
+    }
+
+    /// Keeps sealed copies of the member's key files for the nodes of its pair, by name, and
+    /// forgets those named in `forget`, in one transaction (`postgres` only).
+    pub fn keep_key_copies(&self, keep: Vec<(String, Vec<u8>)>, forget: Vec<String>) -> Result<(), StoreError> {
+        self.postgres()?;
+        let s = &self.inner.sealer;
+        self.transact(|c| {
+            for (name, value) in &keep {
+                c.execute(
+                    "INSERT INTO key_copies (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![name, s.seal("key_copies.value", name.as_bytes(), value)],
+                )?;
+            }
+            for name in &forget {
+                c.execute("DELETE FROM key_copies WHERE name = ?1", params![name])?;
+            }
+            Ok(())
+        })
+    }
+
     fn postgres(&self) -> Result<&postgres::Postgres, StoreError> {
         match &self.inner.engine {
             Engine::Postgres(e) => Ok(e),

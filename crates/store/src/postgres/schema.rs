@@ -9,7 +9,7 @@ use crate::sql::{self, OptionalExtension};
 use crate::StoreError;
 
 /// The migrations, by the schema version each brings the database to.
-const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3)];
 
 /// The advisory lock held while the schema is brought up to date (any number the database's
 /// other users do not take: "ADI" in ASCII).
@@ -301,6 +301,15 @@ CREATE TABLE lease (
     fenced_writes BIGINT NOT NULL
 );
 INSERT INTO lease (id, holder, token, expires_ms, api_url, fenced_writes) VALUES (1, '', 0, 0, '', 0);
+"#;
+
+/// The key files of an active/standby pair's member, sealed (`SqlStore::key_copies`): the node
+/// that takes over starts with the keys the roster gives the member, whichever node rotated them.
+const VERSION_3: &str = r#"
+CREATE TABLE key_copies (
+    name TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
 "#;
 
 /// Brings the database's schema to this build's version; refuses a database that a newer build
