@@ -95,6 +95,7 @@ fn a_quick_run_measures_every_workload_beside_its_floor() {
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2, "{svg}");
     // The state asked for is kept: each node's database and log.
     assert!(state.join("net/BN/node.db").exists() && state.join("logs/BN.log").exists());
+    assert!(r["line"]["server_cpu_per_message_us"].is_null(), "a database server's CPU without one");
 }
 
 #[test]
@@ -119,13 +120,28 @@ fn bad_options_are_refused_before_anything_starts() {
 #[test]
 fn a_run_on_postgresql_measures_and_leaves_no_database_behind() {
     let server = support::pg::pg_server();
-    let out = adi(&["bench", "--quick", "--json", "--only", "latency", "--messages", "20", "--store", &server]);
+    let out = adi(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--only",
+        "latency,line",
+        "--messages",
+        "20",
+        "--seconds",
+        "1",
+        "--store",
+        &server,
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "adi bench --store failed:\n{stderr}");
     let r: Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
     assert_eq!(r["settings"]["store"], "postgres");
     assert_eq!(r["latency"]["ring_ms"]["count"], 20);
     spread_is_ordered(&r, "latency.ring_ms");
+    // The database server's CPU is counted beside the nodes'.
+    assert!(num(&r, "line.server_cpu_per_message_us") > 0.0, "{}", r["line"]);
+    assert!(num(&r, "line.cpu_per_message_us") > 0.0);
     let left = support::pg::databases_named_like("adi_bench_%");
     assert!(left.is_empty(), "databases left behind: {left:?}");
 

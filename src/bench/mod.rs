@@ -206,6 +206,9 @@ pub struct Throughput {
     /// Growth of the recipients' databases per message (pages in use, as a reader sees the last
     /// commit), bytes.
     pub disk_bytes_per_message: Option<f64>,
+    /// With the stores on PostgreSQL: CPU time of the database server's processes per message,
+    /// µs (the machine's `postgres` processes; one that ended during the run is not counted).
+    pub server_cpu_per_message_us: Option<f64>,
 }
 
 /// Catch-up after a partition.
@@ -528,6 +531,7 @@ async fn line_throughput(
     progress!("[line] {} → {} for {} s, {IN_FLIGHT_PER_SENDER} requests in flight", a.code, b.code, settings.seconds);
     let mut b_feed = Feed::open(&b.client).await?;
     let cpu_before = a.cpu_seconds(ticks)? + b.cpu_seconds(ticks)?;
+    let server_before = server_cpu(settings, ticks);
     let disk_before = b.database_bytes()?;
     let sampler = load::MemorySampler::start(vec![a.pid()?, b.pid()?]);
     let started = Instant::now();
@@ -545,8 +549,9 @@ async fn line_throughput(
     let max_rss = sampler.finish().await.values().copied().max().unwrap_or(0);
     let seconds = drained.confirmed.max(drained.last_arrival).duration_since(started).as_secs_f64();
     let cpu = a.cpu_seconds(ticks)? + b.cpu_seconds(ticks)? - cpu_before;
+    let server = server_cpu(settings, ticks).zip(server_before).map(|(after, before)| after - before);
     let disk = b.database_bytes()?.saturating_sub(disk_before);
-    let t = throughput(1, 1, expected.len(), seconds, cpu, Some(disk), floor);
+    let t = throughput(1, 1, expected.len(), seconds, (cpu, server), Some(disk), floor);
     progress!("[line] {:.0} messages/s, {:.0} µs of CPU per message", t.per_second, t.cpu_per_message_us);
     Ok((t, mib(max_rss)))
 }
@@ -571,6 +576,7 @@ async fn network_throughput(
     }
     let cpu = |nodes: &[BenchNode]| nodes.iter().map(|x| x.cpu_seconds(ticks)).sum::<anyhow::Result<f64>>();
     let cpu_before = cpu(nodes)?;
+    let server_before = server_cpu(settings, ticks);
     let disk_before: u64 = nodes.iter().map(BenchNode::database_bytes).sum::<anyhow::Result<u64>>()?;
     let sampler = load::MemorySampler::start(nodes.iter().map(BenchNode::pid).collect::<anyhow::Result<_>>()?);
     let senders: Vec<Sender> = (0..n)
@@ -594,20 +600,28 @@ async fn network_throughput(
     let max_rss = sampler.finish().await.values().copied().max().unwrap_or(0);
     let seconds = drained.confirmed.max(drained.last_arrival).duration_since(started).as_secs_f64();
     let cpu = cpu(nodes)? - cpu_before;
+    let server = server_cpu(settings, ticks).zip(server_before).map(|(after, before)| after - before);
     let disk_after: u64 = nodes.iter().map(BenchNode::database_bytes).sum::<anyhow::Result<u64>>()?;
     // Every message is stored at its sender and its recipient.
     let disk = disk_after.saturating_sub(disk_before) / 2;
-    let t = throughput(n, n * (n - 1) / 2, expected.len(), seconds, cpu, Some(disk), floor);
+    let t = throughput(n, n * (n - 1) / 2, expected.len(), seconds, (cpu, server), Some(disk), floor);
     progress!("[network] {:.0} messages/s, {:.0} µs of CPU per message", t.per_second, t.cpu_per_message_us);
     Ok((t, mib(max_rss)))
 }
 
+/// CPU time used so far by the database server's processes, with the stores on PostgreSQL.
+fn server_cpu(settings: &Settings, ticks: f64) -> Option<f64> {
+    (settings.store == "postgres").then(|| net::processes_cpu_seconds("postgres", ticks))
+}
+
+/// A throughput from what was measured; `cpu_seconds` is the nodes' CPU time and, with the stores
+/// on PostgreSQL, the database server's.
 fn throughput(
     senders: usize,
     lines: usize,
     messages: usize,
     seconds: f64,
-    cpu_seconds: f64,
+    (cpu_seconds, server_cpu_seconds): (f64, Option<f64>),
     disk: Option<u64>,
     floor: &Floor,
 ) -> Throughput {
@@ -623,6 +637,7 @@ fn throughput(
         cpu_floor_us: floor.cpu_per_message_us(),
         cpu_ratio: cpu_per_message_us / floor.cpu_per_message_us(),
         disk_bytes_per_message: disk.map(|d| per(d as f64)),
+        server_cpu_per_message_us: server_cpu_seconds.map(|c| per(c * 1e6)),
     }
 }
 

@@ -93,13 +93,7 @@ impl BenchNode {
 
     /// CPU time used so far (user and system), in seconds.
     pub fn cpu_seconds(&self, ticks_per_second: f64) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
-        // The command name may hold spaces; the fields after it are fixed.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("unreadable /proc stat"))?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (utime, stime) = (fields.get(11), fields.get(12));
-        let ticks = |f: Option<&&str>| f.and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| anyhow!("bad /proc stat"));
-        Ok((ticks(utime)? + ticks(stime)?) / ticks_per_second)
+        cpu_seconds_of(self.pid()?, ticks_per_second)
     }
 
     /// Bytes of the node's database in use: its pages less its free pages, as a reader sees the
@@ -136,6 +130,29 @@ pub async fn queue_lengths(client: &Client) -> anyhow::Result<HashMap<String, u6
             _ => Err(anyhow!("peers: an entry without member or queue_len: {p}")),
         })
         .collect()
+}
+
+/// CPU time a process has used so far (user and system), in seconds.
+pub fn cpu_seconds_of(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("unreadable /proc stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime) = (fields.get(11), fields.get(12));
+    let ticks = |f: Option<&&str>| f.and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| anyhow!("bad /proc stat"));
+    Ok((ticks(utime)? + ticks(stime)?) / ticks_per_second)
+}
+
+/// CPU time used so far by every process of this machine named `name` (its `/proc` `comm`), in
+/// seconds; a process that ends between reads is left out.
+pub fn processes_cpu_seconds(name: &str, ticks_per_second: f64) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|pid| cpu_seconds_of(pid, ticks_per_second).ok())
+        .sum()
 }
 
 /// Resident memory of a process, in bytes.

@@ -103,6 +103,9 @@ pub fn table(r: &Report) -> String {
             format!("{:.0} µs", t.cpu_floor_us),
             Some(t.cpu_ratio),
         );
+        if let Some(c) = t.server_cpu_per_message_us {
+            row(&format!("{name}: database server CPU"), format!("{c:.0} µs"), String::new(), None);
+        }
         if let Some(d) = t.disk_bytes_per_message {
             row(&format!("{name}: disk per message"), format!("{d:.0} B"), String::new(), None);
         }
