@@ -376,9 +376,14 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     active(&nodes, takeover_bound() * 2, &log).await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
+    // The page may be between documents, or on the standby's waiting page, which has no `#who`:
+    // what cannot be read yet is read again.
+    let who = json!({"script": "const w = document.getElementById('who'); return w ? w.textContent : '';", "args": []});
     loop {
-        let url = page.cmd(Method::GET, "/url", None).await;
-        if url.as_str().is_some_and(|u| u.starts_with(&other_origin)) && page.text("#who").await.contains("duty-CN") {
+        let url = page.try_cmd(Method::GET, "/url", None).await.unwrap_or_default();
+        let signed_in = page.try_cmd(Method::POST, "/execute/sync", Some(who.clone())).await.unwrap_or_default();
+        let moved = url.as_str().is_some_and(|u| u.starts_with(&other_origin));
+        if moved && signed_in.as_str().is_some_and(|w| w.contains("duty-CN")) {
             break;
         }
         assert!(Instant::now() < deadline, "the page stayed at {url} after its node died");
