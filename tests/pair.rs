@@ -427,7 +427,13 @@ async fn a_rotation_made_on_the_active_node_goes_on_at_the_node_that_takes_over(
     assert_ne!(keys(was), old, "the active node did not move to new keys");
     assert_eq!(keys(other), old, "the other node's files changed before it took over");
     // Copies reach the store at the active node's next renewal.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let store = adi_node::state::open_store(&config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store.key_copies().unwrap().iter().any(|(name, bytes)| name == "signing" && *bytes == keys(was)) {
+        assert!(Instant::now() < deadline, "the store never held a copy of the new signing key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(store);
 
     support::kill_9(nodes[was].proc.take().unwrap());
     assert_eq!(active(&nodes, takeover_bound() * 2, &log).await, other);
