@@ -803,6 +803,18 @@ impl LineMember {
         Ok((group.epoch().as_u64(), out.tls_serialize_detached().map_err(lib)?))
     }
 
+    /// Spends the next `n` keys of this member's own application ratchet on a line, in its
+    /// current epoch, sending nothing: a store put back from a backup holds the ratchet as it was,
+    /// and the keys this member used since (for envelopes its peers hold) must never encrypt
+    /// again. Each key is spent by encrypting an empty message and dropping it; the receivers
+    /// skip those generations within [`MlsConfig::forward_distance_max`].
+    pub fn skip_own(&mut self, line: &[u8; 16], n: u64) -> Result<(), MlsError> {
+        for _ in 0..n {
+            self.encrypt(line, &[])?;
+        }
+        Ok(())
+    }
+
     /// Processes a line's MLS message as its envelope's `claim` names it: decrypts an application
     /// message, merges a commit from the home member, stores a proposal, or buffers a message from
     /// a future epoch. The message's epoch must be the claimed one and its sender the claimed

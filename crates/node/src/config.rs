@@ -275,6 +275,8 @@ pub struct LimitsSection {
     pub lease_renew_ms: Option<u64>,
     pub standby_poll_ms: Option<u64>,
     pub restore_check_ms: Option<u64>,
+    pub restore_page_len: Option<u64>,
+    pub restore_page_bytes_max: Option<usize>,
     pub takeover_ms: Option<u64>,
 }
 
@@ -433,6 +435,12 @@ pub struct RuntimeLimits {
     /// How long a node starting on a store restored from a backup waits for every peer to say
     /// what it holds of their lines (`fed::restore`) before it refuses to start.
     pub restore_check_ms: u64,
+    /// Envelopes of one chain a node hands a restored peer in one answer (`POST /fed/v1/chain`),
+    /// and asks for in one request when it catches up itself.
+    pub restore_page_len: u64,
+    /// Bytes of envelopes (and contents) in one such answer, beyond its first envelope; under the
+    /// 4 MiB a federation reply may hold once encoded.
+    pub restore_page_bytes_max: usize,
 }
 
 impl RuntimeLimits {
@@ -517,6 +525,8 @@ impl Default for RuntimeLimits {
             lease_renew_ms: 1_000,
             standby_poll_ms: 250,
             restore_check_ms: 60_000,
+            restore_page_len: 256,
+            restore_page_bytes_max: 1024 * 1024,
             takeover_ms: 5_000,
         }
     }
@@ -1074,6 +1084,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.restore_check_ms {
             runtime_limits.restore_check_ms = v;
+        }
+        if let Some(v) = l.restore_page_len {
+            runtime_limits.restore_page_len = v.max(1);
+        }
+        if let Some(v) = l.restore_page_bytes_max {
+            runtime_limits.restore_page_bytes_max = v;
         }
         if let Some(v) = l.takeover_ms {
             runtime_limits.takeover_ms = v;

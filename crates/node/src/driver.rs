@@ -1,6 +1,6 @@
 //! The tokio driver of the engine: what turns the engine's decisions into commits and wakes the
-//! node's tasks after them. It commits this node's own envelopes (`commit_own`), takes held
-//! envelopes once their commit is stored (`release_held`), tops up the KeyPackage pool, and
+//! node's tasks after them. It commits this node's own envelopes (`commit_own`), takes a peer's
+//! batch (`take`), takes held envelopes once their commit is stored (`release_held`), tops up the KeyPackage pool, and
 //! runs the node's loops: the clock that honours the core's timers (`run_clock`), the watch
 //! on the system clock (`run_clock_watch`), and the storage probe that takes writes again after
 //! a failed commit (`run_storage_probe`).
@@ -16,11 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adi_core::{AlarmChange, AlarmKind, AlarmOp, CoreError, MemberCode, WriteBatch};
+use adi_engine::Received;
 use adi_store::{StoreError, WriteFault};
+use adi_wire::batch::Verdict;
 use adi_wire::{EnvelopeHash, LineId};
 use tokio::sync::watch;
 
 use crate::clock::{now_ms, wall_ms};
+use crate::error::{storage_refusal, ApiError};
 use crate::state::{fault_text, NodeState, StorageRefusal};
 
 /// Why one of this node's own envelopes was not committed.
@@ -310,4 +313,58 @@ pub(crate) async fn run_storage_probe(node: Arc<NodeState>, mut shutdown: watch:
             }
         }
     }
+}
+
+/// The verdicts of a batch once committed, as a task to await.
+type Finish = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Verdict>, ApiError>> + Send>>;
+
+/// Decides on a batch of `peer`'s envelopes under the engine's lock and submits its write;
+/// returns the verdicts to send early (only with the injected fault) and the task that waits for
+/// the commit, takes held envelopes it released and gives the verdicts. Envelopes a restored node
+/// fetched from `peer` to catch up are taken the same way (`fed::restore`).
+pub(crate) fn take(
+    node: &Arc<NodeState>,
+    peer: &MemberCode,
+    envelopes: &[&[u8]],
+) -> Result<(Option<Vec<Verdict>>, Finish), ApiError> {
+    // A peer answered 503 keeps the batch queued and tries again later.
+    if let Some(f) = node.storage_failure() {
+        return Err(storage_refusal(&f.fault));
+    }
+    let (received, peers, pending) = {
+        let mut engine = node.engine();
+        let received = match engine.receive(node.store.as_ref(), peer, envelopes, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot decide a batch");
+                return Err(ApiError::unavailable());
+            }
+        };
+        let Received { write, answer } = received;
+        // Submitted under the engine's lock so that the store commits in the order it decided.
+        let peers: Vec<MemberCode> =
+            write.iter().flat_map(|w| w.records.iter().flat_map(|r| r.recipients.clone())).collect();
+        (answer, peers, write.map(|w| node.store.commit(w)))
+    };
+    let early = received.early().map(<[Verdict]>::to_vec);
+    let node = node.clone();
+    let finish = async move {
+        let outcomes = match pending {
+            None => Vec::new(),
+            Some(p) => match p.wait().await {
+                Ok(o) => o,
+                Err(e) => {
+                    node.engine().abandon(received);
+                    return Err(ApiError::from(node.fail_storage(&e)));
+                }
+            },
+        };
+        let answered = node.engine().answer(node.store.as_ref(), received, &outcomes);
+        node.committed(&peers);
+        if !answered.release.is_empty() {
+            release_held(&node, answered.release).await;
+        }
+        Ok(answered.verdicts)
+    };
+    Ok((early, Box::pin(finish)))
 }

@@ -671,6 +671,9 @@ pub trait Store: Send + Sync + 'static {
     fn message(&self, hash: &EnvelopeHash) -> Result<Option<MessageRow>, StoreError>;
     /// The hash of the envelope stored for (line, sender, sequence), if any.
     fn envelope_at(&self, line: &LineId, sender: &str, seq: u64) -> Result<Option<EnvelopeHash>, StoreError>;
+    /// How many application envelopes `sender` has stored on each line at each MLS epoch:
+    /// (line, epoch, count).
+    fn application_epochs(&self, sender: &str) -> Result<Vec<(LineId, u64, u64)>, StoreError>;
     /// Envelopes held for a line from epochs up to `epoch`, in arrival order.
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError>;
     /// How many envelopes each sender has held on each line for a later epoch since

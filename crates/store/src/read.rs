@@ -363,6 +363,30 @@ pub(crate) fn envelope_at(
         .optional()
 }
 
+/// How many application envelopes (messages, receipts, link tests, decisions, translations)
+/// `sender` has stored on each line at each MLS epoch: each used one key of its sender ratchet.
+pub(crate) fn application_epochs(c: &Connection<'_>, sender: &str) -> Result<Vec<(LineId, u64, u64)>, sql::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT line, epoch, COUNT(*) FROM envelopes
+         WHERE sender = ?1 AND kind NOT IN ('handshake', 'line_setup') GROUP BY line, epoch ORDER BY line, epoch",
+    )?;
+    let rows = stmt
+        .query_map(params![sender], |row| {
+            let line: Vec<u8> = row.get(0)?;
+            let epoch: i64 = row.get(1)?;
+            let n: i64 = row.get(2)?;
+            Ok((line, epoch, n))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for (line, epoch, n) in rows {
+        let line: [u8; 16] =
+            line.as_slice().try_into().map_err(|_| sql::invariant("a stored line id is not 16 bytes".into()))?;
+        out.push((LineId(line), epoch as u64, n as u64));
+    }
+    Ok(out)
+}
+
 /// Held envelopes of a line from epochs up to `epoch`, in the order they arrived.
 pub(crate) fn held(c: &Connection<'_>, s: &Sealer, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, sql::Error> {
     let mut stmt = c.prepare_cached(

@@ -360,6 +360,10 @@ impl Store for SqlStore {
         self.read(|c| read::envelope_at(c, line, sender, seq))
     }
 
+    fn application_epochs(&self, sender: &str) -> Result<Vec<(LineId, u64, u64)>, StoreError> {
+        self.read(|c| read::application_epochs(c, sender))
+    }
+
     fn held(&self, line: &LineId, epoch: u64) -> Result<Vec<HeldEnvelope>, StoreError> {
         self.read(|c| read::held(c, &self.inner.sealer, line, epoch))
     }

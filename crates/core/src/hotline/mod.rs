@@ -31,6 +31,7 @@ use crate::message::{Class, Draft, Message, Precedence};
 use crate::receipt::{check_reason, Answered, Receipt, ReceiptKind};
 use crate::roster::{MemberCode, Roster};
 
+mod adopt;
 mod membership;
 mod payload;
 mod receive;
@@ -287,6 +288,12 @@ pub struct Hotline {
     /// signed it), still accepted for its envelopes and contents made before it moved to the new
     /// key. A key replaced without its own signature is never here.
     retired: HashMap<MemberCode, Vec<ed25519_dalek::VerifyingKey>>,
+    /// While a restored store catches up: the kinds of this member's answers taken back, by the
+    /// message they answer ([`Hotline::adopt_own`]).
+    caught_up: HashMap<EnvelopeHash, Vec<ReceiptKind>>,
+    /// Keys of this member's own application ratchet to spend, by line and epoch, before it
+    /// encrypts there: what envelopes taken back used.
+    skips: HashMap<(LineId, u64), u64>,
 }
 
 /// How many epochs the home member keeps in hand below the past-epoch window when it decides
@@ -357,6 +364,8 @@ impl Hotline {
             removals,
             key_updates: HashMap::new(),
             retired: HashMap::new(),
+            caught_up: HashMap::new(),
+            skips: HashMap::new(),
             config,
             lines: HashMap::new(),
             heads: restored.heads.into_iter().map(|h| ((h.line, h.sender), (h.seq, h.hash))).collect(),
@@ -751,6 +760,7 @@ impl Hotline {
         let signed = SignedContent::sign(&self.config.signing_key, &line.id, me.as_str(), seq, payload.encode());
         let content_hash = signed.hash(&line.id, me.as_str(), seq);
         let encoded = signed.encode();
+        self.apply_skip(&line.id)?;
         let (epoch, ciphertext) = self.mls.encrypt(&line.id.0, &encoded).map_err(internal)?;
         let entry = self.key_updates.entry(line.id).or_insert((now_ms, 0));
         entry.1 += 1;

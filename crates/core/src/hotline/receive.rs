@@ -214,7 +214,81 @@ impl Hotline {
         checked?;
         let payload = PayloadV1::decode(&signed.content)
             .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("bad payload: {e}")))?;
-        let content = match payload {
+        let content = self.content_of(&line, &sender, body.priority, payload)?;
+        self.check_seq(&line, &sender, &envelope)?;
+        let mut record = Record {
+            envelope,
+            sender: sender.clone(),
+            line: line.clone(),
+            content,
+            received_ms: now_ms,
+            recipients: Vec::new(),
+            alarms: Vec::new(),
+            signed_content: Some(plaintext),
+        };
+        let mut out = Vec::new();
+        match &record.content {
+            Content::Message(m) if m.has_deadline() => {
+                // Judged from when this node received the message, on its own clock.
+                let due_ms = m.due_ms(now_ms).unwrap_or(now_ms);
+                let p = PendingAck {
+                    line: line.id,
+                    message: record.envelope.hash(),
+                    member: self.config.me.clone(),
+                    sender: record.sender.clone(),
+                    side: Side::Recipient,
+                    due_ms,
+                    precedence: m.precedence,
+                    subject: m.subject.clone(),
+                    alarmed: false,
+                };
+                let answered = self.answered_already(&p.message, |k| k.settles());
+                if !answered && !self.pending.contains_key(&(p.message, p.member.clone())) {
+                    let due = p.due_ms;
+                    self.await_ack(p, due);
+                }
+            }
+            _ => {}
+        }
+        // The node answers some envelopes itself: a message with its signed word that it was
+        // decrypted, a link test with its answer.
+        let auto = match &record.content {
+            Content::Message(m) => Some((ReceiptKind::Decrypted, m.precedence.priority())),
+            Content::LinkTest => Some((ReceiptKind::LinkTestAnswer, PRIORITY_CONTROL)),
+            Content::Receipt(r) => {
+                let signed_ms = record.envelope.body().created_ms;
+                record.alarms = self.on_receipt(now_ms, &sender, r, signed_ms);
+                None
+            }
+            _ => None,
+        };
+        let answered = Answered { hash: record.envelope.hash(), sender, seq: record.envelope.body().seq };
+        // Answered already, by an answer of this member's taken back after a restore.
+        let auto = auto.filter(|(kind, _)| !self.answered_already(&answered.hash, |k| k == *kind));
+        out.push(record);
+        if let Some((kind, priority)) = auto {
+            let receipt = Receipt { kind, answers: answered, reason: None };
+            let payload = receipt_to_payload(&receipt);
+            // The message is decrypted and its keys spent: it is kept even if the answer cannot be
+            // sealed, which only a broken group state could cause.
+            if let Ok(answer) = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt)) {
+                out.push(answer);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What an application payload from `sender` (its priority as its envelope names it) carries,
+    /// checked as any envelope of the line's is: by the limits, the line's kind and members, and
+    /// what a member may answer.
+    pub(super) fn content_of(
+        &self,
+        line: &Line,
+        sender: &MemberCode,
+        priority: u8,
+        payload: PayloadV1,
+    ) -> Result<Content, Refusal> {
+        Ok(match payload {
             PayloadV1::LineSetup { .. } => {
                 return Err(Refusal::reject(RefusalCode::Malformed, "a line set-up inside a line's messages"))
             }
@@ -223,7 +297,7 @@ impl Hotline {
                 message
                     .check(&self.config.limits)
                     .map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
-                if message.precedence.priority() != body.priority {
+                if message.precedence.priority() != priority {
                     return Err(Refusal::reject(
                         RefusalCode::ContentRefused,
                         "the envelope's priority does not match the message's precedence",
@@ -233,7 +307,7 @@ impl Hotline {
             }
             PayloadV1::Receipt { .. } => {
                 let receipt = receipt_from_payload(payload).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
-                if receipt.answers.sender == sender {
+                if receipt.answers.sender == *sender {
                     return Err(Refusal::reject(
                         RefusalCode::ContentRefused,
                         format!("{sender} answered its own envelope; only its recipients may answer it"),
@@ -302,65 +376,7 @@ impl Hotline {
                 }
                 Content::Concurrence(answer)
             }
-        };
-        self.check_seq(&line, &sender, &envelope)?;
-        let mut record = Record {
-            envelope,
-            sender: sender.clone(),
-            line: line.clone(),
-            content,
-            received_ms: now_ms,
-            recipients: Vec::new(),
-            alarms: Vec::new(),
-            signed_content: Some(plaintext),
-        };
-        let mut out = Vec::new();
-        match &record.content {
-            Content::Message(m) if m.has_deadline() => {
-                // Judged from when this node received the message, on its own clock.
-                let due_ms = m.due_ms(now_ms).unwrap_or(now_ms);
-                let p = PendingAck {
-                    line: line.id,
-                    message: record.envelope.hash(),
-                    member: self.config.me.clone(),
-                    sender: record.sender.clone(),
-                    side: Side::Recipient,
-                    due_ms,
-                    precedence: m.precedence,
-                    subject: m.subject.clone(),
-                    alarmed: false,
-                };
-                if !self.pending.contains_key(&(p.message, p.member.clone())) {
-                    let due = p.due_ms;
-                    self.await_ack(p, due);
-                }
-            }
-            _ => {}
-        }
-        // The node answers some envelopes itself: a message with its signed word that it was
-        // decrypted, a link test with its answer.
-        let auto = match &record.content {
-            Content::Message(m) => Some((ReceiptKind::Decrypted, m.precedence.priority())),
-            Content::LinkTest => Some((ReceiptKind::LinkTestAnswer, PRIORITY_CONTROL)),
-            Content::Receipt(r) => {
-                let signed_ms = record.envelope.body().created_ms;
-                record.alarms = self.on_receipt(now_ms, &sender, r, signed_ms);
-                None
-            }
-            _ => None,
-        };
-        let answered = Answered { hash: record.envelope.hash(), sender, seq: record.envelope.body().seq };
-        out.push(record);
-        if let Some((kind, priority)) = auto {
-            let receipt = Receipt { kind, answers: answered, reason: None };
-            let payload = receipt_to_payload(&receipt);
-            // The message is decrypted and its keys spent: it is kept even if the answer cannot be
-            // sealed, which only a broken group state could cause.
-            if let Ok(answer) = self.seal(now_ms, line, priority, payload, Content::Receipt(receipt)) {
-                out.push(answer);
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// A line's set-up from its home member: the line checked against the roster's policy, and
@@ -453,6 +469,11 @@ impl Hotline {
         };
         // A commit may have changed who is on the line: the group's members are the truth.
         let line = if proposal { line } else { self.follow_membership(&line) };
+        if !proposal {
+            // Keys of this member's that envelopes taken back used at the epoch now reached are
+            // spent with the commit's write (if that fails, before this member next encrypts).
+            let _ = self.apply_skip(&line.id);
+        }
         let mut out = vec![Record {
             envelope,
             sender,

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adi_core::{MemberCode, WriteBatch};
-use adi_engine::Received;
 use adi_store::Claimed;
-use adi_wire::batch::{BatchReply, Verdict};
+use adi_wire::batch::BatchReply;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,11 +27,11 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::checkpoints::{answer_offer, CheckpointOffer};
-use super::{BATCH_PATH, CHECKPOINT_PATH, HEADS_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
+use super::{BATCH_PATH, CHAIN_PATH, CHECKPOINT_PATH, HEADS_PATH, KEY_PACKAGE_PATH, ROSTER_PATH};
 use crate::clock::now_ms;
 use crate::config::RuntimeLimits;
 use crate::conns::{Admission, ClientAddr};
-use crate::driver::{refill_key_packages, release_held};
+use crate::driver::refill_key_packages;
 use crate::error::{storage_refusal, with_body_deadline, ApiError, TimedBytes};
 use crate::state::NodeState;
 use crate::throttle::Unauthenticated;
@@ -52,6 +51,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(CHECKPOINT_PATH, post(checkpoint_offer))
         .route(ROSTER_PATH, post(roster_exchange))
         .route(HEADS_PATH, post(heads))
+        .route(CHAIN_PATH, post(chain))
         .layer(DefaultBodyLimit::max(body_max));
     with_body_deadline(routes, body_time).with_state(state)
 }
@@ -59,6 +59,25 @@ pub fn router(state: Arc<NodeState>) -> Router {
 /// What this node holds of the chains of the lines a peer is on (`fed::restore`).
 async fn heads(State(node): State<Arc<NodeState>>, Extension(Peer(peer)): Extension<Peer>) -> Response {
     Json(super::restore::answer(&node, &peer)).into_response()
+}
+
+/// A page of a chain for a restored peer (`fed::restore`).
+async fn chain(
+    State(node): State<Arc<NodeState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: Result<TimedBytes, ApiError>,
+) -> Response {
+    let body = match body {
+        Ok(TimedBytes(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    match super::restore::answer_chain(&node, &peer, &body) {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => {
+            tracing::warn!(peer = %peer, error = %e.message, code = e.code, "chain request refused");
+            e.into_response()
+        }
+    }
 }
 
 /// A peer's roster exchange (`fed::roster`).
@@ -99,46 +118,9 @@ async fn receive_batch(
             return ApiError::new(StatusCode::BAD_REQUEST, "malformed_batch", e.to_string()).into_response();
         }
     };
-    // A peer answered 503 keeps the batch queued and tries again later.
-    if let Some(f) = node.storage_failure() {
-        return storage_refusal(&f.fault).into_response();
-    }
-    let (received, peers, pending) = {
-        let mut engine = node.engine();
-        let received = match engine.receive(node.store.as_ref(), &peer, &envelopes, now_ms()) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot decide a batch");
-                return ApiError::unavailable().into_response();
-            }
-        };
-        let Received { write, answer } = received;
-        // Submitted under the engine's lock so that the store commits in the order it decided.
-        let peers: Vec<MemberCode> =
-            write.iter().flat_map(|w| w.records.iter().flat_map(|r| r.recipients.clone())).collect();
-        (answer, peers, write.map(|w| node.store.commit(w)))
-    };
-    let early = received.early().map(<[Verdict]>::to_vec);
-    let finish = {
-        let node = node.clone();
-        async move {
-            let outcomes = match pending {
-                None => Vec::new(),
-                Some(p) => match p.wait().await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        node.engine().abandon(received);
-                        return Err(ApiError::from(node.fail_storage(&e)));
-                    }
-                },
-            };
-            let answered = node.engine().answer(node.store.as_ref(), received, &outcomes);
-            node.committed(&peers);
-            if !answered.release.is_empty() {
-                release_held(&node, answered.release).await;
-            }
-            Ok(answered.verdicts)
-        }
+    let (early, finish) = match crate::driver::take(&node, &peer, &envelopes) {
+        Ok(t) => t,
+        Err(refusal) => return refusal.into_response(),
     };
     if let Some(verdicts) = early {
         // The injected fault: the answer goes before the commit is known.

@@ -24,3 +24,6 @@ pub const ROSTER_PATH: &str = "/fed/v1/roster";
 /// Where a peer's node says what it holds of each chain of the lines it shares with the asker
 /// (`fed::restore`).
 pub const HEADS_PATH: &str = "/fed/v1/heads";
+/// Where a restored peer's node fetches, page by page, the envelopes of its own chain of a line
+/// (with their contents) and of this member's (`fed::restore`).
+pub const CHAIN_PATH: &str = "/fed/v1/chain";
