@@ -336,16 +336,20 @@ function listen() {
 
 async function start() {
   try { session = await call("GET", "/console/session"); } catch { session = null; }
+  // The pair is known, and watched, before the page shows itself signed in: a node that dies
+  // from then on moves the page.
+  if (session) {
+    const health = await call("GET", "/healthz");
+    me = health.member;
+    pairUrls = health.pair || [];
+    watchPair();
+  }
   $("sign-in-view").hidden = !!session;
   $("watch").hidden = !session;
   $("sign-out").hidden = !session;
   $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
   if (!session) clearRoster();
   if (session) {
-    const health = await call("GET", "/healthz");
-    me = health.member;
-    pairUrls = health.pair || [];
-    watchPair();
     loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen();
   }
 }
