@@ -251,6 +251,8 @@ pub struct LimitsSection {
     pub events_keepalive_ms: Option<u64>,
     pub session_idle_ms: Option<u64>,
     pub session_max_ms: Option<u64>,
+    pub session_watch_ms: Option<u64>,
+    pub urgent_watch_ms: Option<u64>,
     pub sign_in_failures_max: Option<usize>,
     pub sign_in_window_ms: Option<u64>,
     pub sign_in_delay_ms_max: Option<u64>,
@@ -375,6 +377,13 @@ pub struct RuntimeLimits {
     pub session_idle_ms: u64,
     /// A console session is over this long after sign-in, used or not.
     pub session_max_ms: u64,
+    /// The watch length: how long a console session lasts, from sign-in, while its page holds the
+    /// event stream open (the stream keeps it from going idle), beyond `session_max_ms`.
+    pub session_watch_ms: u64,
+    /// How long after sign-in the page's watch cookie lets it ask, its session ended, whether
+    /// something urgent waits (`GET /console/urgent`): past the end of the watch, so that the
+    /// desk still rings until someone signs in.
+    pub urgent_watch_ms: u64,
     /// Failed console sign-ins per operator name within `sign_in_window_ms` after which each
     /// further attempt at that name waits, 1 s after the next failure and twice as long after
     /// each one more, up to `sign_in_delay_ms_max` (`throttle`).
@@ -501,6 +510,8 @@ impl Default for RuntimeLimits {
             events_keepalive_ms: 15_000,
             session_idle_ms: 30 * 60 * 1000,
             session_max_ms: 12 * 60 * 60 * 1000,
+            session_watch_ms: 24 * 60 * 60 * 1000,
+            urgent_watch_ms: 48 * 60 * 60 * 1000,
             sign_in_failures_max: 5,
             sign_in_window_ms: 5 * 60 * 1000,
             sign_in_delay_ms_max: 60_000,
@@ -1012,6 +1023,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.session_max_ms {
             runtime_limits.session_max_ms = v.max(1);
+        }
+        if let Some(v) = l.session_watch_ms {
+            runtime_limits.session_watch_ms = v.max(1);
+        }
+        if let Some(v) = l.urgent_watch_ms {
+            runtime_limits.urgent_watch_ms = v.max(1);
         }
         if let Some(v) = l.sign_in_failures_max {
             runtime_limits.sign_in_failures_max = v.max(1);

@@ -196,6 +196,43 @@ pub struct NodeState {
     pub sign_in: crate::throttle::Throttle,
     /// Whether the API (and the console) is served over TLS: session cookies are then Secure.
     pub api_tls: bool,
+    /// Console sessions whose page holds the event stream open, by session hash, with how many
+    /// streams each holds: such a session lasts up to `session_watch_ms`.
+    watching: Mutex<std::collections::HashMap<[u8; 32], usize>>,
+    /// The key of the console's watch cookies (`http::console`), drawn at start: a restart ends
+    /// what the pages held.
+    pub watch_key: [u8; 32],
+}
+
+/// A console session's event stream held open; dropped when the stream ends.
+pub struct Watching {
+    node: Arc<NodeState>,
+    hash: [u8; 32],
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut w = self.node.watching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = w.get_mut(&self.hash) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                w.remove(&self.hash);
+            }
+        }
+    }
+}
+
+impl NodeState {
+    /// Notes that a console session's page holds an event stream open, until the guard drops.
+    pub fn watching(self: &Arc<Self>, hash: [u8; 32]) -> Watching {
+        *self.watching.lock().unwrap_or_else(|p| p.into_inner()).entry(hash).or_default() += 1;
+        Watching { node: self.clone(), hash }
+    }
+
+    /// Whether a console session's page holds an event stream open here.
+    pub fn is_watching(&self, hash: &[u8; 32]) -> bool {
+        self.watching.lock().unwrap_or_else(|p| p.into_inner()).contains_key(hash)
+    }
 }
 
 /// The engine's core, locked with the engine.
@@ -268,6 +305,8 @@ impl NodeState {
             receipts: tokio::sync::Mutex::new(()),
             release_required: config.release_required,
             sign_in: crate::throttle::Throttle::new(&config.runtime_limits),
+            watching: Mutex::new(std::collections::HashMap::new()),
+            watch_key: rand::random(),
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
         }

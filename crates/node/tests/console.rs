@@ -312,3 +312,67 @@ async fn access_ends_when_it_is_revoked_a_new_token_a_new_password_or_a_removal_
     assert_eq!((status, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")), "{v}");
     net.stop_all().await;
 }
+
+/// The cookies a sign-in sets, as `name=value`.
+async fn sign_in_cookies(app: &Router, name: &str) -> Vec<String> {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/console/sign-in")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"name": name, "password": PASSWORD}).to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
+/// A page whose session ended asks, with its watch cookie, whether something urgent waits: it is
+/// told how many, never what; a cookie of another node, changed, or absent is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_cookie_tells_a_signed_out_page_how_much_waits_and_nothing_else() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    let ph = adi_node::http::router(net.node("PH").state.clone());
+    let cn = adi_node::http::router(net.node("CN").state.clone());
+    for (node, name) in [("PH", "watch-ph"), ("CN", "watch-cn")] {
+        let store = &*net.node(node).state.store;
+        add_operator(store, name, "duty").unwrap();
+        set_password(store, name, PASSWORD).unwrap();
+    }
+    let cookies = sign_in_cookies(&ph, "watch-ph").await;
+    let watch = cookies.iter().find(|c| c.starts_with("adi_watch=")).expect("a watch cookie").clone();
+    let (status, v, _) = call(&ph, Method::GET, "/console/urgent", Some(&watch), None, None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!((v["urgent"].as_u64(), v["overdue"].as_u64()), (Some(0), Some(0)), "{v}");
+
+    common::send(&net.client("CN"), &line, "FLASH", "Not for a signed-out page").await;
+    let counted = common::eventually(std::time::Duration::from_secs(30), "the FLASH counted", || {
+        let (ph, watch) = (ph.clone(), watch.clone());
+        async move {
+            let (_, v, _) = call(&ph, Method::GET, "/console/urgent", Some(&watch), None, None).await;
+            (v["urgent"] == 1).then_some(v)
+        }
+    })
+    .await;
+    assert!(!counted.to_string().contains("signed-out page"), "{counted}");
+
+    // Refused: no cookie, a changed one, one whose end was moved, and CN's at PH.
+    let (name, rest) = watch.split_once('.').unwrap();
+    let (ends, mac) = rest.split_once('.').unwrap();
+    let flipped = format!("{name}.{ends}.{}{}", if mac.starts_with('0') { "1" } else { "0" }, &mac[1..]);
+    let later = format!("{name}.{}.{mac}", ends.parse::<u64>().unwrap() + 1);
+    let cn_watch = sign_in_cookies(&cn, "watch-cn").await.into_iter().find(|c| c.starts_with("adi_watch=")).unwrap();
+    for cookie in [None, Some(flipped.as_str()), Some(later.as_str()), Some(cn_watch.as_str())] {
+        let (status, v, _) = call(&ph, Method::GET, "/console/urgent", cookie, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookie:?}: {v}");
+    }
+    // An operator removed since is told nothing.
+    adi_store::Store::remove_operator(&*net.node("PH").state.store, "watch-ph").unwrap();
+    let (status, _, _) = call(&ph, Method::GET, "/console/urgent", Some(&watch), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    net.stop_all().await;
+}

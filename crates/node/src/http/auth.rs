@@ -23,6 +23,9 @@ use crate::state::NodeState;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "adi_session";
+/// The cookie with which a console page, its session ended, asks whether something urgent waits
+/// (`http::console::urgent`).
+pub const WATCH_COOKIE: &str = "adi_watch";
 /// The header that carries a session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -46,9 +49,14 @@ pub fn session_hash(id: &str) -> [u8; 32] {
 
 /// The session id a request's cookies carry, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name` a request carries, if any.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == SESSION_COOKIE && !v.is_empty()).then(|| v.to_string())
+        (k == name && !v.is_empty()).then(|| v.to_string())
     })
 }
 
@@ -115,22 +123,34 @@ impl Auth {
 /// The session a request's cookie names, if it is still valid.
 pub fn current(node: &NodeState, headers: &HeaderMap) -> Result<(String, adi_store::SessionRow), ApiError> {
     let id = session_cookie(headers).ok_or_else(|| ApiError::unauthorized("sign in first"))?;
-    let row = node
-        .store
-        .session(&session_hash(&id))?
-        .ok_or_else(|| ApiError::unauthorized("the session is over; sign in again"))?;
-    let now = now_ms();
+    let row = valid_session(node, &session_hash(&id))?;
+    Ok((id, row))
+}
+
+/// When a session ends: idle for `session_idle_ms`, or `session_max_ms` after sign-in, or, while
+/// its page holds the event stream open here, `session_watch_ms` after sign-in.
+pub fn session_ends_ms(node: &NodeState, hash: &[u8; 32], row: &adi_store::SessionRow) -> u64 {
     let limits = &node.runtime_limits;
-    if now.saturating_sub(row.last_seen_ms) > limits.session_idle_ms
-        || now.saturating_sub(row.created_ms) > limits.session_max_ms
-    {
+    if node.is_watching(hash) {
+        row.created_ms.saturating_add(limits.session_watch_ms.max(limits.session_max_ms))
+    } else {
+        row.last_seen_ms
+            .saturating_add(limits.session_idle_ms)
+            .min(row.created_ms.saturating_add(limits.session_max_ms))
+    }
+}
+
+/// The session stored under `hash`, if it is still valid.
+pub fn valid_session(node: &NodeState, hash: &[u8; 32]) -> Result<adi_store::SessionRow, ApiError> {
+    let row = node.store.session(hash)?.ok_or_else(|| ApiError::unauthorized("the session is over; sign in again"))?;
+    if now_ms() > session_ends_ms(node, hash, &row) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "session_expired",
             "the session has expired; sign in again",
         ));
     }
-    Ok((id, row))
+    Ok(row)
 }
 
 /// Refuses a state-changing request of a session without its CSRF token.

@@ -13,7 +13,9 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{check_csrf, current, random_hex, session_hash, SESSION_COOKIE};
+use super::auth::{
+    check_csrf, cookie, current, random_hex, session_ends_ms, session_hash, SESSION_COOKIE, WATCH_COOKIE,
+};
 use super::error::ApiJson;
 use crate::clock::now_ms;
 use crate::conns::ClientAddr;
@@ -96,7 +98,55 @@ pub struct SessionView {
     pub name: String,
     pub role: String,
     pub csrf: String,
+    /// When the session ends if nothing keeps it alive: idle or at its longest, or at the end of
+    /// the watch while the page holds the event stream open.
     pub expires_ms: u64,
+}
+
+/// What waits for this desk, told to a page whose session ended: counts, never content.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UrgentView {
+    /// FLASH and IMMEDIATE messages that wait for this member's acknowledgement.
+    pub urgent: usize,
+    /// Of the messages that wait for this member's acknowledgement, those past their deadline.
+    pub overdue: usize,
+    /// When the page's watch cookie ends.
+    pub watch_ends_ms: u64,
+}
+
+/// The watch cookie's value for `operator` until `ends_ms`: the name (hex), the end, and their
+/// HMAC-SHA256 under the node's watch key.
+fn watch_value(node: &NodeState, operator: &str, ends_ms: u64) -> String {
+    use hmac::Mac;
+    let name = hex::encode(operator.as_bytes());
+    let mac = watch_mac(node, &name, ends_ms).finalize().into_bytes();
+    format!("{name}.{ends_ms}.{}", hex::encode(mac))
+}
+
+fn watch_mac(node: &NodeState, name_hex: &str, ends_ms: u64) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&node.watch_key).expect("HMAC takes a key of any length");
+    mac.update(b"ADI-WATCH-V1\0");
+    mac.update(name_hex.as_bytes());
+    mac.update(b"\0");
+    mac.update(&ends_ms.to_be_bytes());
+    mac
+}
+
+/// The operator a request's watch cookie names, if the cookie is this node's and has not ended.
+fn watcher(node: &NodeState, headers: &HeaderMap) -> Option<(String, u64)> {
+    use hmac::Mac;
+    let value = cookie(headers, WATCH_COOKIE)?;
+    let mut parts = value.split('.');
+    let (name, ends, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let ends_ms: u64 = ends.parse().ok()?;
+    let mac = hex::decode(mac).ok()?;
+    watch_mac(node, name, ends_ms).verify_slice(&mac).ok()?;
+    if now_ms() > ends_ms {
+        return None;
+    }
+    let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
+    Some((name, ends_ms))
 }
 
 /// Signs an operator in to the console
@@ -169,16 +219,24 @@ pub async fn sign_in(
         .map_err(|e| node.fail_storage(&e))?;
     tracing::info!(operator = %operator.name, "console sign-in");
     let secure = if node.api_tls { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let session_cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    let watch_ends_ms = now.saturating_add(limits.urgent_watch_ms);
+    let watch_cookie = format!(
+        "{WATCH_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}{secure}",
+        watch_value(&node, &operator.name, watch_ends_ms),
+        limits.urgent_watch_ms / 1000
+    );
     let view = SessionView {
         name: operator.name,
         role: operator.role.to_string(),
         csrf,
-        expires_ms: now + limits.session_idle_ms,
+        expires_ms: now + limits.session_idle_ms.min(limits.session_max_ms),
     };
     let mut response = Json(view).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+    for cookie in [session_cookie, watch_cookie] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     Ok(response)
 }
@@ -193,14 +251,40 @@ pub async fn sign_in(
               (status = 401, body = ErrorBody, description = "`unauthorized`: no session, or it is over; `session_expired`"),
               (status = 500, body = ErrorBody, description = "`internal`: the node could not complete the request")))]
 pub async fn session(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Json<SessionView>, ApiError> {
-    let (_, row) = current(&node, &headers)?;
-    let limits = &node.runtime_limits;
-    Ok(Json(SessionView {
-        name: row.operator.name,
-        role: row.operator.role.to_string(),
-        csrf: row.csrf,
-        expires_ms: (row.last_seen_ms + limits.session_idle_ms).min(row.created_ms + limits.session_max_ms),
-    }))
+    let (id, row) = current(&node, &headers)?;
+    let expires_ms = session_ends_ms(&node, &session_hash(&id), &row);
+    Ok(Json(SessionView { name: row.operator.name, role: row.operator.role.to_string(), csrf: row.csrf, expires_ms }))
+}
+
+/// What waits for this desk, to a signed-out page
+///
+/// For a console page whose session ended: how many FLASH and IMMEDIATE messages wait for this
+/// member's acknowledgement, and how many of those waiting are past their deadline; never what
+/// they say. The page proves it was signed in on this node with its watch cookie (`adi_watch`,
+/// set at sign-in for `urgent_watch_ms`, HttpOnly); the cookie of another node, or of a node
+/// restarted since, is refused.
+///
+/// Roles: any operator whose page signed in on this node.
+#[utoipa::path(get, path = "/console/urgent", tag = "console", security(("watch" = [])),
+    responses((status = 200, body = UrgentView, description = "what waits, counted"),
+              (status = 401, body = ErrorBody, description = "`unauthorized`: no watch cookie of this node, or it ended"),
+              (status = 500, body = ErrorBody, description = "`internal`: the node could not complete the request")))]
+pub async fn urgent(State(node): State<Arc<NodeState>>, headers: HeaderMap) -> Result<Json<UrgentView>, ApiError> {
+    let (name, watch_ends_ms) =
+        watcher(&node, &headers).ok_or_else(|| ApiError::unauthorized("no watch of this node's: sign in"))?;
+    // An operator removed since is told nothing.
+    if node.store.operator_password(&name)?.is_none() {
+        return Err(ApiError::unauthorized("no watch of this node's: sign in"));
+    }
+    let core = node.core();
+    let waiting: Vec<_> =
+        core.pending().filter(|p| p.side == adi_core::Side::Recipient && p.member == node.member).collect();
+    let urgent = waiting
+        .iter()
+        .filter(|p| matches!(p.precedence, adi_core::Precedence::Flash | adi_core::Precedence::Immediate))
+        .count();
+    let overdue = waiting.iter().filter(|p| p.alarmed || p.due_ms < now_ms()).count();
+    Ok(Json(UrgentView { urgent, overdue, watch_ends_ms }))
 }
 
 /// Signs out of the console
@@ -220,9 +304,14 @@ pub async fn sign_out(State(node): State<Arc<NodeState>>, headers: HeaderMap) ->
     check_csrf(&headers, &row)?;
     node.store.end_session(session_hash(&id)).wait().await.map_err(|e| node.fail_storage(&e))?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+    // Signed out on purpose: the page no longer watches either.
+    for cookie in [
+        format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        format!("{WATCH_COOKIE}=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     Ok(response)
 }

@@ -11,7 +11,7 @@ use adi_store::{AlarmAck, AlarmRow, EventRow, Page};
 use adi_wire::envelope::PRIORITY_ROUTINE;
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -689,59 +689,104 @@ pub async fn events(
     // The storage failure last told to this client, by when it began.
     let announced: Option<u64> = None;
     let keepalive_ms = node.runtime_limits.events_keepalive_ms;
-    let state = (node, after, first, announced);
-    let stream = futures_util::stream::unfold(state, |(node, mut after, mut queue, mut announced)| async move {
-        loop {
-            if !queue.is_empty() {
-                let e: EventView = queue.remove(0);
-                let out = sse_event(&e);
-                if e.kind != "gap" {
-                    after = e.id;
+    // A console page's stream keeps its session alive, up to the watch length, and tells the page
+    // when the session ends.
+    let watch = (headers.get(header::AUTHORIZATION).is_none())
+        .then(|| super::auth::session_cookie(&headers))
+        .flatten()
+        .map(|id| {
+            let hash = super::auth::session_hash(&id);
+            SessionWatch { _guard: node.watching(hash), hash, checked_ms: 0, ended: false }
+        });
+    let state = (node, after, first, announced, watch);
+    let stream =
+        futures_util::stream::unfold(state, |(node, mut after, mut queue, mut announced, mut watch)| async move {
+            loop {
+                if !queue.is_empty() {
+                    let e: EventView = queue.remove(0);
+                    let out = sse_event(&e);
+                    if e.kind != "gap" {
+                        after = e.id;
+                    }
+                    return Some((Ok(out), (node, after, queue, announced, watch)));
                 }
-                return Some((Ok(out), (node, after, queue, announced)));
-            }
-            if node.stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                return None;
-            }
-            let notified = node.events.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // While the database cannot be written, its alarm cannot be an event row: it is told
-            // from memory, under the id of the last event sent, so that a client resumes where it was.
-            if let Some(failure) = node.storage_failure().filter(|f| announced != Some(f.since_ms)) {
-                announced = Some(failure.since_ms);
-                let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
-                queue.push(EventView {
-                    id: after,
-                    at_ms: a.at_ms,
-                    kind: "alarm".into(),
-                    line: Some(a.line.to_hex()),
-                    message: None,
-                    member: Some(a.member.to_string()),
-                    state: Some("raised".into()),
-                    alarm: None,
-                    detail: Some(a.detail),
-                });
-                continue;
-            }
-            match node.store.events_after(after, node.runtime_limits.events_read_len_max) {
-                Ok(rows) if !rows.is_empty() => {
-                    queue = rows.into_iter().map(EventView::from).collect();
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read events");
+                if node.stopped.load(std::sync::atomic::Ordering::SeqCst) || watch.as_ref().is_some_and(|w| w.ended) {
                     return None;
                 }
+                let every_ms = node.runtime_limits.events_keepalive_ms;
+                if let Some(w) = watch.as_mut().filter(|w| now_ms().saturating_sub(w.checked_ms) >= every_ms) {
+                    let now = now_ms();
+                    w.checked_ms = now;
+                    match super::auth::valid_session(&node, &w.hash) {
+                        // Recorded without waiting: a lost touch only shortens the idle timeout once
+                        // the stream closes.
+                        Ok(_) => drop(node.store.touch_session(w.hash, now)),
+                        Err(e) => {
+                            w.ended = true;
+                            queue.push(EventView {
+                                id: after,
+                                at_ms: now,
+                                kind: "expired".into(),
+                                line: None,
+                                message: None,
+                                member: None,
+                                state: None,
+                                alarm: None,
+                                detail: Some(e.message),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                let notified = node.events.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                // While the database cannot be written, its alarm cannot be an event row: it is told
+                // from memory, under the id of the last event sent, so that a client resumes where it was.
+                if let Some(failure) = node.storage_failure().filter(|f| announced != Some(f.since_ms)) {
+                    announced = Some(failure.since_ms);
+                    let a = node.storage_alarm(AlarmOp::Raise, failure.since_ms, fault_text(&failure.fault));
+                    queue.push(EventView {
+                        id: after,
+                        at_ms: a.at_ms,
+                        kind: "alarm".into(),
+                        line: Some(a.line.to_hex()),
+                        message: None,
+                        member: Some(a.member.to_string()),
+                        state: Some("raised".into()),
+                        alarm: None,
+                        detail: Some(a.detail),
+                    });
+                    continue;
+                }
+                match node.store.events_after(after, node.runtime_limits.events_read_len_max) {
+                    Ok(rows) if !rows.is_empty() => {
+                        queue = rows.into_iter().map(EventView::from).collect();
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read events");
+                        return None;
+                    }
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(node.runtime_limits.events_poll_ms)) => {}
+                }
             }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_millis(node.runtime_limits.events_poll_ms)) => {}
-            }
-        }
-    });
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_millis(keepalive_ms))))
+}
+
+/// A console session's event stream: kept alive by it, checked every `events_keepalive_ms`.
+struct SessionWatch {
+    /// Holds the session as watched while the stream lives.
+    _guard: crate::state::Watching,
+    hash: [u8; 32],
+    checked_ms: u64,
+    /// The session ended: the page was told, and the stream ends.
+    ended: bool,
 }
 
 /// Lists the peers' links and backlog

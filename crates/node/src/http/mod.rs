@@ -56,6 +56,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/console/sign-in", post(console::sign_in))
         .route("/console/session", get(console::session))
         .route("/console/sign-out", post(console::sign_out))
+        .route("/console/urgent", get(console::urgent))
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi::openapi))
         .route("/api/v1/lines", get(list_lines).post(create_line))

@@ -42,6 +42,7 @@ use crate::error::ErrorBody;
         console::sign_in,
         console::session,
         console::sign_out,
+        console::urgent,
         lines::create_line,
         lines::list_lines,
         lines::get_line,
@@ -116,6 +117,13 @@ impl Modify for Schemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 SESSION_COOKIE,
                 "a console session, from `POST /console/sign-in`",
+            ))),
+        );
+        components.add_security_scheme(
+            "watch",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::auth::WATCH_COOKIE,
+                "a console page's proof that it signed in on this node, from `POST /console/sign-in`",
             ))),
         );
         components.add_security_scheme(

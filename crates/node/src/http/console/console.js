@@ -129,7 +129,81 @@ function said(e) {
 
 function shown(e) {
   $("action-error").textContent = said(e);
-  if (e.status === 401) { session = null; $("sign-in-error").textContent = e.message; start(); }
+  if (e.status === 401) signedOut(e.message);
+}
+
+// The session ended behind the page: the watch is hidden, not cleared (what was on screen, a
+// draft among it, comes back on signing in again), and the page goes on asking the node, with
+// its watch cookie, whether something urgent waits; if so it rings and says so, and shows no
+// content.
+const URGENT_POLL_MS = 5000;
+let urgentPoll = null;
+function signedOut(message) {
+  session = null;
+  if (events) { events.close(); events = null; }
+  $("sign-in-error").textContent = message;
+  $("sign-in-view").hidden = false;
+  $("watch").hidden = true;
+  $("sign-out").hidden = true;
+  $("who").textContent = "";
+  $("expiry").hidden = true;
+  const banner = $("banner");
+  banner.className = ""; delete banner.dataset.message; delete banner.dataset.alarm;
+  stopRinging();
+  document.title = "ADI console";
+  if (!urgentPoll) { urgentPoll = setInterval(askUrgent, URGENT_POLL_MS); askUrgent(); }
+}
+
+async function askUrgent() {
+  let waiting;
+  try { waiting = await call("GET", "/console/urgent"); }
+  catch { clearInterval(urgentPoll); urgentPoll = null; return; }
+  const n = waiting.urgent + waiting.overdue;
+  const banner = $("banner");
+  if (!n || session) { if (!session) { banner.className = ""; stopRinging(); document.title = "ADI console"; } return; }
+  $("banner-text").textContent = (waiting.urgent ? waiting.urgent + " urgent " + (waiting.urgent === 1 ? "message waits" : "messages wait") : "")
+    + (waiting.urgent && waiting.overdue ? "; " : "")
+    + (waiting.overdue ? waiting.overdue + " past " + (waiting.overdue === 1 ? "its" : "their") + " deadline" : "")
+    + " for this desk. Sign in to read and answer.";
+  $("banner-ack").hidden = true;
+  banner.className = "on signed-out";
+  document.title = "(" + n + ") ADI console";
+  startRinging();
+}
+
+// The tone repeats while something waits for this desk, until it is answered.
+const RING_EVERY_MS = 2000;
+let ringing = null;
+function startRinging() {
+  document.body.dataset.ringing = "1";
+  if (ringing) return;
+  ring();
+  ringing = setInterval(ring, RING_EVERY_MS);
+}
+function stopRinging() {
+  delete document.body.dataset.ringing;
+  if (ringing) { clearInterval(ringing); ringing = null; }
+}
+
+// The session's end, told before it comes, from the node's own account of it (which moves
+// while the page holds its event stream open).
+const SESSION_CHECK_MS = 60000;
+const EXPIRY_WARNING_MS = 5 * 60000;
+let sessionCheck = null;
+function watchExpiry() {
+  const warn = () => {
+    if (!session) return;
+    const leftMs = session.expires_ms - Date.now();
+    $("expiry").hidden = leftMs > EXPIRY_WARNING_MS;
+    $("expiry").textContent = "This session ends at " + when(session.expires_ms) + " (" + left(session.expires_ms) + "): sign in again then.";
+  };
+  warn();
+  if (sessionCheck) return;
+  sessionCheck = setInterval(async () => {
+    if (!session) return;
+    try { session = Object.assign(session, await call("GET", "/console/session")); warn(); }
+    catch (e) { if (e.status === 401) signedOut(e.message); }
+  }, SESSION_CHECK_MS);
 }
 
 function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
@@ -263,7 +337,8 @@ async function refresh() {
     banner.className = "";
   }
   $("banner-ack").hidden = !canAct;
-  if (banner.className === "on") ring();
+  if (banner.className === "on") startRinging(); else stopRinging();
+  document.title = open ? "(" + open + ") ADI console" : "ADI console";
 }
 
 function ring() {
@@ -332,6 +407,11 @@ function listen() {
   events.onopen = again;
   events.onmessage = again;
   for (const kind of ["message", "state", "alarm", "link", "decision", "gap"]) events.addEventListener(kind, again);
+  events.addEventListener("expired", (e) => {
+    let detail = "the session has expired; sign in again";
+    try { detail = JSON.parse(e.data).detail || detail; } catch { /* the default says it */ }
+    signedOut(detail);
+  });
 }
 
 async function start() {
@@ -350,6 +430,9 @@ async function start() {
   $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
   if (!session) clearRoster();
   if (session) {
+    if (urgentPoll) { clearInterval(urgentPoll); urgentPoll = null; }
+    $("banner").classList.remove("signed-out");
+    watchExpiry();
     loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen();
   }
 }
@@ -357,6 +440,8 @@ async function start() {
 $("sign-in").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
+  // The password leaves the page with the request.
+  e.target.password.value = "";
   try { await call("POST", "/console/sign-in", { name: f.get("name"), password: f.get("password") }); $("sign-in-error").textContent = ""; await start(); }
   catch (err) { $("sign-in-error").textContent = err.message; }
 });
@@ -411,7 +496,17 @@ $("propose").addEventListener("submit", async (e) => {
   try { await call("POST", "/api/v1/lines/" + currentLine + "/decisions", { text: e.target.text.value }); e.target.text.value = ""; await showLine(); }
   catch (err) { shown(err); }
 });
-$("sign-out").addEventListener("click", async () => { try { await call("POST", "/console/sign-out"); } finally { if (events) events.close(); session = null; await start(); } });
+$("sign-out").addEventListener("click", async () => {
+  try { await call("POST", "/console/sign-out"); }
+  finally {
+    if (events) events.close();
+    session = null;
+    // Signed out on purpose: nothing of the watch stays in the page.
+    stopRinging(); $("banner").className = ""; document.title = "ADI console";
+    $("inbox").replaceChildren(); $("alarms").replaceChildren(); $("conversation").replaceChildren();
+    await start();
+  }
+});
 $("banner-ack").addEventListener("click", async () => {
   const b = $("banner").dataset;
   try {

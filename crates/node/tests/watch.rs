@@ -1,0 +1,115 @@
+//! A watch that cannot die silently, in a real headless Chromium (as `browser.rs`): a console
+//! page left open on a quiet network stays signed in while its event stream is open, past the
+//! idle timeout, and rings the next FLASH; a page whose session ended at the end of the watch
+//! still rings for a FLASH that arrives after, without showing what it says, and signing in again
+//! in place brings back what was on screen.
+
+#[allow(dead_code)]
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use browser::{Browser, WAIT};
+use common::{open_line, send, set_limits, Net};
+use hyper::Method;
+use serde_json::json;
+
+const PASSWORD: &str = "the middle watch";
+
+/// PH's and CN's nodes with a line between them, PH's limits set by `limits`, no link tests (a
+/// quiet network), and an operator on PH's console; returns the network, the line and the
+/// console's address.
+async fn quiet_network(limits: impl Fn(&mut adi_node::config::LimitsSection)) -> (Net, String, String) {
+    let mut net = Net::init_with(&["PH", "CN"], |d| d.link_test_interval_s = 0);
+    set_limits(&net, "PH", limits);
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+    (net, line, console)
+}
+
+async fn script(browser: &Browser, js: &str) -> serde_json::Value {
+    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
+}
+
+/// Waits until `js` returns `true` in the page.
+async fn until(browser: &Browser, js: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while script(browser, js).await != json!(true) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_console_stays_signed_in_while_its_stream_is_open_and_rings_the_next_flash() {
+    let (net, line, console) = quiet_network(|l| {
+        l.session_idle_ms = Some(2_000);
+        l.events_keepalive_ms = Some(500);
+        l.events_poll_ms = Some(200);
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    // Nothing happens for three idle timeouts.
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    send(&net.client("CN"), &line, "FLASH", "Aircraft closing on the boundary").await;
+    browser.wait_text("#banner-text", "FLASH from CN: Aircraft closing on the boundary").await;
+    browser.wait_text("#inbox", "Aircraft closing on the boundary").await;
+    assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 0, "the page was sent to sign in");
+    until(&browser, "return document.body.dataset.ringing === '1';", "the page does not ring").await;
+    until(&browser, "return document.title.startsWith('(1) ');", "the tab title does not count the FLASH").await;
+    browser.screenshot("watch-quiet-console-flash").await;
+    browser.quit().await;
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_after_the_watch_ended_rings_without_its_content_and_signing_in_again_keeps_the_page() {
+    let (net, line, console) = quiet_network(|l| {
+        l.session_idle_ms = Some(2_000);
+        l.session_max_ms = Some(2_000);
+        l.session_watch_ms = Some(6_000);
+        l.urgent_watch_ms = Some(120_000);
+        l.events_keepalive_ms = Some(500);
+        l.events_poll_ms = Some(200);
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    // A draft the officer was writing when the watch ended.
+    browser.type_into("form#compose input[name=subject]", "draft kept across the sign-in").await;
+    // The stream keeps the session past its idle and longest times, to the end of the watch,
+    // and then tells the page.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 0, "the session ended before the watch did");
+    browser.wait_text("#sign-in-error", "the session has expired").await;
+    assert_eq!(browser.count("#watch:not([hidden])").await, 0, "the watch stays shown while signed out");
+
+    send(&net.client("CN"), &line, "FLASH", "Secret: the frigate turns north").await;
+    browser.wait_text("#banner-text", "1 urgent message waits for this desk. Sign in to read and answer.").await;
+    until(&browser, "return document.body.dataset.ringing === '1';", "the signed-out page does not ring").await;
+    until(&browser, "return document.title.startsWith('(1) ');", "the tab title does not count it").await;
+    let shown = script(&browser, "return document.body.innerText;").await;
+    assert!(!shown.as_str().unwrap().contains("frigate"), "a signed-out page shows content: {shown}");
+    browser.screenshot("watch-signed-out-urgent").await;
+
+    // Signed in again in place: the FLASH, and the draft, are there.
+    browser.type_into("input[name=name]", "watch-ph").await;
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser.click("form#sign-in button").await;
+    browser.wait_text("#who", "watch-ph").await;
+    browser.wait_text("#banner-text", "FLASH from CN: Secret: the frigate turns north").await;
+    let draft = script(&browser, "return document.querySelector('form#compose input[name=subject]').value;").await;
+    assert_eq!(draft, json!("draft kept across the sign-in"));
+    let password = script(&browser, "return document.querySelector('input[name=password]').value;").await;
+    assert_eq!(password, json!(""), "the password stays in the page after sign-in");
+    browser.quit().await;
+    net.stop_all().await;
+}
