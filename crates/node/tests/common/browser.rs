@@ -95,6 +95,31 @@ impl Browser {
         Err(last)
     }
 
+    /// Waits for the page's dialog (a `confirm` or `prompt`), answers it (`Some(text)` types the
+    /// text and accepts, `None` cancels), and returns what it asked.
+    pub async fn answer_dialog(&self, answer: Option<&str>) -> String {
+        let deadline = Instant::now() + WAIT;
+        let asked = loop {
+            if let Ok(text) = self.try_cmd(Method::GET, "/alert/text", None).await {
+                break text.as_str().unwrap_or_default().to_string();
+            }
+            assert!(Instant::now() < deadline, "no dialog opened");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match answer {
+            Some(text) => {
+                if !text.is_empty() {
+                    self.cmd(Method::POST, "/alert/text", Some(json!({"text": text}))).await;
+                }
+                self.cmd(Method::POST, "/alert/accept", Some(json!({}))).await;
+            }
+            None => {
+                self.cmd(Method::POST, "/alert/dismiss", Some(json!({}))).await;
+            }
+        }
+        asked
+    }
+
     pub async fn go(&self, url: &str) {
         self.cmd(Method::POST, "/url", Some(json!({"url": url}))).await;
     }

@@ -46,6 +46,7 @@ function when(ms) {
 }
 
 const URGENT = ["FLASH", "IMMEDIATE"];
+const PRECEDENCES = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"];
 let currentLine = "";
 
 function canSend() { return session && ["duty", "principal", "admin"].includes(session.role); }
@@ -117,7 +118,12 @@ function callWorkflow(td, m, msgs) {
       box.append(" ", b);
     }
     box.append(" ", smallButton("Postpone", () => { const reason = prompt("Why postpone, and until when?"); if (reason) answer({ answer: "postpone", reason }); }));
-    box.append(" ", smallButton("Decline", () => { const reason = prompt("Why decline? (optional)"); answer(reason ? { answer: "decline", reason } : { answer: "decline" }); }));
+    // Cancel on the prompt sends nothing.
+    box.append(" ", smallButton("Decline", () => {
+      const reason = prompt("Why decline? (optional)");
+      if (reason === null) return;
+      answer(reason.trim() ? { answer: "decline", reason: reason.trim() } : { answer: "decline" });
+    }));
   }
   td.appendChild(box);
 }
@@ -235,6 +241,12 @@ function subjectCell(tr, m) {
     b.addEventListener("click", () => openMap([m], "Map of " + m.form.kind + " from " + m.sender).catch(shown));
     td.append(" ", b);
   }
+  if (m.body && !m.form_text) {
+    // The message's whole text, read before it is answered.
+    const text = document.createElement("div");
+    text.className = "body"; text.textContent = m.body;
+    td.appendChild(text);
+  }
   if (m.form_text) {
     const d = document.createElement("details");
     d.open = openTexts.has(m.id);
@@ -255,13 +267,23 @@ async function refresh() {
   const body = $("inbox");
   body.replaceChildren();
   let open = 0;
+  // What needs action first: messages that wait for this desk's answer, most urgent and then
+  // newest first; those answered, or needing none, after them in the node's order.
+  for (const m of inbox) m.answered = (m.receipts || []).some((r) => r.member === me && (r.kind === "acknowledged" || r.kind === "declined"));
+  const waits = (m) => (m.ack_required && !m.answered ? 1 : 0);
+  const rank = (m) => PRECEDENCES.indexOf(m.precedence);
+  inbox.sort((a, b) => (waits(b) - waits(a)) || (waits(a) ? (rank(a) - rank(b)) || (b.received_ms - a.received_ms) : 0));
   for (const m of inbox) {
     const tr = document.createElement("tr");
-    tr.className = m.precedence + " " + m.class;
+    tr.className = m.precedence + " " + m.class + (waits(m) ? " waits" : "");
     cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m); cell(tr, when(m.received_ms));
     const td = cell(tr, "");
-    const answered = (m.receipts || []).some((r) => r.member === me && (r.kind === "acknowledged" || r.kind === "declined"));
-    m.answered = answered;
+    if (waits(m) && m.deadline_ms) {
+      const due = document.createElement("div");
+      due.className = "due"; due.textContent = "Answer by " + when(m.deadline_ms) + " (" + left(m.deadline_ms) + ")";
+      td.appendChild(due);
+    }
+    const answered = m.answered;
     if (m.ack_required && !answered && session.role !== "auditor" && session.role !== "translator") {
       open += 1;
       const b = document.createElement("button");
@@ -273,7 +295,10 @@ async function refresh() {
       const d = document.createElement("button");
       d.textContent = "Decline";
       d.addEventListener("click", async () => {
-        try { await call("POST", "/api/v1/messages/" + m.id + "/decline", { reason: prompt("Why do you decline?") || "" }); $("action-error").textContent = ""; await refresh(); }
+        // Cancel on the prompt sends nothing.
+        const reason = prompt("Why do you decline?");
+        if (reason === null) return;
+        try { await call("POST", "/api/v1/messages/" + m.id + "/decline", { reason }); $("action-error").textContent = ""; await refresh(); }
         catch (e) { shown(e); }
       });
       td.append(b, " ", d);
@@ -477,9 +502,14 @@ $("compose").addEventListener("submit", async (e) => {
     if (!body.body.trim()) delete body.body;
   }
   if (f.ewg.value) body.ewg = f.ewg.value;
+  // A FLASH rings at every other desk of the line and demands its answer: it goes only once
+  // confirmed.
+  if (body.precedence === "FLASH" && !confirm("Send this FLASH? It rings at every other desk of the line and demands an acknowledgement.")) return;
   try {
     await call("POST", "/api/v1/lines/" + currentLine + "/messages", body);
     f.subject.value = ""; f.body.value = ""; report.value = ""; f.ewg.value = "";
+    f.precedence.value = "ROUTINE"; f.class.value = "OPERATIONAL"; f.caveat.value = "";
+    $("words").textContent = ""; $("words").className = "";
     editing = null; drawFields();
     f.subject.required = true; f.body.required = true;
     $("suggestion-box").hidden = true;

@@ -1,0 +1,90 @@
+//! What needs action comes first on the console, in a real headless Chromium (as `browser.rs`):
+//! an unanswered FLASH heads the inbox above fifteen answered messages, with its whole text and
+//! the time left to answer it; Cancel on a decline's prompt sends nothing; a FLASH composed on
+//! the page goes only once confirmed, and the form returns to ROUTINE after sending.
+
+#[allow(dead_code)]
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::time::Duration;
+
+use browser::Browser;
+use common::{eventually, get_list, open_line, send, Net};
+use hyper::Method;
+use serde_json::json;
+
+const PASSWORD: &str = "the forenoon watch";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_is_one_click_away() {
+    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&cn, &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+
+    // Sixteen ROUTINE messages, fifteen of them answered; then a FLASH.
+    let mut routine = Vec::new();
+    for i in 0..16 {
+        routine.push(send(&cn, &line, "ROUTINE", &format!("Routine report {i:02}")).await);
+    }
+    eventually(Duration::from_secs(30), "PH holds the sixteen", || {
+        let ph = ph.clone();
+        async move { (get_list(&ph, "/api/v1/inbox?limit=100").await.len() >= 16).then_some(()) }
+    })
+    .await;
+    for id in &routine[..15] {
+        ph.call(Method::POST, &format!("/api/v1/messages/{id}/ack"), Some(&json!({}))).await.unwrap();
+    }
+    let flash = send(&cn, &line, "FLASH", "Close quarters at the shoal").await;
+
+    let browser = Browser::start().await;
+    browser.sign_in(&format!("http://{}/console", net.node("PH").api_addr), "watch-ph", PASSWORD).await;
+    let first = browser.wait_text("#inbox tr:first-child", "Close quarters at the shoal").await;
+    assert!(first.contains("body of Close quarters at the shoal"), "the FLASH's text is not shown: {first}");
+    assert!(first.contains("Answer by") && first.contains("left"), "no deadline shown: {first}");
+    browser.wait_text("#inbox tr:nth-child(2)", "Routine report 15").await;
+    browser.wait_text("#inbox tr:nth-child(3)", "Routine report").await;
+    assert_eq!(browser.count("#inbox tr.waits").await, 2, "the two unanswered messages are marked");
+    browser.screenshot("needs-action-first").await;
+
+    // Decline, then Cancel on its prompt: nothing is sent.
+    browser.click("#inbox tr:first-child td:last-child button:last-of-type").await;
+    let asked = browser.answer_dialog(None).await;
+    assert!(asked.contains("Why do you decline?"), "{asked}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let m = ph.call(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.unwrap();
+    let answered =
+        |r: &&serde_json::Value| r["member"] == "PH" && (r["kind"] == "declined" || r["kind"] == "acknowledged");
+    assert!(!m["receipts"].as_array().unwrap().iter().any(|r| answered(&r)), "Cancel sent an answer: {m}");
+    assert_eq!(browser.count("#inbox tr.waits").await, 2);
+
+    // A FLASH composed on the page goes only once confirmed.
+    let precedence = browser.find("form#compose select[name=precedence]").await;
+    browser.cmd(Method::POST, &format!("/element/{precedence}/value"), Some(json!({"text": "FLASH"}))).await;
+    browser.type_into("form#compose input[name=subject]", "Not confirmed").await;
+    browser.type_into("form#compose textarea[name=body]", "This one is cancelled.").await;
+    browser.click("form#compose button[type=submit]").await;
+    let asked = browser.answer_dialog(None).await;
+    assert!(asked.contains("Send this FLASH?"), "{asked}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let sent = get_list(&ph, &format!("/api/v1/lines/{line}/messages")).await;
+    assert!(!sent.iter().any(|m| m["subject"] == "Not confirmed"), "a FLASH went without confirmation");
+    browser.type_into("form#compose input[name=subject]", "Confirmed").await;
+    browser.click("form#compose button[type=submit]").await;
+    browser.answer_dialog(Some("")).await;
+    browser.wait_text("#conversation", "Confirmed").await;
+    let now = browser
+        .cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "return document.querySelector('form#compose select[name=precedence]').value;", "args": []})),
+        )
+        .await;
+    assert_eq!(now, json!("ROUTINE"), "the form stayed on FLASH after sending");
+    browser.quit().await;
+    net.stop_all().await;
+}
