@@ -88,3 +88,67 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
     browser.quit().await;
     net.stop_all().await;
 }
+
+/// An escalation's banner acts on the message: silencing the alarm only quiets it until the node
+/// repeats it, when it rings again; acknowledging the message answers it and ends the alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_escalation_rings_again_when_repeated_and_the_banner_acknowledges_the_message() {
+    let net = Net::start_with(&["PH", "CN"], |d| {
+        d.link_test_interval_s = 0;
+        d.escalation_repeat_s = 2;
+        d.deadlines = Some(adi_wire::files::DeadlinesFile { flash_s: 2, immediate_s: 2, priority_s: 2, routine_s: 2 });
+    })
+    .await;
+    let cn = net.client("CN");
+    let line = open_line(&cn, &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
+    let browser = Browser::start().await;
+    browser.sign_in(&format!("http://{}/console", net.node("PH").api_addr), "watch-ph", PASSWORD).await;
+
+    let id = send(&cn, &line, "IMMEDIATE", "Fishing fleet entering the zone").await;
+    browser.wait_text("#banner-text", "escalation").await;
+    browser.wait_text("#banner-ack", "Acknowledge message").await;
+    assert_eq!(browser.count("#banner-silence:not([hidden])").await, 1);
+    browser.screenshot("escalation-banner").await;
+
+    // Silenced: quiet until the node repeats the escalation, then it rings again.
+    browser.click("#banner-silence").await;
+    let ringing = json!({"script": "return document.body.dataset.ringing === '1' && document.getElementById('banner').className.includes('on');", "args": []});
+    let quiet = eventually(Duration::from_secs(10), "the banner silenced", || {
+        let b = &browser;
+        let ringing = ringing.clone();
+        async move { (b.cmd(Method::POST, "/execute/sync", Some(ringing)).await == json!(false)).then_some(()) }
+    });
+    quiet.await;
+    eventually(Duration::from_secs(20), "the repeated escalation rings again", || {
+        let b = &browser;
+        let ringing = ringing.clone();
+        async move { (b.cmd(Method::POST, "/execute/sync", Some(ringing)).await == json!(true)).then_some(()) }
+    })
+    .await;
+    browser.wait_text("#banner-ack", "Acknowledge message").await;
+
+    // Acknowledged from the banner: CN holds PH's acknowledgement, and the banner is down.
+    browser.click("#banner-ack").await;
+    eventually(Duration::from_secs(30), "PH's acknowledgement at CN", || {
+        let (cn, id) = (cn.clone(), id.clone());
+        async move {
+            let m = cn.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+            m["recipients"]
+                .as_array()?
+                .iter()
+                .any(|r| r["member"] == "PH" && r["state"] == "acknowledged")
+                .then_some(())
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the banner down", || {
+        let b = &browser;
+        async move { (b.count("#banner.on").await == 0).then_some(()) }
+    })
+    .await;
+    browser.quit().await;
+    net.stop_all().await;
+}

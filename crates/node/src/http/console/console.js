@@ -276,6 +276,7 @@ async function refresh() {
   for (const m of inbox) {
     const tr = document.createElement("tr");
     tr.className = m.precedence + " " + m.class + (waits(m) ? " waits" : "");
+    tr.dataset.id = m.id;
     cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m); cell(tr, when(m.received_ms));
     const td = cell(tr, "");
     if (waits(m) && m.deadline_ms) {
@@ -345,19 +346,33 @@ async function refresh() {
     cellEl.appendChild(d);
     matrix.appendChild(cellEl);
   }
-  // An unanswered FLASH rings first, then any alarm no operator has acknowledged.
+  // An unanswered FLASH rings first, then any alarm no operator has silenced since the node
+  // last raised it (a silenced escalation rings again when the node repeats it).
   const flash = inbox.find((m) => m.precedence === "FLASH" && m.ack_required && !m.answered);
-  const first = alarms.find((a) => !a.acked_ms);
+  const first = alarms.find((a) => !a.cleared_ms && (!a.acked_ms || a.last_raised_ms > a.acked_ms));
   const banner = $("banner");
   const canAct = session.role !== "auditor" && session.role !== "translator";
+  // The message an alarm is about, when it waits in this inbox for this desk's answer: the
+  // banner acts on the message, and silencing the alarm is the lesser choice.
+  const about = first && first.message ? inbox.find((m) => m.id === first.message && waits(m)) : null;
+  delete banner.dataset.message; delete banner.dataset.alarm;
+  $("banner-open").hidden = true; $("banner-silence").hidden = true;
   if (flash) {
     $("banner-text").textContent = "FLASH from " + flash.sender + ": " + flash.subject;
     $("banner-ack").textContent = "Acknowledge FLASH";
-    banner.dataset.message = flash.id; delete banner.dataset.alarm; banner.className = "on";
+    banner.dataset.message = flash.id; banner.className = "on";
+    $("banner-open").hidden = false;
   } else if (first) {
     $("banner-text").textContent = first.kind + ": " + first.detail;
-    $("banner-ack").textContent = "Acknowledge alarm";
-    banner.dataset.alarm = first.id; delete banner.dataset.message; banner.className = "on";
+    banner.dataset.alarm = first.id; banner.className = "on";
+    if (about) {
+      banner.dataset.message = about.id;
+      $("banner-ack").textContent = "Acknowledge message";
+      $("banner-open").hidden = false;
+      $("banner-silence").hidden = !canAct;
+    } else {
+      $("banner-ack").textContent = "Acknowledge alarm";
+    }
   } else {
     banner.className = "";
   }
@@ -545,6 +560,16 @@ $("banner-ack").addEventListener("click", async () => {
     $("action-error").textContent = "";
     await refresh();
   } catch (e) { shown(e); }
+});
+// Silences the alarm, not the message: it rings again when the node repeats it.
+$("banner-silence").addEventListener("click", async () => {
+  try { await call("POST", "/api/v1/alarms/" + $("banner").dataset.alarm + "/ack", {}); $("action-error").textContent = ""; await refresh(); }
+  catch (e) { shown(e); }
+});
+// Shows the message the banner is about, in the inbox.
+$("banner-open").addEventListener("click", () => {
+  const row = document.querySelector("#inbox tr[data-id='" + $("banner").dataset.message + "']");
+  if (row) { row.scrollIntoView({ block: "center" }); row.tabIndex = -1; row.focus(); }
 });
 // ---- The roster: the version in force, its members, and the amendments pending. ----
 
