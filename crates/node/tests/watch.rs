@@ -113,3 +113,38 @@ async fn a_flash_after_the_watch_ended_rings_without_its_content_and_signing_in_
     browser.quit().await;
     net.stop_all().await;
 }
+
+/// The watch view's first load, as Chromium's resource timing counts it: every answer the page
+/// took to show the watch (the page, its script and style, and the API's answers), compressed, is
+/// under 100 KB; the script came compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_views_first_load_is_compressed_and_under_100_kb() {
+    let (net, line, console) = quiet_network(|_| {}).await;
+    for i in 0..20 {
+        send(&net.client("CN"), &line, "ROUTINE", &format!("Traffic {i}")).await;
+    }
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    // The first load of the watch view: the page opened again, signed in.
+    browser.go(&console).await;
+    browser.wait_text("#who", "watch-ph").await;
+    browser.wait_text("#inbox", "Traffic 19").await;
+    browser.wait_text("#conversation", "Traffic 19").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let measured = script(
+        &browser,
+        "const all = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];\
+         const js = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/console/console.js'));\
+         return { encoded: all.reduce((n, e) => n + e.encodedBodySize, 0),\
+                  decoded: all.reduce((n, e) => n + e.decodedBodySize, 0), requests: all.length,\
+                  js_encoded: js ? js.encodedBodySize : -1, js_decoded: js ? js.decodedBodySize : -1 };",
+    )
+    .await;
+    println!("the watch view's first load: {measured}");
+    let encoded = measured["encoded"].as_u64().unwrap();
+    assert!(encoded > 0 && encoded < 100 * 1024, "{measured}");
+    let (js_encoded, js_decoded) = (measured["js_encoded"].as_i64().unwrap(), measured["js_decoded"].as_i64().unwrap());
+    assert!(js_encoded > 0 && js_encoded * 2 < js_decoded, "the script came uncompressed: {measured}");
+    browser.quit().await;
+    net.stop_all().await;
+}

@@ -108,6 +108,9 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .layer(DefaultBodyLimit::max(body_max));
     with_body_deadline(routes, body_time)
         .layer(axum::middleware::from_fn_with_state(state.clone(), console::security_headers))
+        // Answers are gzip-compressed for a client that accepts it (the console's page, script
+        // and lists); the event stream and small answers are left as they are.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
