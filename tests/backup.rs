@@ -15,7 +15,7 @@ use adi_node::client::Client;
 use hyper::Method;
 use serde_json::{json, Value};
 use support::pg::PgDatabase;
-use support::{check_exactly_once_in_order_both_ways, serve, store_on_postgres, wait_healthy, Procs};
+use support::{check_exactly_once_in_order_both_ways, send_routine, serve, store_on_postgres, wait_healthy, Procs};
 
 fn adi(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_adi")).args(args).output().unwrap()
@@ -55,17 +55,6 @@ async fn open_line(ph: &Client, cn: &Client) -> String {
     line
 }
 
-/// Sends `n` messages on `line`, each accepted (201); their ids.
-async fn send(c: &Client, line: &str, tag: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let body = json!({"precedence": "ROUTINE", "subject": format!("{tag} {i}"), "body": "x"});
-        let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
-        ids.push(v["id"].as_str().unwrap().to_string());
-    }
-    ids
-}
-
 fn run_ok(out: std::process::Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -81,8 +70,8 @@ async fn backup_of_a_stopped_node_restored_on_a_fresh_machine(postgres: bool) {
         store_on_postgres(procs.member("CN"), &db.url());
     }
     let (ph, cn, line) = start(&mut procs).await;
-    let mut from_ph = send(&ph, &line, "PH before", 30).await;
-    let mut from_cn = send(&cn, &line, "CN before", 10).await;
+    let mut from_ph = send_routine(&ph, &line, "PH before", 30).await;
+    let mut from_cn = send_routine(&cn, &line, "CN before", 10).await;
     support::wait_delivered(&ph, &line).await;
     support::wait_delivered(&cn, &line).await;
 
@@ -118,8 +107,8 @@ async fn backup_of_a_stopped_node_restored_on_a_fresh_machine(postgres: bool) {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("the restored store holds everything its peers hold"), "{text}");
 
-    from_ph.extend(send(&ph, &line, "PH after", 20).await);
-    from_cn.extend(send(&cn, &line, "CN after", 10).await);
+    from_ph.extend(send_routine(&ph, &line, "PH after", 20).await);
+    from_cn.extend(send_routine(&cn, &line, "CN after", 10).await);
     check_exactly_once_in_order_both_ways(("PH", &ph, &from_ph), ("CN", &cn, &from_cn), &line).await;
     drop(db);
 }
@@ -156,15 +145,15 @@ async fn backup_taken_mid_stream_catches_up(postgres: bool) {
     // backup spans several epochs.
     key_update_every(&procs.member("PH").config, 8);
     let (ph, cn, line) = start(&mut procs).await;
-    let mut from_ph = send(&ph, &line, "PH before", 10).await;
-    let mut from_cn = send(&cn, &line, "CN before", 5).await;
+    let mut from_ph = send_routine(&ph, &line, "PH before", 10).await;
+    let mut from_cn = send_routine(&cn, &line, "CN before", 5).await;
     support::wait_delivered(&ph, &line).await;
     support::wait_delivered(&cn, &line).await;
     let backup = procs.dir.path().join("cn-backup");
     run_ok(adi(&["backup", "--config", &procs.member("CN").config, "--out", backup.to_str().unwrap()]), "backup");
     // After the backup CN goes on receiving (and answering) and sending.
-    from_ph.extend(send(&ph, &line, "PH after", 20).await);
-    from_cn.extend(send(&cn, &line, "CN after", 10).await);
+    from_ph.extend(send_routine(&ph, &line, "PH after", 20).await);
+    from_cn.extend(send_routine(&cn, &line, "CN after", 10).await);
     support::wait_delivered(&ph, &line).await;
     support::wait_delivered(&cn, &line).await;
     procs.kill("CN");
@@ -188,8 +177,8 @@ async fn backup_taken_mid_stream_catches_up(postgres: bool) {
         text.lines().filter(|l| l.contains("restore") || l.contains("catch")).collect::<Vec<_>>().join("\n")
     );
 
-    from_ph.extend(send(&ph, &line, "PH later", 10).await);
-    from_cn.extend(send(&cn, &line, "CN later", 10).await);
+    from_ph.extend(send_routine(&ph, &line, "PH later", 10).await);
+    from_cn.extend(send_routine(&cn, &line, "CN later", 10).await);
     check_exactly_once_in_order_both_ways(("PH", &ph, &from_ph), ("CN", &cn, &from_cn), &line).await;
 
     // No message answered twice: each of PH's holds at most one answer of each kind from CN, and

@@ -9,10 +9,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use adi_node::client::Client;
 use hyper::Method;
 use serde_json::json;
-use support::{check_exactly_once_in_order_both_ways, serve, store_on_postgres, wait_healthy, Procs};
+use support::{check_exactly_once_in_order_both_ways, send_routine, serve, store_on_postgres, wait_healthy, Procs};
 
 /// The newest PostgreSQL server programs installed (Debian keeps them by major version).
 fn pg_bin() -> PathBuf {
@@ -76,16 +75,6 @@ fn configure(data: &Path, settings: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
     writeln!(f, "{settings}").unwrap();
-}
-
-async fn send(c: &Client, line: &str, tag: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let body = json!({"precedence": "ROUTINE", "subject": format!("{tag} {i}"), "body": "x"});
-        let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
-        ids.push(v["id"].as_str().unwrap().to_string());
-    }
-    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,8 +154,8 @@ async fn a_node_on_a_promoted_synchronous_replica_goes_on_with_nothing_lost() {
         cn.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.ok()
     })
     .await;
-    let mut from_ph = send(&ph, &line, "PH before", 30).await;
-    let mut from_cn = send(&cn, &line, "CN before", 30).await;
+    let mut from_ph = send_routine(&ph, &line, "PH before", 30).await;
+    let mut from_cn = send_routine(&cn, &line, "CN before", 30).await;
     support::wait_delivered(&ph, &line).await;
     support::wait_delivered(&cn, &line).await;
 
@@ -196,8 +185,8 @@ async fn a_node_on_a_promoted_synchronous_replica_goes_on_with_nothing_lost() {
         panic!("CN's node on the promoted replica stopped ({status}):\n{}", std::fs::read_to_string(&log).unwrap());
     }
     wait_healthy(&procs.member("CN").url).await;
-    from_ph.extend(send(&ph, &line, "PH after", 20).await);
-    from_cn.extend(send(&cn, &line, "CN after", 20).await);
+    from_ph.extend(send_routine(&ph, &line, "PH after", 20).await);
+    from_cn.extend(send_routine(&cn, &line, "CN after", 20).await);
     check_exactly_once_in_order_both_ways(("PH", &ph, &from_ph), ("CN", &cn, &from_cn), &line).await;
     drop(procs);
 }

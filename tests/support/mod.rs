@@ -505,3 +505,15 @@ pub fn run_needing(command: &mut Command, needs: &str) {
     let out = command.output().unwrap_or_else(|e| panic!("{needs}: {command:?}: {e}"));
     assert!(out.status.success(), "{needs}: {command:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
 }
+
+/// Sends `n` ROUTINE messages on `line` (subjects `<tag> 0`, `<tag> 1`, …), each accepted; their
+/// ids.
+pub async fn send_routine(c: &Client, line: &str, tag: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = serde_json::json!({"precedence": "ROUTINE", "subject": format!("{tag} {i}"), "body": "x"});
+        let v = c.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    ids
+}

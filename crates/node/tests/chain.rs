@@ -1,7 +1,8 @@
 //! What a node hands a peer whose store was put back from a backup (`POST /fed/v1/chain`): the
 //! peer's own envelopes with the contents the node decrypted, and this member's envelopes as they
 //! travelled, page by page within `restore_page_len`. Another member's chain, a line the asker is
-//! not on, and a malformed request are refused with a clear code, and nothing changes.
+//! not on, and a malformed request are refused with a clear code, and nothing changes; asking for
+//! another member's chain raises a `misconduct` alarm naming the asker.
 
 mod common;
 
@@ -94,6 +95,9 @@ async fn a_node_hands_a_peer_its_own_chain_and_this_members_and_nothing_else() {
     // VN's chain is VN's to hand over.
     let refused = ask(&net, "CN", "PH", ask_for("VN", 0)).await.unwrap_err();
     assert!(refused.contains("403") && refused.contains("not_your_chain"), "{refused}");
+    // Only modified code asks for it: PH's operators see it, named.
+    let alarms = common::misconduct(&net, "PH", "CN").await;
+    assert!(alarms.iter().any(|a| a["detail"].as_str().unwrap().contains("asked for VN's chain")), "{alarms:?}");
     // A line CN is not on.
     let other = open_line(&ph, &["PH", "VN"], "ADMM-Plus").await;
     let body = serde_json::to_vec(&json!({"line": other, "sender": "CN", "after": 0})).unwrap();

@@ -75,6 +75,17 @@ async fn chain(
         Ok(page) => Json(page).into_response(),
         Err(e) => {
             tracing::warn!(peer = %peer, error = %e.message, code = e.code, "chain request refused");
+            if e.code == "not_your_chain" {
+                // Nodes ask only for their own chain and the answering member's: only modified
+                // code asks for a third member's. One open alarm per member, however often.
+                let alarm = adi_core::AlarmChange::misconduct(&peer, now_ms(), e.message.clone());
+                match node.store.commit(WriteBatch { alarms: vec![alarm], ..WriteBatch::default() }).wait().await {
+                    Ok(_) => node.committed(&[]),
+                    Err(err) => {
+                        node.fail_storage(&err);
+                    }
+                }
+            }
             e.into_response()
         }
     }

@@ -175,7 +175,10 @@ pub fn answer_chain(node: &NodeState, peer: &MemberCode, body: &[u8]) -> Result<
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "not_your_chain",
-            "a node hands a peer only the peer's own chain and its own",
+            format!(
+                "{peer} asked for {}'s chain on line {line}: a node hands a peer only the peer's own chain and its own",
+                ask.sender.chars().take(16).collect::<String>()
+            ),
         ));
     }
     if !node.core().line(&line).is_some_and(|l| l.has_member(peer)) {
