@@ -371,6 +371,15 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     let other_origin = nodes[1 - was].url.clone();
 
     let page = browser::Browser::start().await;
+    // The standby sends a console page to the active node, unless the page comes from there: that
+    // one waits on the standby for the take-over.
+    page.go(&format!("{other_origin}/console")).await;
+    let url = page.cmd(Method::GET, "/url", None).await;
+    assert!(url.as_str().unwrap().starts_with(&nodes[was].url), "the standby kept the page at {url}");
+    page.go(&format!("{other_origin}/console?from={}", nodes[was].url)).await;
+    let url = page.cmd(Method::GET, "/url", None).await;
+    assert!(url.as_str().unwrap().starts_with(&other_origin), "the standby sent the page back, to {url}");
+    assert_eq!(page.cmd(Method::GET, "/title", None).await, "ADI: taking over");
     page.sign_in(&format!("{}/console", nodes[was].url), "duty-CN", PASSWORD).await;
     support::kill_9(nodes[was].proc.take().unwrap());
     active(&nodes, takeover_bound() * 2, &log).await;

@@ -173,6 +173,19 @@ pub struct StoreSection {
     pub password_file: Option<String>,
 }
 
+/// The origin (`https://10.0.0.2:7300`) of an operator's address of a node, or `None` unless it
+/// is an http:// or https:// address whose host and port hold only the characters an address
+/// has: the console's Content-Security-Policy names the other node of a pair by its origin.
+pub fn origin_of(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if authority.is_empty() || !authority.chars().all(allowed) {
+        return None;
+    }
+    Some(format!("{}{authority}", &url[..url.len() - rest.len()]))
+}
+
 /// One node of an active/standby pair: two `adi serve` of one member, on two machines, sharing
 /// one PostgreSQL store; the one holding the store's lease is active.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -859,8 +872,8 @@ impl NodeConfig {
             for (field, url) in
                 [("pair.api_url", Some(&pair.api_url)), ("pair.other_api_url", pair.other_api_url.as_ref())]
             {
-                if url.is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-                    return Err(cerr(path, field, "an http:// or https:// address"));
+                if url.is_some_and(|u| origin_of(u).is_none()) {
+                    return Err(cerr(path, field, "an http:// or https:// address such as https://10.0.0.2:7300"));
                 }
             }
         }
@@ -1149,5 +1162,26 @@ impl NodeConfig {
             release_required: file.discipline.release_required,
             checkpoint_interval_s: file.discipline.checkpoint_interval_s,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn an_origin_is_the_scheme_host_and_port_of_an_address_and_nothing_else_passes() {
+        assert_eq!(origin_of("https://10.0.0.2:7300").as_deref(), Some("https://10.0.0.2:7300"));
+        assert_eq!(
+            origin_of("http://cn-b.mod.example:7300/console?x=1").as_deref(),
+            Some("http://cn-b.mod.example:7300")
+        );
+        assert_eq!(origin_of("http://[::1]:7300/").as_deref(), Some("http://[::1]:7300"));
+        // What would end a policy's list, or start another directive, is refused.
+        for bad in
+            ["ftp://10.0.0.2", "http://", "http://a b:7300", "http://a;script-src *", "https://x,y", "10.0.0.2:7300"]
+        {
+            assert_eq!(origin_of(bad), None, "{bad}");
+        }
     }
 }

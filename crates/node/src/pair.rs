@@ -267,14 +267,32 @@ impl Standby {
     }
 }
 
-/// The page a browser gets from a standby while no node of the pair is active: it asks again every
-/// second, and gets the console once this node (or the other) is active.
+/// The page a browser gets from a standby while no node of the pair is active: it asks this node
+/// every second whether it answers as the active node yet, and then loads the console. A request
+/// that finds the address unbound (while the standby's listener hands it to the starting node) is
+/// asked again, so the page never lands on the browser's error page.
 const WAITING_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta http-equiv=\"refresh\" content=\"1\"><title>ADI: taking over</title></head><body>\
-<p>The standby node of this member is taking over. This page tries again every second.</p></body></html>";
+<title>ADI: taking over</title><noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript></head><body>\
+<p>The standby node of this member is taking over. This page tries again every second.</p>\
+<script>setInterval(async () => { try { const r = await fetch(\"/healthz\", { cache: \"no-store\" }); \
+if (r.ok) location.replace(\"/console\"); } catch (e) { /* not bound yet */ } }, 1000);</script></body></html>";
+
+/// The waiting page's policy: its own script, identified by its hash, and connections to this
+/// node alone.
+fn waiting_page_policy() -> HeaderValue {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let script = WAITING_PAGE.split("<script>").nth(1).and_then(|s| s.split("</script>").next()).unwrap_or_default();
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+    let policy = format!("default-src 'none'; script-src 'sha256-{hash}'; connect-src 'self'; frame-ancestors 'none'");
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+}
 
 /// Every request to a standby: a console page is sent to the active node; anything else is
 /// answered 503 `standby`, naming the active node's address (also in `Location`, with the path).
+///
+/// A console page that moved here because the active node stopped answering it says so
+/// (`?from=` its origin): it is not sent back there, and waits here for the take-over.
 async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Response {
     let holder = s.holder.lock().ok().and_then(|h| h.clone());
     let holder = holder.filter(|h| h.remaining_ms > 0 && !h.api_url.is_empty());
@@ -283,17 +301,25 @@ async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Re
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let console = method == Method::GET && !path.starts_with("/api/") && path != "/healthz";
     let location = active.as_ref().map(|url| format!("{}{path}", url.trim_end_matches('/')));
+    let came_from = uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("from="));
+    let sent_back =
+        came_from.is_some_and(|from| active.as_deref().and_then(crate::config::origin_of).as_deref() == Some(from));
     // A browser goes to the active node only while it renews its lease: one whose lease is running
     // out may be dead, and the page waits here for the take-over instead.
-    let page_to = location.as_ref().filter(|_| live);
+    let page_to = location.as_ref().filter(|_| live && !sent_back);
     let mut response = match (page_to, console) {
         (Some(_), true) => StatusCode::TEMPORARY_REDIRECT.into_response(),
         // A console page that moved here while no node is active waits on this one, which takes
         // over within its bound.
-        (None, true) => {
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], WAITING_PAGE)
-                .into_response()
-        }
+        (None, true) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+                (header::CONTENT_SECURITY_POLICY, waiting_page_policy()),
+            ],
+            WAITING_PAGE,
+        )
+            .into_response(),
         _ => {
             let message = match &active {
                 Some(url) => {

@@ -44,9 +44,22 @@ pub async fn style() -> Response {
 }
 
 /// The policy every answer of the API carries: nothing but the node's own script, style, images
-/// and connections; no inline script or style, no plugin, no frame of the page anywhere.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// and connections; no inline script or style, no plugin, no frame of the page anywhere. The
+/// one exception is for a node of a pair: its page may ask the other node whether it answers
+/// (`/healthz`, which reads nothing back across origins) before moving there.
+pub fn content_security_policy(pair_urls: &[String]) -> HeaderValue {
+    let mut connect = String::from("'self'");
+    for origin in pair_urls.iter().filter_map(|u| crate::config::origin_of(u)) {
+        connect.push(' ');
+        connect.push_str(&origin);
+    }
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    // The origins hold only the characters of an address (`config::origin_of`).
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+}
 
 /// Adds the security headers to every answer: the Content-Security-Policy, no framing, no type
 /// sniffing, no referrer, no caching of API answers (anything not set otherwise), and HSTS when
@@ -61,7 +74,7 @@ pub async fn security_headers(
     let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    h.insert(header::CONTENT_SECURITY_POLICY, content_security_policy(&node.pair_urls));
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");

@@ -416,7 +416,10 @@ function wordCount(text) {
 
 // The nodes of this member's active/standby pair, this one first (from /healthz). A page whose node
 // stops answering, or answers as the standby, for PAIR_MISSES_MAX checks in a row moves to the
-// other node, which has taken over or is taking over (its standby page waits until it has).
+// other node, which has taken over or is taking over (its standby page waits until it has). It
+// moves only once the other node answers at all, so that it never lands on the browser's error
+// page, and it says where it comes from, so that a standby does not send it back to the node that
+// stopped answering it.
 let pairUrls = [];
 let pairWatch = null;
 const PAIR_CHECK_MS = 1000;
@@ -433,8 +436,11 @@ function watchPair() {
     if (misses < PAIR_MISSES_MAX) return;
     const other = pairUrls.find((u) => new URL(u).origin !== location.origin);
     if (!other) return;
+    // Across origins the answer cannot be read, only whether one came.
+    try { await fetch(new URL("/healthz", other).href, { mode: "no-cors", cache: "no-store" }); }
+    catch { return; }
     clearInterval(pairWatch);
-    location.assign(new URL(location.pathname + location.search, other).href);
+    location.assign(new URL(location.pathname + "?from=" + location.origin, other).href);
   }, PAIR_CHECK_MS);
 }
 
@@ -455,6 +461,8 @@ function listen() {
 }
 
 async function start() {
+  // A page that moved here from the other node of the pair no longer needs to say so.
+  if (location.search) history.replaceState(null, "", location.pathname);
   try { session = await call("GET", "/console/session"); } catch { session = null; }
   // The pair is known, and watched, before the page shows itself signed in: a node that dies
   // from then on moves the page.
