@@ -62,13 +62,33 @@ pub(crate) async fn commit_own_records(
     node: &NodeState,
     seal: impl FnOnce(&mut adi_core::Hotline) -> Result<Vec<adi_core::Record>, CoreError>,
 ) -> Result<Vec<EnvelopeHash>, CommitError> {
+    commit_own_by(node, None, seal).await
+}
+
+/// Like [`commit_own`], for a receipt an operator of this desk made: the store keeps, with it,
+/// who made it (`WriteBatch::answered_by`).
+pub(crate) async fn commit_own_answer(
+    node: &NodeState,
+    operator: &str,
+    seal: impl FnOnce(&mut adi_core::Hotline) -> Result<adi_core::Record, CoreError>,
+) -> Result<EnvelopeHash, CommitError> {
+    let hashes = commit_own_by(node, Some(operator), |core| seal(core).map(|r| vec![r])).await?;
+    Ok(hashes[0])
+}
+
+async fn commit_own_by(
+    node: &NodeState,
+    operator: Option<&str>,
+    seal: impl FnOnce(&mut adi_core::Hotline) -> Result<Vec<adi_core::Record>, CoreError>,
+) -> Result<Vec<EnvelopeHash>, CommitError> {
     let (hashes, recipients, pending) = {
         let mut core = node.core();
         let records = seal(&mut core)?;
         let hashes: Vec<EnvelopeHash> = records.iter().map(|r| r.envelope.hash()).collect();
         let recipients: Vec<MemberCode> = records.iter().flat_map(|r| r.recipients.clone()).collect();
         let mls_state = Some(core.mls_delta()?);
-        (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, ..WriteBatch::default() }))
+        let answered_by = operator.map(|o| hashes.iter().map(|h| (*h, o.to_string())).collect()).unwrap_or_default();
+        (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, answered_by, ..WriteBatch::default() }))
     };
     if let Err(e) = pending.wait().await {
         return Err(node.fail_storage(&e).into());

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use browser::Browser;
-use common::{eventually, get_list, open_line, send, Net};
+use common::{eventually, get_list, open_line, send, set_limits, Net};
 use hyper::Method;
 use serde_json::json;
 
@@ -19,7 +19,12 @@ const PASSWORD: &str = "the forenoon watch";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_is_one_click_away() {
-    let net = Net::start_with(&["PH", "CN"], |d| d.link_test_interval_s = 0).await;
+    // Pages of five: the unanswered ROUTINE, newest of sixteen, is on the inbox's fourth page in
+    // the node's order, and the page still shows it second, under the FLASH.
+    let mut net = Net::init_with(&["PH", "CN"], |d| d.link_test_interval_s = 0);
+    set_limits(&net, "PH", |l| l.messages_page_len = Some(5));
+    net.start_code("PH").await;
+    net.start_code("CN").await;
     let (ph, cn) = (net.client("PH"), net.client("CN"));
     let line = open_line(&cn, &["PH", "CN"], "ADMM-Plus").await;
     let store = &*net.node("PH").state.store;
@@ -49,6 +54,30 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
     browser.wait_text("#inbox tr:nth-child(2)", "Routine report 15").await;
     browser.wait_text("#inbox tr:nth-child(3)", "Routine report").await;
     assert_eq!(browser.count("#inbox tr.waits").await, 2, "the two unanswered messages are marked");
+    // Who on this desk answered each of the others, and when; the node keeps it with the receipt.
+    let answered = browser.text("#inbox tr:nth-child(3)").await;
+    assert!(answered.contains("Acknowledged by duty-PH at"), "{answered}");
+    let m = ph.call(Method::GET, &format!("/api/v1/messages/{}", routine[0]), None).await.unwrap();
+    let ours: Vec<&serde_json::Value> =
+        m["receipts"].as_array().unwrap().iter().filter(|r| r["kind"] == "acknowledged").collect();
+    assert_eq!(ours.len(), 1, "{m}");
+    assert_eq!(ours[0]["operator"], "duty-PH");
+    let automatic = m["receipts"].as_array().unwrap().iter().find(|r| r["kind"] == "decrypted");
+    assert!(automatic.is_some_and(|r| r.get("operator").is_none()), "an automatic receipt names an operator: {m}");
+    let cn_client = net.client("CN");
+    let path = format!("/api/v1/messages/{}", routine[0]);
+    let at_cn = eventually(Duration::from_secs(30), "CN holds PH's acknowledgement", || {
+        let (cn, path) = (cn_client.clone(), path.clone());
+        async move {
+            let m = cn.call(Method::GET, &path, None).await.ok()?;
+            m["receipts"].as_array()?.iter().any(|r| r["kind"] == "acknowledged").then_some(m)
+        }
+    })
+    .await;
+    assert!(
+        at_cn["receipts"].as_array().unwrap().iter().all(|r| r.get("operator").is_none()),
+        "another member's node learns an operator's name: {at_cn}"
+    );
     browser.screenshot("needs-action-first").await;
 
     // Decline, then Cancel on its prompt: nothing is sent.
@@ -71,12 +100,16 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
     let asked = browser.answer_dialog(None).await;
     assert!(asked.contains("Send this FLASH?"), "{asked}");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let sent = get_list(&ph, &format!("/api/v1/lines/{line}/messages")).await;
+    let sent = get_list(&ph, &format!("/api/v1/lines/{line}/messages?limit=100")).await;
     assert!(!sent.iter().any(|m| m["subject"] == "Not confirmed"), "a FLASH went without confirmation");
     browser.type_into("form#compose input[name=subject]", "Confirmed").await;
     browser.click("form#compose button[type=submit]").await;
     browser.answer_dialog(Some("")).await;
-    browser.wait_text("#conversation", "Confirmed").await;
+    eventually(Duration::from_secs(10), "the confirmed FLASH sent", || {
+        let (ph, path) = (ph.clone(), format!("/api/v1/lines/{line}/messages?limit=100"));
+        async move { get_list(&ph, &path).await.iter().any(|m| m["subject"] == "Confirmed").then_some(()) }
+    })
+    .await;
     let now = browser
         .cmd(
             Method::POST,

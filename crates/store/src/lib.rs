@@ -358,6 +358,9 @@ pub struct ReceiptRow {
     pub reason: Option<String>,
     /// When the answering member's node signed it.
     pub signed_ms: u64,
+    /// The operator of this member's desk who made it (`WriteBatch::answered_by`): only on this
+    /// member's own receipts made by an operator.
+    pub operator: Option<String>,
 }
 
 /// An alarm, open or closed.
@@ -522,6 +525,9 @@ pub struct MessageQuery {
     pub by_precedence: bool,
     /// Only the messages after this place in the order listed: where the page before ended.
     pub after: Option<MessageCursor>,
+    /// Only the messages that wait for this member's answer: those with a deadline that it has
+    /// neither acknowledged nor declined.
+    pub waiting_for: Option<MemberCode>,
 }
 
 impl MessageQuery {

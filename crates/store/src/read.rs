@@ -324,6 +324,9 @@ pub(crate) fn messages(c: &Connection<'_>, s: &Sealer, q: &MessageQuery) -> Resu
         "SELECT {MESSAGE_COLUMNS} FROM envelopes WHERE kind = 'message'
            AND (line = ?1 OR ?1 IS NULL) AND (sender <> ?2 OR ?2 IS NULL)
            AND ((priority, created_ms, arrival) > (?4, ?5, ?6) OR ?4 IS NULL)
+           AND (CAST(?7 AS TEXT) IS NULL OR (deadline_ms IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.answers = envelopes.hash AND x.member = CAST(?7 AS TEXT)
+                                AND x.kind IN ('acknowledged', 'declined'))))
          ORDER BY {order} LIMIT ?3"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -336,7 +339,8 @@ pub(crate) fn messages(c: &Connection<'_>, s: &Sealer, q: &MessageQuery) -> Resu
     let priority = after.map(|k| k.priority);
     let created_ms = after.map(|k| i64::try_from(k.created_ms).unwrap_or(i64::MAX));
     let arrival = after.map(|k| i64::try_from(k.arrival).unwrap_or(i64::MAX));
-    let args = params![line, not_from, sql_limit, priority, created_ms, arrival];
+    let waiting_for = q.waiting_for.as_ref().map(|m| m.to_string());
+    let args = params![line, not_from, sql_limit, priority, created_ms, arrival, waiting_for];
     let rows = stmt.query_map(args, |r| message_row(s, r))?.collect::<Result<Vec<_>, _>>()?;
     Ok(if q.by_precedence {
         rows
@@ -724,7 +728,7 @@ pub(crate) fn recipients(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) ->
 
 pub(crate) fn receipts(c: &Connection<'_>, s: &Sealer, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, sql::Error> {
     let mut stmt = c.prepare_cached(
-        "SELECT hash, answers, member, kind, reason, signed_ms FROM receipts WHERE answers = ?1
+        "SELECT hash, answers, member, kind, reason, signed_ms, operator FROM receipts WHERE answers = ?1
          ORDER BY signed_ms, hash",
     )?;
     let rows = stmt
@@ -737,6 +741,7 @@ pub(crate) fn receipts(c: &Connection<'_>, s: &Sealer, answers: &EnvelopeHash) -
                 kind: receipt_kind_of(row.get(3)?)?,
                 reason: open(s, "receipts.reason", &hash.0, row.get(4)?)?,
                 signed_ms: u(row.get(5)?),
+                operator: open(s, "receipts.operator", &hash.0, row.get(6)?)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -117,6 +117,10 @@ pub(crate) fn commit_batch(c: &Connection<'_>, s: &Sealer, batch: &WriteBatch) -
     for hash in &batch.release {
         c.prepare_cached("DELETE FROM held WHERE hash = ?1")?.execute(params![&hash.0[..]])?;
     }
+    for (receipt, operator) in &batch.answered_by {
+        c.prepare_cached("UPDATE receipts SET operator = ?2 WHERE hash = ?1")?
+            .execute(params![&receipt.0[..], s.seal_str("receipts.operator", &receipt.0, operator)])?;
+    }
     if let Some(delta) = &batch.mls_state {
         mls_delta(c, s, delta)?;
     }

@@ -440,6 +440,47 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     );
 }
 
+/// A message waits for this member's answer until it is acknowledged; the receipt of this
+/// member's made by an operator keeps, at this node alone, who made it, and an automatic receipt
+/// names no operator.
+fn answers_keep_their_operator<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let line = line_id(9);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut cn, &mut [&mut ph], T0, line, "ADMM-Plus");
+    let joined = receive(&mut ph, T0 + 1, &setup);
+    let flash = send(&mut cn, T0 + 2, line, "FLASH", "flash to answer");
+    let got = ph.receive(T0 + 3, &code("CN"), flash.envelope.bytes()).expect("PH takes the FLASH");
+    assert_eq!(commit(&store, &[&joined]), inserted(1));
+    assert_eq!(commit(&store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
+    let waiting = |store: &S| {
+        let q = MessageQuery {
+            not_from: Some(code("PH")),
+            limit: 10,
+            by_precedence: true,
+            waiting_for: Some(code("PH")),
+            ..MessageQuery::default()
+        };
+        hashes(&store.messages(&q).unwrap())
+    };
+    assert_eq!(waiting(&store), vec![hash(&flash)], "the FLASH waits for PH's answer");
+    let answered = adi_core::Answered { hash: hash(&flash), sender: code("CN"), seq: flash.envelope.body().seq };
+    let ack = ph
+        .answer(T0 + 4, line, answered, ReceiptKind::Acknowledged, None, PRIORITY_FLASH)
+        .expect("PH's desk acknowledges");
+    let batch = WriteBatch {
+        records: vec![ack.clone()],
+        answered_by: vec![(hash(&ack), "duty-ph".into())],
+        ..WriteBatch::default()
+    };
+    assert_eq!(store.commit(batch).wait_blocking().unwrap(), inserted(1));
+    let receipts = store.receipts(&hash(&flash)).unwrap();
+    let by: Vec<(ReceiptKind, Option<String>)> = receipts.iter().map(|r| (r.kind, r.operator.clone())).collect();
+    assert_eq!(by, vec![(ReceiptKind::Decrypted, None), (ReceiptKind::Acknowledged, Some("duty-ph".into()))]);
+    assert!(waiting(&store).is_empty(), "an acknowledged message still waits");
+}
+
 /// What was committed is there after the store is closed and opened again: lines, chain heads,
 /// messages and the outbox, enough for a core built from it to continue every chain.
 fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
@@ -764,8 +805,14 @@ fn every_list_pages<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     let messages = |line: Option<LineId>, not_from: Option<MemberCode>, by_precedence: bool| {
         let store = &store;
         move |page: Page<MessageCursor>| {
-            let q =
-                MessageQuery { line, not_from: not_from.clone(), limit: page.limit, by_precedence, after: page.from };
+            let q = MessageQuery {
+                line,
+                not_from: not_from.clone(),
+                limit: page.limit,
+                by_precedence,
+                after: page.from,
+                waiting_for: None,
+            };
             store.messages(&q).expect("messages")
         }
     };
@@ -999,6 +1046,11 @@ fn sqlite_outbox_order_and_settlement() {
 }
 
 #[test]
+fn sqlite_answers_keep_their_operator() {
+    answers_keep_their_operator(sqlite);
+}
+
+#[test]
 fn sqlite_durable_across_reopen() {
     durable_across_reopen(sqlite, sqlite_reopen);
 }
@@ -1217,6 +1269,11 @@ fn postgres_commit_outcomes_and_idempotence() {
 #[test]
 fn postgres_outbox_order_and_settlement() {
     outbox_order_and_settlement(postgres);
+}
+
+#[test]
+fn postgres_answers_keep_their_operator() {
+    answers_keep_their_operator(postgres);
 }
 
 #[test]

@@ -189,6 +189,10 @@ pub struct WriteBatch {
     /// References of this member's published KeyPackages to delete: used by a Welcome stored
     /// with this batch (their private keys went with the MLS delta).
     pub key_packages_used: Vec<Vec<u8>>,
+    /// Which operator of this member's desk made each of its receipts in `records`: the
+    /// receipt's envelope hash and the operator's name, kept at this node alone (the signed
+    /// receipt names the member, never the operator).
+    pub answered_by: Vec<(EnvelopeHash, String)>,
 }
 
 /// Two signed items by one member that cannot both be true, kept as they arrived.

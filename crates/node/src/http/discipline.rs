@@ -23,7 +23,7 @@ use super::messages::load_message;
 use super::paging::{self, page_len, ListUrl, Paged};
 use super::views::{DraftView, MessageView, NewMessageRequest, NewestFirstParams, PeerView};
 use crate::clock::now_ms;
-use crate::driver::commit_own;
+use crate::driver::commit_own_answer;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{fault_text, NodeState, StorageFailure};
 
@@ -76,7 +76,8 @@ async fn answer(
     let priority =
         row.precedence.as_deref().and_then(Precedence::parse).map(|p| p.priority()).unwrap_or(PRIORITY_ROUTINE);
     let answered = Answered { hash, sender: row.sender.clone(), seq: row.seq };
-    commit_own(node, |core| core.answer(now_ms(), row.line, answered, kind, req.reason, priority)).await?;
+    commit_own_answer(node, &auth.0.name, |core| core.answer(now_ms(), row.line, answered, kind, req.reason, priority))
+        .await?;
     tracing::info!(operator = %auth.0.name, message = %hash, answer = kind.as_str(), "message answered");
     load_message(node, &hash)
 }

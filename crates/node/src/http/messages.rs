@@ -17,7 +17,7 @@ use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::forms::check_call_answer;
 use super::lines::find_line;
 use super::paging::{self, page_len, ListUrl, Paged};
-use super::views::{message_view, DraftView, EnvelopeView, ListParams, MessageView, NewMessageRequest};
+use super::views::{message_view, DraftView, EnvelopeView, InboxParams, ListParams, MessageView, NewMessageRequest};
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
@@ -135,6 +135,7 @@ pub async fn line_messages(
         limit: limit.saturating_add(1),
         by_precedence: false,
         after: after.map(MessageCursor::Message),
+        waiting_for: None,
     })?;
     let (rows, next) = paging::cut(rows, limit, |r| Ok(r.hash.to_hex()))?;
     let url = ListUrl::new(format!("/api/v1/lines/{}/messages", line.id.to_hex()));
@@ -154,7 +155,8 @@ fn inbox_key(r: &MessageRow) -> Result<InboxKey, ApiError> {
 
 /// Lists the inbox
 ///
-/// Messages from other members on every line, by precedence then time (then arrival here).
+/// Messages from other members on every line, by precedence then time (then arrival here);
+/// with `waiting=true`, only those that wait for this member's answer.
 ///
 /// Pages of `limit` messages (default 100, `messages_page_len`; at most the node's
 /// `list_len_max`); `after` is the cursor the `Link` header of the page before gives, which
@@ -164,7 +166,7 @@ fn inbox_key(r: &MessageRow) -> Result<InboxKey, ApiError> {
 /// otherwise; none is listed twice.
 ///
 /// Roles: any operator.
-#[utoipa::path(get, path = "/api/v1/inbox", tag = "messages", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "messages", params(InboxParams),
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Vec<MessageView>, description = "a page of the messages from other members, by precedence then time",
                headers(("Link" = String, description = "the next page, `<...>; rel=\"next\"` (RFC 8288), while more remain; absent on the last page"))),
@@ -172,19 +174,25 @@ fn inbox_key(r: &MessageRow) -> Result<InboxKey, ApiError> {
 pub async fn inbox(
     State(node): State<Arc<NodeState>>,
     _auth: Auth,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<InboxParams>,
 ) -> Result<Paged<MessageView>, ApiError> {
     let limit = page_len(&node, params.limit, node.runtime_limits.messages_page_len)?;
     let after = paging::after_inbox(params.after.as_deref())?;
+    let waiting = params.waiting.unwrap_or(false);
     let rows = node.store.messages(&MessageQuery {
         line: None,
         not_from: Some(node.member.clone()),
         limit: limit.saturating_add(1),
         by_precedence: true,
         after: after.map(MessageCursor::Inbox),
+        waiting_for: waiting.then(|| node.member.clone()),
     })?;
     let (rows, next) = paging::cut(rows, limit, |r| inbox_key(r).map(paging::inbox_cursor))?;
-    Ok(Paged::new(views(&node, rows)?, ListUrl::new("/api/v1/inbox").next(limit, "after", next)))
+    let mut url = ListUrl::new("/api/v1/inbox");
+    if waiting {
+        url = url.filter("waiting", "true");
+    }
+    Ok(Paged::new(views(&node, rows)?, url.next(limit, "after", next)))
 }
 
 /// Reads a message

@@ -149,6 +149,10 @@ pub struct ReceiptView {
     pub reason: Option<String>,
     /// When the answering member's node signed it.
     pub signed_ms: u64,
+    /// Who on this member's desk made it: on this member's own receipts that an operator made
+    /// (not on automatic ones, nor on other members', whose operators this node never learns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 impl From<ReceiptRow> for ReceiptView {
@@ -159,6 +163,7 @@ impl From<ReceiptRow> for ReceiptView {
             kind: r.kind.as_str().to_string(),
             reason: r.reason,
             signed_ms: r.signed_ms,
+            operator: r.operator,
         }
     }
 }
@@ -245,6 +250,22 @@ pub struct ListParams {
     /// Where the page before ended: the cursor its `Link` header gives. Left out for the first
     /// page.
     pub after: Option<String>,
+}
+
+/// A page of the inbox.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct InboxParams {
+    /// Most items of the page: 1 to the node's `list_len_max` (the default is the operation's).
+    #[param(minimum = 1)]
+    pub limit: Option<usize>,
+    /// Where the page before ended: the cursor its `Link` header gives. Left out for the first
+    /// page.
+    pub after: Option<String>,
+    /// `true`: only the messages that wait for this member's answer (with a deadline, neither
+    /// acknowledged nor declined here), in the inbox's order.
+    pub waiting: Option<bool>,
 }
 
 /// A page of a list ordered newest first.

@@ -138,9 +138,19 @@ impl Browser {
         self.on_element(css, "click", json!({})).await;
     }
 
+    /// The text of `css`, found again while the page re-renders it between the finding and the
+    /// reading (the element found is then stale), a bounded number of times.
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.cmd(Method::GET, &format!("/element/{el}/text"), None).await.as_str().unwrap_or_default().to_string()
+        let mut last = String::new();
+        for _ in 0..20 {
+            let el = self.find(css).await;
+            match self.try_cmd(Method::GET, &format!("/element/{el}/text"), None).await {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the text of '{css}' could not be read: {last}");
     }
 
     /// Waits until the text of `css` contains `want`.

@@ -9,7 +9,7 @@ use crate::sql::{self, OptionalExtension};
 use crate::StoreError;
 
 /// The migrations, by the schema version each brings the database to.
-const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3), (4, VERSION_4)];
 
 /// The advisory lock held while the schema is brought up to date (any number the database's
 /// other users do not take: "ADI" in ASCII).
@@ -310,6 +310,11 @@ CREATE TABLE key_copies (
     name TEXT PRIMARY KEY,
     value BYTEA NOT NULL
 );
+"#;
+
+/// Which operator of this member's desk made each of its own receipts (sealed).
+const VERSION_4: &str = r#"
+ALTER TABLE receipts ADD COLUMN operator BYTEA;
 "#;
 
 /// Brings the database's schema to this build's version; refuses a database that a newer build

@@ -10,7 +10,11 @@ use crate::seal::Sealer;
 use crate::StoreError;
 use crate::{sql, write};
 
-const SCHEMA_VERSION: &str = "10";
+const SCHEMA_VERSION: &str = "11";
+
+/// The version before a receipt of this member's kept which operator of its desk made it; such a
+/// database's receipts gain the column when it is opened.
+const SCHEMA_VERSION_NO_ANSWERER: &str = "10";
 
 /// The version whose sealed values were bound to their column only, and whose line titles,
 /// operators' names in records, decision parties, translators and KeyPackage claimants were in
@@ -112,7 +116,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     member TEXT NOT NULL,
     kind TEXT NOT NULL,
     reason BLOB,
-    signed_ms INTEGER NOT NULL
+    signed_ms INTEGER NOT NULL,
+    operator BLOB
 );
 CREATE INDEX IF NOT EXISTS receipts_answers ON receipts (answers, member);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -306,7 +311,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '10');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '11');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -341,6 +346,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
         migrate_seal_rows(conn, sealer)?;
         // The old values stay in freed pages and the journal until both are rewritten.
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(db)?;
+        version = SCHEMA_VERSION_NO_ANSWERER.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_ANSWERER {
+        migrate_add_answerer(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -590,6 +599,21 @@ fn migrate_seal_rows(conn: &mut Connection, sealer: &Sealer) -> Result<(), Store
         )
         .map_err(db)?;
     }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION_NO_ANSWERER}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives the receipts the column of the operator who made each of this member's own.
+fn migrate_add_answerer(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('receipts')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "operator") {
+        tx.execute_batch("ALTER TABLE receipts ADD COLUMN operator BLOB;").map_err(db)?;
+    }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
     tx.commit().map_err(db)
@@ -669,6 +693,31 @@ mod tests {
         drop(store);
         let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert_eq!(store.operator_by_token(&[7; 32]).unwrap(), Some((duty, None)));
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_10_database_gains_the_answering_operator_column_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        on_writer(
+            &store,
+            "ALTER TABLE receipts DROP COLUMN operator; UPDATE meta SET value = '10' WHERE key = 'schema_version';",
+        );
+        let columns = |store: &SqlStore| -> Vec<String> {
+            store
+                .read(|c| {
+                    c.prepare("SELECT name FROM pragma_table_info('receipts')")?.query_map([], |r| r.get(0))?.collect()
+                })
+                .unwrap()
+        };
+        assert!(!columns(&store).contains(&"operator".to_string()));
+        drop(store);
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert!(columns(&store).contains(&"operator".to_string()));
         let version: String = store
             .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
             .unwrap();

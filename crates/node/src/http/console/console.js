@@ -150,13 +150,15 @@ function signedOut(message) {
   $("sign-in-error").textContent = message;
   $("sign-in-view").hidden = false;
   $("watch").hidden = true;
+  $("wall-view").hidden = true;
+  $("wall-toggle").hidden = true;
   $("sign-out").hidden = true;
   $("who").textContent = "";
   $("expiry").hidden = true;
   const banner = $("banner");
   banner.className = ""; delete banner.dataset.message; delete banner.dataset.alarm;
   stopRinging();
-  document.title = "ADI console";
+  showCount(0);
   if (!urgentPoll) { urgentPoll = setInterval(askUrgent, URGENT_POLL_MS); askUrgent(); }
 }
 
@@ -166,14 +168,16 @@ async function askUrgent() {
   catch { clearInterval(urgentPoll); urgentPoll = null; return; }
   const n = waiting.urgent + waiting.overdue;
   const banner = $("banner");
-  if (!n || session) { if (!session) { banner.className = ""; stopRinging(); document.title = "ADI console"; } return; }
+  if (!n || session) { if (!session) { banner.className = ""; stopRinging(); showCount(0); } return; }
   $("banner-text").textContent = (waiting.urgent ? waiting.urgent + " urgent " + (waiting.urgent === 1 ? "message waits" : "messages wait") : "")
     + (waiting.urgent && waiting.overdue ? "; " : "")
     + (waiting.overdue ? waiting.overdue + " past " + (waiting.overdue === 1 ? "its" : "their") + " deadline" : "")
     + " for this desk. Sign in to read and answer.";
   $("banner-ack").hidden = true;
   banner.className = "on signed-out";
-  document.title = "(" + n + ") ADI console";
+  showCount(n);
+  // Nothing of what waits goes to the desktop either: only that something does.
+  notify("urgent-" + n, "Urgent traffic waits for this desk", "Sign in to the ADI console to read and answer it.");
   startRinging();
 }
 
@@ -261,15 +265,26 @@ function subjectCell(tr, m) {
   return td;
 }
 
+// Every message that waits for this desk's answer is shown, however far down the inbox's order
+// it is, up to this many pages of them.
+const WAITING_PAGES_MAX = 10;
+
 async function refresh() {
-  const { items: inbox, more: inboxMore } = await callPages("/api/v1/inbox", pages.inbox);
-  $("inbox-more").hidden = !inboxMore;
+  const [waitingPages, inboxPages] = await Promise.all([
+    callPages("/api/v1/inbox?waiting=true", WAITING_PAGES_MAX), callPages("/api/v1/inbox", pages.inbox)]);
+  const listed = new Set(waitingPages.items.map((m) => m.id));
+  const inbox = waitingPages.items.concat(inboxPages.items.filter((m) => !listed.has(m.id)));
+  $("inbox-more").hidden = !inboxPages.more;
   const body = $("inbox");
   body.replaceChildren();
   let open = 0;
   // What needs action first: messages that wait for this desk's answer, most urgent and then
   // newest first; those answered, or needing none, after them in the node's order.
-  for (const m of inbox) m.answered = (m.receipts || []).some((r) => r.member === me && (r.kind === "acknowledged" || r.kind === "declined"));
+  // This desk's answer to each, if any: who on the desk answered it, and when.
+  for (const m of inbox) {
+    m.ours = (m.receipts || []).find((r) => r.member === me && (r.kind === "acknowledged" || r.kind === "declined"));
+    m.answered = !!m.ours;
+  }
   const waits = (m) => (m.ack_required && !m.answered ? 1 : 0);
   const rank = (m) => PRECEDENCES.indexOf(m.precedence);
   inbox.sort((a, b) => (waits(b) - waits(a)) || (waits(a) ? (rank(a) - rank(b)) || (b.received_ms - a.received_ms) : 0));
@@ -285,6 +300,13 @@ async function refresh() {
       td.appendChild(due);
     }
     const answered = m.answered;
+    const ours = m.ours;
+    if (ours) {
+      const by = document.createElement("div");
+      by.className = "answered";
+      by.textContent = (ours.kind === "acknowledged" ? "Acknowledged" : "Declined") + " by " + (ours.operator || "this desk") + " at " + when(ours.signed_ms);
+      td.appendChild(by);
+    }
     if (m.ack_required && !answered && session.role !== "auditor" && session.role !== "translator") {
       open += 1;
       const b = document.createElement("button");
@@ -378,15 +400,179 @@ async function refresh() {
   }
   $("banner-ack").hidden = !canAct;
   if (banner.className === "on") startRinging(); else stopRinging();
-  document.title = open ? "(" + open + ") ADI console" : "ADI console";
+  showCount(open);
+  // Each urgent message that waits for this desk is told on the desktop once: its precedence and
+  // sender, not its words (a desktop's notifications may show on a locked screen or be kept).
+  for (const m of inbox) {
+    if (waits(m) && URGENT.includes(m.precedence)) notify(m.id, m.precedence + " from " + memberName(m.sender), "Open the ADI console to read and answer it.", m.id);
+  }
+  drawWall(lines, inbox, links);
 }
 
-function ring() {
+// The alarm tone: two notes at the volume the officer set (0 to 100, kept in this browser). A
+// browser holds sound back until the page has been clicked or typed in once; until then the
+// header says so, and the banner, the title and the icon carry the alarm alone.
+const VOLUME_KEY = "adi.volume";
+let volume = 80;
+try {
+  const kept = localStorage.getItem(VOLUME_KEY);
+  if (kept !== null && Number(kept) >= 0 && Number(kept) <= 100) volume = Number(kept);
+} catch { /* storage refused: the default holds */ }
+function soundState() {
+  const blocked = !audio || audio.state !== "running";
+  document.body.dataset.sound = volume === 0 ? "off" : blocked ? "blocked" : "on";
+  const warning = volume === 0 ? "The alarm tone is off: only the banner, the title and the icon show an alarm."
+    : blocked ? "The browser holds the alarm tone back until this page is clicked: press Test sound." : "";
+  // A warning replaces what was said; once there is none, a warning said before goes and the
+  // outcome of a test stays.
+  if (warning || $("sound-state").className === "error") saidSound(warning, true);
+}
+function saidSound(text, warning) {
+  const state = $("sound-state");
+  state.textContent = text;
+  state.className = warning ? "error" : "";
+  state.hidden = !text;
+}
+function unlockSound() {
   try {
-    audio = audio || new AudioContext();
+    if (!audio) { audio = new AudioContext(); audio.onstatechange = soundState; }
+    if (audio.state !== "running") audio.resume().then(soundState, soundState);
+  } catch { /* no sound device: the banner stays */ }
+  soundState();
+}
+// Unlocked on a click rather than a press, so that nothing on the page moves between the press
+// and the release of the button that was pressed.
+document.addEventListener("click", unlockSound);
+document.addEventListener("keydown", unlockSound);
+function ring() {
+  if (!audio || audio.state !== "running" || volume === 0) { soundState(); return false; }
+  const gain = audio.createGain();
+  gain.gain.value = (volume / 100) ** 2;
+  gain.connect(audio.destination);
+  const t = audio.currentTime;
+  for (const [freq, at] of [[880, 0], [660, 0.3]]) {
     const o = audio.createOscillator();
-    o.frequency.value = 880; o.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.4);
-  } catch (e) { /* no sound device: the banner stays */ }
+    o.frequency.value = freq; o.connect(gain); o.start(t + at); o.stop(t + at + 0.25);
+  }
+  // What rang, on the page for whoever checks it: how many tones, and at what volume.
+  document.body.dataset.tones = String(Number(document.body.dataset.tones || 0) + 1);
+  document.body.dataset.toneVolume = String(volume);
+  return true;
+}
+$("volume").value = String(volume);
+$("volume").addEventListener("input", (e) => {
+  volume = Number(e.target.value);
+  try { localStorage.setItem(VOLUME_KEY, String(volume)); } catch { /* kept for this page only */ }
+  soundState();
+});
+// The tone, tried: once the browser has let the sound start (a moment after the click).
+const TEST_SOUND_TRIES = 20;
+const TEST_SOUND_SHOWN_MS = 15000;
+$("test-sound").addEventListener("click", () => {
+  unlockSound();
+  const attempt = (left) => {
+    if (ring()) {
+      const said = "Tone played at " + volume + "%. If you heard nothing, check the speakers.";
+      saidSound(said, false);
+      setTimeout(() => { if ($("sound-state").textContent === said) saidSound("", false); }, TEST_SOUND_SHOWN_MS);
+    } else if (left > 0 && volume > 0) {
+      setTimeout(() => attempt(left - 1), 100);
+    }
+  };
+  attempt(TEST_SOUND_TRIES);
+});
+
+// The count of what waits for this desk, in the tab's title and on its icon.
+function showCount(n) {
+  document.title = n ? "(" + n + ") ADI console" : "ADI console";
+  const link = $("favicon");
+  if (link.dataset.count === String(n)) return;
+  const c = document.createElement("canvas");
+  c.width = 64; c.height = 64;
+  const g = c.getContext("2d");
+  g.textAlign = "center"; g.textBaseline = "middle";
+  if (n) {
+    g.fillStyle = "#b00020"; g.beginPath(); g.arc(32, 32, 32, 0, 2 * Math.PI); g.fill();
+    const text = n > 99 ? "99+" : String(n);
+    g.fillStyle = "#fff"; g.font = "bold " + (text.length > 2 ? 26 : 40) + "px system-ui, sans-serif";
+    g.fillText(text, 32, 35);
+  } else {
+    g.fillStyle = "#12233d"; g.fillRect(0, 0, 64, 64);
+    g.fillStyle = "#fff"; g.font = "bold 40px system-ui, sans-serif"; g.fillText("A", 32, 35);
+  }
+  link.href = c.toDataURL("image/png");
+  link.dataset.count = String(n);
+}
+
+// Desktop notifications, once the officer allows them in this browser: each urgent message that
+// waits for this desk, once; while signed out, that something urgent waits (never what).
+const notified = new Set();
+function notifyButton() {
+  const b = $("notify");
+  b.hidden = !("Notification" in window);
+  if (b.hidden) return;
+  const p = Notification.permission;
+  b.textContent = p === "granted" ? "Desktop alerts on" : p === "denied" ? "Desktop alerts blocked by the browser" : "Allow desktop alerts";
+  b.disabled = p !== "default";
+}
+$("notify").addEventListener("click", async () => {
+  try { await Notification.requestPermission(); } catch { /* the browser decides */ }
+  notifyButton();
+});
+function notify(key, title, body, message) {
+  if (!("Notification" in window) || Notification.permission !== "granted" || notified.has(key)) return;
+  notified.add(key);
+  try {
+    const n = new Notification(title, { body, tag: key, requireInteraction: true });
+    n.onclick = () => { window.focus(); if (message) openMessage(message); n.close(); };
+  } catch { /* a browser that shows notifications only from a service worker */ }
+}
+
+// A member by its name in the roster in force, its code after it.
+function memberName(code) {
+  const m = rosterNow && rosterNow.members.find((x) => x.code === code);
+  return m ? m.name + " (" + code + ")" : code;
+}
+
+// The wall display: large type, every line with what waits on it and its last message, every
+// link with its state, a clock; the banner above it as on every view. Kept in the address
+// (`#wall`), so that a screen on the wall opens on it.
+function wallMode(on) {
+  document.body.classList.toggle("wall", on);
+  $("wall-view").hidden = !on || !session;
+  $("watch").hidden = on || !session;
+  $("wall-toggle").setAttribute("aria-pressed", String(on));
+  $("wall-toggle").textContent = on ? "Leave wall display" : "Wall display";
+  if (on !== (location.hash === "#wall")) history.replaceState(null, "", on ? "#wall" : location.pathname);
+}
+$("wall-toggle").addEventListener("click", () => wallMode(!document.body.classList.contains("wall")));
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && document.body.classList.contains("wall")) wallMode(false); });
+function drawWall(lines, inbox, links) {
+  $("wall-clock").textContent = new Date().toISOString().replace("T", " ").slice(0, 16) + " UTC";
+  $("wall-lines").replaceChildren(...lines.map((l) => {
+    const li = document.createElement("li");
+    const mine = inbox.filter((m) => m.line === l.id);
+    const waiting = mine.filter((m) => m.ack_required && !m.answered);
+    const urgent = waiting.filter((m) => URGENT.includes(m.precedence));
+    li.className = "tile" + (urgent.length ? " urgent" : waiting.length ? " waits" : "");
+    li.dataset.line = l.id;
+    const name = document.createElement("strong");
+    name.textContent = l.members.map(memberName).join(" – ") + (l.title ? " · " + l.title : "");
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = waiting.length ? waiting.length + " to answer" + (urgent.length ? ", " + urgent.length + " urgent" : "") : "nothing waits";
+    const last = document.createElement("span");
+    const newest = mine.reduce((a, m) => (!a || m.received_ms > a.received_ms ? m : a), null);
+    last.textContent = newest ? "last: " + newest.precedence + " from " + newest.sender + " at " + when(newest.received_ms) : "no message received";
+    li.append(name, state, last);
+    return li;
+  }));
+  $("wall-links").replaceChildren(...links.map((l) => {
+    const li = document.createElement("li");
+    li.className = "tile link " + l.state;
+    li.textContent = memberName(l.member) + ": " + l.state.replace("_", " ") + (l.last_rtt_ms == null ? "" : ", " + l.last_rtt_ms + " ms");
+    return li;
+  }));
 }
 
 // Words as the node counts them (adi_core::text::count_words): whitespace and invisible format
@@ -462,7 +648,7 @@ function listen() {
 
 async function start() {
   // A page that moved here from the other node of the pair no longer needs to say so.
-  if (location.search) history.replaceState(null, "", location.pathname);
+  if (location.search) history.replaceState(null, "", location.pathname + location.hash);
   try { session = await call("GET", "/console/session"); } catch { session = null; }
   // The pair is known, and watched, before the page shows itself signed in: a node that dies
   // from then on moves the page.
@@ -474,6 +660,8 @@ async function start() {
   }
   $("sign-in-view").hidden = !!session;
   $("watch").hidden = !session;
+  $("wall-toggle").hidden = !session;
+  wallMode(!!session && location.hash === "#wall");
   $("sign-out").hidden = !session;
   $("who").textContent = session ? session.name + " (" + session.role + ")" : "";
   if (!session) clearRoster();
@@ -555,7 +743,7 @@ $("sign-out").addEventListener("click", async () => {
     if (events) events.close();
     session = null;
     // Signed out on purpose: nothing of the watch stays in the page.
-    stopRinging(); $("banner").className = ""; document.title = "ADI console";
+    stopRinging(); $("banner").className = ""; showCount(0);
     $("inbox").replaceChildren(); $("alarms").replaceChildren(); $("conversation").replaceChildren();
     await start();
   }
@@ -574,11 +762,14 @@ $("banner-silence").addEventListener("click", async () => {
   try { await call("POST", "/api/v1/alarms/" + $("banner").dataset.alarm + "/ack", {}); $("action-error").textContent = ""; await refresh(); }
   catch (e) { shown(e); }
 });
-// Shows the message the banner is about, in the inbox.
-$("banner-open").addEventListener("click", () => {
-  const row = document.querySelector("#inbox tr[data-id='" + $("banner").dataset.message + "']");
+// Shows a message in the inbox (the one the banner is about, or a notification's), leaving the
+// wall display for it.
+function openMessage(id) {
+  if (document.body.classList.contains("wall")) wallMode(false);
+  const row = document.querySelector("#inbox tr[data-id='" + id + "']");
   if (row) { row.scrollIntoView({ block: "center" }); row.tabIndex = -1; row.focus(); }
-});
+}
+$("banner-open").addEventListener("click", () => openMessage($("banner").dataset.message));
 // ---- The roster: the version in force, its members, and the amendments pending. ----
 
 // No event tells of a roster proposal or signature: the section is read again this often while
@@ -1543,4 +1734,7 @@ $("line-map").addEventListener("click", async () => {
     await openMap(msgs, "Reports on the line " + (picked ? picked.textContent : currentLine));
   } catch (e) { shown(e); }
 });
+soundState();
+notifyButton();
+showCount(0);
 start();
