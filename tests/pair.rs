@@ -241,7 +241,7 @@ async fn a_pair_survives_ten_kills_and_five_pauses_of_its_active_node_losing_and
         let at = Instant::now();
         if pause {
             let stopped = nodes[was].proc.as_ref().unwrap();
-            stopped.signal("STOP");
+            stopped.pause(Duration::from_secs(5));
             // A send the paused node takes off the wire only once it runs again.
             let held = Client::new(&nodes[was].url, Some(procs.member("CN").token.clone()), None).unwrap();
             let subject = format!("held by a paused node {k}");

@@ -38,6 +38,23 @@ impl Proc {
         assert!(status.success(), "kill -{name}");
     }
 
+    /// Sends `STOP` and waits until the kernel shows the process stopped (state `T` in
+    /// `/proc/PID/stat`), for at most `within`: from then on it answers nothing.
+    pub fn pause(&self, within: Duration) {
+        self.signal("STOP");
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let deadline = Instant::now() + within;
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            let state = text.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            if matches!(state, Some('T' | 't')) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the process did not stop within {within:?}: {text}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits for the process to end by itself, for at most `within`; its exit status, if it did.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;

@@ -73,7 +73,7 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
 
     // CN sends a FLASH: it rings on PH's page without a reload.
     let flash = send(&net.client("CN"), &line, "FLASH", "Vessels in close quarters").await;
-    browser.wait_text("#banner-text", "FLASH from CN: Vessels in close quarters").await;
+    browser.wait_text("#banner-text", "FLASH from China (CN): Vessels in close quarters").await;
     browser.wait_text("#inbox", "Vessels in close quarters").await;
     browser.screenshot("watch-flash").await;
 
@@ -90,7 +90,7 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let deadline = Instant::now() + WAIT;
-    while browser.text("#banner").await.contains("FLASH from CN") {
+    while browser.text("#banner").await.contains("FLASH from China (CN)") {
         assert!(Instant::now() < deadline, "the banner stayed after the acknowledgement");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -60,7 +60,7 @@ async fn a_quiet_console_stays_signed_in_while_its_stream_is_open_and_rings_the_
     // Nothing happens for three idle timeouts.
     tokio::time::sleep(Duration::from_millis(6_000)).await;
     send(&net.client("CN"), &line, "FLASH", "Aircraft closing on the boundary").await;
-    browser.wait_text("#banner-text", "FLASH from CN: Aircraft closing on the boundary").await;
+    browser.wait_text("#banner-text", "FLASH from China (CN): Aircraft closing on the boundary").await;
     browser.wait_text("#inbox", "Aircraft closing on the boundary").await;
     assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 0, "the page was sent to sign in");
     until(&browser, "return document.body.dataset.ringing === '1';", "the page does not ring").await;
@@ -105,7 +105,7 @@ async fn a_flash_after_the_watch_ended_rings_without_its_content_and_signing_in_
     browser.type_into("input[name=password]", PASSWORD).await;
     browser.click("form#sign-in button").await;
     browser.wait_text("#who", "watch-ph").await;
-    browser.wait_text("#banner-text", "FLASH from CN: Secret: the frigate turns north").await;
+    browser.wait_text("#banner-text", "FLASH from China (CN): Secret: the frigate turns north").await;
     let draft = script(&browser, "return document.querySelector('form#compose input[name=subject]').value;").await;
     assert_eq!(draft, json!("draft kept across the sign-in"));
     let password = script(&browser, "return document.querySelector('input[name=password]').value;").await;

@@ -85,8 +85,12 @@ impl Browser {
     pub async fn try_on_element(&self, css: &str, action: &str, body: Value) -> Result<(), String> {
         let mut last = String::new();
         for _ in 0..20 {
-            let el = self.find(css).await;
-            match self.try_cmd(Method::POST, &format!("/element/{el}/{action}"), Some(body.clone())).await {
+            let found = self.try_find(css).await;
+            let done = match found {
+                Ok(el) => self.try_cmd(Method::POST, &format!("/element/{el}/{action}"), Some(body.clone())).await,
+                Err(e) => Err(e),
+            };
+            match done {
                 Ok(_) => return Ok(()),
                 Err(e) => last = e,
             }
@@ -125,8 +129,13 @@ impl Browser {
     }
 
     pub async fn find(&self, css: &str) -> String {
-        let v = self.cmd(Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
+        self.try_find(css).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The element `css` finds, or why there is none.
+    pub async fn try_find(&self, css: &str) -> Result<String, String> {
+        let v = self.try_cmd(Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await?;
+        v[ELEMENT].as_str().map(str::to_string).ok_or_else(|| format!("no element {css}: {v}"))
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
@@ -143,8 +152,11 @@ impl Browser {
     pub async fn text(&self, css: &str) -> String {
         let mut last = String::new();
         for _ in 0..20 {
-            let el = self.find(css).await;
-            match self.try_cmd(Method::GET, &format!("/element/{el}/text"), None).await {
+            let read = match self.try_find(css).await {
+                Ok(el) => self.try_cmd(Method::GET, &format!("/element/{el}/text"), None).await,
+                Err(e) => Err(e),
+            };
+            match read {
                 Ok(v) => return v.as_str().unwrap_or_default().to_string(),
                 Err(e) => last = e,
             }

@@ -40,9 +40,11 @@ async function callPages(path, pages) {
 // How many pages of each list the operator asked to see with its "More…" button.
 const pages = { inbox: 1, line: 1, alarms: 1, evidence: 1 };
 
+// A time in UTC, and in the browser's own zone with its date and the zone's name.
+const LOCAL = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
 function when(ms) {
   const d = new Date(ms);
-  return d.toISOString().replace("T", " ").slice(0, 19) + " UTC / " + d.toLocaleTimeString();
+  return d.toISOString().replace("T", " ").slice(0, 19) + " UTC / " + LOCAL.format(d);
 }
 
 const URGENT = ["FLASH", "IMMEDIATE"];
@@ -58,6 +60,8 @@ function left(ms) {
 }
 
 async function showLine() {
+  const current = linesNow.find((l) => l.id === currentLine);
+  $("line-title").textContent = current ? lineName(current) + " (" + current.scope + ")" : "No line yet";
   if (!currentLine) return;
   $("export").href = "/api/v1/lines/" + currentLine + "/export";
   const { items: msgs, more } = await callPages("/api/v1/lines/" + currentLine + "/messages", pages.line);
@@ -67,14 +71,20 @@ async function showLine() {
   for (const m of msgs) {
     const tr = document.createElement("tr");
     tr.className = m.precedence + " " + m.class;
-    cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m);
+    marked(tr, m);
+    cell(tr, m.precedence); cell(tr, memberName(m.sender)); subjectCell(tr, m); cell(tr, when(m.created_ms));
+    // Each member's answer: for this member's own messages, each recipient's state and the time
+    // left; for the others', the receipts it has had.
     const states = (m.recipients || []).map((r) => r.member + ": " + r.state + (r.decrypted_ms ? " (decrypted)" : "") + (r.detail ? " — " + r.detail : ""));
-    cell(tr, states.join("; "));
+    const heard = m.recipients && m.recipients.length ? [] : (m.receipts || []).filter((r) => r.kind !== "decrypted")
+      .map((r) => r.member + ": " + r.kind + (r.operator ? " by " + r.operator : "") + " at " + when(r.signed_ms));
     const due = (m.recipients || []).map((r) => r.deadline_ms).filter((d) => d);
-    cell(tr, due.length ? left(Math.min(...due)) : "");
+    const answers = cell(tr, states.concat(heard).join("; "));
+    if (due.length) { const d = document.createElement("div"); d.className = "due"; d.textContent = left(Math.min(...due)); answers.appendChild(d); }
     if (m.form && m.form.kind === "call-request") callWorkflow(tr.children[2], m, msgs);
     body.appendChild(tr);
   }
+  applyFilters();
   const decisions = (await callPages("/api/v1/lines/" + currentLine + "/decisions", Infinity)).items;
   const list = $("decisions");
   list.replaceChildren();
@@ -292,7 +302,8 @@ async function refresh() {
     const tr = document.createElement("tr");
     tr.className = m.precedence + " " + m.class + (waits(m) ? " waits" : "");
     tr.dataset.id = m.id;
-    cell(tr, m.precedence); cell(tr, m.sender); subjectCell(tr, m); cell(tr, when(m.received_ms));
+    marked(tr, m);
+    cell(tr, m.precedence); cell(tr, memberName(m.sender)); subjectCell(tr, m); cell(tr, when(m.received_ms));
     const td = cell(tr, "");
     if (waits(m) && m.deadline_ms) {
       const due = document.createElement("div");
@@ -329,18 +340,15 @@ async function refresh() {
     body.appendChild(tr);
   }
   $("unacked").textContent = open ? "(" + open + " unacknowledged)" : "";
+  applyFilters();
   const { items: alarms, more: alarmsMore } = await callPages("/api/v1/alarms", pages.alarms);
   $("alarms-more").hidden = !alarmsMore;
   const list = $("alarms");
   list.replaceChildren();
   for (const a of alarms) { const li = document.createElement("li"); li.textContent = a.kind + ": " + a.detail; list.appendChild(li); }
   const lines = (await callPages("/api/v1/lines", Infinity)).items;
-  const pick = $("line-pick");
-  if (pick.options.length !== lines.length) {
-    pick.replaceChildren(...lines.map((l) => { const o = document.createElement("option"); o.value = l.id; o.textContent = l.members.join("–") + (l.title ? " · " + l.title : "") + " (" + l.scope + ")"; return o; }));
-    if (!currentLine && lines.length) currentLine = lines[0].id;
-    pick.value = currentLine;
-  }
+  if (!currentLine && lines.length) currentLine = lines[0].id;
+  drawLineList(lines, inbox);
   $("compose").hidden = !canSend();
   $("propose").hidden = !canSend();
   await showLine();
@@ -380,7 +388,7 @@ async function refresh() {
   delete banner.dataset.message; delete banner.dataset.alarm;
   $("banner-open").hidden = true; $("banner-silence").hidden = true;
   if (flash) {
-    $("banner-text").textContent = "FLASH from " + flash.sender + ": " + flash.subject;
+    $("banner-text").textContent = "FLASH from " + memberName(flash.sender) + ": " + flash.subject;
     $("banner-ack").textContent = "Acknowledge FLASH";
     banner.dataset.message = flash.id; banner.className = "on";
     $("banner-open").hidden = false;
@@ -669,7 +677,9 @@ async function start() {
     if (urgentPoll) { clearInterval(urgentPoll); urgentPoll = null; }
     $("banner").classList.remove("signed-out");
     watchExpiry();
-    loadSchemas(); showRoster().catch(rosterShown); await refresh(); listen();
+    // The stream first, which keeps the session open; then the roster, by which the page names
+    // members; then the page.
+    listen(); loadSchemas(); await showRoster().catch(rosterShown); await refresh();
   }
 }
 
@@ -681,7 +691,89 @@ $("sign-in").addEventListener("submit", async (e) => {
   try { await call("POST", "/console/sign-in", { name: f.get("name"), password: f.get("password") }); $("sign-in-error").textContent = ""; await start(); }
   catch (err) { $("sign-in-error").textContent = err.message; }
 });
-$("line-pick").addEventListener("change", async (e) => { currentLine = e.target.value; pages.line = 1; await showLine(); });
+// ---- Lines in a sidebar, search and filters, print. ----
+
+// A member's flag: the two regional-indicator letters of its code, where the code is a country's.
+function flag(code) {
+  return /^[A-Z]{2}$/.test(code) ? String.fromCodePoint(...[...code].map((c) => 0x1f1e6 + c.charCodeAt(0) - 65)) : "";
+}
+function lineName(l) {
+  return l.members.filter((c) => c !== me || l.members.length === 1).map((c) => (flag(c) + " " + memberName(c)).trim()).join(", ") + (l.title ? " · " + l.title : "");
+}
+// Every line, what waits on it for this desk, the chosen one marked.
+let linesNow = [];
+function drawLineList(lines, inbox) {
+  linesNow = lines;
+  $("line-items").replaceChildren(...lines.map((l) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button"; b.dataset.line = l.id;
+    if (l.id === currentLine) b.setAttribute("aria-current", "true");
+    const name = document.createElement("span"); name.className = "name"; name.textContent = lineName(l);
+    const scope = document.createElement("span"); scope.className = "scope"; scope.textContent = l.scope;
+    b.append(name, scope);
+    const waiting = inbox.filter((m) => m.line === l.id && m.ack_required && !m.answered);
+    if (waiting.length) {
+      const n = document.createElement("span");
+      n.className = "count" + (waiting.some((m) => URGENT.includes(m.precedence)) ? " urgent" : "");
+      n.textContent = String(waiting.length);
+      n.setAttribute("aria-label", waiting.length + " to answer");
+      b.appendChild(n);
+    }
+    b.addEventListener("click", async () => {
+      currentLine = l.id; pages.line = 1;
+      for (const x of $("line-items").querySelectorAll("button")) {
+        if (x.dataset.line === currentLine) x.setAttribute("aria-current", "true"); else x.removeAttribute("aria-current");
+      }
+      try { await showLine(); } catch (e) { shown(e); }
+    });
+    li.appendChild(b);
+    return li;
+  }));
+  // The members of every line, to filter by.
+  const members = [...new Set(lines.flatMap((l) => l.members))].filter((c) => c !== me).sort();
+  const sender = $("filter-sender");
+  if (sender.options.length !== members.length + 1) {
+    const was = sender.value;
+    sender.replaceChildren(sender.options[0], ...members.map((c) => { const o = document.createElement("option"); o.value = c; o.textContent = memberName(c); return o; }));
+    sender.value = was;
+  }
+}
+
+// What a row is, for the filters.
+function marked(tr, m) {
+  tr.dataset.precedence = m.precedence; tr.dataset.class = m.class; tr.dataset.sender = m.sender;
+  tr.dataset.ms = String(m.created_ms);
+  tr.dataset.text = ((m.subject || "") + " " + (m.body || "") + " " + (m.form_text || "")).toLowerCase();
+}
+// Hides the rows of the inbox and the line that the filters leave out, and says how many show.
+// They filter what the page holds: a list's later pages are searched once shown ("More…").
+function applyFilters() {
+  const f = $("filters");
+  const text = f.text.value.trim().toLowerCase();
+  const since = f.since.value ? Date.parse(f.since.value + "T00:00:00Z") : null;
+  let shownRows = 0, all = 0;
+  for (const tr of document.querySelectorAll("#inbox tr, #conversation tr")) {
+    const d = tr.dataset;
+    const keep = (!text || (d.text || "").includes(text)) && (!f.precedence.value || d.precedence === f.precedence.value)
+      && (!f.class.value || d.class === f.class.value) && (!f.sender.value || d.sender === f.sender.value)
+      && (since === null || Number(d.ms) >= since);
+    tr.hidden = !keep;
+    all += 1; if (keep) shownRows += 1;
+  }
+  const filtering = text || f.precedence.value || f.class.value || f.sender.value || since !== null;
+  $("filter-count").textContent = filtering ? shownRows + " of " + all + " messages shown" : "";
+}
+$("filters").addEventListener("input", applyFilters);
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); applyFilters(); });
+$("filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
+// The line as the record has it, on paper: every page of it loaded first, then the print view,
+// which shows the line's messages alone (those the filters leave in).
+$("line-print").addEventListener("click", async () => {
+  pages.line = Infinity;
+  try { await showLine(); } catch (e) { shown(e); return; }
+  window.print();
+});
 // Each "More…" button shows one page more of its list, after what is shown.
 for (const [button, list, again] of [["inbox-more", "inbox", refresh], ["alarms-more", "alarms", refresh], ["evidence-more", "evidence", refresh], ["line-more", "line", showLine]]) {
   $(button).addEventListener("click", async () => {
@@ -1730,8 +1822,7 @@ $("line-map").addEventListener("click", async () => {
   if (!currentLine) return;
   try {
     const msgs = (await callPages("/api/v1/lines/" + currentLine + "/messages", Infinity)).items.filter(hasMap);
-    const picked = $("line-pick").selectedOptions[0];
-    await openMap(msgs, "Reports on the line " + (picked ? picked.textContent : currentLine));
+    await openMap(msgs, "Reports on the line " + ($("line-title").textContent || currentLine));
   } catch (e) { shown(e); }
 });
 soundState();
