@@ -91,6 +91,19 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
     assert!(!m["receipts"].as_array().unwrap().iter().any(|r| answered(&r)), "Cancel sent an answer: {m}");
     assert_eq!(browser.count("#inbox tr.waits").await, 2);
 
+    // Declining a decision, then Cancel on its prompt: nothing is sent either.
+    let body = json!({"text": "Both sides hold at 12 nautical miles."});
+    let decision =
+        cn.call(Method::POST, &format!("/api/v1/lines/{line}/decisions"), Some(&body)).await.unwrap()["id"].clone();
+    browser.wait_text("#decisions", "Both sides hold at 12 nautical miles.").await;
+    browser.click("#decisions li button:last-of-type").await;
+    let asked = browser.answer_dialog(None).await;
+    assert!(asked.contains("Why do you decline?"), "{asked}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let d = ph.call(Method::GET, &format!("/api/v1/decisions/{}", decision.as_str().unwrap()), None).await.unwrap();
+    assert_eq!(d["state"], "open", "Cancel answered the decision: {d}");
+    assert!(d["missing"].as_array().unwrap().contains(&json!("PH")), "Cancel answered the decision: {d}");
+
     // A FLASH composed on the page goes only once confirmed.
     let precedence = browser.find("form#compose select[name=precedence]").await;
     browser.cmd(Method::POST, &format!("/element/{precedence}/value"), Some(json!({"text": "FLASH"}))).await;

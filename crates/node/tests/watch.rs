@@ -148,3 +148,39 @@ async fn the_watch_views_first_load_is_compressed_and_under_100_kb() {
     browser.quit().await;
     net.stop_all().await;
 }
+
+/// An event loads again only what it touches: a message that arrives is fetched alone (with the
+/// chosen line it is on), and the inbox, the lines, the links and the evidence are not read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_arrives_is_fetched_alone_not_the_whole_page() {
+    let (net, line, console) = quiet_network(|_| {}).await;
+    for i in 0..5 {
+        send(&net.client("CN"), &line, "ROUTINE", &format!("Traffic {i}")).await;
+    }
+    let browser = Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.wait_text("#inbox", "Traffic 4").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    script(&browser, "performance.clearResourceTimings(); return 0;").await;
+    let id = send(&net.client("CN"), &line, "IMMEDIATE", "One more arrives").await;
+    browser.wait_text("#inbox", "One more arrives").await;
+    browser.wait_text("#conversation", "One more arrives").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let asked = script(
+        &browser,
+        "return performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname + new URL(e.name).search);",
+    )
+    .await;
+    println!("requests for one message that arrived: {asked}");
+    let asked: Vec<String> = asked.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(asked.contains(&format!("/api/v1/messages/{id}")), "the message was not fetched alone: {asked:?}");
+    for whole in ["/api/v1/inbox", "/api/v1/lines?", "/api/v1/links", "/api/v1/evidence"] {
+        assert!(
+            !asked.iter().any(|a| a.starts_with(whole) || a == whole.trim_end_matches('?')),
+            "{whole} read again: {asked:?}"
+        );
+    }
+    assert!(asked.len() <= 4, "{} requests for one message: {asked:?}", asked.len());
+    browser.quit().await;
+    net.stop_all().await;
+}

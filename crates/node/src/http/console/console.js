@@ -71,6 +71,7 @@ async function showLine() {
   for (const m of msgs) {
     const tr = document.createElement("tr");
     tr.className = m.precedence + " " + m.class;
+    tr.dataset.id = m.id;
     marked(tr, m);
     cell(tr, m.precedence); cell(tr, memberName(m.sender)); subjectCell(tr, m); cell(tr, when(m.created_ms));
     // Each member's answer: for this member's own messages, each recipient's state and the time
@@ -96,7 +97,10 @@ async function showLine() {
         const b = document.createElement("button");
         b.textContent = label;
         b.addEventListener("click", async () => {
-          const body = verb === "decline" ? { reason: prompt("Why do you decline?") || "" } : { text_sha256: d.text_sha256 };
+          // Cancel on the prompt sends nothing.
+          const reason = verb === "decline" ? prompt("Why do you decline?") : "";
+          if (reason === null) return;
+          const body = verb === "decline" ? { reason } : { text_sha256: d.text_sha256 };
           try { await call("POST", "/api/v1/decisions/" + d.id + "/" + verb, body); $("action-error").textContent = ""; await showLine(); }
           catch (e) { shown(e); }
         });
@@ -279,12 +283,68 @@ function subjectCell(tr, m) {
 // it is, up to this many pages of them.
 const WAITING_PAGES_MAX = 10;
 
-async function refresh() {
+// What the page holds of the node, each part loaded by its own function and drawn by `render`:
+// an event loads again only the parts it touches (`listen`).
+let inboxNow = [], inboxMore = false, alarmsNow = [], linksNow = [];
+
+async function loadInbox() {
   const [waitingPages, inboxPages] = await Promise.all([
     callPages("/api/v1/inbox?waiting=true", WAITING_PAGES_MAX), callPages("/api/v1/inbox", pages.inbox)]);
   const listed = new Set(waitingPages.items.map((m) => m.id));
-  const inbox = waitingPages.items.concat(inboxPages.items.filter((m) => !listed.has(m.id)));
-  $("inbox-more").hidden = !inboxPages.more;
+  inboxNow = waitingPages.items.concat(inboxPages.items.filter((m) => !listed.has(m.id)));
+  inboxMore = inboxPages.more;
+}
+
+// One message again (it arrived, or an alarm about it changed): put in the inbox, or replaced
+// there.
+async function loadMessage(id) {
+  const m = await call("GET", "/api/v1/messages/" + id);
+  if (m.sender === me) return;
+  const at = inboxNow.findIndex((x) => x.id === m.id);
+  if (at >= 0) inboxNow[at] = m; else inboxNow.push(m);
+}
+
+async function loadAlarms() {
+  const { items, more } = await callPages("/api/v1/alarms", pages.alarms);
+  alarmsNow = items;
+  $("alarms-more").hidden = !more;
+}
+
+async function loadLines() {
+  linesNow = (await callPages("/api/v1/lines", Infinity)).items;
+  if (!currentLine && linesNow.length) currentLine = linesNow[0].id;
+}
+
+async function loadLinks() { linksNow = await call("GET", "/api/v1/links"); }
+
+async function loadEvidence() {
+  const { items: evidence, more: evidenceMore } = await callPages("/api/v1/evidence", pages.evidence);
+  $("evidence-more").hidden = !evidenceMore;
+  $("evidence").replaceChildren(...evidence.map((e) => {
+    const li = document.createElement("li");
+    li.textContent = when(e.at_ms) + " — " + e.member + ": " + e.detail + " (held " + e.held_id.slice(0, 12) + "…, offered " + e.offered_id.slice(0, 12) + "…)";
+    return li;
+  }));
+}
+
+// After this desk answered a message or an alarm: that message and the alarms again.
+async function answered(id) {
+  await Promise.all([id ? loadMessage(id) : null, loadAlarms()]);
+  render();
+}
+
+// Everything again: at sign-in, when the stream (re)opens, after a gap, and after an action.
+async function refresh() {
+  await Promise.all([loadInbox(), loadAlarms(), loadLines(), loadLinks(), loadEvidence()]);
+  render();
+  await showLine();
+}
+
+// Draws what the page holds: the inbox, the alarms, the lines, the links, the banner and the
+// counts, the wall display.
+function render() {
+  const inbox = inboxNow, alarms = alarmsNow, lines = linesNow, links = linksNow;
+  $("inbox-more").hidden = !inboxMore;
   const body = $("inbox");
   body.replaceChildren();
   let open = 0;
@@ -323,7 +383,7 @@ async function refresh() {
       const b = document.createElement("button");
       b.textContent = "Acknowledge";
       b.addEventListener("click", async () => {
-        try { await call("POST", "/api/v1/messages/" + m.id + "/ack", {}); $("action-error").textContent = ""; await refresh(); }
+        try { await call("POST", "/api/v1/messages/" + m.id + "/ack", {}); $("action-error").textContent = ""; await answered(m.id); }
         catch (e) { shown(e); }
       });
       const d = document.createElement("button");
@@ -332,7 +392,7 @@ async function refresh() {
         // Cancel on the prompt sends nothing.
         const reason = prompt("Why do you decline?");
         if (reason === null) return;
-        try { await call("POST", "/api/v1/messages/" + m.id + "/decline", { reason }); $("action-error").textContent = ""; await refresh(); }
+        try { await call("POST", "/api/v1/messages/" + m.id + "/decline", { reason }); $("action-error").textContent = ""; await answered(m.id); }
         catch (e) { shown(e); }
       });
       td.append(b, " ", d);
@@ -341,25 +401,12 @@ async function refresh() {
   }
   $("unacked").textContent = open ? "(" + open + " unacknowledged)" : "";
   applyFilters();
-  const { items: alarms, more: alarmsMore } = await callPages("/api/v1/alarms", pages.alarms);
-  $("alarms-more").hidden = !alarmsMore;
   const list = $("alarms");
   list.replaceChildren();
   for (const a of alarms) { const li = document.createElement("li"); li.textContent = a.kind + ": " + a.detail; list.appendChild(li); }
-  const lines = (await callPages("/api/v1/lines", Infinity)).items;
-  if (!currentLine && lines.length) currentLine = lines[0].id;
   drawLineList(lines, inbox);
   $("compose").hidden = !canSend();
   $("propose").hidden = !canSend();
-  await showLine();
-  const { items: evidence, more: evidenceMore } = await callPages("/api/v1/evidence", pages.evidence);
-  $("evidence-more").hidden = !evidenceMore;
-  $("evidence").replaceChildren(...evidence.map((e) => {
-    const li = document.createElement("li");
-    li.textContent = when(e.at_ms) + " — " + e.member + ": " + e.detail + " (held " + e.held_id.slice(0, 12) + "…, offered " + e.offered_id.slice(0, 12) + "…)";
-    return li;
-  }));
-  const links = await call("GET", "/api/v1/links");
   const matrix = $("links");
   matrix.replaceChildren();
   for (const l of links) {
@@ -638,15 +685,52 @@ function watchPair() {
   }, PAIR_CHECK_MS);
 }
 
+// The events since the last pass, gathered for EVENT_BATCH_MS so that a burst is one pass, and
+// what each asks to load again: a message that arrived, the messages an alarm names, the alarms,
+// the links, the chosen line; everything after a gap. More messages than EVENT_MESSAGES_MAX in one
+// pass load the inbox whole instead.
+const EVENT_BATCH_MS = 200;
+const EVENT_MESSAGES_MAX = 20;
+let pending = null;
+function heard(kind, ev) {
+  if (!pending) {
+    pending = { all: false, messages: new Set(), alarms: false, links: false, line: false };
+    setTimeout(applyHeard, EVENT_BATCH_MS);
+  }
+  const shownOnLine = (id) => !!document.querySelector("#conversation tr[data-id='" + id + "']");
+  if (kind === "gap" || !ev) { pending.all = true; return; }
+  if (kind === "message") { pending.messages.add(ev.message); if (ev.line === currentLine) pending.line = true; }
+  if (kind === "state" && (ev.line === currentLine || shownOnLine(ev.message))) pending.line = true;
+  if (kind === "decision" && ev.line === currentLine) pending.line = true;
+  if (kind === "alarm") { pending.alarms = true; if (ev.message && inboxNow.some((m) => m.id === ev.message)) pending.messages.add(ev.message); }
+  if (kind === "link") pending.links = true;
+}
+async function applyHeard() {
+  const p = pending;
+  pending = null;
+  if (!session) return;
+  try {
+    if (p.all) { await refresh(); return; }
+    const loads = [];
+    if (p.messages.size > EVENT_MESSAGES_MAX) loads.push(loadInbox());
+    else for (const id of p.messages) if (id) loads.push(loadMessage(id));
+    if (p.alarms) loads.push(loadAlarms());
+    if (p.links) loads.push(loadLinks());
+    await Promise.all(loads);
+    render();
+    if (p.line) await showLine();
+  } catch (e) { shown(e); }
+}
+
 function listen() {
   if (events) events.close();
   events = new EventSource("/api/v1/events");
-  const again = () => refresh().catch(shown);
   // Whatever happened between the last refresh and the stream's (re)connection is caught up on
   // when it opens.
-  events.onopen = again;
-  events.onmessage = again;
-  for (const kind of ["message", "state", "alarm", "link", "decision", "gap"]) events.addEventListener(kind, again);
+  events.onopen = () => refresh().catch(shown);
+  const hear = (kind) => (e) => { let ev = null; try { ev = JSON.parse(e.data); } catch { /* read whole */ } heard(kind, ev); };
+  events.onmessage = hear("");
+  for (const kind of ["message", "state", "alarm", "link", "decision", "gap"]) events.addEventListener(kind, hear(kind));
   events.addEventListener("expired", (e) => {
     let detail = "the session has expired; sign in again";
     try { detail = JSON.parse(e.data).detail || detail; } catch { /* the default says it */ }
@@ -846,12 +930,12 @@ $("banner-ack").addEventListener("click", async () => {
     if (b.message) await call("POST", "/api/v1/messages/" + b.message + "/ack", {});
     else await call("POST", "/api/v1/alarms/" + b.alarm + "/ack", {});
     $("action-error").textContent = "";
-    await refresh();
+    await answered(b.message);
   } catch (e) { shown(e); }
 });
 // Silences the alarm, not the message: it rings again when the node repeats it.
 $("banner-silence").addEventListener("click", async () => {
-  try { await call("POST", "/api/v1/alarms/" + $("banner").dataset.alarm + "/ack", {}); $("action-error").textContent = ""; await refresh(); }
+  try { await call("POST", "/api/v1/alarms/" + $("banner").dataset.alarm + "/ack", {}); $("action-error").textContent = ""; await answered(null); }
   catch (e) { shown(e); }
 });
 // Shows a message in the inbox (the one the banner is about, or a notification's), leaving the
