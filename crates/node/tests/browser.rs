@@ -135,12 +135,10 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
         .cmd(
             Method::POST,
             "/execute/sync",
-            Some(json!({"script": "$('compose').hidden = false; return 1;", "args": []})),
+            Some(json!({"script": "const f = $('compose'); f.hidden = false; f.subject.value = 'auditor send'; \
+                f.body.value = 'x'; f.requestSubmit(); return 1;", "args": []})),
         )
         .await;
-    browser.type_into("form#compose input[name=subject]", "auditor send").await;
-    browser.type_into("form#compose textarea[name=body]", "x").await;
-    browser.click("form#compose button[type=submit]").await;
     browser.wait_text("#action-error", "the auditor role may read but not send").await;
     assert!(common::get_list(&net.client("CN"), "/api/v1/inbox").await.iter().all(|m| m["subject"] != "auditor send"));
 
@@ -153,7 +151,17 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
 
     // VN's node goes silent: the missed link test rings, and the auditor still has no control.
     net.stop_code("VN").await;
-    browser.wait_text("#banner-text", "link_no_answer").await;
+    browser.wait_text("#banner-text", "A link does not answer its tests").await;
+    assert_eq!(
+        browser
+            .cmd(
+                Method::POST,
+                "/execute/sync",
+                Some(json!({"script": "return document.getElementById('banner').dataset.kind;", "args": []}))
+            )
+            .await,
+        json!("link_no_answer")
+    );
     assert_eq!(browser.count("#banner-ack:not([hidden])").await, 0);
     browser.screenshot("alarm").await;
     browser.quit().await;

@@ -154,7 +154,7 @@ async fn a_silenced_escalation_rings_again_when_repeated_and_the_banner_acknowle
     browser.sign_in(&format!("http://{}/console", net.node("PH").api_addr), "watch-ph", PASSWORD).await;
 
     let id = send(&cn, &line, "IMMEDIATE", "Fishing fleet entering the zone").await;
-    browser.wait_text("#banner-text", "escalation").await;
+    browser.wait_text("#banner-text", "Unanswered past its deadline").await;
     browser.wait_text("#banner-ack", "Acknowledge message").await;
     assert_eq!(browser.count("#banner-silence:not([hidden])").await, 1);
     browser.screenshot("escalation-banner").await;

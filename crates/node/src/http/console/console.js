@@ -283,6 +283,20 @@ function subjectCell(tr, m) {
 // it is, up to this many pages of them.
 const WAITING_PAGES_MAX = 10;
 
+// Each kind of alarm as the duty officer reads it (the API's codes in `docs/WIRE.md`).
+const ALARM_NAMES = {
+  escalation: "Unanswered past its deadline",
+  unacknowledged: "Not answered by a recipient in time",
+  link_no_answer: "A link does not answer its tests",
+  undecryptable: "A message could not be decrypted",
+  tamper: "Evidence of tampering",
+  storage: "This node cannot write its database",
+  clock: "A clock is off",
+  misconduct: "A member's node broke the protocol",
+  quota: "A member's node went over its quota",
+};
+function alarmText(a) { return (ALARM_NAMES[a.kind] || a.kind) + ": " + a.detail; }
+
 // What the page holds of the node, each part loaded by its own function and drawn by `render`:
 // an event loads again only the parts it touches (`listen`).
 let inboxNow = [], inboxMore = false, alarmsNow = [], linksNow = [];
@@ -403,7 +417,7 @@ function render() {
   applyFilters();
   const list = $("alarms");
   list.replaceChildren();
-  for (const a of alarms) { const li = document.createElement("li"); li.textContent = a.kind + ": " + a.detail; list.appendChild(li); }
+  for (const a of alarms) { const li = document.createElement("li"); li.textContent = alarmText(a); li.dataset.kind = a.kind; list.appendChild(li); }
   drawLineList(lines, inbox);
   $("compose").hidden = !canSend();
   $("propose").hidden = !canSend();
@@ -432,7 +446,7 @@ function render() {
   // The message an alarm is about, when it waits in this inbox for this desk's answer: the
   // banner acts on the message, and silencing the alarm is the lesser choice.
   const about = first && first.message ? inbox.find((m) => m.id === first.message && waits(m)) : null;
-  delete banner.dataset.message; delete banner.dataset.alarm;
+  delete banner.dataset.message; delete banner.dataset.alarm; delete banner.dataset.kind;
   $("banner-open").hidden = true; $("banner-silence").hidden = true;
   if (flash) {
     $("banner-text").textContent = "FLASH from " + memberName(flash.sender) + ": " + flash.subject;
@@ -440,7 +454,8 @@ function render() {
     banner.dataset.message = flash.id; banner.className = "on";
     $("banner-open").hidden = false;
   } else if (first) {
-    $("banner-text").textContent = first.kind + ": " + first.detail;
+    $("banner-text").textContent = alarmText(first);
+    banner.dataset.kind = first.kind;
     banner.dataset.alarm = first.id; banner.className = "on";
     if (about) {
       banner.dataset.message = about.id;
