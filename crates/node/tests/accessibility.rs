@@ -9,12 +9,10 @@
 mod browser;
 mod common;
 
-use std::time::{Duration, Instant};
-
 use browser::{Browser, WAIT};
 use common::{open_line, send, Net};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PASSWORD: &str = "the morning watch";
 
@@ -27,19 +25,6 @@ fn axe_source() -> String {
     })
 }
 
-async fn script(browser: &Browser, js: &str) -> Value {
-    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
-}
-
-/// Waits until `js` returns `true` in the page.
-async fn until(browser: &Browser, js: &str, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while script(browser, js).await != json!(true) {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Presses and releases one key, on whatever has the focus.
 async fn press(browser: &Browser, key: &str) {
     let keys = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
@@ -50,7 +35,7 @@ async fn press(browser: &Browser, key: &str) {
 /// Runs axe-core's WCAG 2.1 A and AA rules on the page as it is, and returns the serious and
 /// critical violations, each as its rule, impact and the elements it found.
 async fn violations(browser: &Browser, axe: &str, view: &str) -> Vec<String> {
-    script(browser, &format!("{axe}\nreturn typeof axe;")).await;
+    browser.script(&format!("{axe}\nreturn typeof axe;")).await;
     let run = json!({"script": "const done = arguments[arguments.length - 1]; \
         axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}) \
           .then((r) => done({passes: r.passes.length, violations: r.violations.map((v) => ({id: v.id, impact: v.impact, \
@@ -110,23 +95,23 @@ async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violatio
     found.extend(violations(&browser, &axe, "the watch with a FLASH ringing").await);
 
     browser.click("#inbox button.map-open").await;
-    until(&browser, "return !document.getElementById('map-view').hidden;", "the map did not open").await;
+    browser.until("return !document.getElementById('map-view').hidden;", "the map did not open").await;
     found.extend(violations(&browser, &axe, "a report's map").await);
     browser.click("#map-close").await;
 
     browser.click("#wall-toggle").await;
-    until(&browser, "return !document.getElementById('wall-view').hidden;", "no wall display").await;
+    browser.until("return !document.getElementById('wall-view').hidden;", "no wall display").await;
     browser.wait_text("#wall-lines", "1 urgent").await;
     found.extend(violations(&browser, &axe, "the wall display").await);
     browser.click("#wall-toggle").await;
 
     // The keyboard alone: Tab from the top of the page until the banner's Acknowledge has the
     // focus, then Enter.
-    script(&browser, "document.activeElement.blur(); window.scrollTo(0, 0); return 0;").await;
+    browser.script("document.activeElement.blur(); window.scrollTo(0, 0); return 0;").await;
     let mut reached = false;
     for _ in 0..40 {
         press(&browser, "\u{E004}").await;
-        if script(&browser, "return document.activeElement.id;").await == json!("banner-ack") {
+        if browser.script("return document.activeElement.id;").await == json!("banner-ack") {
             reached = true;
             break;
         }

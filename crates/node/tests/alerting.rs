@@ -9,12 +9,12 @@
 mod browser;
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use browser::{Browser, WAIT};
+use browser::Browser;
 use common::{open_line, send, Net};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PASSWORD: &str = "the first watch";
 
@@ -35,21 +35,8 @@ async fn watched(link_tests: bool) -> (Net, String, String) {
     (net, line, console)
 }
 
-async fn script(browser: &Browser, js: &str) -> Value {
-    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
-}
-
-/// Waits until `js` returns `true` in the page.
-async fn until(browser: &Browser, js: &str, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while script(browser, js).await != json!(true) {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn tones(browser: &Browser) -> u64 {
-    script(browser, "return Number(document.body.dataset.tones || 0);").await.as_u64().unwrap()
+    browser.script("return Number(document.body.dataset.tones || 0);").await.as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,44 +45,40 @@ async fn the_tone_is_set_and_tried_at_sign_in_and_repeats_at_that_volume_with_th
     let browser = Browser::start().await;
     browser.go(&console).await;
     // Before the page is clicked the browser holds sound back, and the page says so.
-    until(&browser, "return document.body.dataset.sound === 'blocked';", "the held-back tone is not told").await;
+    browser.until("return document.body.dataset.sound === 'blocked';", "the held-back tone is not told").await;
     assert!(browser.text("#sound-state").await.contains("Test sound"));
 
     // The sign-in step: the volume set, the tone tried.
-    script(
-        &browser,
+    browser.script(
         "const v = document.getElementById('volume'); v.value = '30'; v.dispatchEvent(new Event('input')); return 0;",
     )
     .await;
     browser.click("#test-sound").await;
     browser.wait_text("#sound-state", "Tone played at 30%").await;
     assert_eq!(tones(&browser).await, 1);
-    assert_eq!(script(&browser, "return document.body.dataset.sound;").await, json!("on"));
+    assert_eq!(browser.script("return document.body.dataset.sound;").await, json!("on"));
     browser.type_into("input[name=name]", "watch-ph").await;
     browser.type_into("input[name=password]", PASSWORD).await;
     browser.click("form#sign-in button").await;
     browser.wait_text("#who", "watch-ph").await;
-    assert_eq!(script(&browser, "return document.getElementById('favicon').dataset.count;").await, json!("0"));
+    assert_eq!(browser.script("return document.getElementById('favicon').dataset.count;").await, json!("0"));
 
     // A FLASH rings, again and again, at that volume; the title and the icon count it.
     let flash = send(&net.client("CN"), &line, "FLASH", "Aircraft closing on the frigate").await;
     browser.wait_text("#banner-text", "Aircraft closing on the frigate").await;
-    until(&browser, "return Number(document.body.dataset.tones) >= 3;", "the tone did not repeat").await;
-    assert_eq!(script(&browser, "return document.body.dataset.toneVolume;").await, json!("30"));
-    assert_eq!(script(&browser, "return document.title;").await, json!("(1) ADI console"));
-    let icon = script(
-        &browser,
-        "const l = document.getElementById('favicon'); return [l.dataset.count, l.href.slice(0, 22)];",
-    )
-    .await;
+    browser.until("return Number(document.body.dataset.tones) >= 3;", "the tone did not repeat").await;
+    assert_eq!(browser.script("return document.body.dataset.toneVolume;").await, json!("30"));
+    assert_eq!(browser.script("return document.title;").await, json!("(1) ADI console"));
+    let icon = browser
+        .script("const l = document.getElementById('favicon'); return [l.dataset.count, l.href.slice(0, 22)];")
+        .await;
     assert_eq!(icon, json!(["1", "data:image/png;base64,"]), "the icon does not count the FLASH");
     browser.screenshot("console-flash-counted").await;
 
     // Answered, the tone stops and the count goes.
     browser.click("#banner-ack").await;
-    until(&browser, "return document.getElementById('favicon').dataset.count === '0';", "the icon kept the count")
-        .await;
-    assert_eq!(script(&browser, "return document.title;").await, json!("ADI console"));
+    browser.until("return document.getElementById('favicon').dataset.count === '0';", "the icon kept the count").await;
+    assert_eq!(browser.script("return document.title;").await, json!("ADI console"));
     let rung = tones(&browser).await;
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     assert_eq!(tones(&browser).await, rung, "the tone went on after the FLASH was answered");
@@ -107,7 +90,7 @@ async fn the_tone_is_set_and_tried_at_sign_in_and_repeats_at_that_volume_with_th
 
     // The volume is kept by the browser: a page opened again starts at it.
     browser.go(&console).await;
-    until(&browser, "return document.getElementById('volume').value === '30';", "the volume was not kept").await;
+    browser.until("return document.getElementById('volume').value === '30';", "the volume was not kept").await;
     browser.quit().await;
     net.stop_all().await;
 }
@@ -124,8 +107,7 @@ async fn an_allowed_desktop_notification_tells_of_each_urgent_message_once_witho
     browser.click("#notify").await;
     browser.wait_text("#notify", "Desktop alerts on").await;
     // What the page asks of the browser's notifications is recorded as it passes to them.
-    script(
-        &browser,
+    browser.script(
         "window.shown = []; const Real = window.Notification; \
          window.Notification = class extends Real { constructor(title, o) { super(title, o); window.shown.push([title, o.body, o.tag]); } }; \
          return 0;",
@@ -134,11 +116,11 @@ async fn an_allowed_desktop_notification_tells_of_each_urgent_message_once_witho
     let routine = send(&net.client("CN"), &line, "ROUTINE", "Weekly schedule of patrols").await;
     let flash = send(&net.client("CN"), &line, "FLASH", "Missile launch detected").await;
     browser.wait_text("#banner-text", "Missile launch detected").await;
-    until(&browser, "return window.shown.length >= 1;", "no notification of the FLASH").await;
+    browser.until("return window.shown.length >= 1;", "no notification of the FLASH").await;
     // A later refresh of the page does not tell it again.
     send(&net.client("CN"), &line, "ROUTINE", "Another routine").await;
     browser.wait_text("#inbox", "Another routine").await;
-    let shown = script(&browser, "return window.shown;").await;
+    let shown = browser.script("return window.shown;").await;
     let shown = shown.as_array().unwrap();
     assert_eq!(shown.len(), 1, "each urgent message is told once, and only urgent ones: {shown:?}");
     assert_eq!(shown[0][2], json!(flash));
@@ -159,15 +141,15 @@ async fn the_wall_display_shows_every_line_and_link_in_large_type_and_opens_agai
     send(&net.client("CN"), &line, "ROUTINE", "Port call of the training ship").await;
     browser.wait_text("#inbox", "Port call of the training ship").await;
     browser.click("#wall-toggle").await;
-    until(
-        &browser,
-        "return !document.getElementById('wall-view').hidden && document.getElementById('watch').hidden;",
-        "no wall display",
-    )
-    .await;
-    assert_eq!(script(&browser, "return location.hash;").await, json!("#wall"));
+    browser
+        .until(
+            "return !document.getElementById('wall-view').hidden && document.getElementById('watch').hidden;",
+            "no wall display",
+        )
+        .await;
+    assert_eq!(browser.script("return location.hash;").await, json!("#wall"));
     let size =
-        script(&browser, "return parseFloat(getComputedStyle(document.getElementById('wall-lines')).fontSize);").await;
+        browser.script("return parseFloat(getComputedStyle(document.getElementById('wall-lines')).fontSize);").await;
     assert!(size.as_f64().unwrap() >= 24.0, "the wall display's type is {size} px");
     browser.wait_text("#wall-lines", "Philippines").await;
     assert_eq!(browser.count("#wall-lines li").await, 1, "one tile per line");
@@ -179,27 +161,24 @@ async fn the_wall_display_shows_every_line_and_link_in_large_type_and_opens_agai
     // A FLASH: the banner over the wall display, and its line's tile marked urgent.
     send(&net.client("CN"), &line, "FLASH", "Vessel aground on the reef").await;
     browser.wait_text("#banner-text", "Vessel aground on the reef").await;
-    until(
-        &browser,
-        "return !!document.querySelector('#wall-lines li.urgent');",
-        "the line's tile is not marked urgent",
-    )
-    .await;
+    browser
+        .until("return !!document.querySelector('#wall-lines li.urgent');", "the line's tile is not marked urgent")
+        .await;
     browser.wait_text("#wall-lines li", "1 urgent").await;
     browser.screenshot("console-wall-display").await;
 
     // Opened again, the page comes back on the wall display; Escape leaves it.
     browser.go(&format!("{console}#wall")).await;
-    until(&browser, "return !document.getElementById('wall-view').hidden;", "the wall display was not kept").await;
+    browser.until("return !document.getElementById('wall-view').hidden;", "the wall display was not kept").await;
     let body = browser.find("body").await;
     browser.cmd(Method::POST, &format!("/element/{body}/value"), Some(json!({"text": "\u{E00C}"}))).await;
-    until(
-        &browser,
-        "return document.getElementById('wall-view').hidden && !document.getElementById('watch').hidden;",
-        "Escape did not leave the wall display",
-    )
-    .await;
-    assert_eq!(script(&browser, "return location.hash;").await, json!(""));
+    browser
+        .until(
+            "return document.getElementById('wall-view').hidden && !document.getElementById('watch').hidden;",
+            "Escape did not leave the wall display",
+        )
+        .await;
+    assert_eq!(browser.script("return location.hash;").await, json!(""));
     browser.quit().await;
     net.stop_all().await;
 }

@@ -8,31 +8,17 @@
 mod browser;
 mod common;
 
-use std::time::{Duration, Instant};
-
-use browser::{Browser, WAIT};
+use browser::Browser;
 use common::{open_line, send, Net};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PASSWORD: &str = "the dog watch";
 
-async fn script(browser: &Browser, js: &str) -> Value {
-    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
-}
-
-/// Waits until `js` returns `true` in the page.
-async fn until(browser: &Browser, js: &str, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while script(browser, js).await != json!(true) {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// How many rows of `list` (`#inbox` or `#conversation`) the filters leave shown.
 async fn shown_rows(browser: &Browser, list: &str) -> u64 {
-    script(browser, &format!("return [...document.querySelectorAll('{list} tr')].filter((t) => !t.hidden).length;"))
+    browser
+        .script(&format!("return [...document.querySelectorAll('{list} tr')].filter((t) => !t.hidden).length;"))
         .await
         .as_u64()
         .unwrap()
@@ -44,7 +30,7 @@ async fn set_filter(browser: &Browser, name: &str, value: &str) {
         "const f = document.getElementById('filters').elements['{name}']; f.value = '{value}'; \
          f.dispatchEvent(new Event('input', {{bubbles: true}})); return 0;"
     );
-    script(browser, &js).await;
+    browser.script(&js).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,8 +58,7 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
     let items = browser.text("#line-items").await;
     assert!(items.contains("\u{1F1E8}\u{1F1F3} China (CN)"), "no flag and name for CN: {items}");
     assert_eq!(browser.count("#line-items button").await, 2);
-    let counts = script(
-        &browser,
+    let counts = browser.script(
         "return [...document.querySelectorAll('#line-items button')].map((b) => [b.dataset.line, b.querySelector('.count') ? b.querySelector('.count').textContent : '', !!b.querySelector('.count.urgent')]);",
     )
     .await;
@@ -85,7 +70,7 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
     browser.wait_text("#line-title", "Viet Nam (VN)").await;
     browser.wait_text("#conversation", "Search and rescue exercise dates").await;
     assert_eq!(
-        script(&browser, &format!("return document.querySelector(\"#line-items button[data-line='{with_vn}']\").getAttribute('aria-current');")).await,
+        browser.script(&format!("return document.querySelector(\"#line-items button[data-line='{with_vn}']\").getAttribute('aria-current');")).await,
         json!("true")
     );
 
@@ -98,48 +83,47 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
 
     // Search and filters.
     set_filter(&browser, "text", "shoal").await;
-    until(
-        &browser,
-        "return document.getElementById('filter-count').textContent.startsWith('1 of ');",
-        "the search did not narrow the messages",
-    )
-    .await;
+    browser
+        .until(
+            "return document.getElementById('filter-count').textContent.startsWith('1 of ');",
+            "the search did not narrow the messages",
+        )
+        .await;
     assert_eq!(shown_rows(&browser, "#inbox").await, 1);
     assert!(browser.text("#inbox").await.contains("Collision risk at the shoal"));
     set_filter(&browser, "text", "").await;
     set_filter(&browser, "sender", "VN").await;
-    until(
-        &browser,
-        "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 1;",
-        "the member filter did not narrow the inbox",
-    )
-    .await;
+    browser
+        .until(
+            "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 1;",
+            "the member filter did not narrow the inbox",
+        )
+        .await;
     assert!(browser.text("#inbox").await.contains("Search and rescue"));
     set_filter(&browser, "sender", "").await;
     set_filter(&browser, "precedence", "ROUTINE").await;
-    until(
-        &browser,
-        "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 1;",
-        "the precedence filter did not narrow the inbox",
-    )
-    .await;
+    browser
+        .until(
+            "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 1;",
+            "the precedence filter did not narrow the inbox",
+        )
+        .await;
     set_filter(&browser, "since", "2099-01-01").await;
     assert_eq!(shown_rows(&browser, "#inbox").await, 0, "a date after every message leaves none");
     browser.click("#filters button[type=reset]").await;
-    until(
-        &browser,
-        "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 3;",
-        "Clear did not show every message again",
-    )
-    .await;
-    script(&browser, "document.getElementById('line-list').scrollIntoView(); return 0;").await;
+    browser
+        .until(
+            "return [...document.querySelectorAll('#inbox tr')].filter((t) => !t.hidden).length === 3;",
+            "Clear did not show every message again",
+        )
+        .await;
+    browser.script("document.getElementById('line-list').scrollIntoView(); return 0;").await;
     browser.screenshot("console-lines-sidebar").await;
 
     // The print view: the line's messages alone, nothing to press.
     let print = json!({"cmd": "Emulation.setEmulatedMedia", "params": {"media": "print"}});
     browser.cmd(Method::POST, "/goog/cdp/execute", Some(print)).await;
-    let on_paper = script(
-        &browser,
+    let on_paper = browser.script(
         "const shown = (id) => { const e = document.getElementById(id); return !!e && getComputedStyle(e).display !== 'none' && e.getClientRects().length > 0; }; \
          return {header: shown('banner') || getComputedStyle(document.querySelector('header')).display !== 'none', inbox: shown('inbox'), \
                  conversation: shown('conversation'), compose: shown('compose'), title: shown('line-title')};",
@@ -155,13 +139,13 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
 
     // A phone's screen: nothing wider than the screen, the banner on it.
     browser.cmd(Method::POST, "/window/rect", Some(json!({"width": 390, "height": 844}))).await;
-    until(&browser, "return window.innerWidth <= 420;", "the window did not narrow").await;
-    let fits = script(&browser, "return document.documentElement.scrollWidth <= window.innerWidth && document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth + 1;").await;
+    browser.until("return window.innerWidth <= 420;", "the window did not narrow").await;
+    let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth && document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth + 1;").await;
     if fits != json!(true) {
-        let wide = script(&browser, "return [document.documentElement.scrollWidth, window.innerWidth, [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && e.getClientRects().length).slice(0, 12).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))];").await;
+        let wide = browser.script("return [document.documentElement.scrollWidth, window.innerWidth, [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && e.getClientRects().length).slice(0, 12).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))];").await;
         panic!("the page is wider than a phone's screen: {wide}");
     }
-    let banner = script(&browser, "const r = document.getElementById('banner').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth + 1;").await;
+    let banner = browser.script("const r = document.getElementById('banner').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth + 1;").await;
     assert_eq!(banner, json!(true), "the banner is off a phone's screen");
     browser.screenshot("console-phone").await;
     browser.quit().await;

@@ -124,6 +124,20 @@ impl Browser {
         asked
     }
 
+    /// Runs `js` in the page and returns what it returns.
+    pub async fn script(&self, js: &str) -> Value {
+        self.cmd(Method::POST, "/execute/sync", Some(json!({"script": js, "args": []}))).await
+    }
+
+    /// Waits until `js` returns `true` in the page; fails saying `what` after [`WAIT`].
+    pub async fn until(&self, js: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.script(js).await != json!(true) {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn go(&self, url: &str) {
         self.cmd(Method::POST, "/url", Some(json!({"url": url}))).await;
     }
