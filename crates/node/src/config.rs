@@ -257,6 +257,8 @@ pub struct LimitsSection {
     pub events_read_len_max: Option<usize>,
     pub list_len_max: Option<usize>,
     pub messages_page_len: Option<usize>,
+    pub search_scan_max: Option<usize>,
+    pub search_text_chars_max: Option<usize>,
     pub alarms_page_len: Option<usize>,
     pub evidence_page_len: Option<usize>,
     pub drafts_page_len: Option<usize>,
@@ -327,6 +329,11 @@ pub struct RuntimeLimits {
     /// Items of a page of a line's messages and of the inbox when the request names no `limit`
     /// (the other lists' pages are `list_len_max` long by default, but for these three).
     pub messages_page_len: usize,
+    /// Most messages one search reads (`GET /api/v1/search`), most urgent first: a search costs
+    /// at most this many rows read and unsealed.
+    pub search_scan_max: usize,
+    /// Most characters of a search's text.
+    pub search_text_chars_max: usize,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -498,6 +505,8 @@ impl Default for RuntimeLimits {
             checkpoint_heads_scan_max: 4_096,
             list_len_max: 10_000,
             messages_page_len: 100,
+            search_scan_max: 20_000,
+            search_text_chars_max: 200,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -1015,6 +1024,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.messages_page_len {
             runtime_limits.messages_page_len = v.max(1);
+        }
+        if let Some(v) = l.search_scan_max {
+            runtime_limits.search_scan_max = v.max(1);
+        }
+        if let Some(v) = l.search_text_chars_max {
+            runtime_limits.search_text_chars_max = v.max(1);
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);

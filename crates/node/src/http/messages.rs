@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use adi_core::{Message, Precedence};
+use adi_core::{Class, MemberCode, Message, Precedence};
 use adi_store::{InboxKey, MessageCursor, MessageQuery, MessageRow, StoreError};
 use adi_wire::EnvelopeHash;
 use axum::extract::State;
@@ -17,7 +17,10 @@ use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::forms::check_call_answer;
 use super::lines::find_line;
 use super::paging::{self, page_len, ListUrl, Paged};
-use super::views::{message_view, DraftView, EnvelopeView, InboxParams, ListParams, MessageView, NewMessageRequest};
+use super::views::{
+    message_view, DraftView, EnvelopeView, InboxParams, ListParams, MessageView, NewMessageRequest, SearchParams,
+    SearchView,
+};
 use crate::clock::now_ms;
 use crate::driver::commit_own;
 use crate::error::{ApiError, ErrorBody};
@@ -193,6 +196,94 @@ pub async fn inbox(
         url = url.filter("waiting", "true");
     }
     Ok(Paged::new(views(&node, rows)?, url.next(limit, "after", next)))
+}
+
+/// Searches the messages
+///
+/// Every message this node holds, sent or received, on every line or on one: those that hold
+/// every filter given (words in the subject, text or report, letter case aside; precedence;
+/// class; sender; a time range), newest first. The node reads at most `search_scan_max`
+/// messages for one search, most urgent first; `complete` says whether it read them all.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/search", tag = "messages", params(SearchParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = SearchView, description = "the matches, newest first"),
+              (status = 400, body = ErrorBody, description = "`bad_limit`; `text_too_long`: `q` is longer than the node's `search_text_chars_max`; `bad_precedence`, `bad_class`, `bad_member`: a filter names no such thing; `bad_range`: `since_ms` is not before `until_ms`"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here")))]
+pub async fn search(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Json<SearchView>, ApiError> {
+    let limits = &node.runtime_limits;
+    let limit = page_len(&node, params.limit, limits.messages_page_len)?;
+    let bad = |code: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
+    let text = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase);
+    if let Some(q) = &text {
+        let chars = q.chars().count();
+        if chars > limits.search_text_chars_max {
+            let max = limits.search_text_chars_max;
+            return Err(bad("text_too_long", format!("the search text has {chars} characters; at most {max}")));
+        }
+    }
+    let line = params.line.as_deref().map(|id| find_line(&node, id)).transpose()?.map(|l| l.id);
+    let precedence = match params.precedence.as_deref() {
+        Some(p) => Some(Precedence::parse(p).ok_or_else(|| bad("bad_precedence", format!("no precedence {p}")))?),
+        None => None,
+    };
+    let class = match params.class.as_deref() {
+        Some(c) => Some(Class::parse(c).ok_or_else(|| bad("bad_class", format!("no class {c}")))?),
+        None => None,
+    };
+    let sender = match params.sender.as_deref() {
+        Some(m) => Some(MemberCode::parse(m).map_err(|e| bad("bad_member", format!("no member {m}: {e}")))?),
+        None => None,
+    };
+    if let (Some(since), Some(until)) = (params.since_ms, params.until_ms) {
+        if since >= until {
+            return Err(bad("bad_range", format!("since_ms {since} is not before until_ms {until}")));
+        }
+    }
+    let holds = |r: &MessageRow| {
+        precedence.is_none_or(|p| r.precedence.as_deref() == Some(p.as_str()))
+            && class.is_none_or(|c| r.class.as_deref() == Some(c.as_str()))
+            && sender.as_ref().is_none_or(|m| &r.sender == m)
+            && params.since_ms.is_none_or(|t| r.created_ms >= t)
+            && params.until_ms.is_none_or(|t| r.created_ms < t)
+            && text.as_deref().is_none_or(|q| {
+                [&r.subject, &r.body, &r.form]
+                    .iter()
+                    .any(|f| f.as_deref().is_some_and(|f| f.to_lowercase().contains(q)))
+            })
+    };
+    // Page by page in the inbox's order, up to the bound.
+    let (mut found, mut scanned, mut after) = (Vec::new(), 0usize, None);
+    let complete = loop {
+        let want = limits.list_len_max.min(limits.search_scan_max - scanned).max(1);
+        let rows = node.store.messages(&MessageQuery {
+            line,
+            not_from: None,
+            limit: want,
+            by_precedence: true,
+            after,
+            waiting_for: None,
+        })?;
+        let read = rows.len();
+        after = rows.last().map(inbox_key).transpose()?.map(MessageCursor::Inbox);
+        scanned += read;
+        found.extend(rows.into_iter().filter(|r| holds(r)));
+        if read < want {
+            break true;
+        }
+        if scanned >= limits.search_scan_max {
+            break false;
+        }
+    };
+    found.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.arrival.cmp(&a.arrival)));
+    let total = found.len();
+    found.truncate(limit);
+    Ok(Json(SearchView { messages: views(&node, found)?, found: total, scanned, complete }))
 }
 
 /// Reads a message

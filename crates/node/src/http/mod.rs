@@ -38,7 +38,7 @@ use axum::{Json, Router};
 
 use self::discipline::peers;
 use self::lines::{create_line, get_line, leave_line, list_lines, update_keys};
-use self::messages::{get_message, inbox, line_messages, send_message};
+use self::messages::{get_message, inbox, line_messages, search, send_message};
 pub use self::openapi::ApiDoc;
 use self::views::{Health, StorageView};
 use crate::error::{with_body_deadline, ApiError};
@@ -75,6 +75,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/members", post(lines::add_member))
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(lines::remove_member))
         .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/search", get(search))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/envelopes/{id}", get(messages::get_envelope))
         .route("/api/v1/messages/{id}/seen", post(discipline::seen))

@@ -53,6 +53,7 @@ use crate::error::ErrorBody;
         messages::send_message,
         messages::line_messages,
         messages::inbox,
+        messages::search,
         messages::get_message,
         messages::get_envelope,
         discipline::seen,

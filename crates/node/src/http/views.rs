@@ -253,6 +253,44 @@ pub struct ListParams {
 }
 
 /// A page of the inbox.
+/// What a search asks for: every filter given must hold.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words to find, as written, in the subject, the text or the report (letter case aside):
+    /// at most the node's `search_text_chars_max` characters.
+    pub q: Option<String>,
+    /// Only this line's messages: its id, 32 hex digits.
+    pub line: Option<String>,
+    /// Only messages of this precedence: FLASH, IMMEDIATE, PRIORITY or ROUTINE.
+    pub precedence: Option<String>,
+    /// Only messages of this class: OPERATIONAL, SERVICE or TEST.
+    pub class: Option<String>,
+    /// Only messages from this member (its code; this member's own code for what it sent).
+    pub sender: Option<String>,
+    /// Only messages written at or after this time (ms since the Unix epoch, the sender's clock).
+    pub since_ms: Option<u64>,
+    /// Only messages written before this time.
+    pub until_ms: Option<u64>,
+    /// Most messages the answer lists, newest first: 1 to the node's `list_len_max` (default
+    /// `messages_page_len`).
+    #[param(minimum = 1)]
+    pub limit: Option<usize>,
+}
+
+/// What a search found: the newest matches first, how many matched in all, how many messages it
+/// read, and whether it read every message there is (`false`: it stopped at the node's
+/// `search_scan_max`, in the inbox's order, most urgent first, so older routine traffic may hold
+/// more matches).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SearchView {
+    pub messages: Vec<MessageView>,
+    pub found: usize,
+    pub scanned: usize,
+    pub complete: bool,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
