@@ -217,6 +217,8 @@ struct Answering {
     /// Less lease left than this, and the active node has missed a renewal or two: it may be
     /// dead, and a browser is not sent there.
     live_lease_ms: u64,
+    /// The bound within which the standby takes over a pair whose active node stopped renewing.
+    takeover_ms: u64,
 }
 
 impl Standby {
@@ -236,8 +238,13 @@ impl Standby {
             false => None,
         };
         let live_lease_ms = limits.lease_ms.saturating_sub(2 * limits.lease_renew_ms);
-        let answering =
-            Arc::new(Answering { member: config.member.to_string(), store, holder: Mutex::new(None), live_lease_ms });
+        let answering = Arc::new(Answering {
+            member: config.member.to_string(),
+            store,
+            holder: Mutex::new(None),
+            live_lease_ms,
+            takeover_ms: limits.takeover_ms,
+        });
         let router = Router::new().fallback(answer).with_state(answering.clone());
         let per_listener = conns::per_listener(&limits, conns::raise_open_files(), 1);
         let admission = Admission::new(per_listener, limits.http_connections_per_address_max);
@@ -270,20 +277,42 @@ impl Standby {
 /// The page a browser gets from a standby while no node of the pair is active: it asks this node
 /// every second whether it answers as the active node yet, and then loads the console. A request
 /// that finds the address unbound (while the standby's listener hands it to the starting node) is
-/// asked again, so the page never lands on the browser's error page.
-const WAITING_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>ADI: taking over</title><noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript></head><body>\
-<p>The standby node of this member is taking over. This page tries again every second.</p>\
-<script>setInterval(async () => { try { const r = await fetch(\"/healthz\", { cache: \"no-store\" }); \
-if (r.ok) location.replace(\"/console\"); } catch (e) { /* not bound yet */ } }, 1000);</script></body></html>";
+/// asked again, so the page never lands on the browser's error page. A page that came here from
+/// an active node that still holds the lease (it missed the page's checks but not its renewals)
+/// would wait for a take-over that does not come: once the take-over's bound has passed, the page
+/// shows a link to that node's console.
+const WAITING_SCRIPT: &str = "const a = document.getElementById(\"active\"); \
+if (a) setTimeout(() => { a.hidden = false; }, Number(a.dataset.afterMs)); \
+setInterval(async () => { try { const r = await fetch(\"/healthz\", { cache: \"no-store\" }); \
+if (r.ok) location.replace(\"/console\"); } catch (e) { /* not bound yet */ } }, 1000);";
+
+/// The waiting page; `active` is the origin of the node that holds the lease, if one does, and
+/// `after_ms` how long the page waits before it offers to go there.
+fn waiting_page(active: Option<&str>, after_ms: u64) -> String {
+    let link = match active {
+        Some(origin) => format!(
+            "<p id=\"active\" hidden data-after-ms=\"{after_ms}\">This node has not taken over: the active node of \
+             this member still holds the pair's lease. Open the console there: \
+             <a href=\"{origin}/console\">{origin}/console</a>.</p>"
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ADI: taking over</title>\
+         <noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript></head><body>\
+         <p>The standby node of this member is taking over. This page tries again every second.</p>{link}\
+         <script>{WAITING_SCRIPT}</script></body></html>"
+    )
+}
 
 /// The waiting page's policy: its own script, identified by its hash, and connections to this
-/// node alone.
+/// node alone; made once.
+static WAITING_PAGE_POLICY: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(waiting_page_policy);
+
 fn waiting_page_policy() -> HeaderValue {
     use base64::Engine as _;
     use sha2::Digest as _;
-    let script = WAITING_PAGE.split("<script>").nth(1).and_then(|s| s.split("</script>").next()).unwrap_or_default();
-    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(WAITING_SCRIPT.as_bytes()));
     let policy = format!("default-src 'none'; script-src 'sha256-{hash}'; connect-src 'self'; frame-ancestors 'none'");
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
 }
@@ -315,9 +344,9 @@ async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Re
             StatusCode::SERVICE_UNAVAILABLE,
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-                (header::CONTENT_SECURITY_POLICY, waiting_page_policy()),
+                (header::CONTENT_SECURITY_POLICY, WAITING_PAGE_POLICY.clone()),
             ],
-            WAITING_PAGE,
+            waiting_page(active.as_deref().and_then(crate::config::origin_of).as_deref(), s.takeover_ms),
         )
             .into_response(),
         _ => {
@@ -340,4 +369,29 @@ async fn answer(State(s): State<Arc<Answering>>, method: Method, uri: Uri) -> Re
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     headers.insert(crate::client::PAIR_ROLE_HEADER, HeaderValue::from_static("standby"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{waiting_page, waiting_page_policy};
+
+    #[test]
+    fn the_waiting_page_runs_only_its_own_script_and_offers_the_active_node_once_the_bound_has_passed() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let page = waiting_page(Some("https://ph-a.example:7443"), 20_000);
+        // The policy's hash is the hash of the script the page carries.
+        let script = page.split("<script>").nth(1).and_then(|s| s.split("</script>").next()).unwrap();
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+        let policy = waiting_page_policy();
+        assert!(policy.to_str().unwrap().contains(&format!("script-src 'sha256-{hash}'")), "{policy:?}");
+        assert_eq!(page.matches("<script>").count(), 1);
+        // The link to the active node's console, hidden until the take-over's bound has passed.
+        assert!(page.contains(r#"<p id="active" hidden data-after-ms="20000">"#));
+        assert!(page.contains(r#"<a href="https://ph-a.example:7443/console">"#));
+        // With no active node there is nothing to offer, and the same script.
+        let alone = waiting_page(None, 20_000);
+        assert!(!alone.contains("id=\"active\""));
+        assert!(alone.contains(script));
+    }
 }

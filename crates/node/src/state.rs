@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use adi_core::{
     AlarmChange, AlarmKind, AlarmOp, DisciplineConfig, Hotline, HotlineConfig, Limits, Member, MemberCode, Roster,
@@ -130,6 +130,9 @@ pub struct NodeState {
     /// Where operators reach the nodes of this member's active/standby pair, this one first;
     /// empty for a node run alone.
     pub pair_urls: Vec<String>,
+    /// The Content-Security-Policy every answer of the API carries, made from `pair_urls` once,
+    /// at the first answer.
+    pub console_policy: OnceLock<axum::http::HeaderValue>,
     /// The engine, with the core inside: every decision between the network, the operators and
     /// the store is its.
     engine: Mutex<Engine>,
@@ -277,6 +280,7 @@ impl NodeState {
                 .iter()
                 .flat_map(|p| std::iter::once(p.api_url.clone()).chain(p.other_api_url.clone()))
                 .collect(),
+            console_policy: OnceLock::new(),
             engine: Mutex::new(engine),
             store: Arc::new(store),
             links: RwLock::new(links),
