@@ -374,30 +374,24 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     // The standby sends a console page to the active node, unless the page comes from there: that
     // one waits on the standby for the take-over.
     page.go(&format!("{other_origin}/console")).await;
-    let url = page.cmd(Method::GET, "/url", None).await;
-    assert!(url.as_str().unwrap().starts_with(&nodes[was].url), "the standby kept the page at {url}");
+    let url = page.url().await;
+    assert!(url.starts_with(&nodes[was].url), "the standby kept the page at {url}");
     page.go(&format!("{other_origin}/console?from={}", nodes[was].url)).await;
-    let url = page.cmd(Method::GET, "/url", None).await;
-    assert!(url.as_str().unwrap().starts_with(&other_origin), "the standby sent the page back, to {url}");
-    assert_eq!(page.cmd(Method::GET, "/title", None).await, "ADI: taking over");
+    let url = page.url().await;
+    assert!(url.starts_with(&other_origin), "the standby sent the page back, to {url}");
+    assert_eq!(page.title().await, "ADI: taking over");
     page.sign_in(&format!("{}/console", nodes[was].url), "duty-CN", PASSWORD).await;
     support::kill_9(nodes[was].proc.take().unwrap());
     active(&nodes, takeover_bound() * 2, &log).await;
 
-    let deadline = Instant::now() + Duration::from_secs(30);
     // The page may be between documents, or on the standby's waiting page, which has no `#who`:
     // what cannot be read yet is read again.
-    let who = json!({"script": "const w = document.getElementById('who'); return w ? w.textContent : '';", "args": []});
-    loop {
-        let url = page.try_cmd(Method::GET, "/url", None).await.unwrap_or_default();
-        let signed_in = page.try_cmd(Method::POST, "/execute/sync", Some(who.clone())).await.unwrap_or_default();
-        let moved = url.as_str().is_some_and(|u| u.starts_with(&other_origin));
-        if moved && signed_in.as_str().is_some_and(|w| w.contains("duty-CN")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the page stayed at {url} after its node died");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let moved = format!(
+        "const w = document.getElementById('who'); \
+         return location.href.startsWith({}) && !!w && w.textContent.includes('duty-CN');",
+        json!(other_origin)
+    );
+    page.until(&moved, "the page did not move to the other node, signed in, after its node died").await;
     let body = json!({"precedence": "FLASH", "subject": "after the take-over", "body": "x"});
     ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
     page.wait_text("#inbox", "after the take-over").await;

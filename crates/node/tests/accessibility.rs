@@ -1,8 +1,9 @@
-//! The console's every view, checked with axe-core (from npm, `tests/console`; `scripts/test`
-//! installs it) in a real headless Chromium (as `browser.rs`): the sign-in, the watch with an
-//! unanswered FLASH and answered traffic, a report's map, the wall display, and a signed-out
-//! page with something urgent waiting. No view may have a serious or critical violation of
-//! WCAG 2.1 A and AA. An urgent message is also acknowledged with the keyboard alone.
+//! The console's every view, checked with axe-core through @axe-core/playwright (from npm,
+//! `tests/console`; `scripts/test` installs it) in a real headless Chromium (as `browser.rs`):
+//! the sign-in, the watch with an unanswered FLASH and answered traffic, a report's map, the wall
+//! display, and a signed-out page with something urgent waiting. No view may have a serious or
+//! critical violation of WCAG 2.1 A and AA. An urgent message is also acknowledged with the
+//! keyboard alone.
 
 #[allow(dead_code)]
 #[path = "common/browser.rs"]
@@ -16,42 +17,18 @@ use serde_json::json;
 
 const PASSWORD: &str = "the morning watch";
 
-/// axe-core's script, as `npm ci` in `tests/console` installs it.
-fn axe_source() -> String {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/console/node_modules/axe-core/axe.min.js");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; install it with `npm ci` in tests/console (scripts/test does)", path.display())
-    })
-}
-
-/// Presses and releases one key, on whatever has the focus.
-async fn press(browser: &Browser, key: &str) {
-    let keys = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-        {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
-    browser.cmd(Method::POST, "/actions", Some(keys)).await;
-}
-
 /// Runs axe-core's WCAG 2.1 A and AA rules on the page as it is, and returns the serious and
 /// critical violations, each as its rule, impact and the elements it found.
-async fn violations(browser: &Browser, axe: &str, view: &str) -> Vec<String> {
-    browser.script(&format!("{axe}\nreturn typeof axe;")).await;
-    let run = json!({"script": "const done = arguments[arguments.length - 1]; \
-        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}) \
-          .then((r) => done({passes: r.passes.length, violations: r.violations.map((v) => ({id: v.id, impact: v.impact, \
-             help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5)}))})) \
-          .catch((e) => done({error: String(e)}));", "args": []});
-    let result = browser.cmd(Method::POST, "/execute/async", Some(run)).await;
-    assert!(result.get("error").is_none(), "axe-core failed on {view}: {result}");
-    assert!(result["passes"].as_u64().unwrap_or(0) > 10, "axe-core checked nothing on {view}: {result}");
-    let found: Vec<String> = result["violations"]
-        .as_array()
-        .unwrap()
+async fn violations(browser: &Browser, view: &str) -> Vec<String> {
+    let result = browser.axe(&["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).await;
+    assert!(result.passes > 10, "axe-core checked nothing on {view}: {result:?}");
+    let found: Vec<String> = result
+        .violations
         .iter()
-        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
-        .map(|v| format!("{view}: {} ({}): {} at {}", v["id"], v["impact"], v["help"], v["nodes"]))
+        .filter(|v| v.impact == "serious" || v.impact == "critical")
+        .map(|v| format!("{view}: {} ({}): {} at {:?}", v.id, v.impact, v.help, v.targets))
         .collect();
-    println!("{view}: {} rules passed, {} serious or critical violations", result["passes"], found.len());
+    println!("{view}: {} rules passed, {} serious or critical violations", result.passes, found.len());
     for f in &found {
         println!("  {f}");
     }
@@ -60,7 +37,6 @@ async fn violations(browser: &Browser, axe: &str, view: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violation() {
-    let axe = axe_source();
     let net = Net::start(&["PH", "CN"]).await;
     let (ph, cn) = (net.client("PH"), net.client("CN"));
     let line = open_line(&cn, &["PH", "CN"], "ADMM-Plus").await;
@@ -86,23 +62,23 @@ async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violatio
     let mut found = Vec::new();
     browser.go(&console).await;
     browser.find("form#sign-in").await;
-    found.extend(violations(&browser, &axe, "the sign-in").await);
+    found.extend(violations(&browser, "the sign-in").await);
 
     browser.sign_in(&console, "watch-ph", PASSWORD).await;
     let flash = send(&cn, &line, "FLASH", "Aircraft closing on the frigate").await;
     browser.wait_text("#banner-text", "Aircraft closing on the frigate").await;
     browser.wait_text("#inbox", "Weekly schedule of patrols").await;
-    found.extend(violations(&browser, &axe, "the watch with a FLASH ringing").await);
+    found.extend(violations(&browser, "the watch with a FLASH ringing").await);
 
     browser.click("#inbox button.map-open").await;
     browser.until("return !document.getElementById('map-view').hidden;", "the map did not open").await;
-    found.extend(violations(&browser, &axe, "a report's map").await);
+    found.extend(violations(&browser, "a report's map").await);
     browser.click("#map-close").await;
 
     browser.click("#wall-toggle").await;
     browser.until("return !document.getElementById('wall-view').hidden;", "no wall display").await;
     browser.wait_text("#wall-lines", "1 urgent").await;
-    found.extend(violations(&browser, &axe, "the wall display").await);
+    found.extend(violations(&browser, "the wall display").await);
     browser.click("#wall-toggle").await;
 
     // The keyboard alone: Tab from the top of the page until the banner's Acknowledge has the
@@ -110,14 +86,14 @@ async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violatio
     browser.script("document.activeElement.blur(); window.scrollTo(0, 0); return 0;").await;
     let mut reached = false;
     for _ in 0..40 {
-        press(&browser, "\u{E004}").await;
+        browser.press("Tab").await;
         if browser.script("return document.activeElement.id;").await == json!("banner-ack") {
             reached = true;
             break;
         }
     }
     assert!(reached, "Tab never reached the banner's Acknowledge");
-    press(&browser, "\u{E007}").await;
+    browser.press("Enter").await;
     common::eventually(WAIT, "the FLASH acknowledged from the keyboard", || {
         let (ph, flash) = (ph.clone(), flash.clone());
         async move {
@@ -135,7 +111,7 @@ async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violatio
     adi_node::setup::set_password(store, "watch-ph", "the watch changed hands").unwrap();
     send(&cn, &line, "FLASH", "Second launch detected").await;
     browser.wait_text("#banner-text", "urgent message waits").await;
-    found.extend(violations(&browser, &axe, "a signed-out page with urgent traffic waiting").await);
+    found.extend(violations(&browser, "a signed-out page with urgent traffic waiting").await);
 
     assert!(found.is_empty(), "serious or critical accessibility violations:\n{}", found.join("\n"));
     browser.quit().await;

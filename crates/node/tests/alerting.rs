@@ -102,8 +102,7 @@ async fn an_allowed_desktop_notification_tells_of_each_urgent_message_once_witho
     browser.sign_in(&console, "watch-ph", PASSWORD).await;
     assert_eq!(browser.text("#notify").await, "Allow desktop alerts");
     // The officer allows them (as the browser's own prompt would).
-    let allow = json!({"descriptor": {"name": "notifications"}, "state": "granted"});
-    browser.cmd(Method::POST, "/permissions", Some(allow)).await;
+    browser.allow_notifications().await;
     browser.click("#notify").await;
     browser.wait_text("#notify", "Desktop alerts on").await;
     // What the page asks of the browser's notifications is recorded as it passes to them.
@@ -170,8 +169,7 @@ async fn the_wall_display_shows_every_line_and_link_in_large_type_and_opens_agai
     // Opened again, the page comes back on the wall display; Escape leaves it.
     browser.go(&format!("{console}#wall")).await;
     browser.until("return !document.getElementById('wall-view').hidden;", "the wall display was not kept").await;
-    let body = browser.find("body").await;
-    browser.cmd(Method::POST, &format!("/element/{body}/value"), Some(json!({"text": "\u{E00C}"}))).await;
+    browser.press("Escape").await;
     browser
         .until(
             "return document.getElementById('wall-view').hidden && !document.getElementById('watch').hidden;",

@@ -1,6 +1,6 @@
-//! The console in a real headless Chromium, driven over WebDriver (Debian's `chromium` and
-//! `chromium-driver`; `.ci/run` installs them): an operator signs in on PH's node, a FLASH sent
-//! from CN's node rings on PH's page without a reload, and the operator acknowledges it there.
+//! The console in a real headless Chromium (Debian's `chromium`, driven through Playwright; see
+//! `common/browser.rs`, `scripts/test` installs both): an operator signs in on PH's node, a FLASH
+//! sent from CN's node rings on PH's page without a reload, and the operator acknowledges it there.
 //! Screenshots are saved under `target/console-screenshots/`.
 
 #[allow(dead_code)]
@@ -49,27 +49,13 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
     let frame = "const f = document.createElement('iframe'); f.id = 'framed'; \
                  f.onload = () => { window.framedLoaded = true; }; f.src = '/console'; \
                  document.body.appendChild(f); return true;";
-    browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": frame, "args": []}))).await;
-    let framed = "if (!window.framedLoaded) return 'loading'; let d = null; \
-                  try { d = document.getElementById('framed').contentDocument; } catch (e) {} \
+    browser.script(frame).await;
+    browser.until("return window.framedLoaded === true;", "the frame never finished loading").await;
+    let framed = "let d = null; try { d = document.getElementById('framed').contentDocument; } catch (e) {} \
                   return d === null ? 'blocked' : 'shown: ' + d.title;";
-    let deadline = Instant::now() + WAIT;
-    let outcome = loop {
-        let v = browser.cmd(Method::POST, "/execute/sync", Some(json!({"script": framed, "args": []}))).await;
-        if v != "loading" {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "the frame never finished loading");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let outcome = browser.script(framed).await;
     assert!(outcome.as_str().is_some_and(|o| !o.contains("ADI console")), "the console was framed: {outcome}");
-    browser
-        .cmd(
-            Method::POST,
-            "/execute/sync",
-            Some(json!({"script": "document.getElementById('framed').remove(); return true;", "args": []})),
-        )
-        .await;
+    browser.script("document.getElementById('framed').remove(); return true;").await;
 
     // CN sends a FLASH: it rings on PH's page without a reload.
     let flash = send(&net.client("CN"), &line, "FLASH", "Vessels in close quarters").await;
@@ -132,11 +118,9 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
     assert_eq!(browser.count("form#compose:not([hidden])").await, 0, "nor a compose form");
     // Even with the form forced into view, the node refuses an auditor's send, and the page says so.
     browser
-        .cmd(
-            Method::POST,
-            "/execute/sync",
-            Some(json!({"script": "const f = $('compose'); f.hidden = false; f.subject.value = 'auditor send'; \
-                f.body.value = 'x'; f.requestSubmit(); return 1;", "args": []})),
+        .script(
+            "const f = document.getElementById('compose'); f.hidden = false; f.subject.value = 'auditor send'; \
+             f.body.value = 'x'; f.requestSubmit(); return 1;",
         )
         .await;
     browser.wait_text("#action-error", "the auditor role may read but not send").await;
@@ -152,16 +136,7 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
     // VN's node goes silent: the missed link test rings, and the auditor still has no control.
     net.stop_code("VN").await;
     browser.wait_text("#banner-text", "A link does not answer its tests").await;
-    assert_eq!(
-        browser
-            .cmd(
-                Method::POST,
-                "/execute/sync",
-                Some(json!({"script": "return document.getElementById('banner').dataset.kind;", "args": []}))
-            )
-            .await,
-        json!("link_no_answer")
-    );
+    assert_eq!(browser.attribute("#banner", "data-kind").await.as_deref(), Some("link_no_answer"));
     assert_eq!(browser.count("#banner-ack:not([hidden])").await, 0);
     browser.screenshot("alarm").await;
     browser.quit().await;
@@ -180,8 +155,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_ended_session_is
     browser.sign_in(&console, "watch-ph", PASSWORD).await;
 
     // The word limit of urgent precedences shows as the operator types.
-    let precedence = browser.find("form#compose select[name=precedence]").await;
-    browser.cmd(Method::POST, &format!("/element/{precedence}/value"), Some(json!({"text": "FLASH"}))).await;
+    browser.select("form#compose select[name=precedence]", "FLASH").await;
     let long = vec!["word"; 201].join(" ");
     browser.type_into("form#compose textarea[name=body]", &long).await;
     browser.wait_text("#words", "201 words (at most 200 for FLASH)").await;
@@ -205,15 +179,15 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_ended_session_is
     browser.wait_text("#decisions", "open: Both sides keep 5 nautical miles apart. (waiting for CN)").await;
     browser.screenshot("compose-and-decide").await;
 
-    // A page that lost its CSRF token (a stale tab) is refused, says so, and sends nothing.
-    browser
-        .cmd(Method::POST, "/execute/sync", Some(json!({"script": "session.csrf = ''; return 1;", "args": []})))
-        .await;
+    // A page that lost its CSRF token (a stale tab: its requests go out without it) is refused,
+    // says so, and sends nothing.
+    browser.drop_request_header("X-CSRF-Token").await;
     browser.type_into("form#compose input[name=subject]", "without the token").await;
     browser.type_into("form#compose textarea[name=body]", "should not be sent").await;
     browser.click("form#compose button[type=submit]").await;
     browser.wait_text("#action-error", "lacks this session's CSRF token").await;
     // The page gets its token back by reading its session again.
+    browser.keep_request_headers().await;
     browser.go(&console).await;
     browser.wait_text("#who", "watch-ph").await;
 
@@ -225,17 +199,14 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_ended_session_is
     let before = common::get_list(&net.client("PH"), "/api/v1/lines").await.len();
     // The page's own refresh (on an event from the stream) may meet the expired session before
     // the operator acts, and take the page to sign-in first: either way it says so.
-    for (css, action, body) in [
-        ("form#compose input[name=subject]", "clear", json!({})),
-        ("form#compose input[name=subject]", "value", json!({"text": "after expiry"})),
-        ("form#compose textarea[name=body]", "clear", json!({})),
-        ("form#compose textarea[name=body]", "value", json!({"text": "should not be sent"})),
-        ("form#compose button[type=submit]", "click", json!({})),
-    ] {
-        if browser.try_on_element(css, action, body).await.is_err() {
-            assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1, "{action} on '{css}' failed");
-            break;
-        }
+    let within = Duration::from_secs(5);
+    let acted = async {
+        browser.try_type_into("form#compose input[name=subject]", "after expiry", within).await?;
+        browser.try_type_into("form#compose textarea[name=body]", "should not be sent", within).await?;
+        browser.try_click("form#compose button[type=submit]", within).await
+    };
+    if let Err(e) = acted.await {
+        assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1, "{e}");
     }
     browser.wait_text("#sign-in-error", "sign in again").await;
     assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 1);
@@ -260,20 +231,15 @@ fn nm(v: &Value) -> String {
 impl Browser {
     /// The text content of every element matching `css` (SVG text included).
     async fn texts(&self, css: &str) -> Vec<String> {
-        let script = json!({"script": "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);", "args": [css]});
-        let v = self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+        let script = "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);";
+        let v = self.script_with(script, &[json!(css)]).await;
         v.as_array().unwrap().iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect()
     }
 
     /// The current value of the form control `css`.
-    async fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let script = json!({"script": "return document.querySelector(arguments[0]).getAttribute(arguments[1]);", "args": [css, name]});
-        self.cmd(Method::POST, "/execute/sync", Some(script)).await.as_str().map(str::to_string)
-    }
-
     async fn value(&self, css: &str) -> String {
-        let script = json!({"script": "return document.querySelector(arguments[0]).value;", "args": [css]});
-        self.cmd(Method::POST, "/execute/sync", Some(script)).await.as_str().unwrap_or_default().to_string()
+        let v = self.script_with("return document.querySelector(arguments[0]).value;", &[json!(css)]).await;
+        v.as_str().unwrap_or_default().to_string()
     }
 
     /// Waits until at least `n` elements match `css`.
@@ -332,7 +298,7 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     browser.screenshot("encounter-map").await;
 
     // A template starts a report from the example of its kind, for the officer to edit.
-    browser.click("#compose-template option[value='encounter-at-sea#0']").await;
+    browser.select("#compose-template", "encounter-at-sea#0").await;
     let started = browser.value("#compose-form").await;
     let template: Value = serde_json::from_str(&started).expect("the template is JSON");
     assert_eq!(template, encounter_example(), "the template is the kind's example");
@@ -497,25 +463,9 @@ async fn a_list_longer_than_its_page_shows_a_more_button_that_adds_the_next_page
 }
 
 impl Browser {
-    /// Waits for the browser's dialog (`confirm()`), returns its text and accepts it.
-    async fn accept_dialog(&self) -> String {
-        let deadline = Instant::now() + WAIT;
-        let text = loop {
-            match self.try_cmd(Method::GET, "/alert/text", None).await {
-                Ok(v) => break v.as_str().unwrap_or_default().to_string(),
-                Err(e) => assert!(Instant::now() < deadline, "no dialog opened: {e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        self.cmd(Method::POST, "/alert/accept", Some(json!({}))).await;
-        text
-    }
-
     /// Scrolls the page to the element `css`, for a screenshot of it.
     async fn scroll_to(&self, css: &str) {
-        let script =
-            json!({"script": "document.querySelector(arguments[0]).scrollIntoView(); return 1;", "args": [css]});
-        self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+        self.script_with("document.querySelector(arguments[0]).scrollIntoView(); return 1;", &[json!(css)]).await;
     }
 }
 
@@ -580,7 +530,7 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
     browser.scroll_to("#roster").await;
     browser.screenshot("roster-admin").await;
     browser.click(&sign).await;
-    let asked = browser.accept_dialog().await;
+    let asked = browser.answer_dialog(Some("")).await;
     assert!(asked.contains("version 2") && asked.contains("suspends CN"), "{asked}");
     browser.wait_text("#roster-outcome", "version 2 has every signature it needs and is now in force").await;
     browser.wait_text("#roster-number", "2").await;
@@ -605,23 +555,13 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
 impl Browser {
     /// The values of the elements matching `css` (a select's options), sorted.
     async fn values(&self, css: &str) -> Vec<String> {
-        let script = json!({"script": "return [...document.querySelectorAll(arguments[0])].map((e) => e.value);", "args": [css]});
-        let v = self.cmd(Method::POST, "/execute/sync", Some(script)).await;
+        let v = self
+            .script_with("return [...document.querySelectorAll(arguments[0])].map((e) => e.value);", &[json!(css)])
+            .await;
         let mut values: Vec<String> =
             v.as_array().unwrap().iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect();
         values.sort();
         values
-    }
-
-    /// Whether the element `css` is shown to the operator.
-    async fn displayed(&self, css: &str) -> bool {
-        let el = self.find(css).await;
-        self.cmd(Method::GET, &format!("/element/{el}/displayed"), None).await.as_bool().unwrap_or(false)
-    }
-
-    /// Whether a dialog (`confirm()`) is open.
-    async fn dialog_open(&self) -> bool {
-        self.try_cmd(Method::GET, "/alert/text", None).await.is_ok()
     }
 }
 
@@ -644,21 +584,21 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     browser.sign_in(&console, "admin-ph", PASSWORD).await;
     browser.wait_text("#roster-number", "1").await;
     browser.wait_exactly("#roster-propose:not([hidden])", 1).await;
-    assert!(browser.displayed("#roster-propose").await, "an administrator sees the form");
+    assert!(browser.visible("#roster-propose").await, "an administrator sees the form");
     browser.wait_exactly("#amend-member option", 2).await;
     assert_eq!(browser.values("#amend-member option").await, ["CN", "VN"], "suspend: everyone in good standing but PH");
-    browser.click("#amend-kind option[value='reinstate']").await;
+    browser.select("#amend-kind", "reinstate").await;
     browser.wait_exactly("#amend-member option[value='']", 1).await;
     assert_eq!(browser.texts("#amend-member option").await, ["no member is suspended"]);
-    browser.click("#amend-kind option[value='remove']").await;
+    browser.select("#amend-kind", "remove").await;
     browser.wait_exactly("#amend-member option", 2).await;
     assert_eq!(browser.values("#amend-member option").await, ["CN", "VN"], "remove: everyone but PH");
 
     // A card that is not one, and a card of a member already listed, are refused on the page:
     // no confirmation is asked and nothing reaches the node.
-    browser.click("#amend-kind option[value='admit']").await;
-    assert!(browser.displayed("#amend-card").await, "admitting asks for a card");
-    assert!(!browser.displayed("#amend-member").await, "admitting names no listed member");
+    browser.select("#amend-kind", "admit").await;
+    assert!(browser.visible("#amend-card").await, "admitting asks for a card");
+    assert!(!browser.visible("#amend-member").await, "admitting names no listed member");
     browser.type_into("#amend-card", r#"{"version":1}"#).await;
     browser.click("#amend-submit").await;
     browser.wait_text("#roster-propose-error", "The card has no member").await;
@@ -674,11 +614,11 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     assert_eq!(ph.call(Method::GET, "/api/v1/roster/proposals", None).await.unwrap(), json!([]), "nothing was sent");
 
     // The administrator proposes to suspend CN, and confirms what the proposal does.
-    browser.click("#amend-kind option[value='suspend']").await;
+    browser.select("#amend-kind", "suspend").await;
     browser.wait_exactly("#amend-member option[value='CN']", 1).await;
-    browser.click("#amend-member option[value='CN']").await;
+    browser.select("#amend-member", "CN").await;
     browser.click("#amend-submit").await;
-    let asked = browser.accept_dialog().await;
+    let asked = browser.answer_dialog(Some("")).await;
     assert!(asked.contains("version 2") && asked.contains("suspends CN"), "{asked}");
     browser.wait_text("#roster-outcome", "Proposed: version 2 (suspends CN)").await;
     assert_eq!(browser.text("#roster-propose-error").await, "");
@@ -715,7 +655,7 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     browser.wait_exactly("#sign-in-view:not([hidden])", 1).await;
     browser.sign_in(&console, "watch-ph", PASSWORD).await;
     browser.wait_text("#proposals", "suspends CN").await;
-    assert!(!browser.displayed("#roster-propose").await, "a duty officer has no form to propose with");
+    assert!(!browser.visible("#roster-propose").await, "a duty officer has no form to propose with");
     assert_eq!(browser.count("#roster-propose:not([hidden])").await, 0);
     assert_eq!(browser.count("#amend-member option").await, 0, "the administrator's choices are gone");
     browser.quit().await;
@@ -747,7 +687,7 @@ async fn an_administrator_rotates_this_members_keys_from_the_page_and_sees_whom_
     browser.sign_in(&console, "admin-ph", PASSWORD).await;
     browser.wait_exactly("#roster-rotate-box:not([hidden])", 1).await;
     browser.click("#roster-rotate").await;
-    let asked = browser.accept_dialog().await;
+    let asked = browser.answer_dialog(Some("")).await;
     assert!(asked.contains("Rotate this member's signing and TLS keys"), "{asked}");
     browser.wait_text("#roster-outcome", "version 2 is in force").await;
     browser.wait_text("#roster-number", "2").await;

@@ -10,7 +10,6 @@ mod common;
 
 use browser::Browser;
 use common::{open_line, send, Net};
-use hyper::Method;
 use serde_json::json;
 
 const PASSWORD: &str = "the dog watch";
@@ -121,8 +120,7 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
     browser.screenshot("console-lines-sidebar").await;
 
     // The print view: the line's messages alone, nothing to press.
-    let print = json!({"cmd": "Emulation.setEmulatedMedia", "params": {"media": "print"}});
-    browser.cmd(Method::POST, "/goog/cdp/execute", Some(print)).await;
+    browser.media(Some("print")).await;
     let on_paper = browser.script(
         "const shown = (id) => { const e = document.getElementById(id); return !!e && getComputedStyle(e).display !== 'none' && e.getClientRects().length > 0; }; \
          return {header: shown('banner') || getComputedStyle(document.querySelector('header')).display !== 'none', inbox: shown('inbox'), \
@@ -134,11 +132,10 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
         json!({"header": false, "inbox": false, "conversation": true, "compose": false, "title": true})
     );
     browser.screenshot("console-print-view").await;
-    let screen = json!({"cmd": "Emulation.setEmulatedMedia", "params": {"media": ""}});
-    browser.cmd(Method::POST, "/goog/cdp/execute", Some(screen)).await;
+    browser.media(None).await;
 
     // A phone's screen: nothing wider than the screen, the banner on it.
-    browser.cmd(Method::POST, "/window/rect", Some(json!({"width": 390, "height": 844}))).await;
+    browser.viewport(390, 844).await;
     browser.until("return window.innerWidth <= 420;", "the window did not narrow").await;
     let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth && document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth + 1;").await;
     if fits != json!(true) {

@@ -105,8 +105,7 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
     assert!(d["missing"].as_array().unwrap().contains(&json!("PH")), "Cancel answered the decision: {d}");
 
     // A FLASH composed on the page goes only once confirmed.
-    let precedence = browser.find("form#compose select[name=precedence]").await;
-    browser.cmd(Method::POST, &format!("/element/{precedence}/value"), Some(json!({"text": "FLASH"}))).await;
+    browser.select("form#compose select[name=precedence]", "FLASH").await;
     browser.type_into("form#compose input[name=subject]", "Not confirmed").await;
     browser.type_into("form#compose textarea[name=body]", "This one is cancelled.").await;
     browser.click("form#compose button[type=submit]").await;
@@ -123,13 +122,7 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
         async move { get_list(&ph, &path).await.iter().any(|m| m["subject"] == "Confirmed").then_some(()) }
     })
     .await;
-    let now = browser
-        .cmd(
-            Method::POST,
-            "/execute/sync",
-            Some(json!({"script": "return document.querySelector('form#compose select[name=precedence]').value;", "args": []})),
-        )
-        .await;
+    let now = browser.script("return document.querySelector('form#compose select[name=precedence]').value;").await;
     assert_eq!(now, json!("ROUTINE"), "the form stayed on FLASH after sending");
     browser.quit().await;
     net.stop_all().await;
@@ -161,17 +154,16 @@ async fn a_silenced_escalation_rings_again_when_repeated_and_the_banner_acknowle
 
     // Silenced: quiet until the node repeats the escalation, then it rings again.
     browser.click("#banner-silence").await;
-    let ringing = json!({"script": "return document.body.dataset.ringing === '1' && document.getElementById('banner').className.includes('on');", "args": []});
+    let ringing =
+        "return document.body.dataset.ringing === '1' && document.getElementById('banner').className.includes('on');";
     let quiet = eventually(Duration::from_secs(10), "the banner silenced", || {
         let b = &browser;
-        let ringing = ringing.clone();
-        async move { (b.cmd(Method::POST, "/execute/sync", Some(ringing)).await == json!(false)).then_some(()) }
+        async move { (b.script(ringing).await == json!(false)).then_some(()) }
     });
     quiet.await;
     eventually(Duration::from_secs(20), "the repeated escalation rings again", || {
         let b = &browser;
-        let ringing = ringing.clone();
-        async move { (b.cmd(Method::POST, "/execute/sync", Some(ringing)).await == json!(true)).then_some(()) }
+        async move { (b.script(ringing).await == json!(true)).then_some(()) }
     })
     .await;
     browser.wait_text("#banner-ack", "Acknowledge message").await;
