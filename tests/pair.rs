@@ -380,6 +380,16 @@ async fn the_console_moves_to_the_node_that_takes_over() {
     let url = page.url().await;
     assert!(url.starts_with(&other_origin), "the standby sent the page back, to {url}");
     assert_eq!(page.title().await, "ADI: taking over");
+    // The active node goes on renewing its lease, so no take-over comes: once the take-over's
+    // bound has passed, the waiting page offers the active node's console.
+    assert!(!page.visible("#active").await, "the active node is offered before the bound has passed");
+    page.until(
+        "const a = document.getElementById('active'); return !!a && !a.hidden;",
+        "the waiting page never offered the active node",
+    )
+    .await;
+    assert_eq!(page.attribute("#active a", "href").await, Some(format!("{}/console", nodes[was].url)));
+    page.screenshot("console-pair-waiting").await;
     page.sign_in(&format!("{}/console", nodes[was].url), "duty-CN", PASSWORD).await;
     support::kill_9(nodes[was].proc.take().unwrap());
     active(&nodes, takeover_bound() * 2, &log).await;

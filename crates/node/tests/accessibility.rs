@@ -75,6 +75,12 @@ async fn no_view_of_the_console_has_a_serious_or_critical_accessibility_violatio
     found.extend(violations(&browser, "a report's map").await);
     browser.click("#map-close").await;
 
+    browser.type_into("#filters input[name=text]", "patrols").await;
+    browser.click("#filters button[type=submit]").await;
+    browser.wait_text("#search-count", "1 message found.").await;
+    found.extend(violations(&browser, "a search's results").await);
+    browser.click("#filters button[type=reset]").await;
+
     browser.click("#wall-toggle").await;
     browser.until("return !document.getElementById('wall-view').hidden;", "no wall display").await;
     browser.wait_text("#wall-lines", "1 urgent").await;

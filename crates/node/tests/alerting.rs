@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use browser::Browser;
-use common::{open_line, send, Net};
+use common::{console_pair, send, Net};
 use hyper::Method;
 use serde_json::json;
 
@@ -21,18 +21,12 @@ const PASSWORD: &str = "the first watch";
 /// PH's and CN's nodes with a line between them, link tests on or off, and an operator on PH's
 /// console; returns the network, the line and the console's address.
 async fn watched(link_tests: bool) -> (Net, String, String) {
-    let net = Net::start_with(&["PH", "CN"], |d| {
+    let discipline = |d: &mut adi_node::config::DisciplineSection| {
         if !link_tests {
             d.link_test_interval_s = 0;
         }
-    })
-    .await;
-    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
-    let store = &*net.node("PH").state.store;
-    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
-    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
-    let console = format!("http://{}/console", net.node("PH").api_addr);
-    (net, line, console)
+    };
+    console_pair(discipline, |_| {}, PASSWORD).await
 }
 
 async fn tones(browser: &Browser) -> u64 {

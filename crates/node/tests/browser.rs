@@ -61,7 +61,7 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
     let flash = send(&net.client("CN"), &line, "FLASH", "Vessels in close quarters").await;
     browser.wait_text("#banner-text", "FLASH from China (CN): Vessels in close quarters").await;
     browser.wait_text("#inbox", "Vessels in close quarters").await;
-    browser.screenshot("watch-flash").await;
+    browser.screenshot("console-watch-flash").await;
 
     // The operator acknowledges it in the page; CN's node holds the acknowledgement.
     browser.click("#banner-ack").await;
@@ -80,12 +80,12 @@ async fn a_flash_rings_on_the_page_without_a_reload_and_is_acknowledged_there() 
         assert!(Instant::now() < deadline, "the banner stayed after the acknowledgement");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    browser.screenshot("watch-acknowledged").await;
+    browser.screenshot("console-watch-acknowledged").await;
     // CN's operator sees PH's acknowledgement on CN's own page.
     let at_cn = Browser::start().await;
     at_cn.sign_in(&cn_console, "watch-cn", PASSWORD).await;
     at_cn.wait_text("#conversation", "PH: acknowledged").await;
-    at_cn.screenshot("sender-sees-acknowledgement").await;
+    at_cn.screenshot("console-sender-sees-acknowledgement").await;
     at_cn.quit().await;
     browser.quit().await;
     net.stop_all().await;
@@ -109,7 +109,7 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
         assert!(Instant::now() < deadline, "the links never showed healthy: {}", browser.text("#links").await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    browser.screenshot("link-matrix").await;
+    browser.screenshot("console-links").await;
 
     // A message that asks for acknowledgement: the auditor sees it and has nothing to press.
     send(&net.client("CN"), &to_cn, "IMMEDIATE", "Typhoon track update").await;
@@ -138,7 +138,7 @@ async fn the_page_catches_up_after_its_node_restarts_and_an_auditor_has_no_contr
     browser.wait_text("#banner-text", "A link does not answer its tests").await;
     assert_eq!(browser.attribute("#banner", "data-kind").await.as_deref(), Some("link_no_answer"));
     assert_eq!(browser.count("#banner-ack:not([hidden])").await, 0);
-    browser.screenshot("alarm").await;
+    browser.screenshot("console-alarm").await;
     browser.quit().await;
     net.stop_all().await;
 }
@@ -177,7 +177,7 @@ async fn an_operator_composes_and_proposes_from_the_page_and_an_ended_session_is
     browser.type_into("form#propose textarea[name=text]", "Both sides keep 5 nautical miles apart.").await;
     browser.click("form#propose button").await;
     browser.wait_text("#decisions", "open: Both sides keep 5 nautical miles apart. (waiting for CN)").await;
-    browser.screenshot("compose-and-decide").await;
+    browser.screenshot("console-compose-and-decide").await;
 
     // A page that lost its CSRF token (a stale tab: its requests go out without it) is refused,
     // says so, and sends nothing.
@@ -295,7 +295,7 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     );
     assert_eq!(browser.count("#map .cpa line").await, 1, "the two points of closest approach are joined");
     assert!(browser.count("#map path.land").await >= 1, "the basemap is drawn");
-    browser.screenshot("encounter-map").await;
+    browser.screenshot("console-encounter-map").await;
 
     // A template starts a report from the example of its kind, for the officer to edit.
     browser.select("#compose-template", "encounter-at-sea#0").await;
@@ -317,7 +317,7 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     browser.type_into("#report-fields [data-path='narrative']", "Contact held at 10 nm.").await;
     let written: Value = serde_json::from_str(&browser.value("#compose-form").await).unwrap();
     assert_eq!(written["narrative"], "Contact held at 10 nm.");
-    browser.screenshot("report-fields").await;
+    browser.screenshot("console-report-fields").await;
 
     // The operator writes a report: a latitude off the globe is refused, naming the field.
     let mut report = encounter_example();
@@ -358,7 +358,7 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
     browser.click("#line-map").await;
     browser.wait_text("#map-caption", "2 reports").await;
     assert_eq!(browser.count("#map .cpa").await, 2);
-    browser.screenshot("line-map").await;
+    browser.screenshot("console-line-map").await;
 
     // A call requested by CN is answered from PH's page: one button accepts one proposed time.
     let request = json!({"precedence": "PRIORITY", "form": {"kind": "call-request", "v": 1,
@@ -440,7 +440,7 @@ async fn a_list_longer_than_its_page_shows_a_more_button_that_adds_the_next_page
         browser.wait_exactly(&format!("{button}:not([hidden])"), 1).await;
     }
     assert_eq!(browser.count("#alarms-more:not([hidden])").await, 0, "no alarms, no button");
-    browser.screenshot("more-button").await;
+    browser.screenshot("console-more-button").await;
     // Each press adds the next page; at the end the button goes.
     for (rows, button) in [("#inbox tr", "#inbox-more"), ("#conversation tr", "#line-more")] {
         browser.click(button).await;
@@ -518,7 +518,7 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
     assert_eq!(browser.count("#proposals button").await, 0, "a duty officer has no Sign button");
     assert_eq!(browser.count("#proposals-action:not([hidden])").await, 0);
     browser.scroll_to("#roster").await;
-    browser.screenshot("roster-duty").await;
+    browser.screenshot("console-roster").await;
 
     // PH's administrator signs it from the page, confirming what is signed.
     browser.click("#sign-out").await;
@@ -528,7 +528,7 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
     browser.wait_exactly(&sign, 1).await;
     assert_eq!(browser.attribute(&sign, "aria-label").await.as_deref(), Some("Sign version 2 (suspends CN)"));
     browser.scroll_to("#roster").await;
-    browser.screenshot("roster-admin").await;
+    browser.screenshot("console-roster-admin").await;
     browser.click(&sign).await;
     let asked = browser.answer_dialog(Some("")).await;
     assert!(asked.contains("version 2") && asked.contains("suspends CN"), "{asked}");
@@ -539,7 +539,7 @@ async fn an_administrator_signs_a_pending_roster_amendment_from_the_page_and_a_d
     browser.wait_exactly("#proposals tr", 0).await;
     assert_eq!(browser.count("#proposals-none:not([hidden])").await, 1);
     browser.scroll_to("#roster").await;
-    browser.screenshot("roster-signed").await;
+    browser.screenshot("console-roster-signed").await;
     // The page showed what the node holds: version 2 in force at PH, and at VN too.
     for at in [net.client("PH"), vn_admin] {
         common::eventually(WAIT, "version 2 in force", || {
@@ -609,7 +609,7 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     browser.click("#amend-submit").await;
     browser.wait_text("#roster-propose-error", "VN is already a member of the roster").await;
     browser.scroll_to("#roster-propose").await;
-    browser.screenshot("roster-propose-bad-card").await;
+    browser.screenshot("console-roster-propose-bad-card").await;
     assert!(!browser.dialog_open().await, "nothing was put to the administrator");
     assert_eq!(ph.call(Method::GET, "/api/v1/roster/proposals", None).await.unwrap(), json!([]), "nothing was sent");
 
@@ -632,7 +632,7 @@ async fn an_administrator_proposes_an_amendment_from_the_page_and_a_bad_card_is_
     assert_eq!(cells[5], "signed here", "{cells:?}");
     assert_eq!(browser.count("#proposals-none:not([hidden])").await, 0);
     browser.scroll_to("#roster").await;
-    browser.screenshot("roster-proposed").await;
+    browser.screenshot("console-roster-proposed").await;
     // The node holds it, and it reached VN's node with PH's signature.
     let here = ph.call(Method::GET, "/api/v1/roster/proposals", None).await.unwrap();
     assert_eq!(here.as_array().unwrap().len(), 1, "{here}");
@@ -694,7 +694,7 @@ async fn an_administrator_rotates_this_members_keys_from_the_page_and_sees_whom_
     browser.wait_text("#roster-rotation", "still waiting for: VN").await;
     assert_eq!(browser.count("#roster-rotate-box:not([hidden])").await, 0, "a second rotation is offered meanwhile");
     browser.scroll_to("#roster").await;
-    browser.screenshot("roster-rotation").await;
+    browser.screenshot("console-roster-rotation").await;
 
     // Viet Nam's node comes back; the node moves, and the page read again says nothing is under way.
     net.start_code("VN").await;

@@ -116,8 +116,35 @@ async fn lines_sit_in_a_sidebar_messages_are_named_and_dated_and_the_filters_sea
             "Clear did not show every message again",
         )
         .await;
+    // Unread: a message on a line that is not open counts there until the line is opened.
+    assert_eq!(browser.count(&format!("#line-items button[data-line='{with_vn}'] .unread")).await, 0, "the open line");
+    let unread = format!(
+        "const u = document.querySelector(\"#line-items button[data-line='{with_cn}'] .unread\"); \
+         return u ? Number(u.textContent) : 0;"
+    );
+    let before = browser.script(&unread).await.as_u64().unwrap();
+    send(&cn, &with_cn, "ROUTINE", "Tide tables for the port call").await;
+    let one_more = format!("return (() => {{ {unread} }})() === {};", before + 1);
+    browser.until(&one_more, "the message did not count as unread on its line").await;
+    assert_eq!(browser.count(&format!("#line-items button[data-line='{with_vn}'] .unread")).await, 0);
     browser.script("document.getElementById('line-list').scrollIntoView(); return 0;").await;
     browser.screenshot("console-lines-sidebar").await;
+    browser.click(&format!("#line-items button[data-line='{with_cn}']")).await;
+    browser.wait_text("#conversation", "Tide tables for the port call").await;
+    browser.until("return !document.querySelector('#line-items .unread');", "opening the line left it unread").await;
+
+    // Searching every message on the node: what this desk sent on another line, which the page
+    // does not hold, is found by the node.
+    send(&net.client("PH"), &with_vn, "ROUTINE", "Lighthouse outage notice").await;
+    browser.type_into("#filters input[name=text]", "LIGHTHOUSE").await;
+    browser.click("#filters button[type=submit]").await;
+    browser.wait_text("#search-count", "1 message found.").await;
+    let found = browser.text("#search-results").await;
+    assert!(found.contains("Lighthouse outage notice") && found.contains("Viet Nam (VN)"), "{found}");
+    assert!(browser.text("#filter-count").await.starts_with("0 of "), "the page itself holds the message");
+    browser.screenshot("console-search").await;
+    browser.click("#filters button[type=reset]").await;
+    browser.until("return document.getElementById('search-view').hidden;", "Clear left the results").await;
 
     // The print view: the line's messages alone, nothing to press.
     browser.media(Some("print")).await;

@@ -78,7 +78,7 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
         at_cn["receipts"].as_array().unwrap().iter().all(|r| r.get("operator").is_none()),
         "another member's node learns an operator's name: {at_cn}"
     );
-    browser.screenshot("needs-action-first").await;
+    browser.screenshot("console-needs-action").await;
 
     // Decline, then Cancel on its prompt: nothing is sent.
     browser.click("#inbox tr:first-child td:last-child button:last-of-type").await;
@@ -90,6 +90,22 @@ async fn an_unanswered_flash_heads_the_inbox_with_its_text_and_no_wrong_action_i
         |r: &&serde_json::Value| r["member"] == "PH" && (r["kind"] == "declined" || r["kind"] == "acknowledged");
     assert!(!m["receipts"].as_array().unwrap().iter().any(|r| answered(&r)), "Cancel sent an answer: {m}");
     assert_eq!(browser.count("#inbox tr.waits").await, 2);
+
+    // Acknowledge in the inbox: the message is answered, drawn again as answered, and the page
+    // reports no error (it once failed after the acknowledgement went, calling a local of the
+    // same name as the function that reads the message again).
+    browser.wait_text("#inbox tr:nth-child(2)", "Routine report 15").await;
+    browser.click("#inbox tr:nth-child(2) td:last-child button:first-of-type").await;
+    browser
+        .until(
+            "return document.querySelectorAll('#inbox tr.waits').length === 1;",
+            "the acknowledged message still waits",
+        )
+        .await;
+    browser
+        .until("return !!document.querySelector(\"#inbox tr:not(.waits) .answered\");", "the answer is not drawn")
+        .await;
+    assert_eq!(browser.script("return document.getElementById('action-error').textContent;").await, json!(""));
 
     // Declining a decision, then Cancel on its prompt: nothing is sent either.
     let body = json!({"text": "Both sides hold at 12 nautical miles."});
@@ -150,7 +166,7 @@ async fn a_silenced_escalation_rings_again_when_repeated_and_the_banner_acknowle
     browser.wait_text("#banner-text", "Unanswered past its deadline").await;
     browser.wait_text("#banner-ack", "Acknowledge message").await;
     assert_eq!(browser.count("#banner-silence:not([hidden])").await, 1);
-    browser.screenshot("escalation-banner").await;
+    browser.screenshot("console-escalation-banner").await;
 
     // Silenced: quiet until the node repeats the escalation, then it rings again.
     browser.click("#banner-silence").await;

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use browser::Browser;
-use common::{open_line, send, set_limits, Net};
+use common::{console_pair, send, Net};
 use serde_json::json;
 
 const PASSWORD: &str = "the middle watch";
@@ -21,16 +21,7 @@ const PASSWORD: &str = "the middle watch";
 /// quiet network), and an operator on PH's console; returns the network, the line and the
 /// console's address.
 async fn quiet_network(limits: impl Fn(&mut adi_node::config::LimitsSection)) -> (Net, String, String) {
-    let mut net = Net::init_with(&["PH", "CN"], |d| d.link_test_interval_s = 0);
-    set_limits(&net, "PH", limits);
-    net.start_code("PH").await;
-    net.start_code("CN").await;
-    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
-    let store = &*net.node("PH").state.store;
-    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
-    adi_node::setup::set_password(store, "watch-ph", PASSWORD).unwrap();
-    let console = format!("http://{}/console", net.node("PH").api_addr);
-    (net, line, console)
+    console_pair(|d| d.link_test_interval_s = 0, limits, PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +42,7 @@ async fn a_quiet_console_stays_signed_in_while_its_stream_is_open_and_rings_the_
     assert_eq!(browser.count("#sign-in-view:not([hidden])").await, 0, "the page was sent to sign in");
     browser.until("return document.body.dataset.ringing === '1';", "the page does not ring").await;
     browser.until("return document.title.startsWith('(1) ');", "the tab title does not count the FLASH").await;
-    browser.screenshot("watch-quiet-console-flash").await;
+    browser.screenshot("console-watch-quiet-console-flash").await;
     browser.quit().await;
     net.stop_all().await;
 }
@@ -84,7 +75,7 @@ async fn a_flash_after_the_watch_ended_rings_without_its_content_and_signing_in_
     browser.until("return document.title.startsWith('(1) ');", "the tab title does not count it").await;
     let shown = browser.script("return document.body.innerText;").await;
     assert!(!shown.as_str().unwrap().contains("frigate"), "a signed-out page shows content: {shown}");
-    browser.screenshot("watch-signed-out-urgent").await;
+    browser.screenshot("console-signed-out-urgent").await;
 
     // Signed in again in place: the FLASH, and the draft, are there.
     browser.type_into("input[name=name]", "watch-ph").await;

@@ -332,13 +332,21 @@ impl Browser {
         self.wait_text("#who", name).await;
     }
 
-    /// Saves what the page shows as `target/console-screenshots/{name}.png`.
+    /// Saves what the page shows as `target/console-screenshots/{name}.png`, and, when
+    /// `ADI_SCREENSHOTS=docs` is set, as `docs/screenshots/{name}.png` too (the guide's pictures
+    /// are these; `tests/tidy.rs` checks that each name a test takes is there).
     pub async fn screenshot(&self, name: &str) {
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let dir = tmp.parent().unwrap_or(tmp).join("console-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
         self.call("screenshot", json!({"path": path})).await;
+        if std::env::var("ADI_SCREENSHOTS").is_ok_and(|to| to == "docs") {
+            // The repository's root, from this crate's or the root crate's manifest directory.
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let root = manifest.ancestors().find(|d| d.join("docs/screenshots").is_dir()).unwrap_or(manifest);
+            std::fs::copy(&path, root.join("docs/screenshots").join(format!("{name}.png"))).unwrap();
+        }
     }
 
     /// Closes the browser and waits for the bridge to end.

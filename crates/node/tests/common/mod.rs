@@ -228,3 +228,23 @@ pub async fn envelope(c: &Client, id: &str) -> (Value, Vec<u8>) {
     let bytes = base64::engine::general_purpose::STANDARD.decode(e["bytes_base64"].as_str().unwrap()).unwrap();
     (e, bytes)
 }
+
+/// PH's and CN's nodes with a line between them (opened by CN), each member's discipline set by
+/// `discipline` and PH's limits by `limits`, and a duty officer `watch-ph` with `password` on PH's
+/// console; returns the network, the line and the console's address.
+pub async fn console_pair(
+    discipline: impl Fn(&mut DisciplineSection),
+    limits: impl Fn(&mut adi_node::config::LimitsSection),
+    password: &str,
+) -> (Net, String, String) {
+    let mut net = Net::init_with(&["PH", "CN"], discipline);
+    set_limits(&net, "PH", limits);
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let line = open_line(&net.client("CN"), &["PH", "CN"], "ADMM-Plus").await;
+    let store = &*net.node("PH").state.store;
+    setup::add_operator(store, "watch-ph", "duty").unwrap();
+    setup::set_password(store, "watch-ph", password).unwrap();
+    let console = format!("http://{}/console", net.node("PH").api_addr);
+    (net, line, console)
+}
