@@ -5,6 +5,7 @@
 //!   invariant it relies on;
 //! - `docs/ARCHITECTURE.md` names every crate of the workspace and every module of the node;
 //! - the node's modules import one another in layers, with no import circle.
+//! - every screenshot a console test takes is in `docs/screenshots/`, and nothing else is.
 //!
 //! The product is `src/` and every crate's `src/` but the test-only crates (`crates/sim`, the
 //! simulation, and `crates/fuzz`, the fuzzing harness); test code is `#[cfg(test)]` sections,
@@ -380,4 +381,36 @@ fn no_bare_numeric_limit_outside_the_limits_types() {
         }
     }
     assert!(found.is_empty(), "bare numeric limits: {found:#?}");
+}
+
+/// The pictures of the docs are the console tests' own screenshots: every screenshot a test takes
+/// is in `docs/screenshots/` (refreshed with `ADI_SCREENSHOTS=docs`), and every picture the docs
+/// show is one a test takes.
+#[test]
+fn every_screenshot_the_tests_take_is_in_the_docs_and_every_picture_there_is_taken() {
+    let root = root();
+    let mut taken = std::collections::BTreeSet::new();
+    for dir in [root.join("crates/node/tests"), root.join("tests")] {
+        for file in rust_files(&dir) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for piece in text.split("screenshot(\"").skip(1) {
+                if let Some(name) = piece.split('"').next().filter(|n| !n.is_empty() && !n.contains('{')) {
+                    taken.insert(format!("{name}.png"));
+                }
+            }
+        }
+    }
+    assert!(taken.len() > 10, "no screenshot found in the tests: {taken:?}");
+    let held: std::collections::BTreeSet<String> = std::fs::read_dir(root.join("docs/screenshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    let missing: Vec<&String> = taken.difference(&held).collect();
+    assert!(
+        missing.is_empty(),
+        "taken by the tests but not in docs/screenshots (run them with ADI_SCREENSHOTS=docs): {missing:?}"
+    );
+    let stale: Vec<&String> = held.difference(&taken).collect();
+    assert!(stale.is_empty(), "in docs/screenshots but taken by no test: {stale:?}");
 }
