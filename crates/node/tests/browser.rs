@@ -365,6 +365,17 @@ async fn a_received_encounter_report_shows_its_units_and_cpa_on_the_map() {
         "subject": "Deconfliction of the two units' patrols", "proposed_utc": ["2026-12-01T08:00:00Z", "2026-12-01T10:00Z"]}});
     let cn_request = cn.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&request)).await.unwrap();
     browser.wait_text("#conversation", "Not answered yet").await;
+    // Decline, then Cancel on its prompt: no signed decline goes.
+    browser.click("#conversation .call button:last-of-type").await;
+    let asked = browser.answer_dialog(None).await;
+    assert!(asked.contains("Why decline?"), "{asked}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let answers = common::get_list(&net.client("PH"), &format!("/api/v1/lines/{line}/messages")).await;
+    assert!(
+        !answers.iter().any(|m| m["form"]["kind"] == "call-answer"),
+        "Cancel on the decline prompt sent an answer: {answers:?}"
+    );
+    assert_eq!(browser.count("#conversation button.call-accept").await, 2, "the request still waits for its answer");
     browser.click("#conversation button.call-accept[data-time='2026-12-01T10:00Z']").await;
     browser.wait_text("#conversation", "PH: accept 2026-12-01T10:00Z").await;
     let request_id = cn_request["id"].as_str().unwrap().to_string();
