@@ -16,6 +16,10 @@ use serde_json::json;
 #[derive(Parser)]
 #[command(name = "adi", version, about = "ADI: the Direct Communications Infrastructure of the ADMM-Plus")]
 struct Cli {
+    /// How logs are written to standard error: text, for people, or json, one object a line (its
+    /// timestamp, level, target and fields), for log shippers.
+    #[arg(long, global = true, value_enum, env = "ADI_LOG_FORMAT", default_value_t = cmd::LogFormat::Text)]
+    log_format: cmd::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -554,15 +558,16 @@ fn main() -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            cmd::print_error(cli.log_format, &format!("cannot start the runtime: {e}"));
             return std::process::ExitCode::FAILURE;
         }
     };
+    let log_format = cli.log_format;
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // An error may carry a node's or a peer's words: escaped, like everything printed.
-            eprintln!("error: {}", cmd::printable_lines(&format!("{e:#}")));
+            cmd::print_error(log_format, &format!("{e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -610,7 +615,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             AmendmentCommand::Check { versions } => cmd::amendment::check(versions),
         },
-        Command::Serve { config } => cmd::serve::serve(config).await,
+        Command::Serve { config } => cmd::serve::serve(config, cli.log_format).await,
         Command::Backup { config, out } => cmd::backup::backup(config, out),
         Command::Restore { config, from, replace } => cmd::backup::restore(config, from, replace),
         Command::Operator { command } => match command {
@@ -652,7 +657,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Links(args) => cmd::links::links(args).await,
         Command::Watch { client, after, count } => cmd::watch::watch(&client, after, count).await,
         Command::Demo { members, state, base_port, init_only, no_scenario, admit } => {
-            cmd::demo::demo(members, state, base_port, init_only, no_scenario, admit).await
+            cmd::demo::demo(members, state, base_port, init_only, no_scenario, admit, cli.log_format).await
         }
         Command::Bench(args) => bench::run(args).await,
     }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::{init_logging, s, StopSignal};
+use super::{init_logging, s, LogFormat, StopSignal};
 
 /// How long the scenario waits for each step (a FLASH's answer, an alarm, link tests) before it
 /// reports what it saw and moves on.
@@ -34,8 +34,9 @@ pub async fn demo(
     init_only: bool,
     no_scenario: bool,
     admit: Option<String>,
+    log_format: LogFormat,
 ) -> anyhow::Result<()> {
-    init_logging("warn");
+    init_logging("warn", log_format);
     let codes: Vec<String> = match members {
         Some(m) => m.into_iter().map(|c| c.trim().to_ascii_uppercase()).collect(),
         None => setup::members_2022().into_iter().map(|m| m.code).collect(),

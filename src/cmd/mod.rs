@@ -1,7 +1,7 @@
 //! The `adi` command's subcommands, a module for each command (or for a few that work on the same
 //! thing), and what they share: printing a line that survives a closed pipe (`out!`), reading
 //! fields of the node's JSON answers with anything unprintable escaped (`s`, `text`,
-//! `printable`), times as people read them, logging, and waiting for a stop signal.
+//! `printable`), times as people read them, logging (as text or JSON), and waiting for a stop signal.
 
 /// Prints a line to stdout; a closed pipe (as with `adi inbox | head`) ends the command quietly
 /// instead of panicking.
@@ -60,11 +60,42 @@ impl StopSignal {
     }
 }
 
-/// Logs to standard error, at `default` unless `RUST_LOG` says otherwise.
-pub fn init_logging(default: &str) {
+/// How the command logs to standard error (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text an event, for people.
+    Text,
+    /// One JSON object a line, for log shippers: `timestamp`, `level`, `target` and `fields`
+    /// (with its `message`).
+    Json,
+}
+
+/// Logs to standard error in `format`, at `default` unless `RUST_LOG` says otherwise.
+pub fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The error that ends a command, as the last line on standard error: `error: …`, or in `json`
+/// a log event like the node's own, so that a log shipper reads why a node stopped.
+pub fn print_error(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("error: {}", printable_lines(message)),
+        LogFormat::Json => {
+            let event = serde_json::json!({
+                "timestamp": rfc3339(now_ms()),
+                "level": "ERROR",
+                "fields": {"message": message},
+                "target": "adi",
+            });
+            eprintln!("{}", printable_json(&event.to_string()));
+        }
+    }
 }
 
 /// Text from the network or the store, safe to print on a terminal as one line: every character
@@ -161,7 +192,20 @@ pub fn age(now: u64, at_ms: Option<&Value>) -> String {
 
 /// A time in milliseconds since the epoch, in UTC: `2024-05-01 12:34:56Z`.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
+    let (year, month, day, rem) = civil(ms / 1000);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A time in milliseconds since the epoch as RFC 3339 in UTC, as logs write it:
+/// `2024-05-01T12:34:56.789Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let (year, month, day, rem) = civil(ms / 1000);
+    let (hours, minutes, seconds) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{:03}Z", ms % 1000)
+}
+
+/// Seconds since the epoch as a civil date (year, month, day) and the seconds into that day.
+fn civil(secs: u64) -> (i64, i64, i64, u64) {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Days to a civil date (proleptic Gregorian), after Howard Hinnant's `civil_from_days`.
     let z = days + 719_468;
@@ -173,7 +217,7 @@ pub fn utc(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    (year, month, day, rem)
 }
 
 #[cfg(test)]
@@ -204,5 +248,7 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00Z");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
         assert_eq!(utc(1_700_000_000_999), "2023-11-14 22:13:20Z");
+        assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20.999Z");
+        assert_eq!(rfc3339(951_782_400_005), "2000-02-29T00:00:00.005Z");
     }
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use adi_node::{Node, NodeConfig};
 use anyhow::anyhow;
 
-use super::{init_logging, StopSignal};
+use super::{init_logging, LogFormat, StopSignal};
 
-/// Runs the node that `config` describes.
-pub async fn serve(config: PathBuf) -> anyhow::Result<()> {
-    init_logging("info");
+/// Runs the node that `config` describes, logging in `log_format`.
+pub async fn serve(config: PathBuf, log_format: LogFormat) -> anyhow::Result<()> {
+    init_logging("info", log_format);
     let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
     let stop = StopSignal::listen()?;
     if let Some(pair) = config.pair.clone() {
