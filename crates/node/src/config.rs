@@ -210,6 +210,11 @@ pub struct ApiSection {
     /// Serve the API over TLS with the node certificate. Required unless `listen` is loopback.
     #[serde(default)]
     pub tls: bool,
+    /// Where Prometheus scrapes the node's metrics (`GET /metrics`, plain HTTP, no token): off
+    /// unless set. Bind it to loopback or a management network; the series hold no content,
+    /// but they show the traffic and the links' state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -593,6 +598,8 @@ pub struct NodeConfig {
     pub default_caveat: String,
     pub api_listen: SocketAddr,
     pub api_tls: bool,
+    /// Where the metrics listener binds (`[api] metrics_listen`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub federation_listen: Vec<SocketAddr>,
     pub limits: Limits,
     pub runtime_limits: RuntimeLimits,
@@ -897,6 +904,13 @@ impl NodeConfig {
         if !file.api.tls && !api_listen.ip().is_loopback() {
             return Err(cerr(path, "api.tls", "the API may be served without TLS only on a loopback address"));
         }
+        let metrics_listen = match &file.api.metrics_listen {
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|_| cerr(path, "api.metrics_listen", "expected an address such as 127.0.0.1:9464"))?,
+            ),
+            None => None,
+        };
         if file.federation.listen.is_empty() {
             return Err(cerr(path, "federation.listen", "at least one address is needed"));
         }
@@ -1170,6 +1184,7 @@ impl NodeConfig {
             default_caveat: file.default_caveat,
             api_listen,
             api_tls: file.api.tls,
+            metrics_listen,
             federation_listen,
             limits,
             runtime_limits,

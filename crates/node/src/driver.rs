@@ -90,9 +90,11 @@ async fn commit_own_by(
         let answered_by = operator.map(|o| hashes.iter().map(|h| (*h, o.to_string())).collect()).unwrap_or_default();
         (hashes, recipients, node.store.commit(WriteBatch { records, mls_state, answered_by, ..WriteBatch::default() }))
     };
+    let submitted = std::time::Instant::now();
     if let Err(e) = pending.wait().await {
         return Err(node.fail_storage(&e).into());
     }
+    node.metrics.commit.observe(submitted.elapsed().as_secs_f64());
     node.committed(&recipients);
     Ok(hashes)
 }
@@ -369,10 +371,14 @@ pub(crate) fn take(
     let early = received.early().map(<[Verdict]>::to_vec);
     let node = node.clone();
     let finish = async move {
+        let submitted = std::time::Instant::now();
         let outcomes = match pending {
             None => Vec::new(),
             Some(p) => match p.wait().await {
-                Ok(o) => o,
+                Ok(o) => {
+                    node.metrics.commit.observe(submitted.elapsed().as_secs_f64());
+                    o
+                }
                 Err(e) => {
                     node.engine().abandon(received);
                     return Err(ApiError::from(node.fail_storage(&e)));

@@ -29,6 +29,8 @@ pub mod error;
 pub mod fed;
 pub mod files;
 pub mod http;
+pub mod metrics;
+pub mod monitor;
 pub mod pair;
 pub mod record;
 pub mod relay;

@@ -157,7 +157,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         tls_key: "keys/node.key".into(),
         master_key: Some("keys/master.key".into()),
         default_caveat: "ADMM-PLUS RESTRICTED".into(),
-        api: ApiSection { listen: opts.api_listen.clone(), tls: false },
+        api: ApiSection { listen: opts.api_listen.clone(), tls: false, metrics_listen: None },
         federation: FederationSection { listen: opts.federation_listen.clone() },
         discipline: opts.discipline.clone(),
         limits: LimitsSection::default(),

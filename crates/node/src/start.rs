@@ -30,6 +30,8 @@ pub struct Node {
     pub state: Arc<NodeState>,
     pub api_addr: SocketAddr,
     pub federation_addrs: Vec<SocketAddr>,
+    /// Where the metrics listener listens, when the configuration names one.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -134,13 +136,23 @@ impl Node {
         let api_addr = api_listener.local_addr()?;
         let fed_listeners = bind_all(&config.federation_listen).await?;
         let federation_addrs = fed_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot bind the metrics address {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = &config.runtime_limits;
         // Every listener's connections are bounded, within the open files the node may hold less
         // those kept for its database and links.
         let open_files = conns::raise_open_files();
-        let per_listener = conns::per_listener(limits, open_files, 1 + fed_listeners.len());
+        let listeners = 1 + fed_listeners.len() + usize::from(metrics_listener.is_some());
+        let per_listener = conns::per_listener(limits, open_files, listeners);
         let admission = |per_address| Admission::new(per_listener, per_address);
         tracing::info!(open_files, per_listener, "connections each listener may hold");
         let mut tasks = Vec::new();
@@ -174,6 +186,21 @@ impl Node {
                 shutdown_rx.clone(),
             )));
         }
+        if let Some(listener) = metrics_listener {
+            tasks.push(tokio::spawn(serve(
+                listener,
+                None,
+                crate::monitor::router(state.clone()),
+                None,
+                limits.clone(),
+                admission(limits.http_connections_per_address_max),
+                // Scrapers ask without a token, as often as they are set to: bounded by their
+                // connections alone.
+                None,
+                shutdown_rx.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(crate::monitor::follow(state.clone(), shutdown_rx.clone())));
         // The links, and the roster's exchanges with every peer.
         tasks.push(tokio::spawn(run_roster(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
@@ -184,7 +211,7 @@ impl Node {
             tasks.push(tokio::spawn(run_checkpoints(state.clone(), every, shutdown_rx.clone())));
         }
         tracing::info!(member = %config.member, api = %api_addr, federation = ?federation_addrs, "node ready");
-        Ok(Node { state, api_addr, federation_addrs, shutdown, tasks })
+        Ok(Node { state, api_addr, federation_addrs, metrics_addr, shutdown, tasks })
     }
 
     /// Stops every task and closes the store.

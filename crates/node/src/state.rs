@@ -133,6 +133,8 @@ pub struct NodeState {
     /// The Content-Security-Policy every answer of the API carries, made from `pair_urls` once,
     /// at the first answer.
     pub console_policy: OnceLock<axum::http::HeaderValue>,
+    /// The node's figures for Prometheus (`monitor` serves them).
+    pub metrics: crate::metrics::Metrics,
     /// The engine, with the core inside: every decision between the network, the operators and
     /// the store is its.
     engine: Mutex<Engine>,
@@ -233,6 +235,11 @@ impl NodeState {
     }
 
     /// Whether a console session's page holds an event stream open here.
+    /// How many sessions hold an event stream open on this node.
+    pub fn watching_sessions(&self) -> usize {
+        self.watching.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     pub fn is_watching(&self, hash: &[u8; 32]) -> bool {
         self.watching.lock().unwrap_or_else(|p| p.into_inner()).contains_key(hash)
     }
@@ -281,6 +288,7 @@ impl NodeState {
                 .flat_map(|p| std::iter::once(p.api_url.clone()).chain(p.other_api_url.clone()))
                 .collect(),
             console_policy: OnceLock::new(),
+            metrics: crate::metrics::Metrics::new(),
             engine: Mutex::new(engine),
             store: Arc::new(store),
             links: RwLock::new(links),
@@ -514,6 +522,7 @@ impl NodeState {
             }
         });
         if raised {
+            self.metrics.storage_faults.inc();
             tracing::error!(%fault, "a commit failed; writes are refused until the database takes them again");
             self.events.notify_waiters();
         }

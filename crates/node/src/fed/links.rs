@@ -194,6 +194,7 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         .await;
         let settled = match result {
             Ok(reply) if reply.verdicts.len() == items.len() => {
+                crate::metrics::count_verdicts(&node.metrics.sent, &link.peer, &reply.verdicts);
                 let now = now_ms();
                 let settled = node.engine().settle(&mut state, &link.peer, &items, reply.verdicts, now);
                 link.update(|s| {

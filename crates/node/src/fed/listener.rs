@@ -139,7 +139,10 @@ async fn receive_batch(
         return Json(BatchReply::new(verdicts)).into_response();
     }
     match finish.await {
-        Ok(verdicts) => Json(BatchReply::new(verdicts)).into_response(),
+        Ok(verdicts) => {
+            crate::metrics::count_verdicts(&node.metrics.received, &peer, &verdicts);
+            Json(BatchReply::new(verdicts)).into_response()
+        }
         Err(refusal) => refusal.into_response(),
     }
 }
