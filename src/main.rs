@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "adi", version, about = "ADI: the Direct Communications Infrastructure of the ADMM-Plus")]
+#[command(name = "adi", version = cmd::VERSION, about = "ADI: the Direct Communications Infrastructure of the ADMM-Plus")]
 struct Cli {
     /// How logs are written to standard error: text, for people, or json, one object a line (its
     /// timestamp, level, target and fields), for log shippers.

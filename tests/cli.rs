@@ -20,7 +20,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `adi` binary with a clean environment for its own variables.
 fn adi() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_adi"));
-    for var in ["ADI_URL", "ADI_TOKEN", "ADI_PIN", "RUST_LOG"] {
+    for var in ["ADI_URL", "ADI_TOKEN", "ADI_PIN", "RUST_LOG", "ADI_LOG_FORMAT"] {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
@@ -1365,4 +1365,79 @@ fn text_from_a_node_is_printed_with_anything_unprintable_escaped() {
     assert!(!json.stdout.chars().any(unprintable), "{:?}", json.stdout);
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v[0]["subject"], subject);
+}
+
+/// The commit `git rev-parse --short=12 HEAD` names in `dir`, or `None` where that fails.
+fn git_head(dir: &Path) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A checkout names its commit; a source tree without `.git` (a tarball), or where git cannot
+    // say, names none.
+    let commit = Some(root).filter(|r| r.join(".git").exists()).and_then(git_head);
+    let commit = commit.unwrap_or_else(|| "unknown".to_string());
+    let expected = format!("adi {} (commit {commit})", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = run(adi().arg(flag)).ok();
+        assert_eq!(out.stdout.trim(), expected, "adi {flag}");
+    }
+}
+
+/// The build script of the `adi` binary as cargo last built it.
+fn build_script() -> PathBuf {
+    let build = Path::new(env!("CARGO_BIN_EXE_adi")).parent().unwrap().join("build");
+    let mut scripts: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(&build)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("adi-")))
+        .map(|d| d.join("build-script-build"))
+        .filter(|f| f.exists())
+        .map(|f| (fs::metadata(&f).unwrap().modified().unwrap(), f))
+        .collect();
+    scripts.sort();
+    scripts.pop().unwrap_or_else(|| panic!("no build script of adi under {}", build.display())).1
+}
+
+#[test]
+fn the_build_script_names_the_commit_of_a_checkout_and_unknown_without_one() {
+    let script = build_script();
+    let commit_of = |dir: &Path| {
+        let out = run(Command::new(&script).env("CARGO_MANIFEST_DIR", dir).env_remove("ADI_BUILD_COMMIT")).ok();
+        let line = out.stdout.lines().find_map(|l| l.strip_prefix("cargo:rustc-env=ADI_COMMIT="));
+        (line.unwrap_or_else(|| panic!("no commit in:\n{}", out.stdout)).to_string(), out.stdout)
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(tmp.path())
+            .args(["-c", "user.name=adi", "-c", "user.email=adi@example.invalid"])
+            .args(args))
+        .ok()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "first"]);
+    // A checkout: its commit, and the script runs again when HEAD or its branch moves.
+    let (commit, out) = commit_of(tmp.path());
+    assert_eq!(Some(commit.clone()), git_head(tmp.path()));
+    assert_eq!(commit.len(), 12);
+    let head = tmp.path().join(".git/HEAD");
+    let branch = tmp.path().join(".git/refs/heads/main");
+    for watched in [head, branch] {
+        assert!(out.contains(&format!("cargo:rerun-if-changed={}", watched.display())), "{out}");
+    }
+    // A source tree without `.git`, as unpacked from a tarball, even inside another checkout.
+    let unpacked = tmp.path().join("adi-0.1.0");
+    fs::create_dir(&unpacked).unwrap();
+    assert_eq!(commit_of(&unpacked).0, "unknown");
+    // A packager that knows the commit gives it.
+    let out = run(Command::new(&script)
+        .env("CARGO_MANIFEST_DIR", tmp.path())
+        .env("ADI_BUILD_COMMIT", "0123456789ABCDEF0123"))
+    .ok();
+    assert!(out.stdout.contains("cargo:rustc-env=ADI_COMMIT=0123456789ab"), "{}", out.stdout);
 }

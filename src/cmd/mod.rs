@@ -39,6 +39,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+/// The release and the commit this binary was built from (`build.rs`), as `adi --version` and a
+/// starting node's log say them.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ADI_COMMIT"), ")");
+
 /// SIGINT and SIGTERM, listened for from the moment this is made, so that a signal that arrives
 /// just after a prompt is not lost.
 pub struct StopSignal {

@@ -10,6 +10,7 @@ use super::{init_logging, LogFormat, StopSignal};
 /// Runs the node that `config` describes, logging in `log_format`.
 pub async fn serve(config: PathBuf, log_format: LogFormat) -> anyhow::Result<()> {
     init_logging("info", log_format);
+    tracing::info!(version = super::VERSION, "adi serve starting");
     let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
     let stop = StopSignal::listen()?;
     if let Some(pair) = config.pair.clone() {
