@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use adi_node::client::Client;
 use adi_node::setup::InitOptions;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -71,6 +71,7 @@ enum Command {
     },
     /// Run a member's node.
     Serve {
+        /// The node's configuration file (`adi init` writes one).
         #[arg(long)]
         config: PathBuf,
     },
@@ -315,6 +316,18 @@ enum Command {
     /// Measure latency, throughput, network build, catch-up and resources on real node processes,
     /// each beside the machine's physical floor.
     Bench(bench::BenchArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish or powershell), made from
+    /// this command line; for bash, `adi completions bash > /etc/bash_completion.d/adi`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages, made from this command line, into a folder: adi.1 and one page a
+    /// subcommand (adi-serve.1, adi-roster-show.1, ...).
+    Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -660,5 +673,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd::demo::demo(members, state, base_port, init_only, no_scenario, admit, cli.log_format).await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Completions { shell } => cmd::generate::completions(Cli::command(), shell),
+        Command::Man { out } => cmd::generate::man(Cli::command(), &out),
     }
 }

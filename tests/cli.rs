@@ -1441,3 +1441,70 @@ fn the_build_script_names_the_commit_of_a_checkout_and_unknown_without_one() {
     .ok();
     assert!(out.stdout.contains("cargo:rustc-env=ADI_COMMIT=0123456789ab"), "{}", out.stdout);
 }
+
+/// The subcommands `adi --help` lists, but `help`.
+fn subcommands() -> Vec<String> {
+    let help = run(adi().arg("--help")).ok().stdout;
+    let listed = help.split("Commands:\n").nth(1).expect("adi --help lists its commands");
+    let names: Vec<String> = listed
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() > 20, "too few commands in adi --help: {names:?}");
+    names
+}
+
+#[test]
+fn completion_scripts_name_every_subcommand_and_an_unknown_shell_is_refused() {
+    let commands = subcommands();
+    let bash = run(adi().args(["completions", "bash"])).ok().stdout;
+    assert!(bash.contains("complete ") && bash.contains("_adi"), "not a bash completion script:\n{bash}");
+    for name in commands.iter().chain(&["--config".to_string(), "--log-format".to_string()]) {
+        assert!(bash.contains(name.as_str()), "the bash completion does not name {name}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = run(adi().args(["completions", shell])).ok().stdout;
+        assert!(script.contains("serve") && script.contains("new-line"), "the {shell} completion:\n{script}");
+    }
+    let out = run(adi().args(["completions", "tcsh"])).fails();
+    assert!(out.stderr.contains("tcsh") && out.stderr.contains("bash"), "{}", out.stderr);
+}
+
+#[test]
+fn manual_pages_are_written_for_adi_and_every_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("man/man1");
+    run(adi().args(["man", "--out"]).arg(&out)).ok();
+    let page = |name: &str| {
+        let file = out.join(format!("{name}.1"));
+        let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(text.starts_with(".TH") || text.starts_with(".ie"), "{} is not roff:\n{text}", file.display());
+        text
+    };
+    let top = page("adi");
+    for name in subcommands() {
+        // Roff writes a hyphen as `\-`.
+        assert!(top.contains(&name.replace('-', "\\-")), "adi.1 does not name {name}");
+        page(&format!("adi-{name}"));
+    }
+    // A subcommand's page names its options, and the options every command takes.
+    let serve = page("adi-serve");
+    for option in ["config", "log-format"] {
+        let roff = format!("--{option}").replace('-', "\\-");
+        assert!(serve.contains(&roff), "adi-serve.1 does not name --{option}:\n{serve}");
+    }
+    // The commands within a command have pages too.
+    for name in ["adi-roster-show", "adi-operator-add", "adi-amendment-check", "adi-decision-propose"] {
+        page(name);
+    }
+    assert!(!out.join("adi-help.1").exists(), "a page for `help`");
+    // Where the folder cannot be made, the command says which.
+    let blocked = tmp.path().join("file");
+    fs::write(&blocked, "").unwrap();
+    let refused = run(adi().args(["man", "--out"]).arg(blocked.join("man1"))).fails();
+    assert!(refused.stderr.contains("cannot make the folder") && refused.stderr.contains("man1"), "{}", refused.stderr);
+}

@@ -25,6 +25,7 @@ pub mod decision;
 pub mod demo;
 pub mod drafts;
 pub mod export;
+pub mod generate;
 pub mod init;
 pub mod lines;
 pub mod links;
