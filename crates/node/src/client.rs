@@ -152,6 +152,16 @@ impl Client {
         self.exchange(method, path, body).await.map(|(status, _, bytes)| (status, bytes))
     }
 
+    /// Sends raw bytes and returns the answer's status, headers and body.
+    pub async fn request_full(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        self.exchange(method, path, body).await
+    }
+
     /// Sends a request and returns the answer's status, headers and body.
     async fn exchange(
         &self,

@@ -1,6 +1,6 @@
 //! The runtime's clock: the wall clock read once at start and advanced by monotonic time since,
 //! never earlier than the latest time the store recorded. Every part of the node reads the time
-//! here; the core is handed it as an input.
+//! here; the core is handed it as an input. Also how a time is written for people: `utc`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -49,4 +49,26 @@ pub fn keep_time_from(latest_ms: u64) {
             "the system clock reads earlier than the latest time this node stored; the node keeps time from there"
         );
     }
+}
+
+/// A time in milliseconds since the epoch, in UTC: `2024-05-01 12:34:56Z`.
+pub fn utc(ms: u64) -> String {
+    let (year, month, day, rem) = civil(ms / 1000);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Seconds since the epoch as a civil date (year, month, day) and the seconds into that day.
+pub fn civil(secs: u64) -> (i64, i64, i64, u64) {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem)
 }

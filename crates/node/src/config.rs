@@ -264,6 +264,8 @@ pub struct LimitsSection {
     pub messages_page_len: Option<usize>,
     pub search_scan_max: Option<usize>,
     pub search_text_chars_max: Option<usize>,
+    pub report_window_ms_max: Option<u64>,
+    pub report_default_window_ms: Option<u64>,
     pub alarms_page_len: Option<usize>,
     pub evidence_page_len: Option<usize>,
     pub drafts_page_len: Option<usize>,
@@ -339,6 +341,11 @@ pub struct RuntimeLimits {
     pub search_scan_max: usize,
     /// Most characters of a search's text.
     pub search_text_chars_max: usize,
+    /// The longest window one operations report covers (`GET /api/v1/report`): what it reads of
+    /// the record grows with it.
+    pub report_window_ms_max: u64,
+    /// The window an operations report covers when the request names no start.
+    pub report_default_window_ms: u64,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -512,6 +519,8 @@ impl Default for RuntimeLimits {
             messages_page_len: 100,
             search_scan_max: 20_000,
             search_text_chars_max: 200,
+            report_window_ms_max: 400 * 24 * 3_600_000,
+            report_default_window_ms: 30 * 24 * 3_600_000,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -1044,6 +1053,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.search_text_chars_max {
             runtime_limits.search_text_chars_max = v.max(1);
+        }
+        if let Some(v) = l.report_window_ms_max {
+            runtime_limits.report_window_ms_max = v.max(1);
+        }
+        if let Some(v) = l.report_default_window_ms {
+            runtime_limits.report_default_window_ms = v.max(1);
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);

@@ -34,6 +34,7 @@ pub mod monitor;
 pub mod pair;
 pub mod record;
 pub mod relay;
+pub mod report;
 pub mod setup;
 pub mod start;
 pub mod state;

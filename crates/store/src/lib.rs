@@ -504,6 +504,53 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// What the operations report reads of the record within its window ([`Store::report_rows`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportRows {
+    pub link_tests: Vec<ReportLinkTest>,
+    pub answers: Vec<ReportAnswer>,
+    pub alarms: Vec<ReportAlarm>,
+    pub traffic: Vec<ReportTraffic>,
+}
+
+/// One link test this node sent: to whom, when, and when its answer arrived here, if it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportLinkTest {
+    pub peer: MemberCode,
+    pub sent_ms: u64,
+    pub answered_ms: Option<u64>,
+}
+
+/// One recipient of one of this member's messages that asked for an answer: when it was sent,
+/// when the answer was due, and when (and how) it came.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportAnswer {
+    pub member: MemberCode,
+    pub precedence: String,
+    pub sent_ms: u64,
+    pub deadline_ms: Option<u64>,
+    pub acknowledged_ms: Option<u64>,
+    pub declined_ms: Option<u64>,
+}
+
+/// An alarm that was open at some time in the window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportAlarm {
+    pub kind: String,
+    pub member: MemberCode,
+    pub raised_ms: u64,
+    pub cleared_ms: Option<u64>,
+}
+
+/// How many messages of one precedence and class were sent (by this member) or received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportTraffic {
+    pub sent: bool,
+    pub precedence: String,
+    pub class: String,
+    pub count: u64,
+}
+
 /// A console session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -670,6 +717,10 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError>;
     /// The backlog towards every peer that has one.
     fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
+    /// What the operations report reads of the record between `from_ms` and `to_ms` (this node's
+    /// times): `me`'s link tests and their answers, the answers its messages had, the alarms open
+    /// in the window, and the messages sent and received.
+    fn report_rows(&self, me: &MemberCode, from_ms: u64, to_ms: u64) -> Result<ReportRows, StoreError>;
     /// Messages of a line in the record order, or of every line in the inbox order, from just
     /// after `query.after`. A cursor of the other order is refused; one the list does not hold
     /// ends it.

@@ -12,8 +12,8 @@ use crate::seal::{row_id, row_pair, Sealer};
 
 use crate::{
     AlarmRow, AnswerRow, AuditRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow,
-    HeldCount, MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, TimeKey,
-    TranslationRow,
+    HeldCount, MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, ReportAlarm,
+    ReportAnswer, ReportLinkTest, ReportRows, ReportTraffic, TimeKey, TranslationRow,
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
@@ -265,6 +265,78 @@ pub(crate) fn queue_stats(c: &Connection<'_>) -> Result<Vec<QueueStat>, sql::Err
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+pub(crate) fn report_rows(
+    c: &Connection<'_>,
+    me: &MemberCode,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<ReportRows, sql::Error> {
+    let (me, from, to) =
+        (me.to_string(), i64::try_from(from_ms).unwrap_or(i64::MAX), i64::try_from(to_ms).unwrap_or(i64::MAX));
+    // A test's answer is a receipt; it arrived when its own envelope did.
+    let mut stmt = c.prepare_cached(
+        "SELECT rc.member, t.created_ms, MIN(e.received_ms) FROM envelopes t
+           JOIN recipients rc ON rc.hash = t.hash
+           LEFT JOIN receipts r ON r.answers = t.hash AND r.kind = 'link_test_answer'
+           LEFT JOIN envelopes e ON e.hash = r.hash
+         WHERE t.kind = 'link_test' AND t.sender = ?1 AND t.created_ms >= ?2 AND t.created_ms < ?3
+         GROUP BY t.hash, rc.member, t.created_ms ORDER BY t.created_ms",
+    )?;
+    let link_tests = stmt
+        .query_map(params![me, from, to], |row| {
+            Ok(ReportLinkTest { peer: code_of(row.get(0)?)?, sent_ms: u(row.get(1)?), answered_ms: opt_u(row.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = c.prepare_cached(
+        "SELECT rc.member, m.precedence, rc.sent_ms, m.deadline_ms, rc.acknowledged_ms, rc.declined_ms
+           FROM recipients rc JOIN envelopes m ON m.hash = rc.hash
+         WHERE m.kind = 'message' AND m.sender = ?1 AND m.ack_required <> 0 AND m.created_ms >= ?2 AND m.created_ms < ?3
+         ORDER BY rc.sent_ms",
+    )?;
+    let answers = stmt
+        .query_map(params![me, from, to], |row| {
+            Ok(ReportAnswer {
+                member: code_of(row.get(0)?)?,
+                precedence: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                sent_ms: u(row.get(2)?),
+                deadline_ms: opt_u(row.get(3)?),
+                acknowledged_ms: opt_u(row.get(4)?),
+                declined_ms: opt_u(row.get(5)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = c.prepare_cached(
+        "SELECT kind, member, raised_ms, cleared_ms FROM alarms
+         WHERE raised_ms < ?2 AND (cleared_ms IS NULL OR cleared_ms >= ?1) ORDER BY raised_ms",
+    )?;
+    let alarms = stmt
+        .query_map(params![from, to], |row| {
+            Ok(ReportAlarm {
+                kind: row.get(0)?,
+                member: code_of(row.get(1)?)?,
+                raised_ms: u(row.get(2)?),
+                cleared_ms: opt_u(row.get(3)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = c.prepare_cached(
+        "SELECT CAST(CASE WHEN sender = ?1 THEN 1 ELSE 0 END AS BIGINT) AS sent, precedence, class, COUNT(*) FROM envelopes
+         WHERE kind = 'message' AND created_ms >= ?2 AND created_ms < ?3
+         GROUP BY sent, precedence, class ORDER BY sent, precedence, class",
+    )?;
+    let traffic = stmt
+        .query_map(params![me, from, to], |row| {
+            Ok(ReportTraffic {
+                sent: row.get::<_, i64>(0)? != 0,
+                precedence: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                class: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                count: u(row.get(3)?),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReportRows { link_tests, answers, alarms, traffic })
 }
 
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,

@@ -14,8 +14,8 @@ use crate::{postgres, read, sqlite, write};
 use crate::{
     AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, CommitStats, DecisionRow, DraftRow,
     EnvelopeRow, EventRow, HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem,
-    Outcome, Page, Pending, QueueStat, ReceiptRow, RecipientRow, RosterApplied, RosterProposalKept, SessionRow,
-    Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
+    Outcome, Page, Pending, QueueStat, ReceiptRow, RecipientRow, ReportRows, RosterApplied, RosterProposalKept,
+    SessionRow, Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -330,6 +330,10 @@ impl Store for SqlStore {
 
     fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
         self.read(read::queue_stats)
+    }
+
+    fn report_rows(&self, me: &MemberCode, from_ms: u64, to_ms: u64) -> Result<ReportRows, StoreError> {
+        self.read(|c| read::report_rows(c, me, from_ms, to_ms))
     }
 
     fn messages(&self, q: &MessageQuery) -> Result<Vec<MessageRow>, StoreError> {

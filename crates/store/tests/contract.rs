@@ -481,6 +481,42 @@ fn answers_keep_their_operator<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert!(waiting(&store).is_empty(), "an acknowledged message still waits");
 }
 
+/// The operations report's reads: the messages sent and received by precedence and class, and
+/// each recipient of a message that asks for an answer, with its deadline and its answer.
+fn report_rows_read_traffic_and_answers<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_ph_place, ph_store) = fresh();
+    let (_cn_place, cn_store) = fresh();
+    let line = line_id(10);
+    let mut ph = fixtures::hotline("PH");
+    let mut cn = fixtures::hotline("CN");
+    let setup = create(&mut cn, &mut [&mut ph], T0, line, "ADMM-Plus");
+    let joined = receive(&mut ph, T0 + 1, &setup);
+    let flash = send(&mut cn, T0 + 2, line, "FLASH", "flash to answer");
+    let routine = send(&mut cn, T0 + 3, line, "ROUTINE", "for the record");
+    assert_eq!(commit(&cn_store, &[&setup, &flash, &routine]), inserted(3));
+    assert_eq!(commit(&ph_store, &[&joined]), inserted(1));
+    for r in [&flash, &routine] {
+        let got = ph.receive(T0 + 4, &code("CN"), r.envelope.bytes()).expect("PH takes the message");
+        assert_eq!(commit(&ph_store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
+    }
+    let at_ph = ph_store.report_rows(&code("PH"), 0, u64::MAX).unwrap();
+    let traffic: Vec<(bool, String, u64)> =
+        at_ph.traffic.iter().map(|t| (t.sent, t.precedence.clone(), t.count)).collect();
+    assert_eq!(traffic, vec![(false, "FLASH".to_string(), 1), (false, "ROUTINE".to_string(), 1)]);
+    assert!(at_ph.answers.is_empty() && at_ph.link_tests.is_empty() && at_ph.alarms.is_empty(), "{at_ph:?}");
+    let at_cn = cn_store.report_rows(&code("CN"), 0, u64::MAX).unwrap();
+    let asked: Vec<(String, String, bool)> = at_cn
+        .answers
+        .iter()
+        .map(|a| (a.member.to_string(), a.precedence.clone(), a.acknowledged_ms.is_some()))
+        .collect();
+    assert!(asked.contains(&("PH".to_string(), "FLASH".to_string(), false)), "{asked:?}");
+    assert!(at_cn.answers.iter().all(|a| a.deadline_ms.is_some()), "{at_cn:?}");
+    assert!(at_cn.traffic.iter().all(|t| t.sent), "{at_cn:?}");
+    // Outside the window, nothing.
+    assert_eq!(cn_store.report_rows(&code("CN"), 0, T0).unwrap(), adi_store::ReportRows::default());
+}
+
 /// What was committed is there after the store is closed and opened again: lines, chain heads,
 /// messages and the outbox, enough for a core built from it to continue every chain.
 fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
@@ -1051,6 +1087,11 @@ fn sqlite_answers_keep_their_operator() {
 }
 
 #[test]
+fn sqlite_report_rows_read_traffic_and_answers() {
+    report_rows_read_traffic_and_answers(sqlite);
+}
+
+#[test]
 fn sqlite_durable_across_reopen() {
     durable_across_reopen(sqlite, sqlite_reopen);
 }
@@ -1274,6 +1315,11 @@ fn postgres_outbox_order_and_settlement() {
 #[test]
 fn postgres_answers_keep_their_operator() {
     answers_keep_their_operator(postgres);
+}
+
+#[test]
+fn postgres_report_rows_read_traffic_and_answers() {
+    report_rows_read_traffic_and_answers(postgres);
 }
 
 #[test]

@@ -74,10 +74,11 @@ pub async fn security_headers(
     let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        node.console_policy.get_or_init(|| content_security_policy(&node.pair_urls)).clone(),
-    );
+    // An answer with a policy of its own (the operations report's page) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let policy = node.console_policy.get_or_init(|| content_security_policy(&node.pair_urls)).clone();
+        h.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");

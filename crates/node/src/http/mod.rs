@@ -76,6 +76,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/members/{member}", axum::routing::delete(lines::remove_member))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/search", get(search))
+        .route("/api/v1/report", get(record::report))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/envelopes/{id}", get(messages::get_envelope))
         .route("/api/v1/messages/{id}/seen", post(discipline::seen))

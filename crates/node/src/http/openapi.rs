@@ -54,6 +54,7 @@ use crate::error::ErrorBody;
         messages::line_messages,
         messages::inbox,
         messages::search,
+        record::report,
         messages::get_message,
         messages::get_envelope,
         discipline::seen,

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use adi_store::{CheckpointKey, Page};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 
 use super::auth::Auth;
 use super::error::{check_writable, ApiPath, ApiQuery};
@@ -48,6 +50,78 @@ pub async fn line_checkpoints(
     let (rows, next) = paging::cut(rows, limit, |r| Ok(paging::checkpoint_cursor(&CheckpointKey::of(r))))?;
     let url = ListUrl::new(format!("/api/v1/lines/{}/checkpoints", line.id.to_hex()));
     Ok(Paged::new(rows.into_iter().map(CheckpointView::from).collect(), url.next(limit, "after", next)))
+}
+
+/// The window and form of an operations report.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Start of the window, ms since the Unix epoch (this node's clock); default: `to_ms` less
+    /// the node's `report_default_window_ms` (30 days).
+    pub from_ms: Option<u64>,
+    /// End of the window (not included); default: now.
+    pub to_ms: Option<u64>,
+    /// `json` (the default) or `html`: one self-contained page with its plots, no script.
+    pub format: Option<String>,
+}
+
+/// The operations report
+///
+/// How this member's hotline did over a window, from this node's record: each link's tests
+/// (answered over sent, round trips, outages), the time each answer to this member's messages
+/// took, by precedence and member (late and missing ones counted), the alarms open in the window,
+/// the traffic by precedence and class. A window is at most the node's `report_window_ms_max`.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/report", tag = "record", params(ReportParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Object, description = "the report as JSON, or as an HTML page with `format=html`"),
+              (status = 400, body = ErrorBody, description = "`bad_range`: `from_ms` is not before `to_ms`, or the window is longer than the node's `report_window_ms_max`; `bad_format`: neither `json` nor `html`")))]
+pub async fn report(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiQuery(p): ApiQuery<ReportParams>,
+) -> Result<Response, ApiError> {
+    let now = crate::clock::now_ms();
+    let to = p.to_ms.unwrap_or(now);
+    let from = p.from_ms.unwrap_or(to.saturating_sub(node.runtime_limits.report_default_window_ms));
+    let bad = |code: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
+    if from >= to {
+        return Err(bad("bad_range", format!("from_ms {from} is not before to_ms {to}")));
+    }
+    let max = node.runtime_limits.report_window_ms_max;
+    if to - from > max {
+        return Err(bad(
+            "bad_range",
+            format!("the window is {} ms long; at most {max} (report_window_ms_max)", to - from),
+        ));
+    }
+    let html = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => return Err(bad("bad_format", format!("no report format {other}: json or html"))),
+    };
+    let (peers, interval_ms) = {
+        let core = node.core();
+        let peers: Vec<String> = core.links(now).into_iter().map(|(h, _)| h.peer.to_string()).collect();
+        (peers, core.discipline().link_test_interval_s.saturating_mul(1000))
+    };
+    let rows = node.store.report_rows(&node.member, from, to)?;
+    let report = crate::report::Report::new(node.member.as_str(), (from, to), now, interval_ms, &peers, rows);
+    if !html {
+        return Ok(Json(report).into_response());
+    }
+    let policy =
+        HeaderValue::from_str(&crate::report::page_policy()).unwrap_or(HeaderValue::from_static("default-src 'none'"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (header::CONTENT_SECURITY_POLICY, policy),
+        ],
+        report.html(),
+    )
+        .into_response())
 }
 
 /// Exports a line
