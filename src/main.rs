@@ -69,6 +69,13 @@ enum Command {
         #[command(subcommand)]
         command: AmendmentCommand,
     },
+    /// Check a node's configuration and the files it names (roster, keys, certificate, database
+    /// folder) without starting anything; print "ok" and what it describes, or what is wrong.
+    CheckConfig {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run a member's node.
     Serve {
         /// The node's configuration file (`adi init` writes one).
@@ -628,6 +635,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             AmendmentCommand::Check { versions } => cmd::amendment::check(versions),
         },
+        Command::CheckConfig { config } => cmd::check_config::check_config(&config),
         Command::Serve { config } => cmd::serve::serve(config, cli.log_format).await,
         Command::Backup { config, out } => cmd::backup::backup(config, out),
         Command::Restore { config, from, replace } => cmd::backup::restore(config, from, replace),

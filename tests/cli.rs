@@ -1508,3 +1508,85 @@ fn manual_pages_are_written_for_adi_and_every_subcommand() {
     let refused = run(adi().args(["man", "--out"]).arg(blocked.join("man1"))).fails();
     assert!(refused.stderr.contains("cannot make the folder") && refused.stderr.contains("man1"), "{}", refused.stderr);
 }
+
+/// `adi check-config --config FILE`.
+fn check_config(config: &Path) -> Outcome {
+    run(adi().arg("check-config").arg("--config").arg(config))
+}
+
+/// `adi check-config` on `config` must fail with one message naming each of `named`.
+#[track_caller]
+fn check_config_refuses(config: &Path, named: &[&str]) {
+    let out = check_config(config).fails();
+    assert!(out.stdout.is_empty(), "a refused configuration printed:\n{}", out.stdout);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    for name in named {
+        assert!(out.stderr.contains(name), "{name} is not named:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn check_config_passes_a_good_configuration_and_names_what_is_wrong_in_a_bad_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+
+    // As `adi init` writes it: its member alone in its roster, nothing started, no store made.
+    let (dir, config) = member_dir(&root, "init", "PH", &[]);
+    let out = check_config(&config).ok();
+    let summary = format!(
+        "ok: {}: member PH (Philippines); listeners API http://127.0.0.1:7300, federation 127.0.0.1:7100; \
+         store sqlite {}; 0 peers in the roster\n",
+        config.display(),
+        dir.join("node.db").display()
+    );
+    assert_eq!(out.stdout, summary);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    assert!(!dir.join("node.db").exists(), "the check made the store");
+
+    // A demo network's configurations, each with its peers.
+    let state = root.join("demo");
+    let base = free_base_port();
+    run(adi()
+        .args(["demo", "--init-only", "--members", "PH,CN,VN", "--base-port", &base.to_string(), "--state"])
+        .arg(&state))
+    .ok();
+    for m in read_demo(&state) {
+        let out = check_config(&m.config).ok();
+        assert!(out.stdout.starts_with(&format!("ok: {}: member {}", m.config.display(), m.code)), "{}", out.stdout);
+        assert!(out.stdout.trim_end().ends_with("; 2 peers in the roster"), "{}", out.stdout);
+    }
+
+    // A syntax error: the file and the line.
+    let (_, config) = member_dir(&root, "syntax", "PH", &[]);
+    replace_in(&config, "member = \"PH\"", "member = \"PH");
+    check_config_refuses(&config, &[&config.display().to_string(), "line 2"]);
+
+    // An unknown key: the file, the key and its line.
+    let (_, config) = member_dir(&root, "unknown", "PH", &[]);
+    replace_in(&config, "member = \"PH\"", "member = \"PH\"\ncolour = \"blue\"");
+    check_config_refuses(&config, &[&config.display().to_string(), "unknown field `colour`", "line 3"]);
+
+    // A key file that is not there: the field that names it and the file.
+    let (dir, config) = member_dir(&root, "no-key", "PH", &[]);
+    fs::remove_file(dir.join("keys/signing.pem")).unwrap();
+    check_config_refuses(&config, &["`signing_key`", &dir.join("keys/signing.pem").display().to_string()]);
+
+    // A TLS key that is no key: loading the configuration alone does not read it.
+    let (dir, config) = member_dir(&root, "bad-tls-key", "PH", &[]);
+    fs::write(dir.join("keys/node.key"), "not a key\n").unwrap();
+    check_config_refuses(&config, &["`tls_key`", "node.key"]);
+
+    // A roster that does not list the member.
+    let vn = read_demo(&state).into_iter().find(|m| m.code == "VN").unwrap();
+    let roster = vn.config.parent().unwrap().join("roster.toml");
+    let text = fs::read_to_string(&roster).unwrap();
+    let entry = text.find("[[members]]\ncode = \"VN\"").expect("VN's entry in its roster");
+    let next = text[entry + 1..].find("[[members]]").map_or(text.len(), |i| entry + 1 + i);
+    fs::write(&roster, format!("{}{}", &text[..entry], &text[next..])).unwrap();
+    check_config_refuses(&vn.config, &["`member`", "VN is not in the roster"]);
+
+    // A database whose folder is not there.
+    let (_, config) = member_dir(&root, "no-folder", "PH", &[]);
+    replace_in(&config, "database = \"node.db\"", "database = \"gone/node.db\"");
+    check_config_refuses(&config, &["`database`", "gone"]);
+}

@@ -20,6 +20,7 @@ pub mod admit;
 pub mod alarms;
 pub mod amendment;
 pub mod backup;
+pub mod check_config;
 pub mod cpa;
 pub mod decision;
 pub mod demo;
