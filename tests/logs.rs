@@ -228,13 +228,21 @@ fn text_logs_stay_the_default_and_an_unknown_format_is_refused() {
             .args(args)
             .arg(&missing)
             .env_remove("ADI_LOG_FORMAT")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .output()
             .unwrap()
     };
+    // A line of text an event, plain where standard error is no terminal, then the error.
     let out = run(&["serve", "--config"]);
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("error: ") && stderr.contains("missing.toml"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].contains(" INFO adi::cmd::serve: adi serve starting version="), "{stderr}");
+    assert!(serde_json::from_str::<Value>(lines[0]).is_err(), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a log that is no terminal:\n{stderr}");
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("error: ") && last.contains("missing.toml"), "{stderr}");
     let out = run(&["--log-format", "xml", "serve", "--config"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();

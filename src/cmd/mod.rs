@@ -76,13 +76,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to standard error in `format`, at `default` unless `RUST_LOG` says otherwise.
+/// Logs to standard error in `format`, at `default` unless `RUST_LOG` says otherwise. Text is
+/// coloured on a terminal only (and not with `NO_COLOR`): a journal or a file gets it plain.
 pub fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.with_ansi(colour).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }
