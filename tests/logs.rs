@@ -86,7 +86,63 @@ fn start(member: &Member, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> No
     Node { code: member.code.clone(), proc: Some(Proc::from_child(child)), stdout, stderr }
 }
 
-/// Checks that every line of a log is a JSON object with a level and a message; the levels seen.
+/// A JSON value read only to check that no object in it names a key twice (a parser that keeps
+/// the last one would lose a log line's text).
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UniqueKeys, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("the key {key} twice")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+}
+
+/// Checks that every line of a log is a JSON object with a level and a message, naming no key
+/// twice; the levels seen.
 #[track_caller]
 fn check_json_lines(what: &str, log: &str) -> Vec<String> {
     assert!(!log.trim().is_empty(), "{what}: nothing was logged");
@@ -97,6 +153,8 @@ fn check_json_lines(what: &str, log: &str) -> Vec<String> {
         let level = event["level"].as_str().unwrap_or_else(|| panic!("{what}: line {} has no level: {line}", n + 1));
         assert!(LEVELS.contains(&level), "{what}: line {} has the level {level}: {line}", n + 1);
         assert!(event["fields"]["message"].is_string(), "{what}: line {} has no message: {line}", n + 1);
+        let unique: Result<UniqueKeys, _> = serde_json::from_str(line);
+        assert!(unique.is_ok(), "{what}: line {} names a key twice ({:?}): {line}", n + 1, unique.err());
         levels.push(level.to_string());
     }
     levels

@@ -78,7 +78,7 @@ async fn answer(
     let answered = Answered { hash, sender: row.sender.clone(), seq: row.seq };
     commit_own_answer(node, &auth.0.name, |core| core.answer(now_ms(), row.line, answered, kind, req.reason, priority))
         .await?;
-    tracing::info!(operator = %auth.0.name, message = %hash, answer = kind.as_str(), "message answered");
+    tracing::info!(operator = %auth.0.name, message_id = %hash, answer = kind.as_str(), "message answered");
     load_message(node, &hash)
 }
 
@@ -230,7 +230,7 @@ pub async fn release(
         return Err(node.fail_storage(&e).into());
     }
     node.committed(&recipients);
-    tracing::info!(operator = %auth.0.name, draft = id, message = %hash, "held message released");
+    tracing::info!(operator = %auth.0.name, draft = id, message_id = %hash, "held message released");
     Ok((StatusCode::CREATED, Json(load_message(&node, &hash)?)))
 }
 

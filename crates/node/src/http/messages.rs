@@ -76,7 +76,7 @@ pub async fn send_message(
     let released_by = needs_principal.then(|| auth.0.name.clone());
     let hash = commit_own(&node, |core| core.send(now_ms(), line.id, draft, released_by)).await?;
     let view = load_message(&node, &hash)?;
-    tracing::info!(operator = %auth.0.name, message = %view.id, precedence = %view.precedence, "message sent");
+    tracing::info!(operator = %auth.0.name, message_id = %view.id, precedence = %view.precedence, "message sent");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -116,7 +116,7 @@ pub async fn translate(
         revises: None,
     };
     let hash = commit_own(&node, |core| core.translate(now_ms(), message.line, t)).await?;
-    tracing::info!(operator = %auth.0.name, message = %original, "translation attached");
+    tracing::info!(operator = %auth.0.name, message_id = %original, "translation attached");
     Ok((StatusCode::CREATED, Json(load(&node, &hash)?)))
 }
 
