@@ -248,6 +248,22 @@ enum Command {
         #[command(subcommand)]
         command: DecisionCommand,
     },
+    /// Write the operations report of a window (link availability, outages, time to acknowledge,
+    /// alarms, traffic) to a file: one self-contained HTML page with its plots, or JSON.
+    Report {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Start of the window: a day (YYYY-MM-DD, from midnight UTC) or milliseconds since
+        /// 1970-01-01T00:00Z; default: 30 days before its end.
+        #[arg(long, value_parser = cmd::report::parse_time)]
+        from: Option<u64>,
+        /// End of the window (not included), as `--from`; default: now.
+        #[arg(long, value_parser = cmd::report::parse_time)]
+        to: Option<u64>,
+        /// Where to write it (report.html, or report.json with --json).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a self-contained, offline-verifiable bundle of a line's record.
     Export {
         #[command(flatten)]
@@ -656,6 +672,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
         Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
+        Command::Report { client, from, to, out } => {
+            let json = client.json;
+            cmd::report::report(client, from, to, json, out).await
+        }
         Command::Verify { file, roster, config, roster_sha256, network, unanchored, json, quiet, reports } => {
             let anchor = cmd::export::anchor(roster.as_deref(), config.as_deref(), roster_sha256.as_deref())?;
             let network = cmd::export::network(network.as_deref(), config.as_deref())?;

@@ -415,3 +415,43 @@ async fn decisions_through_the_cli() {
     let shown = adi(&["decision", "show", &id], Some(cn)).await.ok();
     assert!(shown.stdout.contains(text) && shown.stdout.contains("CN   concurred"), "{}", shown.stdout);
 }
+
+/// `adi report` as an operator runs it against a real node process: the page and the JSON are
+/// written where it is told, with the window given as days; a day that is not one and a window
+/// the node refuses are said plainly and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adi_report_writes_the_operations_report_and_says_what_is_wrong() {
+    let net = Network::start("PH,CN").await;
+    let line = open_line(&net.client("PH"), &["PH", "CN"]).await;
+    send(&net.client("PH"), &line, "FLASH", "for the report").await;
+    let ph = net.member("PH");
+    let page = net.path("report.html");
+    let today = adi_node::clock::utc(adi_node::clock::wall_ms())[..10].to_string();
+    let out = adi(&["report", "--from", "2026-01-01", "--out", page.to_str().unwrap()], Some(ph)).await.ok();
+    assert!(out.stdout.starts_with(&format!("wrote {}", page.display())), "{}", out.stdout);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("ADI operations report: PH from 2026-01-01"),
+        "{html}"
+    );
+    assert!(html.contains("<th scope=\"col\">CN</th>") && html.contains("<svg"), "{html}");
+    let data = net.path("report.json");
+    adi(&["report", "--json", "--out", data.to_str().unwrap()], Some(ph)).await.ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    assert_eq!(v["member"], "PH");
+    let flash = v["answers"].as_array().unwrap().iter().find(|s| s["precedence"] == "FLASH" && s["member"] == "");
+    assert_eq!(flash.map(|s| s["asked"].clone()), Some(json!(1)), "{v}");
+    // Bad input: nothing written, the reason said.
+    let none = net.path("none.html");
+    let out = adi(&["report", "--from", "2026-02-30", "--out", none.to_str().unwrap()], Some(ph)).await.fails();
+    assert!(out.stderr.contains("not a day of the calendar"), "{}", out.stderr);
+    let out = adi(&["report", "--from", &today, "--to", "2026-01-01", "--out", none.to_str().unwrap()], Some(ph))
+        .await
+        .fails();
+    assert!(
+        out.stderr.contains("the node refused the report") && out.stderr.contains("is not before"),
+        "{}",
+        out.stderr
+    );
+    assert!(!none.exists());
+}

@@ -32,6 +32,7 @@ pub mod lines;
 pub mod links;
 pub mod messages;
 pub mod operator;
+pub mod report;
 pub mod roster;
 pub mod send;
 pub mod serve;
@@ -199,34 +200,14 @@ pub fn age(now: u64, at_ms: Option<&Value>) -> String {
     }
 }
 
-/// A time in milliseconds since the epoch, in UTC: `2024-05-01 12:34:56Z`.
-pub fn utc(ms: u64) -> String {
-    let (year, month, day, rem) = civil(ms / 1000);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use adi_node::clock::utc;
 
 /// A time in milliseconds since the epoch as RFC 3339 in UTC, as logs write it:
 /// `2024-05-01T12:34:56.789Z`.
 pub fn rfc3339(ms: u64) -> String {
-    let (year, month, day, rem) = civil(ms / 1000);
+    let (year, month, day, rem) = adi_node::clock::civil(ms / 1000);
     let (hours, minutes, seconds) = (rem / 3600, rem % 3600 / 60, rem % 60);
     format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{:03}Z", ms % 1000)
-}
-
-/// Seconds since the epoch as a civil date (year, month, day) and the seconds into that day.
-fn civil(secs: u64) -> (i64, i64, i64, u64) {
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem)
 }
 
 #[cfg(test)]
