@@ -1590,3 +1590,15 @@ fn check_config_passes_a_good_configuration_and_names_what_is_wrong_in_a_bad_one
     replace_in(&config, "database = \"node.db\"", "database = \"gone/node.db\"");
     check_config_refuses(&config, &["`database`", "gone"]);
 }
+
+/// The example configuration the Debian package installs is one a node reads: every key in it
+/// is a key of the configuration file.
+#[test]
+fn the_packaged_example_configuration_is_a_configuration() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/config.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: adi_node::config::ConfigFile =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(file.api.metrics_listen, None, "the metrics listener is off unless chosen");
+    assert_eq!(file.database, "node.db");
+}
