@@ -75,6 +75,32 @@ async fn the_metrics_are_the_apis_own_figures_during_traffic() {
         })
         .await;
     }
+    // Scraped while traffic flows: a burst of 30 messages to CN, the counters read as it goes
+    // never fall, and once all are delivered they count every one of them.
+    let sent_series = "adi_envelopes_sent_total{peer=\"CN\",verdict=\"accepted\",code=\"\"}";
+    let before = value(&scrape(&metrics).await, sent_series).unwrap();
+    let burst = {
+        let (ph, line) = (ph.clone(), to_cn.clone());
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..30 {
+                ids.push(send(&ph, &line, "ROUTINE", &format!("burst {n}")).await);
+            }
+            ids
+        })
+    };
+    let mut seen = vec![before];
+    while !burst.is_finished() {
+        seen.push(value(&scrape(&metrics).await, sent_series).unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in burst.await.unwrap() {
+        wait_delivered(&ph, &id, WAIT).await;
+    }
+    seen.push(value(&scrape(&metrics).await, sent_series).unwrap());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a counter fell during traffic: {seen:?}");
+    assert!(seen.len() >= 3, "the burst was not scraped while it ran: {seen:?}");
+    assert!(seen.last().unwrap() - before >= 30.0, "{seen:?}");
     // VN's node stops: what PH sends it waits in PH's queue.
     wait_delivered(&ph, &send(&ph, &to_vn, "ROUTINE", "before the stop").await, WAIT).await;
     net.stop_code("VN").await;
