@@ -40,6 +40,19 @@ pub struct LinkReport {
     pub outages: Vec<Outage>,
 }
 
+impl LinkReport {
+    fn empty(peer: &str) -> LinkReport {
+        LinkReport {
+            peer: peer.to_string(),
+            tests: 0,
+            answered: 0,
+            availability: None,
+            round_trips: Vec::new(),
+            outages: Vec::new(),
+        }
+    }
+}
+
 /// A time the link did not answer: its `link_no_answer` alarm, raised to cleared (`None`: still
 /// open at the report's end).
 #[derive(Clone, Debug, Serialize)]
@@ -95,29 +108,9 @@ impl Report {
         peers: &[String],
         rows: ReportRows,
     ) -> Report {
-        let mut links: BTreeMap<String, LinkReport> = peers
-            .iter()
-            .map(|p| {
-                let empty = LinkReport {
-                    peer: p.clone(),
-                    tests: 0,
-                    answered: 0,
-                    availability: None,
-                    round_trips: Vec::new(),
-                    outages: Vec::new(),
-                };
-                (p.clone(), empty)
-            })
-            .collect();
+        let mut links: BTreeMap<String, LinkReport> = peers.iter().map(|p| (p.clone(), LinkReport::empty(p))).collect();
         for t in &rows.link_tests {
-            let l = links.entry(t.peer.to_string()).or_insert_with(|| LinkReport {
-                peer: t.peer.to_string(),
-                tests: 0,
-                answered: 0,
-                availability: None,
-                round_trips: Vec::new(),
-                outages: Vec::new(),
-            });
+            let l = links.entry(t.peer.to_string()).or_insert_with(|| LinkReport::empty(t.peer.as_str()));
             l.tests += 1;
             if let Some(at) = t.answered_ms {
                 let rtt = at.saturating_sub(t.sent_ms);
