@@ -26,7 +26,8 @@ pub async fn export(
     query.extend(from.map(|f| format!("from_ms={f}")));
     query.extend(to.map(|t| format!("to_ms={t}")));
     let path = format!("/api/v1/lines/{line}/export?{}", query.join("&"));
-    let v = client.client()?.call(Method::GET, &path, None).await?;
+    eprintln!("asking the node for the bundle of line {line} (it has its latest checkpoint countersigned first)");
+    let v = crate::cmd::showing_progress("the bundle", client.client()?.call(Method::GET, &path, None)).await?;
     let text = serde_json::to_string_pretty(&v)?;
     std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
     let count = v.get("envelopes").and_then(Value::as_array).map_or(0, Vec::len);

@@ -202,6 +202,33 @@ pub fn age(now: u64, at_ms: Option<&Value>) -> String {
 
 pub use adi_node::clock::utc;
 
+/// How often a command that waits on one long answer of the node says it still waits.
+const STILL_WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work`, saying on standard error every [`STILL_WAITING_EVERY`] that it still waits for
+/// `what` and for how long: a long export or report shows it is alive.
+pub async fn showing_progress<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    saying_progress(what, work, STILL_WAITING_EVERY, |line| eprintln!("{line}")).await
+}
+
+/// [`showing_progress`], every `every`, each line given to `say`.
+async fn saying_progress<T>(
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+    every: std::time::Duration,
+    mut say: impl FnMut(String),
+) -> T {
+    let started = std::time::Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => say(format!("      still waiting for {what} ({} s)", started.elapsed().as_secs())),
+        }
+    }
+}
+
 /// A time in milliseconds since the epoch as RFC 3339 in UTC, as logs write it:
 /// `2024-05-01T12:34:56.789Z`.
 pub fn rfc3339(ms: u64) -> String {
@@ -213,6 +240,28 @@ pub fn rfc3339(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_long_wait_says_it_still_waits_and_a_short_one_says_nothing() {
+        let mut said = Vec::new();
+        let slow = tokio::time::sleep(std::time::Duration::from_millis(230));
+        let v = saying_progress(
+            "the bundle",
+            async {
+                slow.await;
+                7
+            },
+            std::time::Duration::from_millis(50),
+            |l| said.push(l),
+        )
+        .await;
+        assert_eq!(v, 7);
+        assert!(said.len() >= 3, "{said:?}");
+        assert!(said[0].contains("still waiting for the bundle"), "{said:?}");
+        let mut quiet = Vec::new();
+        saying_progress("the report", async {}, std::time::Duration::from_millis(50), |l| quiet.push(l)).await;
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
 
     #[test]
     fn text_from_the_network_cannot_forge_a_line_clear_the_terminal_or_reverse_what_follows() {

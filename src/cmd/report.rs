@@ -51,7 +51,8 @@ pub async fn report(
     query.extend(to.map(|t| format!("to_ms={t}")));
     let path = format!("/api/v1/report?{}", query.join("&"));
     eprintln!("asking {} for its operations report", client.url);
-    let (status, body) = client.client()?.request_raw(Method::GET, &path, None).await?;
+    let node = client.client()?;
+    let (status, body) = crate::cmd::showing_progress("the report", node.request_raw(Method::GET, &path, None)).await?;
     if status != StatusCode::OK {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let said = v["message"].as_str().map(crate::cmd::printable).unwrap_or_else(|| status.to_string());
