@@ -266,6 +266,7 @@ pub struct LimitsSection {
     pub search_text_chars_max: Option<usize>,
     pub report_window_ms_max: Option<u64>,
     pub report_default_window_ms: Option<u64>,
+    pub metrics_scrape_min_ms: Option<u64>,
     pub alarms_page_len: Option<usize>,
     pub evidence_page_len: Option<usize>,
     pub drafts_page_len: Option<usize>,
@@ -346,6 +347,10 @@ pub struct RuntimeLimits {
     pub report_window_ms_max: u64,
     /// The window an operations report covers when the request names no start.
     pub report_default_window_ms: u64,
+    /// How long the metrics listener serves what it last read before it reads the node again: a
+    /// flood of scrapes from whoever reaches that port costs at most one read of the node's state
+    /// in this time.
+    pub metrics_scrape_min_ms: u64,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -521,6 +526,7 @@ impl Default for RuntimeLimits {
             search_text_chars_max: 200,
             report_window_ms_max: 400 * 24 * 3_600_000,
             report_default_window_ms: 30 * 24 * 3_600_000,
+            metrics_scrape_min_ms: 1_000,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -1059,6 +1065,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.report_default_window_ms {
             runtime_limits.report_default_window_ms = v.max(1);
+        }
+        if let Some(v) = l.metrics_scrape_min_ms {
+            runtime_limits.metrics_scrape_min_ms = v;
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub alarms_open: Family<KindLabels, Gauge>,
     pub sessions: Gauge,
     pub watching: Gauge,
+    /// The last scrape's text and when it was read (`monitor` serves it again for a while).
+    pub served: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl Default for Metrics {
@@ -124,6 +126,7 @@ impl Metrics {
             alarms_open: Family::default(),
             sessions: Gauge::default(),
             watching: Gauge::default(),
+            served: std::sync::Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register(

@@ -36,10 +36,22 @@ pub fn router(node: Arc<NodeState>) -> Router {
     Router::new().route("/metrics", get(scrape)).with_state(node)
 }
 
+/// Answers a scrape. Whoever reaches the listener may ask as often as they like, so the series
+/// are read from the node at most once every `metrics_scrape_min_ms`: a scrape sooner than that
+/// gets the text the last one read, and a flood of scrapes costs the store nothing more.
 async fn scrape(State(node): State<Arc<NodeState>>) -> Response {
     let read = tokio::task::spawn_blocking(move || {
-        refresh(&node);
-        node.metrics.encode()
+        let fresh_for = std::time::Duration::from_millis(node.runtime_limits.metrics_scrape_min_ms);
+        let mut served = node.metrics.served.lock().unwrap_or_else(|p| p.into_inner());
+        match served.as_ref() {
+            Some((at, text)) if at.elapsed() < fresh_for => text.clone(),
+            _ => {
+                refresh(&node);
+                let text = node.metrics.encode();
+                *served = Some((std::time::Instant::now(), text.clone()));
+                text
+            }
+        }
     })
     .await;
     match read {

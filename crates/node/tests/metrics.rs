@@ -32,14 +32,52 @@ async fn link(c: &Client, peer: &str) -> Value {
     json!({"state": l["state"], "queue_len": l["queue_len"], "last_rtt_ms": l["last_rtt_ms"]})
 }
 
+/// Gives PH's node a metrics listener at `addr` that reads the node at most every `min_ms`.
+fn with_metrics(net: &Net, addr: &str, min_ms: u64) {
+    let path = net.config_path("PH");
+    let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file.api.metrics_listen = Some(addr.to_string());
+    file.limits.metrics_scrape_min_ms = Some(min_ms);
+    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+}
+
+/// Whoever reaches the metrics port may scrape as fast as it likes: within
+/// `metrics_scrape_min_ms` every answer is the text read last, so a flood costs the node one read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_scrapes_reads_the_node_once_an_interval() {
+    const MIN_MS: u64 = 5_000;
+    let mut net = Net::init(&["PH", "CN"]);
+    let metrics_addr = format!("127.0.0.1:{}", free_ports(1));
+    with_metrics(&net, &metrics_addr, MIN_MS);
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let metrics = Client::new(&format!("http://{metrics_addr}"), None, None).unwrap();
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let series = "adi_envelopes_sent_total{peer=\"CN\",verdict=\"accepted\",code=\"\"}";
+    let read_at = std::time::Instant::now();
+    let first = scrape(&metrics).await;
+    wait_delivered(&ph, &send(&ph, &line, "ROUTINE", "between two scrapes").await, WAIT).await;
+    let mut flood = Vec::new();
+    for _ in 0..50 {
+        flood.push(scrape(&metrics).await);
+    }
+    assert!(read_at.elapsed() < Duration::from_millis(MIN_MS), "too slow to check within the interval");
+    assert!(flood.iter().all(|t| *t == first), "a scrape within the interval read the node again");
+    tokio::time::sleep(Duration::from_millis(MIN_MS).saturating_sub(read_at.elapsed()) + Duration::from_millis(100))
+        .await;
+    let later = scrape(&metrics).await;
+    let (before, after) = (value(&first, series).unwrap_or(0.0), value(&later, series).unwrap());
+    assert!(after > before, "after the interval the node is read again: {before} then {after}");
+    net.stop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_are_the_apis_own_figures_during_traffic() {
     let mut net = Net::init_with(&["PH", "CN", "VN"], |d| d.link_test_interval_s = 1);
     let metrics_addr = format!("127.0.0.1:{}", free_ports(1));
-    let path = net.config_path("PH");
-    let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    file.api.metrics_listen = Some(metrics_addr.clone());
-    std::fs::write(&path, toml::to_string_pretty(&file).unwrap()).unwrap();
+    // Every scrape reads the node afresh here, to compare with the API at the same moment.
+    with_metrics(&net, &metrics_addr, 0);
     for code in ["PH", "CN", "VN"] {
         net.start_code(code).await;
     }
