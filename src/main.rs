@@ -279,6 +279,11 @@ enum Command {
         to: Option<u64>,
         #[arg(long)]
         out: PathBuf,
+        /// Once the bundle is written and read back, confirm to the node that it is archived:
+        /// the node's retention may then prune the content of the messages it holds once their
+        /// class's time is past. Administrators only.
+        #[arg(long)]
+        archive: bool,
     },
     /// Check a bundle offline: every signature, chain link, proof, receipt and checkpoint,
     /// under roster keys anchored outside the bundle.
@@ -671,7 +676,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd::send::send(client, line, draft).await
         }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
-        Command::Export { client, line, from, to, out } => cmd::export::export(client, line, from, to, out).await,
+        Command::Export { client, line, from, to, out, archive } => {
+            cmd::export::export(client, line, (from, to), out, archive).await
+        }
         Command::Report { client, from, to, out } => {
             let json = client.json;
             cmd::report::report(client, from, to, json, out).await

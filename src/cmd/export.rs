@@ -14,24 +14,64 @@ use serde_json::{json, Value};
 use crate::cmd::{printable, printable_json, printable_lines, utc};
 use crate::ClientArgs;
 
-/// Writes the bundle of `line`, within the window given, to `out`.
+/// Writes the bundle of `line`, within the window given, to `out`, exactly as the node served it,
+/// and makes it durable; with `archive`, reads it back and confirms to the node, by the SHA-256 of
+/// its bytes, that it is archived.
 pub async fn export(
     client: ClientArgs,
     line: String,
-    from: Option<u64>,
-    to: Option<u64>,
+    (from, to): (Option<u64>, Option<u64>),
     out: PathBuf,
+    archive: bool,
 ) -> anyhow::Result<()> {
+    use sha2::Digest;
     let mut query = Vec::new();
     query.extend(from.map(|f| format!("from_ms={f}")));
     query.extend(to.map(|t| format!("to_ms={t}")));
     let path = format!("/api/v1/lines/{line}/export?{}", query.join("&"));
     eprintln!("asking the node for the bundle of line {line} (it has its latest checkpoint countersigned first)");
-    let v = crate::cmd::showing_progress("the bundle", client.client()?.call(Method::GET, &path, None)).await?;
-    let text = serde_json::to_string_pretty(&v)?;
-    std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let client = client.client()?;
+    let (status, _, bytes) =
+        crate::cmd::showing_progress("the bundle", client.request_full(Method::GET, &path, None)).await?;
+    if !status.is_success() {
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return Err(adi_node::client::ApiFailure::from_answer(status, &value).into());
+    }
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("the node's answer is no bundle: {e}"))?;
+    write_durably(&out, &bytes)?;
     let count = v.get("envelopes").and_then(Value::as_array).map_or(0, Vec::len);
     out!("wrote {} ({count} envelopes of line {line})", out.display());
+    if !archive {
+        return Ok(());
+    }
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    let kept = std::fs::read(&out).map_err(|e| anyhow::anyhow!("{}: cannot read it back: {e}", out.display()))?;
+    if hex::encode(sha2::Sha256::digest(&kept)) != sha256 {
+        anyhow::bail!("{}: what was read back is not what was written; the export is not confirmed", out.display());
+    }
+    let body = json!({ "sha256": sha256 });
+    let confirmed = client.call(Method::POST, &format!("/api/v1/lines/{line}/archives"), Some(&body)).await?;
+    out!(
+        "archived: the node holds {} ({} envelopes, SHA-256 {sha256}) as archived; its retention may prune their content",
+        out.display(),
+        confirmed.get("envelopes").and_then(Value::as_u64).unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a file beside it, synced, renamed into place, and the folder
+/// synced: once it returns, the file survives a crash whole or not at all.
+fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().ok_or_else(|| anyhow::anyhow!("{}: not a file name", path.display()))?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let partial = folder.join(format!(".{}.partial", name.to_string_lossy()));
+    let fail = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let mut file = std::fs::File::create(&partial).map_err(fail)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(fail)?;
+    std::fs::rename(&partial, path).map_err(fail)?;
+    std::fs::File::open(folder).and_then(|f| f.sync_all()).map_err(fail)?;
     Ok(())
 }
 
@@ -207,6 +247,14 @@ pub fn verify_bundle(
         }
     }
     let failed = report.checks.iter().filter(|c| c.failure.is_some()).count();
+    let pruned = report.record.iter().filter(|e| e.kind == "pruned").count();
+    if pruned > 0 && !shown.json {
+        out!(
+            "pruned: the content of {pruned} message(s) was pruned by the exporter's retention after an earlier \
+             export archived it; their signed envelopes, places in the log and receipts are here and verified, \
+             their words are in that archive"
+        );
+    }
     match report.first_failure() {
         None if !report.anchored => {
             let what = format!(
@@ -316,6 +364,9 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
             s("translator"),
             s("text")
         ),
+        "pruned" => "message whose content the exporter's retention pruned after an archive held it (its signed \
+                     envelope, which names the content's hash, verified)"
+            .into(),
         "no_content" => {
             "MLS message whose content the bundle does not hold (a key change, or unread by the exporter)".into()
         }

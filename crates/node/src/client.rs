@@ -54,7 +54,8 @@ pub struct ApiFailure {
 }
 
 impl ApiFailure {
-    fn from_answer(status: StatusCode, value: &Value) -> ApiFailure {
+    /// The failure a non-2xx answer with the API's error body states.
+    pub fn from_answer(status: StatusCode, value: &Value) -> ApiFailure {
         ApiFailure {
             status,
             code: value.get("error").and_then(Value::as_str).unwrap_or("error").to_string(),

@@ -58,6 +58,48 @@ pub struct ConfigFile {
     pub discipline: DisciplineSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// How long each class of message keeps its content on this node once archived.
+    #[serde(default, skip_serializing_if = "RetentionSection::is_default")]
+    pub retention: RetentionSection,
+}
+
+/// Retention (`docs/OPERATIONS.md`, "Retention"): for each class of message, how many seconds
+/// after this node accepted it its content may be pruned, once an export whose archiving was
+/// confirmed holds it. A class left unset keeps its content for as long as the node runs; by
+/// default TEST traffic is kept 30 days, SERVICE and OPERATIONAL traffic unset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    #[serde(default = "default_test_keep_s", skip_serializing_if = "Option::is_none")]
+    pub test_keep_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_keep_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operational_keep_s: Option<u64>,
+}
+
+fn default_test_keep_s() -> Option<u64> {
+    Some(30 * 24 * 3_600)
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection { test_keep_s: default_test_keep_s(), service_keep_s: None, operational_keep_s: None }
+    }
+}
+
+impl RetentionSection {
+    fn is_default(&self) -> bool {
+        *self == RetentionSection::default()
+    }
+
+    /// Each class the section gives a time, with it in milliseconds.
+    pub fn rules(&self) -> Vec<(&'static str, u64)> {
+        [("TEST", self.test_keep_s), ("SERVICE", self.service_keep_s), ("OPERATIONAL", self.operational_keep_s)]
+            .into_iter()
+            .filter_map(|(class, keep)| keep.map(|s| (class, s.saturating_mul(1000))))
+            .collect()
+    }
 }
 
 impl ConfigFile {
@@ -267,6 +309,9 @@ pub struct LimitsSection {
     pub report_window_ms_max: Option<u64>,
     pub report_default_window_ms: Option<u64>,
     pub metrics_scrape_min_ms: Option<u64>,
+    pub retention_interval_ms: Option<u64>,
+    pub retention_batch_max: Option<usize>,
+    pub archive_confirm_window_ms: Option<u64>,
     pub alarms_page_len: Option<usize>,
     pub evidence_page_len: Option<usize>,
     pub drafts_page_len: Option<usize>,
@@ -351,6 +396,14 @@ pub struct RuntimeLimits {
     /// flood of scrapes from whoever reaches that port costs at most one read of the node's state
     /// in this time.
     pub metrics_scrape_min_ms: u64,
+    /// How often retention looks for archived content past its class's time (`[retention]`).
+    pub retention_interval_ms: u64,
+    /// The most messages one transaction of retention prunes; a pass goes on in further
+    /// transactions while there are more.
+    pub retention_batch_max: usize,
+    /// How long after serving an export the node accepts the confirmation that it was archived;
+    /// an export never confirmed in that time is forgotten.
+    pub archive_confirm_window_ms: u64,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -527,6 +580,9 @@ impl Default for RuntimeLimits {
             report_window_ms_max: 400 * 24 * 3_600_000,
             report_default_window_ms: 30 * 24 * 3_600_000,
             metrics_scrape_min_ms: 1_000,
+            retention_interval_ms: 3_600_000,
+            retention_batch_max: 1_000,
+            archive_confirm_window_ms: 24 * 3_600_000,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -623,6 +679,8 @@ pub struct NodeConfig {
     pub release_required: bool,
     /// How often the node checkpoints lines whose log grew, in seconds; 0: only on demand.
     pub checkpoint_interval_s: u64,
+    /// How long each class keeps its content once archived (`[retention]`).
+    pub retention: RetentionSection,
 }
 
 /// A store on PostgreSQL, as the configuration names it.
@@ -1069,6 +1127,15 @@ impl NodeConfig {
         if let Some(v) = l.metrics_scrape_min_ms {
             runtime_limits.metrics_scrape_min_ms = v;
         }
+        if let Some(v) = l.retention_interval_ms {
+            runtime_limits.retention_interval_ms = v.max(1);
+        }
+        if let Some(v) = l.retention_batch_max {
+            runtime_limits.retention_batch_max = v.max(1);
+        }
+        if let Some(v) = l.archive_confirm_window_ms {
+            runtime_limits.archive_confirm_window_ms = v.max(1);
+        }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);
         }
@@ -1215,6 +1282,7 @@ impl NodeConfig {
             discipline,
             release_required: file.discipline.release_required,
             checkpoint_interval_s: file.discipline.checkpoint_interval_s,
+            retention: file.retention.clone(),
         })
     }
 }

@@ -35,6 +35,7 @@ pub mod pair;
 pub mod record;
 pub mod relay;
 pub mod report;
+pub mod retention;
 pub mod setup;
 pub mod start;
 pub mod state;

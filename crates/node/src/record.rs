@@ -140,13 +140,16 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
 /// proofs against its latest checkpoint (`fed::checkpoints::cover` signs one over the whole log
 /// and has it countersigned first), the log ending where that checkpoint ends, every checkpoint
 /// and countersignature held, the roster keys needed to check them, and the roster they come
-/// from with its SHA-256, for a verifier to match against the anchor it holds.
+/// from with its SHA-256, for a verifier to match against the anchor it holds. An envelope whose
+/// content retention pruned is marked so, without it.
+///
+/// With it, the first and last envelope it holds by this node's arrival, if it holds any.
 pub async fn export(
     node: &NodeState,
     line: LineId,
     from_ms: Option<u64>,
     to_ms: Option<u64>,
-) -> Result<adi_record::bundle::Bundle, String> {
+) -> Result<(adi_record::bundle::Bundle, Option<(u64, u64)>), String> {
     use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
     let e = |e: StoreError| e.to_string();
     let info = node.core().line(&line).cloned().ok_or_else(|| format!("no line {line} here"))?;
@@ -221,8 +224,10 @@ pub async fn export(
     let from_index = rows.iter().position(inside).unwrap_or(rows.len());
     let to_index = rows.iter().rposition(inside).map_or(from_index, |i| i + 1);
     let mut envelopes = Vec::new();
+    let mut arrivals: Option<(u64, u64)> = None;
     for (index, row) in rows.iter().enumerate().take(to_index).skip(from_index) {
         let Some(row) = row else { continue };
+        arrivals = Some(arrivals.map_or((row.arrival, row.arrival), |(a, b)| (a.min(row.arrival), b.max(row.arrival))));
         if let Ok(env) = Envelope::decode(&row.bytes, usize::MAX, usize::MAX) {
             signers.insert(env.body().sender.clone());
         }
@@ -240,6 +245,7 @@ pub async fn export(
                 .and_then(|c| adi_wire::content::SignedContent::decode(c).ok())
                 .and_then(|c| adi_record::bundle::form_text(&c)),
             inclusion: inclusion.iter().map(hex::encode).collect(),
+            pruned: row.pruned_ms.is_some(),
         });
     }
     let (from_index, to_index) = (from_index as u64, to_index as u64);
@@ -265,7 +271,7 @@ pub async fn export(
         })
         .collect();
     let roster_file = String::from_utf8(node.roster().canonical_bytes()).map_err(|e| e.to_string())?;
-    Ok(Bundle {
+    let bundle = Bundle {
         format: FORMAT.to_string(),
         v: adi_record::bundle::VERSION,
         exported_by: node.member.to_string(),
@@ -287,5 +293,6 @@ pub async fn export(
         envelopes,
         checkpoints,
         consistency,
-    })
+    };
+    Ok((bundle, arrivals))
 }

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
 use crate::config::{
-    ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, StoreSection, CONFIG_VERSION,
+    ApiSection, ConfigFile, DisciplineSection, FederationSection, LimitsSection, RetentionSection, StoreSection,
+    CONFIG_VERSION,
 };
 use crate::http::auth::{hash_password, token_hash};
 use crate::state::open_store;
@@ -161,6 +162,7 @@ pub fn init_member(opts: &InitOptions) -> anyhow::Result<InitOutput> {
         federation: FederationSection { listen: opts.federation_listen.clone() },
         discipline: opts.discipline.clone(),
         limits: LimitsSection::default(),
+        retention: RetentionSection::default(),
     };
     let config_path = opts.dir.join("config.toml");
     fs::write(&config_path, toml::to_string_pretty(&config)?)?;

@@ -206,6 +206,7 @@ impl Node {
         tasks.push(tokio::spawn(run_clock(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_clock_watch(state.clone(), shutdown_rx.clone())));
         tasks.push(tokio::spawn(run_storage_probe(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(crate::retention::run(state.clone(), config.retention.rules(), shutdown_rx.clone())));
         if config.checkpoint_interval_s > 0 {
             let every = std::time::Duration::from_secs(config.checkpoint_interval_s);
             tasks.push(tokio::spawn(run_checkpoints(state.clone(), every, shutdown_rx.clone())));

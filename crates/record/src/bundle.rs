@@ -25,9 +25,10 @@ use crate::merkle::{self, Hash};
 /// The format name a bundle carries.
 pub const FORMAT: &str = "adi-bundle";
 /// The version this code writes: 2 names the roster its keys come from (`roster_sha256`,
-/// `roster_file`), 3 also carries the roster's chain of versions (`roster_chain`); versions 1 and
-/// 2 are still read.
-pub const VERSION: u8 = 3;
+/// `roster_file`), 3 also carries the roster's chain of versions (`roster_chain`), 4 marks the
+/// envelopes whose content the exporter's retention pruned (`pruned`); versions 1 to 3 are still
+/// read.
+pub const VERSION: u8 = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +104,10 @@ pub struct BundleEnvelope {
     pub form_text: Option<String>,
     /// Inclusion proof of the envelope in the tree of the exporter's latest checkpoint, hex.
     pub inclusion: Vec<String>,
+    /// The exporter's retention pruned its content after an earlier export archived it (version
+    /// 4): the bundle holds its signed envelope, which names the content's hash, and no content.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -190,8 +195,9 @@ pub struct RecordEntry {
     pub created_ms: u64,
     /// `line_setup`, `message`, `receipt`, `link_test`, `decision`, `concurrence`,
     /// `translation`; `no_content` for an MLS message whose content the bundle does not hold (a
-    /// key change, which carries none, or a message the exporter could not read); `unread` for
-    /// one whose signature or content did not verify.
+    /// key change, which carries none, or a message the exporter could not read); `pruned` for
+    /// one whose content the exporter's retention pruned; `unread` for one whose signature or
+    /// content did not verify.
     pub kind: &'static str,
     /// What its author signed (the payload's fields, `docs/WIRE.md`), for an entry whose
     /// signature and content verified; a line set-up's Welcome is left out.
@@ -926,6 +932,20 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
             }
         } else if e.form_text.is_some() {
             r.check(format!("{name}: readable report text"), Err("it has no signed content to be read from".into()));
+        }
+        if e.pruned {
+            // The exporter's word, as any content left out is: what the envelope said is in an
+            // archive made before, whose content its signed hash still binds.
+            let ok = match (&e.content, body.content_type) {
+                (Some(_), _) => Err("it is marked pruned and carries content".to_string()),
+                (None, CONTENT_MLS) => Ok(()),
+                (None, _) => Err("only an MLS message's content can be pruned".to_string()),
+            };
+            if r.check(format!("{name}: content pruned by the exporter's retention after it was archived"), ok)
+                && authentic
+            {
+                entry.kind = "pruned";
+            }
         }
         if body.content_type == CONTENT_MLS_SETUP {
             if let Ok(PayloadV1::LineSetup { v, scope, title, home, members, .. }) = PayloadV1::decode(&body.payload) {

@@ -109,6 +109,10 @@ const KINDS: &[Kind] = &[
     Kind { name: "envelope: signed content", matches: |i| i.ends_with(": signed content") },
     Kind { name: "envelope: readable report text", matches: |i| i.ends_with(": readable report text") },
     Kind {
+        name: "envelope: content pruned",
+        matches: |i| i.ends_with(": content pruned by the exporter's retention after it was archived"),
+    },
+    Kind {
         name: "line scope, title and home",
         matches: |i| i == "line scope, title and home, against the signed set-up",
     },
@@ -761,6 +765,30 @@ fn cases() -> Vec<Case> {
     ));
 
     // Envelopes.
+    // A message whose content the exporter's retention pruned: its envelope stays, and verifies.
+    fn pruned(b: &mut Bundle) -> &mut BundleEnvelope {
+        b.v = 4;
+        let e = b.envelopes.iter_mut().find(|e| e.content.is_some()).expect("a message with content");
+        e.pruned = true;
+        e
+    }
+    let mut b = exported();
+    pruned(&mut b).content = None;
+    out.push(case(
+        "envelope-content-pruned",
+        "A version 4 bundle in which the exporter marks the first message's content pruned by its retention and \
+         leaves it out; its signed envelope, place and inclusion are all there.",
+        &[],
+        b,
+    ));
+    let mut b = exported();
+    pruned(&mut b);
+    out.push(case(
+        "envelope-pruned-with-content",
+        "A version 4 bundle that marks an envelope's content pruned and yet carries it.",
+        &["envelope: content pruned"],
+        b,
+    ));
     let mut b = exported();
     let garbled = BundleEnvelope { bytes: hex::encode(b"ADIE\x03"), content: None, ..b.envelopes[4].clone() };
     b.envelopes.push(garbled);

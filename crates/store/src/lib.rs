@@ -212,6 +212,9 @@ pub struct MessageRow {
     pub form: Option<String>,
     /// Its Experts' Working Group tag.
     pub ewg: Option<String>,
+    /// When retention pruned its content (caveat, subject, body, report, tag and releaser), if it
+    /// did: its signed envelope, hash and place in the record stay.
+    pub pruned_ms: Option<u64>,
 }
 
 /// One recipient's state of one of this node's envelopes.
@@ -343,8 +346,40 @@ pub struct EnvelopeRow {
     /// The exact signed bytes.
     pub bytes: Vec<u8>,
     /// For an MLS application message: its content as its author signed it, decrypted
-    /// (`adi_wire::content::SignedContent`).
+    /// (`adi_wire::content::SignedContent`); `None` once pruned.
     pub signed_content: Option<Vec<u8>>,
+    /// The local order in which this node accepted envelopes.
+    pub arrival: u64,
+    /// When retention pruned its content (`Store::prune`), if it did.
+    pub pruned_ms: Option<u64>,
+}
+
+/// An export of a line this node served: once whoever asked for it has written it to lasting
+/// storage and said so with its SHA-256 (`Store::confirm_archive`), the contents it holds are
+/// archived, and retention may prune them here (`docs/OPERATIONS.md`, "Retention").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveRow {
+    pub line: LineId,
+    /// SHA-256 of the bundle's bytes exactly as served.
+    pub sha256: [u8; 32],
+    /// The first and the last envelope of the line it holds, by arrival: it holds every envelope of
+    /// the line between the two, with its content where this node had one.
+    pub first_arrival: u64,
+    pub last_arrival: u64,
+    /// How many envelopes it holds.
+    pub envelopes: u64,
+    pub served_ms: u64,
+    /// When its archiving was confirmed; `None` while it is only served.
+    pub confirmed_ms: Option<u64>,
+}
+
+/// A rule of retention: the content of messages of `class` accepted before `before_ms` goes, once
+/// an archive holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PruneRule {
+    /// `OPERATIONAL`, `SERVICE` or `TEST`.
+    pub class: String,
+    pub before_ms: u64,
 }
 
 /// A stored receipt.
@@ -492,12 +527,12 @@ pub struct AuditRow {
     pub id: u64,
     pub at_ms: u64,
     /// `operator_added`, `operator_changed`, `operator_removed`, `password_set`,
-    /// `configuration_first`, `configuration_changed`, `roster_proposed`, `roster_signed` or
-    /// `roster_amended`.
+    /// `configuration_first`, `configuration_changed`, `roster_proposed`, `roster_signed`,
+    /// `roster_amended`, `archive_confirmed` or `pruned`.
     pub action: String,
     /// Who acted: `administrator` for what is done on the node's machine (`adi operator`, the
-    /// configuration file), an operator's name, or `member XX` for what a member's node handed
-    /// over.
+    /// configuration file), an operator's name, `member XX` for what a member's node handed
+    /// over, or `retention` for the node's own pruning.
     pub actor: String,
     /// The operator acted on, if any.
     pub subject: Option<String>,
@@ -772,6 +807,27 @@ pub trait Store: Send + Sync + 'static {
     fn evidence(&self, page: Page<u64>) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
+    /// Keeps an export served, unconfirmed; forgets those served before `forget_before_ms` whose
+    /// archiving was never confirmed.
+    fn add_archive(&self, archive: ArchiveRow, forget_before_ms: u64) -> Pending<()>;
+    /// Confirms that the export of `line` whose bytes have SHA-256 `sha256`, served at or after
+    /// `served_since_ms`, is archived, with an audit entry naming `operator`; `None` when no such
+    /// export was served. Confirming again changes nothing and answers the archive.
+    fn confirm_archive(
+        &self,
+        line: LineId,
+        sha256: [u8; 32],
+        served_since_ms: u64,
+        operator: String,
+        now_ms: u64,
+    ) -> Pending<Option<ArchiveRow>>;
+    /// The confirmed archives of a line, oldest first.
+    fn archives(&self, line: &LineId) -> Result<Vec<ArchiveRow>, StoreError>;
+    /// Prunes, under `rules`, the content of at most `limit` messages that a confirmed archive
+    /// holds: their sealed content columns are emptied, their signed envelope, hash, metadata and
+    /// receipts kept, and the time noted. Answers the messages pruned, with an audit entry when
+    /// there were any.
+    fn prune(&self, rules: Vec<PruneRule>, now_ms: u64, limit: usize) -> Pending<Vec<EnvelopeHash>>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;
     /// Adds an operator, or gives an existing one a new role and token, ending all its console
     /// sessions; the token stops being accepted at `token_expires_ms` (never when `None`).

@@ -11,9 +11,9 @@ use adi_wire::{EnvelopeHash, LineId};
 use crate::seal::{row_id, row_pair, Sealer};
 
 use crate::{
-    AlarmRow, AnswerRow, AuditRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow, EventRow,
-    HeldCount, MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow, ReportAlarm,
-    ReportAnswer, ReportLinkTest, ReportRows, ReportTraffic, TimeKey, TranslationRow,
+    AlarmRow, AnswerRow, ArchiveRow, AuditRow, CheckpointKey, CheckpointRow, DecisionRow, DraftRow, EnvelopeRow,
+    EventRow, HeldCount, MessageQuery, MessageRow, Operator, OutboxItem, Page, QueueStat, ReceiptRow, RecipientRow,
+    ReportAlarm, ReportAnswer, ReportLinkTest, ReportRows, ReportTraffic, TimeKey, TranslationRow,
 };
 
 /// An operator's role as stored; a value no role has is corruption, not a default.
@@ -38,7 +38,7 @@ fn corrupt(what: &str) -> sql::Error {
     sql::Error::Corrupt(format!("corrupt stored value: {what}"))
 }
 
-fn hash_of(v: Vec<u8>) -> Result<EnvelopeHash, sql::Error> {
+pub(crate) fn hash_of(v: Vec<u8>) -> Result<EnvelopeHash, sql::Error> {
     v.as_slice().try_into().map(EnvelopeHash).map_err(|_| corrupt("envelope hash"))
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn open_bytes(s: &Sealer, label: &str, row: &[u8], v: Vec<u8>) -> Res
 }
 
 /// A limit as SQL takes it: the largest integer is none.
-fn limit_of(n: usize) -> i64 {
+pub(crate) fn limit_of(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -340,7 +340,7 @@ pub(crate) fn report_rows(
 }
 
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
-    caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg";
+    caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg, pruned_ms";
 
 fn message_row(s: &Sealer, row: &sql::Row) -> Result<MessageRow, sql::Error> {
     let hash = hash_of(row.get(0)?)?;
@@ -365,6 +365,7 @@ fn message_row(s: &Sealer, row: &sql::Row) -> Result<MessageRow, sql::Error> {
         released_by: open(s, "envelopes.released_by", k, row.get(16)?)?,
         form: open(s, "envelopes.form", k, row.get(17)?)?,
         ewg: open(s, "envelopes.ewg", k, row.get(18)?)?,
+        pruned_ms: opt_u(row.get(19)?),
     })
 }
 
@@ -729,7 +730,7 @@ pub(crate) fn held_expired(c: &Connection<'_>, received_before_ms: u64) -> Resul
 }
 
 pub(crate) fn envelope(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, sql::Error> {
-    let sql = "SELECT hash, kind, received_ms, bytes, content FROM envelopes WHERE hash = ?1";
+    let sql = "SELECT hash, kind, received_ms, bytes, content, arrival, pruned_ms FROM envelopes WHERE hash = ?1";
     c.prepare_cached(sql)?
         .query_row(params![&hash.0[..]], |row| {
             let hash = hash_of(row.get(0)?)?;
@@ -742,9 +743,42 @@ pub(crate) fn envelope(c: &Connection<'_>, s: &Sealer, hash: &EnvelopeHash) -> R
                     .get::<_, Option<Vec<u8>>>(4)?
                     .map(|c| open_bytes(s, "envelopes.content", &hash.0, c))
                     .transpose()?,
+                arrival: u(row.get(5)?),
+                pruned_ms: opt_u(row.get(6)?),
             })
         })
         .optional()
+}
+
+const ARCHIVE_COLUMNS: &str = "line, sha256, first_arrival, last_arrival, envelopes, served_ms, confirmed_ms";
+
+/// An archive, from a row of [`ARCHIVE_COLUMNS`].
+pub(crate) fn archive_row(row: &sql::Row) -> Result<ArchiveRow, sql::Error> {
+    let sha256: Vec<u8> = row.get(1)?;
+    Ok(ArchiveRow {
+        line: line_id_of(row.get(0)?)?,
+        sha256: sha256.try_into().map_err(|_| corrupt("archives.sha256"))?,
+        first_arrival: u(row.get(2)?),
+        last_arrival: u(row.get(3)?),
+        envelopes: u(row.get(4)?),
+        served_ms: u(row.get(5)?),
+        confirmed_ms: opt_u(row.get(6)?),
+    })
+}
+
+/// The one archive of `line` whose bytes have SHA-256 `sha256`, confirmed or not.
+pub(crate) fn archive(c: &Connection<'_>, line: &LineId, sha256: &[u8; 32]) -> Result<Option<ArchiveRow>, sql::Error> {
+    let sql = format!("SELECT {ARCHIVE_COLUMNS} FROM archives WHERE line = ?1 AND sha256 = ?2");
+    c.prepare_cached(&sql)?.query_row(params![&line.0[..], &sha256[..]], archive_row).optional()
+}
+
+pub(crate) fn archives(c: &Connection<'_>, line: &LineId) -> Result<Vec<ArchiveRow>, sql::Error> {
+    let sql = format!(
+        "SELECT {ARCHIVE_COLUMNS} FROM archives WHERE line = ?1 AND confirmed_ms IS NOT NULL ORDER BY confirmed_ms, sha256"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![&line.0[..]], archive_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 const RECIPIENT_COLUMNS: &str =

@@ -12,10 +12,10 @@ use crate::seal::{row_id, Sealer};
 use crate::sql::{self, invariant, params, Connection, OptionalExtension};
 use crate::{postgres, read, sqlite, write};
 use crate::{
-    AlarmAck, AlarmRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, CommitStats, DecisionRow, DraftRow,
-    EnvelopeRow, EventRow, HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord, OutboxItem,
-    Outcome, Page, Pending, QueueStat, ReceiptRow, RecipientRow, ReportRows, RosterApplied, RosterProposalKept,
-    SessionRow, Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
+    AlarmAck, AlarmRow, ArchiveRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, CommitStats, DecisionRow,
+    DraftRow, EnvelopeRow, EventRow, HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord,
+    OutboxItem, Outcome, Page, Pending, PruneRule, QueueStat, ReceiptRow, RecipientRow, ReportRows, RosterApplied,
+    RosterProposalKept, SessionRow, Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -425,6 +425,31 @@ impl Store for SqlStore {
 
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError> {
         self.read(|c| read::recipients(c, &self.inner.sealer, hash))
+    }
+
+    fn add_archive(&self, archive: ArchiveRow, forget_before_ms: u64) -> Pending<()> {
+        self.submit(move |c| write::add_archive(c, &archive, forget_before_ms))
+    }
+
+    fn confirm_archive(
+        &self,
+        line: LineId,
+        sha256: [u8; 32],
+        served_since_ms: u64,
+        operator: String,
+        now_ms: u64,
+    ) -> Pending<Option<ArchiveRow>> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::confirm_archive(c, &s, (line, sha256, served_since_ms), &operator, now_ms))
+    }
+
+    fn archives(&self, line: &LineId) -> Result<Vec<ArchiveRow>, StoreError> {
+        self.read(|c| read::archives(c, line))
+    }
+
+    fn prune(&self, rules: Vec<PruneRule>, now_ms: u64, limit: usize) -> Pending<Vec<EnvelopeHash>> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::prune(c, &s, &rules, now_ms, limit))
     }
 
     fn receipts(&self, answers: &EnvelopeHash) -> Result<Vec<ReceiptRow>, StoreError> {

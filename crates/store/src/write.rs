@@ -827,3 +827,101 @@ pub(crate) fn audit_by(
         ])?;
     Ok(())
 }
+
+/// Keeps an export served, unconfirmed (the same bytes served twice are one), and forgets those
+/// served before `forget_before_ms` that nobody confirmed.
+pub(crate) fn add_archive(c: &Connection<'_>, a: &crate::ArchiveRow, forget_before_ms: u64) -> Result<(), sql::Error> {
+    c.prepare_cached("DELETE FROM archives WHERE confirmed_ms IS NULL AND served_ms < ?1")?
+        .execute(params![forget_before_ms as i64])?;
+    c.prepare_cached(
+        "INSERT INTO archives (line, sha256, first_arrival, last_arrival, envelopes, served_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (line, sha256) DO NOTHING",
+    )?
+    .execute(params![
+        &a.line.0[..],
+        &a.sha256[..],
+        a.first_arrival as i64,
+        a.last_arrival as i64,
+        a.envelopes as i64,
+        a.served_ms as i64
+    ])?;
+    Ok(())
+}
+
+/// Confirms an export served as archived, with an audit entry the first time: the export of
+/// `line` with SHA-256 `sha256`, served at or after `served_since_ms`.
+pub(crate) fn confirm_archive(
+    c: &Connection<'_>,
+    s: &Sealer,
+    (line, sha256, served_since_ms): (LineId, [u8; 32], u64),
+    operator: &str,
+    now_ms: u64,
+) -> Result<Option<crate::ArchiveRow>, sql::Error> {
+    let Some(found) = crate::read::archive(c, &line, &sha256)? else { return Ok(None) };
+    if found.confirmed_ms.is_some() {
+        return Ok(Some(found));
+    }
+    if found.served_ms < served_since_ms {
+        return Ok(None);
+    }
+    c.prepare_cached("UPDATE archives SET confirmed_ms = ?3 WHERE line = ?1 AND sha256 = ?2")?.execute(params![
+        &line.0[..],
+        &sha256[..],
+        now_ms as i64
+    ])?;
+    let detail = format!(
+        "the export of line {line} with SHA-256 {} ({} envelopes) is archived",
+        hex::encode(sha256),
+        found.envelopes
+    );
+    audit_by(c, s, now_ms, operator, "archive_confirmed", Some(&line.to_hex()), &detail)?;
+    Ok(Some(crate::ArchiveRow { confirmed_ms: Some(now_ms), ..found }))
+}
+
+/// Empties the sealed content columns of at most `limit` messages that `rules` let go and a
+/// confirmed archive holds, noting when; an audit entry counts them by class.
+pub(crate) fn prune(
+    c: &Connection<'_>,
+    s: &Sealer,
+    rules: &[crate::PruneRule],
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<EnvelopeHash>, sql::Error> {
+    let mut pruned = Vec::new();
+    let mut counts = Vec::new();
+    for rule in rules {
+        let left = limit.saturating_sub(pruned.len());
+        if left == 0 {
+            break;
+        }
+        let mut stmt = c.prepare_cached(
+            "SELECT e.hash FROM envelopes e
+             WHERE e.kind = 'message' AND e.class = ?1 AND e.received_ms < ?2 AND e.pruned_ms IS NULL
+               AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
+                           AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
+             ORDER BY e.arrival LIMIT ?3",
+        )?;
+        let hashes = stmt
+            .query_map(params![rule.class.as_str(), rule.before_ms as i64, crate::read::limit_of(left)], |row| {
+                crate::read::hash_of(row.get(0)?)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut update = c.prepare_cached(
+            "UPDATE envelopes SET content = NULL, caveat = NULL, subject = NULL, body = NULL, form = NULL,
+                    ewg = NULL, released_by = NULL, pruned_ms = ?2
+             WHERE hash = ?1",
+        )?;
+        for h in &hashes {
+            update.execute(params![&h.0[..], now_ms as i64])?;
+        }
+        if !hashes.is_empty() {
+            counts.push(format!("{} {}", hashes.len(), rule.class));
+        }
+        pruned.extend(hashes);
+    }
+    if !pruned.is_empty() {
+        let detail = format!("the content of archived messages past their class's retention: {}", counts.join(", "));
+        audit_by(c, s, now_ms, "retention", "pruned", None, &detail)?;
+    }
+    Ok(pruned)
+}

@@ -517,6 +517,97 @@ fn report_rows_read_traffic_and_answers<P, S: Store>(fresh: impl Fn() -> (P, S))
     assert_eq!(cn_store.report_rows(&code("CN"), 0, T0).unwrap(), adi_store::ReportRows::default());
 }
 
+/// Retention prunes only what a confirmed archive holds, of the classes its rules name, accepted
+/// before their time: the sealed content goes, the signed envelope and its place stay.
+fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_place, store) = fresh();
+    let line = line_id(11);
+    let mut cn = fixtures::hotline("CN");
+    let mut ph = fixtures::hotline("PH");
+    let setup = create(&mut cn, &mut [&mut ph], T0, line, "ADMM-Plus");
+    let of_class = |core: &mut Hotline, at: u64, class: &str, subject: &str| {
+        let draft = Draft {
+            precedence: "ROUTINE".into(),
+            class: Some(class.into()),
+            subject: subject.into(),
+            body: format!("body of {subject}"),
+            ..Draft::default()
+        };
+        core.send(at, line, draft, None).expect("the core sends the message")
+    };
+    let test = of_class(&mut cn, T0 + 1, "TEST", "a test to prune");
+    let operational = of_class(&mut cn, T0 + 2, "OPERATIONAL", "an order to keep");
+    let later = of_class(&mut cn, T0 + 3, "TEST", "a test after the archive");
+    assert_eq!(commit(&store, &[&setup, &test, &operational, &later]), inserted(4));
+    let arrival = |r: &Record| store.envelope(&hash(r)).unwrap().expect("stored").arrival;
+    let before = store.envelope(&hash(&test)).unwrap().expect("stored");
+    assert!(before.signed_content.is_some() && before.pruned_ms.is_none(), "{before:?}");
+    let rules = vec![
+        adi_store::PruneRule { class: "TEST".into(), before_ms: T0 + 100 },
+        adi_store::PruneRule { class: "SERVICE".into(), before_ms: T0 + 100 },
+    ];
+    let prune = |now: u64| store.prune(rules.clone(), now, 100).wait_blocking().expect("the pass commits");
+    assert_eq!(prune(T0 + 200), Vec::new(), "pruned with no archive");
+
+    // Served, not confirmed: nothing is archived yet.
+    let served = adi_store::ArchiveRow {
+        line,
+        sha256: [5; 32],
+        first_arrival: arrival(&setup),
+        last_arrival: arrival(&operational),
+        envelopes: 3,
+        served_ms: T0 + 10,
+        confirmed_ms: None,
+    };
+    store.add_archive(served.clone(), T0).wait_blocking().unwrap();
+    assert_eq!(prune(T0 + 200), Vec::new(), "pruned under an archive never confirmed");
+    assert_eq!(store.archives(&line).unwrap(), Vec::new(), "an unconfirmed archive is listed");
+    let confirm = |sha: [u8; 32], at: u64| {
+        store.confirm_archive(line, sha, T0, "admin-ph".into(), at).wait_blocking().expect("the confirmation commits")
+    };
+    assert_eq!(confirm([6; 32], T0 + 20), None, "an archive never served confirmed");
+    let confirmed = confirm([5; 32], T0 + 20).expect("the served archive is confirmed");
+    assert_eq!(confirmed, adi_store::ArchiveRow { confirmed_ms: Some(T0 + 20), ..served.clone() });
+    assert_eq!(confirm([5; 32], T0 + 30), Some(confirmed.clone()), "a second confirmation changes it");
+    assert_eq!(store.archives(&line).unwrap(), vec![confirmed]);
+
+    // Not yet past the rule's time: kept.
+    let early = vec![adi_store::PruneRule { class: "TEST".into(), before_ms: T0 }];
+    assert_eq!(store.prune(early, T0 + 200, 100).wait_blocking().unwrap(), Vec::new());
+    // Past it, and archived: the TEST message's content goes; the operational one and the TEST
+    // message after the archive stay.
+    assert_eq!(prune(T0 + 200), vec![hash(&test)]);
+    let after = store.envelope(&hash(&test)).unwrap().expect("still stored");
+    assert_eq!(after.bytes, before.bytes, "the signed envelope changed");
+    assert_eq!((after.signed_content, after.pruned_ms, after.arrival), (None, Some(T0 + 200), before.arrival));
+    let row = store.message(&hash(&test)).unwrap().expect("still listed");
+    assert_eq!((row.subject, row.body, row.caveat, row.pruned_ms), (None, None, None, Some(T0 + 200)));
+    assert_eq!((row.class.as_deref(), row.precedence.as_deref()), (Some("TEST"), Some("ROUTINE")));
+    for kept in [&operational, &later] {
+        let row = store.message(&hash(kept)).unwrap().expect("stored");
+        assert!(row.subject.is_some() && row.pruned_ms.is_none(), "{row:?}");
+        assert!(store.envelope(&hash(kept)).unwrap().expect("stored").signed_content.is_some());
+    }
+    assert_eq!(prune(T0 + 300), Vec::new(), "pruned twice");
+    let audit: Vec<(String, String)> =
+        store.audit(Page::first(10)).unwrap().into_iter().map(|a| (a.action, a.actor)).collect();
+    assert!(audit.contains(&("pruned".into(), "retention".into())), "{audit:?}");
+    assert!(audit.contains(&("archive_confirmed".into(), "admin-ph".into())), "{audit:?}");
+
+    // An export served and never confirmed is forgotten after its window, and cannot be
+    // confirmed once it is past, forgotten or not.
+    let stale = adi_store::ArchiveRow { sha256: [7; 32], served_ms: T0 + 40, ..served.clone() };
+    store.add_archive(stale, T0).wait_blocking().unwrap();
+    let fresh = adi_store::ArchiveRow { sha256: [8; 32], served_ms: T0 + 50, ..served.clone() };
+    store.add_archive(fresh, T0 + 45).wait_blocking().unwrap();
+    assert_eq!(confirm([7; 32], T0 + 60), None, "an export forgotten is confirmed");
+    let late = adi_store::ArchiveRow { sha256: [9; 32], served_ms: T0 + 55, ..served };
+    store.add_archive(late, T0).wait_blocking().unwrap();
+    let past = store.confirm_archive(line, [9; 32], T0 + 56, "admin-ph".into(), T0 + 70).wait_blocking().unwrap();
+    assert_eq!(past, None, "an export served before the window is confirmed");
+    assert!(confirm([8; 32], T0 + 60).is_some());
+}
+
 /// What was committed is there after the store is closed and opened again: lines, chain heads,
 /// messages and the outbox, enough for a core built from it to continue every chain.
 fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen: impl Fn(&P) -> S) {
@@ -1092,6 +1183,11 @@ fn sqlite_report_rows_read_traffic_and_answers() {
 }
 
 #[test]
+fn sqlite_retention_prunes_only_archived_content() {
+    retention_prunes_only_archived_content(sqlite);
+}
+
+#[test]
 fn sqlite_durable_across_reopen() {
     durable_across_reopen(sqlite, sqlite_reopen);
 }
@@ -1320,6 +1416,11 @@ fn postgres_answers_keep_their_operator() {
 #[test]
 fn postgres_report_rows_read_traffic_and_answers() {
     report_rows_read_traffic_and_answers(postgres);
+}
+
+#[test]
+fn postgres_retention_prunes_only_archived_content() {
+    retention_prunes_only_archived_content(postgres);
 }
 
 #[test]

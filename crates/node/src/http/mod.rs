@@ -66,6 +66,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/lines/{line}/leave", post(leave_line))
         .route("/api/v1/lines/{line}/checkpoints", get(record::line_checkpoints).post(record::new_checkpoint))
         .route("/api/v1/lines/{line}/export", get(record::export_line))
+        .route("/api/v1/lines/{line}/archives", post(record::confirm_archive))
         .route("/api/v1/lines/{line}/decisions", get(decisions::list).post(decisions::propose))
         .route("/api/v1/decisions/{id}", get(decisions::get_one))
         .route("/api/v1/messages/{id}/translations", get(translations::list).post(translations::translate))

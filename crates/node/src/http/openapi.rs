@@ -80,6 +80,7 @@ use crate::error::ErrorBody;
         record::line_checkpoints,
         record::new_checkpoint,
         record::export_line,
+        record::confirm_archive,
         forms::schemas,
         forms::closest_approach,
         roster::show,

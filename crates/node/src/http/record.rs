@@ -11,10 +11,10 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Auth;
-use super::error::{check_writable, ApiPath, ApiQuery};
+use super::error::{check_writable, ApiJson, ApiPath, ApiQuery};
 use super::lines::find_line;
 use super::paging::{self, page_len, ListUrl, Paged};
-use super::views::{CheckpointView, ExportParams, ListParams, NewCheckpointView};
+use super::views::{ArchiveRequest, ArchiveView, CheckpointView, ExportParams, ListParams, NewCheckpointView};
 use crate::error::{ApiError, ErrorBody};
 use crate::fed::checkpoints::checkpoint_and_exchange;
 use crate::record::CheckpointError;
@@ -141,15 +141,86 @@ pub async fn export_line(
     _auth: Auth,
     ApiPath(line): ApiPath<String>,
     ApiQuery(p): ApiQuery<ExportParams>,
-) -> Result<Json<adi_record::bundle::Bundle>, ApiError> {
+) -> Result<Response, ApiError> {
+    use sha2::Digest;
     let line = find_line(&node, &line)?;
-    crate::fed::checkpoints::cover(&node, line.id)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e.to_string()))?;
-    let bundle = crate::record::export(&node, line.id, p.from_ms, p.to_ms)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e))?;
-    Ok(Json(bundle))
+    let failed = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e);
+    crate::fed::checkpoints::cover(&node, line.id).await.map_err(|e| failed(e.to_string()))?;
+    let (bundle, arrivals) = crate::record::export(&node, line.id, p.from_ms, p.to_ms).await.map_err(failed)?;
+    let bytes = serde_json::to_vec(&bundle).map_err(|e| failed(e.to_string()))?;
+    // Noted by the hash of exactly these bytes, so that whoever keeps them can confirm it
+    // archived them (`confirm_archive`). The record is read even while the database cannot be
+    // written; such an export cannot be confirmed, and retention prunes nothing it holds.
+    if let Some((first_arrival, last_arrival)) = arrivals {
+        let now = crate::clock::now_ms();
+        let served = adi_store::ArchiveRow {
+            line: line.id,
+            sha256: sha2::Sha256::digest(&bytes).into(),
+            first_arrival,
+            last_arrival,
+            envelopes: bundle.envelopes.len() as u64,
+            served_ms: now,
+            confirmed_ms: None,
+        };
+        let forget = now.saturating_sub(node.runtime_limits.archive_confirm_window_ms);
+        if let Err(e) = node.store.add_archive(served, forget).wait().await {
+            tracing::warn!(line = %line.id, error = %e, "the export served cannot be noted, nor confirmed archived");
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response())
+}
+
+/// Confirms an export archived
+///
+/// Says that an export of the line this node served (`GET /api/v1/lines/{line}/export`), named by
+/// the SHA-256 of its bytes exactly as served, is kept in lasting storage. Retention may then prune
+/// here the content of the messages it holds, once their class's time is past (`[retention]`,
+/// `docs/OPERATIONS.md`, "Retention"); nothing an archive does not hold is pruned. An export is
+/// confirmed within `archive_confirm_window_ms` of being served; confirming again changes nothing.
+/// `adi export --archive` confirms once it has written the bundle and read it back.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/api/v1/lines/{line}/archives", tag = "record", operation_id = "confirm_archive",
+    request_body = ArchiveRequest,
+    params(("line" = String, Path, description = "line id: 32 hex digits")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = ArchiveView, description = "the export, confirmed archived"),
+              (status = 400, body = ErrorBody, description = "`bad_sha256`: not 64 hex digits"),
+              (status = 403, body = ErrorBody, description = "`role`: only administrators confirm archives"),
+              (status = 404, body = ErrorBody, description = "`unknown_line`: no such line here; `unknown_export`: this node served no export of the line with those bytes within `archive_confirm_window_ms`"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
+pub async fn confirm_archive(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    ApiPath(line): ApiPath<String>,
+    ApiJson(body): ApiJson<ArchiveRequest>,
+) -> Result<Json<ArchiveView>, ApiError> {
+    if auth.0.role != adi_core::Role::Admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "role", "only administrators confirm archives"));
+    }
+    let line = find_line(&node, &line)?;
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(body.sha256.trim(), &mut sha256).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_sha256", "sha256: the SHA-256 of the export's bytes, 64 hex digits")
+    })?;
+    check_writable(&node)?;
+    let now = crate::clock::now_ms();
+    let window = node.runtime_limits.archive_confirm_window_ms;
+    let since = now.saturating_sub(window);
+    let confirmed = node.store.confirm_archive(line.id, sha256, since, auth.0.name.clone(), now).wait().await;
+    let Some(archive) = confirmed.inspect_err(|e| _ = node.fail_storage(e))? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_export",
+            format!(
+                "this node served no export of line {} with SHA-256 {} in the last {window} ms",
+                line.id,
+                hex::encode(sha256)
+            ),
+        ));
+    };
+    tracing::info!(operator = %auth.0.name, line = %line.id, envelopes = archive.envelopes, "export archived");
+    Ok(Json(ArchiveView::from(archive)))
 }
 
 /// Signs a checkpoint of a line

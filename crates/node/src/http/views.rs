@@ -206,6 +206,11 @@ pub struct MessageView {
     /// For an encounter at sea, the approach of each other unit to the reporting unit, computed
     /// from the positions, courses and speeds reported; a suggestion, never part of the report.
     pub approaches: Vec<adi_forms::UnitApproach>,
+    /// When this node's retention pruned its content (caveat, subject, body, report, tag and
+    /// releaser, which then read empty), after an archived export held it; its signed envelope
+    /// and receipts stay.
+    #[serde(default)]
+    pub pruned_ms: Option<u64>,
 }
 
 pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipts: Vec<ReceiptRow>) -> MessageView {
@@ -236,6 +241,7 @@ pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipt
         approaches: checked.as_ref().map(adi_forms::approaches).unwrap_or_default(),
         form,
         ewg: r.ewg,
+        pruned_ms: r.pruned_ms,
     }
 }
 
@@ -417,6 +423,38 @@ pub struct ExportParams {
     pub from_ms: Option<u64>,
     /// The last envelope accepted at or before it.
     pub to_ms: Option<u64>,
+}
+
+/// The confirmation that an export was archived.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRequest {
+    /// SHA-256 of the export's bytes exactly as the node served them, 64 hex digits.
+    pub sha256: String,
+}
+
+/// An export whose archiving was confirmed.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ArchiveView {
+    pub line: String,
+    /// SHA-256 of the export's bytes, hex.
+    pub sha256: String,
+    /// How many envelopes of the line it holds.
+    pub envelopes: u64,
+    pub served_ms: u64,
+    pub confirmed_ms: Option<u64>,
+}
+
+impl From<adi_store::ArchiveRow> for ArchiveView {
+    fn from(a: adi_store::ArchiveRow) -> Self {
+        ArchiveView {
+            line: a.line.to_hex(),
+            sha256: hex::encode(a.sha256),
+            envelopes: a.envelopes,
+            served_ms: a.served_ms,
+            confirmed_ms: a.confirmed_ms,
+        }
+    }
 }
 
 /// A new checkpoint and what each member answered to it.

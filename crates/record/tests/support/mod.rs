@@ -399,6 +399,7 @@ impl Line {
                     } else {
                         Vec::new()
                     },
+                    pruned: false,
                 })
                 .collect(),
             checkpoints,

@@ -9,7 +9,7 @@ use crate::sql::{self, OptionalExtension};
 use crate::StoreError;
 
 /// The migrations, by the schema version each brings the database to.
-const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3), (4, VERSION_4)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3), (4, VERSION_4), (5, VERSION_5)];
 
 /// The advisory lock held while the schema is brought up to date (any number the database's
 /// other users do not take: "ADI" in ASCII).
@@ -315,6 +315,22 @@ CREATE TABLE key_copies (
 /// Which operator of this member's desk made each of its own receipts (sealed).
 const VERSION_4: &str = r#"
 ALTER TABLE receipts ADD COLUMN operator BYTEA;
+"#;
+
+/// Retention: when each envelope's sealed content columns were emptied, and the exports served
+/// whose archiving may be confirmed (the SQLite schema says what each holds).
+const VERSION_5: &str = r#"
+ALTER TABLE envelopes ADD COLUMN pruned_ms BIGINT;
+CREATE TABLE archives (
+    line BYTEA NOT NULL,
+    sha256 BYTEA NOT NULL,
+    first_arrival BIGINT NOT NULL,
+    last_arrival BIGINT NOT NULL,
+    envelopes BIGINT NOT NULL,
+    served_ms BIGINT NOT NULL,
+    confirmed_ms BIGINT,
+    PRIMARY KEY (line, sha256)
+);
 "#;
 
 /// Brings the database's schema to this build's version; refuses a database that a newer build

@@ -10,7 +10,11 @@ use crate::seal::Sealer;
 use crate::StoreError;
 use crate::{sql, write};
 
-const SCHEMA_VERSION: &str = "11";
+const SCHEMA_VERSION: &str = "12";
+
+/// The version before retention: its envelopes gain the time their content was pruned, and the
+/// `archives` table is created, when it is opened.
+const SCHEMA_VERSION_NO_RETENTION: &str = "11";
 
 /// The version before a receipt of this member's kept which operator of its desk made it; such a
 /// database's receipts gain the column when it is opened.
@@ -94,6 +98,9 @@ CREATE TABLE IF NOT EXISTS envelopes (
     released_by BLOB,
     form BLOB,
     ewg BLOB,
+    -- When retention emptied its sealed content columns (content, caveat, subject, body, form, ewg,
+    -- released_by); its signed bytes stay.
+    pruned_ms INTEGER,
     UNIQUE (line, sender, seq)
 );
 CREATE TABLE IF NOT EXISTS recipients (
@@ -311,7 +318,20 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '11');
+-- Exports of a line this node served, by the SHA-256 of their bytes: one whose archiving was
+-- confirmed holds, with their content, every envelope of its line accepted from first_arrival to
+-- last_arrival, which retention may then prune here. Those never confirmed are forgotten.
+CREATE TABLE IF NOT EXISTS archives (
+    line BLOB NOT NULL,
+    sha256 BLOB NOT NULL,
+    first_arrival INTEGER NOT NULL,
+    last_arrival INTEGER NOT NULL,
+    envelopes INTEGER NOT NULL,
+    served_ms INTEGER NOT NULL,
+    confirmed_ms INTEGER,
+    PRIMARY KEY (line, sha256)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '12');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -350,6 +370,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_ANSWERER {
         migrate_add_answerer(conn)?;
+        version = SCHEMA_VERSION_NO_RETENTION.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_RETENTION {
+        migrate_add_retention(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -614,6 +638,22 @@ fn migrate_add_answerer(conn: &mut Connection) -> Result<(), StoreError> {
     if !columns.iter().any(|c| c == "operator") {
         tx.execute_batch("ALTER TABLE receipts ADD COLUMN operator BLOB;").map_err(db)?;
     }
+    tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION_NO_RETENTION}' WHERE key = 'schema_version';"))
+        .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 11 database's envelopes the column retention notes its pruning in (the
+/// `archives` table the schema creates), in one transaction: nothing of it was pruned.
+fn migrate_add_retention(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('envelopes')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "pruned_ms") {
+        tx.execute_batch("ALTER TABLE envelopes ADD COLUMN pruned_ms INTEGER;").map_err(db)?;
+    }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
     tx.commit().map_err(db)
@@ -718,6 +758,33 @@ mod tests {
         drop(store);
         let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert!(columns(&store).contains(&"operator".to_string()));
+        let version: String = store
+            .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_11_database_gains_retention_when_opened() {
+        let (dir, store) = fresh();
+        let path = dir.path().join("adi.db");
+        on_writer(
+            &store,
+            "ALTER TABLE envelopes DROP COLUMN pruned_ms; DROP TABLE archives; UPDATE meta SET value = '11' WHERE key = 'schema_version';",
+        );
+        let columns = |store: &SqlStore| -> Vec<String> {
+            store
+                .read(|c| {
+                    c.prepare("SELECT name FROM pragma_table_info('envelopes')")?.query_map([], |r| r.get(0))?.collect()
+                })
+                .unwrap()
+        };
+        assert!(!columns(&store).contains(&"pruned_ms".to_string()));
+        drop(store);
+        let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
+        assert!(columns(&store).contains(&"pruned_ms".to_string()));
+        let line = adi_wire::LineId([3; 16]);
+        assert_eq!(store.archives(&line).unwrap(), Vec::new(), "the archives table is there, empty");
         let version: String = store
             .read(|c| c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?.query_row([], |row| row.get(0)))
             .unwrap();
