@@ -81,9 +81,20 @@ struct Network {
 impl Network {
     /// Writes the network's configuration, starts every node at once, and waits for all of them.
     async fn start(codes: &str) -> Network {
+        Network::start_with(codes, |_, _| {}).await
+    }
+
+    /// As [`Network::start`], each member's configuration changed by `edit` before its node starts.
+    async fn start_with(codes: &str, edit: impl Fn(&str, &mut adi_node::config::ConfigFile)) -> Network {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("net");
         let members = init(&state, codes);
+        for m in &members {
+            let mut file: adi_node::config::ConfigFile =
+                toml::from_str(&std::fs::read_to_string(&m.config).unwrap()).unwrap();
+            edit(&m.code, &mut file);
+            std::fs::write(&m.config, toml::to_string_pretty(&file).unwrap()).unwrap();
+        }
         let log = dir.path().join("nodes.log");
         let procs = members.iter().map(|m| serve(&m.config, &log, "warn")).collect();
         let net = Network { members, procs, log, _dir: dir };
@@ -454,4 +465,61 @@ async fn adi_report_writes_the_operations_report_and_says_what_is_wrong() {
         out.stderr
     );
     assert!(!none.exists());
+}
+
+/// `adi export --archive` as an administrator runs it: the bundle is written, read back and
+/// confirmed archived, after which the node's retention prunes the TEST message it holds; a duty
+/// officer's confirmation is refused with the reason; and `adi verify` of a later export, with
+/// every node stopped, verifies and says what was pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_export_lets_retention_prune_and_verify_says_what_was_pruned() {
+    let mut net = Network::start_with("PH,CN", |code, file| {
+        if code == "PH" {
+            file.retention.test_keep_s = Some(1);
+            file.limits.retention_interval_ms = Some(100);
+        }
+    })
+    .await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"]).await;
+    let body = json!({"precedence": "ROUTINE", "class": "TEST", "subject": "radio check", "body": "one two"});
+    let sent = ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let test = sent["id"].as_str().unwrap().to_string();
+    wait_state(&ph, &test, "delivered").await;
+    let kept = send(&ph, &line, "IMMEDIATE", "an order to keep").await;
+    wait_state(&ph, &kept, "delivered").await;
+    let duty = net.member("PH");
+    let config = duty.config.clone();
+    let added =
+        adi(&["operator", "add", "--name", "admin-ph", "--role", "admin", "--config", &config], None).await.ok();
+    let admin = Member { token: added.stdout.trim().to_string(), ..duty.clone() };
+
+    let archive = net.path("archive.json");
+    let out = adi(&["export", "--line", &line, "--out", arg(&archive), "--archive"], Some(duty)).await.fails();
+    assert!(out.stderr.contains("only administrators confirm archives"), "{}", out.stderr);
+    assert!(ph.call(Method::GET, &format!("/api/v1/messages/{test}"), None).await.unwrap()["pruned_ms"].is_null());
+    let out = adi(&["export", "--line", &line, "--out", arg(&archive), "--archive"], Some(&admin)).await.ok();
+    assert!(out.stdout.contains("archived: the node holds"), "{}", out.stdout);
+    let written = std::fs::read(&archive).unwrap();
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&written));
+    assert!(out.stdout.contains(&sha256), "the confirmation does not name the file's SHA-256 {sha256}: {}", out.stdout);
+    eventually("the archived TEST message pruned at PH", || async {
+        let m = ph.call(Method::GET, &format!("/api/v1/messages/{test}"), None).await.ok()?;
+        m["pruned_ms"].is_u64().then_some(())
+    })
+    .await;
+    let later = net.path("later.json");
+    adi(&["export", "--line", &line, "--out", arg(&later)], Some(duty)).await.ok();
+    net.kill_all();
+
+    let roster = net.roster("CN");
+    let verified = adi(&["verify", arg(&later), "--roster", arg(&roster)], None).await.ok();
+    assert!(verified.stdout.contains("verified:"), "{}", verified.stdout);
+    assert!(verified.stdout.contains("pruned: the content of 1 message(s)"), "{}", verified.stdout);
+    assert!(verified.stdout.contains("content the exporter's retention pruned"), "{}", verified.stdout);
+    assert!(verified.stdout.contains("\"an order to keep\""), "{}", verified.stdout);
+    assert!(!verified.stdout.contains("radio check"), "{}", verified.stdout);
+    // The archive holds what was pruned, and verifies too.
+    let archived = adi(&["verify", arg(&archive), "--roster", arg(&roster)], None).await.ok();
+    assert!(archived.stdout.contains("\"radio check\" one two"), "{}", archived.stdout);
 }

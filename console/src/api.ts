@@ -111,6 +111,8 @@ export interface Message {
   receipts?: Receipt[];
   recipients?: Recipient[];
   approaches?: Approach[];
+  /** When this node's retention pruned its content, after an archived export held it. */
+  pruned_ms?: number | null;
   /** This desk's answer, found by the page. */
   ours?: Receipt;
   answered?: boolean;

@@ -211,6 +211,13 @@ function subjectCell(tr: HTMLTableRowElement, m: Message): HTMLTableCellElement 
     b.addEventListener("click", () => openMap([m], "Map of " + m.form!.kind + " from " + m.sender).catch((e) => shown(asApiError(e))));
     td.append(" ", b);
   }
+  if (m.pruned_ms) {
+    // Its words are in the archive; the record here keeps its signed envelope and receipts.
+    const gone = document.createElement("div");
+    gone.className = "pruned";
+    gone.textContent = "Content pruned under retention on " + when(m.pruned_ms) + ", after it was archived";
+    td.appendChild(gone);
+  }
   if (m.body && !m.form_text) {
     // The message's whole text, read before it is answered.
     const text = document.createElement("div");

@@ -121,6 +121,7 @@ pub async fn wait_healthy(url: &str) {
 }
 
 /// One member of a demo network, as `demo.json` lists it.
+#[derive(Clone)]
 pub struct Member {
     pub code: String,
     pub url: String,

@@ -1,8 +1,12 @@
 //! Retention on a running node (`docs/OPERATIONS.md`, "Retention"): the content of TEST traffic
 //! past its class's time goes once an export holding it was confirmed archived, and only then;
 //! OPERATIONAL traffic, traffic after the archive and the other member's copy stay; the line's
-//! export still verifies and names what was pruned; confirming an archive is refused clearly.
+//! export still verifies and names what was pruned; the console says so where the words were;
+//! confirming an archive is refused clearly.
 
+#[allow(dead_code)]
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::time::Duration;
@@ -144,5 +148,19 @@ async fn test_traffic_past_its_time_is_pruned_once_archived_and_the_export_still
     let e = forged.envelopes.iter_mut().find(|e| e.pruned).unwrap();
     e.content = bundle.envelopes.iter().find(|x| x.content.is_some()).and_then(|x| x.content.clone());
     assert!(adi_record::bundle::verify(&forged).first_failure().is_some(), "pruned content put back verifies");
+
+    // The console shows where the words were that they were pruned, and the words kept.
+    let store = &*net.node("PH").state.store;
+    adi_node::setup::add_operator(store, "watch-ph", "duty").unwrap();
+    adi_node::setup::set_password(store, "watch-ph", "the dog watch").unwrap();
+    let browser = browser::Browser::start().await;
+    browser.sign_in(&format!("http://{}/console", net.node("PH").api_addr), "watch-ph", "the dog watch").await;
+    browser.click(&format!("#line-items button[data-line='{line}']")).await;
+    browser.wait_text("#conversation", "PH's order to keep").await;
+    browser.wait_text("#conversation", "Content pruned under retention on").await;
+    let notices = browser.count("#conversation .pruned").await;
+    assert_eq!(notices, 2, "one notice for each pruned message");
+    assert!(!browser.text("#conversation").await.contains("test of the line"), "pruned words shown");
+    browser.quit().await;
     net.stop_all().await;
 }
