@@ -508,6 +508,8 @@ async fn an_archived_export_lets_retention_prune_and_verify_says_what_was_pruned
         m["pruned_ms"].is_u64().then_some(())
     })
     .await;
+    let shown = adi(&["show", &test], Some(duty)).await.ok();
+    assert!(shown.stdout.contains("pruned:") && !shown.stdout.contains("radio check"), "{}", shown.stdout);
     let later = net.path("later.json");
     adi(&["export", "--line", &line, "--out", arg(&later)], Some(duty)).await.ok();
     net.kill_all();

@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::{print_out, printable, s, text};
+use super::{print_out, printable, s, text, utc};
 use crate::ClientArgs;
 
 /// Lists the `limit` most urgent messages from other members, most urgent first, and says on
@@ -74,6 +74,9 @@ pub fn print_message(m: &Value) {
     );
     out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
     out!("subject:    {}", s(m, "subject"));
+    if let Some(at) = m.get("pruned_ms").and_then(Value::as_u64) {
+        out!("pruned:     {} (its content, after an archived export held it; the record keeps its envelope)", utc(at));
+    }
     if let Some(tag) = m.get("ewg").and_then(Value::as_str) {
         out!("working group: {}", printable(tag));
     }

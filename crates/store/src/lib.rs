@@ -825,8 +825,9 @@ pub trait Store: Send + Sync + 'static {
     fn archives(&self, line: &LineId) -> Result<Vec<ArchiveRow>, StoreError>;
     /// Prunes, under `rules`, the content of at most `limit` messages that a confirmed archive
     /// holds: their sealed content columns are emptied, their signed envelope, hash, metadata and
-    /// receipts kept, and the time noted. Answers the messages pruned, with an audit entry when
-    /// there were any.
+    /// receipts kept, and the time noted; and, within the same bound, the text and signed content
+    /// of the translations of pruned messages that an archive holds. Answers the envelopes
+    /// pruned, with an audit entry when there were any.
     fn prune(&self, rules: Vec<PruneRule>, now_ms: u64, limit: usize) -> Pending<Vec<EnvelopeHash>>;
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError>;
     /// Adds an operator, or gives an existing one a new role and token, ending all its console

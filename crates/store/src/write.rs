@@ -919,6 +919,29 @@ pub(crate) fn prune(
         }
         pruned.extend(hashes);
     }
+    // Translations go with the message they translate, once an archive holds them too: their
+    // signed content and their text; who translated and reviewed stays.
+    let left = limit.saturating_sub(pruned.len());
+    let mut stmt = c.prepare_cached(
+        "SELECT t.hash FROM translations t JOIN envelopes e ON e.hash = t.hash JOIN envelopes o ON o.hash = t.original
+         WHERE o.pruned_ms IS NOT NULL AND e.pruned_ms IS NULL
+           AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
+                       AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
+         ORDER BY e.arrival LIMIT ?1",
+    )?;
+    let translations = stmt
+        .query_map(params![crate::read::limit_of(left)], |row| crate::read::hash_of(row.get(0)?))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in &translations {
+        c.prepare_cached("UPDATE envelopes SET content = NULL, pruned_ms = ?2 WHERE hash = ?1")?
+            .execute(params![&h.0[..], now_ms as i64])?;
+        c.prepare_cached("UPDATE translations SET text = ?2 WHERE hash = ?1")?
+            .execute(params![&h.0[..], s.seal_str("translations.text", &h.0, "")])?;
+    }
+    if left > 0 && !translations.is_empty() {
+        counts.push(format!("{} translations", translations.len()));
+    }
+    pruned.extend(translations);
     if !pruned.is_empty() {
         let detail = format!("the content of archived messages past their class's retention: {}", counts.join(", "));
         audit_by(c, s, now_ms, "retention", "pruned", None, &detail)?;

@@ -537,8 +537,22 @@ fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S
     };
     let test = of_class(&mut cn, T0 + 1, "TEST", "a test to prune");
     let operational = of_class(&mut cn, T0 + 2, "OPERATIONAL", "an order to keep");
+    let translate = |core: &mut Hotline, at: u64, original: &Record, text: &str| {
+        let t = adi_core::Translation {
+            original: hash(original),
+            language: "fil".into(),
+            text: text.into(),
+            translator: "translator-cn".into(),
+            reviewed_by: None,
+            revises: None,
+        };
+        core.translate(at, line, t).expect("the core translates")
+    };
+    let test_translated = translate(&mut cn, T0 + 2, &test, "isang pagsubok");
+    let kept_translated = translate(&mut cn, T0 + 2, &operational, "isang utos");
     let later = of_class(&mut cn, T0 + 3, "TEST", "a test after the archive");
-    assert_eq!(commit(&store, &[&setup, &test, &operational, &later]), inserted(4));
+    let records = [&setup, &test, &operational, &test_translated, &kept_translated, &later];
+    assert_eq!(commit(&store, &records), inserted(6));
     let arrival = |r: &Record| store.envelope(&hash(r)).unwrap().expect("stored").arrival;
     let before = store.envelope(&hash(&test)).unwrap().expect("stored");
     assert!(before.signed_content.is_some() && before.pruned_ms.is_none(), "{before:?}");
@@ -554,8 +568,8 @@ fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S
         line,
         sha256: [5; 32],
         first_arrival: arrival(&setup),
-        last_arrival: arrival(&operational),
-        envelopes: 3,
+        last_arrival: arrival(&kept_translated),
+        envelopes: 5,
         served_ms: T0 + 10,
         confirmed_ms: None,
     };
@@ -576,7 +590,15 @@ fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S
     assert_eq!(store.prune(early, T0 + 200, 100).wait_blocking().unwrap(), Vec::new());
     // Past it, and archived: the TEST message's content goes; the operational one and the TEST
     // message after the archive stay.
-    assert_eq!(prune(T0 + 200), vec![hash(&test)]);
+    assert_eq!(prune(T0 + 200), vec![hash(&test), hash(&test_translated)]);
+    let texts = |original: &Record| -> Vec<String> {
+        let rows = store.translations(Some(&hash(original)), None, Page::first(10)).expect("translations");
+        rows.into_iter().map(|t| t.text).collect()
+    };
+    assert_eq!(texts(&test), vec![String::new()], "the pruned message's translation kept its text");
+    assert_eq!(texts(&operational), vec!["isang utos".to_string()]);
+    let translated = store.envelope(&hash(&test_translated)).unwrap().expect("still stored");
+    assert_eq!((translated.signed_content, translated.pruned_ms.is_some()), (None, true));
     let after = store.envelope(&hash(&test)).unwrap().expect("still stored");
     assert_eq!(after.bytes, before.bytes, "the signed envelope changed");
     assert_eq!((after.signed_content, after.pruned_ms, after.arrival), (None, Some(T0 + 200), before.arrival));
