@@ -29,12 +29,12 @@ pub use discipline::{
 };
 pub use error::{CoreError, ErrorKind};
 pub use hotline::{
-    Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Removal, Restored,
-    StoredRemoval, WriteBatch,
+    chunk_from_payload, Content, Evidence, HeldEnvelope, Hotline, HotlineConfig, OwnHead, Record, Refusal, Removal,
+    Restored, StoredRemoval, WriteBatch,
 };
 pub use limits::Limits;
 pub use line::{Line, NewLine, Scope};
-pub use message::{Class, Draft, Message, Precedence};
+pub use message::{Attachment, Chunk, Class, Draft, Message, Precedence};
 pub use receipt::{Answered, Receipt, ReceiptKind};
 pub use recipient::{RecipientEvent, RecipientProgress, RecipientState};
 pub use role::Role;

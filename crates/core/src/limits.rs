@@ -30,6 +30,14 @@ pub struct Limits {
     pub lines_per_peer_per_day_max: usize,
     /// How far ahead of the highest sequence number seen from a sender an envelope may be.
     pub seq_ahead_max: u64,
+    /// Largest file attached to a message.
+    pub attachment_bytes_max: u64,
+    /// Largest piece of a file one `chunk` envelope carries (its base64 fits `payload_bytes_max`).
+    pub attachment_chunk_bytes_max: usize,
+    /// Most files attached to one message.
+    pub attachments_per_message_max: usize,
+    /// Longest name of an attached file, in characters.
+    pub attachment_name_chars_max: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +56,10 @@ impl Default for Limits {
             lines_max: 10_000,
             lines_per_peer_per_day_max: 100,
             seq_ahead_max: 1_000_000,
+            attachment_bytes_max: 25 * 1024 * 1024,
+            attachment_chunk_bytes_max: 96 * 1024,
+            attachments_per_message_max: 10,
+            attachment_name_chars_max: 255,
         }
     }
 }

@@ -117,6 +117,91 @@ pub struct Message {
     pub form: Option<serde_json::Value>,
     /// Its Experts' Working Group tag.
     pub ewg: Option<String>,
+    /// The files attached, each carried by chunks after it.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message, as the message's signed content names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub sha256: [u8; 32],
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    /// How many chunks carry it.
+    pub chunks: u64,
+}
+
+impl Attachment {
+    /// Describes `bytes` as a file attached under `name` and `media_type`, cut into chunks of at
+    /// most `attachment_chunk_bytes_max`.
+    pub fn of(name: &str, media_type: &str, bytes: &[u8], limits: &Limits) -> Attachment {
+        use sha2::Digest;
+        Attachment {
+            sha256: sha2::Sha256::digest(bytes).into(),
+            name: name.to_string(),
+            media_type: media_type.to_string(),
+            size: bytes.len() as u64,
+            chunks: bytes.len().div_ceil(limits.attachment_chunk_bytes_max.max(1)) as u64,
+        }
+    }
+
+    /// Checks an attached file's description, from an operator or a peer alike.
+    pub fn check(&self, limits: &Limits) -> Result<(), CoreError> {
+        let bad = |code: &'static str, why: String| CoreError::invalid_field(code, "attachments".into(), why);
+        let name = self.name.as_str();
+        let unsafe_name = name.trim().is_empty()
+            || name == "."
+            || name == ".."
+            || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        if unsafe_name || name.chars().count() > limits.attachment_name_chars_max {
+            return Err(bad(
+                "bad_attachment_name",
+                format!(
+                    "a file's name is 1 to {} characters, without '/', '\\' or control characters",
+                    limits.attachment_name_chars_max
+                ),
+            ));
+        }
+        let token =
+            |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+        let typed = self.media_type.len() <= 127
+            && self.media_type.split_once('/').is_some_and(|(t, sub)| token(t) && token(sub));
+        if !typed {
+            return Err(bad(
+                "bad_media_type",
+                format!("'{}' is not a media type such as application/pdf", self.media_type),
+            ));
+        }
+        if self.size == 0 || self.size > limits.attachment_bytes_max {
+            return Err(bad(
+                "bad_attachment_size",
+                format!("an attached file is 1 to {} bytes", limits.attachment_bytes_max),
+            ));
+        }
+        let fewest = self.size.div_ceil(limits.attachment_chunk_bytes_max.max(1) as u64);
+        if self.chunks < fewest || self.chunks > self.size {
+            return Err(bad(
+                "bad_attachment_chunks",
+                format!(
+                    "a file of {} bytes comes in {fewest} to {} chunks of at most {} bytes",
+                    self.size, self.size, limits.attachment_chunk_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A piece of a file attached to a message, as a `chunk` envelope carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// The message the file is attached to.
+    pub message: adi_wire::EnvelopeHash,
+    /// The file's SHA-256.
+    pub file: [u8; 32],
+    pub index: u64,
+    pub data: Vec<u8>,
 }
 
 impl Message {
@@ -158,6 +243,7 @@ impl Message {
             released_by: None,
             form: form.map(|f| f.to_value()),
             ewg: draft.ewg,
+            attachments: Vec::new(),
         };
         message.check(limits)?;
         Ok(message)
@@ -208,6 +294,23 @@ impl Message {
             check_text("released_by", name, TextKind::Line)?;
         }
         check_text("body", &self.body, TextKind::Lines)?;
+        if self.attachments.len() > limits.attachments_per_message_max {
+            return Err(CoreError::invalid_field(
+                "too_many_attachments",
+                "attachments".into(),
+                format!("a message carries at most {} files", limits.attachments_per_message_max),
+            ));
+        }
+        for (i, a) in self.attachments.iter().enumerate() {
+            a.check(limits)?;
+            if self.attachments[..i].iter().any(|b| b.sha256 == a.sha256) {
+                return Err(CoreError::invalid_field(
+                    "duplicate_attachment",
+                    "attachments".into(),
+                    format!("the file {} is attached twice", a.name),
+                ));
+            }
+        }
         if let Some(tag) = &self.ewg {
             if adi_forms::WorkingGroup::parse(tag).is_none() {
                 let known: Vec<&str> = adi_forms::WorkingGroup::ALL.iter().map(|g| g.as_str()).collect();

@@ -219,12 +219,17 @@ pub struct NamedEnvelope<'a> {
 /// Checks that a receipt on `line` answers the envelope held here as it claims: on the same line,
 /// by the same sender and sequence, and of a kind this receipt may answer. `Err` says why not.
 pub fn check_receipt_answers(line: LineId, receipt: &Receipt, held: &NamedEnvelope<'_>) -> Result<(), &'static str> {
-    let expected_kind = if receipt.kind == ReceiptKind::LinkTestAnswer { "link_test" } else { "message" };
+    // A chunk of an attached file is answered as decrypted, and by nothing else.
+    let fits = match receipt.kind {
+        ReceiptKind::LinkTestAnswer => held.kind == "link_test",
+        ReceiptKind::Decrypted => held.kind == "message" || held.kind == "chunk",
+        _ => held.kind == "message",
+    };
     if held.line != line {
         Err("the answered envelope is on another line")
     } else if held.sender != receipt.answers.sender.as_str() || held.seq != receipt.answers.seq {
         Err("the answered envelope has another sender or sequence number")
-    } else if held.kind != expected_kind {
+    } else if !fits {
         Err("a receipt of this kind cannot answer that envelope")
     } else {
         Ok(())

@@ -46,6 +46,7 @@ fn render_record(r: &Record) -> String {
         Content::Decision(d) => format!("decision '{}'", d.text),
         Content::Translation(t) => format!("translation {} of {}", t.language, t.original),
         Content::Concurrence(a) => format!("{} {}", if a.concur { "concurs with" } else { "declines" }, a.decision),
+        Content::Chunk(c) => format!("chunk {} of {}", c.index, hex::encode(c.file)),
     };
     let to: Vec<&str> = r.recipients.iter().map(|m| m.as_str()).collect();
     format!("{} #{} priority {} {what} to [{}]", r.sender, b.seq, b.priority, to.join(","))
@@ -161,6 +162,7 @@ fn message_payload(precedence: &str, body: &str) -> Vec<u8> {
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     }
     .encode()
 }
@@ -185,6 +187,7 @@ fn form_message(form: serde_json::Value, ewg: Option<&str>) -> PayloadV1 {
         released_by: None,
         form: Some(form),
         ewg: ewg.map(str::to_string),
+        attachments: Vec::new(),
     }
 }
 
@@ -322,6 +325,7 @@ fn text_message(precedence: &str, caveat: &str, subject: &str, body: &str) -> Pa
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     }
 }
 

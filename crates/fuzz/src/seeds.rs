@@ -249,6 +249,7 @@ fn payloads() -> Vec<(&'static str, PayloadV1)> {
                 released_by: None,
                 form: None,
                 ewg: None,
+                attachments: Vec::new(),
             },
         ),
         (
@@ -266,6 +267,7 @@ fn payloads() -> Vec<(&'static str, PayloadV1)> {
                 released_by: None,
                 form: Some(sea_report()),
                 ewg: Some("maritime-security".into()),
+                attachments: Vec::new(),
             },
         ),
         (
@@ -555,6 +557,7 @@ fn line_content() -> Vec<Seed> {
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     };
     let own = PayloadV1::Receipt {
         v: 1,

@@ -163,6 +163,18 @@ impl Client {
         self.exchange(method, path, body).await
     }
 
+    /// Sends bytes of the media type given (a file to attach) and returns the answer's status,
+    /// headers and body.
+    pub async fn request_typed(
+        &self,
+        method: Method,
+        path: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        self.exchange_with(method, path, &[("content-type", media_type)], Some(body)).await
+    }
+
     /// Sends a request and returns the answer's status, headers and body.
     async fn exchange(
         &self,
@@ -170,8 +182,18 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        self.exchange_with(method, path, &[], body).await
+    }
+
+    async fn exchange_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         let work = async {
-            let response = self.send(method, path, &[], body).await?;
+            let response = self.send(method, path, headers, body).await?;
             let (parts, body) = response.into_parts();
             let bytes = Limited::new(body, self.limits.response_bytes_max)
                 .collect()
@@ -270,11 +292,10 @@ impl Client {
         body: Bytes,
     ) -> anyhow::Result<Response<Incoming>> {
         let _ = tcp.set_nodelay(true);
-        let mut builder = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, host_port)
-            .header(hyper::header::CONTENT_TYPE, "application/json");
+        let mut builder = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, host_port);
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
         if let Some(t) = &self.token {
             builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }

@@ -312,6 +312,10 @@ pub struct LimitsSection {
     pub retention_interval_ms: Option<u64>,
     pub retention_batch_max: Option<usize>,
     pub archive_confirm_window_ms: Option<u64>,
+    pub upload_keep_ms: Option<u64>,
+    pub send_batch_bytes_max: Option<usize>,
+    pub attachment_bytes_max: Option<u64>,
+    pub attachments_per_message_max: Option<usize>,
     pub alarms_page_len: Option<usize>,
     pub evidence_page_len: Option<usize>,
     pub drafts_page_len: Option<usize>,
@@ -404,6 +408,12 @@ pub struct RuntimeLimits {
     /// How long after serving an export the node accepts the confirmation that it was archived;
     /// an export never confirmed in that time is forgotten.
     pub archive_confirm_window_ms: u64,
+    /// How long a file uploaded to attach is kept for a message to name it.
+    pub upload_keep_ms: u64,
+    /// The most bytes of envelopes this node sends a peer in one batch (within the peer's
+    /// `batch_bytes_max`): a FLASH queued behind a file's chunks waits at most for one batch this
+    /// size in flight.
+    pub send_batch_bytes_max: usize,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -583,6 +593,8 @@ impl Default for RuntimeLimits {
             retention_interval_ms: 3_600_000,
             retention_batch_max: 1_000,
             archive_confirm_window_ms: 24 * 3_600_000,
+            upload_keep_ms: 24 * 3_600_000,
+            send_batch_bytes_max: 1024 * 1024,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -1033,6 +1045,10 @@ impl NodeConfig {
         }
         set(l.line_members_max, &mut limits.line_members_max);
         set(l.lines_per_peer_per_day_max, &mut limits.lines_per_peer_per_day_max);
+        set(l.attachments_per_message_max, &mut limits.attachments_per_message_max);
+        if let Some(v) = l.attachment_bytes_max {
+            limits.attachment_bytes_max = v.max(1);
+        }
         set(l.api_body_bytes_max, &mut runtime_limits.api_body_bytes_max);
         if let Some(v) = l.retry_delay_ms_min {
             runtime_limits.retry_delay_ms_min = v.max(1);
@@ -1135,6 +1151,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.archive_confirm_window_ms {
             runtime_limits.archive_confirm_window_ms = v.max(1);
+        }
+        if let Some(v) = l.upload_keep_ms {
+            runtime_limits.upload_keep_ms = v.max(1);
+        }
+        if let Some(v) = l.send_batch_bytes_max {
+            runtime_limits.send_batch_bytes_max = v.max(1);
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);

@@ -262,6 +262,7 @@ fn message_envelope(key: &SigningKey, sender: &str, line: LineId, seq: u64, subj
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     };
     EnvelopeBody {
         line,
@@ -469,6 +470,7 @@ fn envelope_with_body(key: &SigningKey, line: LineId, body: &str) -> Vec<u8> {
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     };
     EnvelopeBody {
         line,

@@ -194,7 +194,7 @@ pub struct RecordEntry {
     /// When its sender signed it, by the sender's clock (ms since 1970, UTC).
     pub created_ms: u64,
     /// `line_setup`, `message`, `receipt`, `link_test`, `decision`, `concurrence`,
-    /// `translation`; `no_content` for an MLS message whose content the bundle does not hold (a
+    /// `translation`, `chunk` (a piece of a file attached to a message); `no_content` for an MLS message whose content the bundle does not hold (a
     /// key change, which carries none, or a message the exporter could not read); `pruned` for
     /// one whose content the exporter's retention pruned; `unread` for one whose signature or
     /// content did not verify.
@@ -214,6 +214,7 @@ fn kind_of(p: &PayloadV1) -> &'static str {
         PayloadV1::Decision { .. } => "decision",
         PayloadV1::Translation { .. } => "translation",
         PayloadV1::Concurrence { .. } => "concurrence",
+        PayloadV1::Chunk { .. } => "chunk",
     }
 }
 

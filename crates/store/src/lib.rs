@@ -215,6 +215,8 @@ pub struct MessageRow {
     /// When retention pruned its content (caveat, subject, body, report, tag and releaser), if it
     /// did: its signed envelope, hash and place in the record stay.
     pub pruned_ms: Option<u64>,
+    /// The files attached, as its signed content names them ([`attachments_of`]).
+    pub attachments: Vec<adi_core::Attachment>,
 }
 
 /// One recipient's state of one of this node's envelopes.
@@ -371,6 +373,42 @@ pub struct ArchiveRow {
     pub served_ms: u64,
     /// When its archiving was confirmed; `None` while it is only served.
     pub confirmed_ms: Option<u64>,
+}
+
+/// A file an operator uploaded to attach to a message, kept sealed until it is sent or
+/// forgotten.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRow {
+    pub sha256: [u8; 32],
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    /// The operator who uploaded it.
+    pub uploader: String,
+    pub created_ms: u64,
+}
+
+/// How a file attached to a message is stored beside it: one line of its SHA-256, size, chunks,
+/// media type and name, separated by tabs (a name holds no control character).
+pub(crate) fn attachment_line(a: &adi_core::Attachment) -> String {
+    format!("{}\t{}\t{}\t{}\t{}", hex::encode(a.sha256), a.size, a.chunks, a.media_type, a.name)
+}
+
+/// The files attached to a message, from what [`attachment_line`] stored.
+pub fn attachments_of(stored: &str) -> Vec<adi_core::Attachment> {
+    stored
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(5, '\t');
+            let mut sha256 = [0u8; 32];
+            hex::decode_to_slice(f.next()?, &mut sha256).ok()?;
+            let size = f.next()?.parse().ok()?;
+            let chunks = f.next()?.parse().ok()?;
+            let media_type = f.next()?.to_string();
+            let name = f.next()?.to_string();
+            Some(adi_core::Attachment { sha256, name, media_type, size, chunks })
+        })
+        .collect()
 }
 
 /// A rule of retention: the content of messages of `class` accepted before `before_ms` goes, once
@@ -807,6 +845,17 @@ pub trait Store: Send + Sync + 'static {
     fn evidence(&self, page: Page<u64>) -> Result<Vec<(u64, Evidence)>, StoreError>;
     /// Any stored envelope, with its exact bytes.
     fn envelope(&self, hash: &EnvelopeHash) -> Result<Option<EnvelopeRow>, StoreError>;
+    /// Keeps a file uploaded to attach (the same bytes uploaded again are one, named as last);
+    /// forgets those uploaded before `forget_before_ms`.
+    fn add_upload(&self, upload: UploadRow, bytes: Vec<u8>, forget_before_ms: u64) -> Pending<()>;
+    /// A file uploaded to attach, with its bytes.
+    fn upload(&self, sha256: &[u8; 32]) -> Result<Option<(UploadRow, Vec<u8>)>, StoreError>;
+    /// The chunks of a file attached to `message` this node holds, by their place: each
+    /// chunk envelope's hash.
+    fn chunks(&self, message: &EnvelopeHash, file: &[u8; 32]) -> Result<Vec<(u64, EnvelopeHash)>, StoreError>;
+    /// For each file attached to `message`, how many of its chunks each recipient's node said it
+    /// decrypted (on this member's own messages): (file, member, chunks).
+    fn chunks_decrypted(&self, message: &EnvelopeHash) -> Result<Vec<([u8; 32], MemberCode, u64)>, StoreError>;
     /// Keeps an export served, unconfirmed; forgets those served before `forget_before_ms` whose
     /// archiving was never confirmed.
     fn add_archive(&self, archive: ArchiveRow, forget_before_ms: u64) -> Pending<()>;

@@ -340,7 +340,7 @@ pub(crate) fn report_rows(
 }
 
 const MESSAGE_COLUMNS: &str = "hash, line, sender, seq, arrival, created_ms, received_ms, kind, precedence, class,
-    caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg, pruned_ms";
+    caveat, subject, body, ack_required, crisis, deadline_ms, released_by, form, ewg, pruned_ms, attachments";
 
 fn message_row(s: &Sealer, row: &sql::Row) -> Result<MessageRow, sql::Error> {
     let hash = hash_of(row.get(0)?)?;
@@ -366,6 +366,9 @@ fn message_row(s: &Sealer, row: &sql::Row) -> Result<MessageRow, sql::Error> {
         form: open(s, "envelopes.form", k, row.get(17)?)?,
         ewg: open(s, "envelopes.ewg", k, row.get(18)?)?,
         pruned_ms: opt_u(row.get(19)?),
+        attachments: open(s, "envelopes.attachments", k, row.get(20)?)?
+            .map(|t| crate::attachments_of(&t))
+            .unwrap_or_default(),
     })
 }
 
@@ -1005,6 +1008,56 @@ pub(crate) fn audit(c: &Connection<'_>, s: &Sealer, page: &Page<u64>) -> Result<
                 subject: open(s, "audit.subject", k, row.get(4)?)?,
                 detail: open_text(s, "audit.detail", k, row.get(5)?)?,
             })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn upload(
+    c: &Connection<'_>,
+    s: &Sealer,
+    sha256: &[u8; 32],
+) -> Result<Option<(crate::UploadRow, Vec<u8>)>, sql::Error> {
+    c.prepare_cached("SELECT name, media_type, size, bytes, uploader, created_ms FROM uploads WHERE sha256 = ?1")?
+        .query_row(params![&sha256[..]], |row| {
+            let k = &sha256[..];
+            let upload = crate::UploadRow {
+                sha256: *sha256,
+                name: open(s, "uploads.name", k, row.get(0)?)?.unwrap_or_default(),
+                media_type: row.get(1)?,
+                size: u(row.get(2)?),
+                uploader: open(s, "uploads.uploader", k, row.get(4)?)?.unwrap_or_default(),
+                created_ms: u(row.get(5)?),
+            };
+            Ok((upload, open_bytes(s, "uploads.bytes", k, row.get(3)?)?))
+        })
+        .optional()
+}
+
+pub(crate) fn chunks(
+    c: &Connection<'_>,
+    message: &EnvelopeHash,
+    file: &[u8; 32],
+) -> Result<Vec<(u64, EnvelopeHash)>, sql::Error> {
+    let mut stmt = c.prepare_cached("SELECT idx, hash FROM chunks WHERE message = ?1 AND file = ?2 ORDER BY idx")?;
+    let rows = stmt
+        .query_map(params![&message.0[..], &file[..]], |row| Ok((u(row.get(0)?), hash_of(row.get(1)?)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn chunks_decrypted(
+    c: &Connection<'_>,
+    message: &EnvelopeHash,
+) -> Result<Vec<([u8; 32], MemberCode, u64)>, sql::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT k.file, r.member, COUNT(*) FROM chunks k JOIN recipients r ON r.hash = k.hash
+         WHERE k.message = ?1 AND r.decrypted_ms IS NOT NULL GROUP BY k.file, r.member ORDER BY k.file, r.member",
+    )?;
+    let rows = stmt
+        .query_map(params![&message.0[..]], |row| {
+            let file: Vec<u8> = row.get(0)?;
+            Ok((file.try_into().map_err(|_| corrupt("chunks.file"))?, code_of(row.get(1)?)?, u(row.get(2)?)))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

@@ -15,7 +15,7 @@ use crate::{
     AlarmAck, AlarmRow, ArchiveRow, AuditRow, CheckpointKey, CheckpointRow, Claimed, CommitStats, DecisionRow,
     DraftRow, EnvelopeRow, EventRow, HeldCount, MessageCursor, MessageQuery, MessageRow, Operator, OperatorRecord,
     OutboxItem, Outcome, Page, Pending, PruneRule, QueueStat, ReceiptRow, RecipientRow, ReportRows, RosterApplied,
-    RosterProposalKept, SessionRow, Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow,
+    RosterProposalKept, SessionRow, Settlement, Store, StoreConfig, StoreError, TimeKey, TranslationRow, UploadRow,
 };
 
 /// An hour, the window of a peer's KeyPackage claims.
@@ -425,6 +425,23 @@ impl Store for SqlStore {
 
     fn recipients(&self, hash: &EnvelopeHash) -> Result<Vec<RecipientRow>, StoreError> {
         self.read(|c| read::recipients(c, &self.inner.sealer, hash))
+    }
+
+    fn add_upload(&self, upload: UploadRow, bytes: Vec<u8>, forget_before_ms: u64) -> Pending<()> {
+        let s = self.inner.sealer.clone();
+        self.submit(move |c| write::add_upload(c, &s, &upload, &bytes, forget_before_ms))
+    }
+
+    fn upload(&self, sha256: &[u8; 32]) -> Result<Option<(UploadRow, Vec<u8>)>, StoreError> {
+        self.read(|c| read::upload(c, &self.inner.sealer, sha256))
+    }
+
+    fn chunks(&self, message: &EnvelopeHash, file: &[u8; 32]) -> Result<Vec<(u64, EnvelopeHash)>, StoreError> {
+        self.read(|c| read::chunks(c, message, file))
+    }
+
+    fn chunks_decrypted(&self, message: &EnvelopeHash) -> Result<Vec<([u8; 32], MemberCode, u64)>, StoreError> {
+        self.read(|c| read::chunks_decrypted(c, message))
     }
 
     fn add_archive(&self, archive: ArchiveRow, forget_before_ms: u64) -> Pending<()> {

@@ -261,11 +261,29 @@ fn commit_record(c: &Connection<'_>, s: &Sealer, r: &Record) -> Result<Outcome, 
     };
     // From when this node took the message, on its own clock, as the core judges it.
     let deadline_ms = m.and_then(|m| m.due_ms(r.received_ms)).map(|t| t as i64);
+    let attachments = m.filter(|m| !m.attachments.is_empty()).map(|m| {
+        let listed: Vec<String> = m.attachments.iter().map(crate::attachment_line).collect();
+        s.seal_str("envelopes.attachments", &hash.0, &listed.join("\n"))
+    });
+    if let Content::Chunk(chunk) = &r.content {
+        // The first chunk a sender sent for a place in a file is the one kept; the file's SHA-256
+        // judges them all when it is put together.
+        c.prepare_cached(
+            "INSERT INTO chunks (message, file, idx, hash) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (message, file, idx) DO NOTHING",
+        )?
+        .execute(params![
+            &chunk.message.0[..],
+            &chunk.file[..],
+            chunk.index.min(i64::MAX as u64) as i64,
+            &hash.0[..]
+        ])?;
+    }
     c.prepare_cached(
         "INSERT INTO envelopes (hash, line, sender, seq, priority, created_ms, received_ms, bytes, kind,
              precedence, class, caveat, subject, body, ack_required, crisis, deadline_ms, released_by, epoch, content,
-             form, ewg)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+             form, ewg, attachments)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?
     .execute(params![
         &hash.0[..],
@@ -290,6 +308,7 @@ fn commit_record(c: &Connection<'_>, s: &Sealer, r: &Record) -> Result<Outcome, 
         r.signed_content.as_deref().map(|c| s.seal("envelopes.content", &hash.0, c)),
         m.and_then(|m| m.form.as_ref()).map(|f| s.seal_str("envelopes.form", &hash.0, &f.to_string())),
         m.and_then(|m| m.ewg.as_deref()).map(|t| s.seal_str("envelopes.ewg", &hash.0, t)),
+        attachments,
     ])?;
     for peer in &r.recipients {
         c.prepare_cached("INSERT INTO recipients (hash, member, state, sent_ms) VALUES (?1, ?2, 'sent', ?3)")?
@@ -908,7 +927,7 @@ pub(crate) fn prune(
             .collect::<Result<Vec<_>, _>>()?;
         let mut update = c.prepare_cached(
             "UPDATE envelopes SET content = NULL, caveat = NULL, subject = NULL, body = NULL, form = NULL,
-                    ewg = NULL, released_by = NULL, pruned_ms = ?2
+                    ewg = NULL, released_by = NULL, attachments = NULL, pruned_ms = ?2
              WHERE hash = ?1",
         )?;
         for h in &hashes {
@@ -942,9 +961,56 @@ pub(crate) fn prune(
         counts.push(format!("{} translations", translations.len()));
     }
     pruned.extend(translations);
+    // And the chunks of the files attached to them, their bytes.
+    let left = limit.saturating_sub(pruned.len());
+    let mut stmt = c.prepare_cached(
+        "SELECT k.hash FROM chunks k JOIN envelopes e ON e.hash = k.hash JOIN envelopes o ON o.hash = k.message
+         WHERE o.pruned_ms IS NOT NULL AND e.pruned_ms IS NULL
+           AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
+                       AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
+         ORDER BY e.arrival LIMIT ?1",
+    )?;
+    let chunks = stmt
+        .query_map(params![crate::read::limit_of(left)], |row| crate::read::hash_of(row.get(0)?))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in &chunks {
+        c.prepare_cached("UPDATE envelopes SET content = NULL, pruned_ms = ?2 WHERE hash = ?1")?
+            .execute(params![&h.0[..], now_ms as i64])?;
+    }
+    if !chunks.is_empty() {
+        counts.push(format!("{} chunks of attached files", chunks.len()));
+    }
+    pruned.extend(chunks);
     if !pruned.is_empty() {
         let detail = format!("the content of archived messages past their class's retention: {}", counts.join(", "));
         audit_by(c, s, now_ms, "retention", "pruned", None, &detail)?;
     }
     Ok(pruned)
+}
+
+/// Keeps a file an operator uploaded to attach, sealed, and forgets those uploaded before
+/// `forget_before_ms`.
+pub(crate) fn add_upload(
+    c: &Connection<'_>,
+    s: &Sealer,
+    u: &crate::UploadRow,
+    bytes: &[u8],
+    forget_before_ms: u64,
+) -> Result<(), sql::Error> {
+    c.prepare_cached("DELETE FROM uploads WHERE created_ms < ?1")?.execute(params![forget_before_ms as i64])?;
+    c.prepare_cached(
+        "INSERT INTO uploads (sha256, name, media_type, size, bytes, uploader, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (sha256) DO UPDATE SET name = excluded.name, media_type = excluded.media_type,
+             uploader = excluded.uploader, created_ms = excluded.created_ms",
+    )?
+    .execute(params![
+        &u.sha256[..],
+        s.seal_str("uploads.name", &u.sha256, &u.name),
+        u.media_type.as_str(),
+        u.size as i64,
+        s.seal("uploads.bytes", &u.sha256, bytes),
+        s.seal_str("uploads.uploader", &u.sha256, &u.uploader),
+        u.created_ms as i64
+    ])?;
+    Ok(())
 }

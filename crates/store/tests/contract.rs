@@ -106,6 +106,7 @@ fn crafted(
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     };
     let priority = Precedence::parse(precedence).expect("a precedence").priority();
     let key = fixtures::key(seed);
@@ -628,6 +629,42 @@ fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S
     let past = store.confirm_archive(line, [9; 32], T0 + 56, "admin-ph".into(), T0 + 70).wait_blocking().unwrap();
     assert_eq!(past, None, "an export served before the window is confirmed");
     assert!(confirm([8; 32], T0 + 60).is_some());
+}
+
+/// A message with a file attached and the chunks that carry it, sent and received: each chunk
+/// kept by its place, the file named beside the message, and each chunk answered.
+fn files_travel_in_chunks<P, S: Store>(fresh: impl Fn() -> (P, S)) {
+    let (_cn_place, cn_store) = fresh();
+    let (_ph_place, ph_store) = fresh();
+    let line = line_id(12);
+    let mut cn = fixtures::hotline("CN");
+    let mut ph = fixtures::hotline("PH");
+    let setup = create(&mut cn, &mut [&mut ph], T0, line, "ADMM-Plus");
+    let joined = receive(&mut ph, T0 + 1, &setup);
+    let file: Vec<u8> = (0..250_000u32).map(|i| (i % 251) as u8).collect();
+    let draft =
+        Draft { precedence: "ROUTINE".into(), subject: "a chart".into(), body: "see".into(), ..Draft::default() };
+    let files = vec![("chart.pdf".to_string(), "application/pdf".to_string(), file.clone())];
+    let sent = cn.send_with_files(T0 + 2, line, draft, None, files).expect("the core sends the file");
+    assert_eq!(sent.len(), 4, "a message and three chunks of 96 KiB");
+    let mut all = vec![&setup];
+    all.extend(sent.iter());
+    assert_eq!(commit(&cn_store, &all), inserted(5));
+    assert_eq!(commit(&ph_store, &[&joined]), inserted(1));
+    let mut got = Vec::new();
+    for r in &sent {
+        got.extend(ph.receive(T0 + 3, &code("CN"), r.envelope.bytes()).expect("PH takes the envelope"));
+    }
+    let answers = got.len() - sent.len();
+    assert_eq!(answers, 4, "each envelope answered as decrypted");
+    assert_eq!(commit(&ph_store, &got.iter().collect::<Vec<_>>()), inserted(got.len()));
+    let message = hash(&sent[0]);
+    let row = ph_store.message(&message).unwrap().expect("the message");
+    assert_eq!(row.attachments.len(), 1);
+    let a = &row.attachments[0];
+    assert_eq!((a.name.as_str(), a.size, a.chunks), ("chart.pdf", 250_000, 3));
+    let chunks = ph_store.chunks(&message, &a.sha256).unwrap();
+    assert_eq!(chunks, sent[1..].iter().enumerate().map(|(i, r)| (i as u64, hash(r))).collect::<Vec<_>>());
 }
 
 /// What was committed is there after the store is closed and opened again: lines, chain heads,
@@ -1210,6 +1247,11 @@ fn sqlite_retention_prunes_only_archived_content() {
 }
 
 #[test]
+fn sqlite_files_travel_in_chunks() {
+    files_travel_in_chunks(sqlite);
+}
+
+#[test]
 fn sqlite_durable_across_reopen() {
     durable_across_reopen(sqlite, sqlite_reopen);
 }
@@ -1443,6 +1485,11 @@ fn postgres_report_rows_read_traffic_and_answers() {
 #[test]
 fn postgres_retention_prunes_only_archived_content() {
     retention_prunes_only_archived_content(postgres);
+}
+
+#[test]
+fn postgres_files_travel_in_chunks() {
+    files_travel_in_chunks(postgres);
 }
 
 #[test]

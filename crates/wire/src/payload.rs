@@ -45,6 +45,22 @@ pub enum PayloadV1 {
         /// The Experts' Working Group the message belongs to, such as `maritime-security`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ewg: Option<String>,
+        /// The files attached, each carried by `chunk` envelopes of the same sender after it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentRef>,
+    },
+    /// A piece of a file attached to a message of the same sender on the line: its place in
+    /// the file and its bytes.
+    Chunk {
+        v: u8,
+        /// The message the file is attached to (envelope hash, hex).
+        message: String,
+        /// SHA-256 of the whole file, hex, as the message names it.
+        file: String,
+        /// Its place among the file's chunks, from 0.
+        index: u64,
+        /// Its bytes, base64 (standard alphabet, padded).
+        data: String,
     },
     /// A recipient's signed answer to one envelope: `seen`, `acknowledged`, `declined` (with a
     /// reason) or `link_test_answer`.
@@ -106,6 +122,22 @@ pub enum PayloadV1 {
     },
 }
 
+/// A file attached to a message, as the message's signed content names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRef {
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// Its name, as its sender gave it.
+    pub name: String,
+    /// Its media type, as its sender gave it (`application/pdf`, `image/png`, ...).
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How many `chunk` envelopes carry it.
+    pub chunks: u64,
+}
+
 impl PayloadV1 {
     pub fn encode(&self) -> Vec<u8> {
         // Serialising these plain structs to a Vec cannot fail.
@@ -121,7 +153,8 @@ impl PayloadV1 {
             | PayloadV1::LinkTest { v }
             | PayloadV1::Decision { v, .. }
             | PayloadV1::Translation { v, .. }
-            | PayloadV1::Concurrence { v, .. } => *v,
+            | PayloadV1::Concurrence { v, .. }
+            | PayloadV1::Chunk { v, .. } => *v,
         };
         if v != 1 {
             return Err(format!("unsupported payload version {v}"));

@@ -27,7 +27,7 @@ use crate::discipline::{
 use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::line::{check_line, Line, NewLine, Scope};
-use crate::message::{Class, Draft, Message, Precedence};
+use crate::message::{Attachment, Chunk, Class, Draft, Message, Precedence};
 use crate::receipt::{check_reason, Answered, Receipt, ReceiptKind};
 use crate::roster::{MemberCode, Roster};
 
@@ -37,8 +37,8 @@ mod payload;
 mod receive;
 mod timers;
 
-pub use self::payload::message_from_payload;
 use self::payload::*;
+pub use self::payload::{chunk_from_payload, message_from_payload};
 use self::timers::clock_check;
 
 /// What a node is configured with.
@@ -116,6 +116,8 @@ pub enum Content {
     Decision(Decision),
     Concurrence(Concurrence),
     Translation(Translation),
+    /// A piece of a file attached to a message.
+    Chunk(Chunk),
 }
 
 impl Content {
@@ -130,6 +132,7 @@ impl Content {
             Content::Decision(_) => "decision",
             Content::Concurrence(_) => "concurrence",
             Content::Translation(_) => "translation",
+            Content::Chunk(_) => "chunk",
         }
     }
 }
@@ -585,6 +588,51 @@ impl Hotline {
         draft: Draft,
         released_by: Option<String>,
     ) -> Result<Record, CoreError> {
+        let mut records = self.send_with_files(now_ms, line, draft, released_by, Vec::new())?;
+        Ok(records.remove(0))
+    }
+
+    /// Sends a message with files attached: the message, which names each file (its SHA-256,
+    /// name, media type, size and chunks), then each file's chunks, in order, at the message's
+    /// priority, each its own envelope encrypted in the line's group. Committed together, they
+    /// travel as any envelopes do, so that a transfer cut by a partition or a restart resumes
+    /// where its link left it, and a higher precedence overtakes between chunks.
+    pub fn send_with_files(
+        &mut self,
+        now_ms: u64,
+        line_id: LineId,
+        draft: Draft,
+        released_by: Option<String>,
+        files: Vec<(String, String, Vec<u8>)>,
+    ) -> Result<Vec<Record>, CoreError> {
+        let attachments: Vec<Attachment> = files
+            .iter()
+            .map(|(name, media_type, bytes)| Attachment::of(name, media_type, bytes, &self.config.limits))
+            .collect();
+        let message = self.send_message(now_ms, line_id, draft, released_by, attachments.clone())?;
+        let hash = message.envelope.hash();
+        let priority = message.envelope.body().priority;
+        let mut records = vec![message];
+        let line = self.line_here(&line_id)?;
+        let size = self.config.limits.attachment_chunk_bytes_max.max(1);
+        for (a, (_, _, bytes)) in attachments.iter().zip(&files) {
+            for (index, data) in bytes.chunks(size).enumerate() {
+                let chunk = Chunk { message: hash, file: a.sha256, index: index as u64, data: data.to_vec() };
+                let payload = payload::chunk_to_payload(&chunk);
+                records.push(self.seal(now_ms, line.clone(), priority, payload, Content::Chunk(chunk))?);
+            }
+        }
+        Ok(records)
+    }
+
+    fn send_message(
+        &mut self,
+        now_ms: u64,
+        line: LineId,
+        draft: Draft,
+        released_by: Option<String>,
+        attachments: Vec<Attachment>,
+    ) -> Result<Record, CoreError> {
         let line = self.line_here(&line)?;
         if !line.has_member(&self.config.me) {
             return Err(CoreError::forbidden(
@@ -594,6 +642,8 @@ impl Hotline {
         }
         let mut message = Message::from_draft(draft, &self.config.default_caveat, &self.config.limits)?;
         message.released_by = released_by;
+        message.attachments = attachments;
+        message.check(&self.config.limits)?;
         if message.class == Class::Operational && message.ack_required {
             message.deadline_s = Some(self.config.discipline.deadlines.for_precedence(message.precedence));
         }

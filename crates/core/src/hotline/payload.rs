@@ -18,7 +18,40 @@ pub(super) fn message_to_payload(m: &Message) -> PayloadV1 {
         released_by: m.released_by.clone(),
         form: m.form.clone(),
         ewg: m.ewg.clone(),
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| adi_wire::payload::AttachmentRef {
+                sha256: hex::encode(a.sha256),
+                name: a.name.clone(),
+                media_type: a.media_type.clone(),
+                size: a.size,
+                chunks: a.chunks,
+            })
+            .collect(),
     }
+}
+
+pub(super) fn chunk_to_payload(c: &Chunk) -> PayloadV1 {
+    use base64::Engine;
+    PayloadV1::Chunk {
+        v: 1,
+        message: c.message.to_hex(),
+        file: hex::encode(c.file),
+        index: c.index,
+        data: base64::engine::general_purpose::STANDARD.encode(&c.data),
+    }
+}
+
+/// Reads a chunk payload; the caller checks the limits.
+pub fn chunk_from_payload(p: PayloadV1) -> Result<Chunk, String> {
+    use base64::Engine;
+    let PayloadV1::Chunk { message, file, index, data, .. } = p else { return Err("not a chunk".into()) };
+    let message = EnvelopeHash::from_hex(&message).ok_or("the chunk's message is not 32 bytes of hex")?;
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(&file, &mut sha).map_err(|_| "the chunk's file is not a SHA-256 in hex")?;
+    let data = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| format!("the chunk's data: {e}"))?;
+    Ok(Chunk { message, file: sha, index, data })
 }
 
 /// Reads a message payload; the caller checks the limits.
@@ -36,6 +69,7 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
             released_by,
             form,
             ewg,
+            attachments,
             ..
         } => Ok(Message {
             precedence: Precedence::parse(&precedence).ok_or_else(|| format!("unknown precedence '{precedence}'"))?,
@@ -49,6 +83,15 @@ pub fn message_from_payload(p: PayloadV1) -> Result<Message, String> {
             released_by,
             form,
             ewg,
+            attachments: attachments
+                .into_iter()
+                .map(|a| {
+                    let mut sha256 = [0u8; 32];
+                    hex::decode_to_slice(&a.sha256, &mut sha256)
+                        .map_err(|_| format!("the attachment {}'s SHA-256 is not 32 bytes of hex", a.name))?;
+                    Ok(Attachment { sha256, name: a.name, media_type: a.media_type, size: a.size, chunks: a.chunks })
+                })
+                .collect::<Result<_, String>>()?,
         }),
         _ => Err("not a message".into()),
     }

@@ -254,6 +254,7 @@ impl Hotline {
         // decrypted, a link test with its answer.
         let auto = match &record.content {
             Content::Message(m) => Some((ReceiptKind::Decrypted, m.precedence.priority())),
+            Content::Chunk(_) => Some((ReceiptKind::Decrypted, record.envelope.body().priority)),
             Content::LinkTest => Some((ReceiptKind::LinkTestAnswer, PRIORITY_CONTROL)),
             Content::Receipt(r) => {
                 let signed_ms = record.envelope.body().created_ms;
@@ -367,6 +368,22 @@ impl Hotline {
                 };
                 t.check(&self.config.limits).map_err(|e| Refusal::reject(RefusalCode::ContentRefused, e.message))?;
                 Content::Translation(t)
+            }
+            p @ PayloadV1::Chunk { .. } => {
+                let chunk = chunk_from_payload(p).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;
+                // Which message and file it belongs to is the sender's word, checked when the file
+                // is put together: a chunk that belongs to nothing makes no file.
+                let limits = &self.config.limits;
+                if chunk.data.is_empty() || chunk.data.len() > limits.attachment_chunk_bytes_max {
+                    return Err(Refusal::reject(
+                        RefusalCode::ContentRefused,
+                        format!("a chunk carries 1 to {} bytes", limits.attachment_chunk_bytes_max),
+                    ));
+                }
+                if chunk.index >= limits.attachment_bytes_max {
+                    return Err(Refusal::reject(RefusalCode::ContentRefused, "a chunk's place is past any file's end"));
+                }
+                Content::Chunk(chunk)
             }
             p @ PayloadV1::Concurrence { .. } => {
                 let answer = concurrence_from_payload(p).map_err(|e| Refusal::reject(RefusalCode::Malformed, e))?;

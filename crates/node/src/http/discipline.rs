@@ -217,13 +217,14 @@ pub async fn release(
     let req: NewMessageRequest = serde_json::from_str(&d.draft_json)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let principal = auth.0.name.clone();
+    let files = super::attachments::uploaded(&node, &req.attachments)?;
     let (hash, recipients, pending) = {
         let mut core = node.core();
-        let record = core.send(now_ms(), d.line, req.to_draft(), Some(principal.clone()))?;
-        let hash = record.envelope.hash();
-        let recipients = record.recipients.clone();
+        let records = core.send_with_files(now_ms(), d.line, req.to_draft(), Some(principal.clone()), files)?;
+        let hash = records[0].envelope.hash();
+        let recipients: Vec<_> = records.iter().flat_map(|r| r.recipients.clone()).collect();
         let mls_state = Some(core.mls_delta()?);
-        let batch = adi_core::WriteBatch { records: vec![record], mls_state, ..Default::default() };
+        let batch = adi_core::WriteBatch { records, mls_state, ..Default::default() };
         (hash, recipients, node.store.commit_release(batch, id, principal, now_ms()))
     };
     if let Err(e) = pending.wait().await {

@@ -22,7 +22,7 @@ use super::views::{
     SearchView,
 };
 use crate::clock::now_ms;
-use crate::driver::commit_own;
+use crate::driver::commit_own_records;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::NodeState;
 
@@ -56,7 +56,11 @@ pub async fn send_message(
     }
     let draft = req.to_draft();
     // Checked now, so that a draft held for release is already known to be sendable.
-    let message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
+    let mut message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
+    let files = super::attachments::uploaded(&node, &req.attachments)?;
+    let limits = node.core().limits().clone();
+    message.attachments = files.iter().map(|(n, t, b)| adi_core::Attachment::of(n, t, b, &limits)).collect();
+    message.check(&limits)?;
     let needs_principal = node.release_required && (message.precedence == Precedence::Flash || message.crisis);
     if needs_principal && !auth.0.role.is_principal() {
         let json = serde_json::to_string(&req)
@@ -74,8 +78,9 @@ pub async fn send_message(
         return Ok((StatusCode::ACCEPTED, Json(DraftView::from(draft))).into_response());
     }
     let released_by = needs_principal.then(|| auth.0.name.clone());
-    let hash = commit_own(&node, |core| core.send(now_ms(), line.id, draft, released_by)).await?;
-    let view = load_message(&node, &hash)?;
+    let hashes =
+        commit_own_records(&node, |core| core.send_with_files(now_ms(), line.id, draft, released_by, files)).await?;
+    let view = load_message(&node, &hashes[0])?;
     tracing::info!(operator = %auth.0.name, message_id = %view.id, precedence = %view.precedence, "message sent");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -87,7 +92,31 @@ pub(crate) fn load_message(node: &NodeState, hash: &EnvelopeHash) -> Result<Mess
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {hash} here")))?;
     let recipients = node.store.recipients(hash)?;
     let receipts = node.store.receipts(hash)?;
-    Ok(message_view(row, recipients, receipts))
+    let own = row.sender == node.member;
+    with_progress(node, message_view(row, recipients, receipts), own)
+}
+
+/// A message's view with how far each of its files has come: the chunks held here and, on the
+/// sender's node, those each recipient's node decrypted.
+fn with_progress(node: &NodeState, mut view: MessageView, own: bool) -> Result<MessageView, ApiError> {
+    if view.attachments.is_empty() {
+        return Ok(view);
+    }
+    let Some(hash) = EnvelopeHash::from_hex(&view.id) else { return Ok(view) };
+    let decrypted = if own { node.store.chunks_decrypted(&hash)? } else { Vec::new() };
+    for a in &mut view.attachments {
+        let mut file = [0u8; 32];
+        if hex::decode_to_slice(&a.sha256, &mut file).is_err() {
+            continue;
+        }
+        a.held = node.store.chunks(&hash, &file)?.iter().filter(|(i, _)| *i < a.chunks).count() as u64;
+        a.delivered = decrypted
+            .iter()
+            .filter(|(f, _, _)| *f == file)
+            .map(|(_, m, n)| super::views::AttachmentDelivery { member: m.to_string(), chunks: *n })
+            .collect();
+    }
+    Ok(view)
 }
 
 fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, ApiError> {
@@ -95,7 +124,8 @@ fn views(node: &NodeState, rows: Vec<MessageRow>) -> Result<Vec<MessageView>, Ap
         .map(|r| {
             let recipients = if r.sender == node.member { node.store.recipients(&r.hash)? } else { Vec::new() };
             let receipts = node.store.receipts(&r.hash)?;
-            Ok(message_view(r, recipients, receipts))
+            let own = r.sender == node.member;
+            with_progress(node, message_view(r, recipients, receipts), own)
         })
         .collect()
 }

@@ -12,6 +12,7 @@
 //! Every list but those the roster bounds pages with a cursor and links its next page while more
 //! items remain ([`paging`]).
 
+pub mod attachments;
 pub mod auth;
 pub mod console;
 pub mod decisions;
@@ -47,6 +48,7 @@ use crate::state::{fault_code, fault_text, NodeState};
 /// The operator API router.
 pub fn router(state: Arc<NodeState>) -> Router {
     let body_max = state.runtime_limits.api_body_bytes_max;
+    let upload_max = usize::try_from(state.core().limits().attachment_bytes_max).unwrap_or(usize::MAX);
     let body_time = std::time::Duration::from_millis(state.runtime_limits.http_body_timeout_ms);
     let routes = Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
@@ -79,6 +81,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/search", get(search))
         .route("/api/v1/report", get(record::report))
         .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/messages/{id}/attachments/{sha256}", get(attachments::file))
+        .route("/api/v1/attachments", post(attachments::upload).layer(DefaultBodyLimit::max(upload_max)))
         .route("/api/v1/envelopes/{id}", get(messages::get_envelope))
         .route("/api/v1/messages/{id}/seen", post(discipline::seen))
         .route("/api/v1/messages/{id}/ack", post(discipline::ack))

@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::auth::SESSION_COOKIE;
-use super::{console, decisions, discipline, forms, lines, messages, record, roster, translations};
+use super::{attachments, console, decisions, discipline, forms, lines, messages, record, roster, translations};
 use crate::error::ErrorBody;
 
 #[derive(OpenApi)]
@@ -80,6 +80,8 @@ use crate::error::ErrorBody;
         record::line_checkpoints,
         record::new_checkpoint,
         record::export_line,
+        attachments::upload,
+        attachments::file,
         record::confirm_archive,
         forms::schemas,
         forms::closest_approach,

@@ -80,6 +80,9 @@ pub struct NewMessageRequest {
     /// An Experts' Working Group tag, such as `maritime-security`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ewg: Option<String>,
+    /// Files to attach: the SHA-256 (hex) of each, uploaded first (`POST /api/v1/attachments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 impl NewMessageRequest {
@@ -211,6 +214,34 @@ pub struct MessageView {
     /// and receipts stay.
     #[serde(default)]
     pub pruned_ms: Option<u64>,
+    /// The files attached, with how far each has come.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A file attached to a message.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AttachmentView {
+    /// SHA-256 of its bytes, hex, as the message signed it.
+    pub sha256: String,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    /// How many chunks carry it.
+    pub chunks: u64,
+    /// How many of them this node holds: all, once it has arrived (or, on the sender's node,
+    /// once sent).
+    pub held: u64,
+    /// On the sender's node, each recipient's count of chunks its node said it decrypted: the
+    /// file is delivered to it when that reaches `chunks`.
+    pub delivered: Vec<AttachmentDelivery>,
+}
+
+/// How many chunks of a file one recipient's node decrypted.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AttachmentDelivery {
+    pub member: String,
+    pub chunks: u64,
 }
 
 pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipts: Vec<ReceiptRow>) -> MessageView {
@@ -242,6 +273,19 @@ pub(crate) fn message_view(r: MessageRow, recipients: Vec<RecipientRow>, receipt
         form,
         ewg: r.ewg,
         pruned_ms: r.pruned_ms,
+        attachments: r
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                sha256: hex::encode(a.sha256),
+                name: a.name.clone(),
+                media_type: a.media_type.clone(),
+                size: a.size,
+                chunks: a.chunks,
+                held: 0,
+                delivered: Vec::new(),
+            })
+            .collect(),
     }
 }
 

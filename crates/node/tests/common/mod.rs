@@ -124,6 +124,7 @@ pub fn routine_payload(caveat: &str, subject: &str) -> adi_wire::payload::Payloa
         released_by: None,
         form: None,
         ewg: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -454,6 +454,7 @@ pub fn message(subject: &str, body: &str, form: Option<serde_json::Value>) -> Pa
         released_by: None,
         form,
         ewg: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -9,7 +9,8 @@ use crate::sql::{self, OptionalExtension};
 use crate::StoreError;
 
 /// The migrations, by the schema version each brings the database to.
-const MIGRATIONS: &[(u32, &str)] = &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3), (4, VERSION_4), (5, VERSION_5)];
+const MIGRATIONS: &[(u32, &str)] =
+    &[(1, VERSION_1), (2, VERSION_2), (3, VERSION_3), (4, VERSION_4), (5, VERSION_5), (6, VERSION_6)];
 
 /// The advisory lock held while the schema is brought up to date (any number the database's
 /// other users do not take: "ADI" in ASCII).
@@ -330,6 +331,28 @@ CREATE TABLE archives (
     served_ms BIGINT NOT NULL,
     confirmed_ms BIGINT,
     PRIMARY KEY (line, sha256)
+);
+"#;
+
+/// Files attached to messages: what each message names, each chunk by its place, and the files
+/// operators uploaded to attach (the SQLite schema says what each holds).
+const VERSION_6: &str = r#"
+ALTER TABLE envelopes ADD COLUMN attachments BYTEA;
+CREATE TABLE chunks (
+    message BYTEA NOT NULL,
+    file BYTEA NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (message, file, idx)
+);
+CREATE TABLE uploads (
+    sha256 BYTEA PRIMARY KEY,
+    name BYTEA NOT NULL,
+    media_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    bytes BYTEA NOT NULL,
+    uploader BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL
 );
 "#;
 

@@ -10,7 +10,11 @@ use crate::seal::Sealer;
 use crate::StoreError;
 use crate::{sql, write};
 
-const SCHEMA_VERSION: &str = "12";
+const SCHEMA_VERSION: &str = "13";
+
+/// The version before attachments: its envelopes gain the files a message names, and the
+/// `chunks` and `uploads` tables are created, when it is opened.
+const SCHEMA_VERSION_NO_ATTACHMENTS: &str = "12";
 
 /// The version before retention: its envelopes gain the time their content was pruned, and the
 /// `archives` table is created, when it is opened.
@@ -101,7 +105,27 @@ CREATE TABLE IF NOT EXISTS envelopes (
     -- When retention emptied its sealed content columns (content, caveat, subject, body, form, ewg,
     -- released_by); its signed bytes stay.
     pruned_ms INTEGER,
+    -- The files a message names (sealed): SHA-256, size, chunks, media type, name, a line each.
+    attachments BLOB,
     UNIQUE (line, sender, seq)
+);
+-- Each chunk of a file attached to a message, by its place: the chunk envelope that carries it.
+CREATE TABLE IF NOT EXISTS chunks (
+    message BLOB NOT NULL,
+    file BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (message, file, idx)
+) WITHOUT ROWID;
+-- Files operators uploaded to attach, sealed, until sent or forgotten.
+CREATE TABLE IF NOT EXISTS uploads (
+    sha256 BLOB PRIMARY KEY,
+    name BLOB NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    uploader BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS recipients (
     hash BLOB NOT NULL,
@@ -331,7 +355,7 @@ CREATE TABLE IF NOT EXISTS archives (
     confirmed_ms INTEGER,
     PRIMARY KEY (line, sha256)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '12');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '13');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
 "#;
 
@@ -374,6 +398,10 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer, path: &Path) -> Re
     }
     if version == SCHEMA_VERSION_NO_RETENTION {
         migrate_add_retention(conn)?;
+        version = SCHEMA_VERSION_NO_ATTACHMENTS.to_string();
+    }
+    if version == SCHEMA_VERSION_NO_ATTACHMENTS {
+        migrate_add_attachments(conn)?;
         version = SCHEMA_VERSION.to_string();
     }
     if version != SCHEMA_VERSION {
@@ -654,6 +682,24 @@ fn migrate_add_retention(conn: &mut Connection) -> Result<(), StoreError> {
     if !columns.iter().any(|c| c == "pruned_ms") {
         tx.execute_batch("ALTER TABLE envelopes ADD COLUMN pruned_ms INTEGER;").map_err(db)?;
     }
+    tx.execute_batch(&format!(
+        "UPDATE meta SET value = '{SCHEMA_VERSION_NO_ATTACHMENTS}' WHERE key = 'schema_version';"
+    ))
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+/// Gives a version 12 database's envelopes the column of the files a message names (the `chunks`
+/// and `uploads` tables the schema creates), in one transaction: no message of it had any.
+fn migrate_add_attachments(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('envelopes')")
+        .and_then(|mut st| st.query_map([], |row| row.get(0))?.collect())
+        .map_err(db)?;
+    if !columns.iter().any(|c| c == "attachments") {
+        tx.execute_batch("ALTER TABLE envelopes ADD COLUMN attachments BLOB;").map_err(db)?;
+    }
     tx.execute_batch(&format!("UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';"))
         .map_err(db)?;
     tx.commit().map_err(db)
@@ -770,7 +816,8 @@ mod tests {
         let path = dir.path().join("adi.db");
         on_writer(
             &store,
-            "ALTER TABLE envelopes DROP COLUMN pruned_ms; DROP TABLE archives; UPDATE meta SET value = '11' WHERE key = 'schema_version';",
+            "ALTER TABLE envelopes DROP COLUMN pruned_ms; ALTER TABLE envelopes DROP COLUMN attachments; DROP TABLE archives; \
+             DROP TABLE chunks; DROP TABLE uploads; UPDATE meta SET value = '11' WHERE key = 'schema_version';",
         );
         let columns = |store: &SqlStore| -> Vec<String> {
             store
@@ -783,6 +830,8 @@ mod tests {
         drop(store);
         let store = SqlStore::open(StoreConfig::new(&path, MASTER_KEY)).unwrap();
         assert!(columns(&store).contains(&"pruned_ms".to_string()));
+        assert!(columns(&store).contains(&"attachments".to_string()), "version 11 was not brought to 13");
+        assert_eq!(store.upload(&[4; 32]).unwrap(), None, "the uploads table is there, empty");
         let line = adi_wire::LineId([3; 16]);
         assert_eq!(store.archives(&line).unwrap(), Vec::new(), "the archives table is there, empty");
         let version: String = store

@@ -1,0 +1,253 @@
+//! Files attached to messages on the operator API: a file uploaded to attach (`POST
+//! /api/v1/attachments`), named by its SHA-256 in a message sent after; and a file attached to a
+//! message, put together from its chunks and checked against the SHA-256 its message signed
+//! (`GET /api/v1/messages/{id}/attachments/{sha256}`).
+
+use std::sync::Arc;
+
+use adi_wire::EnvelopeHash;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::error::{check_writable, ApiPath, ApiQuery};
+use crate::clock::now_ms;
+use crate::error::{ApiError, ErrorBody, TimedBytes};
+use crate::state::NodeState;
+
+/// The name of a file uploaded.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    /// The file's name, as the recipients will see it.
+    pub name: String,
+}
+
+/// A file uploaded to attach.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UploadView {
+    /// SHA-256 of its bytes, hex: what a message names in `attachments`.
+    pub sha256: String,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Uploads a file to attach
+///
+/// The body is the file's bytes, its `Content-Type` its media type (`application/pdf`,
+/// `image/png`, ...); `name` its name. It is kept sealed for `upload_keep_ms` and attached by
+/// naming its `sha256` in a message's `attachments`. At most `attachment_bytes_max` bytes.
+///
+/// Roles: duty, principal, admin.
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "messages", operation_id = "upload_attachment",
+    params(UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses((status = 201, body = UploadView, description = "kept, to be attached by its `sha256`"),
+              (status = 400, body = ErrorBody, description = "`bad_attachment_name`, `bad_media_type`, `bad_attachment_size`: the file breaks a rule"),
+              (status = 403, body = ErrorBody, description = "`role`: the operator may not send"),
+              (status = 503, body = ErrorBody, description = "writes are refused while the database cannot be written")))]
+pub async fn upload(
+    State(node): State<Arc<NodeState>>,
+    auth: Auth,
+    ApiQuery(p): ApiQuery<UploadParams>,
+    headers: HeaderMap,
+    TimedBytes(bytes): TimedBytes,
+) -> Result<(StatusCode, Json<UploadView>), ApiError> {
+    auth.require_sender()?;
+    check_writable(&node)?;
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let limits = node.core().limits().clone();
+    let described = adi_core::Attachment::of(&p.name, &media_type, &bytes, &limits);
+    described.check(&limits)?;
+    let now = now_ms();
+    let row = adi_store::UploadRow {
+        sha256: described.sha256,
+        name: described.name.clone(),
+        media_type: described.media_type.clone(),
+        size: described.size,
+        uploader: auth.0.name.clone(),
+        created_ms: now,
+    };
+    let forget = now.saturating_sub(node.runtime_limits.upload_keep_ms);
+    node.store.add_upload(row, bytes.to_vec(), forget).wait().await.map_err(|e| node.fail_storage(&e))?;
+    tracing::info!(operator = %auth.0.name, size = described.size, "file uploaded to attach");
+    let view = UploadView {
+        sha256: hex::encode(described.sha256),
+        name: described.name,
+        media_type: described.media_type,
+        size: described.size,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The files uploaded that a message names, by their SHA-256, with their bytes: (name, media
+/// type, bytes).
+pub(crate) fn uploaded(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Vec<u8>)>, ApiError> {
+    named
+        .iter()
+        .map(|sha| {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(sha.trim(), &mut key).map_err(|_| {
+                ApiError::bad_field("bad_attachment", "attachments".into(), format!("'{sha}' is no SHA-256"))
+            })?;
+            let (row, bytes) = node.store.upload(&key)?.ok_or_else(|| {
+                ApiError::bad_field(
+                    "unknown_upload",
+                    "attachments".into(),
+                    format!("no file {sha} was uploaded here, or it was forgotten; upload it again"),
+                )
+            })?;
+            Ok((row.name, row.media_type, bytes))
+        })
+        .collect()
+}
+
+/// How a file is served.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FileParams {
+    /// Served to be shown in the page (an image or a PDF, in a sandbox without script) rather
+    /// than saved.
+    #[serde(default)]
+    pub inline: bool,
+}
+
+/// The media types a browser may show in the console's sandboxed preview.
+const SHOWN_INLINE: [&str; 6] = ["application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
+
+/// Gets a file attached to a message
+///
+/// The file put together from the chunks this node holds, checked against the SHA-256, size and
+/// count of chunks the message signed. Served as a download, or with `inline` for a PDF, an image
+/// or plain text to be shown in a sandbox without script; any other type is served as bytes to
+/// save (`application/octet-stream`).
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/attachments/{sha256}", tag = "messages", operation_id = "get_attachment",
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits"),
+           ("sha256" = String, Path, description = "the file's SHA-256, 64 hex digits"), FileParams),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "the file"),
+              (status = 400, body = ErrorBody, description = "`bad_id`: not 64 hex digits"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`; `unknown_attachment`: the message names no such file"),
+              (status = 409, body = ErrorBody, description = "`incomplete`: not every chunk has arrived yet; `corrupt`: its chunks do not make the file the message signed")))]
+pub async fn file(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiPath((id, sha256)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<FileParams>,
+) -> Result<Response, ApiError> {
+    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "expected 64 hex digits");
+    let message = EnvelopeHash::from_hex(&id).ok_or_else(bad)?;
+    let mut file = [0u8; 32];
+    hex::decode_to_slice(&sha256, &mut file).map_err(|_| bad())?;
+    let row = node
+        .store
+        .message(&message)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    let attachment = row.attachments.iter().find(|a| a.sha256 == file).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_attachment", format!("message {id} names no file {sha256}"))
+    })?;
+    let bytes = put_together(&node, &message, attachment)?;
+    let shown = p.inline && SHOWN_INLINE.contains(&attachment.media_type.as_str());
+    let media_type = if shown { attachment.media_type.as_str() } else { "application/octet-stream" };
+    let disposition = format!(
+        "{}; filename*=UTF-8''{}",
+        if shown { "inline" } else { "attachment" },
+        percent_encoded(&attachment.name)
+    );
+    let value = |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, value(media_type)),
+            (header::CONTENT_DISPOSITION, value(&disposition)),
+            // Whatever the file holds runs nothing: no script, no plugin but the PDF viewer, no
+            // requests elsewhere.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'",
+                ),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A file attached to `message`, from the chunks this node holds: every place from 0 to the count
+/// the message signed, each chunk's signed content read back, and the whole checked against the
+/// signed size and SHA-256.
+pub(crate) fn put_together(
+    node: &NodeState,
+    message: &EnvelopeHash,
+    a: &adi_core::Attachment,
+) -> Result<Vec<u8>, ApiError> {
+    let chunks = node.store.chunks(message, &a.sha256)?;
+    let held = chunks.iter().filter(|(i, _)| *i < a.chunks).count() as u64;
+    if held < a.chunks {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "incomplete",
+            format!("{} of the {} chunks of {} have arrived", held, a.chunks, a.name),
+        ));
+    }
+    let corrupt = |why: String| ApiError::new(StatusCode::CONFLICT, "corrupt", why);
+    let mut bytes = Vec::with_capacity(usize::try_from(a.size).unwrap_or(0));
+    for (_, hash) in chunks.iter().filter(|(i, _)| *i < a.chunks) {
+        let row = node.store.envelope(hash)?.ok_or_else(|| corrupt(format!("chunk {hash} is missing")))?;
+        let content = row.signed_content.ok_or_else(|| corrupt(format!("chunk {hash} holds no content")))?;
+        let chunk = adi_wire::content::SignedContent::decode(&content)
+            .map_err(|e| e.to_string())
+            .and_then(|sc| adi_wire::payload::PayloadV1::decode(&sc.content))
+            .and_then(adi_core::chunk_from_payload)
+            .map_err(|e| corrupt(format!("chunk {hash}: {e}")))?;
+        bytes.extend_from_slice(&chunk.data);
+        if bytes.len() as u64 > a.size {
+            return Err(corrupt(format!("the chunks of {} are longer than its signed size", a.name)));
+        }
+    }
+    let sha: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    if bytes.len() as u64 != a.size || sha != a.sha256 {
+        return Err(corrupt(format!("the chunks of {} do not make the file its message signed", a.name)));
+    }
+    Ok(bytes)
+}
+
+/// A file name as RFC 5987 writes it in `Content-Disposition`: unreserved characters as they are,
+/// every other byte of its UTF-8 percent-encoded.
+fn percent_encoded(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encoded;
+
+    #[test]
+    fn a_file_name_is_percent_encoded_for_its_header() {
+        assert_eq!(percent_encoded("chart 1.pdf"), "chart%201.pdf");
+        assert_eq!(percent_encoded("ข้อมูล.txt"), "%E0%B8%82%E0%B9%89%E0%B8%AD%E0%B8%A1%E0%B8%B9%E0%B8%A5.txt");
+        assert_eq!(percent_encoded("a\";b"), "a%22%3Bb");
+    }
+}

@@ -1,0 +1,181 @@
+//! Files attached to messages (`POST /api/v1/attachments`, a message's `attachments`, `GET
+//! /api/v1/messages/{id}/attachments/{sha256}`): a file travels in chunks, each encrypted in the
+//! line's group, and arrives whole, checked against the SHA-256 its message signed; each
+//! recipient's progress shows at the sender; a FLASH sent behind a file's chunks overtakes them;
+//! bad files and bad names are refused clearly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use adi_node::client::Client;
+use common::{eventually, open_line, wait_delivered, Net};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Digest;
+
+/// Bytes that look like a PDF and do not compress: a file as an officer would attach one.
+fn document(size: usize, seed: u64) -> Vec<u8> {
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut x = seed | 1;
+    while out.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+async fn upload(c: &Client, name: &str, media_type: &str, bytes: &[u8]) -> (StatusCode, Value) {
+    let path = format!("/api/v1/attachments?name={}", urlencode(name));
+    let (status, _, body) = c.request_typed(Method::POST, &path, media_type, bytes.to_vec()).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn message(c: &Client, id: &str) -> Value {
+    c.call(Method::GET, &format!("/api/v1/messages/{id}"), None).await.unwrap()
+}
+
+async fn send(c: &Client, line: &str, precedence: &str, subject: &str, files: &[&str]) -> (StatusCode, Value) {
+    let body = json!({"precedence": precedence, "class": "OPERATIONAL", "subject": subject, "body": "See the file.",
+                      "attachments": files});
+    c.request(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_attached_arrives_whole_and_checked_and_bad_files_are_refused() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let file = document(1_000_000, 7);
+    let sha = hex::encode(sha2::Sha256::digest(&file));
+    let (status, up) = upload(&ph, "Chart of the encounter.pdf", "application/pdf", &file).await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!((up["sha256"].as_str(), up["size"].as_u64()), (Some(sha.as_str()), Some(1_000_000)), "{up}");
+
+    let (status, sent) = send(&ph, &line, "IMMEDIATE", "The chart", &[&sha]).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_string();
+    let a = &sent["attachments"][0];
+    let chunks = a["chunks"].as_u64().unwrap();
+    assert_eq!(
+        (a["name"].as_str(), a["media_type"].as_str()),
+        (Some("Chart of the encounter.pdf"), Some("application/pdf"))
+    );
+    assert_eq!((a["sha256"].as_str(), a["held"].as_u64()), (Some(sha.as_str()), Some(chunks)), "{a}");
+    assert!(chunks > 1, "a file of 1 MB comes in one chunk: {a}");
+    wait_delivered(&ph, &id, Duration::from_secs(30)).await;
+
+    // At CN, whole, the same bytes.
+    eventually(Duration::from_secs(60), "every chunk at CN", || async {
+        let m = message(&cn, &id).await;
+        (m["attachments"][0]["held"].as_u64() == Some(chunks)).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/messages/{id}/attachments/{sha}");
+    let (status, headers, got) = cn.request_full(Method::GET, &path, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha, "the file changed on the way");
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename*=UTF-8''Chart%20of"));
+    let (status, headers, _) = cn.request_full(Method::GET, &format!("{path}?inline=true"), None).await.unwrap();
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/pdf"));
+    assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"), "{headers:?}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // PH sees each recipient's progress: every chunk decrypted at CN.
+    eventually(Duration::from_secs(60), "CN's node decrypted every chunk, as PH sees it", || async {
+        let m = message(&ph, &id).await;
+        let d = &m["attachments"][0]["delivered"];
+        (d == &json!([{"member": "CN", "chunks": chunks}])).then_some(())
+    })
+    .await;
+
+    // Bad files and bad names: refused, nothing sent.
+    for (name, media_type, bytes, code) in [
+        ("../escape.pdf", "application/pdf", &file[..10], "bad_attachment_name"),
+        ("line\nbreak.pdf", "application/pdf", &file[..10], "bad_attachment_name"),
+        ("note.txt", "not a type", &file[..10], "bad_media_type"),
+        ("empty.pdf", "application/pdf", &file[..0], "bad_attachment_size"),
+    ] {
+        let (status, v) = upload(&ph, name, media_type, bytes).await;
+        assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{name}: {v}");
+    }
+    let never = hex::encode([9u8; 32]);
+    let (status, v) = send(&ph, &line, "ROUTINE", "no such file", &[&never]).await;
+    assert_eq!(
+        (status, v["error"].as_str(), v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_upload"), Some("attachments")),
+        "{v}"
+    );
+    let (status, v) = send(&ph, &line, "ROUTINE", "twice", &[&sha, &sha]).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("duplicate_attachment")), "{v}");
+    let (status, _, body) =
+        cn.request_full(Method::GET, &format!("/api/v1/messages/{id}/attachments/{never}"), None).await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
+    net.stop_all().await;
+}
+
+/// How long a FLASH sent from `from` takes to be at `to`, as `to`'s operator sees it.
+async fn flash_time(from: &Client, to: &Client, line: &str) -> Duration {
+    let started = Instant::now();
+    let body = json!({"precedence": "FLASH", "subject": "Collision at the shoal", "body": "Answer now."});
+    let flash = from.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let flash = flash["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the FLASH at CN", || async {
+        let (status, _) = to.request(Method::GET, &format!("/api/v1/messages/{flash}"), None).await.ok()?;
+        (status == StatusCode::OK).then(|| started.elapsed())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_sent_behind_a_files_chunks_overtakes_them() {
+    let net = Net::start(&["PH", "CN"]).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    // The FLASH's usual time to CN, on a quiet line.
+    let quiet = flash_time(&ph, &cn, &line).await;
+    let file = document(20 * 1024 * 1024, 11);
+    let (status, up) = upload(&ph, "Survey.pdf", "application/pdf", &file).await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let sha = up["sha256"].as_str().unwrap().to_string();
+    let (status, sent) = send(&ph, &line, "ROUTINE", "The survey", &[&sha]).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_string();
+    let chunks = sent["attachments"][0]["chunks"].as_u64().unwrap();
+    // Once the transfer is under way.
+    eventually(Duration::from_secs(60), "the file's first chunks at CN", || async {
+        let (_, m) = cn.request(Method::GET, &format!("/api/v1/messages/{id}"), None).await.ok()?;
+        (m["attachments"][0]["held"].as_u64().unwrap_or(0) > 0).then_some(())
+    })
+    .await;
+    let during = flash_time(&ph, &cn, &line).await;
+    let held = message(&cn, &id).await["attachments"][0]["held"].as_u64().unwrap_or(0);
+    eprintln!(
+        "FLASH at CN: {quiet:?} on a quiet line, {during:?} during the transfer of 20 MiB ({held} of {chunks} chunks there when it rang)"
+    );
+    assert!(held < chunks, "the FLASH waited for the whole file ({chunks} chunks) to arrive first");
+    eventually(Duration::from_secs(300), "the whole file at CN", || async {
+        let m = message(&cn, &id).await;
+        (m["attachments"][0]["held"].as_u64() == Some(chunks)).then_some(())
+    })
+    .await;
+    let (status, _, got) =
+        cn.request_full(Method::GET, &format!("/api/v1/messages/{id}/attachments/{sha}"), None).await.unwrap();
+    assert_eq!((status, hex::encode(sha2::Sha256::digest(&got))), (StatusCode::OK, sha));
+    net.stop_all().await;
+}
