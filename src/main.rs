@@ -152,6 +152,15 @@ enum Command {
         /// An Experts' Working Group tag, such as maritime-security.
         #[arg(long)]
         ewg: Option<String>,
+        /// A file to attach (repeat for several): uploaded first, then sent in chunks after the
+        /// message, encrypted like it. Its media type is taken from its extension.
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+    },
+    /// A file attached to a message.
+    Attachment {
+        #[command(subcommand)]
+        command: AttachmentCommand,
     },
     /// Closest point of approach of two units and the COLREGs situation, as a suggestion for the
     /// reporting officer to confirm. Computed here; no node is asked.
@@ -282,8 +291,12 @@ enum Command {
         /// Once the bundle is written and read back, confirm to the node that it is archived:
         /// the node's retention may then prune the content of the messages it holds once their
         /// class's time is past. Administrators only.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "without_files")]
         archive: bool,
+        /// Leave the bytes of attached files out (each file's SHA-256 stays in its signed
+        /// message, which `adi verify` still checks).
+        #[arg(long)]
+        without_files: bool,
     },
     /// Check a bundle offline: every signature, chain link, proof, receipt and checkpoint,
     /// under roster keys anchored outside the bundle.
@@ -353,6 +366,22 @@ enum Command {
     /// Write the manual pages, made from this command line, into a folder: adi.1 and one page a
     /// subcommand (adi-serve.1, adi-roster-show.1, ...).
     Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttachmentCommand {
+    /// Save a file attached to a message, once every chunk has arrived and the whole matches
+    /// the SHA-256 its message signed.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The message's id.
+        message: String,
+        /// The file's SHA-256 (as `adi show` lists it).
+        sha256: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -671,13 +700,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Lines(args) => cmd::lines::lines(args).await,
         Command::NewLine { client, members, scope, title } => cmd::lines::new_line(client, members, scope, title).await,
-        Command::Send { client, line, precedence, class, caveat, subject, body, ack_required, kind, file, ewg } => {
-            let draft = cmd::send::Draft { precedence, class, caveat, subject, body, ack_required, kind, file, ewg };
+        Command::Send {
+            client,
+            line,
+            precedence,
+            class,
+            caveat,
+            subject,
+            body,
+            ack_required,
+            kind,
+            file,
+            ewg,
+            attach,
+        } => {
+            let draft =
+                cmd::send::Draft { precedence, class, caveat, subject, body, ack_required, kind, file, ewg, attach };
             cmd::send::send(client, line, draft).await
         }
+        Command::Attachment { command: AttachmentCommand::Get { client, message, sha256, out } } => {
+            cmd::send::get_attachment(client, message, sha256, out).await
+        }
         Command::Inbox { client, limit } => cmd::messages::inbox(client, limit).await,
-        Command::Export { client, line, from, to, out, archive } => {
-            cmd::export::export(client, line, (from, to), out, archive).await
+        Command::Export { client, line, from, to, out, archive, without_files } => {
+            cmd::export::export(client, line, (from, to, without_files), out, archive).await
         }
         Command::Report { client, from, to, out } => {
             let json = client.json;

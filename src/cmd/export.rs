@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use crate::cmd::{printable, printable_json, printable_lines, utc};
 use crate::ClientArgs;
 
-/// Writes the bundle of `line`, within the window given, to `out`, exactly as the node served it,
+/// Writes the bundle of `line`, within the window given (and without the bytes of attached files
+/// if asked), to `out`, exactly as the node served it,
 /// and makes it durable; with `archive`, reads it back and confirms to the node, by the SHA-256 of
 /// its bytes, that it is archived.
 pub async fn export(
     client: ClientArgs,
     line: String,
-    (from, to): (Option<u64>, Option<u64>),
+    (from, to, without_files): (Option<u64>, Option<u64>, bool),
     out: PathBuf,
     archive: bool,
 ) -> anyhow::Result<()> {
@@ -28,9 +29,12 @@ pub async fn export(
     let mut query = Vec::new();
     query.extend(from.map(|f| format!("from_ms={f}")));
     query.extend(to.map(|t| format!("to_ms={t}")));
+    if without_files {
+        query.push("without_files=true".into());
+    }
     let path = format!("/api/v1/lines/{line}/export?{}", query.join("&"));
     eprintln!("asking the node for the bundle of line {line} (it has its latest checkpoint countersigned first)");
-    let client = client.client()?;
+    let client = client.client()?.reading_bundles();
     let (status, _, bytes) =
         crate::cmd::showing_progress("the bundle", client.request_full(Method::GET, &path, None)).await?;
     if !status.is_success() {
@@ -321,8 +325,22 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
                 .and_then(|f| f.get("kind"))
                 .and_then(Value::as_str)
                 .map_or(String::new(), |k| format!(" [report: {k}]"));
+            let files: Vec<String> = c
+                .and_then(|c| c.get("attachments"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            let g = |k: &str| printable(f.get(k).and_then(Value::as_str).unwrap_or(""));
+                            let size = f.get("size").and_then(Value::as_u64).unwrap_or(0);
+                            format!("{} ({}, {size} bytes, SHA-256 {})", g("name"), g("media_type"), g("sha256"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let files = if files.is_empty() { String::new() } else { format!(" [files: {}]", files.join("; ")) };
             format!(
-                "{} message, {} {}{released}{report}: \"{}\" {}",
+                "{} message, {} {}{released}{report}: \"{}\" {}{files}",
                 s("precedence"),
                 s("class"),
                 s("caveat"),
@@ -334,6 +352,13 @@ fn describe(e: &adi_record::bundle::RecordEntry) -> String {
             format!("{} receipt of {} #{}{}", s("kind"), s("answers_sender"), n("answers_seq"), reason(s("reason")))
         }
         "link_test" => "link test".to_string(),
+        "chunk" => format!(
+            "chunk {} of file {} attached to {} ({} bytes)",
+            n("index"),
+            short(s("file")),
+            short(s("message")),
+            n("bytes")
+        ),
         "decision" => {
             let parties: Vec<String> = c
                 .and_then(|c| c.get("parties"))

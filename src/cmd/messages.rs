@@ -74,6 +74,19 @@ pub fn print_message(m: &Value) {
     );
     out!("precedence: {}  class: {}  caveat: {}", s(m, "precedence"), s(m, "class"), s(m, "caveat"));
     out!("subject:    {}", s(m, "subject"));
+    for f in m.get("attachments").and_then(Value::as_array).into_iter().flatten() {
+        let g = |k: &str| printable(f.get(k).and_then(Value::as_str).unwrap_or(""));
+        let n = |k: &str| f.get(k).and_then(Value::as_u64).unwrap_or(0);
+        out!(
+            "file:       {} ({}, {} bytes, {} of {} chunks here)  sha256 {}",
+            g("name"),
+            g("media_type"),
+            n("size"),
+            n("held"),
+            n("chunks"),
+            g("sha256")
+        );
+    }
     if let Some(at) = m.get("pruned_ms").and_then(Value::as_u64) {
         out!("pruned:     {} (its content, after an archived export held it; the record keeps its envelope)", utc(at));
     }

@@ -23,11 +23,13 @@ pub struct Draft {
     pub kind: Option<String>,
     pub file: Option<PathBuf>,
     pub ewg: Option<String>,
+    /// Files to attach.
+    pub attach: Vec<PathBuf>,
 }
 
 /// Sends `draft` on `line`; a message the node holds for a principal's release is shown as held.
 pub async fn send(client: ClientArgs, line: String, draft: Draft) -> anyhow::Result<()> {
-    let Draft { precedence, class, caveat, subject, body, ack_required, kind, file, ewg } = draft;
+    let Draft { precedence, class, caveat, subject, body, ack_required, kind, file, ewg, attach } = draft;
     let form = match (kind, file) {
         (Some(kind), Some(file)) => Some(read_form(&kind, &file)?),
         _ => None,
@@ -35,11 +37,27 @@ pub async fn send(client: ClientArgs, line: String, draft: Draft) -> anyhow::Res
     if form.is_none() && subject.as_deref().is_none_or(|s| s.trim().is_empty()) {
         anyhow::bail!("a free-text message needs --subject; nothing was sent");
     }
+    let node = client.client()?;
+    let mut attachments = Vec::new();
+    for path in &attach {
+        let bytes = std::fs::read(path).map_err(|e| anyhow!("{}: {e}; nothing was sent", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let at = format!("/api/v1/attachments?name={}", query_encoded(&name));
+        eprintln!("uploading {} ({} bytes)", path.display(), bytes.len());
+        let upload = node.request_typed(Method::POST, &at, media_type_of(path), bytes);
+        let (status, _, answer) = crate::cmd::showing_progress("the upload", upload).await?;
+        let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let failure = adi_node::client::ApiFailure::from_answer(status, &v);
+            anyhow::bail!("{}: {failure}; nothing was sent", path.display());
+        }
+        attachments.push(v["sha256"].as_str().unwrap_or_default().to_string());
+    }
     let req = json!({"precedence": precedence, "class": class, "caveat": caveat,
                      "subject": subject.unwrap_or_default(), "body": body.unwrap_or_default(),
-                     "ack_required": ack_required, "form": form, "ewg": ewg});
+                     "ack_required": ack_required, "form": form, "ewg": ewg, "attachments": attachments});
     let (status, v) =
-        client.client()?.call_with_status(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req)).await?;
+        node.call_with_status(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&req)).await?;
     if status == StatusCode::ACCEPTED {
         print_out(client.json, &v, print_held_draft);
     } else {
@@ -70,4 +88,54 @@ pub fn read_form(kind: &str, file: &Path) -> anyhow::Result<Value> {
     }
     let form = adi_forms::check(&value).map_err(|e| anyhow!("{}: {e}; nothing was sent", file.display()))?;
     Ok(form.to_value())
+}
+
+/// A file's media type, from its extension; bytes to save when it is none the console shows or
+/// an office format names.
+fn media_type_of(path: &Path) -> &'static str {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "txt" => "text/plain",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A query parameter's value: unreserved characters as they are, every other byte of its UTF-8
+/// percent-encoded.
+fn query_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Saves a file attached to a message, as the node put it together and checked it, and checks
+/// its SHA-256 again here before it is kept.
+pub async fn get_attachment(client: ClientArgs, message: String, sha256: String, out: PathBuf) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let path = format!("/api/v1/messages/{message}/attachments/{sha256}");
+    let node = client.client()?;
+    let (status, _, bytes) =
+        crate::cmd::showing_progress("the file", node.request_full(Method::GET, &path, None)).await?;
+    if !status.is_success() {
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return Err(adi_node::client::ApiFailure::from_answer(status, &v).into());
+    }
+    if hex::encode(sha2::Sha256::digest(&bytes)) != sha256.trim().to_ascii_lowercase() {
+        anyhow::bail!("the file the node sent is not the one with SHA-256 {sha256}; nothing was written");
+    }
+    std::fs::write(&out, &bytes).map_err(|e| anyhow!("{}: {e}", out.display()))?;
+    out!("wrote {} ({} bytes, SHA-256 {sha256})", out.display(), bytes.len());
+    Ok(())
 }

@@ -31,6 +31,9 @@ pub struct ClientLimits {
     pub stream_idle_ms: u64,
     /// Most pages the client reads of one list before it gives up on a list that does not end.
     pub list_pages_max: usize,
+    /// Largest export bundle the client reads (`Client::reading_bundles`): a line's files are
+    /// in it, each byte four times over as base64 in hex.
+    pub bundle_bytes_max: usize,
 }
 
 impl Default for ClientLimits {
@@ -41,6 +44,7 @@ impl Default for ClientLimits {
             stream_line_bytes_max: 1024 * 1024,
             stream_idle_ms: 60_000,
             list_pages_max: 100_000,
+            bundle_bytes_max: 4 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -124,6 +128,12 @@ impl Client {
             token,
             limits: ClientLimits::default(),
         })
+    }
+
+    /// The same client, reading answers up to `bundle_bytes_max`: for an export.
+    pub fn reading_bundles(mut self) -> Client {
+        self.limits.response_bytes_max = self.limits.bundle_bytes_max;
+        self
     }
 
     /// Sends a request and returns the status and the JSON answer (`null` when empty).

@@ -141,7 +141,8 @@ async fn check_stored_contents(node: &NodeState, line: LineId, rows: &[adi_store
 /// and has it countersigned first), the log ending where that checkpoint ends, every checkpoint
 /// and countersignature held, the roster keys needed to check them, and the roster they come
 /// from with its SHA-256, for a verifier to match against the anchor it holds. An envelope whose
-/// content retention pruned is marked so, without it.
+/// content retention pruned is marked so, without it; `without_files` leaves out the contents of
+/// the chunks of attached files.
 ///
 /// With it, the first and last envelope it holds by this node's arrival, if it holds any.
 pub async fn export(
@@ -149,6 +150,7 @@ pub async fn export(
     line: LineId,
     from_ms: Option<u64>,
     to_ms: Option<u64>,
+    without_files: bool,
 ) -> Result<(adi_record::bundle::Bundle, Option<(u64, u64)>), String> {
     use adi_record::bundle::{Bundle, BundleCheckpoint, BundleConsistency, BundleEnvelope, BundleLine, FORMAT};
     let e = |e: StoreError| e.to_string();
@@ -235,10 +237,13 @@ pub async fn export(
             Some(l) if index < size => merkle::inclusion_proof(l, index),
             _ => Vec::new(),
         };
+        // Without files, a chunk's signed content (its bytes) is left out; its envelope, which
+        // names the content's hash, stays.
+        let content = row.signed_content.as_ref().filter(|_| !(without_files && row.kind == "chunk"));
         envelopes.push(BundleEnvelope {
             index: index as u64,
             bytes: hex::encode(&row.bytes),
-            content: row.signed_content.as_ref().map(hex::encode),
+            content: content.map(hex::encode),
             form_text: row
                 .signed_content
                 .as_deref()
@@ -293,6 +298,7 @@ pub async fn export(
         envelopes,
         checkpoints,
         consistency,
+        without_files,
     };
     Ok((bundle, arrivals))
 }

@@ -26,8 +26,8 @@ use crate::merkle::{self, Hash};
 pub const FORMAT: &str = "adi-bundle";
 /// The version this code writes: 2 names the roster its keys come from (`roster_sha256`,
 /// `roster_file`), 3 also carries the roster's chain of versions (`roster_chain`), 4 marks the
-/// envelopes whose content the exporter's retention pruned (`pruned`); versions 1 to 3 are still
-/// read.
+/// envelopes whose content the exporter's retention pruned (`pruned`) and a bundle whose files
+/// were left out (`without_files`); versions 1 to 3 are still read.
 pub const VERSION: u8 = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,6 +68,10 @@ pub struct Bundle {
     /// Consistency proofs between the exporter's successive checkpoints: (from size, to size,
     /// proof hashes, hex).
     pub consistency: Vec<BundleConsistency>,
+    /// The exporter left the contents of the chunks of attached files out (version 4): each
+    /// file's SHA-256 stays in its signed message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_files: bool,
 }
 
 /// The roster's chain a bundle carries: the first version's roster and the versions after it
@@ -354,6 +358,40 @@ impl Report {
     /// The first check that failed.
     pub fn first_failure(&self) -> Option<&Check> {
         self.checks.iter().find(|c| c.failure.is_some())
+    }
+}
+
+/// Each file an authentic message of the bundle names, put together from the authentic chunks
+/// the bundle holds: where it holds them all, their bytes end to end must be the file the message
+/// signed (its size and SHA-256). Where it holds none or some (a window's edge, a bundle without
+/// files, chunks pruned), the report says how many.
+fn files_hold(
+    bundle: &Bundle,
+    files: &[(String, adi_wire::payload::AttachmentRef)],
+    pieces: &BTreeMap<(String, String), BTreeMap<u64, Vec<u8>>>,
+    r: &mut Report,
+) {
+    for (message, a) in files {
+        let item = format!("file {} ({} bytes) attached to {message}", a.name, a.size);
+        let held = pieces.get(&(message.to_ascii_lowercase(), a.sha256.to_ascii_lowercase()));
+        let count = held.map_or(0, |h| h.range(..a.chunks).count() as u64);
+        if count < a.chunks {
+            let why = if bundle.without_files { ", the exporter left files out" } else { "" };
+            r.check(format!("{item}: {count} of its {} chunks in the bundle{why}", a.chunks), Ok(()));
+            continue;
+        }
+        let mut sha = sha2::Sha256::new();
+        let mut size = 0u64;
+        for bytes in held.into_iter().flat_map(|h| h.range(..a.chunks)).map(|(_, b)| b) {
+            sha.update(bytes);
+            size += bytes.len() as u64;
+        }
+        let ok = if size == a.size && hex::encode(sha.finalize()) == a.sha256.to_ascii_lowercase() {
+            Ok(())
+        } else {
+            Err(format!("its {} chunks make {size} bytes that are not the file its message signed", a.chunks))
+        };
+        r.check(format!("{item}: its chunks make the file its message signed"), ok);
     }
 }
 
@@ -832,6 +870,10 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
     let mut places: BTreeMap<(String, u64), u64> = BTreeMap::new();
     let mut setups: Vec<(u64, String, u64)> = Vec::new();
     let mut statements: Vec<(u64, String, u64, Membership)> = Vec::new();
+    // The files the authentic messages name, by message (hex), and the authentic chunks' bytes,
+    // by message and file (hex) and place; the first a sender sent for a place counts.
+    let mut files: Vec<(String, adi_wire::payload::AttachmentRef)> = Vec::new();
+    let mut pieces: BTreeMap<(String, String), BTreeMap<u64, Vec<u8>>> = BTreeMap::new();
     for e in &bundle.envelopes {
         let name = format!("envelope at log index {}", e.index);
         let decoded = hex::decode(&e.bytes)
@@ -928,6 +970,25 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
                 Some(p) if read && authentic => {
                     entry.kind = kind_of(&p);
                     entry.content = serde_json::to_value(&p).ok();
+                    match p {
+                        PayloadV1::Message { attachments, .. } => {
+                            files.extend(attachments.into_iter().map(|a| (hash.to_hex(), a)));
+                        }
+                        PayloadV1::Chunk { message, file, index, data, .. } => {
+                            use base64::Engine;
+                            let bytes = base64::engine::general_purpose::STANDARD.decode(&data).ok();
+                            // The record shows a chunk's place and length, not its bytes.
+                            entry.content = Some(serde_json::json!({
+                                "type": "chunk", "message": message, "file": file, "index": index,
+                                "bytes": bytes.as_ref().map(Vec::len),
+                            }));
+                            if let Some(bytes) = bytes {
+                                let key = (message.to_ascii_lowercase(), file.to_ascii_lowercase());
+                                pieces.entry(key).or_default().entry(index).or_insert(bytes);
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 _ => entry.kind = "unread",
             }
@@ -990,6 +1051,7 @@ fn verify_under(bundle: &Bundle, keyring: &Keyring) -> Report {
         known.insert(hash, (body.sender.clone(), body.seq));
     }
     r.record.sort_by_key(|e| e.index);
+    files_hold(bundle, &files, &pieces, &mut r);
     line_fields(bundle, setup.as_ref(), &mut r);
     // A countersigner is a member of the line by signed data: named by the signed set-up, or
     // the sender of an envelope on the line.

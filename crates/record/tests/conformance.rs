@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;
 use support::{
-    answer, decision, failed, key, keyed, message, public_hex, receipt, roster_text, Line, Tweak, CODES, LINE, MEMBERS,
+    answer, chunk, decision, failed, key, keyed, message, public_hex, receipt, roster_text, Line, Tweak, CODES, LINE,
+    MEMBERS,
 };
 
 /// The name of the roster every case's keys come from.
@@ -109,6 +110,10 @@ const KINDS: &[Kind] = &[
     Kind { name: "envelope: signed content", matches: |i| i.ends_with(": signed content") },
     Kind { name: "envelope: readable report text", matches: |i| i.ends_with(": readable report text") },
     Kind {
+        name: "file: its chunks make the file",
+        matches: |i| i.ends_with(": its chunks make the file its message signed"),
+    },
+    Kind {
         name: "envelope: content pruned",
         matches: |i| i.ends_with(": content pruned by the exporter's retention after it was archived"),
     },
@@ -139,6 +144,7 @@ const ALWAYS_HOLD: &[&str] = &[
     "exported by (unsigned)",
     "chain of: #a (to #b) not held: why (a run signed data explains)",
     "decision: its state",
+    "file: n of its chunks in the bundle",
 ];
 
 /// The kinds an item of a failed check is of.
@@ -935,6 +941,43 @@ fn cases() -> Vec<Case> {
     out.extend(hole_cases());
 
     // Decisions and receipts.
+    // A file attached to a message, in three chunks.
+    let file = b"%PDF-1.7 a chart of the encounter, in three pieces".to_vec();
+    let with_file = |pieces: [&[u8]; 3]| {
+        let mut line = genuine();
+        let mut m = message("The chart", "The chart of the encounter is attached.", None);
+        if let PayloadV1::Message { attachments, .. } = &mut m {
+            attachments.push(adi_wire::payload::AttachmentRef {
+                sha256: hex::encode(sha2::Sha256::digest(&file)),
+                name: "chart.pdf".into(),
+                media_type: "application/pdf".into(),
+                size: file.len() as u64,
+                chunks: 3,
+            });
+        }
+        let id = line.add("CN", m);
+        for (i, piece) in pieces.iter().enumerate() {
+            line.add("CN", chunk(id, &file, i as u64, piece));
+        }
+        line.export()
+    };
+    out.push(case(
+        "valid-file",
+        "CN's message names a file of 50 bytes in three chunks, which follow it; the chunks end to end are the \
+         file its message signed.",
+        &[],
+        with_file([&file[..20], &file[20..40], &file[40..]]),
+    ));
+    let mut changed = file[20..40].to_vec();
+    changed[0] ^= 1;
+    out.push(case(
+        "file-chunks-not-the-file",
+        "CN's message names a file in three chunks, and CN signed a second chunk with one bit changed: every \
+         signature holds, but the chunks do not make the file the message signed.",
+        &["file: its chunks make the file"],
+        with_file([&file[..20], &changed, &file[40..]]),
+    ));
+
     let mut line = genuine();
     let text = "A joint patrol on 3 March.";
     let id = line.add("PH", decision(text, &["PH", "VN"], None));

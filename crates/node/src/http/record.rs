@@ -146,12 +146,14 @@ pub async fn export_line(
     let line = find_line(&node, &line)?;
     let failed = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export_failed", e);
     crate::fed::checkpoints::cover(&node, line.id).await.map_err(|e| failed(e.to_string()))?;
-    let (bundle, arrivals) = crate::record::export(&node, line.id, p.from_ms, p.to_ms).await.map_err(failed)?;
+    let (bundle, arrivals) =
+        crate::record::export(&node, line.id, p.from_ms, p.to_ms, p.without_files).await.map_err(failed)?;
     let bytes = serde_json::to_vec(&bundle).map_err(|e| failed(e.to_string()))?;
     // Noted by the hash of exactly these bytes, so that whoever keeps them can confirm it
     // archived them (`confirm_archive`). The record is read even while the database cannot be
-    // written; such an export cannot be confirmed, and retention prunes nothing it holds.
-    if let Some((first_arrival, last_arrival)) = arrivals {
+    // written; such an export cannot be confirmed, and retention prunes nothing it holds. Nor can
+    // one without its files, which it does not hold.
+    if let Some((first_arrival, last_arrival)) = arrivals.filter(|_| !p.without_files) {
         let now = crate::clock::now_ms();
         let served = adi_store::ArchiveRow {
             line: line.id,

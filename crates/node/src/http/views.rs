@@ -467,6 +467,10 @@ pub struct ExportParams {
     pub from_ms: Option<u64>,
     /// The last envelope accepted at or before it.
     pub to_ms: Option<u64>,
+    /// Leaves out the bytes of attached files (each file's SHA-256 stays in its signed message);
+    /// such an export cannot be confirmed archived.
+    #[serde(default)]
+    pub without_files: bool,
 }
 
 /// The confirmation that an export was archived.

@@ -404,6 +404,7 @@ impl Line {
                 .collect(),
             checkpoints,
             consistency,
+            without_files: false,
         }
     }
 }
@@ -440,6 +441,18 @@ pub fn answer(decision: EnvelopeHash, text: &str, concur: bool) -> PayloadV1 {
 }
 
 /// An operator's message, free text or carrying the structured report `form`.
+/// A chunk of a file attached to `message`: its place and bytes.
+pub fn chunk(message: EnvelopeHash, file: &[u8], index: u64, data: &[u8]) -> PayloadV1 {
+    use base64::Engine;
+    PayloadV1::Chunk {
+        v: 1,
+        message: message.to_hex(),
+        file: hex::encode(sha2::Sha256::digest(file)),
+        index,
+        data: base64::engine::general_purpose::STANDARD.encode(data),
+    }
+}
+
 pub fn message(subject: &str, body: &str, form: Option<serde_json::Value>) -> PayloadV1 {
     PayloadV1::Message {
         v: 1,
