@@ -93,6 +93,26 @@ export interface Position {
   lon: number;
 }
 
+export interface Attachment {
+  sha256: string;
+  name: string;
+  media_type: string;
+  size: number;
+  chunks: number;
+  held: number;
+}
+
+/** Uploads a file to attach; its SHA-256, which a message then names. */
+export async function upload(file: File): Promise<string> {
+  const headers: Record<string, string> = { "Content-Type": file.type || "application/octet-stream" };
+  if (session) headers["X-CSRF-Token"] = session.csrf;
+  const r = await fetch("/api/v1/attachments?name=" + encodeURIComponent(file.name), { method: "POST", headers, body: file, credentials: "same-origin" });
+  const text = await r.text();
+  const value = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new ApiError(file.name + ": " + ((value && value.message) || r.statusText), r.status, (value && value.field) || undefined);
+  return value.sha256 as string;
+}
+
 export interface Message {
   id: string;
   line: string;
@@ -111,6 +131,8 @@ export interface Message {
   receipts?: Receipt[];
   recipients?: Recipient[];
   approaches?: Approach[];
+  /** The files attached, with how many of each one's chunks this node holds. */
+  attachments?: Attachment[];
   /** When this node's retention pruned its content, after an archived export held it. */
   pruned_ms?: number | null;
   /** This desk's answer, found by the page. */

@@ -3,7 +3,7 @@
 // stream, the session's watch, the move to the other node of a pair).
 
 import {
-  asApiError, call, callPages, type Alarm, type Decision, type Evidence, type Health, type Line,
+  asApiError, call, callPages, upload, type Alarm, type Decision, type Evidence, type Health, type Line,
   type Link, type Message, type Precedence, type Session, type Urgent,
 } from "./api";
 import { notify, setUpNotifications, showCount } from "./alerts";
@@ -187,6 +187,88 @@ function watchExpiry(): void {
 }
 
 
+// The media types the node serves to be shown in the page, in a sandbox without script.
+const SHOWN = ["application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
+
+function bytes(n: number): string {
+  return n < 1024 ? n + " B" : n < 1024 * 1024 ? (n / 1024).toFixed(0) + " KiB" : (n / 1024 / 1024).toFixed(1) + " MiB";
+}
+
+// A message's files: each with its size and, once every chunk is here, a download link and,
+// for a PDF, an image or plain text, a preview in a frame sandboxed without script.
+function fileList(m: Message): HTMLUListElement {
+  const ul = document.createElement("ul");
+  ul.className = "files";
+  for (const a of m.attachments || []) {
+    const li = document.createElement("li");
+    li.dataset.sha256 = a.sha256;
+    li.append(a.name + " (" + a.media_type + ", " + bytes(a.size) + ") ");
+    const path = "/api/v1/messages/" + m.id + "/attachments/" + a.sha256;
+    if (a.held < a.chunks) {
+      li.append("arriving: " + a.held + " of " + a.chunks + " parts");
+    } else {
+      const link = document.createElement("a");
+      link.href = path; link.download = a.name; link.className = "download";
+      link.textContent = "Download"; link.setAttribute("aria-label", "Download " + a.name);
+      li.appendChild(link);
+      if (SHOWN.includes(a.media_type)) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "preview"; b.textContent = "Preview";
+        b.setAttribute("aria-label", "Preview " + a.name);
+        b.addEventListener("click", () => {
+          const open = li.querySelector("iframe, img");
+          if (open) { open.remove(); return; }
+          let view: HTMLElement;
+          if (a.media_type.startsWith("image/")) {
+            const img = document.createElement("img");
+            img.src = path + "?inline=true"; img.alt = "Preview of " + a.name;
+            view = img;
+          } else {
+            const frame = document.createElement("iframe");
+            frame.setAttribute("sandbox", "");
+            frame.src = path + "?inline=true"; frame.title = "Preview of " + a.name;
+            view = frame;
+          }
+          li.appendChild(view);
+        });
+        li.append(" ", b);
+      }
+    }
+    ul.appendChild(li);
+  }
+  return ul;
+}
+
+// The files chosen or dropped to go with the next message.
+let attaching: File[] = [];
+
+function showAttaching(): void {
+  $("compose-attached").replaceChildren(...attaching.map((f, i) => {
+    const li = document.createElement("li");
+    li.append(f.name + " (" + bytes(f.size) + ") ");
+    li.appendChild(smallButton("Remove", () => { attaching.splice(i, 1); showAttaching(); }));
+    return li;
+  }));
+}
+
+function attach(files: FileList | null): void {
+  for (const f of Array.from(files || [])) if (!attaching.some((g) => g.name === f.name && g.size === f.size)) attaching.push(f);
+  showAttaching();
+}
+
+$<HTMLInputElement>("compose-files").addEventListener("change", (e) => {
+  const input = e.target as HTMLInputElement;
+  attach(input.files);
+  input.value = "";
+});
+$("drop-zone").addEventListener("dragover", (e) => { e.preventDefault(); $("drop-zone").classList.add("over"); });
+$("drop-zone").addEventListener("dragleave", () => $("drop-zone").classList.remove("over"));
+$("drop-zone").addEventListener("drop", (e) => {
+  e.preventDefault();
+  $("drop-zone").classList.remove("over");
+  attach(e.dataTransfer ? e.dataTransfer.files : null);
+});
+
 // Which messages' report text the operator has opened: kept open across re-renders.
 const openTexts = new Set<string>();
 
@@ -211,6 +293,7 @@ function subjectCell(tr: HTMLTableRowElement, m: Message): HTMLTableCellElement 
     b.addEventListener("click", () => openMap([m], "Map of " + m.form!.kind + " from " + m.sender).catch((e) => shown(asApiError(e))));
     td.append(" ", b);
   }
+  if (m.attachments && m.attachments.length) td.appendChild(fileList(m));
   if (m.pruned_ms) {
     // Its words are in the archive; the record here keeps its signed envelope and receipts.
     const gone = document.createElement("div");
@@ -764,7 +847,9 @@ $<HTMLFormElement>("compose").addEventListener("submit", async (e) => {
   // confirmed.
   if (body.precedence === "FLASH" && !confirm("Send this FLASH? It rings at every other desk of the line and demands an acknowledgement.")) return;
   try {
+    if (attaching.length) body.attachments = await Promise.all(attaching.map(upload));
     await call("POST", "/api/v1/lines/" + currentLine + "/messages", body);
+    attaching = []; showAttaching();
     f.subject.value = ""; f.body.value = ""; report.value = ""; f.ewg.value = "";
     f.precedence.value = "ROUTINE"; f.class.value = "OPERATIONAL"; f.caveat.value = "";
     $("words").textContent = ""; $("words").className = "";

@@ -159,6 +159,12 @@ async function run(command) {
       return await untilDialog(one().fill(command.text, { timeout }));
     case "click":
       return await untilDialog(one().click({ timeout }));
+    case "files":
+      await one().setInputFiles(
+        command.files.map((f) => ({ name: f.name, mimeType: f.mime, buffer: Buffer.from(f.hex, "hex") })),
+        { timeout },
+      );
+      return null;
     case "select":
       return await untilDialog(one().selectOption(command.value, { timeout }));
     case "press":

@@ -4,6 +4,9 @@
 //! recipient's progress shows at the sender; a FLASH sent behind a file's chunks overtakes them;
 //! bad files and bad names are refused clearly.
 
+#[allow(dead_code)]
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -177,5 +180,99 @@ async fn a_flash_sent_behind_a_files_chunks_overtakes_them() {
     let (status, _, got) =
         cn.request_full(Method::GET, &format!("/api/v1/messages/{id}/attachments/{sha}"), None).await.unwrap();
     assert_eq!((status, hex::encode(sha2::Sha256::digest(&got))), (StatusCode::OK, sha));
+    net.stop_all().await;
+}
+
+/// A GIF of one white pixel.
+const PIXEL: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+/// In the console: an officer attaches a picture with the file picker and a note by dropping it
+/// on the form, and sends; the other member's node holds both, whole. A file from the other
+/// member is listed with the message, shown in the page (the picture as an image, the PDF in a
+/// frame sandboxed without script) and downloaded, the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_console_a_file_is_attached_previewed_and_downloaded() {
+    const PASSWORD: &str = "the dog watch";
+    let (net, line, console) = common::console_pair(|d| d.link_test_interval_s = 0, |_| {}, PASSWORD).await;
+    let (ph, cn) = (net.client("PH"), net.client("CN"));
+    let browser = browser::Browser::start().await;
+    browser.sign_in(&console, "watch-ph", PASSWORD).await;
+    browser.click(&format!("#line-items button[data-line='{line}']")).await;
+
+    // Attach by the picker and by dropping, then send.
+    browser.choose_files("#compose-files", &[("pixel.gif", "image/gif", PIXEL)]).await;
+    let note = "Rendezvous at 0600 UTC.";
+    let dropped = format!(
+        "const dt = new DataTransfer(); dt.items.add(new File([{note:?}], 'note.txt', {{type: 'text/plain'}})); \
+         document.getElementById('drop-zone').dispatchEvent(new DragEvent('drop', {{dataTransfer: dt, bubbles: true, cancelable: true}})); return 0;"
+    );
+    browser.script(&dropped).await;
+    browser.wait_text("#compose-attached", "note.txt").await;
+    assert!(browser.text("#compose-attached").await.contains("pixel.gif"));
+    browser.type_into("#compose [name=subject]", "Two files").await;
+    browser.type_into("#compose [name=body]", "A picture and a note.").await;
+    browser.click("#compose button[type=submit]").await;
+    browser.wait_text("#conversation", "Two files").await;
+    let sent = eventually(Duration::from_secs(30), "the message at CN with both files whole", || async {
+        let list = cn.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.ok()?;
+        let m = list.as_array()?.iter().find(|m| m["subject"] == "Two files")?.clone();
+        let files = m["attachments"].as_array()?;
+        (files.len() == 2 && files.iter().all(|a| a["held"] == a["chunks"])).then_some(m)
+    })
+    .await;
+    for a in sent["attachments"].as_array().unwrap() {
+        let path =
+            format!("/api/v1/messages/{}/attachments/{}", sent["id"].as_str().unwrap(), a["sha256"].as_str().unwrap());
+        let (status, _, got) = cn.request_full(Method::GET, &path, None).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        let want: &[u8] = if a["name"] == "pixel.gif" { PIXEL } else { note.as_bytes() };
+        assert_eq!(&got[..], want, "{a}");
+    }
+    assert_eq!(browser.count("#compose-attached li").await, 0, "the form still lists the files sent");
+
+    // A file from CN: listed, previewed, downloaded.
+    let pdf = document(300_000, 3);
+    let (status, up) = upload(&cn, "Notice.pdf", "application/pdf", &pdf).await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let (status, gif) = upload(&cn, "pixel.gif", "image/gif", PIXEL).await;
+    assert_eq!(status, StatusCode::CREATED, "{gif}");
+    let files = [up["sha256"].as_str().unwrap(), gif["sha256"].as_str().unwrap()];
+    let (status, from_cn) = send(&cn, &line, "PRIORITY", "The notice", &files).await;
+    assert_eq!(status, StatusCode::CREATED, "{from_cn}");
+    let id = from_cn["id"].as_str().unwrap().to_string();
+    wait_delivered(&cn, &id, Duration::from_secs(30)).await;
+    eventually(Duration::from_secs(30), "the notice's files whole at PH", || async {
+        let m = message(&ph, &id).await;
+        m["attachments"].as_array()?.iter().all(|a| a["held"] == a["chunks"]).then_some(())
+    })
+    .await;
+    let row = format!("#conversation tr[data-id='{id}']");
+    browser.wait_text("#conversation", "The notice").await;
+    browser.wait_text("#conversation", "Notice.pdf (application/pdf, 293 KiB)").await;
+    let row = if browser.count(&row).await > 0 { row } else { "#conversation".to_string() };
+    browser.click(&format!("{row} button[aria-label='Preview pixel.gif']")).await;
+    let shown = "const i = document.querySelector(\"img[alt='Preview of pixel.gif']\"); return !!i && i.complete && i.naturalWidth === 1;";
+    browser.until(shown, "the picture shown in the page").await;
+    browser.click(&format!("{row} button[aria-label='Preview Notice.pdf']")).await;
+    let frame = "iframe[title='Preview of Notice.pdf']";
+    assert_eq!(browser.attribute(frame, "sandbox").await, Some(String::new()), "the PDF's frame is not sandboxed");
+    let src = browser.attribute(frame, "src").await.unwrap();
+    assert!(src.ends_with("?inline=true"), "{src}");
+    // Downloaded through the link the page gives, with the officer's session: the same bytes.
+    let link = format!("{row} a[aria-label='Download Notice.pdf']");
+    let fetched = browser
+        .script(&format!(
+            "const a = document.querySelector(\"{}\"); return fetch(a.href).then(async (r) => {{ \
+               const b = new Uint8Array(await r.arrayBuffer()); const d = await crypto.subtle.digest('SHA-256', b); \
+               return [r.status, r.headers.get('content-disposition'), [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, '0')).join('')]; }});",
+            link.replace('"', "\\\"")
+        ))
+        .await;
+    let sha = hex::encode(sha2::Sha256::digest(&pdf));
+    assert_eq!(fetched[0], json!(200), "{fetched}");
+    assert!(fetched[1].as_str().unwrap().starts_with("attachment; filename*=UTF-8''Notice.pdf"), "{fetched}");
+    assert_eq!(fetched[2], json!(sha), "the download is not the file");
+    browser.screenshot("console-attachments").await;
+    browser.quit().await;
     net.stop_all().await;
 }

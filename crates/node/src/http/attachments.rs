@@ -175,13 +175,15 @@ pub async fn file(
             (header::CONTENT_TYPE, value(media_type)),
             (header::CONTENT_DISPOSITION, value(&disposition)),
             // Whatever the file holds runs nothing: no script, no plugin but the PDF viewer, no
-            // requests elsewhere.
+            // requests elsewhere; shown, it is framed by the console alone.
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'",
+                    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'; \
+                     frame-ancestors 'self'",
                 ),
             ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN")),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],

@@ -55,7 +55,7 @@ pub fn content_security_policy(pair_urls: &[String]) -> HeaderValue {
     }
     let policy = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+         frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     // The origins hold only the characters of an address (`config::origin_of`).
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
@@ -79,7 +79,11 @@ pub async fn security_headers(
         let policy = node.console_policy.get_or_init(|| content_security_policy(&node.pair_urls)).clone();
         h.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
-    set(h, header::X_FRAME_OPTIONS, "DENY");
+    // A file shown in the console's sandboxed preview may be framed by the console alone; every
+    // other answer by nothing.
+    if !h.contains_key(header::X_FRAME_OPTIONS) {
+        set(h, header::X_FRAME_OPTIONS, "DENY");
+    }
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");
     if !h.contains_key(header::CACHE_CONTROL) {

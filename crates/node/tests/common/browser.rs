@@ -179,6 +179,16 @@ impl Browser {
         self.send("fill", json!({"selector": css, "text": text, "timeout": millis(within)})).await.map(drop)
     }
 
+    /// Chooses files in the file input `css`, as an officer picking them would: each (name,
+    /// media type, bytes).
+    pub async fn choose_files(&self, css: &str, files: &[(&str, &str, &[u8])]) {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(name, mime, bytes)| json!({"name": name, "mime": mime, "hex": hex::encode(bytes)}))
+            .collect();
+        self.call("files", json!({"selector": css, "files": files})).await;
+    }
+
     /// Clicks the element `css` (the first that matches), once it is shown and can take the click.
     /// A dialog the click opens is left for [`Browser::answer_dialog`].
     pub async fn click(&self, css: &str) {
