@@ -187,15 +187,16 @@ function watchExpiry(): void {
 }
 
 
-// The media types the node serves to be shown in the page, in a sandbox without script.
-const SHOWN = ["application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
+// The media types the page shows, in a frame sandboxed without script (text) or as an image. A
+// PDF is not among them: browsers refuse to run their PDF viewer in such a frame.
+const SHOWN = ["image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
 
 function bytes(n: number): string {
   return n < 1024 ? n + " B" : n < 1024 * 1024 ? (n / 1024).toFixed(0) + " KiB" : (n / 1024 / 1024).toFixed(1) + " MiB";
 }
 
 // A message's files: each with its size and, once every chunk is here, a download link and,
-// for a PDF, an image or plain text, a preview in a frame sandboxed without script.
+// for an image or plain text, a preview in the page (text in a frame sandboxed without script).
 function fileList(m: Message): HTMLUListElement {
   const ul = document.createElement("ul");
   ul.className = "files";

@@ -188,8 +188,8 @@ const PIXEL: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x0
 
 /// In the console: an officer attaches a picture with the file picker and a note by dropping it
 /// on the form, and sends; the other member's node holds both, whole. A file from the other
-/// member is listed with the message, shown in the page (the picture as an image, the PDF in a
-/// frame sandboxed without script) and downloaded, the same bytes.
+/// member is listed with the message, shown in the page (a picture as an image, a text in a frame
+/// sandboxed without script) and downloaded, the same bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_console_a_file_is_attached_previewed_and_downloaded() {
     const PASSWORD: &str = "the dog watch";
@@ -253,11 +253,18 @@ async fn in_the_console_a_file_is_attached_previewed_and_downloaded() {
     browser.click(&format!("{row} button[aria-label='Preview pixel.gif']")).await;
     let shown = "const i = document.querySelector(\"img[alt='Preview of pixel.gif']\"); return !!i && i.complete && i.naturalWidth === 1;";
     browser.until(shown, "the picture shown in the page").await;
-    browser.click(&format!("{row} button[aria-label='Preview Notice.pdf']")).await;
-    let frame = "iframe[title='Preview of Notice.pdf']";
-    assert_eq!(browser.attribute(frame, "sandbox").await, Some(String::new()), "the PDF's frame is not sandboxed");
+    // Plain text in a frame that runs no script; a PDF offered to download only (browsers do not
+    // run their PDF viewer in such a frame).
+    assert_eq!(browser.count(&format!("{row} button[aria-label='Preview Notice.pdf']")).await, 0);
+    browser.click("button[aria-label='Preview note.txt']").await;
+    let frame = "iframe[title='Preview of note.txt']";
+    assert_eq!(browser.attribute(frame, "sandbox").await, Some(String::new()), "the text's frame is not sandboxed");
     let src = browser.attribute(frame, "src").await.unwrap();
     assert!(src.ends_with("?inline=true"), "{src}");
+    let (status, headers, shown) = ph.request_full(Method::GET, &src, None).await.unwrap();
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "text/plain"));
+    assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox;"));
+    assert_eq!(&shown[..], note.as_bytes());
     // Downloaded through the link the page gives, with the officer's session: the same bytes.
     let link = format!("{row} a[aria-label='Download Notice.pdf']");
     let fetched = browser
