@@ -314,6 +314,7 @@ pub struct LimitsSection {
     pub archive_confirm_window_ms: Option<u64>,
     pub upload_keep_ms: Option<u64>,
     pub send_batch_bytes_max: Option<usize>,
+    pub attachment_bytes_per_day_max: Option<u64>,
     pub attachment_bytes_max: Option<u64>,
     pub attachments_per_message_max: Option<usize>,
     pub alarms_page_len: Option<usize>,
@@ -414,6 +415,10 @@ pub struct RuntimeLimits {
     /// `batch_bytes_max`): a FLASH queued behind a file's chunks waits at most for one batch this
     /// size in flight.
     pub send_batch_bytes_max: usize,
+    /// The most bytes of files this member's operators send in 24 hours, counted as the chunk
+    /// envelopes that carry them (sealed, so a little more than the files); a message whose files
+    /// would pass it is refused, `attachment_quota`.
+    pub attachment_bytes_per_day_max: u64,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -595,6 +600,7 @@ impl Default for RuntimeLimits {
             archive_confirm_window_ms: 24 * 3_600_000,
             upload_keep_ms: 24 * 3_600_000,
             send_batch_bytes_max: 1024 * 1024,
+            attachment_bytes_per_day_max: 1024 * 1024 * 1024,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -1157,6 +1163,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.send_batch_bytes_max {
             runtime_limits.send_batch_bytes_max = v.max(1);
+        }
+        if let Some(v) = l.attachment_bytes_per_day_max {
+            runtime_limits.attachment_bytes_per_day_max = v;
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use adi_node::client::Client;
-use common::{eventually, open_line, wait_delivered, Net};
+use common::{eventually, open_line, set_limits, wait_delivered, Net};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -129,6 +129,31 @@ async fn a_file_attached_arrives_whole_and_checked_and_bad_files_are_refused() {
     let (status, _, body) =
         cn.request_full(Method::GET, &format!("/api/v1/messages/{id}/attachments/{never}"), None).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_files_are_bounded_by_a_daily_quota() {
+    let mut net = Net::init(&["PH", "CN"]);
+    set_limits(&net, "PH", |l| l.attachment_bytes_per_day_max = Some(500_000));
+    net.start_code("PH").await;
+    net.start_code("CN").await;
+    let ph = net.client("PH");
+    let line = open_line(&ph, &["PH", "CN"], "ADMM-Plus").await;
+    let (first, second) = (document(300_000, 5), document(300_000, 6));
+    let (_, a) = upload(&ph, "first.pdf", "application/pdf", &first).await;
+    let (_, b) = upload(&ph, "second.pdf", "application/pdf", &second).await;
+    let (status, v) = send(&ph, &line, "ROUTINE", "the first", &[a["sha256"].as_str().unwrap()]).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = send(&ph, &line, "ROUTINE", "the second", &[b["sha256"].as_str().unwrap()]).await;
+    assert_eq!((status, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("attachment_quota")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("attachment_bytes_per_day_max"), "{v}");
+    let listed = ph.call(Method::GET, &format!("/api/v1/lines/{line}/messages"), None).await.unwrap();
+    let subjects: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|m| m["subject"].as_str()).collect();
+    assert_eq!(subjects, ["the first"], "a message over the quota was sent");
+    // A message without files is not counted against it.
+    let (status, v) = send(&ph, &line, "ROUTINE", "words only", &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
     net.stop_all().await;
 }
 

@@ -853,6 +853,9 @@ pub trait Store: Send + Sync + 'static {
     /// The chunks of a file attached to `message` this node holds, by their place: each
     /// chunk envelope's hash.
     fn chunks(&self, message: &EnvelopeHash, file: &[u8; 32]) -> Result<Vec<(u64, EnvelopeHash)>, StoreError>;
+    /// The bytes of the chunk envelopes `sender` sent (of files attached to its messages) that
+    /// this node accepted since `since_ms`: what a member's daily quota of files counts.
+    fn chunk_bytes_since(&self, sender: &MemberCode, since_ms: u64) -> Result<u64, StoreError>;
     /// For each file attached to `message`, how many of its chunks each recipient's node said it
     /// decrypted (on this member's own messages): (file, member, chunks).
     fn chunks_decrypted(&self, message: &EnvelopeHash) -> Result<Vec<([u8; 32], MemberCode, u64)>, StoreError>;

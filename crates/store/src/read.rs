@@ -1062,3 +1062,12 @@ pub(crate) fn chunks_decrypted(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+pub(crate) fn chunk_bytes_since(c: &Connection<'_>, sender: &MemberCode, since_ms: u64) -> Result<u64, sql::Error> {
+    let total: i64 = c.query_row(
+        "SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM envelopes WHERE kind = 'chunk' AND sender = ?1 AND received_ms >= ?2",
+        params![sender.as_str(), since_ms.min(i64::MAX as u64) as i64],
+        |row| row.get(0),
+    )?;
+    Ok(u(total))
+}

@@ -440,6 +440,10 @@ impl Store for SqlStore {
         self.read(|c| read::chunks(c, message, file))
     }
 
+    fn chunk_bytes_since(&self, sender: &MemberCode, since_ms: u64) -> Result<u64, StoreError> {
+        self.read(|c| read::chunk_bytes_since(c, sender, since_ms))
+    }
+
     fn chunks_decrypted(&self, message: &EnvelopeHash) -> Result<Vec<([u8; 32], MemberCode, u64)>, StoreError> {
         self.read(|c| read::chunks_decrypted(c, message))
     }

@@ -93,8 +93,30 @@ pub async fn upload(
 }
 
 /// The files uploaded that a message names, by their SHA-256, with their bytes: (name, media
-/// type, bytes).
+/// type, bytes); refused when they would take this member past its daily quota of files sent
+/// (`attachment_bytes_per_day_max`).
 pub(crate) fn uploaded(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Vec<u8>)>, ApiError> {
+    let files = uploads(node, named)?;
+    if files.is_empty() {
+        return Ok(files);
+    }
+    let quota = node.runtime_limits.attachment_bytes_per_day_max;
+    let sent = node.store.chunk_bytes_since(&node.member, now_ms().saturating_sub(24 * 3_600_000))?;
+    let asked: u64 = files.iter().map(|(_, _, b)| b.len() as u64).sum();
+    if sent.saturating_add(asked) > quota {
+        return Err(ApiError::bad_field(
+            "attachment_quota",
+            "attachments".into(),
+            format!(
+                "this member has sent {sent} bytes of files in the last 24 hours; {asked} more would pass the \
+                 node's attachment_bytes_per_day_max of {quota}"
+            ),
+        ));
+    }
+    Ok(files)
+}
+
+fn uploads(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Vec<u8>)>, ApiError> {
     named
         .iter()
         .map(|sha| {
