@@ -42,7 +42,7 @@ pub async fn send(client: ClientArgs, line: String, draft: Draft) -> anyhow::Res
     for path in &attach {
         let bytes = std::fs::read(path).map_err(|e| anyhow!("{}: {e}; nothing was sent", path.display()))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let at = format!("/api/v1/attachments?name={}", query_encoded(&name));
+        let at = format!("/api/v1/attachments?name={}", adi_node::http::attachments::percent_encoded(&name));
         eprintln!("uploading {} ({} bytes)", path.display(), bytes.len());
         let upload = node.request_typed(Method::POST, &at, media_type_of(path), bytes);
         let (status, _, answer) = crate::cmd::showing_progress("the upload", upload).await?;
@@ -107,17 +107,6 @@ fn media_type_of(path: &Path) -> &'static str {
         "odt" => "application/vnd.oasis.opendocument.text",
         _ => "application/octet-stream",
     }
-}
-
-/// A query parameter's value: unreserved characters as they are, every other byte of its UTF-8
-/// percent-encoded.
-fn query_encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Saves a file attached to a message, as the node put it together and checked it, and checks

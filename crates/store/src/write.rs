@@ -941,42 +941,20 @@ pub(crate) fn prune(
     // Translations go with the message they translate, once an archive holds them too: their
     // signed content and their text; who translated and reviewed stays.
     let left = limit.saturating_sub(pruned.len());
-    let mut stmt = c.prepare_cached(
-        "SELECT t.hash FROM translations t JOIN envelopes e ON e.hash = t.hash JOIN envelopes o ON o.hash = t.original
-         WHERE o.pruned_ms IS NOT NULL AND e.pruned_ms IS NULL
-           AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
-                       AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
-         ORDER BY e.arrival LIMIT ?1",
-    )?;
-    let translations = stmt
-        .query_map(params![crate::read::limit_of(left)], |row| crate::read::hash_of(row.get(0)?))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let translations =
+        prune_following(c, "translations t ON t.hash = e.hash JOIN envelopes o ON o.hash = t.original", left, now_ms)?;
     for h in &translations {
-        c.prepare_cached("UPDATE envelopes SET content = NULL, pruned_ms = ?2 WHERE hash = ?1")?
-            .execute(params![&h.0[..], now_ms as i64])?;
         c.prepare_cached("UPDATE translations SET text = ?2 WHERE hash = ?1")?
             .execute(params![&h.0[..], s.seal_str("translations.text", &h.0, "")])?;
     }
-    if left > 0 && !translations.is_empty() {
+    if !translations.is_empty() {
         counts.push(format!("{} translations", translations.len()));
     }
     pruned.extend(translations);
     // And the chunks of the files attached to them, their bytes.
     let left = limit.saturating_sub(pruned.len());
-    let mut stmt = c.prepare_cached(
-        "SELECT k.hash FROM chunks k JOIN envelopes e ON e.hash = k.hash JOIN envelopes o ON o.hash = k.message
-         WHERE o.pruned_ms IS NOT NULL AND e.pruned_ms IS NULL
-           AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
-                       AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
-         ORDER BY e.arrival LIMIT ?1",
-    )?;
-    let chunks = stmt
-        .query_map(params![crate::read::limit_of(left)], |row| crate::read::hash_of(row.get(0)?))?
-        .collect::<Result<Vec<_>, _>>()?;
-    for h in &chunks {
-        c.prepare_cached("UPDATE envelopes SET content = NULL, pruned_ms = ?2 WHERE hash = ?1")?
-            .execute(params![&h.0[..], now_ms as i64])?;
-    }
+    let chunks =
+        prune_following(c, "chunks k ON k.hash = e.hash JOIN envelopes o ON o.hash = k.message", left, now_ms)?;
     if !chunks.is_empty() {
         counts.push(format!("{} chunks of attached files", chunks.len()));
     }
@@ -1013,4 +991,30 @@ pub(crate) fn add_upload(
         u.created_ms as i64
     ])?;
     Ok(())
+}
+
+/// Empties the signed content of at most `limit` envelopes that follow a pruned message (`joined`
+/// joins each envelope `e` to what names its message `o`) and that a confirmed archive holds.
+fn prune_following(
+    c: &Connection<'_>,
+    joined: &str,
+    limit: usize,
+    now_ms: u64,
+) -> Result<Vec<EnvelopeHash>, sql::Error> {
+    let sql = format!(
+        "SELECT e.hash FROM envelopes e JOIN {joined}
+         WHERE o.pruned_ms IS NOT NULL AND e.pruned_ms IS NULL
+           AND EXISTS (SELECT 1 FROM archives a WHERE a.line = e.line AND a.confirmed_ms IS NOT NULL
+                       AND e.arrival BETWEEN a.first_arrival AND a.last_arrival)
+         ORDER BY e.arrival LIMIT ?1"
+    );
+    let hashes = c
+        .prepare_cached(&sql)?
+        .query_map(params![crate::read::limit_of(limit)], |row| crate::read::hash_of(row.get(0)?))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in &hashes {
+        c.prepare_cached("UPDATE envelopes SET content = NULL, pruned_ms = ?2 WHERE hash = ?1")?
+            .execute(params![&h.0[..], now_ms as i64])?;
+    }
+    Ok(hashes)
 }

@@ -253,9 +253,10 @@ pub(crate) fn put_together(
     Ok(bytes)
 }
 
-/// A file name as RFC 5987 writes it in `Content-Disposition`: unreserved characters as they are,
-/// every other byte of its UTF-8 percent-encoded.
-fn percent_encoded(name: &str) -> String {
+/// A text as RFC 5987 writes a file name in `Content-Disposition`, and as a query parameter's
+/// value is written: unreserved characters as they are, every other byte of its UTF-8
+/// percent-encoded.
+pub fn percent_encoded(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
