@@ -599,7 +599,7 @@ impl Default for RuntimeLimits {
             retention_batch_max: 1_000,
             archive_confirm_window_ms: 24 * 3_600_000,
             upload_keep_ms: 24 * 3_600_000,
-            send_batch_bytes_max: 1024 * 1024,
+            send_batch_bytes_max: 256 * 1024,
             attachment_bytes_per_day_max: 1024 * 1024 * 1024,
             alarms_page_len: 500,
             evidence_page_len: 500,

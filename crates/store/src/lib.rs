@@ -786,6 +786,15 @@ pub trait Store: Send + Sync + 'static {
     fn settle(&self, peer: &MemberCode, results: Vec<(EnvelopeHash, Settlement)>, now_ms: u64) -> Pending<()>;
     /// Envelopes due for a peer at `now_ms`, most urgent first, then oldest first.
     fn outbox(&self, peer: &MemberCode, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// As [`Store::outbox`], stopping before the envelopes' stored bytes pass `bytes_max` (but
+    /// with one at least): a batch's worth, without reading and opening what will not go in it.
+    fn outbox_within(
+        &self,
+        peer: &MemberCode,
+        now_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
     /// The earliest time a deferred envelope for a peer is due again.
     fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError>;
     /// The backlog towards every peer that has one.

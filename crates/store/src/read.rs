@@ -250,6 +250,33 @@ pub(crate) fn outbox(
     Ok(rows)
 }
 
+/// How many of the envelopes due for `peer` (at most `limit`, in the outbox's order) fit in
+/// `bytes_max` of stored bytes; one at least when any is due.
+pub(crate) fn outbox_fits(
+    c: &Connection<'_>,
+    peer: &MemberCode,
+    now_ms: u64,
+    limit: usize,
+    bytes_max: usize,
+) -> Result<usize, sql::Error> {
+    let mut stmt = c.prepare_cached(
+        "SELECT LENGTH(e.bytes) FROM outbox o JOIN envelopes e ON e.hash = o.hash
+         WHERE o.peer = ?1 AND o.next_try_ms <= ?2 ORDER BY o.priority, o.id LIMIT ?3",
+    )?;
+    let sizes = stmt
+        .query_map(params![peer.as_str(), now_ms as i64, limit_of(limit)], |row| Ok(u(row.get(0)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut total = 0u64;
+    let fits = sizes
+        .iter()
+        .position(|n| {
+            total = total.saturating_add(*n);
+            total > bytes_max as u64
+        })
+        .unwrap_or(sizes.len());
+    Ok(fits.max(1).min(sizes.len()))
+}
+
 pub(crate) fn outbox_next_due(c: &Connection<'_>, peer: &MemberCode) -> Result<Option<u64>, sql::Error> {
     c.prepare_cached("SELECT MIN(next_try_ms) FROM outbox WHERE peer = ?1")?
         .query_row(params![peer.as_str()], |row| row.get::<_, Option<i64>>(0))

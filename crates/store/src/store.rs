@@ -324,6 +324,19 @@ impl Store for SqlStore {
         self.read(|c| read::outbox(c, &self.inner.sealer, peer, now_ms, limit))
     }
 
+    fn outbox_within(
+        &self,
+        peer: &MemberCode,
+        now_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.read(|c| {
+            let fits = read::outbox_fits(c, peer, now_ms, limit, bytes_max)?;
+            read::outbox(c, &self.inner.sealer, peer, now_ms, fits)
+        })
+    }
+
     fn outbox_next_due(&self, peer: &MemberCode) -> Result<Option<u64>, StoreError> {
         self.read(|c| read::outbox_next_due(c, peer))
     }

@@ -336,6 +336,14 @@ fn outbox_order_and_settlement<P, S: Store>(fresh: impl Fn() -> (P, S)) {
     assert_eq!(outbox_hashes(&store, &cn, now)[..2], [hash(&setup), hash(&flash)]);
     let limited: Vec<EnvelopeHash> = store.outbox(&cn, now, 2).unwrap().iter().map(|i| i.hash).collect();
     assert_eq!(limited, vec![hash(&setup), hash(&flash)]);
+    // Within a budget of bytes: as many as fit, in the same order, and one at least.
+    let within = |bytes: usize| -> Vec<EnvelopeHash> {
+        store.outbox_within(&cn, now, 100, bytes).unwrap().iter().map(|i| i.hash).collect()
+    };
+    assert_eq!(within(1), vec![hash(&setup)], "a budget smaller than one envelope gives one");
+    let two = items[0].bytes.len() + items[1].bytes.len() + 200;
+    assert_eq!(within(two), vec![hash(&setup), hash(&flash)]);
+    assert_eq!(within(usize::MAX), items.iter().map(|i| i.hash).collect::<Vec<_>>());
     assert!(store.outbox(&code("VN"), now, 100).unwrap().is_empty(), "VN is not on the line");
     assert_eq!(
         store.queue_stats().unwrap(),

@@ -164,7 +164,8 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             continue;
         }
         let now = now_ms();
-        let mut items = match node.store.outbox(&link.peer, now, state.batch_len(batch_len)) {
+        let most = limits.send_batch_bytes_max.min(limits.batch_bytes_max.saturating_sub(1024));
+        let mut items = match node.store.outbox_within(&link.peer, now, state.batch_len(batch_len), most) {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(peer = %link.peer, error = %e, "cannot read the outbox");
@@ -174,7 +175,6 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
         // At most `send_batch_bytes_max` (and what the peer's listener takes, with room for the
         // batch's framing), so that a file's chunks travel in several batches and whatever more
         // urgent is queued behind them goes in the next.
-        let most = limits.send_batch_bytes_max.min(limits.batch_bytes_max.saturating_sub(1024));
         let mut bytes = 0usize;
         let fits = items
             .iter()
