@@ -637,6 +637,34 @@ fn retention_prunes_only_archived_content<P, S: Store>(fresh: impl Fn() -> (P, S
     let past = store.confirm_archive(line, [9; 32], T0 + 56, "admin-ph".into(), T0 + 70).wait_blocking().unwrap();
     assert_eq!(past, None, "an export served before the window is confirmed");
     assert!(confirm([8; 32], T0 + 60).is_some());
+
+    // A TEST message with a file: once archived and past its time, its chunks go with it.
+    let draft = Draft {
+        precedence: "ROUTINE".into(),
+        class: Some("TEST".into()),
+        subject: "a test with a file".into(),
+        body: "see".into(),
+        ..Draft::default()
+    };
+    let files = vec![("t.txt".to_string(), "text/plain".to_string(), vec![7u8; 200_000])];
+    let with_file = cn.send_with_files(T0 + 5, line, draft, None, files).expect("the core sends the file");
+    assert_eq!(commit(&store, &with_file.iter().collect::<Vec<_>>()), inserted(with_file.len()));
+    let holding = adi_store::ArchiveRow {
+        sha256: [10; 32],
+        first_arrival: arrival(&with_file[0]),
+        last_arrival: arrival(with_file.last().expect("chunks")),
+        envelopes: with_file.len() as u64,
+        served_ms: T0 + 60,
+        ..served
+    };
+    store.add_archive(holding, T0).wait_blocking().unwrap();
+    assert!(confirm([10; 32], T0 + 61).is_some());
+    assert_eq!(prune(T0 + 400), with_file.iter().map(hash).collect::<Vec<_>>(), "the message and its chunks");
+    for r in &with_file {
+        let row = store.envelope(&hash(r)).unwrap().expect("still stored");
+        assert_eq!((row.signed_content, row.pruned_ms), (None, Some(T0 + 400)), "{}", r.content.kind());
+    }
+    assert_eq!(store.message(&hash(&with_file[0])).unwrap().expect("listed").attachments, Vec::new());
 }
 
 /// A message with a file attached and the chunks that carry it, sent and received: each chunk
