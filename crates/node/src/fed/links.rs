@@ -164,26 +164,17 @@ pub async fn run_link(node: Arc<NodeState>, link: Arc<Link>, mut shutdown: watch
             continue;
         }
         let now = now_ms();
+        // At most `send_batch_bytes_max` of stored (sealed, so larger) bytes, within what the
+        // peer's listener takes with room for the batch's framing: a file's chunks travel in
+        // several batches, and whatever more urgent is queued behind them goes in the next.
         let most = limits.send_batch_bytes_max.min(limits.batch_bytes_max.saturating_sub(1024));
-        let mut items = match node.store.outbox_within(&link.peer, now, state.batch_len(batch_len), most) {
+        let items = match node.store.outbox_within(&link.peer, now, state.batch_len(batch_len), most) {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(peer = %link.peer, error = %e, "cannot read the outbox");
                 Vec::new()
             }
         };
-        // At most `send_batch_bytes_max` (and what the peer's listener takes, with room for the
-        // batch's framing), so that a file's chunks travel in several batches and whatever more
-        // urgent is queued behind them goes in the next.
-        let mut bytes = 0usize;
-        let fits = items
-            .iter()
-            .position(|i| {
-                bytes = bytes.saturating_add(i.bytes.len() + 16);
-                bytes > most
-            })
-            .unwrap_or(items.len());
-        items.truncate(fits.max(1));
         if items.is_empty() {
             let next_due = node.store.outbox_next_due(&link.peer).ok().flatten();
             let wait = next_due.map(|t| t.saturating_sub(now)).unwrap_or(60_000).clamp(1, 60_000);

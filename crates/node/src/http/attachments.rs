@@ -92,17 +92,16 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// The files uploaded that a message names, by their SHA-256, with their bytes: (name, media
-/// type, bytes); refused when they would take this member past its daily quota of files sent
-/// (`attachment_bytes_per_day_max`).
-pub(crate) fn uploaded(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Vec<u8>)>, ApiError> {
+/// The files uploaded that a message names, by their SHA-256, with their bytes; refused when they
+/// would take this member past its daily quota of files sent (`attachment_bytes_per_day_max`).
+pub(crate) fn uploaded(node: &NodeState, named: &[String]) -> Result<Vec<(adi_store::UploadRow, Vec<u8>)>, ApiError> {
     let files = uploads(node, named)?;
     if files.is_empty() {
         return Ok(files);
     }
     let quota = node.runtime_limits.attachment_bytes_per_day_max;
     let sent = node.store.chunk_bytes_since(&node.member, now_ms().saturating_sub(24 * 3_600_000))?;
-    let asked: u64 = files.iter().map(|(_, _, b)| b.len() as u64).sum();
+    let asked: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
     if sent.saturating_add(asked) > quota {
         return Err(ApiError::bad_field(
             "attachment_quota",
@@ -116,7 +115,24 @@ pub(crate) fn uploaded(node: &NodeState, named: &[String]) -> Result<Vec<(String
     Ok(files)
 }
 
-fn uploads(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Vec<u8>)>, ApiError> {
+/// A file uploaded, described as a message names it, from what was kept of it (its SHA-256 was
+/// taken when it was uploaded).
+pub(crate) fn described(row: &adi_store::UploadRow, limits: &adi_core::Limits) -> adi_core::Attachment {
+    adi_core::Attachment {
+        sha256: row.sha256,
+        name: row.name.clone(),
+        media_type: row.media_type.clone(),
+        size: row.size,
+        chunks: row.size.div_ceil(limits.attachment_chunk_bytes_max.max(1) as u64),
+    }
+}
+
+/// The files a message will carry: (name, media type, bytes), as the core takes them.
+pub(crate) fn to_send(files: Vec<(adi_store::UploadRow, Vec<u8>)>) -> Vec<(String, String, Vec<u8>)> {
+    files.into_iter().map(|(row, bytes)| (row.name, row.media_type, bytes)).collect()
+}
+
+fn uploads(node: &NodeState, named: &[String]) -> Result<Vec<(adi_store::UploadRow, Vec<u8>)>, ApiError> {
     named
         .iter()
         .map(|sha| {
@@ -131,7 +147,7 @@ fn uploads(node: &NodeState, named: &[String]) -> Result<Vec<(String, String, Ve
                     format!("no file {sha} was uploaded here, or it was forgotten; upload it again"),
                 )
             })?;
-            Ok((row.name, row.media_type, bytes))
+            Ok((row, bytes))
         })
         .collect()
 }

@@ -217,7 +217,7 @@ pub async fn release(
     let req: NewMessageRequest = serde_json::from_str(&d.draft_json)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let principal = auth.0.name.clone();
-    let files = super::attachments::uploaded(&node, &req.attachments)?;
+    let files = super::attachments::to_send(super::attachments::uploaded(&node, &req.attachments)?);
     let (hash, recipients, pending) = {
         let mut core = node.core();
         let records = core.send_with_files(now_ms(), d.line, req.to_draft(), Some(principal.clone()), files)?;

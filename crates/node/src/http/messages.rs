@@ -59,8 +59,9 @@ pub async fn send_message(
     let mut message = Message::from_draft(draft.clone(), "checked", node.core().limits())?;
     let files = super::attachments::uploaded(&node, &req.attachments)?;
     let limits = node.core().limits().clone();
-    message.attachments = files.iter().map(|(n, t, b)| adi_core::Attachment::of(n, t, b, &limits)).collect();
+    message.attachments = files.iter().map(|(row, _)| super::attachments::described(row, &limits)).collect();
     message.check(&limits)?;
+    let files = super::attachments::to_send(files);
     let needs_principal = node.release_required && (message.precedence == Precedence::Flash || message.crisis);
     if needs_principal && !auth.0.role.is_principal() {
         let json = serde_json::to_string(&req)
