@@ -76,6 +76,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Draw one page of a PDF read from standard input, bounded; run by the node for previews.
+    #[command(hide = true)]
+    PreviewPdf(cmd::preview::PreviewArgs),
     /// Run a member's node.
     Serve {
         /// The node's configuration file (`adi init` writes one).
@@ -623,6 +626,10 @@ impl ClientArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Drawing a page runs in a process of its own, single-threaded, bounded before it reads.
+    if let Command::PreviewPdf(args) = &cli.command {
+        return cmd::preview::run(args);
+    }
     // Whatever the command writes (a database, keys, a bundle) is its owner's alone.
     adi_node::files::keep_private();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -687,6 +694,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::CheckConfig { config } => cmd::check_config::check_config(&config),
         Command::Serve { config } => cmd::serve::serve(config, cli.log_format).await,
+        // Run by `main` before the runtime starts.
+        Command::PreviewPdf(_) => Err(anyhow::anyhow!("preview-pdf runs before the runtime")),
         Command::Backup { config, out } => cmd::backup::backup(config, out),
         Command::Restore { config, from, replace } => cmd::backup::restore(config, from, replace),
         Command::Operator { command } => match command {

@@ -188,15 +188,47 @@ function watchExpiry(): void {
 
 
 // The media types the page shows, in a frame sandboxed without script (text) or as an image. A
-// PDF is not among them: browsers refuse to run their PDF viewer in such a frame.
-const SHOWN = ["image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
+// PDF is shown as its pages drawn by the node as images: no browser parses a document a peer
+// sent, and browsers refuse to run their PDF viewer in a sandbox without script anyway.
+const SHOWN = ["image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/pdf"];
 
 function bytes(n: number): string {
   return n < 1024 ? n + " B" : n < 1024 * 1024 ? (n / 1024).toFixed(0) + " KiB" : (n / 1024 / 1024).toFixed(1) + " MiB";
 }
 
+// A PDF's first pages, each an image the node drew, loaded as it scrolls into view; or why it
+// cannot be shown.
+async function pdfPages(path: string, name: string): Promise<HTMLElement> {
+  const view = document.createElement("div");
+  view.className = "pdf-pages";
+  view.setAttribute("role", "group");
+  view.setAttribute("aria-label", "Pages of " + name);
+  try {
+    const p = await call<{ pages: number; shown: number }>("GET", path + "/pages");
+    for (let n = 1; n <= p.shown; n += 1) {
+      const img = document.createElement("img");
+      img.loading = "lazy";
+      img.src = path + "/pages/" + n;
+      img.alt = "Page " + n + " of " + p.pages + " of " + name;
+      view.appendChild(img);
+    }
+    if (p.shown < p.pages) {
+      const note = document.createElement("p");
+      note.textContent = "The first " + p.shown + " of " + p.pages + " pages are shown; download the file to read the rest.";
+      view.appendChild(note);
+    }
+  } catch (e) {
+    const note = document.createElement("p");
+    note.className = "error";
+    note.textContent = "This PDF cannot be shown here (" + said(asApiError(e)) + "). Download it to open it.";
+    view.appendChild(note);
+  }
+  return view;
+}
+
 // A message's files: each with its size and, once every chunk is here, a download link and,
-// for an image or plain text, a preview in the page (text in a frame sandboxed without script).
+// for an image, plain text or a PDF, a preview in the page (text in a frame sandboxed without
+// script, a PDF as its pages drawn).
 function fileList(m: Message): HTMLUListElement {
   const ul = document.createElement("ul");
   ul.className = "files";
@@ -216,11 +248,13 @@ function fileList(m: Message): HTMLUListElement {
         const b = document.createElement("button");
         b.type = "button"; b.className = "preview"; b.textContent = "Preview";
         b.setAttribute("aria-label", "Preview " + a.name);
-        b.addEventListener("click", () => {
-          const open = li.querySelector("iframe, img");
+        b.addEventListener("click", async () => {
+          const open = li.querySelector("iframe, img, .pdf-pages");
           if (open) { open.remove(); return; }
           let view: HTMLElement;
-          if (a.media_type.startsWith("image/")) {
+          if (a.media_type === "application/pdf") {
+            view = await pdfPages(path, a.name);
+          } else if (a.media_type.startsWith("image/")) {
             const img = document.createElement("img");
             img.src = path + "?inline=true"; img.alt = "Preview of " + a.name;
             view = img;
@@ -230,7 +264,7 @@ function fileList(m: Message): HTMLUListElement {
             frame.src = path + "?inline=true"; frame.title = "Preview of " + a.name;
             view = frame;
           }
-          li.appendChild(view);
+          if (!li.querySelector("iframe, img, .pdf-pages")) li.appendChild(view);
         });
         li.append(" ", b);
       }

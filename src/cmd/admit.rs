@@ -119,7 +119,8 @@ pub async fn admit(
     std::fs::write(&chain, serde_json::to_string_pretty(&book.versions)? + "\n")
         .with_context(|| format!("cannot write {}", chain.display()))?;
     super::roster::join(init.config.clone(), state.join("roster.toml"), chain, Some(hex::encode(book.first_hash)))?;
-    let config = NodeConfig::load(&init.config).map_err(|e| anyhow!("{e}"))?;
+    let mut config = NodeConfig::load(&init.config).map_err(|e| anyhow!("{e}"))?;
+    config.previewer = Some(adi_node::preview::Previewer::this_program()?);
     let operator = format!("duty-{code}");
     let token = {
         let store = adi_node::state::open_store(&config)?;

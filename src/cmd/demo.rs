@@ -62,7 +62,8 @@ pub async fn demo(
     let total = demo.members.len();
     let mut nodes = Vec::new();
     for (i, m) in demo.members.iter().enumerate() {
-        let config = NodeConfig::load(Path::new(&m.config)).map_err(|e| anyhow!("{e}"))?;
+        let mut config = NodeConfig::load(Path::new(&m.config)).map_err(|e| anyhow!("{e}"))?;
+        config.previewer = Some(adi_node::preview::Previewer::this_program()?);
         let node = Node::start(config).await.with_context(|| format!("starting {}", m.code))?;
         out!("  [{:>2}/{total}] {} node ready at {}", i + 1, m.code, m.api_url);
         nodes.push(node);

@@ -32,6 +32,7 @@ pub mod lines;
 pub mod links;
 pub mod messages;
 pub mod operator;
+pub mod preview;
 pub mod report;
 pub mod roster;
 pub mod send;

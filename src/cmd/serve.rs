@@ -11,7 +11,9 @@ use super::{init_logging, LogFormat, StopSignal};
 pub async fn serve(config: PathBuf, log_format: LogFormat) -> anyhow::Result<()> {
     init_logging("info", log_format);
     tracing::info!(version = super::VERSION, "adi serve starting");
-    let config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+    let mut config = NodeConfig::load(&config).map_err(|e| anyhow!("{e}"))?;
+    // Previews of PDF files are drawn by this same program, in a process of its own.
+    config.previewer = Some(adi_node::preview::Previewer::this_program()?);
     let stop = StopSignal::listen()?;
     if let Some(pair) = config.pair.clone() {
         return adi_node::pair::run(config, pair, stop.wait()).await;

@@ -28,6 +28,11 @@ pub struct Limits {
     /// Most lines one peer may bring this node onto (as their home member) in a day; a set-up
     /// beyond it is deferred and a `quota` alarm names the peer.
     pub lines_per_peer_per_day_max: usize,
+    /// The most bytes of envelopes this node accepts from one peer in a day (by when they
+    /// arrived, in hourly steps): past it, that peer's envelopes are deferred (its node sends them
+    /// again later) and a `quota` alarm names it, so that no member fills another's disk. Four
+    /// times what a member's own operators may send of files in a day by default.
+    pub peer_bytes_per_day_max: u64,
     /// How far ahead of the highest sequence number seen from a sender an envelope may be.
     pub seq_ahead_max: u64,
     /// Largest file attached to a message.
@@ -55,6 +60,7 @@ impl Default for Limits {
             line_members_max: 64,
             lines_max: 10_000,
             lines_per_peer_per_day_max: 100,
+            peer_bytes_per_day_max: 4 * 1024 * 1024 * 1024,
             seq_ahead_max: 1_000_000,
             attachment_bytes_max: 25 * 1024 * 1024,
             attachment_chunk_bytes_max: 96 * 1024,

@@ -504,6 +504,7 @@ fn a_restarted_core_continues_each_chain_from_the_stored_heads() {
             known: Vec::new(),
             latest_ms: 0,
             removals: Vec::new(),
+            received: Vec::new(),
         },
         3,
     )

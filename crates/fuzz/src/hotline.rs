@@ -142,6 +142,7 @@ impl World {
             known: Vec::new(),
             latest_ms: 0,
             removals: Vec::new(),
+            received: Vec::new(),
         };
         Hotline::new(config("CN"), restored, NOW_MS).expect("CN's saved state restores")
     }
@@ -156,6 +157,7 @@ impl World {
             known: Vec::new(),
             latest_ms: 0,
             removals: Vec::new(),
+            received: Vec::new(),
         };
         Hotline::new(config("PH"), restored, NOW_MS).expect("PH's saved state restores")
     }

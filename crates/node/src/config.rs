@@ -285,6 +285,7 @@ pub struct LimitsSection {
     pub key_package_claims_per_hour_max: Option<u64>,
     pub key_package_claimed_ttl_ms: Option<u64>,
     pub lines_per_peer_per_day_max: Option<usize>,
+    pub peer_bytes_per_day_max: Option<u64>,
     pub retry_delay_ms_min: Option<u64>,
     pub retry_delay_ms_max: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -315,6 +316,12 @@ pub struct LimitsSection {
     pub upload_keep_ms: Option<u64>,
     pub send_batch_bytes_max: Option<usize>,
     pub attachment_bytes_per_day_max: Option<u64>,
+    pub preview_pages_max: Option<usize>,
+    pub preview_width_px: Option<u32>,
+    pub preview_pixels_max: Option<u64>,
+    pub preview_seconds_max: Option<u64>,
+    pub preview_memory_bytes_max: Option<u64>,
+    pub preview_concurrency_max: Option<usize>,
     pub attachment_bytes_max: Option<u64>,
     pub attachments_per_message_max: Option<usize>,
     pub alarms_page_len: Option<usize>,
@@ -419,6 +426,20 @@ pub struct RuntimeLimits {
     /// envelopes that carry them (sealed, so a little more than the files); a message whose files
     /// would pass it is refused, `attachment_quota`.
     pub attachment_bytes_per_day_max: u64,
+    /// The most pages of a PDF the console's preview draws; the rest are downloaded to be read.
+    pub preview_pages_max: usize,
+    /// The width a PDF's page is drawn at for a preview, in pixels.
+    pub preview_width_px: u32,
+    /// The most pixels of one page drawn for a preview (a page far taller than wide is drawn
+    /// narrower).
+    pub preview_pixels_max: u64,
+    /// The most processor time, and twice that of time waited, that drawing one page may take;
+    /// the drawing process is killed past it.
+    pub preview_seconds_max: u64,
+    /// The most memory (address space) the drawing process may take.
+    pub preview_memory_bytes_max: u64,
+    /// The most pages drawn at once; a preview asked for beyond it waits its turn.
+    pub preview_concurrency_max: usize,
     /// Items of a page of the alarms when the request names no `limit`.
     pub alarms_page_len: usize,
     /// Items of a page of the evidence of tampering when the request names no `limit`.
@@ -601,6 +622,12 @@ impl Default for RuntimeLimits {
             upload_keep_ms: 24 * 3_600_000,
             send_batch_bytes_max: 256 * 1024,
             attachment_bytes_per_day_max: 1024 * 1024 * 1024,
+            preview_pages_max: 100,
+            preview_width_px: 1_000,
+            preview_pixels_max: 4_000_000,
+            preview_seconds_max: 20,
+            preview_memory_bytes_max: 1024 * 1024 * 1024,
+            preview_concurrency_max: 1,
             alarms_page_len: 500,
             evidence_page_len: 500,
             drafts_page_len: 1_000,
@@ -699,6 +726,9 @@ pub struct NodeConfig {
     pub checkpoint_interval_s: u64,
     /// How long each class keeps its content once archived (`[retention]`).
     pub retention: RetentionSection,
+    /// The program that draws a PDF's pages for the console's preview, in a process of its own;
+    /// none (as `load` leaves it), and previews of PDFs are refused. `adi serve` names itself.
+    pub previewer: Option<crate::preview::Previewer>,
 }
 
 /// A store on PostgreSQL, as the configuration names it.
@@ -1051,6 +1081,9 @@ impl NodeConfig {
         }
         set(l.line_members_max, &mut limits.line_members_max);
         set(l.lines_per_peer_per_day_max, &mut limits.lines_per_peer_per_day_max);
+        if let Some(v) = l.peer_bytes_per_day_max {
+            limits.peer_bytes_per_day_max = v.max(1);
+        }
         set(l.attachments_per_message_max, &mut limits.attachments_per_message_max);
         if let Some(v) = l.attachment_bytes_max {
             limits.attachment_bytes_max = v.max(1);
@@ -1166,6 +1199,24 @@ impl NodeConfig {
         }
         if let Some(v) = l.attachment_bytes_per_day_max {
             runtime_limits.attachment_bytes_per_day_max = v;
+        }
+        if let Some(v) = l.preview_pages_max {
+            runtime_limits.preview_pages_max = v;
+        }
+        if let Some(v) = l.preview_width_px {
+            runtime_limits.preview_width_px = v.clamp(1, 65_535);
+        }
+        if let Some(v) = l.preview_pixels_max {
+            runtime_limits.preview_pixels_max = v.max(1);
+        }
+        if let Some(v) = l.preview_seconds_max {
+            runtime_limits.preview_seconds_max = v.max(1);
+        }
+        if let Some(v) = l.preview_memory_bytes_max {
+            runtime_limits.preview_memory_bytes_max = v.max(64 * 1024 * 1024);
+        }
+        if let Some(v) = l.preview_concurrency_max {
+            runtime_limits.preview_concurrency_max = v.max(1);
         }
         if let Some(v) = l.alarms_page_len {
             runtime_limits.alarms_page_len = v.max(1);
@@ -1314,6 +1365,7 @@ impl NodeConfig {
             release_required: file.discipline.release_required,
             checkpoint_interval_s: file.discipline.checkpoint_interval_s,
             retention: file.retention.clone(),
+            previewer: None,
         })
     }
 }

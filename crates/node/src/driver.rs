@@ -353,6 +353,7 @@ pub(crate) fn take(
     if let Some(f) = node.storage_failure() {
         return Err(storage_refusal(&f.fault));
     }
+    let files: Vec<(adi_wire::EnvelopeHash, [u8; 32], MemberCode)>;
     let (received, peers, pending) = {
         let mut engine = node.engine();
         let received = match engine.receive(node.store.as_ref(), peer, envelopes, now_ms()) {
@@ -366,6 +367,7 @@ pub(crate) fn take(
         // Submitted under the engine's lock so that the store commits in the order it decided.
         let peers: Vec<MemberCode> =
             write.iter().flat_map(|w| w.records.iter().flat_map(|r| r.recipients.clone())).collect();
+        files = write.iter().flat_map(|w| crate::documents::files_touched(&w.records)).collect();
         (answer, peers, write.map(|w| node.store.commit(w)))
     };
     let early = received.early().map(<[Verdict]>::to_vec);
@@ -387,6 +389,9 @@ pub(crate) fn take(
         };
         let answered = node.engine().answer(node.store.as_ref(), received, &outcomes);
         node.committed(&peers);
+        if !files.is_empty() {
+            tokio::spawn(crate::documents::judge_files(node.clone(), files));
+        }
         if !answered.release.is_empty() {
             release_held(&node, answered.release).await;
         }

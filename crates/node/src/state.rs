@@ -197,6 +197,8 @@ pub struct NodeState {
     pub release_required: bool,
     /// Serialises refills of the KeyPackage pool.
     pub key_package_refill: tokio::sync::Mutex<()>,
+    /// The program that draws PDF pages for previews, and its turns.
+    pub previews: crate::preview::Previews,
     /// The bounds on console sign-in attempts.
     pub sign_in: crate::throttle::Throttle,
     /// Whether the API (and the console) is served over TLS: session cookies are then Secure.
@@ -321,6 +323,10 @@ impl NodeState {
             watch_key: rand::random(),
             api_tls: config.api_tls,
             key_package_refill: tokio::sync::Mutex::new(()),
+            previews: crate::preview::Previews::new(
+                config.previewer.clone(),
+                config.runtime_limits.preview_concurrency_max,
+            ),
         }
     }
 

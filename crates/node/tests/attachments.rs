@@ -95,10 +95,25 @@ async fn a_file_attached_arrives_whole_and_checked_and_bad_files_are_refused() {
     assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha, "the file changed on the way");
     assert_eq!(headers["content-type"], "application/octet-stream");
     assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename*=UTF-8''Chart%20of"));
+    // A PDF is never shown by the browser (its pages are drawn by the node): asked inline, it is
+    // still a download, sandboxed.
     let (status, headers, _) = cn.request_full(Method::GET, &format!("{path}?inline=true"), None).await.unwrap();
-    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/pdf"));
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "application/octet-stream"));
+    assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment;"), "{headers:?}");
     assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"), "{headers:?}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    // A node started without a drawing program (`adi serve` names itself; tests/attachments.rs
+    // draws pages through it) says so; a page out of bounds is refused before anything is drawn.
+    for (route, status, code) in [
+        (format!("{path}/pages"), StatusCode::SERVICE_UNAVAILABLE, "no_previewer"),
+        (format!("{path}/pages/1"), StatusCode::SERVICE_UNAVAILABLE, "no_previewer"),
+        (format!("{path}/pages/0"), StatusCode::BAD_REQUEST, "bad_page"),
+        (format!("{path}/pages/101"), StatusCode::BAD_REQUEST, "bad_page"),
+        (format!("{path}/pages/one"), StatusCode::BAD_REQUEST, "bad_page"),
+    ] {
+        let (got, v) = cn.request(Method::GET, &route, None).await.unwrap();
+        assert_eq!((got, v["error"].as_str()), (status, Some(code)), "{route}: {v}");
+    }
     // PH sees each recipient's progress: every chunk decrypted at CN.
     eventually(Duration::from_secs(60), "CN's node decrypted every chunk, as PH sees it", || async {
         let m = message(&ph, &id).await;
@@ -214,7 +229,8 @@ const PIXEL: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x0
 /// In the console: an officer attaches a picture with the file picker and a note by dropping it
 /// on the form, and sends; the other member's node holds both, whole. A file from the other
 /// member is listed with the message, shown in the page (a picture as an image, a text in a frame
-/// sandboxed without script) and downloaded, the same bytes.
+/// sandboxed without script; a PDF's preview, which this node cannot draw, says so) and
+/// downloaded, the same bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_console_a_file_is_attached_previewed_and_downloaded() {
     const PASSWORD: &str = "the dog watch";
@@ -278,9 +294,13 @@ async fn in_the_console_a_file_is_attached_previewed_and_downloaded() {
     browser.click(&format!("{row} button[aria-label='Preview pixel.gif']")).await;
     let shown = "const i = document.querySelector(\"img[alt='Preview of pixel.gif']\"); return !!i && i.complete && i.naturalWidth === 1;";
     browser.until(shown, "the picture shown in the page").await;
-    // Plain text in a frame that runs no script; a PDF offered to download only (browsers do not
-    // run their PDF viewer in such a frame).
-    assert_eq!(browser.count(&format!("{row} button[aria-label='Preview Notice.pdf']")).await, 0);
+    // A PDF is shown as pages the node draws; this node, started without a drawing program,
+    // says it cannot (tests/attachments.rs shows the pages drawn), and the download stays.
+    browser.click(&format!("{row} button[aria-label='Preview Notice.pdf']")).await;
+    let said = browser.wait_text("[aria-label='Pages of Notice.pdf']", "cannot be shown here").await;
+    assert!(said.contains("Download it to open it"), "{said}");
+    assert_eq!(browser.count("[aria-label='Pages of Notice.pdf'] img").await, 0);
+    // Plain text in a frame that runs no script.
     browser.click("button[aria-label='Preview note.txt']").await;
     let frame = "iframe[title='Preview of note.txt']";
     assert_eq!(browser.attribute(frame, "sandbox").await, Some(String::new()), "the text's frame is not sandboxed");

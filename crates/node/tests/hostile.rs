@@ -92,8 +92,13 @@ impl Hostile {
     /// A ROUTINE message signed and encrypted as a node seals one, in an envelope naming
     /// `claimed` as its epoch (its own when `None`).
     fn message(&mut self, line: LineId, subject: &str, claimed: Option<u64>) -> Vec<u8> {
+        self.seal(line, common::routine_payload("ADMM-PLUS RESTRICTED", subject), claimed)
+    }
+
+    /// A ROUTINE envelope carrying `payload`, signed and encrypted as a node seals one, naming
+    /// `claimed` as its epoch (its own when `None`).
+    fn seal(&mut self, line: LineId, payload: PayloadV1, claimed: Option<u64>) -> Vec<u8> {
         let seq = self.heads.get(&line).map_or(0, |h| h.0) + 1;
-        let payload = common::routine_payload("ADMM-PLUS RESTRICTED", subject);
         let signed = SignedContent::sign(&self.signing, &line, self.code.as_str(), seq, payload.encode());
         let content_hash = signed.hash(&line, self.code.as_str(), seq);
         let (epoch, ciphertext) = self.mls.encrypt(&line.0, &signed.encode()).unwrap();
@@ -416,6 +421,172 @@ async fn a_member_cannot_fill_a_nodes_lines() {
     let line = open_line(&vn, &["VN", "CN"], "ADMM-Plus").await;
     let id = send(&vn, &line, "ROUTINE", "VN's own line").await;
     wait_delivered(&vn, &id, WAIT).await;
+    net.stop_all().await;
+}
+
+/// A member's node that sends a flood of file chunks (belonging to no file, so its own quota of
+/// files sent cannot stop it) fills no disk: past `peer_bytes_per_day_max` the receiving node
+/// defers the rest before reading them, so that nothing of them is spent and the sender's node
+/// would send them again later; a `quota` alarm names it; another member's envelopes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_fill_a_nodes_disk_with_chunks() {
+    use base64::Engine as _;
+    const MOST: u64 = 1_000_000;
+    let mut net = Net::init(&["PH", "VN", "CN"]);
+    set_limits(&net, "PH", |l| l.peer_bytes_per_day_max = Some(MOST));
+    start_all(&mut net, &["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    let mut chunk = |index: u64| {
+        let payload = PayloadV1::Chunk {
+            v: 1,
+            message: EnvelopeHash([7; 32]).to_string(),
+            file: hex::encode([8u8; 32]),
+            index,
+            data: base64::engine::general_purpose::STANDARD.encode(vec![index as u8; 90 * 1024]),
+        };
+        cn.seal(line_id, payload, None)
+    };
+    let flood: Vec<Vec<u8>> = (0..20).map(&mut chunk).collect();
+    let mut verdicts = Vec::new();
+    for envelope in &flood {
+        verdicts.push(cn.deliver(&net, "PH", envelope).await);
+    }
+    let taken = verdicts.iter().take_while(|v| matches!(v, Verdict::Accepted)).count();
+    let bytes: u64 = flood[..taken].iter().map(|e| e.len() as u64).sum();
+    assert!(bytes <= MOST && bytes + flood[taken].len() as u64 > MOST, "{taken} taken, {bytes} bytes");
+    for v in &verdicts[taken..] {
+        match v {
+            Verdict::Deferred { code: RefusalCode::OverQuota, reason } => {
+                assert!(reason.contains("peer_bytes_per_day_max"), "{reason}")
+            }
+            other => panic!("past the quota: {other:?}"),
+        }
+    }
+    let alarms = quota(&net, "PH", "CN").await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(alarms[0]["detail"].as_str().unwrap().contains("bytes of envelopes"), "{alarms:?}");
+    // Deferred means not spent: the same envelope is deferred again, not refused as read twice.
+    let again = cn.deliver(&net, "PH", &flood[taken]).await;
+    assert!(matches!(again, Verdict::Deferred { code: RefusalCode::OverQuota, .. }), "{again:?}");
+    // VN's share is its own: its message reaches PH.
+    let vn = net.client("VN");
+    send(&vn, &line, "ROUTINE", "VN, after CN's flood").await;
+    eventually(WAIT, "VN's message at PH", || async {
+        subjects(&net, "PH", &line).await.iter().any(|s| s == "VN, after CN's flood").then_some(())
+    })
+    .await;
+    // Restarted, PH still counts what CN sent today.
+    net.stop_code("PH").await;
+    net.start_code("PH").await;
+    let after = cn.deliver(&net, "PH", &flood[taken]).await;
+    assert!(matches!(after, Verdict::Deferred { code: RefusalCode::OverQuota, .. }), "after a restart: {after:?}");
+    net.stop_all().await;
+}
+
+/// A member's node that sends a file whose chunks are not the file its message signed: the file
+/// is never served (`corrupt`), and once its last chunk is in, a `misconduct` alarm names the
+/// member, whichever came first, the message or its chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_chunks_are_not_what_its_message_signed_raises_an_alarm() {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let mut net = Net::start(&["PH", "VN", "CN"]).await;
+    let (line, line_id) = conference(&net).await;
+    let mut cn = Hostile::take_over(&mut net, "CN").await;
+    let signed = b"The chart as signed".to_vec();
+    let sent = b"The chart as SIGNED".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&signed));
+    let PayloadV1::Message {
+        v,
+        precedence,
+        class,
+        caveat,
+        body,
+        ack_required,
+        crisis,
+        deadline_s,
+        released_by,
+        form,
+        ewg,
+        ..
+    } = common::routine_payload("ADMM-PLUS RESTRICTED", "The chart")
+    else {
+        unreachable!()
+    };
+    let file = adi_wire::payload::AttachmentRef {
+        sha256: sha.clone(),
+        name: "chart.pdf".into(),
+        media_type: "application/pdf".into(),
+        size: signed.len() as u64,
+        chunks: 1,
+    };
+    let message = cn.seal(
+        line_id,
+        PayloadV1::Message {
+            v,
+            precedence,
+            class,
+            caveat,
+            subject: "The chart".into(),
+            body,
+            ack_required,
+            crisis,
+            deadline_s,
+            released_by,
+            form,
+            ewg,
+            attachments: vec![file],
+        },
+        None,
+    );
+    let id = cn.heads[&line_id].1;
+    let payload = PayloadV1::Chunk {
+        v: 1,
+        message: id.to_string(),
+        file: sha.clone(),
+        index: 0,
+        data: base64::engine::general_purpose::STANDARD.encode(&sent),
+    };
+    let chunk = cn.seal(line_id, payload, None);
+    // At VN the chunk comes first, at PH the message: both judge the file once it is whole.
+    for (to, first, second) in [("PH", &message, &chunk), ("VN", &chunk, &message)] {
+        for envelope in [first, second] {
+            let verdict = cn.deliver(&net, to, envelope).await;
+            assert!(matches!(verdict, Verdict::Accepted), "{to}: {verdict:?}");
+        }
+        let alarm =
+            eventually(WAIT, "the misconduct alarm", || async { misconduct(&net, to, "CN").await.into_iter().next() })
+                .await;
+        let detail = alarm["detail"].as_str().unwrap();
+        assert!(detail.contains(&id.to_string()) && detail.contains("do not make the file"), "{to}: {alarm}");
+        let path = format!("/api/v1/messages/{id}/attachments/{sha}");
+        let (status, v) = net.client(to).request(Method::GET, &path, None).await.unwrap();
+        assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("corrupt")), "{to}: {v}");
+    }
+    // An honest file raises nothing: PH sends one on the line, and VN holds it, whole.
+    let ph = net.client("PH");
+    let (status, _, up) = ph
+        .request_typed(Method::POST, "/api/v1/attachments?name=honest.pdf", "application/pdf", signed.clone())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    let up: Value = serde_json::from_slice(&up).unwrap();
+    let body =
+        json!({"precedence": "ROUTINE", "subject": "An honest chart", "body": "b", "attachments": [up["sha256"]]});
+    let sent = ph.call(Method::POST, &format!("/api/v1/lines/{line}/messages"), Some(&body)).await.unwrap();
+    let honest = sent["id"].as_str().unwrap().to_string();
+    let vn = net.client("VN");
+    eventually(WAIT, "the honest file whole at VN", || async {
+        let m = vn.call(Method::GET, &format!("/api/v1/messages/{honest}"), None).await.ok()?;
+        (m["attachments"][0]["held"] == 1).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/messages/{honest}/attachments/{}", up["sha256"].as_str().unwrap());
+    let (status, _, got) = vn.request_full(Method::GET, &path, None).await.unwrap();
+    assert_eq!((status, got.to_vec()), (StatusCode::OK, signed));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(misconduct(&net, "VN", "PH").await, Vec::<Value>::new());
     net.stop_all().await;
 }
 

@@ -194,7 +194,19 @@ pub(crate) fn load(c: &Connection<'_>, s: &Sealer, me: &MemberCode) -> Result<Re
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Restored { lines, heads, pending, mls_state, known, latest_ms: u(latest_ms), removals })
+    // The bytes taken from each peer in the day up to the latest arrival, by hour: what the core
+    // bounds each peer by (`peer_bytes_per_day_max`) goes on across a restart.
+    let since = latest_ms.saturating_sub(24 * 3_600_000);
+    let mut stmt = c.prepare_cached(
+        "SELECT sender, received_ms / 3600000, COALESCE(SUM(LENGTH(bytes)), 0) FROM envelopes
+         WHERE received_ms >= ?1 AND sender <> ?2 GROUP BY sender, received_ms / 3600000",
+    )?;
+    let received = stmt
+        .query_map(params![since, me.as_str()], |row| {
+            Ok((code_of(row.get(0)?)?, u(row.get(1)?) * 3_600_000, u(row.get(2)?)))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Restored { lines, heads, pending, mls_state, known, latest_ms: u(latest_ms), removals, received })
 }
 
 /// Every entry of the stored MLS state, opened.

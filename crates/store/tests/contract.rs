@@ -769,6 +769,7 @@ fn durable_across_reopen<P, S: Store + Clone>(fresh: impl Fn() -> (P, S), reopen
         known: loaded.known,
         latest_ms: loaded.latest_ms,
         removals: loaded.removals,
+        received: loaded.received,
     };
     let mut restarted = Hotline::new(fixtures::config("PH", 1), restored, T0 + 20).expect("the core restarts");
     let next = send(&mut restarted, T0 + 20, conf, "ROUTINE", "after the restart");

@@ -9,7 +9,7 @@
 //! anything, and the time it next needs waking ([`Hotline::next_wake`]). Time comes in as
 //! `now_ms`, randomness as a line id.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use adi_mls::{Claim, KeyPackage, LineMember, LineRules, MlsConfig, MlsError, Processed};
 use adi_record::{Checkpoint, Hash, SignedCheckpoint};
@@ -80,6 +80,9 @@ pub struct Restored {
     pub latest_ms: u64,
     /// Where each member taken off a line stopped, as stored.
     pub removals: Vec<StoredRemoval>,
+    /// The bytes of envelopes taken from each peer in the last day, by the hour they arrived in
+    /// (its first millisecond): what `peer_bytes_per_day_max` counts from.
+    pub received: Vec<(MemberCode, u64, u64)>,
 }
 
 /// Where a member taken off a line stopped: the last of its envelopes on the line that the home
@@ -298,6 +301,9 @@ pub struct Hotline {
     /// While a restored store catches up: the kinds of this member's answers taken back, by the
     /// message they answer ([`Hotline::adopt_own`]).
     caught_up: HashMap<EnvelopeHash, Vec<ReceiptKind>>,
+    /// Per peer: the bytes of envelopes taken from it, by the hour they arrived in, for the last
+    /// day (`peer_bytes_per_day_max`).
+    received: HashMap<MemberCode, VecDeque<(u64, u64)>>,
     /// Keys of this member's own application ratchet to spend, by line and epoch, before it
     /// encrypts there: what envelopes taken back used.
     skips: HashMap<(LineId, u64), u64>,
@@ -364,7 +370,14 @@ impl Hotline {
             .iter()
             .map(|r| ((r.line, r.removal.member.clone()), (r.removal.seq, r.readded_epoch)))
             .collect();
+        let mut received: HashMap<MemberCode, VecDeque<(u64, u64)>> = HashMap::new();
+        let mut hours = restored.received;
+        hours.sort_by_key(|(_, hour, _)| *hour);
+        for (peer, hour, bytes) in hours {
+            received.entry(peer).or_default().push_back((hour, bytes));
+        }
         let mut h = Hotline {
+            received,
             mls,
             heard,
             known,

@@ -4,13 +4,48 @@
 
 use super::*;
 
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
 impl Hotline {
     /// Decides on one envelope from `peer`, the member authenticated by the TLS connection.
     ///
     /// Returns the record to commit and, for a link test, this node's automatic answer after it.
     /// Idempotence on (line, sender, sequence) is the store's to enforce when it commits: this
     /// decides whether the envelope is acceptable at all.
+    ///
+    /// A peer that has had `peer_bytes_per_day_max` of envelopes taken in the last day has the
+    /// rest deferred, before anything of them is read (nothing is spent: its node sends them
+    /// again later), and a `quota` alarm names it.
     pub fn receive(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Vec<Record>, Refusal> {
+        let hour = now_ms - now_ms % HOUR_MS;
+        let taken = self.received.get_mut(peer).map_or(0, |hours| {
+            while hours.front().is_some_and(|(h, _)| h.saturating_add(DAY_MS) <= hour) {
+                hours.pop_front();
+            }
+            hours.iter().map(|(_, b)| b).sum::<u64>()
+        });
+        let most = self.config.limits.peer_bytes_per_day_max;
+        if taken.saturating_add(bytes.len() as u64) > most {
+            let detail = format!("{peer} sent {taken} bytes of envelopes here in a day, its most");
+            return Err(Refusal {
+                alarm: Some(Box::new(AlarmChange::quota(peer, now_ms, detail))),
+                ..Refusal::defer(
+                    RefusalCode::OverQuota,
+                    format!("{peer} has sent {taken} bytes here in the last day (peer_bytes_per_day_max = {most})"),
+                )
+            });
+        }
+        let records = self.receive_within_quota(now_ms, peer, bytes)?;
+        let hours = self.received.entry(peer.clone()).or_default();
+        match hours.back_mut() {
+            Some((h, b)) if *h == hour => *b = b.saturating_add(bytes.len() as u64),
+            _ => hours.push_back((hour, bytes.len() as u64)),
+        }
+        Ok(records)
+    }
+
+    fn receive_within_quota(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Vec<Record>, Refusal> {
         let limits = &self.config.limits;
         let envelope = Envelope::decode(bytes, limits.envelope_bytes_max, limits.payload_bytes_max)
             .map_err(|e| Refusal::reject(RefusalCode::Malformed, format!("malformed envelope: {e}")))?;

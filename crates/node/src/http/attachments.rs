@@ -11,7 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use utoipa::ToSchema;
 
 use super::auth::Auth;
@@ -157,21 +156,21 @@ fn uploads(node: &NodeState, named: &[String]) -> Result<Vec<(adi_store::UploadR
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FileParams {
-    /// Served to be shown in the page (an image or a PDF, in a sandbox without script) rather
-    /// than saved.
+    /// Served to be shown in the page (an image or plain text, in a sandbox without script)
+    /// rather than saved; a PDF is shown as its pages drawn (`.../pages/{page}`).
     #[serde(default)]
     pub inline: bool,
 }
 
 /// The media types a browser may show in the console's sandboxed preview.
-const SHOWN_INLINE: [&str; 6] = ["application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
+const SHOWN_INLINE: [&str; 5] = ["image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"];
 
 /// Gets a file attached to a message
 ///
 /// The file put together from the chunks this node holds, checked against the SHA-256, size and
-/// count of chunks the message signed. Served as a download, or with `inline` for a PDF, an image
-/// or plain text to be shown in a sandbox without script; any other type is served as bytes to
-/// save (`application/octet-stream`).
+/// count of chunks the message signed. Served as a download, or with `inline` for an image or
+/// plain text to be shown in a sandbox without script; any other type is served as bytes to save
+/// (`application/octet-stream`).
 ///
 /// Roles: any operator.
 #[utoipa::path(get, path = "/api/v1/messages/{id}/attachments/{sha256}", tag = "messages", operation_id = "get_attachment",
@@ -188,18 +187,8 @@ pub async fn file(
     ApiPath((id, sha256)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<FileParams>,
 ) -> Result<Response, ApiError> {
-    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "expected 64 hex digits");
-    let message = EnvelopeHash::from_hex(&id).ok_or_else(bad)?;
-    let mut file = [0u8; 32];
-    hex::decode_to_slice(&sha256, &mut file).map_err(|_| bad())?;
-    let row = node
-        .store
-        .message(&message)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
-    let attachment = row.attachments.iter().find(|a| a.sha256 == file).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_attachment", format!("message {id} names no file {sha256}"))
-    })?;
-    let bytes = put_together(&node, &message, attachment)?;
+    let (message, attachment) = named(&node, &id, &sha256)?;
+    let bytes = crate::documents::put_together(&node, &message, &attachment)?;
     let shown = p.inline && SHOWN_INLINE.contains(&attachment.media_type.as_str());
     let media_type = if shown { attachment.media_type.as_str() } else { "application/octet-stream" };
     let disposition = format!(
@@ -207,18 +196,21 @@ pub async fn file(
         if shown { "inline" } else { "attachment" },
         percent_encoded(&attachment.name)
     );
+    Ok(sandboxed(media_type, &disposition, bytes))
+}
+
+/// A file's bytes (or a page drawn from one) served so that whatever they hold runs nothing: no
+/// script, no plugin, no requests elsewhere; shown, they are framed by the console alone.
+fn sandboxed(media_type: &str, disposition: &str, bytes: Vec<u8>) -> Response {
     let value = |v: &str| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("attachment"));
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, value(media_type)),
-            (header::CONTENT_DISPOSITION, value(&disposition)),
-            // Whatever the file holds runs nothing: no script, no plugin but the PDF viewer, no
-            // requests elsewhere; shown, it is framed by the console alone.
+            (header::CONTENT_DISPOSITION, value(disposition)),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'; \
-                     frame-ancestors 'self'",
+                    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'",
                 ),
             ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN")),
@@ -227,46 +219,142 @@ pub async fn file(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
-/// A file attached to `message`, from the chunks this node holds: every place from 0 to the count
-/// the message signed, each chunk's signed content read back, and the whole checked against the
-/// signed size and SHA-256.
-pub(crate) fn put_together(
-    node: &NodeState,
-    message: &EnvelopeHash,
-    a: &adi_core::Attachment,
-) -> Result<Vec<u8>, ApiError> {
-    let chunks = node.store.chunks(message, &a.sha256)?;
-    let held = chunks.iter().filter(|(i, _)| *i < a.chunks).count() as u64;
-    if held < a.chunks {
+/// The message `id` and the file `sha256` it names, or why not.
+fn named(node: &NodeState, id: &str, sha256: &str) -> Result<(EnvelopeHash, adi_core::Attachment), ApiError> {
+    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "expected 64 hex digits");
+    let message = EnvelopeHash::from_hex(id).ok_or_else(bad)?;
+    let mut file = [0u8; 32];
+    hex::decode_to_slice(sha256, &mut file).map_err(|_| bad())?;
+    let row = node
+        .store
+        .message(&message)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_message", format!("no message {id} here")))?;
+    let attachment = row.attachments.into_iter().find(|a| a.sha256 == file).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_attachment", format!("message {id} names no file {sha256}"))
+    })?;
+    Ok((message, attachment))
+}
+
+/// A PDF attached to a message, put together and checked, to be drawn.
+fn pdf_named(node: &NodeState, id: &str, sha256: &str) -> Result<Vec<u8>, ApiError> {
+    let (message, attachment) = named(node, id, sha256)?;
+    if attachment.media_type != "application/pdf" {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "incomplete",
-            format!("{} of the {} chunks of {} have arrived", held, a.chunks, a.name),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_pdf",
+            format!(
+                "{} is {}, not a PDF: only PDF files are drawn page by page",
+                attachment.name, attachment.media_type
+            ),
         ));
     }
-    let corrupt = |why: String| ApiError::new(StatusCode::CONFLICT, "corrupt", why);
-    let mut bytes = Vec::with_capacity(usize::try_from(a.size).unwrap_or(0));
-    for (_, hash) in chunks.iter().filter(|(i, _)| *i < a.chunks) {
-        let row = node.store.envelope(hash)?.ok_or_else(|| corrupt(format!("chunk {hash} is missing")))?;
-        let content = row.signed_content.ok_or_else(|| corrupt(format!("chunk {hash} holds no content")))?;
-        let chunk = adi_wire::content::SignedContent::decode(&content)
-            .map_err(|e| e.to_string())
-            .and_then(|sc| adi_wire::payload::PayloadV1::decode(&sc.content))
-            .and_then(adi_core::chunk_from_payload)
-            .map_err(|e| corrupt(format!("chunk {hash}: {e}")))?;
-        bytes.extend_from_slice(&chunk.data);
-        if bytes.len() as u64 > a.size {
-            return Err(corrupt(format!("the chunks of {} are longer than its signed size", a.name)));
+    crate::documents::put_together(node, &message, &attachment)
+}
+
+/// What the drawing program is asked for `page` (0: count the pages), under the node's limits.
+fn ask(node: &NodeState, page: usize) -> crate::preview::Ask {
+    let l = &node.runtime_limits;
+    crate::preview::Ask {
+        page,
+        width_px: l.preview_width_px,
+        pixels_max: l.preview_pixels_max,
+        seconds_max: l.preview_seconds_max,
+        memory_bytes_max: l.preview_memory_bytes_max,
+        input_bytes_max: node.limits.attachment_bytes_max,
+    }
+}
+
+fn preview_failed(e: crate::preview::PreviewError) -> ApiError {
+    use crate::preview::PreviewError;
+    match e {
+        PreviewError::Unavailable => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_previewer", e.to_string()),
+        PreviewError::NoPage { .. } => ApiError::new(StatusCode::NOT_FOUND, "no_page", e.to_string()),
+        PreviewError::Unreadable(_) | PreviewError::Exhausted(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable_pdf", e.to_string())
         }
     }
-    let sha: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-    if bytes.len() as u64 != a.size || sha != a.sha256 {
-        return Err(corrupt(format!("the chunks of {} do not make the file its message signed", a.name)));
+}
+
+/// A PDF's pages, as the preview draws them.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PagesView {
+    /// How many pages the document has.
+    pub pages: usize,
+    /// How many of them the preview draws (`preview_pages_max`): the first ones.
+    pub shown: usize,
+}
+
+/// Counts the pages of a PDF attached to a message
+///
+/// The document put together and checked as for a download, then read by the node's drawing
+/// program in a process of its own (bounded by `preview_seconds_max` and
+/// `preview_memory_bytes_max`). `shown` is how many of its first pages a preview draws.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/attachments/{sha256}/pages", tag = "messages", operation_id = "count_attachment_pages",
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits"),
+           ("sha256" = String, Path, description = "the file's SHA-256, 64 hex digits")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = PagesView, description = "its pages"),
+              (status = 400, body = ErrorBody, description = "`bad_id`: not 64 hex digits"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`; `unknown_attachment`"),
+              (status = 409, body = ErrorBody, description = "`incomplete`; `corrupt`"),
+              (status = 415, body = ErrorBody, description = "`not_pdf`: the file is not a PDF"),
+              (status = 422, body = ErrorBody, description = "`unreadable_pdf`: the document cannot be drawn (malformed, encrypted, or past the drawing's time or memory)"),
+              (status = 503, body = ErrorBody, description = "`no_previewer`: this node draws no previews")))]
+pub async fn pages(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiPath((id, sha256)): ApiPath<(String, String)>,
+) -> Result<Json<PagesView>, ApiError> {
+    if !node.previews.available() {
+        return Err(preview_failed(crate::preview::PreviewError::Unavailable));
     }
-    Ok(bytes)
+    let bytes = pdf_named(&node, &id, &sha256)?;
+    let ask = ask(&node, 0);
+    let (header, _) = node.previews.draw(&bytes, ask).await.map_err(preview_failed)?;
+    Ok(Json(PagesView { pages: header.pages, shown: header.pages.min(node.runtime_limits.preview_pages_max) }))
+}
+
+/// Draws a page of a PDF attached to a message
+///
+/// Page `page` (from 1, at most `preview_pages_max`) drawn as a PNG image `preview_width_px`
+/// wide (narrower if it would pass `preview_pixels_max`), by the node's drawing program in a
+/// process of its own. The image runs nothing; it is served with the same sandbox as a file.
+///
+/// Roles: any operator.
+#[utoipa::path(get, path = "/api/v1/messages/{id}/attachments/{sha256}/pages/{page}", tag = "messages", operation_id = "draw_attachment_page",
+    params(("id" = String, Path, description = "message id: the envelope hash, 64 hex digits"),
+           ("sha256" = String, Path, description = "the file's SHA-256, 64 hex digits"),
+           ("page" = usize, Path, description = "the page, from 1")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>, description = "the page"),
+              (status = 400, body = ErrorBody, description = "`bad_id`; `bad_page`: past `preview_pages_max`, or 0"),
+              (status = 404, body = ErrorBody, description = "`unknown_message`; `unknown_attachment`; `no_page`: the document has fewer pages"),
+              (status = 409, body = ErrorBody, description = "`incomplete`; `corrupt`"),
+              (status = 415, body = ErrorBody, description = "`not_pdf`: the file is not a PDF"),
+              (status = 422, body = ErrorBody, description = "`unreadable_pdf`: the page cannot be drawn"),
+              (status = 503, body = ErrorBody, description = "`no_previewer`: this node draws no previews")))]
+pub async fn page(
+    State(node): State<Arc<NodeState>>,
+    _auth: Auth,
+    ApiPath((id, sha256, page)): ApiPath<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let most = node.runtime_limits.preview_pages_max;
+    let page = page.parse::<usize>().ok().filter(|p| (1..=most).contains(p)).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_page", format!("'{page}': a preview draws pages 1 to {most}"))
+    })?;
+    if !node.previews.available() {
+        return Err(preview_failed(crate::preview::PreviewError::Unavailable));
+    }
+    let bytes = pdf_named(&node, &id, &sha256)?;
+    let ask = ask(&node, page);
+    let (_, png) = node.previews.draw(&bytes, ask).await.map_err(preview_failed)?;
+    let name = format!("page-{page}.png");
+    Ok(sandboxed("image/png", &format!("inline; filename={name}"), png))
 }
 
 /// A text as RFC 5987 writes a file name in `Content-Disposition`, and as a query parameter's

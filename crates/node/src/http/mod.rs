@@ -82,6 +82,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/v1/report", get(record::report))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/messages/{id}/attachments/{sha256}", get(attachments::file))
+        .route("/api/v1/messages/{id}/attachments/{sha256}/pages", get(attachments::pages))
+        .route("/api/v1/messages/{id}/attachments/{sha256}/pages/{page}", get(attachments::page))
         .route("/api/v1/attachments", post(attachments::upload).layer(DefaultBodyLimit::max(upload_max)))
         .route("/api/v1/envelopes/{id}", get(messages::get_envelope))
         .route("/api/v1/messages/{id}/seen", post(discipline::seen))

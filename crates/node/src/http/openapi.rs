@@ -82,6 +82,8 @@ use crate::error::ErrorBody;
         record::export_line,
         attachments::upload,
         attachments::file,
+        attachments::pages,
+        attachments::page,
         record::confirm_archive,
         forms::schemas,
         forms::closest_approach,
