@@ -1,6 +1,6 @@
 //! A document on the line, between real node processes, as officers send and save it with the
 //! CLI: a 20 MB PDF sent with `adi send --attach` while the link between the nodes is cut and
-//! healed three times arrives intact (`adi attachment get`, the same SHA-256); a FLASH sent
+//! healed three times, both nodes killed and restarted during the last cut, arrives intact (`adi attachment get`, the same SHA-256); a FLASH sent
 //! during the transfer rings at the other desk in about its usual time (both measured, in the
 //! output); and the line's export verifies, until one byte of an exported file is changed. A PDF
 //! is previewed in the console (Chromium) as pages the receiving node draws in a bounded process
@@ -126,6 +126,18 @@ async fn a_20_mb_pdf_crosses_three_cuts_intact_while_a_flash_rings_in_its_usual_
         to_cn.cut();
         to_ph.cut();
         tokio::time::sleep(Duration::from_millis(1_500)).await;
+        if cut == CUTS - 1 {
+            // The last cut also kills both nodes (SIGKILL) mid-transfer: each takes up where its
+            // store left off.
+            let held = held_at(&cn, &id).await;
+            assert!(held < chunks, "the file crossed before the restart ({held} of {chunks} chunks)");
+            for code in ["PH", "CN"] {
+                net.kill(code);
+                net.start(code);
+                wait_healthy(&net.member(code).url).await;
+            }
+            eprintln!("both nodes killed and restarted with {held} of {chunks} chunks at CN");
+        }
         to_cn.heal();
         to_ph.heal();
         let healed = held_at(&cn, &id).await;
@@ -147,7 +159,7 @@ async fn a_20_mb_pdf_crosses_three_cuts_intact_while_a_flash_rings_in_its_usual_
     .await;
     let (during, held) = during.unwrap();
     eprintln!(
-        "20 MiB in {chunks} chunks across {CUTS} cuts in {:?}; FLASH at the other desk: {quiet:?} on a quiet line, \
+        "20 MiB in {chunks} chunks across {CUTS} cuts and a restart of both nodes in {:?}; FLASH at the other desk: {quiet:?} on a quiet line, \
          {during:?} during the transfer (sent with {held} of {chunks} chunks there)",
         started.elapsed()
     );

@@ -97,4 +97,3 @@ pub(crate) async fn judge_files(node: Arc<NodeState>, files: Vec<(EnvelopeHash, 
         }
     }
 }
-
