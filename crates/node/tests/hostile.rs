@@ -497,23 +497,6 @@ async fn a_file_whose_chunks_are_not_what_its_message_signed_raises_an_alarm() {
     let signed = b"The chart as signed".to_vec();
     let sent = b"The chart as SIGNED".to_vec();
     let sha = hex::encode(sha2::Sha256::digest(&signed));
-    let PayloadV1::Message {
-        v,
-        precedence,
-        class,
-        caveat,
-        body,
-        ack_required,
-        crisis,
-        deadline_s,
-        released_by,
-        form,
-        ewg,
-        ..
-    } = common::routine_payload("ADMM-PLUS RESTRICTED", "The chart")
-    else {
-        unreachable!()
-    };
     let file = adi_wire::payload::AttachmentRef {
         sha256: sha.clone(),
         name: "chart.pdf".into(),
@@ -521,25 +504,11 @@ async fn a_file_whose_chunks_are_not_what_its_message_signed_raises_an_alarm() {
         size: signed.len() as u64,
         chunks: 1,
     };
-    let message = cn.seal(
-        line_id,
-        PayloadV1::Message {
-            v,
-            precedence,
-            class,
-            caveat,
-            subject: "The chart".into(),
-            body,
-            ack_required,
-            crisis,
-            deadline_s,
-            released_by,
-            form,
-            ewg,
-            attachments: vec![file],
-        },
-        None,
-    );
+    let mut payload = common::routine_payload("ADMM-PLUS RESTRICTED", "The chart");
+    if let PayloadV1::Message { attachments, .. } = &mut payload {
+        attachments.push(file);
+    }
+    let message = cn.seal(line_id, payload, None);
     let id = cn.heads[&line_id].1;
     let payload = PayloadV1::Chunk {
         v: 1,
