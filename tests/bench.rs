@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn adi(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_adi")).args(args).output().unwrap()
@@ -49,6 +49,19 @@ fn a_quick_run_measures_every_workload_beside_its_floor() {
     spread_is_ordered(&r, "floor.round_trip_us");
     spread_is_ordered(&r, "floor.fsync_us");
     assert!(num(&r, "floor.sign_us") > 0.0 && num(&r, "floor.verify_us") > 0.0);
+    assert!(num(&r, "floor.aead_us") > 0.0 && num(&r, "floor.seal_us") > 0.0);
+    // The protocol's floor: a message and its receipt, each three signatures verified, two AEAD
+    // at each end and a seal at rest at each end, at the costs just measured.
+    let p = &r["protocol"];
+    assert_eq!(
+        (&p["signatures"], &p["verifications"], &p["aead_operations"], &p["seals_at_rest"]),
+        (&json!(6), &json!(6), &json!(8), &json!(4)),
+        "{p}"
+    );
+    let cpu = 6.0 * (num(&r, "floor.sign_us") + num(&r, "floor.verify_us"))
+        + 8.0 * num(&r, "floor.aead_us")
+        + 4.0 * num(&r, "floor.seal_us");
+    assert!((num(&r, "protocol.cpu_per_message_us") - cpu).abs() < 1e-6, "{p}");
 
     // Every direct line of 6 members, set up at both ends.
     assert_eq!((r["build"]["members"].as_u64(), r["build"]["lines"].as_u64()), (Some(6), Some(15)));
@@ -68,12 +81,21 @@ fn a_quick_run_measures_every_workload_beside_its_floor() {
     assert!((num(&r, "latency.ring_floor_ms") - floor / 1000.0).abs() < 1e-9);
     let ratio = num(&r, "latency.ring_ms.p50") / num(&r, "latency.ring_floor_ms");
     assert!((num(&r, "latency.ring_p50_ratio") - ratio).abs() < 1e-9);
+    // The protocol's ring: the machine's, with the sender's 3 signatures, 2 AEAD and seal, and
+    // the recipient's 3 verifications, 2 AEAD and seal, in place of one signature pair.
+    let protocol = floor
+        + 2.0 * (num(&r, "floor.sign_us") + num(&r, "floor.verify_us"))
+        + 4.0 * num(&r, "floor.aead_us")
+        + 2.0 * num(&r, "floor.seal_us");
+    assert!((num(&r, "latency.ring_protocol_ms") - protocol / 1000.0).abs() < 1e-9);
+    assert!(num(&r, "latency.ring_protocol_ms") > num(&r, "latency.ring_floor_ms"));
 
     // Throughput on one line and on all lines: messages were sent, delivered and counted.
     for w in ["line", "network"] {
         assert!(r[w]["messages"].as_u64().unwrap() > 0, "{w}: nothing sent");
         assert!(num(&r, &format!("{w}.per_second")) > 0.0);
         assert!(num(&r, &format!("{w}.cpu_per_message_us")) > 0.0);
+        assert_eq!(num(&r, &format!("{w}.cpu_protocol_us")), num(&r, "protocol.cpu_per_message_us"));
         assert!(num(&r, &format!("{w}.disk_bytes_per_message")) > 0.0);
     }
     assert_eq!(r["network"]["lines"], 15);
@@ -88,7 +110,14 @@ fn a_quick_run_measures_every_workload_beside_its_floor() {
     let names: Vec<&str> = r["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["FLASH ring p50", "FLASH ring p99", "one line, sustained", "build 15 lines", "idle resident memory"]
+        [
+            "FLASH ring p50",
+            "FLASH ring p99",
+            "one line, sustained",
+            "CPU per message, one line",
+            "build 15 lines",
+            "idle resident memory"
+        ]
     );
 
     let svg = std::fs::read_to_string(&plot).unwrap();

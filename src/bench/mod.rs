@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use floor::Floor;
+use floor::{Floor, Protocol};
 use load::{Feed, Sender};
 use net::BenchNode;
 use stats::{median, spread, Spread};
@@ -183,6 +183,12 @@ pub struct Latency {
     pub ring_p50_ratio: f64,
     pub ring_p99_ratio: f64,
     pub loop_p50_ratio: f64,
+    /// The protocol's own floor of the ring and of the loop ([`Protocol`]), ms, and the p50s'
+    /// ratios to them.
+    pub ring_protocol_ms: f64,
+    pub loop_protocol_ms: f64,
+    pub ring_p50_protocol_ratio: f64,
+    pub loop_p50_protocol_ratio: f64,
     #[serde(skip)]
     pub ring_samples: Vec<f64>,
     #[serde(skip)]
@@ -203,6 +209,9 @@ pub struct Throughput {
     /// The CPU floor: one signature and one verification, µs.
     pub cpu_floor_us: f64,
     pub cpu_ratio: f64,
+    /// The protocol's own CPU per message ([`Protocol`]), µs, and the ratio to it.
+    pub cpu_protocol_us: f64,
+    pub cpu_protocol_ratio: f64,
     /// Growth of the recipients' databases per message (pages in use, as a reader sees the last
     /// commit), bytes.
     pub disk_bytes_per_message: Option<f64>,
@@ -241,6 +250,8 @@ pub struct Report {
     pub settings: Settings,
     pub machine: Machine,
     pub floor: Floor,
+    /// The protocol's own floor, at this run's costs.
+    pub protocol: Protocol,
     pub resources: Resources,
     pub build: Build,
     pub latency: Option<Latency>,
@@ -285,15 +296,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         settings.backlog
     );
 
-    progress!("[floor] loopback round trip, fsync in {}, Ed25519", state.display());
+    progress!("[floor] loopback round trip, fsync in {}, Ed25519, AEAD", state.display());
     let rounds = if settings.quick { 200 } else { 1000 };
     let floor = floor::measure(&state, rounds)?;
     progress!(
-        "[floor] round trip p50 {:.1} µs, fsync p50 {:.0} µs, sign {:.1} µs, verify {:.1} µs",
+        "[floor] round trip p50 {:.1} µs, fsync p50 {:.0} µs, sign {:.1} µs, verify {:.1} µs, AES-128-GCM {:.2} µs, \
+         ChaCha20-Poly1305 {:.2} µs",
         floor.round_trip_us.p50,
         floor.fsync_us.p50,
         floor.sign_us,
-        floor.verify_us
+        floor.verify_us,
+        floor.aead_us,
+        floor.seal_us
     );
 
     let codes: Vec<String> =
@@ -383,6 +397,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         version: 1,
         machine: machine(),
         settings,
+        protocol: Protocol::of(&floor),
         floor,
         resources,
         build,
@@ -504,7 +519,12 @@ async fn latency(a: &BenchNode, b: &BenchNode, line: &str, messages: usize, floo
     let ring_ms = spread(&mut ring);
     let loop_ms = spread(&mut looped);
     let (ring_floor_ms, loop_floor_ms) = (floor.flash_ring_ms(), floor.flash_loop_ms());
+    let protocol = Protocol::of(floor);
     Ok(Latency {
+        ring_protocol_ms: protocol.ring_ms,
+        loop_protocol_ms: protocol.loop_ms,
+        ring_p50_protocol_ratio: ring_ms.p50 / protocol.ring_ms,
+        loop_p50_protocol_ratio: loop_ms.p50 / protocol.loop_ms,
         messages,
         sent_ms: spread(&mut sent),
         ring_ms,
@@ -627,7 +647,10 @@ fn throughput(
 ) -> Throughput {
     let per = |x: f64| if messages == 0 { 0.0 } else { x / messages as f64 };
     let cpu_per_message_us = per(cpu_seconds * 1e6);
+    let protocol = Protocol::of(floor).cpu_per_message_us;
     Throughput {
+        cpu_protocol_us: protocol,
+        cpu_protocol_ratio: cpu_per_message_us / protocol,
         senders,
         lines,
         messages,
