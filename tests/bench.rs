@@ -136,11 +136,43 @@ fn bad_options_are_refused_before_anything_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown workload 'speed'"), "{stderr}");
     assert!(!state.join("net").exists(), "a network was set up for a refused run");
-    for bad in [["--members", "3"], ["--members", "20"], ["--messages", "0"]] {
+    for bad in [["--members", "1"], ["--members", "41"], ["--messages", "0"], ["--scaling", "3,41"], ["--members", "3"]]
+    {
         let out = adi(&["bench", bad[0], bad[1], "--state", state.to_str().unwrap()]);
         assert!(!out.status.success(), "{bad:?} was accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(bad[0]), "{bad:?}");
     }
+}
+
+/// `--scaling`: one network of each size, each measured on its own, and the growth between the
+/// smallest and the largest computed from their figures.
+#[test]
+fn a_scaling_run_measures_each_network_and_how_its_costs_grow() {
+    let out = adi(&["bench", "--quick", "--json", "--scaling", "3,2", "--messages", "20", "--seconds", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "adi bench --scaling failed:\n{stderr}");
+    assert!(stderr.contains("[scaling] [1/2] a network of 2 members"), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
+    let sizes = r["sizes"].as_array().unwrap();
+    let shape: Vec<(u64, u64)> =
+        sizes.iter().map(|s| (s["members"].as_u64().unwrap(), s["lines"].as_u64().unwrap())).collect();
+    assert_eq!(shape, [(2, 1), (3, 3)]);
+    for s in sizes {
+        for figure in
+            ["build_seconds", "ring_p50_ms", "line_per_second", "cpu_per_message_us", "rss_with_lines_mib_p50"]
+        {
+            assert!(s[figure].as_f64().unwrap() > 0.0, "{figure}: {s}");
+        }
+        let per_line = s["rss_with_lines_mib_p50"].as_f64().unwrap() / (s["members"].as_f64().unwrap() - 1.0);
+        assert!((s["rss_mib_per_line"].as_f64().unwrap() - per_line).abs() < 1e-9, "{s}");
+    }
+    let g = &r["growth"];
+    assert_eq!(
+        (g["members"].as_f64(), g["lines"].as_f64(), g["lines_per_node"].as_f64()),
+        (Some(1.5), Some(3.0), Some(2.0))
+    );
+    let cpu = sizes[1]["cpu_per_message_us"].as_f64().unwrap() / sizes[0]["cpu_per_message_us"].as_f64().unwrap();
+    assert!((g["cpu_per_message"].as_f64().unwrap() - cpu).abs() < 1e-9, "{g}");
 }
 
 /// `--store`: the nodes' stores on the test PostgreSQL server, one database each, made for the

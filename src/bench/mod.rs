@@ -45,9 +45,15 @@ pub struct BenchArgs {
     /// Seconds of sending in each throughput workload (default 10; 2 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: Option<u64>,
-    /// Members of the network, 4 to 19 (default 19; 6 with --quick).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(4..=19))]
+    /// Members of the network, 2 to 40 (default 19; 6 with --quick): past the 19 shipped
+    /// members, test members T20, T21, ... in a test roster. The catch-up workload needs 4.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=40))]
     members: Option<u64>,
+    /// Instead of one run, one network of each of these sizes (comma-separated, 2 to 40 members,
+    /// for example 3,9,19,40), each measured on the build, latency and line workloads, and a table
+    /// of how the costs grow with the network.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(2..=40))]
+    scaling: Option<Vec<u64>>,
     /// Messages queued during the partition (default 10,000; 1,000 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     backlog: Option<u64>,
@@ -92,7 +98,7 @@ pub struct Settings {
 impl Settings {
     fn of(args: &BenchArgs) -> anyhow::Result<Settings> {
         let pick = |v: Option<u64>, full: u64, quick: u64| v.unwrap_or(if args.quick { quick } else { full });
-        let workloads = match &args.only {
+        let workloads: Vec<String> = match &args.only {
             None => WORKLOADS.iter().map(|w| w.to_string()).collect(),
             Some(only) => {
                 for w in only {
@@ -107,9 +113,13 @@ impl Settings {
                     .collect()
             }
         };
+        let members = pick(args.members, 19, 6) as usize;
+        if members < 4 && workloads.iter().any(|w| w == "catch-up") && args.scaling.is_none() {
+            bail!("--members: the catch-up workload needs 4 members (leave it out with --only)");
+        }
         Ok(Settings {
             quick: args.quick,
-            members: pick(args.members, 19, 6) as usize,
+            members,
             messages: pick(args.messages, 1000, 100) as usize,
             seconds: pick(args.seconds, 10, 2),
             backlog: pick(args.backlog, 10_000, 1_000) as usize,
@@ -270,11 +280,34 @@ macro_rules! progress {
     }};
 }
 
+// After the macro, which it uses.
+mod scaling;
+
 /// Runs `adi bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let settings = Settings::of(&args)?;
+    if let Some(sizes) = args.scaling.clone() {
+        return scaling::run(&args, &settings, &sizes).await;
+    }
+    let report = measure(&args, settings, args.state.clone()).await?;
+    if let Some(path) = &args.plot {
+        let Some(l) = &report.latency else { bail!("--plot needs the latency workload") };
+        std::fs::write(path, report::svg(l)).with_context(|| format!("writing {}", path.display()))?;
+        progress!("[plot] {}", path.display());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::table(&report));
+    }
+    Ok(())
+}
+
+/// One network of `settings.members` members, measured on `settings.workloads`, in `state` (a
+/// new folder of the system's temp dir, removed afterwards, when none).
+async fn measure(args: &BenchArgs, settings: Settings, state: Option<PathBuf>) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let (state, _temp) = match &args.state {
+    let (state, _temp) = match &state {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             (dir.clone(), None)
@@ -310,8 +343,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         floor.seal_us
     );
 
-    let codes: Vec<String> =
-        adi_node::setup::known_members().into_iter().take(settings.members).map(|m| m.code).collect();
+    let members: Vec<adi_node::setup::KnownMember> = adi_node::setup::known_members()
+        .into_iter()
+        .chain((20..).map(adi_node::setup::test_member))
+        .take(settings.members)
+        .collect();
+    let codes: Vec<String> = members.iter().map(|m| m.code.clone()).collect();
     let base =
         adi_node::setup::free_port_run(2 * codes.len() as u16).ok_or_else(|| anyhow!("no free loopback ports"))?;
     let total = codes.len();
@@ -323,7 +360,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         keep: args.state.is_some(),
     });
     let postgres = args.store.as_deref().map(|server| (server, prefix.as_str()));
-    let demo = adi_node::setup::demo_init_on(&net_dir, &codes, base, postgres, |i, code| {
+    let demo = adi_node::setup::demo_init_on(&net_dir, &members, base, postgres, |i, code| {
         progress!("[setup] [{i:>2}/{total}] {code}: keys, card and config")
     })?;
     let logs = state.join("logs");
@@ -409,17 +446,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     report.targets = report::targets(&report);
-    if let Some(path) = &args.plot {
-        let Some(l) = &report.latency else { bail!("--plot needs the latency workload") };
-        std::fs::write(path, report::svg(l)).with_context(|| format!("writing {}", path.display()))?;
-        progress!("[plot] {}", path.display());
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report::table(&report));
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// The nodes' PostgreSQL databases, dropped with this value unless kept.

@@ -59,6 +59,12 @@ pub fn known_members() -> Vec<KnownMember> {
     d.roster_2022.into_iter().chain(d.admitted_later).collect()
 }
 
+/// A member made up for measuring larger networks than the shipped one (`adi bench --members`
+/// past 19): code `T` and its number, a test roster's PLUS member.
+pub fn test_member(number: usize) -> KnownMember {
+    KnownMember { code: format!("T{number:02}"), name: format!("Test member {number}"), community: "PLUS".into() }
+}
+
 /// Options of `adi init`.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -339,14 +345,25 @@ pub fn demo_init(
     base_port: u16,
     progress: impl FnMut(usize, &str),
 ) -> anyhow::Result<DemoState> {
-    demo_init_on(state, members, base_port, None, progress)
+    let known = known_members();
+    let members = members
+        .iter()
+        .map(|code| {
+            known
+                .iter()
+                .find(|k| k.code == *code)
+                .cloned()
+                .ok_or_else(|| anyhow!("{code} is not in the shipped members data"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    demo_init_on(state, &members, base_port, None, progress)
 }
 
 /// As [`demo_init`], each member's store on a database of its own on the PostgreSQL server at
 /// `postgres` (an address without a database) when one is given: `<prefix>_<member>`, made here.
 pub fn demo_init_on(
     state: &Path,
-    members: &[String],
+    members: &[KnownMember],
     base_port: u16,
     postgres: Option<(&str, &str)>,
     mut progress: impl FnMut(usize, &str),
@@ -355,13 +372,14 @@ pub fn demo_init_on(
         bail!("{} already holds a demo network; remove it or choose another --state", state.display());
     }
     let mut outputs = Vec::new();
-    for (i, code) in members.iter().enumerate() {
+    for (i, member) in members.iter().enumerate() {
+        let code = &member.code;
         let (fed, api) = demo_ports(base_port, i)?;
         let out = init_member(&InitOptions {
             member: code.clone(),
             dir: state.join(code),
-            name: None,
-            community: None,
+            name: Some(member.name.clone()),
+            community: Some(member.community.clone()),
             endpoints: vec![format!("127.0.0.1:{fed}")],
             federation_listen: vec![format!("127.0.0.1:{fed}")],
             api_listen: format!("127.0.0.1:{api}"),
@@ -406,6 +424,22 @@ pub fn demo_init_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_may_hold_test_members_past_the_shipped_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let ph = known_members().into_iter().find(|m| m.code == "PH").unwrap();
+        let members = [ph, test_member(20)];
+        let base = free_port_run(4).unwrap();
+        let demo = demo_init_on(dir.path(), &members, base, None, |_, _| {}).unwrap();
+        assert_eq!(demo.members.iter().map(|m| m.code.as_str()).collect::<Vec<_>>(), ["PH", "T20"]);
+        let roster = std::fs::read_to_string(dir.path().join("roster.toml")).unwrap();
+        assert!(roster.contains("Test member 20"), "{roster}");
+        // A demo of shipped members refuses a code it does not know.
+        let other = tempfile::tempdir().unwrap();
+        let refused = demo_init(other.path(), &["PH".into(), "T20".into()], base, |_, _| {}).unwrap_err();
+        assert!(refused.to_string().contains("T20 is not in the shipped members data"), "{refused}");
+    }
 
     #[test]
     fn shipped_members_data_has_the_2022_roster() {
