@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -34,6 +35,13 @@ pub struct ClientLimits {
     /// Largest export bundle the client reads (`Client::reading_bundles`): a line's files are
     /// in it, each byte four times over as base64 in hex.
     pub bundle_bytes_max: usize,
+    /// Most connections kept open between requests, for the next ones to reuse instead of
+    /// connecting (and, over https, shaking hands) again; 0 opens one for every request.
+    pub idle_connections_max: usize,
+    /// How long a kept connection may wait for its next request: well inside the node's own
+    /// `http_header_timeout_ms` (10 s), after which the node closes it, so that a request is
+    /// never sent on a connection the node is closing.
+    pub idle_connection_ms: u64,
 }
 
 impl Default for ClientLimits {
@@ -45,6 +53,8 @@ impl Default for ClientLimits {
             stream_idle_ms: 60_000,
             list_pages_max: 100_000,
             bundle_bytes_max: 4 * 1024 * 1024 * 1024,
+            idle_connections_max: 8,
+            idle_connection_ms: 2_000,
         }
     }
 }
@@ -91,6 +101,16 @@ pub struct Client {
     tls: Option<Arc<rustls::ClientConfig>>,
     token: Option<String>,
     limits: ClientLimits,
+    /// Connections kept open after a request whose answer was read whole, by node.
+    idle: Arc<std::sync::Mutex<Vec<Kept>>>,
+}
+
+/// An HTTP/1 connection to one of the client's nodes, ready for another request.
+struct Kept {
+    node: usize,
+    sender: SendRequest<Full<Bytes>>,
+    /// When its last answer was read.
+    since: std::time::Instant,
 }
 
 impl Client {
@@ -127,6 +147,7 @@ impl Client {
             tls,
             token,
             limits: ClientLimits::default(),
+            idle: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
     }
 
@@ -203,13 +224,15 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         let work = async {
-            let response = self.send(method, path, headers, body).await?;
+            let (response, kept) = self.send(method, path, headers, body).await?;
             let (parts, body) = response.into_parts();
             let bytes = Limited::new(body, self.limits.response_bytes_max)
                 .collect()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
                 .to_bytes();
+            // The answer was read whole: its connection may carry the next request.
+            self.keep(kept);
             Ok((parts.status, parts.headers, bytes))
         };
         tokio::time::timeout(Duration::from_millis(self.limits.request_timeout_ms), work)
@@ -254,15 +277,16 @@ impl Client {
         Ok(Listed { items, more: over || next.is_some() })
     }
 
-    /// Connects, sends one request and returns the response once its headers have arrived; the
-    /// body is read by the caller.
+    /// Sends one request, on a connection kept from an earlier one or a new one, and returns the
+    /// response once its headers have arrived, with its connection; the body is read by the
+    /// caller, who may then keep the connection for the next request ([`Client::keep`]).
     async fn send(
         &self,
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
-    ) -> anyhow::Result<Response<Incoming>> {
+    ) -> anyhow::Result<(Response<Incoming>, Kept)> {
         // A request goes to another node of a pair only when it was not taken: the node could not
         // be reached, or it is the standby. One that reached the active node and failed after is
         // not sent again, lest it be done twice.
@@ -272,36 +296,97 @@ impl Client {
         for k in 0..self.nodes.len() {
             let at = (first + k) % self.nodes.len();
             let host_port = &self.nodes[at];
-            let tcp = match TcpStream::connect(host_port).await {
-                Ok(tcp) => tcp,
-                Err(e) => {
-                    missed.push(format!("{host_port}: {e}"));
-                    continue;
+            let request = || self.request_to(host_port, method.clone(), path, headers, body.clone());
+            let (response, sender) = match self.send_kept(at, &request).await? {
+                Some(sent) => sent,
+                None => {
+                    let tcp = match TcpStream::connect(host_port).await {
+                        Ok(tcp) => tcp,
+                        Err(e) => {
+                            missed.push(format!("{host_port}: {e}"));
+                            continue;
+                        }
+                    };
+                    let mut sender = self.connect_on(tcp).await?;
+                    let response = sender.send_request(request()?).await?;
+                    (response, sender)
                 }
             };
-            let response = self.send_on(tcp, host_port, method.clone(), path, headers, body.clone()).await?;
-            let standby = response.headers().get(PAIR_ROLE_HEADER).is_some_and(|v| v == "standby");
-            if standby && self.nodes.len() > 1 {
-                missed.push(format!("{host_port}: the standby of its pair"));
-                continue;
+            if let Some(done) = self.answered(at, response, sender, &mut missed) {
+                return Ok(done);
             }
-            self.current.store(at, Ordering::Relaxed);
-            return Ok(response);
         }
         anyhow::bail!("cannot reach the node at {}", missed.join("; "))
     }
 
-    /// Sends one request on a connection made to `host_port`.
-    async fn send_on(
+    /// A response from node `at`, unless that node is the standby of a pair (noted in `missed`).
+    fn answered(
         &self,
-        tcp: TcpStream,
+        at: usize,
+        response: Response<Incoming>,
+        sender: SendRequest<Full<Bytes>>,
+        missed: &mut Vec<String>,
+    ) -> Option<(Response<Incoming>, Kept)> {
+        let standby = response.headers().get(PAIR_ROLE_HEADER).is_some_and(|v| v == "standby");
+        if standby && self.nodes.len() > 1 {
+            missed.push(format!("{}: the standby of its pair", self.nodes[at]));
+            return None;
+        }
+        self.current.store(at, Ordering::Relaxed);
+        Some((response, Kept { node: at, sender, since: std::time::Instant::now() }))
+    }
+
+    /// Sends the request on a connection kept for node `at`, if one still serves: a kept
+    /// connection the node has closed since is dropped, and the request, not sent on it, goes on
+    /// the next or, when none is left, on a new one (`None`).
+    async fn send_kept(
+        &self,
+        at: usize,
+        request: &impl Fn() -> anyhow::Result<hyper::Request<Full<Bytes>>>,
+    ) -> anyhow::Result<Option<(Response<Incoming>, SendRequest<Full<Bytes>>)>> {
+        loop {
+            let kept = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let fresh = Duration::from_millis(self.limits.idle_connection_ms);
+                idle.retain(|k| k.since.elapsed() < fresh);
+                let found = idle.iter().rposition(|k| k.node == at);
+                found.map(|i| idle.swap_remove(i))
+            };
+            let Some(Kept { mut sender, .. }) = kept else { return Ok(None) };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request()?).await {
+                Ok(response) => return Ok(Some((response, sender))),
+                Err(mut e) => {
+                    if e.take_message().is_some() {
+                        continue;
+                    }
+                    return Err(e.into_error().into());
+                }
+            }
+        }
+    }
+
+    /// Keeps a connection whose last answer was read whole, for the next request to its node,
+    /// while fewer than `idle_connections_max` are kept.
+    fn keep(&self, mut kept: Kept) {
+        kept.since = std::time::Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.limits.idle_connections_max && !kept.sender.is_closed() {
+            idle.push(kept);
+        }
+    }
+
+    /// A request to `host_port`, with the client's token.
+    fn request_to(
+        &self,
         host_port: &str,
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> anyhow::Result<Response<Incoming>> {
-        let _ = tcp.set_nodelay(true);
+    ) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
         let mut builder = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, host_port);
         if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
             builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -312,22 +397,27 @@ impl Client {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let request = builder.body(Full::new(body))?;
-        let response = match &self.tls {
+        Ok(builder.body(Full::new(body))?)
+    }
+
+    /// An HTTP/1 connection over `tcp`, over TLS for an https client.
+    async fn connect_on(&self, tcp: TcpStream) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let _ = tcp.set_nodelay(true);
+        let sender = match &self.tls {
             None => {
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
                 tokio::spawn(conn);
-                sender.send_request(request).await?
+                sender
             }
             Some(config) => {
                 let name = ServerName::try_from("node.adi")?;
                 let stream = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await?;
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
                 tokio::spawn(conn);
-                sender.send_request(request).await?
+                sender
             }
         };
-        Ok(response)
+        Ok(sender)
     }
 
     /// Sends a GET whose answer is a long-lived stream of lines, such as the event stream, and
@@ -338,7 +428,8 @@ impl Client {
     /// stream lasts as long as the node keeps it, though a minute of silence counts as a dropped
     /// connection. A non-2xx answer is an [`ApiFailure`].
     pub async fn stream_lines(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<LineStream> {
-        let response = tokio::time::timeout(
+        // The stream holds its connection for as long as it lasts: it is not kept for another.
+        let (response, _connection) = tokio::time::timeout(
             Duration::from_millis(self.limits.request_timeout_ms),
             self.send(Method::GET, path, headers, None),
         )
@@ -489,6 +580,82 @@ impl LineSplitter {
 #[cfg(test)]
 mod tests {
     use super::LineSplitter;
+
+    /// A server of `{}` answers on loopback that counts the connections it accepted; with
+    /// `close`, it closes each connection after its first answer, as a node does with one idle
+    /// past its header timeout.
+    async fn counting_server(close: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = tcp.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // Every request here is a GET without a body: one per blank line.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer =
+                                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                            if tcp.write_all(answer).await.is_err() || close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn requests_one_after_another_reuse_one_connection() {
+        let (url, accepted) = counting_server(false).await;
+        let client = super::Client::new(&url, None, None).unwrap();
+        for _ in 0..5 {
+            let (status, _) = client.request(hyper::Method::GET, "/healthz", None).await.unwrap();
+            assert_eq!(status, 200);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // With none kept, each request connects anew.
+        let (url, accepted) = counting_server(false).await;
+        let mut client = super::Client::new(&url, None, None).unwrap();
+        client.limits.idle_connections_max = 0;
+        for _ in 0..5 {
+            client.request(hyper::Method::GET, "/healthz", None).await.unwrap();
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+        // One kept past `idle_connection_ms` is not used again.
+        let (url, accepted) = counting_server(false).await;
+        let mut client = super::Client::new(&url, None, None).unwrap();
+        client.limits.idle_connection_ms = 50;
+        client.request(hyper::Method::GET, "/healthz", None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        client.request(hyper::Method::GET, "/healthz", None).await.unwrap();
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_node_closed_is_replaced_and_the_request_goes_through() {
+        let (url, accepted) = counting_server(true).await;
+        let client = super::Client::new(&url, None, None).unwrap();
+        for i in 0..5 {
+            let (status, value) = client.request(hyper::Method::GET, "/healthz", None).await.unwrap();
+            assert_eq!((status, value), (hyper::StatusCode::OK, serde_json::json!({})), "request {i}");
+            // Let the close reach the client before the next request, as an idle close would.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
 
     #[test]
     fn the_next_page_is_the_link_whose_rel_is_next_and_a_path_of_the_api() {
