@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// of how the costs grow with the network.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(2..=40))]
     scaling: Option<Vec<u64>>,
+    /// Connect anew for every API request, as the client did before it kept its connections: to
+    /// measure what keeping them saves.
+    #[arg(long)]
+    fresh_connections: bool,
     /// Messages queued during the partition (default 10,000; 1,000 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     backlog: Option<u64>,
@@ -93,6 +97,8 @@ pub struct Settings {
     pub workloads: Vec<String>,
     /// `sqlite`, or `postgres` with `--store`.
     pub store: String,
+    /// A connection for every API request (`--fresh-connections`).
+    pub fresh_connections: bool,
 }
 
 impl Settings {
@@ -124,6 +130,7 @@ impl Settings {
             seconds: pick(args.seconds, 10, 2),
             backlog: pick(args.backlog, 10_000, 1_000) as usize,
             max_messages: args.max_messages.unwrap_or(200_000) as usize,
+            fresh_connections: args.fresh_connections,
             workloads,
             store: match &args.store {
                 None => "sqlite".into(),
@@ -365,7 +372,8 @@ async fn measure(args: &BenchArgs, settings: Settings, state: Option<PathBuf>) -
     })?;
     let logs = state.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let mut nodes = demo.members.iter().map(|m| BenchNode::new(m, &logs)).collect::<anyhow::Result<Vec<_>>>()?;
+    let fresh = settings.fresh_connections;
+    let mut nodes = demo.members.iter().map(|m| BenchNode::new(m, &logs, fresh)).collect::<anyhow::Result<Vec<_>>>()?;
 
     // The partition pair (the third and fourth members) reach each other through relays.
     let (p, q) = (2, 3);

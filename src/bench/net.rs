@@ -36,12 +36,20 @@ impl Drop for BenchNode {
 }
 
 impl BenchNode {
-    pub fn new(m: &adi_node::setup::DemoMember, logs: &Path) -> anyhow::Result<BenchNode> {
+    /// `fresh`: a connection for every API request instead of keeping them.
+    pub fn new(m: &adi_node::setup::DemoMember, logs: &Path, fresh: bool) -> anyhow::Result<BenchNode> {
         let config = PathBuf::from(&m.config);
         let dir = config.parent().ok_or_else(|| anyhow!("{} has no folder", m.config))?.to_path_buf();
         Ok(BenchNode {
             code: m.code.clone(),
-            client: Client::new(&m.api_url, Some(m.token.clone()), None)?,
+            client: {
+                let client = Client::new(&m.api_url, Some(m.token.clone()), None)?;
+                if fresh {
+                    client.keeping_connections(0)
+                } else {
+                    client
+                }
+            },
             config,
             dir,
             log: logs.join(format!("{}.log", m.code)),

@@ -151,6 +151,13 @@ impl Client {
         })
     }
 
+    /// The same client, keeping at most `max` connections between requests (0: a connection for
+    /// every request).
+    pub fn keeping_connections(mut self, max: usize) -> Client {
+        self.limits.idle_connections_max = max;
+        self
+    }
+
     /// The same client, reading answers up to `bundle_bytes_max`: for an export.
     pub fn reading_bundles(mut self) -> Client {
         self.limits.response_bytes_max = self.limits.bundle_bytes_max;
