@@ -103,15 +103,52 @@ impl std::fmt::Display for PreviewError {
     }
 }
 
-/// The node's drawing program, if any, and the turns it gives out.
+#[cfg(test)]
+mod tests {
+    use super::Previews;
+    use adi_wire::EnvelopeHash;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_last_document_is_kept_for_its_own_message_and_file_only() {
+        let p = Previews::new(None, 1);
+        let (m, n) = (EnvelopeHash([1; 32]), EnvelopeHash([2; 32]));
+        assert!(p.last_document(&m, &[7; 32]).is_none());
+        p.keep_document(m, [7; 32], Arc::new(b"first".to_vec()));
+        assert_eq!(p.last_document(&m, &[7; 32]).as_deref().map(Vec::as_slice), Some(&b"first"[..]));
+        assert!(p.last_document(&m, &[8; 32]).is_none(), "another file of the message");
+        assert!(p.last_document(&n, &[7; 32]).is_none(), "the same file of another message");
+        p.keep_document(n, [7; 32], Arc::new(b"second".to_vec()));
+        assert!(p.last_document(&m, &[7; 32]).is_none(), "only the last is kept");
+    }
+}
+
+/// The node's drawing program, if any, the turns it gives out, and the last document drawn.
 pub struct Previews {
     previewer: Option<Previewer>,
     turns: Semaphore,
+    /// The last document put together to be drawn (its message and SHA-256): a preview asks for
+    /// its pages one after another, and each would otherwise read and open every chunk again.
+    last: std::sync::Mutex<Option<KeptDocument>>,
 }
+
+/// A document kept for the next pages of its preview: its message, its SHA-256 and its bytes.
+type KeptDocument = (adi_wire::EnvelopeHash, [u8; 32], std::sync::Arc<Vec<u8>>);
 
 impl Previews {
     pub fn new(previewer: Option<Previewer>, concurrency_max: usize) -> Previews {
-        Previews { previewer, turns: Semaphore::new(concurrency_max.max(1)) }
+        Previews { previewer, turns: Semaphore::new(concurrency_max.max(1)), last: std::sync::Mutex::new(None) }
+    }
+
+    /// The document last kept, if it is file `file` of `message`.
+    pub fn last_document(&self, message: &adi_wire::EnvelopeHash, file: &[u8; 32]) -> Option<std::sync::Arc<Vec<u8>>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|(m, f, _)| m == message && f == file).map(|(_, _, bytes)| bytes.clone())
+    }
+
+    /// Keeps a document put together, in place of the one kept before.
+    pub fn keep_document(&self, message: adi_wire::EnvelopeHash, file: [u8; 32], bytes: std::sync::Arc<Vec<u8>>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((message, file, bytes));
     }
 
     /// Whether this node draws previews at all.

@@ -239,7 +239,7 @@ fn named(node: &NodeState, id: &str, sha256: &str) -> Result<(EnvelopeHash, adi_
 }
 
 /// A PDF attached to a message, put together and checked, to be drawn.
-fn pdf_named(node: &NodeState, id: &str, sha256: &str) -> Result<Vec<u8>, ApiError> {
+fn pdf_named(node: &NodeState, id: &str, sha256: &str) -> Result<Arc<Vec<u8>>, ApiError> {
     let (message, attachment) = named(node, id, sha256)?;
     if attachment.media_type != "application/pdf" {
         return Err(ApiError::new(
@@ -251,7 +251,14 @@ fn pdf_named(node: &NodeState, id: &str, sha256: &str) -> Result<Vec<u8>, ApiErr
             ),
         ));
     }
-    crate::documents::put_together(node, &message, &attachment)
+    // The message is read again every time (a file pruned since is not drawn); the file itself
+    // is put together once for the pages of one preview.
+    if let Some(bytes) = node.previews.last_document(&message, &attachment.sha256) {
+        return Ok(bytes);
+    }
+    let bytes = Arc::new(crate::documents::put_together(node, &message, &attachment)?);
+    node.previews.keep_document(message, attachment.sha256, bytes.clone());
+    Ok(bytes)
 }
 
 /// What the drawing program is asked for `page` (0: count the pages), under the node's limits.
