@@ -103,26 +103,6 @@ impl std::fmt::Display for PreviewError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Previews;
-    use adi_wire::EnvelopeHash;
-    use std::sync::Arc;
-
-    #[test]
-    fn the_last_document_is_kept_for_its_own_message_and_file_only() {
-        let p = Previews::new(None, 1);
-        let (m, n) = (EnvelopeHash([1; 32]), EnvelopeHash([2; 32]));
-        assert!(p.last_document(&m, &[7; 32]).is_none());
-        p.keep_document(m, [7; 32], Arc::new(b"first".to_vec()));
-        assert_eq!(p.last_document(&m, &[7; 32]).as_deref().map(Vec::as_slice), Some(&b"first"[..]));
-        assert!(p.last_document(&m, &[8; 32]).is_none(), "another file of the message");
-        assert!(p.last_document(&n, &[7; 32]).is_none(), "the same file of another message");
-        p.keep_document(n, [7; 32], Arc::new(b"second".to_vec()));
-        assert!(p.last_document(&m, &[7; 32]).is_none(), "only the last is kept");
-    }
-}
-
 /// The node's drawing program, if any, the turns it gives out, and the last document drawn.
 pub struct Previews {
     previewer: Option<Previewer>,
@@ -231,5 +211,25 @@ impl Previews {
                 ask.memory_bytes_max, ask.seconds_max
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Previews;
+    use adi_wire::EnvelopeHash;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_last_document_is_kept_for_its_own_message_and_file_only() {
+        let p = Previews::new(None, 1);
+        let (m, n) = (EnvelopeHash([1; 32]), EnvelopeHash([2; 32]));
+        assert!(p.last_document(&m, &[7; 32]).is_none());
+        p.keep_document(m, [7; 32], Arc::new(b"first".to_vec()));
+        assert_eq!(p.last_document(&m, &[7; 32]).as_deref().map(Vec::as_slice), Some(&b"first"[..]));
+        assert!(p.last_document(&m, &[8; 32]).is_none(), "another file of the message");
+        assert!(p.last_document(&n, &[7; 32]).is_none(), "the same file of another message");
+        p.keep_document(n, [7; 32], Arc::new(b"second".to_vec()));
+        assert!(p.last_document(&m, &[7; 32]).is_none(), "only the last is kept");
     }
 }
