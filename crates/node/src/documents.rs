@@ -52,16 +52,33 @@ pub(crate) fn put_together(
     Ok(bytes)
 }
 
+/// A file that a record taken from a peer may have made whole.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Touched {
+    message: EnvelopeHash,
+    file: [u8; 32],
+    sender: adi_core::MemberCode,
+    /// For a chunk: its place and its envelope. None for the message that names the file.
+    chunk: Option<(u64, EnvelopeHash)>,
+}
+
 /// The files that records taken from a peer may have made whole: each chunk's, and each file a
 /// message names (its chunks may have come first), with the member who sent it.
-pub(crate) fn files_touched(records: &[adi_core::Record]) -> Vec<(EnvelopeHash, [u8; 32], adi_core::MemberCode)> {
+pub(crate) fn files_touched(records: &[adi_core::Record]) -> Vec<Touched> {
     let mut files: Vec<_> = records
         .iter()
         .flat_map(|r| match &r.content {
-            adi_core::Content::Chunk(c) => vec![(c.message, c.file, r.sender.clone())],
-            adi_core::Content::Message(m) => {
-                m.attachments.iter().map(|a| (r.envelope.hash(), a.sha256, r.sender.clone())).collect()
-            }
+            adi_core::Content::Chunk(c) => vec![Touched {
+                message: c.message,
+                file: c.file,
+                sender: r.sender.clone(),
+                chunk: Some((c.index, r.envelope.hash())),
+            }],
+            adi_core::Content::Message(m) => m
+                .attachments
+                .iter()
+                .map(|a| Touched { message: r.envelope.hash(), file: a.sha256, sender: r.sender.clone(), chunk: None })
+                .collect(),
             _ => Vec::new(),
         })
         .collect();
@@ -74,12 +91,23 @@ pub(crate) fn files_touched(records: &[adi_core::Record]) -> Vec<(EnvelopeHash, 
 /// but which is not the file its message signed raises a `misconduct` alarm naming its sender
 /// (an honest node cannot send one). A file still arriving, or whose message has not arrived,
 /// is judged when the rest comes.
-pub(crate) async fn judge_files(node: Arc<NodeState>, files: Vec<(EnvelopeHash, [u8; 32], adi_core::MemberCode)>) {
-    for (message, file, sender) in files {
+///
+/// A chunk judges its file only when it is the one kept for a place the file has (the first for
+/// that place): so a file is put together at most twice, when its message and when its last
+/// place arrive, and chunks past its count or sent again for a place held cost no more than a
+/// lookup, whatever a peer sends.
+pub(crate) async fn judge_files(node: Arc<NodeState>, files: Vec<Touched>) {
+    for Touched { message, file, sender, chunk } in files {
         let Ok(Some(row)) = node.store.message(&message) else { continue };
         let Some(attachment) = row.attachments.iter().find(|a| a.sha256 == file) else { continue };
         if row.sender != sender {
             continue;
+        }
+        if let Some((index, hash)) = chunk {
+            let Ok(kept) = node.store.chunks(&message, &file) else { continue };
+            if index >= attachment.chunks || !kept.iter().any(|(i, h)| *i == index && *h == hash) {
+                continue;
+            }
         }
         let why = match put_together(&node, &message, attachment) {
             Err(e) if e.code == "corrupt" => e.message,

@@ -353,7 +353,7 @@ pub(crate) fn take(
     if let Some(f) = node.storage_failure() {
         return Err(storage_refusal(&f.fault));
     }
-    let files: Vec<(adi_wire::EnvelopeHash, [u8; 32], MemberCode)>;
+    let files: Vec<crate::documents::Touched>;
     let (received, peers, pending) = {
         let mut engine = node.engine();
         let received = match engine.receive(node.store.as_ref(), peer, envelopes, now_ms()) {

@@ -533,6 +533,23 @@ async fn a_file_whose_chunks_are_not_what_its_message_signed_raises_an_alarm() {
         let (status, v) = net.client(to).request(Method::GET, &path, None).await.unwrap();
         assert_eq!((status, v["error"].as_str()), (StatusCode::CONFLICT, Some("corrupt")), "{to}: {v}");
     }
+    // More chunks of the judged file, again for its place and past its count, make no more work:
+    // the file is not put together again (the alarm would count a repeat if it were).
+    for index in [0, 0, 5, 9] {
+        let payload = PayloadV1::Chunk {
+            v: 1,
+            message: id.to_string(),
+            file: sha.clone(),
+            index,
+            data: base64::engine::general_purpose::STANDARD.encode(&sent),
+        };
+        let again = cn.seal(line_id, payload, None);
+        let verdict = cn.deliver(&net, "PH", &again).await;
+        assert!(matches!(verdict, Verdict::Accepted), "{verdict:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alarms = misconduct(&net, "PH", "CN").await;
+    assert_eq!((alarms.len(), &alarms[0]["repeats"]), (1, &json!(0)), "{alarms:?}");
     // An honest file raises nothing: PH sends one on the line, and VN holds it, whole.
     let ph = net.client("PH");
     let (status, _, up) = ph
