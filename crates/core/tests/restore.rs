@@ -194,3 +194,27 @@ fn keys_of_an_epoch_no_commit_here_reached_are_reported_and_spent_once_it_is() {
     again.receive(30, &code("PH"), &ph_after[2]).unwrap();
     assert!(again.end_catch_up().is_empty());
 }
+
+#[test]
+fn what_a_catch_up_fetches_is_not_bounded_as_a_peers_traffic_of_the_day() {
+    let World { backup, ph_after, mut ph, .. } = world();
+    let bounded = || {
+        let mut c = config("CN", WORLD[2].2);
+        c.limits.peer_bytes_per_day_max = 1;
+        c
+    };
+    let over = |r: &Result<Vec<Record>, adi_core::Refusal>| matches!(r, Err(refusal) if refusal.code == adi_wire::batch::RefusalCode::OverQuota && refusal.retry);
+    // The control: live, PH's envelopes are past the bound and deferred.
+    let mut live = Hotline::new(bounded(), backup.clone(), 100).unwrap();
+    assert!(over(&live.receive(30, &code("PH"), &ph_after[0])));
+    // Caught up, they are taken, and not counted: the bound applies again after.
+    let mut cn = Hotline::new(bounded(), backup.clone(), 100).unwrap();
+    cn.begin_catch_up();
+    for b in &ph_after {
+        assert!(!over(&cn.receive(30, &code("PH"), b)), "a fetched envelope was bounded");
+    }
+    assert_eq!(cn.epoch(&LINE), Some(2), "PH's key update was taken");
+    cn.end_catch_up();
+    let m3 = ph.send(33, LINE, draft("later"), None).unwrap();
+    assert!(over(&cn.receive(34, &code("PH"), m3.envelope.bytes())));
+}

@@ -158,11 +158,20 @@ impl Hotline {
         self.caught_up.get(message).is_some_and(|kinds| kinds.iter().any(|k| kind(*k)))
     }
 
+    /// Begins a restored store's catch-up: until [`Hotline::end_catch_up`], envelopes taken from
+    /// peers are not bounded by `peer_bytes_per_day_max` nor counted in it (they are what this
+    /// node fetched, sent before; a week's backlog would otherwise outrun a day's share and the
+    /// node could not start).
+    pub fn begin_catch_up(&mut self) {
+        self.catching_up = true;
+    }
+
     /// Ends a catch-up: forgets the answers taken back, and returns the keys still to spend, by
     /// line and epoch, for epochs no commit read here has reached (the catch-up is then
     /// incomplete: a commit is missing).
     pub fn end_catch_up(&mut self) -> Vec<(LineId, u64, u64)> {
         self.caught_up.clear();
+        self.catching_up = false;
         let mut left: Vec<(LineId, u64, u64)> = self.skips.iter().map(|((l, e), n)| (*l, *e, *n)).collect();
         left.sort();
         left

@@ -304,6 +304,9 @@ pub struct Hotline {
     /// Per peer: the bytes of envelopes taken from it, by the hour they arrived in, for the last
     /// day (`peer_bytes_per_day_max`).
     received: HashMap<MemberCode, VecDeque<(u64, u64)>>,
+    /// While a restored store catches up ([`Hotline::begin_catch_up`]): what it fetches from its
+    /// peers was sent before, and is neither bounded nor counted as a peer's traffic of the day.
+    catching_up: bool,
     /// Keys of this member's own application ratchet to spend, by line and epoch, before it
     /// encrypts there: what envelopes taken back used.
     skips: HashMap<(LineId, u64), u64>,
@@ -378,6 +381,7 @@ impl Hotline {
         }
         let mut h = Hotline {
             received,
+            catching_up: false,
             mls,
             heard,
             known,

@@ -16,7 +16,7 @@ impl Hotline {
     ///
     /// A peer that has had `peer_bytes_per_day_max` of envelopes taken in the last day has the
     /// rest deferred, before anything of them is read (nothing is spent: its node sends them
-    /// again later), and a `quota` alarm names it.
+    /// again later), and a `quota` alarm names it; except during a restored store's catch-up.
     pub fn receive(&mut self, now_ms: u64, peer: &MemberCode, bytes: &[u8]) -> Result<Vec<Record>, Refusal> {
         let hour = now_ms - now_ms % HOUR_MS;
         let taken = self.received.get_mut(peer).map_or(0, |hours| {
@@ -26,7 +26,7 @@ impl Hotline {
             hours.iter().map(|(_, b)| b).sum::<u64>()
         });
         let most = self.config.limits.peer_bytes_per_day_max;
-        if taken.saturating_add(bytes.len() as u64) > most {
+        if !self.catching_up && taken.saturating_add(bytes.len() as u64) > most {
             let detail = format!("{peer} sent {taken} bytes of envelopes here in a day, its most");
             return Err(Refusal {
                 alarm: Some(Box::new(AlarmChange::quota(peer, now_ms, detail))),
@@ -37,6 +37,9 @@ impl Hotline {
             });
         }
         let records = self.receive_within_quota(now_ms, peer, bytes)?;
+        if self.catching_up {
+            return Ok(records);
+        }
         let hours = self.received.entry(peer.clone()).or_default();
         match hours.back_mut() {
             Some((h, b)) if *h == hour => *b = b.saturating_add(bytes.len() as u64),

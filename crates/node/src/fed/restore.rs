@@ -422,6 +422,7 @@ async fn take_from(
 pub async fn check(node: &Arc<NodeState>, within: Duration) -> anyhow::Result<()> {
     // Keys of own envelopes taken back at an epoch not reached yet, by a catch-up that stopped.
     let me = node.member.clone();
+    node.engine().core_mut().begin_catch_up();
     for (line, epoch, n) in node.store.application_epochs(me.as_str())? {
         node.engine().core_mut().plan_skip(line, epoch, n);
     }
